@@ -1,0 +1,67 @@
+// arch/x86_64/context.h — saved execution context of a G or g0, and the
+// switch primitive.
+//
+// A Context is two words: the saved stack pointer (everything else lives in
+// a frame on the stack itself, see context.S) and the FS base (the TCB of the
+// glibc thread this context runs as). The switch loads the target's FS base
+// only when it differs from the one being left, with wrfsbase when the CPU and
+// kernel allow it (AT_HWCAP2 & HWCAP2_FSGSBASE) and arch_prctl otherwise.
+//
+// mnp_ctx_switch(from, to, fn, arg) saves the current context into *from,
+// switches to *to and, if fn is non-null, calls fn(arg) on the target's stack
+// with the target's FS base *before* the target resumes. This "on top" call is
+// how a G publishes itself (on a run queue, in a wait list) only after its
+// registers are saved: publishing earlier would let another M resume it on a
+// stack we are still using.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+namespace mnp {
+
+struct Context {
+  uintptr_t sp = 0;  // saved stack pointer; 16-byte aligned (frame below)
+  uintptr_t fs = 0;  // FS base (glibc TCB) this context runs with
+};
+
+// Offsets used by context.S; checked below.
+#define MNP_CTX_SP 0
+#define MNP_CTX_FS 8
+// Size of the frame mnp_ctx_switch leaves at Context::sp:
+// fpu control words (8) + r15 r14 r13 r12 rbx rbp (48) + return address (8).
+#define MNP_CTX_FRAME 64
+
+static_assert(offsetof(Context, sp) == MNP_CTX_SP);
+static_assert(offsetof(Context, fs) == MNP_CTX_FS);
+
+using CtxFn = void (*)(void*);
+
+extern "C" {
+// Nonzero when wrfsbase may be used (set once by arch_init()).
+extern int mnp_arch_use_wrfsbase;
+void mnp_ctx_switch(Context* from, const Context* to, CtxFn fn, void* arg);
+// First instruction run by a fresh context: calls r13(r12) and never returns.
+void mnp_ctx_entry();
+}
+
+// Detects FSGSBASE support; call once before any switch.
+void arch_init();
+
+// Prepares ctx so that switching to it runs entry(arg) on the stack whose
+// highest usable address is stack_top, with FS base fs. The floating-point
+// control state (MXCSR, x87 control word) is copied from the caller, as a new
+// kernel thread inherits it.
+void ctx_make(Context* ctx, void* stack_top, uintptr_t fs, void (*entry)(void*), void* arg);
+
+// Current FS base (the running thread's TCB).
+inline uintptr_t arch_get_fs() {
+  uintptr_t v;
+  asm volatile("mov %%fs:0, %0" : "=r"(v));  // tcbhead_t::tcb is the TCB itself
+  return v;
+}
+
+// Writes FS base directly (used only outside of any G, e.g. in handlers).
+void arch_set_fs(uintptr_t fs);
+
+}  // namespace mnp

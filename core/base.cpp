@@ -1,0 +1,53 @@
+// core/base.cpp — fatal error path and raw output.
+#include "core/base.h"
+
+#include <time.h>
+#include <unistd.h>
+
+#include <cstring>
+
+namespace mnp {
+
+void dump_sched_state_for_fatal();  // core/sched.cpp; best effort, no locks
+
+char* fmt_str(char* p, char* end, const char* s) {
+  while (*s && p < end) *p++ = *s++;
+  return p;
+}
+
+char* fmt_u64(char* p, char* end, uint64_t v) {
+  char tmp[24];
+  int n = 0;
+  do { tmp[n++] = static_cast<char>('0' + v % 10); v /= 10; } while (v);
+  while (n && p < end) *p++ = tmp[--n];
+  return p;
+}
+
+void raw_print(const char* msg) {
+  char buf[512];
+  char* end = buf + sizeof buf - 1;
+  char* p = fmt_str(buf, end, "mnpthread: ");
+  p = fmt_str(p, end, msg);
+  if (p == buf || p[-1] != '\n') *p++ = '\n';
+  raw_syscall(SYS_write, 2, reinterpret_cast<long>(buf), p - buf);
+}
+
+[[noreturn]] void fatal(const char* msg) {
+  char buf[512];
+  char* end = buf + sizeof buf - 1;
+  char* p = fmt_str(buf, end, "mnpthread: fatal error: ");
+  p = fmt_str(p, end, msg);
+  *p++ = '\n';
+  raw_syscall(SYS_write, 2, reinterpret_cast<long>(buf), p - buf);
+  static int dumping = 0;  // constinit; second fatal while dumping skips it
+  if (__atomic_exchange_n(&dumping, 1, __ATOMIC_ACQ_REL) == 0) dump_sched_state_for_fatal();
+  __builtin_trap();
+}
+
+int64_t nanotime() {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+}  // namespace mnp

@@ -1,0 +1,63 @@
+// core/base.h — what every core file needs: fatal(), CHECK/DCHECK, raw
+// syscalls and never-allocating output.
+//
+// Runtime code runs on a G's TLS more often than not (park, ready, wake-ups
+// happen on the caller's stack), so it must never touch errno: every syscall
+// the runtime makes goes through raw_syscall*, which returns -errno instead
+// of setting it. fatal() and raw_print() use only write(2).
+#pragma once
+
+#include <sys/syscall.h>
+
+#include <cstddef>
+#include <cstdint>
+
+#define MNP_LIKELY(x) __builtin_expect(!!(x), 1)
+#define MNP_UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define MNP_NOINLINE __attribute__((noinline))
+#define MNP_HIDDEN __attribute__((visibility("hidden")))
+#define MNP_EXPORT __attribute__((visibility("default")))
+
+namespace mnp {
+
+[[noreturn]] void fatal(const char* msg);
+// Writes msg to stderr with a "mnpthread: " prefix; no allocation, no locks.
+void raw_print(const char* msg);
+// Appends decimal/hex representations to a caller buffer; returns new end.
+char* fmt_u64(char* p, char* end, uint64_t v);
+char* fmt_str(char* p, char* end, const char* s);
+
+#define MNP_STR2(x) #x
+#define MNP_STR(x) MNP_STR2(x)
+#define CHECK(cond) \
+  do { if (MNP_UNLIKELY(!(cond))) ::mnp::fatal("check failed: " #cond " at " __FILE__ ":" MNP_STR(__LINE__)); } while (0)
+#ifdef MNP_DEBUG_CHECKS
+#define DCHECK(cond) CHECK(cond)
+#else
+#define DCHECK(cond) do { (void)sizeof(cond); } while (0)
+#endif
+
+inline long raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+  long ret;
+  register long r10 asm("r10") = d;
+  register long r8 asm("r8") = e;
+  register long r9 asm("r9") = f;
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+               : "rcx", "r11", "memory");
+  return ret;
+}
+inline long raw_syscall(long n, long a = 0, long b = 0, long c = 0, long d = 0) {
+  return raw_syscall6(n, a, b, c, d, 0, 0);
+}
+
+inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
+
+inline void cpu_relax() { __builtin_ia32_pause(); }
+
+// Monotonic nanoseconds via the vDSO-backed clock_gettime (does not touch errno
+// on success, and CLOCK_MONOTONIC cannot fail).
+int64_t nanotime();
+
+}  // namespace mnp

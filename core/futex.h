@@ -1,0 +1,79 @@
+// core/futex.h — raw private futex calls and the two kernel-blocking
+// primitives built on them: Lock (a three-state mutex for runtime-internal
+// state held for short, bounded sections) and Note (a one-shot wake-up an M
+// sleeps on when it has nothing to run).
+//
+// These block the kernel thread. They are for Ms (scheduler code) and for
+// callers that are not Gs; G code waits with park() instead.
+#pragma once
+
+#include <linux/futex.h>
+
+#include <atomic>
+
+#include "core/base.h"
+
+namespace mnp {
+
+// Returns 0, or -errno (EAGAIN when *addr != val, ETIMEDOUT, EINTR).
+inline long futex_wait(std::atomic<uint32_t>* addr, uint32_t val, const struct timespec* rel = nullptr) {
+  return raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAIT_PRIVATE, val,
+                      reinterpret_cast<long>(rel), 0, 0);
+}
+inline long futex_wake(std::atomic<uint32_t>* addr, int n) {
+  return raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_PRIVATE, n, 0, 0, 0);
+}
+
+// Lock word: 0 unlocked, 1 locked, 2 locked with (possible) sleepers.
+class Lock {
+ public:
+  constexpr Lock() = default;
+  void lock() {
+    uint32_t c = 0;
+    if (MNP_LIKELY(word_.compare_exchange_strong(c, 1, std::memory_order_acquire))) return;
+    lock_slow();
+  }
+  bool try_lock() {
+    uint32_t c = 0;
+    return word_.compare_exchange_strong(c, 1, std::memory_order_acquire);
+  }
+  void unlock() {
+    if (MNP_UNLIKELY(word_.exchange(0, std::memory_order_release) == 2)) futex_wake(&word_, 1);
+  }
+
+ private:
+  void lock_slow();
+  std::atomic<uint32_t> word_{0};
+};
+
+class LockGuard {
+ public:
+  explicit LockGuard(Lock& l) : l_(l) { l_.lock(); }
+  ~LockGuard() { l_.unlock(); }
+  LockGuard(const LockGuard&) = delete;
+  LockGuard& operator=(const LockGuard&) = delete;
+
+ private:
+  Lock& l_;
+};
+
+// One sleeper, one waker. clear() before reuse; wakeup() at most once per clear.
+class Note {
+ public:
+  void clear() { key_.store(0, std::memory_order_relaxed); }
+  void wakeup() {
+    if (key_.exchange(1, std::memory_order_release) != 0) fatal("Note::wakeup: double wakeup");
+    futex_wake(&key_, 1);
+  }
+  void sleep() {
+    while (key_.load(std::memory_order_acquire) == 0) futex_wait(&key_, 0);
+  }
+  // Sleeps at most ns nanoseconds; returns true if woken.
+  bool sleep_for(int64_t ns);
+  bool is_set() const { return key_.load(std::memory_order_acquire) != 0; }
+
+ private:
+  std::atomic<uint32_t> key_{0};
+};
+
+}  // namespace mnp

@@ -1,0 +1,210 @@
+// core/gmem.cpp — G memory and the handle table. See gmem.h.
+#include "core/gmem.h"
+
+#include <linux/mman.h>
+#include <sys/mman.h>
+
+#include <atomic>
+#include <cerrno>
+#include <new>
+
+#include "core/base.h"
+#include "core/futex.h"
+#include "core/tcb.h"
+
+namespace mnp {
+namespace {
+
+constexpr size_t kPage = 4096;
+constexpr uintptr_t kEmpty = 0, kTomb = 1, kNativeTag = 2;
+
+size_t round_up(size_t v, size_t a) { return (v + a - 1) & ~(a - 1); }
+
+constinit ptrdiff_t g_tls_g_off = 0;  // TP-relative offset of tls_g
+constinit std::atomic<uint32_t> g_tid_gen{0};
+constinit bool g_map_limit_reported = false;
+
+// ---- handle table ----------------------------------------------------------
+// Open addressing over TCB addresses (64-byte aligned, so bit 1 tags native
+// threads). Readers are lock-free: they load the current table and probe.
+// Writers hold g_table_lock; a growing table is copied and published, the old
+// one is kept (readers may still be probing it; tables only double).
+struct Table {
+  size_t cap;  // power of two
+  std::atomic<uintptr_t> keys[1];
+};
+constinit Lock g_table_lock;
+constinit std::atomic<Table*> g_table{nullptr};
+constinit size_t g_used = 0;  // live + tombstones (lock)
+constinit size_t g_live = 0;
+
+size_t hash_key(uintptr_t k) { return static_cast<size_t>((k >> 6) * 0x9E3779B97F4A7C15ULL >> 17); }
+
+Table* table_new(size_t cap) {
+  size_t bytes = sizeof(Table) + (cap - 1) * sizeof(std::atomic<uintptr_t>);
+  long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (r < 0 && r > -4096) fatal("cannot allocate the handle table");
+  auto* t = reinterpret_cast<Table*>(r);
+  t->cap = cap;
+  return t;  // anonymous memory is zero: all slots kEmpty
+}
+
+void table_insert_locked(Table* t, uintptr_t key) {
+  size_t mask = t->cap - 1;
+  for (size_t i = hash_key(key & ~uintptr_t{63}) & mask;; i = (i + 1) & mask) {
+    uintptr_t k = t->keys[i].load(std::memory_order_relaxed);
+    if (k == kEmpty || k == kTomb) {
+      t->keys[i].store(key, std::memory_order_release);
+      return;
+    }
+  }
+}
+
+void table_add(uintptr_t key) {
+  LockGuard lk(g_table_lock);
+  Table* t = g_table.load(std::memory_order_relaxed);
+  if (!t || (g_used + 1) * 2 > t->cap) {
+    size_t cap = t ? t->cap : 1024;
+    while ((g_live + 1) * 4 > cap) cap *= 2;
+    Table* nt = table_new(cap);
+    if (t)
+      for (size_t i = 0; i < t->cap; i++) {
+        uintptr_t k = t->keys[i].load(std::memory_order_relaxed);
+        if (k != kEmpty && k != kTomb) table_insert_locked(nt, k);
+      }
+    g_used = g_live;
+    g_table.store(nt, std::memory_order_release);
+    t = nt;
+  }
+  table_insert_locked(t, key);
+  g_used++;
+  g_live++;
+}
+
+void table_remove(uintptr_t key) {
+  LockGuard lk(g_table_lock);
+  Table* t = g_table.load(std::memory_order_relaxed);
+  if (!t) return;
+  size_t mask = t->cap - 1;
+  for (size_t i = hash_key(key & ~uintptr_t{63}) & mask;; i = (i + 1) & mask) {
+    uintptr_t k = t->keys[i].load(std::memory_order_relaxed);
+    if (k == kEmpty) return;
+    if (k == key) {
+      t->keys[i].store(kTomb, std::memory_order_release);
+      g_live--;
+      return;
+    }
+  }
+}
+
+bool table_contains(uintptr_t key) {
+  Table* t = g_table.load(std::memory_order_acquire);
+  if (!t) return false;
+  size_t mask = t->cap - 1;
+  for (size_t i = hash_key(key & ~uintptr_t{63}) & mask, n = 0; n < t->cap; i = (i + 1) & mask, n++) {
+    uintptr_t k = t->keys[i].load(std::memory_order_acquire);
+    if (k == kEmpty) return false;
+    if (k == key) return true;
+  }
+  return false;
+}
+
+constinit G* g_main = nullptr;
+
+}  // namespace
+
+void gmem_set_tls_g_at(void* tcb, G* g) {
+  if (!g_tls_g_off) g_tls_g_off = reinterpret_cast<char*>(&tls_g) - reinterpret_cast<char*>(arch_get_fs());
+  *reinterpret_cast<G**>(static_cast<char*>(tcb) + g_tls_g_off) = g;
+}
+
+void gmem_set_tls_g(G* gp) { gmem_set_tls_g_at(gp->tcb, gp); }
+
+G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack) {
+  if (!g_tls_g_off) g_tls_g_off = reinterpret_cast<char*>(&tls_g) - reinterpret_cast<char*>(arch_get_fs());
+  const TlsLayout& tl = tls_layout();
+  size_t top_area = round_up(sizeof(G) + tl.static_size + tl.static_align, 64);
+  uintptr_t base, end;
+  size_t map_size = 0;
+  if (user_stack) {
+    base = reinterpret_cast<uintptr_t>(user_stack);
+    end = base + stack_size;
+    guard = 0;
+    if (stack_size < top_area + 2 * kPage) return nullptr;
+  } else {
+    stack_size = round_up(stack_size, kPage);
+    guard = round_up(guard, kPage);
+    map_size = guard + stack_size + round_up(top_area, kPage);
+    long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(map_size), PROT_READ | PROT_WRITE,
+                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+    if (r < 0 && r > -4096) return nullptr;
+    base = static_cast<uintptr_t>(r);
+    end = base + map_size;
+    if (guard && raw_syscall(SYS_mprotect, static_cast<long>(base), static_cast<long>(guard), PROT_NONE) != 0) {
+      raw_syscall(SYS_munmap, static_cast<long>(base), static_cast<long>(map_size));
+      if (!__atomic_exchange_n(&g_map_limit_reported, true, __ATOMIC_RELAXED))
+        raw_print("cannot map another thread stack: the kernel's vm.max_map_count limit is reached "
+                  "(each thread needs 2 mappings); pthread_create returns EAGAIN");
+      return nullptr;
+    }
+  }
+  uintptr_t tcb_addr = (end - sizeof(G) - tcbo::kSize) & ~(uintptr_t{tl.static_align} - 1);
+  void* tcb = reinterpret_cast<void*>(tcb_addr);
+  G* gp = new (reinterpret_cast<void*>(tcb_addr + tcbo::kSize)) G();
+  gp->tcb = tcb;
+  gp->map_base = user_stack ? nullptr : reinterpret_cast<void*>(base);
+  gp->map_size = map_size;
+  gp->user_stack = user_stack != nullptr;
+  gp->guard_size = guard;
+  gp->stack_lo = reinterpret_cast<void*>(base + guard);
+  gp->stack_size = end - (base + guard);
+  gp->fake_tid = kFakeTidBase + g_tid_gen.fetch_add(1, std::memory_order_relaxed) % (0x1fffffff);
+  if (!tcb_init_fresh(tcb, reinterpret_cast<void*>(base), end - base, guard, gp->fake_tid)) {
+    if (!user_stack) raw_syscall(SYS_munmap, static_cast<long>(base), static_cast<long>(map_size));
+    return nullptr;
+  }
+  table_add(tcb_addr);
+  return gp;
+}
+
+void gmem_free(G* gp) {
+  uintptr_t tcb = reinterpret_cast<uintptr_t>(gp->tcb);
+  table_remove(tcb);
+  tcb_release(gp->tcb);
+  if (gp->map_base) raw_syscall(SYS_munmap, reinterpret_cast<long>(gp->map_base), static_cast<long>(gp->map_size));
+}
+
+void* gmem_stack_top(G* gp) {
+  // Below the static TLS block, which sits below the TCB.
+  uintptr_t tls_lo = reinterpret_cast<uintptr_t>(gp->tcb) - (tls_layout().static_size - tcbo::kSize);
+  return reinterpret_cast<void*>((tls_lo - 64) & ~uintptr_t{63});
+}
+
+void gmem_register_main(G* mg) { g_main = mg; }
+
+int32_t gmem_global_cache_max() { return 1024; }
+
+void handle_register_native(uintptr_t h) { table_add(h | kNativeTag); }
+void handle_unregister_native(uintptr_t h) { table_remove(h | kNativeTag); }
+
+HandleKind handle_kind(uintptr_t h, G** out) {
+  *out = nullptr;
+  if (h == 0 || (h & 63) != 0) return HandleKind::kNone;
+  if (g_main && h == reinterpret_cast<uintptr_t>(g_main->tcb)) {
+    *out = g_main;
+    return HandleKind::kG;
+  }
+  if (table_contains(h)) {
+    *out = reinterpret_cast<G*>(h + tcbo::kSize);
+    return HandleKind::kG;
+  }
+  if (table_contains(h | kNativeTag)) return HandleKind::kNative;
+  return HandleKind::kNone;
+}
+
+G* g_from_handle(uintptr_t h) {
+  G* g;
+  return handle_kind(h, &g) == HandleKind::kG ? g : nullptr;
+}
+
+}  // namespace mnp

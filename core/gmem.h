@@ -1,0 +1,37 @@
+// core/gmem.h — memory of a G: one mapping holding guard page, stack, static
+// TLS, the glibc TCB and the G itself, and the table that turns a pthread_t
+// (the TCB address) back into a G.
+//
+// Layout, low to high addresses:
+//   [guard][stack ............][static TLS][struct pthread (TCB)][G]
+// The G sits right above the TCB, so a valid handle h maps to (G*)(h + 2368)
+// without a lookup; the table only answers "is h one of ours" so that a bad
+// handle gets ESRCH instead of a crash.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+
+#include "core/sched.h"
+
+namespace mnp {
+
+// user_stack non-null: the program's own stack of stack_size bytes (TLS, TCB
+// and G are carved from its top, as glibc does). Returns null (and prints one
+// line the first time the kernel's map limit is hit) on failure.
+G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack);
+void gmem_free(G* gp);
+void* gmem_stack_top(G* gp);
+void gmem_set_tls_g(G* gp);
+void gmem_set_tls_g_at(void* tcb, G* g);
+void gmem_register_main(G* mg);
+int32_t gmem_global_cache_max();
+
+enum class HandleKind { kNone, kG, kNative };
+// Threads created with the real pthread_create (before the runtime was up)
+// are remembered so their handles still work with the real functions.
+void handle_register_native(uintptr_t h);
+void handle_unregister_native(uintptr_t h);
+HandleKind handle_kind(uintptr_t h, G** out);
+
+}  // namespace mnp

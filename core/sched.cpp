@@ -1,0 +1,859 @@
+// core/sched.cpp — the G/M/P scheduler: run queues, park/ready, spinning
+// Ms, M sleep and wake-up.
+//
+// Design (after Go's proc.go; see ../shared/seeds for the original essay).
+//
+// An M runs its scheduler loop on g0: find a runnable G, switch to it; when
+// the G parks, yields or exits it switches back to g0 (or, when its own P has
+// another runnable G, directly to that G: one FS-base write instead of two).
+// Whatever a G publishes about itself (status Waiting, its place on a run
+// queue) is published by a callback that runs *after* its registers are saved
+// and on the next context's stack (mnp_ctx_switch's on-top call); publishing
+// earlier would let another M resume it on a stack still in use.
+//
+// Waking Ms. Rejected designs: (1) wake an M for every readied G — thundering
+// herd and a futex syscall per wake-up; (2) keep all Ms spinning — burns every
+// CPU while idle; (3) wake at most one M per P without spinning — lost
+// wake-ups when a P goes idle while a G is being readied. What we do, as Go
+// does: an M with nothing to run becomes "spinning" (counted in
+// Sched::nmspinning, at most half the busy Ps) and steals; readying a G wakes
+// an M only when there is an idle P and no spinning M. Protocol that rules out
+// lost wake-ups (all seq_cst):
+//   readier: publish G on a run queue;  then load nmspinning (and npidle)
+//   spinner about to sleep: put P on the idle list; decrement nmspinning;
+//            then re-check every run queue
+// Either the readier sees the spinner (which then sees the G on re-check) or
+// the spinner is gone and the readier wakes someone. The last spinning M that
+// finds work wakes another (resetspinning), so a burst of work fans out.
+//
+// Departing from Go: a spinning M keeps looking for up to kSpinNs before it
+// sleeps. Creating or waking a thread then usually finds the spinner already
+// running, and the futex wake-up (a syscall on the readier's critical path)
+// is paid once per spin period instead of once per readied G.
+#include "core/sched.h"
+
+#include <linux/mman.h>
+#include <sched.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+
+#include <pthread.h>
+#include <setjmp.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <new>
+#include <numeric>
+
+#include "core/base.h"
+#include "core/gmem.h"
+#include "core/tcb.h"
+
+namespace mnp {
+
+constinit Sched sched;
+constinit bool runtime_up = false;
+__thread G* tls_g = nullptr;
+
+namespace {
+
+constexpr int64_t kSpinNs = 50 * 1000;       // how long an idle M keeps looking
+constexpr int64_t kStealNextDelayNs = 3000;  // a victim's next must sit this long
+constexpr int32_t kPerPFreeMax = 64;
+
+constinit M m0_storage;
+constinit G main_g_storage;
+using OsThreadCreate = int (*)(void* (*)(void*), void*);
+constinit OsThreadCreate os_thread_create = nullptr;
+
+uint32_t fastrand(M* mp) {
+  // xorshift64*; per-M state, no sharing.
+  uint64_t x = mp->rand;
+  x ^= x >> 12;
+  x ^= x << 25;
+  x ^= x >> 27;
+  mp->rand = x;
+  return static_cast<uint32_t>((x * 0x2545F4914F6CDD1DULL) >> 32);
+}
+
+// ---- global run queue (Sched::lock) --------------------------------------
+
+void globrunq_put_locked(G* gp) {
+  gp->schedlink = nullptr;
+  if (sched.runq_tail) sched.runq_tail->schedlink = gp; else sched.runq_head = gp;
+  sched.runq_tail = gp;
+  sched.runq_size.fetch_add(1, std::memory_order_seq_cst);
+}
+
+void globrunq_put_batch_locked(G** batch, uint32_t n) {
+  for (uint32_t i = 0; i < n; i++) globrunq_put_locked(batch[i]);
+}
+
+G* globrunq_pop_locked() {
+  G* gp = sched.runq_head;
+  if (!gp) return nullptr;
+  sched.runq_head = gp->schedlink;
+  if (!sched.runq_head) sched.runq_tail = nullptr;
+  gp->schedlink = nullptr;
+  sched.runq_size.fetch_sub(1, std::memory_order_relaxed);
+  return gp;
+}
+
+// Takes a fair share of the global queue: one G to run, the rest onto pp.
+G* globrunq_get_locked(P* pp, int32_t max) {
+  int32_t size = sched.runq_size.load(std::memory_order_relaxed);
+  if (size == 0) return nullptr;
+  int32_t n = size / static_cast<int32_t>(sched.nprocs) + 1;
+  if (n > size) n = size;
+  if (max > 0 && n > max) n = max;
+  if (n > static_cast<int32_t>(kRunqSize / 2)) n = kRunqSize / 2;
+  G* gp = globrunq_pop_locked();
+  for (int32_t i = 1; i < n; i++) {
+    G* g2 = globrunq_pop_locked();
+    if (!runq_push_tail(&pp->runq, g2)) {  // cannot happen: we own pp and it had room
+      globrunq_put_locked(g2);
+      break;
+    }
+  }
+  return gp;
+}
+
+// ---- local run queue ------------------------------------------------------
+
+void runq_put(P* pp, G* gp, bool next) {
+  if (next) {
+    gp = pp->runq.next.exchange(gp, std::memory_order_acq_rel);
+    if (!gp) return;  // the kicked-out old next goes to the tail
+  }
+  for (;;) {
+    if (runq_push_tail(&pp->runq, gp)) return;
+    // Full: move half of it plus gp to the global queue in one batch.
+    G* batch[kRunqSize / 2 + 1];
+    uint32_t n = runq_take_half(&pp->runq, batch);
+    if (n == 0) continue;  // a thief made room
+    batch[n++] = gp;
+    LockGuard lk(sched.lock);
+    globrunq_put_batch_locked(batch, n);
+    return;
+  }
+}
+
+// ---- P and M lists ----------------------------------------------------------
+
+void pidleput_locked(P* pp) {
+  CHECK(pp->runq.empty());
+  pp->status.store(kPIdle, std::memory_order_relaxed);
+  pp->link = sched.pidle;
+  sched.pidle = pp;
+  sched.npidle.fetch_add(1, std::memory_order_seq_cst);
+}
+
+P* pidleget_locked() {
+  P* pp = sched.pidle;
+  if (pp) {
+    sched.pidle = pp->link;
+    pp->link = nullptr;
+    sched.npidle.fetch_sub(1, std::memory_order_seq_cst);
+  }
+  return pp;
+}
+
+void mput_locked(M* mp) {
+  mp->schedlink = sched.midle;
+  sched.midle = mp;
+  sched.nmidle++;
+}
+
+M* mget_locked() {
+  M* mp = sched.midle;
+  if (mp) {
+    sched.midle = mp->schedlink;
+    mp->schedlink = nullptr;
+    sched.nmidle--;
+  }
+  return mp;
+}
+
+void acquirep(M* mp, P* pp) {
+  CHECK(mp->p == nullptr && pp->m == nullptr);
+  mp->p = pp;
+  pp->m = mp;
+  pp->status.store(kPRunning, std::memory_order_relaxed);
+}
+
+P* releasep(M* mp) {
+  P* pp = mp->p;
+  CHECK(pp && pp->m == mp);
+  pp->m = nullptr;
+  mp->p = nullptr;
+  return pp;
+}
+
+// ---- M creation, sleep, wake-up --------------------------------------------
+
+void m_loop(M* mp) __attribute__((noreturn));
+
+void* mstart(void* arg) {
+  M* mp = static_cast<M*>(arg);
+  uintptr_t fs = arch_get_fs();
+  tls_g = &mp->g0;
+  mp->g0.tcb = reinterpret_cast<void*>(fs);
+  mp->g0.ctx.fs = fs;
+  mp->glibc_tcb = reinterpret_cast<void*>(fs);
+  mp->tid = raw_gettid();
+  P* pp = mp->nextp;
+  mp->nextp = nullptr;
+  acquirep(mp, pp);
+  m_loop(mp);
+}
+
+M* allocm() {
+  long r = raw_syscall6(SYS_mmap, 0, sizeof(M), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (r < 0 && r > -4096) fatal("cannot allocate an M");
+  M* mp = new (reinterpret_cast<void*>(r)) M();
+  mp->g0.is_g0 = true;
+  mp->g0.m = mp;
+  mp->g0.status.store(kGRunning, std::memory_order_relaxed);
+  mp->id = static_cast<uint32_t>(sched.mcount.fetch_add(1));
+  mp->rand = 0x9E3779B97F4A7C15ULL * (mp->id + 1) ^ static_cast<uint64_t>(nanotime());
+  M* head = sched.allm.load(std::memory_order_relaxed);
+  do mp->alllink = head; while (!sched.allm.compare_exchange_weak(head, mp, std::memory_order_release));
+  return mp;
+}
+
+void newm(P* pp, bool spinning) {
+  M* mp = allocm();
+  mp->nextp = pp;
+  mp->spinning = spinning;
+  if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
+}
+
+// Starts an M on pp (or any idle P). With spinning, the caller has already
+// counted the new M in nmspinning.
+void startm(P* pp, bool spinning) {
+  sched.lock.lock();
+  if (!pp) {
+    pp = pidleget_locked();
+    if (!pp) {
+      sched.lock.unlock();
+      if (spinning && sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) <= 0) fatal("startm: negative nmspinning");
+      return;
+    }
+  }
+  M* nm = mget_locked();
+  sched.lock.unlock();
+  if (!nm) {
+    newm(pp, spinning);
+    return;
+  }
+  CHECK(!nm->spinning && nm->nextp == nullptr);
+  nm->spinning = spinning;
+  nm->nextp = pp;
+  nm->park.wakeup();
+}
+
+// Puts the M to sleep until startm hands it a P.
+void stopm(M* mp) {
+  CHECK(mp->p == nullptr && !mp->spinning);
+  sched.lock.lock();
+  mput_locked(mp);
+  sched.lock.unlock();
+  mp->park.sleep();
+  mp->park.clear();
+  P* pp = mp->nextp;
+  mp->nextp = nullptr;
+  acquirep(mp, pp);
+}
+
+void resetspinning(M* mp) {
+  mp->spinning = false;
+  if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) <= 0) fatal("resetspinning: negative nmspinning");
+  // We were (perhaps) the last spinner and found work: there may be more.
+  wakep();
+}
+
+// ---- finding work -----------------------------------------------------------
+
+G* steal_from(M* mp, P* victim, bool take_next) {
+  P* pp = mp->p;
+  G* batch[kRunqSize / 2];
+  uint32_t n = runq_grab(&victim->runq, batch, false);
+  if (n == 0 && take_next) {
+    // Only a next that stayed put for a while: its owner is probably about
+    // to run it itself (a ping-pong pair or a create followed by join).
+    G* nx = victim->runq.next.load(std::memory_order_acquire);
+    if (!nx) return nullptr;
+    int64_t until = nanotime() + kStealNextDelayNs;
+    while (nanotime() < until) cpu_relax();
+    if (victim->runq.next.compare_exchange_strong(nx, nullptr, std::memory_order_acq_rel)) return nx;
+    return nullptr;
+  }
+  if (n == 0) return nullptr;
+  for (uint32_t i = 1; i < n; i++) CHECK(runq_push_tail(&pp->runq, batch[i]));
+  return batch[0];
+}
+
+G* steal_work(M* mp, bool take_next) {
+  uint32_t np = sched.nprocs;
+  // Visit Ps in a random order: a random start and a stride coprime to np.
+  uint32_t start = fastrand(mp) % np;
+  uint32_t stride = 1;
+  if (np > 2) {
+    do stride = 1 + fastrand(mp) % (np - 1); while (std::gcd(stride, np) != 1);
+  }
+  for (uint32_t i = 0, k = start; i < np; i++, k = (k + stride) % np) {
+    P* victim = &sched.allp[k];
+    if (victim == mp->p) continue;
+    if (G* gp = steal_from(mp, victim, take_next)) return gp;
+  }
+  return nullptr;
+}
+
+bool any_runq_nonempty() {
+  for (uint32_t i = 0; i < sched.nprocs; i++)
+    if (!sched.allp[i].runq.empty()) return true;
+  return false;
+}
+
+// Returns a G to run; the M holds a P on return (possibly another one).
+G* find_runnable(M* mp) {
+top:
+  P* pp = mp->p;
+  bool inherit;
+  if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
+  if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
+    LockGuard lk(sched.lock);
+    if (G* gp = globrunq_get_locked(pp, 0)) return gp;
+  }
+
+  // Spin looking for work, unless enough Ms already do.
+  int32_t busy = static_cast<int32_t>(sched.nprocs) - sched.npidle.load(std::memory_order_relaxed);
+  if (mp->spinning || 2 * sched.nmspinning.load(std::memory_order_relaxed) < busy) {
+    if (!mp->spinning) {
+      mp->spinning = true;
+      sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
+    }
+    int64_t start = nanotime();
+    for (int round = 0;; round++) {
+      int64_t now = nanotime();
+      if (G* gp = steal_work(mp, now - start > kStealNextDelayNs)) return gp;
+      if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
+      if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
+        LockGuard lk(sched.lock);
+        if (G* gp = globrunq_get_locked(pp, 0)) return gp;
+      }
+      if (round >= 4 && now - start > kSpinNs) break;
+      for (int i = 0; i < 50; i++) cpu_relax();
+    }
+  }
+
+  // Nothing: give the P back and sleep.
+  sched.lock.lock();
+  if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
+    G* gp = globrunq_get_locked(pp, 0);
+    sched.lock.unlock();
+    return gp;
+  }
+  releasep(mp);
+  pidleput_locked(pp);
+  sched.lock.unlock();
+
+  bool was_spinning = mp->spinning;
+  if (was_spinning) {
+    mp->spinning = false;
+    if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) <= 0) fatal("find_runnable: negative nmspinning");
+    // Re-check after no longer counting as spinning (see the protocol above).
+    if (any_runq_nonempty() || sched.runq_size.load(std::memory_order_seq_cst) > 0) {
+      sched.lock.lock();
+      P* p2 = pidleget_locked();
+      sched.lock.unlock();
+      if (p2) {
+        acquirep(mp, p2);
+        mp->spinning = true;
+        sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
+        goto top;
+      }
+    }
+  }
+  stopm(mp);
+  goto top;
+}
+
+void execute(M* mp, G* gp) {
+  set_status_or_die(gp, kGRunnable, kGRunning);
+  gp->m = mp;
+  mp->curg = gp;
+  mp->p->schedtick++;
+  mnp_ctx_switch(&mp->g0.ctx, &gp->ctx, nullptr, nullptr);
+  // Back on g0: the G that switched here has already been dealt with by its
+  // on-top callback.
+}
+
+void m_loop(M* mp) {
+  for (;;) {
+    G* gp = find_runnable(mp);
+    if (mp->spinning) resetspinning(mp);
+    execute(mp, gp);
+  }
+}
+
+void m0_g0_entry(void* arg) { m_loop(static_cast<M*>(arg)); }
+
+// ---- park / yield / exit plumbing ------------------------------------------
+
+struct SwitchArgs {
+  G* prev;
+  ParkCommit fn;
+  void* arg;
+  P* pp;
+};
+
+void park_commit_cb(void* a) {
+  auto* sa = static_cast<SwitchArgs*>(a);
+  G* prev = sa->prev;
+  ParkCommit fn = sa->fn;
+  void* arg = sa->arg;
+  P* pp = sa->pp;
+  // From here on *sa may vanish: prev's stack is free for whoever readies it.
+  set_status_or_die(prev, kGRunning, kGWaiting);
+  if (fn && !fn(prev, arg)) {
+    set_status_or_die(prev, kGWaiting, kGRunnable);
+    runq_put(pp, prev, true);
+  }
+}
+
+void yield_commit_cb(void* a) {
+  auto* sa = static_cast<SwitchArgs*>(a);
+  G* prev = sa->prev;
+  P* pp = sa->pp;
+  set_status_or_die(prev, kGRunning, kGRunnable);
+  runq_put(pp, prev, false);
+}
+
+// Picks the next G of this P without blocking: the fast path of park/yield.
+G* next_local(P* pp) {
+  if (pp->schedtick % 61 == 0 && sched.runq_size.load(std::memory_order_relaxed) > 0) {
+    LockGuard lk(sched.lock);
+    if (G* gp = globrunq_get_locked(pp, 1)) return gp;
+  }
+  bool inherit;
+  return runq_pop(&pp->runq, &inherit);
+}
+
+inline void switch_g(M* mp, P* pp, G* prev, G* next, CtxFn cb, void* arg) {
+  set_status_or_die(next, kGRunnable, kGRunning);
+  next->m = mp;
+  mp->curg = next;
+  pp->schedtick++;
+  mnp_ctx_switch(&prev->ctx, &next->ctx, cb, arg);
+}
+
+}  // namespace
+
+bool cas_status(G* gp, uint32_t from, uint32_t to) {
+  return gp->status.compare_exchange_strong(from, to, std::memory_order_acq_rel);
+}
+
+void set_status_or_die(G* gp, uint32_t from, uint32_t to) {
+  if (MNP_UNLIKELY(!cas_status(gp, from, to))) fatal("G status transition from an unexpected state");
+}
+
+void park(WaitReason reason, ParkCommit commit, void* arg) {
+  G* gp = tls_g;
+  DCHECK(gp && !gp->is_g0);
+  M* mp = gp->m;
+  P* pp = mp->p;
+  gp->wait_reason = reason;
+  SwitchArgs sa{gp, commit, arg, pp};
+  if (G* next = next_local(pp)) {
+    switch_g(mp, pp, gp, next, park_commit_cb, &sa);
+  } else {
+    mp->curg = nullptr;
+    mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, park_commit_cb, &sa);
+  }
+  gp->wait_reason = kWaitNone;
+}
+
+void yield() {
+  G* gp = tls_g;
+  DCHECK(gp && !gp->is_g0);
+  M* mp = gp->m;
+  P* pp = mp->p;
+  G* next = next_local(pp);
+  if (!next && sched.runq_size.load(std::memory_order_relaxed) > 0) {
+    LockGuard lk(sched.lock);
+    next = globrunq_get_locked(pp, 0);
+  }
+  if (!next) return;
+  SwitchArgs sa{gp, nullptr, nullptr, pp};
+  switch_g(mp, pp, gp, next, yield_commit_cb, &sa);
+}
+
+void ready(G* gp, bool next) {
+  for (;;) {
+    uint32_t s = gp->status.load(std::memory_order_acquire);
+    if (s == kGWaiting) {
+      if (cas_status(gp, kGWaiting, kGRunnable)) break;
+      continue;
+    }
+    // Still on its way into park(): its on-top callback will flip it soon.
+    if (s == kGRunning) {
+      cpu_relax();
+      continue;
+    }
+    fatal("ready: G is not waiting");
+  }
+  G* cur = tls_g;
+  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
+  if (pp) {
+    runq_put(pp, gp, next);
+  } else {
+    LockGuard lk(sched.lock);
+    globrunq_put_locked(gp);
+  }
+  wakep();
+}
+
+void wakep() {
+  if (sched.npidle.load(std::memory_order_seq_cst) == 0) return;
+  int32_t zero = 0;
+  if (sched.nmspinning.load(std::memory_order_seq_cst) != 0 ||
+      !sched.nmspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
+    return;
+  startm(nullptr, true);
+}
+
+// ---- Gs: creation, exit, reaping ----------------------------------------------
+
+namespace {
+
+void gfput(G* gp) {
+  G* cur = tls_g;
+  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
+  gp->status.store(kGIdle, std::memory_order_relaxed);
+  if (pp) {
+    gp->schedlink = pp->gfree;
+    pp->gfree = gp;
+    if (++pp->ngfree < kPerPFreeMax) return;
+    // Move half to the global list.
+    LockGuard lk(sched.gfree_lock);
+    while (pp->ngfree > kPerPFreeMax / 2) {
+      G* g2 = pp->gfree;
+      pp->gfree = g2->schedlink;
+      pp->ngfree--;
+      g2->schedlink = sched.gfree;
+      sched.gfree = g2;
+      sched.ngfree++;
+    }
+  } else {
+    LockGuard lk(sched.gfree_lock);
+    gp->schedlink = sched.gfree;
+    sched.gfree = gp;
+    sched.ngfree++;
+  }
+  // Keep the global cache bounded: unmap what exceeds it.
+  G* victims = nullptr;
+  {
+    LockGuard lk(sched.gfree_lock);
+    while (sched.ngfree > gmem_global_cache_max()) {
+      G* g2 = sched.gfree;
+      sched.gfree = g2->schedlink;
+      sched.ngfree--;
+      g2->schedlink = victims;
+      victims = g2;
+    }
+  }
+  while (victims) {
+    G* g2 = victims;
+    victims = g2->schedlink;
+    gmem_free(g2);
+  }
+}
+
+G* gfget() {
+  G* cur = tls_g;
+  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
+  if (pp) {
+    if (!pp->gfree && sched.ngfree > 0) {
+      LockGuard lk(sched.gfree_lock);
+      while (pp->ngfree < kPerPFreeMax / 2 && sched.gfree) {
+        G* g2 = sched.gfree;
+        sched.gfree = g2->schedlink;
+        sched.ngfree--;
+        g2->schedlink = pp->gfree;
+        pp->gfree = g2;
+        pp->ngfree++;
+      }
+    }
+    if (G* gp = pp->gfree) {
+      pp->gfree = gp->schedlink;
+      pp->ngfree--;
+      gp->schedlink = nullptr;
+      return gp;
+    }
+    return nullptr;
+  }
+  LockGuard lk(sched.gfree_lock);
+  G* gp = sched.gfree;
+  if (gp) {
+    sched.gfree = gp->schedlink;
+    sched.ngfree--;
+    gp->schedlink = nullptr;
+  }
+  return gp;
+}
+
+void g_trampoline(void* arg) {
+  G* gp = static_cast<G*>(arg);
+  tcb_thread_start_on_current();
+  // The outermost cancellation buffer: glibc's pthread_exit (and
+  // cancellation) unwinds through cleanup handlers and C++ destructors and
+  // then long-jumps here, as it does in its own start_thread.
+  __pthread_unwind_buf_t ub;
+  int not_first = __sigsetjmp(reinterpret_cast<struct __jmp_buf_tag*>(ub.__cancel_jmp_buf), 0);
+  void* result;
+  if (!not_first) {
+    __pthread_register_cancel(&ub);
+    result = gp->start_fn(gp->start_arg);
+  } else {
+    result = tcb_field<void*>(gp->tcb, tcbo::kResult);
+  }
+  g_exit_current(result);
+}
+
+// Marks gp finished and wakes its joiner; returns the previous join word.
+uintptr_t publish_exit(G* gp) {
+  uintptr_t old = gp->join.exchange(kExited, std::memory_order_acq_rel);
+  if (old == kKernelJoiner) {
+    gp->exited.store(1, std::memory_order_release);
+    futex_wake(&gp->exited, 1);
+  } else if (old != kJoinable && old != kDetached) {
+    ready(reinterpret_cast<G*>(old), true);
+  }
+  return old;
+}
+
+void exit_commit_cb(void* a) {
+  G* gp = static_cast<G*>(a);
+  M* mp = gp->m;
+  gp->m = nullptr;
+  set_status_or_die(gp, kGRunning, kGDead);
+  (void)mp;
+  if (publish_exit(gp) == kDetached) {
+    gp->join.store(kJoined, std::memory_order_relaxed);
+    g_reap(gp);
+  }
+}
+
+}  // namespace
+
+int newproc(const GSpec& spec, G** out) {
+  const Config& cfg = config();
+  size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
+  size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
+  G* gp = nullptr;
+  bool cacheable = !spec.user_stack && ss == cfg.stack_size && guard == cfg.guard_size;
+  if (cacheable && (gp = gfget())) {
+    tcb_reinit(gp->tcb, gp->map_base, gp->map_size, gp->guard_size, gp->fake_tid);
+  } else {
+    gp = gmem_alloc(ss, guard, spec.user_stack);
+    if (!gp) return EAGAIN;
+    gp->cacheable = cacheable;
+  }
+  gmem_set_tls_g(gp);
+  gp->start_fn = spec.fn;
+  gp->start_arg = spec.arg;
+  gp->result = nullptr;
+  gp->join.store(spec.detached ? kDetached : kJoinable, std::memory_order_relaxed);
+  gp->exited.store(0, std::memory_order_relaxed);
+  gp->wait_reason = kWaitNone;
+  gp->name[0] = 0;
+  gp->goid = sched.goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
+  ctx_make(&gp->ctx, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
+  sched.ngsys_live.fetch_add(1, std::memory_order_relaxed);
+  set_status_or_die(gp, kGIdle, kGRunnable);
+  *out = gp;
+  // The creator learns the handle before the new G can run (the interposer
+  // stores it into *thread first).
+  return 0;
+}
+
+void newproc_start(G* gp) {
+  G* cur = tls_g;
+  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
+  if (pp) {
+    runq_put(pp, gp, true);
+  } else {
+    LockGuard lk(sched.lock);
+    globrunq_put_locked(gp);
+  }
+  wakep();
+}
+
+void g_reap(G* gp) {
+  if (gp->is_main) return;
+  if (gp->status.load(std::memory_order_acquire) != kGDead) fatal("g_reap: G is not dead");
+  if (gp->cacheable) {
+    gfput(gp);
+  } else {
+    gmem_free(gp);
+  }
+}
+
+[[noreturn]] void g_exit_current(void* result) {
+  G* gp = tls_g;
+  gp->result = result;
+  tcb_thread_exit_cleanup(gp->tcb);
+  // The last thread to finish ends the process, as with native threads.
+  if (sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
+  if (gp->is_main) {
+    // The main thread's stack and TCB are not ours to reuse: park forever.
+    publish_exit(gp);
+    park(kWaitForever, [](G*, void*) { return true; }, nullptr);
+    fatal("main G woke after exit");
+  }
+  M* mp = gp->m;
+  mp->curg = nullptr;
+  mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, gp);
+  fatal("dead G resumed");
+}
+
+G* main_g() { return &main_g_storage; }
+
+namespace {
+// In a child of fork() only the forking kernel thread exists, running the G
+// that called fork. Rebuild the scheduler around it: this M alone, its P,
+// every other P idle and empty, no other G alive (as with native threads,
+// the others simply do not exist in the child). Locks are reset: the Ms that
+// held them are gone.
+void after_fork_child() {
+  G* gp = tls_g;
+  if (!runtime_up || !gp || !gp->m) return;
+  M* mp = gp->m;
+  mp->tid = raw_gettid();
+  new (&sched.lock) Lock();
+  new (&sched.gfree_lock) Lock();
+  mp->alllink = nullptr;
+  mp->spinning = false;
+  mp->nextp = nullptr;
+  mp->park.clear();
+  sched.allm.store(mp, std::memory_order_relaxed);
+  sched.mcount.store(1, std::memory_order_relaxed);
+  sched.midle = nullptr;
+  sched.nmidle = 0;
+  sched.nmspinning.store(0, std::memory_order_relaxed);
+  sched.runq_head = sched.runq_tail = nullptr;
+  sched.runq_size.store(0, std::memory_order_relaxed);
+  sched.pidle = nullptr;
+  sched.npidle.store(0, std::memory_order_relaxed);
+  for (uint32_t i = 0; i < sched.nprocs; i++) {
+    P* pp = &sched.allp[i];
+    pp->runq.head.store(0, std::memory_order_relaxed);
+    pp->runq.tail.store(0, std::memory_order_relaxed);
+    pp->runq.next.store(nullptr, std::memory_order_relaxed);
+    if (pp != mp->p) {
+      pp->m = nullptr;
+      pidleput_locked(pp);
+    }
+  }
+  sched.ngsys_live.store(1, std::memory_order_relaxed);
+}
+}  // namespace
+
+void sched_install_fork_handlers() { pthread_atfork(nullptr, nullptr, after_fork_child); }
+
+uint64_t stat_mcount() { return static_cast<uint64_t>(sched.mcount.load()); }
+
+void set_os_thread_create(int (*fn)(void* (*)(void*), void*)) { os_thread_create = fn; }
+
+bool sched_init_main() {
+  if (!tcb_runtime_init()) return false;
+  arch_init();
+  config_init();
+  const Config& cfg = config();
+  sched.nprocs = cfg.procs;
+  long r = raw_syscall6(SYS_mmap, 0, sizeof(P) * cfg.procs, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (r < 0 && r > -4096) return false;
+  sched.allp = static_cast<P*>(reinterpret_cast<void*>(r));
+  for (uint32_t i = 0; i < cfg.procs; i++) {
+    P* pp = new (&sched.allp[i]) P();
+    pp->id = i;
+  }
+  // M0 is this (initial) kernel thread. The main G keeps the original stack
+  // and TCB; M0's scheduler loop gets a fresh stack and TCB of its own.
+  M* m0 = &m0_storage;
+  m0->g0.is_g0 = true;
+  m0->g0.m = m0;
+  m0->g0.status.store(kGRunning, std::memory_order_relaxed);
+  m0->id = static_cast<uint32_t>(sched.mcount.fetch_add(1));
+  m0->rand = 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(nanotime());
+  m0->tid = raw_gettid();
+  m0->glibc_tcb = reinterpret_cast<void*>(arch_get_fs());
+  sched.allm.store(m0, std::memory_order_release);
+  G* sys = gmem_alloc(256 * 1024, 4096, nullptr);
+  if (!sys) return false;
+  m0->g0.tcb = sys->tcb;
+  m0->g0.stack_lo = sys->stack_lo;
+  m0->g0.stack_size = sys->stack_size;
+  gmem_set_tls_g_at(sys->tcb, &m0->g0);
+  ctx_make(&m0->g0.ctx, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, m0);
+
+  // Probe glibc's malloc-cache slots on a fresh TCB (needs a switch to it).
+  {
+    G* probe = gmem_alloc(64 * 1024, 4096, nullptr);
+    if (!probe) return false;
+    struct ProbeCtx { Context back; G* g; } pc{};
+    pc.g = probe;
+    ctx_make(&probe->ctx, gmem_stack_top(probe), reinterpret_cast<uintptr_t>(probe->tcb),
+             [](void* a) {
+               auto* c = static_cast<ProbeCtx*>(a);
+               tcb_thread_start_on_current();
+               tcb_probe_malloc_slots_on_current();
+               mnp_ctx_switch(&c->g->ctx, &c->back, nullptr, nullptr);
+             },
+             &pc);
+    pc.back.fs = arch_get_fs();
+    mnp_ctx_switch(&pc.back, &probe->ctx, nullptr, nullptr);
+    gmem_free(probe);
+  }
+
+  // The main G.
+  G* mg = &main_g_storage;
+  mg->is_main = true;
+  mg->tcb = reinterpret_cast<void*>(arch_get_fs());
+  mg->ctx.fs = arch_get_fs();
+  mg->m = m0;
+  mg->goid = sched.goid_gen.fetch_add(1) + 1;
+  mg->fake_tid = static_cast<uint32_t>(tcb_field<int>(mg->tcb, tcbo::kTid));
+  mg->status.store(kGRunning, std::memory_order_relaxed);
+  gmem_register_main(mg);
+  tls_g = mg;
+  m0->curg = mg;
+  // Every P but P0 starts idle.
+  for (uint32_t i = cfg.procs; i-- > 1;) pidleput_locked(&sched.allp[i]);
+  acquirep(m0, &sched.allp[0]);
+  sched.ngsys_live.store(1, std::memory_order_relaxed);
+  runtime_up = true;
+  return true;
+}
+
+// Best effort for fatal(): counts only, read without locks.
+void dump_sched_state_for_fatal() {
+  if (!runtime_up) return;
+  char buf[256];
+  char* e = buf + sizeof buf - 1;
+  char* p = fmt_str(buf, e, "SCHED procs=");
+  p = fmt_u64(p, e, sched.nprocs);
+  p = fmt_str(p, e, " idleprocs=");
+  p = fmt_u64(p, e, static_cast<uint64_t>(sched.npidle.load()));
+  p = fmt_str(p, e, " threads=");
+  p = fmt_u64(p, e, static_cast<uint64_t>(sched.mcount.load()));
+  p = fmt_str(p, e, " spinningthreads=");
+  p = fmt_u64(p, e, static_cast<uint64_t>(sched.nmspinning.load()));
+  p = fmt_str(p, e, " runqueue=");
+  p = fmt_u64(p, e, static_cast<uint64_t>(sched.runq_size.load()));
+  *p = 0;
+  raw_print(buf);
+}
+
+}  // namespace mnp

@@ -1,0 +1,203 @@
+// core/sched.h — G, M, P and the global scheduler state.
+//
+// The model is Go's (see ../shared/seeds): a G is a user thread, an M a
+// kernel thread, a P the right to run G code. An M runs G code only while it
+// holds a P. Each P has a local run queue (runq.h); the global queue, the idle
+// P and M lists and the free-G list live in Sched under Sched::lock.
+//
+// Who owns what is written next to each field. "owner" of a P is the M that
+// holds it; a G's fields marked (self) are written only by the G itself or by
+// whoever holds it in a non-running state.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "arch/x86_64/context.h"
+#include "core/futex.h"
+#include "core/runq.h"
+
+namespace mnp {
+
+struct M;
+struct P;
+
+// G status. Every change goes through cas_status(), which fails loudly on an
+// unexpected state:
+//   Idle     on a free list; nobody runs it; stack+TCB reusable
+//   Runnable on a run queue (or about to be); stack not in use
+//   Running  on an M; the stack belongs to that M
+//   Waiting  parked; it is on some wait list and only a ready() moves it on
+//   Dead     finished; waits to be joined or recycled
+enum GStatus : uint32_t { kGIdle, kGRunnable, kGRunning, kGWaiting, kGSyscall, kGDead };
+
+enum WaitReason : uint32_t {
+  kWaitNone,
+  kWaitJoin,
+  kWaitYield,
+  kWaitSleep,
+  kWaitMutex,
+  kWaitCond,
+  kWaitRwlock,
+  kWaitSema,
+  kWaitFutex,
+  kWaitForever,  // main G after pthread_exit
+};
+
+// Join word states (G::join); any other value is the joining G's address.
+constexpr uintptr_t kJoinable = 0;
+constexpr uintptr_t kDetached = 1;
+constexpr uintptr_t kExited = 2;        // joinable and finished: a zombie
+constexpr uintptr_t kKernelJoiner = 3;  // a non-G thread waits on G::exited
+constexpr uintptr_t kJoined = 4;        // reaped; no longer a thread
+
+struct G {
+  Context ctx;                      // written by mnp_ctx_switch only
+  std::atomic<uint32_t> status{kGIdle};
+  uint32_t wait_reason = kWaitNone;  // (self)
+  M* m = nullptr;                    // M running this G; valid while Running
+  G* schedlink = nullptr;            // global run queue / free lists (lock holder)
+  void* tcb = nullptr;               // glibc TCB == the pthread_t value
+  uint64_t goid = 0;
+  // Memory: one mapping [map_base, map_base+map_size) holding guard, stack,
+  // static TLS, TCB and this G, unless the stack is the program's own.
+  void* map_base = nullptr;
+  size_t map_size = 0;
+  void* stack_lo = nullptr;
+  size_t stack_size = 0;
+  size_t guard_size = 0;
+  bool user_stack = false;  // stack supplied by pthread_attr_setstack
+  bool is_main = false;
+  bool is_g0 = false;
+  bool cacheable = false;  // default-sized: may be reused after exit
+  void* (*start_fn)(void*) = nullptr;
+  void* start_arg = nullptr;
+  void* result = nullptr;
+  std::atomic<uintptr_t> join{kJoinable};
+  std::atomic<uint32_t> exited{0};  // futex word for kernel joiners
+  uint32_t fake_tid = 0;
+  char name[16] = {};
+};
+
+enum PStatus : uint32_t { kPIdle, kPRunning };
+
+struct P {
+  uint32_t id = 0;
+  std::atomic<uint32_t> status{kPIdle};
+  M* m = nullptr;        // owner
+  P* link = nullptr;     // idle list (Sched::lock)
+  uint32_t schedtick = 0;  // owner; G switches on this P
+  RunQ runq;
+  G* gfree = nullptr;    // owner: free Gs with default-sized stacks
+  int32_t ngfree = 0;
+};
+
+struct M {
+  G g0;                       // scheduler context; g0.tcb is this M's TCB
+  G* curg = nullptr;          // G running on this M (owner)
+  P* p = nullptr;             // P held (owner)
+  P* nextp = nullptr;         // P handed to this M by startm (set before wake)
+  M* schedlink = nullptr;     // idle list (Sched::lock)
+  M* alllink = nullptr;       // all Ms, append-only
+  Note park;                  // sleeps here when idle
+  bool spinning = false;      // looking for work; counted in Sched::nmspinning
+  int tid = 0;                // kernel tid
+  uint32_t id = 0;
+  void* glibc_tcb = nullptr;  // the TCB glibc knows this kernel thread by
+  uint64_t rand = 0;
+};
+
+struct Sched {
+  Lock lock;
+  // Global run queue (lock).
+  G* runq_head = nullptr;
+  G* runq_tail = nullptr;
+  std::atomic<int32_t> runq_size{0};
+  // Idle Ps (lock); npidle also read without it.
+  P* pidle = nullptr;
+  std::atomic<int32_t> npidle{0};
+  // Idle Ms (lock).
+  M* midle = nullptr;
+  int32_t nmidle = 0;
+  std::atomic<int32_t> mcount{0};
+  std::atomic<int32_t> nmspinning{0};
+  // Free Gs (gfree_lock).
+  Lock gfree_lock;
+  G* gfree = nullptr;
+  int32_t ngfree = 0;
+  // All Ps, fixed at start.
+  P* allp = nullptr;
+  uint32_t nprocs = 0;
+  std::atomic<M*> allm{nullptr};
+  // Live user Gs (created and not finished, main included).
+  std::atomic<int64_t> ngsys_live{0};
+  std::atomic<uint64_t> goid_gen{0};
+  std::atomic<uint32_t> tid_gen{0};
+};
+
+extern Sched sched;
+extern bool runtime_up;
+
+// The G whose TLS is loaded: a user G, an M's g0, or null on a thread that
+// mnpthread did not create. Every G's static TLS holds its own pointer here.
+extern __thread G* tls_g;
+
+inline G* getg() { return tls_g; }
+// The running user G, or null when the caller is g0 or not a G at all.
+inline G* get_user_g() {
+  G* g = tls_g;
+  return (g && !g->is_g0) ? g : nullptr;
+}
+
+bool cas_status(G* gp, uint32_t from, uint32_t to);
+void set_status_or_die(G* gp, uint32_t from, uint32_t to);
+
+// Scheduling primitives (callable only from a user G unless noted).
+using ParkCommit = bool (*)(G* gp, void* arg);
+// Parks the current G. `commit` runs after the G's registers are saved and
+// its status is Waiting; if it returns false the G is made runnable again.
+void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr);
+// Makes a parked G runnable (callable from anywhere, G or not).
+void ready(G* gp, bool next = true);
+// Gives up the P to any other runnable G; returns immediately if none.
+void yield();
+
+// Thread lifecycle (user G or not).
+struct GSpec {
+  void* (*fn)(void*);
+  void* arg;
+  size_t stack_size;  // 0 = default
+  size_t guard_size;  // (size_t)-1 = default
+  void* user_stack;   // non-null: program's own stack of stack_size bytes
+  bool detached;
+};
+// Creates and queues a new G. Returns 0 or EAGAIN (no memory / mappings).
+int newproc(const GSpec& spec, G** out);
+// Frees a finished G that was joined (or detached after it exited).
+void g_reap(G* gp);
+[[noreturn]] void g_exit_current(void* result);
+
+// Start-up and configuration.
+struct Config {
+  uint32_t procs;
+  size_t stack_size;
+  size_t guard_size;
+};
+const Config& config();
+void config_init();
+// Sets up Ps, M0 and the main G on the calling (initial) thread. The caller
+// continues as the main G.
+bool sched_init_main();
+void wakep();
+// Queues a G made by newproc (after its handle was published).
+void newproc_start(G* gp);
+// Registers the fork handlers that rebuild the runtime in a child process.
+void sched_install_fork_handlers();
+void set_os_thread_create(int (*fn)(void* (*)(void*), void*));
+
+// Lookup pthread_t -> G (null if the handle is not one of ours).
+G* g_from_handle(uintptr_t handle);
+G* main_g();
+uint64_t stat_mcount();
+
+}  // namespace mnp

@@ -1,0 +1,322 @@
+// core/tcb.cpp — glibc TCB set-up for Gs. See tcb.h for the why.
+#include "core/tcb.h"
+
+#include <dlfcn.h>
+#include <limits.h>
+#include <pthread.h>
+#include <resolv.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "arch/x86_64/context.h"
+#include "core/base.h"
+#include "core/futex.h"
+
+extern "C" {
+extern const ptrdiff_t __rseq_offset;  // glibc >= 2.35: TP-relative rseq area
+}
+
+namespace mnp {
+namespace {
+
+struct GlibcPrivate {
+  void* (*dl_allocate_tls)(void*);
+  void* (*dl_allocate_tls_init)(void*, bool);
+  void (*dl_deallocate_tls)(void*, bool);
+  void (*dl_get_tls_static_info)(size_t*, size_t*);
+  void (*call_tls_dtors)();
+  void (*ctype_init)();
+  ptrdiff_t resp_offset;  // TP-relative address of libc's __resp TLS pointer
+};
+
+constexpr size_t kSpecificUsed = tcbo::kSpecific + 32 * sizeof(void*);  // bool after specific[32]
+struct KeyStruct { uintptr_t seq; void (*destr)(void*); };
+struct KeyData { uintptr_t seq; void* data; };
+constinit KeyStruct* g_keys = nullptr;  // glibc's __pthread_keys[PTHREAD_KEYS_MAX]
+
+constinit GlibcPrivate g_glibc{};
+constinit TlsLayout g_layout{};
+// Header words every thread shares, captured from the main thread's TCB.
+constinit uintptr_t g_sysinfo = 0, g_stack_guard = 0, g_pointer_guard = 0;
+constinit uint32_t g_feature_1 = 0;
+
+// Where glibc's malloc keeps its per-thread cache pointer (`tcache`) and
+// arena pointer (`thread_arena`), TP-relative; 0 = unknown.
+constinit ptrdiff_t g_tcache_off = 0, g_arena_off = 0;
+// Malloc caches of TCBs whose memory was unmapped, handed to fresh TCBs.
+constexpr int kSpareCaches = 256;
+constinit Lock g_spare_lock;
+constinit void* g_spare_tcache[kSpareCaches] = {};
+constinit void* g_spare_arena[kSpareCaches] = {};
+constinit int g_nspare = 0;
+
+template <typename F>
+bool resolve(F* out, void* handle, const char* name, const char* ver) {
+  void* p = ver ? dlvsym(handle, name, ver) : dlsym(handle, name);
+  if (!p) {
+    char buf[160];
+    char* e = buf + sizeof buf - 1;
+    char* q = fmt_str(buf, e, "glibc symbol ");
+    q = fmt_str(q, e, name);
+    q = fmt_str(q, e, " not found; this glibc is not supported, refusing to start");
+    *q = 0;
+    raw_print(buf);
+    return false;
+  }
+  *out = reinterpret_cast<F>(p);
+  return true;
+}
+
+bool check_descriptor(const char* name, uint32_t want_off) {
+  auto* d = static_cast<const uint32_t*>(dlvsym(RTLD_DEFAULT, name, "GLIBC_PRIVATE"));
+  if (d && d[2] == want_off) return true;
+  char buf[200];
+  char* e = buf + sizeof buf - 1;
+  char* q = fmt_str(buf, e, "struct pthread layout mismatch at ");
+  q = fmt_str(q, e, name);
+  q = fmt_str(q, e, d ? " (offset differs)" : " (descriptor missing)");
+  q = fmt_str(q, e, "; this glibc is not supported, refusing to start");
+  *q = 0;
+  raw_print(buf);
+  return false;
+}
+
+bool check(bool ok, const char* what) {
+  if (!ok) {
+    char buf[200];
+    char* e = buf + sizeof buf - 1;
+    char* q = fmt_str(buf, e, "glibc thread layout check failed: ");
+    q = fmt_str(q, e, what);
+    q = fmt_str(q, e, "; refusing to start");
+    *q = 0;
+    raw_print(buf);
+  }
+  return ok;
+}
+
+char* tp_ptr(void* tcb, ptrdiff_t off) { return static_cast<char*>(tcb) + off; }
+
+// Resets struct pthread (keeping the DTV pointer) and fills the header.
+void init_header(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid) {
+  char* t = static_cast<char*>(tcb);
+  uintptr_t dtv = tcb_field<uintptr_t>(tcb, tcbo::kDtv);
+  std::memset(t, 0, tcbo::kSize);
+  tcb_field<uintptr_t>(tcb, tcbo::kDtv) = dtv;
+  tcb_field<void*>(tcb, tcbo::kHeaderTcb) = tcb;
+  tcb_field<void*>(tcb, tcbo::kSelf) = tcb;
+  tcb_field<int>(tcb, tcbo::kMultipleThreads) = 1;
+  tcb_field<uintptr_t>(tcb, tcbo::kSysinfo) = g_sysinfo;
+  tcb_field<uintptr_t>(tcb, tcbo::kStackGuard) = g_stack_guard;
+  tcb_field<uintptr_t>(tcb, tcbo::kPointerGuard) = g_pointer_guard;
+  tcb_field<uint32_t>(tcb, tcbo::kFeature1) = g_feature_1;
+  // list_t list: a thread on no glibc list points to itself (fork relies on it).
+  tcb_field<void*>(tcb, tcbo::kList) = t + tcbo::kList;
+  tcb_field<void*>(tcb, tcbo::kList + 8) = t + tcbo::kList;
+  tcb_field<int>(tcb, tcbo::kTid) = static_cast<int>(tid);
+  // Robust list: empty, pointing to itself, futex at -32 from the list entry.
+  tcb_field<void*>(tcb, tcbo::kRobustPrev) = t + tcbo::kRobustHead;
+  tcb_field<void*>(tcb, tcbo::kRobustHead) = t + tcbo::kRobustHead;
+  tcb_field<long>(tcb, tcbo::kRobustHead + 8) = -32;
+  tcb_field<void*>(tcb, tcbo::kSpecific) = t + tcbo::kSpecific1stBlock;
+  tcb_field<uint8_t>(tcb, tcbo::kUserStack) = 1;
+  tcb_field<void*>(tcb, tcbo::kStackBlock) = stack_lo;
+  tcb_field<size_t>(tcb, tcbo::kStackBlockSize) = stack_size;
+  tcb_field<size_t>(tcb, tcbo::kGuardSize) = guard;
+  // rseq not registered for this "thread": cpu_id = RSEQ_CPU_ID_REGISTRATION_FAILED
+  // makes sched_getcpu fall back to the syscall.
+  tcb_field<uint32_t>(tcb, tcbo::kRseqArea + 4) = static_cast<uint32_t>(-2);
+  tcb_field<uint32_t>(tcb, tcbo::kRseqArea + 0) = static_cast<uint32_t>(-2);
+  *reinterpret_cast<void**>(tp_ptr(tcb, g_glibc.resp_offset)) = t + tcbo::kRes;
+}
+
+void free_dynamic_tls(void* tcb) {
+  // dtv[-1].counter = slots, dtv[0].counter = generation, dtv[i] = {val, to_free}.
+  auto* dtv = tcb_field<uintptr_t*>(tcb, tcbo::kDtv);
+  if (!dtv) return;
+  size_t n = dtv[-2];
+  for (size_t i = 1; i <= n; i++) {
+    void* to_free = reinterpret_cast<void*>(dtv[2 * i + 1]);
+    if (to_free) {
+      free(to_free);
+      dtv[2 * i + 1] = 0;
+    }
+  }
+}
+
+}  // namespace
+
+const TlsLayout& tls_layout() { return g_layout; }
+
+bool tcb_runtime_init() {
+  const char* kPriv = "GLIBC_PRIVATE";
+  void* resp = nullptr;
+  if (!resolve(&g_glibc.dl_allocate_tls, RTLD_DEFAULT, "_dl_allocate_tls", kPriv) ||
+      !resolve(&g_glibc.dl_allocate_tls_init, RTLD_DEFAULT, "_dl_allocate_tls_init", kPriv) ||
+      !resolve(&g_glibc.dl_deallocate_tls, RTLD_DEFAULT, "_dl_deallocate_tls", kPriv) ||
+      !resolve(&g_glibc.dl_get_tls_static_info, RTLD_DEFAULT, "_dl_get_tls_static_info", kPriv) ||
+      !resolve(&g_glibc.call_tls_dtors, RTLD_DEFAULT, "__call_tls_dtors", kPriv) ||
+      !resolve(&g_glibc.ctype_init, RTLD_DEFAULT, "__ctype_init", kPriv) ||
+      !resolve(&resp, RTLD_DEFAULT, "__resp", kPriv))
+    return false;
+  uintptr_t tp = arch_get_fs();
+  g_glibc.resp_offset = static_cast<char*>(resp) - reinterpret_cast<char*>(tp);
+
+  auto* sz = static_cast<const uint32_t*>(dlvsym(RTLD_DEFAULT, "_thread_db_sizeof_pthread", kPriv));
+  if (!check(sz && *sz == tcbo::kSize, "sizeof(struct pthread) differs")) return false;
+  if (!check_descriptor("_thread_db_pthread_tid", tcbo::kTid) ||
+      !check_descriptor("_thread_db_pthread_list", tcbo::kList) ||
+      !check_descriptor("_thread_db_pthread_cancelhandling", tcbo::kCancelHandling) ||
+      !check_descriptor("_thread_db_pthread_specific", tcbo::kSpecific) ||
+      !check_descriptor("_thread_db_pthread_dtvp", tcbo::kDtv) ||
+      !check_descriptor("_thread_db_pthread_report_events", tcbo::kUserStack - 1))
+    return false;
+  // Live values of the initial thread confirm the fields no descriptor covers.
+  void* self = reinterpret_cast<void*>(tp);
+  char* s = static_cast<char*>(self);
+  if (!check(tcb_field<void*>(self, tcbo::kSelf) == self, "header.self") ||
+      !check(tcb_field<void*>(self, tcbo::kRobustHead) == s + tcbo::kRobustHead, "robust_head") ||
+      !check(tcb_field<long>(self, tcbo::kRobustHead + 8) == -32, "robust futex_offset") ||
+      !check(tcb_field<void*>(self, tcbo::kSpecific) == s + tcbo::kSpecific1stBlock, "specific[0]") ||
+      !check(__rseq_offset == static_cast<ptrdiff_t>(tcbo::kRseqArea), "rseq_area") ||
+      !check(resp == nullptr || g_glibc.resp_offset < 0, "__resp in static TLS"))
+    return false;
+
+  g_keys = static_cast<KeyStruct*>(dlvsym(RTLD_DEFAULT, "__pthread_keys", kPriv));
+  if (!check(g_keys != nullptr, "__pthread_keys missing")) return false;
+  g_glibc.dl_get_tls_static_info(&g_layout.static_size, &g_layout.static_align);
+  if (!check(g_layout.static_size > tcbo::kSize && g_layout.static_align >= 16 &&
+                 (g_layout.static_align & (g_layout.static_align - 1)) == 0,
+             "static TLS size"))
+    return false;
+  g_sysinfo = tcb_field<uintptr_t>(self, tcbo::kSysinfo);
+  g_stack_guard = tcb_field<uintptr_t>(self, tcbo::kStackGuard);
+  g_pointer_guard = tcb_field<uintptr_t>(self, tcbo::kPointerGuard);
+  g_feature_1 = tcb_field<uint32_t>(self, tcbo::kFeature1);
+  return true;
+}
+
+bool tcb_init_fresh(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid) {
+  tcb_field<uintptr_t>(tcb, tcbo::kDtv) = 0;
+  if (!g_glibc.dl_allocate_tls(tcb)) return false;
+  init_header(tcb, stack_lo, stack_size, guard, tid);
+  if (g_tcache_off) {
+    LockGuard lk(g_spare_lock);
+    if (g_nspare > 0) {
+      g_nspare--;
+      *reinterpret_cast<void**>(tp_ptr(tcb, g_tcache_off)) = g_spare_tcache[g_nspare];
+      if (g_arena_off) *reinterpret_cast<void**>(tp_ptr(tcb, g_arena_off)) = g_spare_arena[g_nspare];
+    }
+  }
+  return true;
+}
+
+void tcb_reinit(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid) {
+  void* tcache = g_tcache_off ? *reinterpret_cast<void**>(tp_ptr(tcb, g_tcache_off)) : nullptr;
+  void* arena = g_arena_off ? *reinterpret_cast<void**>(tp_ptr(tcb, g_arena_off)) : nullptr;
+  free_dynamic_tls(tcb);
+  g_glibc.dl_allocate_tls_init(tcb, true);
+  init_header(tcb, stack_lo, stack_size, guard, tid);
+  if (g_tcache_off) *reinterpret_cast<void**>(tp_ptr(tcb, g_tcache_off)) = tcache;
+  if (g_arena_off) *reinterpret_cast<void**>(tp_ptr(tcb, g_arena_off)) = arena;
+}
+
+void tcb_release(void* tcb) {
+  if (g_tcache_off) {
+    void* tcache = *reinterpret_cast<void**>(tp_ptr(tcb, g_tcache_off));
+    void* arena = g_arena_off ? *reinterpret_cast<void**>(tp_ptr(tcb, g_arena_off)) : nullptr;
+    if (tcache) {
+      LockGuard lk(g_spare_lock);
+      if (g_nspare < kSpareCaches) {
+        g_spare_tcache[g_nspare] = tcache;
+        g_spare_arena[g_nspare] = arena;
+        g_nspare++;
+      }
+    }
+  }
+  g_glibc.dl_deallocate_tls(tcb, false);
+}
+
+void tcb_thread_start_on_current() { g_glibc.ctype_init(); }
+
+namespace {
+
+// glibc's pthread_key_create/setspecific work on a G's TCB as they are, but
+// the destructor walk at thread exit is glibc-internal: do it here, with the
+// same rules (up to PTHREAD_DESTRUCTOR_ITERATIONS rounds, a value is cleared
+// before its destructor runs, stale keys are skipped), then free the
+// second-level arrays.
+void run_key_destructors(void* tcb) {
+  auto& used = tcb_field<uint8_t>(tcb, kSpecificUsed);
+  auto** specific = reinterpret_cast<KeyData**>(static_cast<char*>(tcb) + tcbo::kSpecific);
+  if (g_keys && used) {
+    for (int round = 0; round < PTHREAD_DESTRUCTOR_ITERATIONS && used; round++) {
+      used = 0;
+      for (size_t cnt = 0, idx = 0; cnt < 32; cnt++) {
+        KeyData* level2 = __atomic_load_n(&specific[cnt], __ATOMIC_RELAXED);
+        if (!level2) { idx += 32; continue; }
+        for (size_t inner = 0; inner < 32; inner++, idx++) {
+          void* data = level2[inner].data;
+          if (!data) continue;
+          level2[inner].data = nullptr;
+          if (level2[inner].seq == g_keys[idx].seq && g_keys[idx].destr) g_keys[idx].destr(data);
+        }
+      }
+    }
+  }
+  for (size_t cnt = 1; cnt < 32; cnt++) {
+    free(specific[cnt]);
+    specific[cnt] = nullptr;
+  }
+  used = 0;
+}
+}  // namespace
+
+void tcb_thread_exit_cleanup(void* tcb) {
+  g_glibc.call_tls_dtors();
+  run_key_destructors(tcb);
+  auto* res = reinterpret_cast<struct __res_state*>(static_cast<char*>(tcb) + tcbo::kRes);
+  if (res->options & RES_INIT) res_nclose(res);
+  // struct tls_internal_t { char *strsignal_buf; char *strerror_l_buf; }
+  void** tls_state = reinterpret_cast<void**>(static_cast<char*>(tcb) + tcbo::kTlsState);
+  free(tls_state[0]);
+  free(tls_state[1]);
+  tls_state[0] = tls_state[1] = nullptr;
+}
+
+void tcb_probe_malloc_slots_on_current() {
+  // Compare every word of this fresh thread's static TLS before and after its
+  // first malloc: glibc stores exactly two new pointers, the tcache (whose
+  // first bin now holds the chunk we freed) and the arena.
+  char* tp = reinterpret_cast<char*>(arch_get_fs());
+  size_t words = (g_layout.static_size - tcbo::kSize) / sizeof(uintptr_t);
+  auto* base = reinterpret_cast<uintptr_t*>(tp - words * sizeof(uintptr_t));
+  constexpr size_t kMaxWords = 8192;
+  if (words > kMaxWords) return;
+  uintptr_t before[kMaxWords];
+  for (size_t i = 0; i < words; i++) before[i] = base[i];
+  void* volatile p = malloc(16);
+  free(p);
+  ptrdiff_t tcache_off = 0, other_off = 0;
+  int changed = 0;
+  for (size_t i = 0; i < words; i++) {
+    if (before[i] != 0 || base[i] == 0) continue;
+    changed++;
+    ptrdiff_t off = reinterpret_cast<char*>(&base[i]) - tp;
+    auto* cand = reinterpret_cast<const char*>(base[i]);
+    if (*reinterpret_cast<const uint16_t*>(cand) == 1 &&
+        *reinterpret_cast<void* const*>(cand + 128) == p)
+      tcache_off = off;
+    else
+      other_off = off;
+  }
+  if (tcache_off && changed <= 2) {
+    g_tcache_off = tcache_off;
+    g_arena_off = changed == 2 ? other_off : 0;
+  } else {
+    raw_print("warning: could not locate glibc's per-thread malloc cache; each exited thread may leak ~6 KiB");
+  }
+}
+
+}  // namespace mnp

@@ -1,0 +1,25 @@
+// interpose/real.h — finding the real (glibc) versions of interposed symbols.
+#pragma once
+
+#include <dlfcn.h>
+
+#include "core/base.h"
+
+namespace mnp {
+
+// dlvsym(RTLD_NEXT, name, version), falling back to dlsym; fatal if absent.
+void* real_sym(const char* name, const char* version);
+
+template <typename F>
+inline void resolve_real(F*& out, const char* name, const char* version) {
+  out = reinterpret_cast<F*>(real_sym(name, version));
+}
+
+// Per-family initialisers, called once by shim_init before the runtime starts.
+void interpose_thread_init();
+void interpose_setxid_init();
+// After the runtime is up (Ms exist, glibc's SIGSETXID handler is installed).
+void interpose_setxid_install_handler();
+int real_thread_create_for_m(void* (*fn)(void*), void* arg);
+
+}  // namespace mnp

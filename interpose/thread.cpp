@@ -1,0 +1,379 @@
+// interpose/thread.cpp — thread lifecycle: create, join, detach, exit, self,
+// yield, attributes, names.
+//
+// pthread_t of a G is the address of its glibc TCB, as for native threads,
+// so glibc code that is not interposed and reads the handle sees a valid
+// struct pthread. Handles are validated through the handle table (gmem.h):
+// a bad handle gets ESRCH, never a crash. Threads created before the runtime
+// was up are real glibc threads; their handles go to the real functions.
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/gmem.h"
+#include "core/sched.h"
+#include "core/tcb.h"
+#include "interpose/real.h"
+
+using namespace mnp;
+
+namespace {
+
+using CreateFn = int(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+using JoinFn = int(pthread_t, void**);
+using TryJoinFn = int(pthread_t, void**);
+using TimedJoinFn = int(pthread_t, void**, const struct timespec*);
+using ClockJoinFn = int(pthread_t, void**, clockid_t, const struct timespec*);
+using DetachFn = int(pthread_t);
+using GetattrFn = int(pthread_t, pthread_attr_t*);
+using SetnameFn = int(pthread_t, const char*);
+using GetnameFn = int(pthread_t, char*, size_t);
+using CpuclockFn = int(pthread_t, clockid_t*);
+using KillFn = int(pthread_t, int);
+using ExitFn = void(void*);
+
+constinit CreateFn* real_create = nullptr;
+constinit JoinFn* real_join = nullptr;
+constinit TryJoinFn* real_tryjoin = nullptr;
+constinit TimedJoinFn* real_timedjoin = nullptr;
+constinit ClockJoinFn* real_clockjoin = nullptr;
+constinit DetachFn* real_detach = nullptr;
+constinit GetattrFn* real_getattr = nullptr;
+constinit SetnameFn* real_setname = nullptr;
+constinit GetnameFn* real_getname = nullptr;
+constinit CpuclockFn* real_cpuclock = nullptr;
+constinit KillFn* real_kill = nullptr;
+constinit ExitFn* real_exit = nullptr;
+constinit int g_concurrency = 0;
+
+// glibc's struct pthread_attr (internal; pthread_attr_t is its opaque storage).
+struct AttrView {
+  int sched_priority;
+  int schedpolicy;
+  int flags;
+  size_t guardsize;
+  void* stackaddr;  // top of the stack when kAttrStackAddr is set
+  size_t stacksize;
+};
+constexpr int kAttrDetached = 0x1;
+constexpr int kAttrStackAddr = 0x8;
+static_assert(sizeof(pthread_attr_t) >= sizeof(AttrView));
+
+// Join of a G by whoever calls (G or not). `deadline` < 0: no time limit.
+// try_only: EBUSY instead of waiting.
+int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec* abstime) {
+  G* cur = get_user_g();
+  if (t == cur) return EDEADLK;
+  if (cur && cur->join.load(std::memory_order_acquire) == reinterpret_cast<uintptr_t>(t)) return EDEADLK;
+  for (;;) {
+    uintptr_t w = t->join.load(std::memory_order_acquire);
+    if (w == kExited) {
+      if (!t->join.compare_exchange_strong(w, kJoined, std::memory_order_acq_rel)) continue;
+      if (ret) *ret = t->result;
+      g_reap(t);
+      return 0;
+    }
+    if (w != kJoinable) return EINVAL;  // detached, already joined, or being joined
+    if (try_only) return EBUSY;
+    if (abstime) {
+      // Timed: wait in bounded steps, re-checking the clock. Parked timers
+      // arrive with the synchronisation issue; until then a G polls here by
+      // yielding, sleeping its M briefly only when nothing else is runnable.
+      if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
+      struct timespec now;
+      clock_gettime(clk, &now);
+      if (now.tv_sec > abstime->tv_sec || (now.tv_sec == abstime->tv_sec && now.tv_nsec >= abstime->tv_nsec))
+        return ETIMEDOUT;
+      if (cur) {
+        uint32_t before = cur->m->p->schedtick;
+        yield();
+        if (cur->m->p->schedtick == before) {
+          struct timespec ts = {0, 50 * 1000};
+          raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+        }
+      } else {
+        struct timespec ts = {0, 50 * 1000};
+        raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+      }
+      continue;
+    }
+    if (cur) {
+      if (!t->join.compare_exchange_strong(w, reinterpret_cast<uintptr_t>(cur), std::memory_order_acq_rel)) continue;
+      park(kWaitJoin);
+    } else {
+      if (!t->join.compare_exchange_strong(w, kKernelJoiner, std::memory_order_acq_rel)) continue;
+      while (t->exited.load(std::memory_order_acquire) == 0) futex_wait(&t->exited, 0);
+    }
+  }
+}
+
+int native_or_esrch(uintptr_t h, G** gp) {
+  HandleKind k = handle_kind(h, gp);
+  if (k == HandleKind::kG) return 0;
+  return k == HandleKind::kNative ? -1 : ESRCH;
+}
+
+int proc_comm_path(char* buf, size_t n, int tid) {
+  char* e = buf + n - 1;
+  char* p = fmt_str(buf, e, "/proc/self/task/");
+  p = fmt_u64(p, e, static_cast<uint64_t>(tid));
+  p = fmt_str(p, e, "/comm");
+  *p = 0;
+  return 0;
+}
+
+}  // namespace
+
+namespace mnp {
+
+void interpose_thread_init() {
+  resolve_real(real_create, "pthread_create", "GLIBC_2.34");
+  resolve_real(real_join, "pthread_join", "GLIBC_2.34");
+  resolve_real(real_tryjoin, "pthread_tryjoin_np", "GLIBC_2.34");
+  resolve_real(real_timedjoin, "pthread_timedjoin_np", "GLIBC_2.34");
+  resolve_real(real_clockjoin, "pthread_clockjoin_np", "GLIBC_2.34");
+  resolve_real(real_detach, "pthread_detach", "GLIBC_2.34");
+  resolve_real(real_getattr, "pthread_getattr_np", "GLIBC_2.32");
+  resolve_real(real_setname, "pthread_setname_np", "GLIBC_2.34");
+  resolve_real(real_getname, "pthread_getname_np", "GLIBC_2.34");
+  resolve_real(real_cpuclock, "pthread_getcpuclockid", "GLIBC_2.34");
+  resolve_real(real_kill, "pthread_kill", "GLIBC_2.34");
+  resolve_real(real_exit, "pthread_exit", "GLIBC_2.2.5");
+}
+
+int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setstacksize(&a, 256 * 1024);
+  pthread_t t;
+  int r = real_create(&t, &a, fn, arg);
+  pthread_attr_destroy(&a);
+  return r;
+}
+
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*fn)(void*), void* arg) noexcept {
+  if (!runtime_up) {
+    int r = real_create(thread, attr, fn, arg);
+    if (r == 0) handle_register_native(*thread);
+    return r;
+  }
+  GSpec spec{fn, arg, 0, static_cast<size_t>(-1), nullptr, false};
+  if (attr) {
+    const auto* a = reinterpret_cast<const AttrView*>(attr);
+    spec.detached = (a->flags & kAttrDetached) != 0;
+    spec.guard_size = a->guardsize;
+    spec.stack_size = a->stacksize;
+    if (a->flags & kAttrStackAddr) {
+      if (a->stacksize < static_cast<size_t>(PTHREAD_STACK_MIN)) return EINVAL;
+      spec.user_stack = static_cast<char*>(a->stackaddr) - a->stacksize;
+    }
+  }
+  G* gp;
+  int r = newproc(spec, &gp);
+  if (r != 0) return spec.user_stack ? EINVAL : r;
+  if (G* cur = get_user_g()) memcpy(gp->name, cur->name, sizeof gp->name);
+  *thread = reinterpret_cast<pthread_t>(gp->tcb);
+  newproc_start(gp);
+  return 0;
+}
+
+MNP_EXPORT int pthread_join(pthread_t th, void** ret) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) {
+    r = real_join(th, ret);
+    if (r == 0) handle_unregister_native(th);
+    return r;
+  }
+  return r ? r : join_g(t, ret, false, CLOCK_REALTIME, nullptr);
+}
+
+MNP_EXPORT int pthread_tryjoin_np(pthread_t th, void** ret) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) {
+    r = real_tryjoin(th, ret);
+    if (r == 0) handle_unregister_native(th);
+    return r;
+  }
+  return r ? r : join_g(t, ret, true, CLOCK_REALTIME, nullptr);
+}
+
+MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, const struct timespec* abstime) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) {
+    r = real_clockjoin(th, ret, clk, abstime);
+    if (r == 0) handle_unregister_native(th);
+    return r;
+  }
+  if (r) return r;
+  if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) return EINVAL;
+  return join_g(t, ret, false, clk, abstime);
+}
+
+MNP_EXPORT int pthread_timedjoin_np(pthread_t th, void** ret, const struct timespec* abstime) noexcept {
+  return pthread_clockjoin_np(th, ret, CLOCK_REALTIME, abstime);
+}
+
+MNP_EXPORT int pthread_detach(pthread_t th) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) {
+    r = real_detach(th);
+    if (r == 0) handle_unregister_native(th);
+    return r;
+  }
+  if (r) return r;
+  for (;;) {
+    uintptr_t w = t->join.load(std::memory_order_acquire);
+    if (w == kJoinable) {
+      if (t->join.compare_exchange_strong(w, kDetached, std::memory_order_acq_rel)) return 0;
+    } else if (w == kExited) {
+      // Finished already: nobody will join it, so free it now.
+      if (t->join.compare_exchange_strong(w, kJoined, std::memory_order_acq_rel)) {
+        g_reap(t);
+        return 0;
+      }
+    } else if (w == kDetached || w == kJoined) {
+      return EINVAL;
+    } else {
+      return 0;  // someone is joining it: glibc leaves it alone and succeeds
+    }
+  }
+}
+
+MNP_EXPORT void pthread_exit(void* value) noexcept {
+  // glibc's own pthread_exit unwinds (cleanup handlers, C++ destructors) to
+  // the outermost cancellation buffer, which for a G is its trampoline.
+  real_exit(value);
+  __builtin_unreachable();
+}
+
+MNP_EXPORT pthread_t pthread_self(void) noexcept {
+  pthread_t self;
+  asm("mov %%fs:16, %0" : "=r"(self));  // header.self
+  return self;
+}
+
+MNP_EXPORT int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b; }
+
+MNP_EXPORT int sched_yield(void) noexcept {
+  if (runtime_up && get_user_g()) {
+    yield();
+    return 0;
+  }
+  return static_cast<int>(raw_syscall(SYS_sched_yield));
+}
+
+// pthread.h redirects the name pthread_yield to sched_yield; old binaries
+// still import the real symbol, so define it under its own assembler name.
+MNP_EXPORT int mnp_pthread_yield(void) noexcept __asm__("pthread_yield");
+MNP_EXPORT int mnp_pthread_yield(void) noexcept { return sched_yield(); }
+
+MNP_EXPORT int pthread_getattr_np(pthread_t th, pthread_attr_t* attr) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0 || (r == 0 && t->is_main)) return real_getattr(th, attr);
+  if (r) return r;
+  pthread_attr_init(attr);
+  uintptr_t w = t->join.load(std::memory_order_acquire);
+  if (w == kDetached) pthread_attr_setdetachstate(attr, PTHREAD_CREATE_DETACHED);
+  pthread_attr_setguardsize(attr, t->guard_size);
+  pthread_attr_setstack(attr, t->stack_lo, t->stack_size);
+  return 0;
+}
+
+MNP_EXPORT int pthread_setname_np(pthread_t th, const char* name) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) return real_setname(th, name);
+  if (r) return r;
+  size_t n = strlen(name);
+  if (n >= sizeof t->name) return ERANGE;
+  if (t->is_main) {
+    // The main thread's name is the process's name in ps/top: keep the
+    // kernel's copy too (its task is the initial kernel thread).
+    char path[64];
+    proc_comm_path(path, sizeof path, static_cast<int>(t->fake_tid));
+    int fd = static_cast<int>(raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_WRONLY | O_CLOEXEC));
+    if (fd >= 0) {
+      raw_syscall(SYS_write, fd, reinterpret_cast<long>(name), static_cast<long>(n));
+      raw_syscall(SYS_close, fd);
+    }
+  }
+  memcpy(t->name, name, n + 1);
+  return 0;
+}
+
+MNP_EXPORT int pthread_getname_np(pthread_t th, char* buf, size_t len) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) return real_getname(th, buf, len);
+  if (r) return r;
+  char name[16];
+  if (t->name[0]) {
+    memcpy(name, t->name, sizeof name);
+  } else {
+    // Never named: like a new kernel thread, it carries the process's name.
+    char path[64];
+    proc_comm_path(path, sizeof path, static_cast<int>(main_g()->fake_tid));
+    int fd = static_cast<int>(raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC));
+    long n = fd >= 0 ? raw_syscall(SYS_read, fd, reinterpret_cast<long>(name), sizeof name - 1) : 0;
+    if (fd >= 0) raw_syscall(SYS_close, fd);
+    if (n < 0) n = 0;
+    if (n > 0 && name[n - 1] == '\n') n--;
+    name[n] = 0;
+  }
+  size_t n = strlen(name);
+  if (len < n + 1) return ERANGE;
+  memcpy(buf, name, n + 1);
+  return 0;
+}
+
+MNP_EXPORT int pthread_getconcurrency(void) noexcept { return __atomic_load_n(&g_concurrency, __ATOMIC_RELAXED); }
+
+MNP_EXPORT int pthread_setconcurrency(int level) noexcept {
+  if (level < 0) return EINVAL;
+  __atomic_store_n(&g_concurrency, level, __ATOMIC_RELAXED);
+  return 0;
+}
+
+MNP_EXPORT int pthread_getcpuclockid(pthread_t th, clockid_t* clk) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) return real_cpuclock(th, clk);
+  if (r) return r;
+  // A G has no kernel task of its own; its CPU time is not tracked by the
+  // kernel. The process CPU clock is the closest honest answer for now.
+  *clk = CLOCK_PROCESS_CPUTIME_ID;
+  return 0;
+}
+
+MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) return real_kill(th, sig);
+  if (r) return r;
+  if (sig < 0 || sig >= 65) return EINVAL;
+  if (t->status.load(std::memory_order_acquire) == kGDead) return sig == 0 ? 0 : ESRCH;
+  if (sig == 0) return 0;
+  // Deliver to the kernel thread running the G if it runs now (the common
+  // case: a thread signalling itself); otherwise as a process-directed
+  // signal, which a handler sees the same way.
+  M* mp = t->m;
+  int tid = (t->status.load(std::memory_order_acquire) == kGRunning && mp) ? mp->tid : 0;
+  long rc = tid ? raw_syscall(SYS_tgkill, getpid(), tid, sig) : raw_syscall(SYS_kill, getpid(), sig);
+  return rc < 0 ? static_cast<int>(-rc) : 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,100 @@
+// shim/init.cpp — start-up of libmnpthread.so.
+//
+// The dynamic loader runs the program's _start, which calls
+// __libc_start_main(main, ...). We interpose it and hand glibc our own
+// mnp_main instead; glibc runs the constructors and then mnp_main on the
+// initial thread, which builds the runtime (Ps, M0, the main G) and calls the
+// program's main as the main G. Nothing is done in ELF constructors: the
+// runtime exists from the first instruction of main() on, and code that runs
+// earlier (constructors) gets the kernel-blocking paths.
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "core/sched.h"
+#include "core/tcb.h"
+#include "interpose/real.h"
+#include "shim/mnp.h"
+
+using namespace mnp;
+
+namespace {
+
+using MainFn = int(int, char**, char**);
+using StartMainFn = int(MainFn*, int, char**, void (*)(), void (*)(), void (*)(), void*);
+constinit MainFn* g_user_main = nullptr;
+constinit StartMainFn* g_real_start_main = nullptr;
+
+void* trivial_thread(void* a) { return a; }
+
+void shim_start() {
+  interpose_thread_init();
+  interpose_setxid_init();
+  // One real thread, created and joined before anything else, puts glibc in
+  // its multi-threaded state (atomic refcounts, SIGSETXID handler installed)
+  // exactly as a program's first pthread_create would.
+  using CreateFn = int(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+  using JoinFn = int(pthread_t, void**);
+  CreateFn* create;
+  JoinFn* join;
+  resolve_real(create, "pthread_create", "GLIBC_2.34");
+  resolve_real(join, "pthread_join", "GLIBC_2.34");
+  pthread_t t;
+  if (create(&t, nullptr, trivial_thread, nullptr) == 0) join(t, nullptr);
+  set_os_thread_create(real_thread_create_for_m);
+  if (!sched_init_main()) {
+    raw_print("refusing to start (see the line above); run the program without LD_PRELOAD");
+    _exit(127);
+  }
+  interpose_setxid_install_handler();
+  sched_install_fork_handlers();
+}
+
+int mnp_main(int argc, char** argv, char** envp) {
+  shim_start();
+  // The main G's outermost cancellation buffer: pthread_exit from main
+  // unwinds to here (not into glibc's start code, which would end M0's
+  // kernel thread) and the process lives on until the last thread ends.
+  __pthread_unwind_buf_t ub;
+  if (__sigsetjmp(reinterpret_cast<struct __jmp_buf_tag*>(ub.__cancel_jmp_buf), 0) == 0) {
+    __pthread_register_cancel(&ub);
+    int result = g_user_main(argc, argv, envp);
+    __pthread_unregister_cancel(&ub);
+    return result;  // glibc calls exit(result)
+  }
+  g_exit_current(tcb_field<void*>(main_g()->tcb, tcbo::kResult));
+}
+
+}  // namespace
+
+namespace mnp {
+void* real_sym(const char* name, const char* version) {
+  void* p = version ? dlvsym(RTLD_NEXT, name, version) : nullptr;
+  if (!p) p = dlsym(RTLD_NEXT, name);
+  if (!p) {
+    char buf[128];
+    char* e = buf + sizeof buf - 1;
+    char* q = fmt_str(buf, e, "cannot find the real ");
+    q = fmt_str(q, e, name);
+    *q = 0;
+    fatal(buf);
+  }
+  return p;
+}
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT int __libc_start_main(MainFn* main, int argc, char** argv, void (*init)(), void (*fini)(),
+                                 void (*rtld_fini)(), void* stack_end) noexcept {
+  resolve_real(g_real_start_main, "__libc_start_main", "GLIBC_2.34");
+  g_user_main = main;
+  return g_real_start_main(mnp_main, argc, argv, init, fini, rtld_fini, stack_end);
+}
+
+MNP_EXPORT const char* mnp_version(void) noexcept { return "0.1.0"; }
+MNP_EXPORT int mnp_procs(void) noexcept { return static_cast<int>(config().procs); }
+MNP_EXPORT int mnp_mcount(void) noexcept { return static_cast<int>(stat_mcount()); }
+
+}  // extern "C"
