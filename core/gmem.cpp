@@ -182,6 +182,18 @@ void* gmem_stack_top(G* gp) {
 
 void gmem_register_main(G* mg) { g_main = mg; }
 
+namespace detail {
+void for_each_tcb(void (*cb)(void*, void*), void* ctx) {
+  LockGuard lk(g_table_lock);
+  Table* t = g_table.load(std::memory_order_relaxed);
+  if (!t) return;
+  for (size_t i = 0; i < t->cap; i++) {
+    uintptr_t k = t->keys[i].load(std::memory_order_relaxed);
+    if (k != kEmpty && k != kTomb && !(k & kNativeTag)) cb(ctx, reinterpret_cast<void*>(k));
+  }
+}
+}  // namespace detail
+
 int32_t gmem_global_cache_max() { return 1024; }
 
 void handle_register_native(uintptr_t h) { table_add(h | kNativeTag); }

@@ -27,11 +27,24 @@ void gmem_set_tls_g_at(void* tcb, G* g);
 void gmem_register_main(G* mg);
 int32_t gmem_global_cache_max();
 
+// Calls fn(tcb) for the TCB of every G whose memory exists (running,
+// parked, finished or cached), under the handle table's lock.
+template <typename Fn>
+void gmem_for_each_tcb(Fn fn);
+
 enum class HandleKind { kNone, kG, kNative };
 // Threads created with the real pthread_create (before the runtime was up)
 // are remembered so their handles still work with the real functions.
 void handle_register_native(uintptr_t h);
 void handle_unregister_native(uintptr_t h);
 HandleKind handle_kind(uintptr_t h, G** out);
+
+namespace detail {
+void for_each_tcb(void (*cb)(void*, void*), void* ctx);
+}
+template <typename Fn>
+void gmem_for_each_tcb(Fn fn) {
+  detail::for_each_tcb([](void* c, void* tcb) { (*static_cast<Fn*>(c))(tcb); }, &fn);
+}
 
 }  // namespace mnp

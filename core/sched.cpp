@@ -668,6 +668,8 @@ int newproc(const GSpec& spec, G** out) {
   gp->exited.store(0, std::memory_order_relaxed);
   gp->wait_reason = kWaitNone;
   gp->name[0] = 0;
+  gp->sched_policy = 0;
+  gp->sched_priority = 0;
   gp->goid = sched.goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
   ctx_make(&gp->ctx, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
   sched.ngsys_live.fetch_add(1, std::memory_order_relaxed);

@@ -76,6 +76,8 @@ struct G {
   std::atomic<uintptr_t> join{kJoinable};
   std::atomic<uint32_t> exited{0};  // futex word for kernel joiners
   uint32_t fake_tid = 0;
+  int sched_policy = 0;  // recorded by pthread_setschedparam (a G has no kernel task)
+  int sched_priority = 0;
   char name[16] = {};
 };
 

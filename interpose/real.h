@@ -18,6 +18,9 @@ inline void resolve_real(F*& out, const char* name, const char* version) {
 // Per-family initialisers, called once by shim_init before the runtime starts.
 void interpose_thread_init();
 void interpose_setxid_init();
+void interpose_stdio_init();
+void interpose_dl_init();
+void interpose_sched_init();
 // After the runtime is up (Ms exist, glibc's SIGSETXID handler is installed).
 void interpose_setxid_install_handler();
 int real_thread_create_for_m(void* (*fn)(void*), void* arg);

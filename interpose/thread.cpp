@@ -377,3 +377,103 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
 }
 
 }  // extern "C"
+
+// ---- scheduling parameters and CPU affinity of a G --------------------------
+// A G has no kernel task, so neither can be applied to it; they are checked
+// exactly as the kernel would check them and recorded (policy and priority
+// read back as set; affinity reads back as the process's mask).
+
+namespace {
+int check_sched(int policy, const struct sched_param* param) {
+  if (!param) return EINVAL;
+  int lo = sched_get_priority_min(policy), hi = sched_get_priority_max(policy);
+  if (lo < 0 || param->sched_priority < lo || param->sched_priority > hi) return EINVAL;
+  if ((policy == SCHED_FIFO || policy == SCHED_RR) && geteuid() != 0) return EPERM;
+  return 0;
+}
+using SetSchedFn = int(pthread_t, int, const struct sched_param*);
+using GetSchedFn = int(pthread_t, int*, struct sched_param*);
+using SetPrioFn = int(pthread_t, int);
+using AffFn = int(pthread_t, size_t, cpu_set_t*);
+using SetAffFn = int(pthread_t, size_t, const cpu_set_t*);
+constinit SetSchedFn* real_setsched = nullptr;
+constinit GetSchedFn* real_getsched = nullptr;
+constinit SetPrioFn* real_setprio = nullptr;
+constinit AffFn* real_getaff = nullptr;
+constinit SetAffFn* real_setaff = nullptr;
+}  // namespace
+
+namespace mnp {
+void interpose_sched_init() {
+  resolve_real(real_setsched, "pthread_setschedparam", "GLIBC_2.2.5");
+  resolve_real(real_getsched, "pthread_getschedparam", "GLIBC_2.2.5");
+  resolve_real(real_setprio, "pthread_setschedprio", "GLIBC_2.34");
+  resolve_real(real_getaff, "pthread_getaffinity_np", "GLIBC_2.32");
+  resolve_real(real_setaff, "pthread_setaffinity_np", "GLIBC_2.34");
+}
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT int pthread_setschedparam(pthread_t th, int policy, const struct sched_param* param) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) return real_setsched(th, policy, param);
+  if (r) return r;
+  if ((r = check_sched(policy, param))) return r;
+  t->sched_policy = policy;
+  t->sched_priority = param->sched_priority;
+  return 0;
+}
+
+MNP_EXPORT int pthread_getschedparam(pthread_t th, int* policy, struct sched_param* param) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) return real_getsched(th, policy, param);
+  if (r) return r;
+  *policy = t->sched_policy;
+  memset(param, 0, sizeof *param);
+  param->sched_priority = t->sched_priority;
+  return 0;
+}
+
+MNP_EXPORT int pthread_setschedprio(pthread_t th, int prio) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) return real_setprio(th, prio);
+  if (r) return r;
+  struct sched_param p = {};
+  p.sched_priority = prio;
+  if ((r = check_sched(t->sched_policy, &p))) return r;
+  t->sched_priority = prio;
+  return 0;
+}
+
+MNP_EXPORT int pthread_getaffinity_np(pthread_t th, size_t size, cpu_set_t* set) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) return real_getaff(th, size, set);
+  if (r) return r;
+  long n = raw_syscall(SYS_sched_getaffinity, 0, static_cast<long>(size), reinterpret_cast<long>(set));
+  if (n < 0) return static_cast<int>(-n);
+  if (static_cast<size_t>(n) < size) memset(reinterpret_cast<char*>(set) + n, 0, size - static_cast<size_t>(n));
+  return 0;
+}
+
+MNP_EXPORT int pthread_setaffinity_np(pthread_t th, size_t size, const cpu_set_t* set) noexcept {
+  G* t;
+  int r = native_or_esrch(th, &t);
+  if (r < 0) return real_setaff(th, size, set);
+  if (r) return r;
+  // As the kernel: EINVAL when the mask has no CPU this process may use.
+  cpu_set_t allowed;
+  if (raw_syscall(SYS_sched_getaffinity, 0, sizeof allowed, reinterpret_cast<long>(&allowed)) < 0) return EINVAL;
+  size_t n = size < sizeof allowed ? size : sizeof allowed;
+  const auto* a = reinterpret_cast<const unsigned char*>(set);
+  const auto* b = reinterpret_cast<const unsigned char*>(&allowed);
+  for (size_t i = 0; i < n; i++)
+    if (a[i] & b[i]) return 0;
+  return EINVAL;
+}
+
+}  // extern "C"

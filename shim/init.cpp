@@ -31,6 +31,9 @@ void* trivial_thread(void* a) { return a; }
 void shim_start() {
   interpose_thread_init();
   interpose_setxid_init();
+  interpose_stdio_init();
+  interpose_dl_init();
+  interpose_sched_init();
   // One real thread, created and joined before anything else, puts glibc in
   // its multi-threaded state (atomic refcounts, SIGSETXID handler installed)
   // exactly as a program's first pthread_create would.

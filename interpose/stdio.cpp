@@ -1,0 +1,46 @@
+// interpose/stdio.cpp — flockfile from a G.
+//
+// glibc's stream lock (_IO_lock_t: a low-level lock, a recursion count and
+// the owner's TCB) is correct for Gs as it is: each G has its own TCB, so
+// ownership and recursion follow the G across Ms. What breaks is waiting:
+// glibc's lll_lock sleeps in the kernel and takes the whole M with it, while
+// the owner G may sit on that M's run queue (a G that yields inside
+// flockfile/funlockfile is the common case). A G therefore waits by trying
+// the lock and yielding its P between tries, so the owner always gets to run.
+//
+// Stdio calls that lock internally (printf while another G holds the stream
+// locked across a yield) still wait in the kernel; sysmon's detection of Ms
+// blocked in uncovered code (blocking-syscalls issue) covers them.
+#include <stdio.h>
+
+#include "core/sched.h"
+#include "interpose/real.h"
+
+using namespace mnp;
+
+namespace {
+using LockFn = void(FILE*);
+using TryFn = int(FILE*);
+constinit LockFn* real_flockfile = nullptr;
+constinit TryFn* real_ftrylockfile = nullptr;
+}  // namespace
+
+namespace mnp {
+void interpose_stdio_init() {
+  resolve_real(real_flockfile, "flockfile", "GLIBC_2.2.5");
+  resolve_real(real_ftrylockfile, "ftrylockfile", "GLIBC_2.2.5");
+}
+}  // namespace mnp
+
+extern "C" MNP_EXPORT void flockfile(FILE* fp) noexcept {
+  if (!runtime_up || !get_user_g()) return real_flockfile(fp);
+  for (int spins = 0; real_ftrylockfile(fp) != 0; spins++) {
+    G* g = get_user_g();
+    uint32_t tick = g->m->p->schedtick;
+    yield();
+    // Nothing else was runnable here: the owner runs on another M. Back off
+    // briefly instead of hammering the lock word.
+    if (get_user_g()->m->p->schedtick == tick)
+      for (int i = 0; i < 64; i++) cpu_relax();
+  }
+}
