@@ -252,18 +252,82 @@ void startm(P* pp, bool spinning) {
   nm->park.wakeup();
 }
 
-// Puts the M to sleep until startm hands it a P.
-void stopm(M* mp) {
+bool midle_remove_locked(M* mp) {
+  for (M** pm = &sched.midle; *pm; pm = &(*pm)->schedlink)
+    if (*pm == mp) {
+      *pm = mp->schedlink;
+      mp->schedlink = nullptr;
+      sched.nmidle--;
+      return true;
+    }
+  return false;
+}
+
+// Puts the M to sleep until startm hands it a P, or until `until` (monotonic
+// ns) when it becomes the timer M. Returns with a P, or without one after a
+// timeout (the caller then fires due timers and tries again).
+void stopm(M* mp, int64_t until) {
   CHECK(mp->p == nullptr && !mp->spinning);
   sched.lock.lock();
   mput_locked(mp);
+  bool timed = false;
+  if (until != kNever && (!sched.timer_m || until < sched.timer_m_until.load(std::memory_order_relaxed))) {
+    sched.timer_m = mp;
+    sched.timer_m_until.store(until, std::memory_order_seq_cst);
+    timed = true;
+  }
   sched.lock.unlock();
+  if (timed) {
+    int64_t left = until - nanotime();
+    if (left > 0) mp->park.sleep_for(left);
+    sched.lock.lock();
+    if (sched.timer_m == mp) {
+      sched.timer_m = nullptr;
+      sched.timer_m_until.store(kNever, std::memory_order_seq_cst);
+    }
+    // Still on the idle list: nobody handed us a P; we timed out.
+    if (midle_remove_locked(mp)) {
+      P* pp = pidleget_locked();
+      sched.lock.unlock();
+      if (pp) acquirep(mp, pp);
+      return;
+    }
+    sched.lock.unlock();
+  }
   mp->park.sleep();
   mp->park.clear();
   P* pp = mp->nextp;
   mp->nextp = nullptr;
   acquirep(mp, pp);
 }
+
+}  // namespace
+
+// A timer earlier than the timer M's wake-up was added: hand that M an idle
+// P so it recomputes its sleep (with no idle P, every P's owner runs timers
+// at its own scheduling points).
+void timer_m_notify(int64_t when) {
+  if (when >= sched.timer_m_until.load(std::memory_order_seq_cst)) return;
+  sched.lock.lock();
+  M* mp = sched.timer_m;
+  if (!mp || when >= sched.timer_m_until.load(std::memory_order_relaxed)) {
+    sched.lock.unlock();
+    return;
+  }
+  P* pp = pidleget_locked();
+  if (!pp) {
+    sched.lock.unlock();
+    return;
+  }
+  sched.timer_m = nullptr;
+  sched.timer_m_until.store(kNever, std::memory_order_seq_cst);
+  midle_remove_locked(mp);
+  sched.lock.unlock();
+  mp->nextp = pp;
+  mp->park.wakeup();
+}
+
+namespace {
 
 void resetspinning(M* mp) {
   mp->spinning = false;
@@ -304,6 +368,8 @@ G* steal_work(M* mp, bool take_next) {
   for (uint32_t i = 0, k = start; i < np; i++, k = (k + stride) % np) {
     P* victim = &sched.allp[k];
     if (victim == mp->p) continue;
+    // Due timers of a busy P fire here rather than wait for its owner.
+    if (victim->timers.when0.load(std::memory_order_relaxed) != kNever) timers_run(victim, nanotime());
     if (G* gp = steal_from(mp, victim, take_next)) return gp;
   }
   return nullptr;
@@ -320,6 +386,7 @@ G* find_runnable(M* mp) {
 top:
   P* pp = mp->p;
   bool inherit;
+  if (pp->timers.when0.load(std::memory_order_relaxed) != kNever) timers_run(pp, nanotime());
   if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
   if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
@@ -375,8 +442,14 @@ top:
       }
     }
   }
-  stopm(mp);
-  goto top;
+  for (;;) {
+    stopm(mp, timers_earliest());
+    if (mp->p) goto top;
+    // Timed out without a P (all busy): fire what is due; the Gs go to the
+    // global queue, where the busy Ps find them.
+    int64_t now = nanotime();
+    for (uint32_t i = 0; i < sched.nprocs; i++) timers_run(&sched.allp[i], now);
+  }
 }
 
 void execute(M* mp, G* gp) {
@@ -432,6 +505,7 @@ void yield_commit_cb(void* a) {
 
 // Picks the next G of this P without blocking: the fast path of park/yield.
 G* next_local(P* pp) {
+  if (MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever)) timers_run(pp, nanotime());
   if (pp->schedtick % 61 == 0 && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     if (G* gp = globrunq_get_locked(pp, 1)) return gp;

@@ -16,6 +16,7 @@
 #include "arch/x86_64/context.h"
 #include "core/futex.h"
 #include "core/runq.h"
+#include "core/timer.h"
 
 namespace mnp {
 
@@ -92,6 +93,7 @@ struct P {
   RunQ runq;
   G* gfree = nullptr;    // owner: free Gs with default-sized stacks
   int32_t ngfree = 0;
+  TimerHeap timers;      // its own lock
 };
 
 struct M {
@@ -123,6 +125,9 @@ struct Sched {
   int32_t nmidle = 0;
   std::atomic<int32_t> mcount{0};
   std::atomic<int32_t> nmspinning{0};
+  // The idle M sleeping until the earliest timer, and until when (lock).
+  M* timer_m = nullptr;
+  std::atomic<int64_t> timer_m_until{INT64_MAX};
   // Free Gs (gfree_lock).
   Lock gfree_lock;
   G* gfree = nullptr;

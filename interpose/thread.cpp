@@ -17,6 +17,7 @@
 #include "core/gmem.h"
 #include "core/sched.h"
 #include "core/tcb.h"
+#include "core/timer.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -63,6 +64,24 @@ constexpr int kAttrDetached = 0x1;
 constexpr int kAttrStackAddr = 0x8;
 static_assert(sizeof(pthread_attr_t) >= sizeof(AttrView));
 
+int64_t mono_deadline(clockid_t clk, const struct timespec* abstime) {
+  struct timespec now;
+  clock_gettime(clk, &now);
+  int64_t left = (static_cast<int64_t>(abstime->tv_sec) - now.tv_sec) * 1000000000 + (abstime->tv_nsec - now.tv_nsec);
+  return nanotime() + (left > 0 ? left : 0);
+}
+
+// Timer of a timed join: withdraws the joiner unless the thread exited first
+// (then the exiter wakes it). tm->arg = null tells the joiner it timed out.
+void join_timeout(Timer* tm) {
+  G* target = static_cast<G*>(tm->arg);
+  uintptr_t me = reinterpret_cast<uintptr_t>(tm->g);
+  if (target->join.compare_exchange_strong(me, kJoinable, std::memory_order_acq_rel)) {
+    tm->arg = nullptr;
+    ready(tm->g, true);
+  }
+}
+
 // Join of a G by whoever calls (G or not). `deadline` < 0: no time limit.
 // try_only: EBUSY instead of waiting.
 int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec* abstime) {
@@ -80,24 +99,32 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
     if (w != kJoinable) return EINVAL;  // detached, already joined, or being joined
     if (try_only) return EBUSY;
     if (abstime) {
-      // Timed: wait in bounded steps, re-checking the clock. Parked timers
-      // arrive with the synchronisation issue; until then a G polls here by
-      // yielding, sleeping its M briefly only when nothing else is runnable.
       if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
-      struct timespec now;
-      clock_gettime(clk, &now);
-      if (now.tv_sec > abstime->tv_sec || (now.tv_sec == abstime->tv_sec && now.tv_nsec >= abstime->tv_nsec))
-        return ETIMEDOUT;
+      int64_t deadline = mono_deadline(clk, abstime);
+      if (deadline <= nanotime()) return ETIMEDOUT;
       if (cur) {
-        uint32_t before = cur->m->p->schedtick;
-        yield();
-        if (cur->m->p->schedtick == before) {
-          struct timespec ts = {0, 50 * 1000};
-          raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+        if (!t->join.compare_exchange_strong(w, reinterpret_cast<uintptr_t>(cur), std::memory_order_acq_rel)) continue;
+        Timer tm;
+        tm.when = deadline;
+        tm.fn = join_timeout;
+        tm.g = cur;
+        tm.arg = t;
+        timer_add(&tm);
+        park(kWaitJoin);
+        if (!timer_del(&tm) && tm.arg == nullptr) return ETIMEDOUT;
+        continue;  // the exiter woke us: the join word is kExited now
+      }
+      if (!t->join.compare_exchange_strong(w, kKernelJoiner, std::memory_order_acq_rel)) continue;
+      for (;;) {
+        if (t->exited.load(std::memory_order_acquire)) break;
+        int64_t left = deadline - nanotime();
+        if (left <= 0) {
+          uintptr_t k = kKernelJoiner;
+          if (t->join.compare_exchange_strong(k, kJoinable, std::memory_order_acq_rel)) return ETIMEDOUT;
+          continue;  // it exited meanwhile; exited is about to be set
         }
-      } else {
-        struct timespec ts = {0, 50 * 1000};
-        raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+        struct timespec rel = {static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+        futex_wait(&t->exited, 0, &rel);
       }
       continue;
     }

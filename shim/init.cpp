@@ -34,6 +34,7 @@ void shim_start() {
   interpose_stdio_init();
   interpose_dl_init();
   interpose_sched_init();
+  interpose_time_init();
   // One real thread, created and joined before anything else, puts glibc in
   // its multi-threaded state (atomic refcounts, SIGSETXID handler installed)
   // exactly as a program's first pthread_create would.

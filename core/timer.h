@@ -1,0 +1,69 @@
+// core/timer.h — per-P timer heaps: sleeps and timed waits park the G and a
+// timer makes it runnable again.
+//
+// Each P owns a binary min-heap of Timer pointers ordered by `when`
+// (CLOCK_MONOTONIC ns) under its own lock; `when0` mirrors the earliest
+// deadline so others can look without the lock. Timers live in the waiting
+// G's frame: no allocation.
+//
+// Who runs timers: the P's owner at scheduling points (park, yield, the
+// scheduler loop), any M looking for work (it runs the expired timers of
+// every P it visits), and an idle M, which sleeps until the earliest
+// deadline of all Ps instead of polling (one idle M at a time is the "timer
+// M"; adding an earlier timer wakes it).
+//
+// State protocol of a Timer (one CAS decides who acts):
+//   Pending --fire--> Running --> Done       (fn runs exactly once)
+//   Pending --timer_del--> Cancelled         (fn never runs)
+// timer_del on a Running timer waits until Done, so the waiter's frame stays
+// valid until the firing M is finished with it.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "core/futex.h"
+
+namespace mnp {
+
+struct G;
+struct P;
+struct Timer;
+
+using TimerFn = void (*)(Timer*);
+
+enum TimerState : uint32_t { kTimerIdle, kTimerPending, kTimerRunning, kTimerDone, kTimerCancelled };
+
+struct Timer {
+  int64_t when = 0;
+  TimerFn fn = nullptr;  // null: ready(g)
+  G* g = nullptr;
+  void* arg = nullptr;
+  std::atomic<uint32_t> state{kTimerIdle};
+  P* pp = nullptr;    // heap it is on (lock of that heap)
+  uint32_t index = 0;
+};
+
+struct TimerHeap {
+  Lock lock;
+  Timer** heap = nullptr;  // (lock)
+  uint32_t n = 0, cap = 0;  // (lock)
+  std::atomic<int64_t> when0{INT64_MAX};
+};
+
+constexpr int64_t kNever = INT64_MAX;
+
+// Adds t to the current P's heap (P0's when the caller holds no P).
+void timer_add(Timer* t);
+// Cancels t. Returns true if it will never fire; false if it fired (its fn
+// has finished when this returns).
+bool timer_del(Timer* t);
+// Runs the expired timers of pp. Returns how many fired.
+int timers_run(P* pp, int64_t now);
+// Earliest deadline over all Ps, kNever if none.
+int64_t timers_earliest();
+
+// Parks the current G until `when` (monotonic ns). Returns at or after it.
+void sleep_until(int64_t when);
+
+}  // namespace mnp

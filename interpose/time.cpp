@@ -1,0 +1,88 @@
+// interpose/time.cpp — sleeps park the G on a timer (DESIGN §5, class park).
+//
+// nanosleep, clock_nanosleep, usleep and sleep from a G never block the M.
+// Deadlines are CLOCK_MONOTONIC internally; an absolute CLOCK_REALTIME sleep
+// is converted once (a later change of the wall clock does not move it).
+// Sleeps are not interrupted by signals here (the G has no kernel thread to
+// interrupt), so *rem is always zero. Callers that are not Gs, and clocks
+// other than REALTIME/MONOTONIC/BOOTTIME/TAI, go to the kernel.
+#include <errno.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/sched.h"
+#include "core/timer.h"
+#include "interpose/real.h"
+
+using namespace mnp;
+
+namespace {
+using NanosleepFn = int(const struct timespec*, struct timespec*);
+using ClockNanosleepFn = int(clockid_t, int, const struct timespec*, struct timespec*);
+constinit NanosleepFn* real_nanosleep = nullptr;
+constinit ClockNanosleepFn* real_clock_nanosleep = nullptr;
+
+bool parkable_clock(clockid_t c) {
+  return c == CLOCK_REALTIME || c == CLOCK_MONOTONIC || c == CLOCK_BOOTTIME || c == CLOCK_TAI;
+}
+
+int64_t ts_ns(const struct timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec; }
+
+// Monotonic deadline for a relative or absolute time on clock c.
+int64_t deadline_of(clockid_t c, int flags, const struct timespec* req) {
+  int64_t now_mono = nanotime();
+  if (!(flags & TIMER_ABSTIME)) {
+    if (req->tv_sec > (kNever - now_mono) / 1000000000 - 1) return kNever;
+    return now_mono + ts_ns(*req);
+  }
+  struct timespec now;
+  clock_gettime(c, &now);
+  int64_t left = ts_ns(*req) - ts_ns(now);
+  return left <= 0 ? now_mono : now_mono + left;
+}
+
+// 0 or an errno value; the G sleeps until the deadline.
+int g_sleep(clockid_t c, int flags, const struct timespec* req, struct timespec* rem) {
+  if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) return EINVAL;
+  sleep_until(deadline_of(c, flags, req));
+  if (rem && !(flags & TIMER_ABSTIME)) *rem = {0, 0};
+  return 0;
+}
+}  // namespace
+
+namespace mnp {
+void interpose_time_init() {
+  resolve_real(real_nanosleep, "nanosleep", "GLIBC_2.2.5");
+  resolve_real(real_clock_nanosleep, "clock_nanosleep", "GLIBC_2.17");
+}
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT int clock_nanosleep(clockid_t c, int flags, const struct timespec* req, struct timespec* rem) noexcept {
+  if (!runtime_up || !get_user_g() || !parkable_clock(c)) return real_clock_nanosleep(c, flags, req, rem);
+  return g_sleep(c, flags, req, rem);
+}
+
+MNP_EXPORT int nanosleep(const struct timespec* req, struct timespec* rem) noexcept {
+  if (!runtime_up || !get_user_g()) return real_nanosleep(req, rem);
+  int r = g_sleep(CLOCK_MONOTONIC, 0, req, rem);
+  if (r) {
+    errno = r;
+    return -1;
+  }
+  return 0;
+}
+
+MNP_EXPORT int usleep(useconds_t us) noexcept {
+  struct timespec ts = {static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
+  return nanosleep(&ts, nullptr);
+}
+
+MNP_EXPORT unsigned int sleep(unsigned int secs) noexcept {
+  struct timespec ts = {static_cast<time_t>(secs), 0}, rem = {0, 0};
+  if (nanosleep(&ts, &rem) != 0) return static_cast<unsigned>(rem.tv_sec + (rem.tv_nsec > 0));
+  return 0;
+}
+
+}  // extern "C"
