@@ -93,6 +93,7 @@ const Config& config() { return g_config; }
 void config_init() {
   (void)kVars;
   cpu_set_t set;
+  CPU_ZERO(&set);  // the kernel writes only the bytes it knows about
   uint32_t cpus = 1;
   if (raw_syscall(SYS_sched_getaffinity, 0, sizeof set, reinterpret_cast<long>(&set)) > 0) {
     int c = CPU_COUNT(&set);

@@ -142,6 +142,8 @@ void runq_put(P* pp, G* gp, bool next) {
 
 void pidleput_locked(P* pp) {
   CHECK(pp->runq.empty());
+  CHECK(!pp->on_idle_list && pp->m == nullptr);
+  pp->on_idle_list = true;
   pp->status.store(kPIdle, std::memory_order_relaxed);
   pp->link = sched.pidle;
   sched.pidle = pp;
@@ -153,6 +155,7 @@ P* pidleget_locked() {
   if (pp) {
     sched.pidle = pp->link;
     pp->link = nullptr;
+    pp->on_idle_list = false;
     sched.npidle.fetch_sub(1, std::memory_order_seq_cst);
   }
   return pp;
@@ -263,20 +266,21 @@ bool midle_remove_locked(M* mp) {
   return false;
 }
 
-// Puts the M to sleep until startm hands it a P, or until `until` (monotonic
-// ns) when it becomes the timer M. Returns with a P, or without one after a
-// timeout (the caller then fires due timers and tries again).
-void stopm(M* mp, int64_t until) {
-  CHECK(mp->p == nullptr && !mp->spinning);
-  sched.lock.lock();
-  mput_locked(mp);
+// Sleeps an M that is already on the idle list until startm hands it a P,
+// or until `until` (monotonic ns) if it becomes the timer M. Returns with a
+// P, or without one after a timeout (the caller fires due timers and puts
+// the M back on the idle list).
+void mpark(M* mp, int64_t until) {
+  CHECK(mp->p == nullptr);  // spinning may already be set by startm's hand-off
   bool timed = false;
-  if (until != kNever && (!sched.timer_m || until < sched.timer_m_until.load(std::memory_order_relaxed))) {
-    sched.timer_m = mp;
-    sched.timer_m_until.store(until, std::memory_order_seq_cst);
-    timed = true;
+  if (until != kNever) {
+    LockGuard lk(sched.lock);
+    if (!sched.timer_m || until < sched.timer_m_until.load(std::memory_order_relaxed)) {
+      sched.timer_m = mp;
+      sched.timer_m_until.store(until, std::memory_order_seq_cst);
+      timed = true;
+    }
   }
-  sched.lock.unlock();
   if (timed) {
     int64_t left = until - nanotime();
     if (left > 0) mp->park.sleep_for(left);
@@ -314,14 +318,19 @@ void timer_m_notify(int64_t when) {
     sched.lock.unlock();
     return;
   }
-  P* pp = pidleget_locked();
-  if (!pp) {
+  sched.timer_m = nullptr;
+  sched.timer_m_until.store(kNever, std::memory_order_seq_cst);
+  // Not on the idle list any more: it is being woken already.
+  if (!midle_remove_locked(mp)) {
     sched.lock.unlock();
     return;
   }
-  sched.timer_m = nullptr;
-  sched.timer_m_until.store(kNever, std::memory_order_seq_cst);
-  midle_remove_locked(mp);
+  P* pp = pidleget_locked();
+  if (!pp) {
+    mput_locked(mp);
+    sched.lock.unlock();
+    return;
+  }
   sched.lock.unlock();
   mp->nextp = pp;
   mp->park.wakeup();
@@ -414,41 +423,53 @@ top:
     }
   }
 
-  // Nothing: give the P back and sleep.
+  // Nothing: give the P back and go on the idle-M list in the same critical
+  // section, so that whoever takes the P next finds this M to run it (an M
+  // between the two would be invisible and startm would create a new one).
   sched.lock.lock();
   if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
     G* gp = globrunq_get_locked(pp, 0);
     sched.lock.unlock();
     return gp;
   }
+  // Read spinning before going on the idle list: from then on startm may
+  // pick this M and set it for the hand-off.
+  bool was_spinning = mp->spinning;
+  mp->spinning = false;
   releasep(mp);
   pidleput_locked(pp);
+  mput_locked(mp);
   sched.lock.unlock();
 
-  bool was_spinning = mp->spinning;
   if (was_spinning) {
-    mp->spinning = false;
     if (sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) <= 0) fatal("find_runnable: negative nmspinning");
     // Re-check after no longer counting as spinning (see the protocol above).
     if (any_runq_nonempty() || sched.runq_size.load(std::memory_order_seq_cst) > 0) {
       sched.lock.lock();
-      P* p2 = pidleget_locked();
-      sched.lock.unlock();
-      if (p2) {
-        acquirep(mp, p2);
-        mp->spinning = true;
-        sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
-        goto top;
+      // Off the idle list first; if we are no longer on it, startm already
+      // picked us and a P is on its way through the note.
+      if (midle_remove_locked(mp)) {
+        if (P* p2 = pidleget_locked()) {
+          sched.lock.unlock();
+          acquirep(mp, p2);
+          mp->spinning = true;
+          sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
+          goto top;
+        }
+        mput_locked(mp);
       }
+      sched.lock.unlock();
     }
   }
   for (;;) {
-    stopm(mp, timers_earliest());
+    mpark(mp, timers_earliest());
     if (mp->p) goto top;
     // Timed out without a P (all busy): fire what is due; the Gs go to the
     // global queue, where the busy Ps find them.
     int64_t now = nanotime();
     for (uint32_t i = 0; i < sched.nprocs; i++) timers_run(&sched.allp[i], now);
+    LockGuard lk(sched.lock);
+    mput_locked(mp);
   }
 }
 

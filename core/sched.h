@@ -89,6 +89,7 @@ struct P {
   std::atomic<uint32_t> status{kPIdle};
   M* m = nullptr;        // owner
   P* link = nullptr;     // idle list (Sched::lock)
+  bool on_idle_list = false;  // (Sched::lock)
   uint32_t schedtick = 0;  // owner; G switches on this P
   RunQ runq;
   G* gfree = nullptr;    // owner: free Gs with default-sized stacks

@@ -1,0 +1,47 @@
+// tests/unit/config_test.cpp — environment parsing. Regression: the default
+// MNP_PROCS once counted bits of an uninitialised cpu_set_t beyond what the
+// kernel wrote, giving a random number of Ps (up to 1024) and as many Ms.
+#include <gtest/gtest.h>
+#include <sched.h>
+#include <stdlib.h>
+
+#include "core/sched.h"
+
+using namespace mnp;
+
+TEST(Config, DefaultProcsIsUsableCpus) {
+  unsetenv("MNP_PROCS");
+  cpu_set_t set;
+  CPU_ZERO(&set);
+  ASSERT_EQ(sched_getaffinity(0, sizeof set, &set), 0);
+  config_init();
+  EXPECT_GE(config().procs, 1u);
+  EXPECT_LE(config().procs, static_cast<uint32_t>(CPU_COUNT(&set)));
+}
+
+TEST(Config, ExplicitProcsAndBadValuesFallBack) {
+  setenv("MNP_PROCS", "3", 1);
+  config_init();
+  EXPECT_EQ(config().procs, 3u);
+  for (const char* bad : {"0", "abc", "-2", "4k", "99999", ""}) {
+    setenv("MNP_PROCS", bad, 1);
+    config_init();
+    EXPECT_GE(config().procs, 1u) << bad;
+    EXPECT_LE(config().procs, static_cast<uint32_t>(CPU_SETSIZE)) << bad;
+    EXPECT_NE(config().procs, 99999u);
+  }
+  unsetenv("MNP_PROCS");
+}
+
+TEST(Config, StackSizeSuffixesAndLimits) {
+  setenv("MNP_STACK", "256K", 1);
+  config_init();
+  EXPECT_EQ(config().stack_size, 256u * 1024);
+  setenv("MNP_STACK", "2m", 1);
+  config_init();
+  EXPECT_EQ(config().stack_size, 2u << 20);
+  setenv("MNP_STACK", "1", 1);  // too small: default (RLIMIT_STACK, 8 MiB if unlimited)
+  config_init();
+  EXPECT_GE(config().stack_size, 64u * 1024);
+  unsetenv("MNP_STACK");
+}
