@@ -485,6 +485,13 @@ void execute(M* mp, G* gp) {
 
 void m_loop(M* mp) {
   for (;;) {
+    while (!mp->p) {  // came back from a syscall without a P
+      {
+        LockGuard lk(sched.lock);
+        mput_locked(mp);
+      }
+      mpark(mp, kNever);
+    }
     G* gp = find_runnable(mp);
     if (mp->spinning) resetspinning(mp);
     execute(mp, gp);
@@ -765,6 +772,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->name[0] = 0;
   gp->sched_policy = 0;
   gp->sched_priority = 0;
+  gp->syscall_depth = 0;
   gp->goid = sched.goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
   ctx_make(&gp->ctx, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
   sched.ngsys_live.fetch_add(1, std::memory_order_relaxed);
@@ -817,6 +825,39 @@ void g_reap(G* gp) {
 
 G* main_g() { return &main_g_storage; }
 
+void startm_for(P* pp, bool spinning) { startm(pp, spinning); }
+int os_thread_start(void* (*fn)(void*), void* arg) { return os_thread_create ? os_thread_create(fn, arg) : -1; }
+void pidleput_for(P* pp) {
+  LockGuard lk(sched.lock);
+  pidleput_locked(pp);
+}
+P* pidleget_for() {
+  if (sched.npidle.load(std::memory_order_relaxed) == 0) return nullptr;
+  LockGuard lk(sched.lock);
+  return pidleget_locked();
+}
+
+namespace {
+void exitsyscall_park_cb(void* a) {
+  G* gp = static_cast<G*>(a);
+  gp->m = nullptr;
+  set_status_or_die(gp, kGSyscall, kGRunnable);
+  {
+    LockGuard lk(sched.lock);
+    globrunq_put_locked(gp);
+  }
+  wakep();
+}
+}  // namespace
+
+// The G returned from a syscall and no P is free: queue it globally and let
+// this M (now without a P) go idle from its g0.
+void exitsyscall_park(G* gp) {
+  M* mp = gp->m;
+  mp->curg = nullptr;
+  mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exitsyscall_park_cb, gp);
+}
+
 namespace {
 // In a child of fork() only the forking kernel thread exists, running the G
 // that called fork. Rebuild the scheduler around it: this M alone, its P,
@@ -848,6 +889,8 @@ void after_fork_child() {
     pp->runq.head.store(0, std::memory_order_relaxed);
     pp->runq.tail.store(0, std::memory_order_relaxed);
     pp->runq.next.store(nullptr, std::memory_order_relaxed);
+    pp->on_idle_list = false;
+    pp->link = nullptr;
     if (pp != mp->p) {
       pp->m = nullptr;
       pidleput_locked(pp);

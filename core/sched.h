@@ -77,12 +77,16 @@ struct G {
   std::atomic<uintptr_t> join{kJoinable};
   std::atomic<uint32_t> exited{0};  // futex word for kernel joiners
   uint32_t fake_tid = 0;
+  uint32_t syscall_depth = 0;  // (self) nested wrapped calls, e.g. from a signal handler
   int sched_policy = 0;  // recorded by pthread_setschedparam (a G has no kernel task)
   int sched_priority = 0;
   char name[16] = {};
 };
 
-enum PStatus : uint32_t { kPIdle, kPRunning };
+// P status. kPSyscall: its M is in a blocking call (entersyscall) and may be
+// retaken by sysmon with a CAS to kPIdle; the M takes it back on exit with a
+// CAS to kPRunning. The CAS decides who owns the P.
+enum PStatus : uint32_t { kPIdle, kPRunning, kPSyscall };
 
 struct P {
   uint32_t id = 0;
@@ -95,6 +99,9 @@ struct P {
   G* gfree = nullptr;    // owner: free Gs with default-sized stacks
   int32_t ngfree = 0;
   TimerHeap timers;      // its own lock
+  std::atomic<uint32_t> syscalltick{0};  // owner: bumped on every entersyscall
+  uint32_t sysmon_tick = 0;              // sysmon: syscalltick seen last round
+  int64_t sysmon_when = 0;               // sysmon: when it saw it
 };
 
 struct M {
@@ -102,6 +109,7 @@ struct M {
   G* curg = nullptr;          // G running on this M (owner)
   P* p = nullptr;             // P held (owner)
   P* nextp = nullptr;         // P handed to this M by startm (set before wake)
+  P* oldp = nullptr;          // P it held when it entered a syscall
   M* schedlink = nullptr;     // idle list (Sched::lock)
   M* alllink = nullptr;       // all Ms, append-only
   Note park;                  // sleeps here when idle
@@ -184,6 +192,17 @@ int newproc(const GSpec& spec, G** out);
 // Frees a finished G that was joined (or detached after it exited).
 void g_reap(G* gp);
 [[noreturn]] void g_exit_current(void* result);
+
+// Blocking calls (DESIGN §5 class 3). entersyscall marks the P as in a
+// syscall (no lock, a few ns); exitsyscall takes the same P back if sysmon
+// did not retake it, else an idle P, else queues the G and parks the M.
+// entersyscall_block hands the P off at once (calls known to block long).
+// Both are no-ops for callers that are not user Gs.
+void entersyscall();
+void entersyscall_block();
+void exitsyscall();
+// Starts the sysmon thread (after the runtime is up).
+void sysmon_start();
 
 // Start-up and configuration.
 struct Config {

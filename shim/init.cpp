@@ -35,6 +35,7 @@ void shim_start() {
   interpose_dl_init();
   interpose_sched_init();
   interpose_time_init();
+  interpose_syscall_init();
   // One real thread, created and joined before anything else, puts glibc in
   // its multi-threaded state (atomic refcounts, SIGSETXID handler installed)
   // exactly as a program's first pthread_create would.
@@ -52,6 +53,7 @@ void shim_start() {
     _exit(127);
   }
   interpose_setxid_install_handler();
+  sysmon_start();
   sched_install_fork_handlers();
 }
 
