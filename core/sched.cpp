@@ -532,8 +532,12 @@ void yield_commit_cb(void* a) {
 }
 
 // Picks the next G of this P without blocking: the fast path of park/yield.
-G* next_local(P* pp) {
-  if (MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever)) timers_run(pp, nanotime());
+// Due timers are run only on the yield path: a parking G may have just
+// armed a timer of its own, and firing it before the park commits would
+// make ready() wait, on this very M, for a status change that cannot come.
+G* next_local(P* pp, bool run_timers) {
+  if (run_timers && MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever))
+    timers_run(pp, nanotime());
   if (pp->schedtick % 61 == 0 && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     if (G* gp = globrunq_get_locked(pp, 1)) return gp;
@@ -567,7 +571,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   P* pp = mp->p;
   gp->wait_reason = reason;
   SwitchArgs sa{gp, commit, arg, pp};
-  if (G* next = next_local(pp)) {
+  if (G* next = next_local(pp, false)) {
     switch_g(mp, pp, gp, next, park_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
@@ -581,7 +585,7 @@ void yield() {
   DCHECK(gp && !gp->is_g0);
   M* mp = gp->m;
   P* pp = mp->p;
-  G* next = next_local(pp);
+  G* next = next_local(pp, true);
   if (!next && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     next = globrunq_get_locked(pp, 0);
@@ -940,7 +944,7 @@ bool sched_init_main() {
 
   // Probe glibc's malloc-cache slots on a fresh TCB (needs a switch to it).
   {
-    G* probe = gmem_alloc(64 * 1024, 4096, nullptr);
+    G* probe = gmem_alloc(256 * 1024, 4096, nullptr);
     if (!probe) return false;
     struct ProbeCtx { Context back; G* g; } pc{};
     pc.g = probe;

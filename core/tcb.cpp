@@ -292,9 +292,12 @@ void tcb_probe_malloc_slots_on_current() {
   char* tp = reinterpret_cast<char*>(arch_get_fs());
   size_t words = (g_layout.static_size - tcbo::kSize) / sizeof(uintptr_t);
   auto* base = reinterpret_cast<uintptr_t*>(tp - words * sizeof(uintptr_t));
-  constexpr size_t kMaxWords = 8192;
-  if (words > kMaxWords) return;
-  uintptr_t before[kMaxWords];
+  constexpr size_t kMaxWords = 8192;  // 64 KiB of static TLS; the probe stack is 256 KiB
+  if (words > kMaxWords) {
+    raw_print("warning: static TLS too large to probe for glibc's malloc cache; exited threads may leak ~6 KiB each");
+    return;
+  }
+  auto* before = static_cast<uintptr_t*>(__builtin_alloca(words * sizeof(uintptr_t)));
   for (size_t i = 0; i < words; i++) before[i] = base[i];
   void* volatile p = malloc(16);
   free(p);

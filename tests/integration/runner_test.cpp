@@ -1,0 +1,494 @@
+// runner_test — every program of tests/programs, natively and under the shim.
+//
+// Each TEST runs one program twice or more: natively (no LD_PRELOAD), then
+// with LD_PRELOAD=$MNP_SHIM and MNP_PROCS=<n>.  It asserts that
+//   - no run timed out (the child's process group is killed at the deadline),
+//   - the native run ended as the case expects (so the case means something),
+//   - both runs ended the same way (same exit status or same signal),
+//   - both printed the same stdout,
+//   - `MNP-CHECK shim=0` natively and `shim=1` under the shim,
+//   - the case's own bounds on MNP-CHECK values (kernel threads, RSS, ...).
+// On failure it prints both runs (command, status, time, stdout and stderr,
+// truncated) so the test log explains what happened.
+//
+// Environment, set by tests/integration/meson.build:
+//   MNP_SHIM     full path of libmnpthread.so
+//   MNP_PROGDIR  directory of the built programs
+//   MNP_PROGSRCDIR  tests/programs in the source tree (py_threads.py)
+//   MNP_PYTHON   interpreter for py_threads.py
+//   MNP_RUN_TIMEOUT_SCALE  optional factor applied to every per-run timeout
+// LD_PRELOAD and MNP_PROCS of the runner's own environment are not passed
+// on; everything else (MNP_DEBUG, ...) reaches both runs.
+//
+// A case may give the shim run a different argv when the native run would be
+// too slow (create_join_1m); its stdout must not depend on that argument.
+// Native runs are cached per argv, so a case checked at MNP_PROCS=1 and 2
+// runs natively once.
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <spawn.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <iostream>
+#include <map>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+
+extern char** environ;
+
+namespace {
+
+constexpr size_t kMaxCapture = 8u << 20;  // per stream; the rest is counted, not kept
+
+struct Run {
+  std::string label;    // "native", "shim MNP_PROCS=2"
+  std::string command;  // for messages
+  int wait_status = 0;
+  bool timed_out = false;
+  std::string runner_error;  // non-empty when the runner could not start or watch the child
+  std::string out, err;
+  size_t dropped = 0;  // bytes beyond kMaxCapture
+  double seconds = 0;
+  std::map<std::string, long long> checks;
+};
+
+double now_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+std::string env_or_empty(const char* name) {
+  const char* v = getenv(name);
+  return v ? v : "";
+}
+
+double timeout_scale() {
+  std::string s = env_or_empty("MNP_RUN_TIMEOUT_SCALE");
+  double v = s.empty() ? 1.0 : atof(s.c_str());
+  return v > 0 ? v : 1.0;
+}
+
+std::string describe_status(const Run& r) {
+  if (!r.runner_error.empty()) return "runner error: " + r.runner_error;
+  if (r.timed_out) return "TIMED OUT (process group killed)";
+  if (WIFEXITED(r.wait_status)) return "exit " + std::to_string(WEXITSTATUS(r.wait_status));
+  if (WIFSIGNALED(r.wait_status)) {
+    int sig = WTERMSIG(r.wait_status);
+    return "signal " + std::to_string(sig) + " (" + strsignal(sig) + ")";
+  }
+  return "wait status " + std::to_string(r.wait_status);
+}
+
+// Same end: same exit code, or killed by the same signal.
+bool same_end(const Run& a, const Run& b) {
+  if (WIFEXITED(a.wait_status) && WIFEXITED(b.wait_status))
+    return WEXITSTATUS(a.wait_status) == WEXITSTATUS(b.wait_status);
+  if (WIFSIGNALED(a.wait_status) && WIFSIGNALED(b.wait_status))
+    return WTERMSIG(a.wait_status) == WTERMSIG(b.wait_status);
+  return false;
+}
+
+std::string truncated(const std::string& s, size_t head = 3000, size_t tail = 1500) {
+  if (s.size() <= head + tail) return s;
+  return s.substr(0, head) + "\n[... " + std::to_string(s.size() - head - tail) + " bytes omitted ...]\n" +
+         s.substr(s.size() - tail);
+}
+
+std::string dump(const Run& r) {
+  std::string d = "---- " + r.label + ": " + r.command + "\n";
+  d += "status: " + describe_status(r) + ", " + std::to_string(r.seconds) + " s\n";
+  d += "stdout (" + std::to_string(r.out.size()) + " bytes):\n" + truncated(r.out) + "\n";
+  d += "stderr (" + std::to_string(r.err.size()) + " bytes):\n" + truncated(r.err) + "\n";
+  if (r.dropped) d += "(" + std::to_string(r.dropped) + " further bytes dropped)\n";
+  return d;
+}
+
+void parse_checks(Run& r) {
+  size_t pos = 0;
+  const std::string tag = "MNP-CHECK ";
+  while (pos < r.err.size()) {
+    size_t nl = r.err.find('\n', pos);
+    if (nl == std::string::npos) nl = r.err.size();
+    std::string line = r.err.substr(pos, nl - pos);
+    pos = nl + 1;
+    if (line.compare(0, tag.size(), tag) != 0) continue;
+    size_t eq = line.find('=', tag.size());
+    if (eq == std::string::npos) continue;
+    std::string key = line.substr(tag.size(), eq - tag.size());
+    const char* v = line.c_str() + eq + 1;
+    char* end = nullptr;
+    errno = 0;
+    long long value = strtoll(v, &end, 10);
+    if (end != v && errno == 0) r.checks[key] = value;
+  }
+}
+
+// Runs argv with the runner's environment minus LD_PRELOAD/MNP_PROCS plus
+// set_env; stdin is /dev/null; stdout and stderr are captured.  The child
+// gets its own process group, killed as a whole at the deadline.
+Run run_program(const std::string& label, const std::vector<std::string>& argv,
+                const std::vector<std::pair<std::string, std::string>>& set_env, double timeout_s) {
+  Run r;
+  r.label = label;
+  for (const auto& [k, v] : set_env) r.command += k + "=" + v + " ";
+  for (const auto& a : argv) r.command += a + " ";
+
+  std::vector<std::string> env_strings;
+  for (char** e = environ; *e != nullptr; e++) {
+    std::string s = *e;
+    std::string key = s.substr(0, s.find('='));
+    if (key == "LD_PRELOAD" || key == "MNP_PROCS") continue;
+    bool overridden = false;
+    for (const auto& kv : set_env) overridden = overridden || kv.first == key;
+    if (!overridden) env_strings.push_back(s);
+  }
+  for (const auto& [k, v] : set_env) env_strings.push_back(k + "=" + v);
+  std::vector<char*> envp, args;
+  for (auto& s : env_strings) envp.push_back(s.data());
+  envp.push_back(nullptr);
+  std::vector<std::string> argv_copy = argv;
+  for (auto& s : argv_copy) args.push_back(s.data());
+  args.push_back(nullptr);
+
+  int out_pipe[2], err_pipe[2];
+  if (pipe2(out_pipe, O_CLOEXEC) != 0 || pipe2(err_pipe, O_CLOEXEC) != 0) {
+    r.runner_error = std::string("pipe2: ") + strerror(errno);
+    return r;
+  }
+  posix_spawn_file_actions_t fa;
+  posix_spawn_file_actions_init(&fa);
+  posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_adddup2(&fa, out_pipe[1], 1);
+  posix_spawn_file_actions_adddup2(&fa, err_pipe[1], 2);
+  posix_spawnattr_t attr;
+  posix_spawnattr_init(&attr);
+  sigset_t empty, defaults;
+  sigemptyset(&empty);
+  sigemptyset(&defaults);
+  sigaddset(&defaults, SIGPIPE);
+  sigaddset(&defaults, SIGINT);
+  sigaddset(&defaults, SIGTERM);
+  posix_spawnattr_setsigmask(&attr, &empty);
+  posix_spawnattr_setsigdefault(&attr, &defaults);
+  posix_spawnattr_setpgroup(&attr, 0);
+  posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+
+  double start = now_seconds();
+  pid_t pid = -1;
+  int rc = posix_spawn(&pid, args[0], &fa, &attr, args.data(), envp.data());
+  posix_spawn_file_actions_destroy(&fa);
+  posix_spawnattr_destroy(&attr);
+  close(out_pipe[1]);
+  close(err_pipe[1]);
+  if (rc != 0) {
+    close(out_pipe[0]);
+    close(err_pipe[0]);
+    r.runner_error = std::string("posix_spawn ") + args[0] + ": " + strerror(rc);
+    return r;
+  }
+
+  const double deadline = start + timeout_s;
+  int fds[2] = {out_pipe[0], err_pipe[0]};
+  std::string* sinks[2] = {&r.out, &r.err};
+  bool open_fd[2] = {true, true};
+  bool exited = false;
+  char buf[65536];
+  while (!exited) {
+    double left = deadline - now_seconds();
+    if (left <= 0) {
+      r.timed_out = true;
+      break;
+    }
+    pollfd pfd[2];
+    int n = 0;
+    int idx[2];
+    for (int i = 0; i < 2; i++)
+      if (open_fd[i]) {
+        pfd[n] = {fds[i], POLLIN, 0};
+        idx[n++] = i;
+      }
+    if (n == 0) {
+      // Both streams closed: wait for the exit, still under the deadline.
+      pid_t w = waitpid(pid, &r.wait_status, WNOHANG);
+      if (w == pid) {
+        exited = true;
+        break;
+      }
+      usleep(2000);
+      continue;
+    }
+    int ms = static_cast<int>(left * 1000) + 1;
+    int pr = poll(pfd, n, ms > 200 ? 200 : ms);
+    if (pr < 0 && errno != EINTR) {
+      r.runner_error = std::string("poll: ") + strerror(errno);
+      break;
+    }
+    for (int k = 0; k < n && pr > 0; k++) {
+      if ((pfd[k].revents & (POLLIN | POLLHUP | POLLERR)) == 0) continue;
+      int i = idx[k];
+      ssize_t got = read(fds[i], buf, sizeof buf);
+      if (got <= 0) {
+        if (got < 0 && errno == EINTR) continue;
+        open_fd[i] = false;
+        continue;
+      }
+      size_t keep = sinks[i]->size() < kMaxCapture ? std::min(kMaxCapture - sinks[i]->size(), size_t(got)) : 0;
+      sinks[i]->append(buf, keep);
+      r.dropped += size_t(got) - keep;
+    }
+  }
+  if (!exited) {
+    kill(-pid, SIGKILL);
+    kill(pid, SIGKILL);
+    waitpid(pid, &r.wait_status, 0);
+  }
+  close(out_pipe[0]);
+  close(err_pipe[0]);
+  r.seconds = now_seconds() - start;
+  parse_checks(r);
+  std::cout << "[   run    ] " << label << ": " << describe_status(r) << ", " << r.seconds << " s\n"
+            << std::flush;
+  return r;
+}
+
+// ---- cases ----------------------------------------------------------------
+
+using Extra = std::function<void(const Run& native, const Run& shim, int procs)>;
+
+struct Case {
+  std::vector<std::string> argv;       // argv[0]: program in MNP_PROGDIR, or a .py in MNP_PROGSRCDIR
+  std::vector<std::string> shim_argv;  // empty: same as argv
+  int native_exit = 0;                 // how the native run must end
+  double timeout_s = 30;
+  Extra extra;                         // per-case MNP-CHECK assertions
+};
+
+std::optional<long long> check_value(const Run& r, const std::string& key) {
+  auto it = r.checks.find(key);
+  if (it == r.checks.end()) return std::nullopt;
+  return it->second;
+}
+
+// EXPECT on an MNP-CHECK value; a missing value is a failure.
+void expect_check(const Run& r, const std::string& key, const char* op, long long bound) {
+  auto v = check_value(r, key);
+  if (!v) {
+    ADD_FAILURE() << r.label << ": no MNP-CHECK " << key << " line";
+    return;
+  }
+  std::string o = op;
+  bool ok = o == "<=" ? *v <= bound : o == "<" ? *v < bound : o == ">=" ? *v >= bound
+          : o == ">" ? *v > bound : o == "==" ? *v == bound : false;
+  if (!ok) ADD_FAILURE() << r.label << ": MNP-CHECK " << key << "=" << *v << ", expected " << o << " " << bound;
+}
+
+std::vector<std::string> resolve(const std::vector<std::string>& argv) {
+  std::vector<std::string> out = argv;
+  std::string dir = env_or_empty("MNP_PROGDIR");
+  if (out[0].size() > 3 && out[0].compare(out[0].size() - 3, 3, ".py") == 0) {
+    std::string py = env_or_empty("MNP_PYTHON");
+    out.insert(out.begin(), py.empty() ? "/usr/bin/python3" : py);
+    out[1] = env_or_empty("MNP_PROGSRCDIR") + "/" + out[1];
+  } else {
+    out[0] = dir + "/" + out[0];
+  }
+  return out;
+}
+
+std::string key_of(const std::vector<std::string>& argv) {
+  std::string k;
+  for (const auto& a : argv) k += a + '\x1f';
+  return k;
+}
+
+const Run& native_run(const Case& c) {
+  static std::map<std::string, Run> cache;
+  std::vector<std::string> argv = resolve(c.argv);
+  std::string key = key_of(argv);
+  auto it = cache.find(key);
+  if (it == cache.end())
+    it = cache.emplace(key, run_program("native", argv, {}, c.timeout_s * timeout_scale())).first;
+  return it->second;
+}
+
+bool environment_ok() {
+  struct stat st;
+  std::string shim = env_or_empty("MNP_SHIM"), dir = env_or_empty("MNP_PROGDIR");
+  if (shim.empty() || stat(shim.c_str(), &st) != 0) {
+    ADD_FAILURE() << "MNP_SHIM must name the built libmnpthread.so; got '" << shim << "'";
+    return false;
+  }
+  if (dir.empty() || stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    ADD_FAILURE() << "MNP_PROGDIR must name the built tests/programs directory; got '" << dir << "'";
+    return false;
+  }
+  return true;
+}
+
+void run_case(const Case& c, int procs) {
+  if (!environment_ok()) return;
+  const Run& native = native_run(c);
+  std::vector<std::string> shim_argv = resolve(c.shim_argv.empty() ? c.argv : c.shim_argv);
+  Run shim = run_program("shim MNP_PROCS=" + std::to_string(procs), shim_argv,
+                         {{"LD_PRELOAD", env_or_empty("MNP_SHIM")}, {"MNP_PROCS", std::to_string(procs)}},
+                         c.timeout_s * timeout_scale());
+
+  EXPECT_TRUE(native.runner_error.empty()) << native.runner_error;
+  EXPECT_TRUE(shim.runner_error.empty()) << shim.runner_error;
+  EXPECT_FALSE(native.timed_out) << "native run timed out after " << c.timeout_s * timeout_scale() << " s";
+  EXPECT_FALSE(shim.timed_out) << "shim run timed out after " << c.timeout_s * timeout_scale() << " s";
+  if (native.runner_error.empty() && !native.timed_out) {
+    EXPECT_TRUE(WIFEXITED(native.wait_status) && WEXITSTATUS(native.wait_status) == c.native_exit)
+        << "native run ended with " << describe_status(native) << ", the case expects exit " << c.native_exit;
+  }
+  if (native.runner_error.empty() && shim.runner_error.empty() && !native.timed_out && !shim.timed_out) {
+    EXPECT_TRUE(same_end(native, shim))
+        << "native: " << describe_status(native) << ", shim: " << describe_status(shim);
+    EXPECT_EQ(native.out, shim.out) << "stdout differs";
+  }
+  expect_check(native, "shim", "==", 0);
+  expect_check(shim, "shim", "==", 1);
+  if (c.extra) c.extra(native, shim, procs);
+
+  if (::testing::Test::HasFailure()) std::cout << dump(native) << dump(shim) << std::flush;
+}
+
+// ---- per-case assertions ----------------------------------------------------
+
+// Under the shim the program's threads must be multiplexed: at most
+// MNP_PROCS kernel threads for Gs plus a few for the runtime.
+void kthreads_bounded(const Run& shim, int procs) { expect_check(shim, "kthreads_max", "<=", procs + 4); }
+
+// ---- the cases ---------------------------------------------------------------
+
+const Case kChain{
+    {"chain", "10000"}, {}, 0, 60,
+    [](const Run& native, const Run& shim, int procs) {
+      // Natively every link is a kernel thread: proves the measurement works.
+      expect_check(native, "kthreads_max", ">=", 10000);
+      kthreads_bounded(shim, procs);
+    }};
+
+const Case kTree{
+    {"tree", "12"}, {}, 0, 60,
+    [](const Run&, const Run& shim, int procs) { kthreads_bounded(shim, procs); }};
+
+Case tls_case(const char* part) {
+  return Case{{"tls_migrate", part, "16", "2000"}, {}, 0, 30,
+              [](const Run& native, const Run& shim, int procs) {
+                expect_check(native, "migrations", "==", 0);
+                expect_check(native, "kthreads_max", ">", 16);  // all 16 alive at the gate
+                kthreads_bounded(shim, procs);
+                // With two Ps some scheduling points must move Gs between
+                // kernel threads (timer wake-ups after the short sleeps, and
+                // steals when a P runs dry: the threads run different numbers
+                // of iterations), or this case did not test migration at all.
+                if (procs >= 2) expect_check(shim, "migrations", ">", 0);
+              }};
+}
+
+const Case kCreateJoin{
+    {"create_join_1m", "50000"}, {"create_join_1m", "1000000"}, 0, 120,
+    [](const Run& native, const Run& shim, int) {
+      expect_check(native, "rss_growth_kib", "<", 16384);  // sanity of the measurement
+      expect_check(shim, "rss_growth_kib", "<", 16384);
+      expect_check(shim, "cycles", "==", 1000000);
+    }};
+
+const Case kSetuid{
+    {"setuid"}, {}, 0, 30,
+    [](const Run& native, const Run& shim, int procs) {
+      if (geteuid() != 0) return;  // the program prints a skip line
+      expect_check(native, "task_mismatches", "==", 0);
+      expect_check(shim, "task_mismatches", "==", 0);
+      expect_check(shim, "tasks", "<=", procs + 4);  // the 7 threads really were Gs
+    }};
+
+const Case kPython{
+    {"py_threads.py"}, {}, 0, 60,
+    [](const Run&, const Run& shim, int procs) { kthreads_bounded(shim, procs); }};
+
+Case simple(std::vector<std::string> argv, int native_exit = 0) {
+  return Case{std::move(argv), {}, native_exit, 30, nullptr};
+}
+
+// A simple case whose program reports kthreads_max.
+Case bounded(std::vector<std::string> argv) {
+  return Case{std::move(argv), {}, 0, 30,
+              [](const Run&, const Run& shim, int procs) { kthreads_bounded(shim, procs); }};
+}
+
+}  // namespace
+
+// 10,000 threads alive at once in a create/join chain.
+TEST(Chain, Procs1) { run_case(kChain, 1); }
+TEST(Chain, Procs2) { run_case(kChain, 2); }
+
+// Binary tree of depth 12: creation from many threads at once.
+TEST(Tree, Procs1) { run_case(kTree, 1); }
+TEST(Tree, Procs2) { run_case(kTree, 2); }
+
+// Per-thread state across sched_yield (and migration at MNP_PROCS=2).
+TEST(TlsMigrate, ErrnoProcs1) { run_case(tls_case("errno"), 1); }
+TEST(TlsMigrate, ErrnoProcs2) { run_case(tls_case("errno"), 2); }
+TEST(TlsMigrate, TlsProcs1) { run_case(tls_case("tls"), 1); }
+TEST(TlsMigrate, TlsProcs2) { run_case(tls_case("tls"), 2); }
+TEST(TlsMigrate, ExceptionsProcs1) { run_case(tls_case("exceptions"), 1); }
+TEST(TlsMigrate, ExceptionsProcs2) { run_case(tls_case("exceptions"), 2); }
+TEST(TlsMigrate, StdioProcs1) { run_case(tls_case("stdio"), 1); }
+TEST(TlsMigrate, StdioProcs2) { run_case(tls_case("stdio"), 2); }
+
+// pthread_exit through cleanup handlers (C, C with -fexceptions) and C++ frames.
+TEST(ExitCleanup, CProcs1) { run_case(simple({"exit_cleanup"}), 1); }
+TEST(ExitCleanup, CProcs2) { run_case(simple({"exit_cleanup"}), 2); }
+TEST(ExitCleanup, CFexceptionsProcs1) { run_case(simple({"exit_cleanup_fexceptions"}), 1); }
+TEST(ExitCleanup, CFexceptionsProcs2) { run_case(simple({"exit_cleanup_fexceptions"}), 2); }
+TEST(ExitCleanup, CppProcs1) { run_case(simple({"exit_cleanup_cpp"}), 1); }
+TEST(ExitCleanup, CppProcs2) { run_case(simple({"exit_cleanup_cpp"}), 2); }
+
+// Process exit paths.
+TEST(MainExit, Procs1) { run_case(simple({"main_exit"}), 1); }
+TEST(MainExit, Procs2) { run_case(simple({"main_exit"}), 2); }
+TEST(ExitFromThread, Procs1) { run_case(simple({"exit_from_thread"}, 42), 1); }
+TEST(ExitFromThread, Procs2) { run_case(simple({"exit_from_thread"}, 42), 2); }
+
+// setgid/setuid from a thread reach every kernel thread.
+TEST(Setuid, Procs1) { run_case(kSetuid, 1); }
+TEST(Setuid, Procs2) { run_case(kSetuid, 2); }
+
+// Detached threads.
+TEST(Detach, Procs1) { run_case(bounded({"detach"}), 1); }
+TEST(Detach, Procs2) { run_case(bounded({"detach"}), 2); }
+
+// 1,000,000 create+join (50,000 natively) without RSS growth.
+TEST(CreateJoin, Procs1) { run_case(kCreateJoin, 1); }
+TEST(CreateJoin, Procs2) { run_case(kCreateJoin, 2); }
+
+// Error codes and attribute queries.
+TEST(Errors, Procs1) { run_case(simple({"errors"}), 1); }
+TEST(Errors, Procs2) { run_case(simple({"errors"}), 2); }
+
+// Many threads writing to one FILE.
+TEST(StdioThreads, Procs1) { run_case(bounded({"stdio_threads"}), 1); }
+TEST(StdioThreads, Procs2) { run_case(bounded({"stdio_threads"}), 2); }
+
+// CPython with 200 threads.  Its GIL waits in pthread_cond_timedwait, which
+// still blocks the kernel thread (glibc's condvar): with one P the GIL holder
+// never runs again. Disabled until the synchronisation issue makes condvars
+// park the G; that issue's acceptance re-enables it (remove DISABLED_).
+TEST(PyThreads, DISABLED_Procs1NeedsSyncPrimitives) { run_case(kPython, 1); }
+TEST(PyThreads, Procs2NeedsSyncPrimitives) { run_case(kPython, 2); }

@@ -1,0 +1,75 @@
+/* mnp_check.h — helpers shared by the integration programs (C and C++).
+ *
+ * The programs are ordinary pthread programs; they never link the shim.  They
+ * report diagnostic facts to the runner on stderr as `MNP-CHECK key=value`
+ * lines (integer values), and results on stdout.  Everything here reads /proc
+ * with open/read into a stack buffer (no malloc, no stdio lock), so it can be
+ * called from any thread at any time. */
+#ifndef MNP_TESTS_PROGRAMS_MNP_CHECK_H
+#define MNP_TESTS_PROGRAMS_MNP_CHECK_H
+
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* 1 when libmnpthread.so is loaded into this process (it exports mnp_version). */
+static inline int mnp_shim_loaded(void) {
+  return dlsym(RTLD_DEFAULT, "mnp_version") != NULL;
+}
+
+static inline void mnp_check(const char* key, long long value) {
+  fprintf(stderr, "MNP-CHECK %s=%lld\n", key, value);
+}
+
+/* Every program calls this once, from main. */
+static inline void mnp_report_shim(void) { mnp_check("shim", mnp_shim_loaded()); }
+
+/* Reads the whole of a small /proc file into buf (NUL-terminated).
+ * Returns the length, or -1. */
+static inline long mnp_read_small_file(const char* path, char* buf, size_t cap) {
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  size_t len = 0;
+  while (len + 1 < cap) {
+    ssize_t n = read(fd, buf + len, cap - 1 - len);
+    if (n < 0) { close(fd); return -1; }
+    if (n == 0) break;
+    len += (size_t)n;
+  }
+  close(fd);
+  buf[len] = '\0';
+  return (long)len;
+}
+
+/* Value of an integer field ("Threads:", "VmRSS:", ...) of a status file in
+ * /proc, or -1 when absent.  field includes the colon. */
+static inline long long mnp_status_field_of(const char* path, const char* field) {
+  char buf[8192];
+  if (mnp_read_small_file(path, buf, sizeof buf) < 0) return -1;
+  size_t flen = strlen(field);
+  for (const char* line = buf; *line != '\0';) {
+    if (strncmp(line, field, flen) == 0) return strtoll(line + flen, NULL, 10);
+    const char* nl = strchr(line, '\n');
+    if (nl == NULL) break;
+    line = nl + 1;
+  }
+  return -1;
+}
+
+/* Number of kernel threads of this process right now. */
+static inline long long mnp_kernel_threads(void) {
+  return mnp_status_field_of("/proc/self/status", "Threads:");
+}
+
+/* Resident set size of this process in KiB. */
+static inline long long mnp_rss_kib(void) {
+  return mnp_status_field_of("/proc/self/status", "VmRSS:");
+}
+
+#endif /* MNP_TESTS_PROGRAMS_MNP_CHECK_H */

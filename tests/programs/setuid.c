@@ -1,0 +1,144 @@
+/* setuid — setgid()+setuid() from a non-main thread reach every kernel thread.
+ *
+ * glibc implements set*id by signalling every thread it knows (SIGSETXID) so
+ * that each kernel thread makes the syscall; under the shim the signal lands
+ * on kernel threads running Gs with foreign TCBs.  With other threads alive
+ * (one blocked in pthread_join, one sleeping, two spinning on sched_yield,
+ * one blocked in read on a pipe), a non-main thread calls setgid(12345) then
+ * setuid(12345); then every /proc/self/task/ * /status must show 12345 in all
+ * four Uid: and Gid: fields, and every thread, once released, must see the
+ * new ids through getuid/getgid/geteuid/getegid.
+ *
+ * Fails when a kernel thread keeps the old credentials ("all tasks changed:
+ * no"), a call fails, or the process hangs in the setxid broadcast (runner
+ * timeout).  When not run as root it prints a skip line (same output natively
+ * and under the shim). */
+#include <dirent.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mnp_check.h"
+
+enum { kId = 12345, kHelpers = 5 };
+
+static atomic_int g_ready;
+static atomic_int g_release;
+static int g_pipe[2];
+static pthread_t g_sleeper;
+static int g_seen_ok[kHelpers];
+
+static int sees_new_ids(void) {
+  return getuid() == kId && geteuid() == kId && getgid() == kId && getegid() == kId;
+}
+
+static void* joiner(void* arg) {
+  int slot = (int)(intptr_t)arg;
+  atomic_fetch_add(&g_ready, 1);
+  pthread_join(g_sleeper, NULL);
+  g_seen_ok[slot] = sees_new_ids();
+  return NULL;
+}
+
+static void* sleeper(void* arg) {
+  int slot = (int)(intptr_t)arg;
+  atomic_fetch_add(&g_ready, 1);
+  while (!atomic_load(&g_release)) usleep(1000);
+  g_seen_ok[slot] = sees_new_ids();
+  return NULL;
+}
+
+static void* spinner(void* arg) {
+  int slot = (int)(intptr_t)arg;
+  atomic_fetch_add(&g_ready, 1);
+  while (!atomic_load(&g_release)) sched_yield();
+  g_seen_ok[slot] = sees_new_ids();
+  return NULL;
+}
+
+static void* reader(void* arg) {
+  int slot = (int)(intptr_t)arg;
+  char c;
+  atomic_fetch_add(&g_ready, 1);
+  if (read(g_pipe[0], &c, 1) != 1) return NULL;
+  g_seen_ok[slot] = sees_new_ids();
+  return NULL;
+}
+
+/* Checks "Uid:" and "Gid:" of every task; returns the number of tasks seen. */
+static int scan_tasks(int* mismatches) {
+  DIR* d = opendir("/proc/self/task");
+  int tasks = 0;
+  *mismatches = 0;
+  if (d == NULL) return -1;
+  struct dirent* e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[320], buf[8192];
+    snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+    if (mnp_read_small_file(path, buf, sizeof buf) < 0) continue; /* task gone */
+    tasks++;
+    int good = 0;
+    for (const char* key = "Uid:"; key != NULL; key = strcmp(key, "Uid:") == 0 ? "Gid:" : NULL) {
+      const char* line = strstr(buf, key);
+      long v[4];
+      if (line != NULL && sscanf(line + 4, "%ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3]) == 4 &&
+          v[0] == kId && v[1] == kId && v[2] == kId && v[3] == kId)
+        good++;
+    }
+    if (good != 2) (*mismatches)++;
+  }
+  closedir(d);
+  return tasks;
+}
+
+static int g_rc_setgid = -1, g_rc_setuid = -1, g_tasks = -1, g_mismatches = -1;
+
+static void* changer(void* arg) {
+  (void)arg;
+  while (atomic_load(&g_ready) < kHelpers) sched_yield();
+  usleep(20000); /* the joiner and the reader are really blocked now */
+  g_rc_setgid = setgid(kId);
+  g_rc_setuid = setuid(kId);
+  g_tasks = scan_tasks(&g_mismatches);
+  return NULL;
+}
+
+int main(void) {
+  mnp_report_shim();
+  if (geteuid() != 0) {
+    printf("setuid: skipped (not root)\n");
+    return 0;
+  }
+  if (pipe(g_pipe) != 0) return 1;
+  pthread_t helpers[kHelpers], ch;
+  /* Slot 1 (the sleeper) must exist before the joiner joins it. */
+  if (pthread_create(&g_sleeper, NULL, sleeper, (void*)(intptr_t)1) != 0) return 1;
+  helpers[1] = g_sleeper;
+  if (pthread_create(&helpers[0], NULL, joiner, (void*)(intptr_t)0) != 0) return 1;
+  if (pthread_create(&helpers[2], NULL, spinner, (void*)(intptr_t)2) != 0) return 1;
+  if (pthread_create(&helpers[3], NULL, spinner, (void*)(intptr_t)3) != 0) return 1;
+  if (pthread_create(&helpers[4], NULL, reader, (void*)(intptr_t)4) != 0) return 1;
+  if (pthread_create(&ch, NULL, changer, NULL) != 0) return 1;
+  if (pthread_join(ch, NULL) != 0) return 1;
+
+  atomic_store(&g_release, 1);
+  if (write(g_pipe[1], "x", 1) != 1) return 1;
+  /* The sleeper is joined by the joiner, not here. */
+  for (int i = 0; i < kHelpers; i++)
+    if (i != 1 && pthread_join(helpers[i], NULL) != 0) return 1;
+
+  int threads_ok = sees_new_ids();
+  for (int i = 0; i < kHelpers; i++) threads_ok = threads_ok && g_seen_ok[i];
+  mnp_check("tasks", g_tasks);
+  mnp_check("task_mismatches", g_mismatches);
+  printf("setgid rc=%d setuid rc=%d\n", g_rc_setgid, g_rc_setuid);
+  printf("all tasks changed: %s\n", g_tasks > 0 && g_mismatches == 0 ? "yes" : "no");
+  printf("all threads see the new ids: %s\n", threads_ok ? "yes" : "no");
+  return (g_rc_setgid == 0 && g_rc_setuid == 0 && g_tasks > 0 && g_mismatches == 0 && threads_ok) ? 0 : 1;
+}
