@@ -777,6 +777,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->sched_policy = 0;
   gp->sched_priority = 0;
   gp->syscall_depth = 0;
+  gp->robust_list = nullptr;
   gp->goid = sched.goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
   ctx_make(&gp->ctx, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
   sched.ngsys_live.fetch_add(1, std::memory_order_relaxed);
@@ -809,10 +810,16 @@ void g_reap(G* gp) {
   }
 }
 
+namespace {
+constinit GExitHook g_exit_hook = nullptr;
+}
+void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
+
 [[noreturn]] void g_exit_current(void* result) {
   G* gp = tls_g;
   gp->result = result;
   tcb_thread_exit_cleanup(gp->tcb);
+  if (g_exit_hook) g_exit_hook(gp);
   // The last thread to finish ends the process, as with native threads.
   if (sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
   if (gp->is_main) {

@@ -77,7 +77,8 @@ struct G {
   std::atomic<uintptr_t> join{kJoinable};
   std::atomic<uint32_t> exited{0};  // futex word for kernel joiners
   uint32_t fake_tid = 0;
-  uint32_t syscall_depth = 0;  // (self) nested wrapped calls, e.g. from a signal handler
+  uint32_t syscall_depth = 0;
+  void* robust_list = nullptr;  // (self) robust mutexes held (interpose/mutex.cpp)  // (self) nested wrapped calls, e.g. from a signal handler
   int sched_policy = 0;  // recorded by pthread_setschedparam (a G has no kernel task)
   int sched_priority = 0;
   char name[16] = {};
@@ -192,6 +193,9 @@ int newproc(const GSpec& spec, G** out);
 // Frees a finished G that was joined (or detached after it exited).
 void g_reap(G* gp);
 [[noreturn]] void g_exit_current(void* result);
+// Run on every exiting G after its TLS destructors (set once at start-up).
+using GExitHook = void (*)(G* gp);
+void set_g_exit_hook(GExitHook hook);
 
 // Blocking calls (DESIGN §5 class 3). entersyscall marks the P as in a
 // syscall (no lock, a few ns); exitsyscall takes the same P back if sysmon

@@ -217,7 +217,11 @@ MNP_EXPORT int pthread_join(pthread_t th, void** ret) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) {
+    // A thread made before the runtime was up: glibc waits in the kernel,
+    // so give the P away meanwhile.
+    entersyscall_block();
     r = real_join(th, ret);
+    exitsyscall();
     if (r == 0) handle_unregister_native(th);
     return r;
   }
@@ -239,7 +243,9 @@ MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, con
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) {
+    entersyscall_block();
     r = real_clockjoin(th, ret, clk, abstime);
+    exitsyscall();
     if (r == 0) handle_unregister_native(th);
     return r;
   }

@@ -28,7 +28,11 @@ constinit StartMainFn* g_real_start_main = nullptr;
 
 void* trivial_thread(void* a) { return a; }
 
-void shim_start() {
+// Resolves the real libc functions behind every interposer. Runs as the
+// shim's ELF constructor — before the program's own constructors, which may
+// already create threads and call interposed functions — and does nothing
+// but dlsym: no runtime, no threads.
+__attribute__((constructor)) void shim_resolve_reals() {
   interpose_thread_init();
   interpose_setxid_init();
   interpose_stdio_init();
@@ -36,6 +40,12 @@ void shim_start() {
   interpose_sched_init();
   interpose_time_init();
   interpose_syscall_init();
+  interpose_mutex_init();
+  interpose_cond_init();
+  interpose_sem_init();
+}
+
+void shim_start() {
   // One real thread, created and joined before anything else, puts glibc in
   // its multi-threaded state (atomic refcounts, SIGSETXID handler installed)
   // exactly as a program's first pthread_create would.

@@ -1,0 +1,229 @@
+// core/sema.cpp — see sema.h.
+#include "core/sema.h"
+
+#include <cerrno>
+#include <climits>
+
+#include "core/base.h"
+#include "core/futex.h"
+#include "core/sched.h"
+
+namespace mnp {
+namespace {
+
+enum : uint32_t { kWaiting, kWoken, kTimedOut };
+
+struct Waiter {
+  const void* addr;
+  G* g;
+  uint32_t bitset;
+  uint32_t state;  // bucket lock
+  Waiter* next;
+  Waiter* prev;
+  struct Bucket* bucket;  // bucket it is on (changes on requeue; bucket lock)
+};
+
+struct alignas(64) Bucket {
+  Lock lock;
+  Waiter* head = nullptr;
+  Waiter* tail = nullptr;
+  uint32_t kernel_waiters = 0;  // non-G sleepers in the kernel futex (lock)
+};
+
+constexpr uint32_t kBuckets = 251;
+constinit Bucket g_buckets[kBuckets];
+
+Bucket* bucket_of(const void* addr) {
+  return &g_buckets[(reinterpret_cast<uintptr_t>(addr) >> 2) % kBuckets];
+}
+
+void push_locked(Bucket* b, Waiter* w) {
+  w->bucket = b;
+  w->next = nullptr;
+  w->prev = b->tail;
+  if (b->tail) b->tail->next = w; else b->head = w;
+  b->tail = w;
+}
+
+void unlink_locked(Bucket* b, Waiter* w) {
+  if (w->prev) w->prev->next = w->next; else b->head = w->next;
+  if (w->next) w->next->prev = w->prev; else b->tail = w->prev;
+  w->next = w->prev = nullptr;
+}
+
+
+// Timer of a timed wait: withdraws the waiter unless a waker got it first.
+void wait_timeout(Timer* t) {
+  auto* w = static_cast<Waiter*>(t->arg);
+  for (;;) {
+    Bucket* b = __atomic_load_n(&w->bucket, __ATOMIC_ACQUIRE);
+    b->lock.lock();
+    if (w->bucket != b) {  // requeued meanwhile: lock the new bucket
+      b->lock.unlock();
+      continue;
+    }
+    bool fire = w->state == kWaiting;
+    if (fire) {
+      unlink_locked(b, w);
+      w->state = kTimedOut;
+    }
+    G* g = w->g;
+    b->lock.unlock();
+    if (fire) ready(g, true);
+    return;
+  }
+}
+
+bool unlock_bucket_commit(G*, void* arg) {
+  static_cast<Bucket*>(arg)->lock.unlock();
+  return true;
+}
+
+int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset) {
+  b->kernel_waiters++;
+  b->lock.unlock();
+  long r;
+  if (deadline == kNever) {
+    r = raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAIT_BITSET_PRIVATE, val, 0, 0, bitset);
+  } else {
+    struct timespec ts = {static_cast<time_t>(deadline / 1000000000), static_cast<long>(deadline % 1000000000)};
+    r = raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAIT_BITSET_PRIVATE, val,
+                     reinterpret_cast<long>(&ts), 0, bitset);
+  }
+  b->lock.lock();
+  b->kernel_waiters--;
+  b->lock.unlock();
+  if (r == -EAGAIN) return EAGAIN;
+  if (r == -ETIMEDOUT) return ETIMEDOUT;
+  return 0;  // woken, or EINTR: a spurious wake-up, as futex(2) allows
+}
+
+}  // namespace
+
+int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset) {
+  Bucket* b = bucket_of(addr);
+  b->lock.lock();
+  if (addr->load(std::memory_order_acquire) != val) {
+    b->lock.unlock();
+    return EAGAIN;
+  }
+  G* g = get_user_g();
+  if (!g || !runtime_up) return kernel_wait(b, addr, val, deadline, bitset);
+  if (deadline != kNever && deadline <= nanotime()) {
+    b->lock.unlock();
+    return ETIMEDOUT;
+  }
+  Waiter w{addr, g, bitset, kWaiting, nullptr, nullptr, nullptr};
+  push_locked(b, &w);
+  Timer t;
+  if (deadline != kNever) {
+    t.when = deadline;
+    t.fn = wait_timeout;
+    t.arg = &w;
+    timer_add(&t);
+  }
+  // The bucket is unlocked only once we are parked: a waker that finds us
+  // sees a G that is already Waiting.
+  park(kWaitSema, unlock_bucket_commit, b);
+  if (deadline != kNever) timer_del(&t);
+  // Wakers and the timer set the state under the bucket lock before readying
+  // us; reading it here without the lock is ordered by ready/park.
+  return w.state == kTimedOut ? ETIMEDOUT : 0;
+}
+
+int sema_wake(const void* addr, int n, uint32_t bitset) {
+  if (n <= 0) return 0;
+  Bucket* b = bucket_of(addr);
+  constexpr int kBatch = 64;
+  G* woken[kBatch];
+  int total = 0;
+  for (;;) {
+    int k = 0;
+    bool more = false;
+    uint32_t kernel = 0;
+    b->lock.lock();
+    for (Waiter* w = b->head; w;) {
+      Waiter* next = w->next;
+      if (w->addr == addr && (w->bitset & bitset)) {
+        if (total + k >= n) break;
+        if (k == kBatch) {
+          more = true;
+          break;
+        }
+        unlink_locked(b, w);
+        w->state = kWoken;
+        woken[k++] = w->g;
+      }
+      w = next;
+    }
+    kernel = b->kernel_waiters;
+    b->lock.unlock();
+    for (int i = 0; i < k; i++) ready(woken[i], true);
+    total += k;
+    if (more) continue;
+    if (kernel && total < n) {
+      long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, n - total, 0, 0,
+                            bitset);
+      if (r > 0) total += static_cast<int>(r);
+    }
+    return total;
+  }
+}
+
+int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, int nmove, const uint32_t* cmp,
+                 bool count_moved) {
+  Bucket* bf = bucket_of(from);
+  Bucket* bt = bucket_of(to);
+  Bucket* first = bf < bt ? bf : bt;
+  Bucket* second = bf < bt ? bt : bf;
+  first->lock.lock();
+  if (second != first) second->lock.lock();
+  if (cmp && from->load(std::memory_order_acquire) != *cmp) {
+    if (second != first) second->lock.unlock();
+    first->lock.unlock();
+    return -EAGAIN;
+  }
+  constexpr int kBatch = 64;
+  G* woken[kBatch];
+  int k = 0, moved = 0;
+  for (Waiter* w = bf->head; w;) {
+    Waiter* next = w->next;
+    if (w->addr == from) {
+      if (k < nwake && k < kBatch) {
+        unlink_locked(bf, w);
+        w->state = kWoken;
+        woken[k++] = w->g;
+      } else if (moved < nmove) {
+        unlink_locked(bf, w);
+        w->addr = to;
+        push_locked(bt, w);
+        moved++;
+      } else {
+        break;
+      }
+    }
+    w = next;
+  }
+  uint32_t kernel = bf->kernel_waiters;
+  if (second != first) second->lock.unlock();
+  first->lock.unlock();
+  for (int i = 0; i < k; i++) ready(woken[i], true);
+  int total = k + (count_moved ? moved : 0);
+  if (kernel && (k < nwake || moved < nmove)) {
+    // Kernel sleepers on the same word: let the kernel do its share.
+    long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(from), FUTEX_CMP_REQUEUE_PRIVATE, nwake - k,
+                          nmove - moved, reinterpret_cast<long>(to), from->load());
+    if (r > 0) total += count_moved ? static_cast<int>(r) : (static_cast<int>(r) < nwake - k ? static_cast<int>(r) : nwake - k);
+  }
+  return total;
+}
+
+int sema_count(const void* addr) {
+  Bucket* b = bucket_of(addr);
+  LockGuard lk(b->lock);
+  int n = 0;
+  for (Waiter* w = b->head; w; w = w->next) n += w->addr == addr;
+  return n;
+}
+
+}  // namespace mnp

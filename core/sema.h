@@ -1,0 +1,45 @@
+// core/sema.h — the address-keyed wait table every blocking primitive parks
+// on (after Go's semtable): a user-space futex for Gs.
+//
+// sema_wait(addr, val) parks the calling G while *addr == val; sema_wake(addr,
+// n) makes up to n of them runnable. The compare and the enqueue happen under
+// the bucket lock, and a waker changes *addr before calling sema_wake (which
+// takes the same lock), so a wake-up cannot be lost: exactly the futex
+// contract, which is why mutex, condvar, rwlock, barrier, semaphore, once and
+// the interposed SYS_futex all sit on it unchanged.
+//
+// Waiter records live on the waiting G's stack, linked into one of 251
+// buckets chosen by address; nothing is allocated. A waiter that is not a G
+// (a thread mnpthread did not create, or code before the runtime is up)
+// sleeps in the kernel futex on the same word instead; the bucket counts
+// such sleepers so that wakers issue FUTEX_WAKE only when one exists.
+//
+// State of a waiter (changed only under its bucket lock): kWaiting ->
+// kWoken (by sema_wake) or kTimedOut (by its timer).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "core/timer.h"
+
+namespace mnp {
+
+constexpr uint32_t kBitsetAny = 0xffffffffu;
+
+// 0 when woken, EAGAIN when *addr != val on entry, ETIMEDOUT when deadline
+// (CLOCK_MONOTONIC ns; kNever = no limit) passed first. Spurious returns of 0
+// are possible only through a kernel-futex wait (non-G callers), as with
+// futex(2); callers re-check their condition.
+int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset = kBitsetAny);
+// Wakes up to n waiters on addr whose bitset intersects; returns how many.
+int sema_wake(const void* addr, int n, uint32_t bitset = kBitsetAny);
+// Wakes up to nwake waiters on from and moves up to nmove of the rest to wait
+// on to. With cmp, fails with -EAGAIN unless *from == *cmp. Returns woken +
+// moved (or woken only, when count_moved is false: FUTEX_REQUEUE's result).
+int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, int nmove, const uint32_t* cmp,
+                 bool count_moved);
+// Number of G waiters currently parked on addr (tests, dumps).
+int sema_count(const void* addr);
+
+}  // namespace mnp

@@ -1,0 +1,158 @@
+// interpose/cond.cpp — condition variables that park the G.
+//
+// Protocol (inside the program's pthread_cond_t):
+//   seq      bumped by every signal/broadcast that finds waiters; waiters
+//            sleep in the sema table while it still has the value they saw
+//   waiters  number of threads between "about to wait" and "woke up"
+//   flags    at glibc's __wrefs offset: bit 0 process-shared, bit 1
+//            CLOCK_MONOTONIC (the layout glibc's own initialiser uses)
+// A waiter reads seq and counts itself while it still holds the mutex, so
+// a signaller that changes the predicate under the mutex either runs before
+// (the waiter then sees the predicate) or after (it sees waiters > 0, bumps
+// seq, and the waiter's sema_wait returns at once or is woken): no lost
+// wake-up. Gs and threads that are not Gs can wait on the same condvar (the
+// sema table sends the latter to the kernel futex on seq).
+// Process-shared condvars keep glibc's implementation, blocking via hand-off.
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+
+#include "core/sched.h"
+#include "core/sema.h"
+#include "interpose/real.h"
+#include "interpose/sync.h"
+
+using namespace mnp;
+
+namespace {
+
+struct CondView {
+  std::atomic<uint32_t> seq;
+  std::atomic<uint32_t> waiters;
+  uint32_t unused[7];
+  std::atomic<uint32_t> flags;  // offset 36 = glibc's __wrefs
+  uint32_t unused2[2];
+};
+static_assert(sizeof(CondView) == sizeof(pthread_cond_t));
+static_assert(offsetof(CondView, flags) == 36);
+constexpr uint32_t kCondPshared = 1, kCondMonotonic = 2;
+
+using InitFn = int(pthread_cond_t*, const pthread_condattr_t*);
+using OneFn = int(pthread_cond_t*);
+using WaitFn = int(pthread_cond_t*, pthread_mutex_t*);
+using TimedFn = int(pthread_cond_t*, pthread_mutex_t*, const struct timespec*);
+using ClockFn = int(pthread_cond_t*, pthread_mutex_t*, clockid_t, const struct timespec*);
+using MutexFn = int(pthread_mutex_t*);
+constinit InitFn* real_init = nullptr;
+constinit OneFn *real_destroy = nullptr, *real_signal = nullptr, *real_broadcast = nullptr;
+constinit WaitFn* real_wait = nullptr;
+constinit TimedFn* real_timedwait = nullptr;
+constinit ClockFn* real_clockwait = nullptr;
+constinit MutexFn *real_mutex_lock = nullptr, *real_mutex_unlock = nullptr;
+
+CondView* view(pthread_cond_t* c) { return reinterpret_cast<CondView*>(c); }
+bool pshared(pthread_cond_t* c) { return view(c)->flags.load(std::memory_order_relaxed) & kCondPshared; }
+
+template <typename F, typename... A>
+int handoff_call(F* f, A... a) {
+  entersyscall();
+  int r = f(a...);
+  exitsyscall();
+  return r;
+}
+
+int lock_any(pthread_mutex_t* m) {
+  return mutex_is_pshared(m) ? handoff_call(real_mutex_lock, m) : mutex_lock_impl(m, kNever, false, nullptr);
+}
+int unlock_any(pthread_mutex_t* m) { return mutex_is_pshared(m) ? real_mutex_unlock(m) : mutex_unlock_impl(m); }
+
+int cond_wait(pthread_cond_t* cv, pthread_mutex_t* m, int64_t deadline) {
+  CondView* c = view(cv);
+  uint32_t s = c->seq.load(std::memory_order_acquire);
+  c->waiters.fetch_add(1, std::memory_order_seq_cst);
+  if (int r = unlock_any(m)) {
+    c->waiters.fetch_sub(1, std::memory_order_relaxed);
+    return r;  // EPERM: the caller does not hold an error-checking mutex
+  }
+  int w = sema_wait(&c->seq, s, deadline);
+  c->waiters.fetch_sub(1, std::memory_order_relaxed);
+  int r = lock_any(m);
+  if (r) return r;  // EOWNERDEAD / ENOTRECOVERABLE of a robust mutex
+  return w == ETIMEDOUT ? ETIMEDOUT : 0;
+}
+
+void cond_wake(pthread_cond_t* cv, int n) {
+  CondView* c = view(cv);
+  if (c->waiters.load(std::memory_order_seq_cst) == 0) return;
+  c->seq.fetch_add(1, std::memory_order_release);
+  sema_wake(&c->seq, n);
+}
+
+}  // namespace
+
+namespace mnp {
+void interpose_cond_init() {
+  resolve_real(real_init, "pthread_cond_init", "GLIBC_2.3.2");
+  resolve_real(real_destroy, "pthread_cond_destroy", "GLIBC_2.3.2");
+  resolve_real(real_signal, "pthread_cond_signal", "GLIBC_2.3.2");
+  resolve_real(real_broadcast, "pthread_cond_broadcast", "GLIBC_2.3.2");
+  resolve_real(real_wait, "pthread_cond_wait", "GLIBC_2.3.2");
+  resolve_real(real_timedwait, "pthread_cond_timedwait", "GLIBC_2.3.2");
+  resolve_real(real_clockwait, "pthread_cond_clockwait", "GLIBC_2.34");
+  resolve_real(real_mutex_lock, "pthread_mutex_lock", "GLIBC_2.2.5");
+  resolve_real(real_mutex_unlock, "pthread_mutex_unlock", "GLIBC_2.2.5");
+}
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT int pthread_cond_init(pthread_cond_t* cv, const pthread_condattr_t* attr) noexcept {
+  int ps = PTHREAD_PROCESS_PRIVATE;
+  clockid_t clk = CLOCK_REALTIME;
+  if (attr) {
+    pthread_condattr_getpshared(attr, &ps);
+    pthread_condattr_getclock(attr, &clk);
+  }
+  if (ps == PTHREAD_PROCESS_SHARED) return real_init(cv, attr);
+  __builtin_memset(static_cast<void*>(cv), 0, sizeof *cv);
+  view(cv)->flags.store(clk == CLOCK_MONOTONIC ? kCondMonotonic : 0, std::memory_order_relaxed);
+  return 0;
+}
+
+MNP_EXPORT int pthread_cond_destroy(pthread_cond_t* cv) noexcept {
+  if (pshared(cv)) return real_destroy(cv);
+  return 0;
+}
+
+MNP_EXPORT int pthread_cond_signal(pthread_cond_t* cv) noexcept {
+  if (pshared(cv)) return real_signal(cv);
+  cond_wake(cv, 1);
+  return 0;
+}
+
+MNP_EXPORT int pthread_cond_broadcast(pthread_cond_t* cv) noexcept {
+  if (pshared(cv)) return real_broadcast(cv);
+  cond_wake(cv, INT_MAX);
+  return 0;
+}
+
+MNP_EXPORT int pthread_cond_wait(pthread_cond_t* cv, pthread_mutex_t* m) noexcept {
+  if (pshared(cv)) return handoff_call(real_wait, cv, m);
+  return cond_wait(cv, m, kNever);
+}
+
+MNP_EXPORT int pthread_cond_clockwait(pthread_cond_t* cv, pthread_mutex_t* m, clockid_t clk,
+                                      const struct timespec* abstime) noexcept {
+  if (pshared(cv)) return handoff_call(real_clockwait, cv, m, clk, abstime);
+  if (!supported_clock(clk) || !valid_timespec(abstime)) return EINVAL;
+  return cond_wait(cv, m, abs_deadline(clk, abstime));
+}
+
+MNP_EXPORT int pthread_cond_timedwait(pthread_cond_t* cv, pthread_mutex_t* m, const struct timespec* abstime) noexcept {
+  if (pshared(cv)) return handoff_call(real_timedwait, cv, m, abstime);
+  clockid_t clk = (view(cv)->flags.load(std::memory_order_relaxed) & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
+  if (!valid_timespec(abstime)) return EINVAL;
+  return cond_wait(cv, m, abs_deadline(clk, abstime));
+}
+
+}  // extern "C"

@@ -1,0 +1,319 @@
+// interpose/mutex.cpp — pthread_mutex_* that park the G (DESIGN §6).
+//
+// State lives in the program's pthread_mutex_t (see MutexView in sync.h), so
+// static initialisers and zeroed memory work and nothing is allocated. The
+// lock word is the classic three-state futex mutex (0 free, 1 locked, 2
+// locked with waiters); waiting goes through the sema table, which parks Gs
+// and sends other threads to the kernel futex on the same word. Types,
+// recursion, error checks, robustness and timeouts follow glibc, errors
+// included. Process-shared mutexes belong to several processes: they keep
+// glibc's own implementation and block through the syscall hand-off.
+//
+// Robust mutexes: the holder G links the mutex into its own list (the list
+// field glibc uses for the kernel's robust list); when a G exits holding
+// one, the owner becomes kOwnerDied and the lock is released, so the next
+// locker gets EOWNERDEAD with the mutex held and inconsistent.
+// PRIO_INHERIT has owner tracking and glibc's error behaviour, not kernel
+// priority inheritance (a G has no kernel task to boost).
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include "core/sched.h"
+#include "core/sema.h"
+#include "interpose/real.h"
+#include "interpose/sync.h"
+
+using namespace mnp;
+
+namespace {
+
+constexpr int kOwnerDied = 0x40000000;
+constexpr int kInconsistent = INT_MAX;      // glibc's PTHREAD_MUTEX_INCONSISTENT
+constexpr int kNotRecoverable = INT_MAX - 1;  // glibc's PTHREAD_MUTEX_NOTRECOVERABLE
+constexpr int kDestroyed = -1;              // glibc marks a destroyed mutex's kind so
+
+using LockFn = int(pthread_mutex_t*);
+using TimedFn = int(pthread_mutex_t*, const struct timespec*);
+using ClockFn = int(pthread_mutex_t*, clockid_t, const struct timespec*);
+using InitFn = int(pthread_mutex_t*, const pthread_mutexattr_t*);
+constinit LockFn *real_lock = nullptr, *real_trylock = nullptr, *real_unlock = nullptr, *real_destroy = nullptr,
+                 *real_consistent = nullptr;
+constinit TimedFn* real_timedlock = nullptr;
+constinit ClockFn* real_clocklock = nullptr;
+constinit InitFn* real_init = nullptr;
+
+MutexView* view(pthread_mutex_t* m) { return reinterpret_cast<MutexView*>(m); }
+
+int spin_count(int kind) {
+  if (sched.nprocs < 2) return 0;
+  return (kind & kMutexKindMask) == PTHREAD_MUTEX_ADAPTIVE_NP ? 200 : 40;
+}
+
+// The lock word alone. Returns 0, EBUSY (try_only) or ETIMEDOUT.
+int acquire_word(MutexView* m, int kind, int64_t deadline, bool try_only, const struct timespec* abstime) {
+  uint32_t c = 0;
+  if (m->lock.compare_exchange_strong(c, 1, std::memory_order_acquire)) return 0;
+  if (try_only) return EBUSY;
+  if (abstime && !valid_timespec(abstime)) return EINVAL;
+  for (int i = spin_count(kind); i > 0; i--) {
+    c = m->lock.load(std::memory_order_relaxed);
+    if (c == 0 && m->lock.compare_exchange_weak(c, 1, std::memory_order_acquire)) return 0;
+    cpu_relax();
+  }
+  while (m->lock.exchange(2, std::memory_order_acquire) != 0)
+    if (sema_wait(&m->lock, 2, deadline) == ETIMEDOUT) return ETIMEDOUT;
+  return 0;
+}
+
+void release_word(MutexView* m) {
+  if (m->lock.exchange(0, std::memory_order_release) == 2) sema_wake(&m->lock, 1);
+}
+
+void robust_link(MutexView* m) {
+  G* g = get_user_g();
+  if (!g) return;  // a thread that is not a G: not tracked (see the header)
+  auto* head = static_cast<MutexView*>(g->robust_list);
+  m->prev = nullptr;
+  m->next = head;
+  if (head) head->prev = m;
+  g->robust_list = m;
+}
+
+void robust_unlink(MutexView* m) {
+  G* g = get_user_g();
+  if (!g) return;
+  if (m->prev) m->prev->next = m->next; else if (g->robust_list == m) g->robust_list = m->next;
+  if (m->next) m->next->prev = m->prev;
+  m->prev = m->next = nullptr;
+}
+
+void on_g_exit(G* gp) { mutex_release_robust_on_exit(gp->robust_list); gp->robust_list = nullptr; }
+
+}  // namespace
+
+namespace mnp {
+
+int64_t abs_deadline(clockid_t clk, const struct timespec* abstime) {
+  struct timespec now;
+  clock_gettime(clk, &now);
+  int64_t left = (static_cast<int64_t>(abstime->tv_sec) - now.tv_sec) * 1000000000 + (abstime->tv_nsec - now.tv_nsec);
+  return nanotime() + (left > 0 ? left : 0);
+}
+
+bool mutex_is_pshared(const pthread_mutex_t* mu) {
+  return (reinterpret_cast<const MutexView*>(mu)->kind.load(std::memory_order_relaxed) & kMutexPshared) != 0;
+}
+
+void mutex_release_robust_on_exit(void* head) {
+  for (auto* m = static_cast<MutexView*>(head); m;) {
+    MutexView* next = m->next;
+    m->prev = m->next = nullptr;
+    m->count = 0;
+    m->nusers = 0;
+    m->holder = 0;
+    m->owner.store(kOwnerDied, std::memory_order_relaxed);
+    release_word(m);
+    m = next;
+  }
+}
+
+int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const struct timespec* abstime) {
+  MutexView* m = view(mu);
+  int kind = m->kind.load(std::memory_order_relaxed);
+  if (kind == kDestroyed) return EINVAL;
+  int type = kind & kMutexKindMask;
+  bool robust = kind & kMutexRobust;
+  int me = current_tid();
+  if (robust ? m->holder == me && m->lock.load(std::memory_order_relaxed) != 0
+             : type != PTHREAD_MUTEX_NORMAL && type != PTHREAD_MUTEX_ADAPTIVE_NP &&
+                   m->owner.load(std::memory_order_relaxed) == me) {
+    if (type == PTHREAD_MUTEX_RECURSIVE) {
+      if (m->count == UINT_MAX) return EAGAIN;
+      m->count++;
+      return 0;
+    }
+    if (type == PTHREAD_MUTEX_ERRORCHECK || (kind & kMutexPrioInherit) == 0 || robust) {
+      if (type == PTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
+    }
+    if (try_only) return EBUSY;
+    // NORMAL kinds relocked by their holder deadlock, as with glibc.
+  }
+  if (robust && m->owner.load(std::memory_order_relaxed) == kNotRecoverable) return ENOTRECOVERABLE;
+  int r = acquire_word(m, kind, deadline, try_only, abstime);
+  if (r) return r;
+  if (robust) {
+    int o = m->owner.load(std::memory_order_relaxed);
+    if (o == kNotRecoverable) {
+      release_word(m);
+      return ENOTRECOVERABLE;
+    }
+    m->holder = me;
+    robust_link(m);
+    m->count = 1;
+    m->nusers = 1;
+    if (o == kOwnerDied) {
+      m->owner.store(kInconsistent, std::memory_order_relaxed);
+      return EOWNERDEAD;
+    }
+  }
+  m->owner.store(me, std::memory_order_relaxed);
+  m->count = 1;
+  m->nusers = 1;
+  return 0;
+}
+
+int mutex_unlock_impl(pthread_mutex_t* mu) {
+  MutexView* m = view(mu);
+  int kind = m->kind.load(std::memory_order_relaxed);
+  if (kind == kDestroyed) return EINVAL;
+  int type = kind & kMutexKindMask;
+  bool robust = kind & kMutexRobust;
+  int me = current_tid();
+  if (robust) {
+    if (m->holder != me || m->lock.load(std::memory_order_relaxed) == 0) return EPERM;
+    if (type == PTHREAD_MUTEX_RECURSIVE && --m->count != 0) return 0;
+    robust_unlink(m);
+    m->holder = 0;
+    m->nusers = 0;
+    if (m->owner.load(std::memory_order_relaxed) == kInconsistent) {
+      // Unlocked without pthread_mutex_consistent: unusable from now on, and
+      // every waiter must learn it.
+      m->owner.store(kNotRecoverable, std::memory_order_relaxed);
+      m->lock.store(0, std::memory_order_release);
+      sema_wake(&m->lock, INT_MAX);
+      return 0;
+    }
+    m->owner.store(0, std::memory_order_relaxed);
+    release_word(m);
+    return 0;
+  }
+  if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+    if (m->owner.load(std::memory_order_relaxed) != me || m->lock.load(std::memory_order_relaxed) == 0) return EPERM;
+    if (type == PTHREAD_MUTEX_RECURSIVE && --m->count != 0) return 0;
+  }
+  m->owner.store(0, std::memory_order_relaxed);
+  m->nusers = 0;
+  release_word(m);
+  return 0;
+}
+
+void interpose_mutex_init() {
+  resolve_real(real_lock, "pthread_mutex_lock", "GLIBC_2.2.5");
+  resolve_real(real_trylock, "pthread_mutex_trylock", "GLIBC_2.34");
+  resolve_real(real_unlock, "pthread_mutex_unlock", "GLIBC_2.2.5");
+  resolve_real(real_destroy, "pthread_mutex_destroy", "GLIBC_2.2.5");
+  resolve_real(real_consistent, "pthread_mutex_consistent", "GLIBC_2.34");
+  resolve_real(real_timedlock, "pthread_mutex_timedlock", "GLIBC_2.34");
+  resolve_real(real_clocklock, "pthread_mutex_clocklock", "GLIBC_2.34");
+  resolve_real(real_init, "pthread_mutex_init", "GLIBC_2.2.5");
+  set_g_exit_hook(on_g_exit);
+}
+
+}  // namespace mnp
+
+namespace {
+template <typename F, typename... A>
+int pshared_call(F* f, A... a) {
+  entersyscall();
+  int r = f(a...);
+  exitsyscall();
+  return r;
+}
+}  // namespace
+
+extern "C" {
+
+MNP_EXPORT int pthread_mutex_init(pthread_mutex_t* mu, const pthread_mutexattr_t* attr) noexcept {
+  int type = PTHREAD_MUTEX_DEFAULT, proto = PTHREAD_PRIO_NONE, robust = PTHREAD_MUTEX_STALLED,
+      pshared = PTHREAD_PROCESS_PRIVATE, ceiling = 0;
+  if (attr) {
+    pthread_mutexattr_gettype(attr, &type);
+    pthread_mutexattr_getprotocol(attr, &proto);
+    pthread_mutexattr_getrobust(attr, &robust);
+    pthread_mutexattr_getpshared(attr, &pshared);
+    pthread_mutexattr_getprioceiling(attr, &ceiling);
+  }
+  if (pshared == PTHREAD_PROCESS_SHARED) return real_init(mu, attr);
+  MutexView* m = view(mu);
+  __builtin_memset(static_cast<void*>(m), 0, sizeof *m);
+  int kind = type & kMutexKindMask;
+  if (robust == PTHREAD_MUTEX_ROBUST) kind |= kMutexRobust;
+  if (proto == PTHREAD_PRIO_INHERIT) kind |= kMutexPrioInherit;
+  if (proto == PTHREAD_PRIO_PROTECT) kind |= kMutexPrioProtect | ((ceiling & 0xff) << kMutexCeilingShift);
+  m->kind.store(kind, std::memory_order_relaxed);
+  return 0;
+}
+
+MNP_EXPORT int pthread_mutex_destroy(pthread_mutex_t* mu) noexcept {
+  if (mutex_is_pshared(mu)) return real_destroy(mu);
+  MutexView* m = view(mu);
+  int kind = m->kind.load(std::memory_order_relaxed);
+  if (!(kind & kMutexRobust) && m->nusers != 0) return EBUSY;
+  m->kind.store(kDestroyed, std::memory_order_relaxed);
+  return 0;
+}
+
+MNP_EXPORT int pthread_mutex_lock(pthread_mutex_t* mu) noexcept {
+  if (mutex_is_pshared(mu)) return pshared_call(real_lock, mu);
+  return mutex_lock_impl(mu, kNever, false, nullptr);
+}
+
+MNP_EXPORT int pthread_mutex_trylock(pthread_mutex_t* mu) noexcept {
+  if (mutex_is_pshared(mu)) return real_trylock(mu);
+  return mutex_lock_impl(mu, kNever, true, nullptr);
+}
+
+MNP_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* mu, clockid_t clk, const struct timespec* abstime) noexcept {
+  if (mutex_is_pshared(mu)) return pshared_call(real_clocklock, mu, clk, abstime);
+  if (!supported_clock(clk)) return EINVAL;
+  int64_t deadline = valid_timespec(abstime) ? abs_deadline(clk, abstime) : 0;
+  return mutex_lock_impl(mu, deadline, false, abstime);
+}
+
+MNP_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* mu, const struct timespec* abstime) noexcept {
+  if (mutex_is_pshared(mu)) return pshared_call(real_timedlock, mu, abstime);
+  return pthread_mutex_clocklock(mu, CLOCK_REALTIME, abstime);
+}
+
+MNP_EXPORT int pthread_mutex_unlock(pthread_mutex_t* mu) noexcept {
+  if (mutex_is_pshared(mu)) return real_unlock(mu);
+  return mutex_unlock_impl(mu);
+}
+
+MNP_EXPORT int pthread_mutex_consistent(pthread_mutex_t* mu) noexcept {
+  if (mutex_is_pshared(mu)) return real_consistent(mu);
+  MutexView* m = view(mu);
+  int kind = m->kind.load(std::memory_order_relaxed);
+  if (!(kind & kMutexRobust) || m->owner.load(std::memory_order_relaxed) != kInconsistent) return EINVAL;
+  m->owner.store(current_tid(), std::memory_order_relaxed);
+  return 0;
+}
+
+MNP_EXPORT int pthread_mutex_getprioceiling(const pthread_mutex_t* mu, int* ceiling) noexcept {
+  int kind = reinterpret_cast<const MutexView*>(mu)->kind.load(std::memory_order_relaxed);
+  if (kind == kDestroyed || !(kind & kMutexPrioProtect)) return EINVAL;
+  *ceiling = (kind >> kMutexCeilingShift) & 0xff;
+  return 0;
+}
+
+MNP_EXPORT int pthread_mutex_setprioceiling(pthread_mutex_t* mu, int ceiling, int* old) noexcept {
+  MutexView* m = view(mu);
+  int kind = m->kind.load(std::memory_order_relaxed);
+  if (kind == kDestroyed || !(kind & kMutexPrioProtect)) return EINVAL;
+  if (ceiling < sched_get_priority_min(SCHED_FIFO) || ceiling > sched_get_priority_max(SCHED_FIFO)) return EINVAL;
+  // POSIX: lock, change, unlock (unless the caller already holds it).
+  bool held = m->owner.load(std::memory_order_relaxed) == current_tid() && m->lock.load() != 0;
+  if (!held) {
+    int r = mutex_lock_impl(mu, kNever, false, nullptr);
+    if (r) return r;
+  }
+  if (old) *old = (kind >> kMutexCeilingShift) & 0xff;
+  m->kind.store((kind & ~(0xff << kMutexCeilingShift)) | ((ceiling & 0xff) << kMutexCeilingShift),
+                std::memory_order_relaxed);
+  if (!held) mutex_unlock_impl(mu);
+  return 0;
+}
+
+}  // extern "C"

@@ -1,0 +1,158 @@
+// interpose/sem.cpp — unnamed process-private semaphores park the G.
+//
+// Layout inside sem_t: value (32 bits) at offset 0, number of waiters at 4,
+// and glibc's `private` field at 8, which glibc sets to FUTEX_PRIVATE_FLAG
+// (128) for a process-private semaphore and to 0 for a shared one — named
+// semaphores from sem_open included. Shared ones stay glibc's (their memory
+// is visible to other processes) and block through the syscall hand-off.
+// A waiter counts itself, then sleeps while value == 0; sem_post bumps the
+// value before it looks for waiters, so a post is never missed.
+#include <errno.h>
+#include <limits.h>
+#include <semaphore.h>
+
+#include "core/sched.h"
+#include "core/sema.h"
+#include "interpose/real.h"
+#include "interpose/sync.h"
+
+using namespace mnp;
+
+namespace {
+
+struct SemView {
+  std::atomic<uint32_t> value;
+  std::atomic<uint32_t> waiters;
+  int priv;  // glibc: FUTEX_PRIVATE_FLAG when not shared
+  int pad;
+  char unused[16];
+};
+static_assert(sizeof(SemView) == sizeof(sem_t));
+constexpr int kPrivateFlag = 128;
+
+using InitFn = int(sem_t*, int, unsigned);
+using OneFn = int(sem_t*);
+using TimedFn = int(sem_t*, const struct timespec*);
+using ClockFn = int(sem_t*, clockid_t, const struct timespec*);
+using GetFn = int(sem_t*, int*);
+constinit InitFn* real_init = nullptr;
+constinit OneFn *real_destroy = nullptr, *real_wait = nullptr, *real_trywait = nullptr, *real_post = nullptr;
+constinit TimedFn* real_timedwait = nullptr;
+constinit ClockFn* real_clockwait = nullptr;
+constinit GetFn* real_getvalue = nullptr;
+
+SemView* view(sem_t* s) { return reinterpret_cast<SemView*>(s); }
+bool shared(sem_t* s) { return view(s)->priv != kPrivateFlag; }
+
+template <typename F, typename... A>
+int handoff_call(F* f, A... a) {
+  entersyscall();
+  int r = f(a...);
+  int e = errno;
+  exitsyscall();
+  errno = e;
+  return r;
+}
+
+bool try_take(SemView* s) {
+  uint32_t v = s->value.load(std::memory_order_relaxed);
+  while (v > 0)
+    if (s->value.compare_exchange_weak(v, v - 1, std::memory_order_acquire)) return true;
+  return false;
+}
+
+int sem_wait_impl(sem_t* sem, int64_t deadline) {
+  SemView* s = view(sem);
+  for (;;) {
+    if (try_take(s)) return 0;
+    s->waiters.fetch_add(1, std::memory_order_seq_cst);
+    int r = sema_wait(&s->value, 0, deadline);
+    s->waiters.fetch_sub(1, std::memory_order_relaxed);
+    if (r == ETIMEDOUT) {
+      if (try_take(s)) return 0;
+      errno = ETIMEDOUT;
+      return -1;
+    }
+  }
+}
+
+}  // namespace
+
+namespace mnp {
+void interpose_sem_init() {
+  resolve_real(real_init, "sem_init", "GLIBC_2.34");
+  resolve_real(real_destroy, "sem_destroy", "GLIBC_2.34");
+  resolve_real(real_wait, "sem_wait", "GLIBC_2.34");
+  resolve_real(real_trywait, "sem_trywait", "GLIBC_2.34");
+  resolve_real(real_post, "sem_post", "GLIBC_2.34");
+  resolve_real(real_timedwait, "sem_timedwait", "GLIBC_2.34");
+  resolve_real(real_clockwait, "sem_clockwait", "GLIBC_2.34");
+  resolve_real(real_getvalue, "sem_getvalue", "GLIBC_2.34");
+}
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
+  if (pshared) return real_init(sem, pshared, value);
+  if (value > SEM_VALUE_MAX) {
+    errno = EINVAL;
+    return -1;
+  }
+  SemView* s = view(sem);
+  __builtin_memset(static_cast<void*>(s), 0, sizeof *s);
+  s->value.store(value, std::memory_order_relaxed);
+  s->priv = kPrivateFlag;
+  return 0;
+}
+
+MNP_EXPORT int sem_destroy(sem_t* sem) noexcept { return shared(sem) ? real_destroy(sem) : 0; }
+
+MNP_EXPORT int sem_wait(sem_t* sem) noexcept {
+  if (shared(sem)) return handoff_call(real_wait, sem);
+  return sem_wait_impl(sem, kNever);
+}
+
+MNP_EXPORT int sem_trywait(sem_t* sem) noexcept {
+  if (shared(sem)) return real_trywait(sem);
+  if (try_take(view(sem))) return 0;
+  errno = EAGAIN;
+  return -1;
+}
+
+MNP_EXPORT int sem_clockwait(sem_t* sem, clockid_t clk, const struct timespec* abstime) noexcept {
+  if (shared(sem)) return handoff_call(real_clockwait, sem, clk, abstime);
+  if (try_take(view(sem))) return 0;
+  if (!supported_clock(clk) || !valid_timespec(abstime)) {
+    errno = EINVAL;
+    return -1;
+  }
+  return sem_wait_impl(sem, abs_deadline(clk, abstime));
+}
+
+MNP_EXPORT int sem_timedwait(sem_t* sem, const struct timespec* abstime) noexcept {
+  if (shared(sem)) return handoff_call(real_timedwait, sem, abstime);
+  return sem_clockwait(sem, CLOCK_REALTIME, abstime);
+}
+
+MNP_EXPORT int sem_post(sem_t* sem) noexcept {
+  if (shared(sem)) return real_post(sem);
+  SemView* s = view(sem);
+  uint32_t v = s->value.load(std::memory_order_relaxed);
+  do {
+    if (v >= SEM_VALUE_MAX) {
+      errno = EOVERFLOW;
+      return -1;
+    }
+  } while (!s->value.compare_exchange_weak(v, v + 1, std::memory_order_seq_cst));
+  if (s->waiters.load(std::memory_order_seq_cst) > 0) sema_wake(&s->value, 1);
+  return 0;
+}
+
+MNP_EXPORT int sem_getvalue(sem_t* sem, int* out) noexcept {
+  if (shared(sem)) return real_getvalue(sem, out);
+  *out = static_cast<int>(view(sem)->value.load(std::memory_order_relaxed));
+  return 0;
+}
+
+}  // extern "C"
