@@ -567,6 +567,7 @@ void set_status_or_die(G* gp, uint32_t from, uint32_t to) {
 void park(WaitReason reason, ParkCommit commit, void* arg) {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
+  ensure_p(gp);
   M* mp = gp->m;
   P* pp = mp->p;
   gp->wait_reason = reason;
@@ -580,9 +581,10 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   gp->wait_reason = kWaitNone;
 }
 
-void yield() {
+bool yield() {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
+  ensure_p(gp);
   M* mp = gp->m;
   P* pp = mp->p;
   G* next = next_local(pp, true);
@@ -590,9 +592,10 @@ void yield() {
     LockGuard lk(sched.lock);
     next = globrunq_get_locked(pp, 0);
   }
-  if (!next) return;
+  if (!next) return false;
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   switch_g(mp, pp, gp, next, yield_commit_cb, &sa);
+  return true;
 }
 
 void ready(G* gp, bool next) {
@@ -828,6 +831,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
     park(kWaitForever, [](G*, void*) { return true; }, nullptr);
     fatal("main G woke after exit");
   }
+  ensure_p(gp);
   M* mp = gp->m;
   mp->curg = nullptr;
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, gp);

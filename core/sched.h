@@ -103,6 +103,8 @@ struct P {
   std::atomic<uint32_t> syscalltick{0};  // owner: bumped on every entersyscall
   uint32_t sysmon_tick = 0;              // sysmon: syscalltick seen last round
   int64_t sysmon_when = 0;               // sysmon: when it saw it
+  uint32_t sysmon_sched = 0;             // sysmon: schedtick seen last round
+  M* sysmon_m = nullptr;                 // sysmon: owner seen last round
 };
 
 struct M {
@@ -119,6 +121,7 @@ struct M {
   uint32_t id = 0;
   void* glibc_tcb = nullptr;  // the TCB glibc knows this kernel thread by
   uint64_t rand = 0;
+  int64_t sysmon_cpu = -1;    // sysmon: thread CPU time seen last round
 };
 
 struct Sched {
@@ -176,8 +179,8 @@ using ParkCommit = bool (*)(G* gp, void* arg);
 void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr);
 // Makes a parked G runnable (callable from anywhere, G or not).
 void ready(G* gp, bool next = true);
-// Gives up the P to any other runnable G; returns immediately if none.
-void yield();
+// Gives up the P to any other runnable G; returns false at once if none.
+bool yield();
 
 // Thread lifecycle (user G or not).
 struct GSpec {
@@ -205,6 +208,13 @@ void set_g_exit_hook(GExitHook hook);
 void entersyscall();
 void entersyscall_block();
 void exitsyscall();
+// A G whose M lost its P while blocked in code no wrapper covers (sysmon's
+// detection, see syscall.cpp) takes a P back here; every scheduling point
+// calls it before touching m->p.
+void exitsyscall_now(G* gp);
+inline void ensure_p(G* gp) {
+  if (MNP_UNLIKELY(gp->m->p == nullptr) && gp->syscall_depth == 0) exitsyscall_now(gp);
+}
 // Starts the sysmon thread (after the runtime is up).
 void sysmon_start();
 

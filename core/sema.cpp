@@ -227,3 +227,9 @@ int sema_count(const void* addr) {
 }
 
 }  // namespace mnp
+
+// C entry points for interpose/once.c (built as C with -fexceptions).
+extern "C" MNP_HIDDEN int mnp_sema_wait32(void* addr, uint32_t val) {
+  return mnp::sema_wait(static_cast<std::atomic<uint32_t>*>(addr), val, mnp::kNever);
+}
+extern "C" MNP_HIDDEN int mnp_sema_wake_all(void* addr) { return mnp::sema_wake(addr, 0x7fffffff); }

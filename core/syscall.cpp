@@ -12,13 +12,32 @@
 // thread switch per read(), even when the read does not block), and no
 // hand-off at all (one blocked read stalls every G queued behind it).
 //
+// Calls no wrapper covers (glibc-internal lock waits, libgomp's inline
+// `syscall` futex waits) are found by sysmon too: a P whose schedtick has not
+// moved for a round while its M's thread CPU clock has not moved either is
+// held by an M asleep in the kernel. sysmon signals that M (MNP_SIGNAL,
+// SIGURG by default); the handler checks that the M was really interrupted
+// in a system call instruction outside mnpthread's own code and then does
+// what entersyscall would have done, so the next round retakes the P as for
+// any syscall. The G, once the call returns, runs on without a P until its
+// next scheduling point, where ensure_p() takes one back.
+//
 // sysmon is a kernel thread without a P. It sleeps 20 us between rounds,
 // doubling up to 10 ms after 50 rounds with nothing to do, and entersyscall
 // wakes it when it sleeps long, so a blocked call is noticed within ~20 us.
+#include <signal.h>
 #include <sys/mman.h>
+#include <ucontext.h>
+
+#include <cerrno>
+#include <cstdlib>
 
 #include "core/base.h"
 #include "core/sched.h"
+
+// First byte of this object and end of its text (set by the linker).
+extern "C" const char __ehdr_start[] __attribute__((visibility("hidden")));
+extern "C" const char __etext[] __attribute__((visibility("hidden")));
 
 namespace mnp {
 
@@ -49,6 +68,80 @@ void handoffp(P* pp) {
     return;
   }
   pidleput_for(pp);
+}
+
+constinit int g_poke_signal = SIGURG;
+constinit bool g_poke_enabled = false;
+
+int64_t thread_cpu_ns(int tid) {
+  // The per-thread CPU clock of another thread of this process
+  // (MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)).
+  clockid_t clk = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
+  struct timespec ts;
+  if (raw_syscall(SYS_clock_gettime, clk, reinterpret_cast<long>(&ts)) != 0) return -1;
+  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
+}
+
+M* m_by_tid(int tid) {
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
+    if (mp->tid == tid) return mp;
+  return nullptr;
+}
+
+// Runs on the signalled M's own thread. Finds the M by kernel tid, never
+// through TLS (the FS base may belong to a G mid-switch).
+void poke_handler(int, siginfo_t*, void* ucv) {
+  M* mp = m_by_tid(raw_gettid());
+  if (!mp) return;
+  G* gp = mp->curg;
+  if (!gp || gp->is_g0 || gp->syscall_depth != 0 || !mp->p) return;
+  if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
+  auto* uc = static_cast<ucontext_t*>(ucv);
+  auto rip = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  if (rip >= reinterpret_cast<uintptr_t>(__ehdr_start) && rip < reinterpret_cast<uintptr_t>(__etext)) return;
+  // Interrupted inside a system call: either about to restart it (rip at the
+  // `syscall` instruction, 0f 05) or just returned -EINTR from it.
+  auto* code = reinterpret_cast<const unsigned char*>(rip);
+  long rax = static_cast<long>(uc->uc_mcontext.gregs[REG_RAX]);
+  bool in_syscall = (code[0] == 0x0f && code[1] == 0x05) || (code[-2] == 0x0f && code[-1] == 0x05 && rax == -EINTR);
+  if (!in_syscall) return;
+  P* pp = mp->p;
+  pp->syscalltick.fetch_add(1, std::memory_order_relaxed);
+  mp->oldp = pp;
+  mp->p = nullptr;
+  pp->m = nullptr;
+  gp->status.store(kGSyscall, std::memory_order_relaxed);
+  pp->status.store(kPSyscall, std::memory_order_release);
+}
+
+// Signals the M of every P that sits still with its M asleep in the kernel.
+bool detect_blocked(int64_t now) {
+  bool any = false;
+  for (uint32_t i = 0; i < sched.nprocs; i++) {
+    P* pp = &sched.allp[i];
+    M* mp = pp->m;
+    if (pp->status.load(std::memory_order_acquire) != kPRunning || !mp) {
+      pp->sysmon_m = nullptr;
+      continue;
+    }
+    uint32_t tick = __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED);
+    if (pp->sysmon_m != mp || pp->sysmon_sched != tick) {
+      pp->sysmon_m = mp;
+      pp->sysmon_sched = tick;
+      mp->sysmon_cpu = thread_cpu_ns(mp->tid);
+      continue;
+    }
+    int64_t cpu = thread_cpu_ns(mp->tid);
+    if (cpu < 0 || cpu != mp->sysmon_cpu) {  // it is running: not blocked
+      mp->sysmon_cpu = cpu;
+      continue;
+    }
+    raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
+    pp->sysmon_m = nullptr;  // one signal per episode
+    any = true;
+  }
+  (void)now;
+  return any;
 }
 
 // One round: retake Ps stuck in a syscall since the previous round.
@@ -90,7 +183,10 @@ void* sysmon_main(void*) {
       struct timespec ts = {0, static_cast<long>(delay)};
       raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
     }
-    if (retake(nanotime())) {
+    int64_t now = nanotime();
+    bool busy = retake(now);
+    if (g_poke_enabled && detect_blocked(now)) busy = true;
+    if (busy) {
       idle = 0;
       delay = kSysmonMinNs;
     } else if (++idle > 50) {
@@ -102,6 +198,27 @@ void* sysmon_main(void*) {
 }  // namespace
 
 void sysmon_start() {
+  // The signal that tells an M it was found blocked in uncovered code.
+  if (const char* v = getenv("MNP_SIGNAL")) {
+    char* end;
+    long n = strtol(v, &end, 10);
+    if (*v && !*end && n >= 1 && n <= 64 && n != SIGKILL && n != SIGSTOP && n != 32 && n != 33)
+      g_poke_signal = static_cast<int>(n);
+    else
+      raw_print("ignoring MNP_SIGNAL: want a signal number 1..64 other than SIGKILL, SIGSTOP, 32, 33; using SIGURG (23)");
+  }
+  struct sigaction old;
+  sigaction(g_poke_signal, nullptr, &old);
+  if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
+    raw_print("the program handles the signal chosen for sysmon (MNP_SIGNAL, default SIGURG); "
+              "detection of threads blocked in uncovered calls is off");
+  } else {
+    struct sigaction sa = {};
+    sa.sa_sigaction = poke_handler;
+    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    sigfillset(&sa.sa_mask);
+    g_poke_enabled = sigaction(g_poke_signal, &sa, nullptr) == 0;
+  }
   if (os_thread_start(sysmon_main, nullptr) != 0)
     raw_print("warning: cannot start sysmon; a G blocked in the kernel keeps its P");
 }
@@ -113,6 +230,12 @@ void entersyscall() {
   // G blocks in read): the outer one already gave the P up.
   if (gp->syscall_depth++ != 0) return;
   M* mp = gp->m;
+  if (MNP_UNLIKELY(!mp->p)) {  // lost it in uncovered code: take one back first
+    gp->syscall_depth = 0;
+    exitsyscall_now(gp);
+    gp->syscall_depth = 1;
+    mp = gp->m;
+  }
   P* pp = mp->p;
   pp->syscalltick.fetch_add(1, std::memory_order_relaxed);
   mp->oldp = pp;
@@ -140,6 +263,10 @@ void exitsyscall() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
   if (--gp->syscall_depth != 0) return;
+  exitsyscall_now(gp);
+}
+
+void exitsyscall_now(G* gp) {
   M* mp = gp->m;
   P* pp = mp->oldp;
   mp->oldp = nullptr;

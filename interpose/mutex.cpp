@@ -134,9 +134,9 @@ int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const 
       m->count++;
       return 0;
     }
-    if (type == PTHREAD_MUTEX_ERRORCHECK || (kind & kMutexPrioInherit) == 0 || robust) {
-      if (type == PTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
-    }
+    // glibc: trylock of a non-robust error-checking mutex by its owner is
+    // EBUSY; every other relock by the owner of an error-checking one EDEADLK.
+    if (type == PTHREAD_MUTEX_ERRORCHECK) return try_only && !robust ? EBUSY : EDEADLK;
     if (try_only) return EBUSY;
     // NORMAL kinds relocked by their holder deadlock, as with glibc.
   }

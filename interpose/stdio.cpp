@@ -34,13 +34,10 @@ void interpose_stdio_init() {
 
 extern "C" MNP_EXPORT void flockfile(FILE* fp) noexcept {
   if (!runtime_up || !get_user_g()) return real_flockfile(fp);
-  for (int spins = 0; real_ftrylockfile(fp) != 0; spins++) {
-    G* g = get_user_g();
-    uint32_t tick = g->m->p->schedtick;
-    yield();
+  while (real_ftrylockfile(fp) != 0) {
     // Nothing else was runnable here: the owner runs on another M. Back off
     // briefly instead of hammering the lock word.
-    if (get_user_g()->m->p->schedtick == tick)
+    if (!yield())
       for (int i = 0; i < 64; i++) cpu_relax();
   }
 }

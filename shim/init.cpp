@@ -43,6 +43,8 @@ __attribute__((constructor)) void shim_resolve_reals() {
   interpose_mutex_init();
   interpose_cond_init();
   interpose_sem_init();
+  interpose_rwlock_init();
+  interpose_futex_init();
 }
 
 void shim_start() {

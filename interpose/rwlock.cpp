@@ -1,0 +1,327 @@
+// interpose/rwlock.cpp — rwlocks, barriers and spinlocks that never block
+// the M.
+//
+// rwlock (inside pthread_rwlock_t, keeping glibc's __cur_writer, __shared and
+// __flags offsets): a small internal lock word guards the reader count, the
+// writer and the waiter counts; readers sleep on rseq and writers on wseq in
+// the sema table. Reader-preferring by default (glibc's default);
+// PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP makes new readers wait while
+// a writer waits. EDEADLK when the writing thread asks again, as glibc.
+//
+// barrier: the last arrival of a generation bumps `gen` and wakes the rest;
+// exactly one caller per generation gets PTHREAD_BARRIER_SERIAL_THREAD.
+//
+// spinlock: spins, then yields the G so that a holder that was descheduled
+// (it may share our M) gets to run and release it.
+// Process-shared objects keep glibc's implementation, blocking via hand-off.
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <sched.h>
+
+#include "core/sched.h"
+#include "core/sema.h"
+#include "interpose/real.h"
+#include "interpose/sync.h"
+
+using namespace mnp;
+
+namespace {
+
+template <typename F, typename... A>
+int handoff_call(F* f, A... a) {
+  entersyscall();
+  int r = f(a...);
+  exitsyscall();
+  return r;
+}
+
+// Internal lock of rwlock and barrier: 0/1/2 futex mutex on the sema table.
+void ilock(std::atomic<uint32_t>* w) {
+  uint32_t c = 0;
+  if (w->compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
+  for (int i = 0; i < 40; i++) {
+    c = w->load(std::memory_order_relaxed);
+    if (c == 0 && w->compare_exchange_weak(c, 1, std::memory_order_acquire)) return;
+    cpu_relax();
+  }
+  while (w->exchange(2, std::memory_order_acquire) != 0) sema_wait(w, 2, kNever);
+}
+void iunlock(std::atomic<uint32_t>* w) {
+  if (w->exchange(0, std::memory_order_release) == 2) sema_wake(w, 1);
+}
+
+// ---- rwlock -------------------------------------------------------------------
+
+struct RwView {
+  std::atomic<uint32_t> lock;  // 0
+  uint32_t readers;            // 4
+  std::atomic<uint32_t> rseq;  // 8
+  std::atomic<uint32_t> wseq;  // 12
+  uint32_t rwait;              // 16
+  uint32_t wwait;              // 20
+  int cur_writer;              // 24: glibc's __cur_writer
+  int shared;                  // 28: glibc's __shared
+  uint64_t pad[2];             // 32
+  uint32_t flags;              // 48: glibc's __flags
+  uint32_t pad2;
+};
+static_assert(sizeof(RwView) == sizeof(pthread_rwlock_t));
+static_assert(offsetof(RwView, flags) == 48);
+
+RwView* rw(pthread_rwlock_t* l) { return reinterpret_cast<RwView*>(l); }
+bool prefer_writer(RwView* l) { return l->flags == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP; }
+
+int rdlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only, const struct timespec* abstime) {
+  RwView* l = rw(lk);
+  int me = current_tid();
+  ilock(&l->lock);
+  if (l->cur_writer == me) {
+    iunlock(&l->lock);
+    return EDEADLK;
+  }
+  for (;;) {
+    if (l->cur_writer == 0 && !(prefer_writer(l) && l->wwait > 0)) {
+      if (l->readers == UINT_MAX) {
+        iunlock(&l->lock);
+        return EAGAIN;
+      }
+      l->readers++;
+      iunlock(&l->lock);
+      return 0;
+    }
+    if (try_only || (abstime && !valid_timespec(abstime))) {
+      iunlock(&l->lock);
+      return try_only ? EBUSY : EINVAL;
+    }
+    l->rwait++;
+    uint32_t s = l->rseq.load(std::memory_order_relaxed);
+    iunlock(&l->lock);
+    int r = sema_wait(&l->rseq, s, deadline);
+    ilock(&l->lock);
+    l->rwait--;
+    if (r == ETIMEDOUT && !(l->cur_writer == 0 && !(prefer_writer(l) && l->wwait > 0))) {
+      iunlock(&l->lock);
+      return ETIMEDOUT;
+    }
+  }
+}
+
+int wrlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only, const struct timespec* abstime) {
+  RwView* l = rw(lk);
+  int me = current_tid();
+  ilock(&l->lock);
+  if (l->cur_writer == me) {
+    iunlock(&l->lock);
+    return EDEADLK;
+  }
+  for (;;) {
+    if (l->cur_writer == 0 && l->readers == 0) {
+      l->cur_writer = me;
+      iunlock(&l->lock);
+      return 0;
+    }
+    if (try_only || (abstime && !valid_timespec(abstime))) {
+      iunlock(&l->lock);
+      return try_only ? EBUSY : EINVAL;
+    }
+    l->wwait++;
+    uint32_t s = l->wseq.load(std::memory_order_relaxed);
+    iunlock(&l->lock);
+    int r = sema_wait(&l->wseq, s, deadline);
+    ilock(&l->lock);
+    l->wwait--;
+    if (r == ETIMEDOUT && !(l->cur_writer == 0 && l->readers == 0)) {
+      // Readers held back for us (writer preference) may go now.
+      bool wake_readers = l->wwait == 0 && l->rwait > 0 && l->cur_writer == 0;
+      if (wake_readers) l->rseq.fetch_add(1, std::memory_order_relaxed);
+      iunlock(&l->lock);
+      if (wake_readers) sema_wake(&l->rseq, INT_MAX);
+      return ETIMEDOUT;
+    }
+  }
+}
+
+int rwunlock(pthread_rwlock_t* lk) {
+  RwView* l = rw(lk);
+  ilock(&l->lock);
+  if (l->cur_writer != 0) {
+    l->cur_writer = 0;
+  } else if (l->readers > 0) {
+    l->readers--;
+  } else {
+    iunlock(&l->lock);
+    return 0;  // not locked: glibc does not diagnose it either
+  }
+  bool wake_writer = false, wake_readers = false;
+  if (l->cur_writer == 0 && l->readers == 0) {
+    if (l->wwait > 0) {
+      wake_writer = true;
+      l->wseq.fetch_add(1, std::memory_order_relaxed);
+    }
+    if (l->rwait > 0 && !(prefer_writer(l) && l->wwait > 0)) {
+      wake_readers = true;
+      l->rseq.fetch_add(1, std::memory_order_relaxed);
+    }
+  }
+  iunlock(&l->lock);
+  if (wake_writer) sema_wake(&l->wseq, 1);
+  if (wake_readers) sema_wake(&l->rseq, INT_MAX);
+  return 0;
+}
+
+// ---- barrier ------------------------------------------------------------------
+
+struct BarrierView {
+  std::atomic<uint32_t> lock;  // 0
+  std::atomic<uint32_t> gen;   // 4
+  uint32_t count;              // 8
+  int shared;                  // 12: glibc's `shared`
+  uint32_t arrived;            // 16
+  uint32_t pad[3];
+};
+static_assert(sizeof(BarrierView) == sizeof(pthread_barrier_t));
+BarrierView* bar(pthread_barrier_t* b) { return reinterpret_cast<BarrierView*>(b); }
+
+using RwInitFn = int(pthread_rwlock_t*, const pthread_rwlockattr_t*);
+using RwFn = int(pthread_rwlock_t*);
+using RwTimedFn = int(pthread_rwlock_t*, const struct timespec*);
+using RwClockFn = int(pthread_rwlock_t*, clockid_t, const struct timespec*);
+using BarInitFn = int(pthread_barrier_t*, const pthread_barrierattr_t*, unsigned);
+using BarFn = int(pthread_barrier_t*);
+constinit RwInitFn* real_rw_init = nullptr;
+constinit RwFn *real_rw_destroy = nullptr, *real_rdlock = nullptr, *real_wrlock = nullptr, *real_tryrdlock = nullptr,
+               *real_trywrlock = nullptr, *real_rwunlock = nullptr;
+constinit RwTimedFn *real_timedrdlock = nullptr, *real_timedwrlock = nullptr;
+constinit RwClockFn *real_clockrdlock = nullptr, *real_clockwrlock = nullptr;
+constinit BarInitFn* real_bar_init = nullptr;
+constinit BarFn *real_bar_destroy = nullptr, *real_bar_wait = nullptr;
+
+}  // namespace
+
+namespace mnp {
+void interpose_rwlock_init() {
+  resolve_real(real_rw_init, "pthread_rwlock_init", "GLIBC_2.34");
+  resolve_real(real_rw_destroy, "pthread_rwlock_destroy", "GLIBC_2.34");
+  resolve_real(real_rdlock, "pthread_rwlock_rdlock", "GLIBC_2.34");
+  resolve_real(real_wrlock, "pthread_rwlock_wrlock", "GLIBC_2.34");
+  resolve_real(real_tryrdlock, "pthread_rwlock_tryrdlock", "GLIBC_2.34");
+  resolve_real(real_trywrlock, "pthread_rwlock_trywrlock", "GLIBC_2.34");
+  resolve_real(real_rwunlock, "pthread_rwlock_unlock", "GLIBC_2.34");
+  resolve_real(real_timedrdlock, "pthread_rwlock_timedrdlock", "GLIBC_2.34");
+  resolve_real(real_timedwrlock, "pthread_rwlock_timedwrlock", "GLIBC_2.34");
+  resolve_real(real_clockrdlock, "pthread_rwlock_clockrdlock", "GLIBC_2.34");
+  resolve_real(real_clockwrlock, "pthread_rwlock_clockwrlock", "GLIBC_2.34");
+  resolve_real(real_bar_init, "pthread_barrier_init", "GLIBC_2.34");
+  resolve_real(real_bar_destroy, "pthread_barrier_destroy", "GLIBC_2.34");
+  resolve_real(real_bar_wait, "pthread_barrier_wait", "GLIBC_2.34");
+}
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT int pthread_rwlock_init(pthread_rwlock_t* l, const pthread_rwlockattr_t* attr) noexcept {
+  int ps = PTHREAD_PROCESS_PRIVATE, kind = PTHREAD_RWLOCK_DEFAULT_NP;
+  if (attr) {
+    pthread_rwlockattr_getpshared(attr, &ps);
+    pthread_rwlockattr_getkind_np(attr, &kind);
+  }
+  if (ps == PTHREAD_PROCESS_SHARED) return real_rw_init(l, attr);
+  __builtin_memset(static_cast<void*>(l), 0, sizeof *l);
+  rw(l)->flags = static_cast<uint32_t>(kind);
+  return 0;
+}
+MNP_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t* l) noexcept {
+  return rw(l)->shared ? real_rw_destroy(l) : 0;
+}
+MNP_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept {
+  return rw(l)->shared ? handoff_call(real_rdlock, l) : rdlock(l, kNever, false, nullptr);
+}
+MNP_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) noexcept {
+  return rw(l)->shared ? real_tryrdlock(l) : rdlock(l, kNever, true, nullptr);
+}
+MNP_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t c, const struct timespec* t) noexcept {
+  if (rw(l)->shared) return handoff_call(real_clockrdlock, l, c, t);
+  if (!supported_clock(c)) return EINVAL;
+  return rdlock(l, valid_timespec(t) ? abs_deadline(c, t) : 0, false, t);
+}
+MNP_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const struct timespec* t) noexcept {
+  if (rw(l)->shared) return handoff_call(real_timedrdlock, l, t);
+  return pthread_rwlock_clockrdlock(l, CLOCK_REALTIME, t);
+}
+MNP_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept {
+  return rw(l)->shared ? handoff_call(real_wrlock, l) : wrlock(l, kNever, false, nullptr);
+}
+MNP_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t* l) noexcept {
+  return rw(l)->shared ? real_trywrlock(l) : wrlock(l, kNever, true, nullptr);
+}
+MNP_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t c, const struct timespec* t) noexcept {
+  if (rw(l)->shared) return handoff_call(real_clockwrlock, l, c, t);
+  if (!supported_clock(c)) return EINVAL;
+  return wrlock(l, valid_timespec(t) ? abs_deadline(c, t) : 0, false, t);
+}
+MNP_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const struct timespec* t) noexcept {
+  if (rw(l)->shared) return handoff_call(real_timedwrlock, l, t);
+  return pthread_rwlock_clockwrlock(l, CLOCK_REALTIME, t);
+}
+MNP_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t* l) noexcept {
+  return rw(l)->shared ? real_rwunlock(l) : rwunlock(l);
+}
+
+MNP_EXPORT int pthread_barrier_init(pthread_barrier_t* b, const pthread_barrierattr_t* attr, unsigned count) noexcept {
+  int ps = PTHREAD_PROCESS_PRIVATE;
+  if (attr) pthread_barrierattr_getpshared(attr, &ps);
+  if (ps == PTHREAD_PROCESS_SHARED) return real_bar_init(b, attr, count);
+  if (count == 0 || count > INT_MAX) return EINVAL;
+  __builtin_memset(static_cast<void*>(b), 0, sizeof *b);
+  bar(b)->count = count;
+  return 0;
+}
+MNP_EXPORT int pthread_barrier_destroy(pthread_barrier_t* b) noexcept {
+  return bar(b)->shared ? real_bar_destroy(b) : 0;
+}
+MNP_EXPORT int pthread_barrier_wait(pthread_barrier_t* b) noexcept {
+  BarrierView* v = bar(b);
+  if (v->shared) return handoff_call(real_bar_wait, b);
+  ilock(&v->lock);
+  if (++v->arrived == v->count) {
+    v->arrived = 0;
+    v->gen.fetch_add(1, std::memory_order_release);
+    iunlock(&v->lock);
+    sema_wake(&v->gen, INT_MAX);
+    return PTHREAD_BARRIER_SERIAL_THREAD;
+  }
+  uint32_t g = v->gen.load(std::memory_order_relaxed);
+  iunlock(&v->lock);
+  while (v->gen.load(std::memory_order_acquire) == g) sema_wait(&v->gen, g, kNever);
+  return 0;
+}
+
+MNP_EXPORT int pthread_spin_init(pthread_spinlock_t* l, int) noexcept {
+  __atomic_store_n(l, 0, __ATOMIC_RELAXED);
+  return 0;
+}
+MNP_EXPORT int pthread_spin_destroy(pthread_spinlock_t*) noexcept { return 0; }
+MNP_EXPORT int pthread_spin_trylock(pthread_spinlock_t* l) noexcept {
+  int z = 0;
+  return __atomic_compare_exchange_n(l, &z, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED) ? 0 : EBUSY;
+}
+MNP_EXPORT int pthread_spin_lock(pthread_spinlock_t* l) noexcept {
+  for (;;) {
+    for (int i = 0; i < 100; i++) {
+      int z = 0;
+      if (__atomic_load_n(l, __ATOMIC_RELAXED) == 0 &&
+          __atomic_compare_exchange_n(l, &z, 1, false, __ATOMIC_ACQUIRE, __ATOMIC_RELAXED))
+        return 0;
+      cpu_relax();
+    }
+    // The holder may be a G waiting for our M: let it run.
+    if (get_user_g()) yield(); else raw_syscall(SYS_sched_yield);
+  }
+}
+MNP_EXPORT int pthread_spin_unlock(pthread_spinlock_t* l) noexcept {
+  __atomic_store_n(l, 0, __ATOMIC_RELEASE);
+  return 0;
+}
+
+}  // extern "C"
