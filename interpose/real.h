@@ -28,6 +28,7 @@ void interpose_cond_init();
 void interpose_sem_init();
 void interpose_rwlock_init();
 void interpose_futex_init();
+void interpose_net_init();
 // After the runtime is up (Ms exist, glibc's SIGSETXID handler is installed).
 void interpose_setxid_install_handler();
 int real_thread_create_for_m(void* (*fn)(void*), void* arg);

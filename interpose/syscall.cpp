@@ -50,10 +50,6 @@ inline R handoff_block(R (*f)(A...), A... a) {
 
 // X(name, version, return, (params), (args), handoff|handoff_block)
 #define MNP_HANDOFF_LIST(X)                                                                                           \
-  X(read, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n), (fd, b, n), handoff)                                  \
-  X(write, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n), (fd, b, n), handoff)                           \
-  X(readv, "GLIBC_2.2.5", ssize_t, (int fd, const struct iovec* v, int n), (fd, v, n), handoff)                      \
-  X(writev, "GLIBC_2.2.5", ssize_t, (int fd, const struct iovec* v, int n), (fd, v, n), handoff)                     \
   X(pread, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, off_t o), (fd, b, n, o), handoff)                     \
   X(pread64, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, off64_t o), (fd, b, n, o), handoff)                 \
   X(pwrite, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n, off_t o), (fd, b, n, o), handoff)              \
@@ -62,17 +58,7 @@ inline R handoff_block(R (*f)(A...), A... a) {
   X(pwritev, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off_t o), (fd, v, n, o), handoff)         \
   X(fsync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                              \
   X(fdatasync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                          \
-  X(accept, "GLIBC_2.2.5", int, (int fd, struct sockaddr* a, socklen_t* l), (fd, a, l), handoff)                     \
-  X(accept4, "GLIBC_2.10", int, (int fd, struct sockaddr* a, socklen_t* l, int f), (fd, a, l, f), handoff)           \
   X(connect, "GLIBC_2.2.5", int, (int fd, const struct sockaddr* a, socklen_t l), (fd, a, l), handoff)               \
-  X(recv, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, int f), (fd, b, n, f), handoff)                        \
-  X(recvfrom, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, int f, struct sockaddr* a, socklen_t* l),           \
-    (fd, b, n, f, a, l), handoff)                                                                                     \
-  X(recvmsg, "GLIBC_2.2.5", ssize_t, (int fd, struct msghdr* m, int f), (fd, m, f), handoff)                         \
-  X(send, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n, int f), (fd, b, n, f), handoff)                  \
-  X(sendto, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n, int f, const struct sockaddr* a, socklen_t l), \
-    (fd, b, n, f, a, l), handoff)                                                                                     \
-  X(sendmsg, "GLIBC_2.2.5", ssize_t, (int fd, const struct msghdr* m, int f), (fd, m, f), handoff)                   \
   X(poll, "GLIBC_2.2.5", int, (struct pollfd * p, nfds_t n, int t), (p, n, t), handoff)                              \
   X(ppoll, "GLIBC_2.4", int, (struct pollfd * p, nfds_t n, const struct timespec* t, const sigset_t* s),              \
     (p, n, t, s), handoff)                                                                                            \

@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <unistd.h>
 
+#include "core/netpoll.h"
 #include "core/sched.h"
 #include "core/tcb.h"
 #include "interpose/real.h"
@@ -45,6 +46,7 @@ __attribute__((constructor)) void shim_resolve_reals() {
   interpose_sem_init();
   interpose_rwlock_init();
   interpose_futex_init();
+  interpose_net_init();
 }
 
 void shim_start() {
@@ -66,6 +68,7 @@ void shim_start() {
   }
   interpose_setxid_install_handler();
   sysmon_start();
+  if (!netpoll_start()) raw_print("warning: cannot start the netpoller; blocking fds hand their P off instead");
   sched_install_fork_handlers();
 }
 

@@ -510,3 +510,46 @@ TEST(PremainThread, Procs2) { run_case(simple({"premain_thread"}), 2); }
 // semaphores behind threading.Lock to park the G (interpose/cond.cpp, sem.cpp).
 TEST(PyThreads, Procs1) { run_case(kPython, 1); }
 TEST(PyThreads, Procs2) { run_case(kPython, 2); }
+
+// ---- synchronisation (tests/programs/sync) ------------------------------
+// Each program checks its own invariants (exit 1 with FAIL lines) and prints
+// only deterministic results; the runner compares them with the native run.
+Case sync_case(const char* name, long long native_kthreads_min = 0) {
+  std::string prog = std::string("sync/sync_") + name;
+  return {{prog}, {}, 0, 60, [native_kthreads_min](const Run& native, const Run& shim, int procs) {
+            if (native_kthreads_min) {
+              expect_check(native, "kthreads_max", ">=", native_kthreads_min);
+              kthreads_bounded(shim, procs);
+            }
+          }};
+}
+#define SYNC_TEST(Name, prog, kmin)                                   \
+  TEST(Sync, Name##Procs1) { run_case(sync_case(prog, kmin), 1); } \
+  TEST(Sync, Name##Procs2) { run_case(sync_case(prog, kmin), 2); }
+SYNC_TEST(MutexKinds, "mutex_kinds", 0)
+SYNC_TEST(MutexSemantics, "mutex_semantics", 0)
+SYNC_TEST(ProdCons, "prodcons", 0)
+SYNC_TEST(Broadcast1000, "broadcast1000", 1000)
+SYNC_TEST(Rwlock, "rwlock", 0)
+SYNC_TEST(Barrier, "barrier", 0)
+SYNC_TEST(Once, "once", 0)
+SYNC_TEST(Keys, "keys", 0)
+SYNC_TEST(Sem, "sem", 0)
+SYNC_TEST(FutexPingPong, "futex_pingpong", 0)
+SYNC_TEST(OpenMP, "openmp", 0)
+SYNC_TEST(CxxSync, "cxx_sync", 0)
+SYNC_TEST(RustSync, "rust_sync", 0)
+SYNC_TEST(Cond10k, "cond_10k", 10000)
+SYNC_TEST(Sleepers10k, "sleepers_10k", 9000)
+SYNC_TEST(MixedWaiters, "mixed_waiters", 0)
+
+// Thread-per-connection TCP echo server with 2,000 concurrent connections
+// (200 natively: the output does not depend on the count). Blocked reads and
+// accepts park on the netpoller: kernel threads stay at P + a few.
+const Case kEcho{{"echo_server", "200"}, {"echo_server", "2000"}, 0, 120,
+                 [](const Run&, const Run& shim, int procs) {
+                   expect_check(shim, "clients", "==", 2000);
+                   expect_check(shim, "kthreads_max", "<=", procs + 6);
+                 }};
+TEST(EchoServer, Procs1) { run_case(kEcho, 1); }
+TEST(EchoServer, Procs2) { run_case(kEcho, 2); }

@@ -102,9 +102,6 @@ static void recursive(void) {
   expect_err("recursive_still_held_trylock_other", on_other_thread(do_trylock, &m), EBUSY);
   expect_err("recursive_unlock_11", pthread_mutex_unlock(&m), 0);
   expect_err("recursive_unlock_extra", pthread_mutex_unlock(&m), EPERM);
-  /* Now free: another thread takes it (and exits holding it: destroy after a
-   * join of a normal recursive mutex held by a dead thread is not valid, so
-   * use a fresh one). */
   expect_err("recursive_destroy", pthread_mutex_destroy(&m), 0);
 }
 
@@ -122,7 +119,7 @@ static void contended(void) {
   expect_err("destroy_locked", pthread_mutex_destroy(&m), EBUSY);
   expect_err("normal_unlock", pthread_mutex_unlock(&m), 0);
   /* Uncontended: the timed variants succeed at once. */
-  expect_err("timedlock_free", on_other_thread(do_timed_20ms, &m), 0); /* thread exits holding it */
+  expect_err("timedlock_free", on_other_thread(do_timed_20ms, &m), 0); /* exits holding it; m is dropped */
   pthread_mutex_t m2 = PTHREAD_MUTEX_INITIALIZER;
   struct timespec ts = deadline_ms(CLOCK_MONOTONIC, 20);
   expect_err("clocklock_free", pthread_mutex_clocklock(&m2, CLOCK_MONOTONIC, &ts), 0);
@@ -149,8 +146,8 @@ static void robust(void) {
   expect_err("robust_trylock_unrecoverable", pthread_mutex_trylock(&m), ENOTRECOVERABLE);
   expect_err("robust_destroy_unrecoverable", pthread_mutex_destroy(&m), 0);
 
-  /* Errorcheck + robust: a waiter blocked in lock when the owner dies gets
-   * EOWNERDEAD too (the owner holds it for a while first). */
+  /* Errorcheck + robust: EOWNERDEAD makes the caller the owner, so a relock
+   * is EDEADLK. */
   pthread_mutex_t e;
   init_kind(&e, PTHREAD_MUTEX_ERRORCHECK, 1);
   expect_err("robust_errorcheck_owner_exits", on_other_thread(do_lock_and_exit, &e), 0);

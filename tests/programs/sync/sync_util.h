@@ -29,6 +29,7 @@ static inline const char* err_name(int e) {
     case ETIMEDOUT: return "ETIMEDOUT";
     case ENOMEM: return "ENOMEM";
     case ENOSYS: return "ENOSYS";
+    case ENOENT: return "ENOENT";
     default: return "E?";
   }
 }

@@ -1,0 +1,292 @@
+// interpose/net.cpp — reads, writes, sends, receives and accepts on fds
+// that can block (DESIGN §5, class "poll").
+//
+// Each call is first tried without blocking — preadv2/pwritev2 with
+// RWF_NOWAIT, or MSG_DONTWAIT on socket calls — so O_NONBLOCK is never
+// changed on a file description (it may be shared with other processes).
+// On EAGAIN:
+//   - if the program itself made the fd non-blocking (F_GETFL), EAGAIN is
+//     the answer, as natively;
+//   - else the G parks on the netpoller until the fd is ready and retries,
+//     honouring SO_RCVTIMEO/SO_SNDTIMEO (EAGAIN when they expire);
+//   - fds epoll cannot watch (regular files) and files that refuse
+//     RWF_NOWAIT go to the blocking call with the P handed off.
+// Writes and sends on a blocking fd complete fully (advancing through the
+// iovec), as a blocking call would. Callers that are not Gs call libc.
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/netpoll.h"
+#include "core/sched.h"
+#include "interpose/real.h"
+
+using namespace mnp;
+
+namespace {
+
+using ReadFn = ssize_t(int, void*, size_t);
+using WriteFn = ssize_t(int, const void*, size_t);
+using ReadvFn = ssize_t(int, const struct iovec*, int);
+using RecvFn = ssize_t(int, void*, size_t, int);
+using RecvfromFn = ssize_t(int, void*, size_t, int, struct sockaddr*, socklen_t*);
+using RecvmsgFn = ssize_t(int, struct msghdr*, int);
+using SendFn = ssize_t(int, const void*, size_t, int);
+using SendtoFn = ssize_t(int, const void*, size_t, int, const struct sockaddr*, socklen_t);
+using SendmsgFn = ssize_t(int, const struct msghdr*, int);
+using AcceptFn = int(int, struct sockaddr*, socklen_t*);
+using Accept4Fn = int(int, struct sockaddr*, socklen_t*, int);
+using CloseFn = int(int);
+constinit ReadFn* real_read = nullptr;
+constinit WriteFn* real_write = nullptr;
+constinit ReadvFn *real_readv = nullptr, *real_writev = nullptr;
+constinit RecvFn* real_recv = nullptr;
+constinit RecvfromFn* real_recvfrom = nullptr;
+constinit RecvmsgFn* real_recvmsg = nullptr;
+constinit SendFn* real_send = nullptr;
+constinit SendtoFn* real_sendto = nullptr;
+constinit SendmsgFn* real_sendmsg = nullptr;
+constinit AcceptFn* real_accept = nullptr;
+constinit Accept4Fn* real_accept4 = nullptr;
+constinit CloseFn* real_close = nullptr;
+
+constexpr int64_t kUnset = -1;
+
+bool program_nonblocking(int fd) {
+  long fl = raw_syscall(SYS_fcntl, fd, F_GETFL);
+  return fl >= 0 && (fl & O_NONBLOCK);
+}
+
+// SO_RCVTIMEO / SO_SNDTIMEO of a socket as a deadline; kNever otherwise.
+int64_t socket_deadline(int fd, PollDir dir) {
+  struct timeval tv = {0, 0};
+  socklen_t len = sizeof tv;
+  if (raw_syscall6(SYS_getsockopt, fd, SOL_SOCKET, dir == PollDir::kRead ? SO_RCVTIMEO : SO_SNDTIMEO,
+                   reinterpret_cast<long>(&tv), reinterpret_cast<long>(&len), 0) != 0 ||
+      (tv.tv_sec == 0 && tv.tv_usec == 0))
+    return kNever;
+  return nanotime() + static_cast<int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000;
+}
+
+long set_errno(long r) {
+  if (r < 0 && r > -4096) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+
+template <typename Blocking>
+long blocking_handoff(Blocking blocking) {
+  entersyscall();
+  long r = blocking();
+  int e = errno;
+  exitsyscall();
+  errno = e;
+  return r;
+}
+
+// Drives one call: `attempt` returns a raw result (-errno on error) without
+// blocking; `blocking` is the libc call (sets errno) for fds epoll refuses.
+// Returns a libc-style result.
+template <typename Attempt, typename Blocking>
+long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
+  std::atomic<uint32_t>* seq = netpoll_seq(fd, dir);
+  if (!seq) return blocking();
+  int64_t deadline = kUnset;
+  for (;;) {
+    uint32_t seen = seq->load(std::memory_order_acquire);
+    long r = attempt();
+    if (r == -EOPNOTSUPP) return blocking_handoff(blocking);
+    if (r != -EAGAIN) return set_errno(r);
+    if (program_nonblocking(fd)) return set_errno(-EAGAIN);
+    if (deadline == kUnset) deadline = socket_deadline(fd, dir);
+    int w = netpoll_wait(fd, dir, seen, deadline);
+    if (w == EPERM) return blocking_handoff(blocking);
+    if (w == ETIMEDOUT) return set_errno(-EAGAIN);
+  }
+}
+
+long raw_readv_nowait(int fd, const struct iovec* iov, int n) {
+  return raw_syscall6(SYS_preadv2, fd, reinterpret_cast<long>(iov), n, -1, -1, RWF_NOWAIT);
+}
+long raw_writev_nowait(int fd, const struct iovec* iov, int n) {
+  return raw_syscall6(SYS_pwritev2, fd, reinterpret_cast<long>(iov), n, -1, -1, RWF_NOWAIT);
+}
+
+// A blocking write completes: keep going through the iovec until all of it
+// is written, an error comes (the partial count is returned then, as the
+// kernel does), or a non-blocking fd says EAGAIN.
+template <typename WriteSome>
+long write_all(int fd, const struct iovec* iov_in, int cnt, WriteSome write_some) {
+  if (cnt < 0 || cnt > IOV_MAX) return set_errno(-EINVAL);
+  struct iovec iov[IOV_MAX > 64 ? 64 : IOV_MAX];
+  const struct iovec* cur = iov_in;
+  struct iovec* big = nullptr;
+  if (cnt <= 64) {
+    memcpy(iov, iov_in, sizeof(struct iovec) * static_cast<size_t>(cnt));
+    cur = iov;
+  } else {
+    big = static_cast<struct iovec*>(__builtin_alloca(sizeof(struct iovec) * static_cast<size_t>(cnt)));
+    memcpy(big, iov_in, sizeof(struct iovec) * static_cast<size_t>(cnt));
+    cur = big;
+  }
+  auto* it = const_cast<struct iovec*>(cur);
+  size_t total = 0;
+  for (int i = 0; i < cnt; i++) total += it[i].iov_len;
+  long done = 0;
+  for (;;) {
+    long r = write_some(it, cnt);
+    if (r < 0) return done > 0 ? done : r;
+    done += r;
+    if (static_cast<size_t>(done) >= total || r == 0) return done;
+    // Advance past what was written.
+    size_t skip = static_cast<size_t>(r);
+    while (cnt > 0 && skip >= it->iov_len) {
+      skip -= it->iov_len;
+      it++;
+      cnt--;
+    }
+    if (cnt > 0) {
+      it->iov_base = static_cast<char*>(it->iov_base) + skip;
+      it->iov_len -= skip;
+    }
+  }
+}
+
+bool is_g() { return runtime_up && get_user_g(); }
+
+}  // namespace
+
+namespace mnp {
+void interpose_net_init() {
+  resolve_real(real_read, "read", "GLIBC_2.2.5");
+  resolve_real(real_write, "write", "GLIBC_2.2.5");
+  resolve_real(real_readv, "readv", "GLIBC_2.2.5");
+  resolve_real(real_writev, "writev", "GLIBC_2.2.5");
+  resolve_real(real_recv, "recv", "GLIBC_2.2.5");
+  resolve_real(real_recvfrom, "recvfrom", "GLIBC_2.2.5");
+  resolve_real(real_recvmsg, "recvmsg", "GLIBC_2.2.5");
+  resolve_real(real_send, "send", "GLIBC_2.2.5");
+  resolve_real(real_sendto, "sendto", "GLIBC_2.2.5");
+  resolve_real(real_sendmsg, "sendmsg", "GLIBC_2.2.5");
+  resolve_real(real_accept, "accept", "GLIBC_2.2.5");
+  resolve_real(real_accept4, "accept4", "GLIBC_2.10");
+  resolve_real(real_close, "close", "GLIBC_2.2.5");
+}
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) noexcept {
+  if (!is_g()) return real_read(fd, buf, n);
+  struct iovec v = {buf, n};
+  return drive(fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, &v, 1); }, [&] { return real_read(fd, buf, n); });
+}
+
+MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) noexcept {
+  if (!is_g()) return real_readv(fd, iov, cnt);
+  return drive(fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, iov, cnt); },
+               [&] { return real_readv(fd, iov, cnt); });
+}
+
+MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) noexcept {
+  if (!is_g()) return real_writev(fd, iov, cnt);
+  return write_all(fd, iov, cnt, [&](const struct iovec* it, int c) {
+    return drive(fd, PollDir::kWrite, [&] { return raw_writev_nowait(fd, it, c); },
+                 [&] { return real_writev(fd, it, c); });
+  });
+}
+
+MNP_EXPORT ssize_t write(int fd, const void* buf, size_t n) noexcept {
+  if (!is_g()) return real_write(fd, buf, n);
+  struct iovec v = {const_cast<void*>(buf), n};
+  return writev(fd, &v, 1);
+}
+
+MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* a, socklen_t* l) noexcept {
+  if (!is_g() || (flags & MSG_DONTWAIT)) return real_recvfrom(fd, buf, n, flags, a, l);
+  return drive(fd, PollDir::kRead,
+               [&] { return raw_syscall6(SYS_recvfrom, fd, reinterpret_cast<long>(buf), static_cast<long>(n),
+                                         flags | MSG_DONTWAIT, reinterpret_cast<long>(a), reinterpret_cast<long>(l)); },
+               [&] { return real_recvfrom(fd, buf, n, flags, a, l); });
+}
+
+MNP_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) noexcept {
+  if (!is_g() || (flags & MSG_DONTWAIT)) return real_recv(fd, buf, n, flags);
+  return recvfrom(fd, buf, n, flags, nullptr, nullptr);
+}
+
+MNP_EXPORT ssize_t recvmsg(int fd, struct msghdr* m, int flags) noexcept {
+  if (!is_g() || (flags & MSG_DONTWAIT)) return real_recvmsg(fd, m, flags);
+  return drive(fd, PollDir::kRead,
+               [&] { return raw_syscall(SYS_recvmsg, fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT); },
+               [&] { return real_recvmsg(fd, m, flags); });
+}
+
+MNP_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* a, socklen_t l) noexcept {
+  if (!is_g() || (flags & MSG_DONTWAIT)) return real_sendto(fd, buf, n, flags, a, l);
+  struct iovec v = {const_cast<void*>(buf), n};
+  return write_all(fd, &v, 1, [&](const struct iovec* it, int) {
+    return drive(fd, PollDir::kWrite,
+                 [&] { return raw_syscall6(SYS_sendto, fd, reinterpret_cast<long>(it->iov_base),
+                                           static_cast<long>(it->iov_len), flags | MSG_DONTWAIT,
+                                           reinterpret_cast<long>(a), l); },
+                 [&] { return real_sendto(fd, it->iov_base, it->iov_len, flags, a, l); });
+  });
+}
+
+MNP_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) noexcept {
+  if (!is_g() || (flags & MSG_DONTWAIT)) return real_send(fd, buf, n, flags);
+  return sendto(fd, buf, n, flags, nullptr, 0);
+}
+
+MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) noexcept {
+  if (!is_g() || (flags & MSG_DONTWAIT)) return real_sendmsg(fd, m, flags);
+  if (m->msg_iovlen > IOV_MAX) {
+    errno = EMSGSIZE;
+    return -1;
+  }
+  return write_all(fd, m->msg_iov, static_cast<int>(m->msg_iovlen), [&](const struct iovec* it, int c) {
+    struct msghdr part = *m;
+    part.msg_iov = const_cast<struct iovec*>(it);
+    part.msg_iovlen = static_cast<size_t>(c);
+    if (it != m->msg_iov) part.msg_control = nullptr, part.msg_controllen = 0;  // ancillary data goes once
+    return drive(fd, PollDir::kWrite,
+                 [&] { return raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(&part), flags | MSG_DONTWAIT); },
+                 [&] { return real_sendmsg(fd, &part, flags); });
+  });
+}
+
+MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) noexcept {
+  if (!is_g()) return real_accept4(fd, a, l, flags);
+  // accept has no per-call non-blocking flag: take a connection only when
+  // poll says one is pending (if another thread wins the race, the accept
+  // blocks with the P handed off).
+  return static_cast<int>(drive(
+      fd, PollDir::kRead,
+      [&]() -> long {
+        struct pollfd p = {fd, POLLIN, 0};
+        long r = raw_syscall(SYS_poll, reinterpret_cast<long>(&p), 1, 0);
+        if (r < 0) return r;
+        if (r == 0) return -EAGAIN;
+        if (p.revents & POLLNVAL) return -EBADF;
+        long nfd = blocking_handoff([&] { return static_cast<long>(real_accept4(fd, a, l, flags)); });
+        return nfd < 0 ? -static_cast<long>(errno) : nfd;
+      },
+      [&] { return static_cast<long>(real_accept4(fd, a, l, flags)); }));
+}
+
+MNP_EXPORT int accept(int fd, struct sockaddr* a, socklen_t* l) noexcept { return accept4(fd, a, l, 0); }
+
+MNP_EXPORT int close(int fd) noexcept {
+  if (runtime_up) netpoll_close(fd);
+  return real_close(fd);
+}
+
+}  // extern "C"
