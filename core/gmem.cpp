@@ -194,7 +194,14 @@ void for_each_tcb(void (*cb)(void*, void*), void* ctx) {
 }
 }  // namespace detail
 
-int32_t gmem_global_cache_max() { return 1024; }
+int32_t gmem_global_cache_max() { return 16384; }
+
+void gmem_trim(G* gp) {
+  if (!gp->map_base) return;
+  uintptr_t lo = reinterpret_cast<uintptr_t>(gp->stack_lo);
+  uintptr_t hi = reinterpret_cast<uintptr_t>(gmem_stack_top(gp)) & ~uintptr_t{kPage - 1};
+  if (hi > lo) raw_syscall(SYS_madvise, static_cast<long>(lo), static_cast<long>(hi - lo), MADV_DONTNEED);
+}
 
 void handle_register_native(uintptr_t h) { table_add(h | kNativeTag); }
 void handle_unregister_native(uintptr_t h) { table_remove(h | kNativeTag); }

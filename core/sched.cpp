@@ -636,11 +636,19 @@ void wakep() {
 
 namespace {
 
+// Free Gs keep their stack+TCB for reuse. The first kWarmGs on the global
+// list keep their pages too; past that a G's stack pages go back to the
+// kernel (MADV_DONTNEED: one syscall, the mapping stays, a later reuse costs
+// a page fault instead of mmap+mprotect+munmap); past gmem_global_cache_max()
+// the memory is unmapped.
+constexpr int32_t kWarmGs = 1024;
+
 void gfput(G* gp) {
   G* cur = tls_g;
   P* pp = (cur && cur->m) ? cur->m->p : nullptr;
   gp->status.store(kGIdle, std::memory_order_relaxed);
   if (pp) {
+    if (sched.ngfree > kWarmGs) gmem_trim(gp);
     gp->schedlink = pp->gfree;
     pp->gfree = gp;
     if (++pp->ngfree < kPerPFreeMax) return;
@@ -654,29 +662,21 @@ void gfput(G* gp) {
       sched.gfree = g2;
       sched.ngfree++;
     }
-  } else {
+    return;
+  }
+  if (sched.ngfree > kWarmGs) gmem_trim(gp);
+  G* victim = nullptr;
+  {
     LockGuard lk(sched.gfree_lock);
     gp->schedlink = sched.gfree;
     sched.gfree = gp;
-    sched.ngfree++;
-  }
-  // Keep the global cache bounded: unmap what exceeds it.
-  G* victims = nullptr;
-  {
-    LockGuard lk(sched.gfree_lock);
-    while (sched.ngfree > gmem_global_cache_max()) {
-      G* g2 = sched.gfree;
-      sched.gfree = g2->schedlink;
+    if (++sched.ngfree > gmem_global_cache_max()) {
+      victim = sched.gfree;
+      sched.gfree = victim->schedlink;
       sched.ngfree--;
-      g2->schedlink = victims;
-      victims = g2;
     }
   }
-  while (victims) {
-    G* g2 = victims;
-    victims = g2->schedlink;
-    gmem_free(g2);
-  }
+  if (victim) gmem_free(victim);
 }
 
 G* gfget() {
