@@ -47,6 +47,7 @@
 
 #include "core/base.h"
 #include "core/gmem.h"
+#include "core/preempt.h"
 #include "core/tcb.h"
 
 namespace mnp {
@@ -581,6 +582,30 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   gp->wait_reason = kWaitNone;
 }
 
+namespace {
+void preempt_commit_cb(void* a) {
+  auto* sa = static_cast<SwitchArgs*>(a);
+  G* prev = sa->prev;
+  set_status_or_die(prev, kGRunning, kGRunnable);
+  LockGuard lk(sched.lock);
+  globrunq_put_locked(prev);
+}
+}  // namespace
+
+void preempt_switch() {
+  G* gp = tls_g;
+  gp->preempt.store(0, std::memory_order_relaxed);
+  M* mp = gp->m;
+  P* pp = mp->p;
+  SwitchArgs sa{gp, nullptr, nullptr, pp};
+  if (G* next = next_local(pp, true)) {
+    switch_g(mp, pp, gp, next, preempt_commit_cb, &sa);
+  } else {
+    mp->curg = nullptr;
+    mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, preempt_commit_cb, &sa);
+  }
+}
+
 bool yield() {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
@@ -712,7 +737,7 @@ G* gfget() {
   return gp;
 }
 
-void g_trampoline(void* arg) {
+MNP_GBASE void g_trampoline(void* arg) {
   G* gp = static_cast<G*>(arg);
   tcb_thread_start_on_current();
   // The outermost cancellation buffer: glibc's pthread_exit (and
@@ -781,6 +806,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->sched_priority = 0;
   gp->syscall_depth = 0;
   gp->robust_list = nullptr;
+  gp->preempt.store(0, std::memory_order_relaxed);
   gp->goid = sched.goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
   ctx_make(&gp->ctx, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
   sched.ngsys_live.fetch_add(1, std::memory_order_relaxed);

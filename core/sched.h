@@ -78,6 +78,7 @@ struct G {
   std::atomic<uint32_t> exited{0};  // futex word for kernel joiners
   uint32_t fake_tid = 0;
   uint32_t syscall_depth = 0;
+  std::atomic<uint32_t> preempt{0};  // sysmon asks this G to yield (preempt.cpp)
   void* robust_list = nullptr;  // (self) robust mutexes held (interpose/mutex.cpp)  // (self) nested wrapped calls, e.g. from a signal handler
   int sched_policy = 0;  // recorded by pthread_setschedparam (a G has no kernel task)
   int sched_priority = 0;
@@ -105,6 +106,7 @@ struct P {
   int64_t sysmon_when = 0;               // sysmon: when it saw it
   uint32_t sysmon_sched = 0;             // sysmon: schedtick seen last round
   M* sysmon_m = nullptr;                 // sysmon: owner seen last round
+  int64_t run_since = 0;                 // sysmon: when this schedtick was first seen
 };
 
 struct M {

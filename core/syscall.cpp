@@ -33,6 +33,7 @@
 #include <cstdlib>
 
 #include "core/base.h"
+#include "core/preempt.h"
 #include "core/sched.h"
 
 // First byte of this object and end of its text (set by the linker).
@@ -70,6 +71,7 @@ void handoffp(P* pp) {
   pidleput_for(pp);
 }
 
+constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
 constinit int g_poke_signal = SIGURG;
 constinit bool g_poke_enabled = false;
 
@@ -104,7 +106,17 @@ void poke_handler(int, siginfo_t*, void* ucv) {
   auto* code = reinterpret_cast<const unsigned char*>(rip);
   long rax = static_cast<long>(uc->uc_mcontext.gregs[REG_RAX]);
   bool in_syscall = (code[0] == 0x0f && code[1] == 0x05) || (code[-2] == 0x0f && code[-1] == 0x05 && rax == -EINTR);
-  if (!in_syscall) return;
+  if (!in_syscall) {
+    // Running user code: a preemption request, honoured only at a safe point.
+    if (!gp->preempt.load(std::memory_order_relaxed) || !preempt_enabled()) return;
+    int saved_errno = errno;
+    if (preempt_safe_point(uc)) {
+      raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
+      preempt_switch();
+    }
+    errno = saved_errno;
+    return;
+  }
   P* pp = mp->p;
   pp->syscalltick.fetch_add(1, std::memory_order_relaxed);
   mp->oldp = pp;
@@ -128,12 +140,21 @@ bool detect_blocked(int64_t now) {
     if (pp->sysmon_m != mp || pp->sysmon_sched != tick) {
       pp->sysmon_m = mp;
       pp->sysmon_sched = tick;
+      pp->run_since = now;
       mp->sysmon_cpu = thread_cpu_ns(mp->tid);
       continue;
     }
     int64_t cpu = thread_cpu_ns(mp->tid);
     if (cpu < 0 || cpu != mp->sysmon_cpu) {  // it is running: not blocked
       mp->sysmon_cpu = cpu;
+      // Ran kPreemptNs without a scheduling point: ask it to yield (again
+      // every millisecond while it sits in code where it may not stop).
+      G* gp = mp->curg;
+      if (preempt_enabled() && now - pp->run_since >= kPreemptNs && gp && !gp->is_g0) {
+        gp->preempt.store(1, std::memory_order_relaxed);
+        raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
+        pp->run_since = now - kPreemptNs + 1000 * 1000;
+      }
       continue;
     }
     raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
@@ -198,6 +219,7 @@ void* sysmon_main(void*) {
 }  // namespace
 
 void sysmon_start() {
+  preempt_init();
   // The signal that tells an M it was found blocked in uncovered code.
   if (const char* v = getenv("MNP_SIGNAL")) {
     char* end;

@@ -13,6 +13,7 @@
 #include <unistd.h>
 
 #include "core/netpoll.h"
+#include "core/preempt.h"
 #include "core/sched.h"
 #include "core/tcb.h"
 #include "interpose/real.h"
@@ -72,7 +73,7 @@ void shim_start() {
   sched_install_fork_handlers();
 }
 
-int mnp_main(int argc, char** argv, char** envp) {
+MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
   shim_start();
   // The main G's outermost cancellation buffer: pthread_exit from main
   // unwinds to here (not into glibc's start code, which would end M0's

@@ -553,3 +553,10 @@ const Case kEcho{{"echo_server", "200"}, {"echo_server", "2000"}, 0, 120,
                  }};
 TEST(EchoServer, Procs1) { run_case(kEcho, 1); }
 TEST(EchoServer, Procs2) { run_case(kEcho, 2); }
+
+// A call-free CPU hog and a 5 ms ticker at MNP_PROCS=1: only asynchronous
+// preemption lets the ticker run; its worst gap must stay under 30 ms.
+const Case kPreempt{{"preempt_hog"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
+                      expect_check(shim, "worst_gap_ms", "<=", 30);
+                    }};
+TEST(Preempt, HogAndTickerProcs1) { run_case(kPreempt, 1); }

@@ -1,0 +1,149 @@
+// core/preempt.cpp — stopping a G that has run 10 ms without a scheduling
+// point.
+//
+// sysmon marks such a G (G::preempt) and signals its M (the same signal as
+// the blocked-M detection, syscall.cpp). The handler may switch away only at
+// a safe point: if the G is stopped inside libc (say, holding malloc's arena
+// lock or a stdio lock) and another G on this M then needs that lock, both
+// wait forever. So the interrupted PC and every frame on the G's stack, walked
+// with libunwind from the signal context, must lie outside libc, ld.so,
+// libstdc++/libgcc, the allocator, libunwind and mnpthread. Otherwise the
+// mark stays: the next interposed call yields cooperatively, and sysmon
+// signals again a millisecond later.
+//
+// Switching inside a signal handler: the signal frame stays on the G's
+// stack; before the switch the handler restores the interrupted signal mask
+// (the next G must not run with everything blocked); when the G is resumed,
+// on whichever M, it returns from the handler and sigreturn restores its
+// registers. MNP_PREEMPT=0 turns asynchronous preemption off.
+//
+// libunwind is loaded with dlopen(RTLD_LOCAL), never linked: Debian's
+// libunwind.so.8 also exports the GCC _Unwind_* API, and as a dependency of
+// a preloaded library it would replace libgcc_s for every C++ exception and
+// thread cancellation in the program (pthread_once's cleanup, for one,
+// stopped running when it was linked).
+#define UNW_LOCAL_ONLY
+#include "core/preempt.h"
+
+#include <libunwind.h>
+#include <link.h>
+#include <signal.h>
+
+#include <dlfcn.h>
+
+#include <cstdlib>
+#include <cstring>
+
+#include "core/base.h"
+#include "core/sched.h"
+
+extern "C" const char __start_mnp_gbase[] __attribute__((visibility("hidden")));
+extern "C" const char __stop_mnp_gbase[] __attribute__((visibility("hidden")));
+
+namespace mnp {
+namespace {
+
+struct Range {
+  uintptr_t lo, hi;
+};
+constexpr int kMaxRanges = 64;
+constinit Range g_ranges[kMaxRanges] = {};
+constinit int g_nranges = 0;
+constinit bool g_enabled = false;
+
+// libunwind entry points (local-only unwinding), from dlopen.
+struct Unwind {
+  decltype(&_ULx86_64_init_local2) init_local2;
+  decltype(&_ULx86_64_step) step;
+  decltype(&_ULx86_64_get_reg) get_reg;
+  decltype(&_ULx86_64_set_caching_policy) set_caching_policy;
+  unw_addr_space_t* local_addr_space;
+};
+constinit Unwind g_unw = {};
+
+bool load_libunwind() {
+  void* h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return false;
+  g_unw.init_local2 = reinterpret_cast<decltype(g_unw.init_local2)>(dlsym(h, "_ULx86_64_init_local2"));
+  g_unw.step = reinterpret_cast<decltype(g_unw.step)>(dlsym(h, "_ULx86_64_step"));
+  g_unw.get_reg = reinterpret_cast<decltype(g_unw.get_reg)>(dlsym(h, "_ULx86_64_get_reg"));
+  g_unw.set_caching_policy =
+      reinterpret_cast<decltype(g_unw.set_caching_policy)>(dlsym(h, "_ULx86_64_set_caching_policy"));
+  g_unw.local_addr_space = static_cast<unw_addr_space_t*>(dlsym(h, "_ULx86_64_local_addr_space"));
+  return g_unw.init_local2 && g_unw.step && g_unw.get_reg && g_unw.set_caching_policy && g_unw.local_addr_space;
+}
+
+bool forbidden_name(const char* n) {
+  static constexpr const char* kLibs[] = {"libc.so",     "ld-linux",   "libstdc++", "libgcc_s", "libmnpthread",
+                                          "libjemalloc", "libunwind", "linux-vdso", "libpthread", "libdl.so"};
+  for (const char* l : kLibs)
+    if (strstr(n, l)) return true;
+  return false;
+}
+
+int collect(struct dl_phdr_info* info, size_t, void*) {
+  const char* name = info->dlpi_name ? info->dlpi_name : "";
+  if (!forbidden_name(name)) return 0;
+  for (int i = 0; i < info->dlpi_phnum && g_nranges < kMaxRanges; i++) {
+    const auto& ph = info->dlpi_phdr[i];
+    if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
+    g_ranges[g_nranges++] = {info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz};
+  }
+  return 0;
+}
+
+bool in_forbidden(uintptr_t pc) {
+  for (int i = 0; i < g_nranges; i++)
+    if (pc >= g_ranges[i].lo && pc < g_ranges[i].hi) return true;
+  return false;
+}
+
+bool in_base(uintptr_t pc) {
+  return pc >= reinterpret_cast<uintptr_t>(__start_mnp_gbase) && pc < reinterpret_cast<uintptr_t>(__stop_mnp_gbase);
+}
+
+}  // namespace
+
+void preempt_init() {
+  const char* v = getenv("MNP_PREEMPT");
+  if (v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
+    raw_print("ignoring MNP_PREEMPT: want 0 or 1; preemption stays on");
+  g_enabled = !(v && strcmp(v, "0") == 0);
+  if (!g_enabled) return;
+  if (!load_libunwind()) {
+    raw_print("libunwind.so.8 not found: asynchronous preemption is off (install libunwind8)");
+    g_enabled = false;
+    return;
+  }
+  g_unw.set_caching_policy(*g_unw.local_addr_space, UNW_CACHE_NONE);
+  dl_iterate_phdr(collect, nullptr);
+}
+
+bool preempt_enabled() { return g_enabled; }
+
+bool preempt_safe_point(const ucontext_t* uc) {
+  auto pc = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  if (in_forbidden(pc)) return false;
+  unw_cursor_t cur;
+  if (g_unw.init_local2(&cur, reinterpret_cast<unw_context_t*>(const_cast<ucontext_t*>(uc)), UNW_INIT_SIGNAL_FRAME) < 0)
+    return false;
+  for (int depth = 0; depth < 256; depth++) {
+    int r = g_unw.step(&cur);
+    if (r <= 0) return false;  // ran out of frames without meeting the G's base: not sure, so no
+    unw_word_t ip;
+    g_unw.get_reg(&cur, UNW_REG_IP, &ip);
+    if (in_base(ip)) return true;
+    if (in_forbidden(ip)) return false;
+  }
+  return false;
+}
+
+void preempt_check() {
+  G* g = get_user_g();
+  if (g && MNP_UNLIKELY(g->preempt.load(std::memory_order_relaxed))) {
+    g->preempt.store(0, std::memory_order_relaxed);
+    yield();
+  }
+}
+
+}  // namespace mnp

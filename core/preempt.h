@@ -1,0 +1,27 @@
+// core/preempt.h — asynchronous preemption (DESIGN §7).
+#pragma once
+
+#include <ucontext.h>
+
+namespace mnp {
+
+struct G;
+
+// Base frames of every G stack (the G trampoline, the main G's entry) live in
+// this section; a stack walk that reaches them has seen the whole G.
+#define MNP_GBASE __attribute__((section("mnp_gbase"), noinline))
+
+// Records the code ranges where a G must never be stopped: libc, ld.so,
+// libstdc++, libgcc, the allocator, libunwind and mnpthread itself.
+void preempt_init();
+bool preempt_enabled();
+// True when the interrupted PC and every frame of the G's stack are outside
+// those ranges (libunwind walk from the signal context).
+bool preempt_safe_point(const ucontext_t* uc);
+// Called from the signal handler at a safe point: the G goes to the back of
+// the global run queue and the M runs something else.
+void preempt_switch();
+// Cooperative check at interposed calls: yields if sysmon asked to.
+void preempt_check();
+
+}  // namespace mnp
