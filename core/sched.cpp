@@ -48,6 +48,7 @@
 #include "core/base.h"
 #include "core/gmem.h"
 #include "core/preempt.h"
+#include "core/trace.h"
 #include "core/tcb.h"
 
 namespace mnp {
@@ -572,6 +573,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   M* mp = gp->m;
   P* pp = mp->p;
   gp->wait_reason = reason;
+  gp->park_time = static_cast<int64_t>(__builtin_ia32_rdtsc());  // G dump: time waiting
   SwitchArgs sa{gp, commit, arg, pp};
   if (G* next = next_local(pp, false)) {
     switch_g(mp, pp, gp, next, park_commit_cb, &sa);

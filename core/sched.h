@@ -77,6 +77,7 @@ struct G {
   std::atomic<uintptr_t> join{kJoinable};
   std::atomic<uint32_t> exited{0};  // futex word for kernel joiners
   uint32_t fake_tid = 0;
+  int64_t park_time = 0;  // (self) TSC when it last parked (G dump)
   uint32_t syscall_depth = 0;
   std::atomic<uint32_t> preempt{0};  // sysmon asks this G to yield (preempt.cpp)
   void* robust_list = nullptr;  // (self) robust mutexes held (interpose/mutex.cpp)  // (self) nested wrapped calls, e.g. from a signal handler

@@ -35,6 +35,7 @@
 #include "core/base.h"
 #include "core/preempt.h"
 #include "core/sched.h"
+#include "core/trace.h"
 
 // First byte of this object and end of its text (set by the linker).
 extern "C" const char __ehdr_start[] __attribute__((visibility("hidden")));
@@ -52,7 +53,17 @@ namespace {
 
 constexpr int64_t kSysmonMinNs = 20 * 1000;
 constexpr int64_t kSysmonMaxNs = 10 * 1000 * 1000;
-constinit Note g_sysmon_note;
+// sysmon's long sleep: a futex word any number of wakers may set (unlike a
+// Note, which allows exactly one wake-up per sleep).
+constinit std::atomic<uint32_t> g_sysmon_wake{0};
+void sysmon_wake() {
+  if (g_sysmon_wake.exchange(1, std::memory_order_release) == 0) futex_wake(&g_sysmon_wake, 1);
+}
+void sysmon_sleep(int64_t ns) {
+  struct timespec ts = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  if (g_sysmon_wake.load(std::memory_order_acquire) == 0) futex_wait(&g_sysmon_wake, 0, &ts);
+  g_sysmon_wake.store(0, std::memory_order_relaxed);
+}
 constinit std::atomic<int32_t> g_sysmon_sleeping_long{0};
 
 // Gives pp (just retaken) to an M if it has work, else to the idle list.
@@ -90,9 +101,16 @@ M* m_by_tid(int tid) {
   return nullptr;
 }
 
+void g_sysmon_note_wake_for_dump() { sysmon_wake(); }
+
 // Runs on the signalled M's own thread. Finds the M by kernel tid, never
 // through TLS (the FS base may belong to a G mid-switch).
-void poke_handler(int, siginfo_t*, void* ucv) {
+void poke_handler(int, siginfo_t* si, void* ucv) {
+  if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kDumpRequestValue) {
+    trace_request_dump();
+    g_sysmon_note_wake_for_dump();
+    return;
+  }
   M* mp = m_by_tid(raw_gettid());
   if (!mp) return;
   G* gp = mp->curg;
@@ -197,14 +215,14 @@ void* sysmon_main(void*) {
   for (;;) {
     if (delay > kSysmonMinNs * 50) {
       g_sysmon_sleeping_long.store(1, std::memory_order_seq_cst);
-      g_sysmon_note.sleep_for(delay);
+      sysmon_sleep(delay);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
-      g_sysmon_note.clear();
     } else {
       struct timespec ts = {0, static_cast<long>(delay)};
       raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
     }
     int64_t now = nanotime();
+    trace_tick(now);
     bool busy = retake(now);
     if (g_poke_enabled && detect_blocked(now)) busy = true;
     if (busy) {
@@ -212,6 +230,7 @@ void* sysmon_main(void*) {
       delay = kSysmonMinNs;
     } else if (++idle > 50) {
       delay = delay * 2 > kSysmonMaxNs ? kSysmonMaxNs : delay * 2;
+      if (delay > trace_period_ns()) delay = trace_period_ns();
     }
   }
 }
@@ -220,6 +239,7 @@ void* sysmon_main(void*) {
 
 void sysmon_start() {
   preempt_init();
+  trace_init();
   // The signal that tells an M it was found blocked in uncovered code.
   if (const char* v = getenv("MNP_SIGNAL")) {
     char* end;
@@ -267,7 +287,7 @@ void entersyscall() {
   pp->status.store(kPSyscall, std::memory_order_release);
   if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_relaxed)) &&
       g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
-    g_sysmon_note.wakeup();
+    sysmon_wake();
 }
 
 void entersyscall_block() {

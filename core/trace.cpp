@@ -1,0 +1,268 @@
+// core/trace.cpp — MNP_DEBUG=schedtrace=MS,scheddetail=1 and the G dump.
+//
+// One line per period, fixed format (fields never move, so scripts can
+// parse it), written with write(2) by sysmon:
+//   SCHED <ms>ms: procs=P idleprocs=I threads=M spinningthreads=S
+//     idlethreads=IM runqueue=GQ [q0 q1 ...] gs: runnable=R running=U
+//     waiting=W syscall=Y dead=D
+// scheddetail=1 adds one line per P, per M and per G after it.
+// The G dump walks each parked G's stack from the registers its context
+// switch saved (the frame table of arch/x86_64/context.S), with libunwind.
+#define UNW_LOCAL_ONLY
+#include "core/trace.h"
+
+#include <dlfcn.h>
+#include <libunwind.h>
+#include <ucontext.h>
+
+#include <atomic>
+#include <cstdlib>
+#include <cstring>
+
+#include "core/base.h"
+#include "core/gmem.h"
+#include "core/sched.h"
+#include "core/tcb.h"
+
+namespace mnp {
+namespace {
+
+constinit int64_t g_period_ns = 0;  // 0: no schedtrace
+constinit bool g_detail = false;
+constinit int64_t g_next = 0;
+constinit int64_t g_start = 0;
+constinit std::atomic<int> g_dump_requested{0};
+
+struct Line {
+  char buf[512];
+  char* p = buf;
+  char* end = buf + sizeof buf - 2;
+  Line& s(const char* t) {
+    p = fmt_str(p, end, t);
+    return *this;
+  }
+  Line& u(uint64_t v) {
+    p = fmt_u64(p, end, v);
+    return *this;
+  }
+  Line& i(int64_t v) {
+    if (v < 0) {
+      s("-");
+      v = -v;
+    }
+    return u(static_cast<uint64_t>(v));
+  }
+  void flush() {
+    *p++ = '\n';
+    raw_syscall(SYS_write, 2, reinterpret_cast<long>(buf), p - buf);
+    p = buf;
+  }
+};
+
+const char* status_name(uint32_t s) {
+  switch (s) {
+    case kGIdle: return "idle";
+    case kGRunnable: return "runnable";
+    case kGRunning: return "running";
+    case kGWaiting: return "waiting";
+    case kGSyscall: return "syscall";
+    case kGDead: return "dead";
+  }
+  return "?";
+}
+
+const char* wait_name(uint32_t w) {
+  switch (w) {
+    case kWaitNone: return "";
+    case kWaitJoin: return "join";
+    case kWaitYield: return "yield";
+    case kWaitSleep: return "sleep";
+    case kWaitMutex: return "mutex";
+    case kWaitCond: return "cond";
+    case kWaitRwlock: return "rwlock";
+    case kWaitSema: return "sema";
+    case kWaitFutex: return "futex";
+    case kWaitForever: return "exited main";
+  }
+  return "?";
+}
+
+template <typename Fn>
+void for_each_g(Fn fn) {
+  fn(main_g());
+  gmem_for_each_tcb([&](void* tcb) {
+    G* g = reinterpret_cast<G*>(static_cast<char*>(tcb) + tcbo::kSize);
+    if (!g->is_g0 && g->goid) fn(g);
+  });
+}
+
+struct Unw {
+  decltype(&_ULx86_64_init_local2) init_local2 = nullptr;
+  decltype(&_ULx86_64_step) step = nullptr;
+  decltype(&_ULx86_64_get_reg) get_reg = nullptr;
+  decltype(&_ULx86_64_get_proc_name) get_proc_name = nullptr;
+};
+constinit Unw g_unw;
+
+void load_unwind() {
+  if (g_unw.step) return;
+  void* h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
+  if (!h) return;
+  g_unw.init_local2 = reinterpret_cast<decltype(g_unw.init_local2)>(dlsym(h, "_ULx86_64_init_local2"));
+  g_unw.get_reg = reinterpret_cast<decltype(g_unw.get_reg)>(dlsym(h, "_ULx86_64_get_reg"));
+  g_unw.get_proc_name = reinterpret_cast<decltype(g_unw.get_proc_name)>(dlsym(h, "_ULx86_64_get_proc_name"));
+  g_unw.step = reinterpret_cast<decltype(g_unw.step)>(dlsym(h, "_ULx86_64_step"));
+}
+
+// Stack of a G that is not running, from the frame its switch saved:
+// [mxcsr/fpucw][r15][r14][r13][r12][rbx][rbp][ret].
+void print_stack(G* g) {
+  Line l;
+  if (!g_unw.step || !g_unw.init_local2) {
+    l.s("    (no libunwind: stack not shown)").flush();
+    return;
+  }
+  auto* f = reinterpret_cast<const uint64_t*>(g->ctx.sp);
+  ucontext_t uc;
+  memset(&uc, 0, sizeof uc);
+  uc.uc_mcontext.gregs[REG_R15] = static_cast<greg_t>(f[1]);
+  uc.uc_mcontext.gregs[REG_R14] = static_cast<greg_t>(f[2]);
+  uc.uc_mcontext.gregs[REG_R13] = static_cast<greg_t>(f[3]);
+  uc.uc_mcontext.gregs[REG_R12] = static_cast<greg_t>(f[4]);
+  uc.uc_mcontext.gregs[REG_RBX] = static_cast<greg_t>(f[5]);
+  uc.uc_mcontext.gregs[REG_RBP] = static_cast<greg_t>(f[6]);
+  uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(f[7]);
+  uc.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(g->ctx.sp + 64);
+  unw_cursor_t cur;
+  if (g_unw.init_local2(&cur, reinterpret_cast<unw_context_t*>(&uc), 0) < 0) return;
+  for (int depth = 0; depth < 32; depth++) {
+    unw_word_t ip = 0, off = 0;
+    g_unw.get_reg(&cur, UNW_REG_IP, &ip);
+    char name[128] = "?";
+    if (g_unw.get_proc_name) g_unw.get_proc_name(&cur, name, sizeof name, &off);
+    l.s("    ").s(name).s("+").u(off).flush();
+    if (g_unw.step(&cur) <= 0) break;
+  }
+}
+
+void print_summary(int64_t now) {
+  uint64_t counts[6] = {};
+  for_each_g([&](G* g) {
+    uint32_t s = g->status.load(std::memory_order_relaxed);
+    if (s < 6) counts[s]++;
+  });
+  Line l;
+  l.s("SCHED ").i((now - g_start) / 1000000).s("ms: procs=").u(sched.nprocs);
+  l.s(" idleprocs=").i(sched.npidle.load()).s(" threads=").i(sched.mcount.load());
+  l.s(" spinningthreads=").i(sched.nmspinning.load()).s(" idlethreads=").i(sched.nmidle);
+  l.s(" runqueue=").i(sched.runq_size.load()).s(" [");
+  for (uint32_t i = 0; i < sched.nprocs; i++) l.s(i ? " " : "").u(sched.allp[i].runq.size());
+  l.s("] gs: runnable=").u(counts[kGRunnable]).s(" running=").u(counts[kGRunning]);
+  l.s(" waiting=").u(counts[kGWaiting]).s(" syscall=").u(counts[kGSyscall]).s(" dead=").u(counts[kGDead]);
+  l.flush();
+}
+
+void print_detail() {
+  Line l;
+  static constexpr const char* kPStatus[] = {"idle", "running", "syscall"};
+  for (uint32_t i = 0; i < sched.nprocs; i++) {
+    P* pp = &sched.allp[i];
+    M* m = pp->m;
+    uint32_t st = pp->status.load();
+    l.s("  P").u(i).s(": status=").s(st < 3 ? kPStatus[st] : "?").s(" schedtick=").u(pp->schedtick);
+    l.s(" syscalltick=").u(pp->syscalltick.load()).s(" m=").i(m ? static_cast<int64_t>(m->id) : -1);
+    l.s(" runqsize=").u(pp->runq.size()).s(" gfreecnt=").i(pp->ngfree).flush();
+  }
+  for (M* m = sched.allm.load(); m; m = m->alllink) {
+    G* cg = m->curg;
+    l.s("  M").u(m->id).s(": tid=").i(m->tid).s(" p=").i(m->p ? static_cast<int64_t>(m->p->id) : -1);
+    l.s(" curg=").i(cg ? static_cast<int64_t>(cg->goid) : -1).s(" spinning=").u(m->spinning).flush();
+  }
+  for_each_g([&](G* g) {
+    uint32_t s = g->status.load(std::memory_order_relaxed);
+    if (s == kGIdle) return;
+    l.s("  G").u(g->goid).s(": status=").s(status_name(s));
+    if (s == kGWaiting) l.s("(").s(wait_name(g->wait_reason)).s(")");
+    l.s(" m=").i(g->m && s == kGRunning ? static_cast<int64_t>(g->m->id) : -1).flush();
+  });
+}
+
+}  // namespace
+
+void trace_init() {
+  g_start = nanotime();
+  const char* v = getenv("MNP_DEBUG");
+  if (!v) return;
+  // Comma-separated key=value pairs.
+  char buf[256];
+  size_t n = strlen(v);
+  if (n >= sizeof buf) n = sizeof buf - 1;
+  memcpy(buf, v, n);
+  buf[n] = 0;
+  for (char* tok = buf; tok && *tok;) {
+    char* comma = strchr(tok, ',');
+    if (comma) *comma = 0;
+    char* eq = strchr(tok, '=');
+    long val = eq ? strtol(eq + 1, nullptr, 10) : -1;
+    if (eq && !strncmp(tok, "schedtrace", static_cast<size_t>(eq - tok)) && val > 0) {
+      g_period_ns = val * 1000000;
+    } else if (eq && !strncmp(tok, "scheddetail", static_cast<size_t>(eq - tok)) && (val == 0 || val == 1)) {
+      g_detail = val == 1;
+    } else {
+      Line l;
+      l.s("mnpthread: ignoring MNP_DEBUG item \"").s(tok).s("\": known are schedtrace=MS (MS > 0), scheddetail=0|1").flush();
+    }
+    tok = comma ? comma + 1 : nullptr;
+  }
+  g_next = g_start + g_period_ns;
+  if (g_period_ns || g_detail) load_unwind();
+}
+
+int64_t trace_period_ns() { return g_period_ns ? g_period_ns : kNever; }
+
+void trace_request_dump() { g_dump_requested.store(1, std::memory_order_relaxed); }
+
+void trace_tick(int64_t now) {
+  if (g_period_ns && now >= g_next) {
+    g_next = now + g_period_ns;
+    print_summary(now);
+    if (g_detail) print_detail();
+  }
+  if (g_dump_requested.exchange(0, std::memory_order_relaxed)) dump_all_gs();
+}
+
+// TSC ticks per millisecond, measured once on sysmon's thread (5 ms).
+int64_t tsc_per_ms() {
+  static constinit int64_t rate = 0;
+  if (!rate) {
+    int64_t t0 = nanotime(), c0 = static_cast<int64_t>(__builtin_ia32_rdtsc());
+    struct timespec ts = {0, 5 * 1000 * 1000};
+    raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+    int64_t t1 = nanotime(), c1 = static_cast<int64_t>(__builtin_ia32_rdtsc());
+    rate = (c1 - c0) * 1000000 / (t1 - t0 > 0 ? t1 - t0 : 1);
+    if (rate <= 0) rate = 1;
+  }
+  return rate;
+}
+
+void dump_all_gs() {
+  load_unwind();
+  int64_t now = nanotime();
+  int64_t rate = tsc_per_ms(), tsc = static_cast<int64_t>(__builtin_ia32_rdtsc());
+  print_summary(now);
+  Line l;
+  for_each_g([&](G* g) {
+    uint32_t s = g->status.load(std::memory_order_acquire);
+    if (s == kGIdle) return;
+    l.s("G ").u(g->goid).s(" [").s(status_name(s));
+    if (s == kGWaiting) {
+      l.s(", ").s(wait_name(g->wait_reason));
+      if (g->park_time) l.s(", ").i((tsc - g->park_time) / rate).s(" ms");
+    }
+    l.s("]").s(g->name[0] ? " name=" : "").s(g->name).s(":").flush();
+    // Only a G that is not running has a saved context to walk.
+    if (s == kGWaiting || s == kGRunnable) print_stack(g);
+  });
+}
+
+}  // namespace mnp
