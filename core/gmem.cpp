@@ -182,6 +182,11 @@ void* gmem_stack_top(G* gp) {
 
 void gmem_register_main(G* mg) { g_main = mg; }
 
+void gmem_after_fork() {
+  new (&g_table_lock) Lock();
+  tcb_after_fork();
+}
+
 namespace detail {
 void for_each_tcb(void (*cb)(void*, void*), void* ctx) {
   LockGuard lk(g_table_lock);

@@ -6,6 +6,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <new>
 
 #include "core/base.h"
 #include "core/futex.h"
@@ -85,6 +86,14 @@ bool netpoll_start() {
   if (fd < 0) return false;
   g_epfd = static_cast<int>(fd);
   return os_thread_start(netpoll_main, nullptr) == 0;
+}
+
+void netpoll_after_fork() {
+  new (&g_chunk_lock) Lock();
+  if (g_epfd < 0) return;
+  raw_syscall(SYS_close, g_epfd);
+  g_epfd = -1;
+  netpoll_start();
 }
 
 std::atomic<uint32_t>* netpoll_seq(int fd, PollDir dir) {

@@ -32,5 +32,8 @@ int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline);
 // The program closes fd: Gs parked on it wake up (and see EBADF on retry).
 void netpoll_close(int fd);
 bool netpoll_start();
+// In a child of fork: the epoll instance is shared with the parent, and the
+// poller thread is gone: make a new one.
+void netpoll_after_fork();
 
 }  // namespace mnp

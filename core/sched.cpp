@@ -47,6 +47,8 @@
 
 #include "core/base.h"
 #include "core/gmem.h"
+#include "core/netpoll.h"
+#include "core/sema.h"
 #include "core/preempt.h"
 #include "core/trace.h"
 #include "core/tcb.h"
@@ -907,11 +909,26 @@ namespace {
 // every other P idle and empty, no other G alive (as with native threads,
 // the others simply do not exist in the child). Locks are reset: the Ms that
 // held them are gone.
+// Before fork: the forking G must hold a P (it may have lost it to sysmon's
+// detection while in uncovered code); the child then keeps exactly that P.
+void before_fork() {
+  G* gp = get_user_g();
+  if (runtime_up && gp && gp->syscall_depth == 0) ensure_p(gp);
+}
+
 void after_fork_child() {
   G* gp = tls_g;
   if (!runtime_up || !gp || !gp->m) return;
   M* mp = gp->m;
   mp->tid = raw_gettid();
+  if (!mp->p) {  // lost it between the prepare handler and the fork itself
+    P* pp = mp->oldp ? mp->oldp : &sched.allp[0];
+    mp->oldp = nullptr;
+    pp->m = mp;
+    mp->p = pp;
+    pp->status.store(kPRunning, std::memory_order_relaxed);
+    if (!gp->is_g0) gp->status.store(kGRunning, std::memory_order_relaxed);
+  }
   new (&sched.lock) Lock();
   new (&sched.gfree_lock) Lock();
   mp->alllink = nullptr;
@@ -934,16 +951,45 @@ void after_fork_child() {
     pp->runq.next.store(nullptr, std::memory_order_relaxed);
     pp->on_idle_list = false;
     pp->link = nullptr;
+    // Timers belong to Gs that do not exist in the child.
+    new (&pp->timers.lock) Lock();
+    pp->timers.n = 0;
+    pp->timers.when0.store(kNever, std::memory_order_relaxed);
+    pp->sysmon_m = nullptr;
     if (pp != mp->p) {
       pp->m = nullptr;
       pidleput_locked(pp);
     }
   }
   sched.ngsys_live.store(1, std::memory_order_relaxed);
+  sched.timer_m = nullptr;
+  sched.timer_m_until.store(kNever, std::memory_order_relaxed);
+  // glibc's fork handler kept only THREAD_SELF — the forking G's TCB — on its
+  // thread list and put every other thread's stack in its cache, including
+  // the stack and TCB this M's scheduler runs on (unless it is M0's, which
+  // are ours). The first pthread_create would hand them out again: give the
+  // scheduler a fresh stack and TCB of our own, and remember the G's TCB as
+  // the one glibc now knows for this kernel thread (SIGSETXID wrapper).
+  mp->glibc_tcb = gp->tcb;
+  if (mp != &m0_storage) {
+    G* sys = gmem_alloc(256 * 1024, 4096, nullptr);
+    if (!sys) fatal("fork child: cannot allocate a scheduler stack");
+    mp->g0.tcb = sys->tcb;
+    mp->g0.stack_lo = sys->stack_lo;
+    mp->g0.stack_size = sys->stack_size;
+    gmem_set_tls_g_at(sys->tcb, &mp->g0);
+    ctx_make(&mp->g0.ctx, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, mp);
+  }
+  // Every other module: reset locks other threads may have held, forget
+  // waiters that do not exist here, restart sysmon and the netpoller.
+  sema_after_fork();
+  gmem_after_fork();
+  netpoll_after_fork();
+  sysmon_after_fork();
 }
 }  // namespace
 
-void sched_install_fork_handlers() { pthread_atfork(nullptr, nullptr, after_fork_child); }
+void sched_install_fork_handlers() { pthread_atfork(before_fork, nullptr, after_fork_child); }
 
 uint64_t stat_mcount() { return static_cast<uint64_t>(sched.mcount.load()); }
 

@@ -79,7 +79,8 @@ struct G {
   uint32_t fake_tid = 0;
   int64_t park_time = 0;  // (self) TSC when it last parked (G dump)
   uint32_t syscall_depth = 0;
-  std::atomic<uint32_t> preempt{0};  // sysmon asks this G to yield (preempt.cpp)
+  std::atomic<uint32_t> preempt{0};
+  std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call  // sysmon asks this G to yield (preempt.cpp)
   void* robust_list = nullptr;  // (self) robust mutexes held (interpose/mutex.cpp)  // (self) nested wrapped calls, e.g. from a signal handler
   int sched_policy = 0;  // recorded by pthread_setschedparam (a G has no kernel task)
   int sched_priority = 0;
@@ -211,6 +212,9 @@ void set_g_exit_hook(GExitHook hook);
 void entersyscall();
 void entersyscall_block();
 void exitsyscall();
+// After a wrapped call failed with EINTR: true when the runtime's own
+// signal caused it (the caller retries), false when the program's did.
+bool syscall_eintr_was_ours();
 // A G whose M lost its P while blocked in code no wrapper covers (sysmon's
 // detection, see syscall.cpp) takes a P back here; every scheduling point
 // calls it before touching m->p.
@@ -220,6 +224,8 @@ inline void ensure_p(G* gp) {
 }
 // Starts the sysmon thread (after the runtime is up).
 void sysmon_start();
+// In a child of fork: start sysmon again (no other thread survived).
+void sysmon_after_fork();
 
 // Start-up and configuration.
 struct Config {

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <climits>
+#include <new>
 
 #include "core/base.h"
 #include "core/futex.h"
@@ -216,6 +217,14 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
     if (r > 0) total += count_moved ? static_cast<int>(r) : (static_cast<int>(r) < nwake - k ? static_cast<int>(r) : nwake - k);
   }
   return total;
+}
+
+void sema_after_fork() {
+  for (auto& b : g_buckets) {
+    new (&b.lock) Lock();
+    b.head = b.tail = nullptr;
+    b.kernel_waiters = 0;
+  }
 }
 
 int sema_count(const void* addr) {

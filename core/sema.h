@@ -41,5 +41,7 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
                  bool count_moved);
 // Number of G waiters currently parked on addr (tests, dumps).
 int sema_count(const void* addr);
+// In a child of fork: no waiter survived; locks may have been held.
+void sema_after_fork();
 
 }  // namespace mnp

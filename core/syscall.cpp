@@ -114,7 +114,13 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   M* mp = m_by_tid(raw_gettid());
   if (!mp) return;
   G* gp = mp->curg;
-  if (!gp || gp->is_g0 || gp->syscall_depth != 0 || !mp->p) return;
+  if (!gp || gp->is_g0) return;
+  if (gp->syscall_depth != 0 || !mp->p) {
+    // Inside a wrapped call (sysmon sampled the P just before it entered):
+    // the call may now fail with EINTR that the program never caused.
+    gp->runtime_eintr.store(1, std::memory_order_relaxed);
+    return;
+  }
   if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
   auto* uc = static_cast<ucontext_t*>(ucv);
   auto rip = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
@@ -213,7 +219,11 @@ void* sysmon_main(void*) {
   int64_t delay = kSysmonMinNs;
   int idle = 0;
   for (;;) {
-    if (delay > kSysmonMinNs * 50) {
+    // Sleep so that entersyscall wakes us only when every P is idle (nothing
+    // ran, so a syscall is news); otherwise the back-off alone (<= 10 ms)
+    // bounds how late a blocked call is noticed, and quick syscalls never
+    // pay a futex wake.
+    if (delay > kSysmonMinNs * 50 && sched.npidle.load(std::memory_order_relaxed) == static_cast<int32_t>(sched.nprocs)) {
       g_sysmon_sleeping_long.store(1, std::memory_order_seq_cst);
       sysmon_sleep(delay);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
@@ -236,6 +246,12 @@ void* sysmon_main(void*) {
 }
 
 }  // namespace
+
+void sysmon_after_fork() {
+  g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
+  g_sysmon_wake.store(0, std::memory_order_relaxed);
+  if (os_thread_start(sysmon_main, nullptr) != 0) raw_print("warning: cannot restart sysmon in the child");
+}
 
 void sysmon_start() {
   preempt_init();
@@ -268,6 +284,7 @@ void sysmon_start() {
 void entersyscall() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
+  gp->runtime_eintr.store(0, std::memory_order_relaxed);
   // A wrapped call inside another (a signal handler calling waitpid while the
   // G blocks in read): the outer one already gave the P up.
   if (gp->syscall_depth++ != 0) return;
@@ -299,6 +316,11 @@ void entersyscall_block() {
   P* pp = mp->oldp;
   uint32_t s = kPSyscall;
   if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) handoffp(pp);
+}
+
+bool syscall_eintr_was_ours() {
+  G* gp = get_user_g();
+  return gp && gp->runtime_eintr.exchange(0, std::memory_order_relaxed) != 0;
 }
 
 void exitsyscall() {

@@ -9,6 +9,7 @@
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
+#include <new>
 
 #include "arch/x86_64/context.h"
 #include "core/base.h"
@@ -239,6 +240,8 @@ void tcb_release(void* tcb) {
 }
 
 void tcb_thread_start_on_current() { g_glibc.ctype_init(); }
+
+void tcb_after_fork() { new (&g_spare_lock) Lock(); }
 
 namespace {
 

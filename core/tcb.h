@@ -87,6 +87,7 @@ void tcb_probe_malloc_slots_on_current();
 
 // First code on a G's TLS: locale tables (isalpha & co. crash without it).
 void tcb_thread_start_on_current();
+void tcb_after_fork();
 
 template <typename T>
 inline T& tcb_field(void* tcb, size_t off) {

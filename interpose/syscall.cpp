@@ -11,6 +11,7 @@
 // not redirect one to the other.
 #undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <signal.h>
@@ -24,7 +25,15 @@
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <sys/wait.h>
+#include <grp.h>
+#include <mqueue.h>
+#include <pwd.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <unistd.h>
+
+#include <cerrno>
+#include <type_traits>
 
 #include "core/sched.h"
 #include "interpose/real.h"
@@ -32,18 +41,37 @@
 using namespace mnp;
 
 namespace {
+// An EINTR that the runtime's own signal caused (sysmon sampled the P just
+// before the call entered the kernel) is retried; the program's signals still
+// interrupt as natively. A retried call with a timeout starts its timeout
+// again — at most once per such race.
+template <typename R>
+inline bool retry_eintr(R r) {
+  if constexpr (std::is_pointer_v<R>) return false;
+  else return r == static_cast<R>(-1) && errno == EINTR && syscall_eintr_was_ours();
+}
 template <typename R, typename... A>
 inline R handoff(R (*f)(A...), A... a) {
-  entersyscall();
-  R r = f(a...);
-  exitsyscall();
+  R r;
+  do {
+    entersyscall();
+    r = f(a...);
+    int e = errno;
+    exitsyscall();
+    errno = e;
+  } while (retry_eintr(r));
   return r;
 }
 template <typename R, typename... A>
 inline R handoff_block(R (*f)(A...), A... a) {
-  entersyscall_block();
-  R r = f(a...);
-  exitsyscall();
+  R r;
+  do {
+    entersyscall_block();
+    r = f(a...);
+    int e = errno;
+    exitsyscall();
+    errno = e;
+  } while (retry_eintr(r));
   return r;
 }
 }  // namespace
@@ -52,6 +80,54 @@ inline R handoff_block(R (*f)(A...), A... a) {
 #define MNP_HANDOFF_LIST(X)                                                                                           \
   X(pread, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, off_t o), (fd, b, n, o), handoff)                     \
   X(pread64, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, off64_t o), (fd, b, n, o), handoff)                 \
+  X(preadv64, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off64_t o), (fd, v, n, o), handoff)    \
+  X(pwritev64, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off64_t o), (fd, v, n, o), handoff)   \
+  X(sendfile64, "GLIBC_2.3", ssize_t, (int o, int i, off64_t* off, size_t n), (o, i, off, n), handoff)             \
+  X(lockf64, "GLIBC_2.2.5", int, (int fd, int cmd, off64_t len), (fd, cmd, len), handoff)                          \
+  X(splice, "GLIBC_2.5", ssize_t, (int a, loff_t* b, int c, loff_t* d, size_t n, unsigned f), (a, b, c, d, n, f),   \
+    handoff)                                                                                                          \
+  X(copy_file_range, "GLIBC_2.27", ssize_t, (int a, off64_t* b, int c, off64_t* d, size_t n, unsigned f),           \
+    (a, b, c, d, n, f), handoff)                                                                                      \
+  X(semtimedop, "GLIBC_2.3.3", int, (int id, struct sembuf* s, size_t n, const struct timespec* t), (id, s, n, t),  \
+    handoff)                                                                                                          \
+  X(mq_receive, "GLIBC_2.34", ssize_t, (mqd_t q, char* m, size_t n, unsigned* p), (q, m, n, p), handoff)            \
+  X(mq_send, "GLIBC_2.34", int, (mqd_t q, const char* m, size_t n, unsigned p), (q, m, n, p), handoff)              \
+  X(mq_timedreceive, "GLIBC_2.34", ssize_t, (mqd_t q, char* m, size_t n, unsigned* p, const struct timespec* t),     \
+    (q, m, n, p, t), handoff)                                                                                         \
+  X(mq_timedsend, "GLIBC_2.34", int, (mqd_t q, const char* m, size_t n, unsigned p, const struct timespec* t),       \
+    (q, m, n, p, t), handoff)                                                                                         \
+  X(fgets, "GLIBC_2.2.5", char*, (char* s, int n, FILE* f), (s, n, f), handoff)                                    \
+  X(fread, "GLIBC_2.2.5", size_t, (void* p, size_t s, size_t n, FILE* f), (p, s, n, f), handoff)                   \
+  X(fgetc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff)                                                            \
+  X(getc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff)                                                             \
+  X(getchar, "GLIBC_2.2.5", int, (), (), handoff)                                                                  \
+  X(getline, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, FILE* f), (l, n, f), handoff)                          \
+  X(getdelim, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, int d, FILE* f), (l, n, d, f), handoff)               \
+  X(gethostbyname, "GLIBC_2.2.5", struct hostent*, (const char* n), (n), handoff_block)                            \
+  X(gethostbyname2, "GLIBC_2.2.5", struct hostent*, (const char* n, int af), (n, af), handoff_block)              \
+  X(gethostbyname_r, "GLIBC_2.2.5", int,                                                                           \
+    (const char* n, struct hostent* h, char* b, size_t l, struct hostent** r, int* e), (n, h, b, l, r, e),         \
+    handoff_block)                                                                                                    \
+  X(gethostbyname2_r, "GLIBC_2.2.5", int,                                                                          \
+    (const char* n, int af, struct hostent* h, char* b, size_t l, struct hostent** r, int* e),                     \
+    (n, af, h, b, l, r, e), handoff_block)                                                                            \
+  X(gethostbyaddr, "GLIBC_2.2.5", struct hostent*, (const void* a, socklen_t l, int t), (a, l, t), handoff_block)  \
+  X(gethostbyaddr_r, "GLIBC_2.2.5", int,                                                                           \
+    (const void* a, socklen_t al, int t, struct hostent* h, char* b, size_t l, struct hostent** r, int* e),        \
+    (a, al, t, h, b, l, r, e), handoff_block)                                                                         \
+  X(getpwnam, "GLIBC_2.2.5", struct passwd*, (const char* n), (n), handoff_block)                                  \
+  X(getpwuid, "GLIBC_2.2.5", struct passwd*, (uid_t u), (u), handoff_block)                                        \
+  X(getpwnam_r, "GLIBC_2.2.5", int, (const char* n, struct passwd* p, char* b, size_t l, struct passwd** r),       \
+    (n, p, b, l, r), handoff_block)                                                                                   \
+  X(getpwuid_r, "GLIBC_2.2.5", int, (uid_t u, struct passwd* p, char* b, size_t l, struct passwd** r),             \
+    (u, p, b, l, r), handoff_block)                                                                                   \
+  X(getgrnam, "GLIBC_2.2.5", struct group*, (const char* n), (n), handoff_block)                                   \
+  X(getgrgid, "GLIBC_2.2.5", struct group*, (gid_t g), (g), handoff_block)                                         \
+  X(getgrnam_r, "GLIBC_2.2.5", int, (const char* n, struct group* g, char* b, size_t l, struct group** r),         \
+    (n, g, b, l, r), handoff_block)                                                                                   \
+  X(getgrgid_r, "GLIBC_2.2.5", int, (gid_t i, struct group* g, char* b, size_t l, struct group** r),               \
+    (i, g, b, l, r), handoff_block)                                                                                   \
+  X(getservbyname, "GLIBC_2.2.5", struct servent*, (const char* n, const char* p), (n, p), handoff_block)         \
   X(pwrite, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n, off_t o), (fd, b, n, o), handoff)              \
   X(pwrite64, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n, off64_t o), (fd, b, n, o), handoff)          \
   X(preadv, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off_t o), (fd, v, n, o), handoff)          \
@@ -111,3 +187,109 @@ void interpose_syscall_init() {
   extern "C" MNP_EXPORT ret name params { return how(real_##name MNP_COMMA_ARGS args); }
 #define MNP_COMMA_ARGS(...) __VA_OPT__(, ) __VA_ARGS__
 MNP_HANDOFF_LIST(MNP_DEFINE)
+
+// ---- variadic calls --------------------------------------------------------
+namespace {
+using OpenFn = int(const char*, int, ...);
+using OpenatFn = int(int, const char*, int, ...);
+using FcntlFn = int(int, int, ...);
+constinit OpenFn *real_open = nullptr, *real_open64 = nullptr;
+constinit OpenatFn *real_openat = nullptr, *real_openat64 = nullptr;
+constinit FcntlFn *real_fcntl = nullptr, *real_fcntl64 = nullptr;
+
+mode_t open_mode(int flags, va_list ap) {
+  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? static_cast<mode_t>(va_arg(ap, int)) : 0;
+}
+// Lock waits are the only blocking fcntl commands.
+bool fcntl_blocks(int cmd) { return cmd == F_SETLKW || cmd == F_OFD_SETLKW; }
+}  // namespace
+
+namespace mnp {
+void interpose_variadic_init() {
+  resolve_real(real_open, "open", "GLIBC_2.2.5");
+  resolve_real(real_open64, "open64", "GLIBC_2.2.5");
+  resolve_real(real_openat, "openat", "GLIBC_2.4");
+  resolve_real(real_openat64, "openat64", "GLIBC_2.4");
+  resolve_real(real_fcntl, "fcntl", "GLIBC_2.2.5");
+  resolve_real(real_fcntl64, "fcntl64", "GLIBC_2.28");
+}
+}  // namespace mnp
+
+// open of a FIFO waits for the other end: every open is bracketed (the fast
+// path of entersyscall/exitsyscall costs a few ns).
+#define MNP_OPEN(name, real)                                                    \
+  extern "C" MNP_EXPORT int name(const char* path, int flags, ...) {            \
+    va_list ap;                                                                 \
+    va_start(ap, flags);                                                        \
+    mode_t mode = open_mode(flags, ap);                                         \
+    va_end(ap);                                                                 \
+    return handoff(+[](const char* p, int f, mode_t m) { return real(p, f, m); }, path, flags, mode); \
+  }
+MNP_OPEN(open, real_open)
+MNP_OPEN(open64, real_open64)
+#define MNP_OPENAT(name, real)                                                  \
+  extern "C" MNP_EXPORT int name(int dir, const char* path, int flags, ...) {   \
+    va_list ap;                                                                 \
+    va_start(ap, flags);                                                        \
+    mode_t mode = open_mode(flags, ap);                                         \
+    va_end(ap);                                                                 \
+    return handoff(+[](int d, const char* p, int f, mode_t m) { return real(d, p, f, m); }, dir, path, flags, mode); \
+  }
+MNP_OPENAT(openat, real_openat)
+MNP_OPENAT(openat64, real_openat64)
+#define MNP_FCNTL(name, real)                                                   \
+  extern "C" MNP_EXPORT int name(int fd, int cmd, ...) {                        \
+    va_list ap;                                                                 \
+    va_start(ap, cmd);                                                          \
+    long arg = va_arg(ap, long);                                                \
+    va_end(ap);                                                                 \
+    if (!fcntl_blocks(cmd)) return real(fd, cmd, arg);                          \
+    return handoff(+[](int f, int c, long a) { return real(f, c, a); }, fd, cmd, arg); \
+  }
+MNP_FCNTL(fcntl, real_fcntl)
+MNP_FCNTL(fcntl64, real_fcntl64)
+
+// The scanf family: programs built with glibc's headers call the ISO C99
+// names (__isoc99_*), so those are what is interposed.
+namespace {
+using VfscanfFn = int(FILE*, const char*, va_list);
+using VscanfFn = int(const char*, va_list);
+constinit VfscanfFn* real_vfscanf = nullptr;
+constinit VscanfFn* real_vscanf = nullptr;
+}  // namespace
+namespace mnp {
+void interpose_scanf_init() {
+  resolve_real(real_vfscanf, "__isoc99_vfscanf", "GLIBC_2.7");
+  resolve_real(real_vscanf, "__isoc99_vscanf", "GLIBC_2.7");
+}
+}  // namespace mnp
+extern "C" MNP_EXPORT int mnp_isoc99_vfscanf(FILE* f, const char* fmt, va_list ap) __asm__("__isoc99_vfscanf");
+extern "C" MNP_EXPORT int mnp_isoc99_vscanf(const char* fmt, va_list ap) __asm__("__isoc99_vscanf");
+extern "C" MNP_EXPORT int mnp_isoc99_fscanf(FILE* f, const char* fmt, ...) __asm__("__isoc99_fscanf");
+extern "C" MNP_EXPORT int mnp_isoc99_scanf(const char* fmt, ...) __asm__("__isoc99_scanf");
+int mnp_isoc99_vfscanf(FILE* f, const char* fmt, va_list ap) {
+  entersyscall();
+  int r = real_vfscanf(f, fmt, ap);
+  exitsyscall();
+  return r;
+}
+int mnp_isoc99_vscanf(const char* fmt, va_list ap) {
+  entersyscall();
+  int r = real_vscanf(fmt, ap);
+  exitsyscall();
+  return r;
+}
+int mnp_isoc99_fscanf(FILE* f, const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int r = mnp_isoc99_vfscanf(f, fmt, ap);
+  va_end(ap);
+  return r;
+}
+int mnp_isoc99_scanf(const char* fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int r = mnp_isoc99_vscanf(fmt, ap);
+  va_end(ap);
+  return r;
+}

@@ -560,3 +560,47 @@ const Case kPreempt{{"preempt_hog"}, {}, 0, 30, [](const Run&, const Run& shim, 
                       expect_check(shim, "worst_gap_ms", "<=", 30);
                     }};
 TEST(Preempt, HogAndTickerProcs1) { run_case(kPreempt, 1); }
+
+// ---- blocking system calls and the netpoller (tests/programs/io_*) --------
+
+// 8 threads blocked in read() on empty pipes while a call-free compute
+// thread runs: the reads park on the netpoller (kernel threads at P + a few;
+// natively 10), and the compute thread advanced while they were blocked.
+const Case kIoPipeReaders{{"io_pipe_readers"}, {}, 0, 30, [](const Run& native, const Run& shim, int procs) {
+                            expect_check(native, "kthreads_max", ">=", 10);
+                            kthreads_bounded(shim, procs);
+                            expect_check(native, "compute_progress", "==", 1);
+                            expect_check(shim, "compute_progress", "==", 1);
+                          }};
+TEST(IoPipeReaders, Procs1) { run_case(kIoPipeReaders, 1); }
+TEST(IoPipeReaders, Procs2) { run_case(kIoPipeReaders, 2); }
+
+// fprintf from 8 threads to one FILE on a slowly drained 4 KiB pipe: glibc's
+// FILE lock held across a blocking write(2).
+TEST(IoStdioSlowpipe, Procs1) { run_case(simple({"io_stdio_slowpipe"}), 1); }
+TEST(IoStdioSlowpipe, Procs2) { run_case(simple({"io_stdio_slowpipe"}), 2); }
+
+// poll/select/epoll_wait/ppoll/pselect/epoll_pwait: timeouts, an fd made
+// readable by another thread, concurrent pollers.
+TEST(IoPollTimeouts, Procs1) { run_case(simple({"io_poll_timeouts"}), 1); }
+TEST(IoPollTimeouts, Procs2) { run_case(simple({"io_poll_timeouts"}), 2); }
+
+// File status flags are never changed by the runtime; O_NONBLOCK set by the
+// program still gives EAGAIN (stdin is /dev/null, see run_program).
+TEST(IoStdinFlags, Procs1) { run_case(simple({"io_stdin_flags"}), 1); }
+TEST(IoStdinFlags, Procs2) { run_case(simple({"io_stdin_flags"}), 2); }
+
+// waitpid/wait/waitid in one thread while a spinning thread and 4 sleepers
+// keep running.
+const Case kIoWaitpid{{"io_waitpid"}, {}, 0, 30, [](const Run& native, const Run& shim, int) {
+                        for (const Run* r : {&native, &shim}) {
+                          expect_check(*r, "counter_progress", "==", 1);
+                          expect_check(*r, "sleepers_progress", "==", 1);
+                        }
+                      }};
+TEST(IoWaitpid, Procs1) { run_case(kIoWaitpid, 1); }
+TEST(IoWaitpid, Procs2) { run_case(kIoWaitpid, 2); }
+
+// 100 threads x 10 getaddrinfo("localhost") through NSS and /etc/hosts.
+TEST(IoGetaddrinfo, Procs1) { run_case(simple({"io_getaddrinfo"}), 1); }
+TEST(IoGetaddrinfo, Procs2) { run_case(simple({"io_getaddrinfo"}), 2); }
