@@ -126,6 +126,7 @@ struct M {
   void* glibc_tcb = nullptr;  // the TCB glibc knows this kernel thread by
   uint64_t rand = 0;
   int64_t sysmon_cpu = -1;    // sysmon: thread CPU time seen last round
+  std::atomic<uint32_t> pokes{0};  // sysmon's signals sent to this M, not yet handled
 };
 
 struct Sched {
@@ -226,6 +227,10 @@ inline void ensure_p(G* gp) {
 void sysmon_start();
 // In a child of fork: start sysmon again (no other thread survived).
 void sysmon_after_fork();
+// The runtime's signal (MNP_SIGNAL): the program's own action for it is kept
+// here, and deliveries that are not sysmon's are passed on to it.
+bool poke_signal_is(int sig);
+void poke_user_action(const struct sigaction* act, struct sigaction* old);
 
 // Start-up and configuration.
 struct Config {

@@ -25,6 +25,7 @@
 // sysmon is a kernel thread without a P. It sleeps 20 us between rounds,
 // doubling up to 10 ms after 50 rounds with nothing to do, and entersyscall
 // wakes it when it sleeps long, so a blocked call is noticed within ~20 us.
+#include <dlfcn.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -103,6 +104,21 @@ M* m_by_tid(int tid) {
 
 void g_sysmon_note_wake_for_dump() { sysmon_wake(); }
 
+// The program's action for the runtime's signal (SIG_DFL until it sets one).
+constinit struct sigaction g_user_action = {};
+constinit Lock g_user_action_lock;
+
+void chain_to_user(int sig, siginfo_t* si, void* uc) {
+  struct sigaction a = g_user_action;  // read without the lock: handler context
+  if (a.sa_flags & SA_SIGINFO) {
+    if (a.sa_sigaction) a.sa_sigaction(sig, si, uc);
+  } else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
+    a.sa_handler(sig);
+  }
+  // SIG_DFL of SIGURG is "ignore"; for another MNP_SIGNAL with a default
+  // action that terminates, the program never asked for it: ignored too.
+}
+
 // Runs on the signalled M's own thread. Finds the M by kernel tid, never
 // through TLS (the FS base may belong to a G mid-switch).
 void poke_handler(int, siginfo_t* si, void* ucv) {
@@ -112,7 +128,14 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     return;
   }
   M* mp = m_by_tid(raw_gettid());
-  if (!mp) return;
+  // Not sent by sysmon (no poke outstanding for this M, or not a tgkill from
+  // this process): the program's own signal, for its own action.
+  uint32_t pending = mp ? mp->pokes.load(std::memory_order_relaxed) : 0;
+  if (!pending || !si || si->si_code != SI_TKILL || si->si_pid != static_cast<pid_t>(raw_syscall(SYS_getpid))) {
+    chain_to_user(si ? si->si_signo : g_poke_signal, si, ucv);
+    return;
+  }
+  mp->pokes.fetch_sub(1, std::memory_order_relaxed);
   G* gp = mp->curg;
   if (!gp || gp->is_g0) return;
   if (gp->syscall_depth != 0 || !mp->p) {
@@ -176,11 +199,13 @@ bool detect_blocked(int64_t now) {
       G* gp = mp->curg;
       if (preempt_enabled() && now - pp->run_since >= kPreemptNs && gp && !gp->is_g0) {
         gp->preempt.store(1, std::memory_order_relaxed);
+        mp->pokes.fetch_add(1, std::memory_order_relaxed);
         raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
         pp->run_since = now - kPreemptNs + 1000 * 1000;
       }
       continue;
     }
+    mp->pokes.fetch_add(1, std::memory_order_relaxed);
     raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
     pp->sysmon_m = nullptr;  // one signal per episode
     any = true;
@@ -247,6 +272,14 @@ void* sysmon_main(void*) {
 
 }  // namespace
 
+bool poke_signal_is(int sig) { return g_poke_enabled && sig == g_poke_signal; }
+
+void poke_user_action(const struct sigaction* act, struct sigaction* old) {
+  LockGuard lk(g_user_action_lock);
+  if (old) *old = g_user_action;
+  if (act) g_user_action = *act;
+}
+
 void sysmon_after_fork() {
   g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
   g_sysmon_wake.store(0, std::memory_order_relaxed);
@@ -265,17 +298,17 @@ void sysmon_start() {
     else
       raw_print("ignoring MNP_SIGNAL: want a signal number 1..64 other than SIGKILL, SIGSTOP, 32, 33; using SIGURG (23)");
   }
-  struct sigaction old;
-  sigaction(g_poke_signal, nullptr, &old);
-  if (old.sa_handler != SIG_DFL && old.sa_handler != SIG_IGN) {
-    raw_print("the program handles the signal chosen for sysmon (MNP_SIGNAL, default SIGURG); "
-              "detection of threads blocked in uncovered calls is off");
-  } else {
+  // The libc sigaction, not the shim's own interposer of it.
+  using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
+  auto* real_sigaction = reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5"));
+  struct sigaction old = {};
+  if (real_sigaction && real_sigaction(g_poke_signal, nullptr, &old) == 0) {
+    g_user_action = old;  // a constructor may already have set one: keep it
     struct sigaction sa = {};
     sa.sa_sigaction = poke_handler;
     sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
     sigfillset(&sa.sa_mask);
-    g_poke_enabled = sigaction(g_poke_signal, &sa, nullptr) == 0;
+    g_poke_enabled = real_sigaction(g_poke_signal, &sa, nullptr) == 0;
   }
   if (os_thread_start(sysmon_main, nullptr) != 0)
     raw_print("warning: cannot start sysmon; a G blocked in the kernel keeps its P");

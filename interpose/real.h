@@ -31,6 +31,7 @@ void interpose_futex_init();
 void interpose_net_init();
 void interpose_variadic_init();
 void interpose_scanf_init();
+void interpose_signal_init();
 // After the runtime is up (Ms exist, glibc's SIGSETXID handler is installed).
 void interpose_setxid_install_handler();
 int real_thread_create_for_m(void* (*fn)(void*), void* arg);

@@ -50,6 +50,7 @@ __attribute__((constructor)) void shim_resolve_reals() {
   interpose_net_init();
   interpose_variadic_init();
   interpose_scanf_init();
+  interpose_signal_init();
 }
 
 void shim_start() {
