@@ -31,6 +31,11 @@ struct alignas(64) Bucket {
   uint32_t kernel_waiters = 0;  // non-G sleepers in the kernel futex (lock)
 };
 
+// Threads that are not Gs asleep in the kernel futex, all words together: a
+// requeue moves kernel sleepers to another word (and so to another bucket),
+// so a per-bucket count could miss them.
+constinit std::atomic<uint32_t> g_kernel_waiters{0};
+
 constexpr uint32_t kBuckets = 251;
 constinit Bucket g_buckets[kBuckets];
 
@@ -82,6 +87,7 @@ bool unlock_bucket_commit(G*, void* arg) {
 
 int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset) {
   b->kernel_waiters++;
+  g_kernel_waiters.fetch_add(1, std::memory_order_seq_cst);
   b->lock.unlock();
   long r;
   if (deadline == kNever) {
@@ -93,6 +99,7 @@ int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int6
   }
   b->lock.lock();
   b->kernel_waiters--;
+  g_kernel_waiters.fetch_sub(1, std::memory_order_relaxed);
   b->lock.unlock();
   if (r == -EAGAIN) return EAGAIN;
   if (r == -ETIMEDOUT) return ETIMEDOUT;
@@ -157,7 +164,7 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
       }
       w = next;
     }
-    kernel = b->kernel_waiters;
+    kernel = g_kernel_waiters.load(std::memory_order_seq_cst);
     b->lock.unlock();
     for (int i = 0; i < k; i++) ready(woken[i], true);
     total += k;
@@ -205,7 +212,7 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
     }
     w = next;
   }
-  uint32_t kernel = bf->kernel_waiters;
+  uint32_t kernel = g_kernel_waiters.load(std::memory_order_seq_cst);
   if (second != first) second->lock.unlock();
   first->lock.unlock();
   for (int i = 0; i < k; i++) ready(woken[i], true);
@@ -225,6 +232,7 @@ void sema_after_fork() {
     b.head = b.tail = nullptr;
     b.kernel_waiters = 0;
   }
+  g_kernel_waiters.store(0, std::memory_order_relaxed);
 }
 
 int sema_count(const void* addr) {

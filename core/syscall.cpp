@@ -165,7 +165,9 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     return;
   }
   P* pp = mp->p;
-  pp->syscalltick.fetch_add(1, std::memory_order_relaxed);
+  // Only this M (or its own signal handler, on this thread) writes it: no
+  // locked read-modify-write needed.
+  pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   mp->oldp = pp;
   mp->p = nullptr;
   pp->m = nullptr;
@@ -329,7 +331,9 @@ void entersyscall() {
     mp = gp->m;
   }
   P* pp = mp->p;
-  pp->syscalltick.fetch_add(1, std::memory_order_relaxed);
+  // Only this M (or its own signal handler, on this thread) writes it: no
+  // locked read-modify-write needed.
+  pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   mp->oldp = pp;
   mp->p = nullptr;
   pp->m = nullptr;
