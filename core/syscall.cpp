@@ -308,7 +308,12 @@ void sysmon_start() {
     g_user_action = old;  // a constructor may already have set one: keep it
     struct sigaction sa = {};
     sa.sa_sigaction = poke_handler;
-    sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
+    // Not SA_ONSTACK: an alternate signal stack belongs to the kernel thread
+    // (Rust's std gives every thread one), and a G preempted inside this
+    // handler leaves its signal frame where it ran; on a shared alternate
+    // stack the M's next signal would overwrite it. The G's own stack keeps
+    // the frame safe until the G resumes and returns through sigreturn.
+    sa.sa_flags = SA_SIGINFO | SA_RESTART;
     sigfillset(&sa.sa_mask);
     g_poke_enabled = real_sigaction(g_poke_signal, &sa, nullptr) == 0;
   }
