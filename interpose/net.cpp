@@ -42,6 +42,7 @@ using SendmsgFn = ssize_t(int, const struct msghdr*, int);
 using AcceptFn = int(int, struct sockaddr*, socklen_t*);
 using Accept4Fn = int(int, struct sockaddr*, socklen_t*, int);
 using CloseFn = int(int);
+using ConnectFn = int(int, const struct sockaddr*, socklen_t);
 constinit ReadFn* real_read = nullptr;
 constinit WriteFn* real_write = nullptr;
 constinit ReadvFn *real_readv = nullptr, *real_writev = nullptr;
@@ -54,6 +55,7 @@ constinit SendmsgFn* real_sendmsg = nullptr;
 constinit AcceptFn* real_accept = nullptr;
 constinit Accept4Fn* real_accept4 = nullptr;
 constinit CloseFn* real_close = nullptr;
+constinit ConnectFn* real_connect = nullptr;
 
 constexpr int64_t kUnset = -1;
 
@@ -178,6 +180,7 @@ void interpose_net_init() {
   resolve_real(real_accept, "accept", "GLIBC_2.2.5");
   resolve_real(real_accept4, "accept4", "GLIBC_2.10");
   resolve_real(real_close, "close", "GLIBC_2.2.5");
+  resolve_real(real_connect, "connect", "GLIBC_2.2.5");
 }
 }  // namespace mnp
 
@@ -283,6 +286,44 @@ MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) noex
 }
 
 MNP_EXPORT int accept(int fd, struct sockaddr* a, socklen_t* l) noexcept { return accept4(fd, a, l, 0); }
+
+// connect has no per-call non-blocking flag. A socket being connected is
+// nearly always one the process has just created, so for the duration of
+// the call it is made non-blocking (the issue allows it for fds the process
+// created), the G parks until the socket is writable, and the result comes
+// from SO_ERROR; the program's flags are restored before returning. A
+// socket the program made non-blocking itself gets EINPROGRESS as natively.
+MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
+  if (!is_g()) return real_connect(fd, a, l);
+  long fl = raw_syscall(SYS_fcntl, fd, F_GETFL);
+  if (fl < 0 || (fl & O_NONBLOCK)) return real_connect(fd, a, l);
+  std::atomic<uint32_t>* seq = netpoll_seq(fd, PollDir::kWrite);
+  uint32_t seen = seq ? seq->load(std::memory_order_acquire) : 0;
+  raw_syscall(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK);
+  long r = raw_syscall(SYS_connect, fd, reinterpret_cast<long>(a), l);
+  if (r == -EINPROGRESS && seq) {
+    int64_t deadline = socket_deadline(fd, PollDir::kWrite);
+    for (;;) {
+      int w = netpoll_wait(fd, PollDir::kWrite, seen, deadline);
+      if (w == ETIMEDOUT) {  // SO_SNDTIMEO expired: Linux says EINPROGRESS
+        r = -EINPROGRESS;
+        break;
+      }
+      seen = seq->load(std::memory_order_acquire);
+      struct pollfd p = {fd, POLLOUT, 0};
+      if (raw_syscall(SYS_poll, reinterpret_cast<long>(&p), 1, 0) > 0 || w == EPERM) {
+        int err = 0;
+        socklen_t len = sizeof err;
+        raw_syscall6(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<long>(&err),
+                     reinterpret_cast<long>(&len), 0);
+        r = err ? -err : 0;
+        break;
+      }
+    }
+  }
+  raw_syscall(SYS_fcntl, fd, F_SETFL, fl);
+  return static_cast<int>(set_errno(r));
+}
 
 MNP_EXPORT int close(int fd) noexcept {
   if (runtime_up) netpoll_close(fd);
