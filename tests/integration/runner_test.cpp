@@ -604,3 +604,10 @@ TEST(IoWaitpid, Procs2) { run_case(kIoWaitpid, 2); }
 // 100 threads x 10 getaddrinfo("localhost") through NSS and /etc/hosts.
 TEST(IoGetaddrinfo, Procs1) { run_case(simple({"io_getaddrinfo"}), 1); }
 TEST(IoGetaddrinfo, Procs2) { run_case(simple({"io_getaddrinfo"}), 2); }
+
+// CPython's Condition, queue.Queue, Semaphore, Event, Barrier and a
+// concurrent.futures pool (tests/programs/py_sync.py).
+const Case kPySync{{"py_sync.py"}, {}, 0, 90,
+                   [](const Run&, const Run& shim, int procs) { expect_check(shim, "shim", "==", 1); (void)procs; }};
+TEST(PyThreads, SyncPrimitivesProcs1) { run_case(kPySync, 1); }
+TEST(PyThreads, SyncPrimitivesProcs2) { run_case(kPySync, 2); }
