@@ -61,6 +61,18 @@ void bump(std::atomic<uint32_t>* w) {
   sema_wake(w, INT_MAX);
 }
 
+void dispatch(const struct epoll_event* ev, long n) {
+  for (long i = 0; i < n; i++) {
+    FdState* s = state_if_any(ev[i].data.fd);
+    if (!s) continue;
+    uint32_t e = ev[i].events;
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) bump(&s->rseq);
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bump(&s->wseq);
+  }
+}
+
+// Edge-triggered events go to exactly one epoll_wait caller, so this thread
+// and idle Ms (netpoll_poll_now) can share the instance.
 void* netpoll_main(void*) {
   struct epoll_event ev[256];
   for (;;) {
@@ -69,17 +81,20 @@ void* netpoll_main(void*) {
       if (n == -EINTR) continue;
       fatal("netpoller: epoll_wait failed");
     }
-    for (long i = 0; i < n; i++) {
-      FdState* s = state_if_any(ev[i].data.fd);
-      if (!s) continue;
-      uint32_t e = ev[i].events;
-      if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) bump(&s->rseq);
-      if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bump(&s->wseq);
-    }
+    dispatch(ev, n);
   }
 }
 
 }  // namespace
+
+int netpoll_poll_now() {
+  if (g_epfd < 0) return 0;
+  struct epoll_event ev[64];
+  long n = raw_syscall6(SYS_epoll_wait, g_epfd, reinterpret_cast<long>(ev), 64, 0, 0, 0);
+  if (n <= 0) return 0;
+  dispatch(ev, n);
+  return static_cast<int>(n);
+}
 
 bool netpoll_start() {
   long fd = raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC);

@@ -32,6 +32,9 @@ int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline);
 // The program closes fd: Gs parked on it wake up (and see EBADF on retry).
 void netpoll_close(int fd);
 bool netpoll_start();
+// Harvests ready fds without blocking (an M about to go idle calls it, so
+// the woken Gs land on its own P). Returns how many events it handled.
+int netpoll_poll_now();
 // In a child of fork: the epoll instance is shared with the parent, and the
 // poller thread is gone: make a new one.
 void netpoll_after_fork();

@@ -427,6 +427,10 @@ top:
     }
   }
 
+  // Ready fds whose Gs nobody has woken yet: take them onto this P.
+  if (netpoll_poll_now() > 0)
+    if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
+
   // Nothing: give the P back and go on the idle-M list in the same critical
   // section, so that whoever takes the P next finds this M to run it (an M
   // between the two would be invisible and startm would create a new one).

@@ -275,6 +275,9 @@ struct Case {
   int native_exit = 0;                 // how the native run must end
   double timeout_s = 30;
   Extra extra;                         // per-case MNP-CHECK assertions
+  // A shim run that proves nothing (say, no G happened to migrate) is run
+  // again, up to three times in all, instead of failing or passing blindly.
+  std::function<bool(const Run& shim, int procs)> inconclusive;
 };
 
 std::optional<long long> check_value(const Run& r, const std::string& key) {
@@ -343,9 +346,14 @@ void run_case(const Case& c, int procs) {
   if (!environment_ok()) return;
   const Run& native = native_run(c);
   std::vector<std::string> shim_argv = resolve(c.shim_argv.empty() ? c.argv : c.shim_argv);
-  Run shim = run_program("shim MNP_PROCS=" + std::to_string(procs), shim_argv,
-                         {{"LD_PRELOAD", env_or_empty("MNP_SHIM")}, {"MNP_PROCS", std::to_string(procs)}},
-                         c.timeout_s * timeout_scale());
+  Run shim;
+  for (int attempt = 0; attempt < 3; attempt++) {
+    shim = run_program("shim MNP_PROCS=" + std::to_string(procs), shim_argv,
+                       {{"LD_PRELOAD", env_or_empty("MNP_SHIM")}, {"MNP_PROCS", std::to_string(procs)}},
+                       c.timeout_s * timeout_scale());
+    if (!c.inconclusive || !c.inconclusive(shim, procs)) break;
+    std::cout << "[   run    ] inconclusive, running again\n" << std::flush;
+  }
 
   EXPECT_TRUE(native.runner_error.empty()) << native.runner_error;
   EXPECT_TRUE(shim.runner_error.empty()) << shim.runner_error;
@@ -398,6 +406,12 @@ Case tls_case(const char* part) {
                 // steals when a P runs dry: the threads run different numbers
                 // of iterations), or this case did not test migration at all.
                 if (procs >= 2) expect_check(shim, "migrations", ">", 0);
+              },
+              // Migration depends on timing (a loaded machine may run a whole
+              // part on one M): a run without any is retried, not failed.
+              [](const Run& shim, int procs) {
+                auto m = check_value(shim, "migrations");
+                return procs >= 2 && m && *m == 0;
               }};
 }
 
