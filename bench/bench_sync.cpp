@@ -51,33 +51,20 @@
 #include <string>
 #include <vector>
 
+#include "bench_util.h"
+
 namespace {
 
-using Clock = std::chrono::steady_clock;
+using bench::Clock;
+using bench::ns_since;
+using bench::report_per_op;
+using bench::skip_with_errno;
+using bench::skip_wrong;
 
-double ns_since(Clock::time_point start) {
-  return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
-}
 
-// Reports `ops` operations done in `ns` of wall time, measured by the caller
-// (Google Benchmark's own clock is not readable from inside the benchmark).
-void report_per_op(benchmark::State& state, double ns, uint64_t ops) {
-  if (ops == 0) return;
-  state.SetItemsProcessed(static_cast<int64_t>(ops));
-  state.counters["ns_per_op"] = ns / static_cast<double>(ops);
-}
 
-void skip_with_errno(benchmark::State& state, const char* what, int err) {
-  std::string msg = std::string(what) + ": " + strerror(err);
-  state.SkipWithError(msg.c_str());
-}
 
-// Reports a result that does not add up: `what` expected `want`, saw `got`.
-void skip_wrong(benchmark::State& state, const char* what, uint64_t got, uint64_t want) {
-  std::string msg = std::string(what) + ": got " + std::to_string(got) + ", want " +
-                    std::to_string(want);
-  state.SkipWithError(msg.c_str());
-}
+
 
 // Creates n threads running fn(arg) into threads; returns 0, or the
 // pthread_create error with threads[0, *made) running.

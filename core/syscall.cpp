@@ -83,6 +83,20 @@ void handoffp(P* pp) {
   pidleput_for(pp);
 }
 
+// What entersyscall does to the P and the G, also done by the signal handler
+// on behalf of a G found blocked in uncovered code. Only this M (or its own
+// signal handler, on this very thread) writes syscalltick: a plain
+// increment, no locked read-modify-write.
+void mark_in_syscall(M* mp, G* gp) {
+  P* pp = mp->p;
+  pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  mp->oldp = pp;
+  mp->p = nullptr;
+  pp->m = nullptr;
+  gp->status.store(kGSyscall, std::memory_order_relaxed);
+  pp->status.store(kPSyscall, std::memory_order_release);
+}
+
 constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
 constinit int g_poke_signal = SIGURG;
 constinit bool g_poke_enabled = false;
@@ -164,15 +178,7 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     errno = saved_errno;
     return;
   }
-  P* pp = mp->p;
-  // Only this M (or its own signal handler, on this thread) writes it: no
-  // locked read-modify-write needed.
-  pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  mp->oldp = pp;
-  mp->p = nullptr;
-  pp->m = nullptr;
-  gp->status.store(kGSyscall, std::memory_order_relaxed);
-  pp->status.store(kPSyscall, std::memory_order_release);
+  mark_in_syscall(mp, gp);
 }
 
 // Signals the M of every P that sits still with its M asleep in the kernel.
@@ -335,15 +341,7 @@ void entersyscall() {
     gp->syscall_depth = 1;
     mp = gp->m;
   }
-  P* pp = mp->p;
-  // Only this M (or its own signal handler, on this thread) writes it: no
-  // locked read-modify-write needed.
-  pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
-  mp->oldp = pp;
-  mp->p = nullptr;
-  pp->m = nullptr;
-  gp->status.store(kGSyscall, std::memory_order_relaxed);
-  pp->status.store(kPSyscall, std::memory_order_release);
+  mark_in_syscall(mp, gp);
   if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_relaxed)) &&
       g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
     sysmon_wake();

@@ -53,13 +53,6 @@ constinit MutexFn *real_mutex_lock = nullptr, *real_mutex_unlock = nullptr;
 CondView* view(pthread_cond_t* c) { return reinterpret_cast<CondView*>(c); }
 bool pshared(pthread_cond_t* c) { return view(c)->flags.load(std::memory_order_relaxed) & kCondPshared; }
 
-template <typename F, typename... A>
-int handoff_call(F* f, A... a) {
-  entersyscall();
-  int r = f(a...);
-  exitsyscall();
-  return r;
-}
 
 int lock_any(pthread_mutex_t* m) {
   return mutex_is_pshared(m) ? handoff_call(real_mutex_lock, m) : mutex_lock_impl(m, kNever, false, nullptr);

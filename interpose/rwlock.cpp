@@ -28,13 +28,6 @@ using namespace mnp;
 
 namespace {
 
-template <typename F, typename... A>
-int handoff_call(F* f, A... a) {
-  entersyscall();
-  int r = f(a...);
-  exitsyscall();
-  return r;
-}
 
 // Internal lock of rwlock and barrier: 0/1/2 futex mutex on the sema table.
 void ilock(std::atomic<uint32_t>* w) {

@@ -44,15 +44,6 @@ constinit GetFn* real_getvalue = nullptr;
 SemView* view(sem_t* s) { return reinterpret_cast<SemView*>(s); }
 bool shared(sem_t* s) { return view(s)->priv != kPrivateFlag; }
 
-template <typename F, typename... A>
-int handoff_call(F* f, A... a) {
-  entersyscall();
-  int r = f(a...);
-  int e = errno;
-  exitsyscall();
-  errno = e;
-  return r;
-}
 
 bool try_take(SemView* s) {
   uint32_t v = s->value.load(std::memory_order_relaxed);

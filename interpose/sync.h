@@ -4,9 +4,11 @@
 #include <pthread.h>
 #include <time.h>
 
+#include <cerrno>
 #include <atomic>
 #include <cstdint>
 
+#include "core/sched.h"
 #include "core/timer.h"
 
 namespace mnp {
@@ -54,6 +56,19 @@ inline bool supported_clock(clockid_t c) { return c == CLOCK_REALTIME || c == CL
 int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const struct timespec* abstime);
 int mutex_unlock_impl(pthread_mutex_t* mu);
 bool mutex_is_pshared(const pthread_mutex_t* mu);
+
+// Calls a libc function that may block in the kernel (process-shared
+// objects keep glibc's implementation) with the P handed off meanwhile.
+// errno is the call's.
+template <typename F, typename... A>
+inline auto handoff_call(F* f, A... a) {
+  entersyscall();
+  auto r = f(a...);
+  int e = errno;
+  exitsyscall();
+  errno = e;
+  return r;
+}
 
 // Called on an exiting G: robust mutexes it still holds become
 // owner-died for their next locker.

@@ -50,11 +50,11 @@ inline bool retry_eintr(R r) {
   if constexpr (std::is_pointer_v<R>) return false;
   else return r == static_cast<R>(-1) && errno == EINTR && syscall_eintr_was_ours();
 }
-template <typename R, typename... A>
-inline R handoff(R (*f)(A...), A... a) {
+template <bool kBlock, typename R, typename... A>
+inline R call_handed_off(R (*f)(A...), A... a) {
   R r;
   do {
-    entersyscall();
+    if (kBlock) entersyscall_block(); else entersyscall();
     r = f(a...);
     int e = errno;
     exitsyscall();
@@ -63,16 +63,12 @@ inline R handoff(R (*f)(A...), A... a) {
   return r;
 }
 template <typename R, typename... A>
+inline R handoff(R (*f)(A...), A... a) {
+  return call_handed_off<false>(f, a...);
+}
+template <typename R, typename... A>
 inline R handoff_block(R (*f)(A...), A... a) {
-  R r;
-  do {
-    entersyscall_block();
-    r = f(a...);
-    int e = errno;
-    exitsyscall();
-    errno = e;
-  } while (retry_eintr(r));
-  return r;
+  return call_handed_off<true>(f, a...);
 }
 }  // namespace
 

@@ -1,0 +1,40 @@
+// bench/bench_util.h — helpers shared by the benchmark programs: wall-clock
+// measurement (threads are created inside the benchmark bodies, so real
+// time is what matters) and reporting per operation or of a wrong result.
+#pragma once
+
+#include <benchmark/benchmark.h>
+
+#include <chrono>
+#include <cstdint>
+#include <cstring>
+#include <string>
+
+namespace bench {
+
+using Clock = std::chrono::steady_clock;
+
+inline double ns_since(Clock::time_point start) {
+  return std::chrono::duration<double, std::nano>(Clock::now() - start).count();
+}
+
+// Reports `ops` operations done in `ns` of wall time, measured by the caller
+// (Google Benchmark's own clock is not readable from inside the benchmark).
+inline void report_per_op(benchmark::State& state, double ns, uint64_t ops) {
+  if (ops == 0) return;
+  state.SetItemsProcessed(static_cast<int64_t>(ops));
+  state.counters["ns_per_op"] = ns / static_cast<double>(ops);
+}
+
+inline void skip_with_errno(benchmark::State& state, const char* what, int err) {
+  std::string msg = std::string(what) + ": " + strerror(err);
+  state.SkipWithError(msg.c_str());
+}
+
+// Reports a result that does not add up: `what` expected `want`, saw `got`.
+inline void skip_wrong(benchmark::State& state, const char* what, uint64_t got, uint64_t want) {
+  std::string msg = std::string(what) + ": got " + std::to_string(got) + ", want " + std::to_string(want);
+  state.SkipWithError(msg.c_str());
+}
+
+}  // namespace bench
