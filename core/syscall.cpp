@@ -54,6 +54,7 @@ namespace {
 
 constexpr int64_t kSysmonMinNs = 20 * 1000;
 constexpr int64_t kSysmonMaxNs = 10 * 1000 * 1000;
+constexpr int64_t kBusyMaxNs = 2 * 1000 * 1000;
 // sysmon's long sleep: a futex word any number of wakers may set (unlike a
 // Note, which allows exactly one wake-up per sleep).
 constinit std::atomic<uint32_t> g_sysmon_wake{0};
@@ -273,6 +274,10 @@ void* sysmon_main(void*) {
       delay = kSysmonMinNs;
     } else if (++idle > 50) {
       delay = delay * 2 > kSysmonMaxNs ? kSysmonMaxNs : delay * 2;
+      // While some P runs Gs, look at least every 2 ms: a G due for
+      // preemption (10 ms) then waits at most ~12 ms, not 20.
+      if (sched.npidle.load(std::memory_order_relaxed) < static_cast<int32_t>(sched.nprocs) && delay > kBusyMaxNs)
+        delay = kBusyMaxNs;
       if (delay > trace_period_ns()) delay = trace_period_ns();
     }
   }
