@@ -11,11 +11,11 @@
 //                           syscall; under the shim plus entersyscall and
 //                           exitsyscall's fast path (the P taken back with
 //                           one CAS), so the difference is their cost.
-//   BM_SyscallSlowPath      a helper blocks in poll(2) on a pipe; the
+//   BM_SyscallSlowPath      a helper blocks in ppoll(2) on a pipe; the
 //                           benchmark thread spins kSlowSpinNs, long enough
 //                           for sysmon to retake the helper's P, then writes
 //                           one byte. ns_per_op is the wake latency: from
-//                           the write to poll having returned in the helper,
+//                           the write to ppoll having returned in the helper,
 //                           which under the shim includes exitsyscall's slow
 //                           path (find another P, or queue the G).
 //   BM_PipeReaders4         four readers each block in read(2) on a pipe of
@@ -27,11 +27,11 @@
 //
 // Under the shim read, write, send, recv and accept on pipes and sockets are
 // netpoller calls (the G parks until the fd is ready; no kernel thread
-// blocks), while pread, poll and the like are bracketed by
-// entersyscall/exitsyscall (the kernel thread blocks and sysmon hands its P
-// to another M). That is why BM_SyscallSlowPath blocks in poll and not in
-// read: a read on a pipe would measure the netpoller, which BM_PipeReaders4
-// and BM_EchoServer measure.
+// blocks), and so is poll of a single fd, while pread, ppoll and the like
+// are bracketed by entersyscall/exitsyscall (the kernel thread blocks and
+// sysmon hands its P to another M). That is why BM_SyscallSlowPath blocks
+// in ppoll and not in read or poll: those would measure the netpoller,
+// which BM_PipeReaders4 and BM_EchoServer measure.
 //
 // Everything is timed in wall-clock time: UseRealTime where the whole
 // iteration is the thing measured, UseManualTime where thread creation and
@@ -164,11 +164,11 @@ BENCHMARK(BM_SyscallFastPath)->UseRealTime();
 
 // ---------------------------------------------------------------------------
 // BM_SyscallSlowPath: one iteration is one wake-up of a helper blocked in
-// poll(POLLIN) on the read end of a pipe. The benchmark thread waits (with
+// ppoll(POLLIN) on the read end of a pipe. The benchmark thread waits (with
 // sched_yield) until the helper has consumed the previous byte, spins
-// kSlowSpinNs so that the helper is asleep in poll and, under the shim,
+// kSlowSpinNs so that the helper is asleep in ppoll and, under the shim,
 // sysmon (20 us rounds) has found its P in a syscall and handed it off;
-// then it notes the time and writes kSlowGo. The helper, back from poll,
+// then it notes the time and writes kSlowGo. The helper, back from ppoll,
 // notes the time, reads the byte and adds the difference to its total.
 // ns_per_op is the mean of those differences: natively the kernel's wake-up
 // latency, under the shim that plus exitsyscall's slow path. The time per
@@ -200,7 +200,7 @@ void* slow_reader(void* arg) {
   auto* sp = static_cast<SlowPath*>(arg);
   for (;;) {
     struct pollfd pfd = {sp->fds[0], POLLIN, 0};
-    int r = poll(&pfd, 1, -1);
+    int r = ppoll(&pfd, 1, nullptr, nullptr);
     if (r < 0 && errno == EINTR) continue;
     int64_t woke = now_ns();
     if (r != 1) {

@@ -43,6 +43,7 @@ using AcceptFn = int(int, struct sockaddr*, socklen_t*);
 using Accept4Fn = int(int, struct sockaddr*, socklen_t*, int);
 using CloseFn = int(int);
 using ConnectFn = int(int, const struct sockaddr*, socklen_t);
+using PollFn = int(struct pollfd*, nfds_t, int);
 constinit ReadFn* real_read = nullptr;
 constinit WriteFn* real_write = nullptr;
 constinit ReadvFn *real_readv = nullptr, *real_writev = nullptr;
@@ -56,6 +57,7 @@ constinit AcceptFn* real_accept = nullptr;
 constinit Accept4Fn* real_accept4 = nullptr;
 constinit CloseFn* real_close = nullptr;
 constinit ConnectFn* real_connect = nullptr;
+constinit PollFn* real_poll = nullptr;
 
 constexpr int64_t kUnset = -1;
 
@@ -181,6 +183,7 @@ void interpose_net_init() {
   resolve_real(real_accept4, "accept4", "GLIBC_2.10");
   resolve_real(real_close, "close", "GLIBC_2.2.5");
   resolve_real(real_connect, "connect", "GLIBC_2.2.5");
+  resolve_real(real_poll, "poll", "GLIBC_2.2.5");
 }
 }  // namespace mnp
 
@@ -323,6 +326,45 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
   }
   raw_syscall(SYS_fcntl, fd, F_SETFL, fl);
   return static_cast<int>(set_errno(r));
+}
+
+// poll of one fd for one direction — the common "wait for this socket or
+// pipe, with a timeout" — parks on the netpoller. Anything else (several
+// fds, both directions) blocks the M with the P handed off.
+MNP_EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) noexcept {
+  PollDir dir = PollDir::kRead;
+  bool parkable = is_g() && n == 1 && fds[0].fd >= 0 && timeout != 0;
+  if (parkable) {
+    short ev = fds[0].events & (POLLIN | POLLPRI | POLLRDNORM | POLLOUT | POLLWRNORM);
+    bool rd = ev & (POLLIN | POLLPRI | POLLRDNORM), wr = ev & (POLLOUT | POLLWRNORM);
+    if (rd == wr) parkable = false;  // neither or both: not one sequence word
+    else dir = rd ? PollDir::kRead : PollDir::kWrite;
+  }
+  if (!parkable) {
+    if (!is_g() || timeout == 0) return real_poll(fds, n, timeout);
+    return static_cast<int>(blocking_handoff([&] { return static_cast<long>(real_poll(fds, n, timeout)); }));
+  }
+  std::atomic<uint32_t>* seq = netpoll_seq(fds[0].fd, dir);
+  int64_t deadline = timeout < 0 ? kNever : nanotime() + static_cast<int64_t>(timeout) * 1000000;
+  for (;;) {
+    uint32_t seen = seq->load(std::memory_order_acquire);
+    long r = raw_syscall(SYS_poll, reinterpret_cast<long>(fds), 1, 0);
+    if (r != 0) return static_cast<int>(set_errno(r));
+    if (deadline != kNever && nanotime() >= deadline) return 0;
+    int w = netpoll_wait(fds[0].fd, dir, seen, deadline);
+    if (w == EPERM) {  // epoll refuses this fd (a regular file is always ready anyway)
+      int left = -1;
+      if (deadline != kNever) {
+        int64_t ns = deadline - nanotime();
+        left = ns <= 0 ? 0 : static_cast<int>((ns + 999999) / 1000000);
+      }
+      return static_cast<int>(blocking_handoff([&] { return static_cast<long>(real_poll(fds, 1, left)); }));
+    }
+    if (w == ETIMEDOUT) {
+      r = raw_syscall(SYS_poll, reinterpret_cast<long>(fds), 1, 0);
+      return static_cast<int>(set_errno(r));
+    }
+  }
 }
 
 MNP_EXPORT int close(int fd) noexcept {

@@ -130,7 +130,6 @@ inline R handoff_block(R (*f)(A...), A... a) {
   X(pwritev, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off_t o), (fd, v, n, o), handoff)         \
   X(fsync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                              \
   X(fdatasync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                          \
-  X(poll, "GLIBC_2.2.5", int, (struct pollfd * p, nfds_t n, int t), (p, n, t), handoff)                              \
   X(ppoll, "GLIBC_2.4", int, (struct pollfd * p, nfds_t n, const struct timespec* t, const sigset_t* s),              \
     (p, n, t, s), handoff)                                                                                            \
   X(select, "GLIBC_2.2.5", int, (int n, fd_set* r, fd_set* w, fd_set* e, struct timeval* t), (n, r, w, e, t),         \
