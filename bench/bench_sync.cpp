@@ -55,11 +55,7 @@
 
 namespace {
 
-using bench::Clock;
-using bench::ns_since;
-using bench::report_per_op;
-using bench::skip_with_errno;
-using bench::skip_wrong;
+using namespace bench;
 
 
 
@@ -82,21 +78,6 @@ void join_threads(const std::vector<pthread_t>& threads, int made) {
   for (int i = 0; i < made; i++) pthread_join(threads[static_cast<size_t>(i)], nullptr);
 }
 
-// Runs fn(arg) on one helper thread beside the benchmark's own.
-struct Helper {
-  pthread_t thread;
-  bool running = false;
-
-  int start(void* (*fn)(void*), void* arg) {
-    int err = pthread_create(&thread, nullptr, fn, arg);
-    running = err == 0;
-    return err;
-  }
-  void join() {
-    if (running) pthread_join(thread, nullptr);
-    running = false;
-  }
-};
 
 // ---------------------------------------------------------------------------
 // BM_MutexCondPingPong: the benchmark thread (player 0) and a helper

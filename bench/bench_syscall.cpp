@@ -74,11 +74,7 @@
 
 namespace {
 
-using bench::Clock;
-using bench::ns_since;
-using bench::report_per_op;
-using bench::skip_with_errno;
-using bench::skip_wrong;
+using namespace bench;
 
 
 
@@ -116,21 +112,6 @@ ssize_t write_full(int fd, const void* buf, size_t n) {
   return static_cast<ssize_t>(n);
 }
 
-// Runs fn(arg) on one helper thread beside the benchmark's own.
-struct Helper {
-  pthread_t thread;
-  bool running = false;
-
-  int start(void* (*fn)(void*), void* arg) {
-    int err = pthread_create(&thread, nullptr, fn, arg);
-    running = err == 0;
-    return err;
-  }
-  void join() {
-    if (running) pthread_join(thread, nullptr);
-    running = false;
-  }
-};
 
 // ---------------------------------------------------------------------------
 // BM_SyscallFastPath: one pread of one byte from /dev/zero per iteration. The

@@ -44,11 +44,7 @@
 
 namespace {
 
-using bench::Clock;
-using bench::ns_since;
-using bench::report_per_op;
-using bench::skip_with_errno;
-using bench::skip_wrong;
+using namespace bench;
 
 
 

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <benchmark/benchmark.h>
+#include <pthread.h>
 
 #include <chrono>
 #include <cstdint>
@@ -36,5 +37,21 @@ inline void skip_wrong(benchmark::State& state, const char* what, uint64_t got, 
   std::string msg = std::string(what) + ": got " + std::to_string(got) + ", want " + std::to_string(want);
   state.SkipWithError(msg.c_str());
 }
+
+// Runs fn(arg) on one helper thread beside the benchmark's own.
+struct Helper {
+  pthread_t thread;
+  bool running = false;
+
+  int start(void* (*fn)(void*), void* arg) {
+    int err = pthread_create(&thread, nullptr, fn, arg);
+    running = err == 0;
+    return err;
+  }
+  void join() {
+    if (running) pthread_join(thread, nullptr);
+    running = false;
+  }
+};
 
 }  // namespace bench
