@@ -2,35 +2,68 @@
 #include "core/netpoll.h"
 
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 
 #include <cerrno>
 #include <climits>
+#include <cstdlib>
 #include <new>
 
 #include "core/base.h"
 #include "core/futex.h"
 #include "core/sched.h"
-#include "core/sema.h"
+#include "core/timer.h"
 
 namespace mnp {
-
-int os_thread_start(void* (*fn)(void*), void* arg);  // sched.cpp
-
 namespace {
 
-struct FdState {
-  std::atomic<uint32_t> rseq{0};
-  std::atomic<uint32_t> wseq{0};
+// State of one wait (one G, one or more fds). The G links its entries while
+// kArming; a waker or the timer that finds it still kArming only records the
+// outcome, and the G's park commit (kArming -> kParked) then fails, so the G
+// never sleeps. Only a waker that moves it out of kParked readies the G.
+enum : uint32_t { kArming, kParked, kWoken, kTimedOut };
+
+struct Wait {
+  G* g;
+  std::atomic<uint32_t> state{kArming};
 };
 
-// Two-level table: fd >> 12 selects a lazily mapped chunk of 4096 states.
+struct FdState;
+
+// One fd of a wait, on the waiting G's stack (or heap for a large poll).
+// Linked on its fd's list while `on` is set; a waker writes `on` last, so
+// the G can tell without the fd lock that nobody will touch the entry again.
+struct Entry {
+  Wait* w;
+  uint32_t dirs;
+  Entry* next;
+  Entry* prev;
+  std::atomic<FdState*> on;
+};
+
+struct FdState {
+  std::atomic<uint32_t> rseq;
+  std::atomic<uint32_t> wseq;
+  Lock lock;
+  Entry* head;  // (lock)
+};
+
+// Two-level table: fd >> 12 selects a lazily mapped chunk of 4096 states
+// (zeroed memory is a valid FdState).
 constexpr int kChunkBits = 12;
 constexpr int kChunk = 1 << kChunkBits;
 constexpr int kChunks = 1 << 12;  // fds up to 16M
 constinit std::atomic<FdState*> g_chunks[kChunks] = {};
 constinit Lock g_chunk_lock;
 constinit int g_epfd = -1;
+constinit int g_breakfd = -1;                        // eventfd that interrupts the poller
+constinit std::atomic<int32_t> g_waiters{0};         // Gs parked on fds
+constinit std::atomic<uint32_t> g_poller{0};         // an M is (about to be) blocked in epoll_wait
+constinit std::atomic<int64_t> g_poll_until{0};      // its deadline; 0 while it computes one
+constinit std::atomic<uint32_t> g_break_pending{0};  // eventfd written, not yet read
+constinit std::atomic<int64_t> g_last_poll{0};
+constinit bool g_have_pwait2 = true;
 
 FdState* state(int fd) {
   if (fd < 0 || fd >= kChunk * kChunks) return nullptr;
@@ -56,59 +89,144 @@ FdState* state_if_any(int fd) {
   return c ? &c[fd & (kChunk - 1)] : nullptr;
 }
 
-void bump(std::atomic<uint32_t>* w) {
-  w->fetch_add(1, std::memory_order_release);
-  sema_wake(w, INT_MAX);
+void link_locked(FdState* s, Entry* e) {
+  e->prev = nullptr;
+  e->next = s->head;
+  if (s->head) s->head->prev = e;
+  s->head = e;
+  e->on.store(s, std::memory_order_relaxed);
 }
 
-void dispatch(const struct epoll_event* ev, long n) {
-  for (long i = 0; i < n; i++) {
-    FdState* s = state_if_any(ev[i].data.fd);
-    if (!s) continue;
-    uint32_t e = ev[i].events;
-    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) bump(&s->rseq);
-    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) bump(&s->wseq);
+void unlink_locked(FdState* s, Entry* e) {
+  if (e->prev) e->prev->next = e->next; else s->head = e->next;
+  if (e->next) e->next->prev = e->prev;
+  e->on.store(nullptr, std::memory_order_release);  // last touch of e
+}
+
+// Moves w out of kArming/kParked into `to`. Returns the state it left, or
+// kWoken/kTimedOut if someone else decided first.
+uint32_t decide(Wait* w, uint32_t to) {
+  uint32_t st = w->state.load(std::memory_order_acquire);
+  while ((st == kArming || st == kParked) &&
+         !w->state.compare_exchange_weak(st, to, std::memory_order_acq_rel, std::memory_order_acquire)) {
   }
+  return st;
 }
 
-// Edge-triggered events go to exactly one epoll_wait caller, so this thread
-// and idle Ms (netpoll_poll_now) can share the instance.
-void* netpoll_main(void*) {
-  struct epoll_event ev[256];
+// Bumps fd's sequence words for `dirs` and wakes the waits that want them.
+// Returns how many Gs it readied.
+int bump_and_wake(FdState* s, uint32_t dirs) {
+  if (dirs & kPollRead) s->rseq.fetch_add(1, std::memory_order_release);
+  if (dirs & kPollWrite) s->wseq.fetch_add(1, std::memory_order_release);
+  constexpr int kBatch = 64;
+  G* woken[kBatch];
+  int total = 0;
   for (;;) {
-    long n = raw_syscall6(SYS_epoll_wait, g_epfd, reinterpret_cast<long>(ev), 256, -1, 0, 0);
-    if (n < 0) {
-      if (n == -EINTR) continue;
-      fatal("netpoller: epoll_wait failed");
+    int k = 0;
+    bool more = false;
+    s->lock.lock();
+    for (Entry* e = s->head; e;) {
+      Entry* next = e->next;
+      if (e->dirs & dirs) {
+        if (k == kBatch) {
+          more = true;
+          break;
+        }
+        G* g = e->w->g;
+        if (decide(e->w, kWoken) == kParked) woken[k++] = g;
+        unlink_locked(s, e);
+      }
+      e = next;
     }
-    dispatch(ev, n);
+    s->lock.unlock();
+    for (int i = 0; i < k; i++) ready(woken[i], true);
+    total += k;
+    if (!more) return total;
   }
+}
+
+// Handles the break eventfd among ev[0..n) (resetting it) and returns how
+// many fd events remain, compacted to the front.
+int drop_break(struct epoll_event* ev, int n) {
+  int out = 0;
+  for (int i = 0; i < n; i++) {
+    if (ev[i].data.fd == g_breakfd) {
+      uint64_t v;
+      raw_syscall(SYS_read, g_breakfd, reinterpret_cast<long>(&v), sizeof v);
+      g_break_pending.store(0, std::memory_order_release);
+      continue;
+    }
+    ev[out++] = ev[i];
+  }
+  return out;
+}
+
+void wait_timeout(Timer* t) {
+  auto* w = static_cast<Wait*>(t->arg);
+  G* g = w->g;
+  if (decide(w, kTimedOut) == kParked) ready(g, true);
+}
+
+bool park_commit(G*, void* arg) {
+  uint32_t st = kArming;
+  return static_cast<Wait*>(arg)->state.compare_exchange_strong(st, kParked, std::memory_order_acq_rel);
+}
+
+// Adds fd to the epoll instance (edge-triggered, both directions). Returns
+// 0, EBADF (the retry reports it) or EPERM (epoll cannot watch it).
+int register_fd(int fd) {
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
+  ev.data.fd = fd;
+  long r = raw_syscall(SYS_epoll_ctl, g_epfd, EPOLL_CTL_ADD, fd, reinterpret_cast<long>(&ev));
+  if (r == 0 || r == -EEXIST) return 0;
+  return r == -EBADF ? EBADF : EPERM;
+}
+
+bool open_instance() {
+  long ep = raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
+  if (ep < 0) return false;
+  long bf = raw_syscall(SYS_eventfd2, 0, EFD_NONBLOCK | EFD_CLOEXEC);
+  if (bf < 0) {
+    raw_syscall(SYS_close, ep);
+    return false;
+  }
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLET;
+  ev.data.fd = static_cast<int>(bf);
+  if (raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, bf, reinterpret_cast<long>(&ev)) != 0) {
+    raw_syscall(SYS_close, ep);
+    raw_syscall(SYS_close, bf);
+    return false;
+  }
+  g_breakfd = static_cast<int>(bf);
+  g_epfd = static_cast<int>(ep);
+  return true;
 }
 
 }  // namespace
 
-int netpoll_poll_now() {
-  if (g_epfd < 0) return 0;
-  struct epoll_event ev[64];
-  long n = raw_syscall6(SYS_epoll_wait, g_epfd, reinterpret_cast<long>(ev), 64, 0, 0, 0);
-  if (n <= 0) return 0;
-  dispatch(ev, n);
-  return static_cast<int>(n);
-}
-
-bool netpoll_start() {
-  long fd = raw_syscall(SYS_epoll_create1, EPOLL_CLOEXEC);
-  if (fd < 0) return false;
-  g_epfd = static_cast<int>(fd);
-  return os_thread_start(netpoll_main, nullptr) == 0;
-}
+bool netpoll_init() { return open_instance(); }
 
 void netpoll_after_fork() {
   new (&g_chunk_lock) Lock();
+  for (auto& slot : g_chunks) {
+    FdState* c = slot.load(std::memory_order_relaxed);
+    if (!c) continue;
+    for (int i = 0; i < kChunk; i++) {
+      new (&c[i].lock) Lock();
+      c[i].head = nullptr;
+    }
+  }
+  g_waiters.store(0, std::memory_order_relaxed);
+  g_poller.store(0, std::memory_order_relaxed);
+  g_poll_until.store(0, std::memory_order_relaxed);
+  g_break_pending.store(0, std::memory_order_relaxed);
   if (g_epfd < 0) return;
   raw_syscall(SYS_close, g_epfd);
-  g_epfd = -1;
-  netpoll_start();
+  raw_syscall(SYS_close, g_breakfd);
+  g_epfd = g_breakfd = -1;
+  if (!open_instance()) raw_print("warning: cannot restart the netpoller in the child");
 }
 
 std::atomic<uint32_t>* netpoll_seq(int fd, PollDir dir) {
@@ -117,24 +235,166 @@ std::atomic<uint32_t>* netpoll_seq(int fd, PollDir dir) {
   return dir == PollDir::kRead ? &s->rseq : &s->wseq;
 }
 
-int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline) {
+bool netpoll_sample(PollWant* w, int n) {
+  for (int i = 0; i < n; i++) {
+    FdState* s = state(w[i].fd);
+    if (!s) return false;
+    w[i].rseen = s->rseq.load(std::memory_order_acquire);
+    w[i].wseen = s->wseq.load(std::memory_order_acquire);
+  }
+  return true;
+}
+
+int netpoll_wait_any(PollWant* want, int n, int64_t deadline) {
   if (g_epfd < 0) return EPERM;
-  struct epoll_event ev = {};
-  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
-  ev.data.fd = fd;
-  long r = raw_syscall(SYS_epoll_ctl, g_epfd, EPOLL_CTL_ADD, fd, reinterpret_cast<long>(&ev));
-  if (r < 0 && r != -EEXIST) return r == -EBADF ? 0 : EPERM;  // EBADF: retry reports it
-  int w = sema_wait(netpoll_seq(fd, dir), seen, deadline);
-  return w == ETIMEDOUT ? ETIMEDOUT : 0;
+  if (deadline != kNever && deadline <= nanotime()) return ETIMEDOUT;
+  G* g = get_user_g();
+  constexpr int kInline = 4;
+  Entry inline_entries[kInline];
+  Entry* ents = inline_entries;
+  if (n > kInline) {
+    ents = static_cast<Entry*>(malloc(sizeof(Entry) * static_cast<size_t>(n)));
+    if (!ents) return EPERM;
+  }
+  Wait w{g};
+  int linked = 0, result = 0;
+  for (int i = 0; i < n; i++) {
+    FdState* s = state(want[i].fd);
+    int reg = s ? register_fd(want[i].fd) : EPERM;
+    if (reg == EPERM) {
+      result = EPERM;
+      break;
+    }
+    Entry* e = &ents[linked];
+    e->w = &w;
+    e->dirs = want[i].dirs;
+    e->on.store(nullptr, std::memory_order_relaxed);
+    s->lock.lock();
+    bool moved = reg == EBADF || ((want[i].dirs & kPollRead) && s->rseq.load(std::memory_order_acquire) != want[i].rseen) ||
+                 ((want[i].dirs & kPollWrite) && s->wseq.load(std::memory_order_acquire) != want[i].wseen);
+    if (!moved) link_locked(s, e);
+    s->lock.unlock();
+    if (moved) break;
+    linked++;
+  }
+  // A moved fd or an error: claim the wait ourselves so nobody readies us.
+  if (linked < n) decide(&w, kWoken);
+  Timer t;
+  bool timed = false;
+  if (w.state.load(std::memory_order_acquire) == kArming) {
+    g_waiters.fetch_add(1, std::memory_order_seq_cst);
+    if (deadline != kNever) {
+      t.when = deadline;
+      t.fn = wait_timeout;
+      t.arg = &w;
+      timer_add(&t);
+      timed = true;
+    }
+    // No M is the poller but a P is idle: start an M there; finding nothing
+    // to run, it becomes the poller (otherwise the fd would wait for a busy
+    // P to run out of work, or for sysmon).
+    if (g_poller.load(std::memory_order_relaxed) == 0 && sched.npidle.load(std::memory_order_relaxed) > 0) wakep();
+    park(kWaitNet, park_commit, &w);
+    if (timed) timer_del(&t);
+    g_waiters.fetch_sub(1, std::memory_order_relaxed);
+  }
+  for (int i = 0; i < linked; i++) {
+    Entry* e = &ents[i];
+    FdState* s = e->on.load(std::memory_order_acquire);
+    if (!s) continue;
+    s->lock.lock();
+    if (e->on.load(std::memory_order_relaxed)) unlink_locked(s, e);
+    s->lock.unlock();
+  }
+  if (ents != inline_entries) free(ents);
+  if (result == EPERM) return EPERM;
+  return w.state.load(std::memory_order_acquire) == kTimedOut ? ETIMEDOUT : 0;
+}
+
+int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline) {
+  PollWant w{fd, dir == PollDir::kRead ? kPollRead : kPollWrite, seen, seen};
+  return netpoll_wait_any(&w, 1, deadline);
 }
 
 void netpoll_close(int fd) {
   FdState* s = state_if_any(fd);
-  if (!s || g_epfd < 0) return;
-  if (sema_count(&s->rseq) == 0 && sema_count(&s->wseq) == 0) return;
-  raw_syscall(SYS_epoll_ctl, g_epfd, EPOLL_CTL_DEL, fd, 0);
-  bump(&s->rseq);
-  bump(&s->wseq);
+  if (s) bump_and_wake(s, kPollRead | kPollWrite);
 }
+
+int netpoll_dispatch(const struct epoll_event* ev, int n) {
+  int woken = 0;
+  for (int i = 0; i < n; i++) {
+    FdState* s = state_if_any(ev[i].data.fd);
+    if (!s) continue;
+    uint32_t e = ev[i].events, dirs = 0;
+    if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) dirs |= kPollRead;
+    if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) dirs |= kPollWrite;
+    woken += bump_and_wake(s, dirs);
+  }
+  return woken;
+}
+
+bool netpoll_worth_polling() {
+  return g_waiters.load(std::memory_order_relaxed) > 0 && g_poller.load(std::memory_order_relaxed) == 0;
+}
+
+int netpoll_poll_now() {
+  if (g_epfd < 0 || g_waiters.load(std::memory_order_relaxed) == 0) return 0;
+  struct epoll_event ev[64];
+  long n = raw_syscall6(SYS_epoll_wait, g_epfd, reinterpret_cast<long>(ev), 64, 0, 0, 0);
+  g_last_poll.store(nanotime(), std::memory_order_relaxed);
+  if (n <= 0) return 0;
+  return netpoll_dispatch(ev, drop_break(ev, static_cast<int>(n)));
+}
+
+int netpoll_block(struct epoll_event* ev, int max) {
+  if (g_epfd < 0 || g_waiters.load(std::memory_order_seq_cst) == 0) return -1;
+  uint32_t zero = 0;
+  if (!g_poller.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return -1;
+  g_poll_until.store(0, std::memory_order_seq_cst);
+  // Claim first, then read the timers: a timer added after this read sees
+  // the claim and interrupts us (netpoll_timer_added).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  int64_t until = timers_earliest();
+  g_poll_until.store(until, std::memory_order_seq_cst);
+  long n;
+  if (until == kNever) {
+    n = raw_syscall6(SYS_epoll_wait, g_epfd, reinterpret_cast<long>(ev), max, -1, 0, 0);
+  } else {
+    int64_t left = until - nanotime();
+    if (left < 0) left = 0;
+    n = -ENOSYS;
+    if (g_have_pwait2) {
+      struct timespec ts = {static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
+      n = raw_syscall6(SYS_epoll_pwait2, g_epfd, reinterpret_cast<long>(ev), max, reinterpret_cast<long>(&ts), 0,
+                       0);
+      if (n == -ENOSYS) g_have_pwait2 = false;
+    }
+    if (n == -ENOSYS) {  // before Linux 5.11: milliseconds, rounded up
+      n = raw_syscall6(SYS_epoll_wait, g_epfd, reinterpret_cast<long>(ev), max,
+                       static_cast<long>((left + 999999) / 1000000), 0, 0);
+    }
+  }
+  if (n < 0) n = 0;  // EINTR: a signal for this thread; the caller looks again
+  n = drop_break(ev, static_cast<int>(n));
+  g_last_poll.store(nanotime(), std::memory_order_relaxed);
+  g_poll_until.store(0, std::memory_order_relaxed);
+  g_poller.store(0, std::memory_order_seq_cst);
+  return static_cast<int>(n);
+}
+
+void netpoll_timer_added(int64_t when) {
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (g_poller.load(std::memory_order_seq_cst) == 0) return;
+  int64_t until = g_poll_until.load(std::memory_order_seq_cst);
+  if (until != 0 && until <= when) return;
+  if (g_break_pending.exchange(1, std::memory_order_acq_rel) != 0) return;
+  uint64_t one = 1;
+  raw_syscall(SYS_write, g_breakfd, reinterpret_cast<long>(&one), sizeof one);
+}
+
+int64_t netpoll_last_poll() { return g_last_poll.load(std::memory_order_relaxed); }
+
+int netpoll_waiters() { return g_waiters.load(std::memory_order_relaxed); }
 
 }  // namespace mnp

@@ -2,41 +2,85 @@
 //
 // A G that finds an fd not ready (its non-blocking attempt said EAGAIN)
 // parks until the fd becomes ready instead of blocking its M. Each fd has two
-// sequence words, bumped by the netpoller on read- and write-readiness; a G
-// samples the word before its attempt and sleeps in the sema table only while
-// the word still has that value, so an edge that arrives between the attempt
-// and the sleep is never lost.
+// sequence words, bumped when epoll reports read- or write-readiness. A G
+// samples the words before its attempt and parks only while they still hold
+// the sampled values, so an edge that arrives between the attempt and the
+// park is never lost. One wait may cover several fds (poll, select): the G
+// links one entry per fd and the first fd to move wakes it.
 //
-// The netpoller is one epoll instance (edge-triggered registrations, added
-// lazily and re-added on every wait, so an fd number reused behind our back
-// is re-registered) and one kernel thread without a P blocked in
-// epoll_wait. Rejected for now: polling from idle Ms as Go does (it saves a
-// thread hop per wake-up but needs an eventfd to interrupt a sleeping
-// poller); the dedicated thread keeps every M's idle path unchanged.
+// There is no poller thread. The epoll instance (edge-triggered, fds added
+// when a G first waits on them) is read by the scheduler, as Go does:
+//   - an M about to look for work elsewhere harvests ready fds without
+//     blocking, so the woken Gs land on its own P in batches;
+//   - an M with nothing to run, no P, and Gs waiting on fds blocks in
+//     epoll_wait instead of on its note — at most one at a time (the
+//     "poller"), until the earliest timer of any P; a new earlier timer
+//     interrupts it through an eventfd;
+//   - sysmon harvests when nobody has for 10 ms (every P busy with Gs that
+//     never run out of work).
+// Under load nobody sleeps in epoll_wait, so a ready fd costs no kernel
+// wake-up at all; the dedicated poller thread this replaced was woken by
+// nearly every packet and spent a fifth of an echo server's CPU time there.
 #pragma once
 
 #include <atomic>
 #include <cstdint>
 
+struct epoll_event;
+
 namespace mnp {
 
 enum class PollDir { kRead, kWrite };
+constexpr uint32_t kPollRead = 1, kPollWrite = 2;
 
-// Sequence word of fd for dir (valid for the life of the process).
+// One fd of a wait: the directions wanted and the sequence values the
+// caller saw before its non-blocking attempt (netpoll_sample fills them).
+struct PollWant {
+  int fd;
+  uint32_t dirs;  // kPollRead | kPollWrite
+  uint32_t rseen, wseen;
+};
+
+// Sequence word of fd for dir (valid for the life of the process), null for
+// an fd number out of range.
 std::atomic<uint32_t>* netpoll_seq(int fd, PollDir dir);
-// Registers fd and parks the current G until the sequence word moves from
-// `seen` or until deadline (monotonic ns; kNever). Returns 0 (retry the
-// call), ETIMEDOUT, or EPERM when epoll cannot watch this fd (a regular file:
-// the caller falls back to a blocking call with the P handed off).
+// Fills the seen values of w[0..n). Returns false if some fd is out of range.
+bool netpoll_sample(PollWant* w, int n);
+// Registers the fds and parks the current G until a sequence word it waits
+// on moves from its seen value, or until deadline (monotonic ns; kNever).
+// Returns 0 (retry the call), ETIMEDOUT, or EPERM when epoll cannot watch
+// one of the fds (a regular file: the caller falls back to a blocking call
+// with the P handed off).
+int netpoll_wait_any(PollWant* w, int n, int64_t deadline);
 int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline);
 // The program closes fd: Gs parked on it wake up (and see EBADF on retry).
 void netpoll_close(int fd);
-bool netpoll_start();
-// Harvests ready fds without blocking (an M about to go idle calls it, so
-// the woken Gs land on its own P). Returns how many events it handled.
-int netpoll_poll_now();
-// In a child of fork: the epoll instance is shared with the parent, and the
-// poller thread is gone: make a new one.
+bool netpoll_init();
+// In a child of fork: the epoll instance is shared with the parent and no
+// waiter survived: make new ones.
 void netpoll_after_fork();
+
+// ---- scheduler side ----
+// True when Gs wait on fds and no M is blocked in the netpoller: a harvest
+// may find something.
+bool netpoll_worth_polling();
+// Harvests ready fds without blocking and readies their Gs (onto the
+// caller's P if it holds one, else the global queue). Returns how many Gs.
+int netpoll_poll_now();
+// For an M without a P and nothing to run: if Gs wait on fds and no other M
+// is the poller, blocks in epoll_wait until an fd is ready, the earliest timer
+// of any P is due, or a new earlier timer interrupts it. Returns the
+// number of events put in ev[0..max), or -1 at once, without blocking, when
+// it did not become the poller. The caller dispatches them after taking a P
+// if it can (so the woken Gs land on it), else without one.
+int netpoll_block(struct epoll_event* ev, int max);
+// Readies the Gs of ev[0..n) (netpoll_block's events). Returns how many.
+int netpoll_dispatch(const struct epoll_event* ev, int n);
+// A timer at `when` was added: interrupt the poller if it sleeps past it.
+void netpoll_timer_added(int64_t when);
+// Monotonic ns of the last harvest (sysmon's 10 ms rule).
+int64_t netpoll_last_poll();
+// Gs parked on fds now (scheddetail, tests).
+int netpoll_waiters();
 
 }  // namespace mnp

@@ -34,6 +34,7 @@
 
 #include <linux/mman.h>
 #include <sched.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
 
@@ -315,6 +316,7 @@ void mpark(M* mp, int64_t until) {
 // P so it recomputes its sleep (with no idle P, every P's owner runs timers
 // at its own scheduling points).
 void timer_m_notify(int64_t when) {
+  netpoll_timer_added(when);
   if (when >= sched.timer_m_until.load(std::memory_order_seq_cst)) return;
   sched.lock.lock();
   M* mp = sched.timer_m;
@@ -406,6 +408,11 @@ top:
     if (G* gp = globrunq_get_locked(pp, 0)) return gp;
   }
 
+  // Ready fds nobody has harvested (no M is blocked in the netpoller): their
+  // Gs land on this P, before we go stealing.
+  if (netpoll_worth_polling() && netpoll_poll_now() > 0)
+    if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
+
   // Spin looking for work, unless enough Ms already do.
   int32_t busy = static_cast<int32_t>(sched.nprocs) - sched.npidle.load(std::memory_order_relaxed);
   if (mp->spinning || 2 * sched.nmspinning.load(std::memory_order_relaxed) < busy) {
@@ -425,15 +432,14 @@ top:
       if (round >= 4 && now - start > kSpinNs) break;
       for (int i = 0; i < 50; i++) cpu_relax();
     }
+    if (netpoll_worth_polling() && netpoll_poll_now() > 0)
+      if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
   }
 
-  // Ready fds whose Gs nobody has woken yet: take them onto this P.
-  if (netpoll_poll_now() > 0)
-    if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
-
-  // Nothing: give the P back and go on the idle-M list in the same critical
-  // section, so that whoever takes the P next finds this M to run it (an M
-  // between the two would be invisible and startm would create a new one).
+  // Nothing: give the P back. Unless this M is to try to become the
+  // netpoller, it goes on the idle-M list in the same critical section, so
+  // that whoever takes the P next finds this M to run it (an M between the
+  // two would be invisible and startm would create a new one).
   sched.lock.lock();
   if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
     G* gp = globrunq_get_locked(pp, 0);
@@ -446,7 +452,8 @@ top:
   mp->spinning = false;
   releasep(mp);
   pidleput_locked(pp);
-  mput_locked(mp);
+  bool try_poll = netpoll_worth_polling();
+  if (!try_poll) mput_locked(mp);
   sched.lock.unlock();
 
   if (was_spinning) {
@@ -456,7 +463,7 @@ top:
       sched.lock.lock();
       // Off the idle list first; if we are no longer on it, startm already
       // picked us and a P is on its way through the note.
-      if (midle_remove_locked(mp)) {
+      if (try_poll || midle_remove_locked(mp)) {
         if (P* p2 = pidleget_locked()) {
           sched.lock.unlock();
           acquirep(mp, p2);
@@ -464,20 +471,44 @@ top:
           sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
           goto top;
         }
-        mput_locked(mp);
+        if (!try_poll) mput_locked(mp);
       }
       sched.lock.unlock();
     }
   }
   for (;;) {
+    if (try_poll) {
+      // Block in the netpoller (until an fd is ready or the earliest timer),
+      // then run what it found on an idle P if there is one.
+      struct epoll_event ev[128];
+      int n = netpoll_block(ev, 128);
+      if (n >= 0) {
+        P* p2;
+        {
+          LockGuard lk(sched.lock);
+          p2 = pidleget_locked();
+        }
+        if (p2) acquirep(mp, p2);
+        netpoll_dispatch(ev, n);
+        int64_t now = nanotime();
+        for (uint32_t i = 0; i < sched.nprocs; i++) timers_run(&sched.allp[i], now);
+        if (mp->p) goto top;
+      }
+      // Every P busy (or another M polls): sleep like any idle M.
+      LockGuard lk(sched.lock);
+      mput_locked(mp);
+    }
     mpark(mp, timers_earliest());
     if (mp->p) goto top;
     // Timed out without a P (all busy): fire what is due; the Gs go to the
     // global queue, where the busy Ps find them.
     int64_t now = nanotime();
     for (uint32_t i = 0; i < sched.nprocs; i++) timers_run(&sched.allp[i], now);
-    LockGuard lk(sched.lock);
-    mput_locked(mp);
+    try_poll = netpoll_worth_polling();
+    if (!try_poll) {
+      LockGuard lk(sched.lock);
+      mput_locked(mp);
+    }
   }
 }
 

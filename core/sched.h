@@ -42,6 +42,7 @@ enum WaitReason : uint32_t {
   kWaitRwlock,
   kWaitSema,
   kWaitFutex,
+  kWaitNet,     // fd readiness (netpoller)
   kWaitForever,  // main G after pthread_exit
 };
 

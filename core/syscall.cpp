@@ -34,6 +34,7 @@
 #include <cstdlib>
 
 #include "core/base.h"
+#include "core/netpoll.h"
 #include "core/preempt.h"
 #include "core/sched.h"
 #include "core/trace.h"
@@ -268,6 +269,9 @@ void* sysmon_main(void*) {
     int64_t now = nanotime();
     trace_tick(now);
     bool busy = retake(now);
+    // Every P has been busy for 10 ms without running out of work (when it
+    // does, it harvests ready fds itself): harvest for them.
+    if (netpoll_worth_polling() && now - netpoll_last_poll() > kSysmonMaxNs && netpoll_poll_now() > 0) busy = true;
     if (g_poke_enabled && detect_blocked(now)) busy = true;
     if (busy) {
       idle = 0;

@@ -82,6 +82,7 @@ const char* wait_name(uint32_t w) {
     case kWaitRwlock: return "rwlock";
     case kWaitSema: return "sema";
     case kWaitFutex: return "futex";
+    case kWaitNet: return "fd";
     case kWaitForever: return "exited main";
   }
   return "?";

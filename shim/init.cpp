@@ -72,7 +72,7 @@ void shim_start() {
   }
   interpose_setxid_install_handler();
   sysmon_start();
-  if (!netpoll_start()) raw_print("warning: cannot start the netpoller; blocking fds hand their P off instead");
+  if (!netpoll_init()) raw_print("warning: cannot start the netpoller; blocking fds hand their P off instead");
   sched_install_fork_handlers();
 }
 
