@@ -304,7 +304,8 @@ MNP_EXPORT int pthread_mutex_setprioceiling(pthread_mutex_t* mu, int ceiling, in
     int r = mutex_lock_impl(mu, kNever, false, nullptr);
     if (r) return r;
   }
-  if (old) *old = (kind >> kMutexCeilingShift) & 0xff;
+  // glibc declares old non-null but accepts null; so do we.
+  if (int* volatile o = old; o) *o = (kind >> kMutexCeilingShift) & 0xff;
   m->kind.store((kind & ~(0xff << kMutexCeilingShift)) | ((ceiling & 0xff) << kMutexCeilingShift),
                 std::memory_order_relaxed);
   if (!held) mutex_unlock_impl(mu);
