@@ -43,7 +43,6 @@ using AcceptFn = int(int, struct sockaddr*, socklen_t*);
 using Accept4Fn = int(int, struct sockaddr*, socklen_t*, int);
 using CloseFn = int(int);
 using ConnectFn = int(int, const struct sockaddr*, socklen_t);
-using PollFn = int(struct pollfd*, nfds_t, int);
 constinit ReadFn* real_read = nullptr;
 constinit WriteFn* real_write = nullptr;
 constinit ReadvFn *real_readv = nullptr, *real_writev = nullptr;
@@ -57,7 +56,6 @@ constinit AcceptFn* real_accept = nullptr;
 constinit Accept4Fn* real_accept4 = nullptr;
 constinit CloseFn* real_close = nullptr;
 constinit ConnectFn* real_connect = nullptr;
-constinit PollFn* real_poll = nullptr;
 
 constexpr int64_t kUnset = -1;
 
@@ -127,7 +125,7 @@ long raw_writev_nowait(int fd, const struct iovec* iov, int n) {
 // is written, an error comes (the partial count is returned then, as the
 // kernel does), or a non-blocking fd says EAGAIN.
 template <typename WriteSome>
-long write_all(int fd, const struct iovec* iov_in, int cnt, WriteSome write_some) {
+long write_all(const struct iovec* iov_in, int cnt, WriteSome write_some) {
   if (cnt < 0 || cnt > IOV_MAX) return set_errno(-EINVAL);
   struct iovec iov[IOV_MAX > 64 ? 64 : IOV_MAX];
   const struct iovec* cur = iov_in;
@@ -183,7 +181,6 @@ void interpose_net_init() {
   resolve_real(real_accept4, "accept4", "GLIBC_2.10");
   resolve_real(real_close, "close", "GLIBC_2.2.5");
   resolve_real(real_connect, "connect", "GLIBC_2.2.5");
-  resolve_real(real_poll, "poll", "GLIBC_2.2.5");
 }
 }  // namespace mnp
 
@@ -203,7 +200,7 @@ MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) noexcept {
 
 MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) noexcept {
   if (!is_g()) return real_writev(fd, iov, cnt);
-  return write_all(fd, iov, cnt, [&](const struct iovec* it, int c) {
+  return write_all(iov, cnt, [&](const struct iovec* it, int c) {
     return drive(fd, PollDir::kWrite, [&] { return raw_writev_nowait(fd, it, c); },
                  [&] { return real_writev(fd, it, c); });
   });
@@ -238,7 +235,7 @@ MNP_EXPORT ssize_t recvmsg(int fd, struct msghdr* m, int flags) noexcept {
 MNP_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* a, socklen_t l) noexcept {
   if (!is_g() || (flags & MSG_DONTWAIT)) return real_sendto(fd, buf, n, flags, a, l);
   struct iovec v = {const_cast<void*>(buf), n};
-  return write_all(fd, &v, 1, [&](const struct iovec* it, int) {
+  return write_all(&v, 1, [&](const struct iovec* it, int) {
     return drive(fd, PollDir::kWrite,
                  [&] { return raw_syscall6(SYS_sendto, fd, reinterpret_cast<long>(it->iov_base),
                                            static_cast<long>(it->iov_len), flags | MSG_DONTWAIT,
@@ -258,7 +255,7 @@ MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) noexcept {
     errno = EMSGSIZE;
     return -1;
   }
-  return write_all(fd, m->msg_iov, static_cast<int>(m->msg_iovlen), [&](const struct iovec* it, int c) {
+  return write_all(m->msg_iov, static_cast<int>(m->msg_iovlen), [&](const struct iovec* it, int c) {
     struct msghdr part = *m;
     part.msg_iov = const_cast<struct iovec*>(it);
     part.msg_iovlen = static_cast<size_t>(c);
@@ -326,45 +323,6 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
   }
   raw_syscall(SYS_fcntl, fd, F_SETFL, fl);
   return static_cast<int>(set_errno(r));
-}
-
-// poll of one fd for one direction — the common "wait for this socket or
-// pipe, with a timeout" — parks on the netpoller. Anything else (several
-// fds, both directions) blocks the M with the P handed off.
-MNP_EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) noexcept {
-  PollDir dir = PollDir::kRead;
-  bool parkable = is_g() && n == 1 && fds[0].fd >= 0 && timeout != 0;
-  if (parkable) {
-    short ev = fds[0].events & (POLLIN | POLLPRI | POLLRDNORM | POLLOUT | POLLWRNORM);
-    bool rd = ev & (POLLIN | POLLPRI | POLLRDNORM), wr = ev & (POLLOUT | POLLWRNORM);
-    if (rd == wr) parkable = false;  // neither or both: not one sequence word
-    else dir = rd ? PollDir::kRead : PollDir::kWrite;
-  }
-  if (!parkable) {
-    if (!is_g() || timeout == 0) return real_poll(fds, n, timeout);
-    return static_cast<int>(blocking_handoff([&] { return static_cast<long>(real_poll(fds, n, timeout)); }));
-  }
-  std::atomic<uint32_t>* seq = netpoll_seq(fds[0].fd, dir);
-  int64_t deadline = timeout < 0 ? kNever : nanotime() + static_cast<int64_t>(timeout) * 1000000;
-  for (;;) {
-    uint32_t seen = seq->load(std::memory_order_acquire);
-    long r = raw_syscall(SYS_poll, reinterpret_cast<long>(fds), 1, 0);
-    if (r != 0) return static_cast<int>(set_errno(r));
-    if (deadline != kNever && nanotime() >= deadline) return 0;
-    int w = netpoll_wait(fds[0].fd, dir, seen, deadline);
-    if (w == EPERM) {  // epoll refuses this fd (a regular file is always ready anyway)
-      int left = -1;
-      if (deadline != kNever) {
-        int64_t ns = deadline - nanotime();
-        left = ns <= 0 ? 0 : static_cast<int>((ns + 999999) / 1000000);
-      }
-      return static_cast<int>(blocking_handoff([&] { return static_cast<long>(real_poll(fds, 1, left)); }));
-    }
-    if (w == ETIMEDOUT) {
-      r = raw_syscall(SYS_poll, reinterpret_cast<long>(fds), 1, 0);
-      return static_cast<int>(set_errno(r));
-    }
-  }
 }
 
 MNP_EXPORT int close(int fd) noexcept {

@@ -29,6 +29,7 @@ void interpose_sem_init();
 void interpose_rwlock_init();
 void interpose_futex_init();
 void interpose_net_init();
+void interpose_poll_init();
 void interpose_variadic_init();
 void interpose_scanf_init();
 void interpose_signal_init();

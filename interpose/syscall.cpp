@@ -5,21 +5,18 @@
 // system(), name look-ups) hand the P off at once.
 //
 // The real function runs on the G's own TLS, so errno, cancellation and
-// restart semantics are glibc's own. The netpoller (blocking-syscalls issue)
-// will move sockets, pipes and other pollable fds out of this list.
+// restart semantics are glibc's own. Sockets, pipes and other pollable fds
+// go to the netpoller instead (net.cpp, poll.cpp).
 // Both the 32- and 64-bit-offset names are interposed, so the headers must
 // not redirect one to the other.
 #undef _FILE_OFFSET_BITS
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <netdb.h>
-#include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
-#include <sys/epoll.h>
 #include <sys/file.h>
 #include <sys/msg.h>
-#include <sys/select.h>
 #include <sys/sem.h>
 #include <sys/sendfile.h>
 #include <sys/socket.h>
@@ -130,16 +127,6 @@ inline R handoff_block(R (*f)(A...), A... a) {
   X(pwritev, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off_t o), (fd, v, n, o), handoff)         \
   X(fsync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                              \
   X(fdatasync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                          \
-  X(ppoll, "GLIBC_2.4", int, (struct pollfd * p, nfds_t n, const struct timespec* t, const sigset_t* s),              \
-    (p, n, t, s), handoff)                                                                                            \
-  X(select, "GLIBC_2.2.5", int, (int n, fd_set* r, fd_set* w, fd_set* e, struct timeval* t), (n, r, w, e, t),         \
-    handoff)                                                                                                          \
-  X(pselect, "GLIBC_2.2.5", int,                                                                                      \
-    (int n, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t, const sigset_t* s), (n, r, w, e, t, s),        \
-    handoff)                                                                                                          \
-  X(epoll_wait, "GLIBC_2.3.2", int, (int fd, struct epoll_event* e, int n, int t), (fd, e, n, t), handoff)           \
-  X(epoll_pwait, "GLIBC_2.6", int, (int fd, struct epoll_event* e, int n, int t, const sigset_t* s),                  \
-    (fd, e, n, t, s), handoff)                                                                                        \
   X(flock, "GLIBC_2.2.5", int, (int fd, int op), (fd, op), handoff)                                                  \
   X(lockf, "GLIBC_2.2.5", int, (int fd, int cmd, off_t len), (fd, cmd, len), handoff)                                \
   X(sendfile, "GLIBC_2.2.5", ssize_t, (int o, int i, off_t* off, size_t n), (o, i, off, n), handoff)                 \

@@ -48,6 +48,7 @@ __attribute__((constructor)) void shim_resolve_reals() {
   interpose_rwlock_init();
   interpose_futex_init();
   interpose_net_init();
+  interpose_poll_init();
   interpose_variadic_init();
   interpose_scanf_init();
   interpose_signal_init();

@@ -277,7 +277,7 @@ struct Case {
   Extra extra;                         // per-case MNP-CHECK assertions
   // A shim run that proves nothing (say, no G happened to migrate) is run
   // again, up to three times in all, instead of failing or passing blindly.
-  std::function<bool(const Run& shim, int procs)> inconclusive;
+  std::function<bool(const Run& shim, int procs)> inconclusive = nullptr;
 };
 
 std::optional<long long> check_value(const Run& r, const std::string& key) {
@@ -598,6 +598,17 @@ TEST(IoStdioSlowpipe, Procs2) { run_case(simple({"io_stdio_slowpipe"}), 2); }
 // readable by another thread, concurrent pollers.
 TEST(IoPollTimeouts, Procs1) { run_case(simple({"io_poll_timeouts"}), 1); }
 TEST(IoPollTimeouts, Procs2) { run_case(simple({"io_poll_timeouts"}), 2); }
+
+// 120 threads each blocked in poll/ppoll/select/pselect/epoll_wait/
+// epoll_pwait/epoll_pwait2 on 3 pipes at once: one netpoller wait each, so
+// kernel threads stay at P + a few (natively 121); each sees exactly the
+// pipe that was written, then a 40 ms timeout with nothing ready.
+const Case kIoPollMany{{"io_poll_many"}, {}, 0, 30, [](const Run& native, const Run& shim, int procs) {
+                         expect_check(native, "kthreads_max", ">=", 121);
+                         kthreads_bounded(shim, procs);
+                       }};
+TEST(IoPollMany, Procs1) { run_case(kIoPollMany, 1); }
+TEST(IoPollMany, Procs2) { run_case(kIoPollMany, 2); }
 
 // File status flags are never changed by the runtime; O_NONBLOCK set by the
 // program still gives EAGAIN (stdin is /dev/null, see run_program).

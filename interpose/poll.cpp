@@ -1,0 +1,295 @@
+// interpose/poll.cpp — poll, ppoll, select, pselect, epoll_wait,
+// epoll_pwait and epoll_pwait2 park the G on the netpoller (DESIGN §5,
+// class "poll").
+//
+// Each is driven the same way (poll_like): sample the sequence words of the
+// fds involved, look with a zero timeout (the real system call, so results,
+// revents and errors are the kernel's own), and if nothing is ready park
+// until any of the fds moves or the timeout passes, then look again. One
+// netpoller wait covers all the fds: a poll of 1,000 sockets parks one G on
+// 1,000 entries, not 1,000 kernel threads. An epoll instance of the program
+// is itself an fd the netpoller watches (nested epoll): it turns readable
+// when one of its own fds is ready.
+//
+// Kept on the real call with the P handed off: a call with a signal mask
+// (ppoll, pselect, epoll_pwait with a non-null sigmask swap the thread's
+// mask for the wait, and Gs have no masks of their own), and poll of no fds
+// without a timeout (pause). Callers that are not Gs call libc.
+#include <errno.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+
+#include "core/netpoll.h"
+#include "core/sched.h"
+#include "interpose/real.h"
+#include "interpose/sync.h"
+
+using namespace mnp;
+
+namespace {
+
+using PollFn = int(struct pollfd*, nfds_t, int);
+using PpollFn = int(struct pollfd*, nfds_t, const struct timespec*, const sigset_t*);
+using SelectFn = int(int, fd_set*, fd_set*, fd_set*, struct timeval*);
+using PselectFn = int(int, fd_set*, fd_set*, fd_set*, const struct timespec*, const sigset_t*);
+using EpollWaitFn = int(int, struct epoll_event*, int, int);
+using EpollPwaitFn = int(int, struct epoll_event*, int, int, const sigset_t*);
+using EpollPwait2Fn = int(int, struct epoll_event*, int, const struct timespec*, const sigset_t*);
+constinit PollFn* real_poll = nullptr;
+constinit PpollFn* real_ppoll = nullptr;
+constinit SelectFn* real_select = nullptr;
+constinit PselectFn* real_pselect = nullptr;
+constinit EpollWaitFn* real_epoll_wait = nullptr;
+constinit EpollPwaitFn* real_epoll_pwait = nullptr;
+constinit EpollPwait2Fn* real_epoll_pwait2 = nullptr;
+
+bool is_g() { return runtime_up && get_user_g(); }
+
+long set_errno(long r) {
+  if (r < 0 && r > -4096) {
+    errno = static_cast<int>(-r);
+    return -1;
+  }
+  return r;
+}
+
+// Deadlines: kNever, or monotonic ns. A timeout that overflows is kNever.
+int64_t deadline_ms(int ms) { return ms < 0 ? kNever : nanotime() + static_cast<int64_t>(ms) * 1000000; }
+int64_t deadline_ts(const struct timespec* ts) {
+  if (!ts) return kNever;
+  if (ts->tv_sec > (kNever - nanotime()) / 1000000000 - 1) return kNever;
+  return nanotime() + static_cast<int64_t>(ts->tv_sec) * 1000000000 + ts->tv_nsec;
+}
+int64_t left_ns(int64_t deadline) {
+  int64_t left = deadline - nanotime();
+  return left < 0 ? 0 : left;
+}
+
+// Small arrays on the stack, large ones on the heap.
+template <typename T, int kInline>
+class Buf {
+ public:
+  explicit Buf(size_t n) : p_(n <= kInline ? small_ : static_cast<T*>(malloc(sizeof(T) * n))) {}
+  ~Buf() {
+    if (p_ != small_) free(p_);
+  }
+  Buf(const Buf&) = delete;
+  Buf& operator=(const Buf&) = delete;
+  T* get() { return p_; }
+
+ private:
+  T small_[kInline];
+  T* p_;
+};
+
+// Drives one poll-like call. attempt() looks without blocking and returns
+// the kernel's raw result (> 0 ready, 0 nothing, -errno); blocking(ns) is the
+// real call with at most ns (or forever for kNever) left, for fds epoll
+// cannot watch. Returns a raw result.
+template <typename Attempt, typename Blocking>
+long poll_like(PollWant* want, int n, int64_t deadline, Attempt attempt, Blocking blocking) {
+  for (;;) {
+    if (!netpoll_sample(want, n)) return blocking(deadline == kNever ? kNever : left_ns(deadline));
+    long r = attempt();
+    if (r != 0) return r;
+    if (deadline != kNever && nanotime() >= deadline) return 0;
+    int w = netpoll_wait_any(want, n, deadline);
+    if (w == EPERM) return blocking(deadline == kNever ? kNever : left_ns(deadline));
+    if (w == ETIMEDOUT) return attempt();
+  }
+}
+
+// The real call, blocking with the P handed off; raw result.
+template <typename F>
+long handoff_raw(F call) {
+  entersyscall();
+  long r = call();
+  int e = errno;
+  exitsyscall();
+  return r < 0 ? -e : r;
+}
+
+int ms_of(int64_t ns) {
+  if (ns == kNever) return -1;
+  int64_t ms = (ns + 999999) / 1000000;
+  return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
+}
+
+struct timespec ts_of(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
+
+// poll and ppoll without a mask: raw results.
+long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline) {
+  if (n > static_cast<nfds_t>(INT32_MAX)) return -EINVAL;
+  Buf<PollWant, 16> want(n);
+  if (!want.get()) return -ENOMEM;
+  int k = 0;
+  for (nfds_t i = 0; i < n; i++) {
+    if (fds[i].fd < 0) continue;
+    short ev = fds[i].events;
+    uint32_t dirs = 0;
+    if (ev & (POLLIN | POLLPRI | POLLRDNORM | POLLRDBAND | POLLRDHUP)) dirs |= kPollRead;
+    if (ev & (POLLOUT | POLLWRNORM | POLLWRBAND)) dirs |= kPollWrite;
+    // Hang-up and errors are always reported; they move the read word too.
+    want.get()[k++] = PollWant{fds[i].fd, dirs ? dirs : kPollRead, 0, 0};
+  }
+  auto attempt = [&] {
+    struct timespec zero = {0, 0};
+    return raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n), reinterpret_cast<long>(&zero),
+                        0, 0, 0);
+  };
+  if (k == 0) {  // no fds: a sleep
+    if (long r = attempt(); r != 0) return r;  // EFAULT and the like
+    if (deadline == kNever) return handoff_raw([&] { return static_cast<long>(real_poll(fds, n, -1)); });
+    sleep_until(deadline);
+    return 0;
+  }
+  return poll_like(want.get(), k, deadline, attempt, [&](int64_t ns) {
+    return handoff_raw([&] { return static_cast<long>(real_poll(fds, n, ms_of(ns))); });
+  });
+}
+
+// select and pselect without a mask: raw results. The sets are in/out and
+// may be larger than fd_set (nfds above FD_SETSIZE with sets the program
+// allocated): each attempt works on copies of the sets as they were on
+// entry, and the program's sets change only when a result comes back (the
+// ready fds, or all cleared on a timeout), as natively.
+long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline) {
+  if (nfds < 0) return -EINVAL;
+  using Word = unsigned long;
+  constexpr int kBits = 8 * sizeof(Word);
+  const size_t words = (static_cast<size_t>(nfds) + kBits - 1) / kBits;
+  Word* in[3] = {reinterpret_cast<Word*>(r), reinterpret_cast<Word*>(w), reinterpret_cast<Word*>(e)};
+  Buf<Word, 6 * (FD_SETSIZE / kBits) + 1> sets(6 * words + 1);  // entry copies, then work copies
+  Buf<PollWant, 16> want(static_cast<size_t>(nfds) + 1);
+  if (!sets.get() || !want.get()) return -ENOMEM;
+  Word* orig = sets.get();
+  Word* work = sets.get() + 3 * words;
+  for (int i = 0; i < 3; i++)
+    for (size_t k = 0; k < words; k++) orig[i * words + k] = in[i] ? in[i][k] : 0;
+  int n = 0;
+  for (int fd = 0; fd < nfds; fd++) {
+    Word bit = Word{1} << (fd % kBits);
+    size_t k = static_cast<size_t>(fd / kBits);
+    uint32_t dirs = 0;
+    if ((orig[k] | orig[2 * words + k]) & bit) dirs |= kPollRead;  // exceptional = urgent data
+    if (orig[words + k] & bit) dirs |= kPollWrite;
+    if (dirs) want.get()[n++] = PollWant{fd, dirs, 0, 0};
+  }
+  auto attempt = [&] {
+    for (size_t k = 0; k < 3 * words; k++) work[k] = orig[k];
+    long arg[3];
+    for (int i = 0; i < 3; i++) arg[i] = in[i] ? reinterpret_cast<long>(work + i * words) : 0;
+    struct timespec zero = {0, 0};
+    long res = raw_syscall6(SYS_pselect6, nfds, arg[0], arg[1], arg[2], reinterpret_cast<long>(&zero), 0);
+    if (res >= 0)  // nothing ready clears the sets, as a timeout does
+      for (int i = 0; i < 3; i++)
+        if (in[i])
+          for (size_t k = 0; k < words; k++) in[i][k] = work[i * words + k];
+    return res;
+  };
+  auto blocking = [&](int64_t ns) {
+    for (int i = 0; i < 3; i++)
+      if (in[i])
+        for (size_t k = 0; k < words; k++) in[i][k] = orig[i * words + k];
+    struct timespec ts = ts_of(ns);
+    return handoff_raw(
+        [&] { return static_cast<long>(real_pselect(nfds, r, w, e, ns == kNever ? nullptr : &ts, nullptr)); });
+  };
+  if (n == 0) {
+    if (long res = attempt(); res != 0) return res;
+    if (deadline == kNever) return blocking(kNever);
+    sleep_until(deadline);
+    return 0;
+  }
+  return poll_like(want.get(), n, deadline, attempt, blocking);
+}
+
+long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline) {
+  PollWant want{epfd, kPollRead, 0, 0};
+  auto attempt = [&] { return raw_syscall6(SYS_epoll_wait, epfd, reinterpret_cast<long>(ev), max, 0, 0, 0); };
+  return poll_like(&want, 1, deadline, attempt, [&](int64_t ns) {
+    return handoff_raw([&] { return static_cast<long>(real_epoll_wait(epfd, ev, max, ms_of(ns))); });
+  });
+}
+
+bool bad_timespec(const struct timespec* ts) {
+  return ts && (ts->tv_sec < 0 || ts->tv_nsec < 0 || ts->tv_nsec >= 1000000000);
+}
+
+}  // namespace
+
+namespace mnp {
+void interpose_poll_init() {
+  resolve_real(real_poll, "poll", "GLIBC_2.2.5");
+  resolve_real(real_ppoll, "ppoll", "GLIBC_2.4");
+  resolve_real(real_select, "select", "GLIBC_2.2.5");
+  resolve_real(real_pselect, "pselect", "GLIBC_2.2.5");
+  resolve_real(real_epoll_wait, "epoll_wait", "GLIBC_2.3.2");
+  resolve_real(real_epoll_pwait, "epoll_pwait", "GLIBC_2.6");
+  resolve_real(real_epoll_pwait2, "epoll_pwait2", "GLIBC_2.35");
+}
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) noexcept {
+  if (!is_g() || timeout == 0) return real_poll(fds, n, timeout);
+  return static_cast<int>(set_errno(do_poll(fds, n, deadline_ms(timeout))));
+}
+
+MNP_EXPORT int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* mask) noexcept {
+  if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_ppoll(fds, n, t, mask);
+  if (mask) return handoff_call(real_ppoll, fds, n, t, mask);
+  if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
+  return static_cast<int>(set_errno(do_poll(fds, n, deadline_ts(t))));
+}
+
+// Linux select writes the time not slept back into *timeout.
+MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv) noexcept {
+  if (!is_g() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return real_select(nfds, r, w, e, tv);
+  if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return static_cast<int>(set_errno(-EINVAL));
+  int64_t deadline = kNever;
+  if (tv) {
+    struct timespec ts = {tv->tv_sec + tv->tv_usec / 1000000, (tv->tv_usec % 1000000) * 1000};
+    deadline = deadline_ts(&ts);
+  }
+  long res = do_select(nfds, r, w, e, deadline);
+  if (tv && res >= 0 && deadline != kNever) {
+    int64_t left = left_ns(deadline);
+    tv->tv_sec = static_cast<time_t>(left / 1000000000);
+    tv->tv_usec = static_cast<suseconds_t>(left % 1000000000 / 1000);
+  }
+  return static_cast<int>(set_errno(res));
+}
+
+MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t,
+                       const sigset_t* mask) noexcept {
+  if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_pselect(nfds, r, w, e, t, mask);
+  if (mask) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
+  if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
+  return static_cast<int>(set_errno(do_select(nfds, r, w, e, deadline_ts(t))));
+}
+
+MNP_EXPORT int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout) noexcept {
+  if (!is_g() || timeout == 0) return real_epoll_wait(epfd, ev, max, timeout);
+  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ms(timeout))));
+}
+
+MNP_EXPORT int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) noexcept {
+  if (!is_g() || timeout == 0) return real_epoll_pwait(epfd, ev, max, timeout, mask);
+  if (mask) return handoff_call(real_epoll_pwait, epfd, ev, max, timeout, mask);
+  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ms(timeout))));
+}
+
+MNP_EXPORT int epoll_pwait2(int epfd, struct epoll_event* ev, int max, const struct timespec* t,
+                            const sigset_t* mask) noexcept {
+  if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_epoll_pwait2(epfd, ev, max, t, mask);
+  if (mask) return handoff_call(real_epoll_pwait2, epfd, ev, max, t, mask);
+  if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
+  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ts(t))));
+}
+
+}  // extern "C"
