@@ -39,6 +39,8 @@ using RecvmsgFn = ssize_t(int, struct msghdr*, int);
 using SendFn = ssize_t(int, const void*, size_t, int);
 using SendtoFn = ssize_t(int, const void*, size_t, int, const struct sockaddr*, socklen_t);
 using SendmsgFn = ssize_t(int, const struct msghdr*, int);
+using RecvmmsgFn = int(int, struct mmsghdr*, unsigned int, int, struct timespec*);
+using SendmmsgFn = int(int, struct mmsghdr*, unsigned int, int);
 using AcceptFn = int(int, struct sockaddr*, socklen_t*);
 using Accept4Fn = int(int, struct sockaddr*, socklen_t*, int);
 using CloseFn = int(int);
@@ -52,6 +54,8 @@ constinit RecvmsgFn* real_recvmsg = nullptr;
 constinit SendFn* real_send = nullptr;
 constinit SendtoFn* real_sendto = nullptr;
 constinit SendmsgFn* real_sendmsg = nullptr;
+constinit RecvmmsgFn* real_recvmmsg = nullptr;
+constinit SendmmsgFn* real_sendmmsg = nullptr;
 constinit AcceptFn* real_accept = nullptr;
 constinit Accept4Fn* real_accept4 = nullptr;
 constinit CloseFn* real_close = nullptr;
@@ -177,6 +181,8 @@ void interpose_net_init() {
   resolve_real(real_send, "send", "GLIBC_2.2.5");
   resolve_real(real_sendto, "sendto", "GLIBC_2.2.5");
   resolve_real(real_sendmsg, "sendmsg", "GLIBC_2.2.5");
+  resolve_real(real_recvmmsg, "recvmmsg", "GLIBC_2.12");
+  resolve_real(real_sendmmsg, "sendmmsg", "GLIBC_2.14");
   resolve_real(real_accept, "accept", "GLIBC_2.2.5");
   resolve_real(real_accept4, "accept4", "GLIBC_2.10");
   resolve_real(real_close, "close", "GLIBC_2.2.5");
@@ -255,15 +261,82 @@ MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) noexcept {
     errno = EMSGSIZE;
     return -1;
   }
+  bool first = true;
   return write_all(m->msg_iov, static_cast<int>(m->msg_iovlen), [&](const struct iovec* it, int c) {
     struct msghdr part = *m;
     part.msg_iov = const_cast<struct iovec*>(it);
     part.msg_iovlen = static_cast<size_t>(c);
-    if (it != m->msg_iov) part.msg_control = nullptr, part.msg_controllen = 0;  // ancillary data goes once
+    // Ancillary data goes with the first part only (write_all calls again
+    // only after some bytes went out).
+    if (!first) part.msg_control = nullptr, part.msg_controllen = 0;
+    first = false;
     return drive(fd, PollDir::kWrite,
                  [&] { return raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(&part), flags | MSG_DONTWAIT); },
                  [&] { return real_sendmsg(fd, &part, flags); });
   });
+}
+
+// recvmmsg on a blocking socket waits for the first message and then, unless
+// MSG_WAITFORONE, for the rest of vlen, one park per message (the kernel
+// caps vlen at UIO_MAXIOV). An error after some messages returns the count,
+// as natively. With a timeout (checked by the kernel only after each
+// message, and written back) it stays the real call with the P handed off.
+MNP_EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags, struct timespec* t) noexcept {
+  if (!is_g() || (flags & MSG_DONTWAIT)) return real_recvmmsg(fd, v, vlen, flags, t);
+  if (t) return static_cast<int>(blocking_handoff([&] { return static_cast<long>(real_recvmmsg(fd, v, vlen, flags, t)); }));
+  if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
+  unsigned int got = 0;
+  do {
+    long r = drive(fd, PollDir::kRead,
+                   [&] { return raw_syscall6(SYS_recvmmsg, fd, reinterpret_cast<long>(v + got), vlen - got,
+                                             (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, 0, 0); },
+                   [&] { return static_cast<long>(real_recvmmsg(fd, v + got, vlen - got, flags | MSG_WAITFORONE, nullptr)); });
+    if (r <= 0) return got > 0 ? static_cast<int>(got) : static_cast<int>(r);
+    got += static_cast<unsigned int>(r);
+  } while (got < vlen && !(flags & MSG_WAITFORONE));
+  return static_cast<int>(got);
+}
+
+// sendmmsg on a blocking socket sends every message completely, as vlen
+// blocking sendmsg calls would; an error after some messages returns the
+// count. A stream socket may take part of a message: the rest goes out
+// through sendmsg, which completes it.
+MNP_EXPORT int sendmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags) noexcept {
+  if (!is_g() || (flags & MSG_DONTWAIT)) return real_sendmmsg(fd, v, vlen, flags);
+  if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
+  unsigned int sent = 0;
+  while (sent < vlen) {
+    long r = drive(fd, PollDir::kWrite,
+                   [&] { return raw_syscall(SYS_sendmmsg, fd, reinterpret_cast<long>(v + sent), vlen - sent,
+                                            flags | MSG_DONTWAIT); },
+                   [&] { return static_cast<long>(real_sendmmsg(fd, v + sent, vlen - sent, flags)); });
+    if (r <= 0) return sent > 0 ? static_cast<int>(sent) : static_cast<int>(r);
+    sent += static_cast<unsigned int>(r);
+    // The last message counted may have gone out in part.
+    struct mmsghdr* last = &v[sent - 1];
+    size_t total = 0;
+    for (size_t i = 0; i < last->msg_hdr.msg_iovlen; i++) total += last->msg_hdr.msg_iov[i].iov_len;
+    if (last->msg_len >= total) continue;
+    struct iovec rest[64];
+    struct msghdr part = {};
+    size_t skip = last->msg_len;
+    int n = 0;
+    for (size_t i = 0; i < last->msg_hdr.msg_iovlen && n < 64; i++) {
+      const struct iovec& io = last->msg_hdr.msg_iov[i];
+      if (skip >= io.iov_len) {
+        skip -= io.iov_len;
+        continue;
+      }
+      rest[n++] = {static_cast<char*>(io.iov_base) + skip, io.iov_len - skip};
+      skip = 0;
+    }
+    part.msg_iov = rest;
+    part.msg_iovlen = static_cast<size_t>(n);
+    ssize_t more = sendmsg(fd, &part, flags);
+    if (more > 0) last->msg_len += static_cast<unsigned int>(more);
+    if (more < 0 || last->msg_len < total) return static_cast<int>(sent);
+  }
+  return static_cast<int>(sent);
 }
 
 MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) noexcept {

@@ -610,6 +610,11 @@ const Case kIoPollMany{{"io_poll_many"}, {}, 0, 30, [](const Run& native, const 
 TEST(IoPollMany, Procs1) { run_case(kIoPollMany, 1); }
 TEST(IoPollMany, Procs2) { run_case(kIoPollMany, 2); }
 
+// recvmsg with SCM_RIGHTS, recvmmsg waiting for all of vlen or (with
+// MSG_WAITFORONE) one, sendmmsg of more than the socket buffer.
+TEST(IoMsg, Procs1) { run_case(simple({"io_msg"}), 1); }
+TEST(IoMsg, Procs2) { run_case(simple({"io_msg"}), 2); }
+
 // File status flags are never changed by the runtime; O_NONBLOCK set by the
 // program still gives EAGAIN (stdin is /dev/null, see run_program).
 TEST(IoStdinFlags, Procs1) { run_case(simple({"io_stdin_flags"}), 1); }
