@@ -11,7 +11,8 @@
 //                           syscall; under the shim plus entersyscall and
 //                           exitsyscall's fast path (the P taken back with
 //                           one CAS), so the difference is their cost.
-//   BM_SyscallSlowPath      a helper blocks in ppoll(2) on a pipe; the
+//   BM_SyscallSlowPath      a helper blocks in ppoll(2) with a signal mask
+//                           (the empty set) on a pipe; the
 //                           benchmark thread spins kSlowSpinNs, long enough
 //                           for sysmon to retake the helper's P, then writes
 //                           one byte. ns_per_op is the wake latency: from
@@ -25,13 +26,14 @@
 //                           127.0.0.1 and N client threads, each doing
 //                           kEchoRounds round trips of 64 bytes.
 //
-// Under the shim read, write, send, recv and accept on pipes and sockets are
-// netpoller calls (the G parks until the fd is ready; no kernel thread
-// blocks), and so is poll of a single fd, while pread, ppoll and the like
-// are bracketed by entersyscall/exitsyscall (the kernel thread blocks and
-// sysmon hands its P to another M). That is why BM_SyscallSlowPath blocks
-// in ppoll and not in read or poll: those would measure the netpoller,
-// which BM_PipeReaders4 and BM_EchoServer measure.
+// Under the shim read, write, send, recv, accept and the poll family on
+// pipes and sockets are netpoller calls (the G parks until the fd is ready;
+// no kernel thread blocks), while pread, and ppoll with a signal mask (Gs
+// have no masks of their own, so the real call must swap it), are bracketed
+// by entersyscall/exitsyscall (the kernel thread blocks and sysmon hands
+// its P to another M). That is why BM_SyscallSlowPath blocks in ppoll with
+// a mask: without one it would measure the netpoller, which
+// BM_PipeReaders4 and BM_EchoServer measure.
 //
 // Everything is timed in wall-clock time: UseRealTime where the whole
 // iteration is the thing measured, UseManualTime where thread creation and
@@ -57,6 +59,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -181,7 +184,9 @@ void* slow_reader(void* arg) {
   auto* sp = static_cast<SlowPath*>(arg);
   for (;;) {
     struct pollfd pfd = {sp->fds[0], POLLIN, 0};
-    int r = ppoll(&pfd, 1, nullptr, nullptr);
+    sigset_t none;
+    sigemptyset(&none);
+    int r = ppoll(&pfd, 1, nullptr, &none);
     if (r < 0 && errno == EINTR) continue;
     int64_t woke = now_ns();
     if (r != 1) {
