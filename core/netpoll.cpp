@@ -2,6 +2,7 @@
 #include "core/netpoll.h"
 
 #include <sys/epoll.h>
+#include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 
@@ -12,6 +13,7 @@
 
 #include "core/base.h"
 #include "core/futex.h"
+#include "core/rtfd.h"
 #include "core/sched.h"
 #include "core/timer.h"
 
@@ -56,8 +58,14 @@ constexpr int kChunk = 1 << kChunkBits;
 constexpr int kChunks = 1 << 12;  // fds up to 16M
 constinit std::atomic<FdState*> g_chunks[kChunks] = {};
 constinit Lock g_chunk_lock;
-constinit int g_epfd = -1;
-constinit int g_breakfd = -1;                        // eventfd that interrupts the poller
+// Both fds sit near the top of RLIMIT_NOFILE and are protected from the
+// program (core/rtfd.h); g_fd_lock orders a move of the eventfd (the
+// program dup2s onto its number) against reads and writes of it, which must
+// never reach a file of the program's.
+constinit std::atomic<int> g_epfd{-1};
+constinit int g_breakfd = -1;  // eventfd that interrupts the poller (g_fd_lock)
+constinit Lock g_fd_lock;
+constexpr uint64_t kBreakTag = ~0ULL;  // epoll data of the eventfd (fds are data.u64 = fd)
 constinit std::atomic<int32_t> g_waiters{0};         // Gs parked on fds
 constinit std::atomic<uint32_t> g_poller{0};         // an M is (about to be) blocked in epoll_wait
 constinit std::atomic<int64_t> g_poll_until{0};      // its deadline; 0 while it computes one
@@ -150,9 +158,10 @@ int bump_and_wake(FdState* s, uint32_t dirs) {
 int drop_break(struct epoll_event* ev, int n) {
   int out = 0;
   for (int i = 0; i < n; i++) {
-    if (ev[i].data.fd == g_breakfd) {
+    if (ev[i].data.u64 == kBreakTag) {
       uint64_t v;
-      raw_syscall(SYS_read, g_breakfd, reinterpret_cast<long>(&v), sizeof v);
+      LockGuard lk(g_fd_lock);
+      if (g_breakfd >= 0) raw_syscall(SYS_read, g_breakfd, reinterpret_cast<long>(&v), sizeof v);
       g_break_pending.store(0, std::memory_order_release);
       continue;
     }
@@ -177,8 +186,9 @@ bool park_commit(G*, void* arg) {
 int register_fd(int fd) {
   struct epoll_event ev = {};
   ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
-  ev.data.fd = fd;
-  long r = raw_syscall(SYS_epoll_ctl, g_epfd, EPOLL_CTL_ADD, fd, reinterpret_cast<long>(&ev));
+  ev.data.u64 = static_cast<uint32_t>(fd);
+  long r = raw_syscall(SYS_epoll_ctl, g_epfd.load(std::memory_order_relaxed), EPOLL_CTL_ADD, fd,
+                       reinterpret_cast<long>(&ev));
   if (r == 0 || r == -EEXIST) return 0;
   return r == -EBADF ? EBADF : EPERM;
 }
@@ -191,16 +201,20 @@ bool open_instance() {
     raw_syscall(SYS_close, ep);
     return false;
   }
+  ep = rtfd_move_high(static_cast<int>(ep));
+  bf = rtfd_move_high(static_cast<int>(bf));
   struct epoll_event ev = {};
   ev.events = EPOLLIN | EPOLLET;
-  ev.data.fd = static_cast<int>(bf);
+  ev.data.u64 = kBreakTag;
   if (raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, bf, reinterpret_cast<long>(&ev)) != 0) {
     raw_syscall(SYS_close, ep);
     raw_syscall(SYS_close, bf);
     return false;
   }
   g_breakfd = static_cast<int>(bf);
-  g_epfd = static_cast<int>(ep);
+  g_epfd.store(static_cast<int>(ep), std::memory_order_release);
+  rtfd_add(static_cast<int>(ep), RtfdKind::kOwned);
+  rtfd_add(static_cast<int>(bf), RtfdKind::kOwned);
   return true;
 }
 
@@ -222,10 +236,15 @@ void netpoll_after_fork() {
   g_poller.store(0, std::memory_order_relaxed);
   g_poll_until.store(0, std::memory_order_relaxed);
   g_break_pending.store(0, std::memory_order_relaxed);
-  if (g_epfd < 0) return;
-  raw_syscall(SYS_close, g_epfd);
+  new (&g_fd_lock) Lock();
+  int ep = g_epfd.load(std::memory_order_relaxed);
+  if (ep < 0) return;
+  rtfd_remove(ep);
+  rtfd_remove(g_breakfd);
+  raw_syscall(SYS_close, ep);
   raw_syscall(SYS_close, g_breakfd);
-  g_epfd = g_breakfd = -1;
+  g_epfd.store(-1, std::memory_order_relaxed);
+  g_breakfd = -1;
   if (!open_instance()) raw_print("warning: cannot restart the netpoller in the child");
 }
 
@@ -246,7 +265,7 @@ bool netpoll_sample(PollWant* w, int n) {
 }
 
 int netpoll_wait_any(PollWant* want, int n, int64_t deadline) {
-  if (g_epfd < 0) return EPERM;
+  if (g_epfd.load(std::memory_order_relaxed) < 0) return EPERM;
   if (deadline != kNever && deadline <= nanotime()) return ETIMEDOUT;
   G* g = get_user_g();
   constexpr int kInline = 4;
@@ -324,7 +343,8 @@ void netpoll_close(int fd) {
 int netpoll_dispatch(const struct epoll_event* ev, int n) {
   int woken = 0;
   for (int i = 0; i < n; i++) {
-    FdState* s = state_if_any(ev[i].data.fd);
+    if (ev[i].data.u64 > INT32_MAX) continue;
+    FdState* s = state_if_any(static_cast<int>(ev[i].data.u64));
     if (!s) continue;
     uint32_t e = ev[i].events, dirs = 0;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) dirs |= kPollRead;
@@ -339,16 +359,19 @@ bool netpoll_worth_polling() {
 }
 
 int netpoll_poll_now() {
-  if (g_epfd < 0 || g_waiters.load(std::memory_order_relaxed) == 0) return 0;
+  int ep = g_epfd.load(std::memory_order_relaxed);
+  if (ep < 0 || g_waiters.load(std::memory_order_relaxed) == 0) return 0;
   struct epoll_event ev[64];
-  long n = raw_syscall6(SYS_epoll_wait, g_epfd, reinterpret_cast<long>(ev), 64, 0, 0, 0);
+  long n = raw_syscall6(SYS_epoll_wait, ep, reinterpret_cast<long>(ev), 64, 0, 0, 0);
   g_last_poll.store(nanotime(), std::memory_order_relaxed);
   if (n <= 0) return 0;
   return netpoll_dispatch(ev, drop_break(ev, static_cast<int>(n)));
 }
 
 int netpoll_block(struct epoll_event* ev, int max) {
-  if (g_epfd < 0 || g_waiters.load(std::memory_order_seq_cst) == 0) return -1;
+  int ep = g_epfd.load(std::memory_order_relaxed);
+  if (ep < 0 || g_waiters.load(std::memory_order_seq_cst) == 0) return -1;
+  if (g_breakfd < 0) return -1;  // nobody could interrupt it for a timer
   uint32_t zero = 0;
   if (!g_poller.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return -1;
   g_poll_until.store(0, std::memory_order_seq_cst);
@@ -359,19 +382,19 @@ int netpoll_block(struct epoll_event* ev, int max) {
   g_poll_until.store(until, std::memory_order_seq_cst);
   long n;
   if (until == kNever) {
-    n = raw_syscall6(SYS_epoll_wait, g_epfd, reinterpret_cast<long>(ev), max, -1, 0, 0);
+    n = raw_syscall6(SYS_epoll_wait, ep, reinterpret_cast<long>(ev), max, -1, 0, 0);
   } else {
     int64_t left = until - nanotime();
     if (left < 0) left = 0;
     n = -ENOSYS;
     if (g_have_pwait2) {
       struct timespec ts = {static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
-      n = raw_syscall6(SYS_epoll_pwait2, g_epfd, reinterpret_cast<long>(ev), max, reinterpret_cast<long>(&ts), 0,
+      n = raw_syscall6(SYS_epoll_pwait2, ep, reinterpret_cast<long>(ev), max, reinterpret_cast<long>(&ts), 0,
                        0);
       if (n == -ENOSYS) g_have_pwait2 = false;
     }
     if (n == -ENOSYS) {  // before Linux 5.11: milliseconds, rounded up
-      n = raw_syscall6(SYS_epoll_wait, g_epfd, reinterpret_cast<long>(ev), max,
+      n = raw_syscall6(SYS_epoll_wait, ep, reinterpret_cast<long>(ev), max,
                        static_cast<long>((left + 999999) / 1000000), 0, 0);
     }
   }
@@ -390,10 +413,35 @@ void netpoll_timer_added(int64_t when) {
   if (until != 0 && until <= when) return;
   if (g_break_pending.exchange(1, std::memory_order_acq_rel) != 0) return;
   uint64_t one = 1;
-  raw_syscall(SYS_write, g_breakfd, reinterpret_cast<long>(&one), sizeof one);
+  LockGuard lk(g_fd_lock);
+  if (g_breakfd >= 0) raw_syscall(SYS_write, g_breakfd, reinterpret_cast<long>(&one), sizeof one);
 }
 
 int64_t netpoll_last_poll() { return g_last_poll.load(std::memory_order_relaxed); }
+
+// The program is about to dup2 onto fd, one of ours: carry on with a copy.
+// A poll racing with the move may use the old number once and see an error
+// (treated as a spurious wake-up, or EPERM: the caller hands off instead).
+void netpoll_relocate(int fd) {
+  LockGuard lk(g_fd_lock);
+  bool ep = fd == g_epfd.load(std::memory_order_relaxed);
+  if (!ep && fd != g_breakfd) return;
+  long nfd = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0);
+  if (nfd < 0) {
+    // Every number is taken (RLIMIT_NOFILE): give the fd up. Without the
+    // epoll instance fds are waited for with the P handed off; without the
+    // eventfd no M sleeps in epoll_wait (Ms harvest as they pass, sysmon
+    // every 10 ms).
+    raw_print(ep ? "the program takes every fd number: the netpoller is off, fd waits block their M"
+                 : "the program takes every fd number: no M sleeps in the netpoller any more");
+    nfd = -1;
+  } else {
+    rtfd_add(static_cast<int>(nfd), RtfdKind::kOwned);
+  }
+  if (ep) g_epfd.store(static_cast<int>(nfd), std::memory_order_release);
+  else g_breakfd = static_cast<int>(nfd);
+  rtfd_remove(fd);
+}
 
 int netpoll_waiters() { return g_waiters.load(std::memory_order_relaxed); }
 

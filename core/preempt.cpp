@@ -31,10 +31,12 @@
 
 #include <dlfcn.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <cstring>
 
 #include "core/base.h"
+#include "core/rtfd.h"
 #include "core/sched.h"
 
 extern "C" const char __start_mnp_gbase[] __attribute__((visibility("hidden")));
@@ -49,7 +51,7 @@ struct Range {
 constexpr int kMaxRanges = 64;
 constinit Range g_ranges[kMaxRanges] = {};
 constinit int g_nranges = 0;
-constinit bool g_enabled = false;
+constinit std::atomic<bool> g_enabled{false};
 
 // libunwind entry points (local-only unwinding), from dlopen.
 struct Unwind {
@@ -110,16 +112,30 @@ void preempt_init() {
     raw_print("ignoring MNP_PREEMPT: want 0 or 1; preemption stays on");
   g_enabled = !(v && strcmp(v, "0") == 0);
   if (!g_enabled) return;
+  // libunwind opens a pipe of its own when it initialises (address
+  // validation): find its fds and protect them (core/rtfd.h).
+  unsigned long before[1024 / (8 * sizeof(unsigned long))], after[1024 / (8 * sizeof(unsigned long))];
+  bool have_before = rtfd_snapshot(before);
   if (!load_libunwind()) {
     raw_print("libunwind.so.8 not found: asynchronous preemption is off (install libunwind8)");
     g_enabled = false;
     return;
   }
   g_unw.set_caching_policy(*g_unw.local_addr_space, UNW_CACHE_NONE);
+  if (have_before && rtfd_snapshot(after)) {
+    constexpr int kBits = 8 * sizeof(unsigned long);
+    for (int fd = 0; fd < 1024; fd++)
+      if ((after[fd / kBits] & ~before[fd / kBits]) & (1UL << (fd % kBits))) rtfd_add(fd, RtfdKind::kForeign);
+  }
   dl_iterate_phdr(collect, nullptr);
 }
 
-bool preempt_enabled() { return g_enabled; }
+void preempt_unwinder_lost() {
+  if (g_enabled.exchange(false))
+    raw_print("the program reuses the fd of libunwind's pipe: asynchronous preemption is off from now on");
+}
+
+bool preempt_enabled() { return g_enabled.load(std::memory_order_relaxed); }
 
 bool preempt_safe_point(const ucontext_t* uc) {
   auto pc = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);

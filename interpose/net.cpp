@@ -13,6 +13,7 @@
 //     RWF_NOWAIT go to the blocking call with the P handed off.
 // Writes and sends on a blocking fd complete fully (advancing through the
 // iovec), as a blocking call would. Callers that are not Gs call libc.
+#include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
@@ -23,6 +24,7 @@
 #include <unistd.h>
 
 #include "core/netpoll.h"
+#include "core/rtfd.h"
 #include "core/sched.h"
 #include "interpose/real.h"
 
@@ -44,6 +46,7 @@ using SendmmsgFn = int(int, struct mmsghdr*, unsigned int, int);
 using AcceptFn = int(int, struct sockaddr*, socklen_t*);
 using Accept4Fn = int(int, struct sockaddr*, socklen_t*, int);
 using CloseFn = int(int);
+using ClosefromFn = void(int);
 using ConnectFn = int(int, const struct sockaddr*, socklen_t);
 constinit ReadFn* real_read = nullptr;
 constinit WriteFn* real_write = nullptr;
@@ -59,6 +62,7 @@ constinit SendmmsgFn* real_sendmmsg = nullptr;
 constinit AcceptFn* real_accept = nullptr;
 constinit Accept4Fn* real_accept4 = nullptr;
 constinit CloseFn* real_close = nullptr;
+constinit ClosefromFn* real_closefrom = nullptr;
 constinit ConnectFn* real_connect = nullptr;
 
 constexpr int64_t kUnset = -1;
@@ -167,6 +171,27 @@ long write_all(const struct iovec* iov_in, int cnt, WriteSome write_some) {
 
 bool is_g() { return runtime_up && get_user_g(); }
 
+// The runtime's own fds (core/rtfd.h) do not exist as far as the program is
+// concerned: close of one gets EBADF, as an unused number would, and
+// closefrom/close_range step around them.
+// close_range over [first, last] minus the runtime's fds.
+int close_range_around(unsigned first, unsigned last, int flags) {
+  int own[8];
+  int n = rtfd_list(own, 8);
+  unsigned lo = first;
+  for (int i = 0; i < n && lo <= last; i++) {
+    auto f = static_cast<unsigned>(own[i]);
+    if (f < lo || f > last) continue;
+    if (f > lo) {
+      long r = raw_syscall(SYS_close_range, lo, f - 1, flags);
+      if (r < 0) return static_cast<int>(set_errno(r));
+    }
+    lo = f + 1;
+  }
+  if (lo > last || lo == 0) return 0;  // lo == 0: wrapped past UINT_MAX
+  return static_cast<int>(set_errno(raw_syscall(SYS_close_range, lo, last, flags)));
+}
+
 }  // namespace
 
 namespace mnp {
@@ -186,6 +211,7 @@ void interpose_net_init() {
   resolve_real(real_accept, "accept", "GLIBC_2.2.5");
   resolve_real(real_accept4, "accept4", "GLIBC_2.10");
   resolve_real(real_close, "close", "GLIBC_2.2.5");
+  resolve_real(real_closefrom, "closefrom", "GLIBC_2.34");
   resolve_real(real_connect, "connect", "GLIBC_2.2.5");
 }
 }  // namespace mnp
@@ -399,8 +425,68 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
 }
 
 MNP_EXPORT int close(int fd) noexcept {
-  if (runtime_up) netpoll_close(fd);
+  if (runtime_up) {
+    if (rtfd_is(fd)) return static_cast<int>(set_errno(-EBADF));
+    netpoll_close(fd);
+  }
   return real_close(fd);
+}
+
+// libunwind opens its address-validation pipe with pipe2 when preemption
+// initialises (and again if it finds the pipe broken): those two fds go to
+// the top of the fd range, where programs seldom put their own, and are
+// protected like the runtime's (core/rtfd.h). Everyone else gets pipe2.
+MNP_EXPORT int pipe2(int fds[2], int flags) noexcept {
+  long r = raw_syscall(SYS_pipe2, reinterpret_cast<long>(fds), flags);
+  if (r == 0) {
+    Dl_info info;
+    if (dladdr(__builtin_return_address(0), &info) && info.dli_fname && strstr(info.dli_fname, "libunwind")) {
+      for (int i = 0; i < 2; i++) {
+        fds[i] = rtfd_move_high(fds[i]);
+        rtfd_add(fds[i], RtfdKind::kForeign);
+      }
+    }
+  }
+  return static_cast<int>(set_errno(r));
+}
+
+// dup2/dup3 onto a runtime fd: the runtime lets go of the number first.
+MNP_EXPORT int dup2(int oldfd, int newfd) noexcept {
+  if (runtime_up && oldfd != newfd && rtfd_is(newfd)) {
+    if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(set_errno(-EBADF));
+    rtfd_yield(newfd);
+  }
+  return static_cast<int>(set_errno(raw_syscall(SYS_dup2, oldfd, newfd)));
+}
+
+MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
+  if (runtime_up && oldfd != newfd && rtfd_is(newfd)) {
+    if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(set_errno(-EBADF));
+    rtfd_yield(newfd);
+  }
+  return static_cast<int>(set_errno(raw_syscall(SYS_dup3, oldfd, newfd, flags)));
+}
+
+// CLOSE_RANGE_UNSHARE gives the calling kernel thread (an M, shared by many
+// Gs) its own fd table: passed through unchanged, as a known limit.
+MNP_EXPORT int close_range(unsigned first, unsigned last, int flags) noexcept {
+  if (!runtime_up || first > last || (flags & CLOSE_RANGE_UNSHARE))
+    return static_cast<int>(set_errno(raw_syscall(SYS_close_range, first, last, flags)));
+  return close_range_around(first, last, flags);
+}
+
+MNP_EXPORT void closefrom(int lowfd) noexcept {
+  if (lowfd < 0) lowfd = 0;
+  if (!runtime_up) {
+    real_closefrom(lowfd);
+    return;
+  }
+  if (close_range_around(static_cast<unsigned>(lowfd), ~0U, 0) != 0) {
+    // Kernels before 5.9 have no close_range: close one by one up to the limit.
+    long max = sysconf(_SC_OPEN_MAX);
+    for (long fd = lowfd; fd < max; fd++)
+      if (!rtfd_is(static_cast<int>(fd))) real_close(static_cast<int>(fd));
+  }
 }
 
 }  // extern "C"

@@ -615,6 +615,12 @@ TEST(IoPollMany, Procs2) { run_case(kIoPollMany, 2); }
 TEST(IoMsg, Procs1) { run_case(simple({"io_msg"}), 1); }
 TEST(IoMsg, Procs2) { run_case(simple({"io_msg"}), 2); }
 
+// A program that closes every fd above 2 and dup2s a file onto every
+// number up to 1015 (as daemons and shells do) keeps a working netpoller,
+// and the runtime never reads or writes that file through a reused number.
+TEST(FdHygiene, Procs1) { run_case(simple({"fd_hygiene"}), 1); }
+TEST(FdHygiene, Procs2) { run_case(simple({"fd_hygiene"}), 2); }
+
 // File status flags are never changed by the runtime; O_NONBLOCK set by the
 // program still gives EAGAIN (stdin is /dev/null, see run_program).
 TEST(IoStdinFlags, Procs1) { run_case(simple({"io_stdin_flags"}), 1); }

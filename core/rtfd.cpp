@@ -1,0 +1,121 @@
+// core/rtfd.cpp — see rtfd.h.
+#include "core/rtfd.h"
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <sys/resource.h>
+
+#include <cstdlib>
+
+#include "core/base.h"
+#include "core/futex.h"
+
+namespace mnp {
+
+void netpoll_relocate(int fd);  // netpoll.cpp: give up fd, keep going on a copy
+void preempt_unwinder_lost();   // preempt.cpp
+
+namespace {
+
+constexpr int kMax = 8;
+struct Entry {
+  int fd;
+  RtfdKind kind;
+};
+constinit Lock g_lock;
+constinit Entry g_fds[kMax] = {};
+constinit int g_n = 0;
+
+}  // namespace
+
+void rtfd_add(int fd, RtfdKind kind) {
+  if (fd < 0) return;
+  LockGuard lk(g_lock);
+  for (int k = 0; k < g_n; k++)
+    if (g_fds[k].fd == fd) return;
+  if (g_n == kMax) return;
+  int i = g_n++;
+  while (i > 0 && g_fds[i - 1].fd > fd) {
+    g_fds[i] = g_fds[i - 1];
+    i--;
+  }
+  g_fds[i] = {fd, kind};
+}
+
+void rtfd_remove(int fd) {
+  LockGuard lk(g_lock);
+  for (int i = 0; i < g_n; i++)
+    if (g_fds[i].fd == fd) {
+      for (int j = i + 1; j < g_n; j++) g_fds[j - 1] = g_fds[j];
+      g_n--;
+      return;
+    }
+}
+
+bool rtfd_is(int fd) {
+  LockGuard lk(g_lock);
+  for (int i = 0; i < g_n; i++)
+    if (g_fds[i].fd == fd) return true;
+  return false;
+}
+
+int rtfd_list(int* out, int max) {
+  LockGuard lk(g_lock);
+  int n = g_n < max ? g_n : max;
+  for (int i = 0; i < n; i++) out[i] = g_fds[i].fd;
+  return n;
+}
+
+void rtfd_yield(int fd) {
+  bool found = false;
+  RtfdKind kind = RtfdKind::kOwned;
+  {
+    LockGuard lk(g_lock);
+    for (int i = 0; i < g_n; i++)
+      if (g_fds[i].fd == fd) {
+        found = true;
+        kind = g_fds[i].kind;
+      }
+  }
+  if (!found) return;
+  if (kind == RtfdKind::kOwned) {
+    netpoll_relocate(fd);  // registers the copy, removes fd
+  } else {
+    preempt_unwinder_lost();
+    rtfd_remove(fd);
+  }
+}
+
+int rtfd_move_high(int fd) {
+  struct rlimit rl;
+  if (raw_syscall(SYS_getrlimit, RLIMIT_NOFILE, reinterpret_cast<long>(&rl)) != 0 || rl.rlim_cur < 64) return fd;
+  long want = static_cast<long>(rl.rlim_cur > 1024 ? 1024 : rl.rlim_cur) - 16;
+  long nfd = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, want);
+  if (nfd < 0) return fd;
+  raw_syscall(SYS_close, fd);
+  return static_cast<int>(nfd);
+}
+
+bool rtfd_snapshot(unsigned long (&bits)[1024 / (8 * sizeof(unsigned long))]) {
+  constexpr int kBits = 8 * sizeof(unsigned long);
+  for (auto& b : bits) b = 0;
+  long dfd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/fd"),
+                         O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (dfd < 0) return false;
+  alignas(8) char buf[4096];
+  for (;;) {
+    long n = raw_syscall(SYS_getdents64, dfd, reinterpret_cast<long>(buf), sizeof buf);
+    if (n <= 0) break;
+    for (long off = 0; off < n;) {
+      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
+      off += d->d_reclen;
+      if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
+      long fd = strtol(d->d_name, nullptr, 10);
+      if (fd != dfd && fd >= 0 && fd < 1024) bits[fd / kBits] |= 1UL << (fd % kBits);
+    }
+  }
+  raw_syscall(SYS_close, dfd);
+  return true;
+}
+
+}  // namespace mnp
