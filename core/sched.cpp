@@ -187,6 +187,7 @@ void acquirep(M* mp, P* pp) {
   mp->p = pp;
   pp->m = mp;
   pp->status.store(kPRunning, std::memory_order_relaxed);
+  sysmon_p_busy();  // it may sleep without a deadline while every P is idle
 }
 
 P* releasep(M* mp) {

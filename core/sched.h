@@ -214,6 +214,9 @@ void set_g_exit_hook(GExitHook hook);
 void entersyscall();
 void entersyscall_block();
 void exitsyscall();
+// A P was just taken by an M: wakes sysmon if it sleeps without a deadline
+// (it does while every P is idle).
+void sysmon_p_busy();
 // After a wrapped call failed with EINTR: true when the runtime's own
 // signal caused it (the caller retries), false when the program's did.
 bool syscall_eintr_was_ours();

@@ -64,7 +64,7 @@ void sysmon_wake() {
 }
 void sysmon_sleep(int64_t ns) {
   struct timespec ts = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
-  if (g_sysmon_wake.load(std::memory_order_acquire) == 0) futex_wait(&g_sysmon_wake, 0, &ts);
+  if (g_sysmon_wake.load(std::memory_order_acquire) == 0) futex_wait(&g_sysmon_wake, 0, ns == kNever ? nullptr : &ts);
   g_sysmon_wake.store(0, std::memory_order_relaxed);
 }
 constinit std::atomic<int32_t> g_sysmon_sleeping_long{0};
@@ -258,9 +258,15 @@ void* sysmon_main(void*) {
     // ran, so a syscall is news); otherwise the back-off alone (<= 10 ms)
     // bounds how late a blocked call is noticed, and quick syscalls never
     // pay a futex wake.
-    if (delay > kSysmonMinNs * 50 && sched.npidle.load(std::memory_order_relaxed) == static_cast<int32_t>(sched.nprocs)) {
+    // With every P idle and the back-off at its end, nothing can need
+    // sysmon until a P gets busy again, and sysmon_p_busy wakes it then:
+    // sleep without a deadline (a deadline-less idle process costs no CPU).
+    // The store/load pairs with npidle's decrement and sysmon_p_busy's load.
+    const auto nprocs = static_cast<int32_t>(sched.nprocs);
+    if (delay > kSysmonMinNs * 50 && sched.npidle.load(std::memory_order_relaxed) == nprocs) {
       g_sysmon_sleeping_long.store(1, std::memory_order_seq_cst);
-      sysmon_sleep(delay);
+      int64_t ns = delay >= kSysmonMaxNs ? trace_period_ns() : delay;
+      if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {
       struct timespec ts = {0, static_cast<long>(delay)};
@@ -352,6 +358,12 @@ void entersyscall() {
   }
   mark_in_syscall(mp, gp);
   if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_relaxed)) &&
+      g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
+    sysmon_wake();
+}
+
+void sysmon_p_busy() {
+  if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_seq_cst)) &&
       g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
     sysmon_wake();
 }

@@ -574,6 +574,12 @@ const Case kPreempt{{"preempt_hog"}, {}, 0, 30, [](const Run&, const Run& shim, 
                       expect_check(shim, "worst_gap_ms", "<=", 30);
                     }};
 TEST(Preempt, HogAndTickerProcs1) { run_case(kPreempt, 1); }
+// The same after 500 ms of a fully idle process (sysmon asleep without a
+// deadline must notice the hog).
+const Case kPreemptAfterIdle{{"preempt_hog", "500"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
+                               expect_check(shim, "worst_gap_ms", "<=", 30);
+                             }};
+TEST(Preempt, AfterIdleProcs1) { run_case(kPreemptAfterIdle, 1); }
 
 // ---- blocking system calls and the netpoller (tests/programs/io_*) --------
 

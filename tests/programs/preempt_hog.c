@@ -3,10 +3,15 @@
  * again if sysmon preempts the hog asynchronously (its loop never reaches a
  * scheduling point); the worst gap between ticks is reported as
  * worst_gap_ms (the runner allows 30 ms). Without preemption the program
- * never ends (the runner's timeout catches it). */
+ * never ends (the runner's timeout catches it).
+ *
+ * An optional argument IDLE_MS makes main sleep that long first, with no
+ * other thread: the process is entirely idle, so sysmon sleeps without a
+ * deadline and must be woken when the hog's P gets busy. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -43,8 +48,9 @@ static void* ticker(void* a) {
   return NULL;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
   mnp_report_shim();
+  if (argc > 1) usleep((useconds_t)atoi(argv[1]) * 1000);
   pthread_t h, t;
   pthread_create(&h, NULL, hog, NULL);
   pthread_create(&t, NULL, ticker, NULL);
