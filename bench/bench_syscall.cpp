@@ -12,6 +12,9 @@
 //                           syscall; under the shim plus entersyscall and
 //                           exitsyscall's fast path (the P taken back with
 //                           one CAS), so the difference is their cost.
+//   BM_HandoffNoKernel      getc(3) from an in-memory stream: a wrapped call
+//                           that never enters the kernel, so the difference
+//                           is the wrapper plus entersyscall/exitsyscall.
 //   BM_SyscallSlowPath      a helper blocks in ppoll(2) with a signal mask
 //                           (the empty set) on a pipe; the
 //                           benchmark thread spins kSlowSpinNs, long enough
@@ -177,6 +180,43 @@ void BM_SyscallFastPath(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(BM_SyscallFastPath)->UseRealTime();
+
+// ---------------------------------------------------------------------------
+// BM_HandoffNoKernel: getc from an in-memory stream (fmemopen) per
+// iteration. getc is one of the calls the shim brackets with
+// entersyscall/exitsyscall (stdio reads can block on pipes and ttys), but on
+// a memory stream it never enters the kernel, so the shim's time minus the
+// native time is exactly the wrapper plus entersyscall and exitsyscall's
+// fast path. The bytes read must be the stream's.
+
+void BM_HandoffNoKernel(benchmark::State& state) {
+  static char data[4096];
+  for (size_t i = 0; i < sizeof data; i++) data[i] = static_cast<char>('a' + i % 26);
+  FILE* f = fmemopen(data, sizeof data, "r");
+  if (!f) {
+    skip_with_errno(state, "fmemopen", errno);
+    return;
+  }
+  size_t pos = 0;
+  uint64_t wrong = 0;
+  for (auto _ : state) {
+    int c = getc(f);
+    if (c == EOF) {
+      rewind(f);
+      pos = 0;
+      c = getc(f);
+    }
+    wrong += c != 'a' + static_cast<int>(pos % 26);
+    pos++;
+  }
+  fclose(f);
+  if (wrong != 0) {
+    skip_wrong(state, "bytes different from the stream's", wrong, 0);
+    return;
+  }
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_HandoffNoKernel)->UseRealTime();
 
 // ---------------------------------------------------------------------------
 // BM_SyscallSlowPath: one iteration is one wake-up of a helper blocked in
