@@ -71,7 +71,7 @@ constinit std::atomic<uint32_t> g_poller{0};         // an M is (about to be) bl
 constinit std::atomic<int64_t> g_poll_until{0};      // its deadline; 0 while it computes one
 constinit std::atomic<uint32_t> g_break_pending{0};  // eventfd written, not yet read
 constinit std::atomic<int64_t> g_last_poll{0};
-constinit bool g_have_pwait2 = true;
+constinit std::atomic<bool> g_have_pwait2{true};
 
 FdState* state(int fd) {
   if (fd < 0 || fd >= kChunk * kChunks) return nullptr;
@@ -153,16 +153,22 @@ int bump_and_wake(FdState* s, uint32_t dirs) {
   }
 }
 
-// Handles the break eventfd among ev[0..n) (resetting it) and returns how
-// many fd events remain, compacted to the front.
-int drop_break(struct epoll_event* ev, int n) {
+// Takes the break eventfd's event out of ev[0..n) (compacting the fd
+// events to the front) and returns how many fd events remain. The eventfd
+// is level-triggered and only the poller (drain = true) resets it: a
+// harvest without blocking that happened to see a break meant for a
+// sleeping poller must leave it for that poller, or the poller would sleep
+// through the new timer.
+int drop_break(struct epoll_event* ev, int n, bool drain) {
   int out = 0;
   for (int i = 0; i < n; i++) {
     if (ev[i].data.u64 == kBreakTag) {
-      uint64_t v;
-      LockGuard lk(g_fd_lock);
-      if (g_breakfd >= 0) raw_syscall(SYS_read, g_breakfd, reinterpret_cast<long>(&v), sizeof v);
-      g_break_pending.store(0, std::memory_order_release);
+      if (drain) {
+        uint64_t v;
+        LockGuard lk(g_fd_lock);
+        if (g_breakfd >= 0) raw_syscall(SYS_read, g_breakfd, reinterpret_cast<long>(&v), sizeof v);
+        g_break_pending.store(0, std::memory_order_release);
+      }
       continue;
     }
     ev[out++] = ev[i];
@@ -204,7 +210,7 @@ bool open_instance() {
   ep = rtfd_move_high(static_cast<int>(ep));
   bf = rtfd_move_high(static_cast<int>(bf));
   struct epoll_event ev = {};
-  ev.events = EPOLLIN | EPOLLET;
+  ev.events = EPOLLIN;  // level-triggered: see drop_break
   ev.data.u64 = kBreakTag;
   if (raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, bf, reinterpret_cast<long>(&ev)) != 0) {
     raw_syscall(SYS_close, ep);
@@ -256,6 +262,7 @@ std::atomic<uint32_t>* netpoll_seq(int fd, PollDir dir) {
 
 bool netpoll_sample(PollWant* w, int n) {
   for (int i = 0; i < n; i++) {
+    if (w[i].fd < 0) continue;  // dropped by netpoll_wait_any
     FdState* s = state(w[i].fd);
     if (!s) return false;
     w[i].rseen = s->rseq.load(std::memory_order_acquire);
@@ -277,27 +284,37 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline) {
   }
   Wait w{g};
   int linked = 0, result = 0;
-  for (int i = 0; i < n; i++) {
+  bool moved = false;
+  for (int i = 0; i < n && !moved; i++) {
+    if (want[i].fd < 0) continue;
     FdState* s = state(want[i].fd);
     int reg = s ? register_fd(want[i].fd) : EPERM;
     if (reg == EPERM) {
       result = EPERM;
       break;
     }
-    Entry* e = &ents[linked];
+    if (reg == EBADF) {
+      // Not open: look again at once (a read then reports EBADF, a poll
+      // POLLNVAL), and leave the fd out of the caller's next waits — select
+      // ignores bits past the kernel's fd table, and waiting for them
+      // would spin.
+      want[i].fd = -1;
+      moved = true;
+      break;
+    }
+    Entry* e = new (&ents[linked]) Entry;
     e->w = &w;
     e->dirs = want[i].dirs;
     e->on.store(nullptr, std::memory_order_relaxed);
     s->lock.lock();
-    bool moved = reg == EBADF || ((want[i].dirs & kPollRead) && s->rseq.load(std::memory_order_acquire) != want[i].rseen) ||
-                 ((want[i].dirs & kPollWrite) && s->wseq.load(std::memory_order_acquire) != want[i].wseen);
+    moved = ((want[i].dirs & kPollRead) && s->rseq.load(std::memory_order_acquire) != want[i].rseen) ||
+            ((want[i].dirs & kPollWrite) && s->wseq.load(std::memory_order_acquire) != want[i].wseen);
     if (!moved) link_locked(s, e);
     s->lock.unlock();
-    if (moved) break;
-    linked++;
+    if (!moved) linked++;
   }
   // A moved fd or an error: claim the wait ourselves so nobody readies us.
-  if (linked < n) decide(&w, kWoken);
+  if (moved || result == EPERM) decide(&w, kWoken);
   Timer t;
   bool timed = false;
   if (w.state.load(std::memory_order_acquire) == kArming) {
@@ -312,7 +329,7 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline) {
     // No M is the poller but a P is idle: start an M there; finding nothing
     // to run, it becomes the poller (otherwise the fd would wait for a busy
     // P to run out of work, or for sysmon).
-    if (g_poller.load(std::memory_order_relaxed) == 0 && sched.npidle.load(std::memory_order_relaxed) > 0) wakep();
+    if (g_poller.load(std::memory_order_seq_cst) == 0 && sched.npidle.load(std::memory_order_seq_cst) > 0) wakep();
     park(kWaitNet, park_commit, &w);
     if (timed) timer_del(&t);
     g_waiters.fetch_sub(1, std::memory_order_relaxed);
@@ -355,7 +372,7 @@ int netpoll_dispatch(const struct epoll_event* ev, int n) {
 }
 
 bool netpoll_worth_polling() {
-  return g_waiters.load(std::memory_order_relaxed) > 0 && g_poller.load(std::memory_order_relaxed) == 0;
+  return g_waiters.load(std::memory_order_seq_cst) > 0 && g_poller.load(std::memory_order_seq_cst) == 0;
 }
 
 int netpoll_poll_now() {
@@ -365,7 +382,7 @@ int netpoll_poll_now() {
   long n = raw_syscall6(SYS_epoll_wait, ep, reinterpret_cast<long>(ev), 64, 0, 0, 0);
   g_last_poll.store(nanotime(), std::memory_order_relaxed);
   if (n <= 0) return 0;
-  return netpoll_dispatch(ev, drop_break(ev, static_cast<int>(n)));
+  return netpoll_dispatch(ev, drop_break(ev, static_cast<int>(n), false));
 }
 
 int netpoll_block(struct epoll_event* ev, int max) {
@@ -387,11 +404,11 @@ int netpoll_block(struct epoll_event* ev, int max) {
     int64_t left = until - nanotime();
     if (left < 0) left = 0;
     n = -ENOSYS;
-    if (g_have_pwait2) {
+    if (g_have_pwait2.load(std::memory_order_relaxed)) {
       struct timespec ts = {static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
       n = raw_syscall6(SYS_epoll_pwait2, ep, reinterpret_cast<long>(ev), max, reinterpret_cast<long>(&ts), 0,
                        0);
-      if (n == -ENOSYS) g_have_pwait2 = false;
+      if (n == -ENOSYS) g_have_pwait2.store(false, std::memory_order_relaxed);
     }
     if (n == -ENOSYS) {  // before Linux 5.11: milliseconds, rounded up
       n = raw_syscall6(SYS_epoll_wait, ep, reinterpret_cast<long>(ev), max,
@@ -399,7 +416,7 @@ int netpoll_block(struct epoll_event* ev, int max) {
     }
   }
   if (n < 0) n = 0;  // EINTR: a signal for this thread; the caller looks again
-  n = drop_break(ev, static_cast<int>(n));
+  n = drop_break(ev, static_cast<int>(n), true);
   g_last_poll.store(nanotime(), std::memory_order_relaxed);
   g_poll_until.store(0, std::memory_order_relaxed);
   g_poller.store(0, std::memory_order_seq_cst);

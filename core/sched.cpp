@@ -476,6 +476,12 @@ top:
       }
       sched.lock.unlock();
     }
+    // Likewise for the netpoller: a G that started waiting for an fd just
+    // now saw us spinning and did not start an M to poll for it.
+    if (!try_poll && netpoll_worth_polling()) {
+      LockGuard lk(sched.lock);
+      try_poll = midle_remove_locked(mp);
+    }
   }
   for (;;) {
     if (try_poll) {
