@@ -18,6 +18,7 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -46,6 +47,7 @@ using SendmmsgFn = int(int, struct mmsghdr*, unsigned int, int);
 using AcceptFn = int(int, struct sockaddr*, socklen_t*);
 using Accept4Fn = int(int, struct sockaddr*, socklen_t*, int);
 using CloseFn = int(int);
+using ChkFailFn = void();
 using ClosefromFn = void(int);
 using ConnectFn = int(int, const struct sockaddr*, socklen_t);
 constinit ReadFn* real_read = nullptr;
@@ -62,6 +64,7 @@ constinit SendmmsgFn* real_sendmmsg = nullptr;
 constinit AcceptFn* real_accept = nullptr;
 constinit Accept4Fn* real_accept4 = nullptr;
 constinit CloseFn* real_close = nullptr;
+constinit ChkFailFn* real_chk_fail = nullptr;
 constinit ClosefromFn* real_closefrom = nullptr;
 constinit ConnectFn* real_connect = nullptr;
 
@@ -211,6 +214,7 @@ void interpose_net_init() {
   resolve_real(real_accept, "accept", "GLIBC_2.2.5");
   resolve_real(real_accept4, "accept4", "GLIBC_2.10");
   resolve_real(real_close, "close", "GLIBC_2.2.5");
+  resolve_real(real_chk_fail, "__chk_fail", "GLIBC_2.3.4");
   resolve_real(real_closefrom, "closefrom", "GLIBC_2.34");
   resolve_real(real_connect, "connect", "GLIBC_2.2.5");
 }
@@ -222,6 +226,13 @@ MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) noexcept {
   if (!is_g()) return real_read(fd, buf, n);
   struct iovec v = {buf, n};
   return drive(fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, &v, 1); }, [&] { return real_read(fd, buf, n); });
+}
+
+// _FORTIFY_SOURCE (Debian's default) turns read, recv and recvfrom on a
+// buffer of known size into these: glibc's check, then the call above.
+MNP_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexcept {
+  if (n > buflen) real_chk_fail();
+  return read(fd, buf, n);
 }
 
 MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) noexcept {
@@ -245,7 +256,7 @@ MNP_EXPORT ssize_t write(int fd, const void* buf, size_t n) noexcept {
 }
 
 MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* a, socklen_t* l) noexcept {
-  if (!is_g() || (flags & MSG_DONTWAIT)) return real_recvfrom(fd, buf, n, flags, a, l);
+  if (!is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvfrom(fd, buf, n, flags, a, l);
   return drive(fd, PollDir::kRead,
                [&] { return raw_syscall6(SYS_recvfrom, fd, reinterpret_cast<long>(buf), static_cast<long>(n),
                                          flags | MSG_DONTWAIT, reinterpret_cast<long>(a), reinterpret_cast<long>(l)); },
@@ -253,12 +264,23 @@ MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct socka
 }
 
 MNP_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) noexcept {
-  if (!is_g() || (flags & MSG_DONTWAIT)) return real_recv(fd, buf, n, flags);
+  if (!is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recv(fd, buf, n, flags);
   return recvfrom(fd, buf, n, flags, nullptr, nullptr);
 }
 
+MNP_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) noexcept {
+  if (n > buflen) real_chk_fail();
+  return recv(fd, buf, n, flags);
+}
+
+MNP_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, struct sockaddr* a,
+                                  socklen_t* l) noexcept {
+  if (n > buflen) real_chk_fail();
+  return recvfrom(fd, buf, n, flags, a, l);
+}
+
 MNP_EXPORT ssize_t recvmsg(int fd, struct msghdr* m, int flags) noexcept {
-  if (!is_g() || (flags & MSG_DONTWAIT)) return real_recvmsg(fd, m, flags);
+  if (!is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmsg(fd, m, flags);
   return drive(fd, PollDir::kRead,
                [&] { return raw_syscall(SYS_recvmsg, fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT); },
                [&] { return real_recvmsg(fd, m, flags); });
@@ -308,7 +330,7 @@ MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) noexcept {
 // as natively. With a timeout (checked by the kernel only after each
 // message, and written back) it stays the real call with the P handed off.
 MNP_EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags, struct timespec* t) noexcept {
-  if (!is_g() || (flags & MSG_DONTWAIT)) return real_recvmmsg(fd, v, vlen, flags, t);
+  if (!is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmmsg(fd, v, vlen, flags, t);
   if (t) return static_cast<int>(blocking_handoff([&] { return static_cast<long>(real_recvmmsg(fd, v, vlen, flags, t)); }));
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
   unsigned int got = 0;
@@ -343,11 +365,16 @@ MNP_EXPORT int sendmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags)
     size_t total = 0;
     for (size_t i = 0; i < last->msg_hdr.msg_iovlen; i++) total += last->msg_hdr.msg_iov[i].iov_len;
     if (last->msg_len >= total) continue;
-    struct iovec rest[64];
+    struct iovec small[16];
+    struct iovec* rest = small;
+    if (last->msg_hdr.msg_iovlen > 16) {
+      rest = static_cast<struct iovec*>(malloc(sizeof(struct iovec) * last->msg_hdr.msg_iovlen));
+      if (!rest) return static_cast<int>(sent);
+    }
     struct msghdr part = {};
     size_t skip = last->msg_len;
     int n = 0;
-    for (size_t i = 0; i < last->msg_hdr.msg_iovlen && n < 64; i++) {
+    for (size_t i = 0; i < last->msg_hdr.msg_iovlen; i++) {
       const struct iovec& io = last->msg_hdr.msg_iov[i];
       if (skip >= io.iov_len) {
         skip -= io.iov_len;
@@ -359,6 +386,7 @@ MNP_EXPORT int sendmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags)
     part.msg_iov = rest;
     part.msg_iovlen = static_cast<size_t>(n);
     ssize_t more = sendmsg(fd, &part, flags);
+    if (rest != small) free(rest);
     if (more > 0) last->msg_len += static_cast<unsigned int>(more);
     if (more < 0 || last->msg_len < total) return static_cast<int>(sent);
   }
@@ -424,12 +452,17 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
   return static_cast<int>(set_errno(r));
 }
 
+// Gs parked on fd wake after it is closed (waking them before, they could
+// park again on the still open fd and never hear of the close) and see
+// EBADF when they look again.
 MNP_EXPORT int close(int fd) noexcept {
-  if (runtime_up) {
-    if (rtfd_is(fd)) return static_cast<int>(set_errno(-EBADF));
-    netpoll_close(fd);
-  }
-  return real_close(fd);
+  if (!runtime_up) return real_close(fd);
+  if (rtfd_is(fd)) return static_cast<int>(set_errno(-EBADF));
+  int r = real_close(fd);
+  int e = errno;
+  netpoll_close(fd);
+  errno = e;
+  return r;
 }
 
 // libunwind opens its address-validation pipe with pipe2 when preemption

@@ -36,6 +36,7 @@ using PpollFn = int(struct pollfd*, nfds_t, const struct timespec*, const sigset
 using SelectFn = int(int, fd_set*, fd_set*, fd_set*, struct timeval*);
 using PselectFn = int(int, fd_set*, fd_set*, fd_set*, const struct timespec*, const sigset_t*);
 using EpollWaitFn = int(int, struct epoll_event*, int, int);
+using ChkFailFn = void();
 using EpollPwaitFn = int(int, struct epoll_event*, int, int, const sigset_t*);
 using EpollPwait2Fn = int(int, struct epoll_event*, int, const struct timespec*, const sigset_t*);
 constinit PollFn* real_poll = nullptr;
@@ -43,6 +44,7 @@ constinit PpollFn* real_ppoll = nullptr;
 constinit SelectFn* real_select = nullptr;
 constinit PselectFn* real_pselect = nullptr;
 constinit EpollWaitFn* real_epoll_wait = nullptr;
+constinit ChkFailFn* real_chk_fail = nullptr;
 constinit EpollPwaitFn* real_epoll_pwait = nullptr;
 constinit EpollPwait2Fn* real_epoll_pwait2 = nullptr;
 
@@ -89,16 +91,27 @@ class Buf {
 // the kernel's raw result (> 0 ready, 0 nothing, -errno); blocking(ns) is the
 // real call with at most ns (or forever for kNever) left, for fds epoll
 // cannot watch. Returns a raw result.
+// A look with a zero timeout fails with EINTR when a signal is delivered to
+// the M meanwhile (the runtime's own, or the program's for another thread):
+// look again. A G waiting in the netpoller is not interrupted by signals
+// either (README, known limits).
+template <typename Attempt>
+long look(Attempt& attempt) {
+  long r;
+  do r = attempt(); while (r == -EINTR);
+  return r;
+}
+
 template <typename Attempt, typename Blocking>
 long poll_like(PollWant* want, int n, int64_t deadline, Attempt attempt, Blocking blocking) {
   for (;;) {
     if (!netpoll_sample(want, n)) return blocking(deadline == kNever ? kNever : left_ns(deadline));
-    long r = attempt();
+    long r = look(attempt);
     if (r != 0) return r;
     if (deadline != kNever && nanotime() >= deadline) return 0;
     int w = netpoll_wait_any(want, n, deadline);
     if (w == EPERM) return blocking(deadline == kNever ? kNever : left_ns(deadline));
-    if (w == ETIMEDOUT) return attempt();
+    if (w == ETIMEDOUT) return look(attempt);
   }
 }
 
@@ -122,7 +135,14 @@ struct timespec ts_of(int64_t ns) { return {static_cast<time_t>(ns / 1000000000)
 
 // poll and ppoll without a mask: raw results.
 long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline) {
-  if (n > static_cast<nfds_t>(INT32_MAX)) return -EINVAL;
+  auto attempt = [&] {
+    struct timespec zero = {0, 0};
+    return raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n), reinterpret_cast<long>(&zero),
+                        0, 0, 0);
+  };
+  // The kernel looks first: it validates fds (EFAULT) and n (EINVAL above
+  // RLIMIT_NOFILE) before anything here reads them.
+  if (long r = look(attempt); r != 0) return r;
   Buf<PollWant, 16> want(n);
   if (!want.get()) return -ENOMEM;
   int k = 0;
@@ -135,13 +155,7 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline) {
     // Hang-up and errors are always reported; they move the read word too.
     want.get()[k++] = PollWant{fds[i].fd, dirs ? dirs : kPollRead, 0, 0};
   }
-  auto attempt = [&] {
-    struct timespec zero = {0, 0};
-    return raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n), reinterpret_cast<long>(&zero),
-                        0, 0, 0);
-  };
   if (k == 0) {  // no fds: a sleep
-    if (long r = attempt(); r != 0) return r;  // EFAULT and the like
     if (deadline == kNever) return handoff_raw([&] { return static_cast<long>(real_poll(fds, n, -1)); });
     sleep_until(deadline);
     return 0;
@@ -152,12 +166,15 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline) {
 }
 
 // select and pselect without a mask: raw results. The sets are in/out and
-// may be larger than fd_set (nfds above FD_SETSIZE with sets the program
-// allocated): each attempt works on copies of the sets as they were on
-// entry, and the program's sets change only when a result comes back (the
-// ready fds, or all cleared on a timeout), as natively.
+// are at most FD_SETSIZE bits here: with a larger nfds the kernel reads only
+// as many bits as its fd table has, which is not known here, so the
+// wrappers give such calls to the real select with the P handed off. Each
+// attempt works on copies of the sets as they were on entry, and the
+// program's sets change only when a result comes back (the ready fds, or
+// all cleared on a timeout), as natively.
 long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline) {
   if (nfds < 0) return -EINVAL;
+  if (nfds > FD_SETSIZE) nfds = FD_SETSIZE;  // callers hand larger ones to the real call
   using Word = unsigned long;
   constexpr int kBits = 8 * sizeof(Word);
   const size_t words = (static_cast<size_t>(nfds) + kBits - 1) / kBits;
@@ -199,7 +216,7 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline) {
         [&] { return static_cast<long>(real_pselect(nfds, r, w, e, ns == kNever ? nullptr : &ts, nullptr)); });
   };
   if (n == 0) {
-    if (long res = attempt(); res != 0) return res;
+    if (long res = look(attempt); res != 0) return res;
     if (deadline == kNever) return blocking(kNever);
     sleep_until(deadline);
     return 0;
@@ -228,6 +245,7 @@ void interpose_poll_init() {
   resolve_real(real_select, "select", "GLIBC_2.2.5");
   resolve_real(real_pselect, "pselect", "GLIBC_2.2.5");
   resolve_real(real_epoll_wait, "epoll_wait", "GLIBC_2.3.2");
+  resolve_real(real_chk_fail, "__chk_fail", "GLIBC_2.3.4");
   resolve_real(real_epoll_pwait, "epoll_pwait", "GLIBC_2.6");
   resolve_real(real_epoll_pwait2, "epoll_pwait2", "GLIBC_2.35");
 }
@@ -247,9 +265,23 @@ MNP_EXPORT int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* t, con
   return static_cast<int>(set_errno(do_poll(fds, n, deadline_ts(t))));
 }
 
+// _FORTIFY_SOURCE's versions for an array of known size: glibc's check,
+// then the calls above.
+MNP_EXPORT int __poll_chk(struct pollfd* fds, nfds_t n, int timeout, size_t fdslen) noexcept {
+  if (fdslen / sizeof *fds < n) real_chk_fail();
+  return poll(fds, n, timeout);
+}
+
+MNP_EXPORT int __ppoll_chk(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* mask,
+                           size_t fdslen) noexcept {
+  if (fdslen / sizeof *fds < n) real_chk_fail();
+  return ppoll(fds, n, t, mask);
+}
+
 // Linux select writes the time not slept back into *timeout.
 MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv) noexcept {
   if (!is_g() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return real_select(nfds, r, w, e, tv);
+  if (nfds > FD_SETSIZE) return handoff_call(real_select, nfds, r, w, e, tv);
   if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return static_cast<int>(set_errno(-EINVAL));
   int64_t deadline = kNever;
   if (tv) {
@@ -268,7 +300,7 @@ MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
 MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t,
                        const sigset_t* mask) noexcept {
   if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_pselect(nfds, r, w, e, t, mask);
-  if (mask) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
+  if (mask || nfds > FD_SETSIZE) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
   if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
   return static_cast<int>(set_errno(do_select(nfds, r, w, e, deadline_ts(t))));
 }

@@ -90,6 +90,12 @@ inline R handoff_block(R (*f)(A...), A... a) {
   X(mq_timedsend, "GLIBC_2.34", int, (mqd_t q, const char* m, size_t n, unsigned p, const struct timespec* t),       \
     (q, m, n, p, t), handoff)                                                                                         \
   X(fgets, "GLIBC_2.2.5", char*, (char* s, int n, FILE* f), (s, n, f), handoff)                                    \
+  X(__fgets_chk, "GLIBC_2.4", char*, (char* s, size_t size, int n, FILE* f), (s, size, n, f), handoff)               \
+  X(__fread_chk, "GLIBC_2.7", size_t, (void* p, size_t plen, size_t sz, size_t n, FILE* f), (p, plen, sz, n, f),     \
+    handoff)                                                                                                          \
+  X(__pread_chk, "GLIBC_2.4", ssize_t, (int fd, void* b, size_t n, off_t o, size_t bl), (fd, b, n, o, bl), handoff)  \
+  X(__pread64_chk, "GLIBC_2.4", ssize_t, (int fd, void* b, size_t n, off64_t o, size_t bl), (fd, b, n, o, bl),       \
+    handoff)                                                                                                          \
   X(fread, "GLIBC_2.2.5", size_t, (void* p, size_t s, size_t n, FILE* f), (p, s, n, f), handoff)                   \
   X(fgetc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff)                                                            \
   X(getc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff)                                                             \

@@ -615,6 +615,14 @@ const Case kIoPollMany{{"io_poll_many"}, {}, 0, 30, [](const Run& native, const 
                        }};
 TEST(IoPollMany, Procs1) { run_case(kIoPollMany, 1); }
 TEST(IoPollMany, Procs2) { run_case(kIoPollMany, 2); }
+// Built with _FORTIFY_SOURCE=2: poll, ppoll and read arrive as __poll_chk,
+// __ppoll_chk and __read_chk.
+const Case kIoPollManyFortify{{"io_poll_many_fortify"}, {}, 0, 30, [](const Run& native, const Run& shim, int procs) {
+                                expect_check(native, "kthreads_max", ">=", 121);
+                                kthreads_bounded(shim, procs);
+                              }};
+TEST(IoPollMany, FortifiedProcs1) { run_case(kIoPollManyFortify, 1); }
+TEST(IoPollMany, FortifiedProcs2) { run_case(kIoPollManyFortify, 2); }
 
 // recvmsg with SCM_RIGHTS, recvmmsg waiting for all of vlen or (with
 // MSG_WAITFORONE) one, sendmmsg of more than the socket buffer.

@@ -7,6 +7,8 @@
  *       returns only once all 4 datagrams, sent 5 ms apart, have arrived;
  *   (c) recvmmsg with MSG_WAITFORONE returns 1 to 3 of 3 datagrams sent by
  *       one sendmmsg, and the rest come with the next calls, in order;
+ *   (e) recvmsg and recvmmsg with MSG_ERRQUEUE on a blocking UDP socket
+ *       with an empty error queue fail with EAGAIN at once, as natively;
  *   (d) sendmmsg of 3 messages of 256 KiB on a stream socketpair (more
  *       than the socket buffer) to a reader that drains slowly returns 3,
  *       and the reader gets every byte in order.
@@ -17,6 +19,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
 #include <time.h>
@@ -220,8 +223,30 @@ static void check_sendmmsg(void) {
   close(g_pair_d[1]);
 }
 
+/* ---- (e) MSG_ERRQUEUE never blocks ---- */
+static void check_errqueue(void) {
+  int s = socket(AF_INET, SOCK_DGRAM, 0);
+  if (s < 0) {
+    report("errqueue", 0, "socket");
+    return;
+  }
+  char buf[64];
+  struct iovec iov = {buf, sizeof buf};
+  struct msghdr m = {.msg_iov = &iov, .msg_iovlen = 1};
+  errno = 0;
+  ssize_t n = recvmsg(s, &m, MSG_ERRQUEUE);
+  int e1 = errno;
+  struct mmsghdr v = {.msg_hdr = m};
+  errno = 0;
+  int k = recvmmsg(s, &v, 1, MSG_ERRQUEUE, NULL);
+  int e2 = errno;
+  report("errqueue", n == -1 && e1 == EAGAIN && k == -1 && e2 == EAGAIN, "recvmsg/recvmmsg MSG_ERRQUEUE");
+  close(s);
+}
+
 int main(void) {
   mnp_report_shim();
+  check_errqueue();
   check_recvmsg();
   check_recvmmsg();
   check_sendmmsg();

@@ -43,6 +43,10 @@ struct Worker {
 };
 
 static struct Worker g_workers[kThreads];
+/* Sizes the compiler cannot see: with _FORTIFY_SOURCE (io_poll_many_fortify)
+ * poll and read on arrays of known size then become __poll_chk and
+ * __read_chk, which the shim must park as well. */
+static volatile int g_one = 1;
 static atomic_int g_waiting;
 
 static double now_ms(void) {
@@ -69,7 +73,8 @@ static int wait_any(struct Worker* w, int timeout_ms, int ready[kPipes], int* ot
       struct pollfd p[kPipes + 1];
       for (int i = 0; i < kPipes; i++) p[i] = (struct pollfd){w->rd[i], POLLIN, 0};
       p[kPipes] = (struct pollfd){-1, POLLIN, 0}; /* ignored, as natively */
-      rv = kind == kPoll ? poll(p, kPipes + 1, timeout_ms) : ppoll(p, kPipes + 1, tsp, NULL);
+      nfds_t n = (nfds_t)(kPipes + g_one);
+      rv = kind == kPoll ? poll(p, n, timeout_ms) : ppoll(p, n, tsp, NULL);
       for (int i = 0; i < kPipes; i++) {
         if (p[i].revents == POLLIN) ready[i] = 1;
         else if (p[i].revents != 0) *other = 1;
@@ -131,7 +136,7 @@ static void* worker(void* arg) {
   for (int i = 0; i < kPipes; i++)
     if (ready[i] != (i == want)) w->wake_ok = 0;
   char c = 0;
-  if (w->wake_ok && (read(w->rd[want], &c, 1) != 1 || c != (char)('a' + w->id % 26))) w->wake_ok = 0;
+  if (w->wake_ok && (read(w->rd[want], &c, (size_t)g_one) != 1 || c != (char)('a' + w->id % 26))) w->wake_ok = 0;
   if (!w->wake_ok)
     fprintf(stderr, "FAIL %s thread %d wake: returned %d (errno %d), other=%d, byte %d\n",
             kind_name[w->id % kKinds], w->id, rv, err, other, c);
