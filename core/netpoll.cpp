@@ -18,16 +18,20 @@
 #include "core/timer.h"
 
 namespace mnp {
+
+void sysmon_wake_from_signal();  // syscall.cpp
+
 namespace {
 
 // State of one wait (one G, one or more fds). The G links its entries while
 // kArming; a waker or the timer that finds it still kArming only records the
 // outcome, and the G's park commit (kArming -> kParked) then fails, so the G
 // never sleeps. Only a waker that moves it out of kParked readies the G.
-enum : uint32_t { kArming, kParked, kWoken, kTimedOut };
+enum : uint32_t { kArming, kParked, kWoken, kTimedOut, kInterrupted };
 
 struct Wait {
   G* g;
+  Intr intr;
   std::atomic<uint32_t> state{kArming};
 };
 
@@ -63,7 +67,7 @@ constinit Lock g_chunk_lock;
 // program dup2s onto its number) against reads and writes of it, which must
 // never reach a file of the program's.
 constinit std::atomic<int> g_epfd{-1};
-constinit int g_breakfd = -1;  // eventfd that interrupts the poller (g_fd_lock)
+constinit int g_breakfd = -1;  // eventfd that interrupts the poller (written under g_fd_lock, atomically)
 constinit Lock g_fd_lock;
 constexpr uint64_t kBreakTag = ~0ULL;  // epoll data of the eventfd (fds are data.u64 = fd)
 constinit std::atomic<int32_t> g_waiters{0};         // Gs parked on fds
@@ -71,6 +75,11 @@ constinit std::atomic<uint32_t> g_poller{0};         // an M is (about to be) bl
 constinit std::atomic<int64_t> g_poll_until{0};      // its deadline; 0 while it computes one
 constinit std::atomic<uint32_t> g_break_pending{0};  // eventfd written, not yet read
 constinit std::atomic<int64_t> g_last_poll{0};
+// Program signals not yet turned into EINTR (netpoll_signal_arrived), by
+// whether the handler asked for SA_RESTART.
+constinit std::atomic<uint32_t> g_sig_norestart{0};
+constinit std::atomic<uint32_t> g_sig_restart{0};
+constinit std::atomic<uint32_t> g_sig_targeted{0};  // sent by pthread_kill to a G it interrupted
 constinit std::atomic<bool> g_have_pwait2{true};
 
 FdState* state(int fd) {
@@ -217,7 +226,7 @@ bool open_instance() {
     raw_syscall(SYS_close, bf);
     return false;
   }
-  g_breakfd = static_cast<int>(bf);
+  __atomic_store_n(&g_breakfd, static_cast<int>(bf), __ATOMIC_RELEASE);
   g_epfd.store(static_cast<int>(ep), std::memory_order_release);
   rtfd_add(static_cast<int>(ep), RtfdKind::kOwned);
   rtfd_add(static_cast<int>(bf), RtfdKind::kOwned);
@@ -250,7 +259,7 @@ void netpoll_after_fork() {
   raw_syscall(SYS_close, ep);
   raw_syscall(SYS_close, g_breakfd);
   g_epfd.store(-1, std::memory_order_relaxed);
-  g_breakfd = -1;
+  __atomic_store_n(&g_breakfd, -1, __ATOMIC_RELEASE);
   if (!open_instance()) raw_print("warning: cannot restart the netpoller in the child");
 }
 
@@ -271,7 +280,7 @@ bool netpoll_sample(PollWant* w, int n) {
   return true;
 }
 
-int netpoll_wait_any(PollWant* want, int n, int64_t deadline) {
+int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr) {
   if (g_epfd.load(std::memory_order_relaxed) < 0) return EPERM;
   if (deadline != kNever && deadline <= nanotime()) return ETIMEDOUT;
   G* g = get_user_g();
@@ -282,7 +291,7 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline) {
     ents = static_cast<Entry*>(malloc(sizeof(Entry) * static_cast<size_t>(n)));
     if (!ents) return EPERM;
   }
-  Wait w{g};
+  Wait w{g, intr};
   int linked = 0, result = 0;
   bool moved = false;
   for (int i = 0; i < n && !moved; i++) {
@@ -344,7 +353,8 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline) {
   }
   if (ents != inline_entries) free(ents);
   if (result == EPERM) return EPERM;
-  return w.state.load(std::memory_order_acquire) == kTimedOut ? ETIMEDOUT : 0;
+  uint32_t st = w.state.load(std::memory_order_acquire);
+  return st == kTimedOut ? ETIMEDOUT : st == kInterrupted ? EINTR : 0;
 }
 
 int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline) {
@@ -355,6 +365,75 @@ int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline) {
 void netpoll_close(int fd) {
   FdState* s = state_if_any(fd);
   if (s) bump_and_wake(s, kPollRead | kPollWrite);
+}
+
+void netpoll_signal_arrived(bool restart) {
+  (restart ? g_sig_restart : g_sig_norestart).fetch_add(1, std::memory_order_release);
+  // Wake whoever sleeps: the poller (through the eventfd; a plain write is
+  // async-signal-safe, and the lock that orders moves of the eventfd cannot
+  // be taken here) and sysmon.
+  uint64_t one = 1;
+  int bf = __atomic_load_n(&g_breakfd, __ATOMIC_ACQUIRE);
+  if (bf >= 0 && g_poller.load(std::memory_order_relaxed) != 0) raw_syscall(SYS_write, bf, reinterpret_cast<long>(&one), sizeof one);
+  sysmon_wake_from_signal();
+}
+
+namespace {
+
+// Interrupts one wait the signal may interrupt: the main G's if it has
+// one, else the first found. Signals are rare: a scan of every fd state is
+// fine. Returns false if no wait qualified.
+bool interrupt_one(bool restart, G* only = nullptr) {
+  auto eligible = [&](const Wait* w) { return (w->intr == Intr::kPoll || !restart) && (!only || w->g == only); };
+  for (int pass = only ? 1 : 0; pass < 2; pass++) {
+    for (auto& slot : g_chunks) {
+      FdState* c = slot.load(std::memory_order_acquire);
+      if (!c) continue;
+      for (int i = 0; i < kChunk; i++) {
+        FdState* s = &c[i];
+        if (!__atomic_load_n(&s->head, __ATOMIC_RELAXED)) continue;
+        G* g = nullptr;
+        s->lock.lock();
+        for (Entry* e = s->head; e; e = e->next) {
+          if (!eligible(e->w) || (pass == 0 && !e->w->g->is_main)) continue;
+          uint32_t was = decide(e->w, kInterrupted);
+          if (was != kArming && was != kParked) continue;  // already decided
+          if (was == kParked) g = e->w->g;
+          unlink_locked(s, e);
+          s->lock.unlock();
+          if (g) ready(g, true);
+          return true;
+        }
+        s->lock.unlock();
+      }
+    }
+  }
+  return false;
+}
+
+}  // namespace
+
+void netpoll_deliver_signals() {
+  if (g_sig_norestart.load(std::memory_order_relaxed) == 0 && g_sig_restart.load(std::memory_order_relaxed) == 0)
+    return;
+  uint32_t norestart = g_sig_norestart.exchange(0, std::memory_order_acq_rel);
+  uint32_t restart = g_sig_restart.exchange(0, std::memory_order_acq_rel);
+  // Signals pthread_kill already delivered to their G are not delivered
+  // again to another.
+  uint32_t targeted = g_sig_targeted.load(std::memory_order_acquire);
+  while (targeted > 0 && norestart + restart > 0 &&
+         !g_sig_targeted.compare_exchange_weak(targeted, targeted - 1, std::memory_order_acq_rel)) {
+  }
+  if (targeted > 0) (norestart > 0 ? norestart : restart)--;
+  for (; norestart > 0; norestart--)
+    if (!interrupt_one(false)) break;
+  for (; restart > 0; restart--)
+    if (!interrupt_one(true)) break;
+}
+
+bool netpoll_interrupt_g(G* g, bool restart) {
+  g_sig_targeted.fetch_add(1, std::memory_order_acq_rel);
+  return interrupt_one(restart, g);
 }
 
 int netpoll_dispatch(const struct epoll_event* ev, int n) {
@@ -420,6 +499,7 @@ int netpoll_block(struct epoll_event* ev, int max) {
   g_last_poll.store(nanotime(), std::memory_order_relaxed);
   g_poll_until.store(0, std::memory_order_relaxed);
   g_poller.store(0, std::memory_order_seq_cst);
+  netpoll_deliver_signals();
   return static_cast<int>(n);
 }
 
@@ -456,7 +536,7 @@ void netpoll_relocate(int fd) {
     rtfd_add(static_cast<int>(nfd), RtfdKind::kOwned);
   }
   if (ep) g_epfd.store(static_cast<int>(nfd), std::memory_order_release);
-  else g_breakfd = static_cast<int>(nfd);
+  else __atomic_store_n(&g_breakfd, static_cast<int>(nfd), __ATOMIC_RELEASE);
   rtfd_remove(fd);
 }
 

@@ -51,8 +51,25 @@ bool netpoll_sample(PollWant* w, int n);
 // Returns 0 (retry the call), ETIMEDOUT, or EPERM when epoll cannot watch
 // one of the fds (a regular file: the caller falls back to a blocking call
 // with the P handed off).
-int netpoll_wait_any(PollWant* w, int n, int64_t deadline);
+//
+// A signal the program handles interrupts one such wait (the main G's if it
+// waits, as the kernel prefers the main thread), which then returns EINTR:
+// always for kPoll (poll, select, epoll_wait are never restarted), and for
+// kIo (reads, writes, accept, connect) only when the handler was installed
+// without SA_RESTART.
+enum class Intr : uint8_t { kIo, kPoll };
+int netpoll_wait_any(PollWant* w, int n, int64_t deadline, Intr intr = Intr::kIo);
 int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline);
+// A handler of the program's just ran (async-signal-safe: counts it and
+// wakes the poller and sysmon, which call netpoll_deliver_signals).
+void netpoll_signal_arrived(bool restart);
+// Interrupts a wait for each signal counted since the last call.
+void netpoll_deliver_signals();
+// pthread_kill(g, sig) for a program handler: interrupts g's wait if it has
+// one that the signal may interrupt, and makes the coming delivery skip its
+// own interruption. Returns true if g was interrupted.
+struct G;
+bool netpoll_interrupt_g(G* g, bool restart);
 // The program closes fd: Gs parked on it wake up (and see EBADF on retry).
 void netpoll_close(int fd);
 bool netpoll_init();

@@ -275,6 +275,7 @@ void* sysmon_main(void*) {
     int64_t now = nanotime();
     trace_tick(now);
     bool busy = retake(now);
+    netpoll_deliver_signals();
     // Every P has been busy for 10 ms without running out of work (when it
     // does, it harvests ready fds itself): harvest for them.
     if (netpoll_worth_polling() && now - netpoll_last_poll() > kSysmonMaxNs && netpoll_poll_now() > 0) busy = true;
@@ -361,6 +362,9 @@ void entersyscall() {
       g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
     sysmon_wake();
 }
+
+// From a signal handler (netpoll_signal_arrived): async-signal-safe.
+void sysmon_wake_from_signal() { sysmon_wake(); }
 
 void sysmon_p_busy() {
   if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_seq_cst)) &&

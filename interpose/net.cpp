@@ -122,6 +122,7 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
     int w = netpoll_wait(fd, dir, seen, deadline);
     if (w == EPERM) return blocking_handoff(blocking);
     if (w == ETIMEDOUT) return set_errno(-EAGAIN);
+    if (w == EINTR) return set_errno(-EINTR);  // a handler without SA_RESTART ran
   }
 }
 
@@ -434,6 +435,10 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
       int w = netpoll_wait(fd, PollDir::kWrite, seen, deadline);
       if (w == ETIMEDOUT) {  // SO_SNDTIMEO expired: Linux says EINPROGRESS
         r = -EINPROGRESS;
+        break;
+      }
+      if (w == EINTR) {  // as natively: the connection goes on in the background
+        r = -EINTR;
         break;
       }
       seen = seq->load(std::memory_order_acquire);

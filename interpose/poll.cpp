@@ -92,9 +92,8 @@ class Buf {
 // real call with at most ns (or forever for kNever) left, for fds epoll
 // cannot watch. Returns a raw result.
 // A look with a zero timeout fails with EINTR when a signal is delivered to
-// the M meanwhile (the runtime's own, or the program's for another thread):
-// look again. A G waiting in the netpoller is not interrupted by signals
-// either (README, known limits).
+// the M meanwhile (the runtime's own, or the program's, which the netpoller
+// turns into EINTR for one waiting G of its choice): look again.
 template <typename Attempt>
 long look(Attempt& attempt) {
   long r;
@@ -109,9 +108,10 @@ long poll_like(PollWant* want, int n, int64_t deadline, Attempt attempt, Blockin
     long r = look(attempt);
     if (r != 0) return r;
     if (deadline != kNever && nanotime() >= deadline) return 0;
-    int w = netpoll_wait_any(want, n, deadline);
+    int w = netpoll_wait_any(want, n, deadline, Intr::kPoll);
     if (w == EPERM) return blocking(deadline == kNever ? kNever : left_ns(deadline));
     if (w == ETIMEDOUT) return look(attempt);
+    if (w == EINTR) return -EINTR;  // a handler of the program's ran
   }
 }
 

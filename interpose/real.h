@@ -36,5 +36,7 @@ void interpose_signal_init();
 // After the runtime is up (Ms exist, glibc's SIGSETXID handler is installed).
 void interpose_setxid_install_handler();
 int real_thread_create_for_m(void* (*fn)(void*), void* arg);
+// Flags of the program's handler for sig, or -1 if it has none (signal.cpp).
+int program_signal_flags(int sig);
 
 }  // namespace mnp

@@ -7,6 +7,7 @@
 // a bad handle gets ESRCH, never a crash. Threads created before the runtime
 // was up are real glibc threads; their handles go to the real functions.
 #include <errno.h>
+#include <signal.h>
 #include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
@@ -15,6 +16,7 @@
 #include <unistd.h>
 
 #include "core/gmem.h"
+#include "core/netpoll.h"
 #include "core/sched.h"
 #include "core/tcb.h"
 #include "core/timer.h"
@@ -405,6 +407,12 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
   // signal, which a handler sees the same way.
   M* mp = t->m;
   int tid = (t->status.load(std::memory_order_acquire) == kGRunning && mp) ? mp->tid : 0;
+  // A G parked in the netpoller gets its EINTR here, as the kernel would give
+  // the thread it targets; the delivery below then only runs the handler.
+  if (!tid) {
+    int fl = program_signal_flags(sig);
+    if (fl >= 0) netpoll_interrupt_g(t, (fl & SA_RESTART) != 0);
+  }
   long rc = tid ? raw_syscall(SYS_tgkill, getpid(), tid, sig) : raw_syscall(SYS_kill, getpid(), sig);
   return rc < 0 ? static_cast<int>(-rc) : 0;
 }

@@ -635,6 +635,12 @@ TEST(IoMsg, Procs2) { run_case(simple({"io_msg"}), 2); }
 TEST(FdHygiene, Procs1) { run_case(simple({"fd_hygiene"}), 1); }
 TEST(FdHygiene, Procs2) { run_case(simple({"fd_hygiene"}), 2); }
 
+// A handler that runs while a thread is blocked in poll/select/epoll_wait/
+// read gives EINTR (read: only without SA_RESTART); pthread_kill interrupts
+// the thread it names and no other.
+TEST(IoSignalEintr, Procs1) { run_case(simple({"io_signal_eintr"}), 1); }
+TEST(IoSignalEintr, Procs2) { run_case(simple({"io_signal_eintr"}), 2); }
+
 // File status flags are never changed by the runtime; O_NONBLOCK set by the
 // program still gives EAGAIN (stdin is /dev/null, see run_program).
 TEST(IoStdinFlags, Procs1) { run_case(simple({"io_stdin_flags"}), 1); }

@@ -1,0 +1,175 @@
+/* io_signal_eintr — a handler that runs while a thread is blocked in poll,
+ * select, epoll_wait or read makes the call fail with EINTR, as natively
+ * (event loops leave on SIGINT/SIGTERM this way).
+ *
+ *   (a) main blocks in poll, select, epoll_wait (5 s timeouts) and read on
+ *       an empty pipe; SIGALRM (setitimer, 50 ms, handler without
+ *       SA_RESTART) arrives: each returns -1/EINTR well before 5 s and the
+ *       handler ran;
+ *   (b) read with an SA_RESTART handler is restarted: it returns the byte
+ *       a helper thread writes 150 ms later, and the handler ran;
+ *   (c) pthread_kill(T, SIGUSR1) while T blocks in poll with no timeout and
+ *       U blocks in poll on another pipe: T gets EINTR, U does not (it
+ *       returns 1 when main then writes to its pipe).
+ * stdout: one "name: ok" line per check; "name: not ok" and a FAIL line on
+ * stderr, exit 1, otherwise. */
+#include <errno.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/select.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "mnp_check.h"
+
+static atomic_int g_handled;
+static int g_failures;
+
+static void on_signal(int sig) {
+  (void)sig;
+  atomic_fetch_add(&g_handled, 1);
+}
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static void report(const char* name, int ok, long rv, int err, double ms) {
+  printf("%s: %s\n", name, ok ? "ok" : "not ok");
+  if (!ok) {
+    fprintf(stderr, "FAIL %s: returned %ld (errno %s) after %.0f ms, handler ran %d times\n", name, rv,
+            strerror(err), ms, atomic_load(&g_handled));
+    g_failures++;
+  }
+}
+
+static void install(int sig, int flags) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = flags;
+  sigemptyset(&sa.sa_mask);
+  sigaction(sig, &sa, NULL);
+}
+
+static void alarm_in_ms(int ms) {
+  struct itimerval it = {{0, 0}, {ms / 1000, (ms % 1000) * 1000}};
+  setitimer(ITIMER_REAL, &it, NULL);
+}
+
+enum Kind { kPoll, kSelect, kEpoll, kRead };
+static const char* const kind_name[] = {"poll eintr", "select eintr", "epoll_wait eintr", "read eintr"};
+
+static long wait_kind(enum Kind k, int fd, int ep) {
+  char c;
+  switch (k) {
+    case kPoll: {
+      struct pollfd p = {fd, POLLIN, 0};
+      return poll(&p, 1, 5000);
+    }
+    case kSelect: {
+      fd_set r;
+      FD_ZERO(&r);
+      FD_SET(fd, &r);
+      struct timeval tv = {5, 0};
+      return select(fd + 1, &r, NULL, NULL, &tv);
+    }
+    case kEpoll: {
+      struct epoll_event ev;
+      return epoll_wait(ep, &ev, 1, 5000);
+    }
+    case kRead:
+      return read(fd, &c, 1);
+  }
+  return -2;
+}
+
+static int g_late_wr;
+static void* write_later(void* arg) {
+  (void)arg;
+  usleep(150 * 1000);
+  if (write(g_late_wr, "z", 1) != 1) perror("write");
+  return NULL;
+}
+
+struct Poller {
+  int rd;
+  long rv;
+  int err;
+};
+static void* poll_forever(void* arg) {
+  struct Poller* p = arg;
+  struct pollfd f = {p->rd, POLLIN, 0};
+  p->rv = poll(&f, 1, -1);
+  p->err = p->rv < 0 ? errno : 0;
+  return NULL;
+}
+
+int main(void) {
+  mnp_report_shim();
+  int p[2];
+  if (pipe(p) != 0) return 1;
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = p[0]};
+  epoll_ctl(ep, EPOLL_CTL_ADD, p[0], &ev);
+
+  /* (a) */
+  install(SIGALRM, 0);
+  for (int k = kPoll; k <= kRead; k++) {
+    int before = atomic_load(&g_handled);
+    alarm_in_ms(50);
+    double t0 = now_ms();
+    long rv = wait_kind((enum Kind)k, p[0], ep);
+    int err = errno;
+    double ms = now_ms() - t0;
+    report(kind_name[k], rv == -1 && err == EINTR && ms < 2000 && atomic_load(&g_handled) == before + 1, rv, err, ms);
+  }
+
+  /* (b) */
+  install(SIGALRM, SA_RESTART);
+  {
+    int q[2];
+    if (pipe(q) != 0) return 1;
+    g_late_wr = q[1];
+    int before = atomic_load(&g_handled);
+    pthread_t t;
+    pthread_create(&t, NULL, write_later, NULL);
+    alarm_in_ms(50);
+    char c = 0;
+    double t0 = now_ms();
+    long rv = read(q[0], &c, 1);
+    int err = errno;
+    pthread_join(t, NULL);
+    report("read restarted", rv == 1 && c == 'z' && atomic_load(&g_handled) == before + 1, rv, err, now_ms() - t0);
+    close(q[0]);
+    close(q[1]);
+  }
+
+  /* (c) */
+  install(SIGUSR1, 0);
+  {
+    int a[2], b[2];
+    if (pipe(a) != 0 || pipe(b) != 0) return 1;
+    struct Poller pt = {a[0], 0, 0}, pu = {b[0], 0, 0};
+    pthread_t t, u;
+    pthread_create(&t, NULL, poll_forever, &pt);
+    pthread_create(&u, NULL, poll_forever, &pu);
+    usleep(50 * 1000);
+    pthread_kill(t, SIGUSR1);
+    pthread_join(t, NULL);
+    usleep(20 * 1000);
+    if (write(b[1], "u", 1) != 1) return 1;
+    pthread_join(u, NULL);
+    report("pthread_kill eintr", pt.rv == -1 && pt.err == EINTR, pt.rv, pt.err, 0);
+    report("other thread not interrupted", pu.rv == 1, pu.rv, pu.err, 0);
+  }
+  return g_failures ? 1 : 0;
+}
