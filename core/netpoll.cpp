@@ -380,32 +380,38 @@ void netpoll_signal_arrived(bool restart) {
 
 namespace {
 
-// Interrupts one wait the signal may interrupt: the main G's if it has
-// one, else the first found. Signals are rare: a scan of every fd state is
-// fine. Returns false if no wait qualified.
+// Interrupts the wait a signal interrupts natively. The kernel gives a
+// process-directed signal to the main thread unless that thread has gone
+// (or blocks the signal: Gs have no masks of their own), so: the G
+// pthread_kill named (`only`); else the main G if it waits in the netpoller;
+// else, once the main G has exited (pthread_exit from main), any G that
+// waits. A main G that is running, sleeping or joining takes the signal
+// without an EINTR visible anywhere, as natively. Signals are rare: a scan
+// of every fd state is fine. Returns false if no wait qualified.
 bool interrupt_one(bool restart, G* only = nullptr) {
+  G* mg = main_g();
+  bool main_gone = mg->status.load(std::memory_order_acquire) == kGDead || mg->wait_reason == kWaitForever;
+  if (!only && !main_gone) only = mg;
   auto eligible = [&](const Wait* w) { return (w->intr == Intr::kPoll || !restart) && (!only || w->g == only); };
-  for (int pass = only ? 1 : 0; pass < 2; pass++) {
-    for (auto& slot : g_chunks) {
-      FdState* c = slot.load(std::memory_order_acquire);
-      if (!c) continue;
-      for (int i = 0; i < kChunk; i++) {
-        FdState* s = &c[i];
-        if (!__atomic_load_n(&s->head, __ATOMIC_RELAXED)) continue;
-        G* g = nullptr;
-        s->lock.lock();
-        for (Entry* e = s->head; e; e = e->next) {
-          if (!eligible(e->w) || (pass == 0 && !e->w->g->is_main)) continue;
-          uint32_t was = decide(e->w, kInterrupted);
-          if (was != kArming && was != kParked) continue;  // already decided
-          if (was == kParked) g = e->w->g;
-          unlink_locked(s, e);
-          s->lock.unlock();
-          if (g) ready(g, true);
-          return true;
-        }
+  for (auto& slot : g_chunks) {
+    FdState* c = slot.load(std::memory_order_acquire);
+    if (!c) continue;
+    for (int i = 0; i < kChunk; i++) {
+      FdState* s = &c[i];
+      if (!__atomic_load_n(&s->head, __ATOMIC_RELAXED)) continue;
+      G* g = nullptr;
+      s->lock.lock();
+      for (Entry* e = s->head; e; e = e->next) {
+        if (!eligible(e->w)) continue;
+        uint32_t was = decide(e->w, kInterrupted);
+        if (was != kArming && was != kParked) continue;  // already decided
+        if (was == kParked) g = e->w->g;
+        unlink_locked(s, e);
         s->lock.unlock();
+        if (g) ready(g, true);
+        return true;
       }
+      s->lock.unlock();
     }
   }
   return false;

@@ -52,8 +52,9 @@ bool netpoll_sample(PollWant* w, int n);
 // one of the fds (a regular file: the caller falls back to a blocking call
 // with the P handed off).
 //
-// A signal the program handles interrupts one such wait (the main G's if it
-// waits, as the kernel prefers the main thread), which then returns EINTR:
+// A signal the program handles interrupts the wait of the G it was sent to
+// (pthread_kill), or else of the main G, as the kernel prefers the main
+// thread (any G once main has exited); that wait returns EINTR:
 // always for kPoll (poll, select, epoll_wait are never restarted), and for
 // kIo (reads, writes, accept, connect) only when the handler was installed
 // without SA_RESTART.

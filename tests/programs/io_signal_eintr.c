@@ -10,7 +10,10 @@
  *       a helper thread writes 150 ms later, and the handler ran;
  *   (c) pthread_kill(T, SIGUSR1) while T blocks in poll with no timeout and
  *       U blocks in poll on another pipe: T gets EINTR, U does not (it
- *       returns 1 when main then writes to its pipe).
+ *       returns 1 when main then writes to its pipe);
+ *   (d) a process-directed SIGALRM while main waits in pthread_join for a
+ *       thread blocked in read: the kernel gives it to main, so the read is
+ *       not interrupted and returns the byte a third thread writes later.
  * stdout: one "name: ok" line per check; "name: not ok" and a FAIL line on
  * stderr, exit 1, otherwise. */
 #include <errno.h>
@@ -113,6 +116,14 @@ static void* poll_forever(void* arg) {
   return NULL;
 }
 
+static void* read_one(void* arg) {
+  struct Poller* p = arg;
+  char c;
+  p->rv = read(p->rd, &c, 1);
+  p->err = p->rv < 0 ? errno : 0;
+  return NULL;
+}
+
 int main(void) {
   mnp_report_shim();
   int p[2];
@@ -170,6 +181,22 @@ int main(void) {
     pthread_join(u, NULL);
     report("pthread_kill eintr", pt.rv == -1 && pt.err == EINTR, pt.rv, pt.err, 0);
     report("other thread not interrupted", pu.rv == 1, pu.rv, pu.err, 0);
+  }
+  /* (d) */
+  install(SIGALRM, 0);
+  {
+    int q[2];
+    if (pipe(q) != 0) return 1;
+    g_late_wr = q[1];
+    struct Poller pw = {q[0], 0, 0};
+    pthread_t w, l;
+    pthread_create(&w, NULL, read_one, &pw);
+    pthread_create(&l, NULL, write_later, NULL);
+    int before = atomic_load(&g_handled);
+    alarm_in_ms(50);
+    pthread_join(w, NULL);
+    pthread_join(l, NULL);
+    report("worker read not interrupted", pw.rv == 1 && atomic_load(&g_handled) == before + 1, pw.rv, pw.err, 0);
   }
   return g_failures ? 1 : 0;
 }
