@@ -265,7 +265,9 @@ void* sysmon_main(void*) {
     const auto nprocs = static_cast<int32_t>(sched.nprocs);
     if (delay > kSysmonMinNs * 50 && sched.npidle.load(std::memory_order_relaxed) == nprocs) {
       g_sysmon_sleeping_long.store(1, std::memory_order_seq_cst);
-      int64_t ns = delay >= kSysmonMaxNs ? trace_period_ns() : delay;
+      // Gs waiting for fds with no M able to sleep in the netpoller (its
+      // eventfd was given up, netpoll.cpp) need sysmon's 10 ms harvest.
+      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() ? trace_period_ns() : delay;
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {
@@ -412,6 +414,7 @@ void exitsyscall_now(G* gp) {
     mp->p = p2;
     p2->status.store(kPRunning, std::memory_order_relaxed);
     gp->status.store(kGRunning, std::memory_order_relaxed);
+    sysmon_p_busy();  // an idle P got busy without acquirep
     return;
   }
   exitsyscall_park(gp);

@@ -580,6 +580,11 @@ const Case kPreemptAfterIdle{{"preempt_hog", "500"}, {}, 0, 30, [](const Run&, c
                                expect_check(shim, "worst_gap_ms", "<=", 30);
                              }};
 TEST(Preempt, AfterIdleProcs1) { run_case(kPreemptAfterIdle, 1); }
+// The same after main blocked 300 ms in waitpid (its P retaken meanwhile).
+const Case kPreemptAfterWaitpid{{"preempt_hog", "waitpid"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
+                                  expect_check(shim, "worst_gap_ms", "<=", 30);
+                                }};
+TEST(Preempt, AfterWaitpidProcs1) { run_case(kPreemptAfterWaitpid, 1); }
 
 // ---- blocking system calls and the netpoller (tests/programs/io_*) --------
 

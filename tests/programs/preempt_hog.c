@@ -7,11 +7,16 @@
  *
  * An optional argument IDLE_MS makes main sleep that long first, with no
  * other thread: the process is entirely idle, so sysmon sleeps without a
- * deadline and must be woken when the hog's P gets busy. */
+ * deadline and must be woken when the hog's P gets busy. With "waitpid"
+ * instead, main first waits 300 ms for a child in waitpid: its P is
+ * retaken while it blocks, and it takes an idle P back on return, which
+ * must wake sysmon just the same. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -50,7 +55,16 @@ static void* ticker(void* a) {
 
 int main(int argc, char** argv) {
   mnp_report_shim();
-  if (argc > 1) usleep((useconds_t)atoi(argv[1]) * 1000);
+  if (argc > 1 && strcmp(argv[1], "waitpid") == 0) {
+    pid_t c = fork();
+    if (c == 0) {
+      usleep(300 * 1000);
+      _exit(0);
+    }
+    waitpid(c, NULL, 0);
+  } else if (argc > 1) {
+    usleep((useconds_t)atoi(argv[1]) * 1000);
+  }
   pthread_t h, t;
   pthread_create(&h, NULL, hog, NULL);
   pthread_create(&t, NULL, ticker, NULL);
