@@ -75,11 +75,26 @@ constinit std::atomic<uint32_t> g_poller{0};         // an M is (about to be) bl
 constinit std::atomic<int64_t> g_poll_until{0};      // its deadline; 0 while it computes one
 constinit std::atomic<uint32_t> g_break_pending{0};  // eventfd written, not yet read
 constinit std::atomic<int64_t> g_last_poll{0};
-// Program signals not yet turned into EINTR (netpoll_signal_arrived), by
-// whether the handler asked for SA_RESTART.
-constinit std::atomic<uint32_t> g_sig_norestart{0};
-constinit std::atomic<uint32_t> g_sig_restart{0};
-constinit std::atomic<uint32_t> g_sig_targeted{0};  // sent by pthread_kill to a G it interrupted
+// Program signals whose handler ran and that have not been turned into an
+// EINTR yet (netpoll_signal_arrived), per signal and by whether the handler
+// asked for SA_RESTART.
+constexpr int kNsig = 65;
+constinit std::atomic<uint32_t> g_sig_any{0};
+constinit std::atomic<uint32_t> g_sig_norestart[kNsig] = {};
+constinit std::atomic<uint32_t> g_sig_restart[kNsig] = {};
+// pthread_kill of a G that was not running: that G, not the main one, is
+// interrupted once the signal's handler has run (netpoll_signal_targeted).
+struct Target {
+  G* g;
+  int sig;
+};
+constexpr int kMaxTargets = 64;
+constinit Lock g_target_lock;
+constinit Target g_targets[kMaxTargets] = {};  // (g_target_lock)
+constinit int g_ntargets = 0;                  // (g_target_lock)
+// The G a process-directed signal goes to: the main G (the forking G in a
+// child of fork).
+constinit std::atomic<G*> g_sig_main{nullptr};
 constinit std::atomic<bool> g_have_pwait2{true};
 
 FdState* state(int fd) {
@@ -367,8 +382,10 @@ void netpoll_close(int fd) {
   if (s) bump_and_wake(s, kPollRead | kPollWrite);
 }
 
-void netpoll_signal_arrived(bool restart) {
-  (restart ? g_sig_restart : g_sig_norestart).fetch_add(1, std::memory_order_release);
+void netpoll_signal_arrived(int sig, bool restart) {
+  if (sig < 1 || sig >= kNsig) return;
+  (restart ? g_sig_restart : g_sig_norestart)[sig].fetch_add(1, std::memory_order_release);
+  g_sig_any.store(1, std::memory_order_release);
   // Wake whoever sleeps: the poller (through the eventfd; a plain write is
   // async-signal-safe, and the lock that orders moves of the eventfd cannot
   // be taken here) and sysmon.
@@ -376,6 +393,15 @@ void netpoll_signal_arrived(bool restart) {
   int bf = __atomic_load_n(&g_breakfd, __ATOMIC_ACQUIRE);
   if (bf >= 0 && g_poller.load(std::memory_order_relaxed) != 0) raw_syscall(SYS_write, bf, reinterpret_cast<long>(&one), sizeof one);
   sysmon_wake_from_signal();
+}
+
+void netpoll_signal_targeted(G* g, int sig) {
+  LockGuard lk(g_target_lock);
+  if (g_ntargets == kMaxTargets) {  // signals that never came (blocked): forget the oldest
+    for (int i = 1; i < kMaxTargets; i++) g_targets[i - 1] = g_targets[i];
+    g_ntargets--;
+  }
+  g_targets[g_ntargets++] = {g, sig};
 }
 
 namespace {
@@ -389,7 +415,8 @@ namespace {
 // without an EINTR visible anywhere, as natively. Signals are rare: a scan
 // of every fd state is fine. Returns false if no wait qualified.
 bool interrupt_one(bool restart, G* only = nullptr) {
-  G* mg = main_g();
+  G* mg = g_sig_main.load(std::memory_order_acquire);
+  if (!mg) mg = main_g();
   bool main_gone = mg->status.load(std::memory_order_acquire) == kGDead || mg->wait_reason == kWaitForever;
   if (!only && !main_gone) only = mg;
   auto eligible = [&](const Wait* w) { return (w->intr == Intr::kPoll || !restart) && (!only || w->g == only); };
@@ -419,27 +446,44 @@ bool interrupt_one(bool restart, G* only = nullptr) {
 
 }  // namespace
 
-void netpoll_deliver_signals() {
-  if (g_sig_norestart.load(std::memory_order_relaxed) == 0 && g_sig_restart.load(std::memory_order_relaxed) == 0)
-    return;
-  uint32_t norestart = g_sig_norestart.exchange(0, std::memory_order_acq_rel);
-  uint32_t restart = g_sig_restart.exchange(0, std::memory_order_acq_rel);
-  // Signals pthread_kill already delivered to their G are not delivered
-  // again to another.
-  uint32_t targeted = g_sig_targeted.load(std::memory_order_acquire);
-  while (targeted > 0 && norestart + restart > 0 &&
-         !g_sig_targeted.compare_exchange_weak(targeted, targeted - 1, std::memory_order_acq_rel)) {
-  }
-  if (targeted > 0) (norestart > 0 ? norestart : restart)--;
-  for (; norestart > 0; norestart--)
-    if (!interrupt_one(false)) break;
-  for (; restart > 0; restart--)
-    if (!interrupt_one(true)) break;
+// The G pthread_kill aimed sig at, if any (and forgets it).
+G* take_target(int sig) {
+  LockGuard lk(g_target_lock);
+  for (int i = 0; i < g_ntargets; i++)
+    if (g_targets[i].sig == sig) {
+      G* g = g_targets[i].g;
+      for (int j = i + 1; j < g_ntargets; j++) g_targets[j - 1] = g_targets[j];
+      g_ntargets--;
+      return g;
+    }
+  return nullptr;
 }
 
-bool netpoll_interrupt_g(G* g, bool restart) {
-  g_sig_targeted.fetch_add(1, std::memory_order_acq_rel);
-  return interrupt_one(restart, g);
+void netpoll_deliver_signals() {
+  if (g_sig_any.load(std::memory_order_acquire) == 0) return;
+  g_sig_any.store(0, std::memory_order_relaxed);
+  for (int sig = 1; sig < kNsig; sig++) {
+    for (int restart = 0; restart < 2; restart++) {
+      uint32_t n = (restart ? g_sig_restart : g_sig_norestart)[sig].exchange(0, std::memory_order_acq_rel);
+      for (; n > 0; n--) {
+        // A signal pthread_kill sent to a G is that G's, whether or not it
+        // waits in the netpoller now; only the others go to the main G.
+        if (G* g = take_target(sig)) interrupt_one(restart, g);
+        else interrupt_one(restart);
+      }
+    }
+  }
+}
+
+void netpoll_signal_fork_child(G* self) {
+  g_sig_main.store(self, std::memory_order_relaxed);
+  g_sig_any.store(0, std::memory_order_relaxed);
+  for (int i = 0; i < kNsig; i++) {
+    g_sig_norestart[i].store(0, std::memory_order_relaxed);
+    g_sig_restart[i].store(0, std::memory_order_relaxed);
+  }
+  new (&g_target_lock) Lock();
+  g_ntargets = 0;
 }
 
 int netpoll_dispatch(const struct epoll_event* ev, int n) {
@@ -529,7 +573,7 @@ void netpoll_relocate(int fd) {
   LockGuard lk(g_fd_lock);
   bool ep = fd == g_epfd.load(std::memory_order_relaxed);
   if (!ep && fd != g_breakfd) return;
-  long nfd = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0);
+  long nfd = rtfd_dup_high(fd);
   if (nfd < 0) {
     // Every number is taken (RLIMIT_NOFILE): give the fd up. Without the
     // epoll instance fds are waited for with the P handed off; without the

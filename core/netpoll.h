@@ -61,16 +61,18 @@ bool netpoll_sample(PollWant* w, int n);
 enum class Intr : uint8_t { kIo, kPoll };
 int netpoll_wait_any(PollWant* w, int n, int64_t deadline, Intr intr = Intr::kIo);
 int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline);
-// A handler of the program's just ran (async-signal-safe: counts it and
-// wakes the poller and sysmon, which call netpoll_deliver_signals).
-void netpoll_signal_arrived(bool restart);
+// A handler of the program's for sig just ran, for a signal sent to the
+// process (async-signal-safe: counts it and wakes the poller and sysmon,
+// which call netpoll_deliver_signals).
+void netpoll_signal_arrived(int sig, bool restart);
 // Interrupts a wait for each signal counted since the last call.
 void netpoll_deliver_signals();
-// pthread_kill(g, sig) for a program handler: interrupts g's wait if it has
-// one that the signal may interrupt, and makes the coming delivery skip its
-// own interruption. Returns true if g was interrupted.
+// pthread_kill(g, sig) of a G that is not running, about to be sent to the
+// process: when its handler has run, g's wait is the one interrupted.
 struct G;
-bool netpoll_interrupt_g(G* g, bool restart);
+void netpoll_signal_targeted(G* g, int sig);
+// In a child of fork: self is the process's main G from now on.
+void netpoll_signal_fork_child(G* self);
 // The program closes fd: Gs parked on it wake up (and see EBADF on retry).
 void netpoll_close(int fd);
 bool netpoll_init();

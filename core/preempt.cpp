@@ -62,6 +62,7 @@ struct Unwind {
   unw_addr_space_t* local_addr_space;
 };
 constinit Unwind g_unw = {};
+constinit std::atomic<const void*> g_unwind_base{nullptr};  // load address of libunwind.so.8
 
 bool load_libunwind() {
   void* h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
@@ -72,6 +73,9 @@ bool load_libunwind() {
   g_unw.set_caching_policy =
       reinterpret_cast<decltype(g_unw.set_caching_policy)>(dlsym(h, "_ULx86_64_set_caching_policy"));
   g_unw.local_addr_space = static_cast<unw_addr_space_t*>(dlsym(h, "_ULx86_64_local_addr_space"));
+  Dl_info info;
+  if (g_unw.init_local2 && dladdr(reinterpret_cast<void*>(g_unw.init_local2), &info))
+    g_unwind_base.store(info.dli_fbase, std::memory_order_release);
   return g_unw.init_local2 && g_unw.step && g_unw.get_reg && g_unw.set_caching_policy && g_unw.local_addr_space;
 }
 
@@ -128,6 +132,12 @@ void preempt_init() {
       if ((after[fd / kBits] & ~before[fd / kBits]) & (1UL << (fd % kBits))) rtfd_add(fd, RtfdKind::kForeign);
   }
   dl_iterate_phdr(collect, nullptr);
+}
+
+bool preempt_in_unwinder(const void* addr) {
+  const void* base = g_unwind_base.load(std::memory_order_acquire);
+  Dl_info info;
+  return base && dladdr(addr, &info) && info.dli_fbase == base;
 }
 
 void preempt_unwinder_lost() {

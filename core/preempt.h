@@ -14,6 +14,8 @@ struct G;
 // Records the code ranges where a G must never be stopped: libc, ld.so,
 // libstdc++, libgcc, the allocator, libunwind and mnpthread itself.
 void preempt_init();
+// addr lies in the libunwind this module loaded (its pipe2 call: core/rtfd.h).
+bool preempt_in_unwinder(const void* addr);
 bool preempt_enabled();
 // True when the interrupted PC and every frame of the G's stack are outside
 // those ranges (libunwind walk from the signal context).

@@ -86,14 +86,21 @@ void rtfd_yield(int fd) {
   }
 }
 
-int rtfd_move_high(int fd) {
+int rtfd_dup_high(int fd) {
   struct rlimit rl;
-  if (raw_syscall(SYS_getrlimit, RLIMIT_NOFILE, reinterpret_cast<long>(&rl)) != 0 || rl.rlim_cur < 64) return fd;
-  long want = static_cast<long>(rl.rlim_cur > 1024 ? 1024 : rl.rlim_cur) - 16;
+  long want = 0;
+  if (raw_syscall(SYS_getrlimit, RLIMIT_NOFILE, reinterpret_cast<long>(&rl)) == 0 && rl.rlim_cur >= 64)
+    want = static_cast<long>(rl.rlim_cur > 1024 ? 1024 : rl.rlim_cur) - 16;
   long nfd = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, want);
+  if (nfd < 0 && want > 0) nfd = raw_syscall(SYS_fcntl, fd, F_DUPFD_CLOEXEC, 0);  // the top is full
+  return nfd < 0 ? -1 : static_cast<int>(nfd);
+}
+
+int rtfd_move_high(int fd) {
+  int nfd = rtfd_dup_high(fd);
   if (nfd < 0) return fd;
   raw_syscall(SYS_close, fd);
-  return static_cast<int>(nfd);
+  return nfd;
 }
 
 bool rtfd_snapshot(unsigned long (&bits)[1024 / (8 * sizeof(unsigned long))]) {

@@ -1027,6 +1027,7 @@ void after_fork_child() {
   sema_after_fork();
   gmem_after_fork();
   netpoll_after_fork();
+  if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
   sysmon_after_fork();
 }
 }  // namespace

@@ -235,6 +235,9 @@ void sysmon_after_fork();
 // here, and deliveries that are not sysmon's are passed on to it.
 bool poke_signal_is(int sig);
 void poke_user_action(const struct sigaction* act, struct sigaction* old);
+// interpose/signal.cpp: turns the kernel's action for a signal back into
+// the program's own (the trampoline it may be wrapped in).
+void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*));
 
 // Start-up and configuration.
 struct Config {

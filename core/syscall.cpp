@@ -122,6 +122,8 @@ void g_sysmon_note_wake_for_dump() { sysmon_wake(); }
 
 // The program's action for the runtime's signal (SIG_DFL until it sets one).
 constinit struct sigaction g_user_action = {};
+using PokeUnwrapFn = void (*)(int, struct sigaction*);
+constinit PokeUnwrapFn g_poke_unwrap = nullptr;
 constinit Lock g_user_action_lock;
 
 void chain_to_user(int sig, siginfo_t* si, void* uc) {
@@ -298,6 +300,8 @@ void* sysmon_main(void*) {
 
 }  // namespace
 
+void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap = hook; }
+
 bool poke_signal_is(int sig) { return g_poke_enabled && sig == g_poke_signal; }
 
 void poke_user_action(const struct sigaction* act, struct sigaction* old) {
@@ -329,7 +333,10 @@ void sysmon_start() {
   auto* real_sigaction = reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5"));
   struct sigaction old = {};
   if (real_sigaction && real_sigaction(g_poke_signal, nullptr, &old) == 0) {
-    g_user_action = old;  // a constructor may already have set one: keep it
+    // A constructor may already have set one: keep it (the program's own,
+    // not the trampoline interpose/signal.cpp runs it through).
+    if (g_poke_unwrap) g_poke_unwrap(g_poke_signal, &old);
+    g_user_action = old;
     struct sigaction sa = {};
     sa.sa_sigaction = poke_handler;
     // Not SA_ONSTACK: an alternate signal stack belongs to the kernel thread

@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "core/netpoll.h"
+#include "core/preempt.h"
 #include "core/rtfd.h"
 #include "core/sched.h"
 #include "interpose/real.h"
@@ -477,8 +478,7 @@ MNP_EXPORT int close(int fd) noexcept {
 MNP_EXPORT int pipe2(int fds[2], int flags) noexcept {
   long r = raw_syscall(SYS_pipe2, reinterpret_cast<long>(fds), flags);
   if (r == 0) {
-    Dl_info info;
-    if (dladdr(__builtin_return_address(0), &info) && info.dli_fname && strstr(info.dli_fname, "libunwind")) {
+    if (preempt_in_unwinder(__builtin_return_address(0))) {
       for (int i = 0; i < 2; i++) {
         fds[i] = rtfd_move_high(fds[i]);
         rtfd_add(fds[i], RtfdKind::kForeign);
@@ -498,7 +498,7 @@ MNP_EXPORT int dup2(int oldfd, int newfd) noexcept {
 }
 
 MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
-  if (runtime_up && oldfd != newfd && rtfd_is(newfd)) {
+  if (runtime_up && oldfd != newfd && (flags & ~O_CLOEXEC) == 0 && rtfd_is(newfd)) {
     if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(set_errno(-EBADF));
     rtfd_yield(newfd);
   }
@@ -508,7 +508,8 @@ MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
 // CLOSE_RANGE_UNSHARE gives the calling kernel thread (an M, shared by many
 // Gs) its own fd table: passed through unchanged, as a known limit.
 MNP_EXPORT int close_range(unsigned first, unsigned last, int flags) noexcept {
-  if (!runtime_up || first > last || (flags & CLOSE_RANGE_UNSHARE))
+  if (!runtime_up || first > last || (flags & CLOSE_RANGE_UNSHARE) ||
+      (flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)))  // the kernel's EINVAL
     return static_cast<int>(set_errno(raw_syscall(SYS_close_range, first, last, flags)));
   return close_range_around(first, last, flags);
 }

@@ -43,36 +43,72 @@ constinit MaskFn *real_sigprocmask = nullptr, *real_pthread_sigmask = nullptr;
 
 constexpr int kNsig = 65;
 
-// The program's action for each signal it handles (wrapped = the kernel
-// runs the trampoline for it). Written by sigaction (handler and flags
-// before the trampoline is installed), read by the trampoline.
-struct ProgAction {
-  std::atomic<void*> handler{nullptr};
-  std::atomic<int> flags{0};
-  std::atomic<bool> wrapped{false};
+// The program's action for one signal, as it gave it. Records are never
+// changed once published and are recycled only after kRecords more
+// sigaction calls, so the trampoline reads a consistent handler and flags
+// without a lock (a lock could be held by the very thread it interrupted).
+struct Record {
+  void* handler;
+  int flags;
   sigset_t mask;
 };
+constexpr uint32_t kRecords = 1024;
+Record g_records[kRecords];
+std::atomic<uint32_t> g_next_record{0};
+
+struct ProgAction {
+  std::atomic<const Record*> rec{nullptr};
+  std::atomic<bool> wrapped{false};  // the kernel runs the trampoline for it
+};
 ProgAction g_prog[kNsig];
+// Signals siginterrupt() made interrupting: signal() installs them without
+// SA_RESTART (glibc's rule).
+std::atomic<uint64_t> g_sigintr{0};
 
 bool fault_signal(int sig) {
   return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS;
 }
 
+// Sent to one thread rather than to the process: raise, pthread_kill of a
+// running G, a fault, the kernel's SIGPIPE/SIGXFSZ for a write. Natively
+// those interrupt no other thread's call.
+bool thread_directed(int sig, const siginfo_t* si) {
+  if (!si) return false;
+  if (si->si_code == SI_TKILL) return true;
+  if (fault_signal(sig) && si->si_code > 0) return true;
+  return (sig == SIGPIPE || sig == SIGXFSZ) && si->si_code == SI_USER && si->si_pid == raw_syscall(SYS_getpid);
+}
+
 void trampoline(int sig, siginfo_t* si, void* uc) {
   ProgAction& a = g_prog[sig];
-  void* h = a.handler.load(std::memory_order_acquire);
-  int fl = a.flags.load(std::memory_order_relaxed);
+  const Record* r = a.rec.load(std::memory_order_acquire);
+  if (!r) return;
   // With SA_RESETHAND the kernel has put SIG_DFL back already.
-  if (fl & SA_RESETHAND) a.wrapped.store(false, std::memory_order_relaxed);
-  if (fl & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(h)(sig, si, uc);
-  else reinterpret_cast<void (*)(int)>(h)(sig);
-  bool synchronous = fault_signal(sig) && si && si->si_code > 0;
-  if (runtime_up && !synchronous) netpoll_signal_arrived((fl & SA_RESTART) != 0);
+  if (r->flags & SA_RESETHAND) a.wrapped.store(false, std::memory_order_relaxed);
+  if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
+  else reinterpret_cast<void (*)(int)>(r->handler)(sig);
+  if (runtime_up && !thread_directed(sig, si)) netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
 }
 
 void* handler_of(const struct sigaction* act) {
   return (act->sa_flags & SA_SIGINFO) ? reinterpret_cast<void*>(act->sa_sigaction)
                                       : reinterpret_cast<void*>(act->sa_handler);
+}
+
+void fill_from(const Record* r, struct sigaction* out) {
+  *out = {};
+  if (r->flags & SA_SIGINFO) out->sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler);
+  else out->sa_handler = reinterpret_cast<void (*)(int)>(r->handler);
+  out->sa_flags = r->flags;
+  out->sa_mask = r->mask;
+}
+
+// The runtime's signal was set up after a constructor installed a handler
+// for it, which the kernel knows as the trampoline: the program's own.
+void unwrap_for_poke(int sig, struct sigaction* act) {
+  if (sig < 1 || sig >= kNsig || !g_prog[sig].wrapped.load(std::memory_order_acquire)) return;
+  if (const Record* r = g_prog[sig].rec.load(std::memory_order_acquire)) fill_from(r, act);
+  g_prog[sig].wrapped.store(false, std::memory_order_release);
 }
 
 int set_mask(MaskFn* real, int how, const sigset_t* set, sigset_t* old) {
@@ -86,6 +122,7 @@ int set_mask(MaskFn* real, int how, const sigset_t* set, sigset_t* old) {
 
 namespace mnp {
 void interpose_signal_init() {
+  set_poke_unwrap_hook(unwrap_for_poke);
   resolve_real(real_sigaction, "sigaction", "GLIBC_2.2.5");
   resolve_real(real_sigprocmask, "sigprocmask", "GLIBC_2.2.5");
   resolve_real(real_pthread_sigmask, "pthread_sigmask", "GLIBC_2.32");
@@ -102,13 +139,9 @@ MNP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction*
   if (sig < 1 || sig >= kNsig) return real_sigaction(sig, act, old);
   ProgAction& a = g_prog[sig];
   struct sigaction prev;
-  if (a.wrapped.load(std::memory_order_acquire)) {
-    prev = {};
-    int fl = a.flags.load(std::memory_order_relaxed);
-    if (fl & SA_SIGINFO) prev.sa_sigaction = reinterpret_cast<void (*)(int, siginfo_t*, void*)>(a.handler.load());
-    else prev.sa_handler = reinterpret_cast<void (*)(int)>(a.handler.load());
-    prev.sa_flags = fl;
-    prev.sa_mask = a.mask;
+  const Record* was = a.rec.load(std::memory_order_acquire);
+  if (a.wrapped.load(std::memory_order_acquire) && was) {
+    fill_from(was, &prev);
   } else if (int r = real_sigaction(sig, nullptr, &prev); r != 0) {
     return r;  // EINVAL for a signal that cannot be caught or queried
   }
@@ -118,21 +151,21 @@ MNP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction*
       if (int r = real_sigaction(sig, act, nullptr); r != 0) return r;
       a.wrapped.store(false, std::memory_order_release);
     } else {
-      // glibc refuses its internal signals and SIGKILL/SIGSTOP: try first
-      // with the trampoline, keep the table only if the kernel took it.
+      // Publish the program's action before the kernel can run the
+      // trampoline for it; glibc refuses its internal signals and
+      // SIGKILL/SIGSTOP, so keep it only if the kernel took the trampoline.
+      Record* rec = &g_records[g_next_record.fetch_add(1, std::memory_order_relaxed) % kRecords];
+      rec->handler = h;
+      rec->flags = act->sa_flags;
+      rec->mask = act->sa_mask;
+      a.rec.store(rec, std::memory_order_release);
       struct sigaction ours = *act;
       ours.sa_sigaction = trampoline;
       ours.sa_flags |= SA_SIGINFO;
-      void* was_h = a.handler.load();
-      int was_fl = a.flags.load();
-      a.handler.store(h, std::memory_order_release);
-      a.flags.store(act->sa_flags, std::memory_order_relaxed);
       if (int r = real_sigaction(sig, &ours, nullptr); r != 0) {
-        a.handler.store(was_h);
-        a.flags.store(was_fl);
+        a.rec.store(was, std::memory_order_release);
         return r;
       }
-      a.mask = act->sa_mask;
       a.wrapped.store(true, std::memory_order_release);
     }
   }
@@ -140,13 +173,53 @@ MNP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction*
   return 0;
 }
 
+// BSD semantics, as glibc's signal(): SA_RESTART unless siginterrupt said
+// otherwise for this signal.
 MNP_EXPORT sighandler_t signal(int sig, sighandler_t handler) noexcept {
+  if (handler == SIG_ERR || sig < 1 || sig >= kNsig) {
+    errno = EINVAL;
+    return SIG_ERR;
+  }
   struct sigaction sa = {}, old = {};
   sa.sa_handler = handler;
-  sa.sa_flags = SA_RESTART;  // BSD semantics, as glibc's signal()
+  sa.sa_flags = (g_sigintr.load(std::memory_order_relaxed) >> sig) & 1 ? 0 : SA_RESTART;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, sig);
+  if (sigaction(sig, &sa, &old) != 0) return SIG_ERR;
+  return old.sa_handler;
+}
+
+MNP_EXPORT sighandler_t bsd_signal(int sig, sighandler_t handler) noexcept { return signal(sig, handler); }
+
+// System V semantics: one-shot, not blocked while it runs, not restarting.
+MNP_EXPORT sighandler_t sysv_signal(int sig, sighandler_t handler) noexcept {
+  if (handler == SIG_ERR || sig < 1 || sig >= kNsig) {
+    errno = EINVAL;
+    return SIG_ERR;
+  }
+  struct sigaction sa = {}, old = {};
+  sa.sa_handler = handler;
+  sa.sa_flags = SA_RESETHAND | SA_NODEFER;
   sigemptyset(&sa.sa_mask);
   if (sigaction(sig, &sa, &old) != 0) return SIG_ERR;
   return old.sa_handler;
+}
+
+// glibc's changes the kernel's flags behind the program's recorded action.
+MNP_EXPORT int siginterrupt(int sig, int interrupt) noexcept {
+  struct sigaction sa;
+  if (sig < 1 || sig >= kNsig || sigaction(sig, nullptr, &sa) != 0) {
+    errno = EINVAL;
+    return -1;
+  }
+  if (interrupt) {
+    g_sigintr.fetch_or(1ULL << sig, std::memory_order_relaxed);
+    sa.sa_flags &= ~SA_RESTART;
+  } else {
+    g_sigintr.fetch_and(~(1ULL << sig), std::memory_order_relaxed);
+    sa.sa_flags |= SA_RESTART;
+  }
+  return sigaction(sig, &sa, nullptr);
 }
 
 }  // extern "C"
@@ -155,7 +228,8 @@ namespace mnp {
 // Flags of the program's handler for sig, or -1 when it has none wrapped.
 int program_signal_flags(int sig) {
   if (sig < 1 || sig >= kNsig || !g_prog[sig].wrapped.load(std::memory_order_acquire)) return -1;
-  return g_prog[sig].flags.load(std::memory_order_relaxed);
+  const Record* r = g_prog[sig].rec.load(std::memory_order_acquire);
+  return r ? r->flags : -1;
 }
 }  // namespace mnp
 

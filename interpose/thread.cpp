@@ -407,12 +407,10 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
   // signal, which a handler sees the same way.
   M* mp = t->m;
   int tid = (t->status.load(std::memory_order_acquire) == kGRunning && mp) ? mp->tid : 0;
-  // A G parked in the netpoller gets its EINTR here, as the kernel would give
-  // the thread it targets; the delivery below then only runs the handler.
-  if (!tid) {
-    int fl = program_signal_flags(sig);
-    if (fl >= 0) netpoll_interrupt_g(t, (fl & SA_RESTART) != 0);
-  }
+  // Sent to the process, the signal runs the handler on some M; the EINTR it
+  // owes a G parked in the netpoller must go to this G (and only after the
+  // handler ran: the G looks at what the handler set).
+  if (!tid && program_signal_flags(sig) >= 0) netpoll_signal_targeted(t, sig);
   long rc = tid ? raw_syscall(SYS_tgkill, getpid(), tid, sig) : raw_syscall(SYS_kill, getpid(), sig);
   return rc < 0 ? static_cast<int>(-rc) : 0;
 }

@@ -13,7 +13,15 @@
  *       returns 1 when main then writes to its pipe);
  *   (d) a process-directed SIGALRM while main waits in pthread_join for a
  *       thread blocked in read: the kernel gives it to main, so the read is
- *       not interrupted and returns the byte a third thread writes later.
+ *       not interrupted and returns the byte a third thread writes later;
+ *   (e) pthread_kill(T, SIGUSR2) whose handler sets a flag, while T loops
+ *       "poll until the flag is set": T's EINTR comes after the handler
+ *       ran, so T sees the flag and stops;
+ *   (f) raise(SIGUSR1) in a worker while main polls with a 300 ms timeout:
+ *       the signal is the worker's, main's poll times out (returns 0);
+ *   (g) siginterrupt(SIGALRM, 1) after signal(): read fails with EINTR;
+ *   (h) fork from a thread other than main, then in the child SIGALRM
+ *       interrupts poll in the forking thread (the child's main thread).
  * stdout: one "name: ok" line per check; "name: not ok" and a FAIL line on
  * stderr, exit 1, otherwise. */
 #include <errno.h>
@@ -26,6 +34,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 #include <sys/time.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -116,6 +125,50 @@ static void* poll_forever(void* arg) {
   return NULL;
 }
 
+static atomic_int g_stop;
+static void on_stop(int sig) {
+  (void)sig;
+  atomic_store(&g_stop, 1);
+}
+
+/* Polls until the handler set g_stop; an EINTR before that would mean the
+ * wait was interrupted before the handler ran. */
+static void* poll_until_stop(void* arg) {
+  struct Poller* p = arg;
+  struct pollfd f = {p->rd, POLLIN, 0};
+  double t0 = now_ms();
+  for (;;) {
+    p->rv = poll(&f, 1, 3000);
+    p->err = p->rv < 0 ? errno : 0;
+    if (atomic_load(&g_stop) || now_ms() - t0 > 3000) break;
+  }
+  if (!atomic_load(&g_stop)) p->rv = -2;
+  return NULL;
+}
+
+static void* raise_later(void* arg) {
+  (void)arg;
+  usleep(50 * 1000);
+  raise(SIGUSR1);
+  return NULL;
+}
+
+static void* fork_and_wait(void* arg) {
+  int* status = arg;
+  pid_t c = fork();
+  if (c == 0) {
+    int a[2];
+    if (pipe(a) != 0) _exit(3);
+    alarm_in_ms(50);
+    struct pollfd f = {a[0], POLLIN, 0};
+    int rv = poll(&f, 1, 3000);
+    _exit(rv == -1 && errno == EINTR ? 0 : 1);
+  }
+  int st = 0;
+  if (waitpid(c, &st, 0) == c && WIFEXITED(st)) *status = WEXITSTATUS(st);
+  return NULL;
+}
+
 static void* read_one(void* arg) {
   struct Poller* p = arg;
   char c;
@@ -197,6 +250,64 @@ int main(void) {
     pthread_join(w, NULL);
     pthread_join(l, NULL);
     report("worker read not interrupted", pw.rv == 1 && atomic_load(&g_handled) == before + 1, pw.rv, pw.err, 0);
+  }
+  /* (e) */
+  {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_stop;
+    sigaction(SIGUSR2, &sa, NULL);
+    int a[2];
+    if (pipe(a) != 0) return 1;
+    struct Poller pt = {a[0], 0, 0};
+    pthread_t t;
+    pthread_create(&t, NULL, poll_until_stop, &pt);
+    usleep(50 * 1000);
+    pthread_kill(t, SIGUSR2);
+    pthread_join(t, NULL);
+    report("handler ran before EINTR", pt.rv == -1 && pt.err == EINTR, pt.rv, pt.err, 0);
+  }
+
+  /* (f) */
+  install(SIGUSR1, 0);
+  {
+    int a[2];
+    if (pipe(a) != 0) return 1;
+    pthread_t t;
+    pthread_create(&t, NULL, raise_later, NULL);
+    struct pollfd f = {a[0], POLLIN, 0};
+    double t0 = now_ms();
+    long rv = poll(&f, 1, 300);
+    int err = errno;
+    pthread_join(t, NULL);
+    report("raise in a worker leaves main alone", rv == 0, rv, err, now_ms() - t0);
+  }
+
+  /* (g) */
+  signal(SIGALRM, on_signal);
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+  siginterrupt(SIGALRM, 1);  /* deprecated, still used by old programs */
+#pragma GCC diagnostic pop
+  {
+    int before = atomic_load(&g_handled);
+    alarm_in_ms(50);
+    char c;
+    double t0 = now_ms();
+    long rv = read(p[0], &c, 1);
+    int err = errno;
+    report("siginterrupt read eintr", rv == -1 && err == EINTR && atomic_load(&g_handled) == before + 1, rv, err,
+           now_ms() - t0);
+  }
+
+  /* (h) */
+  install(SIGALRM, 0);
+  {
+    pthread_t t;
+    int status = -1;
+    pthread_create(&t, NULL, fork_and_wait, &status);
+    pthread_join(t, NULL);
+    report("eintr in a child forked from a thread", status == 0, status, 0, 0);
   }
   return g_failures ? 1 : 0;
 }
