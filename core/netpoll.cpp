@@ -32,6 +32,7 @@ enum : uint32_t { kArming, kParked, kWoken, kTimedOut, kInterrupted };
 struct Wait {
   G* g;
   Intr intr;
+  uint64_t blocked;  // bit sig-1: that signal does not interrupt this wait
   std::atomic<uint32_t> state{kArming};
 };
 
@@ -295,7 +296,7 @@ bool netpoll_sample(PollWant* w, int n) {
   return true;
 }
 
-int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr) {
+int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_t blocked) {
   if (g_epfd.load(std::memory_order_relaxed) < 0) return EPERM;
   if (deadline != kNever && deadline <= nanotime()) return ETIMEDOUT;
   G* g = get_user_g();
@@ -306,7 +307,7 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr) {
     ents = static_cast<Entry*>(malloc(sizeof(Entry) * static_cast<size_t>(n)));
     if (!ents) return EPERM;
   }
-  Wait w{g, intr};
+  Wait w{g, intr, blocked};
   int linked = 0, result = 0;
   bool moved = false;
   for (int i = 0; i < n && !moved; i++) {
@@ -414,12 +415,14 @@ namespace {
 // waits. A main G that is running, sleeping or joining takes the signal
 // without an EINTR visible anywhere, as natively. Signals are rare: a scan
 // of every fd state is fine. Returns false if no wait qualified.
-bool interrupt_one(bool restart, G* only = nullptr) {
+bool interrupt_one(int sig, bool restart, G* only = nullptr) {
   G* mg = g_sig_main.load(std::memory_order_acquire);
   if (!mg) mg = main_g();
   bool main_gone = mg->status.load(std::memory_order_acquire) == kGDead || mg->wait_reason == kWaitForever;
   if (!only && !main_gone) only = mg;
-  auto eligible = [&](const Wait* w) { return (w->intr == Intr::kPoll || !restart) && (!only || w->g == only); };
+  auto eligible = [&](const Wait* w) {
+    return (w->intr == Intr::kPoll || !restart) && !((w->blocked >> (sig - 1)) & 1) && (!only || w->g == only);
+  };
   for (auto& slot : g_chunks) {
     FdState* c = slot.load(std::memory_order_acquire);
     if (!c) continue;
@@ -468,8 +471,8 @@ void netpoll_deliver_signals() {
       for (; n > 0; n--) {
         // A signal pthread_kill sent to a G is that G's, whether or not it
         // waits in the netpoller now; only the others go to the main G.
-        if (G* g = take_target(sig)) interrupt_one(restart, g);
-        else interrupt_one(restart);
+        if (G* g = take_target(sig)) interrupt_one(sig, restart, g);
+        else interrupt_one(sig, restart);
       }
     }
   }

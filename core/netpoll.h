@@ -15,7 +15,8 @@
 //   - an M with nothing to run, no P, and Gs waiting on fds blocks in
 //     epoll_wait instead of on its note — at most one at a time (the
 //     "poller"), until the earliest timer of any P; a new earlier timer
-//     interrupts it through an eventfd;
+//     (or a signal for the program's handler) interrupts it through an
+//     eventfd;
 //   - sysmon harvests when nobody has for 10 ms (every P busy with Gs that
 //     never run out of work).
 // Under load nobody sleeps in epoll_wait, so a ready fd costs no kernel
@@ -58,8 +59,10 @@ bool netpoll_sample(PollWant* w, int n);
 // always for kPoll (poll, select, epoll_wait are never restarted), and for
 // kIo (reads, writes, accept, connect) only when the handler was installed
 // without SA_RESTART.
+// `blocked` has bit sig-1 set for each signal that must not interrupt the
+// wait (the signal mask ppoll, pselect and epoll_pwait wait with).
 enum class Intr : uint8_t { kIo, kPoll };
-int netpoll_wait_any(PollWant* w, int n, int64_t deadline, Intr intr = Intr::kIo);
+int netpoll_wait_any(PollWant* w, int n, int64_t deadline, Intr intr = Intr::kIo, uint64_t blocked = 0);
 int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline);
 // A handler of the program's for sig just ran, for a signal sent to the
 // process (async-signal-safe: counts it and wakes the poller and sysmon,

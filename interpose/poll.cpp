@@ -11,9 +11,10 @@
 // is itself an fd the netpoller watches (nested epoll): it turns readable
 // when one of its own fds is ready.
 //
-// Kept on the real call with the P handed off: a call with a signal mask
-// (ppoll, pselect, epoll_pwait with a non-null sigmask swap the thread's
-// mask for the wait, and Gs have no masks of their own), and poll of no fds
+// A signal mask (ppoll, pselect, epoll_pwait, epoll_pwait2) is honoured the
+// way the netpoller can: the signals in it do not interrupt the wait with
+// EINTR (interpose/signal.cpp). Kept on the real call with the P handed off:
+// select/pselect with more than FD_SETSIZE fds, and a wait for no fds
 // without a timeout (pause). Callers that are not Gs call libc.
 #include <errno.h>
 #include <poll.h>
@@ -102,13 +103,13 @@ long look(Attempt& attempt) {
 }
 
 template <typename Attempt, typename Blocking>
-long poll_like(PollWant* want, int n, int64_t deadline, Attempt attempt, Blocking blocking) {
+long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, Attempt attempt, Blocking blocking) {
   for (;;) {
     if (!netpoll_sample(want, n)) return blocking(deadline == kNever ? kNever : left_ns(deadline));
     long r = look(attempt);
     if (r != 0) return r;
     if (deadline != kNever && nanotime() >= deadline) return 0;
-    int w = netpoll_wait_any(want, n, deadline, Intr::kPoll);
+    int w = netpoll_wait_any(want, n, deadline, Intr::kPoll, blocked);
     if (w == EPERM) return blocking(deadline == kNever ? kNever : left_ns(deadline));
     if (w == ETIMEDOUT) return look(attempt);
     if (w == EINTR) return -EINTR;  // a handler of the program's ran
@@ -125,6 +126,15 @@ long handoff_raw(F call) {
   return r < 0 ? -e : r;
 }
 
+// A wait's signal mask as netpoll_wait_any's bit set (bit sig-1).
+uint64_t blocked_bits(const sigset_t* mask) {
+  uint64_t bits = 0;
+  if (mask)
+    for (int sig = 1; sig <= 64; sig++)
+      if (sigismember(mask, sig) == 1) bits |= 1ULL << (sig - 1);
+  return bits;
+}
+
 int ms_of(int64_t ns) {
   if (ns == kNever) return -1;
   int64_t ms = (ns + 999999) / 1000000;
@@ -133,8 +143,9 @@ int ms_of(int64_t ns) {
 
 struct timespec ts_of(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
 
-// poll and ppoll without a mask: raw results.
-long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline) {
+// poll and ppoll: raw results. A mask (ppoll) is the set of signals that
+// must not interrupt the wait.
+long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mask) {
   auto attempt = [&] {
     struct timespec zero = {0, 0};
     return raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n), reinterpret_cast<long>(&zero),
@@ -156,23 +167,24 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline) {
     want.get()[k++] = PollWant{fds[i].fd, dirs ? dirs : kPollRead, 0, 0};
   }
   if (k == 0) {  // no fds: a sleep
-    if (deadline == kNever) return handoff_raw([&] { return static_cast<long>(real_poll(fds, n, -1)); });
+    if (deadline == kNever) return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, nullptr, mask)); });
     sleep_until(deadline);
     return 0;
   }
-  return poll_like(want.get(), k, deadline, attempt, [&](int64_t ns) {
-    return handoff_raw([&] { return static_cast<long>(real_poll(fds, n, ms_of(ns))); });
+  return poll_like(want.get(), k, deadline, blocked_bits(mask), attempt, [&](int64_t ns) {
+    struct timespec ts = ts_of(ns);
+    return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, ns == kNever ? nullptr : &ts, mask)); });
   });
 }
 
-// select and pselect without a mask: raw results. The sets are in/out and
+// select and pselect: raw results (a mask as for ppoll). The sets are in/out and
 // are at most FD_SETSIZE bits here: with a larger nfds the kernel reads only
 // as many bits as its fd table has, which is not known here, so the
 // wrappers give such calls to the real select with the P handed off. Each
 // attempt works on copies of the sets as they were on entry, and the
 // program's sets change only when a result comes back (the ready fds, or
 // all cleared on a timeout), as natively.
-long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline) {
+long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, const sigset_t* mask) {
   if (nfds < 0) return -EINVAL;
   if (nfds > FD_SETSIZE) nfds = FD_SETSIZE;  // callers hand larger ones to the real call
   using Word = unsigned long;
@@ -213,7 +225,7 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline) {
         for (size_t k = 0; k < words; k++) in[i][k] = orig[i * words + k];
     struct timespec ts = ts_of(ns);
     return handoff_raw(
-        [&] { return static_cast<long>(real_pselect(nfds, r, w, e, ns == kNever ? nullptr : &ts, nullptr)); });
+        [&] { return static_cast<long>(real_pselect(nfds, r, w, e, ns == kNever ? nullptr : &ts, mask)); });
   };
   if (n == 0) {
     if (long res = look(attempt); res != 0) return res;
@@ -221,14 +233,14 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline) {
     sleep_until(deadline);
     return 0;
   }
-  return poll_like(want.get(), n, deadline, attempt, blocking);
+  return poll_like(want.get(), n, deadline, blocked_bits(mask), attempt, blocking);
 }
 
-long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline) {
+long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline, const sigset_t* mask) {
   PollWant want{epfd, kPollRead, 0, 0};
   auto attempt = [&] { return raw_syscall6(SYS_epoll_wait, epfd, reinterpret_cast<long>(ev), max, 0, 0, 0); };
-  return poll_like(&want, 1, deadline, attempt, [&](int64_t ns) {
-    return handoff_raw([&] { return static_cast<long>(real_epoll_wait(epfd, ev, max, ms_of(ns))); });
+  return poll_like(&want, 1, deadline, blocked_bits(mask), attempt, [&](int64_t ns) {
+    return handoff_raw([&] { return static_cast<long>(real_epoll_pwait(epfd, ev, max, ms_of(ns), mask)); });
   });
 }
 
@@ -255,14 +267,13 @@ extern "C" {
 
 MNP_EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) noexcept {
   if (!is_g() || timeout == 0) return real_poll(fds, n, timeout);
-  return static_cast<int>(set_errno(do_poll(fds, n, deadline_ms(timeout))));
+  return static_cast<int>(set_errno(do_poll(fds, n, deadline_ms(timeout), nullptr)));
 }
 
 MNP_EXPORT int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* mask) noexcept {
   if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_ppoll(fds, n, t, mask);
-  if (mask) return handoff_call(real_ppoll, fds, n, t, mask);
   if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
-  return static_cast<int>(set_errno(do_poll(fds, n, deadline_ts(t))));
+  return static_cast<int>(set_errno(do_poll(fds, n, deadline_ts(t), mask)));
 }
 
 // _FORTIFY_SOURCE's versions for an array of known size: glibc's check,
@@ -288,7 +299,7 @@ MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
     struct timespec ts = {tv->tv_sec + tv->tv_usec / 1000000, (tv->tv_usec % 1000000) * 1000};
     deadline = deadline_ts(&ts);
   }
-  long res = do_select(nfds, r, w, e, deadline);
+  long res = do_select(nfds, r, w, e, deadline, nullptr);
   if (tv && res >= 0 && deadline != kNever) {
     int64_t left = left_ns(deadline);
     tv->tv_sec = static_cast<time_t>(left / 1000000000);
@@ -300,28 +311,26 @@ MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
 MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t,
                        const sigset_t* mask) noexcept {
   if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_pselect(nfds, r, w, e, t, mask);
-  if (mask || nfds > FD_SETSIZE) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
+  if (nfds > FD_SETSIZE) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
   if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
-  return static_cast<int>(set_errno(do_select(nfds, r, w, e, deadline_ts(t))));
+  return static_cast<int>(set_errno(do_select(nfds, r, w, e, deadline_ts(t), mask)));
 }
 
 MNP_EXPORT int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout) noexcept {
   if (!is_g() || timeout == 0) return real_epoll_wait(epfd, ev, max, timeout);
-  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ms(timeout))));
+  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ms(timeout), nullptr)));
 }
 
 MNP_EXPORT int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) noexcept {
   if (!is_g() || timeout == 0) return real_epoll_pwait(epfd, ev, max, timeout, mask);
-  if (mask) return handoff_call(real_epoll_pwait, epfd, ev, max, timeout, mask);
-  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ms(timeout))));
+  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ms(timeout), mask)));
 }
 
 MNP_EXPORT int epoll_pwait2(int epfd, struct epoll_event* ev, int max, const struct timespec* t,
                             const sigset_t* mask) noexcept {
   if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_epoll_pwait2(epfd, ev, max, t, mask);
-  if (mask) return handoff_call(real_epoll_pwait2, epfd, ev, max, t, mask);
   if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
-  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ts(t))));
+  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ts(t), mask)));
 }
 
 }  // extern "C"

@@ -21,7 +21,10 @@
  *       the signal is the worker's, main's poll times out (returns 0);
  *   (g) siginterrupt(SIGALRM, 1) after signal(): read fails with EINTR;
  *   (h) fork from a thread other than main, then in the child SIGALRM
- *       interrupts poll in the forking thread (the child's main thread).
+ *       interrupts poll in the forking thread (the child's main thread);
+ *   (i) ppoll with SIGUSR1 in its mask: a SIGUSR1 sent to the process
+ *       meanwhile runs its handler elsewhere and the ppoll times out (0);
+ *       with an empty mask, SIGALRM interrupts it (EINTR).
  * stdout: one "name: ok" line per check; "name: not ok" and a FAIL line on
  * stderr, exit 1, otherwise. */
 #include <errno.h>
@@ -169,6 +172,13 @@ static void* fork_and_wait(void* arg) {
   return NULL;
 }
 
+static void* kill_process_later(void* arg) {
+  (void)arg;
+  usleep(50 * 1000);
+  kill(getpid(), SIGUSR1);
+  return NULL;
+}
+
 static void* read_one(void* arg) {
   struct Poller* p = arg;
   char c;
@@ -308,6 +318,31 @@ int main(void) {
     pthread_create(&t, NULL, fork_and_wait, &status);
     pthread_join(t, NULL);
     report("eintr in a child forked from a thread", status == 0, status, 0, 0);
+  }
+  /* (i) */
+  install(SIGUSR1, 0);
+  install(SIGALRM, 0);
+  {
+    sigset_t only_usr1, none;
+    sigemptyset(&only_usr1);
+    sigaddset(&only_usr1, SIGUSR1);
+    sigemptyset(&none);
+    struct pollfd f = {p[0], POLLIN, 0};
+    struct timespec ts = {0, 300 * 1000000L};
+    pthread_t t;
+    int before = atomic_load(&g_handled);
+    pthread_create(&t, NULL, kill_process_later, NULL);
+    double t0 = now_ms();
+    long rv = ppoll(&f, 1, &ts, &only_usr1);
+    int err = errno;
+    pthread_join(t, NULL);
+    report("ppoll mask keeps a signal out", rv == 0 && atomic_load(&g_handled) == before + 1, rv, err, now_ms() - t0);
+    alarm_in_ms(50);
+    ts.tv_sec = 5;
+    ts.tv_nsec = 0;
+    rv = ppoll(&f, 1, &ts, &none);
+    err = errno;
+    report("ppoll empty mask eintr", rv == -1 && err == EINTR, rv, err, 0);
   }
   return g_failures ? 1 : 0;
 }
