@@ -15,12 +15,12 @@
 //   BM_HandoffNoKernel      getc(3) from an in-memory stream: a wrapped call
 //                           that never enters the kernel, so the difference
 //                           is the wrapper plus entersyscall/exitsyscall.
-//   BM_SyscallSlowPath      a helper blocks in ppoll(2) with a signal mask
-//                           (the empty set) on a pipe; the
-//                           benchmark thread spins kSlowSpinNs, long enough
-//                           for sysmon to retake the helper's P, then writes
-//                           one byte. ns_per_op is the wake latency: from
-//                           the write to ppoll having returned in the helper,
+//   BM_SyscallSlowPath      a helper blocks in splice(2) from an empty pipe;
+//                           the benchmark thread spins kSlowSpinNs, long
+//                           enough for sysmon to retake the helper's P, then
+//                           writes one byte. ns_per_op is the wake latency:
+//                           from the write to splice having returned in the
+//                           helper,
 //                           which under the shim includes exitsyscall's slow
 //                           path (find another P, or queue the G).
 //   BM_PipeReaders4         four readers each block in read(2) on a pipe of
@@ -32,12 +32,11 @@
 //
 // Under the shim read, write, send, recv, accept and the poll family on
 // pipes and sockets are netpoller calls (the G parks until the fd is ready;
-// no kernel thread blocks), while pread, and ppoll with a signal mask (Gs
-// have no masks of their own, so the real call must swap it), are bracketed
+// no kernel thread blocks), while pread, splice and the like are bracketed
 // by entersyscall/exitsyscall (the kernel thread blocks and sysmon hands
-// its P to another M). That is why BM_SyscallSlowPath blocks in ppoll with
-// a mask: without one it would measure the netpoller, which
-// BM_PipeReaders4 and BM_EchoServer measure.
+// its P to another M). That is why BM_SyscallSlowPath blocks in splice: a
+// read or poll would measure the netpoller, which BM_PipeReaders4 and
+// BM_EchoServer measure.
 //
 // Everything is timed in wall-clock time: UseRealTime where the whole
 // iteration is the thing measured, UseManualTime where thread creation and
@@ -63,7 +62,6 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
-#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
@@ -220,12 +218,13 @@ BENCHMARK(BM_HandoffNoKernel)->UseRealTime();
 
 // ---------------------------------------------------------------------------
 // BM_SyscallSlowPath: one iteration is one wake-up of a helper blocked in
-// ppoll(POLLIN) on the read end of a pipe. The benchmark thread waits (with
-// sched_yield) until the helper has consumed the previous byte, spins
-// kSlowSpinNs so that the helper is asleep in ppoll and, under the shim,
-// sysmon (20 us rounds) has found its P in a syscall and handed it off;
-// then it notes the time and writes kSlowGo. The helper, back from ppoll,
-// notes the time, reads the byte and adds the difference to its total.
+// splice from the read end of a pipe (into a sink pipe). The benchmark
+// thread waits (with sched_yield) until the helper has consumed the
+// previous byte, spins kSlowSpinNs so that the helper is asleep in splice
+// and, under the shim, sysmon (20 us rounds) has found its P in a syscall
+// and handed it off; then it notes the time and writes kSlowGo. The helper,
+// back from splice, notes the time, reads the byte from the sink and adds
+// the difference to its total.
 // ns_per_op is the mean of those differences: natively the kernel's wake-up
 // latency, under the shim that plus exitsyscall's slow path. The time per
 // iteration (about kSlowSpinNs more) is not the figure of interest. Both
@@ -238,6 +237,7 @@ constexpr char kSlowStop = 's';
 
 struct SlowPath {
   int fds[2] = {-1, -1};
+  int sink[2] = {-1, -1};
   // Set by the benchmark thread just before each write (release); read by
   // the helper once poll has returned (acquire).
   std::atomic<int64_t> sent_ns{0};
@@ -255,19 +255,18 @@ struct SlowPath {
 void* slow_reader(void* arg) {
   auto* sp = static_cast<SlowPath*>(arg);
   for (;;) {
-    struct pollfd pfd = {sp->fds[0], POLLIN, 0};
-    sigset_t none;
-    sigemptyset(&none);
-    int r = ppoll(&pfd, 1, nullptr, &none);
+    // splice blocks in the kernel until the byte arrives, then moves it to
+    // the sink pipe, where it is read.
+    ssize_t r = splice(sp->fds[0], nullptr, sp->sink[1], nullptr, 1, 0);
     if (r < 0 && errno == EINTR) continue;
     int64_t woke = now_ns();
     if (r != 1) {
       sp->err = r < 0 ? errno : EIO;
-      sp->err_what = "poll";
+      sp->err_what = "splice";
       break;
     }
     char byte;
-    if (read(sp->fds[0], &byte, 1) != 1) {
+    if (read(sp->sink[0], &byte, 1) != 1) {
       sp->err = errno != 0 ? errno : EIO;
       sp->err_what = "read";
       break;
@@ -289,14 +288,13 @@ void spin_for(int64_t ns) {
 
 void BM_SyscallSlowPath(benchmark::State& state) {
   SlowPath sp;
-  if (pipe2(sp.fds, O_CLOEXEC) != 0) {
+  if (pipe2(sp.fds, O_CLOEXEC) != 0 || pipe2(sp.sink, O_CLOEXEC) != 0) {
     skip_with_errno(state, "pipe2", errno);
     return;
   }
   Helper helper;
   if (int err = helper.start(slow_reader, &sp); err != 0) {
-    close(sp.fds[0]);
-    close(sp.fds[1]);
+    for (int fd : {sp.fds[0], sp.fds[1], sp.sink[0], sp.sink[1]}) close(fd);
     skip_with_errno(state, "pthread_create", err);
     return;
   }
@@ -322,8 +320,7 @@ void BM_SyscallSlowPath(benchmark::State& state) {
       write_err == 0)
     write_err = errno != 0 ? errno : EIO;
   helper.join();
-  close(sp.fds[0]);
-  close(sp.fds[1]);
+  for (int fd : {sp.fds[0], sp.fds[1], sp.sink[0], sp.sink[1]}) close(fd);
   if (write_err != 0) {
     skip_with_errno(state, "write", write_err);
     return;
