@@ -96,6 +96,9 @@ constinit int g_ntargets = 0;                  // (g_target_lock)
 // The G a process-directed signal goes to: the main G (the forking G in a
 // child of fork).
 constinit std::atomic<G*> g_sig_main{nullptr};
+// Interrupters of sleeps: one at a time (they run in normal context, on
+// sysmon or the poller), so a G's sleep_intr_busy has one setter.
+constinit Lock g_sleep_lock;
 constinit std::atomic<bool> g_have_pwait2{true};
 
 FdState* state(int fd) {
@@ -373,6 +376,25 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
   return st == kTimedOut ? ETIMEDOUT : st == kInterrupted ? EINTR : 0;
 }
 
+int netpoll_sleep(int64_t deadline, uint64_t blocked) {
+  G* g = get_user_g();
+  Wait w{g, Intr::kPoll, blocked};  // a sleep ends early for any handler, SA_RESTART or not
+  Timer t;
+  bool timed = deadline != kNever;
+  if (timed) {
+    t.when = deadline;
+    t.fn = wait_timeout;
+    t.arg = &w;
+    timer_add(&t);
+  }
+  g->sleep_wait.store(&w, std::memory_order_release);
+  park(kWaitSleep, park_commit, &w);
+  if (timed) timer_del(&t);
+  g->sleep_wait.store(nullptr, std::memory_order_seq_cst);
+  while (g->sleep_intr_busy.load(std::memory_order_seq_cst)) cpu_relax();
+  return w.state.load(std::memory_order_acquire) == kInterrupted ? EINTR : 0;
+}
+
 int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline) {
   PollWant w{fd, dir == PollDir::kRead ? kPollRead : kPollWrite, seen, seen};
   return netpoll_wait_any(&w, 1, deadline);
@@ -423,6 +445,29 @@ bool interrupt_one(int sig, bool restart, G* only = nullptr) {
   auto eligible = [&](const Wait* w) {
     return (w->intr == Intr::kPoll || !restart) && !((w->blocked >> (sig - 1)) & 1) && (!only || w->g == only);
   };
+  // A sleep (nanosleep and friends) of that G.
+  if (only) {
+    G* woken = nullptr;
+    bool hit = false;
+    {
+      // Flag first, then look (seq_cst both): the sleeper clears its record
+      // first, then waits for the flag, so the record is either seen gone
+      // or kept alive until the flag drops.
+      LockGuard lk(g_sleep_lock);
+      only->sleep_intr_busy.store(1, std::memory_order_seq_cst);
+      auto* w = static_cast<Wait*>(only->sleep_wait.load(std::memory_order_seq_cst));
+      if (w && eligible(w)) {
+        uint32_t was = decide(w, kInterrupted);
+        hit = was == kArming || was == kParked;
+        if (was == kParked) woken = w->g;
+      }
+      only->sleep_intr_busy.store(0, std::memory_order_release);
+    }
+    // Readied after the lock: the G cannot wake otherwise (the timer lost
+    // the decision), so its frame stays put until then.
+    if (woken) ready(woken, true);
+    if (hit) return true;
+  }
   for (auto& slot : g_chunks) {
     FdState* c = slot.load(std::memory_order_acquire);
     if (!c) continue;
@@ -486,6 +531,7 @@ void netpoll_signal_fork_child(G* self) {
     g_sig_restart[i].store(0, std::memory_order_relaxed);
   }
   new (&g_target_lock) Lock();
+  new (&g_sleep_lock) Lock();
   g_ntargets = 0;
 }
 

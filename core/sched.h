@@ -79,13 +79,18 @@ struct G {
   std::atomic<uint32_t> exited{0};  // futex word for kernel joiners
   uint32_t fake_tid = 0;
   int64_t park_time = 0;  // (self) TSC when it last parked (G dump)
-  uint32_t syscall_depth = 0;
-  std::atomic<uint32_t> preempt{0};
-  std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call  // sysmon asks this G to yield (preempt.cpp)
-  void* robust_list = nullptr;  // (self) robust mutexes held (interpose/mutex.cpp)  // (self) nested wrapped calls, e.g. from a signal handler
+  uint32_t syscall_depth = 0;              // (self) nested wrapped calls, e.g. from a signal handler
+  std::atomic<uint32_t> preempt{0};        // sysmon asks this G to yield (preempt.cpp)
+  std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
+  void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
   int sched_policy = 0;  // recorded by pthread_setschedparam (a G has no kernel task)
   int sched_priority = 0;
   char name[16] = {};
+  // The netpoller's record of an interruptible sleep this G is in, or null,
+  // and a flag a signal's interrupter holds while it uses that record (the
+  // G waits for it to drop before its frame goes: netpoll_sleep).
+  std::atomic<void*> sleep_wait{nullptr};
+  std::atomic<uint32_t> sleep_intr_busy{0};
 };
 
 // P status. kPSyscall: its M is in a blocking call (entersyscall) and may be

@@ -168,8 +168,7 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
   }
   if (k == 0) {  // no fds: a sleep
     if (deadline == kNever) return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, nullptr, mask)); });
-    sleep_until(deadline);
-    return 0;
+    return netpoll_sleep(deadline, blocked_bits(mask)) == EINTR ? -EINTR : 0;
   }
   return poll_like(want.get(), k, deadline, blocked_bits(mask), attempt, [&](int64_t ns) {
     struct timespec ts = ts_of(ns);
@@ -230,8 +229,7 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
   if (n == 0) {
     if (long res = look(attempt); res != 0) return res;
     if (deadline == kNever) return blocking(kNever);
-    sleep_until(deadline);
-    return 0;
+    return netpoll_sleep(deadline, blocked_bits(mask)) == EINTR ? -EINTR : 0;
   }
   return poll_like(want.get(), n, deadline, blocked_bits(mask), attempt, blocking);
 }

@@ -24,7 +24,11 @@
  *       interrupts poll in the forking thread (the child's main thread);
  *   (i) ppoll with SIGUSR1 in its mask: a SIGUSR1 sent to the process
  *       meanwhile runs its handler elsewhere and the ppoll times out (0);
- *       with an empty mask, SIGALRM interrupts it (EINTR).
+ *       with an empty mask, SIGALRM interrupts it (EINTR);
+ *   (j) SIGALRM after 50 ms ends nanosleep(2 s) with EINTR and about 1.95 s
+ *       left in *rem, sleep(2) returning 1 (the whole seconds left), and
+ *       select with no fds and a
+ *       2 s timeout with EINTR.
  * stdout: one "name: ok" line per check; "name: not ok" and a FAIL line on
  * stderr, exit 1, otherwise. */
 #include <errno.h>
@@ -343,6 +347,27 @@ int main(void) {
     rv = ppoll(&f, 1, &ts, &none);
     err = errno;
     report("ppoll empty mask eintr", rv == -1 && err == EINTR, rv, err, 0);
+  }
+  /* (j) */
+  install(SIGALRM, SA_RESTART);  /* sleeps end early even so */
+  {
+    struct timespec req = {2, 0}, rem = {0, 0};
+    alarm_in_ms(50);
+    double t0 = now_ms();
+    long rv = nanosleep(&req, &rem);
+    int err = errno;
+    double left = rem.tv_sec * 1e3 + rem.tv_nsec / 1e6;
+    report("nanosleep eintr", rv == -1 && err == EINTR && left > 1500 && left < 2000, rv, err, now_ms() - t0);
+    alarm_in_ms(50);
+    t0 = now_ms();
+    unsigned s = sleep(2);
+    report("sleep eintr", s == 1 && now_ms() - t0 < 1500, (long)s, 0, now_ms() - t0);
+    alarm_in_ms(50);
+    struct timeval tv = {2, 0};
+    t0 = now_ms();
+    rv = select(0, NULL, NULL, NULL, &tv);
+    err = errno;
+    report("select sleep eintr", rv == -1 && err == EINTR && now_ms() - t0 < 1500, rv, err, now_ms() - t0);
   }
   return g_failures ? 1 : 0;
 }
