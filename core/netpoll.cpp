@@ -13,6 +13,8 @@
 
 #include "core/base.h"
 #include "core/futex.h"
+#include "core/gmem.h"
+#include "core/tcb.h"
 #include "core/rtfd.h"
 #include "core/sched.h"
 #include "core/timer.h"
@@ -434,9 +436,29 @@ namespace {
 // (or blocks the signal: Gs have no masks of their own), so: the G
 // pthread_kill named (`only`); else the main G if it waits in the netpoller;
 // else, once the main G has exited (pthread_exit from main), any G that
-// waits. A main G that is running, sleeping or joining takes the signal
-// without an EINTR visible anywhere, as natively. Signals are rare: a scan
+// waits. A main G that is running or joining takes the signal without an
+// EINTR visible anywhere, as natively; a sleeping one wakes with EINTR. Signals are rare: a scan
 // of every fd state is fine. Returns false if no wait qualified.
+// Interrupts g's sleep if it is in one the signal may end. Returns true if
+// it decided the sleep (then *woken is g if g must be readied).
+template <typename Eligible>
+bool interrupt_sleep(G* g, Eligible& eligible, G** woken) {
+  // Flag first, then look (seq_cst both): the sleeper clears its record
+  // first, then waits for the flag, so the record is either seen gone or
+  // kept alive until the flag drops.
+  LockGuard lk(g_sleep_lock);
+  g->sleep_intr_busy.store(1, std::memory_order_seq_cst);
+  bool hit = false;
+  auto* w = static_cast<Wait*>(g->sleep_wait.load(std::memory_order_seq_cst));
+  if (w && eligible(w)) {
+    uint32_t was = decide(w, kInterrupted);
+    hit = was == kArming || was == kParked;
+    if (was == kParked) *woken = w->g;
+  }
+  g->sleep_intr_busy.store(0, std::memory_order_release);
+  return hit;
+}
+
 bool interrupt_one(int sig, bool restart, G* only = nullptr) {
   G* mg = g_sig_main.load(std::memory_order_acquire);
   if (!mg) mg = main_g();
@@ -448,23 +470,9 @@ bool interrupt_one(int sig, bool restart, G* only = nullptr) {
   // A sleep (nanosleep and friends) of that G.
   if (only) {
     G* woken = nullptr;
-    bool hit = false;
-    {
-      // Flag first, then look (seq_cst both): the sleeper clears its record
-      // first, then waits for the flag, so the record is either seen gone
-      // or kept alive until the flag drops.
-      LockGuard lk(g_sleep_lock);
-      only->sleep_intr_busy.store(1, std::memory_order_seq_cst);
-      auto* w = static_cast<Wait*>(only->sleep_wait.load(std::memory_order_seq_cst));
-      if (w && eligible(w)) {
-        uint32_t was = decide(w, kInterrupted);
-        hit = was == kArming || was == kParked;
-        if (was == kParked) woken = w->g;
-      }
-      only->sleep_intr_busy.store(0, std::memory_order_release);
-    }
-    // Readied after the lock: the G cannot wake otherwise (the timer lost
-    // the decision), so its frame stays put until then.
+    bool hit = interrupt_sleep(only, eligible, &woken);
+    // Readied outside the locks: the G cannot wake otherwise (the timer
+    // lost the decision), so its frame stays put until then.
     if (woken) ready(woken, true);
     if (hit) return true;
   }
@@ -489,7 +497,16 @@ bool interrupt_one(int sig, bool restart, G* only = nullptr) {
       s->lock.unlock();
     }
   }
-  return false;
+  if (only) return false;
+  // Main has exited: a sleeping G, any.
+  G* woken = nullptr;
+  bool hit = false;
+  auto try_g = [&](G* g) {
+    if (!hit && g->sleep_wait.load(std::memory_order_relaxed)) hit = interrupt_sleep(g, eligible, &woken);
+  };
+  gmem_for_each_tcb([&](void* tcb) { try_g(reinterpret_cast<G*>(static_cast<char*>(tcb) + tcbo::kSize)); });
+  if (woken) ready(woken, true);
+  return hit;
 }
 
 }  // namespace
@@ -523,7 +540,18 @@ void netpoll_deliver_signals() {
   }
 }
 
+void netpoll_forget_g(G* g) {
+  if (__atomic_load_n(&g_ntargets, __ATOMIC_RELAXED) == 0) return;
+  LockGuard lk(g_target_lock);
+  int out = 0;
+  for (int i = 0; i < g_ntargets; i++)
+    if (g_targets[i].g != g) g_targets[out++] = g_targets[i];
+  __atomic_store_n(&g_ntargets, out, __ATOMIC_RELAXED);
+}
+
 void netpoll_signal_fork_child(G* self) {
+  self->sleep_intr_busy.store(0, std::memory_order_relaxed);  // an interrupter may have been mid-way
+  self->sleep_wait.store(nullptr, std::memory_order_relaxed);
   g_sig_main.store(self, std::memory_order_relaxed);
   g_sig_any.store(0, std::memory_order_relaxed);
   for (int i = 0; i < kNsig; i++) {

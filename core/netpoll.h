@@ -78,6 +78,9 @@ void netpoll_deliver_signals();
 // process: when its handler has run, g's wait is the one interrupted.
 struct G;
 void netpoll_signal_targeted(G* g, int sig);
+// An exiting G: signals pthread_kill aimed at it that never arrived are
+// forgotten (their record must not outlive the G).
+void netpoll_forget_g(G* g);
 // In a child of fork: self is the process's main G from now on.
 void netpoll_signal_fork_child(G* self);
 // The program closes fd: Gs parked on it wake up (and see EBADF on retry).

@@ -895,6 +895,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   gp->result = result;
   tcb_thread_exit_cleanup(gp->tcb);
   if (g_exit_hook) g_exit_hook(gp);
+  netpoll_forget_g(gp);
   // The last thread to finish ends the process, as with native threads.
   if (sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
   if (gp->is_main) {

@@ -95,6 +95,12 @@ void timer_add(Timer* t) {
 
 bool timer_del(Timer* t) {
   uint32_t s = kTimerPending;
+  // Fired already (the usual end of a sleep): leaving Pending is final, so
+  // no heap lock is needed to know it.
+  if (t->state.load(std::memory_order_acquire) != kTimerPending) {
+    while (t->state.load(std::memory_order_acquire) != kTimerDone) cpu_relax();
+    return false;
+  }
   TimerHeap* h = &t->pp->timers;
   {
     LockGuard lk(h->lock);
@@ -135,15 +141,5 @@ int64_t timers_earliest() {
   return best;
 }
 
-void sleep_until(int64_t when) {
-  Timer t;
-  t.when = when;
-  t.g = tls_g;
-  timer_add(&t);
-  park(kWaitSleep);
-  // Woken only by the timer (fn null = ready), which set Done before or
-  // while we were being scheduled; wait for it to let go of our frame.
-  while (t.state.load(std::memory_order_acquire) != kTimerDone) cpu_relax();
-}
 
 }  // namespace mnp

@@ -63,7 +63,5 @@ int timers_run(P* pp, int64_t now);
 // Earliest deadline over all Ps, kNever if none.
 int64_t timers_earliest();
 
-// Parks the current G until `when` (monotonic ns). Returns at or after it.
-void sleep_until(int64_t when);
 
 }  // namespace mnp

@@ -298,7 +298,7 @@ MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
     deadline = deadline_ts(&ts);
   }
   long res = do_select(nfds, r, w, e, deadline, nullptr);
-  if (tv && res >= 0 && deadline != kNever) {
+  if (tv && deadline != kNever) {  // whatever the result, EINTR included
     int64_t left = left_ns(deadline);
     tv->tv_sec = static_cast<time_t>(left / 1000000000);
     tv->tv_usec = static_cast<suseconds_t>(left % 1000000000 / 1000);

@@ -37,6 +37,7 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/select.h>
@@ -181,6 +182,15 @@ static void* kill_process_later(void* arg) {
   usleep(50 * 1000);
   kill(getpid(), SIGUSR1);
   return NULL;
+}
+
+static void* sleep_after_main(void* arg) {
+  (void)arg;
+  double t0 = now_ms();
+  unsigned s = sleep(2);
+  report("sleep eintr after main exited", s == 1, (long)s, 0, now_ms() - t0);
+  fflush(stdout);
+  exit(g_failures ? 1 : 0);
 }
 
 static void* read_one(void* arg) {
@@ -367,7 +377,17 @@ int main(void) {
     t0 = now_ms();
     rv = select(0, NULL, NULL, NULL, &tv);
     err = errno;
-    report("select sleep eintr", rv == -1 && err == EINTR && now_ms() - t0 < 1500, rv, err, now_ms() - t0);
+    double tv_left = tv.tv_sec * 1e3 + tv.tv_usec / 1e3;
+    report("select sleep eintr", rv == -1 && err == EINTR && now_ms() - t0 < 1500 && tv_left > 1500 && tv_left < 2000,
+           rv, err, now_ms() - t0);
   }
-  return g_failures ? 1 : 0;
+
+  /* (k) */
+  {
+    pthread_t t;
+    pthread_create(&t, NULL, sleep_after_main, NULL);
+    usleep(20 * 1000);
+    alarm_in_ms(100);
+    pthread_exit(NULL);
+  }
 }
