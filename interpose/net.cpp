@@ -27,6 +27,7 @@
 #include "core/netpoll.h"
 #include "core/preempt.h"
 #include "core/rtfd.h"
+#include "interpose/fdcall.h"
 #include "core/sched.h"
 #include "interpose/real.h"
 
@@ -87,23 +88,6 @@ int64_t socket_deadline(int fd, PollDir dir) {
   return nanotime() + static_cast<int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000;
 }
 
-long set_errno(long r) {
-  if (r < 0 && r > -4096) {
-    errno = static_cast<int>(-r);
-    return -1;
-  }
-  return r;
-}
-
-template <typename Blocking>
-long blocking_handoff(Blocking blocking) {
-  entersyscall();
-  long r = blocking();
-  int e = errno;
-  exitsyscall();
-  errno = e;
-  return r;
-}
 
 // Drives one call: `attempt` returns a raw result (-errno on error) without
 // blocking; `blocking` is the libc call (sets errno) for fds epoll refuses.
@@ -116,14 +100,14 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
   for (;;) {
     uint32_t seen = seq->load(std::memory_order_acquire);
     long r = attempt();
-    if (r == -EOPNOTSUPP) return blocking_handoff(blocking);
-    if (r != -EAGAIN) return set_errno(r);
-    if (program_nonblocking(fd)) return set_errno(-EAGAIN);
+    if (r == -EOPNOTSUPP) return libc_handoff(blocking);
+    if (r != -EAGAIN) return raw_to_libc(r);
+    if (program_nonblocking(fd)) return raw_to_libc(-EAGAIN);
     if (deadline == kUnset) deadline = socket_deadline(fd, dir);
     int w = netpoll_wait(fd, dir, seen, deadline);
-    if (w == EPERM) return blocking_handoff(blocking);
-    if (w == ETIMEDOUT) return set_errno(-EAGAIN);
-    if (w == EINTR) return set_errno(-EINTR);  // a handler without SA_RESTART ran
+    if (w == EPERM) return libc_handoff(blocking);
+    if (w == ETIMEDOUT) return raw_to_libc(-EAGAIN);
+    if (w == EINTR) return raw_to_libc(-EINTR);  // a handler without SA_RESTART ran
   }
 }
 
@@ -139,7 +123,7 @@ long raw_writev_nowait(int fd, const struct iovec* iov, int n) {
 // kernel does), or a non-blocking fd says EAGAIN.
 template <typename WriteSome>
 long write_all(const struct iovec* iov_in, int cnt, WriteSome write_some) {
-  if (cnt < 0 || cnt > IOV_MAX) return set_errno(-EINVAL);
+  if (cnt < 0 || cnt > IOV_MAX) return raw_to_libc(-EINVAL);
   struct iovec iov[IOV_MAX > 64 ? 64 : IOV_MAX];
   const struct iovec* cur = iov_in;
   struct iovec* big = nullptr;
@@ -174,7 +158,6 @@ long write_all(const struct iovec* iov_in, int cnt, WriteSome write_some) {
   }
 }
 
-bool is_g() { return runtime_up && get_user_g(); }
 
 // The runtime's own fds (core/rtfd.h) do not exist as far as the program is
 // concerned: close of one gets EBADF, as an unused number would, and
@@ -189,17 +172,22 @@ int close_range_around(unsigned first, unsigned last, int flags) {
     if (f < lo || f > last) continue;
     if (f > lo) {
       long r = raw_syscall(SYS_close_range, lo, f - 1, flags);
-      if (r < 0) return static_cast<int>(set_errno(r));
+      if (r < 0) return static_cast<int>(raw_to_libc(r));
     }
     lo = f + 1;
   }
   if (lo > last || lo == 0) return 0;  // lo == 0: wrapped past UINT_MAX
-  return static_cast<int>(set_errno(raw_syscall(SYS_close_range, lo, last, flags)));
+  return static_cast<int>(raw_to_libc(raw_syscall(SYS_close_range, lo, last, flags)));
 }
 
 }  // namespace
 
 namespace mnp {
+void fortify_fail() {
+  real_chk_fail();
+  __builtin_unreachable();
+}
+
 void interpose_net_init() {
   resolve_real(real_read, "read", "GLIBC_2.2.5");
   resolve_real(real_write, "write", "GLIBC_2.2.5");
@@ -225,7 +213,7 @@ void interpose_net_init() {
 extern "C" {
 
 MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) noexcept {
-  if (!is_g()) return real_read(fd, buf, n);
+  if (!fd_caller_is_g()) return real_read(fd, buf, n);
   struct iovec v = {buf, n};
   return drive(fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, &v, 1); }, [&] { return real_read(fd, buf, n); });
 }
@@ -233,18 +221,18 @@ MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) noexcept {
 // _FORTIFY_SOURCE (Debian's default) turns read, recv and recvfrom on a
 // buffer of known size into these: glibc's check, then the call above.
 MNP_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexcept {
-  if (n > buflen) real_chk_fail();
+  if (n > buflen) fortify_fail();
   return read(fd, buf, n);
 }
 
 MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) noexcept {
-  if (!is_g()) return real_readv(fd, iov, cnt);
+  if (!fd_caller_is_g()) return real_readv(fd, iov, cnt);
   return drive(fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, iov, cnt); },
                [&] { return real_readv(fd, iov, cnt); });
 }
 
 MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) noexcept {
-  if (!is_g()) return real_writev(fd, iov, cnt);
+  if (!fd_caller_is_g()) return real_writev(fd, iov, cnt);
   return write_all(iov, cnt, [&](const struct iovec* it, int c) {
     return drive(fd, PollDir::kWrite, [&] { return raw_writev_nowait(fd, it, c); },
                  [&] { return real_writev(fd, it, c); });
@@ -252,13 +240,13 @@ MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) noexcept {
 }
 
 MNP_EXPORT ssize_t write(int fd, const void* buf, size_t n) noexcept {
-  if (!is_g()) return real_write(fd, buf, n);
+  if (!fd_caller_is_g()) return real_write(fd, buf, n);
   struct iovec v = {const_cast<void*>(buf), n};
   return writev(fd, &v, 1);
 }
 
 MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* a, socklen_t* l) noexcept {
-  if (!is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvfrom(fd, buf, n, flags, a, l);
+  if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvfrom(fd, buf, n, flags, a, l);
   return drive(fd, PollDir::kRead,
                [&] { return raw_syscall6(SYS_recvfrom, fd, reinterpret_cast<long>(buf), static_cast<long>(n),
                                          flags | MSG_DONTWAIT, reinterpret_cast<long>(a), reinterpret_cast<long>(l)); },
@@ -266,30 +254,30 @@ MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct socka
 }
 
 MNP_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) noexcept {
-  if (!is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recv(fd, buf, n, flags);
+  if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recv(fd, buf, n, flags);
   return recvfrom(fd, buf, n, flags, nullptr, nullptr);
 }
 
 MNP_EXPORT ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) noexcept {
-  if (n > buflen) real_chk_fail();
+  if (n > buflen) fortify_fail();
   return recv(fd, buf, n, flags);
 }
 
 MNP_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, struct sockaddr* a,
                                   socklen_t* l) noexcept {
-  if (n > buflen) real_chk_fail();
+  if (n > buflen) fortify_fail();
   return recvfrom(fd, buf, n, flags, a, l);
 }
 
 MNP_EXPORT ssize_t recvmsg(int fd, struct msghdr* m, int flags) noexcept {
-  if (!is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmsg(fd, m, flags);
+  if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmsg(fd, m, flags);
   return drive(fd, PollDir::kRead,
                [&] { return raw_syscall(SYS_recvmsg, fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT); },
                [&] { return real_recvmsg(fd, m, flags); });
 }
 
 MNP_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* a, socklen_t l) noexcept {
-  if (!is_g() || (flags & MSG_DONTWAIT)) return real_sendto(fd, buf, n, flags, a, l);
+  if (!fd_caller_is_g() || (flags & MSG_DONTWAIT)) return real_sendto(fd, buf, n, flags, a, l);
   struct iovec v = {const_cast<void*>(buf), n};
   return write_all(&v, 1, [&](const struct iovec* it, int) {
     return drive(fd, PollDir::kWrite,
@@ -301,12 +289,12 @@ MNP_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const st
 }
 
 MNP_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) noexcept {
-  if (!is_g() || (flags & MSG_DONTWAIT)) return real_send(fd, buf, n, flags);
+  if (!fd_caller_is_g() || (flags & MSG_DONTWAIT)) return real_send(fd, buf, n, flags);
   return sendto(fd, buf, n, flags, nullptr, 0);
 }
 
 MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) noexcept {
-  if (!is_g() || (flags & MSG_DONTWAIT)) return real_sendmsg(fd, m, flags);
+  if (!fd_caller_is_g() || (flags & MSG_DONTWAIT)) return real_sendmsg(fd, m, flags);
   if (m->msg_iovlen > IOV_MAX) {
     errno = EMSGSIZE;
     return -1;
@@ -332,8 +320,8 @@ MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) noexcept {
 // as natively. With a timeout (checked by the kernel only after each
 // message, and written back) it stays the real call with the P handed off.
 MNP_EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags, struct timespec* t) noexcept {
-  if (!is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmmsg(fd, v, vlen, flags, t);
-  if (t) return static_cast<int>(blocking_handoff([&] { return static_cast<long>(real_recvmmsg(fd, v, vlen, flags, t)); }));
+  if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmmsg(fd, v, vlen, flags, t);
+  if (t) return static_cast<int>(libc_handoff([&] { return static_cast<long>(real_recvmmsg(fd, v, vlen, flags, t)); }));
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
   unsigned int got = 0;
   do {
@@ -352,7 +340,7 @@ MNP_EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags,
 // count. A stream socket may take part of a message: the rest goes out
 // through sendmsg, which completes it.
 MNP_EXPORT int sendmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags) noexcept {
-  if (!is_g() || (flags & MSG_DONTWAIT)) return real_sendmmsg(fd, v, vlen, flags);
+  if (!fd_caller_is_g() || (flags & MSG_DONTWAIT)) return real_sendmmsg(fd, v, vlen, flags);
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
   unsigned int sent = 0;
   while (sent < vlen) {
@@ -396,7 +384,7 @@ MNP_EXPORT int sendmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags)
 }
 
 MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) noexcept {
-  if (!is_g()) return real_accept4(fd, a, l, flags);
+  if (!fd_caller_is_g()) return real_accept4(fd, a, l, flags);
   // accept has no per-call non-blocking flag: take a connection only when
   // poll says one is pending (if another thread wins the race, the accept
   // blocks with the P handed off).
@@ -408,7 +396,7 @@ MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) noex
         if (r < 0) return r;
         if (r == 0) return -EAGAIN;
         if (p.revents & POLLNVAL) return -EBADF;
-        long nfd = blocking_handoff([&] { return static_cast<long>(real_accept4(fd, a, l, flags)); });
+        long nfd = libc_handoff([&] { return static_cast<long>(real_accept4(fd, a, l, flags)); });
         return nfd < 0 ? -static_cast<long>(errno) : nfd;
       },
       [&] { return static_cast<long>(real_accept4(fd, a, l, flags)); }));
@@ -423,7 +411,7 @@ MNP_EXPORT int accept(int fd, struct sockaddr* a, socklen_t* l) noexcept { retur
 // from SO_ERROR; the program's flags are restored before returning. A
 // socket the program made non-blocking itself gets EINPROGRESS as natively.
 MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
-  if (!is_g()) return real_connect(fd, a, l);
+  if (!fd_caller_is_g()) return real_connect(fd, a, l);
   long fl = raw_syscall(SYS_fcntl, fd, F_GETFL);
   if (fl < 0 || (fl & O_NONBLOCK)) return real_connect(fd, a, l);
   std::atomic<uint32_t>* seq = netpoll_seq(fd, PollDir::kWrite);
@@ -455,7 +443,7 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
     }
   }
   raw_syscall(SYS_fcntl, fd, F_SETFL, fl);
-  return static_cast<int>(set_errno(r));
+  return static_cast<int>(raw_to_libc(r));
 }
 
 // Gs parked on fd wake after it is closed (waking them before, they could
@@ -463,7 +451,7 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
 // EBADF when they look again.
 MNP_EXPORT int close(int fd) noexcept {
   if (!runtime_up) return real_close(fd);
-  if (rtfd_is(fd)) return static_cast<int>(set_errno(-EBADF));
+  if (rtfd_is(fd)) return static_cast<int>(raw_to_libc(-EBADF));
   int r = real_close(fd);
   int e = errno;
   netpoll_close(fd);
@@ -485,24 +473,24 @@ MNP_EXPORT int pipe2(int fds[2], int flags) noexcept {
       }
     }
   }
-  return static_cast<int>(set_errno(r));
+  return static_cast<int>(raw_to_libc(r));
 }
 
 // dup2/dup3 onto a runtime fd: the runtime lets go of the number first.
 MNP_EXPORT int dup2(int oldfd, int newfd) noexcept {
   if (runtime_up && oldfd != newfd && rtfd_is(newfd)) {
-    if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(set_errno(-EBADF));
+    if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(raw_to_libc(-EBADF));
     rtfd_yield(newfd);
   }
-  return static_cast<int>(set_errno(raw_syscall(SYS_dup2, oldfd, newfd)));
+  return static_cast<int>(raw_to_libc(raw_syscall(SYS_dup2, oldfd, newfd)));
 }
 
 MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
   if (runtime_up && oldfd != newfd && (flags & ~O_CLOEXEC) == 0 && rtfd_is(newfd)) {
-    if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(set_errno(-EBADF));
+    if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(raw_to_libc(-EBADF));
     rtfd_yield(newfd);
   }
-  return static_cast<int>(set_errno(raw_syscall(SYS_dup3, oldfd, newfd, flags)));
+  return static_cast<int>(raw_to_libc(raw_syscall(SYS_dup3, oldfd, newfd, flags)));
 }
 
 // CLOSE_RANGE_UNSHARE gives the calling kernel thread (an M, shared by many
@@ -510,7 +498,7 @@ MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
 MNP_EXPORT int close_range(unsigned first, unsigned last, int flags) noexcept {
   if (!runtime_up || first > last || (flags & CLOSE_RANGE_UNSHARE) ||
       (flags & ~(CLOSE_RANGE_CLOEXEC | CLOSE_RANGE_UNSHARE)))  // the kernel's EINVAL
-    return static_cast<int>(set_errno(raw_syscall(SYS_close_range, first, last, flags)));
+    return static_cast<int>(raw_to_libc(raw_syscall(SYS_close_range, first, last, flags)));
   return close_range_around(first, last, flags);
 }
 

@@ -25,6 +25,7 @@
 
 #include "core/netpoll.h"
 #include "core/sched.h"
+#include "interpose/fdcall.h"
 #include "interpose/real.h"
 #include "interpose/sync.h"
 
@@ -37,7 +38,6 @@ using PpollFn = int(struct pollfd*, nfds_t, const struct timespec*, const sigset
 using SelectFn = int(int, fd_set*, fd_set*, fd_set*, struct timeval*);
 using PselectFn = int(int, fd_set*, fd_set*, fd_set*, const struct timespec*, const sigset_t*);
 using EpollWaitFn = int(int, struct epoll_event*, int, int);
-using ChkFailFn = void();
 using EpollPwaitFn = int(int, struct epoll_event*, int, int, const sigset_t*);
 using EpollPwait2Fn = int(int, struct epoll_event*, int, const struct timespec*, const sigset_t*);
 constinit PollFn* real_poll = nullptr;
@@ -45,19 +45,9 @@ constinit PpollFn* real_ppoll = nullptr;
 constinit SelectFn* real_select = nullptr;
 constinit PselectFn* real_pselect = nullptr;
 constinit EpollWaitFn* real_epoll_wait = nullptr;
-constinit ChkFailFn* real_chk_fail = nullptr;
 constinit EpollPwaitFn* real_epoll_pwait = nullptr;
 constinit EpollPwait2Fn* real_epoll_pwait2 = nullptr;
 
-bool is_g() { return runtime_up && get_user_g(); }
-
-long set_errno(long r) {
-  if (r < 0 && r > -4096) {
-    errno = static_cast<int>(-r);
-    return -1;
-  }
-  return r;
-}
 
 // Deadlines: kNever, or monotonic ns. A timeout that overflows is kNever.
 int64_t deadline_ms(int ms) { return ms < 0 ? kNever : nanotime() + static_cast<int64_t>(ms) * 1000000; }
@@ -119,11 +109,8 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, Attemp
 // The real call, blocking with the P handed off; raw result.
 template <typename F>
 long handoff_raw(F call) {
-  entersyscall();
-  long r = call();
-  int e = errno;
-  exitsyscall();
-  return r < 0 ? -e : r;
+  long r = libc_handoff(call);
+  return r < 0 ? -errno : r;
 }
 
 // A wait's signal mask as netpoll_wait_any's bit set (bit sig-1).
@@ -255,7 +242,6 @@ void interpose_poll_init() {
   resolve_real(real_select, "select", "GLIBC_2.2.5");
   resolve_real(real_pselect, "pselect", "GLIBC_2.2.5");
   resolve_real(real_epoll_wait, "epoll_wait", "GLIBC_2.3.2");
-  resolve_real(real_chk_fail, "__chk_fail", "GLIBC_2.3.4");
   resolve_real(real_epoll_pwait, "epoll_pwait", "GLIBC_2.6");
   resolve_real(real_epoll_pwait2, "epoll_pwait2", "GLIBC_2.35");
 }
@@ -264,34 +250,34 @@ void interpose_poll_init() {
 extern "C" {
 
 MNP_EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) noexcept {
-  if (!is_g() || timeout == 0) return real_poll(fds, n, timeout);
-  return static_cast<int>(set_errno(do_poll(fds, n, deadline_ms(timeout), nullptr)));
+  if (!fd_caller_is_g() || timeout == 0) return real_poll(fds, n, timeout);
+  return static_cast<int>(raw_to_libc(do_poll(fds, n, deadline_ms(timeout), nullptr)));
 }
 
 MNP_EXPORT int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* mask) noexcept {
-  if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_ppoll(fds, n, t, mask);
-  if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
-  return static_cast<int>(set_errno(do_poll(fds, n, deadline_ts(t), mask)));
+  if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_ppoll(fds, n, t, mask);
+  if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
+  return static_cast<int>(raw_to_libc(do_poll(fds, n, deadline_ts(t), mask)));
 }
 
 // _FORTIFY_SOURCE's versions for an array of known size: glibc's check,
 // then the calls above.
 MNP_EXPORT int __poll_chk(struct pollfd* fds, nfds_t n, int timeout, size_t fdslen) noexcept {
-  if (fdslen / sizeof *fds < n) real_chk_fail();
+  if (fdslen / sizeof *fds < n) fortify_fail();
   return poll(fds, n, timeout);
 }
 
 MNP_EXPORT int __ppoll_chk(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* mask,
                            size_t fdslen) noexcept {
-  if (fdslen / sizeof *fds < n) real_chk_fail();
+  if (fdslen / sizeof *fds < n) fortify_fail();
   return ppoll(fds, n, t, mask);
 }
 
 // Linux select writes the time not slept back into *timeout.
 MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv) noexcept {
-  if (!is_g() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return real_select(nfds, r, w, e, tv);
+  if (!fd_caller_is_g() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return real_select(nfds, r, w, e, tv);
   if (nfds > FD_SETSIZE) return handoff_call(real_select, nfds, r, w, e, tv);
-  if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return static_cast<int>(set_errno(-EINVAL));
+  if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return static_cast<int>(raw_to_libc(-EINVAL));
   int64_t deadline = kNever;
   if (tv) {
     struct timespec ts = {tv->tv_sec + tv->tv_usec / 1000000, (tv->tv_usec % 1000000) * 1000};
@@ -303,32 +289,32 @@ MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
     tv->tv_sec = static_cast<time_t>(left / 1000000000);
     tv->tv_usec = static_cast<suseconds_t>(left % 1000000000 / 1000);
   }
-  return static_cast<int>(set_errno(res));
+  return static_cast<int>(raw_to_libc(res));
 }
 
 MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t,
                        const sigset_t* mask) noexcept {
-  if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_pselect(nfds, r, w, e, t, mask);
+  if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_pselect(nfds, r, w, e, t, mask);
   if (nfds > FD_SETSIZE) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
-  if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
-  return static_cast<int>(set_errno(do_select(nfds, r, w, e, deadline_ts(t), mask)));
+  if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
+  return static_cast<int>(raw_to_libc(do_select(nfds, r, w, e, deadline_ts(t), mask)));
 }
 
 MNP_EXPORT int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout) noexcept {
-  if (!is_g() || timeout == 0) return real_epoll_wait(epfd, ev, max, timeout);
-  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ms(timeout), nullptr)));
+  if (!fd_caller_is_g() || timeout == 0) return real_epoll_wait(epfd, ev, max, timeout);
+  return static_cast<int>(raw_to_libc(do_epoll(epfd, ev, max, deadline_ms(timeout), nullptr)));
 }
 
 MNP_EXPORT int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) noexcept {
-  if (!is_g() || timeout == 0) return real_epoll_pwait(epfd, ev, max, timeout, mask);
-  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ms(timeout), mask)));
+  if (!fd_caller_is_g() || timeout == 0) return real_epoll_pwait(epfd, ev, max, timeout, mask);
+  return static_cast<int>(raw_to_libc(do_epoll(epfd, ev, max, deadline_ms(timeout), mask)));
 }
 
 MNP_EXPORT int epoll_pwait2(int epfd, struct epoll_event* ev, int max, const struct timespec* t,
                             const sigset_t* mask) noexcept {
-  if (!is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_epoll_pwait2(epfd, ev, max, t, mask);
-  if (bad_timespec(t)) return static_cast<int>(set_errno(-EINVAL));
-  return static_cast<int>(set_errno(do_epoll(epfd, ev, max, deadline_ts(t), mask)));
+  if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_epoll_pwait2(epfd, ev, max, t, mask);
+  if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
+  return static_cast<int>(raw_to_libc(do_epoll(epfd, ev, max, deadline_ts(t), mask)));
 }
 
 }  // extern "C"
