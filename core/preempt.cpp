@@ -116,21 +116,14 @@ void preempt_init() {
     raw_print("ignoring MNP_PREEMPT: want 0 or 1; preemption stays on");
   g_enabled = !(v && strcmp(v, "0") == 0);
   if (!g_enabled) return;
-  // libunwind opens a pipe of its own when it initialises (address
-  // validation): find its fds and protect them (core/rtfd.h).
-  unsigned long before[1024 / (8 * sizeof(unsigned long))], after[1024 / (8 * sizeof(unsigned long))];
-  bool have_before = rtfd_snapshot(before);
   if (!load_libunwind()) {
     raw_print("libunwind.so.8 not found: asynchronous preemption is off (install libunwind8)");
     g_enabled = false;
     return;
   }
+  // libunwind opens its address-validation pipe here; the interposed pipe2
+  // recognises the caller and protects the fds (core/rtfd.h).
   g_unw.set_caching_policy(*g_unw.local_addr_space, UNW_CACHE_NONE);
-  if (have_before && rtfd_snapshot(after)) {
-    constexpr int kBits = 8 * sizeof(unsigned long);
-    for (int fd = 0; fd < 1024; fd++)
-      if ((after[fd / kBits] & ~before[fd / kBits]) & (1UL << (fd % kBits))) rtfd_add(fd, RtfdKind::kForeign);
-  }
   dl_iterate_phdr(collect, nullptr);
 }
 

@@ -1,11 +1,9 @@
 // core/rtfd.cpp — see rtfd.h.
 #include "core/rtfd.h"
 
-#include <dirent.h>
 #include <fcntl.h>
 #include <sys/resource.h>
 
-#include <cstdlib>
 
 #include "core/base.h"
 #include "core/futex.h"
@@ -101,28 +99,6 @@ int rtfd_move_high(int fd) {
   if (nfd < 0) return fd;
   raw_syscall(SYS_close, fd);
   return nfd;
-}
-
-bool rtfd_snapshot(unsigned long (&bits)[1024 / (8 * sizeof(unsigned long))]) {
-  constexpr int kBits = 8 * sizeof(unsigned long);
-  for (auto& b : bits) b = 0;
-  long dfd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/fd"),
-                         O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) return false;
-  alignas(8) char buf[4096];
-  for (;;) {
-    long n = raw_syscall(SYS_getdents64, dfd, reinterpret_cast<long>(buf), sizeof buf);
-    if (n <= 0) break;
-    for (long off = 0; off < n;) {
-      auto* d = reinterpret_cast<struct dirent64*>(buf + off);
-      off += d->d_reclen;
-      if (d->d_name[0] < '0' || d->d_name[0] > '9') continue;
-      long fd = strtol(d->d_name, nullptr, 10);
-      if (fd != dfd && fd >= 0 && fd < 1024) bits[fd / kBits] |= 1UL << (fd % kBits);
-    }
-  }
-  raw_syscall(SYS_close, dfd);
-  return true;
 }
 
 }  // namespace mnp

@@ -34,8 +34,5 @@ int rtfd_move_high(int fd);
 // A copy of fd (close-on-exec) near the top of that range, or at the
 // lowest free number when the top is full; -1 if no number is free.
 int rtfd_dup_high(int fd);
-// Open fd numbers below 1024 as a bit set (for finding the fds a library
-// opened); false if /proc/self/fd cannot be read.
-bool rtfd_snapshot(unsigned long (&bits)[1024 / (8 * sizeof(unsigned long))]);
 
 }  // namespace mnp
