@@ -288,7 +288,20 @@ void tcb_thread_exit_cleanup(void* tcb) {
   tls_state[0] = tls_state[1] = nullptr;
 }
 
+namespace {
+// True when malloc is glibc's own: a program linked with (or preloaded with)
+// jemalloc, tcmalloc or mimalloc keeps its allocator, whose thread state is
+// its own business (its TLS words are no tcache to carry between Gs).
+bool malloc_is_glibcs() {
+  Dl_info mi{}, li{};
+  void* m = reinterpret_cast<void*>(&malloc);
+  void* l = reinterpret_cast<void*>(&abort);
+  return dladdr(m, &mi) && dladdr(l, &li) && mi.dli_fbase == li.dli_fbase;
+}
+}  // namespace
+
 void tcb_probe_malloc_slots_on_current() {
+  if (!malloc_is_glibcs()) return;
   // Compare every word of this fresh thread's static TLS before and after its
   // first malloc: glibc stores exactly two new pointers, the tcache (whose
   // first bin now holds the chunk we freed) and the arena.

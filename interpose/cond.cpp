@@ -43,12 +43,15 @@ using WaitFn = int(pthread_cond_t*, pthread_mutex_t*);
 using TimedFn = int(pthread_cond_t*, pthread_mutex_t*, const struct timespec*);
 using ClockFn = int(pthread_cond_t*, pthread_mutex_t*, clockid_t, const struct timespec*);
 using MutexFn = int(pthread_mutex_t*);
-constinit InitFn* real_init = nullptr;
-constinit OneFn *real_destroy = nullptr, *real_signal = nullptr, *real_broadcast = nullptr;
-constinit WaitFn* real_wait = nullptr;
-constinit TimedFn* real_timedwait = nullptr;
-constinit ClockFn* real_clockwait = nullptr;
-constinit MutexFn *real_mutex_lock = nullptr, *real_mutex_unlock = nullptr;
+constinit Real<InitFn> real_init{"pthread_cond_init", "GLIBC_2.3.2"};
+constinit Real<OneFn> real_destroy{"pthread_cond_destroy", "GLIBC_2.3.2"};
+constinit Real<OneFn> real_signal{"pthread_cond_signal", "GLIBC_2.3.2"};
+constinit Real<OneFn> real_broadcast{"pthread_cond_broadcast", "GLIBC_2.3.2"};
+constinit Real<WaitFn> real_wait{"pthread_cond_wait", "GLIBC_2.3.2"};
+constinit Real<TimedFn> real_timedwait{"pthread_cond_timedwait", "GLIBC_2.3.2"};
+constinit Real<ClockFn> real_clockwait{"pthread_cond_clockwait", "GLIBC_2.34"};
+constinit Real<MutexFn> real_mutex_lock{"pthread_mutex_lock", "GLIBC_2.2.5"};
+constinit Real<MutexFn> real_mutex_unlock{"pthread_mutex_unlock", "GLIBC_2.2.5"};
 
 CondView* view(pthread_cond_t* c) { return reinterpret_cast<CondView*>(c); }
 bool pshared(pthread_cond_t* c) { return view(c)->flags.load(std::memory_order_relaxed) & kCondPshared; }
@@ -82,20 +85,6 @@ void cond_wake(pthread_cond_t* cv, int n) {
 }
 
 }  // namespace
-
-namespace mnp {
-void interpose_cond_init() {
-  resolve_real(real_init, "pthread_cond_init", "GLIBC_2.3.2");
-  resolve_real(real_destroy, "pthread_cond_destroy", "GLIBC_2.3.2");
-  resolve_real(real_signal, "pthread_cond_signal", "GLIBC_2.3.2");
-  resolve_real(real_broadcast, "pthread_cond_broadcast", "GLIBC_2.3.2");
-  resolve_real(real_wait, "pthread_cond_wait", "GLIBC_2.3.2");
-  resolve_real(real_timedwait, "pthread_cond_timedwait", "GLIBC_2.3.2");
-  resolve_real(real_clockwait, "pthread_cond_clockwait", "GLIBC_2.34");
-  resolve_real(real_mutex_lock, "pthread_mutex_lock", "GLIBC_2.2.5");
-  resolve_real(real_mutex_unlock, "pthread_mutex_unlock", "GLIBC_2.2.5");
-}
-}  // namespace mnp
 
 extern "C" {
 

@@ -22,7 +22,7 @@ using namespace mnp;
 namespace {
 
 using DlopenFn = void*(const char*, int);
-constinit DlopenFn* real_dlopen = nullptr;
+constinit Real<DlopenFn> real_dlopen{"dlopen", "GLIBC_2.34"};
 constinit size_t g_off_tls_offset = 0;  // offsetof(struct link_map, l_tls_offset)
 constinit size_t g_off_tls_modid = 0;
 constinit Lock g_dl_lock;
@@ -87,7 +87,6 @@ void sync_static_tls() {
 
 namespace mnp {
 void interpose_dl_init() {
-  resolve_real(real_dlopen, "dlopen", "GLIBC_2.34");
   auto* d = static_cast<const uint32_t*>(dlvsym(RTLD_DEFAULT, "_thread_db_link_map_l_tls_offset", "GLIBC_PRIVATE"));
   auto* m = static_cast<const uint32_t*>(dlvsym(RTLD_DEFAULT, "_thread_db_link_map_l_tls_modid", "GLIBC_PRIVATE"));
   if (!d || !m || d[0] != 64 || m[0] != 64) {

@@ -24,7 +24,7 @@ using namespace mnp;
 namespace {
 
 using SyscallFn = long(long, ...);
-constinit SyscallFn* real_syscall = nullptr;
+constinit Real<SyscallFn> real_syscall{"syscall", "GLIBC_2.2.5"};
 
 long fail(int e) {
   errno = e;
@@ -119,10 +119,6 @@ long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
 }
 
 }  // namespace
-
-namespace mnp {
-void interpose_futex_init() { resolve_real(real_syscall, "syscall", "GLIBC_2.2.5"); }
-}  // namespace mnp
 
 extern "C" MNP_EXPORT long syscall(long number, ...) noexcept {
   va_list ap;

@@ -38,11 +38,14 @@ using LockFn = int(pthread_mutex_t*);
 using TimedFn = int(pthread_mutex_t*, const struct timespec*);
 using ClockFn = int(pthread_mutex_t*, clockid_t, const struct timespec*);
 using InitFn = int(pthread_mutex_t*, const pthread_mutexattr_t*);
-constinit LockFn *real_lock = nullptr, *real_trylock = nullptr, *real_unlock = nullptr, *real_destroy = nullptr,
-                 *real_consistent = nullptr;
-constinit TimedFn* real_timedlock = nullptr;
-constinit ClockFn* real_clocklock = nullptr;
-constinit InitFn* real_init = nullptr;
+constinit Real<LockFn> real_lock{"pthread_mutex_lock", "GLIBC_2.2.5"};
+constinit Real<LockFn> real_trylock{"pthread_mutex_trylock", "GLIBC_2.34"};
+constinit Real<LockFn> real_unlock{"pthread_mutex_unlock", "GLIBC_2.2.5"};
+constinit Real<LockFn> real_destroy{"pthread_mutex_destroy", "GLIBC_2.2.5"};
+constinit Real<LockFn> real_consistent{"pthread_mutex_consistent", "GLIBC_2.34"};
+constinit Real<TimedFn> real_timedlock{"pthread_mutex_timedlock", "GLIBC_2.34"};
+constinit Real<ClockFn> real_clocklock{"pthread_mutex_clocklock", "GLIBC_2.34"};
+constinit Real<InitFn> real_init{"pthread_mutex_init", "GLIBC_2.2.5"};
 
 MutexView* view(pthread_mutex_t* m) { return reinterpret_cast<MutexView*>(m); }
 
@@ -205,14 +208,6 @@ int mutex_unlock_impl(pthread_mutex_t* mu) {
 }
 
 void interpose_mutex_init() {
-  resolve_real(real_lock, "pthread_mutex_lock", "GLIBC_2.2.5");
-  resolve_real(real_trylock, "pthread_mutex_trylock", "GLIBC_2.34");
-  resolve_real(real_unlock, "pthread_mutex_unlock", "GLIBC_2.2.5");
-  resolve_real(real_destroy, "pthread_mutex_destroy", "GLIBC_2.2.5");
-  resolve_real(real_consistent, "pthread_mutex_consistent", "GLIBC_2.34");
-  resolve_real(real_timedlock, "pthread_mutex_timedlock", "GLIBC_2.34");
-  resolve_real(real_clocklock, "pthread_mutex_clocklock", "GLIBC_2.34");
-  resolve_real(real_init, "pthread_mutex_init", "GLIBC_2.2.5");
   set_g_exit_hook(on_g_exit);
 }
 

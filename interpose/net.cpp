@@ -52,23 +52,24 @@ using CloseFn = int(int);
 using ChkFailFn = void();
 using ClosefromFn = void(int);
 using ConnectFn = int(int, const struct sockaddr*, socklen_t);
-constinit ReadFn* real_read = nullptr;
-constinit WriteFn* real_write = nullptr;
-constinit ReadvFn *real_readv = nullptr, *real_writev = nullptr;
-constinit RecvFn* real_recv = nullptr;
-constinit RecvfromFn* real_recvfrom = nullptr;
-constinit RecvmsgFn* real_recvmsg = nullptr;
-constinit SendFn* real_send = nullptr;
-constinit SendtoFn* real_sendto = nullptr;
-constinit SendmsgFn* real_sendmsg = nullptr;
-constinit RecvmmsgFn* real_recvmmsg = nullptr;
-constinit SendmmsgFn* real_sendmmsg = nullptr;
-constinit AcceptFn* real_accept = nullptr;
-constinit Accept4Fn* real_accept4 = nullptr;
-constinit CloseFn* real_close = nullptr;
-constinit ChkFailFn* real_chk_fail = nullptr;
-constinit ClosefromFn* real_closefrom = nullptr;
-constinit ConnectFn* real_connect = nullptr;
+constinit Real<ReadFn> real_read{"read", "GLIBC_2.2.5"};
+constinit Real<WriteFn> real_write{"write", "GLIBC_2.2.5"};
+constinit Real<ReadvFn> real_readv{"readv", "GLIBC_2.2.5"};
+constinit Real<ReadvFn> real_writev{"writev", "GLIBC_2.2.5"};
+constinit Real<RecvFn> real_recv{"recv", "GLIBC_2.2.5"};
+constinit Real<RecvfromFn> real_recvfrom{"recvfrom", "GLIBC_2.2.5"};
+constinit Real<RecvmsgFn> real_recvmsg{"recvmsg", "GLIBC_2.2.5"};
+constinit Real<SendFn> real_send{"send", "GLIBC_2.2.5"};
+constinit Real<SendtoFn> real_sendto{"sendto", "GLIBC_2.2.5"};
+constinit Real<SendmsgFn> real_sendmsg{"sendmsg", "GLIBC_2.2.5"};
+constinit Real<RecvmmsgFn> real_recvmmsg{"recvmmsg", "GLIBC_2.12"};
+constinit Real<SendmmsgFn> real_sendmmsg{"sendmmsg", "GLIBC_2.14"};
+constinit Real<AcceptFn> real_accept{"accept", "GLIBC_2.2.5"};
+constinit Real<Accept4Fn> real_accept4{"accept4", "GLIBC_2.10"};
+constinit Real<CloseFn> real_close{"close", "GLIBC_2.2.5"};
+constinit Real<ChkFailFn> real_chk_fail{"__chk_fail", "GLIBC_2.3.4"};
+constinit Real<ClosefromFn> real_closefrom{"closefrom", "GLIBC_2.34"};
+constinit Real<ConnectFn> real_connect{"connect", "GLIBC_2.2.5"};
 
 constexpr int64_t kUnset = -1;
 
@@ -188,26 +189,6 @@ void fortify_fail() {
   __builtin_unreachable();
 }
 
-void interpose_net_init() {
-  resolve_real(real_read, "read", "GLIBC_2.2.5");
-  resolve_real(real_write, "write", "GLIBC_2.2.5");
-  resolve_real(real_readv, "readv", "GLIBC_2.2.5");
-  resolve_real(real_writev, "writev", "GLIBC_2.2.5");
-  resolve_real(real_recv, "recv", "GLIBC_2.2.5");
-  resolve_real(real_recvfrom, "recvfrom", "GLIBC_2.2.5");
-  resolve_real(real_recvmsg, "recvmsg", "GLIBC_2.2.5");
-  resolve_real(real_send, "send", "GLIBC_2.2.5");
-  resolve_real(real_sendto, "sendto", "GLIBC_2.2.5");
-  resolve_real(real_sendmsg, "sendmsg", "GLIBC_2.2.5");
-  resolve_real(real_recvmmsg, "recvmmsg", "GLIBC_2.12");
-  resolve_real(real_sendmmsg, "sendmmsg", "GLIBC_2.14");
-  resolve_real(real_accept, "accept", "GLIBC_2.2.5");
-  resolve_real(real_accept4, "accept4", "GLIBC_2.10");
-  resolve_real(real_close, "close", "GLIBC_2.2.5");
-  resolve_real(real_chk_fail, "__chk_fail", "GLIBC_2.3.4");
-  resolve_real(real_closefrom, "closefrom", "GLIBC_2.34");
-  resolve_real(real_connect, "connect", "GLIBC_2.2.5");
-}
 }  // namespace mnp
 
 extern "C" {

@@ -40,13 +40,13 @@ using PselectFn = int(int, fd_set*, fd_set*, fd_set*, const struct timespec*, co
 using EpollWaitFn = int(int, struct epoll_event*, int, int);
 using EpollPwaitFn = int(int, struct epoll_event*, int, int, const sigset_t*);
 using EpollPwait2Fn = int(int, struct epoll_event*, int, const struct timespec*, const sigset_t*);
-constinit PollFn* real_poll = nullptr;
-constinit PpollFn* real_ppoll = nullptr;
-constinit SelectFn* real_select = nullptr;
-constinit PselectFn* real_pselect = nullptr;
-constinit EpollWaitFn* real_epoll_wait = nullptr;
-constinit EpollPwaitFn* real_epoll_pwait = nullptr;
-constinit EpollPwait2Fn* real_epoll_pwait2 = nullptr;
+constinit Real<PollFn> real_poll{"poll", "GLIBC_2.2.5"};
+constinit Real<PpollFn> real_ppoll{"ppoll", "GLIBC_2.4"};
+constinit Real<SelectFn> real_select{"select", "GLIBC_2.2.5"};
+constinit Real<PselectFn> real_pselect{"pselect", "GLIBC_2.2.5"};
+constinit Real<EpollWaitFn> real_epoll_wait{"epoll_wait", "GLIBC_2.3.2"};
+constinit Real<EpollPwaitFn> real_epoll_pwait{"epoll_pwait", "GLIBC_2.6"};
+constinit Real<EpollPwait2Fn> real_epoll_pwait2{"epoll_pwait2", "GLIBC_2.35"};
 
 
 // Deadlines: kNever, or monotonic ns. A timeout that overflows is kNever.
@@ -234,18 +234,6 @@ bool bad_timespec(const struct timespec* ts) {
 }
 
 }  // namespace
-
-namespace mnp {
-void interpose_poll_init() {
-  resolve_real(real_poll, "poll", "GLIBC_2.2.5");
-  resolve_real(real_ppoll, "ppoll", "GLIBC_2.4");
-  resolve_real(real_select, "select", "GLIBC_2.2.5");
-  resolve_real(real_pselect, "pselect", "GLIBC_2.2.5");
-  resolve_real(real_epoll_wait, "epoll_wait", "GLIBC_2.3.2");
-  resolve_real(real_epoll_pwait, "epoll_pwait", "GLIBC_2.6");
-  resolve_real(real_epoll_pwait2, "epoll_pwait2", "GLIBC_2.35");
-}
-}  // namespace mnp
 
 extern "C" {
 

@@ -1,7 +1,24 @@
 // interpose/real.h — finding the real (glibc) versions of interposed symbols.
+//
+// Every interposer reaches its real function through a Real<F>: a constinit
+// object holding the symbol's name, its glibc version and a pointer that is
+// looked up on first use. Nothing is resolved ahead of time, because an
+// interposer can be called before the shim's own ELF constructor has run:
+// the loader runs the constructors of the program's libraries first
+// (libnuma calls getdelim, OpenBLAS pthread_create, jemalloc syscall,
+// libcap-ng open, libGLdispatch dlopen, all before main), and a preloaded
+// allocator can call into the shim from its very first malloc.
+//
+// Resolution is dlvsym(RTLD_NEXT), falling back to dlsym: neither allocates
+// when the symbol exists. Two threads racing on the first use both look the
+// symbol up and store the same value; the pointer is read with a relaxed
+// load (a function address needs no ordering with anything else).
 #pragma once
 
 #include <dlfcn.h>
+
+#include <atomic>
+#include <utility>
 
 #include "core/base.h"
 
@@ -11,27 +28,39 @@ namespace mnp {
 void* real_sym(const char* name, const char* version);
 
 template <typename F>
-inline void resolve_real(F*& out, const char* name, const char* version) {
-  out = reinterpret_cast<F*>(real_sym(name, version));
-}
+class Real {
+ public:
+  constexpr Real(const char* name, const char* version) : name_(name), version_(version) {}
+  Real(const Real&) = delete;
+  Real& operator=(const Real&) = delete;
 
-// Per-family initialisers, called once by shim_init before the runtime starts.
-void interpose_thread_init();
-void interpose_setxid_init();
-void interpose_stdio_init();
+  F* get() const {
+    void* p = fn_.load(std::memory_order_relaxed);
+    if (__builtin_expect(p == nullptr, 0)) p = resolve();
+    return reinterpret_cast<F*>(p);
+  }
+  operator F*() const { return get(); }
+  template <typename... A>
+  decltype(auto) operator()(A&&... a) const {
+    return get()(std::forward<A>(a)...);
+  }
+
+ private:
+  [[gnu::noinline, gnu::cold]] void* resolve() const {
+    void* p = real_sym(name_, version_);
+    fn_.store(p, std::memory_order_relaxed);
+    return p;
+  }
+  const char* name_;
+  const char* version_;
+  mutable std::atomic<void*> fn_{nullptr};
+};
+
+// One-time set-up of the families that need more than their real functions
+// (hooks into core/, layout probes), run by the shim's constructor. Nothing
+// an interposer needs to work may depend on these having run.
 void interpose_dl_init();
-void interpose_sched_init();
-void interpose_time_init();
-void interpose_syscall_init();
 void interpose_mutex_init();
-void interpose_cond_init();
-void interpose_sem_init();
-void interpose_rwlock_init();
-void interpose_futex_init();
-void interpose_net_init();
-void interpose_poll_init();
-void interpose_variadic_init();
-void interpose_scanf_init();
 void interpose_signal_init();
 // After the runtime is up (Ms exist, glibc's SIGSETXID handler is installed).
 void interpose_setxid_install_handler();

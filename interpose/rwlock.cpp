@@ -182,34 +182,22 @@ using RwTimedFn = int(pthread_rwlock_t*, const struct timespec*);
 using RwClockFn = int(pthread_rwlock_t*, clockid_t, const struct timespec*);
 using BarInitFn = int(pthread_barrier_t*, const pthread_barrierattr_t*, unsigned);
 using BarFn = int(pthread_barrier_t*);
-constinit RwInitFn* real_rw_init = nullptr;
-constinit RwFn *real_rw_destroy = nullptr, *real_rdlock = nullptr, *real_wrlock = nullptr, *real_tryrdlock = nullptr,
-               *real_trywrlock = nullptr, *real_rwunlock = nullptr;
-constinit RwTimedFn *real_timedrdlock = nullptr, *real_timedwrlock = nullptr;
-constinit RwClockFn *real_clockrdlock = nullptr, *real_clockwrlock = nullptr;
-constinit BarInitFn* real_bar_init = nullptr;
-constinit BarFn *real_bar_destroy = nullptr, *real_bar_wait = nullptr;
+constinit Real<RwInitFn> real_rw_init{"pthread_rwlock_init", "GLIBC_2.34"};
+constinit Real<RwFn> real_rw_destroy{"pthread_rwlock_destroy", "GLIBC_2.34"};
+constinit Real<RwFn> real_rdlock{"pthread_rwlock_rdlock", "GLIBC_2.34"};
+constinit Real<RwFn> real_wrlock{"pthread_rwlock_wrlock", "GLIBC_2.34"};
+constinit Real<RwFn> real_tryrdlock{"pthread_rwlock_tryrdlock", "GLIBC_2.34"};
+constinit Real<RwFn> real_trywrlock{"pthread_rwlock_trywrlock", "GLIBC_2.34"};
+constinit Real<RwFn> real_rwunlock{"pthread_rwlock_unlock", "GLIBC_2.34"};
+constinit Real<RwTimedFn> real_timedrdlock{"pthread_rwlock_timedrdlock", "GLIBC_2.34"};
+constinit Real<RwTimedFn> real_timedwrlock{"pthread_rwlock_timedwrlock", "GLIBC_2.34"};
+constinit Real<RwClockFn> real_clockrdlock{"pthread_rwlock_clockrdlock", "GLIBC_2.34"};
+constinit Real<RwClockFn> real_clockwrlock{"pthread_rwlock_clockwrlock", "GLIBC_2.34"};
+constinit Real<BarInitFn> real_bar_init{"pthread_barrier_init", "GLIBC_2.34"};
+constinit Real<BarFn> real_bar_destroy{"pthread_barrier_destroy", "GLIBC_2.34"};
+constinit Real<BarFn> real_bar_wait{"pthread_barrier_wait", "GLIBC_2.34"};
 
 }  // namespace
-
-namespace mnp {
-void interpose_rwlock_init() {
-  resolve_real(real_rw_init, "pthread_rwlock_init", "GLIBC_2.34");
-  resolve_real(real_rw_destroy, "pthread_rwlock_destroy", "GLIBC_2.34");
-  resolve_real(real_rdlock, "pthread_rwlock_rdlock", "GLIBC_2.34");
-  resolve_real(real_wrlock, "pthread_rwlock_wrlock", "GLIBC_2.34");
-  resolve_real(real_tryrdlock, "pthread_rwlock_tryrdlock", "GLIBC_2.34");
-  resolve_real(real_trywrlock, "pthread_rwlock_trywrlock", "GLIBC_2.34");
-  resolve_real(real_rwunlock, "pthread_rwlock_unlock", "GLIBC_2.34");
-  resolve_real(real_timedrdlock, "pthread_rwlock_timedrdlock", "GLIBC_2.34");
-  resolve_real(real_timedwrlock, "pthread_rwlock_timedwrlock", "GLIBC_2.34");
-  resolve_real(real_clockrdlock, "pthread_rwlock_clockrdlock", "GLIBC_2.34");
-  resolve_real(real_clockwrlock, "pthread_rwlock_clockwrlock", "GLIBC_2.34");
-  resolve_real(real_bar_init, "pthread_barrier_init", "GLIBC_2.34");
-  resolve_real(real_bar_destroy, "pthread_barrier_destroy", "GLIBC_2.34");
-  resolve_real(real_bar_wait, "pthread_barrier_wait", "GLIBC_2.34");
-}
-}  // namespace mnp
 
 extern "C" {
 

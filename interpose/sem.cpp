@@ -35,11 +35,14 @@ using OneFn = int(sem_t*);
 using TimedFn = int(sem_t*, const struct timespec*);
 using ClockFn = int(sem_t*, clockid_t, const struct timespec*);
 using GetFn = int(sem_t*, int*);
-constinit InitFn* real_init = nullptr;
-constinit OneFn *real_destroy = nullptr, *real_wait = nullptr, *real_trywait = nullptr, *real_post = nullptr;
-constinit TimedFn* real_timedwait = nullptr;
-constinit ClockFn* real_clockwait = nullptr;
-constinit GetFn* real_getvalue = nullptr;
+constinit Real<InitFn> real_init{"sem_init", "GLIBC_2.34"};
+constinit Real<OneFn> real_destroy{"sem_destroy", "GLIBC_2.34"};
+constinit Real<OneFn> real_wait{"sem_wait", "GLIBC_2.34"};
+constinit Real<OneFn> real_trywait{"sem_trywait", "GLIBC_2.34"};
+constinit Real<OneFn> real_post{"sem_post", "GLIBC_2.34"};
+constinit Real<TimedFn> real_timedwait{"sem_timedwait", "GLIBC_2.34"};
+constinit Real<ClockFn> real_clockwait{"sem_clockwait", "GLIBC_2.34"};
+constinit Real<GetFn> real_getvalue{"sem_getvalue", "GLIBC_2.34"};
 
 SemView* view(sem_t* s) { return reinterpret_cast<SemView*>(s); }
 bool shared(sem_t* s) { return view(s)->priv != kPrivateFlag; }
@@ -68,19 +71,6 @@ int sem_wait_impl(sem_t* sem, int64_t deadline) {
 }
 
 }  // namespace
-
-namespace mnp {
-void interpose_sem_init() {
-  resolve_real(real_init, "sem_init", "GLIBC_2.34");
-  resolve_real(real_destroy, "sem_destroy", "GLIBC_2.34");
-  resolve_real(real_wait, "sem_wait", "GLIBC_2.34");
-  resolve_real(real_trywait, "sem_trywait", "GLIBC_2.34");
-  resolve_real(real_post, "sem_post", "GLIBC_2.34");
-  resolve_real(real_timedwait, "sem_timedwait", "GLIBC_2.34");
-  resolve_real(real_clockwait, "sem_clockwait", "GLIBC_2.34");
-  resolve_real(real_getvalue, "sem_getvalue", "GLIBC_2.34");
-}
-}  // namespace mnp
 
 extern "C" {
 

@@ -68,26 +68,19 @@ using Fn1 = int(unsigned);
 using Fn2 = int(unsigned, unsigned);
 using Fn3 = int(unsigned, unsigned, unsigned);
 using FnGroups = int(size_t, const gid_t*);
-constinit Fn1 *r_setuid = nullptr, *r_setgid = nullptr, *r_seteuid = nullptr, *r_setegid = nullptr;
-constinit Fn2 *r_setreuid = nullptr, *r_setregid = nullptr;
-constinit Fn3 *r_setresuid = nullptr, *r_setresgid = nullptr;
-constinit FnGroups* r_setgroups = nullptr;
+constinit Real<Fn1> r_setuid{"setuid", "GLIBC_2.2.5"};
+constinit Real<Fn1> r_setgid{"setgid", "GLIBC_2.2.5"};
+constinit Real<Fn1> r_seteuid{"seteuid", "GLIBC_2.2.5"};
+constinit Real<Fn1> r_setegid{"setegid", "GLIBC_2.2.5"};
+constinit Real<Fn2> r_setreuid{"setreuid", "GLIBC_2.2.5"};
+constinit Real<Fn2> r_setregid{"setregid", "GLIBC_2.2.5"};
+constinit Real<Fn3> r_setresuid{"setresuid", "GLIBC_2.2.5"};
+constinit Real<Fn3> r_setresgid{"setresgid", "GLIBC_2.2.5"};
+constinit Real<FnGroups> r_setgroups{"setgroups", "GLIBC_2.2.5"};
 
 }  // namespace
 
 namespace mnp {
-
-void interpose_setxid_init() {
-  resolve_real(r_setuid, "setuid", "GLIBC_2.2.5");
-  resolve_real(r_setgid, "setgid", "GLIBC_2.2.5");
-  resolve_real(r_seteuid, "seteuid", "GLIBC_2.2.5");
-  resolve_real(r_setegid, "setegid", "GLIBC_2.2.5");
-  resolve_real(r_setreuid, "setreuid", "GLIBC_2.2.5");
-  resolve_real(r_setregid, "setregid", "GLIBC_2.2.5");
-  resolve_real(r_setresuid, "setresuid", "GLIBC_2.2.5");
-  resolve_real(r_setresgid, "setresgid", "GLIBC_2.2.5");
-  resolve_real(r_setgroups, "setgroups", "GLIBC_2.2.5");
-}
 
 void interpose_setxid_install_handler() {
   KSigaction old{};

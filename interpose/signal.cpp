@@ -38,8 +38,9 @@ namespace {
 using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
 using SignalFn = sighandler_t(int, sighandler_t);
 using MaskFn = int(int, const sigset_t*, sigset_t*);
-constinit SigactionFn* real_sigaction = nullptr;
-constinit MaskFn *real_sigprocmask = nullptr, *real_pthread_sigmask = nullptr;
+constinit Real<SigactionFn> real_sigaction{"sigaction", "GLIBC_2.2.5"};
+constinit Real<MaskFn> real_sigprocmask{"sigprocmask", "GLIBC_2.2.5"};
+constinit Real<MaskFn> real_pthread_sigmask{"pthread_sigmask", "GLIBC_2.32"};
 
 constexpr int kNsig = 65;
 
@@ -123,9 +124,6 @@ int set_mask(MaskFn* real, int how, const sigset_t* set, sigset_t* old) {
 namespace mnp {
 void interpose_signal_init() {
   set_poke_unwrap_hook(unwrap_for_poke);
-  resolve_real(real_sigaction, "sigaction", "GLIBC_2.2.5");
-  resolve_real(real_sigprocmask, "sigprocmask", "GLIBC_2.2.5");
-  resolve_real(real_pthread_sigmask, "pthread_sigmask", "GLIBC_2.32");
 }
 }  // namespace mnp
 

@@ -21,16 +21,9 @@ using namespace mnp;
 namespace {
 using LockFn = void(FILE*);
 using TryFn = int(FILE*);
-constinit LockFn* real_flockfile = nullptr;
-constinit TryFn* real_ftrylockfile = nullptr;
+constinit Real<LockFn> real_flockfile{"flockfile", "GLIBC_2.2.5"};
+constinit Real<TryFn> real_ftrylockfile{"ftrylockfile", "GLIBC_2.2.5"};
 }  // namespace
-
-namespace mnp {
-void interpose_stdio_init() {
-  resolve_real(real_flockfile, "flockfile", "GLIBC_2.2.5");
-  resolve_real(real_ftrylockfile, "ftrylockfile", "GLIBC_2.2.5");
-}
-}  // namespace mnp
 
 extern "C" MNP_EXPORT void flockfile(FILE* fp) noexcept {
   if (!runtime_up || !get_user_g()) return real_flockfile(fp);

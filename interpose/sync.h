@@ -61,7 +61,7 @@ bool mutex_is_pshared(const pthread_mutex_t* mu);
 // objects keep glibc's implementation) with the P handed off meanwhile.
 // errno is the call's.
 template <typename F, typename... A>
-inline auto handoff_call(F* f, A... a) {
+inline auto handoff_call(const F& f, A... a) {
   entersyscall();
   auto r = f(a...);
   int e = errno;

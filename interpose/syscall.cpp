@@ -158,20 +158,13 @@ inline R handoff_block(R (*f)(A...), A... a) {
 
 #define MNP_DECLARE_REAL(name, ver, ret, params, args, how) \
   using name##_fn = ret params;                           \
-  constinit name##_fn* real_##name = nullptr;
+  constinit Real<name##_fn> real_##name{#name, ver};
 namespace {
 MNP_HANDOFF_LIST(MNP_DECLARE_REAL)
 }
 
-namespace mnp {
-void interpose_syscall_init() {
-#define MNP_RESOLVE(name, ver, ret, params, args, how) resolve_real(real_##name, #name, ver);
-  MNP_HANDOFF_LIST(MNP_RESOLVE)
-}
-}  // namespace mnp
-
 #define MNP_DEFINE(name, ver, ret, params, args, how) \
-  extern "C" MNP_EXPORT ret name params { return how(real_##name MNP_COMMA_ARGS args); }
+  extern "C" MNP_EXPORT ret name params { return how(real_##name.get() MNP_COMMA_ARGS args); }
 #define MNP_COMMA_ARGS(...) __VA_OPT__(, ) __VA_ARGS__
 MNP_HANDOFF_LIST(MNP_DEFINE)
 
@@ -180,9 +173,12 @@ namespace {
 using OpenFn = int(const char*, int, ...);
 using OpenatFn = int(int, const char*, int, ...);
 using FcntlFn = int(int, int, ...);
-constinit OpenFn *real_open = nullptr, *real_open64 = nullptr;
-constinit OpenatFn *real_openat = nullptr, *real_openat64 = nullptr;
-constinit FcntlFn *real_fcntl = nullptr, *real_fcntl64 = nullptr;
+constinit Real<OpenFn> real_open{"open", "GLIBC_2.2.5"};
+constinit Real<OpenFn> real_open64{"open64", "GLIBC_2.2.5"};
+constinit Real<OpenatFn> real_openat{"openat", "GLIBC_2.4"};
+constinit Real<OpenatFn> real_openat64{"openat64", "GLIBC_2.4"};
+constinit Real<FcntlFn> real_fcntl{"fcntl", "GLIBC_2.2.5"};
+constinit Real<FcntlFn> real_fcntl64{"fcntl64", "GLIBC_2.28"};
 
 mode_t open_mode(int flags, va_list ap) {
   return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? static_cast<mode_t>(va_arg(ap, int)) : 0;
@@ -190,17 +186,6 @@ mode_t open_mode(int flags, va_list ap) {
 // Lock waits are the only blocking fcntl commands.
 bool fcntl_blocks(int cmd) { return cmd == F_SETLKW || cmd == F_OFD_SETLKW; }
 }  // namespace
-
-namespace mnp {
-void interpose_variadic_init() {
-  resolve_real(real_open, "open", "GLIBC_2.2.5");
-  resolve_real(real_open64, "open64", "GLIBC_2.2.5");
-  resolve_real(real_openat, "openat", "GLIBC_2.4");
-  resolve_real(real_openat64, "openat64", "GLIBC_2.4");
-  resolve_real(real_fcntl, "fcntl", "GLIBC_2.2.5");
-  resolve_real(real_fcntl64, "fcntl64", "GLIBC_2.28");
-}
-}  // namespace mnp
 
 // open of a FIFO waits for the other end: every open is bracketed (the fast
 // path of entersyscall/exitsyscall costs a few ns).
@@ -241,15 +226,9 @@ MNP_FCNTL(fcntl64, real_fcntl64)
 namespace {
 using VfscanfFn = int(FILE*, const char*, va_list);
 using VscanfFn = int(const char*, va_list);
-constinit VfscanfFn* real_vfscanf = nullptr;
-constinit VscanfFn* real_vscanf = nullptr;
+constinit Real<VfscanfFn> real_vfscanf{"__isoc99_vfscanf", "GLIBC_2.7"};
+constinit Real<VscanfFn> real_vscanf{"__isoc99_vscanf", "GLIBC_2.7"};
 }  // namespace
-namespace mnp {
-void interpose_scanf_init() {
-  resolve_real(real_vfscanf, "__isoc99_vfscanf", "GLIBC_2.7");
-  resolve_real(real_vscanf, "__isoc99_vscanf", "GLIBC_2.7");
-}
-}  // namespace mnp
 extern "C" MNP_EXPORT int mnp_isoc99_vfscanf(FILE* f, const char* fmt, va_list ap) __asm__("__isoc99_vfscanf");
 extern "C" MNP_EXPORT int mnp_isoc99_vscanf(const char* fmt, va_list ap) __asm__("__isoc99_vscanf");
 extern "C" MNP_EXPORT int mnp_isoc99_fscanf(FILE* f, const char* fmt, ...) __asm__("__isoc99_fscanf");

@@ -39,18 +39,18 @@ using CpuclockFn = int(pthread_t, clockid_t*);
 using KillFn = int(pthread_t, int);
 using ExitFn = void(void*);
 
-constinit CreateFn* real_create = nullptr;
-constinit JoinFn* real_join = nullptr;
-constinit TryJoinFn* real_tryjoin = nullptr;
-constinit TimedJoinFn* real_timedjoin = nullptr;
-constinit ClockJoinFn* real_clockjoin = nullptr;
-constinit DetachFn* real_detach = nullptr;
-constinit GetattrFn* real_getattr = nullptr;
-constinit SetnameFn* real_setname = nullptr;
-constinit GetnameFn* real_getname = nullptr;
-constinit CpuclockFn* real_cpuclock = nullptr;
-constinit KillFn* real_kill = nullptr;
-constinit ExitFn* real_exit = nullptr;
+constinit Real<CreateFn> real_create{"pthread_create", "GLIBC_2.34"};
+constinit Real<JoinFn> real_join{"pthread_join", "GLIBC_2.34"};
+constinit Real<TryJoinFn> real_tryjoin{"pthread_tryjoin_np", "GLIBC_2.34"};
+constinit Real<TimedJoinFn> real_timedjoin{"pthread_timedjoin_np", "GLIBC_2.34"};
+constinit Real<ClockJoinFn> real_clockjoin{"pthread_clockjoin_np", "GLIBC_2.34"};
+constinit Real<DetachFn> real_detach{"pthread_detach", "GLIBC_2.34"};
+constinit Real<GetattrFn> real_getattr{"pthread_getattr_np", "GLIBC_2.32"};
+constinit Real<SetnameFn> real_setname{"pthread_setname_np", "GLIBC_2.34"};
+constinit Real<GetnameFn> real_getname{"pthread_getname_np", "GLIBC_2.34"};
+constinit Real<CpuclockFn> real_cpuclock{"pthread_getcpuclockid", "GLIBC_2.34"};
+constinit Real<KillFn> real_kill{"pthread_kill", "GLIBC_2.34"};
+constinit Real<ExitFn> real_exit{"pthread_exit", "GLIBC_2.2.5"};
 constinit int g_concurrency = 0;
 
 // glibc's struct pthread_attr (internal; pthread_attr_t is its opaque storage).
@@ -158,21 +158,6 @@ int proc_comm_path(char* buf, size_t n, int tid) {
 }  // namespace
 
 namespace mnp {
-
-void interpose_thread_init() {
-  resolve_real(real_create, "pthread_create", "GLIBC_2.34");
-  resolve_real(real_join, "pthread_join", "GLIBC_2.34");
-  resolve_real(real_tryjoin, "pthread_tryjoin_np", "GLIBC_2.34");
-  resolve_real(real_timedjoin, "pthread_timedjoin_np", "GLIBC_2.34");
-  resolve_real(real_clockjoin, "pthread_clockjoin_np", "GLIBC_2.34");
-  resolve_real(real_detach, "pthread_detach", "GLIBC_2.34");
-  resolve_real(real_getattr, "pthread_getattr_np", "GLIBC_2.32");
-  resolve_real(real_setname, "pthread_setname_np", "GLIBC_2.34");
-  resolve_real(real_getname, "pthread_getname_np", "GLIBC_2.34");
-  resolve_real(real_cpuclock, "pthread_getcpuclockid", "GLIBC_2.34");
-  resolve_real(real_kill, "pthread_kill", "GLIBC_2.34");
-  resolve_real(real_exit, "pthread_exit", "GLIBC_2.2.5");
-}
 
 int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   pthread_attr_t a;
@@ -435,22 +420,12 @@ using GetSchedFn = int(pthread_t, int*, struct sched_param*);
 using SetPrioFn = int(pthread_t, int);
 using AffFn = int(pthread_t, size_t, cpu_set_t*);
 using SetAffFn = int(pthread_t, size_t, const cpu_set_t*);
-constinit SetSchedFn* real_setsched = nullptr;
-constinit GetSchedFn* real_getsched = nullptr;
-constinit SetPrioFn* real_setprio = nullptr;
-constinit AffFn* real_getaff = nullptr;
-constinit SetAffFn* real_setaff = nullptr;
+constinit Real<SetSchedFn> real_setsched{"pthread_setschedparam", "GLIBC_2.2.5"};
+constinit Real<GetSchedFn> real_getsched{"pthread_getschedparam", "GLIBC_2.2.5"};
+constinit Real<SetPrioFn> real_setprio{"pthread_setschedprio", "GLIBC_2.34"};
+constinit Real<AffFn> real_getaff{"pthread_getaffinity_np", "GLIBC_2.32"};
+constinit Real<SetAffFn> real_setaff{"pthread_setaffinity_np", "GLIBC_2.34"};
 }  // namespace
-
-namespace mnp {
-void interpose_sched_init() {
-  resolve_real(real_setsched, "pthread_setschedparam", "GLIBC_2.2.5");
-  resolve_real(real_getsched, "pthread_getschedparam", "GLIBC_2.2.5");
-  resolve_real(real_setprio, "pthread_setschedprio", "GLIBC_2.34");
-  resolve_real(real_getaff, "pthread_getaffinity_np", "GLIBC_2.32");
-  resolve_real(real_setaff, "pthread_setaffinity_np", "GLIBC_2.34");
-}
-}  // namespace mnp
 
 extern "C" {
 

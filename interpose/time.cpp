@@ -21,8 +21,8 @@ using namespace mnp;
 namespace {
 using NanosleepFn = int(const struct timespec*, struct timespec*);
 using ClockNanosleepFn = int(clockid_t, int, const struct timespec*, struct timespec*);
-constinit NanosleepFn* real_nanosleep = nullptr;
-constinit ClockNanosleepFn* real_clock_nanosleep = nullptr;
+constinit Real<NanosleepFn> real_nanosleep{"nanosleep", "GLIBC_2.2.5"};
+constinit Real<ClockNanosleepFn> real_clock_nanosleep{"clock_nanosleep", "GLIBC_2.17"};
 
 bool parkable_clock(clockid_t c) {
   return c == CLOCK_REALTIME || c == CLOCK_MONOTONIC || c == CLOCK_BOOTTIME || c == CLOCK_TAI;
@@ -60,13 +60,6 @@ int g_sleep(clockid_t c, int flags, const struct timespec* req, struct timespec*
   return 0;
 }
 }  // namespace
-
-namespace mnp {
-void interpose_time_init() {
-  resolve_real(real_nanosleep, "nanosleep", "GLIBC_2.2.5");
-  resolve_real(real_clock_nanosleep, "clock_nanosleep", "GLIBC_2.17");
-}
-}  // namespace mnp
 
 extern "C" {
 

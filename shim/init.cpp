@@ -26,31 +26,21 @@ namespace {
 using MainFn = int(int, char**, char**);
 using StartMainFn = int(MainFn*, int, char**, void (*)(), void (*)(), void (*)(), void*);
 constinit MainFn* g_user_main = nullptr;
-constinit StartMainFn* g_real_start_main = nullptr;
+constinit Real<StartMainFn> g_real_start_main{"__libc_start_main", "GLIBC_2.34"};
+using CreateFn = int(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
+using JoinFn = int(pthread_t, void**);
+constinit Real<CreateFn> g_real_create{"pthread_create", "GLIBC_2.34"};
+constinit Real<JoinFn> g_real_join{"pthread_join", "GLIBC_2.34"};
 
 void* trivial_thread(void* a) { return a; }
 
-// Resolves the real libc functions behind every interposer. Runs as the
-// shim's ELF constructor — before the program's own constructors, which may
-// already create threads and call interposed functions — and does nothing
-// but dlsym: no runtime, no threads.
-__attribute__((constructor)) void shim_resolve_reals() {
-  interpose_thread_init();
-  interpose_setxid_init();
-  interpose_stdio_init();
+// One-time set-up of the interposer families that need more than their
+// real functions (those are found lazily on first use, interpose/real.h).
+// Runs as the shim's ELF constructor; the program's libraries' constructors
+// may already have run and called interposers.
+__attribute__((constructor)) void shim_setup_families() {
   interpose_dl_init();
-  interpose_sched_init();
-  interpose_time_init();
-  interpose_syscall_init();
   interpose_mutex_init();
-  interpose_cond_init();
-  interpose_sem_init();
-  interpose_rwlock_init();
-  interpose_futex_init();
-  interpose_net_init();
-  interpose_poll_init();
-  interpose_variadic_init();
-  interpose_scanf_init();
   interpose_signal_init();
 }
 
@@ -58,14 +48,8 @@ void shim_start() {
   // One real thread, created and joined before anything else, puts glibc in
   // its multi-threaded state (atomic refcounts, SIGSETXID handler installed)
   // exactly as a program's first pthread_create would.
-  using CreateFn = int(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
-  using JoinFn = int(pthread_t, void**);
-  CreateFn* create;
-  JoinFn* join;
-  resolve_real(create, "pthread_create", "GLIBC_2.34");
-  resolve_real(join, "pthread_join", "GLIBC_2.34");
   pthread_t t;
-  if (create(&t, nullptr, trivial_thread, nullptr) == 0) join(t, nullptr);
+  if (g_real_create(&t, nullptr, trivial_thread, nullptr) == 0) g_real_join(t, nullptr);
   set_os_thread_create(real_thread_create_for_m);
   if (!sched_init_main()) {
     raw_print("refusing to start (see the line above); run the program without LD_PRELOAD");
@@ -114,7 +98,6 @@ extern "C" {
 
 MNP_EXPORT int __libc_start_main(MainFn* main, int argc, char** argv, void (*init)(), void (*fini)(),
                                  void (*rtld_fini)(), void* stack_end) noexcept {
-  resolve_real(g_real_start_main, "__libc_start_main", "GLIBC_2.34");
   g_user_main = main;
   return g_real_start_main(mnp_main, argc, argv, init, fini, rtld_fini, stack_end);
 }

@@ -510,15 +510,18 @@ TEST(DlopenTls, Procs1) { run_case(dlopen_tls_case(), 1); }
 TEST(DlopenTls, Procs2) { run_case(dlopen_tls_case(), 2); }
 
 // Threads created by a constructor before main, joined by main; one of them
-// joins a thread main created.  Disabled: under the shim the program dies of
-// SIGSEGV in its constructor.  The interposed pthread_create, called before
-// the runtime is up, takes the `!runtime_up` path and calls real_create
-// (interpose/thread.cpp:192), which is still nullptr: interpose_thread_init()
-// resolves it only in mnp_main (shim/init.cpp), after glibc has run the
-// program's constructors.  Re-enable (remove DISABLED_) once pthread_create
-// before main works.
+// joins a thread main created.
 TEST(PremainThread, Procs1) { run_case(simple({"premain_thread"}), 1); }
 TEST(PremainThread, Procs2) { run_case(simple({"premain_thread"}), 2); }
+
+// A library constructor that runs before the shim's own (threads, every kind
+// of wait, files, pipes, poll, sleeps, signals, dlopen), and the same program
+// linked with jemalloc, whose first malloc calls the interposed syscall.
+// Before real functions were found lazily both died of SIGSEGV before main.
+TEST(EarlyStart, Procs1) { run_case(simple({"early_start"}), 1); }
+TEST(EarlyStart, Procs2) { run_case(simple({"early_start"}), 2); }
+TEST(EarlyStart, JemallocProcs1) { run_case(simple({"early_start_jemalloc"}), 1); }
+TEST(EarlyStart, JemallocProcs2) { run_case(simple({"early_start_jemalloc"}), 2); }
 
 // CPython with 200 threads. With one P it needs the GIL's condvar and the
 // semaphores behind threading.Lock to park the G (interpose/cond.cpp, sem.cpp).
