@@ -167,9 +167,12 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
 // are at most FD_SETSIZE bits here: with a larger nfds the kernel reads only
 // as many bits as its fd table has, which is not known here, so the
 // wrappers give such calls to the real select with the P handed off. Each
-// attempt works on copies of the sets as they were on entry, and the
-// program's sets change only when a result comes back (the ready fds, or
-// all cleared on a timeout), as natively.
+// attempt works on copies of the sets as they were on entry. The program's
+// sets change only as the kernel changes them: to the ready fds when some
+// are ready, all cleared when the time runs out (result 0), and not at all
+// on an error, EINTR included: a program that retries after EINTR with the
+// same sets (cmake's process loop on SIGCHLD) must wait for the same fds. A
+// look that finds nothing ready is not a result, so it leaves them alone.
 long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, const sigset_t* mask) {
   if (nfds < 0) return -EINVAL;
   if (nfds > FD_SETSIZE) nfds = FD_SETSIZE;  // callers hand larger ones to the real call
@@ -199,26 +202,34 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
     for (int i = 0; i < 3; i++) arg[i] = in[i] ? reinterpret_cast<long>(work + i * words) : 0;
     struct timespec zero = {0, 0};
     long res = raw_syscall6(SYS_pselect6, nfds, arg[0], arg[1], arg[2], reinterpret_cast<long>(&zero), 0);
-    if (res >= 0)  // nothing ready clears the sets, as a timeout does
+    if (res > 0)
       for (int i = 0; i < 3; i++)
         if (in[i])
           for (size_t k = 0; k < words; k++) in[i][k] = work[i * words + k];
     return res;
   };
+  // The real call reads and writes the program's sets itself, which are
+  // still as on entry.
   auto blocking = [&](int64_t ns) {
-    for (int i = 0; i < 3; i++)
-      if (in[i])
-        for (size_t k = 0; k < words; k++) in[i][k] = orig[i * words + k];
     struct timespec ts = ts_of(ns);
     return handoff_raw(
         [&] { return static_cast<long>(real_pselect(nfds, r, w, e, ns == kNever ? nullptr : &ts, mask)); });
   };
+  long res;
   if (n == 0) {
-    if (long res = look(attempt); res != 0) return res;
-    if (deadline == kNever) return blocking(kNever);
-    return netpoll_sleep(deadline, blocked_bits(mask)) == EINTR ? -EINTR : 0;
+    res = look(attempt);
+    if (res == 0) {
+      if (deadline == kNever) return blocking(kNever);
+      res = netpoll_sleep(deadline, blocked_bits(mask)) == EINTR ? -EINTR : 0;
+    }
+  } else {
+    res = poll_like(want.get(), n, deadline, blocked_bits(mask), attempt, blocking);
   }
-  return poll_like(want.get(), n, deadline, blocked_bits(mask), attempt, blocking);
+  if (res == 0)  // the time ran out: the kernel clears the sets (whole words)
+    for (int i = 0; i < 3; i++)
+      if (in[i])
+        for (size_t k = 0; k < words; k++) in[i][k] = 0;
+  return res;
 }
 
 long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline, const sigset_t* mask) {

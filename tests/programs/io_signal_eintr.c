@@ -28,7 +28,13 @@
  *   (j) SIGALRM after 50 ms ends nanosleep(2 s) with EINTR and about 1.95 s
  *       left in *rem, sleep(2) returning 1 (the whole seconds left), and
  *       select with no fds and a
- *       2 s timeout with EINTR.
+ *       2 s timeout with EINTR;
+ *   (k) select and pselect interrupted by a SIGCHLD handler (a child that
+ *       exits) leave the caller's fd sets as they were (Linux changes
+ *       them only on a result): a cmake-style loop that retries on EINTR
+ *       with the same sets then sees the fd a thread makes readable;
+ *   (l) (last: it ends main with pthread_exit) a thread's sleep is
+ *       interrupted by a process-directed signal after main has exited.
  * stdout: one "name: ok" line per check; "name: not ok" and a FAIL line on
  * stderr, exit 1, otherwise. */
 #include <errno.h>
@@ -383,6 +389,54 @@ int main(void) {
   }
 
   /* (k) */
+  {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;  /* no SA_RESTART; select is never restarted anyway */
+    sigaction(SIGCHLD, &sa, NULL);
+    for (int use_pselect = 0; use_pselect <= 1; use_pselect++) {
+      int q[2];
+      if (pipe(q) != 0) return 1;
+      fd_set r, e;
+      FD_ZERO(&r);
+      FD_ZERO(&e);
+      FD_SET(q[0], &r);
+      FD_SET(q[0], &e);
+      int before = atomic_load(&g_handled);
+      pid_t child = fork();
+      if (child == 0) {
+        usleep(50 * 1000);
+        _exit(0);
+      }
+      struct timeval tv = {5, 0};
+      struct timespec ts = {5, 0};
+      double t0 = now_ms();
+      long rv = use_pselect ? pselect(q[0] + 1, &r, NULL, &e, &ts, NULL) : select(q[0] + 1, &r, NULL, &e, &tv);
+      int err = errno;
+      report(use_pselect ? "pselect eintr keeps the sets" : "select eintr keeps the sets",
+             rv == -1 && err == EINTR && FD_ISSET(q[0], &r) && FD_ISSET(q[0], &e) &&
+                 atomic_load(&g_handled) == before + 1,
+             rv, err, now_ms() - t0);
+      waitpid(child, NULL, 0);
+      g_late_wr = q[1];
+      pthread_t t;
+      pthread_create(&t, NULL, write_later, NULL);
+      tv.tv_sec = 5;
+      tv.tv_usec = 0;
+      do
+        rv = use_pselect ? pselect(q[0] + 1, &r, NULL, &e, &ts, NULL) : select(q[0] + 1, &r, NULL, &e, &tv);
+      while (rv == -1 && errno == EINTR);
+      err = errno;
+      pthread_join(t, NULL);
+      report(use_pselect ? "pselect retry sees the fd" : "select retry sees the fd",
+             rv == 1 && FD_ISSET(q[0], &r) && !FD_ISSET(q[0], &e), rv, err, 0);
+      close(q[0]);
+      close(q[1]);
+    }
+    signal(SIGCHLD, SIG_DFL);
+  }
+
+  /* (l) */
   {
     pthread_t t;
     pthread_create(&t, NULL, sleep_after_main, NULL);
