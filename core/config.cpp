@@ -1,8 +1,8 @@
 // core/config.cpp — the environment, parsed once at start-up.
 //
-// Every variable mnpthread reads is in kVars below (one table, as STYLE.md
-// asks). A bad value never stops the program: one line names the variable
-// and the default used instead.
+// Every variable mnpthread reads is in kVars below (one table; see
+// docs/ARCHITECTURE.md, "Configuration"). A bad value never stops the
+// program: one line names the variable and the default used instead.
 //
 //   MNP_PROCS   number of Ps. Default: CPUs in the affinity mask, lowered to
 //               the cgroup v2 CPU quota (cpu.max) when one is set.

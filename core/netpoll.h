@@ -1,4 +1,5 @@
-// core/netpoll.h — fd readiness for Gs (DESIGN §5, class "poll").
+// core/netpoll.h — fd readiness for Gs (docs/ARCHITECTURE.md, "Blocking
+// calls", class "poll").
 //
 // A G that finds an fd not ready (its non-blocking attempt said EAGAIN)
 // parks until the fd becomes ready instead of blocking its M. Each fd has two

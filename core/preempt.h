@@ -1,4 +1,5 @@
-// core/preempt.h — asynchronous preemption (DESIGN §7).
+// core/preempt.h — asynchronous preemption (docs/ARCHITECTURE.md,
+// "Scheduling").
 #pragma once
 
 #include <ucontext.h>

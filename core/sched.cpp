@@ -1,7 +1,8 @@
 // core/sched.cpp — the G/M/P scheduler: run queues, park/ready, spinning
 // Ms, M sleep and wake-up.
 //
-// Design (after Go's proc.go; see ../shared/seeds for the original essay).
+// Design (after Go's runtime/proc.go; see docs/ARCHITECTURE.md,
+// "Scheduling").
 //
 // An M runs its scheduler loop on g0: find a runnable G, switch to it; when
 // the G parks, yields or exits it switches back to g0 (or, when its own P has

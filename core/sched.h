@@ -1,9 +1,9 @@
 // core/sched.h — G, M, P and the global scheduler state.
 //
-// The model is Go's (see ../shared/seeds): a G is a user thread, an M a
-// kernel thread, a P the right to run G code. An M runs G code only while it
-// holds a P. Each P has a local run queue (runq.h); the global queue, the idle
-// P and M lists and the free-G list live in Sched under Sched::lock.
+// The model is Go's (docs/ARCHITECTURE.md, "Model"): a G is a user thread, an
+// M a kernel thread, a P the right to run G code. An M runs G code only while
+// it holds a P. Each P has a local run queue (runq.h); the global queue, the
+// idle P and M lists and the free-G list live in Sched under Sched::lock.
 //
 // Who owns what is written next to each field. "owner" of a P is the M that
 // holds it; a G's fields marked (self) are written only by the G itself or by
@@ -211,11 +211,12 @@ void g_reap(G* gp);
 using GExitHook = void (*)(G* gp);
 void set_g_exit_hook(GExitHook hook);
 
-// Blocking calls (DESIGN §5 class 3). entersyscall marks the P as in a
-// syscall (no lock, a few ns); exitsyscall takes the same P back if sysmon
-// did not retake it, else an idle P, else queues the G and parks the M.
-// entersyscall_block hands the P off at once (calls known to block long).
-// Both are no-ops for callers that are not user Gs.
+// Blocking calls (docs/ARCHITECTURE.md, "Blocking calls", hand-off).
+// entersyscall marks the P as in a syscall (no lock, a few ns); exitsyscall
+// takes the same P back if sysmon did not retake it, else an idle P, else
+// queues the G and parks the M. entersyscall_block hands the P off at once
+// (calls known to block long). Both are no-ops for callers that are not
+// user Gs.
 void entersyscall();
 void entersyscall_block();
 void exitsyscall();

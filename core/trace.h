@@ -1,4 +1,5 @@
-// core/trace.h — scheduler trace lines and the G dump (DESIGN §10).
+// core/trace.h — scheduler trace lines and the G dump (docs/ARCHITECTURE.md,
+// "Debugging").
 #pragma once
 
 #include <cstdint>

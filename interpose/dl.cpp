@@ -1,5 +1,5 @@
-// interpose/dl.cpp — dlopen of a library with initial-exec TLS (DESIGN §3,
-// trap 5).
+// interpose/dl.cpp — dlopen of a library with initial-exec TLS
+// (docs/ARCHITECTURE.md, "TLS and glibc internals").
 //
 // A library that uses the initial-exec TLS model and is loaded after start-up
 // gets a block in the static TLS area of every thread. glibc copies its

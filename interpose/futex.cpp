@@ -1,4 +1,5 @@
-// interpose/futex.cpp — syscall(SYS_futex, ...) parks Gs (DESIGN §5).
+// interpose/futex.cpp — syscall(SYS_futex, ...) parks Gs (docs/ARCHITECTURE.md,
+// "Blocking calls").
 //
 // Rust's std, libstdc++'s atomic<T>::wait and std::counting_semaphore, and
 // many hand-written locks call the futex system call through syscall(). For

@@ -1,4 +1,5 @@
-// interpose/mutex.cpp — pthread_mutex_* that park the G (DESIGN §6).
+// interpose/mutex.cpp — pthread_mutex_* that park the G (docs/ARCHITECTURE.md,
+// "Blocking calls": runtime waits).
 //
 // State lives in the program's pthread_mutex_t (see MutexView in sync.h), so
 // static initialisers and zeroed memory work and nothing is allocated. The

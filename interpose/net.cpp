@@ -1,5 +1,5 @@
 // interpose/net.cpp — reads, writes, sends, receives and accepts on fds
-// that can block (DESIGN §5, class "poll").
+// that can block (docs/ARCHITECTURE.md, "Blocking calls", class "poll").
 //
 // Each call is first tried without blocking — preadv2/pwritev2 with
 // RWF_NOWAIT, or MSG_DONTWAIT on socket calls — so O_NONBLOCK is never

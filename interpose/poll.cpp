@@ -1,6 +1,6 @@
 // interpose/poll.cpp — poll, ppoll, select, pselect, epoll_wait,
-// epoll_pwait and epoll_pwait2 park the G on the netpoller (DESIGN §5,
-// class "poll").
+// epoll_pwait and epoll_pwait2 park the G on the netpoller
+// (docs/ARCHITECTURE.md, "Blocking calls", class "poll").
 //
 // Each is driven the same way (poll_like): sample the sequence words of the
 // fds involved, look with a zero timeout (the real system call, so results,

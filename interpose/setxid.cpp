@@ -1,4 +1,5 @@
-// interpose/setxid.cpp — setuid and friends from a G (DESIGN §3, trap 1).
+// interpose/setxid.cpp — setuid and friends from a G (docs/ARCHITECTURE.md,
+// "Signals": SIGSETXID).
 //
 // glibc changes credentials of every thread by signalling each thread on its
 // lists with SIGSETXID (33); the handler clears a bit in THREAD_SELF and

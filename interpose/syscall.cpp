@@ -1,8 +1,9 @@
-// interpose/syscall.cpp — calls that may block in the kernel (DESIGN §5,
-// class "handoff"): each is bracketed by entersyscall/exitsyscall, so while
-// it blocks, sysmon hands the P to another M and the other Gs keep running.
-// Calls known to block for long (process waits, signal waits, pause,
-// system(), name look-ups) hand the P off at once.
+// interpose/syscall.cpp — calls that may block in the kernel
+// (docs/ARCHITECTURE.md, "Blocking calls", class "handoff"): each is
+// bracketed by entersyscall/exitsyscall, so while it blocks, sysmon hands the
+// P to another M and the other Gs keep running. Calls known to block for long
+// (process waits, signal waits, pause, system(), name look-ups) hand the P
+// off at once.
 //
 // The real function runs on the G's own TLS, so errno, cancellation and
 // restart semantics are glibc's own. Sockets, pipes and other pollable fds

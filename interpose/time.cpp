@@ -1,4 +1,5 @@
-// interpose/time.cpp — sleeps park the G on a timer (DESIGN §5, class park).
+// interpose/time.cpp — sleeps park the G on a timer (docs/ARCHITECTURE.md,
+// "Blocking calls", class park).
 //
 // nanosleep, clock_nanosleep, usleep and sleep from a G never block the M.
 // Deadlines are CLOCK_MONOTONIC internally; an absolute CLOCK_REALTIME sleep

@@ -1,7 +1,8 @@
 // tests/unit/tcb_test.cpp — a G's glibc TCB: layout validation passes on
-// this glibc, the header is initialised as DESIGN §3 lists, code running on
-// it has its own errno and __thread values, locale tables work, and reuse
-// re-initialises TLS while keeping the DTV.
+// this glibc, the header is initialised as docs/ARCHITECTURE.md ("TLS and
+// glibc internals") lists, code running on it has its own errno and
+// __thread values, locale tables work, and reuse re-initialises TLS while
+// keeping the DTV.
 #include <gtest/gtest.h>
 
 #include <cctype>
