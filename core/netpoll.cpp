@@ -516,6 +516,11 @@ bool interrupt_one(int sig, bool restart, G* only = nullptr) {
 
 }  // namespace
 
+G* netpoll_signal_main() {
+  G* mg = g_sig_main.load(std::memory_order_acquire);
+  return mg ? mg : main_g();
+}
+
 bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt) {
   auto eligible = [&](const Wait* w) { return !((w->blocked >> (sig - 1)) & 1) && (!only || w->g == only); };
   // A sleep of that G: any handler ends it with EINTR.

@@ -83,6 +83,9 @@ void netpoll_deliver_signals();
 // qualified.
 struct G;
 bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt);
+// The G the kernel's main thread runs as: the main G, or in a child of fork
+// the forking G.
+G* netpoll_signal_main();
 // pthread_kill(g, sig) of a G that is not running, about to be sent to the
 // process: when its handler has run, g's wait is the one interrupted.
 struct G;

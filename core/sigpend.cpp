@@ -170,7 +170,7 @@ bool sigpend_deliver() {
   bool restart = false;
   int sig = first_pending(&restart);
   if (!sig) return false;  // still being filled: next round
-  G* mg = main_g();
+  G* mg = netpoll_signal_main();
   bool main_alive = mg && mg->status.load(std::memory_order_acquire) != kGDead && mg->wait_reason != kWaitForever;
   if (main_alive) {
     if (kick_running(mg)) return true;
