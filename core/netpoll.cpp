@@ -17,6 +17,7 @@
 #include "core/tcb.h"
 #include "core/rtfd.h"
 #include "core/sched.h"
+#include "core/sigpend.h"
 #include "core/timer.h"
 
 namespace mnp {
@@ -373,6 +374,9 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
     s->lock.unlock();
   }
   if (ents != inline_entries) free(ents);
+  // Woken for a pending handler before it even parked (park() runs them
+  // otherwise): run it before the EINTR it caused is seen.
+  if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
   if (result == EPERM) return EPERM;
   uint32_t st = w.state.load(std::memory_order_acquire);
   return st == kTimedOut ? ETIMEDOUT : st == kInterrupted ? EINTR : 0;
@@ -394,6 +398,7 @@ int netpoll_sleep(int64_t deadline, uint64_t blocked) {
   if (timed) timer_del(&t);
   g->sleep_wait.store(nullptr, std::memory_order_seq_cst);
   while (g->sleep_intr_busy.load(std::memory_order_seq_cst)) cpu_relax();
+  if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
   return w.state.load(std::memory_order_acquire) == kInterrupted ? EINTR : 0;
 }
 
@@ -510,6 +515,59 @@ bool interrupt_one(int sig, bool restart, G* only = nullptr) {
 }
 
 }  // namespace
+
+G* netpoll_signal_main() {
+  G* mg = g_sig_main.load(std::memory_order_acquire);
+  return mg ? mg : main_g();
+}
+
+bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt) {
+  auto eligible = [&](const Wait* w) { return !((w->blocked >> (sig - 1)) & 1) && (!only || w->g == only); };
+  // A sleep of that G: any handler ends it with EINTR.
+  auto try_sleep = [&](G* g) {
+    if (!may_interrupt || !g->sleep_wait.load(std::memory_order_acquire)) return false;
+    G* woken = nullptr;
+    g->sig_eintr.store(sig, std::memory_order_release);
+    bool hit = interrupt_sleep(g, eligible, &woken);
+    if (!hit) g->sig_eintr.store(0, std::memory_order_relaxed);
+    if (woken) ready(woken, true);
+    return hit;
+  };
+  if (only && try_sleep(only)) return true;
+  for (auto& slot : g_chunks) {
+    FdState* c = slot.load(std::memory_order_acquire);
+    if (!c) continue;
+    for (int i = 0; i < kChunk; i++) {
+      FdState* s = &c[i];
+      if (!__atomic_load_n(&s->head, __ATOMIC_RELAXED)) continue;
+      s->lock.lock();
+      for (Entry* e = s->head; e; e = e->next) {
+        if (!eligible(e->w)) continue;
+        // EINTR where the signal ends the wait natively; otherwise the
+        // call is restarted, which a plain wake-up amounts to.
+        bool intr = may_interrupt && (e->w->intr == Intr::kPoll || !restart);
+        G* g = e->w->g;
+        if (intr) g->sig_eintr.store(sig, std::memory_order_release);
+        uint32_t was = decide(e->w, intr ? kInterrupted : kWoken);
+        if (was != kArming && was != kParked) {  // already decided
+          if (intr) g->sig_eintr.store(0, std::memory_order_relaxed);
+          continue;
+        }
+        unlink_locked(s, e);
+        s->lock.unlock();
+        if (was == kParked) ready(g, true);
+        return true;
+      }
+      s->lock.unlock();
+    }
+  }
+  if (only) return false;
+  bool hit = false;
+  gmem_for_each_tcb([&](void* tcb) {
+    if (!hit) hit = try_sleep(reinterpret_cast<G*>(static_cast<char*>(tcb) + tcbo::kSize));
+  });
+  return hit;
+}
 
 // The G pthread_kill aimed sig at, if any (and forgets it).
 G* take_target(int sig) {

@@ -75,6 +75,18 @@ int netpoll_sleep(int64_t deadline, uint64_t blocked = 0);
 void netpoll_signal_arrived(int sig, bool restart);
 // Interrupts a wait for each signal counted since the last call.
 void netpoll_deliver_signals();
+// For a handler of the program's that waits for a G (core/sigpend.h):
+// wakes a netpoller wait or sleep of `only` (any G when null) that does not
+// block sig, with EINTR where the signal ends that wait natively (setting
+// G::sig_eintr), else as a plain wake-up that retries the call. Without
+// may_interrupt (the signal is natively the main thread's, not this G's)
+// only plain wake-ups, and sleeps are left alone. Returns false if no wait
+// qualified.
+struct G;
+bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt);
+// The G the kernel's main thread runs as: the main G, or in a child of fork
+// the forking G.
+G* netpoll_signal_main();
 // pthread_kill(g, sig) of a G that is not running, about to be sent to the
 // process: when its handler has run, g's wait is the one interrupted.
 struct G;

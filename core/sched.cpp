@@ -51,6 +51,7 @@
 #include "core/gmem.h"
 #include "core/netpoll.h"
 #include "core/sema.h"
+#include "core/sigpend.h"
 #include "core/preempt.h"
 #include "core/trace.h"
 #include "core/tcb.h"
@@ -71,6 +72,7 @@ constinit M m0_storage;
 constinit G main_g_storage;
 using OsThreadCreate = int (*)(void* (*)(void*), void*);
 constinit OsThreadCreate os_thread_create = nullptr;
+constinit sigset_t g_start_mask = {};  // the initial thread's mask when the runtime started
 
 uint32_t fastrand(M* mp) {
   // xorshift64*; per-M state, no sharing.
@@ -211,6 +213,9 @@ void* mstart(void* arg) {
   mp->g0.ctx.fs = fs;
   mp->glibc_tcb = reinterpret_cast<void*>(fs);
   mp->tid = raw_gettid();
+  // Every runtime thread is born with all signals blocked (the creator
+  // blocks them around the clone); an M takes the mask newm chose.
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&mp->sigmask), 0, 8);
   P* pp = mp->nextp;
   mp->nextp = nullptr;
   acquirep(mp, pp);
@@ -235,6 +240,13 @@ void newm(P* pp, bool spinning) {
   M* mp = allocm();
   mp->nextp = pp;
   mp->spinning = spinning;
+  // The creator's mask, as a new thread inherits it natively; sysmon blocks
+  // everything, so an M it starts gets the main thread's start-up mask. The
+  // runtime's signal is never blocked on an M.
+  if (on_sysmon()) mp->sigmask = g_start_mask;
+  else raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&mp->sigmask), 8);
+  for (int sig = 1; sig < 65; sig++)
+    if (poke_signal_is(sig)) sigdelset(&mp->sigmask, sig);
   if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
 }
 
@@ -627,6 +639,9 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
     mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, park_commit_cb, &sa);
   }
   gp->wait_reason = kWaitNone;
+  // Handlers of signals that arrived on an M between Gs (and may be why
+  // this G was woken).
+  if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
 }
 
 namespace {
@@ -1030,6 +1045,7 @@ void after_fork_child() {
   gmem_after_fork();
   netpoll_after_fork();
   if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
+  sigpend_after_fork();  // a child starts with no pending signals
   sysmon_after_fork();
 }
 }  // namespace
@@ -1062,6 +1078,7 @@ bool sched_init_main() {
   m0->id = static_cast<uint32_t>(sched.mcount.fetch_add(1));
   m0->rand = 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(nanotime());
   m0->tid = raw_gettid();
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&g_start_mask), 8);
   m0->glibc_tcb = reinterpret_cast<void*>(arch_get_fs());
   sched.allm.store(m0, std::memory_order_release);
   G* sys = gmem_alloc(256 * 1024, 4096, nullptr);

@@ -10,6 +10,8 @@
 // whoever holds it in a non-running state.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -91,6 +93,9 @@ struct G {
   // G waits for it to drop before its frame goes: netpoll_sleep).
   std::atomic<void*> sleep_wait{nullptr};
   std::atomic<uint32_t> sleep_intr_busy{0};
+  // A signal whose EINTR sysmon already decided when it woke this G to run
+  // the signal's handler (core/sigpend.h), or 0; cleared by the G.
+  std::atomic<int32_t> sig_eintr{0};
 };
 
 // P status. kPSyscall: its M is in a blocking call (entersyscall) and may be
@@ -133,6 +138,7 @@ struct M {
   uint64_t rand = 0;
   int64_t sysmon_cpu = -1;    // sysmon: thread CPU time seen last round
   std::atomic<uint32_t> pokes{0};  // sysmon's signals sent to this M, not yet handled
+  sigset_t sigmask = {};           // the mask it starts with (set by newm, before the thread exists)
 };
 
 struct Sched {
@@ -235,6 +241,8 @@ inline void ensure_p(G* gp) {
 }
 // Starts the sysmon thread (after the runtime is up).
 void sysmon_start();
+// True on the sysmon thread.
+bool on_sysmon();
 // In a child of fork: start sysmon again (no other thread survived).
 void sysmon_after_fork();
 // The runtime's signal (MNP_SIGNAL): the program's own action for it is kept

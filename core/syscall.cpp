@@ -37,6 +37,7 @@
 #include "core/netpoll.h"
 #include "core/preempt.h"
 #include "core/sched.h"
+#include "core/sigpend.h"
 #include "core/trace.h"
 
 // First byte of this object and end of its text (set by the linker).
@@ -128,6 +129,14 @@ constinit Lock g_user_action_lock;
 
 void chain_to_user(int sig, siginfo_t* si, void* uc) {
   struct sigaction a = g_user_action;  // read without the lock: handler context
+  bool has = (a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != nullptr
+                                       : (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN);
+  G* g = tls_g;
+  if (has && g && g->is_g0 && runtime_up) {  // an M between Gs: for a G to run (sigpend.h)
+    SigAct act{reinterpret_cast<void*>(a.sa_sigaction), a.sa_flags, a.sa_mask};
+    sigpend_put(sig, si, act);
+    return;
+  }
   if (a.sa_flags & SA_SIGINFO) {
     if (a.sa_sigaction) a.sa_sigaction(sig, si, uc);
   } else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
@@ -143,6 +152,15 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kDumpRequestValue) {
     trace_request_dump();
     g_sysmon_note_wake_for_dump();
+    return;
+  }
+  if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kSigpendKickValue &&
+      si->si_pid == static_cast<pid_t>(raw_syscall(SYS_getpid))) {
+    // sysmon asks the G on this M to run handlers that arrived between Gs
+    // (on g0 now: the slots stay, sysmon tries again).
+    int saved_errno = errno;
+    sigpend_run(ucv, &static_cast<ucontext_t*>(ucv)->uc_sigmask);
+    errno = saved_errno;
     return;
   }
   M* mp = m_by_tid(raw_gettid());
@@ -252,7 +270,12 @@ bool retake(int64_t now) {
   return any;
 }
 
+constinit std::atomic<int> g_sysmon_tid{0};
+
 void* sysmon_main(void*) {
+  // Born with every signal blocked (os_thread_create): the kernel never
+  // picks sysmon for a signal of the program's, so no handler runs here.
+  g_sysmon_tid.store(raw_gettid(), std::memory_order_release);
   int64_t delay = kSysmonMinNs;
   int idle = 0;
   for (;;) {
@@ -269,7 +292,8 @@ void* sysmon_main(void*) {
       g_sysmon_sleeping_long.store(1, std::memory_order_seq_cst);
       // Gs waiting for fds with no M able to sleep in the netpoller (its
       // eventfd was given up, netpoll.cpp) need sysmon's 10 ms harvest.
-      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() ? trace_period_ns() : delay;
+      // Signals waiting for a G (sigpend.h): look again on the back-off.
+      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() ? trace_period_ns() : delay;
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {
@@ -280,6 +304,9 @@ void* sysmon_main(void*) {
     trace_tick(now);
     bool busy = retake(now);
     netpoll_deliver_signals();
+    // Not counted as work: a signal every G blocks stays pending, as in the
+    // kernel, and must not keep sysmon at its shortest period.
+    sigpend_deliver();
     // Every P has been busy for 10 ms without running out of work (when it
     // does, it harvests ready fds itself): harvest for them.
     if (netpoll_worth_polling() && now - netpoll_last_poll() > kSysmonMaxNs && netpoll_poll_now() > 0) busy = true;
@@ -304,6 +331,13 @@ void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap 
 
 bool poke_signal_is(int sig) { return g_poke_enabled && sig == g_poke_signal; }
 
+int poke_signal_number() { return g_poke_enabled ? g_poke_signal : -1; }
+
+bool on_sysmon() {
+  int t = g_sysmon_tid.load(std::memory_order_acquire);
+  return t != 0 && t == raw_gettid();
+}
+
 void poke_user_action(const struct sigaction* act, struct sigaction* old) {
   LockGuard lk(g_user_action_lock);
   if (old) *old = g_user_action;
@@ -311,6 +345,7 @@ void poke_user_action(const struct sigaction* act, struct sigaction* old) {
 }
 
 void sysmon_after_fork() {
+  g_sysmon_tid.store(0, std::memory_order_relaxed);
   g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
   g_sysmon_wake.store(0, std::memory_order_relaxed);
   if (os_thread_start(sysmon_main, nullptr) != 0) raw_print("warning: cannot restart sysmon in the child");

@@ -23,13 +23,20 @@
 // main G, else any (netpoll.h). sigaction and signal report the program's
 // own handler, never the trampoline. Synchronous faults (SIGSEGV and the
 // like raised by an instruction) interrupt nothing, as natively.
+//
+// 3. Only Gs run handlers. The trampoline that finds itself on an M's g0
+// (an idle M, the netpoller, the scheduler) runs nothing there: it keeps
+// the signal for a G (core/sigpend.h). sysmon never gets one: it is born
+// with every signal blocked.
 #include <errno.h>
 #include <signal.h>
+#include <ucontext.h>
 
 #include <atomic>
 
 #include "core/netpoll.h"
 #include "core/sched.h"
+#include "core/sigpend.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -86,9 +93,19 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   if (!r) return;
   // With SA_RESETHAND the kernel has put SIG_DFL back already.
   if (r->flags & SA_RESETHAND) a.wrapped.store(false, std::memory_order_relaxed);
+  // An M between Gs (idle, in the netpoller, scheduling) is no program
+  // thread: a G runs the handler (core/sigpend.h). A fault there is the
+  // runtime's own bug; it runs where it happened.
+  G* g = tls_g;
+  if (g && g->is_g0 && runtime_up && !(fault_signal(sig) && si && si->si_code > 0)) {
+    sigpend_put(sig, si, SigAct{r->handler, r->flags, r->mask});
+    return;
+  }
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
   if (runtime_up && !thread_directed(sig, si)) netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
+  // On a G: take along any handler still waiting for one.
+  if (g && !g->is_g0 && sigpend_any()) sigpend_run(uc, &static_cast<ucontext_t*>(uc)->uc_sigmask);
 }
 
 void* handler_of(const struct sigaction* act) {

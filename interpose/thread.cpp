@@ -51,6 +51,9 @@ constinit Real<GetnameFn> real_getname{"pthread_getname_np", "GLIBC_2.34"};
 constinit Real<CpuclockFn> real_cpuclock{"pthread_getcpuclockid", "GLIBC_2.34"};
 constinit Real<KillFn> real_kill{"pthread_kill", "GLIBC_2.34"};
 constinit Real<ExitFn> real_exit{"pthread_exit", "GLIBC_2.2.5"};
+using SigmaskFn = int(int, const sigset_t*, sigset_t*);
+// glibc's own, not the interposer, which never blocks the runtime's signal.
+constinit Real<SigmaskFn> real_sigmask{"pthread_sigmask", "GLIBC_2.32"};
 constinit int g_concurrency = 0;
 
 // glibc's struct pthread_attr (internal; pthread_attr_t is its opaque storage).
@@ -164,8 +167,15 @@ int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   pthread_attr_init(&a);
   pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
   pthread_attr_setstacksize(&a, 256 * 1024);
+  // Born with every signal blocked (glibc keeps its own two open), so the
+  // kernel cannot pick the thread for a signal of the program's before it
+  // has a G: sysmon keeps this mask, an M sets its own (mstart).
+  sigset_t all, old;
+  sigfillset(&all);
+  real_sigmask(SIG_SETMASK, &all, &old);
   pthread_t t;
   int r = real_create(&t, &a, fn, arg);
+  real_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&a);
   return r;
 }

@@ -654,6 +654,13 @@ TEST(IoSignalEintr, Procs2) { run_case(simple({"io_signal_eintr"}), 2); }
 TEST(IoStdinFlags, Procs1) { run_case(simple({"io_stdin_flags"}), 1); }
 TEST(IoStdinFlags, Procs2) { run_case(simple({"io_stdin_flags"}), 2); }
 
+// The program's handlers run on its own threads (a pthread key it set is
+// there), never on sysmon or an idle M: SIGCHLD from 200 children, 200
+// process-directed SIGUSR1 while every thread is parked or computing, and a
+// handler's sem_post waking main while every thread is parked.
+TEST(SigOnG, Procs1) { run_case(simple({"sig_on_g"}), 1); }
+TEST(SigOnG, Procs2) { run_case(simple({"sig_on_g"}), 2); }
+
 // waitpid/wait/waitid in one thread while a spinning thread and 4 sleepers
 // keep running.
 const Case kIoWaitpid{{"io_waitpid"}, {}, 0, 30, [](const Run& native, const Run& shim, int) {

@@ -1,0 +1,75 @@
+// core/sigpend.h — the program's signals that arrived on a thread that is
+// no program thread, kept until a G runs their handler.
+//
+// The kernel gives a process-directed signal to any thread that does not
+// block it. Runtime-only threads (sysmon) are created with every signal
+// blocked, so the kernel never picks them. An M is a program thread only
+// while it runs a G: on g0 (idle on its note, blocked in the netpoller,
+// running the scheduler) its TLS is no program thread's — a handler that
+// reads a pthread key there finds NULL (perl's interpreter context, GNU
+// parallel's SIGCHLD). So the wrapper the handler runs in
+// (interpose/signal.cpp, and the runtime's signal handler for the program's
+// own action on that signal) sees g0 and stores the signal here, with its siginfo and the action in
+// effect when it arrived, and a G runs the handler:
+//   - a G about to continue after park() runs what is pending;
+//   - sysmon (woken by sigpend_put) picks a G for the rest: the main G if it
+//     runs on an M, else the main G if it is parked, else any running G,
+//     else any parked G; a running G's M gets the runtime's signal with a
+//     marker (sigpend_kick_value), whose handler runs the pending handlers
+//     on that G; a parked G is woken and runs them from park(): the main G
+//     (any G once main has exited), which natively would have taken the
+//     signal, as the signal would wake it (a netpoller wait or sleep with
+//     EINTR when the signal ends it natively), any other G only as a
+//     spurious wake-up that retries its call (a futex-like wait is always
+//     woken so: its callers re-check). Found nobody: sysmon tries again
+//     on its next round.
+// Rejected: re-sending the signal to a thread that runs a G (the kernel
+// refuses to forward a siginfo with si_code >= 0, such as SIGCHLD's, from
+// any thread but the main one), and blocking signals around every idle
+// sleep (two system calls per sleep, and the scheduler's own stretches
+// on g0 stay open).
+// Each slot goes kFree -> kFilling (the handler that stores it) -> kReady ->
+// kTaken (exactly one G, by CAS: a signal never runs twice) -> kFree. Like
+// the kernel's pending set, a standard signal that is already pending and
+// not yet taken is merged into it; real-time signals queue, up to the number
+// of slots.
+#pragma once
+
+#include <signal.h>
+
+#include <atomic>
+#include <cstdint>
+
+namespace mnp {
+
+struct G;
+
+// The program's action for a signal, as it was when the signal arrived.
+struct SigAct {
+  void* handler;
+  int flags;
+  sigset_t mask;
+};
+
+// si_value of the runtime's signal when sysmon sends it to make the G that
+// runs on that M run the pending handlers ("MNPS").
+constexpr int kSigpendKickValue = 0x4d4e5053;
+
+extern std::atomic<uint32_t> sigpend_count;  // slots kFilling or kReady
+
+inline bool sigpend_any() { return sigpend_count.load(std::memory_order_acquire) != 0; }
+
+// From a signal handler on g0: keeps sig for a G and wakes sysmon.
+// Async-signal-safe.
+void sigpend_put(int sig, const siginfo_t* si, const SigAct& act);
+// On a user G: runs the handler of each pending signal that `blocked` (the
+// G's signal mask; null: the thread's current one) lets through. `uc`: the
+// context a SA_SIGINFO handler gets (null: the current one).
+void sigpend_run(void* uc, const sigset_t* blocked);
+// sysmon, every round: gets a G to run what is pending. Returns true if it
+// did something.
+bool sigpend_deliver();
+// In a child of fork: nothing is pending.
+void sigpend_after_fork();
+
+}  // namespace mnp
