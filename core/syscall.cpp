@@ -173,7 +173,13 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   bool in_syscall = (code[0] == 0x0f && code[1] == 0x05) || (code[-2] == 0x0f && code[-1] == 0x05 && rax == -EINTR);
   if (!in_syscall) {
     // Running user code: a preemption request, honoured only at a safe point.
-    if (!gp->preempt.load(std::memory_order_relaxed) || !preempt_enabled()) return;
+    // Taken once: the blocked-M signals that keep coming while the M waits
+    // for a CPU must not each pay for a stack walk (they could keep the M
+    // in this handler for good).
+    uint32_t want = kPreemptAsync;
+    if (!preempt_enabled() ||
+        !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
+      return;
     int saved_errno = errno;
     if (preempt_safe_point(uc)) {
       raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
@@ -206,13 +212,19 @@ bool detect_blocked(int64_t now) {
     int64_t cpu = thread_cpu_ns(mp->tid);
     if (cpu < 0 || cpu != mp->sysmon_cpu) {  // it is running: not blocked
       mp->sysmon_cpu = cpu;
-      // Ran kPreemptNs without a scheduling point: ask it to yield (again
-      // every millisecond while it sits in code where it may not stop).
+      // The same time slice for kPreemptNs: one G that makes no scheduling
+      // point, or Gs handing the P to each other through next (the tick
+      // stands still for those, sched.cpp execute). Mark the running G: its
+      // next park or yield ends the slice (next_local). And signal it, so a
+      // G that never parks stops at a safe point. Again every millisecond
+      // while the slice goes on.
       G* gp = mp->curg;
-      if (preempt_enabled() && now - pp->run_since >= kPreemptNs && gp && !gp->is_g0) {
-        gp->preempt.store(1, std::memory_order_relaxed);
-        mp->pokes.fetch_add(1, std::memory_order_relaxed);
-        raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
+      if (now - pp->run_since >= kPreemptNs && gp && !gp->is_g0) {
+        gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
+        if (preempt_enabled()) {
+          mp->pokes.fetch_add(1, std::memory_order_relaxed);
+          raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
+        }
         pp->run_since = now - kPreemptNs + 1000 * 1000;
       }
       continue;
