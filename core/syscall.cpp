@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -100,6 +101,7 @@ void mark_in_syscall(M* mp, G* gp) {
 }
 
 constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
+constexpr int64_t kPokeGapMaxNs = 1000 * 1000;
 constinit int g_poke_signal = SIGURG;
 constinit bool g_poke_enabled = false;
 
@@ -206,6 +208,8 @@ bool detect_blocked(int64_t now) {
       pp->sysmon_m = mp;
       pp->sysmon_sched = tick;
       pp->run_since = now;
+      pp->poke_gap = 0;
+      pp->poke_after = 0;
       mp->sysmon_cpu = thread_cpu_ns(mp->tid);
       continue;
     }
@@ -229,9 +233,19 @@ bool detect_blocked(int64_t now) {
       }
       continue;
     }
+    // Its CPU clock stood still: asleep in the kernel, or only waiting for
+    // a CPU on a loaded machine (the signal then finds it outside a system
+    // call and does nothing). The first signal goes at once; while the
+    // tick stays, more follow with a doubling gap up to kPokeGapMaxNs, so
+    // an M that waits for a CPU is not kept busy with signals. run_since
+    // stays: waiting for a CPU does not start a new time slice (restarting
+    // the slice's clock here let a hand-off chain keep its P for hundreds
+    // of milliseconds).
+    if (now < pp->poke_after) continue;
+    pp->poke_gap = pp->poke_gap == 0 ? kSysmonMinNs : std::min(2 * pp->poke_gap, kPokeGapMaxNs);
+    pp->poke_after = now + pp->poke_gap;
     mp->pokes.fetch_add(1, std::memory_order_relaxed);
     raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
-    pp->sysmon_m = nullptr;  // one signal per episode
     any = true;
   }
   (void)now;
