@@ -11,9 +11,11 @@
 // it, which only happens after the thief's CAS; hence slots are atomics read
 // relaxed and validated by the CAS.
 //
-// `next` holds the G readied most recently by the owner (it inherits the
-// remaining time slice: a ping-pong pair stays on one P). Thieves take it
-// only as a last resort.
+// `next` holds the G readied most recently by the owner. It inherits the
+// remaining time slice (schedtick does not advance, sched.cpp execute), so a
+// ping-pong pair stays on one P but shares one slice: once sysmon ends the
+// slice, next goes to the tail (runq_demote_next). Thieves take it only as a
+// last resort.
 #pragma once
 
 #include <atomic>
