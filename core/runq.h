@@ -14,8 +14,8 @@
 // `next` holds the G readied most recently by the owner. It inherits the
 // remaining time slice (schedtick does not advance, sched.cpp execute), so a
 // ping-pong pair stays on one P but shares one slice: once sysmon ends the
-// slice, next goes to the tail (runq_demote_next). Thieves take it only as a
-// last resort.
+// slice, the ring's head runs before next (sched.cpp next_local). Thieves
+// take it only as a last resort.
 #pragma once
 
 #include <atomic>
@@ -72,6 +72,17 @@ inline uint32_t runq_take_half(RunQ* q, G** batch) {
   return n;
 }
 
+// Owner: the ring's head, passing over next.
+inline G* runq_pop_ring(RunQ* q) {
+  for (;;) {
+    uint32_t h = q->head.load(std::memory_order_acquire);
+    uint32_t t = q->tail.load(std::memory_order_relaxed);
+    if (t == h) return nullptr;
+    G* gp = q->slots[h % kRunqSize].load(std::memory_order_relaxed);
+    if (q->head.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed)) return gp;
+  }
+}
+
 // Owner: next first, then the ring. *inherit is set when the G came from next.
 inline G* runq_pop(RunQ* q, bool* inherit) {
   G* n = q->next.load(std::memory_order_relaxed);
@@ -80,13 +91,7 @@ inline G* runq_pop(RunQ* q, bool* inherit) {
     return n;
   }
   *inherit = false;
-  for (;;) {
-    uint32_t h = q->head.load(std::memory_order_acquire);
-    uint32_t t = q->tail.load(std::memory_order_relaxed);
-    if (t == h) return nullptr;
-    G* gp = q->slots[h % kRunqSize].load(std::memory_order_relaxed);
-    if (q->head.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed)) return gp;
-  }
+  return runq_pop_ring(q);
 }
 
 // Thief: copies half of src's ring into batch (capacity kRunqSize/2). With

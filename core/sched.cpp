@@ -595,24 +595,17 @@ void yield_commit_cb(void* a) {
   runq_put(pp, prev, false);
 }
 
-// The P's time slice is over (sysmon asked its G to stop, or it was
-// preempted): the G a hand-off left in next loses its claim to run first
-// and queues at the tail, behind the Gs that have waited longest.
-void runq_demote_next(P* pp) {
-  if (G* n = pp->runq.next.exchange(nullptr, std::memory_order_acq_rel)) runq_put(pp, n, false);
-}
-
 // Picks the next G of this P without blocking: the fast path of park/yield.
 // *inherit as for find_runnable. Due timers are run here only on the yield
 // path: a parking G may have just armed a timer of its own, and firing it
 // before the park commits would make ready() wait, on this very M, for a
 // status change that cannot come; a park runs them in its commit instead
-// (park_commit_cb). With slice_over, next is demoted first (so that what
-// readied it cannot pass the P on past the slice; a G the timers ready now
-// keeps its place in next), the global queue is looked at, and whatever
-// runs starts a new slice.
+// (park_commit_cb). With slice_over, the global queue and then the ring's
+// head go before next, so that what readied it cannot pass the P on past
+// the slice, and whatever runs starts a new slice. Next keeps its place (a
+// pair with nobody waiting behind it goes on as before, on this P, and is
+// not left for thieves).
 G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
-  if (MNP_UNLIKELY(slice_over)) runq_demote_next(pp);
   if (run_timers && MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever))
     timers_run(pp, nanotime());
   if ((slice_over || pp->schedtick % 61 == 0) && sched.runq_size.load(std::memory_order_relaxed) > 0) {
@@ -622,9 +615,13 @@ G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
       return gp;
     }
   }
-  G* gp = runq_pop(&pp->runq, inherit);
-  if (MNP_UNLIKELY(slice_over)) *inherit = false;
-  return gp;
+  if (MNP_UNLIKELY(slice_over)) {
+    *inherit = false;
+    if (G* gp = runq_pop_ring(&pp->runq)) return gp;
+    bool ignored;
+    return runq_pop(&pp->runq, &ignored);
+  }
+  return runq_pop(&pp->runq, inherit);
 }
 
 // The slice-end request sysmon left on gp (syscall.cpp), taken: true if
