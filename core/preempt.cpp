@@ -8,8 +8,8 @@
 // wait forever. So the interrupted PC and every frame on the G's stack, walked
 // with libunwind from the signal context, must lie outside libc, ld.so,
 // libstdc++/libgcc, the allocator, libunwind and mnpthread. Otherwise the
-// mark stays: the next interposed call yields cooperatively, and sysmon
-// signals again a millisecond later.
+// mark stays: the G's next park or yield ends its time slice (sched.cpp
+// next_local), and sysmon signals again a millisecond later.
 //
 // Switching inside a signal handler: the signal frame stays on the G's
 // stack; before the switch the handler restores the interrupted signal mask
@@ -159,10 +159,7 @@ bool preempt_safe_point(const ucontext_t* uc) {
 
 void preempt_check() {
   G* g = get_user_g();
-  if (g && MNP_UNLIKELY(g->preempt.load(std::memory_order_relaxed))) {
-    g->preempt.store(0, std::memory_order_relaxed);
-    yield();
-  }
+  if (g && MNP_UNLIKELY(g->preempt.load(std::memory_order_relaxed))) yield();  // yield takes the mark
 }
 
 }  // namespace mnp

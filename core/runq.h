@@ -11,9 +11,11 @@
 // it, which only happens after the thief's CAS; hence slots are atomics read
 // relaxed and validated by the CAS.
 //
-// `next` holds the G readied most recently by the owner (it inherits the
-// remaining time slice: a ping-pong pair stays on one P). Thieves take it
-// only as a last resort.
+// `next` holds the G readied most recently by the owner. It inherits the
+// remaining time slice (schedtick does not advance, sched.cpp execute), so a
+// ping-pong pair stays on one P but shares one slice: once sysmon ends the
+// slice, the ring's head runs before next (sched.cpp next_local). Thieves
+// take it only as a last resort.
 #pragma once
 
 #include <atomic>
@@ -70,6 +72,17 @@ inline uint32_t runq_take_half(RunQ* q, G** batch) {
   return n;
 }
 
+// Owner: the ring's head, passing over next.
+inline G* runq_pop_ring(RunQ* q) {
+  for (;;) {
+    uint32_t h = q->head.load(std::memory_order_acquire);
+    uint32_t t = q->tail.load(std::memory_order_relaxed);
+    if (t == h) return nullptr;
+    G* gp = q->slots[h % kRunqSize].load(std::memory_order_relaxed);
+    if (q->head.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed)) return gp;
+  }
+}
+
 // Owner: next first, then the ring. *inherit is set when the G came from next.
 inline G* runq_pop(RunQ* q, bool* inherit) {
   G* n = q->next.load(std::memory_order_relaxed);
@@ -78,13 +91,7 @@ inline G* runq_pop(RunQ* q, bool* inherit) {
     return n;
   }
   *inherit = false;
-  for (;;) {
-    uint32_t h = q->head.load(std::memory_order_acquire);
-    uint32_t t = q->tail.load(std::memory_order_relaxed);
-    if (t == h) return nullptr;
-    G* gp = q->slots[h % kRunqSize].load(std::memory_order_relaxed);
-    if (q->head.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed)) return gp;
-  }
+  return runq_pop_ring(q);
 }
 
 // Thief: copies half of src's ring into batch (capacity kRunqSize/2). With

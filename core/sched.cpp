@@ -411,12 +411,20 @@ bool any_runq_nonempty() {
 }
 
 // Returns a G to run; the M holds a P on return (possibly another one).
-G* find_runnable(M* mp) {
+// *inherit is set when the G was the P's next (it runs on in the current
+// time slice, see execute).
+G* find_runnable(M* mp, bool* inherit) {
 top:
   P* pp = mp->p;
-  bool inherit;
+  *inherit = false;
   if (pp->timers.when0.load(std::memory_order_relaxed) != kNever) timers_run(pp, nanotime());
-  if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
+  // Now and then the global queue first, or a pair handing the P back and
+  // forth through the local queue would keep it waiting for ever.
+  if (pp->schedtick % 61 == 0 && sched.runq_size.load(std::memory_order_relaxed) > 0) {
+    LockGuard lk(sched.lock);
+    if (G* gp = globrunq_get_locked(pp, 1)) return gp;
+  }
+  if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
   if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     if (G* gp = globrunq_get_locked(pp, 0)) return gp;
@@ -425,7 +433,7 @@ top:
   // Ready fds nobody has harvested (no M is blocked in the netpoller): their
   // Gs land on this P, before we go stealing.
   if (netpoll_worth_polling() && netpoll_poll_now() > 0)
-    if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
+    if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
 
   // Spin looking for work, unless enough Ms already do.
   int32_t busy = static_cast<int32_t>(sched.nprocs) - sched.npidle.load(std::memory_order_relaxed);
@@ -438,7 +446,7 @@ top:
     for (int round = 0;; round++) {
       int64_t now = nanotime();
       if (G* gp = steal_work(mp, now - start > kStealNextDelayNs)) return gp;
-      if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
+      if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
       if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
         LockGuard lk(sched.lock);
         if (G* gp = globrunq_get_locked(pp, 0)) return gp;
@@ -447,7 +455,7 @@ top:
       for (int i = 0; i < 50; i++) cpu_relax();
     }
     if (netpoll_worth_polling() && netpoll_poll_now() > 0)
-      if (G* gp = runq_pop(&pp->runq, &inherit)) return gp;
+      if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
   }
 
   // Nothing: give the P back. Unless this M is to try to become the
@@ -532,11 +540,15 @@ top:
   }
 }
 
-void execute(M* mp, G* gp) {
+// Runs gp on mp. schedtick counts time slices, not switches: a G taken from
+// the P's next (inherit) runs on in the slice of the G that readied it, so
+// a pair handing the P back and forth looks to sysmon like one G that has
+// run too long, and it ends the slice after 10 ms (syscall.cpp).
+void execute(M* mp, G* gp, bool inherit) {
   set_status_or_die(gp, kGRunnable, kGRunning);
   gp->m = mp;
   mp->curg = gp;
-  mp->p->schedtick++;
+  if (!inherit) mp->p->schedtick++;
   mnp_ctx_switch(&mp->g0.ctx, &gp->ctx, nullptr, nullptr);
   // Back on g0: the G that switched here has already been dealt with by its
   // on-top callback.
@@ -551,9 +563,10 @@ void m_loop(M* mp) {
       }
       mpark(mp, kNever);
     }
-    G* gp = find_runnable(mp);
+    bool inherit;
+    G* gp = find_runnable(mp, &inherit);
     if (mp->spinning) resetspinning(mp);
-    execute(mp, gp);
+    execute(mp, gp, inherit);
   }
 }
 
@@ -580,6 +593,11 @@ void park_commit_cb(void* a) {
     set_status_or_die(prev, kGWaiting, kGRunnable);
     runq_put(pp, prev, true);
   }
+  // The P's due timers: a park that hands the P to its next never passes
+  // through find_runnable, and a chain of such parks would hold them back
+  // for ever. Here, and not before the switch, because prev may be waiting
+  // for one of them (next_local).
+  if (MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever)) timers_run(pp, nanotime());
 }
 
 void yield_commit_cb(void* a) {
@@ -591,25 +609,48 @@ void yield_commit_cb(void* a) {
 }
 
 // Picks the next G of this P without blocking: the fast path of park/yield.
-// Due timers are run only on the yield path: a parking G may have just
-// armed a timer of its own, and firing it before the park commits would
-// make ready() wait, on this very M, for a status change that cannot come.
-G* next_local(P* pp, bool run_timers) {
+// *inherit as for find_runnable. Due timers are run here only on the yield
+// path: a parking G may have just armed a timer of its own, and firing it
+// before the park commits would make ready() wait, on this very M, for a
+// status change that cannot come; a park runs them in its commit instead
+// (park_commit_cb). With slice_over, the global queue and then the ring's
+// head go before next, so that what readied it cannot pass the P on past
+// the slice, and whatever runs starts a new slice. Next keeps its place (a
+// pair with nobody waiting behind it goes on as before, on this P, and is
+// not left for thieves).
+G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
   if (run_timers && MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever))
     timers_run(pp, nanotime());
-  if (pp->schedtick % 61 == 0 && sched.runq_size.load(std::memory_order_relaxed) > 0) {
+  if ((slice_over || pp->schedtick % 61 == 0) && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
-    if (G* gp = globrunq_get_locked(pp, 1)) return gp;
+    if (G* gp = globrunq_get_locked(pp, 1)) {
+      *inherit = false;
+      return gp;
+    }
   }
-  bool inherit;
-  return runq_pop(&pp->runq, &inherit);
+  if (MNP_UNLIKELY(slice_over)) {
+    *inherit = false;
+    if (G* gp = runq_pop_ring(&pp->runq)) return gp;
+    bool ignored;
+    return runq_pop(&pp->runq, &ignored);
+  }
+  return runq_pop(&pp->runq, inherit);
 }
 
-inline void switch_g(M* mp, P* pp, G* prev, G* next, CtxFn cb, void* arg) {
+// The slice-end request sysmon left on gp (syscall.cpp), taken: true if
+// there was one. A plain load and store; a request lost to a race is made
+// again a millisecond later.
+inline bool take_preempt(G* gp) {
+  if (MNP_LIKELY(!gp->preempt.load(std::memory_order_relaxed))) return false;
+  gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
+  return true;
+}
+
+inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg) {
   set_status_or_die(next, kGRunnable, kGRunning);
   next->m = mp;
   mp->curg = next;
-  pp->schedtick++;
+  if (!inherit) pp->schedtick++;  // see execute
   mnp_ctx_switch(&prev->ctx, &next->ctx, cb, arg);
 }
 
@@ -632,8 +673,9 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   gp->wait_reason = reason;
   gp->park_time = static_cast<int64_t>(__builtin_ia32_rdtsc());  // G dump: time waiting
   SwitchArgs sa{gp, commit, arg, pp};
-  if (G* next = next_local(pp, false)) {
-    switch_g(mp, pp, gp, next, park_commit_cb, &sa);
+  bool inherit;
+  if (G* next = next_local(pp, false, take_preempt(gp), &inherit)) {
+    switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
     mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, park_commit_cb, &sa);
@@ -656,12 +698,13 @@ void preempt_commit_cb(void* a) {
 
 void preempt_switch() {
   G* gp = tls_g;
-  gp->preempt.store(0, std::memory_order_relaxed);
+  gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
   M* mp = gp->m;
   P* pp = mp->p;
   SwitchArgs sa{gp, nullptr, nullptr, pp};
-  if (G* next = next_local(pp, true)) {
-    switch_g(mp, pp, gp, next, preempt_commit_cb, &sa);
+  bool inherit;
+  if (G* next = next_local(pp, true, true, &inherit)) {
+    switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
     mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, preempt_commit_cb, &sa);
@@ -674,14 +717,16 @@ bool yield() {
   ensure_p(gp);
   M* mp = gp->m;
   P* pp = mp->p;
-  G* next = next_local(pp, true);
+  bool inherit;
+  G* next = next_local(pp, true, take_preempt(gp), &inherit);
   if (!next && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
+    inherit = false;
     next = globrunq_get_locked(pp, 0);
   }
   if (!next) return false;
   SwitchArgs sa{gp, nullptr, nullptr, pp};
-  switch_g(mp, pp, gp, next, yield_commit_cb, &sa);
+  switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa);
   return true;
 }
 
@@ -868,7 +913,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->sched_priority = 0;
   gp->syscall_depth = 0;
   gp->robust_list = nullptr;
-  gp->preempt.store(0, std::memory_order_relaxed);
+  gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
   gp->goid = sched.goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
   ctx_make(&gp->ctx, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
   sched.ngsys_live.fetch_add(1, std::memory_order_relaxed);

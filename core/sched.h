@@ -34,6 +34,13 @@ struct P;
 //   Dead     finished; waits to be joined or recycled
 enum GStatus : uint32_t { kGIdle, kGRunnable, kGRunning, kGWaiting, kGSyscall, kGDead };
 
+// G::preempt: sysmon found the G's time slice over. Any non-zero value ends
+// the slice at the G's next park or yield; kPreemptAsync also asks the
+// signal handler, once, to try to stop the G where it is (it moves the
+// value down to kPreemptMarked before it walks the stack, so the costly
+// walk happens at most once per request, however many signals arrive).
+enum : uint32_t { kPreemptNone, kPreemptMarked, kPreemptAsync };
+
 enum WaitReason : uint32_t {
   kWaitNone,
   kWaitJoin,
@@ -82,7 +89,7 @@ struct G {
   uint32_t fake_tid = 0;
   int64_t park_time = 0;  // (self) TSC when it last parked (G dump)
   uint32_t syscall_depth = 0;              // (self) nested wrapped calls, e.g. from a signal handler
-  std::atomic<uint32_t> preempt{0};        // sysmon asks this G to yield (preempt.cpp)
+  std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, syscall.cpp)
   std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
   void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
   int sched_policy = 0;  // recorded by pthread_setschedparam (a G has no kernel task)
@@ -120,6 +127,8 @@ struct P {
   uint32_t sysmon_sched = 0;             // sysmon: schedtick seen last round
   M* sysmon_m = nullptr;                 // sysmon: owner seen last round
   int64_t run_since = 0;                 // sysmon: when this schedtick was first seen
+  int64_t poke_after = 0;                // sysmon: no blocked-M signal before this
+  int64_t poke_gap = 0;                  // sysmon: back-off between them, this tick
 };
 
 struct M {

@@ -30,6 +30,7 @@
 #include <sys/mman.h>
 #include <ucontext.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 
@@ -101,6 +102,7 @@ void mark_in_syscall(M* mp, G* gp) {
 }
 
 constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
+constexpr int64_t kPokeGapMaxNs = 1000 * 1000;
 constinit int g_poke_signal = SIGURG;
 constinit bool g_poke_enabled = false;
 
@@ -191,7 +193,13 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   bool in_syscall = (code[0] == 0x0f && code[1] == 0x05) || (code[-2] == 0x0f && code[-1] == 0x05 && rax == -EINTR);
   if (!in_syscall) {
     // Running user code: a preemption request, honoured only at a safe point.
-    if (!gp->preempt.load(std::memory_order_relaxed) || !preempt_enabled()) return;
+    // Taken once: the blocked-M signals that keep coming while the M waits
+    // for a CPU must not each pay for a stack walk (they could keep the M
+    // in this handler for good).
+    uint32_t want = kPreemptAsync;
+    if (!preempt_enabled() ||
+        !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
+      return;
     int saved_errno = errno;
     if (preempt_safe_point(uc)) {
       raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
@@ -218,26 +226,44 @@ bool detect_blocked(int64_t now) {
       pp->sysmon_m = mp;
       pp->sysmon_sched = tick;
       pp->run_since = now;
+      pp->poke_gap = 0;
+      pp->poke_after = 0;
       mp->sysmon_cpu = thread_cpu_ns(mp->tid);
       continue;
     }
     int64_t cpu = thread_cpu_ns(mp->tid);
     if (cpu < 0 || cpu != mp->sysmon_cpu) {  // it is running: not blocked
       mp->sysmon_cpu = cpu;
-      // Ran kPreemptNs without a scheduling point: ask it to yield (again
-      // every millisecond while it sits in code where it may not stop).
+      // The same time slice for kPreemptNs: one G that makes no scheduling
+      // point, or Gs handing the P to each other through next (the tick
+      // stands still for those, sched.cpp execute). Mark the running G: its
+      // next park or yield ends the slice (next_local). And signal it, so a
+      // G that never parks stops at a safe point. Again every millisecond
+      // while the slice goes on.
       G* gp = mp->curg;
-      if (preempt_enabled() && now - pp->run_since >= kPreemptNs && gp && !gp->is_g0) {
-        gp->preempt.store(1, std::memory_order_relaxed);
-        mp->pokes.fetch_add(1, std::memory_order_relaxed);
-        raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
+      if (now - pp->run_since >= kPreemptNs && gp && !gp->is_g0) {
+        gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
+        if (preempt_enabled()) {
+          mp->pokes.fetch_add(1, std::memory_order_relaxed);
+          raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
+        }
         pp->run_since = now - kPreemptNs + 1000 * 1000;
       }
       continue;
     }
+    // Its CPU clock stood still: asleep in the kernel, or only waiting for
+    // a CPU on a loaded machine (the signal then finds it outside a system
+    // call and does nothing). The first signal goes at once; while the
+    // tick stays, more follow with a doubling gap up to kPokeGapMaxNs, so
+    // an M that waits for a CPU is not kept busy with signals. run_since
+    // stays: waiting for a CPU does not start a new time slice (restarting
+    // the slice's clock here let a hand-off chain keep its P for hundreds
+    // of milliseconds).
+    if (now < pp->poke_after) continue;
+    pp->poke_gap = pp->poke_gap == 0 ? kSysmonMinNs : std::min(2 * pp->poke_gap, kPokeGapMaxNs);
+    pp->poke_after = now + pp->poke_gap;
     mp->pokes.fetch_add(1, std::memory_order_relaxed);
     raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
-    pp->sysmon_m = nullptr;  // one signal per episode
     any = true;
   }
   (void)now;

@@ -589,6 +589,20 @@ const Case kPreemptAfterWaitpid{{"preempt_hog", "waitpid"}, {}, 0, 30, [](const 
                                 }};
 TEST(Preempt, AfterWaitpidProcs1) { run_case(kPreemptAfterWaitpid, 1); }
 
+// A sem_post/sem_wait (or condvar) ping-pong pair and main asleep for 200 ms:
+// every hand-off goes through runnext, so only the end of the pair's time
+// slice (10 ms) and the P's own timers let main run again. The program's
+// watchdog ends a hang after 5 s; main must wake within 400 ms.
+Case handoff_case(const char* mode) {
+  return {{"handoff_starve", mode}, {}, 0, 30, [](const Run&, const Run& shim, int) {
+            expect_check(shim, "main_sleep_ms", "<=", 400);
+          }};
+}
+TEST(Handoff, SemProcs1) { run_case(handoff_case("sem"), 1); }
+TEST(Handoff, SemProcs2) { run_case(handoff_case("sem"), 2); }
+TEST(Handoff, CondProcs1) { run_case(handoff_case("cond"), 1); }
+TEST(Handoff, CondProcs2) { run_case(handoff_case("cond"), 2); }
+
 // ---- blocking system calls and the netpoller (tests/programs/io_*) --------
 
 // 8 threads blocked in read() on empty pipes while a call-free compute
