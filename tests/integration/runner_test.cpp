@@ -504,6 +504,12 @@ TEST(StdioThreads, Procs2) { run_case(bounded({"stdio_threads"}), 2); }
 TEST(ForkChild, Procs1) { run_case(simple({"fork_child"}), 1); }
 TEST(ForkChild, Procs2) { run_case(simple({"fork_child"}), 2); }
 
+// 50 forks (children that create threads) while 8 mutex/condvar ping-pong
+// pairs run; every pair must get to run (issue 8: fork under load).
+const Case kForkLoad{{"fork_load"}, {}, 0, 45, nullptr};
+TEST(ForkLoad, Procs1) { run_case(kForkLoad, 1); }
+TEST(ForkLoad, Procs2) { run_case(kForkLoad, 2); }
+
 // dlopen() of a library with initial-exec TLS while threads exist.
 Case dlopen_tls_case() { return simple({"dlopen_tls", env_or_empty("MNP_PROGDIR") + "/libmnp_tls_lib.so"}); }
 TEST(DlopenTls, Procs1) { run_case(dlopen_tls_case(), 1); }
