@@ -25,6 +25,16 @@ inline long futex_wake(std::atomic<uint32_t>* addr, int n) {
 }
 
 // Lock word: 0 unlocked, 1 locked, 2 locked with (possible) sleepers.
+//
+// The rule for holding one (lock ordering with the scheduler): a G holds a
+// Lock only while it keeps its M and its P. Nothing between lock() and
+// unlock() may queue the G, switch away from it or take a P back for it
+// (ensure_p, exitsyscall): a waiter on the Lock sleeps in the kernel with
+// its P, so a holder queued as runnable can wait for a P that never comes.
+// Hence a P is re-acquired before any wait-structure lock is taken (sema
+// buckets, netpoll fd states, the join word), and the one switch made with
+// a lock held — park(), whose commit callback releases it on the same M —
+// never queues the G first (sched.h).
 class Lock {
  public:
   constexpr Lock() = default;

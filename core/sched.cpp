@@ -565,7 +565,15 @@ void park_commit_cb(void* a) {
   set_status_or_die(prev, kGRunning, kGWaiting);
   if (fn && !fn(prev, arg)) {
     set_status_or_die(prev, kGWaiting, kGRunnable);
-    runq_put(pp, prev, true);
+    if (pp) {
+      runq_put(pp, prev, true);
+    } else {  // parked without a P (park): this M goes idle
+      {
+        LockGuard lk(sched.lock);
+        globrunq_put_locked(prev);
+      }
+      wakep();
+    }
   }
 }
 
@@ -613,11 +621,23 @@ void set_status_or_die(G* gp, uint32_t from, uint32_t to) {
 void park(WaitReason reason, ParkCommit commit, void* arg) {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
-  ensure_p(gp);
   M* mp = gp->m;
-  P* pp = mp->p;
   gp->wait_reason = reason;
   gp->park_time = static_cast<int64_t>(__builtin_ia32_rdtsc());  // G dump: time waiting
+  // Lost the P in uncovered code (syscall.cpp) and none is free: not
+  // ensure_p, which would queue this G as runnable while the caller holds
+  // the lock commit releases (every M that then ran a G wanting that lock
+  // slept on it, each with its P: issue 8). The G is about to wait anyway:
+  // park it from g0 and let the M go idle (m_loop) with no P.
+  if (MNP_UNLIKELY(mp->p == nullptr) && gp->syscall_depth == 0 && !exitsyscall_fast(gp)) {
+    gp->status.store(kGRunning, std::memory_order_relaxed);  // was kGSyscall; on no queue
+    SwitchArgs sa{gp, commit, arg, nullptr};
+    mp->curg = nullptr;
+    mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, park_commit_cb, &sa);
+    gp->wait_reason = kWaitNone;
+    return;
+  }
+  P* pp = mp->p;
   SwitchArgs sa{gp, commit, arg, pp};
   if (G* next = next_local(pp, false)) {
     switch_g(mp, pp, gp, next, park_commit_cb, &sa);
@@ -677,7 +697,9 @@ void ready(G* gp, bool next) {
       continue;
     }
     // Still on its way into park(): its on-top callback will flip it soon.
-    if (s == kGRunning) {
+    // kGSyscall: it lost its P in uncovered code on that way (park then
+    // makes it Running or parks it without one).
+    if (s == kGRunning || s == kGSyscall) {
       cpu_relax();
       continue;
     }
@@ -912,6 +934,11 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
 }
 
 G* main_g() { return &main_g_storage; }
+
+void ensure_p_if_g() {
+  G* gp = get_user_g();
+  if (gp && runtime_up && gp->m) ensure_p(gp);
+}
 
 void startm_for(P* pp, bool spinning) { startm(pp, spinning); }
 int os_thread_start(void* (*fn)(void*), void* arg) { return os_thread_create ? os_thread_create(fn, arg) : -1; }

@@ -187,6 +187,9 @@ void set_status_or_die(G* gp, uint32_t from, uint32_t to);
 using ParkCommit = bool (*)(G* gp, void* arg);
 // Parks the current G. `commit` runs after the G's registers are saved and
 // its status is Waiting; if it returns false the G is made runnable again.
+// The caller may hold the Lock that commit releases. park never queues the
+// G before commit has run: a G that lost its P (and finds none free) parks
+// straight from its M, which then goes idle without a P.
 void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr);
 // Makes a parked G runnable (callable from anywhere, G or not).
 void ready(G* gp, bool next = true);
@@ -227,11 +230,20 @@ void sysmon_p_busy();
 bool syscall_eintr_was_ours();
 // A G whose M lost its P while blocked in code no wrapper covers (sysmon's
 // detection, see syscall.cpp) takes a P back here; every scheduling point
-// calls it before touching m->p.
+// calls it before touching m->p. When no P is free the G is queued as
+// runnable and its M goes idle: so ensure_p is called with no runtime Lock
+// held (see Lock in futex.h). Wait paths call it before they take the lock
+// of their wait structure.
 void exitsyscall_now(G* gp);
+// The part of exitsyscall_now that never queues the G: its old P if sysmon
+// left it, else an idle P. False (and no P) when every P is busy.
+bool exitsyscall_fast(G* gp);
 inline void ensure_p(G* gp) {
   if (MNP_UNLIKELY(gp->m->p == nullptr) && gp->syscall_depth == 0) exitsyscall_now(gp);
 }
+// ensure_p for a G that may be anything: a user G of a running runtime
+// with no wrapped call in progress takes its P back; others do nothing.
+void ensure_p_if_g();
 // Starts the sysmon thread (after the runtime is up).
 void sysmon_start();
 // In a child of fork: start sysmon again (no other thread survived).

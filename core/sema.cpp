@@ -109,14 +109,17 @@ int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int6
 }  // namespace
 
 int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset) {
+  G* g = runtime_up ? get_user_g() : nullptr;
+  // A P first, then the bucket lock: taking the P back may queue this G
+  // (futex.h, Lock), which must not happen while it holds the lock.
+  if (g) ensure_p(g);
   Bucket* b = bucket_of(addr);
   b->lock.lock();
   if (addr->load(std::memory_order_acquire) != val) {
     b->lock.unlock();
     return EAGAIN;
   }
-  G* g = get_user_g();
-  if (!g || !runtime_up) return kernel_wait(b, addr, val, deadline, bitset);
+  if (!g) return kernel_wait(b, addr, val, deadline, bitset);
   if (deadline != kNever && deadline <= nanotime()) {
     b->lock.unlock();
     return ETIMEDOUT;

@@ -404,7 +404,7 @@ void exitsyscall() {
   exitsyscall_now(gp);
 }
 
-void exitsyscall_now(G* gp) {
+bool exitsyscall_fast(G* gp) {
   M* mp = gp->m;
   P* pp = mp->oldp;
   mp->oldp = nullptr;
@@ -413,7 +413,7 @@ void exitsyscall_now(G* gp) {
     pp->m = mp;
     mp->p = pp;
     gp->status.store(kGRunning, std::memory_order_relaxed);
-    return;
+    return true;
   }
   // Retaken: any idle P will do.
   if (P* p2 = pidleget_for()) {
@@ -422,9 +422,13 @@ void exitsyscall_now(G* gp) {
     p2->status.store(kPRunning, std::memory_order_relaxed);
     gp->status.store(kGRunning, std::memory_order_relaxed);
     sysmon_p_busy();  // an idle P got busy without acquirep
-    return;
+    return true;
   }
-  exitsyscall_park(gp);
+  return false;
+}
+
+void exitsyscall_now(G* gp) {
+  if (!exitsyscall_fast(gp)) exitsyscall_park(gp);
 }
 
 }  // namespace mnp

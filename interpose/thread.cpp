@@ -88,6 +88,8 @@ void join_timeout(Timer* tm) {
 // try_only: EBUSY instead of waiting.
 int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec* abstime) {
   G* cur = get_user_g();
+  // A P before this G publishes itself as the joiner (sched.h, ensure_p).
+  if (cur && runtime_up) ensure_p(cur);
   if (t == cur) return EDEADLK;
   if (cur && cur->join.load(std::memory_order_acquire) == reinterpret_cast<uintptr_t>(t)) return EDEADLK;
   for (;;) {
