@@ -60,6 +60,72 @@ constinit Sched sched;
 constinit bool runtime_up = false;
 __thread G* tls_g = nullptr;
 
+// ---- the M's hold count and the program's signal handlers (futex.h) -------
+//
+// M::locks counts the runtime Locks the M holds, plus one while it runs
+// scheduler code: on g0, and across every switch from a G to the moment
+// the resumed G (or g0) is back in its own code (on-top callbacks touch the
+// P's queues and take locks). A handler of the program's delivered to the
+// M meanwhile is held back and raised again when the count drops to 0: as
+// a resumed G returns from its switch, or as an idle M goes to sleep.
+
+namespace {
+// Signals 1..63 have their own bit; 64 takes bit 0, which no signal uses.
+inline uint64_t sig_bit(int sig) { return 1ULL << (sig & 63); }
+
+inline M* m_of_thread() {
+  G* g = tls_g;
+  return g ? g->m : nullptr;
+}
+
+// The count dropped to 0: raise every held-back signal again, to this
+// thread. The kernel runs the handler on the way out of tgkill, unless the
+// thread blocks it now (a handler of it is running): then when it unblocks.
+MNP_NOINLINE void m_signal_redeliver(M* mp) {
+  long pid = raw_syscall(SYS_getpid);
+  for (;;) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    uint64_t d = mp->sig_deferred;
+    if (!d) return;
+    int bit = __builtin_ctzll(d);
+    int sig = bit == 0 ? 64 : bit;
+    mp->sig_redeliver = mp->sig_redeliver | sig_bit(sig);
+    mp->sig_deferred = mp->sig_deferred & ~sig_bit(sig);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    raw_syscall(SYS_tgkill, pid, mp->tid, sig);
+  }
+}
+
+inline void m_hold(M* mp) {
+  mp->locks = mp->locks + 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+inline void m_release(M* mp) {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  uint32_t n = mp->locks - 1;
+  mp->locks = n;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (MNP_UNLIKELY(n == 0 && mp->sig_deferred != 0)) m_signal_redeliver(mp);
+}
+
+// Every switch away from a user G: the count goes up on this M and down on
+// whichever M the G is resumed by (G::m is that one by then).
+inline void switch_from_g(M* mp, G* prev, Context* to, CtxFn cb, void* arg) {
+  m_hold(mp);
+  mnp_ctx_switch(&prev->ctx, to, cb, arg);
+  m_release(prev->m);
+}
+}  // namespace
+
+void m_lock_enter() {
+  if (M* mp = m_of_thread()) m_hold(mp);
+}
+
+void m_lock_exit() {
+  if (M* mp = m_of_thread()) m_release(mp);
+}
+
 namespace {
 
 constexpr int64_t kSpinNs = 50 * 1000;       // how long an idle M keeps looking
@@ -202,8 +268,20 @@ P* releasep(M* mp) {
 
 void m_loop(M* mp) __attribute__((noreturn));
 
+// Signal mask every new M starts with: the initial thread's at start-up.
+// Not the creator's, which the kernel would give it: an M is started by
+// sysmon (every signal blocked) or from inside a handler (its mask), and
+// an M that blocks a signal of the program's leaves it pending forever
+// when pthread_kill aims it at a G that M runs.
+constinit uint64_t g_m_sigmask = 0;
+
 void* mstart(void* arg) {
+  uint64_t mask = g_m_sigmask;
+  for (int sig = 1; sig <= 64; sig++)
+    if (poke_signal_is(sig)) mask &= ~(1ULL << (sig - 1));
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&mask), 0, 8);
   M* mp = static_cast<M*>(arg);
+  m_hold(mp);  // scheduler code from here on (released while it sleeps)
   uintptr_t fs = arch_get_fs();
   tls_g = &mp->g0;
   mp->g0.tcb = reinterpret_cast<void*>(fs);
@@ -289,7 +367,11 @@ void mpark(M* mp, int64_t until) {
   }
   if (timed) {
     int64_t left = until - nanotime();
-    if (left > 0) mp->park.sleep_for(left);
+    if (left > 0) {
+      m_release(mp);  // asleep, no P, no lock: the program's handlers may run
+      mp->park.sleep_for(left);
+      m_hold(mp);
+    }
     sched.lock.lock();
     if (sched.timer_m == mp) {
       sched.timer_m = nullptr;
@@ -304,7 +386,9 @@ void mpark(M* mp, int64_t until) {
     }
     sched.lock.unlock();
   }
+  m_release(mp);
   mp->park.sleep();
+  m_hold(mp);
   mp->park.clear();
   P* pp = mp->nextp;
   mp->nextp = nullptr;
@@ -488,7 +572,9 @@ top:
       // Block in the netpoller (until an fd is ready or the earliest timer),
       // then run what it found on an idle P if there is one.
       struct epoll_event ev[128];
+      m_release(mp);  // no P, no lock while it polls
       int n = netpoll_block(ev, 128);
+      m_hold(mp);
       if (n >= 0) {
         P* p2;
         {
@@ -605,7 +691,7 @@ inline void switch_g(M* mp, P* pp, G* prev, G* next, CtxFn cb, void* arg) {
   next->m = mp;
   mp->curg = next;
   pp->schedtick++;
-  mnp_ctx_switch(&prev->ctx, &next->ctx, cb, arg);
+  switch_from_g(mp, prev, &next->ctx, cb, arg);
 }
 
 }  // namespace
@@ -633,7 +719,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
     gp->status.store(kGRunning, std::memory_order_relaxed);  // was kGSyscall; on no queue
     SwitchArgs sa{gp, commit, arg, nullptr};
     mp->curg = nullptr;
-    mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, park_commit_cb, &sa);
+    switch_from_g(mp, gp, &mp->g0.ctx, park_commit_cb, &sa);
     gp->wait_reason = kWaitNone;
     return;
   }
@@ -643,7 +729,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
     switch_g(mp, pp, gp, next, park_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
-    mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, park_commit_cb, &sa);
+    switch_from_g(mp, gp, &mp->g0.ctx, park_commit_cb, &sa);
   }
   gp->wait_reason = kWaitNone;
 }
@@ -668,7 +754,7 @@ void preempt_switch() {
     switch_g(mp, pp, gp, next, preempt_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
-    mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, preempt_commit_cb, &sa);
+    switch_from_g(mp, gp, &mp->g0.ctx, preempt_commit_cb, &sa);
   }
 }
 
@@ -808,6 +894,7 @@ G* gfget() {
 MNP_GBASE void g_trampoline(void* arg) {
   G* gp = static_cast<G*>(arg);
   tcb_thread_start_on_current();
+  m_release(gp->m);  // the switch that started it (switch_from_g, execute)
   // The outermost cancellation buffer: glibc's pthread_exit (and
   // cancellation) unwinds through cleanup handlers and C++ destructors and
   // then long-jumps here, as it does in its own start_thread.
@@ -929,11 +1016,36 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   ensure_p(gp);
   M* mp = gp->m;
   mp->curg = nullptr;
+  m_hold(mp);  // never released by this G: g0 goes on with it
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, gp);
   fatal("dead G resumed");
 }
 
 G* main_g() { return &main_g_storage; }
+
+bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf) {
+  M* mp = m_of_thread();
+  if (!mp || sig < 1 || sig > 64) return false;
+  uint64_t b = sig_bit(sig);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (mp->locks != 0) {
+    // A standard signal already held back merges with this one, as the
+    // kernel merges pending ones; the first siginfo is kept.
+    if (!(mp->sig_deferred & b)) {
+      if (*si) mp->sig_info[sig] = **si;
+      else mp->sig_info[sig] = siginfo_t{};
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      mp->sig_deferred = mp->sig_deferred | b;
+    }
+    return true;
+  }
+  if (mp->sig_redeliver & b) {
+    mp->sig_redeliver = mp->sig_redeliver & ~b;
+    *buf = mp->sig_info[sig];
+    *si = buf;
+  }
+  return false;
+}
 
 void ensure_p_if_g() {
   G* gp = get_user_g();
@@ -970,7 +1082,7 @@ void exitsyscall_park_cb(void* a) {
 void exitsyscall_park(G* gp) {
   M* mp = gp->m;
   mp->curg = nullptr;
-  mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exitsyscall_park_cb, gp);
+  switch_from_g(mp, gp, &mp->g0.ctx, exitsyscall_park_cb, gp);
 }
 
 namespace {
@@ -1068,6 +1180,7 @@ void set_os_thread_create(int (*fn)(void* (*)(void*), void*)) { os_thread_create
 
 bool sched_init_main() {
   if (!tcb_runtime_init()) return false;
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&g_m_sigmask), 8);
   arch_init();
   config_init();
   const Config& cfg = config();

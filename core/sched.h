@@ -10,6 +10,8 @@
 // whoever holds it in a non-running state.
 #pragma once
 
+#include <signal.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -133,7 +135,19 @@ struct M {
   uint64_t rand = 0;
   int64_t sysmon_cpu = -1;    // sysmon: thread CPU time seen last round
   std::atomic<uint32_t> pokes{0};  // sysmon's signals sent to this M, not yet handled
+  // Program signals and runtime Locks (futex.h): written only on this M's
+  // own thread, by its code or its signal handlers (hence volatile).
+  volatile uint32_t locks = 0;           // Locks held
+  volatile uint64_t sig_deferred = 0;    // bit per signal held back while locks > 0
+  volatile uint64_t sig_redeliver = 0;   // raised again by this M; the handler gets sig_info
+  siginfo_t sig_info[65] = {};           // what the kernel gave for a held-back signal
 };
+// Called from the trampoline of the program's handlers (interpose/signal.cpp)
+// on the thread the kernel chose. Returns true when the handler must not run
+// now: the thread is an M holding a runtime Lock; the signal is raised
+// again on this thread when it drops its last one. Otherwise, when this
+// delivery is such a re-raise, *si is replaced by what the kernel first gave.
+bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf);
 
 struct Sched {
   Lock lock;

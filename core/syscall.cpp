@@ -253,6 +253,12 @@ bool retake(int64_t now) {
 }
 
 void* sysmon_main(void*) {
+  // No handler of the program's runs on sysmon: it is no M (it holds
+  // sched.lock in handoffp without an M to count it, futex.h) and no
+  // thread of the program's. The kernel picks another thread.
+  sigset_t all;
+  sigfillset(&all);
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
   int64_t delay = kSysmonMinNs;
   int idle = 0;
   for (;;) {

@@ -81,6 +81,10 @@ bool thread_directed(int sig, const siginfo_t* si) {
 }
 
 void trampoline(int sig, siginfo_t* si, void* uc) {
+  // Not inside the runtime's locks: held back until the M leaves them
+  // (core/futex.h, Lock), then it comes back here with its first siginfo.
+  siginfo_t first;
+  if (runtime_up && m_signal_defer(sig, &si, &first)) return;
   ProgAction& a = g_prog[sig];
   const Record* r = a.rec.load(std::memory_order_acquire);
   if (!r) return;

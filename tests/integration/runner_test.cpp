@@ -564,6 +564,9 @@ SYNC_TEST(MixedWaiters, "mixed_waiters", 0)
 SYNC_TEST(MallocBarrier, "malloc_barrier", 5000)
 // 1,000 waiters on PTHREAD_STACK_MIN stacks, one condvar broadcast each time.
 SYNC_TEST(BroadcastMinstack, "broadcast_minstack", 1000)
+// A handler that posts a semaphore, run 2,000 times on a thread that waits
+// on it; under the shim it could interrupt its own M inside the runtime.
+SYNC_TEST(SignalSem, "signal_sem", 0)
 
 // Thread-per-connection TCP echo server with 2,000 concurrent connections
 // (200 natively: the output does not depend on the count). Blocked reads and
