@@ -197,6 +197,10 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
   constexpr int kBatch = 64;
   G* woken[kBatch];
   int k = 0, moved = 0;
+  // Onto the same word (legal for non-PI requeue): the kernel leaves those
+  // waiters where they are but counts them as requeued; moving them to the
+  // tail of the same list would meet them again, nmove times over.
+  bool same = from == to;
   for (Waiter* w = bf->head; w;) {
     Waiter* next = w->next;
     if (w->addr == from) {
@@ -204,6 +208,8 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
         unlink_locked(bf, w);
         w->state = kWoken;
         woken[k++] = w->g;
+      } else if (same && moved < nmove) {
+        moved++;
       } else if (moved < nmove) {
         unlink_locked(bf, w);
         w->addr = to;
