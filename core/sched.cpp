@@ -929,7 +929,7 @@ void exit_commit_cb(void* a) {
   set_status_or_die(gp, kGRunning, kGDead);
   (void)mp;
   if (publish_exit(gp) == kDetached) {
-    gp->join.store(kJoined, std::memory_order_relaxed);
+    gp->join.store(kDetachedDone, std::memory_order_relaxed);
     g_reap(gp);
   }
 }

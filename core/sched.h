@@ -53,7 +53,11 @@ constexpr uintptr_t kJoinable = 0;
 constexpr uintptr_t kDetached = 1;
 constexpr uintptr_t kExited = 2;        // joinable and finished: a zombie
 constexpr uintptr_t kKernelJoiner = 3;  // a non-G thread waits on G::exited
-constexpr uintptr_t kJoined = 4;        // reaped; no longer a thread
+constexpr uintptr_t kJoined = 4;        // joined and reaped; no longer a thread
+constexpr uintptr_t kDetachedDone = 5;  // detached and finished: reaped; no longer a thread
+// What glibc 2.36 answers for a handle whose thread is gone while its
+// memory is still cached (tests/programs/errors.c): joined -> join and
+// detach ESRCH, tryjoin EBUSY; detached and finished -> EINVAL for all.
 
 struct G {
   Context ctx;                      // written by mnp_ctx_switch only
