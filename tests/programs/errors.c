@@ -329,7 +329,7 @@ int main(void) {
     /* Wakes nobody; counts the waiters once all three sleep (bounded). */
     long n = 0;
     for (int tries = 0; tries < 400; tries++) {
-      n = syscall(SYS_futex, &g_fw, FUTEX_CMP_REQUEUE_PRIVATE, 0, INT_MAX, &g_fw, 0);
+      n = syscall(SYS_futex, &g_fw, FUTEX_CMP_REQUEUE_PRIVATE, 0, 100, &g_fw, 0);
       if (n == 3) break;
       sleep_ms(5);
     }

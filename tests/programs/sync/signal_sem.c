@@ -109,6 +109,9 @@ int main(void) {
   SYNC_CHECK(pthread_create(&self, NULL, self_waiter, NULL) == 0);
   g_phase = 0;
   for (int i = 0; i < kKills; i++) SYNC_CHECK(pthread_kill(self, SIGUSR2) == 0);
+  /* With one CPU (or one P) it may not have run yet: let it take a post. */
+  sem_post(&g_self);
+  while (atomic_load(&g_self_wakes) == 0) sched_yield();
   atomic_store(&g_stop, 1);
   sem_post(&g_self);
   SYNC_CHECK(pthread_join(self, NULL) == 0);
