@@ -25,20 +25,46 @@ inline long futex_wake(std::atomic<uint32_t>* addr, int n) {
 }
 
 // Lock word: 0 unlocked, 1 locked, 2 locked with (possible) sleepers.
+//
+// The rule for holding one (lock ordering with the scheduler): a G holds a
+// Lock only while it keeps its M and its P. Nothing between lock() and
+// unlock() may queue the G, switch away from it or take a P back for it
+// (ensure_p, exitsyscall): a waiter on the Lock sleeps in the kernel with
+// its P, so a holder queued as runnable can wait for a P that never comes.
+// Hence a P is re-acquired before any wait-structure lock is taken (sema
+// buckets, netpoll fd states, the join word), and the one switch made with
+// a lock held — park(), whose commit callback releases it on the same M —
+// never queues the G first (sched.h).
+//
+// The M counts the Locks it holds (m_lock_enter/m_lock_exit, sched.cpp):
+// while it holds one, a handler of the program's that the kernel runs on
+// this thread is held back (interpose/signal.cpp) and raised again when the
+// count drops to 0. Otherwise a handler that posts a semaphore, say,
+// interrupting this thread inside sema_wait would wait for the bucket lock
+// the interrupted code holds, on the same thread: forever. The count goes
+// up before the lock word is taken and down after it is released.
+void m_lock_enter();
+void m_lock_exit();
+
 class Lock {
  public:
   constexpr Lock() = default;
   void lock() {
+    m_lock_enter();
     uint32_t c = 0;
     if (MNP_LIKELY(word_.compare_exchange_strong(c, 1, std::memory_order_acquire))) return;
     lock_slow();
   }
   bool try_lock() {
+    m_lock_enter();
     uint32_t c = 0;
-    return word_.compare_exchange_strong(c, 1, std::memory_order_acquire);
+    if (word_.compare_exchange_strong(c, 1, std::memory_order_acquire)) return true;
+    m_lock_exit();
+    return false;
   }
   void unlock() {
     if (MNP_UNLIKELY(word_.exchange(0, std::memory_order_release) == 2)) futex_wake(&word_, 1);
+    m_lock_exit();
   }
 
  private:

@@ -62,6 +62,72 @@ constinit Sched sched;
 constinit bool runtime_up = false;
 __thread G* tls_g = nullptr;
 
+// ---- the M's hold count and the program's signal handlers (futex.h) -------
+//
+// M::locks counts the runtime Locks the M holds, plus one while it runs
+// scheduler code: on g0, and across every switch from a G to the moment
+// the resumed G (or g0) is back in its own code (on-top callbacks touch the
+// P's queues and take locks). A handler of the program's delivered to the
+// M meanwhile is held back and raised again when the count drops to 0: as
+// a resumed G returns from its switch, or as an idle M goes to sleep.
+
+namespace {
+// Signals 1..63 have their own bit; 64 takes bit 0, which no signal uses.
+inline uint64_t sig_bit(int sig) { return 1ULL << (sig & 63); }
+
+inline M* m_of_thread() {
+  G* g = tls_g;
+  return g ? g->m : nullptr;
+}
+
+// The count dropped to 0: raise every held-back signal again, to this
+// thread. The kernel runs the handler on the way out of tgkill, unless the
+// thread blocks it now (a handler of it is running): then when it unblocks.
+MNP_NOINLINE void m_signal_redeliver(M* mp) {
+  long pid = raw_syscall(SYS_getpid);
+  for (;;) {
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    uint64_t d = mp->sig_deferred;
+    if (!d) return;
+    int bit = __builtin_ctzll(d);
+    int sig = bit == 0 ? 64 : bit;
+    mp->sig_redeliver = mp->sig_redeliver | sig_bit(sig);
+    mp->sig_deferred = mp->sig_deferred & ~sig_bit(sig);
+    std::atomic_signal_fence(std::memory_order_seq_cst);
+    raw_syscall(SYS_tgkill, pid, mp->tid, sig);
+  }
+}
+
+inline void m_hold(M* mp) {
+  mp->locks = mp->locks + 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+inline void m_release(M* mp) {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  uint32_t n = mp->locks - 1;
+  mp->locks = n;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (MNP_UNLIKELY(n == 0 && mp->sig_deferred != 0)) m_signal_redeliver(mp);
+}
+
+// Every switch away from a user G: the count goes up on this M and down on
+// whichever M the G is resumed by (G::m is that one by then).
+inline void switch_from_g(M* mp, G* prev, Context* to, CtxFn cb, void* arg) {
+  m_hold(mp);
+  mnp_ctx_switch(&prev->ctx, to, cb, arg);
+  m_release(prev->m);
+}
+}  // namespace
+
+void m_lock_enter() {
+  if (M* mp = m_of_thread()) m_hold(mp);
+}
+
+void m_lock_exit() {
+  if (M* mp = m_of_thread()) m_release(mp);
+}
+
 namespace {
 
 constexpr int64_t kSpinNs = 50 * 1000;       // how long an idle M keeps looking
@@ -207,6 +273,7 @@ void m_loop(M* mp) __attribute__((noreturn));
 
 void* mstart(void* arg) {
   M* mp = static_cast<M*>(arg);
+  m_hold(mp);  // scheduler code from here on (released while it sleeps)
   uintptr_t fs = arch_get_fs();
   tls_g = &mp->g0;
   mp->g0.tcb = reinterpret_cast<void*>(fs);
@@ -214,7 +281,8 @@ void* mstart(void* arg) {
   mp->glibc_tcb = reinterpret_cast<void*>(fs);
   mp->tid = raw_gettid();
   // Every runtime thread is born with all signals blocked (the creator
-  // blocks them around the clone); an M takes the mask newm chose.
+  // blocks them around the clone); an M takes the mask newm chose. A
+  // handler that arrives before this point is held back (m_hold above).
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&mp->sigmask), 0, 8);
   P* pp = mp->nextp;
   mp->nextp = nullptr;
@@ -240,9 +308,12 @@ void newm(P* pp, bool spinning) {
   M* mp = allocm();
   mp->nextp = pp;
   mp->spinning = spinning;
-  // The creator's mask, as a new thread inherits it natively; sysmon blocks
-  // everything, so an M it starts gets the main thread's start-up mask. The
-  // runtime's signal is never blocked on an M.
+  // The creator's mask, as a new thread inherits it natively (a program
+  // that blocks signals in main before it creates threads, so that one
+  // thread takes them in sigwait, expects its threads to block them too);
+  // sysmon blocks everything, so an M it starts gets the main thread's
+  // start-up mask. The runtime's signal is never blocked on an M. Gs have
+  // no masks of their own yet (README, known limits).
   if (on_sysmon()) mp->sigmask = g_start_mask;
   else raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&mp->sigmask), 8);
   for (int sig = 1; sig < 65; sig++)
@@ -302,7 +373,11 @@ void mpark(M* mp, int64_t until) {
   }
   if (timed) {
     int64_t left = until - nanotime();
-    if (left > 0) mp->park.sleep_for(left);
+    if (left > 0) {
+      m_release(mp);  // asleep, no P, no lock: the program's handlers may run
+      mp->park.sleep_for(left);
+      m_hold(mp);
+    }
     sched.lock.lock();
     if (sched.timer_m == mp) {
       sched.timer_m = nullptr;
@@ -317,7 +392,9 @@ void mpark(M* mp, int64_t until) {
     }
     sched.lock.unlock();
   }
+  m_release(mp);
   mp->park.sleep();
+  m_hold(mp);
   mp->park.clear();
   P* pp = mp->nextp;
   mp->nextp = nullptr;
@@ -509,7 +586,9 @@ top:
       // Block in the netpoller (until an fd is ready or the earliest timer),
       // then run what it found on an idle P if there is one.
       struct epoll_event ev[128];
+      m_release(mp);  // no P, no lock while it polls
       int n = netpoll_block(ev, 128);
+      m_hold(mp);
       if (n >= 0) {
         P* p2;
         {
@@ -591,13 +670,21 @@ void park_commit_cb(void* a) {
   set_status_or_die(prev, kGRunning, kGWaiting);
   if (fn && !fn(prev, arg)) {
     set_status_or_die(prev, kGWaiting, kGRunnable);
-    runq_put(pp, prev, true);
+    if (pp) {
+      runq_put(pp, prev, true);
+    } else {  // parked without a P (park): this M goes idle
+      {
+        LockGuard lk(sched.lock);
+        globrunq_put_locked(prev);
+      }
+      wakep();
+    }
   }
   // The P's due timers: a park that hands the P to its next never passes
   // through find_runnable, and a chain of such parks would hold them back
   // for ever. Here, and not before the switch, because prev may be waiting
   // for one of them (next_local).
-  if (MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever)) timers_run(pp, nanotime());
+  if (MNP_UNLIKELY(pp && pp->timers.when0.load(std::memory_order_relaxed) != kNever)) timers_run(pp, nanotime());
 }
 
 void yield_commit_cb(void* a) {
@@ -651,7 +738,7 @@ inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, voi
   next->m = mp;
   mp->curg = next;
   if (!inherit) pp->schedtick++;  // see execute
-  mnp_ctx_switch(&prev->ctx, &next->ctx, cb, arg);
+  switch_from_g(mp, prev, &next->ctx, cb, arg);
 }
 
 }  // namespace
@@ -667,18 +754,30 @@ void set_status_or_die(G* gp, uint32_t from, uint32_t to) {
 void park(WaitReason reason, ParkCommit commit, void* arg) {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
-  ensure_p(gp);
   M* mp = gp->m;
-  P* pp = mp->p;
   gp->wait_reason = reason;
   gp->park_time = static_cast<int64_t>(__builtin_ia32_rdtsc());  // G dump: time waiting
+  // Lost the P in uncovered code (syscall.cpp) and none is free: not
+  // ensure_p, which would queue this G as runnable while the caller holds
+  // the lock commit releases (every M that then ran a G wanting that lock
+  // slept on it, each with its P: issue 8). The G is about to wait anyway:
+  // park it from g0 and let the M go idle (m_loop) with no P.
+  if (MNP_UNLIKELY(mp->p == nullptr) && gp->syscall_depth == 0 && !exitsyscall_fast(gp)) {
+    gp->status.store(kGRunning, std::memory_order_relaxed);  // was kGSyscall; on no queue
+    SwitchArgs sa{gp, commit, arg, nullptr};
+    mp->curg = nullptr;
+    switch_from_g(mp, gp, &mp->g0.ctx, park_commit_cb, &sa);
+    gp->wait_reason = kWaitNone;
+    return;
+  }
+  P* pp = mp->p;
   SwitchArgs sa{gp, commit, arg, pp};
   bool inherit;
   if (G* next = next_local(pp, false, take_preempt(gp), &inherit)) {
     switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
-    mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, park_commit_cb, &sa);
+    switch_from_g(mp, gp, &mp->g0.ctx, park_commit_cb, &sa);
   }
   gp->wait_reason = kWaitNone;
   // Handlers of signals that arrived on an M between Gs (and may be why
@@ -707,7 +806,7 @@ void preempt_switch() {
     switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
-    mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, preempt_commit_cb, &sa);
+    switch_from_g(mp, gp, &mp->g0.ctx, preempt_commit_cb, &sa);
   }
 }
 
@@ -738,7 +837,9 @@ void ready(G* gp, bool next) {
       continue;
     }
     // Still on its way into park(): its on-top callback will flip it soon.
-    if (s == kGRunning) {
+    // kGSyscall: it lost its P in uncovered code on that way (park then
+    // makes it Running or parks it without one).
+    if (s == kGRunning || s == kGSyscall) {
       cpu_relax();
       continue;
     }
@@ -847,6 +948,7 @@ G* gfget() {
 MNP_GBASE void g_trampoline(void* arg) {
   G* gp = static_cast<G*>(arg);
   tcb_thread_start_on_current();
+  m_release(gp->m);  // the switch that started it (switch_from_g, execute)
   // The outermost cancellation buffer: glibc's pthread_exit (and
   // cancellation) unwinds through cleanup handlers and C++ destructors and
   // then long-jumps here, as it does in its own start_thread.
@@ -881,7 +983,7 @@ void exit_commit_cb(void* a) {
   set_status_or_die(gp, kGRunning, kGDead);
   (void)mp;
   if (publish_exit(gp) == kDetached) {
-    gp->join.store(kJoined, std::memory_order_relaxed);
+    gp->join.store(kDetachedDone, std::memory_order_relaxed);
     g_reap(gp);
   }
 }
@@ -968,11 +1070,41 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   ensure_p(gp);
   M* mp = gp->m;
   mp->curg = nullptr;
+  m_hold(mp);  // never released by this G: g0 goes on with it
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, gp);
   fatal("dead G resumed");
 }
 
 G* main_g() { return &main_g_storage; }
+
+bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf) {
+  M* mp = m_of_thread();
+  if (!mp || sig < 1 || sig > 64) return false;
+  uint64_t b = sig_bit(sig);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (mp->locks != 0) {
+    // A standard signal already held back merges with this one, as the
+    // kernel merges pending ones; the first siginfo is kept.
+    if (!(mp->sig_deferred & b)) {
+      if (*si) mp->sig_info[sig] = **si;
+      else mp->sig_info[sig] = siginfo_t{};
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      mp->sig_deferred = mp->sig_deferred | b;
+    }
+    return true;
+  }
+  if (mp->sig_redeliver & b) {
+    mp->sig_redeliver = mp->sig_redeliver & ~b;
+    *buf = mp->sig_info[sig];
+    *si = buf;
+  }
+  return false;
+}
+
+void ensure_p_if_g() {
+  G* gp = get_user_g();
+  if (gp && runtime_up && gp->m) ensure_p(gp);
+}
 
 void startm_for(P* pp, bool spinning) { startm(pp, spinning); }
 int os_thread_start(void* (*fn)(void*), void* arg) { return os_thread_create ? os_thread_create(fn, arg) : -1; }
@@ -1004,7 +1136,7 @@ void exitsyscall_park_cb(void* a) {
 void exitsyscall_park(G* gp) {
   M* mp = gp->m;
   mp->curg = nullptr;
-  mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exitsyscall_park_cb, gp);
+  switch_from_g(mp, gp, &mp->g0.ctx, exitsyscall_park_cb, gp);
 }
 
 namespace {

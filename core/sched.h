@@ -60,7 +60,11 @@ constexpr uintptr_t kJoinable = 0;
 constexpr uintptr_t kDetached = 1;
 constexpr uintptr_t kExited = 2;        // joinable and finished: a zombie
 constexpr uintptr_t kKernelJoiner = 3;  // a non-G thread waits on G::exited
-constexpr uintptr_t kJoined = 4;        // reaped; no longer a thread
+constexpr uintptr_t kJoined = 4;        // joined and reaped; no longer a thread
+constexpr uintptr_t kDetachedDone = 5;  // detached and finished: reaped; no longer a thread
+// What glibc 2.36 answers for a handle whose thread is gone while its
+// memory is still cached (tests/programs/errors.c): joined -> join and
+// detach ESRCH, tryjoin EBUSY; detached and finished -> EINVAL for all.
 
 struct G {
   Context ctx;                      // written by mnp_ctx_switch only
@@ -148,7 +152,19 @@ struct M {
   int64_t sysmon_cpu = -1;    // sysmon: thread CPU time seen last round
   std::atomic<uint32_t> pokes{0};  // sysmon's signals sent to this M, not yet handled
   sigset_t sigmask = {};           // the mask it starts with (set by newm, before the thread exists)
+  // Program signals and runtime Locks (futex.h): written only on this M's
+  // own thread, by its code or its signal handlers (hence volatile).
+  volatile uint32_t locks = 0;           // Locks held
+  volatile uint64_t sig_deferred = 0;    // bit per signal held back while locks > 0
+  volatile uint64_t sig_redeliver = 0;   // raised again by this M; the handler gets sig_info
+  siginfo_t sig_info[65] = {};           // what the kernel gave for a held-back signal
 };
+// Called from the trampoline of the program's handlers (interpose/signal.cpp)
+// on the thread the kernel chose. Returns true when the handler must not run
+// now: the thread is an M holding a runtime Lock; the signal is raised
+// again on this thread when it drops its last one. Otherwise, when this
+// delivery is such a re-raise, *si is replaced by what the kernel first gave.
+bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf);
 
 struct Sched {
   Lock lock;
@@ -202,6 +218,9 @@ void set_status_or_die(G* gp, uint32_t from, uint32_t to);
 using ParkCommit = bool (*)(G* gp, void* arg);
 // Parks the current G. `commit` runs after the G's registers are saved and
 // its status is Waiting; if it returns false the G is made runnable again.
+// The caller may hold the Lock that commit releases. park never queues the
+// G before commit has run: a G that lost its P (and finds none free) parks
+// straight from its M, which then goes idle without a P.
 void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr);
 // Makes a parked G runnable (callable from anywhere, G or not).
 void ready(G* gp, bool next = true);
@@ -243,11 +262,20 @@ void sysmon_p_busy();
 bool syscall_eintr_was_ours();
 // A G whose M lost its P while blocked in code no wrapper covers (sysmon's
 // detection, see syscall.cpp) takes a P back here; every scheduling point
-// calls it before touching m->p.
+// calls it before touching m->p. When no P is free the G is queued as
+// runnable and its M goes idle: so ensure_p is called with no runtime Lock
+// held (see Lock in futex.h). Wait paths call it before they take the lock
+// of their wait structure.
 void exitsyscall_now(G* gp);
+// The part of exitsyscall_now that never queues the G: its old P if sysmon
+// left it, else an idle P. False (and no P) when every P is busy.
+bool exitsyscall_fast(G* gp);
 inline void ensure_p(G* gp) {
   if (MNP_UNLIKELY(gp->m->p == nullptr) && gp->syscall_depth == 0) exitsyscall_now(gp);
 }
+// ensure_p for a G that may be anything: a user G of a running runtime
+// with no wrapped call in progress takes its P back; others do nothing.
+void ensure_p_if_g();
 // Starts the sysmon thread (after the runtime is up).
 void sysmon_start();
 // True on the sysmon thread.

@@ -109,14 +109,17 @@ int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int6
 }  // namespace
 
 int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset) {
+  G* g = runtime_up ? get_user_g() : nullptr;
+  // A P first, then the bucket lock: taking the P back may queue this G
+  // (futex.h, Lock), which must not happen while it holds the lock.
+  if (g) ensure_p(g);
   Bucket* b = bucket_of(addr);
   b->lock.lock();
   if (addr->load(std::memory_order_acquire) != val) {
     b->lock.unlock();
     return EAGAIN;
   }
-  G* g = get_user_g();
-  if (!g || !runtime_up) return kernel_wait(b, addr, val, deadline, bitset);
+  if (!g) return kernel_wait(b, addr, val, deadline, bitset);
   if (deadline != kNever && deadline <= nanotime()) {
     b->lock.unlock();
     return ETIMEDOUT;
@@ -212,6 +215,10 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
   constexpr int kBatch = 64;
   G* woken[kBatch];
   int k = 0, moved = 0;
+  // Onto the same word (legal for non-PI requeue): the kernel leaves those
+  // waiters where they are but counts them as requeued; moving them to the
+  // tail of the same list would meet them again, nmove times over.
+  bool same = from == to;
   for (Waiter* w = bf->head; w;) {
     Waiter* next = w->next;
     if (w->addr == from) {
@@ -219,6 +226,8 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
         unlink_locked(bf, w);
         w->state = kWoken;
         woken[k++] = w->g;
+      } else if (same && moved < nmove) {
+        moved++;
       } else if (moved < nmove) {
         unlink_locked(bf, w);
         w->addr = to;

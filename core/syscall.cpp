@@ -299,9 +299,15 @@ bool retake(int64_t now) {
 constinit std::atomic<int> g_sysmon_tid{0};
 
 void* sysmon_main(void*) {
-  // Born with every signal blocked (os_thread_create): the kernel never
-  // picks sysmon for a signal of the program's, so no handler runs here.
+  // No handler of the program's runs on sysmon: it is no M (it holds
+  // sched.lock in handoffp without an M to count it, futex.h) and no
+  // thread of the program's. It is born with every signal blocked
+  // (os_thread_create); blocking them again here keeps that true whoever
+  // started it, so the kernel always picks another thread.
   g_sysmon_tid.store(raw_gettid(), std::memory_order_release);
+  sigset_t all;
+  sigfillset(&all);
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
   int64_t delay = kSysmonMinNs;
   int idle = 0;
   for (;;) {
@@ -465,7 +471,7 @@ void exitsyscall() {
   exitsyscall_now(gp);
 }
 
-void exitsyscall_now(G* gp) {
+bool exitsyscall_fast(G* gp) {
   M* mp = gp->m;
   P* pp = mp->oldp;
   mp->oldp = nullptr;
@@ -474,7 +480,7 @@ void exitsyscall_now(G* gp) {
     pp->m = mp;
     mp->p = pp;
     gp->status.store(kGRunning, std::memory_order_relaxed);
-    return;
+    return true;
   }
   // Retaken: any idle P will do.
   if (P* p2 = pidleget_for()) {
@@ -483,9 +489,13 @@ void exitsyscall_now(G* gp) {
     p2->status.store(kPRunning, std::memory_order_relaxed);
     gp->status.store(kGRunning, std::memory_order_relaxed);
     sysmon_p_busy();  // an idle P got busy without acquirep
-    return;
+    return true;
   }
-  exitsyscall_park(gp);
+  return false;
+}
+
+void exitsyscall_now(G* gp) {
+  if (!exitsyscall_fast(gp)) exitsyscall_park(gp);
 }
 
 }  // namespace mnp

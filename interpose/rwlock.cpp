@@ -6,7 +6,8 @@
 // writer and the waiter counts; readers sleep on rseq and writers on wseq in
 // the sema table. Reader-preferring by default (glibc's default);
 // PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP makes new readers wait while
-// a writer waits. EDEADLK when the writing thread asks again, as glibc.
+// a writer waits. EDEADLK when the writing thread asks again, as glibc
+// (EBUSY from tryrdlock and trywrlock, which in glibc never check the owner).
 //
 // barrier: the last arrival of a generation bumps `gen` and wakes the rest;
 // exactly one caller per generation gets PTHREAD_BARRIER_SERIAL_THREAD.
@@ -71,7 +72,7 @@ int rdlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only, const struct t
   ilock(&l->lock);
   if (l->cur_writer == me) {
     iunlock(&l->lock);
-    return EDEADLK;
+    return try_only ? EBUSY : EDEADLK;  // glibc's try forms never look at the owner
   }
   for (;;) {
     if (l->cur_writer == 0 && !(prefer_writer(l) && l->wwait > 0)) {
@@ -106,7 +107,7 @@ int wrlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only, const struct t
   ilock(&l->lock);
   if (l->cur_writer == me) {
     iunlock(&l->lock);
-    return EDEADLK;
+    return try_only ? EBUSY : EDEADLK;  // glibc's try forms never look at the owner
   }
   for (;;) {
     if (l->cur_writer == 0 && l->readers == 0) {

@@ -90,6 +90,23 @@ bool thread_directed(int sig, const siginfo_t* si) {
 void trampoline(int sig, siginfo_t* si, void* uc) {
   ProgAction& a = g_prog[sig];
   const Record* r = a.rec.load(std::memory_order_acquire);
+  // Not inside the runtime's locks: held back until the M leaves them
+  // (core/futex.h, Lock), then it comes back here with its first siginfo.
+  // A fault cannot wait: the instruction would only fault again.
+  siginfo_t first;
+  bool fault = fault_signal(sig) && si && si->si_code > 0;
+  if (runtime_up && !fault && m_signal_defer(sig, &si, &first)) {
+    // The kernel put SIG_DFL back for a one-shot handler: put the
+    // trampoline back until the raise that comes later has run it.
+    if (r && (r->flags & SA_RESETHAND)) {
+      struct sigaction again = {};
+      again.sa_sigaction = trampoline;
+      again.sa_flags = r->flags | SA_SIGINFO;
+      again.sa_mask = r->mask;
+      real_sigaction(sig, &again, nullptr);
+    }
+    return;
+  }
   if (!r) return;
   // With SA_RESETHAND the kernel has put SIG_DFL back already.
   if (r->flags & SA_RESETHAND) a.wrapped.store(false, std::memory_order_relaxed);

@@ -91,6 +91,8 @@ void join_timeout(Timer* tm) {
 // try_only: EBUSY instead of waiting.
 int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec* abstime) {
   G* cur = get_user_g();
+  // A P before this G publishes itself as the joiner (sched.h, ensure_p).
+  if (cur && runtime_up) ensure_p(cur);
   if (t == cur) return EDEADLK;
   if (cur && cur->join.load(std::memory_order_acquire) == reinterpret_cast<uintptr_t>(t)) return EDEADLK;
   for (;;) {
@@ -101,7 +103,11 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
       g_reap(t);
       return 0;
     }
-    if (w != kJoinable) return EINVAL;  // detached, already joined, or being joined
+    // glibc: a joined thread's cached handle has no thread (ESRCH, but
+    // tryjoin looks at the thread id first: EBUSY); detached (finished or
+    // not) or being joined by another: EINVAL.
+    if (w == kJoined) return try_only ? EBUSY : ESRCH;
+    if (w != kJoinable) return EINVAL;
     if (try_only) return EBUSY;
     if (abstime) {
       if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
@@ -270,11 +276,13 @@ MNP_EXPORT int pthread_detach(pthread_t th) noexcept {
       if (t->join.compare_exchange_strong(w, kDetached, std::memory_order_acq_rel)) return 0;
     } else if (w == kExited) {
       // Finished already: nobody will join it, so free it now.
-      if (t->join.compare_exchange_strong(w, kJoined, std::memory_order_acq_rel)) {
+      if (t->join.compare_exchange_strong(w, kDetachedDone, std::memory_order_acq_rel)) {
         g_reap(t);
         return 0;
       }
-    } else if (w == kDetached || w == kJoined) {
+    } else if (w == kJoined) {
+      return ESRCH;  // as glibc for a joined thread's handle (sched.h)
+    } else if (w == kDetached || w == kDetachedDone) {
       return EINVAL;
     } else {
       return 0;  // someone is joining it: glibc leaves it alone and succeeds

@@ -565,6 +565,14 @@ SYNC_TEST(RustSync, "rust_sync", 0)
 SYNC_TEST(Cond10k, "cond_10k", 10000)
 SYNC_TEST(Sleepers10k, "sleepers_10k", 9000)
 SYNC_TEST(MixedWaiters, "mixed_waiters", 0)
+// Malloc arena futexes make sysmon take Ps from threads about to wait at a
+// barrier (the interleaving is narrated in malloc_barrier.c).
+SYNC_TEST(MallocBarrier, "malloc_barrier", 5000)
+// 1,000 waiters on PTHREAD_STACK_MIN stacks, one condvar broadcast each time.
+SYNC_TEST(BroadcastMinstack, "broadcast_minstack", 1000)
+// A handler that posts a semaphore, run 2,000 times on a thread that waits
+// on it; under the shim it could interrupt its own M inside the runtime.
+SYNC_TEST(SignalSem, "signal_sem", 0)
 
 // Thread-per-connection TCP echo server with 2,000 concurrent connections
 // (200 natively: the output does not depend on the count). Blocked reads and

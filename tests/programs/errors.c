@@ -16,11 +16,24 @@
  *   16-char name and for a too-small buffer;
  *   pthread_self() in a thread equals what pthread_create returned;
  *   pthread_getconcurrency / setconcurrency (4 -> 4, -1 -> EINVAL);
- *   sched_yield and pthread_yield return 0.
+ *   sched_yield and pthread_yield return 0;
+ *   handles of finished threads while glibc still caches their memory (no
+ *   thread is created in between, so none reuses it): a joined thread ->
+ *   join ESRCH, detach ESRCH, tryjoin EBUSY; a detached thread that
+ *   finished, or one detached after it finished -> EINVAL for all three
+ *   (issue 8, item 7: the shim said EINVAL for the joined one);
+ *   rwlock held for writing by the caller: tryrdlock and trywrlock EBUSY
+ *   (glibc never checks the owner there), rdlock and wrlock EDEADLK;
+ *   FUTEX_REQUEUE/CMP_REQUEUE from a word onto itself: the kernel leaves the
+ *   waiters in place and counts them as requeued (woken + requeued; the
+ *   shim moved each one to the tail of its own list and met it again,
+ *   returning n_requeue, INT_MAX here).
  * Each line prints the value observed; the exit status is 1 when any value
  * differs from what glibc documents.  Threads park on pipes or spin flags
  * (no mutexes or condvars: those come with a later issue). */
 #include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -28,6 +41,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mnp_check.h"
@@ -127,6 +142,27 @@ static void* user_stack_main(void* arg) {
   }
   u->getattr_exact = addr == u->buf && size == u->size;
   return (void*)(intptr_t)(local + 5);
+}
+
+/* ---- finished threads and futex waiters ---- */
+static atomic_int g_quick_done;
+static void* quick(void* arg) {
+  atomic_store(&g_quick_done, 1);
+  return arg;
+}
+
+static _Atomic unsigned g_fw;
+static atomic_int g_fw_started;
+static void* futex_waiter(void* arg) {
+  (void)arg;
+  atomic_fetch_add(&g_fw_started, 1);
+  while (atomic_load(&g_fw) == 0) syscall(SYS_futex, &g_fw, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+  return NULL;
+}
+
+static void sleep_ms(long ms) {
+  struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+  nanosleep(&ts, NULL);
 }
 
 static void wait_started(struct spinner* s, int v) {
@@ -239,6 +275,83 @@ int main(void) {
     while ((rc = pthread_tryjoin_np(t, &res)) == EBUSY && spins++ < 10000000) sched_yield();
     check_errno_name("tryjoin finished", rc, 0);
     check("tryjoin value", (long)(intptr_t)res, 77);
+  }
+
+  /* handles of finished threads (glibc's memory for them stays cached) */
+  {
+    pthread_t j;
+    if (pthread_create(&j, NULL, quick, NULL) != 0 || pthread_join(j, NULL) != 0) return 1;
+    check_errno_name("join joined", pthread_join(j, NULL), ESRCH);
+    check_errno_name("tryjoin joined", pthread_tryjoin_np(j, NULL), EBUSY);
+    check_errno_name("detach joined", pthread_detach(j), ESRCH);
+
+    pthread_t d;
+    pthread_attr_t da;
+    pthread_attr_init(&da);
+    pthread_attr_setdetachstate(&da, PTHREAD_CREATE_DETACHED);
+    atomic_store(&g_quick_done, 0);
+    if (pthread_create(&d, &da, quick, NULL) != 0) return 1;
+    pthread_attr_destroy(&da);
+    while (!atomic_load(&g_quick_done)) sched_yield();
+    sleep_ms(50);  /* and gone from the kernel: EINVAL either way */
+    check_errno_name("join detached finished", pthread_join(d, NULL), EINVAL);
+    check_errno_name("tryjoin detached finished", pthread_tryjoin_np(d, NULL), EINVAL);
+    check_errno_name("detach detached finished", pthread_detach(d), EINVAL);
+
+    pthread_t k;
+    atomic_store(&g_quick_done, 0);
+    if (pthread_create(&k, NULL, quick, NULL) != 0) return 1;
+    while (!atomic_load(&g_quick_done)) sched_yield();
+    sleep_ms(50);
+    check_errno_name("detach after it finished", pthread_detach(k), 0);
+    check_errno_name("join detached after finish", pthread_join(k, NULL), EINVAL);
+    check_errno_name("detach again after finish", pthread_detach(k), EINVAL);
+  }
+
+  /* rwlock held for writing by the caller */
+  {
+    pthread_rwlock_t rw = PTHREAD_RWLOCK_INITIALIZER;
+    check_errno_name("rwlock wrlock", pthread_rwlock_wrlock(&rw), 0);
+    check_errno_name("rwlock tryrdlock by writer", pthread_rwlock_tryrdlock(&rw), EBUSY);
+    check_errno_name("rwlock trywrlock by writer", pthread_rwlock_trywrlock(&rw), EBUSY);
+    check_errno_name("rwlock rdlock by writer", pthread_rwlock_rdlock(&rw), EDEADLK);
+    check_errno_name("rwlock wrlock by writer", pthread_rwlock_wrlock(&rw), EDEADLK);
+    check_errno_name("rwlock unlock", pthread_rwlock_unlock(&rw), 0);
+    pthread_rwlock_destroy(&rw);
+  }
+
+  /* requeue from a futex word onto itself, 3 waiters */
+  {
+    pthread_t fw[3];
+    for (int i = 0; i < 3; i++)
+      if (pthread_create(&fw[i], NULL, futex_waiter, NULL) != 0) return 1;
+    while (atomic_load(&g_fw_started) < 3) sched_yield();
+    /* Wakes nobody; counts the waiters once all three sleep (bounded). */
+    long n = 0;
+    for (int tries = 0; tries < 400; tries++) {
+      n = syscall(SYS_futex, &g_fw, FUTEX_CMP_REQUEUE_PRIVATE, 0, 100, &g_fw, 0);
+      if (n == 3) break;
+      sleep_ms(5);
+    }
+    check("cmp_requeue onto itself, wake 0", n, 3);
+    check("requeue onto itself, wake 0, move 1",
+          syscall(SYS_futex, &g_fw, FUTEX_REQUEUE_PRIVATE, 0, 1, &g_fw, 0), 1);
+    errno = 0;
+    check("cmp_requeue onto itself, value differs", syscall(SYS_futex, &g_fw, FUTEX_CMP_REQUEUE_PRIVATE, 1, 1, &g_fw, 7),
+          -1);
+    check_errno_name("cmp_requeue onto itself, value differs errno", errno, EAGAIN);
+    atomic_store(&g_fw, 1);
+    /* One woken, the other two counted as requeued. */
+    check("cmp_requeue onto itself, wake 1", syscall(SYS_futex, &g_fw, FUTEX_CMP_REQUEUE_PRIVATE, 1, INT_MAX, &g_fw, 1),
+          3);
+    long left = 0;
+    for (int tries = 0; tries < 400 && left < 2; tries++) {
+      long r = syscall(SYS_futex, &g_fw, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0);
+      if (r > 0) left += r;
+      if (left < 2) sleep_ms(5);
+    }
+    check("wake the other two", left, 2);
+    for (int i = 0; i < 3; i++) pthread_join(fw[i], NULL);
   }
 
   /* concurrency */
