@@ -895,6 +895,9 @@ int newproc(const GSpec& spec, G** out) {
   G* gp = nullptr;
   bool cacheable = !spec.user_stack && ss == cfg.stack_size && guard == cfg.guard_size;
   if (cacheable && (gp = gfget())) {
+    // A new thread, a new id: a signal or call aimed at the id of the thread
+    // that used this G before must not reach this one.
+    gp->fake_tid = gmem_new_tid();
     tcb_reinit(gp->tcb, gp->map_base, gp->map_size, gp->guard_size, gp->fake_tid);
   } else {
     gp = gmem_alloc(ss, guard, spec.user_stack);
@@ -1025,6 +1028,9 @@ void after_fork_child() {
   if (!runtime_up || !gp || !gp->m) return;
   M* mp = gp->m;
   mp->tid = raw_gettid();
+  // The forking thread is the child's only one, and natively its id is the
+  // child's pid (fork wrote that into the TCB already).
+  if (!gp->is_g0) gp->fake_tid = static_cast<uint32_t>(mp->tid);
   if (!mp->p) {  // lost it between the prepare handler and the fork itself
     P* pp = mp->oldp ? mp->oldp : &sched.allp[0];
     mp->oldp = nullptr;
