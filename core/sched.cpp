@@ -942,6 +942,7 @@ void newproc_start(G* gp) {
 void g_reap(G* gp) {
   if (gp->is_main) return;
   if (gp->status.load(std::memory_order_acquire) != kGDead) fatal("g_reap: G is not dead");
+  sigpend_forget_g(gp);  // one sent to it while it was exiting
   if (gp->cacheable) {
     gfput(gp);
   } else {
@@ -959,7 +960,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   gp->result = result;
   tcb_thread_exit_cleanup(gp->tcb);
   if (g_exit_hook) g_exit_hook(gp);
-  netpoll_forget_g(gp);
+  sigpend_forget_g(gp);  // signals sent to it that it never took
   // The last thread to finish ends the process, as with native threads.
   if (sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
   if (gp->is_main) {
