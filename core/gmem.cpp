@@ -113,6 +113,12 @@ constinit G* g_main = nullptr;
 
 }  // namespace
 
+uint32_t gmem_new_tid() {
+  // Below the futex OWNER_DIED bit (0x40000000): glibc stores the id in
+  // robust and PI mutex words.
+  return kFakeTidBase + g_tid_gen.fetch_add(1, std::memory_order_relaxed) % 0x1fffffff;
+}
+
 void gmem_set_tls_g_at(void* tcb, G* g) {
   if (!g_tls_g_off) g_tls_g_off = reinterpret_cast<char*>(&tls_g) - reinterpret_cast<char*>(arch_get_fs());
   *reinterpret_cast<G**>(static_cast<char*>(tcb) + g_tls_g_off) = g;
@@ -158,7 +164,7 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack) {
   gp->guard_size = guard;
   gp->stack_lo = reinterpret_cast<void*>(base + guard);
   gp->stack_size = end - (base + guard);
-  gp->fake_tid = kFakeTidBase + g_tid_gen.fetch_add(1, std::memory_order_relaxed) % (0x1fffffff);
+  gp->fake_tid = gmem_new_tid();
   if (!tcb_init_fresh(tcb, reinterpret_cast<void*>(base), end - base, guard, gp->fake_tid)) {
     if (!user_stack) raw_syscall(SYS_munmap, static_cast<long>(base), static_cast<long>(map_size));
     return nullptr;
@@ -196,6 +202,32 @@ void for_each_tcb(void (*cb)(void*, void*), void* ctx) {
     uintptr_t k = t->keys[i].load(std::memory_order_relaxed);
     if (k != kEmpty && k != kTomb && !(k & kNativeTag)) cb(ctx, reinterpret_cast<void*>(k));
   }
+}
+
+// A linear scan: ids are looked up only by the calls that take one
+// (tgkill, sched_*, ...), never on a hot path, and a second table keyed by
+// id would have to be kept in step with this one.
+bool with_tid(uint32_t tid, void (*cb)(void*, G*), void* ctx) {
+  auto live = [tid](G* gp) {
+    uint32_t st = gp->status.load(std::memory_order_acquire);
+    return gp->fake_tid == tid && st != kGIdle && st != kGDead;
+  };
+  LockGuard lk(g_table_lock);
+  if (g_main && live(g_main)) {
+    cb(ctx, g_main);
+    return true;
+  }
+  Table* t = g_table.load(std::memory_order_relaxed);
+  if (!t) return false;
+  for (size_t i = 0; i < t->cap; i++) {
+    uintptr_t k = t->keys[i].load(std::memory_order_relaxed);
+    if (k == kEmpty || k == kTomb || (k & kNativeTag)) continue;
+    G* gp = reinterpret_cast<G*>(k + tcbo::kSize);
+    if (gp->is_g0 || !live(gp)) continue;
+    cb(ctx, gp);
+    return true;
+  }
+  return false;
 }
 }  // namespace detail
 

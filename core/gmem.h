@@ -36,6 +36,17 @@ int32_t gmem_global_cache_max();
 template <typename Fn>
 void gmem_for_each_tcb(Fn fn);
 
+// Thread ids (docs/ARCHITECTURE.md, "Thread ids"). A G gets a fresh id
+// each time it is made (a reused G too), from a counter above any pid_max:
+// kFakeTidBase + n. The main G keeps the process's own id.
+uint32_t gmem_new_tid();
+// Calls fn(gp) for the live G (created and not finished) whose id is tid,
+// under the handle table's lock, so the G's memory stays mapped meanwhile
+// (fn must not block, allocate or create threads). Returns false if no live
+// G has that id.
+template <typename Fn>
+bool gmem_with_tid(uint32_t tid, Fn fn);
+
 enum class HandleKind { kNone, kG, kNative };
 // Threads created with the real pthread_create (before the runtime was up)
 // are remembered so their handles still work with the real functions.
@@ -45,6 +56,11 @@ HandleKind handle_kind(uintptr_t h, G** out);
 
 namespace detail {
 void for_each_tcb(void (*cb)(void*, void*), void* ctx);
+bool with_tid(uint32_t tid, void (*cb)(void*, G*), void* ctx);
+}
+template <typename Fn>
+bool gmem_with_tid(uint32_t tid, Fn fn) {
+  return detail::with_tid(tid, [](void* c, G* gp) { (*static_cast<Fn*>(c))(gp); }, &fn);
 }
 template <typename Fn>
 void gmem_for_each_tcb(Fn fn) {

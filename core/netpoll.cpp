@@ -86,16 +86,6 @@ constexpr int kNsig = 65;
 constinit std::atomic<uint32_t> g_sig_any{0};
 constinit std::atomic<uint32_t> g_sig_norestart[kNsig] = {};
 constinit std::atomic<uint32_t> g_sig_restart[kNsig] = {};
-// pthread_kill of a G that was not running: that G, not the main one, is
-// interrupted once the signal's handler has run (netpoll_signal_targeted).
-struct Target {
-  G* g;
-  int sig;
-};
-constexpr int kMaxTargets = 64;
-constinit Lock g_target_lock;
-constinit Target g_targets[kMaxTargets] = {};  // (g_target_lock)
-constinit int g_ntargets = 0;                  // (g_target_lock)
 // The G a process-directed signal goes to: the main G (the forking G in a
 // child of fork).
 constinit std::atomic<G*> g_sig_main{nullptr};
@@ -429,25 +419,8 @@ void netpoll_signal_arrived(int sig, bool restart) {
   sysmon_wake_from_signal();
 }
 
-void netpoll_signal_targeted(G* g, int sig) {
-  LockGuard lk(g_target_lock);
-  if (g_ntargets == kMaxTargets) {  // signals that never came (blocked): forget the oldest
-    for (int i = 1; i < kMaxTargets; i++) g_targets[i - 1] = g_targets[i];
-    g_ntargets--;
-  }
-  g_targets[g_ntargets++] = {g, sig};
-}
-
 namespace {
 
-// Interrupts the wait a signal interrupts natively. The kernel gives a
-// process-directed signal to the main thread unless that thread has gone
-// (or blocks the signal: Gs have no masks of their own), so: the G
-// pthread_kill named (`only`); else the main G if it waits in the netpoller;
-// else, once the main G has exited (pthread_exit from main), any G that
-// waits. A main G that is running or joining takes the signal without an
-// EINTR visible anywhere, as natively; a sleeping one wakes with EINTR. Signals are rare: a scan
-// of every fd state is fine. Returns false if no wait qualified.
 // Interrupts g's sleep if it is in one the signal may end. Returns true if
 // it decided the sleep (then *woken is g if g must be readied).
 template <typename Eligible>
@@ -468,11 +441,20 @@ bool interrupt_sleep(G* g, Eligible& eligible, G** woken) {
   return hit;
 }
 
-bool interrupt_one(int sig, bool restart, G* only = nullptr) {
+// Interrupts the wait a process-directed signal interrupts natively. The
+// kernel gives it to the main thread unless that thread has gone (or blocks
+// the signal: Gs have no masks of their own), so: the main G if it waits in
+// the netpoller; else, once the main G has exited (pthread_exit from main),
+// any G that waits. A main G that is running or joining takes the signal
+// without an EINTR visible anywhere, as natively; a sleeping one wakes with
+// EINTR. (A signal sent to one G never comes here: core/sigpend.h.)
+// Signals are rare: a scan of every fd state is fine. Returns false if no
+// wait qualified.
+bool interrupt_one(int sig, bool restart) {
   G* mg = g_sig_main.load(std::memory_order_acquire);
   if (!mg) mg = main_g();
   bool main_gone = mg->status.load(std::memory_order_acquire) == kGDead || mg->wait_reason == kWaitForever;
-  if (!only && !main_gone) only = mg;
+  G* only = main_gone ? nullptr : mg;
   auto eligible = [&](const Wait* w) {
     return (w->intr == Intr::kPoll || !restart) && !((w->blocked >> (sig - 1)) & 1) && (!only || w->g == only);
   };
@@ -573,19 +555,6 @@ bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt
   return hit;
 }
 
-// The G pthread_kill aimed sig at, if any (and forgets it).
-G* take_target(int sig) {
-  LockGuard lk(g_target_lock);
-  for (int i = 0; i < g_ntargets; i++)
-    if (g_targets[i].sig == sig) {
-      G* g = g_targets[i].g;
-      for (int j = i + 1; j < g_ntargets; j++) g_targets[j - 1] = g_targets[j];
-      g_ntargets--;
-      return g;
-    }
-  return nullptr;
-}
-
 void netpoll_deliver_signals() {
   if (g_sig_any.load(std::memory_order_acquire) == 0) return;
   g_sig_any.store(0, std::memory_order_relaxed);
@@ -593,22 +562,10 @@ void netpoll_deliver_signals() {
     for (int restart = 0; restart < 2; restart++) {
       uint32_t n = (restart ? g_sig_restart : g_sig_norestart)[sig].exchange(0, std::memory_order_acq_rel);
       for (; n > 0; n--) {
-        // A signal pthread_kill sent to a G is that G's, whether or not it
-        // waits in the netpoller now; only the others go to the main G.
-        if (G* g = take_target(sig)) interrupt_one(sig, restart, g);
-        else interrupt_one(sig, restart);
+        interrupt_one(sig, restart);
       }
     }
   }
-}
-
-void netpoll_forget_g(G* g) {
-  if (__atomic_load_n(&g_ntargets, __ATOMIC_RELAXED) == 0) return;
-  LockGuard lk(g_target_lock);
-  int out = 0;
-  for (int i = 0; i < g_ntargets; i++)
-    if (g_targets[i].g != g) g_targets[out++] = g_targets[i];
-  __atomic_store_n(&g_ntargets, out, __ATOMIC_RELAXED);
 }
 
 void netpoll_signal_fork_child(G* self) {
@@ -620,9 +577,7 @@ void netpoll_signal_fork_child(G* self) {
     g_sig_norestart[i].store(0, std::memory_order_relaxed);
     g_sig_restart[i].store(0, std::memory_order_relaxed);
   }
-  new (&g_target_lock) Lock();
   new (&g_sleep_lock) Lock();
-  g_ntargets = 0;
 }
 
 int netpoll_dispatch(const struct epoll_event* ev, int n) {

@@ -55,8 +55,9 @@ bool netpoll_sample(PollWant* w, int n);
 // with the P handed off).
 //
 // A signal the program handles interrupts the wait of the G it was sent to
-// (pthread_kill), or else of the main G, as the kernel prefers the main
-// thread (any G once main has exited); that wait returns EINTR:
+// (pthread_kill, tgkill: core/sigpend.h), or else of the main G, as the
+// kernel prefers the main thread (any G once main has exited); that wait
+// returns EINTR:
 // always for kPoll (poll, select, epoll_wait are never restarted), and for
 // kIo (reads, writes, accept, connect) only when the handler was installed
 // without SA_RESTART.
@@ -87,13 +88,6 @@ bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt
 // The G the kernel's main thread runs as: the main G, or in a child of fork
 // the forking G.
 G* netpoll_signal_main();
-// pthread_kill(g, sig) of a G that is not running, about to be sent to the
-// process: when its handler has run, g's wait is the one interrupted.
-struct G;
-void netpoll_signal_targeted(G* g, int sig);
-// An exiting G: signals pthread_kill aimed at it that never arrived are
-// forgotten (their record must not outlive the G).
-void netpoll_forget_g(G* g);
 // In a child of fork: self is the process's main G from now on.
 void netpoll_signal_fork_child(G* self);
 // The program closes fd: Gs parked on it wake up (and see EBADF on retry).

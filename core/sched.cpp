@@ -997,6 +997,9 @@ int newproc(const GSpec& spec, G** out) {
   G* gp = nullptr;
   bool cacheable = !spec.user_stack && ss == cfg.stack_size && guard == cfg.guard_size;
   if (cacheable && (gp = gfget())) {
+    // A new thread, a new id: a signal or call aimed at the id of the thread
+    // that used this G before must not reach this one.
+    gp->fake_tid = gmem_new_tid();
     tcb_reinit(gp->tcb, gp->map_base, gp->map_size, gp->guard_size, gp->fake_tid);
   } else {
     gp = gmem_alloc(ss, guard, spec.user_stack);
@@ -1041,6 +1044,7 @@ void newproc_start(G* gp) {
 void g_reap(G* gp) {
   if (gp->is_main) return;
   if (gp->status.load(std::memory_order_acquire) != kGDead) fatal("g_reap: G is not dead");
+  sigpend_forget_g(gp);  // one sent to it while it was exiting
   if (gp->cacheable) {
     gfput(gp);
   } else {
@@ -1058,7 +1062,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   gp->result = result;
   tcb_thread_exit_cleanup(gp->tcb);
   if (g_exit_hook) g_exit_hook(gp);
-  netpoll_forget_g(gp);
+  sigpend_forget_g(gp);  // signals sent to it that it never took
   // The last thread to finish ends the process, as with native threads.
   if (sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
   if (gp->is_main) {
@@ -1157,6 +1161,9 @@ void after_fork_child() {
   if (!runtime_up || !gp || !gp->m) return;
   M* mp = gp->m;
   mp->tid = raw_gettid();
+  // The forking thread is the child's only one, and natively its id is the
+  // child's pid (fork wrote that into the TCB already).
+  if (!gp->is_g0) gp->fake_tid = static_cast<uint32_t>(mp->tid);
   if (!mp->p) {  // lost it between the prepare handler and the fork itself
     P* pp = mp->oldp ? mp->oldp : &sched.allp[0];
     mp->oldp = nullptr;

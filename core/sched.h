@@ -280,6 +280,9 @@ void ensure_p_if_g();
 void sysmon_start();
 // True on the sysmon thread.
 bool on_sysmon();
+// sysmon's kernel tid (0 before it starts): a thread of this process that
+// leads no thread group, for asking the kernel how it treats one.
+int sysmon_tid();
 // In a child of fork: start sysmon again (no other thread survived).
 void sysmon_after_fork();
 // The runtime's signal (MNP_SIGNAL): the program's own action for it is kept

@@ -24,6 +24,7 @@ enum : uint32_t { kFree, kFilling, kReady, kTaken };
 struct Slot {
   std::atomic<uint32_t> state{kFree};
   int sig = 0;
+  G* target = nullptr;  // the only G that may take it, or null: any G
   SigAct act = {};
   siginfo_t si = {};
 };
@@ -67,10 +68,10 @@ __attribute__((noinline)) void run_one_here(int sig, const SigAct& act, siginfo_
   run_one(sig, act, si, &here, base);
 }
 
-// The first signal pending, or 0.
+// The first signal pending for any G, or 0.
 int first_pending(bool* restart) {
   for (auto& s : g_slots)
-    if (s.state.load(std::memory_order_acquire) == kReady) {
+    if (s.state.load(std::memory_order_acquire) == kReady && !s.target) {
       *restart = (s.act.flags & SA_RESTART) != 0;
       return s.sig;
     }
@@ -113,18 +114,22 @@ bool wake_parked(int sig, bool restart, G* only, bool may_interrupt) {
 
 }  // namespace
 
-void sigpend_put(int sig, const siginfo_t* si, const SigAct& act) {
+namespace {
+bool put(G* target, int sig, const siginfo_t* si, const SigAct& act) {
   if (standard(sig))
     for (auto& s : g_slots)
-      if (s.state.load(std::memory_order_acquire) == kReady && s.sig == sig) {
+      if (s.state.load(std::memory_order_acquire) == kReady && s.sig == sig && s.target == target) {
         sysmon_wake_from_signal();
-        return;  // merged, as the kernel merges a pending standard signal
+        return true;  // merged, as the kernel merges a pending standard signal
       }
+  bool kept = false;
   for (auto& s : g_slots) {
     uint32_t f = kFree;
     if (!s.state.compare_exchange_strong(f, kFilling, std::memory_order_acquire)) continue;
     sigpend_count.fetch_add(1, std::memory_order_relaxed);
+    kept = true;
     s.sig = sig;
+    s.target = target;
     s.act = act;
     if (si) s.si = *si;
     else {
@@ -137,6 +142,24 @@ void sigpend_put(int sig, const siginfo_t* si, const SigAct& act) {
   // All slots full: only real-time signals can fill them; like a full
   // kernel queue, the signal is dropped.
   sysmon_wake_from_signal();
+  return kept;
+}
+}  // namespace
+
+void sigpend_put(int sig, const siginfo_t* si, const SigAct& act) { put(nullptr, sig, si, act); }
+
+bool sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act) {
+  return put(target, sig, si, act);
+}
+
+void sigpend_forget_g(G* g) {
+  for (auto& s : g_slots) {
+    if (s.state.load(std::memory_order_acquire) != kReady || s.target != g) continue;
+    uint32_t r = kReady;
+    if (!s.state.compare_exchange_strong(r, kTaken, std::memory_order_acq_rel)) continue;
+    s.state.store(kFree, std::memory_order_release);
+    sigpend_count.fetch_sub(1, std::memory_order_release);
+  }
 }
 
 void sigpend_run(void* uc, const sigset_t* blocked) {
@@ -147,8 +170,14 @@ void sigpend_run(void* uc, const sigset_t* blocked) {
   else get_mask(&base);
   for (auto& s : g_slots) {
     if (s.state.load(std::memory_order_acquire) != kReady || sigismember(&base, s.sig)) continue;
+    if (s.target && s.target != g) continue;
     uint32_t r = kReady;
     if (!s.state.compare_exchange_strong(r, kTaken, std::memory_order_acq_rel)) continue;
+    if (s.target && s.target != g) {  // refilled for another G between the checks
+      s.state.store(kReady, std::memory_order_release);
+      continue;
+    }
+    bool targeted = s.target != nullptr;
     int sig = s.sig;
     SigAct act = s.act;
     siginfo_t si = s.si;
@@ -158,18 +187,36 @@ void sigpend_run(void* uc, const sigset_t* blocked) {
     else run_one_here(sig, act, &si, &base);
     // The EINTR the signal owes a netpoller wait, as after a handler that
     // ran where the kernel put it — unless sysmon already decided it when
-    // it woke this G.
+    // it woke this G. A signal sent to this G interrupts no other G's call.
     int decided = sig;
-    if (!g->sig_eintr.compare_exchange_strong(decided, 0, std::memory_order_acq_rel))
+    if (!g->sig_eintr.compare_exchange_strong(decided, 0, std::memory_order_acq_rel) && !targeted)
       netpoll_signal_arrived(sig, (act.flags & SA_RESTART) != 0);
   }
 }
 
+namespace {
+// Gets the target of each signal kept for one G to take it: a kick if it
+// runs, a wake-up (with the EINTR its wait owes the signal) if it is
+// parked. A target that is runnable, or parked where nothing wakes it,
+// takes it when it next parks or is kicked on a later round.
+bool deliver_targeted() {
+  bool did = false;
+  for (auto& s : g_slots) {
+    if (s.state.load(std::memory_order_acquire) != kReady || !s.target) continue;
+    G* t = s.target;
+    if (kick_running(t) || wake_parked(s.sig, (s.act.flags & SA_RESTART) != 0, t, true)) did = true;
+  }
+  return did;
+}
+
+}  // namespace
+
 bool sigpend_deliver() {
   if (!sigpend_any()) return false;
+  bool did = deliver_targeted();
   bool restart = false;
   int sig = first_pending(&restart);
-  if (!sig) return false;  // still being filled: next round
+  if (!sig) return did;  // none for any G, or still being filled: next round
   G* mg = netpoll_signal_main();
   bool main_alive = mg && mg->status.load(std::memory_order_acquire) != kGDead && mg->wait_reason != kWaitForever;
   if (main_alive) {

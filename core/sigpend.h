@@ -28,6 +28,13 @@
 // any thread but the main one), and blocking signals around every idle
 // sleep (two system calls per sleep, and the scheduler's own stretches
 // on g0 stay open).
+// A signal sent to one G (tgkill or pthread_kill of a G that another M
+// runs or that is not running) is kept the same way with that G as its
+// target (sigpend_put_for): only that G takes it, sysmon kicks the target
+// if it runs or wakes it if it is parked (with the EINTR the signal owes
+// its wait, as the thread the kernel would have picked), and the handler
+// interrupts no other G's call. A target parked where no signal wakes it
+// (pthread_join) takes it when it runs again.
 // Each slot goes kFree -> kFilling (the handler that stores it) -> kReady ->
 // kTaken (exactly one G, by CAS: a signal never runs twice) -> kFree. Like
 // the kernel's pending set, a standard signal that is already pending and
@@ -62,6 +69,13 @@ inline bool sigpend_any() { return sigpend_count.load(std::memory_order_acquire)
 // From a signal handler on g0: keeps sig for a G and wakes sysmon.
 // Async-signal-safe.
 void sigpend_put(int sig, const siginfo_t* si, const SigAct& act);
+// Keeps sig for target alone (not async-signal-safe: from a G or thread
+// that sends it). Returns false when every slot is taken (the signal is
+// dropped, as by a full kernel queue).
+bool sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act);
+// An exiting G: signals kept for it are dropped (a thread that ends with a
+// signal pending never handles it).
+void sigpend_forget_g(G* g);
 // On a user G: runs the handler of each pending signal that `blocked` (the
 // G's signal mask; null: the thread's current one) lets through. `uc`: the
 // context a SA_SIGINFO handler gets (null: the current one).

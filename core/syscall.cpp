@@ -370,6 +370,8 @@ bool on_sysmon() {
   return t != 0 && t == raw_gettid();
 }
 
+int sysmon_tid() { return g_sysmon_tid.load(std::memory_order_acquire); }
+
 void poke_user_action(const struct sigaction* act, struct sigaction* old) {
   LockGuard lk(g_user_action_lock);
   if (old) *old = g_user_action;

@@ -7,8 +7,9 @@
 // WAKE_BITSET, REQUEUE, CMP_REQUEUE and WAKE_OP are served by the sema table
 // with the kernel's return values and errno (EAGAIN on a value mismatch,
 // ETIMEDOUT, EINVAL, counts woken/requeued). Shared futexes and the other
-// operations (PI) go to the kernel through the syscall hand-off, and every
-// other syscall number passes through untouched.
+// operations (PI) go to the kernel through the syscall hand-off. Calls that
+// take a thread id go to tid.cpp when the id is a G's (and gettid returns
+// the G's), and every other syscall number passes through untouched.
 #include <errno.h>
 #include <linux/futex.h>
 #include <stdarg.h>
@@ -140,5 +141,7 @@ extern "C" MNP_EXPORT long syscall(long number, ...) noexcept {
     errno = e;
     return r;
   }
+  const long args[6] = {a1, a2, a3, a4, a5, a6};
+  if (long r; tid_syscall(number, args, &r)) return r;  // thread ids of Gs (tid.cpp)
   return real_syscall(number, a1, a2, a3, a4, a5, a6);
 }

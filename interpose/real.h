@@ -67,5 +67,15 @@ void interpose_setxid_install_handler();
 int real_thread_create_for_m(void* (*fn)(void*), void* arg);
 // Flags of the program's handler for sig, or -1 if it has none (signal.cpp).
 int program_signal_flags(int sig);
+struct SigAct;
+struct G;
+// The program's handler for sig; false if it has none (signal.cpp).
+bool program_signal_action(int sig, SigAct* out);
+// Sends sig (1..64) to the G t, whose memory the caller keeps mapped, as
+// tgkill sends it to a thread; 0 or an errno value (tid.cpp).
+int signal_g(G* t, int sig);
+// syscall(nr, a[0..5]) when nr takes a thread id and it is a G's (or nr is
+// gettid on a G): true, with the result (-1 and errno on failure) in *ret.
+bool tid_syscall(long nr, const long* a, long* ret);
 
 }  // namespace mnp

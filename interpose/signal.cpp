@@ -19,8 +19,9 @@
 // M. So every handler the program installs is wrapped: the kernel runs
 // `trampoline`, which calls the program's handler exactly as installed
 // (same flags and mask, SA_SIGINFO or not) and then tells the netpoller,
-// which interrupts one waiting G — the one pthread_kill named, else the
-// main G, else any (netpoll.h). sigaction and signal report the program's
+// which interrupts one waiting G — the main G, else any (netpoll.h); a
+// signal sent to one G (pthread_kill, tgkill) is kept for that G, which
+// runs the handler itself (core/sigpend.h, interpose/tid.cpp). sigaction and signal report the program's
 // own handler, never the trampoline. Synchronous faults (SIGSEGV and the
 // like raised by an instruction) interrupt nothing, as natively.
 //
@@ -77,8 +78,8 @@ bool fault_signal(int sig) {
   return sig == SIGSEGV || sig == SIGBUS || sig == SIGFPE || sig == SIGILL || sig == SIGTRAP || sig == SIGSYS;
 }
 
-// Sent to one thread rather than to the process: raise, pthread_kill of a
-// running G, a fault, the kernel's SIGPIPE/SIGXFSZ for a write. Natively
+// Sent to one thread rather than to the process: raise, tgkill of a G to
+// itself, a fault, the kernel's SIGPIPE/SIGXFSZ for a write. Natively
 // those interrupt no other thread's call.
 bool thread_directed(int sig, const siginfo_t* si) {
   if (!si) return false;
@@ -262,6 +263,14 @@ int program_signal_flags(int sig) {
   if (sig < 1 || sig >= kNsig || !g_prog[sig].wrapped.load(std::memory_order_acquire)) return -1;
   const Record* r = g_prog[sig].rec.load(std::memory_order_acquire);
   return r ? r->flags : -1;
+}
+// The program's handler for sig, as for program_signal_flags.
+bool program_signal_action(int sig, SigAct* out) {
+  if (sig < 1 || sig >= kNsig || !g_prog[sig].wrapped.load(std::memory_order_acquire)) return false;
+  const Record* r = g_prog[sig].rec.load(std::memory_order_acquire);
+  if (!r) return false;
+  *out = SigAct{r->handler, r->flags, r->mask};
+  return true;
 }
 }  // namespace mnp
 

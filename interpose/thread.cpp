@@ -404,18 +404,7 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
   if (r) return r;
   if (sig < 0 || sig >= 65) return EINVAL;
   if (t->status.load(std::memory_order_acquire) == kGDead) return sig == 0 ? 0 : ESRCH;
-  if (sig == 0) return 0;
-  // Deliver to the kernel thread running the G if it runs now (the common
-  // case: a thread signalling itself); otherwise as a process-directed
-  // signal, which a handler sees the same way.
-  M* mp = t->m;
-  int tid = (t->status.load(std::memory_order_acquire) == kGRunning && mp) ? mp->tid : 0;
-  // Sent to the process, the signal runs the handler on some M; the EINTR it
-  // owes a G parked in the netpoller must go to this G (and only after the
-  // handler ran: the G looks at what the handler set).
-  if (!tid && program_signal_flags(sig) >= 0) netpoll_signal_targeted(t, sig);
-  long rc = tid ? raw_syscall(SYS_tgkill, getpid(), tid, sig) : raw_syscall(SYS_kill, getpid(), sig);
-  return rc < 0 ? static_cast<int>(-rc) : 0;
+  return signal_g(t, sig);  // as tgkill of its id (interpose/tid.cpp)
 }
 
 }  // extern "C"

@@ -689,6 +689,15 @@ TEST(IoStdinFlags, Procs2) { run_case(simple({"io_stdin_flags"}), 2); }
 TEST(SigOnG, Procs1) { run_case(simple({"sig_on_g"}), 1); }
 TEST(SigOnG, Procs2) { run_case(simple({"sig_on_g"}), 2); }
 
+// Every thread has its own id (gettid, syscall(SYS_gettid)); tgkill/tkill
+// of it run the handler on that thread, blocked or running; sched_*,
+// getpriority, ioprio_get accept it; finished and bogus ids get ESRCH; a
+// fork child's thread is its pid. And CPython's threading.get_native_id().
+TEST(TidPerG, Procs1) { run_case(simple({"tid_per_g"}), 1); }
+TEST(TidPerG, Procs2) { run_case(simple({"tid_per_g"}), 2); }
+TEST(TidPerG, PythonProcs1) { run_case(simple({"py_native_id.py"}), 1); }
+TEST(TidPerG, PythonProcs2) { run_case(simple({"py_native_id.py"}), 2); }
+
 // waitpid/wait/waitid in one thread while a spinning thread and 4 sleepers
 // keep running.
 const Case kIoWaitpid{{"io_waitpid"}, {}, 0, 30, [](const Run& native, const Run& shim, int) {

@@ -30,7 +30,7 @@
 // thread: lost errno, wrong TLS values, shared addresses, wrong destructor
 // counts, crashes in the C++ runtime, interleaved lines, or a hang.
 // MNP-CHECK migrations=N counts yields and sleeps after which the kernel
-// thread id (raw gettid syscall) changed: always 0 natively.  MNP-CHECK kthreads_max is
+// thread id (a gettid syscall instruction) changed: always 0 natively.  MNP-CHECK kthreads_max is
 // sampled while all threads are alive (> threads natively, <= MNP_PROCS + a
 // few under the shim).
 //
@@ -80,7 +80,14 @@ std::atomic<int> g_tl_dtors{0};
 std::atomic<long long> g_kthreads_max{0};
 FILE* g_file = nullptr;
 
-long raw_gettid() { return syscall(SYS_gettid); }
+// The kernel thread's own id, by the syscall instruction itself: gettid()
+// and syscall(SYS_gettid) give each thread's id, which under the shim is the
+// G's and never changes.
+long raw_gettid() {
+  long r;
+  asm volatile("syscall" : "=a"(r) : "0"(long{SYS_gettid}) : "rcx", "r11", "memory");
+  return r;
+}
 
 void yield(Ctx& c) {
   c.yields++;

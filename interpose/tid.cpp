@@ -1,0 +1,347 @@
+// interpose/tid.cpp — thread ids of Gs (docs/ARCHITECTURE.md, "Thread ids").
+//
+// Every G has an id of its own (G::fake_tid, core/gmem.h): gettid() and
+// syscall(SYS_gettid) return it, and glibc's TCB holds it. The calls that
+// take a thread id of this process accept it:
+//   tgkill, tkill      the handler runs on that G (signal_g), blocked or
+//                      running, with the EINTR its call owes the signal;
+//   sched_*affinity, sched_{get,set}{param,scheduler}, sched_rr_get_interval,
+//   getpriority/setpriority(PRIO_PROCESS), ioprio_get/ioprio_set
+//                      (IOPRIO_WHO_PROCESS): a G has no kernel task, so
+//                      reads answer with the values of the kernel thread
+//                      the caller runs on (the process's values unless the
+//                      program changed one kernel thread's own), and writes
+//                      are checked as the kernel checks them and not
+//                      applied; policy and priority read back as set (the
+//                      same record pthread_setschedparam keeps);
+//   pidfd_open         no pidfd refers to a G: without PIDFD_THREAD the
+//                      kernel's own answer for a thread that leads no thread
+//                      group (asked about sysmon's thread), with it EINVAL,
+//                      the answer of a kernel that lacks the flag.
+// Both the glibc wrappers and syscall() (futex.cpp) come here. An id that is
+// no live G's goes to the kernel untouched: the ids of finished Gs and
+// made-up ids get the kernel's ESRCH (G ids lie above any pid_max), real
+// threads (those made before the runtime was up) work as before. The main
+// G's id is the pid, which is also the initial kernel thread's: it means
+// the main G here, except to pidfd_open, where it means the process.
+// Id 0 ("the calling thread") is left to the kernel: it means the M.
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <climits>
+
+#include "core/gmem.h"
+#include "core/sched.h"
+#include "core/sigpend.h"
+#include "interpose/real.h"
+
+using namespace mnp;
+
+namespace {
+
+constexpr long kNotOurs = LONG_MIN;
+constexpr unsigned kPidfdThread = O_EXCL;  // linux/pidfd.h
+constexpr int kIoprioWhoProcess = 1;
+
+long fail(long neg_errno) {
+  errno = static_cast<int>(-neg_errno);
+  return -1;
+}
+
+// Runs fn(G*) -> long for the live G whose id is tid (the caller itself
+// without a lock; any other under the handle table's lock, see
+// gmem_with_tid). kNotOurs when there is none.
+template <typename Fn>
+long on_g(long tid, Fn fn) {
+  if (!runtime_up || tid <= 0 || tid > UINT32_MAX) return kNotOurs;
+  if (G* cur = get_user_g(); cur && cur->fake_tid == static_cast<uint32_t>(tid)) return fn(cur);
+  long r = kNotOurs;
+  gmem_with_tid(static_cast<uint32_t>(tid), [&](G* t) { r = fn(t); });
+  return r;
+}
+
+pthread_t handle_of(G* t) { return reinterpret_cast<pthread_t>(t->tcb); }
+long neg(int err) { return err ? -static_cast<long>(err) : 0; }
+
+// How a signal for a G is sent, decided while the G cannot go away.
+enum class Send { kDone, kSelf, kProcess };
+
+Send send_plan(G* t, int sig, int* err) {
+  *err = 0;
+  if (sig == 0) return Send::kDone;
+  if (t == get_user_g()) return Send::kSelf;
+  SigAct act;
+  // No handler of the program's: the default action or SIG_IGN is the
+  // process's whichever thread takes it.
+  if (!program_signal_action(sig, &act)) return Send::kProcess;
+  siginfo_t si = {};
+  si.si_signo = sig;
+  si.si_code = SI_TKILL;
+  si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
+  si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
+  if (!sigpend_put_for(t, sig, &si, act)) {
+    *err = EAGAIN;
+    return Send::kDone;
+  }
+  // It finished meanwhile: the signal must not outlive it.
+  uint32_t st = t->status.load(std::memory_order_acquire);
+  if (st == kGDead || st == kGIdle) sigpend_forget_g(t);
+  return Send::kDone;
+}
+
+// The rest of a send, outside any lock (a handler may run here at once).
+int send_finish(Send how, int sig, int err) {
+  long r = 0;
+  if (how == Send::kSelf) r = raw_syscall(SYS_tgkill, raw_syscall(SYS_getpid), raw_syscall(SYS_gettid), sig);
+  else if (how == Send::kProcess) r = raw_syscall(SYS_kill, raw_syscall(SYS_getpid), sig);
+  return r < 0 ? static_cast<int>(-r) : err;
+}
+
+// tgkill (tgid >= 0) and tkill (tgid < 0) of a G's id: 0 or -errno, or
+// kNotOurs.
+long kill_tid(long tgid, long tid, long sig) {
+  if (sig < 0 || sig > 64) return kNotOurs;  // the kernel's EINVAL
+  if (tgid >= 0 && tgid != raw_syscall(SYS_getpid)) return kNotOurs;
+  Send how = Send::kDone;
+  int err = 0;
+  long r = on_g(tid, [&](G* t) {
+    how = send_plan(t, static_cast<int>(sig), &err);
+    return 0L;
+  });
+  if (r == kNotOurs) return r;
+  return neg(send_finish(how, static_cast<int>(sig), err));
+}
+
+long getaffinity_g(long tid, long size, long set) {
+  return on_g(tid, [&](G*) { return raw_syscall(SYS_sched_getaffinity, 0, size, set); });
+}
+long setaffinity_g(long tid, long size, long set) {
+  return on_g(tid, [&](G* t) {
+    return neg(pthread_setaffinity_np(handle_of(t), static_cast<size_t>(size), reinterpret_cast<const cpu_set_t*>(set)));
+  });
+}
+long getparam_g(long tid, long param) {
+  return on_g(tid, [&](G* t) {
+    if (!param) return -long{EINVAL};
+    int policy;
+    return neg(pthread_getschedparam(handle_of(t), &policy, reinterpret_cast<struct sched_param*>(param)));
+  });
+}
+long setparam_g(long tid, long param) {
+  return on_g(tid, [&](G* t) {
+    if (!param) return -long{EINVAL};
+    return neg(pthread_setschedprio(handle_of(t), reinterpret_cast<const struct sched_param*>(param)->sched_priority));
+  });
+}
+long getscheduler_g(long tid) {
+  return on_g(tid, [&](G* t) {
+    int policy;
+    struct sched_param p;
+    int e = pthread_getschedparam(handle_of(t), &policy, &p);
+    return e ? neg(e) : policy;
+  });
+}
+long setscheduler_g(long tid, long policy, long param) {
+  return on_g(tid, [&](G* t) {
+    if (!param) return -long{EINVAL};
+    return neg(pthread_setschedparam(handle_of(t), static_cast<int>(policy) & ~SCHED_RESET_ON_FORK,
+                                     reinterpret_cast<const struct sched_param*>(param)));
+  });
+}
+long rr_interval_g(long tid, long ts) {
+  return on_g(tid, [&](G*) { return raw_syscall(SYS_sched_rr_get_interval, 0, ts); });
+}
+// The kernel's getpriority returns 20 - nice.
+long getpriority_g(long which, long who) {
+  if (which != PRIO_PROCESS) return kNotOurs;
+  return on_g(who, [&](G*) { return raw_syscall(SYS_getpriority, PRIO_PROCESS, 0); });
+}
+// Lowering nice needs CAP_SYS_NICE or room under RLIMIT_NICE.
+long setpriority_g(long which, long who, long nice) {
+  if (which != PRIO_PROCESS) return kNotOurs;
+  return on_g(who, [&](G*) {
+    long n = nice < -20 ? -20 : nice > 19 ? 19 : nice;
+    long cur = 20 - raw_syscall(SYS_getpriority, PRIO_PROCESS, 0);
+    if (n >= cur || raw_syscall(SYS_geteuid) == 0) return 0L;
+    struct rlimit rl;
+    if (raw_syscall(SYS_prlimit64, 0, RLIMIT_NICE, 0, reinterpret_cast<long>(&rl)) == 0 &&
+        static_cast<rlim_t>(20 - n) <= rl.rlim_cur)
+      return 0L;
+    return -long{EACCES};
+  });
+}
+long ioprio_get_g(long which, long who) {
+  if (which != kIoprioWhoProcess) return kNotOurs;
+  return on_g(who, [&](G*) { return raw_syscall(SYS_ioprio_get, kIoprioWhoProcess, 0); });
+}
+long ioprio_set_g(long which, long who, long prio) {
+  if (which != kIoprioWhoProcess) return kNotOurs;
+  return on_g(who, [&](G*) {
+    long cls = (prio >> 13) & 7;
+    if (cls > 3) return -long{EINVAL};
+    if (cls == 1 && raw_syscall(SYS_geteuid) != 0) return -long{EPERM};  // real-time class
+    return 0L;
+  });
+}
+long pidfd_open_g(long tid, long flags) {
+  if (tid == raw_syscall(SYS_getpid)) return kNotOurs;  // the process
+  return on_g(tid, [&](G*) {
+    if (static_cast<unsigned long>(flags) & kPidfdThread) return -long{EINVAL};
+    int probe = sysmon_tid();
+    long r = probe > 0 ? raw_syscall(SYS_pidfd_open, probe, flags) : -long{EINVAL};
+    if (r >= 0) {
+      raw_syscall(SYS_close, r);
+      r = -long{EINVAL};
+    }
+    return r;
+  });
+}
+
+long as_libc(long r) { return r < 0 ? fail(r) : r; }
+
+}  // namespace
+
+namespace mnp {
+
+int signal_g(G* t, int sig) {
+  int err;
+  Send how = send_plan(t, sig, &err);
+  return send_finish(how, sig, err);
+}
+
+bool tid_syscall(long nr, const long* a, long* ret) {
+  long r;
+  switch (nr) {
+    case SYS_gettid: {
+      G* g = get_user_g();
+      if (!g) return false;
+      *ret = g->fake_tid;
+      return true;
+    }
+    case SYS_tgkill: r = kill_tid(a[0] < 0 ? LONG_MAX : a[0], a[1], a[2]); break;
+    case SYS_tkill: r = kill_tid(-1, a[0], a[1]); break;
+    case SYS_sched_getaffinity: r = getaffinity_g(a[0], a[1], a[2]); break;
+    case SYS_sched_setaffinity: r = setaffinity_g(a[0], a[1], a[2]); break;
+    case SYS_sched_getparam: r = getparam_g(a[0], a[1]); break;
+    case SYS_sched_setparam: r = setparam_g(a[0], a[1]); break;
+    case SYS_sched_getscheduler: r = getscheduler_g(a[0]); break;
+    case SYS_sched_setscheduler: r = setscheduler_g(a[0], a[1], a[2]); break;
+    case SYS_sched_rr_get_interval: r = rr_interval_g(a[0], a[1]); break;
+    case SYS_getpriority: r = getpriority_g(a[0], a[1]); break;  // 20 - nice, as the kernel's
+    case SYS_setpriority: r = setpriority_g(a[0], a[1], a[2]); break;
+    case SYS_ioprio_get: r = ioprio_get_g(a[0], a[1]); break;
+    case SYS_ioprio_set: r = ioprio_set_g(a[0], a[1], a[2]); break;
+    case SYS_pidfd_open: r = pidfd_open_g(a[0], a[1]); break;
+    default: return false;
+  }
+  if (r == kNotOurs) return false;
+  *ret = as_libc(r);
+  return true;
+}
+
+}  // namespace mnp
+
+namespace {
+using TgkillFn = int(pid_t, pid_t, int);
+using GetaffFn = int(pid_t, size_t, cpu_set_t*);
+using SetaffFn = int(pid_t, size_t, const cpu_set_t*);
+using GetparamFn = int(pid_t, struct sched_param*);
+using SetparamFn = int(pid_t, const struct sched_param*);
+using GetschedFn = int(pid_t);
+using SetschedFn = int(pid_t, int, const struct sched_param*);
+using RrFn = int(pid_t, struct timespec*);
+using GetprioFn = int(__priority_which_t, id_t);
+using SetprioFn = int(__priority_which_t, id_t, int);
+using PidfdFn = int(pid_t, unsigned);
+constinit Real<TgkillFn> real_tgkill{"tgkill", "GLIBC_2.30"};
+constinit Real<GetaffFn> real_getaff{"sched_getaffinity", "GLIBC_2.3.4"};
+constinit Real<SetaffFn> real_setaff{"sched_setaffinity", "GLIBC_2.3.4"};
+constinit Real<GetparamFn> real_getparam{"sched_getparam", "GLIBC_2.2.5"};
+constinit Real<SetparamFn> real_setparam{"sched_setparam", "GLIBC_2.2.5"};
+constinit Real<GetschedFn> real_getsched{"sched_getscheduler", "GLIBC_2.2.5"};
+constinit Real<SetschedFn> real_setsched{"sched_setscheduler", "GLIBC_2.2.5"};
+constinit Real<RrFn> real_rr{"sched_rr_get_interval", "GLIBC_2.2.5"};
+constinit Real<GetprioFn> real_getprio{"getpriority", "GLIBC_2.2.5"};
+constinit Real<SetprioFn> real_setprio{"setpriority", "GLIBC_2.2.5"};
+constinit Real<PidfdFn> real_pidfd_open{"pidfd_open", "GLIBC_2.36"};
+
+// The wrappers' own results: 0 or -1 with errno.
+int zero_or_fail(long r) { return r < 0 ? static_cast<int>(fail(r)) : 0; }
+}  // namespace
+
+extern "C" {
+
+MNP_EXPORT pid_t gettid(void) noexcept {
+  G* g = get_user_g();
+  return g ? static_cast<pid_t>(g->fake_tid) : static_cast<pid_t>(raw_syscall(SYS_gettid));
+}
+
+MNP_EXPORT int tgkill(pid_t tgid, pid_t tid, int sig) {
+  long r = kill_tid(tgid < 0 ? LONG_MAX : tgid, tid, sig);
+  return r == kNotOurs ? real_tgkill(tgid, tid, sig) : zero_or_fail(r);
+}
+
+MNP_EXPORT int sched_getaffinity(pid_t pid, size_t size, cpu_set_t* set) noexcept {
+  long r = getaffinity_g(pid, static_cast<long>(size), reinterpret_cast<long>(set));
+  if (r == kNotOurs) return real_getaff(pid, size, set);
+  if (r < 0) return static_cast<int>(fail(r));
+  // As glibc's wrapper: the bytes the kernel did not fill are zeroed.
+  if (static_cast<size_t>(r) < size) memset(reinterpret_cast<char*>(set) + r, 0, size - static_cast<size_t>(r));
+  return 0;
+}
+
+MNP_EXPORT int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t* set) noexcept {
+  long r = setaffinity_g(pid, static_cast<long>(size), reinterpret_cast<long>(set));
+  return r == kNotOurs ? real_setaff(pid, size, set) : zero_or_fail(r);
+}
+
+MNP_EXPORT int sched_getparam(pid_t pid, struct sched_param* p) noexcept {
+  long r = getparam_g(pid, reinterpret_cast<long>(p));
+  return r == kNotOurs ? real_getparam(pid, p) : zero_or_fail(r);
+}
+
+MNP_EXPORT int sched_setparam(pid_t pid, const struct sched_param* p) noexcept {
+  long r = setparam_g(pid, reinterpret_cast<long>(p));
+  return r == kNotOurs ? real_setparam(pid, p) : zero_or_fail(r);
+}
+
+MNP_EXPORT int sched_getscheduler(pid_t pid) noexcept {
+  long r = getscheduler_g(pid);
+  return r == kNotOurs ? real_getsched(pid) : static_cast<int>(as_libc(r));
+}
+
+MNP_EXPORT int sched_setscheduler(pid_t pid, int policy, const struct sched_param* p) noexcept {
+  long r = setscheduler_g(pid, policy, reinterpret_cast<long>(p));
+  // The kernel returns 0 on success; glibc passes that on.
+  return r == kNotOurs ? real_setsched(pid, policy, p) : zero_or_fail(r);
+}
+
+MNP_EXPORT int sched_rr_get_interval(pid_t pid, struct timespec* ts) noexcept {
+  long r = rr_interval_g(pid, reinterpret_cast<long>(ts));
+  return r == kNotOurs ? real_rr(pid, ts) : zero_or_fail(r);
+}
+
+MNP_EXPORT int getpriority(__priority_which_t which, id_t who) noexcept {
+  long r = getpriority_g(which, static_cast<long>(who));
+  if (r == kNotOurs) return real_getprio(which, who);
+  return r < 0 ? static_cast<int>(fail(r)) : static_cast<int>(20 - r);
+}
+
+MNP_EXPORT int setpriority(__priority_which_t which, id_t who, int prio) noexcept {
+  long r = setpriority_g(which, static_cast<long>(who), prio);
+  return r == kNotOurs ? real_setprio(which, who, prio) : zero_or_fail(r);
+}
+
+MNP_EXPORT int pidfd_open(pid_t pid, unsigned flags) noexcept {
+  long r = pidfd_open_g(pid, flags);
+  return r == kNotOurs ? real_pidfd_open(pid, flags) : static_cast<int>(as_libc(r));
+}
+
+}  // extern "C"
