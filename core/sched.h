@@ -22,6 +22,7 @@ namespace mnp {
 
 struct M;
 struct P;
+struct CancelWait;
 
 // G status. Every change goes through cas_status(), which fails loudly on an
 // unexpected state:
@@ -91,6 +92,13 @@ struct G {
   // G waits for it to drop before its frame goes: netpoll_sleep).
   std::atomic<void*> sleep_wait{nullptr};
   std::atomic<uint32_t> sleep_intr_busy{0};
+  // The cancellable wait this G may sleep in, for pthread_cancel, and the
+  // flag its canceller holds while it uses it (core/cancel.h).
+  std::atomic<CancelWait*> cancel_wait{nullptr};
+  std::atomic<uint32_t> cancel_busy{0};
+  // (self) wrapped calls (of syscall_depth) with a cleanup buffer that undoes
+  // the hand-off if glibc's cancellation unwinds through them.
+  uint32_t cancel_handoff = 0;
 };
 
 // P status. kPSyscall: its M is in a blocking call (entersyscall) and may be
