@@ -174,9 +174,9 @@ static void one_case(int k) {
       _exit(0);
     }
   }
-  if (k == kJoin) pthread_create(&join_target, NULL, forever, NULL);
   int before = atomic_load(&cleanups), ub = atomic_load(&unlock_ok);
-  int s0 = atomic_load(&started);
+  int s0 = atomic_load(&started); /* before join_target may count itself */
+  if (k == kJoin) pthread_create(&join_target, NULL, forever, NULL);
   pthread_t t;
   pthread_create(&t, NULL, blocker, (void*)(intptr_t)k);
   settle(s0 + (k == kJoin ? 2 : 1));
