@@ -49,17 +49,15 @@ inline bool retry_eintr(R r) {
   if constexpr (std::is_pointer_v<R>) return false;
   else return r == static_cast<R>(-1) && errno == EINTR && syscall_eintr_was_ours();
 }
-// Most of these calls are cancellation points, so they run inside the
-// cleanup buffer of interpose/cancel.h. The stdio readers skip it (kCancel false; a sigsetjmp per getc
-// is too dear): a request made while one blocks is acted on at the next
-// cancellation point.
-template <bool kBlock, bool kCancel, typename R, typename... A>
+// Most of these calls are cancellation points (the stdio readers through
+// glibc's own read), so they run inside the cleanup buffer of
+// interpose/cancel.h (a sigsetjmp: no measurable cost on fgetc).
+template <bool kBlock, typename R, typename... A>
 inline R call_handed_off(R (*f)(A...), A... a) {
   R r;
   do {
     if (kBlock) entersyscall_block(); else entersyscall();
-    if (kCancel) r = call_cancelable([&] { return f(a...); });
-    else r = f(a...);
+    r = call_cancelable([&] { return f(a...); });
     int e = errno;
     exitsyscall();
     errno = e;
@@ -68,15 +66,11 @@ inline R call_handed_off(R (*f)(A...), A... a) {
 }
 template <typename R, typename... A>
 inline R handoff(R (*f)(A...), A... a) {
-  return call_handed_off<false, true>(f, a...);
+  return call_handed_off<false>(f, a...);
 }
 template <typename R, typename... A>
 inline R handoff_block(R (*f)(A...), A... a) {
-  return call_handed_off<true, true>(f, a...);
-}
-template <typename R, typename... A>
-inline R handoff_stdio(R (*f)(A...), A... a) {
-  return call_handed_off<false, false>(f, a...);
+  return call_handed_off<true>(f, a...);
 }
 }  // namespace
 
@@ -100,19 +94,19 @@ inline R handoff_stdio(R (*f)(A...), A... a) {
     (q, m, n, p, t), handoff)                                                                                         \
   X(mq_timedsend, "GLIBC_2.34", int, (mqd_t q, const char* m, size_t n, unsigned p, const struct timespec* t),       \
     (q, m, n, p, t), handoff)                                                                                         \
-  X(fgets, "GLIBC_2.2.5", char*, (char* s, int n, FILE* f), (s, n, f), handoff_stdio)                                    \
-  X(__fgets_chk, "GLIBC_2.4", char*, (char* s, size_t size, int n, FILE* f), (s, size, n, f), handoff_stdio)               \
+  X(fgets, "GLIBC_2.2.5", char*, (char* s, int n, FILE* f), (s, n, f), handoff)                                    \
+  X(__fgets_chk, "GLIBC_2.4", char*, (char* s, size_t size, int n, FILE* f), (s, size, n, f), handoff)               \
   X(__fread_chk, "GLIBC_2.7", size_t, (void* p, size_t plen, size_t sz, size_t n, FILE* f), (p, plen, sz, n, f),     \
     handoff)                                                                                                          \
   X(__pread_chk, "GLIBC_2.4", ssize_t, (int fd, void* b, size_t n, off_t o, size_t bl), (fd, b, n, o, bl), handoff)  \
   X(__pread64_chk, "GLIBC_2.4", ssize_t, (int fd, void* b, size_t n, off64_t o, size_t bl), (fd, b, n, o, bl),       \
     handoff)                                                                                                          \
-  X(fread, "GLIBC_2.2.5", size_t, (void* p, size_t s, size_t n, FILE* f), (p, s, n, f), handoff_stdio)                   \
-  X(fgetc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff_stdio)                                                            \
-  X(getc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff_stdio)                                                             \
-  X(getchar, "GLIBC_2.2.5", int, (), (), handoff_stdio)                                                                  \
-  X(getline, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, FILE* f), (l, n, f), handoff_stdio)                          \
-  X(getdelim, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, int d, FILE* f), (l, n, d, f), handoff_stdio)               \
+  X(fread, "GLIBC_2.2.5", size_t, (void* p, size_t s, size_t n, FILE* f), (p, s, n, f), handoff)                   \
+  X(fgetc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff)                                                            \
+  X(getc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff)                                                             \
+  X(getchar, "GLIBC_2.2.5", int, (), (), handoff)                                                                  \
+  X(getline, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, FILE* f), (l, n, f), handoff)                          \
+  X(getdelim, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, int d, FILE* f), (l, n, d, f), handoff)               \
   X(gethostbyname, "GLIBC_2.2.5", struct hostent*, (const char* n), (n), handoff_block)                            \
   X(gethostbyname2, "GLIBC_2.2.5", struct hostent*, (const char* n, int af), (n, af), handoff_block)              \
   X(gethostbyname_r, "GLIBC_2.2.5", int,                                                                           \
@@ -246,13 +240,13 @@ extern "C" MNP_EXPORT int mnp_isoc99_fscanf(FILE* f, const char* fmt, ...) __asm
 extern "C" MNP_EXPORT int mnp_isoc99_scanf(const char* fmt, ...) __asm__("__isoc99_scanf");
 int mnp_isoc99_vfscanf(FILE* f, const char* fmt, va_list ap) {
   entersyscall();
-  int r = real_vfscanf(f, fmt, ap);
+  int r = call_cancelable([&] { return real_vfscanf(f, fmt, ap); });
   exitsyscall();
   return r;
 }
 int mnp_isoc99_vscanf(const char* fmt, va_list ap) {
   entersyscall();
-  int r = real_vscanf(fmt, ap);
+  int r = call_cancelable([&] { return real_vscanf(fmt, ap); });
   exitsyscall();
   return r;
 }

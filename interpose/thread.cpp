@@ -21,6 +21,7 @@
 #include "core/sched.h"
 #include "core/tcb.h"
 #include "core/timer.h"
+#include "interpose/cancel.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -239,7 +240,7 @@ MNP_EXPORT int pthread_join(pthread_t th, void** ret) noexcept {
     // A thread made before the runtime was up: glibc waits in the kernel,
     // so give the P away meanwhile.
     entersyscall_block();
-    r = real_join(th, ret);
+    r = call_cancelable([&] { return real_join(th, ret); });
     exitsyscall();
     if (r == 0) handle_unregister_native(th);
     return r;
@@ -263,7 +264,7 @@ MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, con
   int r = native_or_esrch(th, &t);
   if (r < 0) {
     entersyscall_block();
-    r = real_clockjoin(th, ret, clk, abstime);
+    r = call_cancelable([&] { return real_clockjoin(th, ret, clk, abstime); });
     exitsyscall();
     if (r == 0) handle_unregister_native(th);
     return r;

@@ -15,8 +15,8 @@
  *   clock_nanosleep             timer wait (netpoll_sleep)
  *   read, recv, accept          netpoller fd wait
  *   poll, select, epoll_wait    netpoller multi-fd wait
- *   pause, sigwait, waitpid     hand-off: glibc's own call on the M's
- *                               kernel thread, unwound by SIGCANCEL
+ *   fgets, pause, sigwait,      hand-off: glibc's own call on the M's
+ *   waitpid                     kernel thread, unwound by SIGCANCEL
  *   async                       PTHREAD_CANCEL_ASYNCHRONOUS compute loop
  *   disable                     request made while PTHREAD_CANCEL_DISABLE:
  *                               not acted on in a sleep, nor when enabled
@@ -52,6 +52,7 @@ static pthread_mutex_t mu;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static sem_t sem;
 static int pfd[2], sv[2], lfd, epfd;
+static FILE* pin; /* stdio on the pipe's read end */
 static pid_t child;
 static pthread_t join_target;
 static atomic_int cleanups;
@@ -74,11 +75,11 @@ static void far_future(struct timespec* ts) {
 
 enum {
   kCondWait, kCondTimed, kSemWait, kSemTimed, kJoin, kSleep, kNanosleep, kClockNanosleep, kRead, kRecv,
-  kAccept, kPoll, kSelect, kEpoll, kPause, kSigwait, kWaitpid, kAsync, kCases
+  kAccept, kPoll, kSelect, kEpoll, kFgets, kPause, kSigwait, kWaitpid, kAsync, kCases
 };
 static const char* const kNames[kCases] = {
   "cond_wait", "cond_timedwait", "sem_wait", "sem_timedwait", "join", "sleep", "nanosleep",
-  "clock_nanosleep", "read", "recv", "accept", "poll", "select", "epoll_wait", "pause", "sigwait",
+  "clock_nanosleep", "read", "recv", "accept", "poll", "select", "epoll_wait", "fgets", "pause", "sigwait",
   "waitpid", "async"};
 
 static void* blocker(void* arg) {
@@ -90,6 +91,7 @@ static void* blocker(void* arg) {
   struct epoll_event ev;
   sigset_t set;
   int sig, st;
+  char line[16];
   pthread_cleanup_push(count_cleanup, NULL);
   atomic_fetch_add(&started, 1);
   switch (k) {
@@ -122,6 +124,7 @@ static void* blocker(void* arg) {
     select(pfd[0] + 1, &rs, NULL, NULL, NULL);
     break;
   case kEpoll: epoll_wait(epfd, &ev, 1, -1); break;
+  case kFgets: fgets(line, sizeof line, pin); break;
   case kPause: pause(); break;
   case kSigwait:
     sigemptyset(&set);
@@ -238,6 +241,7 @@ int main(void) {
   lfd = socket(AF_INET, SOCK_STREAM, 0);
   struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
   if (bind(lfd, (struct sockaddr*)&a, sizeof a) || listen(lfd, 4)) return 2;
+  pin = fdopen(dup(pfd[0]), "r");
   epfd = epoll_create1(0);
   struct epoll_event ev = {.events = EPOLLIN};
   epoll_ctl(epfd, EPOLL_CTL_ADD, pfd[0], &ev);
