@@ -19,6 +19,7 @@
 #include "core/sched.h"
 #include "core/sigpend.h"
 #include "core/timer.h"
+#include "core/cancel.h"
 
 namespace mnp {
 
@@ -30,13 +31,14 @@ namespace {
 // kArming; a waker or the timer that finds it still kArming only records the
 // outcome, and the G's park commit (kArming -> kParked) then fails, so the G
 // never sleeps. Only a waker that moves it out of kParked readies the G.
-enum : uint32_t { kArming, kParked, kWoken, kTimedOut, kInterrupted };
+enum : uint32_t { kArming, kParked, kWoken, kTimedOut, kInterrupted, kCanceled };
 
 struct Wait {
   G* g;
   Intr intr;
   uint64_t blocked;  // bit sig-1: that signal does not interrupt this wait
   std::atomic<uint32_t> state{kArming};
+  CancelWait cw{nullptr};  // every netpoll wait is a cancellation point (core/cancel.h)
 };
 
 struct FdState;
@@ -203,6 +205,19 @@ void wait_timeout(Timer* t) {
   if (decide(w, kTimedOut) == kParked) ready(g, true);
 }
 
+// pthread_cancel of the waiting G: decided like a timeout.
+void wait_cancel(CancelWait* cw) {
+  auto* w = reinterpret_cast<Wait*>(reinterpret_cast<char*>(cw) - offsetof(Wait, cw));
+  G* g = w->g;
+  if (decide(w, kCanceled) == kParked) ready(g, true);
+}
+
+// Publishes w for pthread_cancel; a request already due decides it at once.
+void arm_cancel(Wait* w) {
+  w->cw.wake = wait_cancel;
+  if (w->g && cancel_arm(w->g, &w->cw)) decide(w, kCanceled);
+}
+
 bool park_commit(G*, void* arg) {
   uint32_t st = kArming;
   return static_cast<Wait*>(arg)->state.compare_exchange_strong(st, kParked, std::memory_order_acq_rel);
@@ -307,6 +322,7 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
   // waker may ready this G, which must not be queued meanwhile.
   if (g) ensure_p(g);
   Wait w{g, intr, blocked};
+  arm_cancel(&w);
   int linked = 0, result = 0;
   bool moved = false;
   for (int i = 0; i < n && !moved; i++) {
@@ -367,11 +383,13 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
     s->lock.unlock();
   }
   if (ents != inline_entries) free(ents);
+  if (g) cancel_disarm(g);
   // Woken for a pending handler before it even parked (park() runs them
   // otherwise): run it before the EINTR it caused is seen.
   if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
-  if (result == EPERM) return EPERM;
   uint32_t st = w.state.load(std::memory_order_acquire);
+  if (st == kCanceled) return ECANCELED;
+  if (result == EPERM) return EPERM;
   return st == kTimedOut ? ETIMEDOUT : st == kInterrupted ? EINTR : 0;
 }
 
@@ -379,6 +397,7 @@ int netpoll_sleep(int64_t deadline, uint64_t blocked) {
   G* g = get_user_g();
   if (g) ensure_p(g);  // before the timer can ready it (sched.h)
   Wait w{g, Intr::kPoll, blocked};  // a sleep ends early for any handler, SA_RESTART or not
+  arm_cancel(&w);
   Timer t;
   bool timed = deadline != kNever;
   if (timed) {
@@ -392,8 +411,10 @@ int netpoll_sleep(int64_t deadline, uint64_t blocked) {
   if (timed) timer_del(&t);
   g->sleep_wait.store(nullptr, std::memory_order_seq_cst);
   while (g->sleep_intr_busy.load(std::memory_order_seq_cst)) cpu_relax();
+  cancel_disarm(g);
   if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
-  return w.state.load(std::memory_order_acquire) == kInterrupted ? EINTR : 0;
+  uint32_t st = w.state.load(std::memory_order_acquire);
+  return st == kInterrupted ? EINTR : st == kCanceled ? ECANCELED : 0;
 }
 
 int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline) {

@@ -24,6 +24,7 @@ namespace mnp {
 
 struct M;
 struct P;
+struct CancelWait;
 
 // G status. Every change goes through cas_status(), which fails loudly on an
 // unexpected state:
@@ -107,6 +108,13 @@ struct G {
   // A signal whose EINTR sysmon already decided when it woke this G to run
   // the signal's handler (core/sigpend.h), or 0; cleared by the G.
   std::atomic<int32_t> sig_eintr{0};
+  // The cancellable wait this G may sleep in, for pthread_cancel, and the
+  // flag its canceller holds while it uses it (core/cancel.h).
+  std::atomic<CancelWait*> cancel_wait{nullptr};
+  std::atomic<uint32_t> cancel_busy{0};
+  // (self) wrapped calls (of syscall_depth) with a cleanup buffer that undoes
+  // the hand-off if glibc's cancellation unwinds through them.
+  uint32_t cancel_handoff = 0;
 };
 
 // P status. kPSyscall: its M is in a blocking call (entersyscall) and may be

@@ -3,16 +3,18 @@
 
 #include <cerrno>
 #include <climits>
+#include <cstddef>
 #include <new>
 
 #include "core/base.h"
+#include "core/cancel.h"
 #include "core/futex.h"
 #include "core/sched.h"
 
 namespace mnp {
 namespace {
 
-enum : uint32_t { kWaiting, kWoken, kTimedOut };
+enum : uint32_t { kWaiting, kWoken, kTimedOut, kCanceled };
 
 struct Waiter {
   const void* addr;
@@ -22,6 +24,7 @@ struct Waiter {
   Waiter* next;
   Waiter* prev;
   struct Bucket* bucket;  // bucket it is on (changes on requeue; bucket lock)
+  CancelWait cw;          // published while a cancelable wait may sleep
 };
 
 struct alignas(64) Bucket {
@@ -58,9 +61,8 @@ void unlink_locked(Bucket* b, Waiter* w) {
 }
 
 
-// Timer of a timed wait: withdraws the waiter unless a waker got it first.
-void wait_timeout(Timer* t) {
-  auto* w = static_cast<Waiter*>(t->arg);
+// Withdraws the waiter with outcome `to` unless a waker got it first.
+void withdraw(Waiter* w, uint32_t to) {
   for (;;) {
     Bucket* b = __atomic_load_n(&w->bucket, __ATOMIC_ACQUIRE);
     b->lock.lock();
@@ -71,13 +73,21 @@ void wait_timeout(Timer* t) {
     bool fire = w->state == kWaiting;
     if (fire) {
       unlink_locked(b, w);
-      w->state = kTimedOut;
+      w->state = to;
     }
     G* g = w->g;
     b->lock.unlock();
     if (fire) ready(g, true);
     return;
   }
+}
+
+// Timer of a timed wait.
+void wait_timeout(Timer* t) { withdraw(static_cast<Waiter*>(t->arg), kTimedOut); }
+
+// pthread_cancel of the waiting G.
+void wait_cancel(CancelWait* cw) {
+  withdraw(reinterpret_cast<Waiter*>(reinterpret_cast<char*>(cw) - offsetof(Waiter, cw)), kCanceled);
 }
 
 bool unlock_bucket_commit(G*, void* arg) {
@@ -108,7 +118,7 @@ int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int6
 
 }  // namespace
 
-int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset) {
+int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset, bool cancelable) {
   G* g = runtime_up ? get_user_g() : nullptr;
   // A P first, then the bucket lock: taking the P back may queue this G
   // (futex.h, Lock), which must not happen while it holds the lock.
@@ -124,8 +134,16 @@ int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline,
     b->lock.unlock();
     return ETIMEDOUT;
   }
-  Waiter w{addr, g, bitset, kWaiting, nullptr, nullptr, nullptr};
+  Waiter w{addr, g, bitset, kWaiting, nullptr, nullptr, nullptr, {wait_cancel}};
   push_locked(b, &w);
+  // Published with the waiter on the list (under the bucket lock), so the
+  // canceller's withdraw finds it there.
+  if (cancelable && cancel_arm(g, &w.cw)) {
+    unlink_locked(b, &w);
+    b->lock.unlock();
+    cancel_disarm(g);
+    return ECANCELED;
+  }
   Timer t;
   if (deadline != kNever) {
     t.when = deadline;
@@ -137,9 +155,11 @@ int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline,
   // sees a G that is already Waiting.
   park(kWaitSema, unlock_bucket_commit, b);
   if (deadline != kNever) timer_del(&t);
-  // Wakers and the timer set the state under the bucket lock before readying
-  // us; reading it here without the lock is ordered by ready/park.
-  return w.state == kTimedOut ? ETIMEDOUT : 0;
+  if (cancelable) cancel_disarm(g);
+  // Wakers, the timer and the canceller set the state under the bucket lock
+  // before readying us; reading it here without the lock is ordered by
+  // ready/park.
+  return w.state == kTimedOut ? ETIMEDOUT : w.state == kCanceled ? ECANCELED : 0;
 }
 
 bool sema_wake_for_signal(G* only) {

@@ -30,8 +30,12 @@ constexpr uint32_t kBitsetAny = 0xffffffffu;
 // 0 when woken, EAGAIN when *addr != val on entry, ETIMEDOUT when deadline
 // (CLOCK_MONOTONIC ns; kNever = no limit) passed first. Spurious returns of 0
 // are possible only through a kernel-futex wait (non-G callers), as with
-// futex(2); callers re-check their condition.
-int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset = kBitsetAny);
+// futex(2); callers re-check their condition. A `cancelable` wait of a G
+// (a POSIX cancellation point: condvar, semaphore) also ends with ECANCELED
+// when pthread_cancel asks (core/cancel.h); the caller restores its own
+// state and then calls cancel_point().
+int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset = kBitsetAny,
+              bool cancelable = false);
 // Wakes up to n waiters on addr whose bitset intersects; returns how many.
 int sema_wake(const void* addr, int n, uint32_t bitset = kBitsetAny);
 // Wakes up to nwake waiters on from and moves up to nmove of the rest to wait

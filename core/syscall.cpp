@@ -34,6 +34,7 @@
 #include <cerrno>
 #include <cstdlib>
 
+#include "core/cancel.h"
 #include "core/base.h"
 #include "core/netpoll.h"
 #include "core/preempt.h"
@@ -204,6 +205,9 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     if (preempt_safe_point(uc)) {
       raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
       preempt_switch();
+      // An asynchronous pthread_cancel that found us preempted acts now
+      // (interpose/cancel.cpp): the mask is the interrupted one already.
+      if (cancel_due_async(cancelhandling(gp).load(std::memory_order_acquire))) pthread_testcancel();
     }
     errno = saved_errno;
     return;

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <pthread.h>
 
+#include "core/cancel.h"
 #include "core/sched.h"
 #include "core/sema.h"
 #include "interpose/real.h"
@@ -62,7 +63,15 @@ int lock_any(pthread_mutex_t* m) {
 }
 int unlock_any(pthread_mutex_t* m) { return mutex_is_pshared(m) ? real_mutex_unlock(m) : mutex_unlock_impl(m); }
 
+// Cancellation (a condvar wait is a cancellation point): a due request is
+// acted on at entry, or ends the sleep with ECANCELED; either way the mutex
+// is held again before the cleanup handlers run, as POSIX says. A waiter
+// that was woken by a signal and is canceled before it returns passes the
+// signal on, so that no other waiter misses it.
+void cond_wake(pthread_cond_t* cv, int n);
+
 int cond_wait(pthread_cond_t* cv, pthread_mutex_t* m, int64_t deadline) {
+  cancel_point();
   CondView* c = view(cv);
   uint32_t s = c->seq.load(std::memory_order_acquire);
   c->waiters.fetch_add(1, std::memory_order_seq_cst);
@@ -70,9 +79,13 @@ int cond_wait(pthread_cond_t* cv, pthread_mutex_t* m, int64_t deadline) {
     c->waiters.fetch_sub(1, std::memory_order_relaxed);
     return r;  // EPERM: the caller does not hold an error-checking mutex
   }
-  int w = sema_wait(&c->seq, s, deadline);
+  int w = sema_wait(&c->seq, s, deadline, kBitsetAny, true);
   c->waiters.fetch_sub(1, std::memory_order_relaxed);
   int r = lock_any(m);
+  if (G* g = get_user_g(); g && cancel_due(cancelhandling(g).load(std::memory_order_acquire))) {
+    if (w == 0) cond_wake(cv, 1);
+    cancel_point();
+  }
   if (r) return r;  // EOWNERDEAD / ENOTRECOVERABLE of a robust mutex
   return w == ETIMEDOUT ? ETIMEDOUT : 0;
 }

@@ -5,6 +5,7 @@
 #include <errno.h>
 
 #include "core/sched.h"
+#include "interpose/cancel.h"
 
 namespace mnp {
 
@@ -26,7 +27,7 @@ inline long raw_to_libc(long r) {
 template <typename F>
 long libc_handoff(F call) {
   entersyscall();
-  long r = call();
+  long r = call_cancelable(call);
   int e = errno;
   exitsyscall();
   errno = e;

@@ -24,6 +24,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "core/cancel.h"
 #include "core/netpoll.h"
 #include "core/preempt.h"
 #include "core/rtfd.h"
@@ -109,6 +110,7 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
     if (w == EPERM) return libc_handoff(blocking);
     if (w == ETIMEDOUT) return raw_to_libc(-EAGAIN);
     if (w == EINTR) return raw_to_libc(-EINTR);  // a handler without SA_RESTART ran
+    if (w == ECANCELED) cancel_point();            // pthread_cancel: unwinds from here
   }
 }
 
@@ -410,6 +412,12 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
       if (w == EINTR) {  // as natively: the connection goes on in the background
         r = -EINTR;
         break;
+      }
+      if (w == ECANCELED) {  // likewise, and the program's flags come back first
+        raw_syscall(SYS_fcntl, fd, F_SETFL, fl);
+        cancel_point();
+        raw_syscall(SYS_fcntl, fd, F_SETFL, fl | O_NONBLOCK);
+        continue;
       }
       seen = seq->load(std::memory_order_acquire);
       struct pollfd p = {fd, POLLOUT, 0};

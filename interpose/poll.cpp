@@ -23,6 +23,7 @@
 #include <sys/epoll.h>
 #include <sys/select.h>
 
+#include "core/cancel.h"
 #include "core/netpoll.h"
 #include "core/sched.h"
 #include "interpose/fdcall.h"
@@ -103,6 +104,16 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, Attemp
     if (w == EPERM) return blocking(deadline == kNever ? kNever : left_ns(deadline));
     if (w == ETIMEDOUT) return look(attempt);
     if (w == EINTR) return -EINTR;  // a handler of the program's ran
+    if (w == ECANCELED) cancel_point();  // pthread_cancel: unwinds from here
+  }
+}
+
+// A poll or select without fds: a sleep, which pthread_cancel ends.
+long sleep_raw(int64_t deadline, uint64_t blocked) {
+  for (;;) {
+    int r = netpoll_sleep(deadline, blocked);
+    if (r != ECANCELED) return r == EINTR ? -EINTR : 0;
+    cancel_point();
   }
 }
 
@@ -155,7 +166,7 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
   }
   if (k == 0) {  // no fds: a sleep
     if (deadline == kNever) return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, nullptr, mask)); });
-    return netpoll_sleep(deadline, blocked_bits(mask)) == EINTR ? -EINTR : 0;
+    return sleep_raw(deadline, blocked_bits(mask));
   }
   return poll_like(want.get(), k, deadline, blocked_bits(mask), attempt, [&](int64_t ns) {
     struct timespec ts = ts_of(ns);
@@ -220,7 +231,7 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
     res = look(attempt);
     if (res == 0) {
       if (deadline == kNever) return blocking(kNever);
-      res = netpoll_sleep(deadline, blocked_bits(mask)) == EINTR ? -EINTR : 0;
+      res = sleep_raw(deadline, blocked_bits(mask));
     }
   } else {
     res = poll_like(want.get(), n, deadline, blocked_bits(mask), attempt, blocking);

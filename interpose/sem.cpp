@@ -11,6 +11,7 @@
 #include <limits.h>
 #include <semaphore.h>
 
+#include "core/cancel.h"
 #include "core/sched.h"
 #include "core/sema.h"
 #include "interpose/real.h"
@@ -55,12 +56,15 @@ bool try_take(SemView* s) {
   return false;
 }
 
+// sem_wait and sem_timedwait are cancellation points that "shall occur":
+// a due request is acted on even when the semaphore could be taken.
 int sem_wait_impl(sem_t* sem, int64_t deadline) {
   SemView* s = view(sem);
   for (;;) {
+    cancel_point();
     if (try_take(s)) return 0;
     s->waiters.fetch_add(1, std::memory_order_seq_cst);
-    int r = sema_wait(&s->value, 0, deadline);
+    int r = sema_wait(&s->value, 0, deadline, kBitsetAny, true);
     s->waiters.fetch_sub(1, std::memory_order_relaxed);
     if (r == ETIMEDOUT) {
       if (try_take(s)) return 0;

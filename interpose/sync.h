@@ -8,6 +8,7 @@
 #include <atomic>
 #include <cstdint>
 
+#include "interpose/cancel.h"
 #include "core/sched.h"
 #include "core/timer.h"
 
@@ -63,7 +64,7 @@ bool mutex_is_pshared(const pthread_mutex_t* mu);
 template <typename F, typename... A>
 inline auto handoff_call(const F& f, A... a) {
   entersyscall();
-  auto r = f(a...);
+  auto r = call_cancelable([&] { return f(a...); });
   int e = errno;
   exitsyscall();
   errno = e;

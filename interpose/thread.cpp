@@ -15,11 +15,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/cancel.h"
 #include "core/gmem.h"
 #include "core/netpoll.h"
 #include "core/sched.h"
 #include "core/tcb.h"
 #include "core/timer.h"
+#include "interpose/cancel.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -87,8 +89,38 @@ void join_timeout(Timer* tm) {
   }
 }
 
-// Join of a G by whoever calls (G or not). `deadline` < 0: no time limit.
-// try_only: EBUSY instead of waiting.
+// pthread_cancel of a G parked in a join: gives the join word back, as the
+// timeout does; the exiter, finding no joiner, readies nobody.
+struct JoinWait {
+  CancelWait cw;
+  G* target;
+  G* self;
+};
+void join_cancel(CancelWait* cw) {
+  auto* jw = reinterpret_cast<JoinWait*>(cw);
+  uintptr_t me = reinterpret_cast<uintptr_t>(jw->self);
+  if (jw->target->join.compare_exchange_strong(me, kJoinable, std::memory_order_acq_rel)) ready(jw->self, true);
+}
+
+// Parks cur, which just stored itself in t's join word, unless a cancel
+// request is due and the word can still be taken back.
+void join_park(G* cur, G* t) {
+  JoinWait jw{{join_cancel}, t, cur};
+  if (cancel_arm(cur, &jw.cw)) {
+    uintptr_t me = reinterpret_cast<uintptr_t>(cur);
+    if (t->join.compare_exchange_strong(me, kJoinable, std::memory_order_acq_rel)) {
+      cancel_disarm(cur);
+      return;
+    }
+    // The exiter took the word and is about to ready us: take that wake-up.
+  }
+  park(kWaitJoin);
+  cancel_disarm(cur);
+}
+
+// Join of a G by whoever calls (G or not). abstime null: no time limit.
+// try_only: EBUSY instead of waiting. A join that may wait is a cancellation
+// point for a G: a canceled joiner leaves t joinable.
 int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec* abstime) {
   G* cur = get_user_g();
   // A P before this G publishes itself as the joiner (sched.h, ensure_p).
@@ -96,6 +128,7 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
   if (t == cur) return EDEADLK;
   if (cur && cur->join.load(std::memory_order_acquire) == reinterpret_cast<uintptr_t>(t)) return EDEADLK;
   for (;;) {
+    if (!try_only) cancel_point();
     uintptr_t w = t->join.load(std::memory_order_acquire);
     if (w == kExited) {
       if (!t->join.compare_exchange_strong(w, kJoined, std::memory_order_acq_rel)) continue;
@@ -121,7 +154,7 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
         tm.g = cur;
         tm.arg = t;
         timer_add(&tm);
-        park(kWaitJoin);
+        join_park(cur, t);
         if (!timer_del(&tm) && tm.arg == nullptr) return ETIMEDOUT;
         continue;  // the exiter woke us: the join word is kExited now
       }
@@ -141,7 +174,7 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
     }
     if (cur) {
       if (!t->join.compare_exchange_strong(w, reinterpret_cast<uintptr_t>(cur), std::memory_order_acq_rel)) continue;
-      park(kWaitJoin);
+      join_park(cur, t);
     } else {
       if (!t->join.compare_exchange_strong(w, kKernelJoiner, std::memory_order_acq_rel)) continue;
       while (t->exited.load(std::memory_order_acquire) == 0) futex_wait(&t->exited, 0);
@@ -223,7 +256,7 @@ MNP_EXPORT int pthread_join(pthread_t th, void** ret) noexcept {
     // A thread made before the runtime was up: glibc waits in the kernel,
     // so give the P away meanwhile.
     entersyscall_block();
-    r = real_join(th, ret);
+    r = call_cancelable([&] { return real_join(th, ret); });
     exitsyscall();
     if (r == 0) handle_unregister_native(th);
     return r;
@@ -247,7 +280,7 @@ MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, con
   int r = native_or_esrch(th, &t);
   if (r < 0) {
     entersyscall_block();
-    r = real_clockjoin(th, ret, clk, abstime);
+    r = call_cancelable([&] { return real_clockjoin(th, ret, clk, abstime); });
     exitsyscall();
     if (r == 0) handle_unregister_native(th);
     return r;

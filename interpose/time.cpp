@@ -12,6 +12,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/cancel.h"
 #include "core/netpoll.h"
 #include "core/sched.h"
 #include "core/timer.h"
@@ -49,7 +50,9 @@ int64_t deadline_of(clockid_t c, int flags, const struct timespec* req) {
 int g_sleep(clockid_t c, int flags, const struct timespec* req, struct timespec* rem) {
   if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) return EINVAL;
   int64_t deadline = deadline_of(c, flags, req);
-  if (netpoll_sleep(deadline) == EINTR) {
+  int r;
+  while ((r = netpoll_sleep(deadline)) == ECANCELED) cancel_point();  // pthread_cancel unwinds from there
+  if (r == EINTR) {
     if (rem && !(flags & TIMER_ABSTIME)) {
       int64_t left = deadline == kNever ? ts_ns(*req) : deadline - nanotime();
       if (left < 0) left = 0;

@@ -474,6 +474,13 @@ TEST(ExitCleanup, CFexceptionsProcs2) { run_case(simple({"exit_cleanup_fexceptio
 TEST(ExitCleanup, CppProcs1) { run_case(simple({"exit_cleanup_cpp"}), 1); }
 TEST(ExitCleanup, CppProcs2) { run_case(simple({"exit_cleanup_cpp"}), 2); }
 
+// pthread_cancel of threads blocked in every kind of wait (C), and of C++
+// frames (destructors, catch (...) { throw; }).
+TEST(Cancel, CProcs1) { run_case(simple({"cancel"}), 1); }
+TEST(Cancel, CProcs2) { run_case(simple({"cancel"}), 2); }
+TEST(Cancel, CppProcs1) { run_case(simple({"cancel_cpp"}), 1); }
+TEST(Cancel, CppProcs2) { run_case(simple({"cancel_cpp"}), 2); }
+
 // Process exit paths.
 TEST(MainExit, Procs1) { run_case(simple({"main_exit"}), 1); }
 TEST(MainExit, Procs2) { run_case(simple({"main_exit"}), 2); }

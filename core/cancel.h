@@ -1,0 +1,88 @@
+// core/cancel.h — deferred cancellation of a parked G (docs/ARCHITECTURE.md,
+// "Cancellation").
+//
+// What: pthread_cancel of a G must end the cancellable wait it is parked in
+// (condvar, semaphore, join, sleep, fd and poll waits, hand-off calls), so
+// that the G itself can act on the request at the end of that wait.
+//
+// The request lives where glibc keeps it: the `cancelhandling` word of the
+// G's TCB, with glibc 2.36's bit layout, so glibc's own pthread_testcancel,
+// pthread_setcancelstate/-type and cancellation points read and act on it.
+// The runtime adds only a way to reach the wait: a G that may sleep in a
+// cancellable wait publishes a CancelWait record (on its own stack) in
+// G::cancel_wait; the canceller calls the record's `wake`, which ends the
+// wait the way that wait's own timeout would (withdraw the sema waiter,
+// decide a netpoll wait, undo a join, signal the M of a hand-off call).
+//
+// Ordering (Dekker, seq_cst both sides): the waiter stores its record, then
+// reads cancelhandling; the canceller sets the bits, then reads the record.
+// Either the waiter sees the request (and does not sleep) or the canceller
+// sees the record (and wakes it). The record stays valid while the canceller
+// uses it: the canceller raises G::cancel_busy before it reads the record,
+// and the waiter, after withdrawing the record, waits for the flag to drop
+// before its frame goes (the pattern of netpoll_sleep's interrupters).
+// Cancellers are serialised by one lock, so cancel_busy has one setter.
+//
+// Rejected: waking every waiter of the address a G sleeps on (no per-G
+// record). A condvar or semaphore tolerates spurious wake-ups, but the
+// request can arrive between the waiter's check and its enqueue; without
+// the record there is nothing to close that window with.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+
+#include "core/sched.h"
+#include "core/tcb.h"
+
+namespace mnp {
+
+// glibc 2.36's cancelhandling bits (nptl/descr.h). Only their meaning is
+// used: set by pthread_cancel, read by glibc and by the runtime.
+namespace cancelbit {
+constexpr int kDisabled = 1 << 0;   // PTHREAD_CANCEL_DISABLE
+constexpr int kAsync = 1 << 1;      // PTHREAD_CANCEL_ASYNCHRONOUS (or inside a glibc cancellation point)
+constexpr int kCanceling = 1 << 2;  // a request was made
+constexpr int kCanceled = 1 << 3;   // ... and is to be acted on
+constexpr int kExiting = 1 << 4;    // the thread is unwinding / exiting
+constexpr int kTerminated = 1 << 5;
+}  // namespace cancelbit
+
+inline std::atomic<int>& cancelhandling(G* g) {
+  return tcb_field<std::atomic<int>>(g->tcb, tcbo::kCancelHandling);
+}
+// A request is pending and cancellation is enabled (glibc's
+// cancel_enabled_and_canceled): a cancellation point acts on it.
+inline bool cancel_due(int v) {
+  using namespace cancelbit;
+  return (v & (kDisabled | kCanceled | kExiting | kTerminated)) == kCanceled;
+}
+// ... and the type is asynchronous: act on it anywhere.
+inline bool cancel_due_async(int v) {
+  using namespace cancelbit;
+  return (v & (kDisabled | kAsync | kCanceled | kExiting | kTerminated)) == (kAsync | kCanceled);
+}
+
+struct CancelWait {
+  void (*wake)(CancelWait* cw);  // runs in the canceller, any thread, under the cancel lock
+};
+
+// Waiter side. Publishes cw; returns true if a request is already due (the
+// caller then ends its wait itself). Every cancel_arm is followed by one
+// cancel_disarm before cw's frame goes.
+bool cancel_arm(G* g, CancelWait* cw);
+void cancel_disarm(G* g);
+
+// Canceller side: sets the request bits in g's TCB as glibc's pthread_cancel
+// does (CANCELING|CANCELED). Returns the previous value.
+int cancel_set_request(G* g);
+// Ends the cancellable wait g has published, if any.
+void cancel_wake(G* g);
+
+// Acts on a due request of the calling G: unwinds through its cleanup
+// handlers and destructors (glibc's pthread_testcancel); returns otherwise.
+// Call it only where the G holds no runtime state (locks, P hand-off, wait
+// records).
+void cancel_point();
+
+}  // namespace mnp
