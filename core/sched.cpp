@@ -1000,6 +1000,7 @@ int newproc(const GSpec& spec, G** out) {
     // A new thread, a new id: a signal or call aimed at the id of the thread
     // that used this G before must not reach this one.
     gp->fake_tid = gmem_new_tid();
+    gp->clear_tid = nullptr;
     tcb_reinit(gp->tcb, gp->map_base, gp->map_size, gp->guard_size, gp->fake_tid);
   } else {
     gp = gmem_alloc(ss, guard, spec.user_stack);
@@ -1063,6 +1064,11 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   tcb_thread_exit_cleanup(gp->tcb);
   if (g_exit_hook) g_exit_hook(gp);
   sigpend_forget_g(gp);  // signals sent to it that it never took
+  if (std::atomic<uint32_t>* w = gp->clear_tid) {  // what the kernel does at a thread's exit
+    gp->clear_tid = nullptr;
+    w->store(0, std::memory_order_release);
+    sema_wake(w, 1);
+  }
   // The last thread to finish ends the process, as with native threads.
   if (sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
   if (gp->is_main) {

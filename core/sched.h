@@ -92,6 +92,9 @@ struct G {
   std::atomic<uintptr_t> join{kJoinable};
   std::atomic<uint32_t> exited{0};  // futex word for kernel joiners
   uint32_t fake_tid = 0;
+  // set_tid_address of this G (interpose/tid.cpp): zeroed and woken when it
+  // exits, as the kernel does for a thread's clear_child_tid; null: none.
+  std::atomic<uint32_t>* clear_tid = nullptr;
   int64_t park_time = 0;  // (self) TSC when it last parked (G dump)
   uint32_t syscall_depth = 0;              // (self) nested wrapped calls, e.g. from a signal handler
   std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, syscall.cpp)

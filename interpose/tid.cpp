@@ -225,6 +225,17 @@ bool tid_syscall(long nr, const long* a, long* ret) {
       *ret = g->fake_tid;
       return true;
     }
+    case SYS_set_tid_address: {
+      // A G has no kernel task whose clear_child_tid could be set: setting
+      // the M's would let a later G's exit, or the M's, write into this
+      // one's memory. The G keeps the address and its exit clears it
+      // (g_exit_current); the result is the caller's id, as the kernel's.
+      G* g = get_user_g();
+      if (!g) return false;
+      g->clear_tid = reinterpret_cast<std::atomic<uint32_t>*>(a[0]);
+      *ret = g->fake_tid;
+      return true;
+    }
     case SYS_tgkill: r = kill_tid(a[0] < 0 ? LONG_MAX : a[0], a[1], a[2]); break;
     case SYS_tkill: r = kill_tid(-1, a[0], a[1]); break;
     case SYS_sched_getaffinity: r = getaffinity_g(a[0], a[1], a[2]); break;

@@ -22,10 +22,15 @@
  *       a pidfd;
  *   (f) fork from a thread: in the child gettid() == getpid() ==
  *       syscall(SYS_gettid), tgkill to itself runs the handler there, and
- *       3 new threads get distinct ids other than the child's pid.
+ *       3 new threads get distinct ids other than the child's pid;
+ *   (g) set_tid_address in a detached thread returns its gettid(), and when
+ *       the thread exits the word is zeroed and a futex waiter on it woken
+ *       (stress-ng's pthread stressor checks the first).
  * stdout: one "name: ok" line per check; "not ok" and a FAIL line on stderr,
  * exit 1, otherwise. SIGALRM after 60 s (default action) ends a hung run. */
 #include <errno.h>
+#include <linux/futex.h>
+#include <stdint.h>
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
@@ -330,6 +335,39 @@ static void check_fork(void) {
          WIFEXITED(st) && WEXITSTATUS(st) == 0, d);
 }
 
+static _Atomic uint32_t g_clear_word = 1;
+static _Atomic long g_set_tid_result;
+static _Atomic long g_set_tid_self;
+
+static void* set_tid_thread(void* a) {
+  (void)a;
+  atomic_store(&g_set_tid_self, (long)gettid());
+  atomic_store(&g_set_tid_result, syscall(SYS_set_tid_address, &g_clear_word));
+  return NULL;
+}
+
+static void check_set_tid_address(void) {
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setdetachstate(&at, PTHREAD_CREATE_DETACHED);
+  pthread_t th;
+  if (pthread_create(&th, &at, set_tid_thread, NULL) != 0) {
+    report("set_tid_address", 0, "create failed");
+    return;
+  }
+  /* The kernel zeroes the word and wakes one waiter (FUTEX_WAKE) when the
+   * thread exits. */
+  for (int i = 0; i < 50 && atomic_load(&g_clear_word) != 0; i++) {
+    struct timespec ts = {0, 100 * 1000000L};
+    syscall(SYS_futex, &g_clear_word, FUTEX_WAIT, 1, &ts, NULL, 0);
+  }
+  char d[96];
+  snprintf(d, sizeof d, "returned %ld, gettid %ld, word %u", atomic_load(&g_set_tid_result),
+           atomic_load(&g_set_tid_self), (unsigned)atomic_load(&g_clear_word));
+  report("set_tid_address returns the thread's id", atomic_load(&g_set_tid_result) == atomic_load(&g_set_tid_self), d);
+  report("set_tid_address word cleared at thread exit", atomic_load(&g_clear_word) == 0, d);
+}
+
 int main(void) {
   mnp_report_shim();
   alarm(60);
@@ -337,6 +375,7 @@ int main(void) {
   check_signals();
   check_calls();
   check_fork();
+  check_set_tid_address();
   printf("tid_per_g: %s\n", g_failures ? "not ok" : "ok");
   return g_failures ? 1 : 0;
 }
