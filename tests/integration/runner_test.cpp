@@ -688,6 +688,8 @@ TEST(IoStdinFlags, Procs2) { run_case(simple({"io_stdin_flags"}), 2); }
 // handler's sem_post waking main while every thread is parked.
 TEST(SigOnG, Procs1) { run_case(simple({"sig_on_g"}), 1); }
 TEST(SigOnG, Procs2) { run_case(simple({"sig_on_g"}), 2); }
+TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
+TEST(SigPerG, Procs2) { run_case(simple({"sig_per_g"}), 2); }
 
 // waitpid/wait/waitid in one thread while a spinning thread and 4 sleepers
 // keep running.
