@@ -18,6 +18,7 @@
 #include "core/gmem.h"
 #include "core/netpoll.h"
 #include "core/sched.h"
+#include "core/sigpend.h"
 #include "core/tcb.h"
 #include "core/timer.h"
 #include "interpose/real.h"
@@ -197,6 +198,8 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
     return r;
   }
   GSpec spec{fn, arg, 0, static_cast<size_t>(-1), nullptr, false};
+  sigset_t attr_mask;
+  if (attr && pthread_attr_getsigmask_np(attr, &attr_mask) == 0) spec.sigmask = &attr_mask;
   if (attr) {
     const auto* a = reinterpret_cast<const AttrView*>(attr);
     spec.detached = (a->flags & kAttrDetached) != 0;
@@ -405,17 +408,7 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
   if (sig < 0 || sig >= 65) return EINVAL;
   if (t->status.load(std::memory_order_acquire) == kGDead) return sig == 0 ? 0 : ESRCH;
   if (sig == 0) return 0;
-  // Deliver to the kernel thread running the G if it runs now (the common
-  // case: a thread signalling itself); otherwise as a process-directed
-  // signal, which a handler sees the same way.
-  M* mp = t->m;
-  int tid = (t->status.load(std::memory_order_acquire) == kGRunning && mp) ? mp->tid : 0;
-  // Sent to the process, the signal runs the handler on some M; the EINTR it
-  // owes a G parked in the netpoller must go to this G (and only after the
-  // handler ran: the G looks at what the handler set).
-  if (!tid && program_signal_flags(sig) >= 0) netpoll_signal_targeted(t, sig);
-  long rc = tid ? raw_syscall(SYS_tgkill, getpid(), tid, sig) : raw_syscall(SYS_kill, getpid(), sig);
-  return rc < 0 ? static_cast<int>(-rc) : 0;
+  return sig_send_to_g(t, sig);  // the handler runs on t (core/sigpend.h)
 }
 
 }  // extern "C"
