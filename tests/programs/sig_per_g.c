@@ -20,7 +20,11 @@
  *       process-directed kills, one at a time: each thread gets one and
  *       the handler installed for it never runs;
  *   (h) mariadb's pattern: main blocks SIGTERM and SIGQUIT, a signal thread
- *       sigwaits for both; pthread_kill(sigthread, SIGQUIT) ends its sigwait.
+ *       sigwaits for both; pthread_kill(sigthread, SIGQUIT) ends its sigwait;
+ *   (i) main blocks SIGURG (the runtime's own signal under the shim, which
+ *       the kernel never blocks there): raise, pthread_kill to itself and a
+ *       process-directed kill stay pending (merged into one per pending
+ *       set: 2 runs) until it unblocks it.
  * stdout: fixed lines; a failure prints "not ok" and exits 1. SIGALRM after
  * 60 s (default action) kills a hung run. */
 #ifndef _GNU_SOURCE
@@ -272,6 +276,33 @@ static void part_h(void) {
   printf("(h) sigwait in the signal thread got: %s\n", (long)v == SIGQUIT ? "SIGQUIT" : "something else");
 }
 
+static volatile sig_atomic_t g_urg;
+static void on_urg(int sig) {
+  (void)sig;
+  g_urg++;
+}
+
+static void part_i(void) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_urg;
+  sigaction(SIGURG, &sa, NULL);
+  sigset_t u, p;
+  sigemptyset(&u);
+  sigaddset(&u, SIGURG);
+  pthread_sigmask(SIG_BLOCK, &u, NULL);
+  raise(SIGURG);
+  pthread_kill(pthread_self(), SIGURG);
+  kill(getpid(), SIGURG);
+  usleep(20000);
+  sigpending(&p);
+  int before = g_urg, pend = sigismember(&p, SIGURG);
+  pthread_sigmask(SIG_UNBLOCK, &u, NULL);
+  for (int w = 0; w < 100 && g_urg < 2; w++) usleep(2000);
+  usleep(20000);
+  printf("(i) SIGURG blocked: ran=%d pending=%d; after unblock: ran=%d\n", before, pend, (int)g_urg);
+}
+
 int main(void) {
   setvbuf(stdout, NULL, _IONBF, 0);
   mnp_report_shim();
@@ -286,6 +317,7 @@ int main(void) {
   part_f();
   part_g();
   part_h();
+  part_i();
   printf("done\n");
   return 0;
 }
