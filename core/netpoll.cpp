@@ -321,6 +321,7 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
   // A P before the wait is published (sched.h, ensure_p): from then on a
   // waker may ready this G, which must not be queued meanwhile.
   if (g) ensure_p(g);
+  if (blocked == kBlockedByG) blocked = g ? sigset_bits(&g->sigmask) : 0;
   Wait w{g, intr, blocked};
   arm_cancel(&w);
   int linked = 0, result = 0;
@@ -396,6 +397,7 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
 int netpoll_sleep(int64_t deadline, uint64_t blocked) {
   G* g = get_user_g();
   if (g) ensure_p(g);  // before the timer can ready it (sched.h)
+  if (blocked == kBlockedByG) blocked = g ? sigset_bits(&g->sigmask) : 0;
   Wait w{g, Intr::kPoll, blocked};  // a sleep ends early for any handler, SA_RESTART or not
   arm_cancel(&w);
   Timer t;

@@ -62,14 +62,16 @@ bool netpoll_sample(PollWant* w, int n);
 // kIo (reads, writes, accept, connect) only when the handler was installed
 // without SA_RESTART.
 // `blocked` has bit sig-1 set for each signal that must not interrupt the
-// wait (the signal mask ppoll, pselect and epoll_pwait wait with).
+// wait (the signal mask ppoll, pselect and epoll_pwait wait with);
+// kBlockedByG: the waiting G's own mask (core/sigmask.cpp).
 enum class Intr : uint8_t { kIo, kPoll };
-int netpoll_wait_any(PollWant* w, int n, int64_t deadline, Intr intr = Intr::kIo, uint64_t blocked = 0);
+constexpr uint64_t kBlockedByG = ~0ULL;
+int netpoll_wait_any(PollWant* w, int n, int64_t deadline, Intr intr = Intr::kIo, uint64_t blocked = kBlockedByG);
 int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline);
 // Sleeps until deadline (monotonic ns; kNever: until interrupted) unless a
 // handler of the program's interrupts the sleep first, as it would a
 // nanosleep: returns 0, or EINTR. `blocked` as for netpoll_wait_any.
-int netpoll_sleep(int64_t deadline, uint64_t blocked = 0);
+int netpoll_sleep(int64_t deadline, uint64_t blocked = kBlockedByG);
 // A handler of the program's for sig just ran, for a signal sent to the
 // process (async-signal-safe: counts it and wakes the poller and sysmon,
 // which call netpoll_deliver_signals).

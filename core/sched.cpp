@@ -116,6 +116,7 @@ inline void m_release(M* mp) {
 inline void switch_from_g(M* mp, G* prev, Context* to, CtxFn cb, void* arg) {
   m_hold(mp);
   mnp_ctx_switch(&prev->ctx, to, cb, arg);
+  g_load_kmask(prev);  // resumed, perhaps on another M (sigmask.cpp)
   m_release(prev->m);
 }
 }  // namespace
@@ -284,6 +285,7 @@ void* mstart(void* arg) {
   // blocks them around the clone); an M takes the mask newm chose. A
   // handler that arrives before this point is held back (m_hold above).
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&mp->sigmask), 0, 8);
+  mp->kmask = sigset_bits(&mp->sigmask);
   P* pp = mp->nextp;
   mp->nextp = nullptr;
   acquirep(mp, pp);
@@ -312,8 +314,8 @@ void newm(P* pp, bool spinning) {
   // that blocks signals in main before it creates threads, so that one
   // thread takes them in sigwait, expects its threads to block them too);
   // sysmon blocks everything, so an M it starts gets the main thread's
-  // start-up mask. The runtime's signal is never blocked on an M. Gs have
-  // no masks of their own yet (README, known limits).
+  // start-up mask. The runtime's signal is never blocked on an M. Each G
+  // then loads its own mask when it runs (sigmask.cpp).
   if (on_sysmon()) mp->sigmask = g_start_mask;
   else raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&mp->sigmask), 8);
   for (int sig = 1; sig < 65; sig++)
@@ -362,6 +364,7 @@ bool midle_remove_locked(M* mp) {
 // the M back on the idle list).
 void mpark(M* mp, int64_t until) {
   CHECK(mp->p == nullptr);  // spinning may already be set by startm's hand-off
+  if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // sigmask.cpp
   bool timed = false;
   if (until != kNever) {
     LockGuard lk(sched.lock);
@@ -586,6 +589,7 @@ top:
       // Block in the netpoller (until an fd is ready or the earliest timer),
       // then run what it found on an idle P if there is one.
       struct epoll_event ev[128];
+      if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // sigmask.cpp
       m_release(mp);  // no P, no lock while it polls
       int n = netpoll_block(ev, 128);
       m_hold(mp);
@@ -948,6 +952,7 @@ G* gfget() {
 MNP_GBASE void g_trampoline(void* arg) {
   G* gp = static_cast<G*>(arg);
   tcb_thread_start_on_current();
+  g_load_kmask(gp);
   m_release(gp->m);  // the switch that started it (switch_from_g, execute)
   // The outermost cancellation buffer: glibc's pthread_exit (and
   // cancellation) unwinds through cleanup handlers and C++ destructors and
@@ -1020,6 +1025,17 @@ int newproc(const GSpec& spec, G** out) {
   gp->syscall_depth = 0;
   gp->robust_list = nullptr;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
+  // Natively a thread starts with its creator's mask (or the attribute's),
+  // and nothing pending.
+  if (spec.sigmask) {
+    g_sigmask_init(gp, spec.sigmask);
+  } else if (G* cur = get_user_g()) {
+    g_sigmask_init(gp, &cur->sigmask);
+  } else {
+    sigset_t k;
+    raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&k), 8);
+    g_sigmask_init(gp, &k);
+  }
   gp->goid = sched.goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
   ctx_make(&gp->ctx, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
   sched.ngsys_live.fetch_add(1, std::memory_order_relaxed);
@@ -1045,7 +1061,7 @@ void newproc_start(G* gp) {
 void g_reap(G* gp) {
   if (gp->is_main) return;
   if (gp->status.load(std::memory_order_acquire) != kGDead) fatal("g_reap: G is not dead");
-  sigpend_forget_g(gp);  // one sent to it while it was exiting
+  sigpend_forget(gp);  // one sent to it while it was exiting
   if (gp->cacheable) {
     gfput(gp);
   } else {
@@ -1063,12 +1079,13 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   gp->result = result;
   tcb_thread_exit_cleanup(gp->tcb);
   if (g_exit_hook) g_exit_hook(gp);
-  sigpend_forget_g(gp);  // signals sent to it that it never took
   if (std::atomic<uint32_t>* w = gp->clear_tid) {  // what the kernel does at a thread's exit
     gp->clear_tid = nullptr;
     w->store(0, std::memory_order_release);
     sema_wake(w, 1);
   }
+  g_sigmask_drop(gp);
+  sigpend_forget(gp);  // natively its pending signals go with it
   // The last thread to finish ends the process, as with native threads.
   if (sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
   if (gp->is_main) {
@@ -1236,6 +1253,7 @@ void after_fork_child() {
   netpoll_after_fork();
   if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
   sigpend_after_fork();  // a child starts with no pending signals
+  sigmask_after_fork(tls_g);
   sysmon_after_fork();
 }
 }  // namespace
@@ -1307,6 +1325,7 @@ bool sched_init_main() {
   mg->goid = sched.goid_gen.fetch_add(1) + 1;
   mg->fake_tid = static_cast<uint32_t>(tcb_field<int>(mg->tcb, tcbo::kTid));
   mg->status.store(kGRunning, std::memory_order_relaxed);
+  g_sigmask_init(mg, &g_start_mask);
   gmem_register_main(mg);
   tls_g = mg;
   m0->curg = mg;

@@ -118,6 +118,16 @@ struct G {
   // (self) wrapped calls (of syscall_depth) with a cleanup buffer that undoes
   // the hand-off if glibc's cancellation unwinds through them.
   uint32_t cancel_handoff = 0;
+  // Signals (core/sigmask.cpp). sigmask is the program's view of this G's
+  // mask (the runtime's signal may be in it); kmask is what its M's kernel
+  // thread gets while it runs (bit sig-1; never the runtime's signal, 32 or
+  // 33). Both (self), or the creator's before the G first runs.
+  sigset_t sigmask = {};
+  uint64_t kmask = 0;
+  // Set while it waits in sigwait/sigwaitinfo/sigtimedwait (the set) or
+  // sigsuspend (what it lets through) on its M: a signal among these bits
+  // goes to that M with tgkill and the kernel call takes it (sigpend.h).
+  std::atomic<uint64_t> sigwait_bits{0};
 };
 
 // P status. kPSyscall: its M is in a blocking call (entersyscall) and may be
@@ -163,6 +173,10 @@ struct M {
   int64_t sysmon_cpu = -1;    // sysmon: thread CPU time seen last round
   std::atomic<uint32_t> pokes{0};  // sysmon's signals sent to this M, not yet handled
   sigset_t sigmask = {};           // the mask it starts with (set by newm, before the thread exists)
+  // The kernel mask of its thread now (bit sig-1), or kKmaskUnknown: written
+  // by the thread itself only. A G switch costs an rt_sigprocmask only when
+  // the incoming G's kmask differs (g_load_kmask).
+  uint64_t kmask = ~0ULL;
   // Program signals and runtime Locks (futex.h): written only on this M's
   // own thread, by its code or its signal handlers (hence volatile).
   volatile uint32_t locks = 0;           // Locks held
@@ -176,6 +190,28 @@ struct M {
 // again on this thread when it drops its last one. Otherwise, when this
 // delivery is such a re-raise, *si is replaced by what the kernel first gave.
 bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf);
+
+// Per-G signal masks (core/sigmask.cpp).
+constexpr uint64_t kKmaskUnknown = ~0ULL;
+inline uint64_t sigset_bits(const sigset_t* s) { return s->__val[0]; }
+// Sets the kernel mask of the calling thread, which is mp's, to k.
+void m_set_kmask(M* mp, uint64_t k);
+// The resumed G's mask on the M it now runs on: a system call only when
+// it differs from the one the M has.
+inline void g_load_kmask(G* gp) {
+  M* mp = gp->m;
+  if (__builtin_expect(gp->kmask != mp->kmask, 0)) m_set_kmask(mp, gp->kmask);
+}
+// A G's mask: first set (newproc, the main G), changed, dropped at exit.
+void g_sigmask_init(G* gp, const sigset_t* view);
+void g_sigmask_set(G* gp, const sigset_t* view);
+void g_sigmask_drop(G* gp);
+inline bool g_blocks(const G* gp, int sig) { return (gp->sigmask.__val[0] >> (sig - 1)) & 1; }
+// What an M between Gs blocks: the signals every live G blocks (so that
+// the kernel picks it for no signal that natively would stay pending).
+uint64_t idle_kmask();
+// In a child of fork: self is the only G.
+void sigmask_after_fork(G* self);
 
 struct Sched {
   Lock lock;
@@ -246,6 +282,7 @@ struct GSpec {
   size_t guard_size;  // (size_t)-1 = default
   void* user_stack;   // non-null: program's own stack of stack_size bytes
   bool detached;
+  const sigset_t* sigmask = nullptr;  // null: the creator's (pthread_attr_setsigmask_np)
 };
 // Creates and queues a new G. Returns 0 or EAGAIN (no memory / mappings).
 int newproc(const GSpec& spec, G** out);

@@ -162,12 +162,12 @@ int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline,
   return w.state == kTimedOut ? ETIMEDOUT : w.state == kCanceled ? ECANCELED : 0;
 }
 
-bool sema_wake_for_signal(G* only) {
+bool sema_wake_for_signal(G* only, int sig) {
   for (Bucket& b : g_buckets) {
     if (!__atomic_load_n(&b.head, __ATOMIC_RELAXED)) continue;
     b.lock.lock();
     for (Waiter* w = b.head; w; w = w->next) {
-      if (w->state != kWaiting || (only && w->g != only)) continue;
+      if (w->state != kWaiting || (only && w->g != only) || (!only && sig > 0 && g_blocks(w->g, sig))) continue;
       unlink_locked(&b, w);
       w->state = kWoken;  // a spurious wake-up: the caller re-checks and waits again
       G* g = w->g;

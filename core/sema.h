@@ -44,10 +44,11 @@ int sema_wake(const void* addr, int n, uint32_t bitset = kBitsetAny);
 int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, int nmove, const uint32_t* cmp,
                  bool count_moved);
 // For a handler of the program's that waits for a G (core/sigpend.h): wakes
-// `only` (any G when null) if it waits here, as a spurious wake-up (callers
-// re-check their word). Returns false if it found none.
+// `only` (when null, any G whose mask lets sig through) if it waits here,
+// as a spurious wake-up (callers re-check their word). Returns false if it
+// found none.
 struct G;
-bool sema_wake_for_signal(G* only);
+bool sema_wake_for_signal(G* only, int sig = 0);
 // Number of G waiters currently parked on addr (tests, dumps).
 int sema_count(const void* addr);
 // In a child of fork: no waiter survived; locks may have been held.

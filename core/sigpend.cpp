@@ -23,64 +23,55 @@ enum : uint32_t { kFree, kFilling, kReady, kTaken };
 
 struct Slot {
   std::atomic<uint32_t> state{kFree};
+  G* target = nullptr;  // null: process-directed, for any G that does not block it
   int sig = 0;
-  G* target = nullptr;  // the only G that may take it, or null: any G
   SigAct act = {};
   siginfo_t si = {};
 };
 constexpr int kSlots = 64;
 constinit Slot g_slots[kSlots];
 
-constexpr long kSigsetBytes = 8;  // the kernel's sigset_t
+constexpr uint64_t kBit1 = 1;
+inline uint64_t bit_of(int sig) { return kBit1 << (sig - 1); }
 
 bool standard(int sig) { return sig < SIGRTMIN; }
 
-void get_mask(sigset_t* out) {
-  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(out), kSigsetBytes);
-}
-void set_mask(const sigset_t* s) {
-  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(s), 0, kSigsetBytes);
-}
+using SigactHook = void (*)(int, SigAct*);
+constinit SigactHook g_sigact_hook = nullptr;
 
-// Runs one taken slot's handler as the kernel would have: with the action's
-// mask and (unless SA_NODEFER) the signal itself blocked on top of the G's.
-void run_one(int sig, const SigAct& act, siginfo_t* si, void* uc, const sigset_t* base) {
-  sigset_t entry, during = *base;
-  get_mask(&entry);
+// Runs one taken slot's handler on g as the kernel would have: with the
+// action's mask and (unless SA_NODEFER) the signal itself added to the G's
+// mask while it runs (the G's own, so that it moves with the G if the
+// handler parks). A default action the G now lets through is the kernel's.
+void run_one(G* g, int sig, const SigAct& act, siginfo_t* si, void* uc, const sigset_t* base) {
+  if (act.handler == reinterpret_cast<void*>(SIG_IGN)) return;
+  if (act.handler == reinterpret_cast<void*>(SIG_DFL)) {
+    raw_syscall(SYS_tgkill, raw_syscall(SYS_getpid), g->m->tid, sig);
+    return;
+  }
+  sigset_t saved = g->sigmask, during = *base;
   for (int s = 1; s < 65; s++)
     if (sigismember(&act.mask, s)) sigaddset(&during, s);
   if (!(act.flags & SA_NODEFER)) sigaddset(&during, sig);
-  // Never block what glibc and the runtime rely on.
-  sigdelset(&during, 32);
-  sigdelset(&during, 33);
-  if (int ps = poke_signal_number(); ps > 0) sigdelset(&during, ps);
-  set_mask(&during);
+  g_sigmask_set(g, &during);
+  g_load_kmask(g);
   if (act.flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(act.handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(act.handler)(sig);
-  set_mask(&entry);
+  g_sigmask_set(g, &saved);
+  g_load_kmask(g);
 }
 
 // run_one with the current context for the handler's third argument, in a
 // frame of its own (getcontext may return twice, like setjmp).
-__attribute__((noinline)) void run_one_here(int sig, const SigAct& act, siginfo_t* si, const sigset_t* base) {
+__attribute__((noinline)) void run_one_here(G* g, int sig, const SigAct& act, siginfo_t* si, const sigset_t* base) {
   ucontext_t here;
   getcontext(&here);
-  run_one(sig, act, si, &here, base);
+  run_one(g, sig, act, si, &here, base);
 }
 
-// The first signal pending for any G, or 0.
-int first_pending(bool* restart) {
-  for (auto& s : g_slots)
-    if (s.state.load(std::memory_order_acquire) == kReady && !s.target) {
-      *restart = (s.act.flags & SA_RESTART) != 0;
-      return s.sig;
-    }
-  return 0;
-}
-
-bool runs_user_g(M* mp, G* only) {
+bool runs_user_g(M* mp, G* only, int sig) {
   G* g = mp->curg;
-  if (!g || g->is_g0 || (only && g != only)) return false;
+  if (!g || g->is_g0 || (only && g != only) || (!only && g_blocks(g, sig))) return false;
   uint32_t st = g->status.load(std::memory_order_acquire);
   return st == kGRunning || st == kGSyscall;
 }
@@ -88,11 +79,11 @@ bool runs_user_g(M* mp, G* only) {
 // Sends the runtime's signal, marked, to an M that runs a user G (only, if
 // given). The G may have moved on when it arrives; then the slots stay and
 // the next round tries again.
-bool kick_running(G* only) {
+bool kick_running(G* only, int sig) {
   int ps = poke_signal_number();
   if (ps <= 0) return false;
   for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink) {
-    if (!runs_user_g(mp, only)) continue;
+    if (!runs_user_g(mp, only, sig)) continue;
     siginfo_t si;
     memset(&si, 0, sizeof si);
     si.si_signo = ps;
@@ -109,50 +100,79 @@ bool kick_running(G* only) {
 // main G, or any once main has exited), so the signal may end its wait
 // with EINTR; any other G only runs the handler and waits on.
 bool wake_parked(int sig, bool restart, G* only, bool may_interrupt) {
-  return netpoll_wake_for_handler(sig, restart, only, may_interrupt) || sema_wake_for_signal(only);
+  return netpoll_wake_for_handler(sig, restart, only, may_interrupt) || sema_wake_for_signal(only, sig);
 }
 
 }  // namespace
 
-namespace {
-bool put(G* target, int sig, const siginfo_t* si, const SigAct& act) {
+int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act) {
   if (standard(sig))
     for (auto& s : g_slots)
       if (s.state.load(std::memory_order_acquire) == kReady && s.sig == sig && s.target == target) {
         sysmon_wake_from_signal();
-        return true;  // merged, as the kernel merges a pending standard signal
+        return -1;  // merged, as the kernel merges a pending standard signal
       }
-  bool kept = false;
-  for (auto& s : g_slots) {
+  int idx = -1;
+  for (int i = 0; i < kSlots; i++) {
+    Slot& s = g_slots[i];
     uint32_t f = kFree;
     if (!s.state.compare_exchange_strong(f, kFilling, std::memory_order_acquire)) continue;
     sigpend_count.fetch_add(1, std::memory_order_relaxed);
-    kept = true;
-    s.sig = sig;
     s.target = target;
+    s.sig = sig;
     s.act = act;
     if (si) s.si = *si;
     else {
       memset(&s.si, 0, sizeof s.si);
       s.si.si_signo = sig;
     }
-    s.state.store(kReady, std::memory_order_release);
+    s.state.store(kReady, std::memory_order_seq_cst);
+    idx = i;
     break;
   }
   // All slots full: only real-time signals can fill them; like a full
   // kernel queue, the signal is dropped.
   sysmon_wake_from_signal();
-  return kept;
-}
-}  // namespace
-
-void sigpend_put(int sig, const siginfo_t* si, const SigAct& act) { put(nullptr, sig, si, act); }
-
-bool sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act) {
-  return put(target, sig, si, act);
+  return idx;
 }
 
-void sigpend_forget_g(G* g) {
+void sigpend_put(int sig, const siginfo_t* si, const SigAct& act) { sigpend_put_for(nullptr, sig, si, act); }
+
+bool sigpend_take_back(int i) {
+  if (i < 0 || i >= kSlots) return false;
+  uint32_t r = kReady;
+  if (!g_slots[i].state.compare_exchange_strong(r, kTaken, std::memory_order_acq_rel)) return false;
+  g_slots[i].state.store(kFree, std::memory_order_release);
+  sigpend_count.fetch_sub(1, std::memory_order_release);
+  return true;
+}
+
+uint64_t sigpend_bits_for(G* g) {
+  uint64_t b = 0;
+  if (!sigpend_any()) return 0;
+  for (auto& s : g_slots)
+    if (s.state.load(std::memory_order_acquire) == kReady && (!s.target || s.target == g)) b |= bit_of(s.sig);
+  return b;
+}
+
+int sigpend_take_in(G* g, uint64_t set, siginfo_t* si) {
+  if (!sigpend_any()) return 0;
+  for (auto& s : g_slots) {
+    if (s.state.load(std::memory_order_acquire) != kReady || (s.target && s.target != g) || !(set & bit_of(s.sig)))
+      continue;
+    uint32_t r = kReady;
+    if (!s.state.compare_exchange_strong(r, kTaken, std::memory_order_acq_rel)) continue;
+    int sig = s.sig;
+    if (si) *si = s.si;
+    s.state.store(kFree, std::memory_order_release);
+    sigpend_count.fetch_sub(1, std::memory_order_release);
+    return sig;
+  }
+  return 0;
+}
+
+void sigpend_forget(G* g) {
+  if (!sigpend_any()) return;
   for (auto& s : g_slots) {
     if (s.state.load(std::memory_order_acquire) != kReady || s.target != g) continue;
     uint32_t r = kReady;
@@ -162,69 +182,112 @@ void sigpend_forget_g(G* g) {
   }
 }
 
+void set_sigact_hook(void (*hook)(int, SigAct*)) { g_sigact_hook = hook; }
+
 void sigpend_run(void* uc, const sigset_t* blocked) {
   G* g = get_user_g();
   if (!g || !runtime_up) return;
-  sigset_t base;
-  if (blocked) base = *blocked;
-  else get_mask(&base);
+  sigset_t base = blocked ? *blocked : g->sigmask;
+  // The kernel never blocks the runtime's signal; the G's mask may.
+  if (int ps = poke_signal_number(); ps > 0 && g_blocks(g, ps)) sigaddset(&base, ps);
   for (auto& s : g_slots) {
     if (s.state.load(std::memory_order_acquire) != kReady || sigismember(&base, s.sig)) continue;
     if (s.target && s.target != g) continue;
     uint32_t r = kReady;
     if (!s.state.compare_exchange_strong(r, kTaken, std::memory_order_acq_rel)) continue;
-    if (s.target && s.target != g) {  // refilled for another G between the checks
-      s.state.store(kReady, std::memory_order_release);
-      continue;
-    }
     bool targeted = s.target != nullptr;
     int sig = s.sig;
     SigAct act = s.act;
     siginfo_t si = s.si;
     s.state.store(kFree, std::memory_order_release);
     sigpend_count.fetch_sub(1, std::memory_order_release);
-    if (uc) run_one(sig, act, &si, uc, &base);
-    else run_one_here(sig, act, &si, &base);
+    if (uc) run_one(g, sig, act, &si, uc, &base);
+    else run_one_here(g, sig, act, &si, &base);
     // The EINTR the signal owes a netpoller wait, as after a handler that
     // ran where the kernel put it — unless sysmon already decided it when
-    // it woke this G. A signal sent to this G interrupts no other G's call.
+    // it woke this G. A thread-directed one interrupts no other thread.
     int decided = sig;
     if (!g->sig_eintr.compare_exchange_strong(decided, 0, std::memory_order_acq_rel) && !targeted)
       netpoll_signal_arrived(sig, (act.flags & SA_RESTART) != 0);
   }
 }
 
-namespace {
-// Gets the target of each signal kept for one G to take it: a kick if it
-// runs, a wake-up (with the EINTR its wait owes the signal) if it is
-// parked. A target that is runnable, or parked where nothing wakes it,
-// takes it when it next parks or is kicked on a later round.
-bool deliver_targeted() {
-  bool did = false;
+bool sigpend_deliver() {
+  if (!sigpend_any()) return false;
+  bool did = false, process_done = false;
   for (auto& s : g_slots) {
-    if (s.state.load(std::memory_order_acquire) != kReady || !s.target) continue;
+    if (s.state.load(std::memory_order_acquire) != kReady) continue;
     G* t = s.target;
-    if (kick_running(t) || wake_parked(s.sig, (s.act.flags & SA_RESTART) != 0, t, true)) did = true;
+    int sig = s.sig;
+    bool restart = (s.act.flags & SA_RESTART) != 0;
+    if (t) {
+      // Its own: only t runs it, once it lets it through.
+      if (g_blocks(t, sig)) continue;
+      uint32_t st = t->status.load(std::memory_order_acquire);
+      if (st == kGRunning || st == kGSyscall) did |= kick_running(t, sig);
+      else if (st == kGWaiting) did |= wake_parked(sig, restart, t, true);
+      continue;  // runnable: kicked once it runs
+    }
+    if (process_done) continue;
+    process_done = true;
+    G* mg = netpoll_signal_main();
+    bool main_alive = mg && mg->status.load(std::memory_order_acquire) != kGDead && mg->wait_reason != kWaitForever;
+    if (main_alive && !g_blocks(mg, sig)) {
+      if (kick_running(mg, sig) || wake_parked(sig, restart, mg, true)) {
+        did = true;
+        continue;
+      }
+    }
+    did |= kick_running(nullptr, sig) || wake_parked(sig, restart, nullptr, !main_alive);
   }
   return did;
 }
 
-}  // namespace
-
-bool sigpend_deliver() {
-  if (!sigpend_any()) return false;
-  bool did = deliver_targeted();
-  bool restart = false;
-  int sig = first_pending(&restart);
-  if (!sig) return did;  // none for any G, or still being filled: next round
-  G* mg = netpoll_signal_main();
-  bool main_alive = mg && mg->status.load(std::memory_order_acquire) != kGDead && mg->wait_reason != kWaitForever;
-  if (main_alive) {
-    if (kick_running(mg)) return true;
-    if (wake_parked(sig, restart, mg, true)) return true;
+// pthread_kill and raise (docs/ARCHITECTURE.md, "Signals").
+int sig_send_to_g(G* t, int sig) {
+  long pid = raw_syscall(SYS_getpid);
+  uint64_t bit = bit_of(sig);
+  // Waiting in sigwait or sigsuspend on its M: the kernel call takes it.
+  auto to_its_m = [&]() {
+    M* mp = t->m;
+    long r = mp ? raw_syscall(SYS_tgkill, pid, mp->tid, sig) : -ESRCH;
+    return r < 0 ? static_cast<int>(-r) : 0;
+  };
+  if (t->sigwait_bits.load(std::memory_order_seq_cst) & bit) return to_its_m();
+  SigAct act{reinterpret_cast<void*>(SIG_DFL), 0, {}};
+  if (g_sigact_hook) g_sigact_hook(sig, &act);
+  bool blocked = g_blocks(t, sig);
+  G* self = get_user_g();
+  if (!blocked) {
+    if (act.handler == reinterpret_cast<void*>(SIG_IGN)) return 0;  // discarded, as the kernel does
+    // To itself: at once, on this thread, as the kernel does (the shim's
+    // own code is never preempted, so the G is still on this M).
+    if (t == self) {
+      long r = raw_syscall(SYS_tgkill, pid, self->m->tid, sig);
+      return r < 0 ? static_cast<int>(-r) : 0;
+    }
+    // A default action acts on the whole process.
+    if (act.handler == reinterpret_cast<void*>(SIG_DFL)) {
+      long r = raw_syscall(SYS_kill, pid, sig);
+      return r < 0 ? static_cast<int>(-r) : 0;
+    }
   }
-  if (kick_running(nullptr)) return true;
-  return wake_parked(sig, restart, nullptr, !main_alive);
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  si.si_signo = sig;
+  si.si_code = SI_TKILL;
+  si.si_pid = static_cast<pid_t>(pid);
+  si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
+  int idx = sigpend_put_for(t, sig, &si, act);
+  // It may have entered sigwait since (its flag is set before it looks
+  // at the slots; ours the other way round): if the slot is still ours,
+  // the kernel call gets the signal instead.
+  if ((t->sigwait_bits.load(std::memory_order_seq_cst) & bit) && sigpend_take_back(idx)) return to_its_m();
+  if (blocked) return 0;  // pending until t unblocks it
+  uint32_t st = t->status.load(std::memory_order_acquire);
+  if (st == kGRunning || st == kGSyscall) kick_running(t, sig);
+  else if (st == kGWaiting) wake_parked(sig, (act.flags & SA_RESTART) != 0, t, true);
+  return 0;
 }
 
 void sigpend_after_fork() {

@@ -28,18 +28,24 @@
 // any thread but the main one), and blocking signals around every idle
 // sleep (two system calls per sleep, and the scheduler's own stretches
 // on g0 stay open).
-// A signal sent to one G (tgkill or pthread_kill of a G that another M
-// runs or that is not running) is kept the same way with that G as its
-// target (sigpend_put_for): only that G takes it, sysmon kicks the target
-// if it runs or wakes it if it is parked (with the EINTR the signal owes
-// its wait, as the thread the kernel would have picked), and the handler
-// interrupts no other G's call. A target parked where no signal wakes it
-// (pthread_join) takes it when it runs again.
 // Each slot goes kFree -> kFilling (the handler that stores it) -> kReady ->
 // kTaken (exactly one G, by CAS: a signal never runs twice) -> kFree. Like
 // the kernel's pending set, a standard signal that is already pending and
 // not yet taken is merged into it; real-time signals queue, up to the number
 // of slots.
+//
+// Thread-directed signals (pthread_kill, raise: sig_send_to_g) use the same
+// slots with a target G: only that G takes them, when it does not block
+// them — the G's pending set, as the kernel keeps one per thread. The
+// sender wakes the target if it is parked (with EINTR where the kernel
+// would give one) or kicks its M if it runs; sysmon repeats that every
+// round while the slot waits, so a G that switched away meanwhile still
+// gets it. A G runs its pending handlers when it returns from park, when
+// its M is kicked, and when it unblocks them (pthread_sigmask). A G in
+// sigwait (G::sigwait_bits) gets the signal by tgkill to its M instead,
+// and a sigwait takes a slot that is already pending. A process-directed
+// signal that waits in an untargeted slot goes only to a G that does not
+// block it; a G that exits drops its own slots.
 #pragma once
 
 #include <signal.h>
@@ -69,15 +75,27 @@ inline bool sigpend_any() { return sigpend_count.load(std::memory_order_acquire)
 // From a signal handler on g0: keeps sig for a G and wakes sysmon.
 // Async-signal-safe.
 void sigpend_put(int sig, const siginfo_t* si, const SigAct& act);
-// Keeps sig for target alone (not async-signal-safe: from a G or thread
-// that sends it). Returns false when every slot is taken (the signal is
-// dropped, as by a full kernel queue).
-bool sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act);
-// An exiting G: signals kept for it are dropped (a thread that ends with a
-// signal pending never handles it).
-void sigpend_forget_g(G* g);
-// On a user G: runs the handler of each pending signal that `blocked` (the
-// G's signal mask; null: the thread's current one) lets through. `uc`: the
+// The same, pending for target only (null: for any G). Returns the slot's
+// index, or -1 when merged or dropped.
+int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act);
+// Takes slot `i` back if no G has taken it yet.
+bool sigpend_take_back(int i);
+// Pending for g (its own and the process's), bit sig-1.
+uint64_t sigpend_bits_for(G* g);
+// sigwait on g: takes a pending signal among `set` (bits), fills *si;
+// returns the signal or 0.
+int sigpend_take_in(G* g, uint64_t set, siginfo_t* si);
+// g exits: its own pending signals go with it.
+void sigpend_forget(G* g);
+// pthread_kill/raise to the G t (sig 1..64; t not dead): the kernel's
+// per-thread model. Returns 0 or an errno.
+int sig_send_to_g(G* t, int sig);
+// interpose/signal.cpp: the program's action for sig now (handler may be
+// SIG_DFL or SIG_IGN).
+void set_sigact_hook(void (*hook)(int, SigAct*));
+// On a user G: runs the handler of each pending signal (its own or the
+// process's) that `blocked` (null: the G's mask) lets through; the
+// runtime's signal counts as blocked when the G's own mask has it. `uc`: the
 // context a SA_SIGINFO handler gets (null: the current one).
 void sigpend_run(void* uc, const sigset_t* blocked);
 // sysmon, every round: gets a G to run what is pending. Returns true if it

@@ -140,6 +140,13 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
     sigpend_put(sig, si, act);
     return;
   }
+  if (has && g && runtime_up && g_blocks(g, sig)) {
+    // The G blocks the runtime's signal (the kernel never does): pending
+    // until it unblocks it, for this G if it was sent to this thread.
+    SigAct act{reinterpret_cast<void*>(a.sa_sigaction), a.sa_flags, a.sa_mask};
+    sigpend_put_for(si && si->si_code == SI_TKILL ? g : nullptr, sig, si, act);
+    return;
+  }
   if (a.sa_flags & SA_SIGINFO) {
     if (a.sa_sigaction) a.sa_sigaction(sig, si, uc);
   } else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {

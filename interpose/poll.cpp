@@ -124,8 +124,10 @@ long handoff_raw(F call) {
   return r < 0 ? -errno : r;
 }
 
-// A wait's signal mask as netpoll_wait_any's bit set (bit sig-1).
+// A wait's signal mask as netpoll_wait_any's bit set (bit sig-1); none
+// given: the G's own.
 uint64_t blocked_bits(const sigset_t* mask) {
+  if (!mask) return kBlockedByG;
   uint64_t bits = 0;
   if (mask)
     for (int sig = 1; sig <= 64; sig++)

@@ -5,11 +5,11 @@
 // stays installed and the program's own action is recorded instead:
 // sigaction and signal report and change that recorded action, and the
 // runtime's handler passes every delivery that sysmon did not send on to it.
-// Masks never block the signal on an M (a blocked M could be neither
-// preempted nor found blocked): a program that blocks it reads the mask
-// back without that bit, and its own instances of the signal are delivered
-// to its handler even while "blocked". That is one departure from native
-// behaviour (README, known limits).
+// Masks never block the signal in the kernel (a blocked M could be neither
+// preempted nor found blocked): a G that blocks it reads its mask back
+// with that bit (G::sigmask), and its own instances of the signal that
+// arrive meanwhile wait in its pending set (core/sigpend.h) until it
+// unblocks them.
 //
 // 2. EINTR. Natively a handler that runs while a thread is blocked in poll,
 // select, epoll_wait — or in read, write, accept and the like when the
@@ -24,6 +24,11 @@
 // runs the handler itself (core/sigpend.h, interpose/tid.cpp). sigaction and signal report the program's
 // own handler, never the trampoline. Synchronous faults (SIGSEGV and the
 // like raised by an instruction) interrupt nothing, as natively.
+//
+// 4. Masks are per G (core/sigmask.cpp): sigprocmask and pthread_sigmask
+// on a G change that G's mask, and run at once what it unblocked and has
+// pending; sigpending adds what waits for the G; raise and the sigwait
+// family on a G go through its pending set (sig_send_to_g, sigpend.h).
 //
 // 3. Only Gs run handlers. The trampoline that finds itself on an M's g0
 // (an idle M, the netpoller, the scheduler) runs nothing there: it keeps
@@ -49,6 +54,18 @@ using MaskFn = int(int, const sigset_t*, sigset_t*);
 constinit Real<SigactionFn> real_sigaction{"sigaction", "GLIBC_2.2.5"};
 constinit Real<MaskFn> real_sigprocmask{"sigprocmask", "GLIBC_2.2.5"};
 constinit Real<MaskFn> real_pthread_sigmask{"pthread_sigmask", "GLIBC_2.32"};
+using PendingFn = int(sigset_t*);
+using RaiseFn = int(int);
+using SigwaitFn = int(const sigset_t*, int*);
+using SigwaitinfoFn = int(const sigset_t*, siginfo_t*);
+using SigtimedwaitFn = int(const sigset_t*, siginfo_t*, const struct timespec*);
+using SigsuspendFn = int(const sigset_t*);
+constinit Real<PendingFn> real_sigpending{"sigpending", "GLIBC_2.2.5"};
+constinit Real<RaiseFn> real_raise{"raise", "GLIBC_2.2.5"};
+constinit Real<SigwaitFn> real_sigwait{"sigwait", "GLIBC_2.2.5"};
+constinit Real<SigwaitinfoFn> real_sigwaitinfo{"sigwaitinfo", "GLIBC_2.2.5"};
+constinit Real<SigtimedwaitFn> real_sigtimedwait{"sigtimedwait", "GLIBC_2.2.5"};
+constinit Real<SigsuspendFn> real_sigsuspend{"sigsuspend", "GLIBC_2.2.5"};
 
 constexpr int kNsig = 65;
 
@@ -119,8 +136,19 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
     sigpend_put(sig, si, SigAct{r->handler, r->flags, r->mask});
     return;
   }
+  // A G that blocks it (the kernel gave it to the M for another G's
+  // mask: a raise just before a switch): pending, for this G if it was
+  // sent to this thread.
+  if (g && runtime_up && !fault && g_blocks(g, sig)) {
+    sigpend_put_for(thread_directed(sig, si) ? g : nullptr, sig, si, SigAct{r->handler, r->flags, r->mask});
+    return;
+  }
+  // The kernel mask while it runs is no G's: the next switch on this M
+  // sets it; sigreturn puts back uc_sigmask, recorded after the handler.
+  if (g && runtime_up) g->m->kmask = kKmaskUnknown;
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
+  if (g && runtime_up) g->m->kmask = sigset_bits(&static_cast<ucontext_t*>(uc)->uc_sigmask);
   if (runtime_up && !thread_directed(sig, si)) netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
   // On a G: take along any handler still waiting for one.
   if (g && !g->is_g0 && sigpend_any()) sigpend_run(uc, &static_cast<ucontext_t*>(uc)->uc_sigmask);
@@ -147,18 +175,83 @@ void unwrap_for_poke(int sig, struct sigaction* act) {
   g_prog[sig].wrapped.store(false, std::memory_order_release);
 }
 
+// On a G: the G's own mask (core/sigmask.cpp); returns 0 or EINVAL.
+// Elsewhere (a thread mnpthread did not create, or before the runtime
+// runs): the kernel's, without ever blocking the runtime's signal.
 int set_mask(MaskFn* real, int how, const sigset_t* set, sigset_t* old) {
-  if (!set || how == SIG_UNBLOCK) return real(how, set, old);
-  sigset_t s = *set;
-  for (int sig = 1; sig < 65; sig++)
-    if (poke_signal_is(sig)) sigdelset(&s, sig);
-  return real(how, &s, old);
+  G* g = get_user_g();
+  if (!g || !runtime_up) {
+    if (!set || how == SIG_UNBLOCK) return real(how, set, old);
+    sigset_t s = *set;
+    for (int sig = 1; sig < 65; sig++)
+      if (poke_signal_is(sig)) sigdelset(&s, sig);
+    return real(how, &s, old);
+  }
+  sigset_t was = g->sigmask;
+  if (set) {
+    sigset_t now = was;
+    if (how == SIG_BLOCK) sigorset(&now, &was, set);
+    else if (how == SIG_UNBLOCK)
+      for (int sig = 1; sig < 65; sig++) {
+        if (sigismember(set, sig) == 1) sigdelset(&now, sig);
+      }
+    else if (how == SIG_SETMASK) now = *set;
+    else return EINVAL;
+    g_sigmask_set(g, &now);
+    g_load_kmask(g);
+    // What it unblocked and has pending runs now, before the call returns.
+    if (sigpend_any() && (sigset_bits(&was) & ~sigset_bits(&g->sigmask))) sigpend_run(nullptr, nullptr);
+  }
+  if (old) *old = was;
+  return 0;
 }
+
+// The program's action for sig, for sig_send_to_g.
+void action_for(int sig, SigAct* out) {
+  struct sigaction o = {};
+  if (poke_signal_is(sig)) {
+    poke_user_action(nullptr, &o);
+  } else if (const Record* r = g_prog[sig].wrapped.load(std::memory_order_acquire) ? g_prog[sig].rec.load(std::memory_order_acquire) : nullptr) {
+    *out = SigAct{r->handler, r->flags, r->mask};
+    return;
+  } else if (real_sigaction(sig, nullptr, &o) != 0) {
+    return;
+  }
+  *out = SigAct{handler_of(&o), o.sa_flags, o.sa_mask};
+}
+
+// sigwait and sigsuspend on a G: `bits` are the signals the call takes
+// (G::sigwait_bits, for pthread_kill). Returns the signal already pending
+// for the G among them (*si filled), or 0 with the flag left set.
+int sigwait_begin(G* g, uint64_t bits, siginfo_t* si) {
+  g->sigwait_bits.store(bits, std::memory_order_seq_cst);
+  int got = sigpend_take_in(g, bits, si);
+  if (got) g->sigwait_bits.store(0, std::memory_order_release);
+  return got;
+}
+
+// The call itself, handed off (its M blocks in the kernel with the G's mask).
+template <typename R, typename... A>
+R sigwait_call(G* g, R (*f)(A...), A... a) {
+  R r;
+  do {
+    entersyscall_block();
+    r = f(a...);
+    int e = errno;
+    exitsyscall();
+    errno = e;
+  } while (r == -1 && errno == EINTR && syscall_eintr_was_ours());
+  g->sigwait_bits.store(0, std::memory_order_release);
+  return r;
+}
+
+uint64_t set_bits(const sigset_t* s) { return sigset_bits(s) & ~((1ULL << 31) | (1ULL << 32)); }
 }  // namespace
 
 namespace mnp {
 void interpose_signal_init() {
   set_poke_unwrap_hook(unwrap_for_poke);
+  set_sigact_hook(action_for);
 }
 }  // namespace mnp
 
@@ -277,11 +370,85 @@ bool program_signal_action(int sig, SigAct* out) {
 extern "C" {
 
 MNP_EXPORT int sigprocmask(int how, const sigset_t* set, sigset_t* old) noexcept {
-  return set_mask(real_sigprocmask, how, set, old);
+  int r = set_mask(real_sigprocmask, how, set, old);
+  if (r > 0) {  // EINVAL from a G's mask
+    errno = r;
+    return -1;
+  }
+  return r;
 }
 
 MNP_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noexcept {
   return set_mask(real_pthread_sigmask, how, set, old);
+}
+
+}  // extern "C"
+
+extern "C" {
+
+MNP_EXPORT int sigpending(sigset_t* set) noexcept {
+  if (int r = real_sigpending(set); r != 0) return r;
+  // What waits for this G among what it blocks (the rest is about to run).
+  if (G* g = get_user_g(); g && runtime_up) set->__val[0] |= sigpend_bits_for(g) & sigset_bits(&g->sigmask);
+  return 0;
+}
+
+MNP_EXPORT int raise(int sig) noexcept {
+  G* g = get_user_g();
+  if (!g || !runtime_up || sig < 1 || sig >= kNsig) return real_raise(sig);
+  if (int r = sig_send_to_g(g, sig); r != 0) {
+    errno = r;
+    return -1;
+  }
+  return 0;
+}
+
+MNP_EXPORT int sigwait(const sigset_t* set, int* sig) {
+  G* g = get_user_g();
+  if (!g || !runtime_up || !set) return real_sigwait(set, sig);
+  if (int got = sigwait_begin(g, set_bits(set), nullptr)) {
+    *sig = got;
+    return 0;
+  }
+  return sigwait_call(g, real_sigwait.get(), set, sig);
+}
+
+MNP_EXPORT int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
+  G* g = get_user_g();
+  if (!g || !runtime_up || !set) return real_sigwaitinfo(set, info);
+  siginfo_t si;
+  if (int got = sigwait_begin(g, set_bits(set), &si)) {
+    if (info) *info = si;
+    return got;
+  }
+  return sigwait_call(g, real_sigwaitinfo.get(), set, info);
+}
+
+MNP_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
+  G* g = get_user_g();
+  if (!g || !runtime_up || !set) return real_sigtimedwait(set, info, timeout);
+  siginfo_t si;
+  if (int got = sigwait_begin(g, set_bits(set), &si)) {
+    if (info) *info = si;
+    return got;
+  }
+  return sigwait_call(g, real_sigtimedwait.get(), set, info, timeout);
+}
+
+// The G's pending handlers that the temporary mask lets through run at
+// once (EINTR, as natively); the kernel runs what comes during the call.
+MNP_EXPORT int sigsuspend(const sigset_t* mask) {
+  G* g = get_user_g();
+  if (!g || !runtime_up || !mask) return real_sigsuspend(mask);
+  uint64_t through = ~sigset_bits(mask) & ~((1ULL << 31) | (1ULL << 32));
+  g->sigwait_bits.store(through, std::memory_order_seq_cst);
+  if (sigpend_bits_for(g) & through) {
+    sigpend_run(nullptr, mask);
+    g->sigwait_bits.store(0, std::memory_order_release);
+    errno = EINTR;
+    return -1;
+  }
+  return sigwait_call(g, real_sigsuspend.get(), mask);
 }
 
 }  // extern "C"

@@ -149,11 +149,6 @@ inline R handoff_block(R (*f)(A...), A... a) {
   X(wait4, "GLIBC_2.2.5", pid_t, (pid_t p, int* st, int o, struct rusage* r), (p, st, o, r), handoff)                \
   X(waitid, "GLIBC_2.2.5", int, (idtype_t t, id_t i, siginfo_t* s, int o), (t, i, s, o), handoff)                    \
   X(pause, "GLIBC_2.2.5", int, (), (), handoff_block)                                                                \
-  X(sigwait, "GLIBC_2.2.5", int, (const sigset_t* s, int* sig), (s, sig), handoff_block)                             \
-  X(sigwaitinfo, "GLIBC_2.2.5", int, (const sigset_t* s, siginfo_t* i), (s, i), handoff_block)                       \
-  X(sigtimedwait, "GLIBC_2.2.5", int, (const sigset_t* s, siginfo_t* i, const struct timespec* t), (s, i, t),         \
-    handoff_block)                                                                                                    \
-  X(sigsuspend, "GLIBC_2.2.5", int, (const sigset_t* s), (s), handoff_block)                                         \
   X(system, "GLIBC_2.2.5", int, (const char* c), (c), handoff_block)                                                 \
   X(getaddrinfo, "GLIBC_2.2.5", int, (const char* n, const char* s, const struct addrinfo* h, struct addrinfo** r),   \
     (n, s, h, r), handoff_block)                                                                                      \

@@ -19,6 +19,7 @@
 #include "core/gmem.h"
 #include "core/netpoll.h"
 #include "core/sched.h"
+#include "core/sigpend.h"
 #include "core/tcb.h"
 #include "core/timer.h"
 #include "interpose/cancel.h"
@@ -230,6 +231,8 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
     return r;
   }
   GSpec spec{fn, arg, 0, static_cast<size_t>(-1), nullptr, false};
+  sigset_t attr_mask;
+  if (attr && pthread_attr_getsigmask_np(attr, &attr_mask) == 0) spec.sigmask = &attr_mask;
   if (attr) {
     const auto* a = reinterpret_cast<const AttrView*>(attr);
     spec.detached = (a->flags & kAttrDetached) != 0;
@@ -437,7 +440,7 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
   if (r) return r;
   if (sig < 0 || sig >= 65) return EINVAL;
   if (t->status.load(std::memory_order_acquire) == kGDead) return sig == 0 ? 0 : ESRCH;
-  return signal_g(t, sig);  // as tgkill of its id (interpose/tid.cpp)
+  return signal_g(t, sig);  // as tgkill of its id (interpose/tid.cpp): the handler runs on t
 }
 
 }  // extern "C"

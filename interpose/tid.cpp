@@ -70,53 +70,21 @@ long on_g(long tid, Fn fn) {
 pthread_t handle_of(G* t) { return reinterpret_cast<pthread_t>(t->tcb); }
 long neg(int err) { return err ? -static_cast<long>(err) : 0; }
 
-// How a signal for a G is sent, decided while the G cannot go away.
-enum class Send { kDone, kSelf, kProcess };
-
-Send send_plan(G* t, int sig, int* err) {
-  *err = 0;
-  if (sig == 0) return Send::kDone;
-  if (t == get_user_g()) return Send::kSelf;
-  SigAct act;
-  // No handler of the program's: the default action or SIG_IGN is the
-  // process's whichever thread takes it.
-  if (!program_signal_action(sig, &act)) return Send::kProcess;
-  siginfo_t si = {};
-  si.si_signo = sig;
-  si.si_code = SI_TKILL;
-  si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
-  si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
-  if (!sigpend_put_for(t, sig, &si, act)) {
-    *err = EAGAIN;
-    return Send::kDone;
-  }
-  // It finished meanwhile: the signal must not outlive it.
-  uint32_t st = t->status.load(std::memory_order_acquire);
-  if (st == kGDead || st == kGIdle) sigpend_forget_g(t);
-  return Send::kDone;
-}
-
-// The rest of a send, outside any lock (a handler may run here at once).
-int send_finish(Send how, int sig, int err) {
-  long r = 0;
-  if (how == Send::kSelf) r = raw_syscall(SYS_tgkill, raw_syscall(SYS_getpid), raw_syscall(SYS_gettid), sig);
-  else if (how == Send::kProcess) r = raw_syscall(SYS_kill, raw_syscall(SYS_getpid), sig);
-  return r < 0 ? static_cast<int>(-r) : err;
-}
-
 // tgkill (tgid >= 0) and tkill (tgid < 0) of a G's id: 0 or -errno, or
 // kNotOurs.
 long kill_tid(long tgid, long tid, long sig) {
   if (sig < 0 || sig > 64) return kNotOurs;  // the kernel's EINVAL
   if (tgid >= 0 && tgid != raw_syscall(SYS_getpid)) return kNotOurs;
-  Send how = Send::kDone;
+  // Under the handle table's lock for another G, so it cannot go away: the
+  // send only fills its pending slot and kicks or wakes it (a handler runs
+  // here only for the caller itself, which holds no lock).
   int err = 0;
   long r = on_g(tid, [&](G* t) {
-    how = send_plan(t, static_cast<int>(sig), &err);
+    err = sig == 0 ? 0 : sig_send_to_g(t, static_cast<int>(sig));
     return 0L;
   });
   if (r == kNotOurs) return r;
-  return neg(send_finish(how, static_cast<int>(sig), err));
+  return neg(err);
 }
 
 long getaffinity_g(long tid, long size, long set) {
@@ -210,11 +178,7 @@ long as_libc(long r) { return r < 0 ? fail(r) : r; }
 
 namespace mnp {
 
-int signal_g(G* t, int sig) {
-  int err;
-  Send how = send_plan(t, sig, &err);
-  return send_finish(how, sig, err);
-}
+int signal_g(G* t, int sig) { return sig == 0 ? 0 : sig_send_to_g(t, sig); }
 
 bool tid_syscall(long nr, const long* a, long* ret) {
   long r;

@@ -695,6 +695,8 @@ TEST(IoStdinFlags, Procs2) { run_case(simple({"io_stdin_flags"}), 2); }
 // handler's sem_post waking main while every thread is parked.
 TEST(SigOnG, Procs1) { run_case(simple({"sig_on_g"}), 1); }
 TEST(SigOnG, Procs2) { run_case(simple({"sig_on_g"}), 2); }
+TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
+TEST(SigPerG, Procs2) { run_case(simple({"sig_per_g"}), 2); }
 
 // Every thread has its own id (gettid, syscall(SYS_gettid)); tgkill/tkill
 // of it run the handler on that thread, blocked or running; sched_*,

@@ -1,0 +1,102 @@
+// core/sigmask.cpp — each G's signal mask, and the kernel mask of each M.
+//
+// Natively every thread has its own mask. A G has no kernel thread, so its
+// mask is kept in the G (G::sigmask, what pthread_sigmask reads back) and
+// loaded into its M's kernel thread while it runs (G::kmask: the same minus
+// the runtime's signal, 32 and 33, which stay open on every M). Each M
+// remembers the mask its thread has (M::kmask), and a switch to a G costs
+// an rt_sigprocmask only when the G's kmask differs (g_load_kmask, sched.h):
+// Gs whose masks are equal — the common case, all empty — switch with no
+// system call at all.
+//
+// An M between Gs (idle, polling) keeps a mask too, and the kernel may pick
+// it for a process-directed signal; the handler then waits for a G
+// (sigpend.h). So that it never takes a signal that every thread blocks
+// natively (a default action would end the process; sigwait would miss it),
+// an idle M blocks exactly the signals every live G blocks: a count per
+// signal of the Gs that block it (g_blockers) against the number of live
+// Gs (Sched::ngsys_live). The counts move only for set bits, so programs
+// that block nothing pay nothing at create and exit.
+// Rejected: blocking everything on an idle M (a process-directed signal
+// then waits until some G's M happens to run, and the netpoller could not
+// be woken by one), and a system call at every switch (the switch costs a
+// few ns without one).
+#include <signal.h>
+
+#include <atomic>
+
+#include "core/base.h"
+#include "core/sched.h"
+
+namespace mnp {
+
+int poke_signal_number();  // syscall.cpp: -1 when the runtime's signal is off
+
+namespace {
+constinit std::atomic<int32_t> g_blockers[64];
+
+// Signals no mask may hold back: glibc's two and the runtime's.
+uint64_t never_blocked() {
+  uint64_t b = (1ULL << 31) | (1ULL << 32);
+  if (int ps = poke_signal_number(); ps > 0) b |= 1ULL << (ps - 1);
+  return b;
+}
+
+void count(uint64_t bits, int d) {
+  while (bits) {
+    int b = __builtin_ctzll(bits);
+    bits &= bits - 1;
+    g_blockers[b].fetch_add(d, std::memory_order_relaxed);
+  }
+}
+
+void store_view(G* gp, const sigset_t* view) {
+  sigset_t v = *view;
+  // As the kernel: SIGKILL and SIGSTOP cannot be blocked; nor glibc's own.
+  sigdelset(&v, SIGKILL);
+  sigdelset(&v, SIGSTOP);
+  sigdelset(&v, 32);
+  sigdelset(&v, 33);
+  gp->sigmask = v;
+  gp->kmask = sigset_bits(&v) & ~never_blocked();
+}
+}  // namespace
+
+void m_set_kmask(M* mp, uint64_t k) {
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&k), 0, 8);
+  mp->kmask = k;
+}
+
+void g_sigmask_init(G* gp, const sigset_t* view) {
+  store_view(gp, view);
+  gp->sigwait_bits.store(0, std::memory_order_relaxed);
+  count(sigset_bits(&gp->sigmask), 1);
+}
+
+void g_sigmask_set(G* gp, const sigset_t* view) {
+  uint64_t was = sigset_bits(&gp->sigmask);
+  store_view(gp, view);
+  uint64_t now = sigset_bits(&gp->sigmask);
+  count(now & ~was, 1);
+  count(was & ~now, -1);
+}
+
+void g_sigmask_drop(G* gp) {
+  count(sigset_bits(&gp->sigmask), -1);
+}
+
+uint64_t idle_kmask() {
+  int64_t n = sched.ngsys_live.load(std::memory_order_relaxed);
+  if (n <= 0) return 0;
+  uint64_t k = 0;
+  for (int b = 0; b < 64; b++)
+    if (g_blockers[b].load(std::memory_order_relaxed) >= n) k |= 1ULL << b;
+  return k & ~never_blocked();
+}
+
+void sigmask_after_fork(G* self) {
+  for (auto& c : g_blockers) c.store(0, std::memory_order_relaxed);
+  count(sigset_bits(&self->sigmask), 1);
+}
+
+}  // namespace mnp
