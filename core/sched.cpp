@@ -1006,6 +1006,7 @@ int newproc(const GSpec& spec, G** out) {
     // that used this G before must not reach this one.
     gp->fake_tid = gmem_new_tid();
     gp->clear_tid = nullptr;
+    gp->sigwait_bits.store(0, std::memory_order_relaxed);  // a cancelled sigwait leaves it set
     tcb_reinit(gp->tcb, gp->map_base, gp->map_size, gp->guard_size, gp->fake_tid);
   } else {
     gp = gmem_alloc(ss, guard, spec.user_stack);

@@ -43,6 +43,7 @@
 #include "core/netpoll.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
+#include "interpose/cancel.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -236,7 +237,7 @@ R sigwait_call(G* g, R (*f)(A...), A... a) {
   R r;
   do {
     entersyscall_block();
-    r = f(a...);
+    r = call_cancelable([&] { return f(a...); });  // a cancellation point (interpose/cancel.h)
     int e = errno;
     exitsyscall();
     errno = e;
