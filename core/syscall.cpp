@@ -167,7 +167,11 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kSigpendKickValue &&
       si->si_pid == static_cast<pid_t>(raw_syscall(SYS_getpid))) {
     // sysmon asks the G on this M to run handlers that arrived between Gs
-    // (on g0 now: the slots stay, sysmon tries again).
+    // (on g0 now: the slots stay, sysmon tries again). Not while the M is
+    // inside the runtime (a Lock held, scheduling, switching Gs: futex.h):
+    // a handler's sem_post would wait for a lock this very thread holds.
+    // The slots stay for sysmon's next round.
+    if (M* self = m_by_tid(raw_gettid()); self && self->locks != 0) return;
     int saved_errno = errno;
     sigpend_run(ucv, &static_cast<ucontext_t*>(ucv)->uc_sigmask);
     errno = saved_errno;
