@@ -464,81 +464,30 @@ bool interrupt_sleep(G* g, Eligible& eligible, G** woken) {
   return hit;
 }
 
-// Interrupts the wait a process-directed signal interrupts natively. The
-// kernel gives it to the main thread unless that thread has gone (or blocks
-// the signal: Gs have no masks of their own), so: the main G if it waits in
-// the netpoller; else, once the main G has exited (pthread_exit from main),
-// any G that waits. A main G that is running or joining takes the signal
-// without an EINTR visible anywhere, as natively; a sleeping one wakes with
-// EINTR. (A signal sent to one G never comes here: core/sigpend.h.)
-// Signals are rare: a scan of every fd state is fine. Returns false if no
-// wait qualified.
-bool interrupt_one(int sig, bool restart) {
-  G* mg = g_sig_main.load(std::memory_order_acquire);
-  if (!mg) mg = main_g();
-  bool main_gone = mg->status.load(std::memory_order_acquire) == kGDead || mg->wait_reason == kWaitForever;
-  G* only = main_gone ? nullptr : mg;
+// One scan for both uses of a signal's effect on a parked G: wakes a
+// netpoller wait or sleep of `only` (any G when null) that does not block
+// sig. After a handler that ran elsewhere (for_handler false) only a wait
+// the signal ends natively qualifies, and it ends with EINTR. To make a G run
+// a pending handler (for_handler), any wait qualifies: with EINTR (and
+// G::sig_eintr set, so the handler's run does not count the signal again)
+// where the signal ends it natively and may_interrupt, else as a plain
+// wake-up that retries the call; sleeps only with may_interrupt. Without
+// `only`, a sleeping G, any, comes last. Signals are rare: a scan of every
+// fd state is fine. Returns false if no wait qualified.
+bool wake_one_wait(int sig, bool restart, G* only, bool for_handler, bool may_interrupt) {
+  auto ends_natively = [&](const Wait* w) { return w->intr == Intr::kPoll || !restart; };
   auto eligible = [&](const Wait* w) {
-    return (w->intr == Intr::kPoll || !restart) && !((w->blocked >> (sig - 1)) & 1) && (!only || w->g == only);
+    return !((w->blocked >> (sig - 1)) & 1) && (!only || w->g == only) && (for_handler || ends_natively(w));
   };
-  // A sleep (nanosleep and friends) of that G.
-  if (only) {
-    G* woken = nullptr;
-    bool hit = interrupt_sleep(only, eligible, &woken);
-    // Readied outside the locks: the G cannot wake otherwise (the timer
-    // lost the decision), so its frame stays put until then.
-    if (woken) ready(woken, true);
-    if (hit) return true;
-  }
-  for (auto& slot : g_chunks) {
-    FdState* c = slot.load(std::memory_order_acquire);
-    if (!c) continue;
-    for (int i = 0; i < kChunk; i++) {
-      FdState* s = &c[i];
-      if (!__atomic_load_n(&s->head, __ATOMIC_RELAXED)) continue;
-      G* g = nullptr;
-      s->lock.lock();
-      for (Entry* e = s->head; e; e = e->next) {
-        if (!eligible(e->w)) continue;
-        uint32_t was = decide(e->w, kInterrupted);
-        if (was != kArming && was != kParked) continue;  // already decided
-        if (was == kParked) g = e->w->g;
-        unlink_locked(s, e);
-        s->lock.unlock();
-        if (g) ready(g, true);
-        return true;
-      }
-      s->lock.unlock();
-    }
-  }
-  if (only) return false;
-  // Main has exited: a sleeping G, any.
-  G* woken = nullptr;
-  bool hit = false;
-  auto try_g = [&](G* g) {
-    if (!hit && g->sleep_wait.load(std::memory_order_relaxed)) hit = interrupt_sleep(g, eligible, &woken);
-  };
-  gmem_for_each_tcb([&](void* tcb) { try_g(reinterpret_cast<G*>(static_cast<char*>(tcb) + tcbo::kSize)); });
-  if (woken) ready(woken, true);
-  return hit;
-}
-
-}  // namespace
-
-G* netpoll_signal_main() {
-  G* mg = g_sig_main.load(std::memory_order_acquire);
-  return mg ? mg : main_g();
-}
-
-bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt) {
-  auto eligible = [&](const Wait* w) { return !((w->blocked >> (sig - 1)) & 1) && (!only || w->g == only); };
-  // A sleep of that G: any handler ends it with EINTR.
+  // A sleep (nanosleep and friends): any handler ends it with EINTR.
   auto try_sleep = [&](G* g) {
     if (!may_interrupt || !g->sleep_wait.load(std::memory_order_acquire)) return false;
     G* woken = nullptr;
-    g->sig_eintr.store(sig, std::memory_order_release);
+    if (for_handler) g->sig_eintr.store(sig, std::memory_order_release);
     bool hit = interrupt_sleep(g, eligible, &woken);
-    if (!hit) g->sig_eintr.store(0, std::memory_order_relaxed);
+    if (!hit && for_handler) g->sig_eintr.store(0, std::memory_order_relaxed);
+    // Readied outside the locks: the G cannot wake otherwise (the timer
+    // lost the decision), so its frame stays put until then.
     if (woken) ready(woken, true);
     return hit;
   };
@@ -552,14 +501,14 @@ bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt
       s->lock.lock();
       for (Entry* e = s->head; e; e = e->next) {
         if (!eligible(e->w)) continue;
-        // EINTR where the signal ends the wait natively; otherwise the
-        // call is restarted, which a plain wake-up amounts to.
-        bool intr = may_interrupt && (e->w->intr == Intr::kPoll || !restart);
+        // Otherwise the call is restarted, which a plain wake-up amounts to.
+        bool intr = may_interrupt && ends_natively(e->w);
         G* g = e->w->g;
-        if (intr) g->sig_eintr.store(sig, std::memory_order_release);
+        bool mark = intr && for_handler;
+        if (mark) g->sig_eintr.store(sig, std::memory_order_release);
         uint32_t was = decide(e->w, intr ? kInterrupted : kWoken);
         if (was != kArming && was != kParked) {  // already decided
-          if (intr) g->sig_eintr.store(0, std::memory_order_relaxed);
+          if (mark) g->sig_eintr.store(0, std::memory_order_relaxed);
           continue;
         }
         unlink_locked(s, e);
@@ -576,6 +525,31 @@ bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt
     if (!hit) hit = try_sleep(reinterpret_cast<G*>(static_cast<char*>(tcb) + tcbo::kSize));
   });
   return hit;
+}
+
+// Interrupts the wait a process-directed signal interrupts natively, after
+// its handler ran on some G. The kernel gives it to the main thread unless
+// that thread has gone, so: the main G if it waits in the netpoller; else,
+// once the main G has exited (pthread_exit from main), any G that waits. A
+// main G that is running or joining takes the signal without an EINTR
+// visible anywhere, as natively; a sleeping one wakes with EINTR. (A signal
+// sent to one G never comes here: core/sigpend.h.)
+bool interrupt_one(int sig, bool restart) {
+  G* mg = g_sig_main.load(std::memory_order_acquire);
+  if (!mg) mg = main_g();
+  bool main_gone = mg->status.load(std::memory_order_acquire) == kGDead || mg->wait_reason == kWaitForever;
+  return wake_one_wait(sig, restart, main_gone ? nullptr : mg, false, true);
+}
+
+}  // namespace
+
+G* netpoll_signal_main() {
+  G* mg = g_sig_main.load(std::memory_order_acquire);
+  return mg ? mg : main_g();
+}
+
+bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt) {
+  return wake_one_wait(sig, restart, only, true, may_interrupt);
 }
 
 void netpoll_deliver_signals() {
