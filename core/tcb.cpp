@@ -17,6 +17,9 @@
 
 extern "C" {
 extern const ptrdiff_t __rseq_offset;  // glibc >= 2.35: TP-relative rseq area
+// glibc's first-ABI cleanup buffers (exported, no longer declared).
+void _pthread_cleanup_push(struct _pthread_cleanup_buffer*, void (*)(void*), void*);
+void _pthread_cleanup_pop(struct _pthread_cleanup_buffer*, int);
 }
 
 namespace mnp {
@@ -183,6 +186,17 @@ bool tcb_runtime_init() {
       !check(__rseq_offset == static_cast<ptrdiff_t>(tcbo::kRseqArea), "rseq_area") ||
       !check(resp == nullptr || g_glibc.resp_offset < 0, "__resp in static TLS"))
     return false;
+
+  // interpose/cancel.h links cleanup buffers at kCleanup itself: glibc's
+  // own push must put the buffer exactly there.
+  {
+    _pthread_cleanup_buffer probe;
+    void* before = tcb_field<void*>(self, tcbo::kCleanup);
+    _pthread_cleanup_push(&probe, nullptr, nullptr);
+    bool at_offset = tcb_field<void*>(self, tcbo::kCleanup) == &probe && probe.__prev == before;
+    _pthread_cleanup_pop(&probe, 0);
+    if (!check(at_offset && tcb_field<void*>(self, tcbo::kCleanup) == before, "cleanup list")) return false;
+  }
 
   g_keys = static_cast<KeyStruct*>(dlvsym(RTLD_DEFAULT, "__pthread_keys", kPriv));
   if (!check(g_keys != nullptr, "__pthread_keys missing")) return false;

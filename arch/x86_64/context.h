@@ -61,6 +61,20 @@ inline uintptr_t arch_get_fs() {
   return v;
 }
 
+// A pointer-sized field of the running thread's TCB at a constant offset
+// (core/tcb.h's tcbo). The store is a compiler barrier: what the field will
+// point at is written before it is published.
+template <size_t kOffset>
+inline void* arch_tcb_load_ptr() {
+  void* v;
+  asm volatile("mov %%fs:%c1, %0" : "=r"(v) : "i"(kOffset));
+  return v;
+}
+template <size_t kOffset>
+inline void arch_tcb_store_ptr(void* v) {
+  asm volatile("mov %0, %%fs:%c1" : : "r"(v), "i"(kOffset) : "memory");
+}
+
 // Writes FS base directly (used only outside of any G, e.g. in handlers).
 void arch_set_fs(uintptr_t fs);
 
