@@ -188,9 +188,33 @@ void* gmem_stack_top(G* gp) {
 
 void gmem_register_main(G* mg) { g_main = mg; }
 
-void gmem_after_fork() {
+void gmem_after_fork(G* self) {
   new (&g_table_lock) Lock();
   tcb_after_fork();
+  // Only the forking thread exists in the child. Its handle, and those of
+  // free Gs (kGIdle: cached for reuse, the child's own to hand out), stay;
+  // every other G, g0 and pre-runtime thread of the parent leaves the
+  // table, so its handle is ESRCH, its id names no thread (gmem_with_tid)
+  // and dumps and signal scans no longer visit it. Their memory stays
+  // mapped and unused, as glibc leaves the other threads' stacks in its
+  // cache.
+  Table* old = g_table.load(std::memory_order_relaxed);
+  Table* nt = table_new(old ? old->cap : 1024);
+  g_used = g_live = 0;
+  if (old)
+    for (size_t i = 0; i < old->cap; i++) {
+      uintptr_t k = old->keys[i].load(std::memory_order_relaxed);
+      if (k == kEmpty || k == kTomb || (k & kNativeTag)) continue;
+      G* gp = reinterpret_cast<G*>(k + tcbo::kSize);
+      if (gp != self && (gp->is_g0 || gp->status.load(std::memory_order_relaxed) != kGIdle)) continue;
+      table_insert_locked(nt, k);
+      g_used++;
+      g_live++;
+    }
+  g_table.store(nt, std::memory_order_release);
+  // A fork from another thread than main: main is gone, and this G is the
+  // child's first thread (its id is the child's pid, like main's).
+  if (self && !self->is_g0) g_main = self;
 }
 
 namespace detail {

@@ -23,8 +23,9 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack);
 void gmem_free(G* gp);
 // Returns the pages of a free G's stack to the kernel, keeping the mapping.
 void gmem_trim(G* gp);
-// In a child of fork: locks other threads may have held are reset.
-void gmem_after_fork();
+// In a child of fork, from the forking G (self): locks other threads may
+// have held are reset, and only self and free Gs stay in the handle table.
+void gmem_after_fork(G* self);
 void* gmem_stack_top(G* gp);
 void gmem_set_tls_g(G* gp);
 void gmem_set_tls_g_at(void* tcb, G* g);

@@ -1250,7 +1250,7 @@ void after_fork_child() {
   // Every other module: reset locks other threads may have held, forget
   // waiters that do not exist here, restart sysmon and the netpoller.
   sema_after_fork();
-  gmem_after_fork();
+  gmem_after_fork(gp->is_g0 ? nullptr : gp);
   netpoll_after_fork();
   if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
   sigpend_after_fork();  // a child starts with no pending signals

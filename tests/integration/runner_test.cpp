@@ -517,6 +517,10 @@ const Case kForkLoad{{"fork_load"}, {}, 0, 45, nullptr};
 TEST(ForkLoad, Procs1) { run_case(kForkLoad, 1); }
 TEST(ForkLoad, Procs2) { run_case(kForkLoad, 2); }
 
+// In a fork child the parent's other threads' ids are ESRCH (fork_ids.c).
+TEST(ForkIds, Procs1) { run_case(simple({"fork_ids"}), 1); }
+TEST(ForkIds, Procs2) { run_case(simple({"fork_ids"}), 2); }
+
 // dlopen() of a library with initial-exec TLS while threads exist.
 Case dlopen_tls_case() { return simple({"dlopen_tls", env_or_empty("MNP_PROGDIR") + "/libmnp_tls_lib.so"}); }
 TEST(DlopenTls, Procs1) { run_case(dlopen_tls_case(), 1); }
