@@ -1,16 +1,21 @@
 // core/config.cpp — the environment, parsed once at start-up.
 //
-// Every variable mnpthread reads is in kVars below (one table; see
-// docs/ARCHITECTURE.md, "Configuration"). A bad value never stops the
-// program: one line names the variable and the default used instead.
+// Every variable mnpthread reads is in kVars below: one table, the only
+// place getenv is called (docs/ARCHITECTURE.md, "Configuration"). A bad value
+// never stops the program: one line names the variable, the value, what is
+// wanted and the default used instead.
 //
-//   MNP_PROCS   number of Ps. Default: CPUs in the affinity mask, lowered to
-//               the cgroup v2 CPU quota (cpu.max) when one is set.
-//   MNP_STACK   default stack size of a new thread, bytes with optional
-//               K/M/G suffix. Default: RLIMIT_STACK as glibc does (8 MiB if
-//               unlimited).
+//   MNP_PROCS    number of Ps. Default: CPUs in the affinity mask, lowered to
+//                the cgroup v2 CPU quota (cpu.max) when one is set.
+//   MNP_STACK    default stack size of a new thread, bytes with optional
+//                K/M/G suffix. Default: RLIMIT_STACK as glibc does (8 MiB if
+//                unlimited).
+//   MNP_PREEMPT  0 turns asynchronous preemption off. Default 1.
+//   MNP_SIGNAL   the runtime's own signal. Default SIGURG.
+//   MNP_DEBUG    comma-separated schedtrace=MS, scheddetail=0|1.
 #include <fcntl.h>
 #include <sched.h>
+#include <signal.h>
 #include <sys/resource.h>
 #include <unistd.h>
 
@@ -23,18 +28,9 @@
 namespace mnp {
 namespace {
 
-constinit Config g_config{1, 8u << 20, 4096};
+constinit Config g_config{1, 8u << 20, 4096, true, SIGURG, 0, false};
 
 constexpr uint32_t kMaxProcs = 1024;
-
-struct VarDoc {
-  const char* name;
-  const char* what;
-};
-constexpr VarDoc kVars[] = {
-    {"MNP_PROCS", "number of Ps (default: usable CPUs)"},
-    {"MNP_STACK", "default thread stack size (default: RLIMIT_STACK, 8M if unlimited)"},
-};
 
 void bad_value(const char* var, const char* val, const char* dflt_desc) {
   char buf[256];
@@ -86,12 +82,88 @@ uint32_t cgroup_cpu_limit() {
   return static_cast<uint32_t>((quota + period - 1) / period);
 }
 
+bool all_digits(const char* v) {
+  if (!*v) return false;
+  for (; *v; v++)
+    if (*v < '0' || *v > '9') return false;
+  return true;
+}
+
+bool parse_procs(const char* v) {
+  uint64_t n;
+  if (!all_digits(v) || !parse_size(v, &n) || n < 1 || n > kMaxProcs) return false;
+  g_config.procs = static_cast<uint32_t>(n);
+  return true;
+}
+
+bool parse_stack(const char* v) {
+  uint64_t n;
+  if (!parse_size(v, &n) || n < 16 * 1024 || n > (1ULL << 40)) return false;
+  g_config.stack_size = (static_cast<size_t>(n) + 4095) & ~size_t{4095};
+  return true;
+}
+
+bool parse_preempt(const char* v) {
+  if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0) return false;
+  g_config.preempt = v[0] == '1';
+  return true;
+}
+
+bool parse_signal(const char* v) {
+  uint64_t n;
+  if (!all_digits(v) || !parse_size(v, &n) || n < 1 || n > 64 || n == SIGKILL || n == SIGSTOP || n == 32 || n == 33)
+    return false;
+  g_config.signal = static_cast<int>(n);
+  return true;
+}
+
+// Items are applied as they are read; a bad one makes the whole value
+// reported (once), the good ones still count.
+bool parse_debug(const char* v) {
+  bool ok = true;
+  while (*v) {
+    const char* end = strchr(v, ',');
+    size_t len = end ? static_cast<size_t>(end - v) : strlen(v);
+    const char* eq = static_cast<const char*>(memchr(v, '=', len));
+    char num[24] = {};
+    size_t key = eq ? static_cast<size_t>(eq - v) : len;
+    size_t nlen = eq ? len - key - 1 : 0;
+    uint64_t n = 0;
+    bool have_num = eq && nlen > 0 && nlen < sizeof num;
+    if (have_num) {
+      memcpy(num, eq + 1, nlen);
+      have_num = all_digits(num) && parse_size(num, &n);
+    }
+    if (have_num && key == 10 && !strncmp(v, "schedtrace", key) && n > 0 && n < (1u << 31))
+      g_config.schedtrace_ms = static_cast<int64_t>(n);
+    else if (have_num && key == 11 && !strncmp(v, "scheddetail", key) && n <= 1)
+      g_config.scheddetail = n == 1;
+    else
+      ok = false;
+    v += len;
+    if (*v == ',') v++;
+  }
+  return ok;
+}
+
+struct Var {
+  const char* name;
+  bool (*parse)(const char* value);  // false: rejected, the default stays
+  const char* want;                   // what is wanted, and the default used
+};
+constexpr Var kVars[] = {
+    {"MNP_PROCS", parse_procs, "want an integer from 1 to 1024; using the number of usable CPUs"},
+    {"MNP_STACK", parse_stack, "want a size from 16K to 1T (e.g. 256K, 8M); using RLIMIT_STACK"},
+    {"MNP_PREEMPT", parse_preempt, "want 0 or 1; preemption stays on"},
+    {"MNP_SIGNAL", parse_signal, "want a signal number 1..64 other than SIGKILL, SIGSTOP, 32, 33; using SIGURG (23)"},
+    {"MNP_DEBUG", parse_debug, "known items are schedtrace=MS (MS > 0) and scheddetail=0|1; the others are ignored"},
+};
+
 }  // namespace
 
 const Config& config() { return g_config; }
 
 void config_init() {
-  (void)kVars;
   cpu_set_t set;
   CPU_ZERO(&set);  // the kernel writes only the bytes it knows about
   uint32_t cpus = 1;
@@ -102,29 +174,21 @@ void config_init() {
   if (uint32_t q = cgroup_cpu_limit(); q && q < cpus) cpus = q;
   if (cpus > kMaxProcs) cpus = kMaxProcs;
   g_config.procs = cpus;
-  if (const char* v = getenv("MNP_PROCS")) {
-    uint64_t n;
-    if (parse_size(v, &n) && n >= 1 && n <= kMaxProcs && v[strlen(v) - 1] >= '0' && v[strlen(v) - 1] <= '9')
-      g_config.procs = static_cast<uint32_t>(n);
-    else
-      bad_value("MNP_PROCS", v, "want an integer from 1 to 1024; using the number of usable CPUs");
-  }
 
   struct rlimit rl;
   size_t stack = 8u << 20;
   if (raw_syscall(SYS_getrlimit, RLIMIT_STACK, reinterpret_cast<long>(&rl)) == 0 && rl.rlim_cur != RLIM_INFINITY &&
       rl.rlim_cur >= 64 * 1024)
     stack = static_cast<size_t>(rl.rlim_cur);
-  stack = (stack + 4095) & ~size_t{4095};
-  g_config.stack_size = stack;
-  if (const char* v = getenv("MNP_STACK")) {
-    uint64_t n;
-    if (parse_size(v, &n) && n >= 16 * 1024 && n <= (1ULL << 40))
-      g_config.stack_size = (static_cast<size_t>(n) + 4095) & ~size_t{4095};
-    else
-      bad_value("MNP_STACK", v, "want a size from 16K to 1T (e.g. 256K, 8M); using RLIMIT_STACK");
-  }
+  g_config.stack_size = (stack + 4095) & ~size_t{4095};
   g_config.guard_size = 4096;
+  g_config.preempt = true;
+  g_config.signal = SIGURG;
+  g_config.schedtrace_ms = 0;
+  g_config.scheddetail = false;
+
+  for (const Var& var : kVars)
+    if (const char* v = getenv(var.name); v && !var.parse(v)) bad_value(var.name, v, var.want);
 }
 
 }  // namespace mnp

@@ -111,10 +111,7 @@ bool in_base(uintptr_t pc) {
 }  // namespace
 
 void preempt_init() {
-  const char* v = getenv("MNP_PREEMPT");
-  if (v && strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
-    raw_print("ignoring MNP_PREEMPT: want 0 or 1; preemption stays on");
-  g_enabled = !(v && strcmp(v, "0") == 0);
+  g_enabled = config().preempt;
   if (!g_enabled) return;
   if (!load_libunwind()) {
     raw_print("libunwind.so.8 not found: asynchronous preemption is off (install libunwind8)");

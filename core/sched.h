@@ -342,10 +342,15 @@ void poke_user_action(const struct sigaction* act, struct sigaction* old);
 void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*));
 
 // Start-up and configuration.
+// The environment, parsed once by config_init (core/config.cpp's kVars).
 struct Config {
-  uint32_t procs;
-  size_t stack_size;
+  uint32_t procs;         // MNP_PROCS
+  size_t stack_size;      // MNP_STACK
   size_t guard_size;
+  bool preempt;           // MNP_PREEMPT
+  int signal;             // MNP_SIGNAL
+  int64_t schedtrace_ms;  // MNP_DEBUG schedtrace=MS; 0: off
+  bool scheddetail;       // MNP_DEBUG scheddetail=1
 };
 const Config& config();
 void config_init();

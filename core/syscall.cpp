@@ -404,14 +404,7 @@ void sysmon_start() {
   preempt_init();
   trace_init();
   // The signal that tells an M it was found blocked in uncovered code.
-  if (const char* v = getenv("MNP_SIGNAL")) {
-    char* end;
-    long n = strtol(v, &end, 10);
-    if (*v && !*end && n >= 1 && n <= 64 && n != SIGKILL && n != SIGSTOP && n != 32 && n != 33)
-      g_poke_signal = static_cast<int>(n);
-    else
-      raw_print("ignoring MNP_SIGNAL: want a signal number 1..64 other than SIGKILL, SIGSTOP, 32, 33; using SIGURG (23)");
-  }
+  g_poke_signal = config().signal;
   // The libc sigaction, not the shim's own interposer of it.
   using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
   auto* real_sigaction = reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5"));

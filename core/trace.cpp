@@ -192,29 +192,8 @@ void print_detail() {
 
 void trace_init() {
   g_start = nanotime();
-  const char* v = getenv("MNP_DEBUG");
-  if (!v) return;
-  // Comma-separated key=value pairs.
-  char buf[256];
-  size_t n = strlen(v);
-  if (n >= sizeof buf) n = sizeof buf - 1;
-  memcpy(buf, v, n);
-  buf[n] = 0;
-  for (char* tok = buf; tok && *tok;) {
-    char* comma = strchr(tok, ',');
-    if (comma) *comma = 0;
-    char* eq = strchr(tok, '=');
-    long val = eq ? strtol(eq + 1, nullptr, 10) : -1;
-    if (eq && !strncmp(tok, "schedtrace", static_cast<size_t>(eq - tok)) && val > 0) {
-      g_period_ns = val * 1000000;
-    } else if (eq && !strncmp(tok, "scheddetail", static_cast<size_t>(eq - tok)) && (val == 0 || val == 1)) {
-      g_detail = val == 1;
-    } else {
-      Line l;
-      l.s("mnpthread: ignoring MNP_DEBUG item \"").s(tok).s("\": known are schedtrace=MS (MS > 0), scheddetail=0|1").flush();
-    }
-    tok = comma ? comma + 1 : nullptr;
-  }
+  g_period_ns = config().schedtrace_ms * 1000000;
+  g_detail = config().scheddetail;
   g_next = g_start + g_period_ns;
   if (g_period_ns || g_detail) load_unwind();
 }

@@ -3,6 +3,7 @@
 // kernel wrote, giving a random number of Ps (up to 1024) and as many Ms.
 #include <gtest/gtest.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdlib.h>
 
 #include "core/sched.h"
@@ -44,4 +45,33 @@ TEST(Config, StackSizeSuffixesAndLimits) {
   config_init();
   EXPECT_GE(config().stack_size, 64u * 1024);
   unsetenv("MNP_STACK");
+}
+
+TEST(Config, PreemptSignalDebugAreParsedInTheTable) {
+  setenv("MNP_PREEMPT", "0", 1);
+  setenv("MNP_SIGNAL", "12", 1);
+  setenv("MNP_DEBUG", "schedtrace=250,scheddetail=1", 1);
+  config_init();
+  EXPECT_FALSE(config().preempt);
+  EXPECT_EQ(config().signal, 12);
+  EXPECT_EQ(config().schedtrace_ms, 250);
+  EXPECT_TRUE(config().scheddetail);
+  // Bad values keep the defaults; a key must match whole ("sched" is not
+  // "schedtrace"), and good items of a partly bad MNP_DEBUG still count.
+  setenv("MNP_PREEMPT", "yes", 1);
+  setenv("MNP_SIGNAL", "9", 1);
+  setenv("MNP_DEBUG", "sched=5,scheddetail=1,schedtrace=-3", 1);
+  config_init();
+  EXPECT_TRUE(config().preempt);
+  EXPECT_EQ(config().signal, SIGURG);
+  EXPECT_EQ(config().schedtrace_ms, 0);
+  EXPECT_TRUE(config().scheddetail);
+  for (const char* bad : {"33", "32", "19", "65", "0", "12x", ""}) {
+    setenv("MNP_SIGNAL", bad, 1);
+    config_init();
+    EXPECT_EQ(config().signal, SIGURG) << bad;
+  }
+  unsetenv("MNP_PREEMPT");
+  unsetenv("MNP_SIGNAL");
+  unsetenv("MNP_DEBUG");
 }
