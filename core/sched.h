@@ -336,6 +336,13 @@ void sysmon_after_fork();
 // The runtime's signal (MNP_SIGNAL): the program's own action for it is kept
 // here, and deliveries that are not sysmon's are passed on to it.
 bool poke_signal_is(int sig);
+// Sends the runtime's signal to the M whose kernel id is tid (with si:
+// rt_tgsigqueueinfo). Nothing is sent while an exec is pending (-EAGAIN).
+long send_runtime_signal(long tid, siginfo_t* si);
+// Around an exec (interpose/exec.cpp): after exec_prepare no runtime signal
+// is pending for or sent to any thread until exec_abandon (a failed exec).
+void exec_prepare();
+void exec_abandon();
 void poke_user_action(const struct sigaction* act, struct sigaction* old);
 // interpose/signal.cpp: turns the kernel's action for a signal back into
 // the program's own (the trampoline it may be wrapped in).

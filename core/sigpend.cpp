@@ -91,7 +91,7 @@ bool kick_running(G* only, int sig) {
     si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
     si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
     si.si_value.sival_int = kSigpendKickValue;
-    if (raw_syscall(SYS_rt_tgsigqueueinfo, si.si_pid, mp->tid, ps, reinterpret_cast<long>(&si)) == 0) return true;
+    if (send_runtime_signal(mp->tid, &si) == 0) return true;
   }
   return false;
 }

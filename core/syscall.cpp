@@ -105,6 +105,31 @@ void mark_in_syscall(M* mp, G* gp) {
 constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
 constexpr int64_t kPokeGapMaxNs = 1000 * 1000;
 constinit int g_poke_signal = SIGURG;
+
+// exec and the runtime's signal. Signals pending at a thread survive
+// execve, and the new image has default actions: a poke still in flight
+// when the program execs would be delivered to the new program (fatal if
+// MNP_SIGNAL names a signal whose default action terminates). Senders and
+// exec_prepare form a Dekker pair on these two counters: a sender announces
+// itself in g_poke_inflight and sends only if no exec is pending; an exec
+// announces itself in g_exec_pending and waits until no send is in flight,
+// after which none can start, and then takes what is already pending.
+constinit std::atomic<int> g_exec_pending{0};
+constinit std::atomic<int> g_poke_inflight{0};
+
+// Sends the runtime's signal to an M (siginfo: rt_tgsigqueueinfo, else
+// tgkill). Returns the system call's result, -EAGAIN while an exec is pending.
+long send_poke(long tid, siginfo_t* si) {
+  g_poke_inflight.fetch_add(1, std::memory_order_seq_cst);
+  long r = -EAGAIN;
+  if (g_exec_pending.load(std::memory_order_seq_cst) == 0) {
+    long pid = raw_syscall(SYS_getpid);
+    r = si ? raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, g_poke_signal, reinterpret_cast<long>(si))
+           : raw_syscall(SYS_tgkill, pid, tid, g_poke_signal);
+  }
+  g_poke_inflight.fetch_sub(1, std::memory_order_release);
+  return r;
+}
 constinit bool g_poke_enabled = false;
 
 int64_t thread_cpu_ns(int tid) {
@@ -260,7 +285,7 @@ bool detect_blocked(int64_t now) {
         gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
         if (preempt_enabled()) {
           mp->pokes.fetch_add(1, std::memory_order_relaxed);
-          raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
+          if (send_poke(mp->tid, nullptr) < 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
         }
         pp->run_since = now - kPreemptNs + 1000 * 1000;
       }
@@ -278,7 +303,7 @@ bool detect_blocked(int64_t now) {
     pp->poke_gap = pp->poke_gap == 0 ? kSysmonMinNs : std::min(2 * pp->poke_gap, kPokeGapMaxNs);
     pp->poke_after = now + pp->poke_gap;
     mp->pokes.fetch_add(1, std::memory_order_relaxed);
-    raw_syscall(SYS_tgkill, static_cast<long>(raw_syscall(SYS_getpid)), mp->tid, g_poke_signal);
+    if (send_poke(mp->tid, nullptr) < 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
     any = true;
   }
   (void)now;
@@ -375,6 +400,30 @@ void* sysmon_main(void*) {
 }  // namespace
 
 void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap = hook; }
+
+void exec_prepare() {
+  g_exec_pending.fetch_add(1, std::memory_order_seq_cst);
+  while (g_poke_inflight.load(std::memory_order_seq_cst) != 0) raw_syscall(SYS_sched_yield);
+  if (!g_poke_enabled) return;
+  // Take the runtime's signals already pending for this thread. A program's
+  // own instance pending for the whole process is taken too: the new image
+  // would see it with the default action, which for SIGURG discards it.
+  uint64_t bit = uint64_t{1} << (g_poke_signal - 1);
+  uint64_t old = 0;
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&bit), reinterpret_cast<long>(&old), 8);
+  struct timespec zero = {0, 0};
+  siginfo_t si;
+  M* mp = m_by_tid(raw_gettid());
+  while (raw_syscall(SYS_rt_sigtimedwait, reinterpret_cast<long>(&bit), reinterpret_cast<long>(&si),
+                     reinterpret_cast<long>(&zero), 8) > 0) {
+    if (mp && mp->pokes.load(std::memory_order_relaxed) > 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
+  }
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
+}
+
+long send_runtime_signal(long tid, siginfo_t* si) { return send_poke(tid, si); }
+
+void exec_abandon() { g_exec_pending.fetch_sub(1, std::memory_order_seq_cst); }
 
 bool poke_signal_is(int sig) { return g_poke_enabled && sig == g_poke_signal; }
 

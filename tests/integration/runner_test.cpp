@@ -521,6 +521,10 @@ TEST(ForkLoad, Procs2) { run_case(kForkLoad, 2); }
 TEST(ForkIds, Procs1) { run_case(simple({"fork_ids"}), 1); }
 TEST(ForkIds, Procs2) { run_case(simple({"fork_ids"}), 2); }
 
+// No runtime signal reaches a program across exec (exec_signal.c).
+TEST(ExecSignal, Procs1) { run_case(simple({"exec_signal"}), 1); }
+TEST(ExecSignal, Procs2) { run_case(simple({"exec_signal"}), 2); }
+
 // dlopen() of a library with initial-exec TLS while threads exist.
 Case dlopen_tls_case() { return simple({"dlopen_tls", env_or_empty("MNP_PROGDIR") + "/libmnp_tls_lib.so"}); }
 TEST(DlopenTls, Procs1) { run_case(dlopen_tls_case(), 1); }

@@ -1,0 +1,134 @@
+// interpose/exec.cpp — the exec family (docs/ARCHITECTURE.md, "Signals":
+// exec and the runtime's signal).
+//
+// Signals pending at a thread survive execve, and the new image starts
+// with default actions. The runtime's signal is sent to Ms at any moment
+// (sysmon's blocked-M detection, preemption, kicks for pending handlers),
+// including to a thread that is inside execve: that instance then reaches
+// the new program. With the default signal (SIGURG, ignored by default)
+// it is lost harmlessly; with MNP_SIGNAL naming a signal whose default
+// action terminates, it killed about one exec in 300. Each function here
+// stops every sender and takes what is pending (exec_prepare) before the
+// real call, and lets them go on if the call returns (a failed exec).
+//
+// glibc's exec functions call its internal execve, not this one, so each
+// is interposed. The list-argument forms build their vector on the stack
+// and go through the vector forms, as glibc's own do.
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <unistd.h>
+
+#include "core/sched.h"
+#include "interpose/real.h"
+
+using namespace mnp;
+
+namespace {
+
+using ExecveFn = int(const char*, char* const[], char* const[]);
+using ExecvFn = int(const char*, char* const[]);
+using FexecveFn = int(int, char* const[], char* const[]);
+using ExecveatFn = int(int, const char*, char* const[], char* const[], int);
+constinit Real<ExecveFn> real_execve{"execve", "GLIBC_2.2.5"};
+constinit Real<ExecvFn> real_execv{"execv", "GLIBC_2.2.5"};
+constinit Real<ExecvFn> real_execvp{"execvp", "GLIBC_2.2.5"};
+constinit Real<ExecveFn> real_execvpe{"execvpe", "GLIBC_2.11"};
+constinit Real<FexecveFn> real_fexecve{"fexecve", "GLIBC_2.2.5"};
+constinit Real<ExecveatFn> real_execveat{"execveat", "GLIBC_2.34"};
+
+// Runs one real exec call between exec_prepare and, if it returns,
+// exec_abandon; errno is the real call's.
+template <typename F>
+int guarded(const F& f) {
+  if (!runtime_up) return f();
+  exec_prepare();
+  int r = f();
+  int e = errno;
+  exec_abandon();
+  errno = e;
+  return r;
+}
+
+// Collects the arguments after arg0 up to the terminating null pointer;
+// *rest is left at the argument after it (execle's envp).
+size_t count_list(const char* arg0, va_list ap) {
+  size_t n = 1;
+  if (arg0)
+    while (va_arg(ap, char*)) n++;
+  return n;
+}
+
+void fill_list(char** argv, size_t n, const char* arg0, va_list ap) {
+  argv[0] = const_cast<char*>(arg0);
+  for (size_t i = 1; i < n; i++) argv[i] = va_arg(ap, char*);
+  argv[n] = nullptr;
+  if (arg0) (void)va_arg(ap, char*);  // the terminating null
+}
+
+}  // namespace
+
+extern "C" {
+
+MNP_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
+  return guarded([&] { return real_execve(path, argv, envp); });
+}
+
+MNP_EXPORT int execv(const char* path, char* const argv[]) noexcept {
+  return guarded([&] { return real_execv(path, argv); });
+}
+
+MNP_EXPORT int execvp(const char* file, char* const argv[]) noexcept {
+  return guarded([&] { return real_execvp(file, argv); });
+}
+
+MNP_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
+  return guarded([&] { return real_execvpe(file, argv, envp); });
+}
+
+MNP_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) noexcept {
+  return guarded([&] { return real_fexecve(fd, argv, envp); });
+}
+
+MNP_EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const envp[], int flags) noexcept {
+  return guarded([&] { return real_execveat(dirfd, path, argv, envp, flags); });
+}
+
+MNP_EXPORT int execl(const char* path, const char* arg, ...) noexcept {
+  va_list ap;
+  va_start(ap, arg);
+  size_t n = count_list(arg, ap);
+  va_end(ap);
+  auto** argv = static_cast<char**>(__builtin_alloca((n + 1) * sizeof(char*)));
+  va_start(ap, arg);
+  fill_list(argv, n, arg, ap);
+  va_end(ap);
+  return execv(path, argv);
+}
+
+MNP_EXPORT int execlp(const char* file, const char* arg, ...) noexcept {
+  va_list ap;
+  va_start(ap, arg);
+  size_t n = count_list(arg, ap);
+  va_end(ap);
+  auto** argv = static_cast<char**>(__builtin_alloca((n + 1) * sizeof(char*)));
+  va_start(ap, arg);
+  fill_list(argv, n, arg, ap);
+  va_end(ap);
+  return execvp(file, argv);
+}
+
+MNP_EXPORT int execle(const char* path, const char* arg, ...) noexcept {
+  va_list ap;
+  va_start(ap, arg);
+  size_t n = count_list(arg, ap);
+  va_end(ap);
+  auto** argv = static_cast<char**>(__builtin_alloca((n + 1) * sizeof(char*)));
+  va_start(ap, arg);
+  fill_list(argv, n, arg, ap);
+  char* const* envp = va_arg(ap, char* const*);
+  va_end(ap);
+  return execve(path, argv, envp);
+}
+
+}  // extern "C"
