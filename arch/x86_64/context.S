@@ -14,8 +14,7 @@
  * void mnp_ctx_switch(Context *from  = rdi, const Context *to = rsi,
  *                     void (*fn)(void*) = rdx, void *arg = rcx)
  */
-#define MNP_CTX_SP 0
-#define MNP_CTX_FS 8
+#include "context_offsets.h"
 
         .text
         .globl  mnp_ctx_switch

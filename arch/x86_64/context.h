@@ -18,6 +18,8 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "arch/x86_64/context_offsets.h"
+
 namespace mnp {
 
 struct Context {
@@ -25,12 +27,7 @@ struct Context {
   uintptr_t fs = 0;  // FS base (glibc TCB) this context runs with
 };
 
-// Offsets used by context.S; checked below.
-#define MNP_CTX_SP 0
-#define MNP_CTX_FS 8
-// Size of the frame mnp_ctx_switch leaves at Context::sp:
-// fpu control words (8) + r15 r14 r13 r12 rbx rbp (48) + return address (8).
-#define MNP_CTX_FRAME 64
+// Offsets used by context.S, defined once in context_offsets.h.
 
 static_assert(offsetof(Context, sp) == MNP_CTX_SP);
 static_assert(offsetof(Context, fs) == MNP_CTX_FS);
