@@ -17,15 +17,9 @@
 // on whichever M, it returns from the handler and sigreturn restores its
 // registers. MNP_PREEMPT=0 turns asynchronous preemption off.
 //
-// libunwind is loaded with dlopen(RTLD_LOCAL), never linked: Debian's
-// libunwind.so.8 also exports the GCC _Unwind_* API, and as a dependency of
-// a preloaded library it would replace libgcc_s for every C++ exception and
-// thread cancellation in the program (pthread_once's cleanup, for one,
-// stopped running when it was linked).
-#define UNW_LOCAL_ONLY
+// libunwind comes from core/unwind.h (loaded once, RTLD_LOCAL: see there).
 #include "core/preempt.h"
 
-#include <libunwind.h>
 #include <link.h>
 #include <signal.h>
 
@@ -38,6 +32,7 @@
 #include "core/base.h"
 #include "core/rtfd.h"
 #include "core/sched.h"
+#include "core/unwind.h"
 
 extern "C" const char __start_mnp_gbase[] __attribute__((visibility("hidden")));
 extern "C" const char __stop_mnp_gbase[] __attribute__((visibility("hidden")));
@@ -53,31 +48,7 @@ constinit Range g_ranges[kMaxRanges] = {};
 constinit int g_nranges = 0;
 constinit std::atomic<bool> g_enabled{false};
 
-// libunwind entry points (local-only unwinding), from dlopen.
-struct Unwind {
-  decltype(&_ULx86_64_init_local2) init_local2;
-  decltype(&_ULx86_64_step) step;
-  decltype(&_ULx86_64_get_reg) get_reg;
-  decltype(&_ULx86_64_set_caching_policy) set_caching_policy;
-  unw_addr_space_t* local_addr_space;
-};
-constinit Unwind g_unw = {};
-constinit std::atomic<const void*> g_unwind_base{nullptr};  // load address of libunwind.so.8
-
-bool load_libunwind() {
-  void* h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-  if (!h) return false;
-  g_unw.init_local2 = reinterpret_cast<decltype(g_unw.init_local2)>(dlsym(h, "_ULx86_64_init_local2"));
-  g_unw.step = reinterpret_cast<decltype(g_unw.step)>(dlsym(h, "_ULx86_64_step"));
-  g_unw.get_reg = reinterpret_cast<decltype(g_unw.get_reg)>(dlsym(h, "_ULx86_64_get_reg"));
-  g_unw.set_caching_policy =
-      reinterpret_cast<decltype(g_unw.set_caching_policy)>(dlsym(h, "_ULx86_64_set_caching_policy"));
-  g_unw.local_addr_space = static_cast<unw_addr_space_t*>(dlsym(h, "_ULx86_64_local_addr_space"));
-  Dl_info info;
-  if (g_unw.init_local2 && dladdr(reinterpret_cast<void*>(g_unw.init_local2), &info))
-    g_unwind_base.store(info.dli_fbase, std::memory_order_release);
-  return g_unw.init_local2 && g_unw.step && g_unw.get_reg && g_unw.set_caching_policy && g_unw.local_addr_space;
-}
+constinit const Unwind* g_unw = nullptr;  // set by preempt_init
 
 bool forbidden_name(const char* n) {
   static constexpr const char* kLibs[] = {"libc.so",     "ld-linux",   "libstdc++", "libgcc_s", "libmnpthread",
@@ -113,19 +84,20 @@ bool in_base(uintptr_t pc) {
 void preempt_init() {
   g_enabled = config().preempt;
   if (!g_enabled) return;
-  if (!load_libunwind()) {
+  g_unw = unwind_get();
+  if (!g_unw) {
     raw_print("libunwind.so.8 not found: asynchronous preemption is off (install libunwind8)");
     g_enabled = false;
     return;
   }
   // libunwind opens its address-validation pipe here; the interposed pipe2
   // recognises the caller and protects the fds (core/rtfd.h).
-  g_unw.set_caching_policy(*g_unw.local_addr_space, UNW_CACHE_NONE);
+  g_unw->set_caching_policy(*g_unw->local_addr_space, UNW_CACHE_NONE);
   dl_iterate_phdr(collect, nullptr);
 }
 
 bool preempt_in_unwinder(const void* addr) {
-  const void* base = g_unwind_base.load(std::memory_order_acquire);
+  const void* base = g_unw ? g_unw->base : nullptr;
   Dl_info info;
   return base && dladdr(addr, &info) && info.dli_fbase == base;
 }
@@ -141,13 +113,13 @@ bool preempt_safe_point(const ucontext_t* uc) {
   auto pc = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
   if (in_forbidden(pc)) return false;
   unw_cursor_t cur;
-  if (g_unw.init_local2(&cur, reinterpret_cast<unw_context_t*>(const_cast<ucontext_t*>(uc)), UNW_INIT_SIGNAL_FRAME) < 0)
+  if (g_unw->init_local2(&cur, reinterpret_cast<unw_context_t*>(const_cast<ucontext_t*>(uc)), UNW_INIT_SIGNAL_FRAME) < 0)
     return false;
   for (int depth = 0; depth < 256; depth++) {
-    int r = g_unw.step(&cur);
+    int r = g_unw->step(&cur);
     if (r <= 0) return false;  // ran out of frames without meeting the G's base: not sure, so no
     unw_word_t ip;
-    g_unw.get_reg(&cur, UNW_REG_IP, &ip);
+    g_unw->get_reg(&cur, UNW_REG_IP, &ip);
     if (in_base(ip)) return true;
     if (in_forbidden(ip)) return false;
   }

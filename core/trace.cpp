@@ -8,11 +8,8 @@
 // scheddetail=1 adds one line per P, per M and per G after it.
 // The G dump walks each parked G's stack from the registers its context
 // switch saved (the frame table of arch/x86_64/context.S), with libunwind.
-#define UNW_LOCAL_ONLY
 #include "core/trace.h"
 
-#include <dlfcn.h>
-#include <libunwind.h>
 #include <ucontext.h>
 
 #include <atomic>
@@ -23,6 +20,7 @@
 #include "core/gmem.h"
 #include "core/sched.h"
 #include "core/tcb.h"
+#include "core/unwind.h"
 
 namespace mnp {
 namespace {
@@ -97,29 +95,12 @@ void for_each_g(Fn fn) {
   });
 }
 
-struct Unw {
-  decltype(&_ULx86_64_init_local2) init_local2 = nullptr;
-  decltype(&_ULx86_64_step) step = nullptr;
-  decltype(&_ULx86_64_get_reg) get_reg = nullptr;
-  decltype(&_ULx86_64_get_proc_name) get_proc_name = nullptr;
-};
-constinit Unw g_unw;
-
-void load_unwind() {
-  if (g_unw.step) return;
-  void* h = dlopen("libunwind.so.8", RTLD_NOW | RTLD_LOCAL);
-  if (!h) return;
-  g_unw.init_local2 = reinterpret_cast<decltype(g_unw.init_local2)>(dlsym(h, "_ULx86_64_init_local2"));
-  g_unw.get_reg = reinterpret_cast<decltype(g_unw.get_reg)>(dlsym(h, "_ULx86_64_get_reg"));
-  g_unw.get_proc_name = reinterpret_cast<decltype(g_unw.get_proc_name)>(dlsym(h, "_ULx86_64_get_proc_name"));
-  g_unw.step = reinterpret_cast<decltype(g_unw.step)>(dlsym(h, "_ULx86_64_step"));
-}
-
 // Stack of a G that is not running, from the frame its switch saved:
 // [mxcsr/fpucw][r15][r14][r13][r12][rbx][rbp][ret].
 void print_stack(G* g) {
   Line l;
-  if (!g_unw.step || !g_unw.init_local2) {
+  const Unwind* u = unwind_get();
+  if (!u) {
     l.s("    (no libunwind: stack not shown)").flush();
     return;
   }
@@ -135,14 +116,14 @@ void print_stack(G* g) {
   uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(f[7]);
   uc.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(g->ctx.sp + 64);
   unw_cursor_t cur;
-  if (g_unw.init_local2(&cur, reinterpret_cast<unw_context_t*>(&uc), 0) < 0) return;
+  if (u->init_local2(&cur, reinterpret_cast<unw_context_t*>(&uc), 0) < 0) return;
   for (int depth = 0; depth < 32; depth++) {
     unw_word_t ip = 0, off = 0;
-    g_unw.get_reg(&cur, UNW_REG_IP, &ip);
+    u->get_reg(&cur, UNW_REG_IP, &ip);
     char name[128] = "?";
-    if (g_unw.get_proc_name) g_unw.get_proc_name(&cur, name, sizeof name, &off);
+    u->get_proc_name(&cur, name, sizeof name, &off);
     l.s("    ").s(name).s("+").u(off).flush();
-    if (g_unw.step(&cur) <= 0) break;
+    if (u->step(&cur) <= 0) break;
   }
 }
 
@@ -195,7 +176,7 @@ void trace_init() {
   g_period_ns = config().schedtrace_ms * 1000000;
   g_detail = config().scheddetail;
   g_next = g_start + g_period_ns;
-  if (g_period_ns || g_detail) load_unwind();
+  if (g_period_ns || g_detail) unwind_get();
 }
 
 int64_t trace_period_ns() { return g_period_ns ? g_period_ns : kNever; }
@@ -226,7 +207,7 @@ int64_t tsc_per_ms() {
 }
 
 void dump_all_gs() {
-  load_unwind();
+  unwind_get();
   int64_t now = nanotime();
   int64_t rate = tsc_per_ms(), tsc = static_cast<int64_t>(__builtin_ia32_rdtsc());
   print_summary(now);
