@@ -1,5 +1,5 @@
 // core/base.h — what every core file needs: fatal(), CHECK/DCHECK, raw
-// syscalls and never-allocating output.
+// syscalls (arch/x86_64/machine.h) and never-allocating output.
 //
 // Runtime code runs on a G's TLS more often than not (park, ready, wake-ups
 // happen on the caller's stack), so it must never touch errno: every syscall
@@ -11,6 +11,8 @@
 
 #include <cstddef>
 #include <cstdint>
+
+#include "arch/x86_64/machine.h"
 
 #define MNP_LIKELY(x) __builtin_expect(!!(x), 1)
 #define MNP_UNLIKELY(x) __builtin_expect(!!(x), 0)
@@ -37,24 +39,7 @@ char* fmt_str(char* p, char* end, const char* s);
 #define DCHECK(cond) do { (void)sizeof(cond); } while (0)
 #endif
 
-inline long raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
-  long ret;
-  register long r10 asm("r10") = d;
-  register long r8 asm("r8") = e;
-  register long r9 asm("r9") = f;
-  asm volatile("syscall"
-               : "=a"(ret)
-               : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
-               : "rcx", "r11", "memory");
-  return ret;
-}
-inline long raw_syscall(long n, long a = 0, long b = 0, long c = 0, long d = 0) {
-  return raw_syscall6(n, a, b, c, d, 0, 0);
-}
-
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
-
-inline void cpu_relax() { __builtin_ia32_pause(); }
 
 // Monotonic nanoseconds via the vDSO-backed clock_gettime (does not touch errno
 // on success, and CLOCK_MONOTONIC cannot fail).

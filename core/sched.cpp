@@ -760,7 +760,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   DCHECK(gp && !gp->is_g0);
   M* mp = gp->m;
   gp->wait_reason = reason;
-  gp->park_time = static_cast<int64_t>(__builtin_ia32_rdtsc());  // G dump: time waiting
+  gp->park_time = static_cast<int64_t>(arch_cycles());  // G dump: time waiting
   // Lost the P in uncovered code (syscall.cpp) and none is free: not
   // ensure_p, which would queue this G as runnable while the caller holds
   // the lock commit releases (every M that then ran a G wanting that lock

@@ -8,6 +8,8 @@
 
 #include <cstring>
 
+#include "arch/x86_64/machine.h"
+
 namespace mnp {
 
 extern "C" {
@@ -52,7 +54,7 @@ void arch_set_fs(uintptr_t fs) {
   if (mnp_arch_use_wrfsbase) {
     asm volatile("wrfsbase %0" ::"r"(fs) : "memory");
   } else {
-    syscall(SYS_arch_prctl, ARCH_SET_FS, fs);
+    raw_syscall(SYS_arch_prctl, ARCH_SET_FS, static_cast<long>(fs));
   }
 }
 

@@ -1,0 +1,34 @@
+// arch/x86_64/machine.h — the instructions the runtime uses directly:
+// system calls, the spin-wait hint and the cycle counter.
+//
+// raw_syscall* never touch errno: they return -errno, as the kernel does.
+// Runtime code runs on a G's TLS more often than not, and the libc
+// syscall() would both set errno and bind to the shim's own interposer.
+#pragma once
+
+#include <cstdint>
+
+namespace mnp {
+
+inline long raw_syscall6(long n, long a, long b, long c, long d, long e, long f) {
+  long ret;
+  register long r10 asm("r10") = d;
+  register long r8 asm("r8") = e;
+  register long r9 asm("r9") = f;
+  asm volatile("syscall"
+               : "=a"(ret)
+               : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+               : "rcx", "r11", "memory");
+  return ret;
+}
+inline long raw_syscall(long n, long a = 0, long b = 0, long c = 0, long d = 0) {
+  return raw_syscall6(n, a, b, c, d, 0, 0);
+}
+
+// In spin-wait loops.
+inline void cpu_relax() { __builtin_ia32_pause(); }
+
+// A cheap, monotonic-enough cycle count (G dump: time waiting).
+inline uint64_t arch_cycles() { return __builtin_ia32_rdtsc(); }
+
+}  // namespace mnp
