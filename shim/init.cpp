@@ -78,21 +78,6 @@ MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
 
 }  // namespace
 
-namespace mnp {
-void* real_sym(const char* name, const char* version) {
-  void* p = version ? dlvsym(RTLD_NEXT, name, version) : nullptr;
-  if (!p) p = dlsym(RTLD_NEXT, name);
-  if (!p) {
-    char buf[128];
-    char* e = buf + sizeof buf - 1;
-    char* q = fmt_str(buf, e, "cannot find the real ");
-    q = fmt_str(q, e, name);
-    *q = 0;
-    fatal(buf);
-  }
-  return p;
-}
-}  // namespace mnp
 
 extern "C" {
 
