@@ -4,9 +4,11 @@
 // __libc_start_main(main, ...). We interpose it and hand glibc our own
 // mnp_main instead; glibc runs the constructors and then mnp_main on the
 // initial thread, which builds the runtime (Ps, M0, the main G) and calls the
-// program's main as the main G. Nothing is done in ELF constructors: the
-// runtime exists from the first instruction of main() on, and code that runs
-// earlier (constructors) gets the kernel-blocking paths.
+// program's main as the main G. The runtime exists from the first
+// instruction of main() on; code that runs earlier (constructors) gets the
+// kernel-blocking paths. The shim's one ELF constructor,
+// shim_setup_families, only prepares interposer families (their real
+// functions are found lazily anyway, interpose/real.h); it starts nothing.
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdlib.h>
