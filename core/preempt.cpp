@@ -46,7 +46,9 @@ struct Range {
 constexpr int kMaxRanges = 64;
 constinit Range g_ranges[kMaxRanges] = {};
 constinit int g_nranges = 0;
-constinit std::atomic<bool> g_enabled{false};
+constinit std::atomic<bool> g_enabled{false};  // set up and not turned off
+constinit bool g_wanted = false;                 // MNP_PREEMPT
+constinit std::atomic<bool> g_setup_done{false};
 
 constinit const Unwind* g_unw = nullptr;  // set by preempt_init
 
@@ -81,19 +83,20 @@ bool in_base(uintptr_t pc) {
 
 }  // namespace
 
-void preempt_init() {
-  g_enabled = config().preempt;
-  if (!g_enabled) return;
+void preempt_init() { g_wanted = config().preempt; }
+
+void preempt_setup() {
+  if (!g_wanted || g_setup_done.exchange(true, std::memory_order_acq_rel)) return;
   g_unw = unwind_get();
   if (!g_unw) {
     raw_print("libunwind.so.8 not found: asynchronous preemption is off (install libunwind8)");
-    g_enabled = false;
     return;
   }
   // libunwind opens its address-validation pipe here; the interposed pipe2
   // recognises the caller and protects the fds (core/rtfd.h).
   g_unw->set_caching_policy(*g_unw->local_addr_space, UNW_CACHE_NONE);
   dl_iterate_phdr(collect, nullptr);
+  g_enabled.store(true, std::memory_order_release);
 }
 
 bool preempt_in_unwinder(const void* addr) {

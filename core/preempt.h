@@ -12,9 +12,14 @@ struct G;
 // this section; a stack walk that reaches them has seen the whole G.
 #define MNP_GBASE __attribute__((section("mnp_gbase"), noinline))
 
-// Records the code ranges where a G must never be stopped: libc, ld.so,
-// libstdc++, libgcc, the allocator, libunwind and mnpthread itself.
+// Reads MNP_PREEMPT (at start-up); nothing is loaded yet: a process whose
+// only thread is main never needs preemption.
 void preempt_init();
+// On the first pthread_create of a G, on the creating thread (an ordinary
+// call context, where dlopen may run): loads libunwind and records the code
+// ranges where a G must never be stopped (libc, ld.so, libstdc++, libgcc,
+// the allocator, libunwind and mnpthread itself). Later calls return at once.
+void preempt_setup();
 // addr lies in the libunwind this module loaded (its pipe2 call: core/rtfd.h).
 bool preempt_in_unwinder(const void* addr);
 bool preempt_enabled();
