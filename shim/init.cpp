@@ -29,12 +29,6 @@ using MainFn = int(int, char**, char**);
 using StartMainFn = int(MainFn*, int, char**, void (*)(), void (*)(), void (*)(), void*);
 constinit MainFn* g_user_main = nullptr;
 constinit Real<StartMainFn> g_real_start_main{"__libc_start_main", "GLIBC_2.34"};
-using CreateFn = int(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
-using JoinFn = int(pthread_t, void**);
-constinit Real<CreateFn> g_real_create{"pthread_create", "GLIBC_2.34"};
-constinit Real<JoinFn> g_real_join{"pthread_join", "GLIBC_2.34"};
-
-void* trivial_thread(void* a) { return a; }
 
 // One-time set-up of the interposer families that need more than their
 // real functions (those are found lazily on first use, interpose/real.h).
@@ -47,18 +41,18 @@ __attribute__((constructor)) void shim_setup_families() {
 }
 
 void shim_start() {
-  // One real thread, created and joined before anything else, puts glibc in
-  // its multi-threaded state (atomic refcounts, SIGSETXID handler installed)
-  // exactly as a program's first pthread_create would.
-  pthread_t t;
-  if (g_real_create(&t, nullptr, trivial_thread, nullptr) == 0) g_real_join(t, nullptr);
   set_os_thread_create(real_thread_create_for_m);
   if (!sched_init_main()) {
     raw_print("refusing to start (see the line above); run the program without LD_PRELOAD");
     _exit(127);
   }
-  interpose_setxid_install_handler();
+  // sysmon is a real thread made by glibc's pthread_create: that puts glibc
+  // in its multi-threaded state (atomic refcounts, locked stdio, its
+  // SIGCANCEL and SIGSETXID handlers installed) exactly as a program's
+  // first pthread_create would, before main runs, and before the SIGSETXID
+  // wrapper below looks for glibc's handler.
   sysmon_start();
+  interpose_setxid_install_handler();
   if (!netpoll_init()) raw_print("warning: cannot start the netpoller; blocking fds hand their P off instead");
   sched_install_fork_handlers();
 }
