@@ -173,12 +173,62 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack) {
   return gp;
 }
 
+// ---- deferred unmapping -----------------------------------------------------
+// Some code reads another M's curg and dereferences it without owning it
+// (sysmon's preemption mark, the signal kicks, the scheduler trace). The G
+// may exit and be reaped meanwhile; a cached G stays mapped, but one with
+// its own stack size is unmapped, and the reader would touch freed memory
+// (sysmon died of SIGSEGV in detect_blocked about one chain run in 40 at
+// 1 P). Readers bracket the read and every use of the G in
+// gmem_peek_begin/end; a G to unmap goes on g_unmap_list and is unmapped
+// only when no peek is in progress after it was put there. Every M clears
+// its curg before its G can be reaped, so a peek that starts later cannot
+// reach a listed G: seeing g_peekers == 0 after the push means every peek
+// that could hold it has ended.
+namespace {
+constinit std::atomic<int> g_peekers{0};
+constinit std::atomic<G*> g_unmap_list{nullptr};
+
+void unmap_list_push(G* first, G* last) {
+  G* head = g_unmap_list.load(std::memory_order_relaxed);
+  do last->schedlink = head;
+  while (!g_unmap_list.compare_exchange_weak(head, first, std::memory_order_seq_cst, std::memory_order_relaxed));
+}
+
+}  // namespace
+
+void gmem_peek_begin() { g_peekers.fetch_add(1, std::memory_order_seq_cst); }
+void gmem_peek_end() { g_peekers.fetch_sub(1, std::memory_order_release); }
+
+void gmem_reclaim() {
+  if (!g_unmap_list.load(std::memory_order_relaxed)) return;
+  G* list = g_unmap_list.exchange(nullptr, std::memory_order_seq_cst);
+  if (!list) return;
+  if (g_peekers.load(std::memory_order_seq_cst) != 0) {
+    G* last = list;
+    while (last->schedlink) last = last->schedlink;
+    unmap_list_push(list, last);
+    return;
+  }
+  while (list) {
+    G* next = list->schedlink;
+    void* base = list->map_base;
+    size_t size = list->map_size;
+    raw_syscall(SYS_munmap, reinterpret_cast<long>(base), static_cast<long>(size));
+    list = next;
+  }
+}
+
 void gmem_free(G* gp) {
   uintptr_t tcb = reinterpret_cast<uintptr_t>(gp->tcb);
   table_remove(tcb);
   tcb_release(gp->tcb);
-  if (gp->map_base) raw_syscall(SYS_munmap, reinterpret_cast<long>(gp->map_base), static_cast<long>(gp->map_size));
+  if (gp->map_base) {
+    unmap_list_push(gp, gp);
+    gmem_reclaim();
+  }
 }
+
 
 void* gmem_stack_top(G* gp) {
   // Below the static TLS block, which sits below the TCB.

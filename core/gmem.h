@@ -21,6 +21,12 @@ namespace mnp {
 // line the first time the kernel's map limit is hit) on failure.
 G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack);
 void gmem_free(G* gp);
+// Around reading another M's curg and using that G (see gmem.cpp: a reaped
+// G's memory is unmapped only when no such peek is in progress).
+void gmem_peek_begin();
+void gmem_peek_end();
+// Unmaps the freed Gs no peek can still see; sysmon calls it every round.
+void gmem_reclaim();
 // Returns the pages of a free G's stack to the kernel, keeping the mapping.
 void gmem_trim(G* gp);
 // In a child of fork, from the forking G (self): locks other threads may

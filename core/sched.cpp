@@ -995,8 +995,48 @@ void exit_commit_cb(void* a) {
 
 }  // namespace
 
+// glibc's malloc-cache slots in a thread's static TLS are found on a fresh
+// TCB (core/tcb.h); the first pthread_create does it, so a process that
+// never makes a thread never pays for the probe's stack, TCB and the malloc
+// arena glibc creates for its first malloc.
+namespace {
+constinit Lock g_probe_lock;
+constinit std::atomic<bool> g_malloc_probed{false};
+
+void probe_malloc_slots_once() {
+  if (g_malloc_probed.load(std::memory_order_acquire)) return;
+  LockGuard lk(g_probe_lock);
+  if (g_malloc_probed.load(std::memory_order_relaxed)) return;
+  G* probe = gmem_alloc(256 * 1024, 4096, nullptr);
+  if (probe) {
+    struct ProbeCtx {
+      Context back;
+      G* g;
+    } pc{};
+    pc.g = probe;
+    ctx_make(&probe->ctx, gmem_stack_top(probe), reinterpret_cast<uintptr_t>(probe->tcb),
+             [](void* a) {
+               auto* c = static_cast<ProbeCtx*>(a);
+               tcb_thread_start_on_current();
+               tcb_probe_malloc_slots_on_current();
+               mnp_ctx_switch(&c->g->ctx, &c->back, nullptr, nullptr);
+             },
+             &pc);
+    pc.back.fs = arch_get_fs();
+    // No handler may run on the probe's TLS, which is no thread's.
+    uint64_t all = ~uint64_t{0}, old = 0;
+    raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(&old), 8);
+    mnp_ctx_switch(&pc.back, &probe->ctx, nullptr, nullptr);
+    raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
+    gmem_free(probe);
+  }
+  g_malloc_probed.store(true, std::memory_order_release);
+}
+}  // namespace
+
 int newproc(const GSpec& spec, G** out) {
   preempt_setup();  // the second thread: preemption may matter from now on
+  probe_malloc_slots_once();
   const Config& cfg = config();
   size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
   size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
@@ -1298,25 +1338,6 @@ bool sched_init_main() {
   m0->g0.stack_size = sys->stack_size;
   gmem_set_tls_g_at(sys->tcb, &m0->g0);
   ctx_make(&m0->g0.ctx, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, m0);
-
-  // Probe glibc's malloc-cache slots on a fresh TCB (needs a switch to it).
-  {
-    G* probe = gmem_alloc(256 * 1024, 4096, nullptr);
-    if (!probe) return false;
-    struct ProbeCtx { Context back; G* g; } pc{};
-    pc.g = probe;
-    ctx_make(&probe->ctx, gmem_stack_top(probe), reinterpret_cast<uintptr_t>(probe->tcb),
-             [](void* a) {
-               auto* c = static_cast<ProbeCtx*>(a);
-               tcb_thread_start_on_current();
-               tcb_probe_malloc_slots_on_current();
-               mnp_ctx_switch(&c->g->ctx, &c->back, nullptr, nullptr);
-             },
-             &pc);
-    pc.back.fs = arch_get_fs();
-    mnp_ctx_switch(&pc.back, &probe->ctx, nullptr, nullptr);
-    gmem_free(probe);
-  }
 
   // The main G.
   G* mg = &main_g_storage;

@@ -7,6 +7,7 @@
 
 #include "core/base.h"
 #include "core/netpoll.h"
+#include "core/gmem.h"
 #include "core/sched.h"
 #include "core/sema.h"
 
@@ -70,10 +71,15 @@ __attribute__((noinline)) void run_one_here(G* g, int sig, const SigAct& act, si
 }
 
 bool runs_user_g(M* mp, G* only, int sig) {
+  gmem_peek_begin();  // mp's G may exit and be unmapped meanwhile
   G* g = mp->curg;
-  if (!g || g->is_g0 || (only && g != only) || (!only && g_blocks(g, sig))) return false;
-  uint32_t st = g->status.load(std::memory_order_acquire);
-  return st == kGRunning || st == kGSyscall;
+  bool yes = g && !g->is_g0 && (!only || g == only) && (only || !g_blocks(g, sig));
+  if (yes) {
+    uint32_t st = g->status.load(std::memory_order_acquire);
+    yes = st == kGRunning || st == kGSyscall;
+  }
+  gmem_peek_end();
+  return yes;
 }
 
 // Sends the runtime's signal, marked, to an M that runs a user G (only, if

@@ -38,6 +38,7 @@
 #include "core/base.h"
 #include "core/netpoll.h"
 #include "core/preempt.h"
+#include "core/gmem.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
 #include "core/trace.h"
@@ -280,9 +281,17 @@ bool detect_blocked(int64_t now) {
       // next park or yield ends the slice (next_local). And signal it, so a
       // G that never parks stops at a safe point. Again every millisecond
       // while the slice goes on.
-      G* gp = mp->curg;
-      if (now - pp->run_since >= kPreemptNs && gp && !gp->is_g0) {
-        gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
+      bool marked = false;
+      if (now - pp->run_since >= kPreemptNs) {
+        gmem_peek_begin();  // the G may exit and be unmapped meanwhile
+        G* gp = mp->curg;
+        if (gp && !gp->is_g0) {
+          gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
+          marked = true;
+        }
+        gmem_peek_end();
+      }
+      if (marked) {
         if (preempt_enabled()) {
           mp->pokes.fetch_add(1, std::memory_order_relaxed);
           if (send_poke(mp->tid, nullptr) < 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
@@ -373,6 +382,7 @@ void* sysmon_main(void*) {
       raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
     }
     int64_t now = nanotime();
+    gmem_reclaim();
     trace_tick(now);
     bool busy = retake(now);
     netpoll_deliver_signals();

@@ -156,9 +156,12 @@ void print_detail() {
     l.s(" runqsize=").u(pp->runq.size()).s(" gfreecnt=").i(pp->ngfree).flush();
   }
   for (M* m = sched.allm.load(); m; m = m->alllink) {
+    gmem_peek_begin();  // m's G may exit and be unmapped meanwhile
     G* cg = m->curg;
+    int64_t goid = cg ? static_cast<int64_t>(cg->goid) : -1;
+    gmem_peek_end();
     l.s("  M").u(m->id).s(": tid=").i(m->tid).s(" p=").i(m->p ? static_cast<int64_t>(m->p->id) : -1);
-    l.s(" curg=").i(cg ? static_cast<int64_t>(cg->goid) : -1).s(" spinning=").u(m->spinning).flush();
+    l.s(" curg=").i(goid).s(" spinning=").u(m->spinning).flush();
   }
   for_each_g([&](G* g) {
     uint32_t s = g->status.load(std::memory_order_relaxed);
