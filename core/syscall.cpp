@@ -36,6 +36,7 @@
 
 #include "core/cancel.h"
 #include "core/base.h"
+#include "core/cpuclock.h"
 #include "core/netpoll.h"
 #include "core/preempt.h"
 #include "core/sched.h"
@@ -98,23 +99,16 @@ void mark_in_syscall(M* mp, G* gp) {
   mp->oldp = pp;
   mp->p = nullptr;
   pp->m = nullptr;
+  mp->sys_tsc = __builtin_ia32_rdtsc();  // a long call makes the CPU clock base stale (exitsyscall_fast)
   gp->status.store(kGSyscall, std::memory_order_relaxed);
   pp->status.store(kPSyscall, std::memory_order_release);
 }
 
 constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
+constexpr uint64_t kLongSyscallTsc = 1 << 16;  // TSC ticks: ~20 us at 3 GHz
 constexpr int64_t kPokeGapMaxNs = 1000 * 1000;
 constinit int g_poke_signal = SIGURG;
 constinit bool g_poke_enabled = false;
-
-int64_t thread_cpu_ns(int tid) {
-  // The per-thread CPU clock of another thread of this process
-  // (MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)).
-  clockid_t clk = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
-  struct timespec ts;
-  if (raw_syscall(SYS_clock_gettime, clk, reinterpret_cast<long>(&ts)) != 0) return -1;
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 M* m_by_tid(int tid) {
   for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
@@ -490,6 +484,9 @@ void exitsyscall() {
 
 bool exitsyscall_fast(G* gp) {
   M* mp = gp->m;
+  // Slept in the kernel, perhaps: the M's CPU clock no longer follows wall
+  // time since its base (cpuclock.cpp). Shorter calls cannot have slept long.
+  if (__builtin_ia32_rdtsc() - mp->sys_tsc > kLongSyscallTsc) cpu_stale(mp);
   P* pp = mp->oldp;
   mp->oldp = nullptr;
   uint32_t s = kPSyscall;

@@ -23,6 +23,7 @@
 #include "core/tcb.h"
 #include "core/timer.h"
 #include "interpose/cancel.h"
+#include "interpose/cpuclock.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -427,9 +428,11 @@ MNP_EXPORT int pthread_getcpuclockid(pthread_t th, clockid_t* clk) noexcept {
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_cpuclock(th, clk);
   if (r) return r;
-  // A G has no kernel task of its own; its CPU time is not tracked by the
-  // kernel. The process CPU clock is the closest honest answer for now.
-  *clk = CLOCK_PROCESS_CPUTIME_ID;
+  // The id glibc makes from a thread's id; clock_gettime and friends
+  // (interpose/cpuclock.cpp) read the G's own clock for it. A finished
+  // thread has no id any more: ESRCH, as glibc answers.
+  if (t->status.load(std::memory_order_acquire) == kGDead) return ESRCH;
+  *clk = g_clock_id(t->fake_tid);
   return 0;
 }
 
