@@ -242,6 +242,8 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
     if (a->flags & kAttrStackAddr) {
       if (a->stacksize < static_cast<size_t>(PTHREAD_STACK_MIN)) return EINVAL;
       spec.user_stack = static_cast<char*>(a->stackaddr) - a->stacksize;
+    } else if (a->stacksize && a->stacksize < gmem_min_stack()) {
+      return EINVAL;  // glibc: no room for TLS and 2 KiB of stack
     }
   }
   G* gp;
