@@ -40,6 +40,7 @@
 #include "core/netpoll.h"
 #include "core/preempt.h"
 #include "core/sched.h"
+#include "core/sema.h"
 #include "core/sigpend.h"
 #include "core/trace.h"
 
@@ -60,6 +61,7 @@ namespace {
 constexpr int64_t kSysmonMinNs = 20 * 1000;
 constexpr int64_t kSysmonMaxNs = 10 * 1000 * 1000;
 constexpr int64_t kBusyMaxNs = 2 * 1000 * 1000;
+constexpr int64_t kWatchNs = 5 * 1000 * 1000;  // sema_watch_scan at most this often
 // sysmon's long sleep: a futex word any number of wakers may set (unlike a
 // Note, which allows exactly one wake-up per sleep).
 constinit std::atomic<uint32_t> g_sysmon_wake{0};
@@ -319,6 +321,7 @@ void* sysmon_main(void*) {
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
   int64_t delay = kSysmonMinNs;
   int idle = 0;
+  int64_t last_watch = 0;
   for (;;) {
     // Sleep so that entersyscall wakes us only when every P is idle (nothing
     // ran, so a syscall is news); otherwise the back-off alone (<= 10 ms)
@@ -334,7 +337,10 @@ void* sysmon_main(void*) {
       // Gs waiting for fds with no M able to sleep in the netpoller (its
       // eventfd was given up, netpoll.cpp) need sysmon's 10 ms harvest.
       // Signals waiting for a G (sigpend.h): look again on the back-off.
-      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() ? trace_period_ns() : delay;
+      // Watched futex waiters (sema.h): look at their words on the back-off.
+      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() && !sema_watching()
+                       ? trace_period_ns()
+                       : delay;
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {
@@ -352,6 +358,13 @@ void* sysmon_main(void*) {
     // does, it harvests ready fds itself): harvest for them.
     if (netpoll_worth_polling() && now - netpoll_last_poll() > kSysmonMaxNs && netpoll_poll_now() > 0) busy = true;
     if (g_poke_enabled && detect_blocked(now)) busy = true;
+    // Gs in the futex interposer's FUTEX_WAIT whose word changed: woken by
+    // a thread the runtime did not create (sema.h). Every kWatchNs at most,
+    // so a wake from outside is seen within kWatchNs plus sysmon's delay.
+    if (now - last_watch >= kWatchNs && sema_watching()) {
+      last_watch = now;
+      sema_watch_scan();
+    }
     if (busy) {
       idle = 0;
       delay = kSysmonMinNs;

@@ -10,8 +10,8 @@
 // operations (PI) go to the kernel through the syscall hand-off. Calls that
 // take a thread id go to tid.cpp when the id is a G's (and gettid returns
 // the G's), and every other syscall number passes through untouched. A G
-// waiting here also watches its word for wakes from threads the runtime
-// does not know (wait_watching).
+// waiting here is watched by sysmon for wakes from threads the runtime does
+// not know (sema.h, `watch`).
 #include <errno.h>
 #include <linux/futex.h>
 #include <stdarg.h>
@@ -74,39 +74,6 @@ long wake_op(std::atomic<uint32_t>* uaddr, int nr1, std::atomic<uint32_t>* uaddr
   return n;
 }
 
-// Wakes from threads the runtime does not know. A G parked here waits in
-// the sema table, not in the kernel, so a FUTEX_WAKE that a thread the
-// runtime did not create (a raw clone, glibc's own helper threads) makes in
-// the kernel finds nobody. Such a waker changes the word before it wakes
-// (that is how futex waiters tell a wake-up from a spurious return), so the
-// G looks at the word again after 1 ms, then after 2, 4, 8 and then every
-// 16 ms (kWatchMaxNs) while it waits, and returns 0 (a spurious wake-up, as
-// futex(2) allows) once it changed. A wake-up from outside is thus seen
-// within kWatchMaxNs plus the time to run the G; one that leaves the word
-// as it found it (A to B and back to A between two looks) is not seen.
-// Cost: a timer and a switch per look, for each G waiting here and only
-// here (mutex, condvar and the other runtime waits do not look).
-// Rejected: a kernel wait after the bound (blocks an M per waiting G, and
-// still misses wakes before it); one kernel thread in futex_waitv on every
-// waited word (128 words a call, and a wake between a park and the
-// thread's next call is lost).
-constexpr int64_t kWatchFirstNs = 1000 * 1000;
-constexpr int64_t kWatchMaxNs = 16 * 1000 * 1000;
-
-int wait_watching(std::atomic<uint32_t>* uaddr, uint32_t val, int64_t deadline, uint32_t bitset) {
-  if (!runtime_up || !get_user_g()) return sema_wait(uaddr, val, deadline, bitset);  // the kernel futex: exact
-  int64_t period = kWatchFirstNs;
-  for (bool first = true;; first = false) {
-    int64_t look = nanotime() + period;
-    bool last = deadline <= look;
-    int r = sema_wait(uaddr, val, last ? deadline : look, bitset);
-    if (r == EAGAIN && !first) return 0;  // changed since the last look: a wake-up
-    if (r != ETIMEDOUT || last) return r;
-    if (uaddr->load(std::memory_order_acquire) != val) return 0;
-    period = period * 2 < kWatchMaxNs ? period * 2 : kWatchMaxNs;
-  }
-}
-
 long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
   auto* uaddr = reinterpret_cast<std::atomic<uint32_t>*>(a1);
   int op = static_cast<int>(a2);
@@ -131,7 +98,9 @@ long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
           deadline = abs_deadline(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, ts);
         }
       }
-      int r = wait_watching(uaddr, val, deadline, bitset);
+      // Watched: a wake from a thread the runtime did not create reaches
+      // the kernel only (docs/ARCHITECTURE.md, "Blocking calls").
+      int r = sema_wait(uaddr, val, deadline, bitset, false, true);
       return r ? fail(r) : 0;
     }
     case FUTEX_WAKE:
