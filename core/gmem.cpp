@@ -16,6 +16,7 @@ namespace mnp {
 namespace {
 
 constexpr size_t kPage = 4096;
+constexpr size_t kMinRestStack = 2048;  // stack left below TLS, TCB and G at the least (glibc's rule)
 constexpr uintptr_t kEmpty = 0, kTomb = 1, kNativeTag = 2;
 
 size_t round_up(size_t v, size_t a) { return (v + a - 1) & ~(a - 1); }
@@ -138,14 +139,19 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack) {
     guard = 0;
     if (stack_size < top_area + 2 * kPage) return nullptr;
   } else {
-    stack_size = round_up(stack_size, kPage);
+    // As glibc sizes a thread's stack: the block is the requested size (down
+    // to the TLS alignment) and holds TLS, TCB and G at its top; the guard
+    // lies below it. So the distance from the thread's first frame to the
+    // guard, and what pthread_getattr_np reports, are what they are natively.
+    stack_size &= ~(size_t{tl.static_align} - 1);
     guard = round_up(guard, kPage);
-    map_size = guard + stack_size + round_up(top_area, kPage);
+    if (stack_size < top_area + kMinRestStack) return nullptr;
+    map_size = round_up(guard + stack_size, kPage);
     long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(map_size), PROT_READ | PROT_WRITE,
                           MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
     if (r < 0 && r > -4096) return nullptr;
     base = static_cast<uintptr_t>(r);
-    end = base + map_size;
+    end = base + guard + stack_size;
     if (guard && raw_syscall(SYS_mprotect, static_cast<long>(base), static_cast<long>(guard), PROT_NONE) != 0) {
       raw_syscall(SYS_munmap, static_cast<long>(base), static_cast<long>(map_size));
       if (!__atomic_exchange_n(&g_map_limit_reported, true, __ATOMIC_RELAXED))
@@ -229,6 +235,10 @@ void gmem_free(G* gp) {
   }
 }
 
+size_t gmem_min_stack() {
+  const TlsLayout& tl = tls_layout();
+  return round_up(sizeof(G) + tl.static_size + tl.static_align, 64) + kMinRestStack;
+}
 
 void* gmem_stack_top(G* gp) {
   // Below the static TLS block, which sits below the TCB.

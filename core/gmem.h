@@ -4,6 +4,9 @@
 //
 // Layout, low to high addresses:
 //   [guard][stack ............][static TLS][struct pthread (TCB)][G]
+//          \___________ the requested stack size ______________/
+// As with glibc, the requested size holds TLS and TCB (and here the G), and
+// pthread_getattr_np reports exactly that block.
 // The G sits right above the TCB, so a valid handle h maps to (G*)(h + 2368)
 // without a lookup; the table only answers "is h one of ours" so that a bad
 // handle gets ESRCH instead of a crash.
@@ -20,6 +23,9 @@ namespace mnp {
 // and G are carved from its top, as glibc does). Returns null (and prints one
 // line the first time the kernel's map limit is hit) on failure.
 G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack);
+// The smallest stack size gmem_alloc takes (without a user stack): TLS, TCB,
+// G and 2 KiB; smaller requests get EINVAL, as glibc gives.
+size_t gmem_min_stack();
 void gmem_free(G* gp);
 // Around reading another M's curg and using that G (see gmem.cpp: a reaped
 // G's memory is unmapped only when no such peek is in progress).

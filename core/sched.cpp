@@ -48,6 +48,7 @@
 #include <numeric>
 
 #include "core/base.h"
+#include "core/cpuclock.h"
 #include "core/gmem.h"
 #include "core/netpoll.h"
 #include "core/sema.h"
@@ -113,8 +114,10 @@ inline void m_release(M* mp) {
 
 // Every switch away from a user G: the count goes up on this M and down on
 // whichever M the G is resumed by (G::m is that one by then).
-inline void switch_from_g(M* mp, G* prev, Context* to, CtxFn cb, void* arg) {
+// next: the user G that runs next on this M, or null for g0 (CPU clocks).
+inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg) {
   m_hold(mp);
+  cpu_switch(mp, prev, next);
   mnp_ctx_switch(&prev->ctx, to, cb, arg);
   g_load_kmask(prev);  // resumed, perhaps on another M (sigmask.cpp)
   m_release(prev->m);
@@ -380,6 +383,7 @@ void mpark(M* mp, int64_t until) {
       m_release(mp);  // asleep, no P, no lock: the program's handlers may run
       mp->park.sleep_for(left);
       m_hold(mp);
+      cpu_stale(mp);
     }
     sched.lock.lock();
     if (sched.timer_m == mp) {
@@ -398,6 +402,7 @@ void mpark(M* mp, int64_t until) {
   m_release(mp);
   mp->park.sleep();
   m_hold(mp);
+  cpu_stale(mp);
   mp->park.clear();
   P* pp = mp->nextp;
   mp->nextp = nullptr;
@@ -593,6 +598,7 @@ top:
       m_release(mp);  // no P, no lock while it polls
       int n = netpoll_block(ev, 128);
       m_hold(mp);
+      cpu_stale(mp);
       if (n >= 0) {
         P* p2;
         {
@@ -632,6 +638,7 @@ void execute(M* mp, G* gp, bool inherit) {
   gp->m = mp;
   mp->curg = gp;
   if (!inherit) mp->p->schedtick++;
+  cpu_switch(mp, nullptr, gp);
   mnp_ctx_switch(&mp->g0.ctx, &gp->ctx, nullptr, nullptr);
   // Back on g0: the G that switched here has already been dealt with by its
   // on-top callback.
@@ -742,7 +749,7 @@ inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, voi
   next->m = mp;
   mp->curg = next;
   if (!inherit) pp->schedtick++;  // see execute
-  switch_from_g(mp, prev, &next->ctx, cb, arg);
+  switch_from_g(mp, prev, next, &next->ctx, cb, arg);
 }
 
 }  // namespace
@@ -770,7 +777,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
     gp->status.store(kGRunning, std::memory_order_relaxed);  // was kGSyscall; on no queue
     SwitchArgs sa{gp, commit, arg, nullptr};
     mp->curg = nullptr;
-    switch_from_g(mp, gp, &mp->g0.ctx, park_commit_cb, &sa);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa);
     gp->wait_reason = kWaitNone;
     return;
   }
@@ -781,7 +788,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
     switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
-    switch_from_g(mp, gp, &mp->g0.ctx, park_commit_cb, &sa);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa);
   }
   gp->wait_reason = kWaitNone;
   // Handlers of signals that arrived on an M between Gs (and may be why
@@ -810,7 +817,7 @@ void preempt_switch() {
     switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
-    switch_from_g(mp, gp, &mp->g0.ctx, preempt_commit_cb, &sa);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, preempt_commit_cb, &sa);
   }
 }
 
@@ -1067,6 +1074,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->syscall_depth = 0;
   gp->robust_list = nullptr;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
+  cpu_init_g(gp, nullptr);
   // Natively a thread starts with its creator's mask (or the attribute's),
   // and nothing pending.
   if (spec.sigmask) {
@@ -1140,6 +1148,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   M* mp = gp->m;
   mp->curg = nullptr;
   m_hold(mp);  // never released by this G: g0 goes on with it
+  cpu_switch(mp, gp, nullptr);
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, gp);
   fatal("dead G resumed");
 }
@@ -1205,7 +1214,7 @@ void exitsyscall_park_cb(void* a) {
 void exitsyscall_park(G* gp) {
   M* mp = gp->m;
   mp->curg = nullptr;
-  switch_from_g(mp, gp, &mp->g0.ctx, exitsyscall_park_cb, gp);
+  switch_from_g(mp, gp, nullptr, &mp->g0.ctx, exitsyscall_park_cb, gp);
 }
 
 namespace {
@@ -1296,6 +1305,10 @@ void after_fork_child() {
   if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
   sigpend_after_fork();  // a child starts with no pending signals
   sigmask_after_fork(tls_g);
+  // The child's kernel thread starts with a CPU clock of 0, and so does its
+  // thread natively.
+  if (!gp->is_g0) cpu_init_g(gp, mp);
+  cpu_stale(mp);
   sysmon_after_fork();
 }
 }  // namespace
@@ -1349,6 +1362,7 @@ bool sched_init_main() {
   mg->fake_tid = static_cast<uint32_t>(tcb_field<int>(mg->tcb, tcbo::kTid));
   mg->status.store(kGRunning, std::memory_order_relaxed);
   g_sigmask_init(mg, &g_start_mask);
+  cpu_init_g(mg, m0);
   gmem_register_main(mg);
   tls_g = mg;
   m0->curg = mg;

@@ -128,6 +128,14 @@ struct G {
   // sigsuspend (what it lets through) on its M: a signal among these bits
   // goes to that M with tgkill and the kernel call takes it (sigpend.h).
   std::atomic<uint64_t> sigwait_bits{0};
+  // CPU clock (core/cpuclock.h): CPU time used up to the last switch out,
+  // the M's clock (estimate) when it was last switched in, and that M while
+  // it is switched in. Written by the M that switches it, one at a time,
+  // under cpu_seq (odd while it writes); read by anyone.
+  std::atomic<uint32_t> cpu_seq{0};
+  std::atomic<int64_t> cpu_ns{0};
+  std::atomic<int64_t> cpu_start{0};
+  std::atomic<M*> cpu_m{nullptr};
 };
 
 // P status. kPSyscall: its M is in a blocking call (entersyscall) and may be
@@ -172,6 +180,13 @@ struct M {
   uint64_t rand = 0;
   int64_t sysmon_cpu = -1;    // sysmon: thread CPU time seen last round
   std::atomic<uint32_t> pokes{0};  // sysmon's signals sent to this M, not yet handled
+  // Its kernel CPU clock (core/cpuclock.cpp), own thread only: the last real
+  // reading, the monotonic time of it, whether estimates may start from it;
+  // the TSC when its current wrapped call began (mark_in_syscall).
+  int64_t cpu_base = 0;
+  int64_t cpu_wall = 0;
+  bool cpu_valid = false;
+  uint64_t sys_tsc = 0;
   sigset_t sigmask = {};           // the mask it starts with (set by newm, before the thread exists)
   // The kernel mask of its thread now (bit sig-1), or kKmaskUnknown: written
   // by the thread itself only. A G switch costs an rt_sigprocmask only when

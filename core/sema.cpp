@@ -25,6 +25,8 @@ struct Waiter {
   Waiter* prev;
   struct Bucket* bucket;  // bucket it is on (changes on requeue; bucket lock)
   CancelWait cw;          // published while a cancelable wait may sleep
+  const std::atomic<uint32_t>* watch;  // watched word (sema_watch_scan), or null
+  uint32_t watch_val;                  // its value when the wait began
 };
 
 struct alignas(64) Bucket {
@@ -38,6 +40,9 @@ struct alignas(64) Bucket {
 // requeue moves kernel sleepers to another word (and so to another bucket),
 // so a per-bucket count could miss them.
 constinit std::atomic<uint32_t> g_kernel_waiters{0};
+
+// Watched waiters parked now (sema_wait's `watch`), for sysmon.
+constinit std::atomic<int32_t> g_watched{0};
 
 constexpr uint32_t kBuckets = 251;
 constinit Bucket g_buckets[kBuckets];
@@ -118,7 +123,8 @@ int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int6
 
 }  // namespace
 
-int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset, bool cancelable) {
+int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset, bool cancelable,
+              bool watch) {
   G* g = runtime_up ? get_user_g() : nullptr;
   // A P first, then the bucket lock: taking the P back may queue this G
   // (futex.h, Lock), which must not happen while it holds the lock.
@@ -134,7 +140,8 @@ int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline,
     b->lock.unlock();
     return ETIMEDOUT;
   }
-  Waiter w{addr, g, bitset, kWaiting, nullptr, nullptr, nullptr, {wait_cancel}};
+  Waiter w{addr, g, bitset, kWaiting, nullptr, nullptr, nullptr, {wait_cancel}, watch ? addr : nullptr, val};
+  if (watch) g_watched.fetch_add(1, std::memory_order_relaxed);
   push_locked(b, &w);
   // Published with the waiter on the list (under the bucket lock), so the
   // canceller's withdraw finds it there.
@@ -155,11 +162,39 @@ int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline,
   // sees a G that is already Waiting.
   park(kWaitSema, unlock_bucket_commit, b);
   if (deadline != kNever) timer_del(&t);
+  if (watch) g_watched.fetch_sub(1, std::memory_order_relaxed);
   if (cancelable) cancel_disarm(g);
   // Wakers, the timer and the canceller set the state under the bucket lock
   // before readying us; reading it here without the lock is ordered by
   // ready/park.
   return w.state == kTimedOut ? ETIMEDOUT : w.state == kCanceled ? ECANCELED : 0;
+}
+
+bool sema_watching() { return g_watched.load(std::memory_order_relaxed) > 0; }
+
+void sema_watch_scan() {
+  if (!sema_watching()) return;
+  for (Bucket& b : g_buckets) {
+    if (!__atomic_load_n(&b.head, __ATOMIC_RELAXED)) continue;
+    b.lock.lock();
+    for (Waiter* w = b.head; w;) {
+      Waiter* next = w->next;
+      // Requeued waiters (addr moved on) are no longer watched: their old
+      // word says nothing about the new one.
+      if (w->state == kWaiting && w->watch && w->addr == w->watch &&
+          w->watch->load(std::memory_order_acquire) != w->watch_val) {
+        unlink_locked(&b, w);
+        w->state = kWoken;  // a spurious wake-up for the futex caller
+        G* g = w->g;
+        b.lock.unlock();
+        ready(g, true);
+        b.lock.lock();
+        next = b.head;  // the list may have changed meanwhile: start over
+      }
+      w = next;
+    }
+    b.lock.unlock();
+  }
 }
 
 bool sema_wake_for_signal(G* only, int sig) {
@@ -280,6 +315,7 @@ void sema_after_fork() {
     b.kernel_waiters = 0;
   }
   g_kernel_waiters.store(0, std::memory_order_relaxed);
+  g_watched.store(0, std::memory_order_relaxed);
 }
 
 int sema_count(const void* addr) {

@@ -34,8 +34,17 @@ constexpr uint32_t kBitsetAny = 0xffffffffu;
 // (a POSIX cancellation point: condvar, semaphore) also ends with ECANCELED
 // when pthread_cancel asks (core/cancel.h); the caller restores its own
 // state and then calls cancel_point().
+//
+// A `watch`ed wait (a G in the futex interposer's FUTEX_WAIT) also ends, as
+// a spurious wake-up (0), when *addr no longer holds val at one of sysmon's
+// looks (sema_watch_scan): the way a FUTEX_WAKE that a thread the runtime
+// did not create made in the kernel reaches a G.
 int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset = kBitsetAny,
-              bool cancelable = false);
+              bool cancelable = false, bool watch = false);
+// sysmon: wakes every watched waiter whose word changed; sema_watching says
+// whether any exists.
+void sema_watch_scan();
+bool sema_watching();
 // Wakes up to n waiters on addr whose bitset intersects; returns how many.
 int sema_wake(const void* addr, int n, uint32_t bitset = kBitsetAny);
 // Wakes up to nwake waiters on from and moves up to nmove of the rest to wait

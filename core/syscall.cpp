@@ -36,10 +36,12 @@
 
 #include "core/cancel.h"
 #include "core/base.h"
+#include "core/cpuclock.h"
 #include "core/netpoll.h"
 #include "core/preempt.h"
 #include "core/gmem.h"
 #include "core/sched.h"
+#include "core/sema.h"
 #include "core/sigpend.h"
 #include "core/trace.h"
 
@@ -60,6 +62,7 @@ namespace {
 constexpr int64_t kSysmonMinNs = 20 * 1000;
 constexpr int64_t kSysmonMaxNs = 10 * 1000 * 1000;
 constexpr int64_t kBusyMaxNs = 2 * 1000 * 1000;
+constexpr int64_t kWatchNs = 5 * 1000 * 1000;  // sema_watch_scan at most this often
 // sysmon's long sleep: a futex word any number of wakers may set (unlike a
 // Note, which allows exactly one wake-up per sleep).
 constinit std::atomic<uint32_t> g_sysmon_wake{0};
@@ -99,11 +102,13 @@ void mark_in_syscall(M* mp, G* gp) {
   mp->oldp = pp;
   mp->p = nullptr;
   pp->m = nullptr;
+  mp->sys_tsc = __builtin_ia32_rdtsc();  // a long call makes the CPU clock base stale (exitsyscall_fast)
   gp->status.store(kGSyscall, std::memory_order_relaxed);
   pp->status.store(kPSyscall, std::memory_order_release);
 }
 
 constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
+constexpr uint64_t kLongSyscallTsc = 1 << 16;  // TSC ticks: ~20 us at 3 GHz
 constexpr int64_t kPokeGapMaxNs = 1000 * 1000;
 constinit int g_poke_signal = SIGURG;
 
@@ -132,15 +137,6 @@ long send_poke(long tid, siginfo_t* si) {
   return r;
 }
 constinit bool g_poke_enabled = false;
-
-int64_t thread_cpu_ns(int tid) {
-  // The per-thread CPU clock of another thread of this process
-  // (MAKE_THREAD_CPUCLOCK(tid, CPUCLOCK_SCHED)).
-  clockid_t clk = static_cast<clockid_t>((~static_cast<unsigned>(tid) << 3) | 6);
-  struct timespec ts;
-  if (raw_syscall(SYS_clock_gettime, clk, reinterpret_cast<long>(&ts)) != 0) return -1;
-  return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
-}
 
 M* m_by_tid(int tid) {
   for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
@@ -359,6 +355,7 @@ void* sysmon_main(void*) {
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
   int64_t delay = kSysmonMinNs;
   int idle = 0;
+  int64_t last_watch = 0;
   for (;;) {
     // Sleep so that entersyscall wakes us only when every P is idle (nothing
     // ran, so a syscall is news); otherwise the back-off alone (<= 10 ms)
@@ -374,7 +371,10 @@ void* sysmon_main(void*) {
       // Gs waiting for fds with no M able to sleep in the netpoller (its
       // eventfd was given up, netpoll.cpp) need sysmon's 10 ms harvest.
       // Signals waiting for a G (sigpend.h): look again on the back-off.
-      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() ? trace_period_ns() : delay;
+      // Watched futex waiters (sema.h): look at their words on the back-off.
+      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() && !sema_watching()
+                       ? trace_period_ns()
+                       : delay;
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {
@@ -393,6 +393,13 @@ void* sysmon_main(void*) {
     // does, it harvests ready fds itself): harvest for them.
     if (netpoll_worth_polling() && now - netpoll_last_poll() > kSysmonMaxNs && netpoll_poll_now() > 0) busy = true;
     if (g_poke_enabled && detect_blocked(now)) busy = true;
+    // Gs in the futex interposer's FUTEX_WAIT whose word changed: woken by
+    // a thread the runtime did not create (sema.h). Every kWatchNs at most,
+    // so a wake from outside is seen within kWatchNs plus sysmon's delay.
+    if (now - last_watch >= kWatchNs && sema_watching()) {
+      last_watch = now;
+      sema_watch_scan();
+    }
     if (busy) {
       idle = 0;
       delay = kSysmonMinNs;
@@ -542,6 +549,9 @@ void exitsyscall() {
 
 bool exitsyscall_fast(G* gp) {
   M* mp = gp->m;
+  // Slept in the kernel, perhaps: the M's CPU clock no longer follows wall
+  // time since its base (cpuclock.cpp). Shorter calls cannot have slept long.
+  if (__builtin_ia32_rdtsc() - mp->sys_tsc > kLongSyscallTsc) cpu_stale(mp);
   P* pp = mp->oldp;
   mp->oldp = nullptr;
   uint32_t s = kPSyscall;

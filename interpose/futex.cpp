@@ -9,7 +9,9 @@
 // ETIMEDOUT, EINVAL, counts woken/requeued). Shared futexes and the other
 // operations (PI) go to the kernel through the syscall hand-off. Calls that
 // take a thread id go to tid.cpp when the id is a G's (and gettid returns
-// the G's), and every other syscall number passes through untouched.
+// the G's), and every other syscall number passes through untouched. A G
+// waiting here is watched by sysmon for wakes from threads the runtime does
+// not know (sema.h, `watch`).
 #include <errno.h>
 #include <linux/futex.h>
 #include <stdarg.h>
@@ -96,7 +98,9 @@ long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
           deadline = abs_deadline(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, ts);
         }
       }
-      int r = sema_wait(uaddr, val, deadline, bitset);
+      // Watched: a wake from a thread the runtime did not create reaches
+      // the kernel only (docs/ARCHITECTURE.md, "Blocking calls").
+      int r = sema_wait(uaddr, val, deadline, bitset, false, true);
       return r ? fail(r) : 0;
     }
     case FUTEX_WAKE:

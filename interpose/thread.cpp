@@ -23,6 +23,7 @@
 #include "core/tcb.h"
 #include "core/timer.h"
 #include "interpose/cancel.h"
+#include "interpose/cpuclock.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -241,6 +242,8 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
     if (a->flags & kAttrStackAddr) {
       if (a->stacksize < static_cast<size_t>(PTHREAD_STACK_MIN)) return EINVAL;
       spec.user_stack = static_cast<char*>(a->stackaddr) - a->stacksize;
+    } else if (a->stacksize && a->stacksize < gmem_min_stack()) {
+      return EINVAL;  // glibc: no room for TLS and 2 KiB of stack
     }
   }
   G* gp;
@@ -427,9 +430,11 @@ MNP_EXPORT int pthread_getcpuclockid(pthread_t th, clockid_t* clk) noexcept {
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_cpuclock(th, clk);
   if (r) return r;
-  // A G has no kernel task of its own; its CPU time is not tracked by the
-  // kernel. The process CPU clock is the closest honest answer for now.
-  *clk = CLOCK_PROCESS_CPUTIME_ID;
+  // The id glibc makes from a thread's id; clock_gettime and friends
+  // (interpose/cpuclock.cpp) read the G's own clock for it. A finished
+  // thread has no id any more: ESRCH, as glibc answers.
+  if (t->status.load(std::memory_order_acquire) == kGDead) return ESRCH;
+  *clk = g_clock_id(t->fake_tid);
   return 0;
 }
 

@@ -7,7 +7,8 @@
 // A handler of the program's ends a sleep early with EINTR and the time left
 // in *rem, as natively, for the G the signal was meant for (the netpoller
 // picks it: netpoll.h). Callers that are not Gs, and clocks other than
-// REALTIME/MONOTONIC/BOOTTIME/TAI, go to the kernel.
+// REALTIME/MONOTONIC/BOOTTIME/TAI, go to the kernel, except the CPU clock of
+// another G (g_cpu_sleep).
 #include <errno.h>
 #include <time.h>
 #include <unistd.h>
@@ -16,6 +17,7 @@
 #include "core/netpoll.h"
 #include "core/sched.h"
 #include "core/timer.h"
+#include "interpose/cpuclock.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -63,11 +65,50 @@ int g_sleep(clockid_t c, int flags, const struct timespec* req, struct timespec*
   if (rem && !(flags & TIMER_ABSTIME)) *rem = {0, 0};
   return 0;
 }
+struct timespec ts_of(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
+
+// A sleep on the CPU clock of another live G (interpose/cpuclock.h): until
+// that G has used the time asked for, as the kernel sleeps on another
+// thread's clock. The G cannot use CPU time faster than wall time passes, so
+// the caller sleeps what is left on the monotonic clock and looks again.
+// -1: not a G's clock (the kernel answers); else 0 or an errno value.
+int g_cpu_sleep(clockid_t c, int flags, const struct timespec* req, struct timespec* rem) {
+  int tid = g_clock_tid(c);
+  if (tid <= 0) return -1;
+  G* self = get_user_g();
+  int64_t cur;
+  if (self && static_cast<uint32_t>(tid) == self->fake_tid) return EINVAL;  // its own clock, as the kernel says
+  if (!g_clock_read(c, &cur)) return -1;
+  if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) return EINVAL;
+  bool abs = flags & TIMER_ABSTIME;
+  int64_t target = abs ? ts_ns(*req) : cur + ts_ns(*req);
+  while (cur < target) {
+    int64_t left = target - cur;
+    int r = 0;
+    if (self) {
+      while ((r = netpoll_sleep(nanotime() + left)) == ECANCELED) cancel_point();
+    } else {
+      struct timespec t = ts_of(left);
+      if (real_nanosleep(&t, nullptr) != 0) r = errno;
+    }
+    if (r == EINTR) {
+      if (rem && !abs) *rem = ts_of(left);
+      return EINTR;
+    }
+    if (!g_clock_read(c, &cur)) break;  // the thread ended
+  }
+  if (rem && !abs) *rem = {0, 0};
+  return 0;
+}
 }  // namespace
 
 extern "C" {
 
 MNP_EXPORT int clock_nanosleep(clockid_t c, int flags, const struct timespec* req, struct timespec* rem) noexcept {
+  if (MNP_UNLIKELY(c < 0) && runtime_up) {
+    int r = g_cpu_sleep(c, flags, req, rem);
+    if (r >= 0) return r;
+  }
   if (!runtime_up || !get_user_g() || !parkable_clock(c)) return real_clock_nanosleep(c, flags, req, rem);
   return g_sleep(c, flags, req, rem);
 }

@@ -715,6 +715,28 @@ TEST(TidPerG, Procs2) { run_case(simple({"tid_per_g"}), 2); }
 TEST(TidPerG, PythonProcs1) { run_case(simple({"py_native_id.py"}), 1); }
 TEST(TidPerG, PythonProcs2) { run_case(simple({"py_native_id.py"}), 2); }
 
+// The kernel's view of a thread (issue 9). CPU clocks: a late thread's
+// first reading is near 0, each thread's clock is its own (read by itself,
+// by another thread through pthread_getcpuclockid, by getrusage), sleeping
+// on another thread's CPU clock, finished threads' clocks.
+TEST(KernelView, CpuClockProcs1) { run_case(simple({"cpu_clock"}), 1); }
+TEST(KernelView, CpuClockProcs2) { run_case(simple({"cpu_clock"}), 2); }
+// Stacks as the attribute says: guards of the requested size fault on
+// overflow (in forked children), pthread_getattr_np reports the real stack,
+// a caller's own stack, no guard, a changed attribute, the main thread.
+TEST(KernelView, StackAttrProcs1) { run_case(simple({"stack_attr"}), 1); }
+TEST(KernelView, StackAttrProcs2) { run_case(simple({"stack_attr"}), 2); }
+// A G in syscall(SYS_futex, FUTEX_WAIT[_BITSET]_PRIVATE) is woken by a raw
+// clone() thread's inline FUTEX_WAKE (after it changed the word); the
+// wake-up latency is bounded by the runtime's 16 ms watch (asserted only
+// as a hang detector here).
+const Case kFutexForeign{{"futex_foreign"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
+                           expect_check(shim, "wake_ms", "<=", 1000);
+                           expect_check(shim, "wake_ms_bitset", "<=", 1000);
+                         }};
+TEST(KernelView, FutexForeignProcs1) { run_case(kFutexForeign, 1); }
+TEST(KernelView, FutexForeignProcs2) { run_case(kFutexForeign, 2); }
+
 // waitpid/wait/waitid in one thread while a spinning thread and 4 sleepers
 // keep running.
 const Case kIoWaitpid{{"io_waitpid"}, {}, 0, 30, [](const Run& native, const Run& shim, int) {

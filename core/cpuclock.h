@@ -1,0 +1,32 @@
+// core/cpuclock.h — the CPU time of each G (docs/ARCHITECTURE.md, "CPU
+// clocks").
+//
+// A G has no kernel task, so the kernel's per-thread CPU clock measures the
+// M, which runs many Gs. The runtime keeps a clock per G instead: every
+// switch credits the outgoing G with the CPU time its M spent since the G
+// was switched in. See cpuclock.cpp for how the M's clock is read cheaply.
+#pragma once
+
+#include <cstdint>
+
+namespace mnp {
+
+struct G;
+struct M;
+
+// The accounting of a switch on mp, run by mp itself: prev (a user G, or
+// null) stops running there, next (a user G, or null) starts.
+void cpu_switch(M* mp, G* prev, G* next);
+// mp slept in the kernel where the runtime knows it (idle, in the netpoller,
+// in a long wrapped call): its next estimate must read the kernel's clock.
+void cpu_stale(M* mp);
+// A new G's clock (0), or the main G's (all its kernel thread used so far).
+void cpu_init_g(G* gp, M* running_on);
+// The CPU time gp has used, in ns: the caller's own (gp == the running G)
+// or another live G's. Never decreases.
+int64_t g_cpu_ns(G* gp);
+// The kernel's CPU clock of a thread of this process (0: the caller), ns;
+// -1 if it has none.
+int64_t thread_cpu_ns(int tid);
+
+}  // namespace mnp
