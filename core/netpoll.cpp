@@ -17,6 +17,7 @@
 #include "core/tcb.h"
 #include "core/rtfd.h"
 #include "core/sched.h"
+#include "core/sema.h"
 #include "core/sigpend.h"
 #include "core/timer.h"
 #include "core/cancel.h"
@@ -538,7 +539,8 @@ bool interrupt_one(int sig, bool restart) {
   G* mg = g_sig_main.load(std::memory_order_acquire);
   if (!mg) mg = main_g();
   bool main_gone = mg->status.load(std::memory_order_acquire) == kGDead || mg->wait_reason == kWaitForever;
-  return wake_one_wait(sig, restart, main_gone ? nullptr : mg, false, true);
+  return wake_one_wait(sig, restart, main_gone ? nullptr : mg, false, true) ||
+         sema_interrupt(main_gone ? nullptr : mg, sig, restart);
 }
 
 }  // namespace

@@ -111,6 +111,10 @@ struct G {
   // A signal whose EINTR sysmon already decided when it woke this G to run
   // the signal's handler (core/sigpend.h), or 0; cleared by the G.
   std::atomic<int32_t> sig_eintr{0};
+  // (self) Handlers of the program's run on this G since its current
+  // runtime wait began (kSigRan, kSigRanNoRestart: one without SA_RESTART);
+  // a semaphore or futex wait decides its EINTR from them (core/sema.cpp).
+  uint8_t sig_ran = 0;
   // The cancellable wait this G may sleep in, for pthread_cancel, and the
   // flag its canceller holds while it uses it (core/cancel.h).
   std::atomic<CancelWait*> cancel_wait{nullptr};
@@ -129,6 +133,8 @@ struct G {
   // goes to that M with tgkill and the kernel call takes it (sigpend.h).
   std::atomic<uint64_t> sigwait_bits{0};
 };
+
+constexpr uint8_t kSigRan = 1, kSigRanNoRestart = 2;
 
 // P status. kPSyscall: its M is in a blocking call (entersyscall) and may be
 // retaken by sysmon with a CAS to kPIdle; the M takes it back on exit with a

@@ -96,7 +96,8 @@ long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
           deadline = abs_deadline(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, ts);
         }
       }
-      int r = sema_wait(uaddr, val, deadline, bitset);
+      // EINTR by the kernel's rule for a handler (core/sema.h).
+      int r = sema_wait(uaddr, val, deadline, bitset, false, true);
       return r ? fail(r) : 0;
     }
     case FUTEX_WAKE:

@@ -150,7 +150,10 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
   if (g && runtime_up) g->m->kmask = sigset_bits(&static_cast<ucontext_t*>(uc)->uc_sigmask);
-  if (runtime_up && !thread_directed(sig, si)) netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
+  // A wait of the thread the kernel prefers (the main G) owes an EINTR,
+  // unless the handler ran on that very G.
+  if (runtime_up && !thread_directed(sig, si) && !(g && g == netpoll_signal_main()))
+    netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
   // On a G: take along any handler still waiting for one.
   if (g && !g->is_g0 && sigpend_any()) sigpend_run(uc, &static_cast<ucontext_t*>(uc)->uc_sigmask);
 }

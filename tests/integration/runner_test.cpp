@@ -698,6 +698,15 @@ TEST(SigOnG, Procs2) { run_case(simple({"sig_on_g"}), 2); }
 TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
 TEST(SigPerG, Procs2) { run_case(simple({"sig_per_g"}), 2); }
 
+// A handler reaches a thread parked in a semaphore, futex, mutex, condvar,
+// rwlock, barrier, join or once wait (pthread_kill, or kill(getpid()) with
+// every other thread blocking it) and runs on it; semaphore and futex waits
+// then end with EINTR exactly where the kernel ends them (timed, or without
+// SA_RESTART), the others go on and complete; 200 process-directed kills
+// run the handler once each.
+TEST(SigWaits, Procs1) { run_case(simple({"sig_waits"}), 1); }
+TEST(SigWaits, Procs2) { run_case(simple({"sig_waits"}), 2); }
+
 // Every thread has its own id (gettid, syscall(SYS_gettid)); tgkill/tkill
 // of it run the handler on that thread, blocked or running; sched_*,
 // getpriority, ioprio_get accept it; finished and bogus ids get ESRCH; a
