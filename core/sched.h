@@ -132,6 +132,11 @@ struct G {
   // sigsuspend (what it lets through) on its M: a signal among these bits
   // goes to that M with tgkill and the kernel call takes it (sigpend.h).
   std::atomic<uint64_t> sigwait_bits{0};
+  // While it reads a signalfd (interpose/signalfd.cpp): that fd and the
+  // signalfd's mask (bit sig-1). A sender that leaves a signal among them
+  // pending for this G bumps the fd's netpoll words (sig_send_to_g).
+  std::atomic<int> sigfd_fd{-1};
+  std::atomic<uint64_t> sigfd_mask{0};
 };
 
 constexpr uint8_t kSigRan = 1, kSigRanNoRestart = 2;

@@ -171,11 +171,20 @@ uint64_t sigpend_bits_for(G* g) {
   return b;
 }
 
-int sigpend_take_in(G* g, uint64_t set, siginfo_t* si) {
+uint64_t sigpend_bits_for_own(G* g) {
+  uint64_t b = 0;
+  if (!sigpend_any()) return 0;
+  for (auto& s : g_slots)
+    if (s.state.load(std::memory_order_acquire) == kReady && s.target == g) b |= bit_of(s.sig);
+  return b;
+}
+
+int sigpend_take_in(G* g, uint64_t set, siginfo_t* si, Pending which) {
   if (!sigpend_any()) return 0;
   for (auto& s : g_slots) {
     if (s.state.load(std::memory_order_acquire) != kReady || (s.target && s.target != g) || !(set & bit_of(s.sig)))
       continue;
+    if ((which == Pending::kOwn && !s.target) || (which == Pending::kProcess && s.target)) continue;
     uint32_t r = kReady;
     if (!s.state.compare_exchange_strong(r, kTaken, std::memory_order_acq_rel)) continue;
     int sig = s.sig;
@@ -303,7 +312,13 @@ int sig_send_to_g(G* t, int sig) {
   // at the slots; ours the other way round): if the slot is still ours,
   // the kernel call gets the signal instead.
   if ((t->sigwait_bits.load(std::memory_order_seq_cst) & bit) && sigpend_take_back(idx)) return to_its_m();
-  if (blocked) return 0;  // pending until t unblocks it
+  if (blocked) {
+    // Pending until t unblocks it, or a signalfd read of t's takes it: the
+    // reader publishes its fd before it looks at the slots, so either it
+    // sees ours or we see its fd and make it look again.
+    if (t->sigfd_mask.load(std::memory_order_seq_cst) & bit) netpoll_kick_fd(t->sigfd_fd.load(std::memory_order_seq_cst));
+    return 0;
+  }
   uint32_t st = t->status.load(std::memory_order_acquire);
   if (st == kGRunning || st == kGSyscall) kick_running(t, sig);
   else if (st == kGWaiting) wake_parked(sig, (act.flags & SA_RESTART) != 0, t, true);

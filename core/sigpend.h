@@ -82,9 +82,14 @@ int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act);
 bool sigpend_take_back(int i);
 // Pending for g (its own and the process's), bit sig-1.
 uint64_t sigpend_bits_for(G* g);
+// Pending for g alone (pthread_kill, tgkill, raise), bit sig-1.
+uint64_t sigpend_bits_for_own(G* g);
 // sigwait on g: takes a pending signal among `set` (bits), fills *si;
-// returns the signal or 0.
-int sigpend_take_in(G* g, uint64_t set, siginfo_t* si);
+// returns the signal or 0. `which`: g's own and the process's, g's own
+// only, or the process's only (a signalfd read takes them in the kernel's
+// order: the thread's first).
+enum class Pending : uint8_t { kAll, kOwn, kProcess };
+int sigpend_take_in(G* g, uint64_t set, siginfo_t* si, Pending which = Pending::kAll);
 // g exits: its own pending signals go with it.
 void sigpend_forget(G* g);
 // pthread_kill/raise to the G t (sig 1..64; t not dead): the kernel's
