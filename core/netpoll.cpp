@@ -530,7 +530,8 @@ bool wake_one_wait(int sig, bool restart, G* only, bool for_handler, bool may_in
 
 // Interrupts the wait a process-directed signal interrupts natively, after
 // its handler ran on some G. The kernel gives it to the main thread unless
-// that thread has gone, so: the main G if it waits in the netpoller; else,
+// that thread has gone, so: the main G if it waits in the netpoller or in
+// an interruptible sema wait (sema_interrupt: semaphore, futex); else,
 // once the main G has exited (pthread_exit from main), any G that waits. A
 // main G that is running or joining takes the signal without an EINTR
 // visible anywhere, as natively; a sleeping one wakes with EINTR. (A signal

@@ -17,12 +17,12 @@
 //     else any parked G; a running G's M gets the runtime's signal with a
 //     marker (sigpend_kick_value), whose handler runs the pending handlers
 //     on that G; a parked G is woken and runs them from park(): the main G
-//     (any G once main has exited), which natively would have taken the
-//     signal, as the signal would wake it (a netpoller wait or sleep with
-//     EINTR when the signal ends it natively), any other G only as a
-//     spurious wake-up that retries its call (a futex-like wait is always
-//     woken so: its callers re-check). Found nobody: sysmon tries again
-//     on its next round.
+//     (any G once main has exited or blocks the signal), which natively
+//     would have taken the signal, as the signal would end its wait (EINTR
+//     from a netpoller wait, sleep, semaphore or futex wait where the
+//     kernel gives one: netpoll.h, sema.h), any other G with its wait
+//     restarted afterwards; a joiner's join is undone and started again
+//     (wake_parked). Found nobody: sysmon tries again on its next round.
 // Rejected: re-sending the signal to a thread that runs a G (the kernel
 // refuses to forward a siginfo with si_code >= 0, such as SIGCHLD's, from
 // any thread but the main one), and blocking signals around every idle
@@ -41,7 +41,9 @@
 // would give one) or kicks its M if it runs; sysmon repeats that every
 // round while the slot waits, so a G that switched away meanwhile still
 // gets it. A G runs its pending handlers when it returns from park, when
-// its M is kicked, and when it unblocks them (pthread_sigmask). A G in
+// its M is kicked, and when it unblocks them (pthread_sigmask). A G that
+// blocks the signal and reads a signalfd (G::sigfd_fd) is made to look
+// again (interpose/signalfd.cpp). A G in
 // sigwait (G::sigwait_bits) gets the signal by tgkill to its M instead,
 // and a sigwait takes a slot that is already pending. A process-directed
 // signal that waits in an untargeted slot goes only to a G that does not

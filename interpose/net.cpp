@@ -13,6 +13,7 @@
 //     RWF_NOWAIT go to the blocking call with the P handed off.
 // Writes and sends on a blocking fd complete fully (advancing through the
 // iovec), as a blocking call would. Callers that are not Gs call libc.
+// A read of a signalfd the program made is interpose/signalfd.cpp's.
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>

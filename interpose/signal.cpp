@@ -19,7 +19,8 @@
 // M. So every handler the program installs is wrapped: the kernel runs
 // `trampoline`, which calls the program's handler exactly as installed
 // (same flags and mask, SA_SIGINFO or not) and then tells the netpoller,
-// which interrupts one waiting G — the main G, else any (netpoll.h); a
+// which interrupts one waiting G — the main G, else any (netpoll.h; a
+// semaphore or futex wait by the kernel's futex rule, core/sema.h); a
 // signal sent to one G (pthread_kill, tgkill) is kept for that G, which
 // runs the handler itself (core/sigpend.h, interpose/tid.cpp). sigaction and signal report the program's
 // own handler, never the trampoline. Synchronous faults (SIGSEGV and the
