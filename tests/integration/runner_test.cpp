@@ -717,6 +717,10 @@ const Case kSigSignalfd{{"sig_signalfd"}, {}, 0, 30, [](const Run& native, const
                         }};
 TEST(SigWaits, SignalfdProcs1) { run_case(kSigSignalfd, 1); }
 TEST(SigWaits, SignalfdProcs2) { run_case(kSigSignalfd, 2); }
+// CPython's lock acquire (sem_clockwait, sem_wait) and join in the main
+// thread end with KeyboardInterrupt when a signal's Python handler raises it.
+TEST(SigWaits, PythonLockProcs1) { run_case(simple({"py_sig_lock.py"}), 1); }
+TEST(SigWaits, PythonLockProcs2) { run_case(simple({"py_sig_lock.py"}), 2); }
 
 // Every thread has its own id (gettid, syscall(SYS_gettid)); tgkill/tkill
 // of it run the handler on that thread, blocked or running; sched_*,
