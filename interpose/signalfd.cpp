@@ -117,6 +117,15 @@ long take_pending(G* g, int fd, uint64_t mask, struct signalfd_siginfo* out, siz
   if (k < cap) {
     struct iovec v = {&out[k], (cap - k) * sizeof *out};
     long r = raw_syscall6(SYS_preadv2, fd, reinterpret_cast<long>(&v), 1, -1, -1, RWF_NOWAIT);
+    if (r == -EOPNOTSUPP) {
+      // A kernel whose signalfd refuses RWF_NOWAIT (before 6.7): read only
+      // what a zero-timeout poll says is there.
+      struct pollfd p = {fd, POLLIN, 0};
+      struct timespec zero = {0, 0};
+      r = raw_syscall6(SYS_ppoll, reinterpret_cast<long>(&p), 1, reinterpret_cast<long>(&zero), 0, 0, 0);
+      if (r > 0 && (p.revents & POLLIN)) r = raw_syscall6(SYS_readv, fd, reinterpret_cast<long>(&v), 1, 0, 0, 0);
+      else if (r >= 0) r = -EAGAIN;
+    }
     if (r > 0) k += static_cast<size_t>(r) / sizeof *out;
     else if (r < 0 && r != -EAGAIN && k == 0) return r;
   }
