@@ -33,6 +33,15 @@ void cancel_wake(G* g) {
   g->cancel_busy.store(0, std::memory_order_seq_cst);
 }
 
+bool cancel_wake_for_signal(G* g) {
+  LockGuard lk(g_cancel_lock);
+  g->cancel_busy.store(1, std::memory_order_seq_cst);
+  bool hit = false;
+  if (CancelWait* cw = g->cancel_wait.load(std::memory_order_seq_cst); cw && cw->sig_wake) hit = cw->sig_wake(cw);
+  g->cancel_busy.store(0, std::memory_order_seq_cst);
+  return hit;
+}
+
 void cancel_point() {
   G* g = get_user_g();
   if (g && cancel_due(cancelhandling(g).load(std::memory_order_acquire))) pthread_testcancel();

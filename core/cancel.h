@@ -65,6 +65,10 @@ inline bool cancel_due_async(int v) {
 
 struct CancelWait {
   void (*wake)(CancelWait* cw);  // runs in the canceller, any thread, under the cancel lock
+  // Optional: ends the wait for a handler of the program's that must run
+  // on this G (core/sigpend.h) so that the caller can wait again; returns
+  // false if the wait was over already. Same rules as wake.
+  bool (*sig_wake)(CancelWait* cw) = nullptr;
 };
 
 // Waiter side. Publishes cw; returns true if a request is already due (the
@@ -78,6 +82,8 @@ void cancel_disarm(G* g);
 int cancel_set_request(G* g);
 // Ends the cancellable wait g has published, if any.
 void cancel_wake(G* g);
+// Ends g's published wait with its sig_wake, if it has one; false if not.
+bool cancel_wake_for_signal(G* g);
 
 // Acts on a due request of the calling G: unwinds through its cleanup
 // handlers and destructors (glibc's pthread_testcancel); returns otherwise.

@@ -17,6 +17,7 @@
 #include "core/tcb.h"
 #include "core/rtfd.h"
 #include "core/sched.h"
+#include "core/sema.h"
 #include "core/sigpend.h"
 #include "core/timer.h"
 #include "core/cancel.h"
@@ -529,7 +530,8 @@ bool wake_one_wait(int sig, bool restart, G* only, bool for_handler, bool may_in
 
 // Interrupts the wait a process-directed signal interrupts natively, after
 // its handler ran on some G. The kernel gives it to the main thread unless
-// that thread has gone, so: the main G if it waits in the netpoller; else,
+// that thread has gone, so: the main G if it waits in the netpoller or in
+// an interruptible sema wait (sema_interrupt: semaphore, futex); else,
 // once the main G has exited (pthread_exit from main), any G that waits. A
 // main G that is running or joining takes the signal without an EINTR
 // visible anywhere, as natively; a sleeping one wakes with EINTR. (A signal
@@ -538,7 +540,8 @@ bool interrupt_one(int sig, bool restart) {
   G* mg = g_sig_main.load(std::memory_order_acquire);
   if (!mg) mg = main_g();
   bool main_gone = mg->status.load(std::memory_order_acquire) == kGDead || mg->wait_reason == kWaitForever;
-  return wake_one_wait(sig, restart, main_gone ? nullptr : mg, false, true);
+  return wake_one_wait(sig, restart, main_gone ? nullptr : mg, false, true) ||
+         sema_interrupt(main_gone ? nullptr : mg, sig, restart);
 }
 
 }  // namespace

@@ -94,6 +94,9 @@ G* netpoll_signal_main();
 void netpoll_signal_fork_child(G* self);
 // The program closes fd: Gs parked on it wake up (and see EBADF on retry).
 void netpoll_close(int fd);
+// Gs parked on fd wake up and try again (a signalfd read, for a signal the
+// kernel does not know is pending: interpose/signalfd.cpp).
+inline void netpoll_kick_fd(int fd) { netpoll_close(fd); }
 bool netpoll_init();
 // In a child of fork: the epoll instance is shared with the parent and no
 // waiter survived: make new ones.

@@ -111,6 +111,10 @@ struct G {
   // A signal whose EINTR sysmon already decided when it woke this G to run
   // the signal's handler (core/sigpend.h), or 0; cleared by the G.
   std::atomic<int32_t> sig_eintr{0};
+  // (self) Handlers of the program's run on this G since its current
+  // runtime wait began (kSigRan, kSigRanNoRestart: one without SA_RESTART);
+  // a semaphore or futex wait decides its EINTR from them (core/sema.cpp).
+  uint8_t sig_ran = 0;
   // The cancellable wait this G may sleep in, for pthread_cancel, and the
   // flag its canceller holds while it uses it (core/cancel.h).
   std::atomic<CancelWait*> cancel_wait{nullptr};
@@ -136,7 +140,14 @@ struct G {
   std::atomic<int64_t> cpu_ns{0};
   std::atomic<int64_t> cpu_start{0};
   std::atomic<M*> cpu_m{nullptr};
+  // While it reads a signalfd (interpose/signalfd.cpp): that fd and the
+  // signalfd's mask (bit sig-1). A sender that leaves a signal among them
+  // pending for this G bumps the fd's netpoll words (sig_send_to_g).
+  std::atomic<int> sigfd_fd{-1};
+  std::atomic<uint64_t> sigfd_mask{0};
 };
+
+constexpr uint8_t kSigRan = 1, kSigRanNoRestart = 2;
 
 // P status. kPSyscall: its M is in a blocking call (entersyscall) and may be
 // retaken by sysmon with a CAS to kPIdle; the M takes it back on exit with a

@@ -14,13 +14,16 @@
 namespace mnp {
 namespace {
 
-enum : uint32_t { kWaiting, kWoken, kTimedOut, kCanceled };
+enum : uint32_t { kWaiting, kWoken, kTimedOut, kCanceled, kSignaled, kInterrupted };
 
 struct Waiter {
   const void* addr;
   G* g;
   uint32_t bitset;
   uint32_t state;  // bucket lock
+  bool timed;
+  bool interruptible;
+  bool sig_may_intr;  // kSignaled by the G the kernel would have chosen (bucket lock)
   Waiter* next;
   Waiter* prev;
   struct Bucket* bucket;  // bucket it is on (changes on requeue; bucket lock)
@@ -100,7 +103,8 @@ bool unlock_bucket_commit(G*, void* arg) {
   return true;
 }
 
-int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset) {
+int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset,
+                bool interruptible) {
   b->kernel_waiters++;
   g_kernel_waiters.fetch_add(1, std::memory_order_seq_cst);
   b->lock.unlock();
@@ -118,14 +122,27 @@ int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int6
   b->lock.unlock();
   if (r == -EAGAIN) return EAGAIN;
   if (r == -ETIMEDOUT) return ETIMEDOUT;
+  // The kernel applied its own rule (restarted the call or not).
+  if (r == -EINTR && interruptible) return EINTR;
   return 0;  // woken, or EINTR: a spurious wake-up, as futex(2) allows
+}
+
+// Ends a parked waiter for a signal (bucket lock held; unlocked here).
+void signal_locked(Bucket* b, Waiter* w, uint32_t to) {
+  unlink_locked(b, w);
+  w->state = to;
+  G* g = w->g;
+  b->lock.unlock();
+  ready(g, true);
 }
 
 }  // namespace
 
-int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset, bool cancelable,
-              bool watch) {
-  G* g = runtime_up ? get_user_g() : nullptr;
+namespace {
+// One wait. Woken kSignaled: -1 when this G is the one the kernel would
+// have given the signal to, else -2.
+int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset,
+                   bool cancelable, bool interruptible, bool watch) {
   // A P first, then the bucket lock: taking the P back may queue this G
   // (futex.h, Lock), which must not happen while it holds the lock.
   if (g) ensure_p(g);
@@ -135,12 +152,13 @@ int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline,
     b->lock.unlock();
     return EAGAIN;
   }
-  if (!g) return kernel_wait(b, addr, val, deadline, bitset);
+  if (!g) return kernel_wait(b, addr, val, deadline, bitset, interruptible);
   if (deadline != kNever && deadline <= nanotime()) {
     b->lock.unlock();
     return ETIMEDOUT;
   }
-  Waiter w{addr, g, bitset, kWaiting, nullptr, nullptr, nullptr, {wait_cancel}, watch ? addr : nullptr, val};
+  Waiter w{addr,    g,       bitset,  kWaiting,      deadline != kNever,        interruptible, false,
+           nullptr, nullptr, nullptr, {wait_cancel}, watch ? addr : nullptr, val};
   if (watch) g_watched.fetch_add(1, std::memory_order_relaxed);
   push_locked(b, &w);
   // Published with the waiter on the list (under the bucket lock), so the
@@ -160,6 +178,7 @@ int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline,
   }
   // The bucket is unlocked only once we are parked: a waker that finds us
   // sees a G that is already Waiting.
+  g->sig_ran = 0;
   park(kWaitSema, unlock_bucket_commit, b);
   if (deadline != kNever) timer_del(&t);
   if (watch) g_watched.fetch_sub(1, std::memory_order_relaxed);
@@ -167,7 +186,32 @@ int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline,
   // Wakers, the timer and the canceller set the state under the bucket lock
   // before readying us; reading it here without the lock is ordered by
   // ready/park.
-  return w.state == kTimedOut ? ETIMEDOUT : w.state == kCanceled ? ECANCELED : 0;
+  switch (w.state) {
+    case kTimedOut: return ETIMEDOUT;
+    case kCanceled: return ECANCELED;
+    case kInterrupted: return EINTR;
+    case kSignaled:
+      // The waker's mark is spent once park() ran the handlers; a handler
+      // another G took first leaves it behind.
+      if (w.sig_may_intr) g->sig_eintr.store(0, std::memory_order_relaxed);
+      return w.sig_may_intr ? -1 : -2;
+    default: return 0;
+  }
+}
+}  // namespace
+
+int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset, bool cancelable,
+              bool interruptible, bool watch) {
+  G* g = runtime_up ? get_user_g() : nullptr;
+  for (;;) {
+    int r = sema_wait_once(g, addr, val, deadline, bitset, cancelable, interruptible, watch);
+    if (r >= 0) return r;
+    // kSignaled: park() ran the handlers. EINTR where the kernel gives it
+    // (sema.h), else the wait is restarted.
+    uint8_t ran = g->sig_ran;
+    g->sig_ran = 0;
+    if (r == -1 && interruptible && (ran & kSigRan) && (deadline != kNever || (ran & kSigRanNoRestart))) return EINTR;
+  }
 }
 
 bool sema_watching() { return g_watched.load(std::memory_order_relaxed) > 0; }
@@ -197,17 +241,31 @@ void sema_watch_scan() {
   }
 }
 
-bool sema_wake_for_signal(G* only, int sig) {
+bool sema_wake_for_signal(G* only, int sig, bool may_interrupt) {
   for (Bucket& b : g_buckets) {
     if (!__atomic_load_n(&b.head, __ATOMIC_RELAXED)) continue;
     b.lock.lock();
     for (Waiter* w = b.head; w; w = w->next) {
-      if (w->state != kWaiting || (only && w->g != only) || (!only && sig > 0 && g_blocks(w->g, sig))) continue;
-      unlink_locked(&b, w);
-      w->state = kWoken;  // a spurious wake-up: the caller re-checks and waits again
-      G* g = w->g;
-      b.lock.unlock();
-      ready(g, true);
+      if (w->state != kWaiting || (only && w->g != only) || (!only && g_blocks(w->g, sig))) continue;
+      w->sig_may_intr = may_interrupt;
+      if (may_interrupt) w->g->sig_eintr.store(sig, std::memory_order_release);
+      signal_locked(&b, w, kSignaled);
+      return true;
+    }
+    b.lock.unlock();
+  }
+  return false;
+}
+
+bool sema_interrupt(G* only, int sig, bool restart) {
+  for (Bucket& b : g_buckets) {
+    if (!__atomic_load_n(&b.head, __ATOMIC_RELAXED)) continue;
+    b.lock.lock();
+    for (Waiter* w = b.head; w; w = w->next) {
+      if (w->state != kWaiting || !w->interruptible || (restart && !w->timed) || (only && w->g != only) ||
+          g_blocks(w->g, sig))
+        continue;
+      signal_locked(&b, w, kInterrupted);
       return true;
     }
     b.lock.unlock();

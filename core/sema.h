@@ -15,7 +15,21 @@
 // such sleepers so that wakers issue FUTEX_WAKE only when one exists.
 //
 // State of a waiter (changed only under its bucket lock): kWaiting ->
-// kWoken (by sema_wake) or kTimedOut (by its timer).
+// kWoken (by sema_wake), kTimedOut (by its timer), kCanceled
+// (pthread_cancel), kSignaled (to run a handler of the program's on this
+// G, core/sigpend.h) or kInterrupted (a handler that ran on another G ends
+// this wait, as the kernel would have ended it on this thread).
+//
+// Signals, as the kernel treats a futex wait. A G woken kSignaled runs the
+// pending handlers on its way out of park(); then an `interruptible` wait
+// (a semaphore, syscall(SYS_futex)) ends with EINTR when the G is the one
+// the kernel would have given the signal to and a handler ran that the
+// kernel ends such a wait for: a timed wait for any handler (the kernel's
+// -ERESTART_RESTARTBLOCK), an untimed one only for a handler without
+// SA_RESTART (-ERESTARTSYS). Otherwise the wait is restarted: compared and
+// enqueued again with the same deadline, so it may now return EAGAIN, as a
+// restarted futex call does. Other waits (mutex, condvar, rwlock, barrier,
+// once) always restart, as glibc's loops around the futex do.
 #pragma once
 
 #include <atomic>
@@ -33,14 +47,15 @@ constexpr uint32_t kBitsetAny = 0xffffffffu;
 // futex(2); callers re-check their condition. A `cancelable` wait of a G
 // (a POSIX cancellation point: condvar, semaphore) also ends with ECANCELED
 // when pthread_cancel asks (core/cancel.h); the caller restores its own
-// state and then calls cancel_point().
+// state and then calls cancel_point(). An `interruptible` wait also ends
+// with EINTR (see above).
 //
 // A `watch`ed wait (a G in the futex interposer's FUTEX_WAIT) also ends, as
 // a spurious wake-up (0), when *addr no longer holds val at one of sysmon's
 // looks (sema_watch_scan): the way a FUTEX_WAKE that a thread the runtime
 // did not create made in the kernel reaches a G.
 int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset = kBitsetAny,
-              bool cancelable = false, bool watch = false);
+              bool cancelable = false, bool interruptible = false, bool watch = false);
 // sysmon: wakes every watched waiter whose word changed; sema_watching says
 // whether any exists.
 void sema_watch_scan();
@@ -54,10 +69,16 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
                  bool count_moved);
 // For a handler of the program's that waits for a G (core/sigpend.h): wakes
 // `only` (when null, any G whose mask lets sig through) if it waits here,
-// as a spurious wake-up (callers re-check their word). Returns false if it
-// found none.
+// kSignaled. may_interrupt: the G is the one the kernel would have chosen
+// (its wait may end with EINTR; G::sig_eintr is set, so the handler's run
+// does not count the signal again). Returns false if it found none.
 struct G;
-bool sema_wake_for_signal(G* only, int sig = 0);
+bool sema_wake_for_signal(G* only, int sig, bool may_interrupt);
+// A handler for sig (SA_RESTART: restart) ran on another G for a signal
+// that natively would have gone to `only` (any G that lets it through when
+// null): ends that G's interruptible wait with EINTR if the kernel would
+// have ended it. Returns false if no wait qualified.
+bool sema_interrupt(G* only, int sig, bool restart);
 // Number of G waiters currently parked on addr (tests, dumps).
 int sema_count(const void* addr);
 // In a child of fork: no waiter survived; locks may have been held.

@@ -70,6 +70,7 @@ void m_set_kmask(M* mp, uint64_t k) {
 void g_sigmask_init(G* gp, const sigset_t* view) {
   store_view(gp, view);
   gp->sigwait_bits.store(0, std::memory_order_relaxed);
+  gp->sigfd_mask.store(0, std::memory_order_relaxed);  // a canceled signalfd read leaves it set
   count(sigset_bits(&gp->sigmask), 1);
 }
 

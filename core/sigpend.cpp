@@ -6,6 +6,9 @@
 #include <cstring>
 
 #include "core/base.h"
+#include "core/cancel.h"
+#include "core/gmem.h"
+#include "core/tcb.h"
 #include "core/netpoll.h"
 #include "core/gmem.h"
 #include "core/sched.h"
@@ -56,6 +59,7 @@ void run_one(G* g, int sig, const SigAct& act, siginfo_t* si, void* uc, const si
   if (!(act.flags & SA_NODEFER)) sigaddset(&during, sig);
   g_sigmask_set(g, &during);
   g_load_kmask(g);
+  g->sig_ran |= (act.flags & SA_RESTART) ? kSigRan : kSigRan | kSigRanNoRestart;
   if (act.flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(act.handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(act.handler)(sig);
   g_sigmask_set(g, &saved);
@@ -106,7 +110,19 @@ bool kick_running(G* only, int sig) {
 // main G, or any once main has exited), so the signal may end its wait
 // with EINTR; any other G only runs the handler and waits on.
 bool wake_parked(int sig, bool restart, G* only, bool may_interrupt) {
-  return netpoll_wake_for_handler(sig, restart, only, may_interrupt) || sema_wake_for_signal(only, sig);
+  if (netpoll_wake_for_handler(sig, restart, only, may_interrupt) || sema_wake_for_signal(only, sig, may_interrupt))
+    return true;
+  // A joiner (the only other park): its wait record undoes the join and
+  // wakes it, and the join starts over once the handler ran.
+  if (only) return only->wait_reason == kWaitJoin && cancel_wake_for_signal(only);
+  bool hit = false;
+  gmem_for_each_tcb([&](void* tcb) {
+    G* g = reinterpret_cast<G*>(static_cast<char*>(tcb) + tcbo::kSize);
+    if (!hit && g->wait_reason == kWaitJoin && !g_blocks(g, sig) &&
+        g->status.load(std::memory_order_acquire) == kGWaiting)
+      hit = cancel_wake_for_signal(g);
+  });
+  return hit;
 }
 
 }  // namespace
@@ -161,11 +177,20 @@ uint64_t sigpend_bits_for(G* g) {
   return b;
 }
 
-int sigpend_take_in(G* g, uint64_t set, siginfo_t* si) {
+uint64_t sigpend_bits_for_own(G* g) {
+  uint64_t b = 0;
+  if (!sigpend_any()) return 0;
+  for (auto& s : g_slots)
+    if (s.state.load(std::memory_order_acquire) == kReady && s.target == g) b |= bit_of(s.sig);
+  return b;
+}
+
+int sigpend_take_in(G* g, uint64_t set, siginfo_t* si, Pending which) {
   if (!sigpend_any()) return 0;
   for (auto& s : g_slots) {
     if (s.state.load(std::memory_order_acquire) != kReady || (s.target && s.target != g) || !(set & bit_of(s.sig)))
       continue;
+    if ((which == Pending::kOwn && !s.target) || (which == Pending::kProcess && s.target)) continue;
     uint32_t r = kReady;
     if (!s.state.compare_exchange_strong(r, kTaken, std::memory_order_acq_rel)) continue;
     int sig = s.sig;
@@ -209,11 +234,13 @@ void sigpend_run(void* uc, const sigset_t* blocked) {
     sigpend_count.fetch_sub(1, std::memory_order_release);
     if (uc) run_one(g, sig, act, &si, uc, &base);
     else run_one_here(g, sig, act, &si, &base);
-    // The EINTR the signal owes a netpoller wait, as after a handler that
-    // ran where the kernel put it — unless sysmon already decided it when
-    // it woke this G. A thread-directed one interrupts no other thread.
+    // The EINTR the signal owes a wait of the thread the kernel would have
+    // given it to, as after a handler that ran where the kernel put it —
+    // unless sysmon already decided it when it woke this G, or this G is
+    // that thread. A thread-directed one interrupts no other thread.
     int decided = sig;
-    if (!g->sig_eintr.compare_exchange_strong(decided, 0, std::memory_order_acq_rel) && !targeted)
+    if (!g->sig_eintr.compare_exchange_strong(decided, 0, std::memory_order_acq_rel) && !targeted &&
+        g != netpoll_signal_main())
       netpoll_signal_arrived(sig, (act.flags & SA_RESTART) != 0);
   }
 }
@@ -244,7 +271,9 @@ bool sigpend_deliver() {
         continue;
       }
     }
-    did |= kick_running(nullptr, sig) || wake_parked(sig, restart, nullptr, !main_alive);
+    // Main gone or blocking it: the kernel picks any thread that lets it
+    // through, so the G found is the kernel's choice.
+    did |= kick_running(nullptr, sig) || wake_parked(sig, restart, nullptr, !main_alive || g_blocks(mg, sig));
   }
   return did;
 }
@@ -289,7 +318,13 @@ int sig_send_to_g(G* t, int sig) {
   // at the slots; ours the other way round): if the slot is still ours,
   // the kernel call gets the signal instead.
   if ((t->sigwait_bits.load(std::memory_order_seq_cst) & bit) && sigpend_take_back(idx)) return to_its_m();
-  if (blocked) return 0;  // pending until t unblocks it
+  if (blocked) {
+    // Pending until t unblocks it, or a signalfd read of t's takes it: the
+    // reader publishes its fd before it looks at the slots, so either it
+    // sees ours or we see its fd and make it look again.
+    if (t->sigfd_mask.load(std::memory_order_seq_cst) & bit) netpoll_kick_fd(t->sigfd_fd.load(std::memory_order_seq_cst));
+    return 0;
+  }
   uint32_t st = t->status.load(std::memory_order_acquire);
   if (st == kGRunning || st == kGSyscall) kick_running(t, sig);
   else if (st == kGWaiting) wake_parked(sig, (act.flags & SA_RESTART) != 0, t, true);

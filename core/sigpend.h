@@ -17,12 +17,12 @@
 //     else any parked G; a running G's M gets the runtime's signal with a
 //     marker (sigpend_kick_value), whose handler runs the pending handlers
 //     on that G; a parked G is woken and runs them from park(): the main G
-//     (any G once main has exited), which natively would have taken the
-//     signal, as the signal would wake it (a netpoller wait or sleep with
-//     EINTR when the signal ends it natively), any other G only as a
-//     spurious wake-up that retries its call (a futex-like wait is always
-//     woken so: its callers re-check). Found nobody: sysmon tries again
-//     on its next round.
+//     (any G once main has exited or blocks the signal), which natively
+//     would have taken the signal, as the signal would end its wait (EINTR
+//     from a netpoller wait, sleep, semaphore or futex wait where the
+//     kernel gives one: netpoll.h, sema.h), any other G with its wait
+//     restarted afterwards; a joiner's join is undone and started again
+//     (wake_parked). Found nobody: sysmon tries again on its next round.
 // Rejected: re-sending the signal to a thread that runs a G (the kernel
 // refuses to forward a siginfo with si_code >= 0, such as SIGCHLD's, from
 // any thread but the main one), and blocking signals around every idle
@@ -41,7 +41,9 @@
 // would give one) or kicks its M if it runs; sysmon repeats that every
 // round while the slot waits, so a G that switched away meanwhile still
 // gets it. A G runs its pending handlers when it returns from park, when
-// its M is kicked, and when it unblocks them (pthread_sigmask). A G in
+// its M is kicked, and when it unblocks them (pthread_sigmask). A G that
+// blocks the signal and reads a signalfd (G::sigfd_fd) is made to look
+// again (interpose/signalfd.cpp). A G in
 // sigwait (G::sigwait_bits) gets the signal by tgkill to its M instead,
 // and a sigwait takes a slot that is already pending. A process-directed
 // signal that waits in an untargeted slot goes only to a G that does not
@@ -82,9 +84,14 @@ int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act);
 bool sigpend_take_back(int i);
 // Pending for g (its own and the process's), bit sig-1.
 uint64_t sigpend_bits_for(G* g);
+// Pending for g alone (pthread_kill, tgkill, raise), bit sig-1.
+uint64_t sigpend_bits_for_own(G* g);
 // sigwait on g: takes a pending signal among `set` (bits), fills *si;
-// returns the signal or 0.
-int sigpend_take_in(G* g, uint64_t set, siginfo_t* si);
+// returns the signal or 0. `which`: g's own and the process's, g's own
+// only, or the process's only (a signalfd read takes them in the kernel's
+// order: the thread's first).
+enum class Pending : uint8_t { kAll, kOwn, kProcess };
+int sigpend_take_in(G* g, uint64_t set, siginfo_t* si, Pending which = Pending::kAll);
 // g exits: its own pending signals go with it.
 void sigpend_forget(G* g);
 // pthread_kill/raise to the G t (sig 1..64; t not dead): the kernel's

@@ -98,9 +98,10 @@ long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
           deadline = abs_deadline(realtime ? CLOCK_REALTIME : CLOCK_MONOTONIC, ts);
         }
       }
-      // Watched: a wake from a thread the runtime did not create reaches
-      // the kernel only (docs/ARCHITECTURE.md, "Blocking calls").
-      int r = sema_wait(uaddr, val, deadline, bitset, false, true);
+      // EINTR by the kernel's rule for a handler (core/sema.h). Watched: a
+      // wake from a thread the runtime did not create reaches the kernel
+      // only (docs/ARCHITECTURE.md, "Blocking calls").
+      int r = sema_wait(uaddr, val, deadline, bitset, false, true, true);
       return r ? fail(r) : 0;
     }
     case FUTEX_WAKE:

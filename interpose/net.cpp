@@ -13,6 +13,7 @@
 //     RWF_NOWAIT go to the blocking call with the P handed off.
 // Writes and sends on a blocking fd complete fully (advancing through the
 // iovec), as a blocking call would. Callers that are not Gs call libc.
+// A read of a signalfd the program made is interpose/signalfd.cpp's.
 #include <dlfcn.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -197,6 +198,7 @@ extern "C" {
 
 MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) noexcept {
   if (!fd_caller_is_g()) return real_read(fd, buf, n);
+  if (long r; signalfd_read(fd, buf, n, &r)) return r;
   struct iovec v = {buf, n};
   return drive(fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, &v, 1); }, [&] { return real_read(fd, buf, n); });
 }
@@ -443,6 +445,7 @@ MNP_EXPORT int close(int fd) noexcept {
   if (rtfd_is(fd)) return static_cast<int>(raw_to_libc(-EBADF));
   int r = real_close(fd);
   int e = errno;
+  signalfd_forget(fd);
   netpoll_close(fd);
   errno = e;
   return r;
@@ -471,7 +474,9 @@ MNP_EXPORT int dup2(int oldfd, int newfd) noexcept {
     if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(raw_to_libc(-EBADF));
     rtfd_yield(newfd);
   }
-  return static_cast<int>(raw_to_libc(raw_syscall(SYS_dup2, oldfd, newfd)));
+  long r = raw_syscall(SYS_dup2, oldfd, newfd);
+  if (r >= 0 && oldfd != newfd) signalfd_forget(newfd);
+  return static_cast<int>(raw_to_libc(r));
 }
 
 MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
@@ -479,7 +484,9 @@ MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
     if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(raw_to_libc(-EBADF));
     rtfd_yield(newfd);
   }
-  return static_cast<int>(raw_to_libc(raw_syscall(SYS_dup3, oldfd, newfd, flags)));
+  long r = raw_syscall(SYS_dup3, oldfd, newfd, flags);
+  if (r >= 0) signalfd_forget(newfd);
+  return static_cast<int>(raw_to_libc(r));
 }
 
 // CLOSE_RANGE_UNSHARE gives the calling kernel thread (an M, shared by many

@@ -146,10 +146,14 @@ struct timespec ts_of(int64_t ns) { return {static_cast<time_t>(ns / 1000000000)
 // poll and ppoll: raw results. A mask (ppoll) is the set of signals that
 // must not interrupt the wait.
 long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mask) {
+  // A signalfd of the program's is also readable for the signals pending
+  // for this G alone (interpose/signalfd.cpp).
+  SignalfdPoll sp;
   auto attempt = [&] {
     struct timespec zero = {0, 0};
-    return raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n), reinterpret_cast<long>(&zero),
-                        0, 0, 0);
+    long r = raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n),
+                          reinterpret_cast<long>(&zero), 0, 0, 0);
+    return r >= 0 ? signalfd_poll_merge(&sp, fds, n, r) : r;
   };
   // The kernel looks first: it validates fds (EFAULT) and n (EINVAL above
   // RLIMIT_NOFILE) before anything here reads them.

@@ -19,7 +19,8 @@
 // M. So every handler the program installs is wrapped: the kernel runs
 // `trampoline`, which calls the program's handler exactly as installed
 // (same flags and mask, SA_SIGINFO or not) and then tells the netpoller,
-// which interrupts one waiting G — the main G, else any (netpoll.h); a
+// which interrupts one waiting G — the main G, else any (netpoll.h; a
+// semaphore or futex wait by the kernel's futex rule, core/sema.h); a
 // signal sent to one G (pthread_kill, tgkill) is kept for that G, which
 // runs the handler itself (core/sigpend.h, interpose/tid.cpp). sigaction and signal report the program's
 // own handler, never the trampoline. Synchronous faults (SIGSEGV and the
@@ -150,7 +151,10 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
   if (g && runtime_up) g->m->kmask = sigset_bits(&static_cast<ucontext_t*>(uc)->uc_sigmask);
-  if (runtime_up && !thread_directed(sig, si)) netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
+  // A wait of the thread the kernel prefers (the main G) owes an EINTR,
+  // unless the handler ran on that very G.
+  if (runtime_up && !thread_directed(sig, si) && !(g && g == netpoll_signal_main()))
+    netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
   // On a G: take along any handler still waiting for one.
   if (g && !g->is_g0 && sigpend_any()) sigpend_run(uc, &static_cast<ucontext_t*>(uc)->uc_sigmask);
 }

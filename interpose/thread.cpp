@@ -98,16 +98,21 @@ struct JoinWait {
   G* target;
   G* self;
 };
-void join_cancel(CancelWait* cw) {
+bool join_undo(CancelWait* cw) {
   auto* jw = reinterpret_cast<JoinWait*>(cw);
   uintptr_t me = reinterpret_cast<uintptr_t>(jw->self);
-  if (jw->target->join.compare_exchange_strong(me, kJoinable, std::memory_order_acq_rel)) ready(jw->self, true);
+  if (!jw->target->join.compare_exchange_strong(me, kJoinable, std::memory_order_acq_rel)) return false;
+  ready(jw->self, true);
+  return true;
 }
+void join_cancel(CancelWait* cw) { join_undo(cw); }
 
 // Parks cur, which just stored itself in t's join word, unless a cancel
 // request is due and the word can still be taken back.
 void join_park(G* cur, G* t) {
-  JoinWait jw{{join_cancel}, t, cur};
+  // A handler of the program's for this G (core/sigpend.h) undoes the
+  // join the same way; the caller's loop joins again after it ran.
+  JoinWait jw{{join_cancel, join_undo}, t, cur};
   if (cancel_arm(cur, &jw.cw)) {
     uintptr_t me = reinterpret_cast<uintptr_t>(cur);
     if (t->join.compare_exchange_strong(me, kJoinable, std::memory_order_acq_rel)) {

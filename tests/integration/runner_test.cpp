@@ -706,6 +706,30 @@ TEST(SigOnG, Procs2) { run_case(simple({"sig_on_g"}), 2); }
 TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
 TEST(SigPerG, Procs2) { run_case(simple({"sig_per_g"}), 2); }
 
+// A handler reaches a thread parked in a semaphore, futex, mutex, condvar,
+// rwlock, barrier, join or once wait (pthread_kill, or kill(getpid()) with
+// every other thread blocking it) and runs on it; semaphore and futex waits
+// then end with EINTR exactly where the kernel ends them (timed, or without
+// SA_RESTART), the others go on and complete; 200 process-directed kills
+// run the handler once each.
+TEST(SigWaits, Procs1) { run_case(simple({"sig_waits"}), 1); }
+TEST(SigWaits, Procs2) { run_case(simple({"sig_waits"}), 2); }
+
+// signalfd read (blocking and not), poll and epoll_wait on it return the
+// signals sent to the reading thread (pthread_kill) and to the process
+// (kill); 16 readers blocked in read park (kernel threads at P + a few;
+// natively 17).
+const Case kSigSignalfd{{"sig_signalfd"}, {}, 0, 30, [](const Run& native, const Run& shim, int procs) {
+                          expect_check(native, "kthreads_max", ">=", 17);
+                          kthreads_bounded(shim, procs);
+                        }};
+TEST(SigWaits, SignalfdProcs1) { run_case(kSigSignalfd, 1); }
+TEST(SigWaits, SignalfdProcs2) { run_case(kSigSignalfd, 2); }
+// CPython's lock acquire (sem_clockwait, sem_wait) and join in the main
+// thread end with KeyboardInterrupt when a signal's Python handler raises it.
+TEST(SigWaits, PythonLockProcs1) { run_case(simple({"py_sig_lock.py"}), 1); }
+TEST(SigWaits, PythonLockProcs2) { run_case(simple({"py_sig_lock.py"}), 2); }
+
 // Every thread has its own id (gettid, syscall(SYS_gettid)); tgkill/tkill
 // of it run the handler on that thread, blocked or running; sched_*,
 // getpriority, ioprio_get accept it; finished and bogus ids get ESRCH; a
