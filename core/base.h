@@ -9,6 +9,7 @@
 
 #include <sys/syscall.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -55,6 +56,17 @@ inline long raw_syscall(long n, long a = 0, long b = 0, long c = 0, long d = 0) 
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
 
 inline void cpu_relax() { __builtin_ia32_pause(); }
+
+// Keeps the caller's errno across libc calls the runtime makes on its
+// behalf (malloc and the dynamic linker's TLS functions may set it even
+// when they succeed).
+struct ErrnoKeeper {
+  int saved = errno;
+  ErrnoKeeper() = default;
+  ErrnoKeeper(const ErrnoKeeper&) = delete;
+  ErrnoKeeper& operator=(const ErrnoKeeper&) = delete;
+  ~ErrnoKeeper() { errno = saved; }
+};
 
 // Monotonic nanoseconds via the vDSO-backed clock_gettime (does not touch errno
 // on success, and CLOCK_MONOTONIC cannot fail).

@@ -996,6 +996,7 @@ void exit_commit_cb(void* a) {
 }  // namespace
 
 int newproc(const GSpec& spec, G** out) {
+  ErrnoKeeper keep_errno;  // gmem_alloc and tcb_reinit call into libc
   const Config& cfg = config();
   size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
   size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
