@@ -507,6 +507,8 @@ TEST(Errors, SyncProcs1) { run_case(simple({"errors_sync"}), 1); }
 TEST(Errors, SyncProcs2) { run_case(simple({"errors_sync"}), 2); }
 TEST(Errors, ThreadProcs1) { run_case(simple({"errors_thread"}), 1); }
 TEST(Errors, ThreadProcs2) { run_case(simple({"errors_thread"}), 2); }
+TEST(Errors, IoProcs1) { run_case(simple({"errors_io"}), 1); }
+TEST(Errors, IoProcs2) { run_case(simple({"errors_io"}), 2); }
 
 // Many threads writing to one FILE.
 TEST(StdioThreads, Procs1) { run_case(bounded({"stdio_threads"}), 1); }
