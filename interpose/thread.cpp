@@ -286,8 +286,10 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
       prio = sp.sched_priority;
       if (int e = check_sched(policy, &sp)) return e;
     }
+    // An attribute without a CPU set reads back as all ones: nothing to
+    // check then (and no system call on the common path).
     cpu_set_t cs;
-    if (pthread_attr_getaffinity_np(attr, sizeof cs, &cs) == 0)
+    if (pthread_attr_getaffinity_np(attr, sizeof cs, &cs) == 0 && CPU_COUNT(&cs) != CPU_SETSIZE)
       if (int e = check_affinity(sizeof cs, &cs)) return e;
   }
   G* gp;
