@@ -9,6 +9,7 @@
 
 #include <sys/syscall.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 
@@ -40,6 +41,17 @@ char* fmt_str(char* p, char* end, const char* s);
 #endif
 
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
+
+// Keeps the caller's errno across libc calls the runtime makes on its
+// behalf (malloc and the dynamic linker's TLS functions may set it even
+// when they succeed).
+struct ErrnoKeeper {
+  int saved = errno;
+  ErrnoKeeper() = default;
+  ErrnoKeeper(const ErrnoKeeper&) = delete;
+  ErrnoKeeper& operator=(const ErrnoKeeper&) = delete;
+  ~ErrnoKeeper() { errno = saved; }
+};
 
 // Monotonic nanoseconds via the vDSO-backed clock_gettime (does not touch errno
 // on success, and CLOCK_MONOTONIC cannot fail).

@@ -1042,6 +1042,7 @@ void probe_malloc_slots_once() {
 }  // namespace
 
 int newproc(const GSpec& spec, G** out) {
+  ErrnoKeeper keep_errno;  // gmem_alloc and tcb_reinit call into libc
   preempt_setup();  // the second thread: preemption may matter from now on
   probe_malloc_slots_once();
   const Config& cfg = config();

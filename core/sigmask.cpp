@@ -52,11 +52,10 @@ void count(uint64_t bits, int d) {
 
 void store_view(G* gp, const sigset_t* view) {
   sigset_t v = *view;
-  // As the kernel: SIGKILL and SIGSTOP cannot be blocked; nor glibc's own.
-  sigdelset(&v, SIGKILL);
-  sigdelset(&v, SIGSTOP);
-  sigdelset(&v, 32);
-  sigdelset(&v, 33);
+  // As the kernel: SIGKILL and SIGSTOP cannot be blocked; nor glibc's own
+  // (cleared by hand: glibc's sigdelset refuses 32 and 33 with EINVAL, and
+  // runtime code must not touch errno).
+  v.__val[0] &= ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)) | (1ULL << 31) | (1ULL << 32));
   gp->sigmask = v;
   gp->kmask = sigset_bits(&v) & ~never_blocked();
 }

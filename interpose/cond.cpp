@@ -58,10 +58,11 @@ CondView* view(pthread_cond_t* c) { return reinterpret_cast<CondView*>(c); }
 bool pshared(pthread_cond_t* c) { return view(c)->flags.load(std::memory_order_relaxed) & kCondPshared; }
 
 
+// The waiter stays a user of the mutex while it waits (see nusers, sync.h).
 int lock_any(pthread_mutex_t* m) {
-  return mutex_is_pshared(m) ? handoff_call(real_mutex_lock, m) : mutex_lock_impl(m, kNever, false, nullptr);
+  return mutex_is_pshared(m) ? handoff_call(real_mutex_lock, m) : mutex_lock_impl(m, kNever, false, nullptr, false);
 }
-int unlock_any(pthread_mutex_t* m) { return mutex_is_pshared(m) ? real_mutex_unlock(m) : mutex_unlock_impl(m); }
+int unlock_any(pthread_mutex_t* m) { return mutex_is_pshared(m) ? real_mutex_unlock(m) : mutex_unlock_impl(m, false); }
 
 // Cancellation (a condvar wait is a cancellation point): a due request is
 // acted on at entry, or ends the sleep with ECANCELED; either way the mutex

@@ -74,6 +74,15 @@ long wake_op(std::atomic<uint32_t>* uaddr, int nr1, std::atomic<uint32_t>* uaddr
   return n;
 }
 
+// The kernel's address checks, made after the argument checks as the
+// kernel makes them: EFAULT for a null page (other unmapped addresses are
+// not detected and fault in the program), EINVAL when unaligned.
+int addr_error(const void* p) {
+  auto a = reinterpret_cast<uintptr_t>(p);
+  if (a < 4096) return EFAULT;
+  return (a & 3) ? EINVAL : 0;
+}
+
 long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
   auto* uaddr = reinterpret_cast<std::atomic<uint32_t>*>(a1);
   int op = static_cast<int>(a2);
@@ -83,15 +92,19 @@ long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
   uint32_t val3 = static_cast<uint32_t>(a6);
   int cmd = op & FUTEX_CMD_MASK;
   bool realtime = op & FUTEX_CLOCK_REALTIME;
-  if (reinterpret_cast<uintptr_t>(uaddr) & 3) return fail(EINVAL);
+  // The kernel: the timeout first, then FUTEX_CLOCK_REALTIME on an
+  // operation other than WAIT_BITSET (ENOSYS), then the operation's own
+  // arguments, then the address.
   switch (cmd) {
     case FUTEX_WAIT:
     case FUTEX_WAIT_BITSET: {
+      if (ts && (!valid_timespec(ts) || ts->tv_sec < 0)) return fail(EINVAL);
+      if (realtime && cmd != FUTEX_WAIT_BITSET) return fail(ENOSYS);
       uint32_t bitset = cmd == FUTEX_WAIT ? kBitsetAny : val3;
       if (!bitset) return fail(EINVAL);
+      if (int e = addr_error(uaddr)) return fail(e);
       int64_t deadline = kNever;
       if (ts) {
-        if (!valid_timespec(ts) || ts->tv_sec < 0) return fail(EINVAL);
         if (cmd == FUTEX_WAIT) {  // relative, measured on CLOCK_MONOTONIC
           deadline = nanotime() + static_cast<int64_t>(ts->tv_sec) * 1000000000 + ts->tv_nsec;
         } else {
@@ -106,19 +119,27 @@ long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
     }
     case FUTEX_WAKE:
     case FUTEX_WAKE_BITSET: {
+      if (realtime) return fail(ENOSYS);
       uint32_t bitset = cmd == FUTEX_WAKE ? kBitsetAny : val3;
       if (!bitset) return fail(EINVAL);
+      if (int e = addr_error(uaddr)) return fail(e);
       return sema_wake(uaddr, static_cast<int>(val > 0x7fffffff ? 0x7fffffff : val), bitset);
     }
     case FUTEX_REQUEUE:
     case FUTEX_CMP_REQUEUE: {
+      if (realtime) return fail(ENOSYS);
       int nwake = static_cast<int>(val), nmove = static_cast<int>(a4);
       if (nwake < 0 || nmove < 0) return fail(EINVAL);
+      if (int e = addr_error(uaddr)) return fail(e);
+      if (int e = addr_error(uaddr2)) return fail(e);
       uint32_t cmpv = val3;
       int r = sema_requeue(uaddr, uaddr2, nwake, nmove, cmd == FUTEX_CMP_REQUEUE ? &cmpv : nullptr, true);
       return r < 0 ? fail(-r) : r;
     }
     case FUTEX_WAKE_OP:
+      if (realtime) return fail(ENOSYS);
+      if (int e = addr_error(uaddr)) return fail(e);
+      if (int e = addr_error(uaddr2)) return fail(e);
       return wake_op(uaddr, static_cast<int>(val), uaddr2, static_cast<int>(a4), val3);
     default:
       return -2;  // not ours

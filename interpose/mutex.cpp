@@ -60,12 +60,15 @@ int spin_count(int kind) {
   return (kind & kMutexKindMask) == PTHREAD_MUTEX_ADAPTIVE_NP ? 200 : 0;
 }
 
-// The lock word alone. Returns 0, EBUSY (try_only) or ETIMEDOUT.
+// The lock word alone. Returns 0, EBUSY (try_only), EINVAL or ETIMEDOUT.
+// As in glibc, abstime is checked only when the caller would wait; a
+// PRIO_INHERIT mutex also rejects a negative tv_sec then (the kernel's
+// FUTEX_LOCK_PI does; glibc's own waits call it a timeout).
 int acquire_word(MutexView* m, int kind, int64_t deadline, bool try_only, const struct timespec* abstime) {
   uint32_t c = 0;
   if (m->lock.compare_exchange_strong(c, 1, std::memory_order_acquire)) return 0;
   if (try_only) return EBUSY;
-  if (abstime && !valid_timespec(abstime)) return EINVAL;
+  if (abstime && (!valid_timespec(abstime) || ((kind & kMutexPrioInherit) && abstime->tv_sec < 0))) return EINVAL;
   for (int i = spin_count(kind); i > 0; i--) {
     c = m->lock.load(std::memory_order_relaxed);
     if (c == 0 && m->lock.compare_exchange_weak(c, 1, std::memory_order_acquire)) return 0;
@@ -128,7 +131,7 @@ void mutex_release_robust_on_exit(void* head) {
   }
 }
 
-int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const struct timespec* abstime) {
+int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const struct timespec* abstime, bool user) {
   MutexView* m = view(mu);
   int kind = m->kind.load(std::memory_order_relaxed);
   if (kind == kDestroyed) return EINVAL;
@@ -143,37 +146,50 @@ int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const 
       m->count++;
       return 0;
     }
-    // glibc: trylock of a non-robust error-checking mutex by its owner is
-    // EBUSY; every other relock by the owner of an error-checking one EDEADLK.
-    if (type == PTHREAD_MUTEX_ERRORCHECK) return try_only && !robust ? EBUSY : EDEADLK;
+    // glibc: trylock of a plain error-checking mutex by its owner is EBUSY;
+    // every other relock by the owner of an error-checking one (robust,
+    // PRIO_INHERIT and PRIO_PROTECT kinds' trylock included) EDEADLK.
+    if (type == PTHREAD_MUTEX_ERRORCHECK)
+      return try_only && !(kind & (kMutexRobust | kMutexPrioInherit | kMutexPrioProtect)) ? EBUSY : EDEADLK;
     if (try_only) return EBUSY;
     // NORMAL kinds relocked by their holder deadlock, as with glibc.
   }
-  if (robust && m->owner.load(std::memory_order_relaxed) == kNotRecoverable) return ENOTRECOVERABLE;
   int r = acquire_word(m, kind, deadline, try_only, abstime);
   if (r) return r;
   if (robust) {
+    // A robust mutex learns that it is unusable only once its word is
+    // held, as in glibc, whose trylock then keeps holding it (its unlock
+    // check compares against the wrong value): so does ours, and the
+    // caller's unlock makes the mutex usable again there as well.
     int o = m->owner.load(std::memory_order_relaxed);
     if (o == kNotRecoverable) {
-      release_word(m);
+      m->count = 0;
+      if (!try_only) {
+        release_word(m);
+        return ENOTRECOVERABLE;
+      }
+      m->holder = me;
+      m->prev = m->next = nullptr;  // held, yet on no list
       return ENOTRECOVERABLE;
     }
     m->holder = me;
     robust_link(m);
     m->count = 1;
-    m->nusers = 1;
     if (o == kOwnerDied) {
       m->owner.store(kInconsistent, std::memory_order_relaxed);
-      return EOWNERDEAD;
+      return EOWNERDEAD;  // the dead owner's use is not given back: no nusers change
     }
   }
   m->owner.store(me, std::memory_order_relaxed);
   m->count = 1;
-  m->nusers = 1;
+  // glibc counts the users of a mutex (destroy says EBUSY while any):
+  // lockers, and the threads waiting on a condvar with it (`user` false
+  // for the condvar's own unlock and relock).
+  if (user) m->nusers++;
   return 0;
 }
 
-int mutex_unlock_impl(pthread_mutex_t* mu) {
+int mutex_unlock_impl(pthread_mutex_t* mu, bool user) {
   MutexView* m = view(mu);
   int kind = m->kind.load(std::memory_order_relaxed);
   if (kind == kDestroyed) return EINVAL;
@@ -181,12 +197,24 @@ int mutex_unlock_impl(pthread_mutex_t* mu) {
   bool robust = kind & kMutexRobust;
   int me = current_tid();
   if (robust) {
-    if (m->holder != me || m->lock.load(std::memory_order_relaxed) == 0) return EPERM;
-    if (type == PTHREAD_MUTEX_RECURSIVE && --m->count != 0) return 0;
+    bool mine = m->holder == me && m->lock.load(std::memory_order_relaxed) != 0;
+    int o = m->owner.load(std::memory_order_relaxed);
+    if (type == PTHREAD_MUTEX_RECURSIVE) {
+      // glibc: inconsistent and held, each unlock but the last says
+      // ENOTRECOVERABLE; otherwise the owner field decides.
+      if (mine && o == kInconsistent) {
+        if (--m->count != 0) return ENOTRECOVERABLE;
+      } else {
+        if (o != me) return EPERM;
+        if (--m->count != 0) return 0;
+      }
+    } else if (!mine) {
+      return EPERM;
+    }
     robust_unlink(m);
     m->holder = 0;
-    m->nusers = 0;
-    if (m->owner.load(std::memory_order_relaxed) == kInconsistent) {
+    if (user) m->nusers--;
+    if (o == kInconsistent) {
       // Unlocked without pthread_mutex_consistent: unusable from now on, and
       // every waiter must learn it.
       m->owner.store(kNotRecoverable, std::memory_order_relaxed);
@@ -198,12 +226,13 @@ int mutex_unlock_impl(pthread_mutex_t* mu) {
     release_word(m);
     return 0;
   }
-  if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK) {
+  // Owner checked for recursive, error-checking and PRIO_INHERIT kinds.
+  if (type == PTHREAD_MUTEX_RECURSIVE || type == PTHREAD_MUTEX_ERRORCHECK || (kind & kMutexPrioInherit)) {
     if (m->owner.load(std::memory_order_relaxed) != me || m->lock.load(std::memory_order_relaxed) == 0) return EPERM;
     if (type == PTHREAD_MUTEX_RECURSIVE && --m->count != 0) return 0;
   }
   m->owner.store(0, std::memory_order_relaxed);
-  m->nusers = 0;
+  if (user) m->nusers--;
   release_word(m);
   return 0;
 }
@@ -294,8 +323,10 @@ MNP_EXPORT int pthread_mutex_setprioceiling(pthread_mutex_t* mu, int ceiling, in
   int kind = m->kind.load(std::memory_order_relaxed);
   if (kind == kDestroyed || !(kind & kMutexPrioProtect)) return EINVAL;
   if (ceiling < sched_get_priority_min(SCHED_FIFO) || ceiling > sched_get_priority_max(SCHED_FIFO)) return EINVAL;
-  // POSIX: lock, change, unlock (unless the caller already holds it).
+  // POSIX: lock, change, unlock (unless the caller already holds it; an
+  // error-checking one held by the caller is EDEADLK in glibc).
   bool held = m->owner.load(std::memory_order_relaxed) == current_tid() && m->lock.load() != 0;
+  if (held && (kind & kMutexKindMask) == PTHREAD_MUTEX_ERRORCHECK) return EDEADLK;
   if (!held) {
     int r = mutex_lock_impl(mu, kNever, false, nullptr);
     if (r) return r;

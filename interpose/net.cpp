@@ -379,7 +379,16 @@ MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) noex
         struct pollfd p = {fd, POLLIN, 0};
         long r = raw_syscall(SYS_poll, reinterpret_cast<long>(&p), 1, 0);
         if (r < 0) return r;
-        if (r == 0) return -EAGAIN;
+        if (r == 0) {
+          // Nothing pending. Only a listening socket may wait for one:
+          // anything else gets accept's own error (ENOTSOCK for a pipe,
+          // EINVAL for a socket that is not listening) at once, as natively.
+          int on = 0;
+          socklen_t len = sizeof on;
+          long g = raw_syscall6(SYS_getsockopt, fd, SOL_SOCKET, SO_ACCEPTCONN, reinterpret_cast<long>(&on),
+                                reinterpret_cast<long>(&len), 0);
+          if (g == 0 && on) return -EAGAIN;
+        }
         if (p.revents & POLLNVAL) return -EBADF;
         long nfd = libc_handoff([&] { return static_cast<long>(real_accept4(fd, a, l, flags)); });
         return nfd < 0 ? -static_cast<long>(errno) : nfd;
@@ -424,7 +433,18 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
       seen = seq->load(std::memory_order_acquire);
       struct pollfd p = {fd, POLLOUT, 0};
       if (raw_syscall(SYS_poll, reinterpret_cast<long>(&p), 1, 0) > 0 || w == EPERM) {
-        int err = 0;
+        // Done: a second connect gives the outcome and leaves the socket
+        // as a blocking connect would — connected, or after a failure
+        // unconnected, so that a retry starts afresh (reading SO_ERROR
+        // instead consumed the error and left the socket half-failed: the
+        // next connect said ECONNABORTED, and one after a success 0
+        // instead of EISCONN).
+        long r2 = raw_syscall(SYS_connect, fd, reinterpret_cast<long>(a), l);
+        if (r2 != -EALREADY) {
+          r = r2 == -EISCONN ? 0 : r2;
+          break;
+        }
+        int err = 0;  // still in progress (only when the netpoller cannot watch fd)
         socklen_t len = sizeof err;
         raw_syscall6(SYS_getsockopt, fd, SOL_SOCKET, SO_ERROR, reinterpret_cast<long>(&err),
                      reinterpret_cast<long>(&len), 0);

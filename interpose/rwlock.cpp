@@ -66,7 +66,7 @@ static_assert(offsetof(RwView, flags) == 48);
 RwView* rw(pthread_rwlock_t* l) { return reinterpret_cast<RwView*>(l); }
 bool prefer_writer(RwView* l) { return l->flags == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP; }
 
-int rdlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only, const struct timespec* abstime) {
+int rdlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only) {
   RwView* l = rw(lk);
   int me = current_tid();
   ilock(&l->lock);
@@ -84,9 +84,9 @@ int rdlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only, const struct t
       iunlock(&l->lock);
       return 0;
     }
-    if (try_only || (abstime && !valid_timespec(abstime))) {
+    if (try_only) {
       iunlock(&l->lock);
-      return try_only ? EBUSY : EINVAL;
+      return EBUSY;
     }
     l->rwait++;
     uint32_t s = l->rseq.load(std::memory_order_relaxed);
@@ -101,7 +101,7 @@ int rdlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only, const struct t
   }
 }
 
-int wrlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only, const struct timespec* abstime) {
+int wrlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only) {
   RwView* l = rw(lk);
   int me = current_tid();
   ilock(&l->lock);
@@ -115,9 +115,9 @@ int wrlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only, const struct t
       iunlock(&l->lock);
       return 0;
     }
-    if (try_only || (abstime && !valid_timespec(abstime))) {
+    if (try_only) {
       iunlock(&l->lock);
-      return try_only ? EBUSY : EINVAL;
+      return EBUSY;
     }
     l->wwait++;
     uint32_t s = l->wseq.load(std::memory_order_relaxed);
@@ -217,30 +217,31 @@ MNP_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t* l) noexcept {
   return rw(l)->shared ? real_rw_destroy(l) : 0;
 }
 MNP_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? handoff_call(real_rdlock, l) : rdlock(l, kNever, false, nullptr);
+  return rw(l)->shared ? handoff_call(real_rdlock, l) : rdlock(l, kNever, false);
 }
 MNP_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? real_tryrdlock(l) : rdlock(l, kNever, true, nullptr);
+  return rw(l)->shared ? real_tryrdlock(l) : rdlock(l, kNever, true);
 }
 MNP_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t c, const struct timespec* t) noexcept {
   if (rw(l)->shared) return handoff_call(real_clockrdlock, l, c, t);
-  if (!supported_clock(c)) return EINVAL;
-  return rdlock(l, valid_timespec(t) ? abs_deadline(c, t) : 0, false, t);
+  // glibc checks the clock and the time first, even when the lock is free.
+  if (!supported_clock(c) || !valid_timespec(t)) return EINVAL;
+  return rdlock(l, abs_deadline(c, t), false);
 }
 MNP_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const struct timespec* t) noexcept {
   if (rw(l)->shared) return handoff_call(real_timedrdlock, l, t);
   return pthread_rwlock_clockrdlock(l, CLOCK_REALTIME, t);
 }
 MNP_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? handoff_call(real_wrlock, l) : wrlock(l, kNever, false, nullptr);
+  return rw(l)->shared ? handoff_call(real_wrlock, l) : wrlock(l, kNever, false);
 }
 MNP_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? real_trywrlock(l) : wrlock(l, kNever, true, nullptr);
+  return rw(l)->shared ? real_trywrlock(l) : wrlock(l, kNever, true);
 }
 MNP_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t c, const struct timespec* t) noexcept {
   if (rw(l)->shared) return handoff_call(real_clockwrlock, l, c, t);
-  if (!supported_clock(c)) return EINVAL;
-  return wrlock(l, valid_timespec(t) ? abs_deadline(c, t) : 0, false, t);
+  if (!supported_clock(c) || !valid_timespec(t)) return EINVAL;
+  return wrlock(l, abs_deadline(c, t), false);
 }
 MNP_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const struct timespec* t) noexcept {
   if (rw(l)->shared) return handoff_call(real_timedwrlock, l, t);
@@ -254,7 +255,7 @@ MNP_EXPORT int pthread_barrier_init(pthread_barrier_t* b, const pthread_barriera
   int ps = PTHREAD_PROCESS_PRIVATE;
   if (attr) pthread_barrierattr_getpshared(attr, &ps);
   if (ps == PTHREAD_PROCESS_SHARED) return real_bar_init(b, attr, count);
-  if (count == 0 || count > INT_MAX) return EINVAL;
+  if (count == 0 || count >= UINT_MAX / 2) return EINVAL;  // glibc's bound
   __builtin_memset(static_cast<void*>(b), 0, sizeof *b);
   bar(b)->count = count;
   return 0;

@@ -1,10 +1,11 @@
 // interpose/sem.cpp — unnamed process-private semaphores park the G.
 //
 // Layout inside sem_t: value (32 bits) at offset 0, number of waiters at 4,
-// and glibc's `private` field at 8, which glibc sets to FUTEX_PRIVATE_FLAG
-// (128) for a process-private semaphore and to 0 for a shared one — named
-// semaphores from sem_open included. Shared ones stay glibc's (their memory
-// is visible to other processes) and block through the syscall hand-off.
+// and glibc's `private` field at 8, which glibc sets to 0 for a
+// process-private semaphore and to 128 for a shared one — named semaphores
+// from sem_open included (measured: glibc's LLL_PRIVATE is 0 and LLL_SHARED
+// FUTEX_PRIVATE_FLAG). Shared ones stay glibc's (their memory is visible to
+// other processes) and block through the syscall hand-off.
 // A waiter counts itself, then sleeps while value == 0; sem_post bumps the
 // value before it looks for waiters, so a post is never missed.
 #include <errno.h>
@@ -24,12 +25,12 @@ namespace {
 struct SemView {
   std::atomic<uint32_t> value;
   std::atomic<uint32_t> waiters;
-  int priv;  // glibc: FUTEX_PRIVATE_FLAG when not shared
+  int priv;  // glibc: kSharedFlag when shared, else 0
   int pad;
   char unused[16];
 };
 static_assert(sizeof(SemView) == sizeof(sem_t));
-constexpr int kPrivateFlag = 128;
+constexpr int kSharedFlag = 128;
 
 using InitFn = int(sem_t*, int, unsigned);
 using OneFn = int(sem_t*);
@@ -46,7 +47,7 @@ constinit Real<ClockFn> real_clockwait{"sem_clockwait", "GLIBC_2.34"};
 constinit Real<GetFn> real_getvalue{"sem_getvalue", "GLIBC_2.34"};
 
 SemView* view(sem_t* s) { return reinterpret_cast<SemView*>(s); }
-bool shared(sem_t* s) { return view(s)->priv != kPrivateFlag; }
+bool shared(sem_t* s) { return view(s)->priv == kSharedFlag; }
 
 
 bool try_take(SemView* s) {
@@ -91,7 +92,6 @@ MNP_EXPORT int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
   SemView* s = view(sem);
   __builtin_memset(static_cast<void*>(s), 0, sizeof *s);
   s->value.store(value, std::memory_order_relaxed);
-  s->priv = kPrivateFlag;
   return 0;
 }
 
@@ -109,19 +109,25 @@ MNP_EXPORT int sem_trywait(sem_t* sem) noexcept {
   return -1;
 }
 
+// glibc checks the clock and the time before it tries the semaphore;
+// sem_timedwait also acts on a due cancellation request first.
 MNP_EXPORT int sem_clockwait(sem_t* sem, clockid_t clk, const struct timespec* abstime) noexcept {
   if (shared(sem)) return handoff_call(real_clockwait, sem, clk, abstime);
-  if (try_take(view(sem))) return 0;
   if (!supported_clock(clk) || !valid_timespec(abstime)) {
     errno = EINVAL;
     return -1;
   }
+  if (try_take(view(sem))) return 0;
   return sem_wait_impl(sem, abs_deadline(clk, abstime));
 }
 
 MNP_EXPORT int sem_timedwait(sem_t* sem, const struct timespec* abstime) noexcept {
   if (shared(sem)) return handoff_call(real_timedwait, sem, abstime);
-  return sem_clockwait(sem, CLOCK_REALTIME, abstime);
+  if (!valid_timespec(abstime)) {
+    errno = EINVAL;
+    return -1;
+  }
+  return sem_wait_impl(sem, abs_deadline(CLOCK_REALTIME, abstime));
 }
 
 MNP_EXPORT int sem_post(sem_t* sem) noexcept {

@@ -432,6 +432,11 @@ MNP_EXPORT int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
 MNP_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
   G* g = get_user_g();
   if (!g || !runtime_up || !set) return real_sigtimedwait(set, info, timeout);
+  // The kernel checks the timeout before it looks for a pending signal.
+  if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) {
+    errno = EINVAL;
+    return -1;
+  }
   siginfo_t si;
   if (int got = sigwait_begin(g, set_bits(set), &si)) {
     if (info) *info = si;

@@ -19,7 +19,9 @@ namespace mnp {
 //   count  recursion depth (recursive kinds; 1 when held)
 //   owner  tid (TCB tid: a G's fake tid) of the holder; for robust mutexes
 //          also kOwnerDied / kInconsistent / kNotRecoverable
-//   nusers number of holders (0 or 1): pthread_mutex_destroy's EBUSY
+//   nusers users, as glibc counts them: +1 per lock, -1 per unlock (the
+//          outermost for recursive kinds), kept across a condvar wait;
+//          pthread_mutex_destroy's EBUSY
 //   kind   glibc's type and flags; bits 24..31 hold our PRIO_PROTECT ceiling
 //   list   links of the holder G's robust list (robust kinds)
 struct MutexView {
@@ -53,9 +55,11 @@ inline bool valid_timespec(const struct timespec* ts) { return ts->tv_nsec >= 0 
 inline bool supported_clock(clockid_t c) { return c == CLOCK_REALTIME || c == CLOCK_MONOTONIC; }
 
 // Mutex operations used by the condition variable as well. deadline: kNever
-// or monotonic ns; try_only: EBUSY instead of waiting.
-int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const struct timespec* abstime);
-int mutex_unlock_impl(pthread_mutex_t* mu);
+// or monotonic ns; try_only: EBUSY instead of waiting; user: false when a
+// condvar wait unlocks and relocks (its waiter stays a user of the mutex).
+int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const struct timespec* abstime,
+                    bool user = true);
+int mutex_unlock_impl(pthread_mutex_t* mu, bool user = true);
 bool mutex_is_pshared(const pthread_mutex_t* mu);
 
 // Calls a libc function that may block in the kernel (process-shared

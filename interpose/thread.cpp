@@ -149,8 +149,10 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
     if (w == kJoined) return try_only ? EBUSY : ESRCH;
     if (w != kJoinable) return EINVAL;
     if (try_only) return EBUSY;
+    // glibc retries its futex wait until the thread ends when the wait
+    // says EINVAL: an invalid abstime is no time limit.
+    if (abstime && (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000)) abstime = nullptr;
     if (abstime) {
-      if (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000) return EINVAL;
       int64_t deadline = mono_deadline(clk, abstime);
       if (deadline <= nanotime()) return ETIMEDOUT;
       if (cur) {
@@ -187,6 +189,33 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
       while (t->exited.load(std::memory_order_acquire) == 0) futex_wait(&t->exited, 0);
     }
   }
+}
+
+// A G that has finished but is not yet joined: glibc's calls that need the
+// thread's kernel id find none (its tid is 0 then).
+bool g_gone(G* t) { return t->status.load(std::memory_order_acquire) == kGDead; }
+
+// As the kernel's sched_setaffinity: EINVAL when the mask has no CPU this
+// process may use.
+int check_affinity(size_t size, const cpu_set_t* set) {
+  cpu_set_t allowed;
+  long got = raw_syscall(SYS_sched_getaffinity, 0, sizeof allowed, reinterpret_cast<long>(&allowed));
+  if (got < 0) return EINVAL;
+  // The kernel fills only its own mask size (got bytes); the rest is not ours.
+  size_t n = size < static_cast<size_t>(got) ? size : static_cast<size_t>(got);
+  const auto* a = reinterpret_cast<const unsigned char*>(set);
+  const auto* b = reinterpret_cast<const unsigned char*>(&allowed);
+  for (size_t i = 0; i < n; i++)
+    if (a[i] & b[i]) return 0;
+  return EINVAL;
+}
+
+int check_sched(int policy, const struct sched_param* param) {
+  if (!param) return EINVAL;
+  int lo = sched_get_priority_min(policy), hi = sched_get_priority_max(policy);
+  if (lo < 0 || param->sched_priority < lo || param->sched_priority > hi) return EINVAL;
+  if ((policy == SCHED_FIFO || policy == SCHED_RR) && geteuid() != 0) return EPERM;
+  return 0;
 }
 
 int native_or_esrch(uintptr_t h, G** gp) {
@@ -251,10 +280,32 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
       return EINVAL;  // glibc: no room for TLS and 2 KiB of stack
     }
   }
+  // Scheduling: the attribute's (checked as glibc's sched_setscheduler on
+  // the new thread would) or the creator's; CPU affinity: checked only.
+  G* cur = get_user_g();
+  int policy = cur ? cur->sched_policy : 0, prio = cur ? cur->sched_priority : 0;
+  if (attr) {
+    int inherit = PTHREAD_INHERIT_SCHED;
+    pthread_attr_getinheritsched(attr, &inherit);
+    if (inherit == PTHREAD_EXPLICIT_SCHED) {
+      struct sched_param sp = {};
+      pthread_attr_getschedpolicy(attr, &policy);
+      pthread_attr_getschedparam(attr, &sp);
+      prio = sp.sched_priority;
+      if (int e = check_sched(policy, &sp)) return e;
+    }
+    // An attribute without a CPU set reads back as all ones: nothing to
+    // check then (and no system call on the common path).
+    cpu_set_t cs;
+    if (pthread_attr_getaffinity_np(attr, sizeof cs, &cs) == 0 && CPU_COUNT(&cs) != CPU_SETSIZE)
+      if (int e = check_affinity(sizeof cs, &cs)) return e;
+  }
   G* gp;
   int r = newproc(spec, &gp);
   if (r != 0) return spec.user_stack ? EINVAL : r;
-  if (G* cur = get_user_g()) memcpy(gp->name, cur->name, sizeof gp->name);
+  gp->sched_policy = policy;
+  gp->sched_priority = prio;
+  if (cur) memcpy(gp->name, cur->name, sizeof gp->name);
   *thread = reinterpret_cast<pthread_t>(gp->tcb);
   newproc_start(gp);
   return 0;
@@ -287,6 +338,7 @@ MNP_EXPORT int pthread_tryjoin_np(pthread_t th, void** ret) noexcept {
 }
 
 MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, const struct timespec* abstime) noexcept {
+  if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) return EINVAL;  // glibc checks it first
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) {
@@ -297,7 +349,6 @@ MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, con
     return r;
   }
   if (r) return r;
-  if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) return EINVAL;
   return join_g(t, ret, false, clk, abstime);
 }
 
@@ -375,13 +426,16 @@ MNP_EXPORT int pthread_getattr_np(pthread_t th, pthread_attr_t* attr) noexcept {
   return 0;
 }
 
+// glibc checks the length first; a finished thread's /proc/self/task entry
+// is gone (its tid is 0): ENOENT, in errno too.
 MNP_EXPORT int pthread_setname_np(pthread_t th, const char* name) noexcept {
+  size_t n = strlen(name);
+  if (n >= 16) return ERANGE;  // TASK_COMM_LEN
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_setname(th, name);
   if (r) return r;
-  size_t n = strlen(name);
-  if (n >= sizeof t->name) return ERANGE;
+  if (g_gone(t)) return errno = ENOENT;
   if (t->is_main) {
     // The main thread's name is the process's name in ps/top: keep the
     // kernel's copy too (its task is the initial kernel thread).
@@ -398,10 +452,12 @@ MNP_EXPORT int pthread_setname_np(pthread_t th, const char* name) noexcept {
 }
 
 MNP_EXPORT int pthread_getname_np(pthread_t th, char* buf, size_t len) noexcept {
+  if (len < 16) return ERANGE;  // TASK_COMM_LEN, checked first
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_getname(th, buf, len);
   if (r) return r;
+  if (g_gone(t)) return errno = ENOENT;
   char name[16];
   if (t->name[0]) {
     memcpy(name, t->name, sizeof name);
@@ -438,18 +494,23 @@ MNP_EXPORT int pthread_getcpuclockid(pthread_t th, clockid_t* clk) noexcept {
   // The id glibc makes from a thread's id; clock_gettime and friends
   // (interpose/cpuclock.cpp) read the G's own clock for it. A finished
   // thread has no id any more: ESRCH, as glibc answers.
-  if (t->status.load(std::memory_order_acquire) == kGDead) return ESRCH;
+  if (g_gone(t)) return ESRCH;
   *clk = g_clock_id(t->fake_tid);
   return 0;
 }
 
+// glibc 2.34's pthread_kill: its two internal signals (SIGCANCEL 32,
+// SIGSETXID 33) are EINVAL; a thread that has exited (not yet joined) is
+// still a valid id and the call succeeds without sending anything, whatever
+// the signal; otherwise the kernel checks the number.
 MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
+  if (sig == 32 || sig == 33) return EINVAL;
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_kill(th, sig);
   if (r) return r;
+  if (t->status.load(std::memory_order_acquire) == kGDead) return 0;
   if (sig < 0 || sig >= 65) return EINVAL;
-  if (t->status.load(std::memory_order_acquire) == kGDead) return sig == 0 ? 0 : ESRCH;
   return signal_g(t, sig);  // as tgkill of its id (interpose/tid.cpp): the handler runs on t
 }
 
@@ -461,13 +522,6 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
 // read back as set; affinity reads back as the process's mask).
 
 namespace {
-int check_sched(int policy, const struct sched_param* param) {
-  if (!param) return EINVAL;
-  int lo = sched_get_priority_min(policy), hi = sched_get_priority_max(policy);
-  if (lo < 0 || param->sched_priority < lo || param->sched_priority > hi) return EINVAL;
-  if ((policy == SCHED_FIFO || policy == SCHED_RR) && geteuid() != 0) return EPERM;
-  return 0;
-}
 using SetSchedFn = int(pthread_t, int, const struct sched_param*);
 using GetSchedFn = int(pthread_t, int*, struct sched_param*);
 using SetPrioFn = int(pthread_t, int);
@@ -487,7 +541,8 @@ MNP_EXPORT int pthread_setschedparam(pthread_t th, int policy, const struct sche
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_setsched(th, policy, param);
   if (r) return r;
-  if ((r = check_sched(policy, param))) return r;
+  if (g_gone(t)) return ESRCH;
+  if ((r = check_sched(policy, param))) return errno = r;  // glibc's failed sched_setscheduler sets errno
   t->sched_policy = policy;
   t->sched_priority = param->sched_priority;
   return 0;
@@ -498,6 +553,7 @@ MNP_EXPORT int pthread_getschedparam(pthread_t th, int* policy, struct sched_par
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_getsched(th, policy, param);
   if (r) return r;
+  if (g_gone(t)) return ESRCH;
   *policy = t->sched_policy;
   memset(param, 0, sizeof *param);
   param->sched_priority = t->sched_priority;
@@ -509,9 +565,10 @@ MNP_EXPORT int pthread_setschedprio(pthread_t th, int prio) noexcept {
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_setprio(th, prio);
   if (r) return r;
+  if (g_gone(t)) return ESRCH;
   struct sched_param p = {};
   p.sched_priority = prio;
-  if ((r = check_sched(t->sched_policy, &p))) return r;
+  if ((r = check_sched(t->sched_policy, &p))) return errno = r;  // as glibc's failed sched_setparam
   t->sched_priority = prio;
   return 0;
 }
@@ -532,15 +589,7 @@ MNP_EXPORT int pthread_setaffinity_np(pthread_t th, size_t size, const cpu_set_t
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_setaff(th, size, set);
   if (r) return r;
-  // As the kernel: EINVAL when the mask has no CPU this process may use.
-  cpu_set_t allowed;
-  if (raw_syscall(SYS_sched_getaffinity, 0, sizeof allowed, reinterpret_cast<long>(&allowed)) < 0) return EINVAL;
-  size_t n = size < sizeof allowed ? size : sizeof allowed;
-  const auto* a = reinterpret_cast<const unsigned char*>(set);
-  const auto* b = reinterpret_cast<const unsigned char*>(&allowed);
-  for (size_t i = 0; i < n; i++)
-    if (a[i] & b[i]) return 0;
-  return EINVAL;
+  return check_affinity(size, set);
 }
 
 }  // extern "C"

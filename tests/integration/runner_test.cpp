@@ -502,6 +502,13 @@ TEST(CreateJoin, Procs2) { run_case(kCreateJoin, 2); }
 // Error codes and attribute queries.
 TEST(Errors, Procs1) { run_case(simple({"errors"}), 1); }
 TEST(Errors, Procs2) { run_case(simple({"errors"}), 2); }
+// Return values and errno at the edges, one program per family.
+TEST(Errors, SyncProcs1) { run_case(simple({"errors_sync"}), 1); }
+TEST(Errors, SyncProcs2) { run_case(simple({"errors_sync"}), 2); }
+TEST(Errors, ThreadProcs1) { run_case(simple({"errors_thread"}), 1); }
+TEST(Errors, ThreadProcs2) { run_case(simple({"errors_thread"}), 2); }
+TEST(Errors, IoProcs1) { run_case(simple({"errors_io"}), 1); }
+TEST(Errors, IoProcs2) { run_case(simple({"errors_io"}), 2); }
 
 // Many threads writing to one FILE.
 TEST(StdioThreads, Procs1) { run_case(bounded({"stdio_threads"}), 1); }
