@@ -8,7 +8,9 @@
 // and sends other threads to the kernel futex on the same word. Types,
 // recursion, error checks, robustness and timeouts follow glibc, errors
 // included. Process-shared mutexes belong to several processes: they keep
-// glibc's own implementation and block through the syscall hand-off.
+// glibc's own implementation and block through the syscall hand-off; when a
+// G exits holding a shared robust one, the exit hook marks it owner-died as
+// the kernel would for a thread (release_glibc_robust_on_exit).
 //
 // Robust mutexes: the holder G links the mutex into its own list (the list
 // field glibc uses for the kernel's robust list); when a G exits holding
