@@ -1,6 +1,7 @@
 // core/gmem.cpp — G memory and the handle table. See gmem.h.
 #include "core/gmem.h"
 
+#include <fcntl.h>
 #include <linux/mman.h>
 #include <sys/mman.h>
 
@@ -22,8 +23,58 @@ constexpr uintptr_t kEmpty = 0, kTomb = 1, kNativeTag = 2;
 size_t round_up(size_t v, size_t a) { return (v + a - 1) & ~(a - 1); }
 
 constinit ptrdiff_t g_tls_g_off = 0;  // TP-relative offset of tls_g
-constinit std::atomic<uint32_t> g_tid_gen{0};
 constinit bool g_map_limit_reported = false;
+
+// ---- thread ids --------------------------------------------------------------
+// A G's id is also what glibc writes as the owner of process-shared mutexes,
+// rwlocks (__cur_writer) and robust and PI futex words, and compares with its
+// own id to answer EDEADLK, EPERM or a recursive lock. Those objects are seen
+// by other processes, so the ids must be unique across processes, as kernel
+// tids are: a process-local counter gives the same ids to the Gs of two
+// children forked from one parent (or of two unrelated processes), and one
+// child's writer then gets EDEADLK from a rwlock the other one's holds.
+// Ids are therefore handed out in blocks of kTidBlock from one machine-wide
+// counter, a word in the shared file kTidFile (created 0666 by the first
+// process; the counter starts at 0 in a fresh file). A process that cannot
+// map it counts from a random start instead (collisions become unlikely, not
+// impossible). The current block is one word: high half its end, low half
+// the next id; a fork child drops its parent's block (gmem_after_fork).
+constexpr char kTidFile[] = "/dev/shm/mnpthread-tids";
+constexpr uint32_t kTidBlock = 64;
+constinit std::atomic<std::atomic<uint32_t>*> g_tid_shared{nullptr};
+constinit std::atomic<uint32_t> g_tid_local{0};  // fallback counter
+constinit std::atomic<bool> g_tid_init_done{false};
+constinit std::atomic<uint64_t> g_tid_block{0};
+
+void tid_counter_init() {
+  if (g_tid_init_done.load(std::memory_order_acquire)) return;
+  std::atomic<uint32_t>* word = nullptr;
+  long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(kTidFile),
+                        O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0666);
+  if (fd >= 0) {
+    raw_syscall(SYS_fchmod, fd, 0666);  // past the umask; fails harmlessly when not ours
+    if (raw_syscall(SYS_ftruncate, fd, kPage) == 0) {
+      long r = raw_syscall6(SYS_mmap, 0, kPage, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+      if (r >= 0 || r <= -4096) word = reinterpret_cast<std::atomic<uint32_t>*>(r);
+    }
+    raw_syscall(SYS_close, fd);
+  }
+  if (!word) {
+    uint32_t seed = 0;
+    raw_syscall(SYS_getrandom, reinterpret_cast<long>(&seed), sizeof seed, 0);
+    g_tid_local.store(seed, std::memory_order_relaxed);
+  }
+  std::atomic<uint32_t>* expected = nullptr;
+  if (word && !g_tid_shared.compare_exchange_strong(expected, word, std::memory_order_acq_rel))
+    raw_syscall(SYS_munmap, reinterpret_cast<long>(word), kPage);  // another M mapped it first
+  g_tid_init_done.store(true, std::memory_order_release);
+}
+
+uint32_t tid_block_start() {
+  tid_counter_init();
+  std::atomic<uint32_t>* w = g_tid_shared.load(std::memory_order_acquire);
+  return (w ? w : &g_tid_local)->fetch_add(kTidBlock, std::memory_order_relaxed);
+}
 
 // ---- handle table ----------------------------------------------------------
 // Open addressing over TCB addresses (64-byte aligned, so bit 1 tags native
@@ -115,9 +166,30 @@ constinit G* g_main = nullptr;
 }  // namespace
 
 uint32_t gmem_new_tid() {
+  uint64_t b = g_tid_block.load(std::memory_order_acquire);
+  uint32_t n;
+  for (;;) {
+    uint32_t next = static_cast<uint32_t>(b), end = static_cast<uint32_t>(b >> 32);
+    if (next != end) {
+      uint64_t nb = (b & ~uint64_t{0xffffffff}) | static_cast<uint32_t>(next + 1);  // no carry into end
+      if (g_tid_block.compare_exchange_weak(b, nb, std::memory_order_acq_rel)) {
+        n = next;
+        break;
+      }
+      continue;
+    }
+    // Empty: take a new block; when another M refilled meanwhile, this one
+    // is dropped (ids are plentiful).
+    uint32_t start = tid_block_start();
+    uint64_t nb = (static_cast<uint64_t>(start + kTidBlock) << 32) | static_cast<uint32_t>(start + 1);
+    if (g_tid_block.compare_exchange_strong(b, nb, std::memory_order_acq_rel)) {
+      n = start;
+      break;
+    }
+  }
   // Below the futex OWNER_DIED bit (0x40000000): glibc stores the id in
   // robust and PI mutex words.
-  return kFakeTidBase + g_tid_gen.fetch_add(1, std::memory_order_relaxed) % 0x1fffffff;
+  return kFakeTidBase + n % 0x1fffffff;
 }
 
 void gmem_set_tls_g_at(void* tcb, G* g) {
@@ -250,6 +322,8 @@ void gmem_register_main(G* mg) { g_main = mg; }
 
 void gmem_after_fork(G* self) {
   new (&g_table_lock) Lock();
+  g_tid_block.store(0, std::memory_order_relaxed);  // the parent goes on using its block
+  if (!g_tid_shared.load(std::memory_order_relaxed)) g_tid_init_done.store(false, std::memory_order_relaxed);  // reseed
   tcb_after_fork();
   // Only the forking thread exists in the child. Its handle, and those of
   // free Gs (kGIdle: cached for reuse, the child's own to hand out), stay;

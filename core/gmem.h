@@ -50,8 +50,10 @@ template <typename Fn>
 void gmem_for_each_tcb(Fn fn);
 
 // Thread ids (docs/ARCHITECTURE.md, "Thread ids"). A G gets a fresh id
-// each time it is made (a reused G too), from a counter above any pid_max:
-// kFakeTidBase + n. The main G keeps the process's own id.
+// each time it is made (a reused G too), above any pid_max: kFakeTidBase +
+// n, n from a machine-wide counter, so ids are unique across processes (they
+// are the owners glibc writes into process-shared objects). The main G
+// keeps the process's own id.
 uint32_t gmem_new_tid();
 // Calls fn(gp) for the live G (created and not finished) whose id is tid,
 // under the handle table's lock, so the G's memory stays mapped meanwhile

@@ -8,7 +8,9 @@
 // and sends other threads to the kernel futex on the same word. Types,
 // recursion, error checks, robustness and timeouts follow glibc, errors
 // included. Process-shared mutexes belong to several processes: they keep
-// glibc's own implementation and block through the syscall hand-off.
+// glibc's own implementation and block through the syscall hand-off; when a
+// G exits holding a shared robust one, the exit hook marks it owner-died as
+// the kernel would for a thread (release_glibc_robust_on_exit).
 //
 // Robust mutexes: the holder G links the mutex into its own list (the list
 // field glibc uses for the kernel's robust list); when a G exits holding
@@ -21,8 +23,11 @@
 #include <pthread.h>
 #include <sched.h>
 
+#include <linux/futex.h>
+
 #include "core/sched.h"
 #include "core/sema.h"
+#include "core/tcb.h"
 #include "interpose/real.h"
 #include "interpose/sync.h"
 
@@ -101,7 +106,48 @@ void robust_unlink(MutexView* m) {
   m->prev = m->next = nullptr;
 }
 
-void on_g_exit(G* gp) { mutex_release_robust_on_exit(gp->robust_list); gp->robust_list = nullptr; }
+// Process-shared robust mutexes are glibc's: its lock code links them into
+// the robust list in the holder's TCB (the robust_head the kernel would walk
+// when the thread dies). No kernel thread registered a G's list, so when a
+// G exits we do the kernel's part (handle_futex_death): every entry whose
+// lock word still names this G gets FUTEX_OWNER_DIED and its tid cleared,
+// and one waiter is woken with a shared FUTEX_WAKE (it may be in another
+// process). The next locker then gets EOWNERDEAD from glibc, as natively.
+// The main G's list is the initial thread's, which the kernel also walks
+// when the process dies; a G that is not main and dies with the whole
+// process is not covered (docs/ARCHITECTURE.md, "Known gaps").
+struct RobustHead {
+  void* next;
+  long futex_offset;
+  void* pending;
+};
+
+void release_glibc_robust_on_exit(G* gp) {
+  auto* head = reinterpret_cast<RobustHead*>(static_cast<char*>(gp->tcb) + tcbo::kRobustHead);
+  uint32_t tid = *reinterpret_cast<uint32_t*>(static_cast<char*>(gp->tcb) + tcbo::kTid);
+  uintptr_t raw = reinterpret_cast<uintptr_t>(head->next);  // bit 0 of a link: the entry is PI
+  for (int n = 0; n < 2048; n++) {  // 2048: the kernel's ROBUST_LIST_LIMIT
+    void* e = reinterpret_cast<void*>(raw & ~uintptr_t{1});
+    if (!e || e == head) break;
+    bool pi = raw & 1;
+    raw = reinterpret_cast<uintptr_t>(*static_cast<void**>(e));
+    auto* word = reinterpret_cast<std::atomic<uint32_t>*>(static_cast<char*>(e) + head->futex_offset);
+    uint32_t v = word->load(std::memory_order_relaxed);
+    while ((v & FUTEX_TID_MASK) == tid &&
+           !word->compare_exchange_weak(v, (v & FUTEX_WAITERS) | FUTEX_OWNER_DIED, std::memory_order_release)) {
+    }
+    if ((v & FUTEX_TID_MASK) == tid && !pi && (v & FUTEX_WAITERS))
+      raw_syscall6(SYS_futex, reinterpret_cast<long>(word), FUTEX_WAKE, 1, 0, 0, 0);
+  }
+  head->next = head;
+  head->pending = nullptr;
+}
+
+void on_g_exit(G* gp) {
+  mutex_release_robust_on_exit(gp->robust_list);
+  gp->robust_list = nullptr;
+  release_glibc_robust_on_exit(gp);
+}
 
 }  // namespace
 

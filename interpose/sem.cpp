@@ -1,11 +1,17 @@
 // interpose/sem.cpp — unnamed process-private semaphores park the G.
 //
 // Layout inside sem_t: value (32 bits) at offset 0, number of waiters at 4,
-// and glibc's `private` field at 8, which glibc sets to 0 for a
-// process-private semaphore and to 128 for a shared one — named semaphores
-// from sem_open included (measured: glibc's LLL_PRIVATE is 0 and LLL_SHARED
-// FUTEX_PRIVATE_FLAG). Shared ones stay glibc's (their memory is visible to
-// other processes) and block through the syscall hand-off.
+// and glibc's `private` field at 8. glibc stores there the flag it XORs into
+// its futex operations (lowlevellock-futex.h: LLL_PRIVATE is 0, LLL_SHARED is
+// FUTEX_PRIVATE_FLAG), so the field is 0 for a process-private semaphore and
+// 128 for a shared one, named semaphores from sem_open included (measured on
+// glibc 2.36: sem_init(pshared 0) -> 0, sem_init(pshared 1) -> 128, sem_open
+// -> 128). Our private semaphores keep glibc's 0, so zeroed memory is a
+// private semaphore too. Shared ones stay glibc's: their memory is visible to
+// other processes, whose waiters sleep in the kernel on a shared futex and
+// whose posts issue a shared FUTEX_WAKE, which no G parked in the sema table
+// would ever hear. Their waits block in the kernel through the syscall
+// hand-off, so the P goes on running the process's other Gs.
 // A waiter counts itself, then sleeps while value == 0; sem_post bumps the
 // value before it looks for waiters, so a post is never missed.
 #include <errno.h>
@@ -25,12 +31,12 @@ namespace {
 struct SemView {
   std::atomic<uint32_t> value;
   std::atomic<uint32_t> waiters;
-  int priv;  // glibc: kSharedFlag when shared, else 0
+  int priv;  // glibc: 0 when private, kSharedFlag when shared
   int pad;
   char unused[16];
 };
 static_assert(sizeof(SemView) == sizeof(sem_t));
-constexpr int kSharedFlag = 128;
+constexpr int kSharedFlag = 128;  // FUTEX_PRIVATE_FLAG, glibc's LLL_SHARED
 
 using InitFn = int(sem_t*, int, unsigned);
 using OneFn = int(sem_t*);
@@ -47,7 +53,7 @@ constinit Real<ClockFn> real_clockwait{"sem_clockwait", "GLIBC_2.34"};
 constinit Real<GetFn> real_getvalue{"sem_getvalue", "GLIBC_2.34"};
 
 SemView* view(sem_t* s) { return reinterpret_cast<SemView*>(s); }
-bool shared(sem_t* s) { return view(s)->priv == kSharedFlag; }
+bool shared(sem_t* s) { return view(s)->priv != 0; }
 
 
 bool try_take(SemView* s) {
@@ -91,7 +97,7 @@ MNP_EXPORT int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
   }
   SemView* s = view(sem);
   __builtin_memset(static_cast<void*>(s), 0, sizeof *s);
-  s->value.store(value, std::memory_order_relaxed);
+  s->value.store(value, std::memory_order_relaxed);  // priv stays 0: private
   return 0;
 }
 

@@ -789,3 +789,16 @@ const Case kPySync{{"py_sync.py"}, {}, 0, 90,
                    [](const Run&, const Run& shim, int procs) { expect_check(shim, "shim", "==", 1); (void)procs; }};
 TEST(PyThreads, SyncPrimitivesProcs1) { run_case(kPySync, 1); }
 TEST(PyThreads, SyncPrimitivesProcs2) { run_case(kPySync, 2); }
+
+// Process-shared objects between a parent and its forked children: pshared
+// and named semaphores, mutex, mutex + cond, rwlock, barrier, shared
+// SYS_futex, a blocked thread whose process keeps running, robust owner
+// death (tests/programs/pshared.c); and CPython's multiprocessing: a Lock
+// released by the parent while a forked child blocks on it, a Semaphore
+// ping-pong, a ProcessPoolExecutor map of 1,000 items with the fork, spawn
+// and forkserver start methods (tests/programs/py_multiprocessing.py).
+TEST(Pshared, Procs1) { run_case(simple({"pshared"}), 1); }
+TEST(Pshared, Procs2) { run_case(simple({"pshared"}), 2); }
+const Case kPyMultiprocessing{{"py_multiprocessing.py"}, {}, 0, 90, nullptr};
+TEST(Pshared, PythonProcs1) { run_case(kPyMultiprocessing, 1); }
+TEST(Pshared, PythonProcs2) { run_case(kPyMultiprocessing, 2); }
