@@ -112,9 +112,12 @@ inline void m_release(M* mp) {
 }
 
 // Every switch away from a user G: the count goes up on this M and down on
-// whichever M the G is resumed by (G::m is that one by then).
-inline void switch_from_g(M* mp, G* prev, Context* to, CtxFn cb, void* arg) {
-  m_hold(mp);
+// whichever M the G is resumed by (G::m is that one by then). The caller
+// took it (m_hold) when it started to look at its M and P: from then on a
+// handler of the program's that parks this very G (moving it to another M)
+// or touches this P's queues cannot run in the middle (park, yield,
+// preempt_switch, exitsyscall_park).
+inline void switch_from_g(G* prev, Context* to, CtxFn cb, void* arg) {
   mnp_ctx_switch(&prev->ctx, to, cb, arg);
   g_load_kmask(prev);  // resumed, perhaps on another M (sigmask.cpp)
   m_release(prev->m);
@@ -742,7 +745,7 @@ inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, voi
   next->m = mp;
   mp->curg = next;
   if (!inherit) pp->schedtick++;  // see execute
-  switch_from_g(mp, prev, &next->ctx, cb, arg);
+  switch_from_g(prev, &next->ctx, cb, arg);
 }
 
 }  // namespace
@@ -759,6 +762,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
   M* mp = gp->m;
+  m_hold(mp);  // carried through the switch (switch_from_g)
   gp->wait_reason = reason;
   gp->park_time = static_cast<int64_t>(__builtin_ia32_rdtsc());  // G dump: time waiting
   // Lost the P in uncovered code (syscall.cpp) and none is free: not
@@ -770,7 +774,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
     gp->status.store(kGRunning, std::memory_order_relaxed);  // was kGSyscall; on no queue
     SwitchArgs sa{gp, commit, arg, nullptr};
     mp->curg = nullptr;
-    switch_from_g(mp, gp, &mp->g0.ctx, park_commit_cb, &sa);
+    switch_from_g(gp, &mp->g0.ctx, park_commit_cb, &sa);
     gp->wait_reason = kWaitNone;
     return;
   }
@@ -781,7 +785,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
     switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
-    switch_from_g(mp, gp, &mp->g0.ctx, park_commit_cb, &sa);
+    switch_from_g(gp, &mp->g0.ctx, park_commit_cb, &sa);
   }
   gp->wait_reason = kWaitNone;
   // Handlers of signals that arrived on an M between Gs (and may be why
@@ -803,6 +807,7 @@ void preempt_switch() {
   G* gp = tls_g;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
   M* mp = gp->m;
+  m_hold(mp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   bool inherit;
@@ -810,7 +815,7 @@ void preempt_switch() {
     switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
-    switch_from_g(mp, gp, &mp->g0.ctx, preempt_commit_cb, &sa);
+    switch_from_g(gp, &mp->g0.ctx, preempt_commit_cb, &sa);
   }
 }
 
@@ -819,6 +824,7 @@ bool yield() {
   DCHECK(gp && !gp->is_g0);
   ensure_p(gp);
   M* mp = gp->m;
+  m_hold(mp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   bool inherit;
   G* next = next_local(pp, true, take_preempt(gp), &inherit);
@@ -827,7 +833,10 @@ bool yield() {
     inherit = false;
     next = globrunq_get_locked(pp, 0);
   }
-  if (!next) return false;
+  if (!next) {
+    m_release(mp);
+    return false;
+  }
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa);
   return true;
@@ -849,14 +858,20 @@ void ready(G* gp, bool next) {
     }
     fatal("ready: G is not waiting");
   }
+  // The caller's P, held still (m_hold) while its queue is pushed: only its
+  // owner pushes, and a handler of the program's that readied another G
+  // right here would push on it too.
   G* cur = tls_g;
-  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
+  M* cm = cur ? cur->m : nullptr;
+  if (cm) m_hold(cm);
+  P* pp = cm ? cm->p : nullptr;
   if (pp) {
     runq_put(pp, gp, next);
   } else {
     LockGuard lk(sched.lock);
     globrunq_put_locked(gp);
   }
+  if (cm) m_release(cm);
   wakep();
 }
 
@@ -880,26 +895,37 @@ namespace {
 // the memory is unmapped.
 constexpr int32_t kWarmGs = 1024;
 
+// The P's free list has no lock: its owner uses it, held still (m_hold)
+// against a handler of the program's that would create or reap a G here.
+void gfput_local(P* pp, G* gp) {
+  gp->schedlink = pp->gfree;
+  pp->gfree = gp;
+  if (++pp->ngfree < kPerPFreeMax) return;
+  // Move half to the global list.
+  LockGuard lk(sched.gfree_lock);
+  while (pp->ngfree > kPerPFreeMax / 2) {
+    G* g2 = pp->gfree;
+    pp->gfree = g2->schedlink;
+    pp->ngfree--;
+    g2->schedlink = sched.gfree;
+    sched.gfree = g2;
+    sched.ngfree++;
+  }
+}
+
 void gfput(G* gp) {
   G* cur = tls_g;
-  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
+  M* cm = cur ? cur->m : nullptr;
   gp->status.store(kGIdle, std::memory_order_relaxed);
-  if (pp) {
+  if (cm) {
     if (sched.ngfree > kWarmGs) gmem_trim(gp);
-    gp->schedlink = pp->gfree;
-    pp->gfree = gp;
-    if (++pp->ngfree < kPerPFreeMax) return;
-    // Move half to the global list.
-    LockGuard lk(sched.gfree_lock);
-    while (pp->ngfree > kPerPFreeMax / 2) {
-      G* g2 = pp->gfree;
-      pp->gfree = g2->schedlink;
-      pp->ngfree--;
-      g2->schedlink = sched.gfree;
-      sched.gfree = g2;
-      sched.ngfree++;
+    m_hold(cm);
+    if (P* pp = cm->p) {
+      gfput_local(pp, gp);
+      m_release(cm);
+      return;
     }
-    return;
+    m_release(cm);
   }
   if (sched.ngfree > kWarmGs) gmem_trim(gp);
   G* victim = nullptr;
@@ -916,10 +942,8 @@ void gfput(G* gp) {
   if (victim) gmem_free(victim);
 }
 
-G* gfget() {
-  G* cur = tls_g;
-  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
-  if (pp) {
+G* gfget_local(P* pp) {
+  {
     if (!pp->gfree && sched.ngfree > 0) {
       LockGuard lk(sched.gfree_lock);
       while (pp->ngfree < kPerPFreeMax / 2 && sched.gfree) {
@@ -938,6 +962,19 @@ G* gfget() {
       return gp;
     }
     return nullptr;
+  }
+}
+
+G* gfget() {
+  G* cur = tls_g;
+  if (M* cm = cur ? cur->m : nullptr) {
+    m_hold(cm);  // as in gfput
+    if (P* pp = cm->p) {
+      G* gp = gfget_local(pp);
+      m_release(cm);
+      return gp;
+    }
+    m_release(cm);
   }
   LockGuard lk(sched.gfree_lock);
   G* gp = sched.gfree;
@@ -1049,13 +1086,16 @@ int newproc(const GSpec& spec, G** out) {
 
 void newproc_start(G* gp) {
   G* cur = tls_g;
-  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
+  M* cm = cur ? cur->m : nullptr;
+  if (cm) m_hold(cm);  // as in ready
+  P* pp = cm ? cm->p : nullptr;
   if (pp) {
     runq_put(pp, gp, true);
   } else {
     LockGuard lk(sched.lock);
     globrunq_put_locked(gp);
   }
+  if (cm) m_release(cm);
   wakep();
 }
 
@@ -1160,11 +1200,12 @@ void exitsyscall_park_cb(void* a) {
 }  // namespace
 
 // The G returned from a syscall and no P is free: queue it globally and let
-// this M (now without a P) go idle from its g0.
+// this M (now without a P) go idle from its g0. The caller holds the M
+// (m_lock_enter), which the switch carries.
 void exitsyscall_park(G* gp) {
   M* mp = gp->m;
   mp->curg = nullptr;
-  switch_from_g(mp, gp, &mp->g0.ctx, exitsyscall_park_cb, gp);
+  switch_from_g(gp, &mp->g0.ctx, exitsyscall_park_cb, gp);
 }
 
 namespace {
