@@ -735,6 +735,12 @@ TEST(WaitStress, Procs1) { run_case(kWaitStress, 1); }
 TEST(WaitStress, Procs2) { run_case(kWaitStress, 2); }
 TEST(WaitStress, Procs8) { run_case(kWaitStress, 8); }
 
+// A handler that sleeps, locks a held mutex, waits on a semaphore and reads
+// an empty pipe, run 200 times on a thread blocked in a shared futex wait
+// (a call handed to the kernel with the thread's P given up).
+TEST(SigInHandoff, Procs1) { run_case(simple({"sig_in_handoff"}), 1); }
+TEST(SigInHandoff, Procs2) { run_case(simple({"sig_in_handoff"}), 2); }
+
 // 1,000 threads x 20 sleeps of 10 ms (relative, and TIMER_ABSTIME on
 // CLOCK_MONOTONIC and CLOCK_REALTIME) interrupted by pthread_kill: none may
 // end before its deadline (tests/programs/sleep_soak.c; its long mode is for
