@@ -103,6 +103,19 @@ inline void m_hold(M* mp) {
   std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
+// Holds the M that runs gp (gp is the caller) and returns it. G::mhold
+// keeps handlers out while G::m is read, so the hold lands on the M the
+// G is still on.
+inline M* hold_m(G* gp) {
+  gp->mhold = gp->mhold + 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  M* mp = gp->m;
+  if (mp) m_hold(mp);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  gp->mhold = gp->mhold - 1;
+  return mp;
+}
+
 inline void m_release(M* mp) {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   uint32_t n = mp->locks - 1;
@@ -125,7 +138,7 @@ inline void switch_from_g(G* prev, Context* to, CtxFn cb, void* arg) {
 }  // namespace
 
 void m_lock_enter() {
-  if (M* mp = m_of_thread()) m_hold(mp);
+  if (G* g = tls_g) hold_m(g);
 }
 
 void m_lock_exit() {
@@ -761,8 +774,7 @@ void set_status_or_die(G* gp, uint32_t from, uint32_t to) {
 void park(WaitReason reason, ParkCommit commit, void* arg) {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
-  M* mp = gp->m;
-  m_hold(mp);  // carried through the switch (switch_from_g)
+  M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   gp->wait_reason = reason;
   gp->park_time = static_cast<int64_t>(__builtin_ia32_rdtsc());  // G dump: time waiting
   // Lost the P in uncovered code (syscall.cpp) and none is free: not
@@ -806,8 +818,7 @@ void preempt_commit_cb(void* a) {
 void preempt_switch() {
   G* gp = tls_g;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
-  M* mp = gp->m;
-  m_hold(mp);  // carried through the switch (switch_from_g)
+  M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   bool inherit;
@@ -823,8 +834,7 @@ bool yield() {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
   ensure_p(gp);
-  M* mp = gp->m;
-  m_hold(mp);  // carried through the switch (switch_from_g)
+  M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   bool inherit;
   G* next = next_local(pp, true, take_preempt(gp), &inherit);
@@ -862,8 +872,7 @@ void ready(G* gp, bool next) {
   // owner pushes, and a handler of the program's that readied another G
   // right here would push on it too.
   G* cur = tls_g;
-  M* cm = cur ? cur->m : nullptr;
-  if (cm) m_hold(cm);
+  M* cm = cur ? hold_m(cur) : nullptr;
   P* pp = cm ? cm->p : nullptr;
   if (pp) {
     runq_put(pp, gp, next);
@@ -915,11 +924,10 @@ void gfput_local(P* pp, G* gp) {
 
 void gfput(G* gp) {
   G* cur = tls_g;
-  M* cm = cur ? cur->m : nullptr;
   gp->status.store(kGIdle, std::memory_order_relaxed);
-  if (cm) {
-    if (sched.ngfree > kWarmGs) gmem_trim(gp);
-    m_hold(cm);
+  if (sched.ngfree > kWarmGs) gmem_trim(gp);
+  if (cur && cur->m) {
+    M* cm = hold_m(cur);
     if (P* pp = cm->p) {
       gfput_local(pp, gp);
       m_release(cm);
@@ -927,7 +935,6 @@ void gfput(G* gp) {
     }
     m_release(cm);
   }
-  if (sched.ngfree > kWarmGs) gmem_trim(gp);
   G* victim = nullptr;
   {
     LockGuard lk(sched.gfree_lock);
@@ -967,8 +974,7 @@ G* gfget_local(P* pp) {
 
 G* gfget() {
   G* cur = tls_g;
-  if (M* cm = cur ? cur->m : nullptr) {
-    m_hold(cm);  // as in gfput
+  if (M* cm = cur && cur->m ? hold_m(cur) : nullptr) {  // as in gfput
     if (P* pp = cm->p) {
       G* gp = gfget_local(pp);
       m_release(cm);
@@ -1086,8 +1092,7 @@ int newproc(const GSpec& spec, G** out) {
 
 void newproc_start(G* gp) {
   G* cur = tls_g;
-  M* cm = cur ? cur->m : nullptr;
-  if (cm) m_hold(cm);  // as in ready
+  M* cm = cur ? hold_m(cur) : nullptr;  // as in ready
   P* pp = cm ? cm->p : nullptr;
   if (pp) {
     runq_put(pp, gp, true);
@@ -1150,7 +1155,7 @@ bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf) {
   if (!mp || sig < 1 || sig > 64) return false;
   uint64_t b = sig_bit(sig);
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (mp->locks != 0) {
+  if (mp->locks != 0 || tls_g->mhold != 0) {
     // A standard signal already held back merges with this one, as the
     // kernel merges pending ones; the first siginfo is kept.
     if (!(mp->sig_deferred & b)) {

@@ -97,6 +97,10 @@ struct G {
   std::atomic<uint32_t>* clear_tid = nullptr;
   int64_t park_time = 0;  // (self) TSC when it last parked (G dump)
   uint32_t syscall_depth = 0;              // (self) nested wrapped calls, e.g. from a signal handler
+  // (self) non-zero while this G reads G::m to take a hold on it (hold_m,
+  // sched.cpp): a handler of the program's waits, or it could move the G
+  // to another M between the read and the hold.
+  volatile uint32_t mhold = 0;
   std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, syscall.cpp)
   std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
   void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
