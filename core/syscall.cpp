@@ -529,7 +529,7 @@ bool syscall_eintr_was_ours() {
 
 void exitsyscall() {
   G* gp = tls_g;
-  if (!gp || gp->is_g0 || !runtime_up) return;
+  if (!gp || gp->is_g0 || !runtime_up || gp->syscall_depth == 0) return;  // entered before the runtime was up
   if (gp->syscall_depth > 1) {
     gp->syscall_depth--;
     return;

@@ -730,7 +730,7 @@ TEST(IoGetaddrinfo, Procs2) { run_case(simple({"io_getaddrinfo"}), 2); }
 // (tests/programs/wait_stress.c): no hang (its alarm kills it), no broken
 // invariant, no sleep or timed wait that ends before its deadline. Two
 // iterations at 1, 2 and 8 Ps (more Ps than CPUs is intended).
-const Case kWaitStress{{"wait_stress", "2000", "11", "2", "80"}, {}, 0, 90, nullptr};
+const Case kWaitStress{{"wait_stress", "2000", "11", "2", "70"}, {}, 0, 150, nullptr};
 TEST(WaitStress, Procs1) { run_case(kWaitStress, 1); }
 TEST(WaitStress, Procs2) { run_case(kWaitStress, 2); }
 TEST(WaitStress, Procs8) { run_case(kWaitStress, 8); }
