@@ -104,6 +104,19 @@ inline void m_hold(M* mp) {
   std::atomic_signal_fence(std::memory_order_seq_cst);
 }
 
+// Holds the M that runs gp (gp is the caller) and returns it. G::mhold
+// keeps handlers out while G::m is read, so the hold lands on the M the
+// G is still on.
+inline M* hold_m(G* gp) {
+  gp->mhold = gp->mhold + 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  M* mp = gp->m;
+  if (mp) m_hold(mp);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  gp->mhold = gp->mhold - 1;
+  return mp;
+}
+
 inline void m_release(M* mp) {
   std::atomic_signal_fence(std::memory_order_seq_cst);
   uint32_t n = mp->locks - 1;
@@ -113,10 +126,13 @@ inline void m_release(M* mp) {
 }
 
 // Every switch away from a user G: the count goes up on this M and down on
-// whichever M the G is resumed by (G::m is that one by then).
+// whichever M the G is resumed by (G::m is that one by then). The caller
+// took it (m_hold) when it started to look at its M and P: from then on a
+// handler of the program's that parks this very G (moving it to another M)
+// or touches this P's queues cannot run in the middle (park, yield,
+// preempt_switch, exitsyscall_park).
 // next: the user G that runs next on this M, or null for g0 (CPU clocks).
 inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg) {
-  m_hold(mp);
   cpu_switch(mp, prev, next);
   mnp_ctx_switch(&prev->ctx, to, cb, arg);
   g_load_kmask(prev);  // resumed, perhaps on another M (sigmask.cpp)
@@ -125,7 +141,7 @@ inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* 
 }  // namespace
 
 void m_lock_enter() {
-  if (M* mp = m_of_thread()) m_hold(mp);
+  if (G* g = tls_g) hold_m(g);
 }
 
 void m_lock_exit() {
@@ -765,7 +781,7 @@ void set_status_or_die(G* gp, uint32_t from, uint32_t to) {
 void park(WaitReason reason, ParkCommit commit, void* arg) {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
-  M* mp = gp->m;
+  M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   gp->wait_reason = reason;
   gp->park_time = static_cast<int64_t>(arch_cycles());  // G dump: time waiting
   // Lost the P in uncovered code (syscall.cpp) and none is free: not
@@ -809,7 +825,7 @@ void preempt_commit_cb(void* a) {
 void preempt_switch() {
   G* gp = tls_g;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
-  M* mp = gp->m;
+  M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   bool inherit;
@@ -825,7 +841,7 @@ bool yield() {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
   ensure_p(gp);
-  M* mp = gp->m;
+  M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   bool inherit;
   G* next = next_local(pp, true, take_preempt(gp), &inherit);
@@ -834,7 +850,10 @@ bool yield() {
     inherit = false;
     next = globrunq_get_locked(pp, 0);
   }
-  if (!next) return false;
+  if (!next) {
+    m_release(mp);
+    return false;
+  }
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa);
   return true;
@@ -856,14 +875,19 @@ void ready(G* gp, bool next) {
     }
     fatal("ready: G is not waiting");
   }
+  // The caller's P, held still (m_hold) while its queue is pushed: only its
+  // owner pushes, and a handler of the program's that readied another G
+  // right here would push on it too.
   G* cur = tls_g;
-  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
+  M* cm = cur ? hold_m(cur) : nullptr;
+  P* pp = cm ? cm->p : nullptr;
   if (pp) {
     runq_put(pp, gp, next);
   } else {
     LockGuard lk(sched.lock);
     globrunq_put_locked(gp);
   }
+  if (cm) m_release(cm);
   wakep();
 }
 
@@ -887,28 +911,37 @@ namespace {
 // the memory is unmapped.
 constexpr int32_t kWarmGs = 1024;
 
+// The P's free list has no lock: its owner uses it, held still (m_hold)
+// against a handler of the program's that would create or reap a G here.
+void gfput_local(P* pp, G* gp) {
+  gp->schedlink = pp->gfree;
+  pp->gfree = gp;
+  if (++pp->ngfree < kPerPFreeMax) return;
+  // Move half to the global list.
+  LockGuard lk(sched.gfree_lock);
+  while (pp->ngfree > kPerPFreeMax / 2) {
+    G* g2 = pp->gfree;
+    pp->gfree = g2->schedlink;
+    pp->ngfree--;
+    g2->schedlink = sched.gfree;
+    sched.gfree = g2;
+    sched.ngfree++;
+  }
+}
+
 void gfput(G* gp) {
   G* cur = tls_g;
-  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
   gp->status.store(kGIdle, std::memory_order_relaxed);
-  if (pp) {
-    if (sched.ngfree > kWarmGs) gmem_trim(gp);
-    gp->schedlink = pp->gfree;
-    pp->gfree = gp;
-    if (++pp->ngfree < kPerPFreeMax) return;
-    // Move half to the global list.
-    LockGuard lk(sched.gfree_lock);
-    while (pp->ngfree > kPerPFreeMax / 2) {
-      G* g2 = pp->gfree;
-      pp->gfree = g2->schedlink;
-      pp->ngfree--;
-      g2->schedlink = sched.gfree;
-      sched.gfree = g2;
-      sched.ngfree++;
-    }
-    return;
-  }
   if (sched.ngfree > kWarmGs) gmem_trim(gp);
+  if (cur && cur->m) {
+    M* cm = hold_m(cur);
+    if (P* pp = cm->p) {
+      gfput_local(pp, gp);
+      m_release(cm);
+      return;
+    }
+    m_release(cm);
+  }
   G* victim = nullptr;
   {
     LockGuard lk(sched.gfree_lock);
@@ -923,10 +956,8 @@ void gfput(G* gp) {
   if (victim) gmem_free(victim);
 }
 
-G* gfget() {
-  G* cur = tls_g;
-  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
-  if (pp) {
+G* gfget_local(P* pp) {
+  {
     if (!pp->gfree && sched.ngfree > 0) {
       LockGuard lk(sched.gfree_lock);
       while (pp->ngfree < kPerPFreeMax / 2 && sched.gfree) {
@@ -945,6 +976,18 @@ G* gfget() {
       return gp;
     }
     return nullptr;
+  }
+}
+
+G* gfget() {
+  G* cur = tls_g;
+  if (M* cm = cur && cur->m ? hold_m(cur) : nullptr) {  // as in gfput
+    if (P* pp = cm->p) {
+      G* gp = gfget_local(pp);
+      m_release(cm);
+      return gp;
+    }
+    m_release(cm);
   }
   LockGuard lk(sched.gfree_lock);
   G* gp = sched.gfree;
@@ -1099,13 +1142,15 @@ int newproc(const GSpec& spec, G** out) {
 
 void newproc_start(G* gp) {
   G* cur = tls_g;
-  P* pp = (cur && cur->m) ? cur->m->p : nullptr;
+  M* cm = cur ? hold_m(cur) : nullptr;  // as in ready
+  P* pp = cm ? cm->p : nullptr;
   if (pp) {
     runq_put(pp, gp, true);
   } else {
     LockGuard lk(sched.lock);
     globrunq_put_locked(gp);
   }
+  if (cm) m_release(cm);
   wakep();
 }
 
@@ -1161,7 +1206,7 @@ bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf) {
   if (!mp || sig < 1 || sig > 64) return false;
   uint64_t b = sig_bit(sig);
   std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (mp->locks != 0) {
+  if (mp->locks != 0 || tls_g->mhold != 0) {
     // A standard signal already held back merges with this one, as the
     // kernel merges pending ones; the first siginfo is kept.
     if (!(mp->sig_deferred & b)) {
@@ -1211,7 +1256,8 @@ void exitsyscall_park_cb(void* a) {
 }  // namespace
 
 // The G returned from a syscall and no P is free: queue it globally and let
-// this M (now without a P) go idle from its g0.
+// this M (now without a P) go idle from its g0. The caller holds the M
+// (m_lock_enter), which the switch carries.
 void exitsyscall_park(G* gp) {
   M* mp = gp->m;
   mp->curg = nullptr;

@@ -97,6 +97,10 @@ struct G {
   std::atomic<uint32_t>* clear_tid = nullptr;
   int64_t park_time = 0;  // (self) TSC when it last parked (G dump)
   uint32_t syscall_depth = 0;              // (self) nested wrapped calls, e.g. from a signal handler
+  // (self) non-zero while this G reads G::m to take a hold on it (hold_m,
+  // sched.cpp): a handler of the program's waits, or it could move the G
+  // to another M between the read and the hold.
+  volatile uint32_t mhold = 0;
   std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, syscall.cpp)
   std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
   void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
@@ -328,6 +332,17 @@ void set_g_exit_hook(GExitHook hook);
 void entersyscall();
 void entersyscall_block();
 void exitsyscall();
+// A handler of the program's is about to run on gp, which may be inside a
+// wrapped call (the kernel or sysmon's kick interrupted the call): its P is
+// given up, yet the handler may wait like any G code (sem_wait, a contended
+// mutex, nanosleep, a full pipe) or readies Gs. handler_begin takes a P back
+// as if the call had returned (the G may move to another M: its call then
+// goes on there, which the kernel allows, since a handler turns a restart
+// block into EINTR) and returns the nesting depth; handler_end marks the P
+// of the M running the G then in the call again. Both do nothing outside
+// wrapped calls.
+int handler_begin(G* gp);
+void handler_end(G* gp, int depth);
 // A P was just taken by an M: wakes sysmon if it sleeps without a deadline
 // (it does while every P is idle).
 void sysmon_p_busy();

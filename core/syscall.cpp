@@ -54,7 +54,7 @@ namespace mnp {
 void startm_for(P* pp, bool spinning);  // sched.cpp
 void pidleput_for(P* pp);               // sched.cpp, takes Sched::lock
 P* pidleget_for();                      // sched.cpp, takes Sched::lock
-void exitsyscall_park(G* gp);           // sched.cpp: queue gp, park the M
+void exitsyscall_park(G* gp);           // sched.cpp: queue gp, park the M (caller holds the M)
 int os_thread_start(void* (*fn)(void*), void* arg);  // sched.cpp
 
 namespace {
@@ -194,6 +194,13 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     // a handler's sem_post would wait for a lock this very thread holds.
     // The slots stay for sysmon's next round.
     if (M* self = m_by_tid(raw_gettid()); self && self->locks != 0) return;
+    // Nor anywhere in the shim's own code, which may be half-way through
+    // a change the handler would see or undo (a handler that parks moves
+    // the G to another M under the feet of code that has its M and P in
+    // hand).
+    auto kick_rip = static_cast<uintptr_t>(static_cast<ucontext_t*>(ucv)->uc_mcontext.gregs[REG_RIP]);
+    if (kick_rip >= reinterpret_cast<uintptr_t>(__ehdr_start) && kick_rip < reinterpret_cast<uintptr_t>(__etext))
+      return;
     int saved_errno = errno;
     sigpend_run(ucv, &static_cast<ucontext_t*>(ucv)->uc_sigmask);
     errno = saved_errno;
@@ -495,24 +502,63 @@ void sysmon_start() {
     raw_print("warning: cannot start sysmon; a G blocked in the kernel keeps its P");
 }
 
+namespace {
+// Marks gp (depth 0, holding a P) in a call of nesting depth `depth`. The
+// depth and the P's state change together with the M held (m_lock_enter),
+// so a handler of the program's never finds one changed and not the other
+// (handler_begin reads the depth to decide whether to take the P back).
+void enter_marked(G* gp, int depth) {
+  for (;;) {
+    if (MNP_UNLIKELY(!gp->m->p)) exitsyscall_now(gp);  // lost it in uncovered code: take one back first
+    m_lock_enter();
+    M* mp = gp->m;
+    if (MNP_LIKELY(mp->p != nullptr)) {
+      gp->syscall_depth = depth;
+      mark_in_syscall(mp, gp);
+      m_lock_exit();
+      break;
+    }
+    m_lock_exit();
+  }
+  if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_relaxed)) &&
+      g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
+    sysmon_wake();
+}
+
+// exitsyscall_now with the M held by the caller (m_lock_enter): released
+// here, or carried by the switch of exitsyscall_park.
+void exitsyscall_now_held(G* gp) {
+  if (exitsyscall_fast(gp)) {
+    m_lock_exit();
+    return;
+  }
+  exitsyscall_park(gp);
+}
+}  // namespace
+
 void entersyscall() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
   gp->runtime_eintr.store(0, std::memory_order_relaxed);
-  // A wrapped call inside another (a signal handler calling waitpid while the
-  // G blocks in read): the outer one already gave the P up.
-  if (gp->syscall_depth++ != 0) return;
-  M* mp = gp->m;
-  if (MNP_UNLIKELY(!mp->p)) {  // lost it in uncovered code: take one back first
-    gp->syscall_depth = 0;
-    exitsyscall_now(gp);
-    gp->syscall_depth = 1;
-    mp = gp->m;
+  // A wrapped call inside another: the outer one already gave the P up.
+  if (gp->syscall_depth != 0) {
+    gp->syscall_depth++;
+    return;
   }
-  mark_in_syscall(mp, gp);
-  if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_relaxed)) &&
-      g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
-    sysmon_wake();
+  enter_marked(gp, 1);
+}
+
+int handler_begin(G* gp) {
+  int depth = gp->syscall_depth;
+  if (depth == 0) return 0;
+  m_lock_enter();
+  gp->syscall_depth = 0;
+  exitsyscall_now_held(gp);
+  return depth;
+}
+
+void handler_end(G* gp, int depth) {
+  if (depth != 0) enter_marked(gp, depth);
 }
 
 // From a signal handler (netpoll_signal_arrived): async-signal-safe.
@@ -542,9 +588,14 @@ bool syscall_eintr_was_ours() {
 
 void exitsyscall() {
   G* gp = tls_g;
-  if (!gp || gp->is_g0 || !runtime_up) return;
-  if (--gp->syscall_depth != 0) return;
-  exitsyscall_now(gp);
+  if (!gp || gp->is_g0 || !runtime_up || gp->syscall_depth == 0) return;  // entered before the runtime was up
+  if (gp->syscall_depth > 1) {
+    gp->syscall_depth--;
+    return;
+  }
+  m_lock_enter();  // as in enter_marked
+  gp->syscall_depth = 0;
+  exitsyscall_now_held(gp);
 }
 
 bool exitsyscall_fast(G* gp) {
@@ -574,7 +625,8 @@ bool exitsyscall_fast(G* gp) {
 }
 
 void exitsyscall_now(G* gp) {
-  if (!exitsyscall_fast(gp)) exitsyscall_park(gp);
+  m_lock_enter();
+  exitsyscall_now_held(gp);
 }
 
 }  // namespace mnp

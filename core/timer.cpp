@@ -132,6 +132,22 @@ int timers_run(P* pp, int64_t now) {
   return n;
 }
 
+int64_t timer_deadline_abs(clockid_t clk, const struct timespec* abstime) {
+  constexpr int64_t kSec = 1000000000;
+  if (clk == CLOCK_MONOTONIC) {
+    if (abstime->tv_sec < 0) return 0;
+    if (abstime->tv_sec >= kNever / kSec - 1) return kNever;
+    return static_cast<int64_t>(abstime->tv_sec) * kSec + abstime->tv_nsec;
+  }
+  struct timespec now;
+  clock_gettime(clk, &now);
+  int64_t mono = nanotime();  // after the other clock: see timer.h
+  int64_t secs = static_cast<int64_t>(abstime->tv_sec) - now.tv_sec;
+  if (secs >= (kNever - mono) / kSec - 1) return kNever;
+  int64_t left = secs * kSec + (abstime->tv_nsec - now.tv_nsec);
+  return left > 0 ? mono + left : mono;
+}
+
 int64_t timers_earliest() {
   int64_t best = kNever;
   for (uint32_t i = 0; i < sched.nprocs; i++) {

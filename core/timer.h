@@ -19,6 +19,8 @@
 // valid until the firing M is finished with it.
 #pragma once
 
+#include <time.h>
+
 #include <atomic>
 #include <cstdint>
 
@@ -62,6 +64,16 @@ bool timer_del(Timer* t);
 int timers_run(P* pp, int64_t now);
 // Earliest deadline over all Ps, kNever if none.
 int64_t timers_earliest();
+
+// The timer deadline (CLOCK_MONOTONIC ns, kNever when out of range) of an
+// absolute time on clock clk, which the caller checked is REALTIME,
+// MONOTONIC, BOOTTIME or TAI. A MONOTONIC time is the deadline itself.
+// Another clock is read before the monotonic one, so the deadline is never
+// earlier than the time named on that clock, however long the thread is
+// kept between the two reads (a signal handler, the kernel): a wait that
+// ends at the deadline has reached the time on the clock it names, too. A
+// later step of that clock (settimeofday) does not move the deadline.
+int64_t timer_deadline_abs(clockid_t clk, const struct timespec* abstime);
 
 
 }  // namespace mnp

@@ -153,12 +153,7 @@ void on_g_exit(G* gp) {
 
 namespace mnp {
 
-int64_t abs_deadline(clockid_t clk, const struct timespec* abstime) {
-  struct timespec now;
-  clock_gettime(clk, &now);
-  int64_t left = (static_cast<int64_t>(abstime->tv_sec) - now.tv_sec) * 1000000000 + (abstime->tv_nsec - now.tv_nsec);
-  return nanotime() + (left > 0 ? left : 0);
-}
+int64_t abs_deadline(clockid_t clk, const struct timespec* abstime) { return timer_deadline_abs(clk, abstime); }
 
 bool mutex_is_pshared(const pthread_mutex_t* mu) {
   return (reinterpret_cast<const MutexView*>(mu)->kind.load(std::memory_order_relaxed) & kMutexPshared) != 0;

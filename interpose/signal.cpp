@@ -148,8 +148,12 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   // The kernel mask while it runs is no G's: the next switch on this M
   // sets it; sigreturn puts back uc_sigmask, recorded after the handler.
   if (g && runtime_up) g->m->kmask = kKmaskUnknown;
+  // In a wrapped call the G has no P: the handler gets one (sched.h).
+  int depth = g && runtime_up && !fault ? handler_begin(g) : 0;
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
+  if (depth) handler_end(g, depth);
+  // g->m: the M the G runs on now, whose thread sigreturn sets the mask of.
   if (g && runtime_up) g->m->kmask = sigset_bits(&static_cast<ucontext_t*>(uc)->uc_sigmask);
   // A wait of the thread the kernel prefers (the main G) owes an EINTR,
   // unless the handler ran on that very G.

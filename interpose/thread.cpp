@@ -73,13 +73,6 @@ constexpr int kAttrDetached = 0x1;
 constexpr int kAttrStackAddr = 0x8;
 static_assert(sizeof(pthread_attr_t) >= sizeof(AttrView));
 
-int64_t mono_deadline(clockid_t clk, const struct timespec* abstime) {
-  struct timespec now;
-  clock_gettime(clk, &now);
-  int64_t left = (static_cast<int64_t>(abstime->tv_sec) - now.tv_sec) * 1000000000 + (abstime->tv_nsec - now.tv_nsec);
-  return nanotime() + (left > 0 ? left : 0);
-}
-
 // Timer of a timed join: withdraws the joiner unless the thread exited first
 // (then the exiter wakes it). tm->arg = null tells the joiner it timed out.
 void join_timeout(Timer* tm) {
@@ -153,7 +146,7 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
     // says EINVAL: an invalid abstime is no time limit.
     if (abstime && (abstime->tv_nsec < 0 || abstime->tv_nsec >= 1000000000)) abstime = nullptr;
     if (abstime) {
-      int64_t deadline = mono_deadline(clk, abstime);
+      int64_t deadline = timer_deadline_abs(clk, abstime);
       if (deadline <= nanotime()) return ETIMEDOUT;
       if (cur) {
         if (!t->join.compare_exchange_strong(w, reinterpret_cast<uintptr_t>(cur), std::memory_order_acq_rel)) continue;

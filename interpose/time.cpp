@@ -2,8 +2,10 @@
 // "Blocking calls", class park).
 //
 // nanosleep, clock_nanosleep, usleep and sleep from a G never block the M.
-// Deadlines are CLOCK_MONOTONIC internally; an absolute CLOCK_REALTIME sleep
-// is converted once (a later change of the wall clock does not move it).
+// Deadlines are CLOCK_MONOTONIC internally; an absolute sleep on another
+// clock is converted once, reading that clock first, so that it never ends
+// before the time it names (timer_deadline_abs, core/timer.h; a later change
+// of the wall clock does not move it).
 // A handler of the program's ends a sleep early with EINTR and the time left
 // in *rem, as natively, for the G the signal was meant for (the netpoller
 // picks it: netpoll.h). Callers that are not Gs, and clocks other than
@@ -34,17 +36,13 @@ bool parkable_clock(clockid_t c) {
 
 int64_t ts_ns(const struct timespec& ts) { return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec; }
 
-// Monotonic deadline for a relative or absolute time on clock c.
+// Monotonic deadline for a relative or absolute time on clock c (an
+// absolute one: core/timer.h, never before the time c names).
 int64_t deadline_of(clockid_t c, int flags, const struct timespec* req) {
+  if (flags & TIMER_ABSTIME) return timer_deadline_abs(c, req);
   int64_t now_mono = nanotime();
-  if (!(flags & TIMER_ABSTIME)) {
-    if (req->tv_sec > (kNever - now_mono) / 1000000000 - 1) return kNever;
-    return now_mono + ts_ns(*req);
-  }
-  struct timespec now;
-  clock_gettime(c, &now);
-  int64_t left = ts_ns(*req) - ts_ns(now);
-  return left <= 0 ? now_mono : now_mono + left;
+  if (req->tv_sec > (kNever - now_mono) / 1000000000 - 1) return kNever;
+  return now_mono + ts_ns(*req);
 }
 
 // 0 or an errno value (EINVAL, EINTR); the G sleeps until the deadline or

@@ -783,6 +783,33 @@ TEST(IoWaitpid, Procs2) { run_case(kIoWaitpid, 2); }
 TEST(IoGetaddrinfo, Procs1) { run_case(simple({"io_getaddrinfo"}), 1); }
 TEST(IoGetaddrinfo, Procs2) { run_case(simple({"io_getaddrinfo"}), 2); }
 
+// ---- stress (issue 8, item 6) ----------------------------------------------
+
+// 2,000 threads in every kind of wait at once, CPU hogs preempted while they
+// hold a mutex, and signals whose handlers call sem_post, write, mutex
+// trylock/unlock, nanosleep, raise and sigprocmask on any thread
+// (tests/programs/wait_stress.c): no hang (its alarm kills it), no broken
+// invariant, no sleep or timed wait that ends before its deadline. Two
+// iterations at 1, 2 and 8 Ps (more Ps than CPUs is intended).
+const Case kWaitStress{{"wait_stress", "2000", "11", "2", "70"}, {}, 0, 150, nullptr};
+TEST(WaitStress, Procs1) { run_case(kWaitStress, 1); }
+TEST(WaitStress, Procs2) { run_case(kWaitStress, 2); }
+TEST(WaitStress, Procs8) { run_case(kWaitStress, 8); }
+
+// A handler that sleeps, locks a held mutex, waits on a semaphore and reads
+// an empty pipe, run 200 times on a thread blocked in a shared futex wait
+// (a call handed to the kernel with the thread's P given up).
+TEST(SigInHandoff, Procs1) { run_case(simple({"sig_in_handoff"}), 1); }
+TEST(SigInHandoff, Procs2) { run_case(simple({"sig_in_handoff"}), 2); }
+
+// 1,000 threads x 20 sleeps of 10 ms (relative, and TIMER_ABSTIME on
+// CLOCK_MONOTONIC and CLOCK_REALTIME) interrupted by pthread_kill: none may
+// end before its deadline (tests/programs/sleep_soak.c; its long mode is for
+// soaking by hand). 5 Ps is where the issue saw it.
+TEST(SleepSoak, Procs1) { run_case(simple({"sleep_soak"}), 1); }
+TEST(SleepSoak, Procs2) { run_case(simple({"sleep_soak"}), 2); }
+TEST(SleepSoak, Procs5) { run_case(simple({"sleep_soak"}), 5); }
+
 // CPython's Condition, queue.Queue, Semaphore, Event, Barrier and a
 // concurrent.futures pool (tests/programs/py_sync.py).
 const Case kPySync{{"py_sync.py"}, {}, 0, 90,
