@@ -58,6 +58,8 @@
 
 namespace mnp {
 
+void handoffp(P* pp);  // syscall.cpp
+
 constinit Sched sched;
 constinit bool runtime_up = false;
 __thread G* tls_g = nullptr;
@@ -404,6 +406,61 @@ void mpark(M* mp, int64_t until) {
   acquirep(mp, pp);
 }
 
+// ---- wiring (docs/ARCHITECTURE.md, "Wiring") ----------------------------------
+//
+// A wired M runs its G and nothing else. When the G stops running (park,
+// yield, preemption, a syscall return without a P) the M comes back to g0,
+// gives its P to another M (handoffp), and sleeps on its note, on no idle
+// list. Whatever M later pops the G from a run queue does not run it: it
+// hands its own P to the wired M (startlockedm) and goes idle. The note
+// allows one wake-up per sleep, and exactly one M pops a runnable G, so the
+// hand-over cannot be doubled; a hand-over that comes before the wired M
+// sleeps finds the note set and costs no sleep.
+
+// On g0 of mp, whose wired G is not running: returns holding a P, with the
+// G runnable and handed over to this M.
+void stoplockedm(M* mp) {
+  if (mp->p) handoffp(releasep(mp));
+  if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // as mpark
+  m_release(mp);
+  mp->park.sleep();
+  m_hold(mp);
+  mp->park.clear();
+  P* pp = mp->nextp;
+  mp->nextp = nullptr;
+  acquirep(mp, pp);
+}
+
+// On g0 of mp: gp was popped here but is wired to another M. Gives that M
+// this M's P; mp is left without one (m_loop puts it on the idle list).
+void startlockedm(M* mp, G* gp) {
+  M* lm = gp->lockedm;
+  P* pp = releasep(mp);
+  CHECK(lm != mp && lm->nextp == nullptr);
+  lm->nextp = pp;
+  lm->park.wakeup();
+}
+
+// On g0 of mp, whose wired G has exited: the kernel state the G left on
+// this thread (a tracer's tracees, namespaces, credentials, a name) goes
+// with the thread, as natively. M0, the process's initial thread, stays
+// (its exit would make the process look dead to the tools that watch its
+// leader): it sleeps for good.
+[[noreturn]] void mexit(M* mp) {
+  if (mp->p) handoffp(releasep(mp));
+  sigset_t all;
+  sigfillset(&all);
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
+  if (mp != &m0_storage) {
+    mp->tid = 0;  // m_by_tid must not find it; a new thread may reuse the id
+    for (;;) raw_syscall(SYS_exit, 0);
+  }
+  for (;;) {
+    struct timespec ts = {3600, 0};
+    raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+  }
+}
+
 }  // namespace
 
 // A timer earlier than the timer M's wake-up was added: hand that M an idle
@@ -639,6 +696,17 @@ void execute(M* mp, G* gp, bool inherit) {
 
 void m_loop(M* mp) {
   for (;;) {
+    if (MNP_UNLIKELY(mp->lockedg || mp->nextg || mp->dying)) {
+      if (mp->dying) mexit(mp);
+      if (G* gp = mp->lockedg) {
+        stoplockedm(mp);
+        execute(mp, gp, false);
+        continue;
+      }
+      G* gp = mp->nextg;  // wired elsewhere, popped by park/yield/preempt here
+      mp->nextg = nullptr;
+      startlockedm(mp, gp);
+    }
     while (!mp->p) {  // came back from a syscall without a P
       {
         LockGuard lk(sched.lock);
@@ -649,6 +717,10 @@ void m_loop(M* mp) {
     bool inherit;
     G* gp = find_runnable(mp, &inherit);
     if (mp->spinning) resetspinning(mp);
+    if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
+      startlockedm(mp, gp);
+      continue;
+    }
     execute(mp, gp, inherit);
   }
 }
@@ -737,6 +809,19 @@ inline bool take_preempt(G* gp) {
   return true;
 }
 
+// next_local for a direct switch from gp on mp: none when gp is wired (its
+// M runs nothing else); a popped G wired to another M is left in M::nextg
+// for g0 to hand over (m_loop), and the caller switches to g0.
+inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_over, bool* inherit) {
+  if (MNP_UNLIKELY(gp->lockedm != nullptr)) return nullptr;
+  G* next = next_local(pp, run_timers, slice_over, inherit);
+  if (MNP_UNLIKELY(next != nullptr && next->lockedm != nullptr)) {
+    mp->nextg = next;
+    return nullptr;
+  }
+  return next;
+}
+
 inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg) {
   set_status_or_die(next, kGRunnable, kGRunning);
   next->m = mp;
@@ -777,7 +862,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   P* pp = mp->p;
   SwitchArgs sa{gp, commit, arg, pp};
   bool inherit;
-  if (G* next = next_local(pp, false, take_preempt(gp), &inherit)) {
+  if (G* next = next_local_unwired(mp, gp, pp, false, take_preempt(gp), &inherit)) {
     switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
@@ -806,7 +891,7 @@ void preempt_switch() {
   P* pp = mp->p;
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   bool inherit;
-  if (G* next = next_local(pp, true, true, &inherit)) {
+  if (G* next = next_local_unwired(mp, gp, pp, true, true, &inherit)) {
     switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
@@ -821,6 +906,16 @@ bool yield() {
   M* mp = gp->m;
   P* pp = mp->p;
   bool inherit;
+  SwitchArgs sa{gp, nullptr, nullptr, pp};
+  if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
+    // A wired G cannot switch to another G on its M: if anything else could
+    // run, it goes to the tail and its M hands the P over (m_loop).
+    take_preempt(gp);
+    if (pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0) return false;
+    mp->curg = nullptr;
+    switch_from_g(mp, gp, &mp->g0.ctx, yield_commit_cb, &sa);
+    return true;
+  }
   G* next = next_local(pp, true, take_preempt(gp), &inherit);
   if (!next && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
@@ -828,7 +923,12 @@ bool yield() {
     next = globrunq_get_locked(pp, 0);
   }
   if (!next) return false;
-  SwitchArgs sa{gp, nullptr, nullptr, pp};
+  if (MNP_UNLIKELY(next->lockedm != nullptr)) {
+    mp->nextg = next;
+    mp->curg = nullptr;
+    switch_from_g(mp, gp, &mp->g0.ctx, yield_commit_cb, &sa);
+    return true;
+  }
   switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa);
   return true;
 }
@@ -1097,6 +1197,16 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   }
   ensure_p(gp);
   M* mp = gp->m;
+  if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
+    // Natively the kernel thread ends here; what the G left on its M ends
+    // with that M (mexit). The G memory may be reused: no wiring left on it.
+    gp->lockedm = nullptr;
+    gp->lockcount = 0;
+    gp->wired_for_life = gp->wired_altstack = false;
+    gp->wired_children = 0;
+    mp->lockedg = nullptr;
+    mp->dying = true;
+  }
   mp->curg = nullptr;
   m_hold(mp);  // never released by this G: g0 goes on with it
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, gp);
@@ -1104,6 +1214,42 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
 }
 
 G* main_g() { return &main_g_storage; }
+
+void wire_take() {
+  G* gp = get_user_g();
+  if (!gp || !runtime_up) return;
+  if (gp->lockcount++ == 0) {
+    M* mp = gp->m;
+    gp->lockedm = mp;
+    mp->lockedg = gp;
+  }
+}
+
+void wire_drop() {
+  G* gp = get_user_g();
+  if (!gp || !runtime_up) return;
+  if (gp->lockcount == 0) fatal("wire_drop: G is not wired");
+  if (--gp->lockcount == 0) {
+    gp->lockedm->lockedg = nullptr;
+    gp->lockedm = nullptr;
+  }
+}
+
+void wire_for_life() {
+  G* gp = get_user_g();
+  if (!gp || !runtime_up || gp->wired_for_life) return;
+  gp->wired_for_life = true;
+  wire_take();
+}
+
+void wire_after_fork_child(G* gp) {
+  gp->lockcount -= gp->wired_children;
+  gp->wired_children = 0;
+  if (gp->lockcount == 0 && gp->lockedm) {
+    gp->lockedm->lockedg = nullptr;
+    gp->lockedm = nullptr;
+  }
+}
 
 bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf) {
   M* mp = m_of_thread();
@@ -1201,6 +1347,7 @@ void after_fork_child() {
   mp->alllink = nullptr;
   mp->spinning = false;
   mp->nextp = nullptr;
+  mp->nextg = nullptr;
   mp->park.clear();
   sched.allm.store(mp, std::memory_order_relaxed);
   sched.mcount.store(1, std::memory_order_relaxed);

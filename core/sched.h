@@ -128,6 +128,14 @@ struct G {
   // sigsuspend (what it lets through) on its M: a signal among these bits
   // goes to that M with tgkill and the kernel call takes it (sigpend.h).
   std::atomic<uint64_t> sigwait_bits{0};
+  // Wiring (docs/ARCHITECTURE.md, "Wiring"): while lockcount > 0 this G
+  // runs only on lockedm, and that M runs nothing else. All (self): set and
+  // cleared by the G while it runs on that M.
+  M* lockedm = nullptr;
+  uint32_t lockcount = 0;    // reasons held: wire_for_life (one), fork children, altstack
+  bool wired_for_life = false;  // kernel state that never goes back (ptrace, prctl, ...)
+  bool wired_altstack = false;  // a sigaltstack of its own is enabled
+  uint32_t wired_children = 0;  // children forked and not yet reaped by this G
 };
 
 // P status. kPSyscall: its M is in a blocking call (entersyscall) and may be
@@ -162,6 +170,14 @@ struct M {
   P* p = nullptr;             // P held (owner)
   P* nextp = nullptr;         // P handed to this M by startm (set before wake)
   P* oldp = nullptr;          // P it held when it entered a syscall
+  // The G wired to this M (owner: that G, while it runs here), or null. A
+  // wired M runs only that G; while it waits, the M sleeps on `park`
+  // without a P until an M that picked the G hands it one (startlockedm).
+  G* lockedg = nullptr;
+  // A G popped by a direct G-to-G switch that is wired to another M: g0
+  // hands this M's P to that M (m_loop). Owner.
+  G* nextg = nullptr;
+  bool dying = false;         // its wired G exited: the kernel thread ends (m_loop)
   M* schedlink = nullptr;     // idle list (Sched::lock)
   M* alllink = nullptr;       // all Ms, append-only
   Note park;                  // sleeps here when idle
@@ -273,6 +289,18 @@ void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr);
 void ready(G* gp, bool next = true);
 // Gives up the P to any other runnable G; returns false at once if none.
 bool yield();
+
+// Wiring a G to its M (docs/ARCHITECTURE.md, "Wiring"), for state the
+// kernel keeps per kernel thread. Called by the running user G only (others:
+// no-ops). wire_take/wire_drop count reasons; the G is wired while any is
+// held. wire_for_life takes one reason that is never dropped: the G's M
+// exits with it (as natively its kernel thread would), so the state dies
+// with the thread it belongs to.
+void wire_take();
+void wire_drop();
+void wire_for_life();
+// In a child of fork: the children of the parent are not this process's.
+void wire_after_fork_child(G* gp);
 
 // Thread lifecycle (user G or not).
 struct GSpec {

@@ -72,7 +72,10 @@ void sysmon_sleep(int64_t ns) {
 }
 constinit std::atomic<int32_t> g_sysmon_sleeping_long{0};
 
-// Gives pp (just retaken) to an M if it has work, else to the idle list.
+}  // namespace
+
+// Gives pp (just retaken, or released by an M) to an M if it has work, else
+// to the idle list.
 void handoffp(P* pp) {
   if (!pp->runq.empty() || sched.runq_size.load(std::memory_order_relaxed) > 0 ||
       pp->timers.when0.load(std::memory_order_relaxed) != kNever) {
@@ -87,6 +90,8 @@ void handoffp(P* pp) {
   }
   pidleput_for(pp);
 }
+
+namespace {
 
 // What entersyscall does to the P and the G, also done by the signal handler
 // on behalf of a G found blocked in uncovered code. Only this M (or its own
