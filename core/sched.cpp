@@ -58,7 +58,8 @@
 
 namespace mnp {
 
-void handoffp(P* pp);  // syscall.cpp
+void handoffp(P* pp);           // syscall.cpp
+void sysmon_wake_for_newm();    // syscall.cpp
 
 constinit Sched sched;
 constinit bool runtime_up = false;
@@ -294,6 +295,9 @@ void* mstart(void* arg) {
   m_loop(mp);
 }
 
+// Ms a wired M asked for, for sysmon to start (newm).
+constinit std::atomic<M*> g_newm_pending{nullptr};
+
 M* allocm() {
   long r = raw_syscall6(SYS_mmap, 0, sizeof(M), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (r < 0 && r > -4096) fatal("cannot allocate an M");
@@ -322,6 +326,15 @@ void newm(P* pp, bool spinning) {
   else raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&mp->sigmask), 8);
   for (int sig = 1; sig < 65; sig++)
     if (poke_signal_is(sig)) sigdelset(&mp->sigmask, sig);
+  // A new kernel thread inherits its creator's per-thread state (name,
+  // credentials, namespaces, seccomp filters). A wired M may carry its G's:
+  // sysmon, which never runs G code, creates the thread instead.
+  if (M* cur = m_of_thread(); MNP_UNLIKELY(cur && (cur->lockedg || cur->dying))) {
+    M* head = g_newm_pending.load(std::memory_order_relaxed);
+    do mp->newmlink = head; while (!g_newm_pending.compare_exchange_weak(head, mp, std::memory_order_release));
+    sysmon_wake_for_newm();
+    return;
+  }
   if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
 }
 
@@ -1281,6 +1294,16 @@ void ensure_p_if_g() {
 }
 
 void startm_for(P* pp, bool spinning) { startm(pp, spinning); }
+
+void newm_drain() {
+  if (MNP_LIKELY(g_newm_pending.load(std::memory_order_relaxed) == nullptr)) return;
+  M* mp = g_newm_pending.exchange(nullptr, std::memory_order_acquire);
+  while (mp) {
+    M* next = mp->newmlink;
+    if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
+    mp = next;
+  }
+}
 int os_thread_start(void* (*fn)(void*), void* arg) { return os_thread_create ? os_thread_create(fn, arg) : -1; }
 void pidleput_for(P* pp) {
   LockGuard lk(sched.lock);

@@ -178,6 +178,7 @@ struct M {
   // hands this M's P to that M (m_loop). Owner.
   G* nextg = nullptr;
   bool dying = false;         // its wired G exited: the kernel thread ends (m_loop)
+  M* newmlink = nullptr;      // waiting for sysmon to start its thread (newm)
   M* schedlink = nullptr;     // idle list (Sched::lock)
   M* alllink = nullptr;       // all Ms, append-only
   Note park;                  // sleeps here when idle
@@ -352,6 +353,8 @@ inline void ensure_p(G* gp) {
 // ensure_p for a G that may be anything: a user G of a running runtime
 // with no wrapped call in progress takes its P back; others do nothing.
 void ensure_p_if_g();
+// On sysmon: starts the threads of the Ms that wired Ms asked for.
+void newm_drain();
 // Starts the sysmon thread (after the runtime is up).
 void sysmon_start();
 // True on the sysmon thread.

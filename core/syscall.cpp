@@ -352,6 +352,7 @@ void* sysmon_main(void*) {
       struct timespec ts = {0, static_cast<long>(delay)};
       raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
     }
+    newm_drain();
     int64_t now = nanotime();
     trace_tick(now);
     bool busy = retake(now);
@@ -459,6 +460,12 @@ void entersyscall() {
   if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_relaxed)) &&
       g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
     sysmon_wake();
+}
+
+// newm queued an M for sysmon to start: make its next round come soon.
+void sysmon_wake_for_newm() {
+  g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
+  sysmon_wake();
 }
 
 // From a signal handler (netpoll_signal_arrived): async-signal-safe.
