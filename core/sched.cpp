@@ -31,6 +31,13 @@
 // sleeps. Creating or waking a thread then usually finds the spinner already
 // running, and the futex wake-up (a syscall on the readier's critical path)
 // is paid once per spin period instead of once per readied G.
+//
+// Wiring (Go's LockOSThread; docs/ARCHITECTURE.md, "Wiring"). A G that left
+// state on its kernel thread runs only on that M, which runs nothing else:
+// while the G waits, the M sleeps without a P (stoplockedm), and whichever
+// M pops the G hands its P over (startlockedm). Rejected: moving the state
+// with the G (most of it cannot be read back or set for another thread:
+// tracer links, namespaces, seccomp filters) and refusing the calls.
 #include "core/sched.h"
 
 #include <linux/mman.h>

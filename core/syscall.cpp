@@ -22,6 +22,9 @@
 // any syscall. The G, once the call returns, runs on without a P until its
 // next scheduling point, where ensure_p() takes one back.
 //
+// sysmon also starts the threads of Ms that a wired M needs (newm_drain): a
+// thread it creates carries no G's kernel-thread state.
+//
 // sysmon is a kernel thread without a P. It sleeps 20 us between rounds,
 // doubling up to 10 ms after 50 rounds with nothing to do, and entersyscall
 // wakes it when it sleeps long, so a blocked call is noticed within ~20 us.
