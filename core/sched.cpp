@@ -440,7 +440,13 @@ void mpark(M* mp, int64_t until) {
 // On g0 of mp, whose wired G is not running: returns holding a P, with the
 // G runnable and handed over to this M.
 void stoplockedm(M* mp) {
-  if (mp->p) handoffp(releasep(mp));
+  if (P* pp = mp->p) {
+    // Readied onto this P's next already (a park whose commit failed, a
+    // wake-up by a timer of this P): it runs on, with the P.
+    G* nx = pp->runq.next.load(std::memory_order_acquire);
+    if (nx == mp->lockedg && pp->runq.next.compare_exchange_strong(nx, nullptr, std::memory_order_acq_rel)) return;
+    handoffp(releasep(mp));
+  }
   if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // as mpark
   m_release(mp);
   mp->park.sleep();
@@ -909,6 +915,11 @@ void preempt_switch() {
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
   M* mp = gp->m;
   P* pp = mp->p;
+  // A wired G with nothing else to run goes on: the way round through its
+  // M's sleep and another M would only cost two thread switches.
+  if (MNP_UNLIKELY(gp->lockedm != nullptr) && pp->runq.empty() &&
+      sched.runq_size.load(std::memory_order_relaxed) == 0)
+    return;
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   bool inherit;
   if (G* next = next_local_unwired(mp, gp, pp, true, true, &inherit)) {
@@ -1378,6 +1389,7 @@ void after_fork_child() {
   mp->spinning = false;
   mp->nextp = nullptr;
   mp->nextg = nullptr;
+  g_newm_pending.store(nullptr, std::memory_order_relaxed);  // the parent's Ms to be
   mp->park.clear();
   sched.allm.store(mp, std::memory_order_relaxed);
   sched.mcount.store(1, std::memory_order_relaxed);
