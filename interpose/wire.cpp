@@ -126,7 +126,7 @@ bool seccomp_per_thread(long op, long flags) {
 }
 }  // namespace
 
-extern "C" MNP_EXPORT pid_t fork() {
+extern "C" MNP_EXPORT pid_t fork() noexcept {
   G* gp = wiring_g();
   if (!gp) return real_fork();
   wire_take();
@@ -142,6 +142,12 @@ extern "C" MNP_EXPORT pid_t fork() {
   return pid;
 }
 
+// glibc's declaration names an enum before the `...`; on x86_64 it is
+// passed as an int, so va_start works on it (clang warns all the same).
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wvarargs"
+#endif
 extern "C" MNP_EXPORT long ptrace(enum __ptrace_request req, ...) noexcept {
   va_list ap;
   va_start(ap, req);
@@ -154,6 +160,9 @@ extern "C" MNP_EXPORT long ptrace(enum __ptrace_request req, ...) noexcept {
   wire_for_life();
   return real_ptrace(req, pid, addr, data);
 }
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
 
 extern "C" MNP_EXPORT int prctl(int op, ...) noexcept {
   va_list ap;
