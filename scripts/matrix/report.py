@@ -150,10 +150,11 @@ def main():
     ap.add_argument('out')
     ap.add_argument('--bench-tsv')
     ap.add_argument('--elapsed')
-    ap.add_argument('--cases')
     ap.add_argument('--fast', action='store_true')
     args = ap.parse_args()
-    rows = read_tsv(args.tsv)
+    order = ['compress', 'build', 'runtime', 'server', 'database', 'numeric', 'media', 'tools']
+    rows = sorted(read_tsv(args.tsv),
+                  key=lambda r: (order.index(r['kind']) if r['kind'] in order else len(order), r['case']))
     model, cpus, fsgs, now = markdown(rows, args, args.out)
     charts(rows, args, args.out, model, cpus, fsgs, now)
 
