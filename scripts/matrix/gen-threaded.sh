@@ -10,7 +10,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static long total, arrived;
 long result;
-void done(void) { __asm__ volatile("" ::: "memory"); }
+__attribute__((noinline)) void done(void) { __asm__ volatile("" ::: "memory"); }
 static void* work(void* a) {
   long i = (long)a, s = 0;
   for (long k = 0; k < 3000000; k++) s += (k * (i + 1)) % 7;

@@ -61,7 +61,8 @@ def fmt(s):
 def markdown(rows, args, out):
     model, cpus, kernel, glibc, fsgs = machine()
     now = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%d %H:%M UTC')
-    n = {s: sum(1 for r in rows if r['status'] == s) for s in ('PASS', 'FAIL', 'SKIP')}
+    statuses = ['PASS', 'FAIL', 'SKIP'] + sorted({r['status'] for r in rows} - {'PASS', 'FAIL', 'SKIP'})
+    n = {s: sum(1 for r in rows if r['status'] == s) for s in statuses}
     lines = [
         f'# Compatibility matrix{" (fast subset)" if args.fast else ""}',
         '',
@@ -69,7 +70,7 @@ def markdown(rows, args, out):
         f'FSGSBASE: {"yes" if fsgs else "no (every switch between Gs is an arch_prctl system call)"} '
         f'(`grep -cw fsgsbase /proc/cpuinfo` = {fsgs}).',
         '',
-        f'{len(rows)} cases: {n["PASS"]} PASS, {n["FAIL"]} FAIL, {n["SKIP"]} SKIP'
+        f'{len(rows)} cases: ' + ', '.join(f'{n[s]} {s}' for s in statuses if n[s] or s in ('PASS', 'FAIL'))
         + (f'; the run took {args.elapsed} s' if args.elapsed else '') + '. '
         'Each case runs natively, under the shim with the default number of Ps and with '
         '`MNP_PROCS=1`; PASS means exit status and output identical in all three. '

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# cargo build --release --offline -j 4 of a workspace of 6 crates with no
+# Debian's cargo (/usr/bin, not a rustup one earlier in PATH): cargo build
+# --release --offline -j 4 of a workspace of 6 crates with no
 # external dependencies (cargo's job queue threads and jobserver, rustc's own
 # threads), then the program runs.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -34,7 +35,7 @@ R
 }
 workload() {
   cp -a ../ws . && cd ws || return 1
-  CARGO_HOME=$PWD/.cargo mx_exec cargo build -q --release --offline -j 4 >build.log 2>&1 ||
+  PATH=/usr/bin:$PATH CARGO_HOME=$PWD/.cargo mx_exec /usr/bin/cargo build -q --release --offline -j 4 >build.log 2>&1 ||
     { cat build.log >&2; return 1; }
   ./target/release/app
 }
