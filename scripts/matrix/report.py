@@ -93,6 +93,8 @@ def markdown(rows, args, out):
             fmt(r['native']), fmt(r['shim']), fmt(r['shim_1p']), r['unit'], fmt(r['ratio']),
             fmt(r['ratio_1p']), kt, notes]) + ' |')
     lines.append('')
+    if args.note:
+        lines[4:4] = [f'**Note:** {args.note}', '']
     with open(os.path.join(out, 'results.md'), 'w') as f:
         f.write('\n'.join(lines))
     return model, cpus, fsgs, now
@@ -152,6 +154,7 @@ def main():
     ap.add_argument('--bench-tsv')
     ap.add_argument('--elapsed')
     ap.add_argument('--fast', action='store_true')
+    ap.add_argument('--note', help='a sentence printed under the header')
     args = ap.parse_args()
     order = ['compress', 'build', 'runtime', 'server', 'database', 'numeric', 'media', 'tools']
     rows = sorted(read_tsv(args.tsv),

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# numpy on OpenBLAS (pthreads build, OPENBLAS_NUM_THREADS=4): 6 products of
+# Debian's python3 + numpy on OpenBLAS (pthreads build, OPENBLAS_NUM_THREADS=4): 6 products of
 # 600x600 matrices, a solve and an SVD; results are checked against
 # tolerances and printed rounded.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
@@ -21,5 +21,5 @@ print("matmul", f"{float(np.abs(c).sum()):.6e}")
 print(np.show_config.__name__ and "blas", [k for k in np.__config__.__dict__ if 'blas' in k.lower()][:1])
 PY
 }
-workload() { OPENBLAS_NUM_THREADS=4 mx_exec python3 ../t.py; }
+workload() { OPENBLAS_NUM_THREADS=4 mx_exec /usr/bin/python3 ../t.py; }
 mx_main
