@@ -1,5 +1,5 @@
-# scripts/lib/ensure-build.sh — sourced by scripts/mnrun, scripts/bench-compare
-# and scripts/test; not meant to be run.
+# scripts/lib/ensure-build.sh — sourced by scripts/mnrun, scripts/bench-compare,
+# scripts/test, scripts/smoke and scripts/compat-matrix; not meant to be run.
 #
 # Makes sure the Debian packages the build needs are installed and that the
 # build directory is configured and up to date:
