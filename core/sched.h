@@ -119,6 +119,9 @@ struct G {
   // runtime wait began (kSigRan, kSigRanNoRestart: one without SA_RESTART);
   // a semaphore or futex wait decides its EINTR from them (core/sema.cpp).
   uint8_t sig_ran = 0;
+  // (self) Program handlers run on this G, ever (a masked poll-family wait
+  // ends with EINTR when one runs as its mask takes effect: interpose/poll.cpp).
+  uint32_t handlers_run = 0;
   // The cancellable wait this G may sleep in, for pthread_cancel, and the
   // flag its canceller holds while it uses it (core/cancel.h).
   std::atomic<CancelWait*> cancel_wait{nullptr};

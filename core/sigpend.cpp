@@ -60,6 +60,7 @@ void run_one(G* g, int sig, const SigAct& act, siginfo_t* si, void* uc, const si
   g_sigmask_set(g, &during);
   g_load_kmask(g);
   g->sig_ran |= (act.flags & SA_RESTART) ? kSigRan : kSigRan | kSigRanNoRestart;
+  g->handlers_run++;
   int depth = handler_begin(g);
   if (act.flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(act.handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(act.handler)(sig);

@@ -26,6 +26,7 @@
 #include "core/cancel.h"
 #include "core/netpoll.h"
 #include "core/sched.h"
+#include "core/sigpend.h"
 #include "interpose/fdcall.h"
 #include "interpose/real.h"
 #include "interpose/sync.h"
@@ -263,6 +264,32 @@ bool bad_timespec(const struct timespec* ts) {
 
 }  // namespace
 
+namespace {
+// The kernel makes a ppoll/pselect/epoll_pwait mask the thread's own mask
+// for the whole call: a pending signal it unblocks is delivered at once (the
+// handler runs, the call fails with EINTR), and one sent meanwhile can reach
+// the thread. On a G the mask becomes the G's own for the wait, so the idle
+// Ms' kernel mask (what every G blocks, core/sigmask.cpp) lets the signal in
+// too: GNU make blocks SIGCHLD everywhere and waits for it in pselect with
+// it unblocked, and hung for ever while the process-wide SIGCHLD stayed
+// pending in the kernel. The old mask comes back before the call returns.
+template <typename F>
+long with_wait_mask(const sigset_t* mask, const F& wait) {
+  G* g = get_user_g();
+  if (!mask || !g || !runtime_up) return wait();
+  sigset_t was = g->sigmask;
+  uint32_t ran = g->handlers_run;
+  g_sigmask_set(g, mask);
+  g_load_kmask(g);  // the kernel delivers what it unblocked and has pending
+  if (sigpend_any() && (sigset_bits(&was) & ~sigset_bits(&g->sigmask))) sigpend_run(nullptr, nullptr);
+  long r = g->handlers_run != ran ? -long{EINTR} : wait();
+  g_sigmask_set(g, &was);
+  g_load_kmask(g);
+  return r;
+}
+
+}  // namespace
+
 extern "C" {
 
 MNP_EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) noexcept {
@@ -273,7 +300,7 @@ MNP_EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) noexcept {
 MNP_EXPORT int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* mask) noexcept {
   if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_ppoll(fds, n, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
-  return static_cast<int>(raw_to_libc(do_poll(fds, n, deadline_ts(t), mask)));
+  return static_cast<int>(raw_to_libc(with_wait_mask(mask, [&] { return do_poll(fds, n, deadline_ts(t), mask); })));
 }
 
 // _FORTIFY_SOURCE's versions for an array of known size: glibc's check,
@@ -313,7 +340,7 @@ MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct t
   if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_pselect(nfds, r, w, e, t, mask);
   if (nfds > FD_SETSIZE) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
-  return static_cast<int>(raw_to_libc(do_select(nfds, r, w, e, deadline_ts(t), mask)));
+  return static_cast<int>(raw_to_libc(with_wait_mask(mask, [&] { return do_select(nfds, r, w, e, deadline_ts(t), mask); })));
 }
 
 MNP_EXPORT int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout) noexcept {
@@ -323,14 +350,14 @@ MNP_EXPORT int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout
 
 MNP_EXPORT int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) noexcept {
   if (!fd_caller_is_g() || timeout == 0) return real_epoll_pwait(epfd, ev, max, timeout, mask);
-  return static_cast<int>(raw_to_libc(do_epoll(epfd, ev, max, deadline_ms(timeout), mask)));
+  return static_cast<int>(raw_to_libc(with_wait_mask(mask, [&] { return do_epoll(epfd, ev, max, deadline_ms(timeout), mask); })));
 }
 
 MNP_EXPORT int epoll_pwait2(int epfd, struct epoll_event* ev, int max, const struct timespec* t,
                             const sigset_t* mask) noexcept {
   if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_epoll_pwait2(epfd, ev, max, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
-  return static_cast<int>(raw_to_libc(do_epoll(epfd, ev, max, deadline_ts(t), mask)));
+  return static_cast<int>(raw_to_libc(with_wait_mask(mask, [&] { return do_epoll(epfd, ev, max, deadline_ts(t), mask); })));
 }
 
 }  // extern "C"

@@ -150,6 +150,7 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   if (g && runtime_up) g->m->kmask = kKmaskUnknown;
   // In a wrapped call the G has no P: the handler gets one (sched.h).
   int depth = g && runtime_up && !fault ? handler_begin(g) : 0;
+  if (g && runtime_up && !g->is_g0) g->handlers_run++;
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
   if (depth) handler_end(g, depth);

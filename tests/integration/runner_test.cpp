@@ -528,6 +528,11 @@ TEST(ForkLoad, Procs2) { run_case(kForkLoad, 2); }
 TEST(ForkIds, Procs1) { run_case(simple({"fork_ids"}), 1); }
 TEST(ForkIds, Procs2) { run_case(simple({"fork_ids"}), 2); }
 
+// A signal blocked everywhere but opened by the mask of pselect, ppoll or
+// epoll_pwait reaches the waiting thread (GNU make -j; io_pselect_mask.c).
+TEST(IoPselectMask, Procs1) { run_case(simple({"io_pselect_mask"}), 1); }
+TEST(IoPselectMask, Procs2) { run_case(simple({"io_pselect_mask"}), 2); }
+
 // No runtime signal reaches a program across exec (exec_signal.c).
 TEST(ExecSignal, Procs1) { run_case(simple({"exec_signal"}), 1); }
 TEST(ExecSignal, Procs2) { run_case(simple({"exec_signal"}), 2); }
