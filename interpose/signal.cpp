@@ -452,18 +452,31 @@ MNP_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct t
 
 // The G's pending handlers that the temporary mask lets through run at
 // once (EINTR, as natively); the kernel runs what comes during the call.
+// The mask is the G's own while it waits, as the kernel makes it the
+// thread's: a handler the kernel runs meanwhile (on this G's M, or kept by
+// the trampoline for a G that blocks the signal) finds the G letting it
+// through and runs before the call returns. With the G's mask left as it
+// was, a signal the program blocks and sigsuspends for (lbzip2) ended the
+// kernel call but its handler stayed pending, and the program read its
+// flag before the handler had run.
 MNP_EXPORT int sigsuspend(const sigset_t* mask) {
   G* g = get_user_g();
   if (!g || !runtime_up || !mask) return real_sigsuspend(mask);
   uint64_t through = ~sigset_bits(mask) & ~((1ULL << 31) | (1ULL << 32));
+  sigset_t was = g->sigmask;
+  uint32_t ran = g->handlers_run;
   g->sigwait_bits.store(through, std::memory_order_seq_cst);
-  if (sigpend_bits_for(g) & through) {
-    sigpend_run(nullptr, mask);
-    g->sigwait_bits.store(0, std::memory_order_release);
-    errno = EINTR;
-    return -1;
-  }
-  return sigwait_call(g, real_sigsuspend.get(), mask);
+  g_sigmask_set(g, mask);
+  g_load_kmask(g);  // the kernel delivers what it unblocked and has pending
+  int r = -1;
+  if (g->handlers_run == ran && !(sigpend_bits_for(g) & through)) r = sigwait_call(g, real_sigsuspend.get(), mask);
+  int e = errno;
+  g->sigwait_bits.store(0, std::memory_order_release);
+  if (sigpend_any()) sigpend_run(nullptr, nullptr);  // kept for this G meanwhile, under the call's mask
+  g_sigmask_set(g, &was);
+  g_load_kmask(g);
+  errno = r == -1 && g->handlers_run != ran ? EINTR : e;
+  return r;
 }
 
 }  // extern "C"

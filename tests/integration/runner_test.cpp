@@ -533,6 +533,11 @@ TEST(ForkIds, Procs2) { run_case(simple({"fork_ids"}), 2); }
 TEST(IoPselectMask, Procs1) { run_case(simple({"io_pselect_mask"}), 1); }
 TEST(IoPselectMask, Procs2) { run_case(simple({"io_pselect_mask"}), 2); }
 
+// sigsuspend returns only after the handler of the signal that ended it
+// ran (lbzip2; sig_suspend_flag.c).
+TEST(SigSuspendFlag, Procs1) { run_case(simple({"sig_suspend_flag"}), 1); }
+TEST(SigSuspendFlag, Procs2) { run_case(simple({"sig_suspend_flag"}), 2); }
+
 // No runtime signal reaches a program across exec (exec_signal.c).
 TEST(ExecSignal, Procs1) { run_case(simple({"exec_signal"}), 1); }
 TEST(ExecSignal, Procs2) { run_case(simple({"exec_signal"}), 2); }
