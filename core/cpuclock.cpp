@@ -28,8 +28,8 @@
 //
 // The error this leaves. The credit of a switch is exact up to the time
 // its M lost the CPU without the runtime seeing it (the kernel preempting
-// the M, a runtime Lock slept on, a wrapped call shorter than
-// kLongSyscallTsc) inside one estimated stretch, so at most kEstimateNs per
+// the M, a runtime Lock slept on, a wrapped call that sysmon did not see
+// last a whole round: P::syscall_long) inside one estimated stretch, so at most kEstimateNs per
 // switch and in practice the length of such a stall. A stretch ended by a
 // real reading is never over-credited: its start was estimated from above,
 // and a negative credit counts as 0. A G's clock never goes backwards.

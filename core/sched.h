@@ -174,6 +174,7 @@ struct P {
   TimerHeap timers;      // its own lock
   std::atomic<uint32_t> syscalltick{0};  // owner: bumped on every entersyscall
   uint32_t sysmon_tick = 0;              // sysmon: syscalltick seen last round
+  std::atomic<bool> syscall_long{false};  // sysmon sets: its call outlived a round; exitsyscall clears
   int64_t sysmon_when = 0;               // sysmon: when it saw it
   uint32_t sysmon_sched = 0;             // sysmon: schedtick seen last round
   M* sysmon_m = nullptr;                 // sysmon: owner seen last round
@@ -204,7 +205,7 @@ struct M {
   int64_t cpu_base = 0;
   int64_t cpu_wall = 0;
   bool cpu_valid = false;
-  uint64_t sys_tsc = 0;
+
   sigset_t sigmask = {};           // the mask it starts with (set by newm, before the thread exists)
   // The kernel mask of its thread now (bit sig-1), or kKmaskUnknown: written
   // by the thread itself only. A G switch costs an rt_sigprocmask only when

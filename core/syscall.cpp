@@ -102,13 +102,11 @@ void mark_in_syscall(M* mp, G* gp) {
   mp->oldp = pp;
   mp->p = nullptr;
   pp->m = nullptr;
-  mp->sys_tsc = __builtin_ia32_rdtsc();  // a long call makes the CPU clock base stale (exitsyscall_fast)
   gp->status.store(kGSyscall, std::memory_order_relaxed);
   pp->status.store(kPSyscall, std::memory_order_release);
 }
 
 constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
-constexpr uint64_t kLongSyscallTsc = 1 << 16;  // TSC ticks: ~20 us at 3 GHz
 constexpr int64_t kPokeGapMaxNs = 1000 * 1000;
 constinit int g_poke_signal = SIGURG;
 
@@ -334,7 +332,10 @@ bool retake(int64_t now) {
       pp->sysmon_when = now;
       continue;
     }
-    // Same syscall as last round. Leave it alone if it has nothing queued
+    // Same syscall as last round: its M may be asleep in the kernel
+    // (exitsyscall_fast then refreshes the M's CPU clock base).
+    pp->syscall_long.store(true, std::memory_order_relaxed);
+    // Leave it alone if it has nothing queued
     // and others are idle anyway, unless it has been 10 ms.
     if (pp->runq.empty() && sched.nmspinning.load() + sched.npidle.load() > 0 &&
         now - pp->sysmon_when < kSysmonMaxNs)
@@ -600,19 +601,24 @@ void exitsyscall() {
 
 bool exitsyscall_fast(G* gp) {
   M* mp = gp->m;
-  // Slept in the kernel, perhaps: the M's CPU clock no longer follows wall
-  // time since its base (cpuclock.cpp). Shorter calls cannot have slept long.
-  if (__builtin_ia32_rdtsc() - mp->sys_tsc > kLongSyscallTsc) cpu_stale(mp);
   P* pp = mp->oldp;
   mp->oldp = nullptr;
   uint32_t s = kPSyscall;
   if (MNP_LIKELY(pp->status.compare_exchange_strong(s, kPRunning, std::memory_order_acq_rel))) {
+    // sysmon saw this call last a whole round: the M may have slept in the
+    // kernel, and its CPU clock no longer follows wall time since its base
+    // (cpuclock.cpp). Shorter sleeps stay within the estimate's 1 ms.
+    if (MNP_UNLIKELY(pp->syscall_long.load(std::memory_order_relaxed))) {
+      pp->syscall_long.store(false, std::memory_order_relaxed);
+      cpu_stale(mp);
+    }
     pp->m = mp;
     mp->p = pp;
     gp->status.store(kGRunning, std::memory_order_relaxed);
     return true;
   }
-  // Retaken: any idle P will do.
+  // Retaken: any idle P will do. The call lasted a sysmon round at least.
+  cpu_stale(mp);
   if (P* p2 = pidleget_for()) {
     p2->m = mp;
     mp->p = p2;
