@@ -50,8 +50,7 @@ int guarded(const F& f) {
   return r;
 }
 
-// Collects the arguments after arg0 up to the terminating null pointer;
-// *rest is left at the argument after it (execle's envp).
+// Counts arg0 and the arguments after it up to the terminating null.
 size_t count_list(const char* arg0, va_list ap) {
   size_t n = 1;
   if (arg0)
@@ -94,38 +93,32 @@ MNP_EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* c
   return guarded([&] { return real_execveat(dirfd, path, argv, envp, flags); });
 }
 
+// The list forms' argument vector, on the caller's stack: va_start and
+// alloca must both run in the variadic function itself, hence a macro. It
+// leaves `ap` open just after the terminating null (execle's envp).
+#define MNP_LIST_ARGV(argv, arg0)                                            \
+  va_list ap;                                                                \
+  va_start(ap, arg0);                                                        \
+  size_t n_ = count_list(arg0, ap);                                          \
+  va_end(ap);                                                                \
+  auto** argv = static_cast<char**>(__builtin_alloca((n_ + 1) * sizeof(char*))); \
+  va_start(ap, arg0);                                                        \
+  fill_list(argv, n_, arg0, ap)
+
 MNP_EXPORT int execl(const char* path, const char* arg, ...) noexcept {
-  va_list ap;
-  va_start(ap, arg);
-  size_t n = count_list(arg, ap);
-  va_end(ap);
-  auto** argv = static_cast<char**>(__builtin_alloca((n + 1) * sizeof(char*)));
-  va_start(ap, arg);
-  fill_list(argv, n, arg, ap);
+  MNP_LIST_ARGV(argv, arg);
   va_end(ap);
   return execv(path, argv);
 }
 
 MNP_EXPORT int execlp(const char* file, const char* arg, ...) noexcept {
-  va_list ap;
-  va_start(ap, arg);
-  size_t n = count_list(arg, ap);
-  va_end(ap);
-  auto** argv = static_cast<char**>(__builtin_alloca((n + 1) * sizeof(char*)));
-  va_start(ap, arg);
-  fill_list(argv, n, arg, ap);
+  MNP_LIST_ARGV(argv, arg);
   va_end(ap);
   return execvp(file, argv);
 }
 
 MNP_EXPORT int execle(const char* path, const char* arg, ...) noexcept {
-  va_list ap;
-  va_start(ap, arg);
-  size_t n = count_list(arg, ap);
-  va_end(ap);
-  auto** argv = static_cast<char**>(__builtin_alloca((n + 1) * sizeof(char*)));
-  va_start(ap, arg);
-  fill_list(argv, n, arg, ap);
+  MNP_LIST_ARGV(argv, arg);
   char* const* envp = va_arg(ap, char* const*);
   va_end(ap);
   return execve(path, argv, envp);
