@@ -473,8 +473,10 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
   int e = errno;
   g->sigwait_bits.store(0, std::memory_order_release);
   if (sigpend_any()) sigpend_run(nullptr, nullptr);  // kept for this G meanwhile, under the call's mask
+  uint64_t during = sigset_bits(&g->sigmask);
   g_sigmask_set(g, &was);
   g_load_kmask(g);
+  if (sigpend_any() && (during & ~sigset_bits(&was))) sigpend_run(nullptr, nullptr);
   errno = r == -1 && g->handlers_run != ran ? EINTR : e;
   return r;
 }
