@@ -1046,9 +1046,9 @@ void exit_commit_cb(void* a) {
 }  // namespace
 
 // glibc's malloc-cache slots in a thread's static TLS are found on a fresh
-// TCB (core/tcb.h); the first pthread_create does it, so a process that
-// never makes a thread never pays for the probe's stack, TCB and the malloc
-// arena glibc creates for its first malloc.
+// TCB (core/tcb.h), at start-up. Tried on the first pthread_create instead
+// (to spare one-thread processes the probe's stack, TCB and malloc arena),
+// it made numpy on OpenBLAS hang; not understood yet.
 namespace {
 constinit Lock g_probe_lock;
 constinit std::atomic<bool> g_malloc_probed{false};
@@ -1087,7 +1087,6 @@ void probe_malloc_slots_once() {
 int newproc(const GSpec& spec, G** out) {
   ErrnoKeeper keep_errno;  // gmem_alloc and tcb_reinit call into libc
   preempt_setup();  // the second thread: preemption may matter from now on
-  probe_malloc_slots_once();
   const Config& cfg = config();
   size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
   size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
@@ -1398,6 +1397,8 @@ bool sched_init_main() {
   m0->g0.stack_size = sys->stack_size;
   gmem_set_tls_g_at(sys->tcb, &m0->g0);
   ctx_make(&m0->g0.ctx, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, m0);
+
+  probe_malloc_slots_once();
 
   // The main G.
   G* mg = &main_g_storage;
