@@ -240,6 +240,17 @@ inline void g_load_kmask(G* gp) {
 void g_sigmask_init(G* gp, const sigset_t* view);
 void g_sigmask_set(G* gp, const sigset_t* view);
 void g_sigmask_drop(G* gp);
+// A call that takes a mask for its duration (ppoll, pselect, epoll_pwait,
+// sigsuspend): the kernel makes it the thread's mask for the call, so it is
+// the G's. begin sets it and runs what it unblocks (true: a handler ran as
+// it took effect, the call ends with EINTR); end puts the old mask back and
+// runs what the call's mask held back and the old one lets through.
+struct CallMask {
+  sigset_t was;
+  uint32_t ran;  // G::handlers_run at begin
+};
+bool g_call_mask_begin(G* gp, const sigset_t* view, CallMask* cm);
+void g_call_mask_end(G* gp, const CallMask& cm);
 inline bool g_blocks(const G* gp, int sig) { return (gp->sigmask.__val[0] >> (sig - 1)) & 1; }
 // What an M between Gs blocks: the signals every live G blocks (so that
 // the kernel picks it for no signal that natively would stay pending).

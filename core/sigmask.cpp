@@ -27,6 +27,7 @@
 
 #include "core/base.h"
 #include "core/sched.h"
+#include "core/sigpend.h"
 
 namespace mnp {
 
@@ -79,6 +80,22 @@ void g_sigmask_set(G* gp, const sigset_t* view) {
   uint64_t now = sigset_bits(&gp->sigmask);
   count(now & ~was, 1);
   count(was & ~now, -1);
+}
+
+bool g_call_mask_begin(G* gp, const sigset_t* view, CallMask* cm) {
+  cm->was = gp->sigmask;
+  cm->ran = gp->handlers_run;
+  g_sigmask_set(gp, view);
+  g_load_kmask(gp);  // the kernel delivers what it unblocked and has pending
+  if (sigpend_any() && (sigset_bits(&cm->was) & ~sigset_bits(&gp->sigmask))) sigpend_run(nullptr, nullptr);
+  return gp->handlers_run != cm->ran;
+}
+
+void g_call_mask_end(G* gp, const CallMask& cm) {
+  uint64_t during = sigset_bits(&gp->sigmask);
+  g_sigmask_set(gp, &cm.was);
+  g_load_kmask(gp);
+  if (sigpend_any() && (during & ~sigset_bits(&cm.was))) sigpend_run(nullptr, nullptr);
 }
 
 void g_sigmask_drop(G* gp) {

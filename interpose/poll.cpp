@@ -277,21 +277,11 @@ template <typename F>
 long with_wait_mask(const sigset_t* mask, const F& wait) {
   G* g = get_user_g();
   if (!mask || !g || !runtime_up) return wait();
-  sigset_t was = g->sigmask;
-  uint32_t ran = g->handlers_run;
-  g_sigmask_set(g, mask);
-  g_load_kmask(g);  // the kernel delivers what it unblocked and has pending
-  if (sigpend_any() && (sigset_bits(&was) & ~sigset_bits(&g->sigmask))) sigpend_run(nullptr, nullptr);
-  long r = g->handlers_run != ran ? -long{EINTR} : wait();
-  uint64_t during = sigset_bits(&g->sigmask);
-  g_sigmask_set(g, &was);
-  g_load_kmask(g);
-  // What the call's mask held back and the old one lets through runs now,
-  // as the kernel delivers it when the call puts the old mask back.
-  if (sigpend_any() && (during & ~sigset_bits(&was))) sigpend_run(nullptr, nullptr);
+  CallMask cm;
+  long r = g_call_mask_begin(g, mask, &cm) ? -long{EINTR} : wait();
+  g_call_mask_end(g, cm);
   return r;
 }
-
 }  // namespace
 
 extern "C" {

@@ -463,21 +463,18 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
   G* g = get_user_g();
   if (!g || !runtime_up || !mask) return real_sigsuspend(mask);
   uint64_t through = ~sigset_bits(mask) & ~((1ULL << 31) | (1ULL << 32));
-  sigset_t was = g->sigmask;
-  uint32_t ran = g->handlers_run;
+  CallMask cm;
+  bool ran = g_call_mask_begin(g, mask, &cm);
+  // Set before the look at the pending slots: a sender that finds no flag
+  // leaves a slot, which the look sees (sigwait_begin).
   g->sigwait_bits.store(through, std::memory_order_seq_cst);
-  g_sigmask_set(g, mask);
-  g_load_kmask(g);  // the kernel delivers what it unblocked and has pending
   int r = -1;
-  if (g->handlers_run == ran && !(sigpend_bits_for(g) & through)) r = sigwait_call(g, real_sigsuspend.get(), mask);
+  if (!ran && !(sigpend_bits_for(g) & through)) r = sigwait_call(g, real_sigsuspend.get(), mask);
   int e = errno;
   g->sigwait_bits.store(0, std::memory_order_release);
   if (sigpend_any()) sigpend_run(nullptr, nullptr);  // kept for this G meanwhile, under the call's mask
-  uint64_t during = sigset_bits(&g->sigmask);
-  g_sigmask_set(g, &was);
-  g_load_kmask(g);
-  if (sigpend_any() && (during & ~sigset_bits(&was))) sigpend_run(nullptr, nullptr);
-  errno = r == -1 && g->handlers_run != ran ? EINTR : e;
+  g_call_mask_end(g, cm);
+  errno = r == -1 && g->handlers_run != cm.ran ? EINTR : e;
   return r;
 }
 
