@@ -31,6 +31,13 @@
 // sleeps. Creating or waking a thread then usually finds the spinner already
 // running, and the futex wake-up (a syscall on the readier's critical path)
 // is paid once per spin period instead of once per readied G.
+//
+// Wiring (Go's LockOSThread; docs/ARCHITECTURE.md, "Wiring"). A G that left
+// state on its kernel thread runs only on that M, which runs nothing else:
+// while the G waits, the M sleeps without a P (stoplockedm), and whichever
+// M pops the G hands its P over (startlockedm). Rejected: moving the state
+// with the G (most of it cannot be read back or set for another thread:
+// tracer links, namespaces, seccomp filters) and refusing the calls.
 #include "core/sched.h"
 
 #include <linux/mman.h>
@@ -58,6 +65,9 @@
 #include "core/tcb.h"
 
 namespace mnp {
+
+void handoffp(P* pp);           // syscall.cpp
+void sysmon_wake_for_newm();    // syscall.cpp
 
 constinit Sched sched;
 constinit bool runtime_up = false;
@@ -311,6 +321,9 @@ void* mstart(void* arg) {
   m_loop(mp);
 }
 
+// Ms a wired M asked for, for sysmon to start (newm).
+constinit std::atomic<M*> g_newm_pending{nullptr};
+
 M* allocm() {
   long r = raw_syscall6(SYS_mmap, 0, sizeof(M), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (r < 0 && r > -4096) fatal("cannot allocate an M");
@@ -339,6 +352,15 @@ void newm(P* pp, bool spinning) {
   else raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&mp->sigmask), 8);
   for (int sig = 1; sig < 65; sig++)
     if (poke_signal_is(sig)) sigdelset(&mp->sigmask, sig);
+  // A new kernel thread inherits its creator's per-thread state (name,
+  // credentials, namespaces, seccomp filters). A wired M may carry its G's:
+  // sysmon, which never runs G code, creates the thread instead.
+  if (M* cur = m_of_thread(); MNP_UNLIKELY(cur && (cur->lockedg || cur->dying))) {
+    M* head = g_newm_pending.load(std::memory_order_relaxed);
+    do mp->newmlink = head; while (!g_newm_pending.compare_exchange_weak(head, mp, std::memory_order_release));
+    sysmon_wake_for_newm();
+    return;
+  }
   if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
 }
 
@@ -423,6 +445,67 @@ void mpark(M* mp, int64_t until) {
   P* pp = mp->nextp;
   mp->nextp = nullptr;
   acquirep(mp, pp);
+}
+
+// ---- wiring (docs/ARCHITECTURE.md, "Wiring") ----------------------------------
+//
+// A wired M runs its G and nothing else. When the G stops running (park,
+// yield, preemption, a syscall return without a P) the M comes back to g0,
+// gives its P to another M (handoffp), and sleeps on its note, on no idle
+// list. Whatever M later pops the G from a run queue does not run it: it
+// hands its own P to the wired M (startlockedm) and goes idle. The note
+// allows one wake-up per sleep, and exactly one M pops a runnable G, so the
+// hand-over cannot be doubled; a hand-over that comes before the wired M
+// sleeps finds the note set and costs no sleep.
+
+// On g0 of mp, whose wired G is not running: returns holding a P, with the
+// G runnable and handed over to this M.
+void stoplockedm(M* mp) {
+  if (P* pp = mp->p) {
+    // Readied onto this P's next already (a park whose commit failed, a
+    // wake-up by a timer of this P): it runs on, with the P.
+    G* nx = pp->runq.next.load(std::memory_order_acquire);
+    if (nx == mp->lockedg && pp->runq.next.compare_exchange_strong(nx, nullptr, std::memory_order_acq_rel)) return;
+    handoffp(releasep(mp));
+  }
+  if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // as mpark
+  m_release(mp);
+  mp->park.sleep();
+  m_hold(mp);
+  mp->park.clear();
+  P* pp = mp->nextp;
+  mp->nextp = nullptr;
+  acquirep(mp, pp);
+}
+
+// On g0 of mp: gp was popped here but is wired to another M. Gives that M
+// this M's P; mp is left without one (m_loop puts it on the idle list).
+void startlockedm(M* mp, G* gp) {
+  M* lm = gp->lockedm;
+  P* pp = releasep(mp);
+  CHECK(lm != mp && lm->nextp == nullptr);
+  lm->nextp = pp;
+  lm->park.wakeup();
+}
+
+// On g0 of mp, whose wired G has exited: the kernel state the G left on
+// this thread (a tracer's tracees, namespaces, credentials, a name) goes
+// with the thread, as natively. M0, the process's initial thread, stays
+// (its exit would make the process look dead to the tools that watch its
+// leader): it sleeps for good.
+[[noreturn]] void mexit(M* mp) {
+  if (mp->p) handoffp(releasep(mp));
+  sigset_t all;
+  sigfillset(&all);
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
+  if (mp != &m0_storage) {
+    mp->tid = 0;  // m_by_tid must not find it; a new thread may reuse the id
+    for (;;) raw_syscall(SYS_exit, 0);
+  }
+  for (;;) {
+    struct timespec ts = {3600, 0};
+    raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+  }
 }
 
 }  // namespace
@@ -662,6 +745,17 @@ void execute(M* mp, G* gp, bool inherit) {
 
 void m_loop(M* mp) {
   for (;;) {
+    if (MNP_UNLIKELY(mp->lockedg || mp->nextg || mp->dying)) {
+      if (mp->dying) mexit(mp);
+      if (G* gp = mp->lockedg) {
+        stoplockedm(mp);
+        execute(mp, gp, false);
+        continue;
+      }
+      G* gp = mp->nextg;  // wired elsewhere, popped by park/yield/preempt here
+      mp->nextg = nullptr;
+      startlockedm(mp, gp);
+    }
     while (!mp->p) {  // came back from a syscall without a P
       {
         LockGuard lk(sched.lock);
@@ -672,6 +766,10 @@ void m_loop(M* mp) {
     bool inherit;
     G* gp = find_runnable(mp, &inherit);
     if (mp->spinning) resetspinning(mp);
+    if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
+      startlockedm(mp, gp);
+      continue;
+    }
     execute(mp, gp, inherit);
   }
 }
@@ -760,6 +858,19 @@ inline bool take_preempt(G* gp) {
   return true;
 }
 
+// next_local for a direct switch from gp on mp: none when gp is wired (its
+// M runs nothing else); a popped G wired to another M is left in M::nextg
+// for g0 to hand over (m_loop), and the caller switches to g0.
+inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_over, bool* inherit) {
+  if (MNP_UNLIKELY(gp->lockedm != nullptr)) return nullptr;
+  G* next = next_local(pp, run_timers, slice_over, inherit);
+  if (MNP_UNLIKELY(next != nullptr && next->lockedm != nullptr)) {
+    mp->nextg = next;
+    return nullptr;
+  }
+  return next;
+}
+
 inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg) {
   set_status_or_die(next, kGRunnable, kGRunning);
   next->m = mp;
@@ -800,7 +911,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   P* pp = mp->p;
   SwitchArgs sa{gp, commit, arg, pp};
   bool inherit;
-  if (G* next = next_local(pp, false, take_preempt(gp), &inherit)) {
+  if (G* next = next_local_unwired(mp, gp, pp, false, take_preempt(gp), &inherit)) {
     switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
@@ -827,9 +938,16 @@ void preempt_switch() {
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
+  // A wired G with nothing else to run goes on: the way round through its
+  // M's sleep and another M would only cost two thread switches.
+  if (MNP_UNLIKELY(gp->lockedm != nullptr) && pp->runq.empty() &&
+      sched.runq_size.load(std::memory_order_relaxed) == 0) {
+    m_release(mp);
+    return;
+  }
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   bool inherit;
-  if (G* next = next_local(pp, true, true, &inherit)) {
+  if (G* next = next_local_unwired(mp, gp, pp, true, true, &inherit)) {
     switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa);
   } else {
     mp->curg = nullptr;
@@ -844,6 +962,19 @@ bool yield() {
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   bool inherit;
+  SwitchArgs sa{gp, nullptr, nullptr, pp};
+  if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
+    // A wired G cannot switch to another G on its M: if anything else could
+    // run, it goes to the tail and its M hands the P over (m_loop).
+    take_preempt(gp);
+    if (pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0) {
+      m_release(mp);
+      return false;
+    }
+    mp->curg = nullptr;
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa);
+    return true;
+  }
   G* next = next_local(pp, true, take_preempt(gp), &inherit);
   if (!next && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
@@ -854,7 +985,12 @@ bool yield() {
     m_release(mp);
     return false;
   }
-  SwitchArgs sa{gp, nullptr, nullptr, pp};
+  if (MNP_UNLIKELY(next->lockedm != nullptr)) {
+    mp->nextg = next;
+    mp->curg = nullptr;
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa);
+    return true;
+  }
   switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa);
   return true;
 }
@@ -1191,6 +1327,16 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   }
   ensure_p(gp);
   M* mp = gp->m;
+  if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
+    // Natively the kernel thread ends here; what the G left on its M ends
+    // with that M (mexit). The G memory may be reused: no wiring left on it.
+    gp->lockedm = nullptr;
+    gp->lockcount = 0;
+    gp->wired_for_life = gp->wired_altstack = false;
+    gp->wired_children = 0;
+    mp->lockedg = nullptr;
+    mp->dying = true;
+  }
   mp->curg = nullptr;
   m_hold(mp);  // never released by this G: g0 goes on with it
   cpu_switch(mp, gp, nullptr);
@@ -1199,6 +1345,42 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
 }
 
 G* main_g() { return &main_g_storage; }
+
+void wire_take() {
+  G* gp = get_user_g();
+  if (!gp || !runtime_up) return;
+  if (gp->lockcount++ == 0) {
+    M* mp = gp->m;
+    gp->lockedm = mp;
+    mp->lockedg = gp;
+  }
+}
+
+void wire_drop() {
+  G* gp = get_user_g();
+  if (!gp || !runtime_up) return;
+  if (gp->lockcount == 0) fatal("wire_drop: G is not wired");
+  if (--gp->lockcount == 0) {
+    gp->lockedm->lockedg = nullptr;
+    gp->lockedm = nullptr;
+  }
+}
+
+void wire_for_life() {
+  G* gp = get_user_g();
+  if (!gp || !runtime_up || gp->wired_for_life) return;
+  gp->wired_for_life = true;
+  wire_take();
+}
+
+void wire_after_fork_child(G* gp) {
+  gp->lockcount -= gp->wired_children;
+  gp->wired_children = 0;
+  if (gp->lockcount == 0 && gp->lockedm) {
+    gp->lockedm->lockedg = nullptr;
+    gp->lockedm = nullptr;
+  }
+}
 
 bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf) {
   M* mp = m_of_thread();
@@ -1230,6 +1412,16 @@ void ensure_p_if_g() {
 }
 
 void startm_for(P* pp, bool spinning) { startm(pp, spinning); }
+
+void newm_drain() {
+  if (MNP_LIKELY(g_newm_pending.load(std::memory_order_relaxed) == nullptr)) return;
+  M* mp = g_newm_pending.exchange(nullptr, std::memory_order_acquire);
+  while (mp) {
+    M* next = mp->newmlink;
+    if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
+    mp = next;
+  }
+}
 int os_thread_start(void* (*fn)(void*), void* arg) { return os_thread_create ? os_thread_create(fn, arg) : -1; }
 void pidleput_for(P* pp) {
   LockGuard lk(sched.lock);
@@ -1297,6 +1489,8 @@ void after_fork_child() {
   mp->alllink = nullptr;
   mp->spinning = false;
   mp->nextp = nullptr;
+  mp->nextg = nullptr;
+  g_newm_pending.store(nullptr, std::memory_order_relaxed);  // the parent's Ms to be
   mp->park.clear();
   sched.allm.store(mp, std::memory_order_relaxed);
   sched.mcount.store(1, std::memory_order_relaxed);

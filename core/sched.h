@@ -152,6 +152,14 @@ struct G {
   // pending for this G bumps the fd's netpoll words (sig_send_to_g).
   std::atomic<int> sigfd_fd{-1};
   std::atomic<uint64_t> sigfd_mask{0};
+  // Wiring (docs/ARCHITECTURE.md, "Wiring"): while lockcount > 0 this G
+  // runs only on lockedm, and that M runs nothing else. All (self): set and
+  // cleared by the G while it runs on that M.
+  M* lockedm = nullptr;
+  uint32_t lockcount = 0;    // reasons held: wire_for_life (one), fork children, altstack
+  bool wired_for_life = false;  // kernel state that never goes back (ptrace, prctl, ...)
+  bool wired_altstack = false;  // a sigaltstack of its own is enabled
+  uint32_t wired_children = 0;  // children forked and not yet reaped by this G
 };
 
 constexpr uint8_t kSigRan = 1, kSigRanNoRestart = 2;
@@ -189,6 +197,15 @@ struct M {
   P* p = nullptr;             // P held (owner)
   P* nextp = nullptr;         // P handed to this M by startm (set before wake)
   P* oldp = nullptr;          // P it held when it entered a syscall
+  // The G wired to this M (owner: that G, while it runs here), or null. A
+  // wired M runs only that G; while it waits, the M sleeps on `park`
+  // without a P until an M that picked the G hands it one (startlockedm).
+  G* lockedg = nullptr;
+  // A G popped by a direct G-to-G switch that is wired to another M: g0
+  // hands this M's P to that M (m_loop). Owner.
+  G* nextg = nullptr;
+  bool dying = false;         // its wired G exited: the kernel thread ends (m_loop)
+  M* newmlink = nullptr;      // waiting for sysmon to start its thread (newm)
   M* schedlink = nullptr;     // idle list (Sched::lock)
   M* alllink = nullptr;       // all Ms, append-only
   Note park;                  // sleeps here when idle
@@ -319,6 +336,18 @@ void ready(G* gp, bool next = true);
 // Gives up the P to any other runnable G; returns false at once if none.
 bool yield();
 
+// Wiring a G to its M (docs/ARCHITECTURE.md, "Wiring"), for state the
+// kernel keeps per kernel thread. Called by the running user G only (others:
+// no-ops). wire_take/wire_drop count reasons; the G is wired while any is
+// held. wire_for_life takes one reason that is never dropped: the G's M
+// exits with it (as natively its kernel thread would), so the state dies
+// with the thread it belongs to.
+void wire_take();
+void wire_drop();
+void wire_for_life();
+// In a child of fork: the children of the parent are not this process's.
+void wire_after_fork_child(G* gp);
+
 // Thread lifecycle (user G or not).
 struct GSpec {
   void* (*fn)(void*);
@@ -380,6 +409,8 @@ inline void ensure_p(G* gp) {
 // ensure_p for a G that may be anything: a user G of a running runtime
 // with no wrapped call in progress takes its P back; others do nothing.
 void ensure_p_if_g();
+// On sysmon: starts the threads of the Ms that wired Ms asked for.
+void newm_drain();
 // Starts the sysmon thread (after the runtime is up).
 void sysmon_start();
 // True on the sysmon thread.

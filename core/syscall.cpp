@@ -22,6 +22,9 @@
 // any syscall. The G, once the call returns, runs on without a P until its
 // next scheduling point, where ensure_p() takes one back.
 //
+// sysmon also starts the threads of Ms that a wired M needs (newm_drain): a
+// thread it creates carries no G's kernel-thread state.
+//
 // sysmon is a kernel thread without a P. It sleeps 20 us between rounds,
 // doubling up to 10 ms after 50 rounds with nothing to do, and entersyscall
 // wakes it when it sleeps long, so a blocked call is noticed within ~20 us.
@@ -76,7 +79,10 @@ void sysmon_sleep(int64_t ns) {
 }
 constinit std::atomic<int32_t> g_sysmon_sleeping_long{0};
 
-// Gives pp (just retaken) to an M if it has work, else to the idle list.
+}  // namespace
+
+// Gives pp (just retaken, or released by an M) to an M if it has work, else
+// to the idle list.
 void handoffp(P* pp) {
   if (!pp->runq.empty() || sched.runq_size.load(std::memory_order_relaxed) > 0 ||
       pp->timers.when0.load(std::memory_order_relaxed) != kNever) {
@@ -91,6 +97,8 @@ void handoffp(P* pp) {
   }
   pidleput_for(pp);
 }
+
+namespace {
 
 // What entersyscall does to the P and the G, also done by the signal handler
 // on behalf of a G found blocked in uncovered code. Only this M (or its own
@@ -389,6 +397,7 @@ void* sysmon_main(void*) {
       struct timespec ts = {0, static_cast<long>(delay)};
       raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
     }
+    newm_drain();
     int64_t now = nanotime();
     gmem_reclaim();
     trace_tick(now);
@@ -560,6 +569,12 @@ int handler_begin(G* gp) {
 
 void handler_end(G* gp, int depth) {
   if (depth != 0) enter_marked(gp, depth);
+}
+
+// newm queued an M for sysmon to start: make its next round come soon.
+void sysmon_wake_for_newm() {
+  g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
+  sysmon_wake();
 }
 
 // From a signal handler (netpoll_signal_arrived): async-signal-safe.

@@ -169,5 +169,6 @@ extern "C" MNP_EXPORT long syscall(long number, ...) noexcept {
   }
   const long args[6] = {a1, a2, a3, a4, a5, a6};
   if (long r; tid_syscall(number, args, &r)) return r;  // thread ids of Gs (tid.cpp)
+  if (long r; wire_syscall(number, args, &r)) return r;  // per-thread kernel state (wire.cpp)
   return real_syscall(number, a1, a2, a3, a4, a5, a6);
 }

@@ -16,6 +16,8 @@
 #pragma once
 
 #include <dlfcn.h>
+#include <signal.h>
+#include <sys/types.h>
 
 #include <atomic>
 #include <utility>
@@ -77,5 +79,11 @@ int signal_g(G* t, int sig);
 // syscall(nr, a[0..5]) when nr takes a thread id and it is a G's (or nr is
 // gettid on a G): true, with the result (-1 and errno on failure) in *ret.
 bool tid_syscall(long nr, const long* a, long* ret);
+// syscall(nr, a[0..5]) of a call that leaves state on the kernel thread
+// (wire.cpp): wires the G; true when it also made the call (result in *ret).
+bool wire_syscall(long nr, const long* a, long* ret);
+// After a wait-family call: a child reaped ends one fork's wiring (wire.cpp).
+void wire_note_wait(pid_t r, const int* status);
+void wire_note_waitid(int r, const siginfo_t* si, int options);
 
 }  // namespace mnp

@@ -144,10 +144,6 @@ inline R handoff_block(R (*f)(A...), A... a) {
   X(msgsnd, "GLIBC_2.2.5", int, (int id, const void* p, size_t n, int f), (id, p, n, f), handoff)                    \
   X(msgrcv, "GLIBC_2.2.5", ssize_t, (int id, void* p, size_t n, long t, int f), (id, p, n, t, f), handoff)           \
   X(semop, "GLIBC_2.2.5", int, (int id, struct sembuf* s, size_t n), (id, s, n), handoff)                           \
-  X(wait, "GLIBC_2.2.5", pid_t, (int* st), (st), handoff_block)                                                      \
-  X(waitpid, "GLIBC_2.2.5", pid_t, (pid_t p, int* st, int o), (p, st, o), handoff)                                   \
-  X(wait4, "GLIBC_2.2.5", pid_t, (pid_t p, int* st, int o, struct rusage* r), (p, st, o, r), handoff)                \
-  X(waitid, "GLIBC_2.2.5", int, (idtype_t t, id_t i, siginfo_t* s, int o), (t, i, s, o), handoff)                    \
   X(pause, "GLIBC_2.2.5", int, (), (), handoff_block)                                                                \
   X(system, "GLIBC_2.2.5", int, (const char* c), (c), handoff_block)                                                 \
   X(getaddrinfo, "GLIBC_2.2.5", int, (const char* n, const char* s, const struct addrinfo* h, struct addrinfo** r),   \
@@ -167,6 +163,47 @@ MNP_HANDOFF_LIST(MNP_DECLARE_REAL)
   extern "C" MNP_EXPORT ret name params { return how(real_##name.get() MNP_COMMA_ARGS args); }
 #define MNP_COMMA_ARGS(...) __VA_OPT__(, ) __VA_ARGS__
 MNP_HANDOFF_LIST(MNP_DEFINE)
+
+// ---- process waits ------------------------------------------------------------
+// As the list above, and a child reaped may end its forker's wiring
+// (wire.cpp): the status is needed even when the caller passes none.
+namespace {
+using WaitFn = pid_t(int*);
+using WaitpidFn = pid_t(pid_t, int*, int);
+using Wait4Fn = pid_t(pid_t, int*, int, struct rusage*);
+using WaitidFn = int(idtype_t, id_t, siginfo_t*, int);
+constinit Real<WaitFn> real_wait{"wait", "GLIBC_2.2.5"};
+constinit Real<WaitpidFn> real_waitpid{"waitpid", "GLIBC_2.2.5"};
+constinit Real<Wait4Fn> real_wait4{"wait4", "GLIBC_2.2.5"};
+constinit Real<WaitidFn> real_waitid{"waitid", "GLIBC_2.2.5"};
+}  // namespace
+
+extern "C" MNP_EXPORT pid_t wait(int* st) {
+  int local;
+  int* s = st ? st : &local;
+  pid_t r = handoff_block(real_wait.get(), s);
+  wire_note_wait(r, s);
+  return r;
+}
+extern "C" MNP_EXPORT pid_t waitpid(pid_t p, int* st, int o) {
+  int local;
+  int* s = st ? st : &local;
+  pid_t r = handoff(real_waitpid.get(), p, s, o);
+  wire_note_wait(r, s);
+  return r;
+}
+extern "C" MNP_EXPORT pid_t wait4(pid_t p, int* st, int o, struct rusage* ru) {
+  int local;
+  int* s = st ? st : &local;
+  pid_t r = handoff(real_wait4.get(), p, s, o, ru);
+  wire_note_wait(r, s);
+  return r;
+}
+extern "C" MNP_EXPORT int waitid(idtype_t t, id_t i, siginfo_t* si, int o) {
+  int r = handoff(real_waitid.get(), t, i, si, o);
+  wire_note_waitid(r, si, o);
+  return r;
+}
 
 // ---- variadic calls --------------------------------------------------------
 namespace {

@@ -820,6 +820,25 @@ TEST(SleepSoak, Procs1) { run_case(simple({"sleep_soak"}), 1); }
 TEST(SleepSoak, Procs2) { run_case(simple({"sleep_soak"}), 2); }
 TEST(SleepSoak, Procs5) { run_case(simple({"sleep_soak"}), 5); }
 
+// Wiring (docs/ARCHITECTURE.md, "Wiring"): a thread traces a child (TRACEME
+// after its fork; SEIZE and ATTACH of main's child) and parks between its
+// ptrace requests while other threads run; unwired it resumed on another
+// kernel thread and got ESRCH. Kernel threads: P, sysmon, the wired tracer,
+// one blocked in a hand-off, and the Ms the wired G's parks hand its P to.
+const Case kWirePtrace{{"wire_ptrace"}, {}, 0, 30, [](const Run&, const Run& shim, int procs) {
+                         expect_check(shim, "kthreads_max", "<=", procs + 8);
+                       }};
+TEST(Wire, PtraceProcs1) { run_case(kWirePtrace, 1); }
+TEST(Wire, PtraceProcs2) { run_case(kWirePtrace, 2); }
+// Per-thread prctl settings (name, parent-death signal, also the one a
+// forking thread's exit sends), sigaltstack and unshare(CLONE_NEWUTS) kept
+// across parks and never seen by other threads.
+const Case kWireState{{"wire_state"}, {}, 0, 30, [](const Run&, const Run& shim, int procs) {
+                        expect_check(shim, "kthreads_max", "<=", procs + 8);
+                      }};
+TEST(Wire, StateProcs1) { run_case(kWireState, 1); }
+TEST(Wire, StateProcs2) { run_case(kWireState, 2); }
+
 // CPython's Condition, queue.Queue, Semaphore, Event, Barrier and a
 // concurrent.futures pool (tests/programs/py_sync.py).
 const Case kPySync{{"py_sync.py"}, {}, 0, 90,

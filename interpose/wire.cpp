@@ -1,0 +1,258 @@
+// interpose/wire.cpp — calls that leave state on the calling kernel thread,
+// so their G is wired to its M (docs/ARCHITECTURE.md, "Wiring").
+//
+// The kernel keeps some state per task, not per process: who traces whom,
+// namespaces, capabilities, fs ids, personality, seccomp filters, the
+// comm name, the parent-death signal, the alternate signal stack. A G that
+// sets any of it and then runs on another M would lose it (and the M would
+// pass it on to every other G it runs). So the G is wired first (it runs
+// only on this M from then on, and the M runs only it) and, for state that
+// never goes back, for the rest of its life: the M then ends with the G, as
+// the kernel thread would natively. Wiring is taken before the call, so the
+// state lands on the M the G stays on.
+//
+// fork: the child's PTRACE_TRACEME names the thread that forked it as its
+// tracer, and its PR_SET_PDEATHSIG fires when that thread exits. The forking
+// G stays wired until it has reaped as many children as it forked (a count:
+// children reaped by another G keep it wired until it exits). A G that never
+// forks, and one whose children are all reaped, are not affected.
+#include <errno.h>
+#include <linux/prctl.h>
+#include <linux/seccomp.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <sys/fsuid.h>
+#include <sys/personality.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/sched.h"
+#include "interpose/real.h"
+
+using namespace mnp;
+
+extern "C" int capset(void* hdr, void* data) noexcept;  // glibc exports it; no header declares it
+
+namespace {
+using ForkFn = pid_t();
+using PtraceFn = long(enum __ptrace_request, ...);
+using PrctlFn = int(int, ...);
+using IntFn = int(int);
+using SetnsFn = int(int, int);
+using CapsetFn = int(void*, void*);
+using FsidFn = int(unsigned);
+using PersonalityFn = int(unsigned long);
+using SigaltstackFn = int(const stack_t*, stack_t*);
+using SyscallFn = long(long, ...);
+constinit Real<ForkFn> real_fork{"fork", "GLIBC_2.2.5"};
+constinit Real<PtraceFn> real_ptrace{"ptrace", "GLIBC_2.2.5"};
+constinit Real<PrctlFn> real_prctl{"prctl", "GLIBC_2.2.5"};
+constinit Real<IntFn> real_unshare{"unshare", "GLIBC_2.4"};
+constinit Real<SetnsFn> real_setns{"setns", "GLIBC_2.14"};
+constinit Real<CapsetFn> real_capset{"capset", "GLIBC_2.2.5"};
+constinit Real<FsidFn> real_setfsuid{"setfsuid", "GLIBC_2.2.5"};
+constinit Real<FsidFn> real_setfsgid{"setfsgid", "GLIBC_2.2.5"};
+constinit Real<PersonalityFn> real_personality{"personality", "GLIBC_2.2.5"};
+constinit Real<SigaltstackFn> real_sigaltstack{"sigaltstack", "GLIBC_2.2.5"};
+constinit Real<SyscallFn> real_syscall6{"syscall", "GLIBC_2.2.5"};
+
+inline G* wiring_g() { return runtime_up ? get_user_g() : nullptr; }
+
+// prctl options whose setting lives in the calling task (kernel/sys.c,
+// security/commoncap.c): the parent-death signal, the name, seccomp,
+// no_new_privs, keepcaps, the bounding and ambient sets, securebits, timer
+// slack, the TSC and machine-check modes, the I/O flusher flag, speculation
+// control, syscall user dispatch. The others (dumpable, subreaper, THP,
+// the mm and VMA settings, ptracer) are the process's and need no wiring.
+bool prctl_per_thread(int op) {
+  switch (op) {
+    case PR_SET_PDEATHSIG:
+    case PR_SET_NAME:
+    case PR_SET_SECCOMP:
+    case PR_SET_NO_NEW_PRIVS:
+    case PR_SET_KEEPCAPS:
+    case PR_CAPBSET_DROP:
+    case PR_SET_SECUREBITS:
+    case PR_CAP_AMBIENT:
+    case PR_SET_TIMERSLACK:
+    case PR_SET_TSC:
+    case PR_MCE_KILL:
+    case PR_SET_IO_FLUSHER:
+    case PR_SET_SPECULATION_CTRL:
+    case PR_SET_SYSCALL_USER_DISPATCH:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// sigaltstack: wired while an alternate stack of the G's own is enabled
+// (a handler with SA_ONSTACK must find it on whatever thread runs it, and
+// no other G's handler may land on it); unwired when it disables it.
+void altstack_before(const stack_t* ss) {
+  G* gp = wiring_g();
+  if (!gp || !ss || (ss->ss_flags & SS_DISABLE) || gp->wired_altstack) return;
+  gp->wired_altstack = true;
+  wire_take();
+}
+void altstack_after(const stack_t* ss, bool ok) {
+  G* gp = wiring_g();
+  if (!gp || !ss || !gp->wired_altstack) return;
+  bool enable = !(ss->ss_flags & SS_DISABLE);
+  // Failed enable that we wired for (EINVAL, ENOMEM, EPERM on the stack):
+  // undone only if the G had none before — not knowable; stay wired.
+  if (!enable && ok) {
+    gp->wired_altstack = false;
+    wire_drop();
+  }
+}
+
+// A wait returned with a child gone for good: one fewer to stay wired for.
+void child_reaped() {
+  G* gp = wiring_g();
+  if (!gp || gp->wired_children == 0) return;
+  gp->wired_children--;
+  wire_drop();
+}
+
+// seccomp(2) operations that install state on the calling thread only
+// (with TSYNC a filter goes to every thread, i.e. every M).
+bool seccomp_per_thread(long op, long flags) {
+  if (op == SECCOMP_SET_MODE_STRICT) return true;
+  return op == SECCOMP_SET_MODE_FILTER && !(flags & SECCOMP_FILTER_FLAG_TSYNC);
+}
+}  // namespace
+
+extern "C" MNP_EXPORT pid_t fork() noexcept {
+  G* gp = wiring_g();
+  if (!gp) return real_fork();
+  wire_take();
+  pid_t pid = real_fork();
+  if (pid > 0) {
+    gp->wired_children++;
+  } else {
+    int e = errno;
+    if (pid == 0) wire_after_fork_child(gp);
+    wire_drop();
+    errno = e;
+  }
+  return pid;
+}
+
+// glibc's declaration names an enum before the `...`; on x86_64 it is
+// passed as an int, so va_start works on it (clang warns all the same).
+#if defined(__clang__)
+#pragma clang diagnostic push
+#pragma clang diagnostic ignored "-Wvarargs"
+#endif
+extern "C" MNP_EXPORT long ptrace(enum __ptrace_request req, ...) noexcept {
+  va_list ap;
+  va_start(ap, req);
+  long pid = va_arg(ap, long);
+  void* addr = va_arg(ap, void*);
+  void* data = va_arg(ap, void*);
+  va_end(ap);
+  // The tracer is a kernel thread, and so is a tracee (PTRACE_TRACEME):
+  // every request must come from the same one.
+  wire_for_life();
+  return real_ptrace(req, pid, addr, data);
+}
+#if defined(__clang__)
+#pragma clang diagnostic pop
+#endif
+
+extern "C" MNP_EXPORT int prctl(int op, ...) noexcept {
+  va_list ap;
+  va_start(ap, op);
+  unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
+  unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
+  va_end(ap);
+  if (prctl_per_thread(op)) wire_for_life();
+  return real_prctl(op, a2, a3, a4, a5);
+}
+
+extern "C" MNP_EXPORT int unshare(int flags) noexcept {
+  wire_for_life();
+  return real_unshare(flags);
+}
+
+extern "C" MNP_EXPORT int setns(int fd, int nstype) noexcept {
+  wire_for_life();
+  return real_setns(fd, nstype);
+}
+
+extern "C" MNP_EXPORT int capset(void* hdr, void* data) noexcept {
+  wire_for_life();
+  return real_capset(hdr, data);
+}
+
+extern "C" MNP_EXPORT int setfsuid(uid_t uid) noexcept {
+  wire_for_life();
+  return real_setfsuid(uid);
+}
+
+extern "C" MNP_EXPORT int setfsgid(gid_t gid) noexcept {
+  wire_for_life();
+  return real_setfsgid(gid);
+}
+
+extern "C" MNP_EXPORT int personality(unsigned long persona) noexcept {
+  if (persona != 0xffffffffUL) wire_for_life();  // 0xffffffff only asks
+  return real_personality(persona);
+}
+
+extern "C" MNP_EXPORT int sigaltstack(const stack_t* __restrict ss, stack_t* __restrict old) noexcept {
+  altstack_before(ss);
+  int r = real_sigaltstack(ss, old);
+  int e = errno;
+  altstack_after(ss, r == 0);
+  errno = e;
+  return r;
+}
+
+namespace mnp {
+bool wire_syscall(long nr, const long* a, long* ret) {
+  switch (nr) {
+    case SYS_ptrace:
+    case SYS_unshare:
+    case SYS_setns:
+    case SYS_capset:
+    case SYS_setfsuid:
+    case SYS_setfsgid:
+      wire_for_life();
+      return false;
+    case SYS_personality:
+      if (static_cast<unsigned long>(a[0]) != 0xffffffffUL) wire_for_life();
+      return false;
+    case SYS_prctl:
+      if (prctl_per_thread(static_cast<int>(a[0]))) wire_for_life();
+      return false;
+    case SYS_seccomp:
+      if (seccomp_per_thread(a[0], a[1])) wire_for_life();
+      return false;
+    case SYS_sigaltstack: {
+      auto* ss = reinterpret_cast<const stack_t*>(a[0]);
+      altstack_before(ss);
+      *ret = real_syscall6(nr, a[0], a[1]);
+      int e = errno;
+      altstack_after(ss, *ret == 0);
+      errno = e;
+      return true;
+    }
+    default:
+      return false;
+  }
+}
+
+void wire_note_wait(pid_t r, const int* status) {
+  if (r > 0 && status && (WIFEXITED(*status) || WIFSIGNALED(*status))) child_reaped();
+}
+
+void wire_note_waitid(int r, const siginfo_t* si, int options) {
+  if (r != 0 || !si || (options & WNOWAIT) || si->si_pid == 0) return;
+  if (si->si_code == CLD_EXITED || si->si_code == CLD_KILLED || si->si_code == CLD_DUMPED) child_reaped();
+}
+}  // namespace mnp
