@@ -29,6 +29,7 @@
 // doubling up to 10 ms after 50 rounds with nothing to do, and entersyscall
 // wakes it when it sleeps long, so a blocked call is noticed within ~20 us.
 #include <dlfcn.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/mman.h>
 #include <ucontext.h>
@@ -261,6 +262,45 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   mark_in_syscall(mp, gp);
 }
 
+// Whether the running G's P has anything else to run: a queued G, a G in
+// the global queue, or a due timer (its G becomes runnable when it fires).
+// Without any, a G that runs on past its slice is left alone: preempting a
+// G that would be picked again at once costs a signal, and a traced
+// process (gdb, strace) a tracer round trip, for nothing.
+bool p_has_other_work(P* pp, int64_t now) {
+  return !pp->runq.empty() || sched.runq_size.load(std::memory_order_relaxed) > 0 ||
+         pp->timers.when0.load(std::memory_order_relaxed) <= now;
+}
+
+// Whether kernel thread `tid` of this process is stopped (job-control stop
+// or ptrace stop): a signal cannot act on it until it is resumed, and under
+// a tracer each one costs the tracer a stop it did not ask for. Read from
+// /proc with raw calls (sysmon calls no interposed function); unknown
+// counts as not stopped.
+bool thread_stopped(long tid) {
+  char path[48] = "/proc/self/task/";
+  char digits[24];
+  int n = 0;
+  for (long t = tid; n == 0 || t > 0; t /= 10) digits[n++] = static_cast<char>('0' + t % 10);
+  size_t len = 16;
+  while (n > 0) path[len++] = digits[--n];
+  const char tail[] = "/stat";
+  for (char c : tail) path[len++] = c;
+  long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[512];
+  long got = raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
+  raw_syscall(SYS_close, fd);
+  if (got <= 0) return false;
+  buf[got] = 0;
+  // "tid (comm) S ...": the state follows the last ')' (comm may hold any byte).
+  char* close_paren = nullptr;
+  for (char* c = buf; *c; c++)
+    if (*c == ')') close_paren = c;
+  if (!close_paren || close_paren[1] != ' ') return false;
+  return close_paren[2] == 't' || close_paren[2] == 'T';
+}
+
 // Signals the M of every P that sits still with its M asleep in the kernel.
 bool detect_blocked(int64_t now) {
   bool any = false;
@@ -286,12 +326,13 @@ bool detect_blocked(int64_t now) {
       mp->sysmon_cpu = cpu;
       // The same time slice for kPreemptNs: one G that makes no scheduling
       // point, or Gs handing the P to each other through next (the tick
-      // stands still for those, sched.cpp execute). Mark the running G: its
-      // next park or yield ends the slice (next_local). And signal it, so a
-      // G that never parks stops at a safe point. Again every millisecond
-      // while the slice goes on.
+      // stands still for those, sched.cpp execute), while something else
+      // waits for the P. Mark the running G: its next park or yield ends
+      // the slice (next_local). And signal it, so a G that never parks
+      // stops at a safe point. Again every millisecond while the slice
+      // goes on.
       bool marked = false;
-      if (now - pp->run_since >= kPreemptNs) {
+      if (now - pp->run_since >= kPreemptNs && p_has_other_work(pp, now)) {
         gmem_peek_begin();  // the G may exit and be unmapped meanwhile
         G* gp = mp->curg;
         if (gp && !gp->is_g0) {
@@ -320,6 +361,9 @@ bool detect_blocked(int64_t now) {
     if (now < pp->poke_after) continue;
     pp->poke_gap = pp->poke_gap == 0 ? kSysmonMinNs : std::min(2 * pp->poke_gap, kPokeGapMaxNs);
     pp->poke_after = now + pp->poke_gap;
+    // Still standing after the doubling gaps: a stopped thread (SIGSTOP, a
+    // tracer's stop) cannot take the signal; skip it while it stays so.
+    if (pp->poke_gap == kPokeGapMaxNs && thread_stopped(mp->tid)) continue;
     mp->pokes.fetch_add(1, std::memory_order_relaxed);
     if (send_poke(mp->tid, nullptr) < 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
     any = true;
