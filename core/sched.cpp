@@ -39,6 +39,7 @@
 // with the G (most of it cannot be read back or set for another thread:
 // tracer links, namespaces, seccomp filters) and refusing the calls.
 #include "core/sched.h"
+#include "core/ksched.h"
 
 #include <linux/mman.h>
 #include <sched.h>
@@ -889,6 +890,12 @@ void set_status_or_die(G* gp, uint32_t from, uint32_t to) {
   if (MNP_UNLIKELY(!cas_status(gp, from, to))) fatal("G status transition from an unexpected state");
 }
 
+// A change of gp's scheduling attributes made by another thread (ksched.h),
+// applied by gp itself on its way out of a scheduling point.
+inline void ks_check(G* gp) {
+  if (MNP_UNLIKELY(gp->ks_dirty.load(std::memory_order_acquire))) ksched_check_slow();
+}
+
 void park(WaitReason reason, ParkCommit commit, void* arg) {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
@@ -921,6 +928,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   // Handlers of signals that arrived on an M between Gs (and may be why
   // this G was woken).
   if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
+  ks_check(gp);
 }
 
 namespace {
@@ -973,6 +981,7 @@ bool yield() {
     }
     mp->curg = nullptr;
     switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa);
+    ks_check(gp);
     return true;
   }
   G* next = next_local(pp, true, take_preempt(gp), &inherit);
@@ -989,9 +998,11 @@ bool yield() {
     mp->nextg = next;
     mp->curg = nullptr;
     switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa);
+    ks_check(gp);
     return true;
   }
   switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa);
+  ks_check(gp);
   return true;
 }
 
@@ -1140,6 +1151,9 @@ MNP_GBASE void g_trampoline(void* arg) {
   tcb_thread_start_on_current();
   g_load_kmask(gp);
   m_release(gp->m);  // the switch that started it (switch_from_g, execute)
+  // Scheduling attributes given at creation or set by another thread since
+  // (core/ksched.h).
+  if (MNP_UNLIKELY(gp->ks_dirty.load(std::memory_order_acquire))) ksched_check_slow();
   // The outermost cancellation buffer: glibc's pthread_exit (and
   // cancellation) unwinds through cleanup handlers and C++ destructors and
   // then long-jumps here, as it does in its own start_thread.
@@ -1248,8 +1262,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->exited.store(0, std::memory_order_relaxed);
   gp->wait_reason = kWaitNone;
   gp->name[0] = 0;
-  gp->sched_policy = 0;
-  gp->sched_priority = 0;
+  ksched_reset(gp);
   gp->syscall_depth = 0;
   gp->robust_list = nullptr;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
@@ -1332,7 +1345,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
     // with that M (mexit). The G memory may be reused: no wiring left on it.
     gp->lockedm = nullptr;
     gp->lockcount = 0;
-    gp->wired_for_life = gp->wired_altstack = false;
+    gp->wired_for_life = gp->wired_altstack = gp->ks_wired = false;
     gp->wired_children = 0;
     mp->lockedg = nullptr;
     mp->dying = true;
@@ -1597,6 +1610,8 @@ bool sched_init_main() {
   // The main G.
   G* mg = &main_g_storage;
   mg->is_main = true;
+  ksched_init();  // the initial thread's values: every M starts with them
+  ksched_reset(mg);
   mg->tcb = reinterpret_cast<void*>(arch_get_fs());
   mg->ctx.fs = arch_get_fs();
   mg->m = m0;

@@ -10,6 +10,7 @@
 // whoever holds it in a non-running state.
 #pragma once
 
+#include <sched.h>
 #include <signal.h>
 
 #include <atomic>
@@ -104,8 +105,16 @@ struct G {
   std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, syscall.cpp)
   std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
   void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
-  int sched_policy = 0;  // recorded by pthread_setschedparam (a G has no kernel task)
+  // Kernel scheduling attributes as the program set them (core/ksched.h).
+  // Written by any thread under the handle table's lock or by the G; the
+  // G alone applies them to its M (ks_wired: it holds a wiring for them).
+  int sched_policy = 0;
   int sched_priority = 0;
+  int sched_nice = 0;
+  bool affinity_set = false;  // else the process's mask
+  bool ks_wired = false;      // (self)
+  std::atomic<uint8_t> ks_dirty{0};
+  cpu_set_t affinity{};
   char name[16] = {};
   // The netpoller's record of an interruptible sleep this G is in, or null,
   // and a flag a signal's interrupter holds while it uses that record (the

@@ -332,10 +332,14 @@ bool detect_blocked(int64_t now) {
       // stops at a safe point. Again every millisecond while the slice
       // goes on.
       bool marked = false;
-      if (now - pp->run_since >= kPreemptNs && p_has_other_work(pp, now)) {
+      if (now - pp->run_since >= kPreemptNs) {
         gmem_peek_begin();  // the G may exit and be unmapped meanwhile
         G* gp = mp->curg;
-        if (gp && !gp->is_g0) {
+        // Also for an asynchronous cancellation whose SIGCANCEL found the
+        // G where it could not act (interpose/cancel.cpp): the preemption
+        // acts on it (poke_handler).
+        if (gp && !gp->is_g0 &&
+            (p_has_other_work(pp, now) || cancel_due_async(cancelhandling(gp).load(std::memory_order_relaxed)))) {
           gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
           marked = true;
         }

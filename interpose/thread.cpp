@@ -12,12 +12,14 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
+#include <sys/sysinfo.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/cancel.h"
 #include "core/gmem.h"
 #include "core/netpoll.h"
+#include "core/ksched.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
 #include "core/tcb.h"
@@ -211,6 +213,33 @@ int check_sched(int policy, const struct sched_param* param) {
   return 0;
 }
 
+// The kernel keeps the CPUs of a mask that exist; the record is that, or
+// "the process's mask" when it is the same.
+void set_mask_record(G* t, size_t size, const cpu_set_t* set) {
+  cpu_set_t m;
+  CPU_ZERO(&m);
+  memcpy(&m, set, size < sizeof m ? size : sizeof m);
+  static const int ncpu = get_nprocs_conf();
+  for (int c = ncpu; c < CPU_SETSIZE; c++) CPU_CLR(c, &m);
+  if (CPU_EQUAL(&m, &ksched_default_mask())) {
+    t->affinity_set = false;
+  } else {
+    t->affinity = m;
+    t->affinity_set = true;
+  }
+}
+
+// As the kernel's sched_getaffinity of t: the bytes it fills (the rest of
+// the caller's set zeroed, as glibc's wrappers do), or -errno.
+long g_getaffinity(G* t, size_t size, cpu_set_t* set) {
+  auto need = static_cast<size_t>(ksched_mask_bytes());
+  if (size < need || size % sizeof(long) != 0) return -EINVAL;
+  const cpu_set_t& m = t->affinity_set ? t->affinity : ksched_default_mask();
+  memcpy(set, &m, need);
+  memset(reinterpret_cast<char*>(set) + need, 0, size - need);
+  return static_cast<long>(need);
+}
+
 int native_or_esrch(uintptr_t h, G** gp) {
   HandleKind k = handle_kind(h, gp);
   if (k == HandleKind::kG) return 0;
@@ -276,7 +305,9 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
   // Scheduling: the attribute's (checked as glibc's sched_setscheduler on
   // the new thread would) or the creator's; CPU affinity: checked only.
   G* cur = get_user_g();
-  int policy = cur ? cur->sched_policy : 0, prio = cur ? cur->sched_priority : 0;
+  bool explicit_sched = false, attr_cpus = false;
+  int policy = 0, prio = 0;
+  cpu_set_t cs;
   if (attr) {
     int inherit = PTHREAD_INHERIT_SCHED;
     pthread_attr_getinheritsched(attr, &inherit);
@@ -286,18 +317,27 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
       pthread_attr_getschedparam(attr, &sp);
       prio = sp.sched_priority;
       if (int e = check_sched(policy, &sp)) return e;
+      explicit_sched = true;
     }
     // An attribute without a CPU set reads back as all ones: nothing to
     // check then (and no system call on the common path).
-    cpu_set_t cs;
-    if (pthread_attr_getaffinity_np(attr, sizeof cs, &cs) == 0 && CPU_COUNT(&cs) != CPU_SETSIZE)
+    if (pthread_attr_getaffinity_np(attr, sizeof cs, &cs) == 0 && CPU_COUNT(&cs) != CPU_SETSIZE) {
       if (int e = check_affinity(sizeof cs, &cs)) return e;
+      attr_cpus = true;
+    }
   }
   G* gp;
   int r = newproc(spec, &gp);
   if (r != 0) return spec.user_stack ? EINVAL : r;
-  gp->sched_policy = policy;
-  gp->sched_priority = prio;
+  // Scheduling attributes: the creator's, then the attribute's; the new G
+  // applies what differs from the process's at its start (core/ksched.h).
+  if (cur) ksched_copy(gp, cur);
+  if (explicit_sched) {
+    gp->sched_policy = policy;
+    gp->sched_priority = prio;
+  }
+  if (attr_cpus) set_mask_record(gp, sizeof cs, &cs);
+  if (!ksched_is_default(gp)) ksched_mark(gp);
   if (cur) memcpy(gp->name, cur->name, sizeof gp->name);
   *thread = reinterpret_cast<pthread_t>(gp->tcb);
   newproc_start(gp);
@@ -510,9 +550,9 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
 }  // extern "C"
 
 // ---- scheduling parameters and CPU affinity of a G --------------------------
-// A G has no kernel task, so neither can be applied to it; they are checked
-// exactly as the kernel would check them and recorded (policy and priority
-// read back as set; affinity reads back as the process's mask).
+// Checked as the kernel would check them, recorded in the G and read back
+// from the record; a record that differs from the process's defaults is
+// applied to a kernel thread the G is wired to (core/ksched.h).
 
 namespace {
 using SetSchedFn = int(pthread_t, int, const struct sched_param*);
@@ -536,9 +576,11 @@ MNP_EXPORT int pthread_setschedparam(pthread_t th, int policy, const struct sche
   if (r) return r;
   if (g_gone(t)) return ESRCH;
   if ((r = check_sched(policy, param))) return errno = r;  // glibc's failed sched_setscheduler sets errno
-  t->sched_policy = policy;
-  t->sched_priority = param->sched_priority;
-  return 0;
+  int prio = param->sched_priority;
+  return ksched_change(t, [&](G* g) {
+    g->sched_policy = policy;
+    g->sched_priority = prio;
+  });
 }
 
 MNP_EXPORT int pthread_getschedparam(pthread_t th, int* policy, struct sched_param* param) noexcept {
@@ -562,8 +604,7 @@ MNP_EXPORT int pthread_setschedprio(pthread_t th, int prio) noexcept {
   struct sched_param p = {};
   p.sched_priority = prio;
   if ((r = check_sched(t->sched_policy, &p))) return errno = r;  // as glibc's failed sched_setparam
-  t->sched_priority = prio;
-  return 0;
+  return ksched_change(t, [&](G* g) { g->sched_priority = prio; });
 }
 
 MNP_EXPORT int pthread_getaffinity_np(pthread_t th, size_t size, cpu_set_t* set) noexcept {
@@ -571,10 +612,8 @@ MNP_EXPORT int pthread_getaffinity_np(pthread_t th, size_t size, cpu_set_t* set)
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_getaff(th, size, set);
   if (r) return r;
-  long n = raw_syscall(SYS_sched_getaffinity, 0, static_cast<long>(size), reinterpret_cast<long>(set));
-  if (n < 0) return static_cast<int>(-n);
-  if (static_cast<size_t>(n) < size) memset(reinterpret_cast<char*>(set) + n, 0, size - static_cast<size_t>(n));
-  return 0;
+  long n = g_getaffinity(t, size, set);
+  return n < 0 ? static_cast<int>(-n) : 0;
 }
 
 MNP_EXPORT int pthread_setaffinity_np(pthread_t th, size_t size, const cpu_set_t* set) noexcept {
@@ -582,7 +621,8 @@ MNP_EXPORT int pthread_setaffinity_np(pthread_t th, size_t size, const cpu_set_t
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_setaff(th, size, set);
   if (r) return r;
-  return check_affinity(size, set);
+  if ((r = check_affinity(size, set))) return r;
+  return ksched_change(t, [&](G* g) { set_mask_record(g, size, set); });
 }
 
 }  // extern "C"

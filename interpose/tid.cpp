@@ -5,15 +5,17 @@
 // take a thread id of this process accept it:
 //   tgkill, tkill      the handler runs on that G (signal_g), blocked or
 //                      running, with the EINTR its call owes the signal;
-//   sched_*affinity, sched_{get,set}{param,scheduler}, sched_rr_get_interval,
-//   getpriority/setpriority(PRIO_PROCESS), ioprio_get/ioprio_set
-//                      (IOPRIO_WHO_PROCESS): a G has no kernel task, so
-//                      reads answer with the values of the kernel thread
-//                      the caller runs on (the process's values unless the
-//                      program changed one kernel thread's own), and writes
-//                      are checked as the kernel checks them and not
-//                      applied; policy and priority read back as set (the
-//                      same record pthread_setschedparam keeps);
+//   sched_*affinity, sched_{get,set}{param,scheduler},
+//   getpriority/setpriority(PRIO_PROCESS)
+//                      the G's scheduling record (core/ksched.h), the same
+//                      one pthread_setschedparam and pthread_setaffinity_np
+//                      keep: writes are checked as the kernel checks them,
+//                      recorded, and applied to a kernel thread the G is
+//                      wired to; reads answer from the record. Id 0 is the
+//                      calling G here;
+//   sched_rr_get_interval, ioprio_get/ioprio_set (IOPRIO_WHO_PROCESS)
+//                      answered for the kernel thread the caller runs on;
+//                      ioprio writes are checked and not applied;
 //   pidfd_open         no pidfd refers to a G: without PIDFD_THREAD the
 //                      kernel's own answer for a thread that leads no thread
 //                      group (asked about sysmon's thread), with it EINVAL,
@@ -24,7 +26,8 @@
 // threads (those made before the runtime was up) work as before. The main
 // G's id is the pid, which is also the initial kernel thread's: it means
 // the main G here, except to pidfd_open, where it means the process.
-// Id 0 ("the calling thread") is left to the kernel: it means the M.
+// Id 0 ("the calling thread") is left to the kernel (it means the M),
+// except for the scheduling record above.
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -38,6 +41,7 @@
 #include <climits>
 
 #include "core/gmem.h"
+#include "core/ksched.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
 #include "interpose/real.h"
@@ -67,6 +71,16 @@ long on_g(long tid, Fn fn) {
   return r;
 }
 
+// As on_g, and id 0 (the calling thread) is the calling G: the calls
+// about scheduling attributes answer from the G's own record
+// (core/ksched.h), not from whichever M it runs on.
+template <typename Fn>
+long on_g_or_self(long tid, Fn fn) {
+  if (tid == 0 && runtime_up)
+    if (G* cur = get_user_g()) return fn(cur);
+  return on_g(tid, fn);
+}
+
 pthread_t handle_of(G* t) { return reinterpret_cast<pthread_t>(t->tcb); }
 long neg(int err) { return err ? -static_cast<long>(err) : 0; }
 
@@ -88,28 +102,31 @@ long kill_tid(long tgid, long tid, long sig) {
 }
 
 long getaffinity_g(long tid, long size, long set) {
-  return on_g(tid, [&](G*) { return raw_syscall(SYS_sched_getaffinity, 0, size, set); });
+  return on_g_or_self(tid, [&](G* t) {
+    int e = pthread_getaffinity_np(handle_of(t), static_cast<size_t>(size), reinterpret_cast<cpu_set_t*>(set));
+    return e ? neg(e) : ksched_mask_bytes();
+  });
 }
 long setaffinity_g(long tid, long size, long set) {
-  return on_g(tid, [&](G* t) {
+  return on_g_or_self(tid, [&](G* t) {
     return neg(pthread_setaffinity_np(handle_of(t), static_cast<size_t>(size), reinterpret_cast<const cpu_set_t*>(set)));
   });
 }
 long getparam_g(long tid, long param) {
-  return on_g(tid, [&](G* t) {
+  return on_g_or_self(tid, [&](G* t) {
     if (!param) return -long{EINVAL};
     int policy;
     return neg(pthread_getschedparam(handle_of(t), &policy, reinterpret_cast<struct sched_param*>(param)));
   });
 }
 long setparam_g(long tid, long param) {
-  return on_g(tid, [&](G* t) {
+  return on_g_or_self(tid, [&](G* t) {
     if (!param) return -long{EINVAL};
     return neg(pthread_setschedprio(handle_of(t), reinterpret_cast<const struct sched_param*>(param)->sched_priority));
   });
 }
 long getscheduler_g(long tid) {
-  return on_g(tid, [&](G* t) {
+  return on_g_or_self(tid, [&](G* t) {
     int policy;
     struct sched_param p;
     int e = pthread_getschedparam(handle_of(t), &policy, &p);
@@ -117,7 +134,7 @@ long getscheduler_g(long tid) {
   });
 }
 long setscheduler_g(long tid, long policy, long param) {
-  return on_g(tid, [&](G* t) {
+  return on_g_or_self(tid, [&](G* t) {
     if (!param) return -long{EINVAL};
     return neg(pthread_setschedparam(handle_of(t), static_cast<int>(policy) & ~SCHED_RESET_ON_FORK,
                                      reinterpret_cast<const struct sched_param*>(param)));
@@ -129,20 +146,20 @@ long rr_interval_g(long tid, long ts) {
 // The kernel's getpriority returns 20 - nice.
 long getpriority_g(long which, long who) {
   if (which != PRIO_PROCESS) return kNotOurs;
-  return on_g(who, [&](G*) { return raw_syscall(SYS_getpriority, PRIO_PROCESS, 0); });
+  return on_g_or_self(who, [&](G* t) { return 20L - t->sched_nice; });
 }
 // Lowering nice needs CAP_SYS_NICE or room under RLIMIT_NICE.
 long setpriority_g(long which, long who, long nice) {
   if (which != PRIO_PROCESS) return kNotOurs;
-  return on_g(who, [&](G*) {
-    long n = nice < -20 ? -20 : nice > 19 ? 19 : nice;
-    long cur = 20 - raw_syscall(SYS_getpriority, PRIO_PROCESS, 0);
-    if (n >= cur || raw_syscall(SYS_geteuid) == 0) return 0L;
+  return on_g_or_self(who, [&](G* t) {
+    int n = static_cast<int>(nice < -20 ? -20 : nice > 19 ? 19 : nice);
+    bool allowed = n >= t->sched_nice || raw_syscall(SYS_geteuid) == 0;
     struct rlimit rl;
-    if (raw_syscall(SYS_prlimit64, 0, RLIMIT_NICE, 0, reinterpret_cast<long>(&rl)) == 0 &&
+    if (!allowed && raw_syscall(SYS_prlimit64, 0, RLIMIT_NICE, 0, reinterpret_cast<long>(&rl)) == 0 &&
         static_cast<rlim_t>(20 - n) <= rl.rlim_cur)
-      return 0L;
-    return -long{EACCES};
+      allowed = true;
+    if (!allowed) return -long{EACCES};
+    return neg(ksched_change(t, [&](G* g) { g->sched_nice = n; }));
   });
 }
 long ioprio_get_g(long which, long who) {

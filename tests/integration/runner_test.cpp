@@ -838,6 +838,15 @@ const Case kWireState{{"wire_state"}, {}, 0, 30, [](const Run&, const Run& shim,
                       }};
 TEST(Wire, StateProcs1) { run_case(kWireState, 1); }
 TEST(Wire, StateProcs2) { run_case(kWireState, 2); }
+// Scheduling attributes reach the kernel (core/ksched.h): SCHED_FIFO from
+// the attribute, SCHED_RR set by the thread itself and by another, id 0,
+// a CPU mask, a nice value, each read from /proc/thread-self after parks;
+// plain threads afterwards run on kernel threads with the process's values.
+const Case kSchedKernel{{"sched_kernel"}, {}, 0, 30, [](const Run&, const Run& shim, int procs) {
+                          expect_check(shim, "kthreads_max", "<=", procs + 8);
+                        }};
+TEST(Wire, SchedKernelProcs1) { run_case(kSchedKernel, 1); }
+TEST(Wire, SchedKernelProcs2) { run_case(kSchedKernel, 2); }
 
 // CPython's Condition, queue.Queue, Semaphore, Event, Barrier and a
 // concurrent.futures pool (tests/programs/py_sync.py).
