@@ -272,6 +272,20 @@ bool p_has_other_work(P* pp, int64_t now) {
          pp->timers.when0.load(std::memory_order_relaxed) <= now;
 }
 
+// Sends sysmon's signal to mp, unless one sent less than kPokeStaleNs ago
+// is still on its way: a second would only merge with it in the kernel (a
+// standard signal is pending once), and counting both would leave
+// M::pokes above the number the handler will ever see, so that a later
+// SIGURG of the program's would be taken for ours. One older than that is
+// taken as merged with another instance of the signal: the count restarts.
+constexpr int64_t kPokeStaleNs = 10 * 1000 * 1000;
+void poke_m(M* mp, int64_t now) {
+  if (mp->pokes.load(std::memory_order_relaxed) != 0 && now - mp->poke_sent < kPokeStaleNs) return;
+  mp->poke_sent = now;
+  mp->pokes.store(1, std::memory_order_relaxed);
+  if (send_poke(mp->tid, nullptr) < 0) mp->pokes.store(0, std::memory_order_relaxed);
+}
+
 // Whether kernel thread `tid` of this process is stopped (job-control stop
 // or ptrace stop): a signal cannot act on it until it is resumed, and under
 // a tracer each one costs the tracer a stop it did not ask for. Read from
@@ -346,10 +360,7 @@ bool detect_blocked(int64_t now) {
         gmem_peek_end();
       }
       if (marked) {
-        if (preempt_enabled()) {
-          mp->pokes.fetch_add(1, std::memory_order_relaxed);
-          if (send_poke(mp->tid, nullptr) < 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
-        }
+        if (preempt_enabled()) poke_m(mp, now);
         pp->run_since = now - kPreemptNs + 1000 * 1000;
       }
       continue;
@@ -368,8 +379,7 @@ bool detect_blocked(int64_t now) {
     // Still standing after the doubling gaps: a stopped thread (SIGSTOP, a
     // tracer's stop) cannot take the signal; skip it while it stays so.
     if (pp->poke_gap == kPokeGapMaxNs && thread_stopped(mp->tid)) continue;
-    mp->pokes.fetch_add(1, std::memory_order_relaxed);
-    if (send_poke(mp->tid, nullptr) < 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
+    poke_m(mp, now);
     any = true;
   }
   (void)now;

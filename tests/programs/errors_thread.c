@@ -41,6 +41,16 @@ static void* spinner(void* arg) {
   return (void*)7;
 }
 static void* quick(void* arg) { return arg; }
+
+/* Waits until thread t has finished: glibc's thread descriptor holds the
+ * kernel's id of the thread (offset 720 in glibc 2.36 on x86_64), which the
+ * kernel clears when the thread ends (CLONE_CHILD_CLEARTID) and the shim
+ * when the G ends. A fixed sleep was not enough on a loaded machine: the
+ * thread still ran, and the SIGUSR1 below killed the native run. */
+static void wait_finished(pthread_t t) {
+  volatile int* tid = (volatile int*)((char*)t + 720);
+  for (int i = 0; i < 10000 && *tid != 0; i++) usleep(1000);
+}
 static void* slow(void* arg) {
   usleep(50 * 1000);
   return arg;
@@ -124,17 +134,17 @@ static void join_checks(void) {
   printf("timedjoin running bad nsec: value %ld\n", (long)(intptr_t)res);
 
   pthread_create(&t, NULL, quick, (void*)4);
-  usleep(100 * 1000);
+  wait_finished(t);
   CHECK_EN("timedjoin finished: bad nsec", pthread_timedjoin_np(t, &res, &kBadNsec));
   printf("timedjoin finished: value %ld\n", (long)(intptr_t)res);
 
   pthread_create(&t, NULL, quick, (void*)5);
-  usleep(100 * 1000);
+  wait_finished(t);
   CHECK_EN("clockjoin finished: clock 99", pthread_clockjoin_np(t, &res, 99, &pm));
   printf("clockjoin finished: value %ld\n", (long)(intptr_t)res);
 
   pthread_create(&t, NULL, quick, (void*)6);
-  usleep(100 * 1000);
+  wait_finished(t);
   CHECK_EN("kill finished: 0", pthread_kill(t, 0));
   CHECK_EN("kill finished: SIGUSR1", pthread_kill(t, SIGUSR1));
   CHECK_EN("kill finished: 65", pthread_kill(t, 65));
