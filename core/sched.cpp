@@ -1187,6 +1187,11 @@ void exit_commit_cb(void* a) {
   gp->m = nullptr;
   set_status_or_die(gp, kGRunning, kGDead);
   (void)mp;
+  // As the kernel clears a thread's id in its descriptor when it ends
+  // (CLONE_CHILD_CLEARTID): glibc and programs read it as "has ended".
+  // Only now, with the G off its stack: its exit path may still take
+  // locks that record the owner's id.
+  tcb_field<int>(gp->tcb, tcbo::kTid) = 0;
   if (publish_exit(gp) == kDetached) {
     gp->join.store(kDetachedDone, std::memory_order_relaxed);
     g_reap(gp);

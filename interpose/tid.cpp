@@ -5,6 +5,8 @@
 // take a thread id of this process accept it:
 //   tgkill, tkill      the handler runs on that G (signal_g), blocked or
 //                      running, with the EINTR its call owes the signal;
+//   kill               a thread's id names its process, as the kernel's
+//                      kill does for any thread's id: the process's signal;
 //   sched_*affinity, sched_{get,set}{param,scheduler},
 //   getpriority/setpriority(PRIO_PROCESS)
 //                      the G's scheduling record (core/ksched.h), the same
@@ -44,6 +46,7 @@
 #include "core/ksched.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
+#include "core/tcb.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -99,6 +102,16 @@ long kill_tid(long tgid, long tid, long sig) {
   });
   if (r == kNotOurs) return r;
   return neg(err);
+}
+
+// kill of a G's id: the kernel sends a signal given any thread's id to
+// that thread's process. Only ids in the G range are looked up (the usual
+// kill of a pid costs a compare).
+long kill_g(long pid, long sig) {
+  if (pid < static_cast<long>(kFakeTidBase) || pid > UINT32_MAX) return kNotOurs;
+  long r = on_g(pid, [&](G*) { return 0L; });
+  if (r == kNotOurs) return r;
+  return raw_syscall(SYS_kill, raw_syscall(SYS_getpid), sig);
 }
 
 long getaffinity_g(long tid, long size, long set) {
@@ -219,6 +232,7 @@ bool tid_syscall(long nr, const long* a, long* ret) {
     }
     case SYS_tgkill: r = kill_tid(a[0] < 0 ? LONG_MAX : a[0], a[1], a[2]); break;
     case SYS_tkill: r = kill_tid(-1, a[0], a[1]); break;
+    case SYS_kill: r = kill_g(a[0], a[1]); break;
     case SYS_sched_getaffinity: r = getaffinity_g(a[0], a[1], a[2]); break;
     case SYS_sched_setaffinity: r = setaffinity_g(a[0], a[1], a[2]); break;
     case SYS_sched_getparam: r = getparam_g(a[0], a[1]); break;
@@ -242,6 +256,7 @@ bool tid_syscall(long nr, const long* a, long* ret) {
 
 namespace {
 using TgkillFn = int(pid_t, pid_t, int);
+using KillFn = int(pid_t, int);
 using GetaffFn = int(pid_t, size_t, cpu_set_t*);
 using SetaffFn = int(pid_t, size_t, const cpu_set_t*);
 using GetparamFn = int(pid_t, struct sched_param*);
@@ -253,6 +268,7 @@ using GetprioFn = int(__priority_which_t, id_t);
 using SetprioFn = int(__priority_which_t, id_t, int);
 using PidfdFn = int(pid_t, unsigned);
 constinit Real<TgkillFn> real_tgkill{"tgkill", "GLIBC_2.30"};
+constinit Real<KillFn> real_kill{"kill", "GLIBC_2.2.5"};
 constinit Real<GetaffFn> real_getaff{"sched_getaffinity", "GLIBC_2.3.4"};
 constinit Real<SetaffFn> real_setaff{"sched_setaffinity", "GLIBC_2.3.4"};
 constinit Real<GetparamFn> real_getparam{"sched_getparam", "GLIBC_2.2.5"};
@@ -278,6 +294,11 @@ MNP_EXPORT pid_t gettid(void) noexcept {
 MNP_EXPORT int tgkill(pid_t tgid, pid_t tid, int sig) {
   long r = kill_tid(tgid < 0 ? LONG_MAX : tgid, tid, sig);
   return r == kNotOurs ? real_tgkill(tgid, tid, sig) : zero_or_fail(r);
+}
+
+MNP_EXPORT int kill(pid_t pid, int sig) noexcept {
+  long r = kill_g(pid, sig);
+  return r == kNotOurs ? real_kill(pid, sig) : zero_or_fail(r);
 }
 
 MNP_EXPORT int sched_getaffinity(pid_t pid, size_t size, cpu_set_t* set) noexcept {

@@ -10,7 +10,8 @@
  *       those calls fail with EINTR, as natively (handler without
  *       SA_RESTART); a thread signalling itself runs the handler before
  *       tgkill returns;
- *   (c) sched_getaffinity, sched_setaffinity (with the mask read back),
+ *   (c) kill of a thread's id (the process's signal: the handler runs
+ *       once); sched_getaffinity, sched_setaffinity (with the mask read back),
  *       sched_getparam, sched_getscheduler, getpriority(PRIO_PROCESS) and
  *       ioprio_get of a live thread's id succeed (through the wrappers and
  *       through syscall()); sched_setscheduler(SCHED_OTHER) too;
@@ -48,6 +49,12 @@
 #include "mnp_check.h"
 
 enum { kThreads = 20 };
+
+static atomic_int g_kill_hits;
+static void on_kill_sig(int s) {
+  (void)s;
+  atomic_fetch_add(&g_kill_hits, 1);
+}
 
 static int g_failures;
 
@@ -246,6 +253,18 @@ static void check_calls(void) {
   int pr = getpriority(PRIO_PROCESS, (id_t)tid);
   int prio = errno == 0 && pr == getpriority(PRIO_PROCESS, 0);
   report("getpriority(PRIO_PROCESS) of a thread id", prio, "");
+
+  /* kill of a thread's id names the thread's process: a null signal
+   * succeeds, and a real one runs the process's handler once. */
+  atomic_store(&g_kill_hits, 0);
+  struct sigaction ka = {0}, kold;
+  ka.sa_handler = on_kill_sig;
+  sigaction(SIGUSR2, &ka, &kold);
+  int kz = kill(tid, 0) == 0 && syscall(SYS_kill, tid, 0) == 0;
+  int ks = kill(tid, SIGUSR2) == 0;
+  for (int i = 0; i < 2000 && atomic_load(&g_kill_hits) == 0; i++) usleep(1000);
+  sigaction(SIGUSR2, &kold, NULL);
+  report("kill of a thread id: the process's signal", kz && ks && atomic_load(&g_kill_hits) == 1, "");
 
   long io = syscall(SYS_ioprio_get, 1 /* IOPRIO_WHO_PROCESS */, tid);
   report("ioprio_get of a thread id", io >= 0 && io == syscall(SYS_ioprio_get, 1, 0), "");
