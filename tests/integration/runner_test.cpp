@@ -360,16 +360,18 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
      "each of its 100 threads may be inside getaddrinfo (NSS) at once, a call that hands its P off at once"},
     {"io_stdio_slowpipe", 8,
      "its 8 writers wait for the FILE's lock, a futex glibc waits on inside libc (no wrapper sees it): "
-     "each waiter keeps its M asleep in the kernel (\"Uncovered blocking\"); up to 7 seen at once"},
-    {"sync/sync_sem", 8,
-     "4 of its 8 ping-pong pairs and a named semaphore are process-shared: their waits go to the kernel "
-     "with the P handed off (a poster may be another process), each keeping its M; up to 3 seen at once"},
+     "each waiter keeps its M asleep in the kernel (\"Uncovered blocking\")"},
+    {"sync/sync_sem", 10,
+     "4 of its 8 ping-pong pairs (8 threads) and a named semaphore (main and a thread) are process-shared: "
+     "their waits go to the kernel with the P handed off (the poster may be another process), each "
+     "keeping its M"},
     {"sync/sync_openmp", 8,
      "libgomp's workers wait at barriers and for work with futex calls it makes inline (no wrapper sees "
      "them), each keeping its M asleep in the kernel; OMP_NUM_THREADS=8 (tests/integration/meson.build)"},
-    {"sync/sync_cxx_sync", 8,
-     "libstdc++'s std::future (8 std::async threads, a promise) waits and wakes with futex calls "
-     "without FUTEX_PRIVATE_FLAG, which go to the kernel with the P handed off; up to 7 seen at once"},
+    {"sync/sync_cxx_sync", 10,
+     "libstdc++'s std::future waits and wakes with futex calls without FUTEX_PRIVATE_FLAG, which go to "
+     "the kernel with the P handed off: its 8 std::async threads, a promise's setter and main may each "
+     "be in one and keep its M"},
 };
 
 void expect_kthreads_bound(const Case& c, const Run& shim, int procs) {
