@@ -368,6 +368,9 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"sync/sync_openmp", 8,
      "libgomp's workers wait at barriers and for work with futex calls it makes inline (no wrapper sees "
      "them), each keeping its M asleep in the kernel; OMP_NUM_THREADS=8 (tests/integration/meson.build)"},
+    {"wait_stress", 40,
+     "10 of its 500 groups (gi % 50 == 7) run their futex ring on shared futexes, which go to the kernel "
+     "with the P handed off: the 4 members of each may wait there at once, each keeping its M"},
     {"sync/sync_cxx_sync", 10,
      "libstdc++'s std::future waits and wakes with futex calls without FUTEX_PRIVATE_FLAG, which go to "
      "the kernel with the P handed off: its 8 std::async threads, a promise's setter and main may each "
