@@ -5,15 +5,22 @@
 // deadline gives ETIMEDOUT, sema_wake reports how many it woke and wakes no
 // more than asked, and requeue moves waiters to another word. Regression
 // guard for the bucket's kernel-waiter count: a wake that finds no G waiter
-// must still reach threads sleeping in the kernel. On the G path the
-// parked waiters are counted exactly (sema_count), so nothing sleeps to
-// let them arrive.
+// must still reach threads sleeping in the kernel. Nothing sleeps for a
+// guessed time to let waiters arrive: kernel sleepers are found in /proc
+// (blocked in futex(2) on the word), G waiters counted with sema_count.
 #include <gtest/gtest.h>
 
 #include <atomic>
 #include <cerrno>
+#include <mutex>
 #include <thread>
 #include <vector>
+
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
 
 #include "core/base.h"
 #include "core/sema.h"
@@ -22,11 +29,55 @@
 using namespace mnp;
 
 namespace {
-void wait_until_sleeping(std::atomic<int>& entered, int n) {
-  while (entered.load() < n) std::this_thread::yield();
-  // Give them time to reach the kernel.
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
+// True when kernel thread tid is blocked in futex(2) on addr: /proc's view
+// of its system call ("202 0x<addr> ..."; the number is SYS_futex).
+bool in_futex_on(pid_t tid, const void* addr) {
+  char path[64], buf[256];
+  snprintf(path, sizeof path, "/proc/self/task/%d/syscall", static_cast<int>(tid));
+  FILE* f = fopen(path, "r");
+  if (!f) return false;
+  bool yes = false;
+  if (fgets(buf, sizeof buf, f)) {
+    char want[64];
+    snprintf(want, sizeof want, "%d 0x%lx ", SYS_futex, reinterpret_cast<unsigned long>(addr));
+    yes = strncmp(buf, want, strlen(want)) == 0;
+  }
+  fclose(f);
+  return yes;
 }
+
+// Waits until `attempts` sema_wait calls have begun and each thread of
+// tids is asleep in the kernel on addr. A thread counts its attempt before
+// it calls sema_wait, so once the count is reached the futex wait /proc
+// shows is the latest one (a woken thread that has not left the kernel
+// yet does not pass for a sleeper). No sleeping for a guessed time: on a
+// loaded machine a thread may take long to get there.
+void wait_until_sleeping(const std::vector<pid_t>& tids, std::atomic<int>& began, int attempts, const void* addr) {
+  for (;;) {
+    bool all = began.load() >= attempts;
+    for (pid_t t : tids) all = all && in_futex_on(t, addr);
+    if (all) return;
+    std::this_thread::yield();
+  }
+}
+
+struct Tids {
+  std::mutex mu;
+  std::vector<pid_t> v;
+  void add() {
+    std::lock_guard<std::mutex> lk(mu);
+    v.push_back(static_cast<pid_t>(syscall(SYS_gettid)));
+  }
+  std::vector<pid_t> get(size_t n) {
+    for (;;) {
+      {
+        std::lock_guard<std::mutex> lk(mu);
+        if (v.size() >= n) return v;
+      }
+      std::this_thread::yield();
+    }
+  }
+};
 }  // namespace
 
 TEST(Sema, ValueMismatchAndTimeout) {
@@ -39,18 +90,24 @@ TEST(Sema, ValueMismatchAndTimeout) {
 
 TEST(Sema, WakeCountsAndWakesNoMoreThanAsked) {
   std::atomic<uint32_t> w{0};
-  std::atomic<int> entered{0}, woke{0};
+  std::atomic<int> began{0}, woke{0};
+  Tids tids;
   std::vector<std::thread> ts;
   for (int i = 0; i < 4; i++)
     ts.emplace_back([&] {
-      entered++;
-      while (w.load() == 0) sema_wait(&w, 0, kNever);
+      tids.add();
+      for (;;) {
+        began++;
+        if (w.load() != 0) break;
+        sema_wait(&w, 0, kNever);
+        if (w.load() != 0) break;
+      }
       woke++;
     });
-  wait_until_sleeping(entered, 4);
+  wait_until_sleeping(tids.get(4), began, 4, &w);
   EXPECT_EQ(sema_wake(&w, 1), 1);
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
   // The woken thread re-checks, sees w == 0 and sleeps again: nobody passed.
+  wait_until_sleeping(tids.get(4), began, 5, &w);
   EXPECT_EQ(woke.load(), 0);
   w.store(1);
   EXPECT_EQ(sema_wake(&w, 100), 4);
@@ -61,22 +118,24 @@ TEST(Sema, WakeCountsAndWakesNoMoreThanAsked) {
 
 TEST(Sema, RequeueMovesWaitersToAnotherWord) {
   std::atomic<uint32_t> a{0}, b{0};
-  std::atomic<int> entered{0}, done{0};
+  std::atomic<int> began{0}, done{0};
+  Tids tids;
   std::vector<std::thread> ts;
   for (int i = 0; i < 3; i++)
     ts.emplace_back([&] {
-      entered++;
+      tids.add();
+      began++;
       sema_wait(&a, 0, kNever);
       done++;
     });
-  wait_until_sleeping(entered, 3);
+  wait_until_sleeping(tids.get(3), began, 3, &a);
   uint32_t wrong = 7;
   EXPECT_EQ(sema_requeue(&a, &b, 1, 10, &wrong, true), -EAGAIN);
   uint32_t right = 0;
   EXPECT_EQ(sema_requeue(&a, &b, 1, 10, &right, true), 3) << "one woken + two moved";
-  std::this_thread::sleep_for(std::chrono::milliseconds(30));
-  EXPECT_EQ(done.load(), 1);
+  while (done.load() < 1) std::this_thread::yield();
   EXPECT_EQ(sema_wake(&a, 10), 0) << "nobody is left on a";
+  EXPECT_EQ(done.load(), 1);
   EXPECT_EQ(sema_wake(&b, 10), 2);
   for (auto& t : ts) t.join();
   EXPECT_EQ(done.load(), 3);
