@@ -21,8 +21,18 @@
 //               and given to another M; a G that runs past its time slice
 //               is marked for preemption.
 //
-// Each of these fails against a broken scheduler: the report of the commit
-// that added them names the variant each one was checked against.
+// Each was seen to fail against a scheduler broken on purpose: ready()
+// returning at once for a G still Running (SchedPark.*); switch_g bumping
+// schedtick for a G from next (HandoffInheritsTheSlice, deterministically;
+// the starvation cases may still pass on a loaded machine, where an M that
+// waits for a CPU lets sysmon see the tick stand still); no timers in
+// park_commit_cb (PairCannotStarveTimer); slice_over ignored in next_local
+// (PairCannotStarveRingG); next stolen without being asked, or without the
+// grace (NextOnlyWhenAskedAndAfterTheGrace); a thief that keeps only one G
+// of its batch (HalfOfTheVictimsRing); no stealing (IdlePStealsFromABusyP);
+// resetspinning without wakep, and a giving-up spinner left counted
+// (SchedSpin.*); retake never retaking (RetakesThePOfALongSyscall); sysmon
+// never marking a slice over (MarksAGPastItsSlice, PairCannotStarve*).
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/syscall.h>
