@@ -1656,3 +1656,13 @@ void dump_sched_state_for_fatal() {
 }
 
 }  // namespace mnp
+
+#ifdef MNP_EXPORT_TEST
+// Test-only exports (core/export_test.h); absent from libmnpthread.so.
+#include "core/export_test.h"
+namespace mnp::test {
+G* steal_from(M* thief, P* victim, bool take_next) { return mnp::steal_from(thief, victim, take_next); }
+int64_t steal_next_delay_ns() { return kStealNextDelayNs; }
+void resetspinning(M* mp) { mnp::resetspinning(mp); }
+}  // namespace mnp::test
+#endif
