@@ -375,6 +375,15 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
      "libstdc++'s std::future waits and wakes with futex calls without FUTEX_PRIVATE_FLAG, which go to "
      "the kernel with the P handed off: its 8 std::async threads, a promise's setter and main may each "
      "be in one and keep its M"},
+    {"wire_ptrace", 4,
+     "its tracer threads and the forking main thread are wired (docs/ARCHITECTURE.md, \"Wiring\"): each "
+     "keeps a kernel thread of its own, and a wired G's every park hands its P to another M"},
+    {"wire_state", 4,
+     "its threads that set per-thread kernel state (name, parent-death signal, altstack, unshare) are "
+     "wired, each to a kernel thread of its own"},
+    {"sched_kernel", 4,
+     "its threads with a real-time policy, a CPU mask or a nice value are wired, each to a kernel thread "
+     "that carries those attributes, while busy threads keep the P"},
 };
 
 void expect_kthreads_bound(const Case& c, const Run& shim, int procs) {

@@ -32,7 +32,8 @@
 // of its batch (HalfOfTheVictimsRing); no stealing (IdlePStealsFromABusyP);
 // resetspinning without wakep, and a giving-up spinner left counted
 // (SchedSpin.*); retake never retaking (RetakesThePOfALongSyscall); sysmon
-// never marking a slice over (MarksAGPastItsSlice, PairCannotStarve*).
+// never marking a slice over (MarksAGPastItsSlice, PairCannotStarve*);
+// sysmon marking a G that has the P to itself (LeavesALoneGAlone).
 #include <gtest/gtest.h>
 #include <sched.h>
 #include <sys/syscall.h>
@@ -474,8 +475,9 @@ void retake_body() {
   RT_CHECK(a_m.load() != b_m.load());  // B ran on another M while A's was in the kernel
 }
 
-// At 1 P: a G that makes no scheduling point gets G::preempt set once it has
-// run a whole slice, so its next park or yield ends the slice.
+// At 1 P: a G that makes no scheduling point while another G waits for the
+// P gets G::preempt set once it has run a whole slice, so its next park or
+// yield ends the slice.
 void preempt_mark_body() {
   static Counter done;
   go([](void*) {
@@ -485,9 +487,26 @@ void preempt_mark_body() {
     RT_CHECK(self->preempt.load() != kPreemptNone);
     done.add();
   });
+  go([](void*) { done.add(); });  // queued behind the spinner: work for the P
+  done.wait_for(2);
+}
+
+// At 1 P: a G alone with its P is not marked, however long it runs: nothing
+// else wants the P, and a signal would only cost it a handler run (and a
+// traced program a stop).
+void lone_g_body() {
+  static Counter done;
+  go([](void*) {
+    G* self = getg();
+    int64_t until = nanotime() + 60'000'000;  // six slices
+    while (nanotime() < until) cpu_relax();
+    RT_CHECK(self->preempt.load() == kPreemptNone);
+    done.add();
+  });
   done.wait_for(1);
 }
 }  // namespace
 
 TEST(Sysmon, RetakesThePOfALongSyscall) { EXPECT_IN_RUNTIME(1, true, retake_body); }
 TEST(Sysmon, MarksAGPastItsSlice) { EXPECT_IN_RUNTIME(1, true, preempt_mark_body); }
+TEST(Sysmon, LeavesALoneGAlone) { EXPECT_IN_RUNTIME(1, true, lone_g_body); }
