@@ -249,13 +249,18 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
         !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
       return;
     int saved_errno = errno;
-    // The walk must leave the G as it found it: Running on this M with a
-    // P. Seen with jemalloc preloaded (mem-threads 2000, about 1 run in 3,
-    // also before the allocator work): after the walk the G was kGSyscall
-    // and its M had no P, and preempt_switch took a null P. Cause not found;
-    // skipping a preemption is always allowed.
-    if (preempt_safe_point(uc) && gp->m == mp && mp->p &&
-        gp->status.load(std::memory_order_relaxed) == kGRunning) {
+    // The walk (libunwind) calls open, read, write, sigprocmask and
+    // syscall: with tls_g cleared, the shim's interposers take this thread
+    // for one that is no G and call glibc at once. As a G, a read could
+    // hand the P off or park the G inside this handler, and the G came back
+    // without a P (preempt_switch on a null P: tree at 2 Ps about 1 run in
+    // 10; mem-threads with jemalloc preloaded 1 in 3). The walk must leave
+    // the G as it found it, Running on this M with a P; the check after it
+    // stays, as skipping a preemption is always allowed.
+    tls_g = nullptr;
+    bool safe = preempt_safe_point(uc);
+    tls_g = gp;
+    if (safe && gp->m == mp && mp->p && gp->status.load(std::memory_order_relaxed) == kGRunning) {
       raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
       preempt_switch();
       // An asynchronous pthread_cancel that found us preempted acts now
