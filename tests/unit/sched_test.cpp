@@ -482,12 +482,12 @@ void preempt_mark_body() {
   static Counter done;
   go([](void*) {
     G* self = getg();
+    go([](void*) { done.add(); });  // queued on this P behind us: work for the P
     int64_t deadline = nanotime() + 5'000'000'000;
     while (self->preempt.load(std::memory_order_relaxed) == kPreemptNone && nanotime() < deadline) cpu_relax();
     RT_CHECK(self->preempt.load() != kPreemptNone);
     done.add();
   });
-  go([](void*) { done.add(); });  // queued behind the spinner: work for the P
   done.wait_for(2);
 }
 
