@@ -15,6 +15,10 @@
 
 #include "arch/x86_64/machine.h"
 
+#if MNP_ASAN
+#include <sanitizer/asan_interface.h>
+#endif
+
 #define MNP_LIKELY(x) __builtin_expect(!!(x), 1)
 #define MNP_UNLIKELY(x) __builtin_expect(!!(x), 0)
 #define MNP_NOINLINE __attribute__((noinline))
@@ -39,6 +43,19 @@ char* fmt_str(char* p, char* end, const char* s);
 #else
 #define DCHECK(cond) do { (void)sizeof(cond); } while (0)
 #endif
+
+// Clears AddressSanitizer's poison from [p, p+n); nothing without ASan
+// (-Dsanitize=address). The frames of a stack that is left for good keep
+// their red zones in ASan's shadow, and memory the runtime maps there later
+// with raw mmap would inherit them.
+inline void san_unpoison(void* p, size_t n) {
+#if MNP_ASAN
+  __asan_unpoison_memory_region(p, n);
+#else
+  (void)p;
+  (void)n;
+#endif
+}
 
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
 

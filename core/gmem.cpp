@@ -298,6 +298,8 @@ void gmem_reclaim() {
 }
 
 void gmem_free(G* gp) {
+  san_unpoison(gp->stack_lo, static_cast<size_t>(static_cast<char*>(gmem_stack_top(gp)) -
+                                                 static_cast<char*>(gp->stack_lo)));
   uintptr_t tcb = reinterpret_cast<uintptr_t>(gp->tcb);
   table_remove(tcb);
   tcb_release(gp->tcb);

@@ -1219,7 +1219,7 @@ void probe_malloc_slots_once() {
       G* g;
     } pc{};
     pc.g = probe;
-    ctx_make(&probe->ctx, gmem_stack_top(probe), reinterpret_cast<uintptr_t>(probe->tcb),
+    ctx_make(&probe->ctx, probe->stack_lo, gmem_stack_top(probe), reinterpret_cast<uintptr_t>(probe->tcb),
              [](void* a) {
                auto* c = static_cast<ProbeCtx*>(a);
                tcb_thread_start_on_current();
@@ -1284,7 +1284,7 @@ int newproc(const GSpec& spec, G** out) {
     g_sigmask_init(gp, &k);
   }
   gp->goid = sched.goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
-  ctx_make(&gp->ctx, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
+  ctx_make(&gp->ctx, gp->stack_lo, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
   sched.ngsys_live.fetch_add(1, std::memory_order_relaxed);
   set_status_or_die(gp, kGIdle, kGRunnable);
   *out = gp;
@@ -1553,7 +1553,8 @@ void after_fork_child() {
     mp->g0.stack_lo = sys->stack_lo;
     mp->g0.stack_size = sys->stack_size;
     gmem_set_tls_g_at(sys->tcb, &mp->g0);
-    ctx_make(&mp->g0.ctx, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, mp);
+    ctx_make(&mp->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry,
+             mp);
   }
   // Every other module: reset locks other threads may have held, forget
   // waiters that do not exist here, restart sysmon and the netpoller.
@@ -1608,7 +1609,7 @@ bool sched_init_main() {
   m0->g0.stack_lo = sys->stack_lo;
   m0->g0.stack_size = sys->stack_size;
   gmem_set_tls_g_at(sys->tcb, &m0->g0);
-  ctx_make(&m0->g0.ctx, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, m0);
+  ctx_make(&m0->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, m0);
 
   probe_malloc_slots_once();
 

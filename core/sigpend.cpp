@@ -10,7 +10,6 @@
 #include "core/gmem.h"
 #include "core/tcb.h"
 #include "core/netpoll.h"
-#include "core/gmem.h"
 #include "core/sched.h"
 #include "core/sema.h"
 

@@ -132,19 +132,19 @@ MNP_EXPORT int pthread_cond_broadcast(pthread_cond_t* cv) noexcept {
   return 0;
 }
 
-MNP_EXPORT int pthread_cond_wait(pthread_cond_t* cv, pthread_mutex_t* m) noexcept {
+MNP_EXPORT int pthread_cond_wait(pthread_cond_t* cv, pthread_mutex_t* m) {
   if (pshared(cv)) return handoff_call(real_wait, cv, m);
   return cond_wait(cv, m, kNever);
 }
 
 MNP_EXPORT int pthread_cond_clockwait(pthread_cond_t* cv, pthread_mutex_t* m, clockid_t clk,
-                                      const struct timespec* abstime) noexcept {
+                                      const struct timespec* abstime) {
   if (pshared(cv)) return handoff_call(real_clockwait, cv, m, clk, abstime);
   if (!supported_clock(clk) || !valid_timespec(abstime)) return EINVAL;
   return cond_wait(cv, m, abs_deadline(clk, abstime));
 }
 
-MNP_EXPORT int pthread_cond_timedwait(pthread_cond_t* cv, pthread_mutex_t* m, const struct timespec* abstime) noexcept {
+MNP_EXPORT int pthread_cond_timedwait(pthread_cond_t* cv, pthread_mutex_t* m, const struct timespec* abstime) {
   if (pshared(cv)) return handoff_call(real_timedwait, cv, m, abstime);
   clockid_t clk = (view(cv)->flags.load(std::memory_order_relaxed) & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
   if (!valid_timespec(abstime)) return EINVAL;

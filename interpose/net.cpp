@@ -48,7 +48,6 @@ using SendtoFn = ssize_t(int, const void*, size_t, int, const struct sockaddr*, 
 using SendmsgFn = ssize_t(int, const struct msghdr*, int);
 using RecvmmsgFn = int(int, struct mmsghdr*, unsigned int, int, struct timespec*);
 using SendmmsgFn = int(int, struct mmsghdr*, unsigned int, int);
-using AcceptFn = int(int, struct sockaddr*, socklen_t*);
 using Accept4Fn = int(int, struct sockaddr*, socklen_t*, int);
 using CloseFn = int(int);
 using ChkFailFn = void();
@@ -66,7 +65,6 @@ constinit Real<SendtoFn> real_sendto{"sendto", "GLIBC_2.2.5"};
 constinit Real<SendmsgFn> real_sendmsg{"sendmsg", "GLIBC_2.2.5"};
 constinit Real<RecvmmsgFn> real_recvmmsg{"recvmmsg", "GLIBC_2.12"};
 constinit Real<SendmmsgFn> real_sendmmsg{"sendmmsg", "GLIBC_2.14"};
-constinit Real<AcceptFn> real_accept{"accept", "GLIBC_2.2.5"};
 constinit Real<Accept4Fn> real_accept4{"accept4", "GLIBC_2.10"};
 constinit Real<CloseFn> real_close{"close", "GLIBC_2.2.5"};
 constinit Real<ChkFailFn> real_chk_fail{"__chk_fail", "GLIBC_2.3.4"};
@@ -196,7 +194,7 @@ void fortify_fail() {
 
 extern "C" {
 
-MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) noexcept {
+MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   if (!fd_caller_is_g()) return real_read(fd, buf, n);
   if (long r; signalfd_read(fd, buf, n, &r)) return r;
   struct iovec v = {buf, n};
@@ -210,13 +208,13 @@ MNP_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexce
   return read(fd, buf, n);
 }
 
-MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) noexcept {
+MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {
   if (!fd_caller_is_g()) return real_readv(fd, iov, cnt);
   return drive(fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, iov, cnt); },
                [&] { return real_readv(fd, iov, cnt); });
 }
 
-MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) noexcept {
+MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
   if (!fd_caller_is_g()) return real_writev(fd, iov, cnt);
   return write_all(iov, cnt, [&](const struct iovec* it, int c) {
     return drive(fd, PollDir::kWrite, [&] { return raw_writev_nowait(fd, it, c); },
@@ -224,13 +222,13 @@ MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) noexcept {
   });
 }
 
-MNP_EXPORT ssize_t write(int fd, const void* buf, size_t n) noexcept {
+MNP_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
   if (!fd_caller_is_g()) return real_write(fd, buf, n);
   struct iovec v = {const_cast<void*>(buf), n};
   return writev(fd, &v, 1);
 }
 
-MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* a, socklen_t* l) noexcept {
+MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* a, socklen_t* l) {
   if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvfrom(fd, buf, n, flags, a, l);
   return drive(fd, PollDir::kRead,
                [&] { return raw_syscall6(SYS_recvfrom, fd, reinterpret_cast<long>(buf), static_cast<long>(n),
@@ -238,7 +236,7 @@ MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct socka
                [&] { return real_recvfrom(fd, buf, n, flags, a, l); });
 }
 
-MNP_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) noexcept {
+MNP_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
   if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recv(fd, buf, n, flags);
   return recvfrom(fd, buf, n, flags, nullptr, nullptr);
 }
@@ -254,14 +252,14 @@ MNP_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, in
   return recvfrom(fd, buf, n, flags, a, l);
 }
 
-MNP_EXPORT ssize_t recvmsg(int fd, struct msghdr* m, int flags) noexcept {
+MNP_EXPORT ssize_t recvmsg(int fd, struct msghdr* m, int flags) {
   if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmsg(fd, m, flags);
   return drive(fd, PollDir::kRead,
                [&] { return raw_syscall(SYS_recvmsg, fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT); },
                [&] { return real_recvmsg(fd, m, flags); });
 }
 
-MNP_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* a, socklen_t l) noexcept {
+MNP_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* a, socklen_t l) {
   if (!fd_caller_is_g() || (flags & MSG_DONTWAIT)) return real_sendto(fd, buf, n, flags, a, l);
   struct iovec v = {const_cast<void*>(buf), n};
   return write_all(&v, 1, [&](const struct iovec* it, int) {
@@ -273,12 +271,12 @@ MNP_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const st
   });
 }
 
-MNP_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) noexcept {
+MNP_EXPORT ssize_t send(int fd, const void* buf, size_t n, int flags) {
   if (!fd_caller_is_g() || (flags & MSG_DONTWAIT)) return real_send(fd, buf, n, flags);
   return sendto(fd, buf, n, flags, nullptr, 0);
 }
 
-MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) noexcept {
+MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) {
   if (!fd_caller_is_g() || (flags & MSG_DONTWAIT)) return real_sendmsg(fd, m, flags);
   if (m->msg_iovlen > IOV_MAX) {
     errno = EMSGSIZE;
@@ -304,7 +302,7 @@ MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) noexcept {
 // caps vlen at UIO_MAXIOV). An error after some messages returns the count,
 // as natively. With a timeout (checked by the kernel only after each
 // message, and written back) it stays the real call with the P handed off.
-MNP_EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags, struct timespec* t) noexcept {
+MNP_EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags, struct timespec* t) {
   if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmmsg(fd, v, vlen, flags, t);
   if (t) return static_cast<int>(libc_handoff([&] { return static_cast<long>(real_recvmmsg(fd, v, vlen, flags, t)); }));
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
@@ -324,7 +322,7 @@ MNP_EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags,
 // blocking sendmsg calls would; an error after some messages returns the
 // count. A stream socket may take part of a message: the rest goes out
 // through sendmsg, which completes it.
-MNP_EXPORT int sendmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags) noexcept {
+MNP_EXPORT int sendmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags) {
   if (!fd_caller_is_g() || (flags & MSG_DONTWAIT)) return real_sendmmsg(fd, v, vlen, flags);
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
   unsigned int sent = 0;
@@ -368,7 +366,7 @@ MNP_EXPORT int sendmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags)
   return static_cast<int>(sent);
 }
 
-MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) noexcept {
+MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) {
   if (!fd_caller_is_g()) return real_accept4(fd, a, l, flags);
   // accept has no per-call non-blocking flag: take a connection only when
   // poll says one is pending (if another thread wins the race, the accept
@@ -396,7 +394,7 @@ MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) noex
       [&] { return static_cast<long>(real_accept4(fd, a, l, flags)); }));
 }
 
-MNP_EXPORT int accept(int fd, struct sockaddr* a, socklen_t* l) noexcept { return accept4(fd, a, l, 0); }
+MNP_EXPORT int accept(int fd, struct sockaddr* a, socklen_t* l) { return accept4(fd, a, l, 0); }
 
 // connect has no per-call non-blocking flag. A socket being connected is
 // nearly always one the process has just created, so for the duration of
@@ -404,7 +402,7 @@ MNP_EXPORT int accept(int fd, struct sockaddr* a, socklen_t* l) noexcept { retur
 // created), the G parks until the socket is writable, and the result comes
 // from SO_ERROR; the program's flags are restored before returning. A
 // socket the program made non-blocking itself gets EINPROGRESS as natively.
-MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
+MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) {
   if (!fd_caller_is_g()) return real_connect(fd, a, l);
   long fl = raw_syscall(SYS_fcntl, fd, F_GETFL);
   if (fl < 0 || (fl & O_NONBLOCK)) return real_connect(fd, a, l);
@@ -460,7 +458,7 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) noexcept {
 // Gs parked on fd wake after it is closed (waking them before, they could
 // park again on the still open fd and never hear of the close) and see
 // EBADF when they look again.
-MNP_EXPORT int close(int fd) noexcept {
+MNP_EXPORT int close(int fd) {
   if (!runtime_up) return real_close(fd);
   if (rtfd_is(fd)) return static_cast<int>(raw_to_libc(-EBADF));
   int r = real_close(fd);

@@ -58,6 +58,17 @@ class Real {
   mutable std::atomic<void*> fn_{nullptr};
 };
 
+// A null test on a parameter glibc declares __nonnull: the compiler takes
+// such a pointer to be non-null and may drop a plain test (gcc does, clang
+// warns), yet a program that passes null must get the real function's
+// answer (EFAULT), not a crash in the interposer. The empty asm hides the
+// attribute from the optimizer.
+template <typename T>
+inline bool null_arg(T* p) {
+  asm("" : "+r"(p));
+  return p == nullptr;
+}
+
 // One-time set-up of the families that need more than their real functions
 // (hooks into core/, layout probes), run by the shim's constructor. Nothing
 // an interposer needs to work may depend on these having run.

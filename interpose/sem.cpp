@@ -31,12 +31,11 @@ namespace {
 struct SemView {
   std::atomic<uint32_t> value;
   std::atomic<uint32_t> waiters;
-  int priv;  // glibc: 0 when private, kSharedFlag when shared
+  int priv;  // glibc: 0 when private, 128 (FUTEX_PRIVATE_FLAG, its LLL_SHARED) when shared
   int pad;
   char unused[16];
 };
 static_assert(sizeof(SemView) == sizeof(sem_t));
-constexpr int kSharedFlag = 128;  // FUTEX_PRIVATE_FLAG, glibc's LLL_SHARED
 
 using InitFn = int(sem_t*, int, unsigned);
 using OneFn = int(sem_t*);
@@ -103,7 +102,7 @@ MNP_EXPORT int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
 
 MNP_EXPORT int sem_destroy(sem_t* sem) noexcept { return shared(sem) ? real_destroy(sem) : 0; }
 
-MNP_EXPORT int sem_wait(sem_t* sem) noexcept {
+MNP_EXPORT int sem_wait(sem_t* sem) {
   if (shared(sem)) return handoff_call(real_wait, sem);
   return sem_wait_impl(sem, kNever);
 }
@@ -117,7 +116,7 @@ MNP_EXPORT int sem_trywait(sem_t* sem) noexcept {
 
 // glibc checks the clock and the time before it tries the semaphore;
 // sem_timedwait also acts on a due cancellation request first.
-MNP_EXPORT int sem_clockwait(sem_t* sem, clockid_t clk, const struct timespec* abstime) noexcept {
+MNP_EXPORT int sem_clockwait(sem_t* sem, clockid_t clk, const struct timespec* abstime) {
   if (shared(sem)) return handoff_call(real_clockwait, sem, clk, abstime);
   if (!supported_clock(clk) || !valid_timespec(abstime)) {
     errno = EINVAL;
@@ -127,7 +126,7 @@ MNP_EXPORT int sem_clockwait(sem_t* sem, clockid_t clk, const struct timespec* a
   return sem_wait_impl(sem, abs_deadline(clk, abstime));
 }
 
-MNP_EXPORT int sem_timedwait(sem_t* sem, const struct timespec* abstime) noexcept {
+MNP_EXPORT int sem_timedwait(sem_t* sem, const struct timespec* abstime) {
   if (shared(sem)) return handoff_call(real_timedwait, sem, abstime);
   if (!valid_timespec(abstime)) {
     errno = EINVAL;

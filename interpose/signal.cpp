@@ -415,7 +415,7 @@ MNP_EXPORT int raise(int sig) noexcept {
 
 MNP_EXPORT int sigwait(const sigset_t* set, int* sig) {
   G* g = get_user_g();
-  if (!g || !runtime_up || !set) return real_sigwait(set, sig);
+  if (!g || !runtime_up || null_arg(set)) return real_sigwait(set, sig);
   if (int got = sigwait_begin(g, set_bits(set), nullptr)) {
     *sig = got;
     return 0;
@@ -425,7 +425,7 @@ MNP_EXPORT int sigwait(const sigset_t* set, int* sig) {
 
 MNP_EXPORT int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
   G* g = get_user_g();
-  if (!g || !runtime_up || !set) return real_sigwaitinfo(set, info);
+  if (!g || !runtime_up || null_arg(set)) return real_sigwaitinfo(set, info);
   siginfo_t si;
   if (int got = sigwait_begin(g, set_bits(set), &si)) {
     if (info) *info = si;
@@ -436,7 +436,7 @@ MNP_EXPORT int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
 
 MNP_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
   G* g = get_user_g();
-  if (!g || !runtime_up || !set) return real_sigtimedwait(set, info, timeout);
+  if (!g || !runtime_up || null_arg(set)) return real_sigtimedwait(set, info, timeout);
   // The kernel checks the timeout before it looks for a pending signal.
   if (timeout && (timeout->tv_sec < 0 || timeout->tv_nsec < 0 || timeout->tv_nsec >= 1000000000)) {
     errno = EINVAL;
@@ -461,7 +461,7 @@ MNP_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct t
 // flag before the handler had run.
 MNP_EXPORT int sigsuspend(const sigset_t* mask) {
   G* g = get_user_g();
-  if (!g || !runtime_up || !mask) return real_sigsuspend(mask);
+  if (!g || !runtime_up || null_arg(mask)) return real_sigsuspend(mask);
   uint64_t through = ~sigset_bits(mask) & ~((1ULL << 31) | (1ULL << 32));
   CallMask cm;
   bool ran = g_call_mask_begin(g, mask, &cm);

@@ -232,7 +232,7 @@ extern "C" {
 MNP_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) noexcept {
   int r = real_signalfd(fd, mask, flags);
   // The kernel never reports SIGKILL or SIGSTOP through a signalfd.
-  if (r >= 0 && mask) record(r, sigset_bits(mask) & ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1))));
+  if (r >= 0 && !null_arg(mask)) record(r, sigset_bits(mask) & ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1))));
   return r;
 }
 

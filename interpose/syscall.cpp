@@ -11,6 +11,12 @@
 // Both the 32- and 64-bit-offset names are interposed, so the headers must
 // not redirect one to the other.
 #undef _FILE_OFFSET_BITS
+// glibc's headers carry extern-inline bodies of getchar and getline, which this
+// file defines: gcc accepts the second body of a gnu_inline function, clang
+// does not, so the headers' copies are left out.
+#ifndef __NO_INLINE__
+#define __NO_INLINE__ 1
+#endif
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <netdb.h>

@@ -6,6 +6,12 @@
 // struct pthread. Handles are validated through the handle table (gmem.h):
 // a bad handle gets ESRCH, never a crash. Threads created before the runtime
 // was up are real glibc threads; their handles go to the real functions.
+// glibc's headers carry extern-inline bodies of pthread_equal, which this
+// file defines: gcc accepts the second body of a gnu_inline function, clang
+// does not, so the headers' copies are left out.
+#ifndef __NO_INLINE__
+#define __NO_INLINE__ 1
+#endif
 #include <errno.h>
 #include <signal.h>
 #include <fcntl.h>
@@ -35,7 +41,6 @@ namespace {
 using CreateFn = int(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
 using JoinFn = int(pthread_t, void**);
 using TryJoinFn = int(pthread_t, void**);
-using TimedJoinFn = int(pthread_t, void**, const struct timespec*);
 using ClockJoinFn = int(pthread_t, void**, clockid_t, const struct timespec*);
 using DetachFn = int(pthread_t);
 using GetattrFn = int(pthread_t, pthread_attr_t*);
@@ -48,7 +53,6 @@ using ExitFn = void(void*);
 constinit Real<CreateFn> real_create{"pthread_create", "GLIBC_2.34"};
 constinit Real<JoinFn> real_join{"pthread_join", "GLIBC_2.34"};
 constinit Real<TryJoinFn> real_tryjoin{"pthread_tryjoin_np", "GLIBC_2.34"};
-constinit Real<TimedJoinFn> real_timedjoin{"pthread_timedjoin_np", "GLIBC_2.34"};
 constinit Real<ClockJoinFn> real_clockjoin{"pthread_clockjoin_np", "GLIBC_2.34"};
 constinit Real<DetachFn> real_detach{"pthread_detach", "GLIBC_2.34"};
 constinit Real<GetattrFn> real_getattr{"pthread_getattr_np", "GLIBC_2.32"};
@@ -344,7 +348,7 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
   return 0;
 }
 
-MNP_EXPORT int pthread_join(pthread_t th, void** ret) noexcept {
+MNP_EXPORT int pthread_join(pthread_t th, void** ret) {
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) {
@@ -370,7 +374,7 @@ MNP_EXPORT int pthread_tryjoin_np(pthread_t th, void** ret) noexcept {
   return r ? r : join_g(t, ret, true, CLOCK_REALTIME, nullptr);
 }
 
-MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, const struct timespec* abstime) noexcept {
+MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, const struct timespec* abstime) {
   if (clk != CLOCK_REALTIME && clk != CLOCK_MONOTONIC) return EINVAL;  // glibc checks it first
   G* t;
   int r = native_or_esrch(th, &t);
@@ -385,7 +389,7 @@ MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, con
   return join_g(t, ret, false, clk, abstime);
 }
 
-MNP_EXPORT int pthread_timedjoin_np(pthread_t th, void** ret, const struct timespec* abstime) noexcept {
+MNP_EXPORT int pthread_timedjoin_np(pthread_t th, void** ret, const struct timespec* abstime) {
   return pthread_clockjoin_np(th, ret, CLOCK_REALTIME, abstime);
 }
 
@@ -418,7 +422,7 @@ MNP_EXPORT int pthread_detach(pthread_t th) noexcept {
   }
 }
 
-MNP_EXPORT void pthread_exit(void* value) noexcept {
+MNP_EXPORT void pthread_exit(void* value) {
   // glibc's own pthread_exit unwinds (cleanup handlers, C++ destructors) to
   // the outermost cancellation buffer, which for a G is its trampoline.
   real_exit(value);

@@ -101,7 +101,7 @@ int g_cpu_sleep(clockid_t c, int flags, const struct timespec* req, struct times
 
 extern "C" {
 
-MNP_EXPORT int clock_nanosleep(clockid_t c, int flags, const struct timespec* req, struct timespec* rem) noexcept {
+MNP_EXPORT int clock_nanosleep(clockid_t c, int flags, const struct timespec* req, struct timespec* rem) {
   if (MNP_UNLIKELY(c < 0) && runtime_up) {
     int r = g_cpu_sleep(c, flags, req, rem);
     if (r >= 0) return r;
@@ -110,7 +110,7 @@ MNP_EXPORT int clock_nanosleep(clockid_t c, int flags, const struct timespec* re
   return g_sleep(c, flags, req, rem);
 }
 
-MNP_EXPORT int nanosleep(const struct timespec* req, struct timespec* rem) noexcept {
+MNP_EXPORT int nanosleep(const struct timespec* req, struct timespec* rem) {
   if (!runtime_up || !get_user_g()) return real_nanosleep(req, rem);
   int r = g_sleep(CLOCK_MONOTONIC, 0, req, rem);
   if (r) {
@@ -120,12 +120,12 @@ MNP_EXPORT int nanosleep(const struct timespec* req, struct timespec* rem) noexc
   return 0;
 }
 
-MNP_EXPORT int usleep(useconds_t us) noexcept {
+MNP_EXPORT int usleep(useconds_t us) {
   struct timespec ts = {static_cast<time_t>(us / 1000000), static_cast<long>(us % 1000000) * 1000};
   return nanosleep(&ts, nullptr);
 }
 
-MNP_EXPORT unsigned int sleep(unsigned int secs) noexcept {
+MNP_EXPORT unsigned int sleep(unsigned int secs) {
   struct timespec ts = {static_cast<time_t>(secs), 0}, rem = {0, 0};
   // glibc 2.36 returns the whole seconds left (measured: 1 for 1.95 s).
   if (nanosleep(&ts, &rem) != 0) return static_cast<unsigned>(rem.tv_sec);

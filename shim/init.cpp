@@ -83,8 +83,8 @@ MNP_EXPORT int __libc_start_main(MainFn* main, int argc, char** argv, void (*ini
   return g_real_start_main(mnp_main, argc, argv, init, fini, rtld_fini, stack_end);
 }
 
-MNP_EXPORT const char* mnp_version(void) noexcept { return "0.1.0"; }
-MNP_EXPORT int mnp_procs(void) noexcept { return static_cast<int>(config().procs); }
-MNP_EXPORT int mnp_mcount(void) noexcept { return static_cast<int>(stat_mcount()); }
+MNP_EXPORT const char* mnp_version(void) { return "0.1.0"; }
+MNP_EXPORT int mnp_procs(void) { return static_cast<int>(config().procs); }
+MNP_EXPORT int mnp_mcount(void) { return static_cast<int>(stat_mcount()); }
 
 }  // extern "C"

@@ -16,6 +16,12 @@
  */
 #include "context_offsets.h"
 
+#if MNP_ASAN
+/* context.cpp's mnp_ctx_switch wraps this one with the sanitizer's fiber
+ * calls (context.h, "Sanitizers"). */
+#define mnp_ctx_switch mnp_ctx_switch_raw
+#endif
+
         .text
         .globl  mnp_ctx_switch
         .hidden mnp_ctx_switch

@@ -8,6 +8,11 @@
 
 #include <cstring>
 
+#if MNP_ASAN
+#include <sanitizer/asan_interface.h>
+#include <sanitizer/common_interface_defs.h>
+#endif
+
 #include "arch/x86_64/machine.h"
 
 namespace mnp {
@@ -34,7 +39,57 @@ void arch_init() {
   mnp_arch_use_wrfsbase = (getauxval(AT_HWCAP2) & kHwcap2Fsgsbase) ? 1 : 0;
 }
 
-void ctx_make(Context* ctx, void* stack_top, uintptr_t fs, void (*entry)(void*), void* arg) {
+#if MNP_ASAN
+namespace {
+// The context a same-TCB switch left, so that the arriving side can record
+// its bounds; set and cleared on one TCB (context.h, "Sanitizers").
+thread_local Context* t_san_left = nullptr;
+
+// On the arriving side of a switch: ends a switch announced on this TCB.
+void san_arrived(void* fake) {
+  Context* left = t_san_left;
+  if (!left) return;  // the switch changed the TCB: nothing was announced
+  t_san_left = nullptr;
+  size_t size = 0;
+  __sanitizer_finish_switch_fiber(fake, &left->san_lo, &size);
+  left->san_size = size;
+}
+
+// First code of a fresh context, in place of its entry.
+void san_entry(void* a) {
+  auto* ctx = static_cast<Context*>(a);
+  san_arrived(nullptr);
+  ctx->san_entry(ctx->san_arg);
+  __builtin_unreachable();
+}
+}  // namespace
+
+extern "C" void mnp_ctx_switch(Context* from, const Context* to, CtxFn fn, void* arg) {
+  if (to->fs != arch_get_fs()) {
+    mnp_ctx_switch_raw(from, to, fn, arg);
+    return;
+  }
+  __sanitizer_start_switch_fiber(&from->san_fake, to->san_lo, to->san_size);
+  t_san_left = from;
+  mnp_ctx_switch_raw(from, to, fn, arg);
+  san_arrived(from->san_fake);
+}
+#endif
+
+void ctx_make(Context* ctx, void* stack_lo, void* stack_top, uintptr_t fs, void (*entry)(void*), void* arg) {
+#if MNP_ASAN
+  size_t size = static_cast<size_t>(static_cast<char*>(stack_top) - static_cast<char*>(stack_lo));
+  __asan_unpoison_memory_region(stack_lo, size);
+  ctx->san_lo = stack_lo;
+  ctx->san_size = size;
+  ctx->san_fake = nullptr;
+  ctx->san_entry = entry;
+  ctx->san_arg = arg;
+  entry = san_entry;
+  arg = ctx;
+#else
+  (void)stack_lo;
+#endif
   uintptr_t top = reinterpret_cast<uintptr_t>(stack_top) & ~uintptr_t{15};
   // After mnp_ctx_switch pops the frame, rsp = sp + 64 must be 16-aligned
   // for mnp_ctx_entry's call, so sp itself is 16-aligned.

@@ -25,6 +25,16 @@ namespace mnp {
 struct Context {
   uintptr_t sp = 0;  // saved stack pointer; 16-byte aligned (frame below)
   uintptr_t fs = 0;  // FS base (glibc TCB) this context runs with
+#if MNP_ASAN
+  // AddressSanitizer's view of the stack (see "Sanitizers" below): bounds
+  // set by ctx_make or learnt when the context is left, and the fake stack
+  // ASan hands back when the context resumes.
+  const void* san_lo = nullptr;
+  size_t san_size = 0;
+  void* san_fake = nullptr;
+  void (*san_entry)(void*) = nullptr;
+  void* san_arg = nullptr;
+#endif
 };
 
 // Offsets used by context.S, defined once in context_offsets.h.
@@ -34,10 +44,30 @@ static_assert(offsetof(Context, fs) == MNP_CTX_FS);
 
 using CtxFn = void (*)(void*);
 
+// Sanitizers (meson -Dsanitize=address,...; MNP_ASAN is then 1). ASan keeps
+// its per-thread state (stack bounds, fake stack, a switch in progress) in
+// thread-local storage, which is the TCB the FS base points at. A switch
+// that changes the FS base therefore changes ASan's thread along with the
+// stack, and needs no announcement; here every G, every g0 and the probe
+// have a TCB of their own, so all the scheduler's switches are of this
+// kind. A switch that keeps the FS base (a second stack on one TCB, as the
+// unit tests do) is announced with __sanitizer_start_switch_fiber before
+// and __sanitizer_finish_switch_fiber after, on the arriving side
+// (mnp_ctx_switch's return, or a fresh context's first instruction).
+// Announcing a switch that changes the TCB would start a switch on one ASan
+// thread and finish it on another, which ASan rejects. ctx_make unpoisons
+// the stack it prepares, since frames of a G that never returned (it
+// exited by switching away) leave their red zones behind.
+// Without MNP_ASAN, mnp_ctx_switch is context.S's own code and costs
+// nothing more.
+
 extern "C" {
 // Nonzero when wrfsbase may be used (set once by arch_init()).
 extern int mnp_arch_use_wrfsbase;
 void mnp_ctx_switch(Context* from, const Context* to, CtxFn fn, void* arg);
+#if MNP_ASAN
+void mnp_ctx_switch_raw(Context* from, const Context* to, CtxFn fn, void* arg);  // context.S
+#endif
 // First instruction run by a fresh context: calls r13(r12) and never returns.
 void mnp_ctx_entry();
 }
@@ -45,11 +75,11 @@ void mnp_ctx_entry();
 // Detects FSGSBASE support; call once before any switch.
 void arch_init();
 
-// Prepares ctx so that switching to it runs entry(arg) on the stack whose
-// highest usable address is stack_top, with FS base fs. The floating-point
+// Prepares ctx so that switching to it runs entry(arg) on the stack
+// [stack_lo, stack_top), with FS base fs. The floating-point
 // control state (MXCSR, x87 control word) is copied from the caller, as a new
 // kernel thread inherits it.
-void ctx_make(Context* ctx, void* stack_top, uintptr_t fs, void (*entry)(void*), void* arg);
+void ctx_make(Context* ctx, void* stack_lo, void* stack_top, uintptr_t fs, void (*entry)(void*), void* arg);
 
 // Current FS base (the running thread's TCB).
 inline uintptr_t arch_get_fs() {

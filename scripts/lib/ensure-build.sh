@@ -15,6 +15,12 @@
 # and otherwise just rebuilt with ninja, which re-runs meson by itself when a
 # meson.build changed.
 #
+# Meson options a caller wants the build directory to have (NAME=VALUE, e.g.
+# mnp_build_options=(werror=true), set before mnp_ensure_build): given to
+# meson setup, and set with meson configure on an existing directory whose
+# value differs. CC and CXX in the environment choose the compilers of a
+# directory meson sets up (meson keeps them afterwards).
+#
 # Sets, without exporting:
 #   mnp_root    absolute path of the repository
 #   mnp_build   absolute path of the build directory ($mnp_root/build)
@@ -36,6 +42,8 @@ mnp_shim=$mnp_build/shim/libmnpthread.so
 # What building, testing and benchmarking need on Debian 12.
 mnp_packages=(meson ninja-build g++ pkg-config libunwind-dev libjemalloc-dev
               libgtest-dev libbenchmark-dev python3)
+
+mnp_build_options=()
 
 mnp_say() { printf 'mnpthread: %s\n' "$*" >&2; }
 
@@ -105,10 +113,14 @@ mnp_find_bench_targets() {
   done < <(ninja -C "$mnp_build" -t targets all 2>/dev/null | grep -E '^bench/[^/.:]+: (c|cpp)_LINKER')
 }
 
-# mnp_configure — runs meson setup unless the build directory has a build.ninja.
+# mnp_configure — runs meson setup unless the build directory has a
+# build.ninja, then meson configure for the mnp_build_options it lacks.
 mnp_configure() {
+  local -a defs=()
+  local opt
+  for opt in "${mnp_build_options[@]}"; do defs+=("-D$opt"); done
   if [[ ! -f $mnp_build/build.ninja ]]; then
-    local -a setup=(meson setup)
+    local -a setup=(meson setup "${defs[@]}")
     # A directory meson configured once but whose build.ninja is gone (an
     # interrupted setup): reconfigure it rather than refuse.
     [[ -f $mnp_build/meson-private/coredata.dat ]] && setup+=(--reconfigure)
@@ -118,6 +130,30 @@ mnp_configure() {
       printf '%s\n' "$log" >&2
       mnp_say "meson setup failed"
       return 1
+    fi
+  elif ((${#defs[@]})); then
+    # Only the options whose value differs: meson configure regenerates the
+    # build even when nothing changes.
+    local -a differ
+    mapfile -t differ < <(python3 - "$mnp_build/meson-info/intro-buildoptions.json" "${mnp_build_options[@]}" <<'PY'
+import json, sys
+have = {o['name']: o['value'] for o in json.load(open(sys.argv[1]))}
+for want in sys.argv[2:]:
+    name, value = want.split('=', 1)
+    cur = have.get(name)
+    cur = ','.join(cur) if isinstance(cur, list) else str(cur).lower() if isinstance(cur, bool) else str(cur)
+    if cur != value:
+        print('-D' + want)
+PY
+    )
+    if ((${#differ[@]})); then
+      mnp_say "setting ${differ[*]} in ${mnp_build#"$mnp_root"/}"
+      local log
+      if ! log=$(meson configure "$mnp_build" "${differ[@]}" 2>&1); then
+        printf '%s\n' "$log" >&2
+        mnp_say "meson configure failed"
+        return 1
+      fi
     fi
   fi
 }

@@ -22,6 +22,8 @@
 //   MNP_PROGSRCDIR  tests/programs in the source tree (py_threads.py)
 //   MNP_PYTHON   interpreter for py_threads.py
 //   MNP_RUN_TIMEOUT_SCALE  optional factor applied to every per-run timeout
+//   MNP_SHIM_PRELOAD  optional libraries preloaded before the shim (the ASan
+//                runtime, for a shim built with -Dsanitize=address)
 // LD_PRELOAD and MNP_PROCS of the runner's own environment are not passed
 // on; everything else (MNP_DEBUG, ...) reaches both runs.
 //
@@ -80,6 +82,12 @@ double now_seconds() {
 std::string env_or_empty(const char* name) {
   const char* v = getenv(name);
   return v ? v : "";
+}
+
+// LD_PRELOAD of the shim runs.
+std::string shim_preload() {
+  std::string first = env_or_empty("MNP_SHIM_PRELOAD");
+  return first.empty() ? env_or_empty("MNP_SHIM") : first + " " + env_or_empty("MNP_SHIM");
 }
 
 double timeout_scale() {
@@ -453,7 +461,7 @@ void run_case(const Case& c, int procs) {
   Run shim;
   for (int attempt = 0; attempt < 3; attempt++) {
     shim = run_program("shim MNP_PROCS=" + std::to_string(procs), shim_argv,
-                       {{"LD_PRELOAD", env_or_empty("MNP_SHIM")}, {"MNP_PROCS", std::to_string(procs)}},
+                       {{"LD_PRELOAD", shim_preload()}, {"MNP_PROCS", std::to_string(procs)}},
                        c.timeout_s * timeout_scale());
     if (!c.inconclusive || !c.inconclusive(shim, procs)) break;
     std::cout << "[   run    ] inconclusive, running again\n" << std::flush;

@@ -98,6 +98,7 @@ static void* computer(void* a) {
   volatile unsigned long x = 0;
   while (!atomic_load(&g_stop))
     for (int i = 0; i < 100000; i++) x += (unsigned long)i;
+  (void)x;
   return NULL;
 }
 

@@ -51,8 +51,8 @@ static volatile int g_flag;
 
 static void look(struct report* r) {
   pthread_attr_t a;
-  void* addr;
-  size_t size, guard;
+  void* addr = NULL;
+  size_t size = 0, guard = 0;
   volatile char here;
   r->ok = pthread_getattr_np(pthread_self(), &a) == 0 && pthread_attr_getstack(&a, &addr, &size) == 0 &&
           pthread_attr_getguardsize(&a, &guard) == 0;

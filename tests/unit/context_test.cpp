@@ -9,6 +9,7 @@
 #include <cstring>
 
 #include "arch/x86_64/context.h"
+#include "core/base.h"
 
 using namespace mnp;
 
@@ -24,7 +25,10 @@ struct Fixture {
     stack = mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     main_ctx.fs = arch_get_fs();
   }
-  ~Fixture() { munmap(stack, size); }
+  ~Fixture() {
+    san_unpoison(stack, size);  // co_body's frames never returned
+    munmap(stack, size);
+  }
   void* top() { return static_cast<char*>(stack) + size; }
 };
 
@@ -54,7 +58,7 @@ void co_body(void*) {
 TEST(Context, CalleeSavedRegistersSurviveSwitches) {
   Fixture f;
   fx = &f;
-  ctx_make(&f.co, f.top(), f.main_ctx.fs, co_body, nullptr);
+  ctx_make(&f.co, f.stack, f.top(), f.main_ctx.fs, co_body, nullptr);
   // Values live in callee-saved registers across the calls (the compiler
   // keeps them there under register pressure); any loss breaks the sum.
   volatile uint64_t seed = 7;
@@ -76,7 +80,7 @@ TEST(Context, FloatingPointControlIsPerContext) {
   fx = &f;
   uint32_t mine = get_mxcsr();
   uint16_t cw = get_fpucw();
-  ctx_make(&f.co, f.top(), f.main_ctx.fs, co_body, nullptr);
+  ctx_make(&f.co, f.stack, f.top(), f.main_ctx.fs, co_body, nullptr);
   mnp_ctx_switch(&f.main_ctx, &f.co, nullptr, nullptr);
   EXPECT_EQ(co_mxcsr_seen, mine) << "a new context inherits its creator's MXCSR";
   EXPECT_EQ(get_mxcsr(), mine) << "the coroutine's rounding change leaked into us";
@@ -105,7 +109,7 @@ TEST(Context, FsBaseSwitchedAndRestored) {
   alignas(64) static uintptr_t fake_tcb[64];
   fake_tcb[0] = reinterpret_cast<uintptr_t>(fake_tcb);
   uintptr_t before = arch_get_fs();
-  ctx_make(&f.co, f.top(), reinterpret_cast<uintptr_t>(fake_tcb), fs_body, nullptr);
+  ctx_make(&f.co, f.stack, f.top(), reinterpret_cast<uintptr_t>(fake_tcb), fs_body, nullptr);
   mnp_ctx_switch(&f.main_ctx, &f.co, nullptr, nullptr);
   EXPECT_EQ(fs_seen_in_co, reinterpret_cast<uintptr_t>(fake_tcb));
   EXPECT_EQ(arch_get_fs(), before);
@@ -118,7 +122,7 @@ TEST(Context, FsBaseSwitchedAndRestored) {
 TEST(Context, OnTopCallRunsOnTargetStackAligned) {
   Fixture f;
   fx = &f;
-  ctx_make(&f.co, f.top(), f.main_ctx.fs, co_body, nullptr);
+  ctx_make(&f.co, f.stack, f.top(), f.main_ctx.fs, co_body, nullptr);
   mnp_ctx_switch(&f.main_ctx, &f.co, nullptr, nullptr);  // co now waits in its loop
   ontop_rsp_mod16 = 99;
   ontop_on_target_stack = false;

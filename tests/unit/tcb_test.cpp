@@ -41,7 +41,7 @@ void body(void* a) {
 void run_on(G* g, Probe* p) {
   p->g = g;
   p->back.fs = arch_get_fs();
-  ctx_make(&g->ctx, gmem_stack_top(g), reinterpret_cast<uintptr_t>(g->tcb), body, p);
+  ctx_make(&g->ctx, g->stack_lo, gmem_stack_top(g), reinterpret_cast<uintptr_t>(g->tcb), body, p);
   mnp_ctx_switch(&p->back, &g->ctx, nullptr, nullptr);
 }
 }  // namespace
