@@ -1507,6 +1507,7 @@ void after_fork_child() {
   mp->alllink = nullptr;
   mp->spinning = false;
   mp->nextp = nullptr;
+  mp->pokes.store(0, std::memory_order_relaxed);  // sysmon's, in the parent
   mp->nextg = nullptr;
   g_newm_pending.store(nullptr, std::memory_order_relaxed);  // the parent's Ms to be
   mp->park.clear();

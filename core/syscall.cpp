@@ -546,6 +546,13 @@ void poke_user_action(const struct sigaction* act, struct sigaction* old) {
 }
 
 void sysmon_after_fork() {
+  // The child's only thread is the one that forked: a signal another
+  // thread was sending, or an exec another thread was preparing, at the
+  // moment of the fork is none of the child's. Left counted, the child's
+  // exec_prepare waited for ever for a send that no thread would finish
+  // (bash under the shim, spinning before its execve).
+  g_poke_inflight.store(0, std::memory_order_relaxed);
+  g_exec_pending.store(0, std::memory_order_relaxed);
   g_sysmon_tid.store(0, std::memory_order_relaxed);
   g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
   g_sysmon_wake.store(0, std::memory_order_relaxed);

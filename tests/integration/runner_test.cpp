@@ -636,6 +636,11 @@ TEST(ForkChild, Procs2) { run_case(simple({"fork_child"}), 2); }
 const Case kForkLoad{{"fork_load"}, {}, 0, 45, nullptr};
 TEST(ForkLoad, Procs1) { run_case(kForkLoad, 1); }
 TEST(ForkLoad, Procs2) { run_case(kForkLoad, 2); }
+// 150 fork+exec of /bin/true while two CPU hogs keep sysmon signalling
+// (fork_exec_poke.c): a child that inherited a signal in flight waited in
+// exec for ever. At 2 Ps only: at 1 P no send overlaps a fork.
+const Case kForkExecPoke{{"fork_exec_poke"}, {}, 0, 90, nullptr};
+TEST(ForkLoad, ExecWhileSignallingProcs2) { run_case(kForkExecPoke, 2); }
 
 // In a fork child the parent's other threads' ids are ESRCH (fork_ids.c).
 TEST(ForkIds, Procs1) { run_case(simple({"fork_ids"}), 1); }
