@@ -383,6 +383,9 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
      "libstdc++'s std::future waits and wakes with futex calls without FUTEX_PRIVATE_FLAG, which go to "
      "the kernel with the P handed off: its 8 std::async threads, a promise's setter and main may each "
      "be in one and keep its M"},
+    {"sync/sync_rust_sync", 10,
+     "Rust's standard library gives every thread an alternate signal stack, which wires it "
+     "(docs/ARCHITECTURE.md, \"Wiring\"): each of its up to 9 live threads keeps a kernel thread"},
     {"tree", 2,
      "its 2,048 leaves each read /proc/self/status (open and read are hand-off calls): a few Ms may be "
      "in the kernel at once while sysmon hands their Ps on"},
