@@ -386,6 +386,9 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"sync/sync_rust_sync", 10,
      "Rust's standard library gives every thread an alternate signal stack, which wires it "
      "(docs/ARCHITECTURE.md, \"Wiring\"): each of its up to 9 live threads keeps a kernel thread"},
+    {"py_multiprocessing.py", 3,
+     "each fork wires the forking thread until it has reaped its child, and the pools' helper threads "
+     "wait in hand-off calls (pipe reads, waitpid) at once"},
     {"tree", 2,
      "its 2,048 leaves each read /proc/self/status (open and read are hand-off calls): a few Ms may be "
      "in the kernel at once while sysmon hands their Ps on"},
