@@ -73,6 +73,7 @@ void sysmon_wake_for_newm();    // syscall.cpp
 constinit Sched sched;
 constinit bool runtime_up = false;
 __thread G* tls_g = nullptr;
+__thread bool tls_vfork_child = false;
 
 // ---- the M's hold count and the program's signal handlers (futex.h) -------
 //

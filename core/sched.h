@@ -322,6 +322,10 @@ extern bool runtime_up;
 // The G whose TLS is loaded: a user G, an M's g0, or null on a thread that
 // mnpthread did not create. Every G's static TLS holds its own pointer here.
 extern __thread G* tls_g;
+// True while this thread is a vfork child running in its parent's memory
+// (interpose/vfork.cpp): tls_g is null then, and interposers that act for
+// any thread, G or not, leave the runtime's (the parent's) state alone.
+extern __thread bool tls_vfork_child;
 
 inline G* getg() { return tls_g; }
 // The running user G, or null when the caller is g0 or not a G at all.
@@ -438,7 +442,9 @@ bool poke_signal_is(int sig);
 long send_runtime_signal(long tid, siginfo_t* si);
 // Around an exec (interpose/exec.cpp): after exec_prepare no runtime signal
 // is pending for or sent to any thread until exec_abandon (a failed exec).
-void exec_prepare();
+// exec_prepare returns false, and did nothing, in a vfork child (another
+// process in this one's memory); exec_abandon then must not be called.
+bool exec_prepare();
 void exec_abandon();
 void poke_user_action(const struct sigaction* act, struct sigaction* old);
 // interpose/signal.cpp: turns the kernel's action for a signal back into

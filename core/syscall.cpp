@@ -127,8 +127,17 @@ constinit int g_poke_signal = SIGURG;
 // itself in g_poke_inflight and sends only if no exec is pending; an exec
 // announces itself in g_exec_pending and waits until no send is in flight,
 // after which none can start, and then takes what is already pending.
+//
+// Only a thread of this process takes part. A vfork child (or any
+// CLONE_VM child) runs in the parent's memory but is another process: its
+// exec replaces only the child, so a count it left in g_exec_pending would
+// stop every send of the parent's for good (no preemption, no blocked-M
+// signal: CPython's subprocess, which vforks, then starved every G but one
+// at 1 P). Such a child is told apart by its pid; the runtime's signal is
+// never sent to it, so it has nothing to take either.
 constinit std::atomic<int> g_exec_pending{0};
 constinit std::atomic<int> g_poke_inflight{0};
+constinit std::atomic<long> g_own_pid{0};  // this process's pid (sysmon_start, sysmon_after_fork)
 
 // Sends the runtime's signal to an M (siginfo: rt_tgsigqueueinfo, else
 // tgkill). Returns the system call's result, -EAGAIN while an exec is pending.
@@ -504,10 +513,11 @@ void* sysmon_main(void*) {
 
 void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap = hook; }
 
-void exec_prepare() {
+bool exec_prepare() {
+  if (raw_syscall(SYS_getpid) != g_own_pid.load(std::memory_order_relaxed)) return false;  // a vfork child
   g_exec_pending.fetch_add(1, std::memory_order_seq_cst);
   while (g_poke_inflight.load(std::memory_order_seq_cst) != 0) raw_syscall(SYS_sched_yield);
-  if (!g_poke_enabled) return;
+  if (!g_poke_enabled) return true;
   // Take the runtime's signals already pending for this thread. A program's
   // own instance pending for the whole process is taken too: the new image
   // would see it with the default action, which for SIGURG discards it.
@@ -522,6 +532,7 @@ void exec_prepare() {
     if (mp && mp->pokes.load(std::memory_order_relaxed) > 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
   }
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
+  return true;
 }
 
 long send_runtime_signal(long tid, siginfo_t* si) { return send_poke(tid, si); }
@@ -553,6 +564,7 @@ void sysmon_after_fork() {
   // (bash under the shim, spinning before its execve).
   g_poke_inflight.store(0, std::memory_order_relaxed);
   g_exec_pending.store(0, std::memory_order_relaxed);
+  g_own_pid.store(raw_syscall(SYS_getpid), std::memory_order_relaxed);
   g_sysmon_tid.store(0, std::memory_order_relaxed);
   g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
   g_sysmon_wake.store(0, std::memory_order_relaxed);
@@ -560,6 +572,7 @@ void sysmon_after_fork() {
 }
 
 void sysmon_start() {
+  g_own_pid.store(raw_syscall(SYS_getpid), std::memory_order_relaxed);
   preempt_init();
   trace_init();
   // The signal that tells an M it was found blocked in uncovered code.

@@ -41,8 +41,7 @@ constinit Real<ExecveatFn> real_execveat{"execveat", "GLIBC_2.34"};
 // exec_abandon; errno is the real call's.
 template <typename F>
 int guarded(const F& f) {
-  if (!runtime_up) return f();
-  exec_prepare();
+  if (!runtime_up || tls_vfork_child || !exec_prepare()) return f();
   int r = f();
   int e = errno;
   exec_abandon();

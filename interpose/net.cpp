@@ -459,7 +459,7 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) {
 // park again on the still open fd and never hear of the close) and see
 // EBADF when they look again.
 MNP_EXPORT int close(int fd) {
-  if (!runtime_up) return real_close(fd);
+  if (!runtime_up || tls_vfork_child) return real_close(fd);
   if (rtfd_is(fd)) return static_cast<int>(raw_to_libc(-EBADF));
   int r = real_close(fd);
   int e = errno;
@@ -487,7 +487,10 @@ MNP_EXPORT int pipe2(int fds[2], int flags) noexcept {
 }
 
 // dup2/dup3 onto a runtime fd: the runtime lets go of the number first.
+// In a vfork child the fd table is the child's own but the runtime's
+// records are the parent's: plain calls.
 MNP_EXPORT int dup2(int oldfd, int newfd) noexcept {
+  if (tls_vfork_child) return static_cast<int>(raw_to_libc(raw_syscall(SYS_dup2, oldfd, newfd)));
   if (runtime_up && oldfd != newfd && rtfd_is(newfd)) {
     if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(raw_to_libc(-EBADF));
     rtfd_yield(newfd);
@@ -498,6 +501,7 @@ MNP_EXPORT int dup2(int oldfd, int newfd) noexcept {
 }
 
 MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
+  if (tls_vfork_child) return static_cast<int>(raw_to_libc(raw_syscall(SYS_dup3, oldfd, newfd, flags)));
   if (runtime_up && oldfd != newfd && (flags & ~O_CLOEXEC) == 0 && rtfd_is(newfd)) {
     if (raw_syscall(SYS_fcntl, oldfd, F_GETFD) < 0) return static_cast<int>(raw_to_libc(-EBADF));
     rtfd_yield(newfd);

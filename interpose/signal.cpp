@@ -189,6 +189,7 @@ void unwrap_for_poke(int sig, struct sigaction* act) {
 // Elsewhere (a thread mnpthread did not create, or before the runtime
 // runs): the kernel's, without ever blocking the runtime's signal.
 int set_mask(MaskFn* real, int how, const sigset_t* set, sigset_t* old) {
+  if (tls_vfork_child) return real(how, set, old);  // the child's own mask, exactly as asked
   G* g = get_user_g();
   if (!g || !runtime_up) {
     if (!set || how == SIG_UNBLOCK) return real(how, set, old);
@@ -268,6 +269,7 @@ void interpose_signal_init() {
 extern "C" {
 
 MNP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction* old) noexcept {
+  if (tls_vfork_child) return real_sigaction(sig, act, old);  // the child's own dispositions
   if (poke_signal_is(sig)) {
     poke_user_action(act, old);
     return 0;

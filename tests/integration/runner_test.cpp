@@ -652,6 +652,11 @@ TEST(ForkLoad, Procs2) { run_case(kForkLoad, 2); }
 // exec for ever. At 2 Ps only: at 1 P no send overlaps a fork.
 const Case kForkExecPoke{{"fork_exec_poke"}, {}, 0, 90, nullptr};
 TEST(ForkLoad, ExecWhileSignallingProcs2) { run_case(kForkExecPoke, 2); }
+// vfork children that exec, then a call-free hog and a ticker
+// (vfork_exec.c): a vfork child's exec once left the parent's exec count
+// raised, and sysmon never signalled again (the hog kept the only P).
+TEST(ForkLoad, VforkExecProcs1) { run_case(simple({"vfork_exec"}), 1); }
+TEST(ForkLoad, VforkExecProcs2) { run_case(simple({"vfork_exec"}), 2); }
 
 // In a fork child the parent's other threads' ids are ESRCH (fork_ids.c).
 TEST(ForkIds, Procs1) { run_case(simple({"fork_ids"}), 1); }
