@@ -827,15 +827,20 @@ void yield_commit_cb(void* a) {
 // path: a parking G may have just armed a timer of its own, and firing it
 // before the park commits would make ready() wait, on this very M, for a
 // status change that cannot come; a park runs them in its commit instead
-// (park_commit_cb). With slice_over, the global queue and then the ring's
-// head go before next, so that what readied it cannot pass the P on past
-// the slice, and whatever runs starts a new slice. Next keeps its place (a
-// pair with nobody waiting behind it goes on as before, on this P, and is
-// not left for thieves).
+// (park_commit_cb). With slice_over, the ring's head goes before next, so
+// that what readied it cannot pass the P on past the slice, and whatever
+// runs starts a new slice; and the global queue goes first every other
+// slice end, local Gs the others. Always global first starved this P's own
+// Gs: two hogs preempted in turn went round through the global queue
+// (where preemption puts them) while a G a timer had readied into next
+// never ran (1 P, preempt_mask.c). Next keeps its place (a pair with nobody
+// waiting behind it goes on as before, on this P, and is not left for
+// thieves).
 G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
   if (run_timers && MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever))
     timers_run(pp, nanotime());
-  if ((slice_over || pp->schedtick % 61 == 0) && sched.runq_size.load(std::memory_order_relaxed) > 0) {
+  bool global_turn = slice_over ? (pp->schedtick & 1) == 0 || pp->runq.empty() : pp->schedtick % 61 == 0;
+  if (global_turn && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     if (G* gp = globrunq_get_locked(pp, 1)) {
       *inherit = false;

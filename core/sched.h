@@ -226,6 +226,9 @@ struct M {
   int64_t sysmon_cpu = -1;    // sysmon: thread CPU time seen last round
   std::atomic<uint32_t> pokes{0};  // sysmon's signal sent to this M, not yet handled (0 or 1)
   int64_t poke_sent = 0;           // (sysmon) when it was sent (poke_m, syscall.cpp)
+  // Its own poke handler is walking the stack (own thread only, hence
+  // volatile): a poke arriving meanwhile does nothing (syscall.cpp).
+  volatile bool poke_walking = false;
   // Its kernel CPU clock (core/cpuclock.cpp), own thread only: the last real
   // reading, the monotonic time of it, whether estimates may start from it;
   // the TSC when its current wrapped call began (mark_in_syscall).

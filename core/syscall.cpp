@@ -233,6 +233,14 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   mp->pokes.fetch_sub(1, std::memory_order_relaxed);
   G* gp = mp->curg;
   if (!gp || gp->is_g0) return;
+  // A poke inside this M's own stack walk (below): libunwind's
+  // sigprocmask, taken for a foreign thread's, lets the runtime's signal
+  // in again. A second walk here would end by putting tls_g back under the
+  // first one's feet, whose later sigprocmask calls then rewrote the G's
+  // own mask (CPython's main thread ended up blocking every signal, and
+  // its multiprocessing forkserver never saw a SIGCHLD). The first walk
+  // does the work.
+  if (mp->poke_walking) return;
   if (gp->syscall_depth != 0 || !mp->p) {
     // Inside a wrapped call (sysmon sampled the P just before it entered):
     // the call may now fail with EINTR that the program never caused.
@@ -266,9 +274,11 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     // 10; mem-threads with jemalloc preloaded 1 in 3). The walk must leave
     // the G as it found it, Running on this M with a P; the check after it
     // stays, as skipping a preemption is always allowed.
+    mp->poke_walking = true;
     tls_g = nullptr;
     bool safe = preempt_safe_point(uc);
     tls_g = gp;
+    mp->poke_walking = false;
     if (safe && gp->m == mp && mp->p && gp->status.load(std::memory_order_relaxed) == kGRunning) {
       raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
       preempt_switch();

@@ -43,6 +43,15 @@ struct Line {
     p = fmt_u64(p, end, v);
     return *this;
   }
+  Line& x(uint64_t v) {
+    char digits[16];
+    int n = 0;
+    do digits[n++] = "0123456789abcdef"[v & 15];
+    while ((v >>= 4) != 0);
+    s("0x");
+    while (n > 0 && p < end) *p++ = digits[--n];
+    return *this;
+  }
   Line& i(int64_t v) {
     if (v < 0) {
       s("-");
@@ -223,7 +232,10 @@ void dump_all_gs() {
       l.s(", ").s(wait_name(g->wait_reason));
       if (g->park_time) l.s(", ").i((tsc - g->park_time) / rate).s(" ms");
     }
-    l.s("]").s(g->name[0] ? " name=" : "").s(g->name).s(":").flush();
+    l.s("]").s(g->name[0] ? " name=" : "").s(g->name);
+    // The signals it blocks: a handler that never comes is often a mask.
+    if (uint64_t m = sigset_bits(&g->sigmask)) l.s(" sigmask=").x(m);
+    l.s(":").flush();
     // Only a G that is not running has a saved context to walk.
     if (s == kGWaiting || s == kGRunnable) print_stack(g);
   });

@@ -768,6 +768,12 @@ const Case kPreemptAfterWaitpid{{"preempt_hog", "waitpid"}, {}, 0, 30, [](const 
                                   expect_check(shim, "worst_gap_ms", "<=", 30);
                                 }};
 TEST(Preempt, AfterWaitpidProcs1) { run_case(kPreemptAfterWaitpid, 1); }
+// Two hogs 200 frames deep preempted for 1.5 s (preempt_mask.c): each
+// keeps its own signal mask (a second poke inside a stack walk once wrote
+// the handler's full mask into the G's), and main, readied by its timer
+// into next, gets the P although the hogs go round the global queue.
+TEST(Preempt, MaskProcs1) { run_case(simple({"preempt_mask"}), 1); }
+TEST(Preempt, MaskProcs2) { run_case(simple({"preempt_mask"}), 2); }
 
 // A sem_post/sem_wait (or condvar) ping-pong pair and main asleep for 200 ms:
 // every hand-off goes through runnext, so only the end of the pair's time
