@@ -27,12 +27,17 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack);
 // G and 2 KiB; smaller requests get EINVAL, as glibc gives.
 size_t gmem_min_stack();
 void gmem_free(G* gp);
+// gmem_free, except that the memory goes back at the next gmem_reclaim (a
+// caller freeing many calls that once, after them all: it coalesces
+// neighbouring regions into one madvise).
+void gmem_free_deferred(G* gp);
 // Around reading another M's curg and using that G (see gmem.cpp: a reaped
 // G's memory is unmapped only when no such peek is in progress).
 void gmem_peek_begin();
 void gmem_peek_end();
-// Unmaps the freed Gs no peek can still see; sysmon calls it every round.
-void gmem_reclaim();
+// Gives back the memory of the freed Gs no peek can still see; sysmon calls
+// it every round. True if some is left for a later round.
+bool gmem_reclaim();
 // Returns the pages of a free G's stack to the kernel, keeping the mapping.
 void gmem_trim(G* gp);
 // In a child of fork, from the forking G (self): locks other threads may

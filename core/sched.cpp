@@ -42,6 +42,7 @@
 #include "core/ksched.h"
 
 #include <linux/mman.h>
+#include <malloc.h>
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -164,6 +165,7 @@ namespace {
 constexpr int64_t kSpinNs = 50 * 1000;       // how long an idle M keeps looking
 constexpr int64_t kStealNextDelayNs = 3000;  // a victim's next must sit this long
 constexpr int32_t kPerPFreeMax = 64;
+void gfree_idle_trim(P* pp);
 
 constinit M m0_storage;
 constinit G main_g_storage;
@@ -643,6 +645,7 @@ top:
       if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
   }
 
+  gfree_idle_trim(pp);
   // Nothing: give the P back. Unless this M is to try to become the
   // netpoller, it goes on the idle-M list in the same critical section, so
   // that whoever takes the P next finds this M to run it (an M between the
@@ -1051,12 +1054,34 @@ void wakep() {
 
 namespace {
 
-// Free Gs keep their stack+TCB for reuse. The first kWarmGs on the global
-// list keep their pages too; past that a G's stack pages go back to the
-// kernel (MADV_DONTNEED: one syscall, the mapping stays, a later reuse costs
-// a page fault instead of mmap+mprotect+munmap); past gmem_global_cache_max()
-// the memory is unmapped.
+// Free Gs keep their stack+TCB for reuse: a reuse costs no mapping, no
+// guard and no fresh TCB. The first kWarmGs on the global list keep their
+// pages too; past that a G's stack pages go back to the kernel
+// (MADV_DONTNEED: one syscall, the memory stays, a later reuse costs a page
+// fault); past gmem_global_cache_max() the memory is freed at once.
+//
+// Bounded caches. A burst of threads leaves its Gs cached; nothing in the
+// cache is worth keeping once the burst is over. As Go's scavenger does for
+// heap pages, sysmon (gfree_scavenge) frees every kScavengeNs the global
+// free Gs that no gfget needed during the whole period (sched.gfree_low,
+// the fewest on the list since it last looked), beyond kScavengeKeep. A P
+// that goes idle moves its own free Gs beyond kPerPIdleKeep to the global
+// list first (gfree_idle_trim), so that they are counted too. A steady
+// create/exit load never sees the list drop to empty between two looks and
+// keeps what it uses; BM_CreateJoin (one G at a time) lives in the P's
+// cache and never touches the global list.
 constexpr int32_t kWarmGs = 1024;
+constexpr int64_t kScavengeNs = 250 * 1000 * 1000;
+constexpr int32_t kScavengeKeep = 16;
+constexpr int32_t kPerPIdleKeep = 16;
+constexpr int kScavengeTrimAfter = 256;
+
+// Under gfree_lock, after ngfree went down.
+inline void gfree_note_low_locked() {
+  if (sched.ngfree < sched.gfree_low) sched.gfree_low = sched.ngfree;
+}
+
+constinit int64_t g_scavenge_last = 0;  // sysmon
 
 // The P's free list has no lock: its owner uses it, held still (m_hold)
 // against a handler of the program's that would create or reap a G here.
@@ -1098,9 +1123,10 @@ void gfput(G* gp) {
       victim = sched.gfree;
       sched.gfree = victim->schedlink;
       sched.ngfree--;
+      gfree_note_low_locked();
     }
   }
-  if (victim) gmem_free(victim);
+  if (victim) gmem_free_deferred(victim);  // sysmon's gmem_reclaim gives back many at once
 }
 
 G* gfget_local(P* pp) {
@@ -1115,6 +1141,7 @@ G* gfget_local(P* pp) {
         pp->gfree = g2;
         pp->ngfree++;
       }
+      gfree_note_low_locked();
     }
     if (G* gp = pp->gfree) {
       pp->gfree = gp->schedlink;
@@ -1141,9 +1168,24 @@ G* gfget() {
   if (gp) {
     sched.gfree = gp->schedlink;
     sched.ngfree--;
+    gfree_note_low_locked();
     gp->schedlink = nullptr;
   }
   return gp;
+}
+
+// The P's owner, about to give the P up for lack of work.
+void gfree_idle_trim(P* pp) {
+  if (pp->ngfree <= kPerPIdleKeep) return;
+  LockGuard lk(sched.gfree_lock);
+  while (pp->ngfree > kPerPIdleKeep) {
+    G* g2 = pp->gfree;
+    pp->gfree = g2->schedlink;
+    pp->ngfree--;
+    g2->schedlink = sched.gfree;
+    sched.gfree = g2;
+    sched.ngfree++;
+  }
 }
 
 MNP_GBASE void g_trampoline(void* arg) {
@@ -1305,6 +1347,42 @@ void newproc_start(G* gp) {
   }
   if (cm) m_release(cm);
   wakep();
+}
+
+bool gfree_scavenge(int64_t now) {
+  if (now - g_scavenge_last < kScavengeNs) return sched.ngfree > kScavengeKeep;
+  g_scavenge_last = now;
+  G* list = nullptr;
+  {
+    LockGuard lk(sched.gfree_lock);
+    int32_t n = sched.gfree_low - kScavengeKeep;
+    // The head is the most recently freed (warm, resident); the cold tail
+    // is trimmed already. Freeing from the head gives back the most.
+    for (; n > 0 && sched.gfree; n--) {
+      G* gp = sched.gfree;
+      sched.gfree = gp->schedlink;
+      sched.ngfree--;
+      gp->schedlink = list;
+      list = gp;
+    }
+    sched.gfree_low = sched.ngfree;
+  }
+
+  int freed = 0;
+  while (list) {
+    G* next = list->schedlink;
+    gmem_free_deferred(list);
+    list = next;
+    freed++;
+  }
+  gmem_reclaim();
+  // Each freed G's TLS block vector (glibc's dtv) was malloc'd; thousands
+  // of them freed leave the heap full of holes that glibc gives back only
+  // from its top (100,000 threads: 5-10 MiB kept). malloc_trim returns the
+  // free pages anywhere in the heap. It takes the arena locks; no G holds
+  // one while it is stopped (preemption never stops a G inside libc).
+  if (freed >= kScavengeTrimAfter) malloc_trim(0);
+  return sched.ngfree > kScavengeKeep;
 }
 
 void g_reap(G* gp) {

@@ -80,6 +80,7 @@ struct G {
   // static TLS, TCB and this G, unless the stack is the program's own.
   void* map_base = nullptr;
   size_t map_size = 0;
+  void* slab = nullptr;  // the stack slab holding that mapping (gmem.cpp), or null: its own
   void* stack_lo = nullptr;
   size_t stack_size = 0;
   size_t guard_size = 0;
@@ -302,10 +303,12 @@ struct Sched {
   // The idle M sleeping until the earliest timer, and until when (lock).
   M* timer_m = nullptr;
   std::atomic<int64_t> timer_m_until{INT64_MAX};
-  // Free Gs (gfree_lock).
+  // Free Gs (gfree_lock). gfree_low: the fewest on the list since the
+  // scavenger last looked (gfree_scavenge).
   Lock gfree_lock;
   G* gfree = nullptr;
   int32_t ngfree = 0;
+  int32_t gfree_low = 0;
   // All Ps, fixed at start.
   P* allp = nullptr;
   uint32_t nprocs = 0;
@@ -372,6 +375,10 @@ struct GSpec {
 int newproc(const GSpec& spec, G** out);
 // Frees a finished G that was joined (or detached after it exited).
 void g_reap(G* gp);
+// sysmon, every round: frees the global free Gs that went unused for a
+// whole scavenger period (sched.cpp, "bounded caches"). True while free Gs
+// beyond the warm few remain, so that sysmon keeps a deadline.
+bool gfree_scavenge(int64_t now);
 [[noreturn]] void g_exit_current(void* result);
 // Run on every exiting G after its TLS destructors (set once at start-up).
 using GExitHook = void (*)(G* gp);
@@ -455,6 +462,7 @@ struct Config {
   int signal;             // MNP_SIGNAL
   int64_t schedtrace_ms;  // MNP_DEBUG schedtrace=MS; 0: off
   bool scheddetail;       // MNP_DEBUG scheddetail=1
+  bool stack_slabs;       // MNP_DEBUG stackslabs=0 turns them off (core/gmem.cpp)
 };
 const Config& config();
 void config_init();
