@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <new>
 
+#include "arch/x86_64/machine.h"
 #include "core/base.h"
 #include "core/futex.h"
 #include "core/tcb.h"
@@ -732,6 +733,120 @@ void gmem_trim(G* gp) {
   uintptr_t lo = reinterpret_cast<uintptr_t>(gp->stack_lo);
   uintptr_t hi = reinterpret_cast<uintptr_t>(gmem_stack_top(gp)) & ~uintptr_t{kPage - 1};
   if (hi > lo) raw_syscall(SYS_madvise, static_cast<long>(lo), static_cast<long>(hi - lo), MADV_DONTNEED);
+}
+
+// ---- idle shrink --------------------------------------------------------------
+// A G that has been parked a while keeps resident the stack pages it
+// touched at its deepest (a printf, a resolver call, a deep recursion long
+// returned from), though nothing below its saved stack pointer is live: the
+// x86-64 ABI lets code use only the 128-byte red zone below %rsp, and a
+// parked G is stopped in mnp_ctx_switch, which is no leaf. Every
+// kShrinkScanNs (or 20 times what the last scan took, if more) sysmon walks
+// the handle table: a parked G seen with the same park_time as on its
+// previous look (parked for a whole period, at least) gets the pages
+// between its guard and kShrinkKeep below its saved stack pointer dropped
+// (MADV_DONTNEED: the addresses stay, a later touch gets a zero page, as
+// a fresh stack has). mincore first: the madvise costs a TLB shootdown,
+// worth paying only for pages that are there.
+//
+// Left alone: the main G (the process stack), g0s, stacks the program gave
+// (pthread_attr_setstack: its memory, perhaps shared or file-backed), and
+// a G parked inside a handler the kernel ran (G::in_handler: the handler
+// may be on a sigaltstack inside this very stack, above live frames of the
+// code it interrupted). TCB and static TLS are not compacted: other threads
+// may read and write a parked G's TLS through pointers (and the runtime
+// does, when dlopen initialises static TLS), so its pages must stay.
+//
+// Protocol with the resumer. sysmon CASes G::shrink None -> Busy, then
+// checks that the G is still Waiting in the same park; the resumer moves
+// the status to Running (a CAS, after ready's Waiting -> Runnable) and then
+// loads G::shrink (gmem_resume). Both pairs are seq_cst, so either sysmon
+// sees the status moved (and puts None back) or the resumer sees Busy and
+// waits for Done before it switches to the G's stack. The resumer puts
+// None back. The walk runs inside a peek (gmem_peek_begin), so no G it
+// reaches through the table is given back meanwhile.
+namespace {
+constexpr int64_t kShrinkScanNs = 100 * 1000 * 1000;
+constexpr uintptr_t kShrinkKeep = 256;  // below the saved stack pointer: red zone and more
+constinit int64_t g_shrink_next = 0;    // sysmon
+
+// Gives back [lo, hi) if any page of it is resident; page aligned.
+void drop_if_resident(uintptr_t lo, uintptr_t hi) {
+  constexpr size_t kChunk = 2048;  // pages per mincore
+  unsigned char vec[kChunk];
+  for (uintptr_t a = lo; a < hi;) {
+    size_t len = hi - a > kChunk * kPage ? kChunk * kPage : hi - a;
+    if (raw_syscall(SYS_mincore, static_cast<long>(a), static_cast<long>(len), reinterpret_cast<long>(vec)) != 0)
+      return;
+    for (size_t i = 0; i < len / kPage; i++)
+      if (vec[i] & 1) {
+        raw_syscall(SYS_madvise, static_cast<long>(lo), static_cast<long>(hi - lo), MADV_DONTNEED);
+        return;
+      }
+    a += len;
+  }
+}
+
+// One G; true if it is parked and waits for a later look. Adds the time
+// spent giving pages back to *drop_ns.
+bool shrink_one(G* gp, int64_t* drop_ns) {
+  if (gp->is_g0 || gp->is_main || gp->user_stack || !gp->map_base) return false;
+  if (gp->status.load(std::memory_order_acquire) != kGWaiting) return false;
+  if (gp->shrink.load(std::memory_order_relaxed) != kShrinkNone) return false;  // done for this park
+  int64_t pt = __atomic_load_n(&gp->park_time, __ATOMIC_RELAXED);
+  if (gp->shrink_seen != pt) {  // parked since the last look: look again next time
+    gp->shrink_seen = pt;
+    return true;
+  }
+  uint32_t none = kShrinkNone;
+  if (!gp->shrink.compare_exchange_strong(none, kShrinkBusy, std::memory_order_seq_cst)) return false;
+  if (gp->status.load(std::memory_order_seq_cst) != kGWaiting ||
+      __atomic_load_n(&gp->park_time, __ATOMIC_RELAXED) != pt) {
+    gp->shrink.store(kShrinkNone, std::memory_order_seq_cst);
+    return false;
+  }
+  if (gp->in_handler == 0) {
+    uintptr_t lo = reinterpret_cast<uintptr_t>(gp->stack_lo);
+    uintptr_t top = reinterpret_cast<uintptr_t>(gmem_stack_top(gp));
+    uintptr_t sp = gp->ctx.sp;
+    if (sp > lo + kShrinkKeep && sp <= top) {
+      uintptr_t hi = (sp - kShrinkKeep) & ~uintptr_t{kPage - 1};
+      lo = round_up(lo, kPage);
+      if (hi > lo) {
+        int64_t t0 = nanotime();
+        drop_if_resident(lo, hi);
+        *drop_ns += nanotime() - t0;
+      }
+    }
+  }
+  gp->shrink.store(kShrinkDone, std::memory_order_seq_cst);
+  return false;
+}
+}  // namespace
+
+void gmem_resume_slow(G* gp) {
+  while (gp->shrink.load(std::memory_order_seq_cst) == kShrinkBusy) cpu_relax();
+  gp->shrink.store(kShrinkNone, std::memory_order_relaxed);
+}
+
+bool gmem_shrink_parked(int64_t now) {
+  if (now < g_shrink_next) return false;
+  bool pending = false;
+  int64_t drop_ns = 0;
+  gmem_peek_begin();
+  Table* t = g_table.load(std::memory_order_acquire);
+  size_t cap = t ? t->cap : 0;
+  for (size_t i = 0; i < cap; i++) {
+    uintptr_t k = t->keys[i].load(std::memory_order_acquire);
+    if (k == kEmpty || k == kTomb || (k & kNativeTag)) continue;
+    pending |= shrink_one(reinterpret_cast<G*>(k + tcbo::kSize), &drop_ns);
+  }
+  gmem_peek_end();
+  // The walk's own cost sets the period (a million Gs: a walk every few
+  // seconds); the pages given back are work done once per park.
+  int64_t took = nanotime() - now - drop_ns;
+  g_shrink_next = now + (took * 20 > kShrinkScanNs ? took * 20 : kShrinkScanNs);
+  return pending;
 }
 
 void handle_register_native(uintptr_t h) { table_add(h | kNativeTag); }

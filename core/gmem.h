@@ -40,6 +40,17 @@ void gmem_peek_end();
 bool gmem_reclaim();
 // Returns the pages of a free G's stack to the kernel, keeping the mapping.
 void gmem_trim(G* gp);
+// sysmon: gives back the stack pages below the saved stack pointer of Gs
+// parked since its previous look (at least kShrinkScanNs). True while some
+// parked G still waits for a look.
+bool gmem_shrink_parked(int64_t now);
+// Before a G is switched to (status just moved to Running): waits while
+// sysmon is shrinking its stack.
+enum : uint32_t { kShrinkNone, kShrinkBusy, kShrinkDone };
+void gmem_resume_slow(G* gp);
+inline void gmem_resume(G* gp) {
+  if (__builtin_expect(gp->shrink.load(std::memory_order_seq_cst) != kShrinkNone, 0)) gmem_resume_slow(gp);
+}
 // In a child of fork, from the forking G (self): locks other threads may
 // have held are reset, and only self and free Gs stay in the handle table.
 void gmem_after_fork(G* self);

@@ -738,6 +738,7 @@ top:
 // run too long, and it ends the slice after 10 ms (syscall.cpp).
 void execute(M* mp, G* gp, bool inherit) {
   set_status_or_die(gp, kGRunnable, kGRunning);
+  gmem_resume(gp);
   gp->m = mp;
   mp->curg = gp;
   if (!inherit) mp->p->schedtick++;
@@ -877,6 +878,7 @@ inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_ov
 
 inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg) {
   set_status_or_die(next, kGRunnable, kGRunning);
+  gmem_resume(next);
   next->m = mp;
   mp->curg = next;
   if (!inherit) pp->schedtick++;  // see execute

@@ -132,6 +132,16 @@ struct G {
   // (self) Program handlers run on this G, ever (a masked poll-family wait
   // ends with EINTR when one runs as its mask takes effect: interpose/poll.cpp).
   uint32_t handlers_run = 0;
+  // (self) Program handlers the kernel is running on this G now (perhaps on
+  // a sigaltstack): while non-zero, the stack below its saved stack pointer
+  // may be live (gmem_shrink_parked leaves it alone).
+  uint32_t in_handler = 0;
+  // Idle shrink (core/gmem.cpp): sysmon's claim on this parked G's stack
+  // (kShrinkBusy while it gives back the pages below the saved stack
+  // pointer; whoever resumes the G waits for it to end, gmem_resume), and
+  // the park_time it saw on its previous look.
+  std::atomic<uint32_t> shrink{0};
+  int64_t shrink_seen = 0;  // sysmon
   // The cancellable wait this G may sleep in, for pthread_cancel, and the
   // flag its canceller holds while it uses it (core/cancel.h).
   std::atomic<CancelWait*> cancel_wait{nullptr};

@@ -473,6 +473,7 @@ void* sysmon_main(void*) {
     int64_t now = nanotime();
     mem_pending = gmem_reclaim();
     mem_pending |= gfree_scavenge(now);
+    mem_pending |= gmem_shrink_parked(now);
     trace_tick(now);
     bool busy = retake(now);
     netpoll_deliver_signals();
