@@ -757,6 +757,10 @@ void gmem_trim(G* gp) {
 // may read and write a parked G's TLS through pointers (and the runtime
 // does, when dlopen initialises static TLS), so its pages must stay.
 //
+// sysmon keeps a deadline while the last walk saw Gs to look at again or
+// some P parked a G since (P::parks): an idle process, whose sysmon sleeps
+// without one, still gets its parked Gs shrunk, and then sleeps for good.
+//
 // Protocol with the resumer. sysmon CASes G::shrink None -> Busy, then
 // checks that the G is still Waiting in the same park; the resumer moves
 // the status to Running (a CAS, after ready's Waiting -> Runnable) and then
@@ -769,6 +773,8 @@ namespace {
 constexpr int64_t kShrinkScanNs = 100 * 1000 * 1000;
 constexpr uintptr_t kShrinkKeep = 256;  // below the saved stack pointer: red zone and more
 constinit int64_t g_shrink_next = 0;    // sysmon
+constinit bool g_shrink_pending = false;  // sysmon: the last walk saw Gs to look at again
+constinit uint64_t g_shrink_parks = 0;    // sysmon: sum of P::parks at the last walk
 
 // Gives back [lo, hi) if any page of it is resident; page aligned.
 void drop_if_resident(uintptr_t lo, uintptr_t hi) {
@@ -829,8 +835,9 @@ void gmem_resume_slow(G* gp) {
   gp->shrink.store(kShrinkNone, std::memory_order_relaxed);
 }
 
-bool gmem_shrink_parked(int64_t now) {
-  if (now < g_shrink_next) return false;
+bool gmem_shrink_parked(int64_t now, uint64_t parks) {
+  if (now < g_shrink_next) return g_shrink_pending || parks != g_shrink_parks;
+  g_shrink_parks = parks;
   bool pending = false;
   int64_t drop_ns = 0;
   gmem_peek_begin();
@@ -846,6 +853,7 @@ bool gmem_shrink_parked(int64_t now) {
   // seconds); the pages given back are work done once per park.
   int64_t took = nanotime() - now - drop_ns;
   g_shrink_next = now + (took * 20 > kShrinkScanNs ? took * 20 : kShrinkScanNs);
+  g_shrink_pending = pending;
   return pending;
 }
 

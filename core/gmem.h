@@ -41,9 +41,10 @@ bool gmem_reclaim();
 // Returns the pages of a free G's stack to the kernel, keeping the mapping.
 void gmem_trim(G* gp);
 // sysmon: gives back the stack pages below the saved stack pointer of Gs
-// parked since its previous look (at least kShrinkScanNs). True while some
-// parked G still waits for a look.
-bool gmem_shrink_parked(int64_t now);
+// parked since its previous look (at least kShrinkScanNs). parks: the sum
+// of P::parks. True while some parked G still waits for a look, or Gs have
+// parked since the last walk.
+bool gmem_shrink_parked(int64_t now, uint64_t parks);
 // Before a G is switched to (status just moved to Running): waits while
 // sysmon is shrinking its stack.
 enum : uint32_t { kShrinkNone, kShrinkBusy, kShrinkDone };

@@ -921,6 +921,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
     return;
   }
   P* pp = mp->p;
+  pp->parks.store(pp->parks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   SwitchArgs sa{gp, commit, arg, pp};
   bool inherit;
   if (G* next = next_local_unwired(mp, gp, pp, false, take_preempt(gp), &inherit)) {

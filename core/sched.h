@@ -201,6 +201,7 @@ struct P {
   int32_t ngfree = 0;
   TimerHeap timers;      // its own lock
   std::atomic<uint32_t> syscalltick{0};  // owner: bumped on every entersyscall
+  std::atomic<uint32_t> parks{0};        // owner: bumped on every park (sysmon: Gs to shrink, gmem.cpp)
   uint32_t sysmon_tick = 0;              // sysmon: syscalltick seen last round
   std::atomic<bool> syscall_long{false};  // sysmon sets: its call outlived a round; exitsyscall clears
   int64_t sysmon_when = 0;               // sysmon: when it saw it

@@ -473,7 +473,9 @@ void* sysmon_main(void*) {
     int64_t now = nanotime();
     mem_pending = gmem_reclaim();
     mem_pending |= gfree_scavenge(now);
-    mem_pending |= gmem_shrink_parked(now);
+    uint64_t parks = 0;
+    for (uint32_t i = 0; i < sched.nprocs; i++) parks += sched.allp[i].parks.load(std::memory_order_relaxed);
+    mem_pending |= gmem_shrink_parked(now, parks);
     trace_tick(now);
     bool busy = retake(now);
     netpoll_deliver_signals();
