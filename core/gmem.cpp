@@ -1,4 +1,7 @@
-// core/gmem.cpp — G memory and the handle table. See gmem.h.
+// core/gmem.cpp — G memory and the handle table. See gmem.h; the sections
+// below (handle table, stack slabs, deferred unmapping, idle shrink) each
+// open with their design and protocol; docs/ARCHITECTURE.md, "Life of a G",
+// "Memory", is the overview.
 #include "core/gmem.h"
 
 #include <fcntl.h>

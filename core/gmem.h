@@ -1,6 +1,9 @@
-// core/gmem.h — memory of a G: one mapping holding guard page, stack, static
-// TLS, the glibc TCB and the G itself, and the table that turns a pthread_t
-// (the TCB address) back into a G.
+// core/gmem.h — memory of a G: one region holding guard page, stack, static
+// TLS, the glibc TCB and the G itself (carved from a slab shared with other
+// Gs of the same size, or a mapping of its own where the kernel has no
+// guard regions), the table that turns a pthread_t (the TCB address) back
+// into a G, and the giving back of memory: freed regions, and the stack
+// pages below a long-parked G's stack pointer (gmem.cpp explains each).
 //
 // Layout, low to high addresses:
 //   [guard][stack ............][static TLS][struct pthread (TCB)][G]
