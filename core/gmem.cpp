@@ -611,10 +611,17 @@ bool gmem_reclaim() {
   // in a virtual machine under load took 0.6 ms: freeing 10,000 stacks one
   // by one took seconds.
   constexpr int kBatch = 256;
+  constexpr int kMaxPerCall = 8 * kBatch;  // the caller (sysmon) has other work: the rest next time
   uintptr_t bases[kBatch];
   Slab* slabs[kBatch];
-  int n = 0;
+  int n = 0, done = 0;
   while (list) {
+    if (done++ == kMaxPerCall) {
+      G* last = list;
+      while (last->schedlink) last = last->schedlink;
+      unmap_list_push(list, last);
+      break;
+    }
     G* next = list->schedlink;
     if (auto* s = static_cast<Slab*>(list->slab)) {
       bases[n] = reinterpret_cast<uintptr_t>(list->map_base);
@@ -629,7 +636,7 @@ bool gmem_reclaim() {
     list = next;
   }
   if (n) slab_release_batch(bases, slabs, n);
-  return false;
+  return list != nullptr;
 }
 
 void gmem_free_deferred(G* gp) {
@@ -778,6 +785,13 @@ constexpr uintptr_t kShrinkKeep = 256;  // below the saved stack pointer: red zo
 constinit int64_t g_shrink_next = 0;    // sysmon
 constinit bool g_shrink_pending = false;  // sysmon: the last walk saw Gs to look at again
 constinit uint64_t g_shrink_parks = 0;    // sysmon: sum of P::parks at the last walk
+// A walk stopped half-way (kShrinkBudgetNs of page dropping spent) goes on
+// from g_shrink_pos at sysmon's next round.
+constexpr int64_t kShrinkBudgetNs = 2 * 1000 * 1000;
+constinit size_t g_shrink_pos = 0;
+constinit Table* g_shrink_table = nullptr;
+constinit bool g_shrink_walk_pending = false;
+constinit int64_t g_shrink_walk_ns = 0;
 
 // Gives back [lo, hi) if any page of it is resident; page aligned.
 void drop_if_resident(uintptr_t lo, uintptr_t hi) {
@@ -839,25 +853,42 @@ void gmem_resume_slow(G* gp) {
 }
 
 bool gmem_shrink_parked(int64_t now, uint64_t parks) {
-  if (now < g_shrink_next) return g_shrink_pending || parks != g_shrink_parks;
-  g_shrink_parks = parks;
-  bool pending = false;
+  if (g_shrink_pos == 0) {
+    if (now < g_shrink_next) return g_shrink_pending || parks != g_shrink_parks;
+    g_shrink_parks = parks;
+    g_shrink_walk_pending = false;
+    g_shrink_walk_ns = 0;
+  }
   int64_t drop_ns = 0;
+  bool done = true;
   gmem_peek_begin();
   Table* t = g_table.load(std::memory_order_acquire);
+  if (t != g_shrink_table) {  // resized since: start over
+    g_shrink_table = t;
+    g_shrink_pos = 0;
+  }
   size_t cap = t ? t->cap : 0;
-  for (size_t i = 0; i < cap; i++) {
+  for (size_t i = g_shrink_pos; i < cap; i++) {
     uintptr_t k = t->keys[i].load(std::memory_order_acquire);
     if (k == kEmpty || k == kTomb || (k & kNativeTag)) continue;
-    pending |= shrink_one(reinterpret_cast<G*>(k + tcbo::kSize), &drop_ns);
+    g_shrink_walk_pending |= shrink_one(reinterpret_cast<G*>(k + tcbo::kSize), &drop_ns);
+    // Giving pages back costs a TLB shootdown each (up to 1 ms here):
+    // sysmon's other work must not wait for thousands; go on next round.
+    if (drop_ns > kShrinkBudgetNs && i + 1 < cap) {
+      g_shrink_pos = i + 1;
+      done = false;
+      break;
+    }
   }
   gmem_peek_end();
   // The walk's own cost sets the period (a million Gs: a walk every few
   // seconds); the pages given back are work done once per park.
-  int64_t took = nanotime() - now - drop_ns;
-  g_shrink_next = now + (took * 20 > kShrinkScanNs ? took * 20 : kShrinkScanNs);
-  g_shrink_pending = pending;
-  return pending;
+  g_shrink_walk_ns += nanotime() - now - drop_ns;
+  if (!done) return true;
+  g_shrink_pos = 0;
+  g_shrink_next = now + (g_shrink_walk_ns * 20 > kShrinkScanNs ? g_shrink_walk_ns * 20 : kShrinkScanNs);
+  g_shrink_pending = g_shrink_walk_pending;
+  return g_shrink_pending;
 }
 
 void handle_register_native(uintptr_t h) { table_add(h | kNativeTag); }

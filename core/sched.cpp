@@ -1078,6 +1078,7 @@ constexpr int64_t kScavengeNs = 250 * 1000 * 1000;
 constexpr int32_t kScavengeKeep = 16;
 constexpr int32_t kPerPIdleKeep = 16;
 constexpr int kScavengeTrimAfter = 256;
+constexpr int32_t kScavengeBatch = 512;
 
 // Under gfree_lock, after ngfree went down.
 inline void gfree_note_low_locked() {
@@ -1085,6 +1086,8 @@ inline void gfree_note_low_locked() {
 }
 
 constinit int64_t g_scavenge_last = 0;  // sysmon
+constinit int32_t g_scavenge_debt = 0;  // sysmon: free Gs still to free this period
+constinit int32_t g_scavenge_freed = 0;  // sysmon: freed this period
 
 // The P's free list has no lock: its owner uses it, held still (m_hold)
 // against a handler of the program's that would create or reap a G here.
@@ -1353,30 +1356,38 @@ void newproc_start(G* gp) {
 }
 
 bool gfree_scavenge(int64_t now) {
-  if (now - g_scavenge_last < kScavengeNs) return sched.ngfree > kScavengeKeep;
-  g_scavenge_last = now;
+  if (g_scavenge_debt == 0) {
+    if (now - g_scavenge_last < kScavengeNs) return sched.ngfree > kScavengeKeep;
+    g_scavenge_last = now;
+    LockGuard lk(sched.gfree_lock);
+    g_scavenge_debt = sched.gfree_low > kScavengeKeep ? sched.gfree_low - kScavengeKeep : 0;
+    sched.gfree_low = sched.ngfree;
+    if (g_scavenge_debt == 0) return sched.ngfree > kScavengeKeep;
+  }
+  // At most kScavengeBatch a round: sysmon has other work (retaking Ps,
+  // preemption), and freeing costs 50-100 us a G here (TLB shootdowns).
   G* list = nullptr;
   {
     LockGuard lk(sched.gfree_lock);
-    int32_t n = sched.gfree_low - kScavengeKeep;
     // The head is the most recently freed (warm, resident); the cold tail
     // is trimmed already. Freeing from the head gives back the most.
+    int32_t n = g_scavenge_debt < kScavengeBatch ? g_scavenge_debt : kScavengeBatch;
     for (; n > 0 && sched.gfree; n--) {
       G* gp = sched.gfree;
       sched.gfree = gp->schedlink;
       sched.ngfree--;
       gp->schedlink = list;
       list = gp;
+      g_scavenge_debt--;
     }
-    sched.gfree_low = sched.ngfree;
+    if (!sched.gfree) g_scavenge_debt = 0;
+    if (sched.ngfree < sched.gfree_low) sched.gfree_low = sched.ngfree;
   }
-
-  int freed = 0;
   while (list) {
     G* next = list->schedlink;
     gmem_free_deferred(list);
     list = next;
-    freed++;
+    g_scavenge_freed++;
   }
   gmem_reclaim();
   // Each freed G's TLS block vector (glibc's dtv) was malloc'd; thousands
@@ -1384,8 +1395,11 @@ bool gfree_scavenge(int64_t now) {
   // from its top (100,000 threads: 5-10 MiB kept). malloc_trim returns the
   // free pages anywhere in the heap. It takes the arena locks; no G holds
   // one while it is stopped (preemption never stops a G inside libc).
-  if (freed >= kScavengeTrimAfter) malloc_trim(0);
-  return sched.ngfree > kScavengeKeep;
+  if (g_scavenge_debt == 0) {
+    if (g_scavenge_freed >= kScavengeTrimAfter) malloc_trim(0);
+    g_scavenge_freed = 0;
+  }
+  return g_scavenge_debt > 0 || sched.ngfree > kScavengeKeep;
 }
 
 void g_reap(G* gp) {
