@@ -901,7 +901,7 @@ TEST(KernelView, StackAttrProcs2) { run_case(simple({"stack_attr"}), 2); }
 // vm.max_map_count capped a process at ~32k threads), and with
 // MNP_DEBUG=stackslabs=0 (the fallback of kernels before 6.13) two again;
 // guards fault with live neighbours in both layouts.
-const Case kGmemSlabs{{"gmem_slabs"}, {}, 0, 60, [](const Run& native, const Run& shim, int) {
+const Case kGmemSlabs{{"gmem_slabs"}, {}, 0, 180, [](const Run& native, const Run& shim, int) {
                         expect_check(native, "maps_per_1000", ">=", 1500);  // sanity: glibc's two per thread
                         expect_check(shim, "maps_per_1000", "<", 200);
                         expect_check(shim, "legacy_maps_per_1000", ">=", 1500);
@@ -912,7 +912,7 @@ TEST(GMem, SlabsProcs2) { run_case(kGmemSlabs, 2); }
 // ~270 KiB per thread stayed after a 256 KiB-deep call); frames, a
 // mailbox another thread writes while they wait, and a block below a
 // handler that parks on a sigaltstack inside the same stack are intact.
-const Case kIdleShrink{{"idle_shrink"}, {}, 0, 60, [](const Run& native, const Run& shim, int) {
+const Case kIdleShrink{{"idle_shrink"}, {}, 0, 180, [](const Run& native, const Run& shim, int) {
                          expect_check(native, "kib_per_thread_idle", ">=", 200);  // sanity: the pages were touched
                          expect_check(shim, "kib_per_thread_idle", "<", 64);
                        }};
@@ -921,7 +921,7 @@ TEST(GMem, IdleShrinkProcs2) { run_case(kIdleShrink, 2); }
 // A burst of 1,000 threads: RSS comes back within 4 MiB (polled up to
 // 40 s, a hang detector: sysmon must get some CPU; before: ~30 MiB stayed
 // for good), and a second burst works.
-const Case kGmemBurst{{"gmem_burst"}, {}, 0, 120, [](const Run&, const Run& shim, int) {
+const Case kGmemBurst{{"gmem_burst"}, {}, 0, 180, [](const Run&, const Run& shim, int) {
                         expect_check(shim, "burst_kept_kib", "<", 4096);
                       }};
 TEST(GMem, BurstProcs1) { run_case(kGmemBurst, 1); }
