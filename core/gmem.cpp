@@ -87,7 +87,8 @@ uint32_t tid_block_start() {
 // past half full, or shrinks to a sixteenth (a burst of threads is over), is
 // copied to one of the right size, which is published with a new
 // generation; the old one is retired: its pages go back (MADV_DONTNEED: it
-// stays mapped and reads as zeros, that is as empty) and it is kept for
+// stays mapped and reads as zeros, that is as empty; where the memory is
+// locked the runtime writes the zeros) and it is kept for
 // reuse at that size (one per size, so a process never holds more than 64).
 // A reader that misses retries when the generation moved meanwhile: it may
 // have probed a retired table, or one being reused. A zero capacity is a
@@ -149,7 +150,12 @@ void table_resize_locked(size_t cap) {
   if (!t) return;
   int lg = __builtin_ctzll(t->cap);
   size_t bytes = table_bytes(t->cap);
-  raw_syscall(SYS_madvise, reinterpret_cast<long>(t), static_cast<long>(bytes), MADV_DONTNEED);
+  if (raw_syscall(SYS_madvise, reinterpret_cast<long>(t), static_cast<long>(bytes), MADV_DONTNEED) != 0) {
+    // Locked memory (mlockall) refuses MADV_DONTNEED with EINVAL: zero it
+    // by hand, or its next use would hold the keys of Gs freed since.
+    __atomic_store_n(&t->cap, size_t{0}, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < size_t{1} << lg; i++) t->keys[i].store(kEmpty, std::memory_order_relaxed);
+  }
   if (!g_table_spare[lg]) g_table_spare[lg] = t;
   else raw_syscall(SYS_munmap, reinterpret_cast<long>(t), static_cast<long>(bytes));  // cannot happen: one per size
 }
