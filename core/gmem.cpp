@@ -675,6 +675,9 @@ void gmem_register_main(G* mg) { g_main = mg; }
 void gmem_after_fork(G* self) {
   new (&g_table_lock) Lock();
   new (&g_slab_lock) Lock();
+  // Peeks other threads had begun (sysmon's shrink walk among them) end
+  // with them: left counted, nothing freed in the child would be given back.
+  g_peekers.store(0, std::memory_order_relaxed);
   g_tid_block.store(0, std::memory_order_relaxed);  // the parent goes on using its block
   if (!g_tid_shared.load(std::memory_order_relaxed)) g_tid_init_done.store(false, std::memory_order_relaxed);  // reseed
   tcb_after_fork();
@@ -769,7 +772,10 @@ void gmem_trim(G* gp) {
 // (pthread_attr_setstack: its memory, perhaps shared or file-backed), and
 // a G parked inside a handler the kernel ran (G::in_handler: the handler
 // may be on a sigaltstack inside this very stack, above live frames of the
-// code it interrupted). TCB and static TLS are not compacted: other threads
+// code it interrupted). Kept too: the pages of an alternate signal stack
+// the G enabled inside its own stack (G::altstack_lo: the kernel may run a
+// handler there, on the G's wired M, while the G waits). TCB and static
+// TLS are not compacted: other threads
 // may read and write a parked G's TLS through pointers (and the runtime
 // does, when dlopen initialises static TLS), so its pages must stay.
 //
@@ -840,6 +846,10 @@ bool shrink_one(G* gp, int64_t* drop_ns) {
     uintptr_t sp = gp->ctx.sp;
     if (sp > lo + kShrinkKeep && sp <= top) {
       uintptr_t hi = (sp - kShrinkKeep) & ~uintptr_t{kPage - 1};
+      // An alternate signal stack the G enabled in its own stack, below
+      // the saved stack pointer (a frame that set it returned): the kernel
+      // may run a handler there on the G's wired M while the G is parked.
+      if (gp->altstack_hi > lo && gp->altstack_lo < hi) hi = gp->altstack_lo & ~uintptr_t{kPage - 1};
       lo = round_up(lo, kPage);
       if (hi > lo) {
         int64_t t0 = nanotime();
