@@ -1446,6 +1446,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
     gp->lockedm = nullptr;
     gp->lockcount = 0;
     gp->wired_for_life = gp->wired_altstack = gp->ks_wired = false;
+    gp->altstack_lo = gp->altstack_hi = 0;
     gp->wired_children = 0;
     mp->lockedg = nullptr;
     mp->dying = true;

@@ -179,6 +179,10 @@ struct G {
   uint32_t lockcount = 0;    // reasons held: wire_for_life (one), fork children, altstack
   bool wired_for_life = false;  // kernel state that never goes back (ptrace, prctl, ...)
   bool wired_altstack = false;  // a sigaltstack of its own is enabled
+  // That alternate stack, [lo, hi), once enabled with success: the kernel
+  // may run a handler on it on lockedm while this G is parked, so idle
+  // shrink (core/gmem.cpp) keeps its pages even below the saved stack pointer.
+  uintptr_t altstack_lo = 0, altstack_hi = 0;
   uint32_t wired_children = 0;  // children forked and not yet reaped by this G
 };
 
