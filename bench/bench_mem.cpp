@@ -6,9 +6,10 @@
 // per iteration means little here. Read the counters with
 // `scripts/bench-compare --bench mem -v` or by running the binary:
 //
-//   BM_SleepersRss/10000       10,000 threads each sleep 1 s. rss_mib: the
-//                              process's RSS 900 ms into the sleep (every
-//                              thread created and parked for a while).
+//   BM_SleepersRss/N           N (5,000, 10,000) threads each sleep 1 s.
+//                              rss_mib: the process's RSS 900 ms into the
+//                              sleep (every thread created and parked for a
+//                              while); kib_per_thread: its growth per thread.
 //   BM_BurstRelease/sleep:10000
 //                              10,000 threads sleep 200 ms at once and exit;
 //                              1.5 s after the last has been joined,
@@ -104,7 +105,7 @@ void BM_SleepersRss(benchmark::State& state) {
     state.counters["kib_per_thread"] = (during - before) / static_cast<double>(made);
   }
 }
-BENCHMARK(BM_SleepersRss)->Arg(10000)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_SleepersRss)->Arg(5000)->Arg(10000)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // ---------------------------------------------------------------------------
 void BM_BurstRelease(benchmark::State& state) {
