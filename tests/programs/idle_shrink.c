@@ -18,6 +18,10 @@
  *     600 ms (the G parks there), then opens the page. On return the block
  *     is intact. (Dropping the pages below a parked G's stack pointer would
  *     have zeroed it: the G is inside a handler, G::in_handler.)
+ *   - A thread runs on a stack the program gave it (pthread_attr_setstack),
+ *     whose lower part the program filled with a pattern, and waits 600 ms
+ *     (sysmon looks at parked Gs every 100 ms). The pattern below its
+ *     stack pointer is intact afterwards: that memory is the program's.
  * Printed lines are the same natively and under the shim. */
 #include <pthread.h>
 #include <semaphore.h>
@@ -107,6 +111,38 @@ static void* on_altstack(void* arg) {
   return (void*)(intptr_t)ok;
 }
 
+#define USTACK (256 * 1024)
+#define PATTERN (128 * 1024) /* the lowest part of it, far below any frame */
+
+static void* on_user_stack(void* arg) {
+  (void)arg;
+  while (sem_wait(&g_sem) != 0) {
+  }
+  return NULL;
+}
+
+/* 1 if the pattern in the program's stack survived a long wait on it. */
+static int user_stack_kept(void) {
+  unsigned char* mem = NULL;
+  if (posix_memalign((void**)&mem, 4096, USTACK) != 0) return 0;
+  for (int i = 0; i < PATTERN; i++) mem[i] = (unsigned char)(i * 3 + 7);
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstack(&a, mem, USTACK);
+  pthread_t t;
+  sem_init(&g_sem, 0, 0);
+  int ok = pthread_create(&t, &a, on_user_stack, NULL) == 0;
+  pthread_attr_destroy(&a);
+  if (!ok) return 0;
+  sleep_ms(600);
+  for (int i = 0; i < PATTERN; i++)
+    if (mem[i] != (unsigned char)(i * 3 + 7)) ok = 0;
+  sem_post(&g_sem);
+  pthread_join(t, NULL);
+  free(mem);
+  return ok;
+}
+
 int main(void) {
   mnp_report_shim();
   pthread_t ts[N];
@@ -145,5 +181,6 @@ int main(void) {
   sem_post(&g_sem);
   pthread_join(t, &ok);
   printf("block below a sigaltstack handler that slept kept: %s\n", ok ? "yes" : "no");
+  printf("program-supplied stack below the stack pointer kept: %s\n", user_stack_kept() ? "yes" : "no");
   return 0;
 }
