@@ -12,7 +12,7 @@
 //                unlimited).
 //   MNP_PREEMPT  0 turns asynchronous preemption off. Default 1.
 //   MNP_SIGNAL   the runtime's own signal. Default SIGURG.
-//   MNP_DEBUG    comma-separated schedtrace=MS, scheddetail=0|1.
+//   MNP_DEBUG    comma-separated schedtrace=MS, scheddetail=0|1, stackslabs=0|1.
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,7 +28,7 @@
 namespace mnp {
 namespace {
 
-constinit Config g_config{1, 8u << 20, 4096, true, SIGURG, 0, false};
+constinit Config g_config{1, 8u << 20, 4096, true, SIGURG, 0, false, true};
 
 constexpr uint32_t kMaxProcs = 1024;
 
@@ -138,6 +138,8 @@ bool parse_debug(const char* v) {
       g_config.schedtrace_ms = static_cast<int64_t>(n);
     else if (have_num && key == 11 && !strncmp(v, "scheddetail", key) && n <= 1)
       g_config.scheddetail = n == 1;
+    else if (have_num && key == 10 && !strncmp(v, "stackslabs", key) && n <= 1)
+      g_config.stack_slabs = n == 1;
     else
       ok = false;
     v += len;
@@ -156,7 +158,7 @@ constexpr Var kVars[] = {
     {"MNP_STACK", parse_stack, "want a size from 16K to 1T (e.g. 256K, 8M); using RLIMIT_STACK"},
     {"MNP_PREEMPT", parse_preempt, "want 0 or 1; preemption stays on"},
     {"MNP_SIGNAL", parse_signal, "want a signal number 1..64 other than SIGKILL, SIGSTOP, 32, 33; using SIGURG (23)"},
-    {"MNP_DEBUG", parse_debug, "known items are schedtrace=MS (MS > 0) and scheddetail=0|1; the others are ignored"},
+    {"MNP_DEBUG", parse_debug, "known items are schedtrace=MS (MS > 0), scheddetail=0|1 and stackslabs=0|1; the others are ignored"},
 };
 
 }  // namespace
@@ -186,6 +188,7 @@ void config_init() {
   g_config.signal = SIGURG;
   g_config.schedtrace_ms = 0;
   g_config.scheddetail = false;
+  g_config.stack_slabs = true;
 
   for (const Var& var : kVars)
     if (const char* v = getenv(var.name); v && !var.parse(v)) bad_value(var.name, v, var.want);

@@ -1,4 +1,7 @@
-// core/gmem.cpp — G memory and the handle table. See gmem.h.
+// core/gmem.cpp — G memory and the handle table. See gmem.h; the sections
+// below (handle table, stack slabs, deferred unmapping, idle shrink) each
+// open with their design and protocol; docs/ARCHITECTURE.md, "Life of a G",
+// "Memory", is the overview.
 #include "core/gmem.h"
 
 #include <fcntl.h>
@@ -9,6 +12,7 @@
 #include <cerrno>
 #include <new>
 
+#include "arch/x86_64/machine.h"
 #include "core/base.h"
 #include "core/futex.h"
 #include "core/tcb.h"
@@ -78,23 +82,41 @@ uint32_t tid_block_start() {
 
 // ---- handle table ----------------------------------------------------------
 // Open addressing over TCB addresses (64-byte aligned, so bit 1 tags native
-// threads). Readers are lock-free: they load the current table and probe.
-// Writers hold g_table_lock; a growing table is copied and published, the old
-// one is kept (readers may still be probing it; tables only double).
+// threads). Readers are lock-free: they load the table's generation and the
+// current table, and probe. Writers hold g_table_lock. A table that grows
+// past half full, or shrinks to a sixteenth (a burst of threads is over), is
+// copied to one of the right size, which is published with a new
+// generation; the old one is retired: its pages go back (MADV_DONTNEED: it
+// stays mapped and reads as zeros, that is as empty; where the memory is
+// locked the runtime writes the zeros) and it is kept for
+// reuse at that size (one per size, so a process never holds more than 64).
+// A reader that misses retries when the generation moved meanwhile: it may
+// have probed a retired table, or one being reused. A zero capacity is a
+// retired table too.
 struct Table {
   size_t cap;  // power of two
   std::atomic<uintptr_t> keys[1];
 };
+constexpr size_t kTableMin = 1024;
 constinit Lock g_table_lock;
 constinit std::atomic<Table*> g_table{nullptr};
+constinit std::atomic<uint64_t> g_table_gen{0};
+constinit Table* g_table_spare[64] = {};  // retired tables by log2(cap) (lock)
 constinit size_t g_used = 0;  // live + tombstones (lock)
 constinit size_t g_live = 0;
 
 size_t hash_key(uintptr_t k) { return static_cast<size_t>((k >> 6) * 0x9E3779B97F4A7C15ULL >> 17); }
+size_t table_bytes(size_t cap) { return sizeof(Table) + (cap - 1) * sizeof(std::atomic<uintptr_t>); }
 
 Table* table_new(size_t cap) {
-  size_t bytes = sizeof(Table) + (cap - 1) * sizeof(std::atomic<uintptr_t>);
-  long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  int lg = __builtin_ctzll(cap);
+  if (Table* t = g_table_spare[lg]) {  // zeroed when it was retired
+    g_table_spare[lg] = nullptr;
+    t->cap = cap;
+    return t;
+  }
+  long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(table_bytes(cap)), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (r < 0 && r > -4096) fatal("cannot allocate the handle table");
   auto* t = reinterpret_cast<Table*>(r);
   t->cap = cap;
@@ -112,21 +134,40 @@ void table_insert_locked(Table* t, uintptr_t key) {
   }
 }
 
+// Copies the live keys of the current table into a new one of cap slots,
+// publishes it and retires the old one.
+void table_resize_locked(size_t cap) {
+  Table* t = g_table.load(std::memory_order_relaxed);
+  Table* nt = table_new(cap);
+  if (t)
+    for (size_t i = 0; i < t->cap; i++) {
+      uintptr_t k = t->keys[i].load(std::memory_order_relaxed);
+      if (k != kEmpty && k != kTomb) table_insert_locked(nt, k);
+    }
+  g_used = g_live;
+  g_table.store(nt, std::memory_order_release);
+  g_table_gen.fetch_add(1, std::memory_order_seq_cst);
+  if (!t) return;
+  int lg = __builtin_ctzll(t->cap);
+  size_t bytes = table_bytes(t->cap);
+  if (raw_syscall(SYS_madvise, reinterpret_cast<long>(t), static_cast<long>(bytes), MADV_DONTNEED) != 0) {
+    // Locked memory (mlockall) refuses MADV_DONTNEED with EINVAL: zero it
+    // by hand, or its next use would hold the keys of Gs freed since.
+    __atomic_store_n(&t->cap, size_t{0}, __ATOMIC_RELAXED);
+    for (size_t i = 0; i < size_t{1} << lg; i++) t->keys[i].store(kEmpty, std::memory_order_relaxed);
+  }
+  if (!g_table_spare[lg]) g_table_spare[lg] = t;
+  else raw_syscall(SYS_munmap, reinterpret_cast<long>(t), static_cast<long>(bytes));  // cannot happen: one per size
+}
+
 void table_add(uintptr_t key) {
   LockGuard lk(g_table_lock);
   Table* t = g_table.load(std::memory_order_relaxed);
   if (!t || (g_used + 1) * 2 > t->cap) {
-    size_t cap = t ? t->cap : 1024;
+    size_t cap = t ? t->cap : kTableMin;
     while ((g_live + 1) * 4 > cap) cap *= 2;
-    Table* nt = table_new(cap);
-    if (t)
-      for (size_t i = 0; i < t->cap; i++) {
-        uintptr_t k = t->keys[i].load(std::memory_order_relaxed);
-        if (k != kEmpty && k != kTomb) table_insert_locked(nt, k);
-      }
-    g_used = g_live;
-    g_table.store(nt, std::memory_order_release);
-    t = nt;
+    table_resize_locked(cap);
+    t = g_table.load(std::memory_order_relaxed);
   }
   table_insert_locked(t, key);
   g_used++;
@@ -144,21 +185,32 @@ void table_remove(uintptr_t key) {
     if (k == key) {
       t->keys[i].store(kTomb, std::memory_order_release);
       g_live--;
-      return;
+      break;
     }
+  }
+  if (t->cap > kTableMin && g_live * 16 < t->cap) {
+    size_t cap = kTableMin;
+    while (g_live * 4 > cap) cap *= 2;
+    table_resize_locked(cap);
   }
 }
 
 bool table_contains(uintptr_t key) {
-  Table* t = g_table.load(std::memory_order_acquire);
-  if (!t) return false;
-  size_t mask = t->cap - 1;
-  for (size_t i = hash_key(key & ~uintptr_t{63}) & mask, n = 0; n < t->cap; i = (i + 1) & mask, n++) {
-    uintptr_t k = t->keys[i].load(std::memory_order_acquire);
-    if (k == kEmpty) return false;
-    if (k == key) return true;
+  for (;;) {
+    uint64_t gen = g_table_gen.load(std::memory_order_seq_cst);
+    Table* t = g_table.load(std::memory_order_acquire);
+    if (!t) return false;
+    size_t cap = t->cap;
+    if (cap != 0) {
+      size_t mask = cap - 1;
+      for (size_t i = hash_key(key & ~uintptr_t{63}) & mask, n = 0; n < cap; i = (i + 1) & mask, n++) {
+        uintptr_t k = t->keys[i].load(std::memory_order_acquire);
+        if (k == kEmpty) break;
+        if (k == key) return true;
+      }
+    }
+    if (g_table_gen.load(std::memory_order_seq_cst) == gen && cap != 0) return false;
   }
-  return false;
 }
 
 constinit G* g_main = nullptr;
@@ -199,12 +251,279 @@ void gmem_set_tls_g_at(void* tcb, G* g) {
 
 void gmem_set_tls_g(G* gp) { gmem_set_tls_g_at(gp->tcb, gp); }
 
+// ---- stack slabs ------------------------------------------------------------
+// A G's memory (guard, stack, TLS, TCB, G) is one region of a slab: a large
+// anonymous mapping holding up to kSlabMaxSlots regions of one size, each
+// with its guard made by madvise(MADV_GUARD_INSTALL) (Linux 6.13+). Guard
+// regions do not split the mapping, so a process needs one mapping per slab
+// instead of two per thread, and vm.max_map_count (65,530 by default) no
+// longer caps it at about 32k threads. A guard survives MADV_DONTNEED and
+// MADV_FREE, and faults (SIGSEGV) like a PROT_NONE page.
+//
+// Slabs of a size class sit on the class's "partial" list while they have a
+// free slot; a freed region's pages go back with MADV_DONTNEED (the guard
+// stays) and the slot is free for the next G of that size. An emptied slab
+// is unmapped unless it is its class's only empty one (hysteresis: a thread
+// created and ended over and over at a slab's edge does not map and unmap a
+// slab each time).
+//
+// Where guard regions are missing (an older kernel: EINVAL; a locked
+// mapping: mlockall(MCL_FUTURE)) or MNP_DEBUG=stackslabs=0, and for more
+// than kSlabClasses distinct sizes, a G gets a mapping of its own with a
+// PROT_NONE guard (two mappings).
+//
+// All under g_slab_lock. Descriptors come from a pool of raw mappings and are
+// never unmapped.
+namespace {
+
+constexpr uint32_t kSlabMaxSlots = 512;
+constexpr size_t kSlabTargetBytes = size_t{64} << 20;
+constexpr int kSlabClasses = 8;
+constexpr int kMadvGuardInstall = 102;  // MADV_GUARD_INSTALL, absent from older headers
+
+struct Slab {
+  uintptr_t base;
+  size_t region;  // bytes per slot (guard included)
+  uint32_t nslots, nfree;
+  int cls;
+  bool dying;  // being unmapped by slab_release_batch
+  Slab *prev, *next;  // the class's partial list (nfree > 0)
+  uint64_t used[kSlabMaxSlots / 64];
+};
+
+struct SlabClass {
+  size_t region = 0;  // 0: unused class
+  size_t guard = 0;
+  Slab* partial = nullptr;
+  uint32_t nempty = 0;  // slabs with every slot free
+  uint32_t nslabs = 0;
+};
+
+enum : uint32_t { kGuardUnknown, kGuardRegions, kGuardNone };
+
+constinit Lock g_slab_lock;
+constinit SlabClass g_classes[kSlabClasses];
+constinit Slab* g_slab_pool = nullptr;  // free descriptors (next)
+constinit uint32_t g_guard_mode = kGuardUnknown;
+
+void report_map_limit(const char* why) {
+  if (__atomic_exchange_n(&g_map_limit_reported, true, __ATOMIC_RELAXED)) return;
+  char buf[320];
+  char* e = buf + sizeof buf - 1;
+  char* p = fmt_str(buf, e, "cannot map another thread stack: the kernel's vm.max_map_count limit is reached ");
+  p = fmt_str(p, e, why);
+  p = fmt_str(p, e, "; pthread_create returns EAGAIN");
+  *p = 0;
+  raw_print(buf);
+}
+
+long map_anon(size_t bytes) {
+  return raw_syscall6(SYS_mmap, 0, static_cast<long>(bytes), PROT_READ | PROT_WRITE,
+                      MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
+}
+bool map_failed(long r) { return r < 0 && r > -4096; }
+
+Slab* slab_desc_get_locked() {
+  if (!g_slab_pool) {
+    constexpr size_t kChunk = 64 * 1024;
+    long r = raw_syscall6(SYS_mmap, 0, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (map_failed(r)) return nullptr;
+    auto* d = reinterpret_cast<Slab*>(r);
+    for (size_t i = 0; i < kChunk / sizeof(Slab); i++) {
+      d[i].next = g_slab_pool;
+      g_slab_pool = &d[i];
+    }
+  }
+  Slab* s = g_slab_pool;
+  g_slab_pool = s->next;
+  return s;
+}
+
+void partial_push_locked(SlabClass* c, Slab* s) {
+  s->prev = nullptr;
+  s->next = c->partial;
+  if (c->partial) c->partial->prev = s;
+  c->partial = s;
+}
+
+void partial_unlink_locked(SlabClass* c, Slab* s) {
+  if (s->prev) s->prev->next = s->next;
+  else c->partial = s->next;
+  if (s->next) s->next->prev = s->prev;
+}
+
+// A new slab for class c, guards installed; null if the map failed or guard
+// regions are unavailable (g_guard_mode then says which).
+Slab* slab_new_locked(SlabClass* c, int cls) {
+  // The first slabs of a size are small (a process with a few threads
+  // reserves little address space), later ones up to 16 times bigger
+  // (fewer mappings, and fewer calls to give pages back).
+  uint32_t grow = c->nslabs < 4 ? c->nslabs : 4;
+  uint32_t n = static_cast<uint32_t>((kSlabTargetBytes << grow) / c->region);
+  if (n < 1) n = 1;
+  if (n > kSlabMaxSlots) n = kSlabMaxSlots;
+  long r = map_anon(n * c->region);
+  if (map_failed(r)) {
+    if (r == -ENOMEM) report_map_limit("or the address space is full (stacks are carved from shared slabs)");
+    return nullptr;
+  }
+  auto base = static_cast<uintptr_t>(r);
+  if (c->guard) {
+    for (uint32_t i = 0; i < n; i++) {
+      long g = raw_syscall(SYS_madvise, static_cast<long>(base + i * c->region), static_cast<long>(c->guard),
+                           kMadvGuardInstall);
+      if (g != 0) {
+        raw_syscall(SYS_munmap, r, static_cast<long>(n * c->region));
+        // EINVAL: no guard regions here (kernel before 6.13, or locked
+        // memory); anything else (ENOMEM): this slab only.
+        if (g == -EINVAL) g_guard_mode = kGuardNone;
+        return nullptr;
+      }
+    }
+  }
+  g_guard_mode = kGuardRegions;
+  Slab* s = slab_desc_get_locked();
+  if (!s) {
+    raw_syscall(SYS_munmap, r, static_cast<long>(n * c->region));
+    return nullptr;
+  }
+  *s = Slab{};
+  s->base = base;
+  s->region = c->region;
+  s->nslots = s->nfree = n;
+  s->cls = cls;
+  c->nslabs++;
+  partial_push_locked(c, s);
+  c->nempty++;
+  return s;
+}
+
+// A region of region bytes whose lowest guard bytes fault, from a slab; 0
+// when slabs cannot serve it (the caller maps one of its own).
+uintptr_t slab_alloc(size_t region, size_t guard, Slab** out) {
+  if (!config().stack_slabs || __atomic_load_n(&g_guard_mode, __ATOMIC_RELAXED) == kGuardNone) return 0;
+  LockGuard lk(g_slab_lock);
+  int cls = -1;
+  for (int i = 0; i < kSlabClasses && cls < 0; i++) {
+    if (g_classes[i].region == region && g_classes[i].guard == guard) cls = i;
+    else if (g_classes[i].region == 0) {
+      g_classes[i].region = region;
+      g_classes[i].guard = guard;
+      cls = i;
+    }
+  }
+  if (cls < 0) return 0;
+  SlabClass* c = &g_classes[cls];
+  Slab* s = c->partial;
+  if (!s && !(s = slab_new_locked(c, cls))) return 0;
+  if (s->nfree == s->nslots) c->nempty--;
+  uint32_t slot = 0;
+  for (uint32_t w = 0; w < kSlabMaxSlots / 64; w++) {
+    if (~s->used[w] == 0) continue;
+    slot = w * 64 + static_cast<uint32_t>(__builtin_ctzll(~s->used[w]));
+    break;
+  }
+  if (slot >= s->nslots) fatal("slab_alloc: no free slot in a partial slab");
+  s->used[slot / 64] |= uint64_t{1} << (slot % 64);
+  if (--s->nfree == 0) partial_unlink_locked(c, s);
+  *out = s;
+  return s->base + slot * s->region;
+}
+
+// Gives the regions at bases[i] (of slabs[i]) back: their pages to the
+// kernel, their slots to the slabs. The memory stays mapped (and guarded)
+// while the slab lives; a slab the batch empties is unmapped instead,
+// unless it is its class's only empty one.
+//
+// Every madvise and munmap here costs a TLB shootdown on the CPUs running
+// this process (in a loaded virtual machine, 0.2-1 ms each: freeing 10,000
+// stacks one call each took seconds), so the batch is sorted by address and
+// neighbours share one call (a guard survives MADV_DONTNEED). A slot is
+// marked free only after its pages are gone: the next G to get it must not
+// lose what it wrote to a madvise meant for its predecessor. A slab to be
+// unmapped leaves the partial list first, so nobody takes a slot of it.
+void slab_release_batch(uintptr_t* bases, Slab** slabs, int n) {
+  // Insertion sort: n is small, and often nearly sorted already.
+  for (int i = 1; i < n; i++)
+    for (int j = i; j > 0 && bases[j - 1] > bases[j]; j--) {
+      uintptr_t b = bases[j];
+      bases[j] = bases[j - 1];
+      bases[j - 1] = b;
+      Slab* s = slabs[j];
+      slabs[j] = slabs[j - 1];
+      slabs[j - 1] = s;
+    }
+  auto slot_of = [](Slab* s, uintptr_t base) { return static_cast<uint32_t>((base - s->base) / s->region); };
+  auto clear_slot = [&](Slab* s, uintptr_t base) {
+    uint32_t slot = slot_of(s, base);
+    uint64_t bit = uint64_t{1} << (slot % 64);
+    if (!(s->used[slot / 64] & bit)) fatal("slab_release: slot is not in use");
+    s->used[slot / 64] &= ~bit;
+  };
+  // Phase 1: which slabs this batch empties, and which of them go.
+  {
+    LockGuard lk(g_slab_lock);
+    for (int i = 0; i < n;) {
+      Slab* s = slabs[i];
+      int j = i;
+      while (j < n && slabs[j] == s) j++;  // sorted: a slab's regions are together
+      s->dying = false;
+      SlabClass* c = &g_classes[s->cls];
+      if (s->nfree + static_cast<uint32_t>(j - i) == s->nslots && c->nempty > 0) {
+        s->dying = true;
+        if (s->nfree) partial_unlink_locked(c, s);
+        for (int k = i; k < j; k++) clear_slot(s, bases[k]);
+        s->nfree = s->nslots;
+      }
+      i = j;
+    }
+  }
+  // Phase 2: pages back, one call per run of neighbours.
+  for (int i = 0; i < n;) {
+    bool dying = slabs[i]->dying;
+    uintptr_t lo = dying ? slabs[i]->base : bases[i];
+    uintptr_t hi = dying ? lo + slabs[i]->nslots * slabs[i]->region : bases[i] + slabs[i]->region;
+    int j = i + 1;
+    for (;;) {
+      while (j < n && slabs[j] == slabs[j - 1] && dying) j++;  // the rest of a dying slab
+      if (j >= n || slabs[j]->dying != dying) break;
+      uintptr_t nlo = dying ? slabs[j]->base : bases[j];
+      if (nlo != hi) break;
+      hi = dying ? nlo + slabs[j]->nslots * slabs[j]->region : nlo + slabs[j]->region;
+      j++;
+    }
+    if (dying) raw_syscall(SYS_munmap, static_cast<long>(lo), static_cast<long>(hi - lo));
+    else raw_syscall(SYS_madvise, static_cast<long>(lo), static_cast<long>(hi - lo), MADV_DONTNEED);
+    i = j;
+  }
+  // Phase 3: the slots (and the dead slabs' descriptors) are free.
+  LockGuard lk(g_slab_lock);
+  for (int i = 0; i < n; i++) {
+    Slab* s = slabs[i];
+    if (s->dying) {
+      if (i + 1 < n && slabs[i + 1] == s) continue;
+      s->dying = false;
+      g_classes[s->cls].nslabs--;
+      s->next = g_slab_pool;
+      g_slab_pool = s;
+      continue;
+    }
+    SlabClass* c = &g_classes[s->cls];
+    clear_slot(s, bases[i]);
+    if (s->nfree++ == 0) partial_push_locked(c, s);
+    if (s->nfree == s->nslots) c->nempty++;
+  }
+}
+
+}  // namespace
+
 G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack) {
   if (!g_tls_g_off) g_tls_g_off = reinterpret_cast<char*>(&tls_g) - reinterpret_cast<char*>(arch_get_fs());
   const TlsLayout& tl = tls_layout();
   size_t top_area = round_up(sizeof(G) + tl.static_size + tl.static_align, 64);
   uintptr_t base, end;
   size_t map_size = 0;
+  Slab* slab = nullptr;
   if (user_stack) {
     base = reinterpret_cast<uintptr_t>(user_stack);
     end = base + stack_size;
@@ -219,18 +538,20 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack) {
     guard = round_up(guard, kPage);
     if (stack_size < top_area + kMinRestStack) return nullptr;
     map_size = round_up(guard + stack_size, kPage);
-    long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(map_size), PROT_READ | PROT_WRITE,
-                          MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE | MAP_STACK, -1, 0);
-    if (r < 0 && r > -4096) return nullptr;
-    base = static_cast<uintptr_t>(r);
-    end = base + guard + stack_size;
-    if (guard && raw_syscall(SYS_mprotect, static_cast<long>(base), static_cast<long>(guard), PROT_NONE) != 0) {
-      raw_syscall(SYS_munmap, static_cast<long>(base), static_cast<long>(map_size));
-      if (!__atomic_exchange_n(&g_map_limit_reported, true, __ATOMIC_RELAXED))
-        raw_print("cannot map another thread stack: the kernel's vm.max_map_count limit is reached "
-                  "(each thread needs 2 mappings); pthread_create returns EAGAIN");
-      return nullptr;
+    base = slab_alloc(map_size, guard, &slab);
+    if (!base) {
+      long r = map_anon(map_size);
+      if (map_failed(r)) return nullptr;
+      base = static_cast<uintptr_t>(r);
+      if (guard && raw_syscall(SYS_mprotect, static_cast<long>(base), static_cast<long>(guard), PROT_NONE) != 0) {
+        raw_syscall(SYS_munmap, static_cast<long>(base), static_cast<long>(map_size));
+        report_map_limit(g_guard_mode == kGuardNone
+                             ? "(each thread needs 2 mappings: this kernel has no MADV_GUARD_INSTALL, Linux 6.13+)"
+                             : "(each thread needs 2 mappings)");
+        return nullptr;
+      }
     }
+    end = base + guard + stack_size;
   }
   uintptr_t tcb_addr = (end - sizeof(G) - tcbo::kSize) & ~(uintptr_t{tl.static_align} - 1);
   void* tcb = reinterpret_cast<void*>(tcb_addr);
@@ -238,13 +559,15 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack) {
   gp->tcb = tcb;
   gp->map_base = user_stack ? nullptr : reinterpret_cast<void*>(base);
   gp->map_size = map_size;
+  gp->slab = slab;
   gp->user_stack = user_stack != nullptr;
   gp->guard_size = guard;
   gp->stack_lo = reinterpret_cast<void*>(base + guard);
   gp->stack_size = end - (base + guard);
   gp->fake_tid = gmem_new_tid();
   if (!tcb_init_fresh(tcb, reinterpret_cast<void*>(base), end - base, guard, gp->fake_tid)) {
-    if (!user_stack) raw_syscall(SYS_munmap, static_cast<long>(base), static_cast<long>(map_size));
+    if (slab) slab_release_batch(&base, &slab, 1);
+    else if (!user_stack) raw_syscall(SYS_munmap, static_cast<long>(base), static_cast<long>(map_size));
     return nullptr;
   }
   table_add(tcb_addr);
@@ -278,35 +601,62 @@ void unmap_list_push(G* first, G* last) {
 void gmem_peek_begin() { g_peekers.fetch_add(1, std::memory_order_seq_cst); }
 void gmem_peek_end() { g_peekers.fetch_sub(1, std::memory_order_release); }
 
-void gmem_reclaim() {
-  if (!g_unmap_list.load(std::memory_order_relaxed)) return;
+bool gmem_reclaim() {
+  if (!g_unmap_list.load(std::memory_order_relaxed)) return false;
   G* list = g_unmap_list.exchange(nullptr, std::memory_order_seq_cst);
-  if (!list) return;
+  if (!list) return false;
   if (g_peekers.load(std::memory_order_seq_cst) != 0) {
     G* last = list;
     while (last->schedlink) last = last->schedlink;
     unmap_list_push(list, last);
-    return;
+    return true;
   }
+  // Slab regions are given back in batches: sorted by address, neighbours
+  // coalesced (guards survive MADV_DONTNEED), one madvise per run. Each
+  // madvise costs a TLB shootdown on every CPU running this process, which
+  // in a virtual machine under load took 0.6 ms: freeing 10,000 stacks one
+  // by one took seconds.
+  constexpr int kBatch = 256;
+  constexpr int kMaxPerCall = 8 * kBatch;  // the caller (sysmon) has other work: the rest next time
+  uintptr_t bases[kBatch];
+  Slab* slabs[kBatch];
+  int n = 0, done = 0;
   while (list) {
+    if (done++ == kMaxPerCall) {
+      G* last = list;
+      while (last->schedlink) last = last->schedlink;
+      unmap_list_push(list, last);
+      break;
+    }
     G* next = list->schedlink;
-    void* base = list->map_base;
-    size_t size = list->map_size;
-    raw_syscall(SYS_munmap, reinterpret_cast<long>(base), static_cast<long>(size));
+    if (auto* s = static_cast<Slab*>(list->slab)) {
+      bases[n] = reinterpret_cast<uintptr_t>(list->map_base);
+      slabs[n++] = s;
+      if (n == kBatch) {
+        slab_release_batch(bases, slabs, n);
+        n = 0;
+      }
+    } else {
+      raw_syscall(SYS_munmap, reinterpret_cast<long>(list->map_base), static_cast<long>(list->map_size));
+    }
     list = next;
   }
+  if (n) slab_release_batch(bases, slabs, n);
+  return list != nullptr;
 }
 
-void gmem_free(G* gp) {
+void gmem_free_deferred(G* gp) {
   san_unpoison(gp->stack_lo, static_cast<size_t>(static_cast<char*>(gmem_stack_top(gp)) -
                                                  static_cast<char*>(gp->stack_lo)));
   uintptr_t tcb = reinterpret_cast<uintptr_t>(gp->tcb);
   table_remove(tcb);
   tcb_release(gp->tcb);
-  if (gp->map_base) {
-    unmap_list_push(gp, gp);
-    gmem_reclaim();
-  }
+  if (gp->map_base) unmap_list_push(gp, gp);
+}
+
+void gmem_free(G* gp) {
+  gmem_free_deferred(gp);
+  gmem_reclaim();
 }
 
 size_t gmem_min_stack() {
@@ -324,6 +674,10 @@ void gmem_register_main(G* mg) { g_main = mg; }
 
 void gmem_after_fork(G* self) {
   new (&g_table_lock) Lock();
+  new (&g_slab_lock) Lock();
+  // Peeks other threads had begun (sysmon's shrink walk among them) end
+  // with them: left counted, nothing freed in the child would be given back.
+  g_peekers.store(0, std::memory_order_relaxed);
   g_tid_block.store(0, std::memory_order_relaxed);  // the parent goes on using its block
   if (!g_tid_shared.load(std::memory_order_relaxed)) g_tid_init_done.store(false, std::memory_order_relaxed);  // reseed
   tcb_after_fork();
@@ -398,6 +752,159 @@ void gmem_trim(G* gp) {
   uintptr_t lo = reinterpret_cast<uintptr_t>(gp->stack_lo);
   uintptr_t hi = reinterpret_cast<uintptr_t>(gmem_stack_top(gp)) & ~uintptr_t{kPage - 1};
   if (hi > lo) raw_syscall(SYS_madvise, static_cast<long>(lo), static_cast<long>(hi - lo), MADV_DONTNEED);
+}
+
+// ---- idle shrink --------------------------------------------------------------
+// A G that has been parked a while keeps resident the stack pages it
+// touched at its deepest (a printf, a resolver call, a deep recursion long
+// returned from), though nothing below its saved stack pointer is live: the
+// x86-64 ABI lets code use only the 128-byte red zone below %rsp, and a
+// parked G is stopped in mnp_ctx_switch, which is no leaf. Every
+// kShrinkScanNs (or 20 times what the last scan took, if more) sysmon walks
+// the handle table: a parked G seen with the same park_time as on its
+// previous look (parked for a whole period, at least) gets the pages
+// between its guard and kShrinkKeep below its saved stack pointer dropped
+// (MADV_DONTNEED: the addresses stay, a later touch gets a zero page, as
+// a fresh stack has). mincore first: the madvise costs a TLB shootdown,
+// worth paying only for pages that are there.
+//
+// Left alone: the main G (the process stack), g0s, stacks the program gave
+// (pthread_attr_setstack: its memory, perhaps shared or file-backed), and
+// a G parked inside a handler the kernel ran (G::in_handler: the handler
+// may be on a sigaltstack inside this very stack, above live frames of the
+// code it interrupted). Kept too: the pages of an alternate signal stack
+// the G enabled inside its own stack (G::altstack_lo: the kernel may run a
+// handler there, on the G's wired M, while the G waits). TCB and static
+// TLS are not compacted: other threads
+// may read and write a parked G's TLS through pointers (and the runtime
+// does, when dlopen initialises static TLS), so its pages must stay.
+//
+// sysmon keeps a deadline while the last walk saw Gs to look at again or
+// some P parked a G since (P::parks): an idle process, whose sysmon sleeps
+// without one, still gets its parked Gs shrunk, and then sleeps for good.
+//
+// Protocol with the resumer. sysmon CASes G::shrink None -> Busy, then
+// checks that the G is still Waiting in the same park; the resumer moves
+// the status to Running (a CAS, after ready's Waiting -> Runnable) and then
+// loads G::shrink (gmem_resume). Both pairs are seq_cst, so either sysmon
+// sees the status moved (and puts None back) or the resumer sees Busy and
+// waits for Done before it switches to the G's stack. The resumer puts
+// None back. The walk runs inside a peek (gmem_peek_begin), so no G it
+// reaches through the table is given back meanwhile.
+namespace {
+constexpr int64_t kShrinkScanNs = 100 * 1000 * 1000;
+constexpr uintptr_t kShrinkKeep = 256;  // below the saved stack pointer: red zone and more
+constinit int64_t g_shrink_next = 0;    // sysmon
+constinit bool g_shrink_pending = false;  // sysmon: the last walk saw Gs to look at again
+constinit uint64_t g_shrink_parks = 0;    // sysmon: sum of P::parks at the last walk
+// A walk stopped half-way (kShrinkBudgetNs of page dropping spent) goes on
+// from g_shrink_pos at sysmon's next round.
+constexpr int64_t kShrinkBudgetNs = 2 * 1000 * 1000;
+constinit size_t g_shrink_pos = 0;
+constinit Table* g_shrink_table = nullptr;
+constinit bool g_shrink_walk_pending = false;
+constinit int64_t g_shrink_walk_ns = 0;
+
+// Gives back [lo, hi) if any page of it is resident; page aligned.
+void drop_if_resident(uintptr_t lo, uintptr_t hi) {
+  constexpr size_t kChunk = 2048;  // pages per mincore
+  unsigned char vec[kChunk];
+  for (uintptr_t a = lo; a < hi;) {
+    size_t len = hi - a > kChunk * kPage ? kChunk * kPage : hi - a;
+    if (raw_syscall(SYS_mincore, static_cast<long>(a), static_cast<long>(len), reinterpret_cast<long>(vec)) != 0)
+      return;
+    for (size_t i = 0; i < len / kPage; i++)
+      if (vec[i] & 1) {
+        raw_syscall(SYS_madvise, static_cast<long>(lo), static_cast<long>(hi - lo), MADV_DONTNEED);
+        return;
+      }
+    a += len;
+  }
+}
+
+// One G; true if it is parked and waits for a later look. Adds the time
+// spent giving pages back to *drop_ns.
+bool shrink_one(G* gp, int64_t* drop_ns) {
+  if (gp->is_g0 || gp->is_main || gp->user_stack || !gp->map_base) return false;
+  if (gp->status.load(std::memory_order_acquire) != kGWaiting) return false;
+  if (gp->shrink.load(std::memory_order_relaxed) != kShrinkNone) return false;  // done for this park
+  int64_t pt = __atomic_load_n(&gp->park_time, __ATOMIC_RELAXED);
+  if (gp->shrink_seen != pt) {  // parked since the last look: look again next time
+    gp->shrink_seen = pt;
+    return true;
+  }
+  uint32_t none = kShrinkNone;
+  if (!gp->shrink.compare_exchange_strong(none, kShrinkBusy, std::memory_order_seq_cst)) return false;
+  if (gp->status.load(std::memory_order_seq_cst) != kGWaiting ||
+      __atomic_load_n(&gp->park_time, __ATOMIC_RELAXED) != pt) {
+    gp->shrink.store(kShrinkNone, std::memory_order_seq_cst);
+    return false;
+  }
+  if (gp->in_handler == 0) {
+    uintptr_t lo = reinterpret_cast<uintptr_t>(gp->stack_lo);
+    uintptr_t top = reinterpret_cast<uintptr_t>(gmem_stack_top(gp));
+    uintptr_t sp = gp->ctx.sp;
+    if (sp > lo + kShrinkKeep && sp <= top) {
+      uintptr_t hi = (sp - kShrinkKeep) & ~uintptr_t{kPage - 1};
+      // An alternate signal stack the G enabled in its own stack, below
+      // the saved stack pointer (a frame that set it returned): the kernel
+      // may run a handler there on the G's wired M while the G is parked.
+      if (gp->altstack_hi > lo && gp->altstack_lo < hi) hi = gp->altstack_lo & ~uintptr_t{kPage - 1};
+      lo = round_up(lo, kPage);
+      if (hi > lo) {
+        int64_t t0 = nanotime();
+        drop_if_resident(lo, hi);
+        *drop_ns += nanotime() - t0;
+      }
+    }
+  }
+  gp->shrink.store(kShrinkDone, std::memory_order_seq_cst);
+  return false;
+}
+}  // namespace
+
+void gmem_resume_slow(G* gp) {
+  while (gp->shrink.load(std::memory_order_seq_cst) == kShrinkBusy) cpu_relax();
+  gp->shrink.store(kShrinkNone, std::memory_order_relaxed);
+}
+
+bool gmem_shrink_parked(int64_t now, uint64_t parks) {
+  if (g_shrink_pos == 0) {
+    if (now < g_shrink_next) return g_shrink_pending || parks != g_shrink_parks;
+    g_shrink_parks = parks;
+    g_shrink_walk_pending = false;
+    g_shrink_walk_ns = 0;
+  }
+  int64_t drop_ns = 0;
+  bool done = true;
+  gmem_peek_begin();
+  Table* t = g_table.load(std::memory_order_acquire);
+  if (t != g_shrink_table) {  // resized since: start over
+    g_shrink_table = t;
+    g_shrink_pos = 0;
+  }
+  size_t cap = t ? t->cap : 0;
+  for (size_t i = g_shrink_pos; i < cap; i++) {
+    uintptr_t k = t->keys[i].load(std::memory_order_acquire);
+    if (k == kEmpty || k == kTomb || (k & kNativeTag)) continue;
+    g_shrink_walk_pending |= shrink_one(reinterpret_cast<G*>(k + tcbo::kSize), &drop_ns);
+    // Giving pages back costs a TLB shootdown each (up to 1 ms here):
+    // sysmon's other work must not wait for thousands; go on next round.
+    if (drop_ns > kShrinkBudgetNs && i + 1 < cap) {
+      g_shrink_pos = i + 1;
+      done = false;
+      break;
+    }
+  }
+  gmem_peek_end();
+  // The walk's own cost sets the period (a million Gs: a walk every few
+  // seconds); the pages given back are work done once per park.
+  g_shrink_walk_ns += nanotime() - now - drop_ns;
+  if (!done) return true;
+  g_shrink_pos = 0;
+  g_shrink_next = now + (g_shrink_walk_ns * 20 > kShrinkScanNs ? g_shrink_walk_ns * 20 : kShrinkScanNs);
+  g_shrink_pending = g_shrink_walk_pending;
+  return g_shrink_pending;
 }
 
 void handle_register_native(uintptr_t h) { table_add(h | kNativeTag); }

@@ -1,6 +1,9 @@
-// core/gmem.h — memory of a G: one mapping holding guard page, stack, static
-// TLS, the glibc TCB and the G itself, and the table that turns a pthread_t
-// (the TCB address) back into a G.
+// core/gmem.h — memory of a G: one region holding guard page, stack, static
+// TLS, the glibc TCB and the G itself (carved from a slab shared with other
+// Gs of the same size, or a mapping of its own where the kernel has no
+// guard regions), the table that turns a pthread_t (the TCB address) back
+// into a G, and the giving back of memory: freed regions, and the stack
+// pages below a long-parked G's stack pointer (gmem.cpp explains each).
 //
 // Layout, low to high addresses:
 //   [guard][stack ............][static TLS][struct pthread (TCB)][G]
@@ -27,14 +30,31 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack);
 // G and 2 KiB; smaller requests get EINVAL, as glibc gives.
 size_t gmem_min_stack();
 void gmem_free(G* gp);
+// gmem_free, except that the memory goes back at the next gmem_reclaim (a
+// caller freeing many calls that once, after them all: it coalesces
+// neighbouring regions into one madvise).
+void gmem_free_deferred(G* gp);
 // Around reading another M's curg and using that G (see gmem.cpp: a reaped
 // G's memory is unmapped only when no such peek is in progress).
 void gmem_peek_begin();
 void gmem_peek_end();
-// Unmaps the freed Gs no peek can still see; sysmon calls it every round.
-void gmem_reclaim();
+// Gives back the memory of the freed Gs no peek can still see; sysmon calls
+// it every round. True if some is left for a later round.
+bool gmem_reclaim();
 // Returns the pages of a free G's stack to the kernel, keeping the mapping.
 void gmem_trim(G* gp);
+// sysmon: gives back the stack pages below the saved stack pointer of Gs
+// parked since its previous look (at least kShrinkScanNs). parks: the sum
+// of P::parks. True while some parked G still waits for a look, or Gs have
+// parked since the last walk.
+bool gmem_shrink_parked(int64_t now, uint64_t parks);
+// Before a G is switched to (status just moved to Running): waits while
+// sysmon is shrinking its stack.
+enum : uint32_t { kShrinkNone, kShrinkBusy, kShrinkDone };
+void gmem_resume_slow(G* gp);
+inline void gmem_resume(G* gp) {
+  if (__builtin_expect(gp->shrink.load(std::memory_order_seq_cst) != kShrinkNone, 0)) gmem_resume_slow(gp);
+}
 // In a child of fork, from the forking G (self): locks other threads may
 // have held are reset, and only self and free Gs stay in the handle table.
 void gmem_after_fork(G* self);

@@ -42,6 +42,7 @@
 #include "core/ksched.h"
 
 #include <linux/mman.h>
+#include <malloc.h>
 #include <sched.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
@@ -165,6 +166,7 @@ namespace {
 constexpr int64_t kSpinNs = 50 * 1000;       // how long an idle M keeps looking
 constexpr int64_t kStealNextDelayNs = 3000;  // a victim's next must sit this long
 constexpr int32_t kPerPFreeMax = 64;
+void gfree_idle_trim(P* pp);
 
 constinit M m0_storage;
 constinit G main_g_storage;
@@ -644,6 +646,7 @@ top:
       if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
   }
 
+  gfree_idle_trim(pp);
   // Nothing: give the P back. Unless this M is to try to become the
   // netpoller, it goes on the idle-M list in the same critical section, so
   // that whoever takes the P next finds this M to run it (an M between the
@@ -736,6 +739,7 @@ top:
 // run too long, and it ends the slice after 10 ms (syscall.cpp).
 void execute(M* mp, G* gp, bool inherit) {
   set_status_or_die(gp, kGRunnable, kGRunning);
+  gmem_resume(gp);
   gp->m = mp;
   mp->curg = gp;
   if (!inherit) mp->p->schedtick++;
@@ -880,6 +884,7 @@ inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_ov
 
 inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg) {
   set_status_or_die(next, kGRunnable, kGRunning);
+  gmem_resume(next);
   next->m = mp;
   mp->curg = next;
   if (!inherit) pp->schedtick++;  // see execute
@@ -922,6 +927,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
     return;
   }
   P* pp = mp->p;
+  pp->parks.store(pp->parks.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
   SwitchArgs sa{gp, commit, arg, pp};
   bool inherit;
   if (G* next = next_local_unwired(mp, gp, pp, false, take_preempt(gp), &inherit)) {
@@ -1057,12 +1063,37 @@ void wakep() {
 
 namespace {
 
-// Free Gs keep their stack+TCB for reuse. The first kWarmGs on the global
-// list keep their pages too; past that a G's stack pages go back to the
-// kernel (MADV_DONTNEED: one syscall, the mapping stays, a later reuse costs
-// a page fault instead of mmap+mprotect+munmap); past gmem_global_cache_max()
-// the memory is unmapped.
+// Free Gs keep their stack+TCB for reuse: a reuse costs no mapping, no
+// guard and no fresh TCB. The first kWarmGs on the global list keep their
+// pages too; past that a G's stack pages go back to the kernel
+// (MADV_DONTNEED: one syscall, the memory stays, a later reuse costs a page
+// fault); past gmem_global_cache_max() the memory is freed at once.
+//
+// Bounded caches. A burst of threads leaves its Gs cached; nothing in the
+// cache is worth keeping once the burst is over. As Go's scavenger does for
+// heap pages, sysmon (gfree_scavenge) frees every kScavengeNs the global
+// free Gs that no gfget needed during the whole period (sched.gfree_low,
+// the fewest on the list since it last looked), beyond kScavengeKeep. A P
+// that goes idle moves its own free Gs beyond kPerPIdleKeep to the global
+// list first (gfree_idle_trim), so that they are counted too. A steady
+// create/exit load never sees the list drop to empty between two looks and
+// keeps what it uses; BM_CreateJoin (one G at a time) lives in the P's
+// cache and never touches the global list.
 constexpr int32_t kWarmGs = 1024;
+constexpr int64_t kScavengeNs = 250 * 1000 * 1000;
+constexpr int32_t kScavengeKeep = 16;
+constexpr int32_t kPerPIdleKeep = 16;
+constexpr int kScavengeTrimAfter = 256;
+constexpr int32_t kScavengeBatch = 512;
+
+// Under gfree_lock, after ngfree went down.
+inline void gfree_note_low_locked() {
+  if (sched.ngfree < sched.gfree_low) sched.gfree_low = sched.ngfree;
+}
+
+constinit int64_t g_scavenge_last = 0;  // sysmon
+constinit int32_t g_scavenge_debt = 0;  // sysmon: free Gs still to free this period
+constinit int32_t g_scavenge_freed = 0;  // sysmon: freed this period
 
 // The P's free list has no lock: its owner uses it, held still (m_hold)
 // against a handler of the program's that would create or reap a G here.
@@ -1104,9 +1135,10 @@ void gfput(G* gp) {
       victim = sched.gfree;
       sched.gfree = victim->schedlink;
       sched.ngfree--;
+      gfree_note_low_locked();
     }
   }
-  if (victim) gmem_free(victim);
+  if (victim) gmem_free_deferred(victim);  // sysmon's gmem_reclaim gives back many at once
 }
 
 G* gfget_local(P* pp) {
@@ -1121,6 +1153,7 @@ G* gfget_local(P* pp) {
         pp->gfree = g2;
         pp->ngfree++;
       }
+      gfree_note_low_locked();
     }
     if (G* gp = pp->gfree) {
       pp->gfree = gp->schedlink;
@@ -1147,9 +1180,24 @@ G* gfget() {
   if (gp) {
     sched.gfree = gp->schedlink;
     sched.ngfree--;
+    gfree_note_low_locked();
     gp->schedlink = nullptr;
   }
   return gp;
+}
+
+// The P's owner, about to give the P up for lack of work.
+void gfree_idle_trim(P* pp) {
+  if (pp->ngfree <= kPerPIdleKeep) return;
+  LockGuard lk(sched.gfree_lock);
+  while (pp->ngfree > kPerPIdleKeep) {
+    G* g2 = pp->gfree;
+    pp->gfree = g2->schedlink;
+    pp->ngfree--;
+    g2->schedlink = sched.gfree;
+    sched.gfree = g2;
+    sched.ngfree++;
+  }
 }
 
 MNP_GBASE void g_trampoline(void* arg) {
@@ -1313,6 +1361,53 @@ void newproc_start(G* gp) {
   wakep();
 }
 
+bool gfree_scavenge(int64_t now) {
+  if (g_scavenge_debt == 0) {
+    if (now - g_scavenge_last < kScavengeNs) return sched.ngfree > kScavengeKeep;
+    g_scavenge_last = now;
+    LockGuard lk(sched.gfree_lock);
+    g_scavenge_debt = sched.gfree_low > kScavengeKeep ? sched.gfree_low - kScavengeKeep : 0;
+    sched.gfree_low = sched.ngfree;
+    if (g_scavenge_debt == 0) return sched.ngfree > kScavengeKeep;
+  }
+  // At most kScavengeBatch a round: sysmon has other work (retaking Ps,
+  // preemption), and freeing costs 50-100 us a G here (TLB shootdowns).
+  G* list = nullptr;
+  {
+    LockGuard lk(sched.gfree_lock);
+    // The head is the most recently freed (warm, resident); the cold tail
+    // is trimmed already. Freeing from the head gives back the most.
+    int32_t n = g_scavenge_debt < kScavengeBatch ? g_scavenge_debt : kScavengeBatch;
+    for (; n > 0 && sched.gfree; n--) {
+      G* gp = sched.gfree;
+      sched.gfree = gp->schedlink;
+      sched.ngfree--;
+      gp->schedlink = list;
+      list = gp;
+      g_scavenge_debt--;
+    }
+    if (!sched.gfree) g_scavenge_debt = 0;
+    if (sched.ngfree < sched.gfree_low) sched.gfree_low = sched.ngfree;
+  }
+  while (list) {
+    G* next = list->schedlink;
+    gmem_free_deferred(list);
+    list = next;
+    g_scavenge_freed++;
+  }
+  gmem_reclaim();
+  // Each freed G's TLS block vector (glibc's dtv) was malloc'd; thousands
+  // of them freed leave the heap full of holes that glibc gives back only
+  // from its top (100,000 threads: 5-10 MiB kept). malloc_trim returns the
+  // free pages anywhere in the heap. It takes the arena locks; no G holds
+  // one while it is stopped (preemption never stops a G inside libc).
+  if (g_scavenge_debt == 0) {
+    if (g_scavenge_freed >= kScavengeTrimAfter) malloc_trim(0);
+    g_scavenge_freed = 0;
+  }
+  return g_scavenge_debt > 0 || sched.ngfree > kScavengeKeep;
+}
+
 void g_reap(G* gp) {
   if (gp->is_main) return;
   if (gp->status.load(std::memory_order_acquire) != kGDead) fatal("g_reap: G is not dead");
@@ -1357,6 +1452,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
     gp->lockedm = nullptr;
     gp->lockcount = 0;
     gp->wired_for_life = gp->wired_altstack = gp->ks_wired = false;
+    gp->altstack_lo = gp->altstack_hi = 0;
     gp->wired_children = 0;
     mp->lockedg = nullptr;
     mp->dying = true;

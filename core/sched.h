@@ -80,6 +80,7 @@ struct G {
   // static TLS, TCB and this G, unless the stack is the program's own.
   void* map_base = nullptr;
   size_t map_size = 0;
+  void* slab = nullptr;  // the stack slab holding that mapping (gmem.cpp), or null: its own
   void* stack_lo = nullptr;
   size_t stack_size = 0;
   size_t guard_size = 0;
@@ -131,6 +132,16 @@ struct G {
   // (self) Program handlers run on this G, ever (a masked poll-family wait
   // ends with EINTR when one runs as its mask takes effect: interpose/poll.cpp).
   uint32_t handlers_run = 0;
+  // (self) Program handlers the kernel is running on this G now (perhaps on
+  // a sigaltstack): while non-zero, the stack below its saved stack pointer
+  // may be live (gmem_shrink_parked leaves it alone).
+  uint32_t in_handler = 0;
+  // Idle shrink (core/gmem.cpp): sysmon's claim on this parked G's stack
+  // (kShrinkBusy while it gives back the pages below the saved stack
+  // pointer; whoever resumes the G waits for it to end, gmem_resume), and
+  // the park_time it saw on its previous look.
+  std::atomic<uint32_t> shrink{0};
+  int64_t shrink_seen = 0;  // sysmon
   // The cancellable wait this G may sleep in, for pthread_cancel, and the
   // flag its canceller holds while it uses it (core/cancel.h).
   std::atomic<CancelWait*> cancel_wait{nullptr};
@@ -168,6 +179,10 @@ struct G {
   uint32_t lockcount = 0;    // reasons held: wire_for_life (one), fork children, altstack
   bool wired_for_life = false;  // kernel state that never goes back (ptrace, prctl, ...)
   bool wired_altstack = false;  // a sigaltstack of its own is enabled
+  // That alternate stack, [lo, hi), once enabled with success: the kernel
+  // may run a handler on it on lockedm while this G is parked, so idle
+  // shrink (core/gmem.cpp) keeps its pages even below the saved stack pointer.
+  uintptr_t altstack_lo = 0, altstack_hi = 0;
   uint32_t wired_children = 0;  // children forked and not yet reaped by this G
 };
 
@@ -190,6 +205,7 @@ struct P {
   int32_t ngfree = 0;
   TimerHeap timers;      // its own lock
   std::atomic<uint32_t> syscalltick{0};  // owner: bumped on every entersyscall
+  std::atomic<uint32_t> parks{0};        // owner: bumped on every park (sysmon: Gs to shrink, gmem.cpp)
   uint32_t sysmon_tick = 0;              // sysmon: syscalltick seen last round
   std::atomic<bool> syscall_long{false};  // sysmon sets: its call outlived a round; exitsyscall clears
   int64_t sysmon_when = 0;               // sysmon: when it saw it
@@ -305,10 +321,12 @@ struct Sched {
   // The idle M sleeping until the earliest timer, and until when (lock).
   M* timer_m = nullptr;
   std::atomic<int64_t> timer_m_until{INT64_MAX};
-  // Free Gs (gfree_lock).
+  // Free Gs (gfree_lock). gfree_low: the fewest on the list since the
+  // scavenger last looked (gfree_scavenge).
   Lock gfree_lock;
   G* gfree = nullptr;
   int32_t ngfree = 0;
+  int32_t gfree_low = 0;
   // All Ps, fixed at start.
   P* allp = nullptr;
   uint32_t nprocs = 0;
@@ -379,6 +397,10 @@ struct GSpec {
 int newproc(const GSpec& spec, G** out);
 // Frees a finished G that was joined (or detached after it exited).
 void g_reap(G* gp);
+// sysmon, every round: frees the global free Gs that went unused for a
+// whole scavenger period (sched.cpp, "bounded caches"). True while free Gs
+// beyond the warm few remain, so that sysmon keeps a deadline.
+bool gfree_scavenge(int64_t now);
 [[noreturn]] void g_exit_current(void* result);
 // Run on every exiting G after its TLS destructors (set once at start-up).
 using GExitHook = void (*)(G* gp);
@@ -464,6 +486,7 @@ struct Config {
   int signal;             // MNP_SIGNAL
   int64_t schedtrace_ms;  // MNP_DEBUG schedtrace=MS; 0: off
   bool scheddetail;       // MNP_DEBUG scheddetail=1
+  bool stack_slabs;       // MNP_DEBUG stackslabs=0 turns them off (core/gmem.cpp)
 };
 const Config& config();
 void config_init();

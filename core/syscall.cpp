@@ -460,6 +460,7 @@ void* sysmon_main(void*) {
   int64_t delay = kSysmonMinNs;
   int idle = 0;
   int64_t last_watch = 0;
+  bool mem_pending = false;  // free Gs or parked stacks to give back (gmem, sched)
   for (;;) {
     // Sleep so that entersyscall wakes us only when every P is idle (nothing
     // ran, so a syscall is news); otherwise the back-off alone (<= 10 ms)
@@ -476,7 +477,9 @@ void* sysmon_main(void*) {
       // eventfd was given up, netpoll.cpp) need sysmon's 10 ms harvest.
       // Signals waiting for a G (sigpend.h): look again on the back-off.
       // Watched futex waiters (sema.h): look at their words on the back-off.
-      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() && !sema_watching()
+      // Memory to give back: look again on the back-off.
+      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() && !sema_watching() &&
+                           !mem_pending
                        ? trace_period_ns()
                        : delay;
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
@@ -487,7 +490,11 @@ void* sysmon_main(void*) {
     }
     newm_drain();
     int64_t now = nanotime();
-    gmem_reclaim();
+    mem_pending = gmem_reclaim();
+    mem_pending |= gfree_scavenge(now);
+    uint64_t parks = 0;
+    for (uint32_t i = 0; i < sched.nprocs; i++) parks += sched.allp[i].parks.load(std::memory_order_relaxed);
+    mem_pending |= gmem_shrink_parked(now, parks);
     trace_tick(now);
     bool busy = retake(now);
     netpoll_deliver_signals();

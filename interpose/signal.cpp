@@ -150,9 +150,14 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   if (g && runtime_up) g->m->kmask = kKmaskUnknown;
   // In a wrapped call the G has no P: the handler gets one (sched.h).
   int depth = g && runtime_up && !fault ? handler_begin(g) : 0;
-  if (g && runtime_up && !g->is_g0) g->handlers_run++;
+  bool counted = g && runtime_up && !g->is_g0;
+  if (counted) {
+    g->handlers_run++;
+    g->in_handler++;  // the stack below a park in it may be live (gmem_shrink_parked)
+  }
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
+  if (counted) g->in_handler--;
   if (depth) handler_end(g, depth);
   // g->m: the M the G runs on now, whose thread sigreturn sets the mask of.
   if (g && runtime_up) g->m->kmask = sigset_bits(&static_cast<ucontext_t*>(uc)->uc_sigmask);

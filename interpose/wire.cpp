@@ -104,8 +104,13 @@ void altstack_after(const stack_t* ss, bool ok) {
   bool enable = !(ss->ss_flags & SS_DISABLE);
   // Failed enable that we wired for (EINVAL, ENOMEM, EPERM on the stack):
   // undone only if the G had none before — not knowable; stay wired.
+  if (enable && ok) {
+    gp->altstack_lo = reinterpret_cast<uintptr_t>(ss->ss_sp);
+    gp->altstack_hi = gp->altstack_lo + ss->ss_size;
+  }
   if (!enable && ok) {
     gp->wired_altstack = false;
+    gp->altstack_lo = gp->altstack_hi = 0;
     wire_drop();
   }
 }

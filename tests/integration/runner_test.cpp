@@ -907,6 +907,41 @@ TEST(KernelView, CpuClockProcs2) { run_case(simple({"cpu_clock"}), 2); }
 // a caller's own stack, no guard, a changed attribute, the main thread.
 TEST(KernelView, StackAttrProcs1) { run_case(simple({"stack_attr"}), 1); }
 TEST(KernelView, StackAttrProcs2) { run_case(simple({"stack_attr"}), 2); }
+// G memory (core/gmem.cpp). Stacks carved from slabs with guard regions
+// cost a few mappings per thousand threads (before: two per thread, so
+// vm.max_map_count capped a process at ~32k threads), and with
+// MNP_DEBUG=stackslabs=0 two again, as where MADV_GUARD_INSTALL fails
+// (kernels before 6.13; locked memory, which the case uses to take that
+// path); guards fault with live neighbours in every layout.
+const Case kGmemSlabs{{"gmem_slabs"}, {}, 0, 180, [](const Run& native, const Run& shim, int) {
+                        expect_check(native, "maps_per_1000", ">=", 1500);  // sanity: glibc's two per thread
+                        expect_check(shim, "maps_per_1000", "<", 200);
+                        expect_check(shim, "legacy_maps_per_1000", ">=", 1500);
+                        // Locked memory: MADV_GUARD_INSTALL fails with EINVAL, as on
+                        // kernels before 6.13, and the fallback layout is taken.
+                        if (check_value(shim, "locked").value_or(0) == 1)
+                          expect_check(shim, "locked_maps_per_1000", ">=", 1500);
+                      }};
+TEST(GMem, SlabsProcs1) { run_case(kGmemSlabs, 1); }
+TEST(GMem, SlabsProcs2) { run_case(kGmemSlabs, 2); }
+// Parked Gs give back the stack pages below their stack pointer (before:
+// ~270 KiB per thread stayed after a 256 KiB-deep call); frames, a
+// mailbox another thread writes while they wait, and a block below a
+// handler that parks on a sigaltstack inside the same stack are intact.
+const Case kIdleShrink{{"idle_shrink"}, {}, 0, 180, [](const Run& native, const Run& shim, int) {
+                         expect_check(native, "kib_per_thread_idle", ">=", 200);  // sanity: the pages were touched
+                         expect_check(shim, "kib_per_thread_idle", "<", 64);
+                       }};
+TEST(GMem, IdleShrinkProcs1) { run_case(kIdleShrink, 1); }
+TEST(GMem, IdleShrinkProcs2) { run_case(kIdleShrink, 2); }
+// A burst of 1,000 threads: RSS comes back within 4 MiB (polled up to
+// 40 s, a hang detector: sysmon must get some CPU; before: ~30 MiB stayed
+// for good), and a second burst works.
+const Case kGmemBurst{{"gmem_burst"}, {}, 0, 180, [](const Run&, const Run& shim, int) {
+                        expect_check(shim, "burst_kept_kib", "<", 4096);
+                      }};
+TEST(GMem, BurstProcs1) { run_case(kGmemBurst, 1); }
+TEST(GMem, BurstProcs2) { run_case(kGmemBurst, 2); }
 // A G in syscall(SYS_futex, FUTEX_WAIT[_BITSET]_PRIVATE) is woken by a raw
 // clone() thread's inline FUTEX_WAKE (after it changed the word); the
 // wake-up latency is bounded by the runtime's 16 ms watch (asserted only
