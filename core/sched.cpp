@@ -340,6 +340,10 @@ M* allocm() {
 }
 
 void newm(P* pp, bool spinning) {
+  // sysmon before the first M: its thread makes glibc multi-threaded first,
+  // the runtime's signal is installed before the mask below leaves it out,
+  // and sysmon must be there to start a wired M's thread (newm_drain).
+  sysmon_ensure();
   M* mp = allocm();
   mp->nextp = pp;
   mp->spinning = spinning;
@@ -897,6 +901,7 @@ inline void ks_check(G* gp) {
 }
 
 void park(WaitReason reason, ParkCommit commit, void* arg) {
+  sysmon_ensure();  // the first wait: signals for a parked G need sysmon
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
@@ -1241,7 +1246,8 @@ void probe_malloc_slots_once() {
 
 int newproc(const GSpec& spec, G** out) {
   ErrnoKeeper keep_errno;  // gmem_alloc and tcb_reinit call into libc
-  preempt_setup();  // the second thread: preemption may matter from now on
+  sysmon_ensure();  // the second thread: glibc turns multi-threaded before it runs
+  preempt_setup();  // and preemption may matter from now on
   const Config& cfg = config();
   size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
   size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
@@ -1387,6 +1393,10 @@ void wire_drop() {
 void wire_for_life() {
   G* gp = get_user_g();
   if (!gp || !runtime_up || gp->wired_for_life) return;
+  // The state about to land on this thread (a name, credentials, seccomp,
+  // namespaces) is inherited by threads it creates: sysmon, which creates
+  // the threads of new Ms for wired ones, must exist before it.
+  sysmon_ensure();
   gp->wired_for_life = true;
   wire_take();
 }

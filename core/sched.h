@@ -421,14 +421,25 @@ inline void ensure_p(G* gp) {
 void ensure_p_if_g();
 // On sysmon: starts the threads of the Ms that wired Ms asked for.
 void newm_drain();
-// Starts the sysmon thread (after the runtime is up).
-void sysmon_start();
+// At start-up: reads what sysmon will need (MNP_PREEMPT, MNP_DEBUG,
+// MNP_SIGNAL); starts it only for a scheduler trace.
+void sysmon_init();
+// sysmon and the runtime's signal handler start on first need: the second G
+// (newproc), the first M after M0 (newm), the first park, the first wiring
+// for kernel-thread state a new thread inherits (wire_for_life, ksched). A
+// process with one thread that never waits never has them.
+extern std::atomic<bool> sysmon_up;
+void sysmon_ensure_slow();
+inline void sysmon_ensure() {
+  if (MNP_UNLIKELY(!sysmon_up.load(std::memory_order_acquire))) sysmon_ensure_slow();
+}
 // True on the sysmon thread.
 bool on_sysmon();
 // sysmon's kernel tid (0 before it starts): a thread of this process that
 // leads no thread group, for asking the kernel how it treats one.
 int sysmon_tid();
-// In a child of fork: start sysmon again (no other thread survived).
+// In a child of fork: no sysmon (no other thread survived) until it is
+// needed again.
 void sysmon_after_fork();
 // The runtime's signal (MNP_SIGNAL): the program's own action for it is kept
 // here, and deliveries that are not sysmon's are passed on to it.

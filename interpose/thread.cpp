@@ -263,6 +263,10 @@ int proc_comm_path(char* buf, size_t n, int tid) {
 
 namespace mnp {
 
+namespace {
+constinit std::atomic<bool> g_setxid_wrapped{false};
+}
+
 int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   pthread_attr_t a;
   pthread_attr_init(&a);
@@ -278,6 +282,9 @@ int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   int r = real_create(&t, &a, fn, arg);
   real_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&a);
+  // glibc's first pthread_create installs its SIGSETXID handler: wrap it
+  // once, after the first runtime thread (sysmon, sched.h: sysmon_ensure).
+  if (r == 0 && !g_setxid_wrapped.exchange(true, std::memory_order_acq_rel)) interpose_setxid_install_handler();
   return r;
 }
 
