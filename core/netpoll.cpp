@@ -389,8 +389,11 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
     }
     // No M is the poller but a P is idle: start an M there; finding nothing
     // to run, it becomes the poller (otherwise the fd would wait for a busy
-    // P to run out of work, or for sysmon).
-    if (g_poller.load(std::memory_order_seq_cst) == 0 && sched.npidle.load(std::memory_order_seq_cst) > 0) wakep();
+    // P to run out of work, or for sysmon). Not for the process's only G:
+    // its own M runs out of work as it parks and polls.
+    if (g_poller.load(std::memory_order_seq_cst) == 0 && sched.npidle.load(std::memory_order_seq_cst) > 0 &&
+        sched.ngsys_live.load(std::memory_order_relaxed) > 1)
+      wakep();
     park(kWaitNet, park_commit, &w);
     if (timed) timer_del(&t);
     g_waiters.fetch_sub(1, std::memory_order_relaxed);

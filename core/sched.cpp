@@ -599,6 +599,23 @@ bool any_runq_nonempty() {
   return false;
 }
 
+// Whether an M with nothing to run should spin. Only other Ps running Gs
+// can make work for it (ready, newproc, timers they arm), so it spins only
+// while some other P is busy, and, as in Go, while the spinning Ms are
+// fewer than half of those (an M woken to spin, mp->spinning, was counted
+// by its waker and keeps spinning while anything is busy). A process with
+// one live G never spins: that G is parked, or running or queued where
+// its own M finds it.
+bool spin_worth_it(M* mp) {
+  if (sched.ngsys_live.load(std::memory_order_relaxed) <= 1) return false;
+  // Other Ps whose Ms run Gs: neither idle, nor this one, nor spinning.
+  int32_t nspin = sched.nmspinning.load(std::memory_order_relaxed);
+  int32_t running = static_cast<int32_t>(sched.nprocs) - sched.npidle.load(std::memory_order_relaxed) - 1 -
+                    (nspin - (mp->spinning ? 1 : 0));
+  if (running <= 0) return false;
+  return mp->spinning || 2 * nspin < running;
+}
+
 // Returns a G to run; the M holds a P on return (possibly another one).
 // *inherit is set when the G was the P's next (it runs on in the current
 // time slice, see execute).
@@ -624,9 +641,8 @@ top:
   if (netpoll_worth_polling() && netpoll_poll_now() > 0)
     if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
 
-  // Spin looking for work, unless enough Ms already do.
-  int32_t busy = static_cast<int32_t>(sched.nprocs) - sched.npidle.load(std::memory_order_relaxed);
-  if (mp->spinning || 2 * sched.nmspinning.load(std::memory_order_relaxed) < busy) {
+  // Spin looking for work only where it can pay off (spin_worth_it).
+  if (spin_worth_it(mp)) {
     if (!mp->spinning) {
       mp->spinning = true;
       sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
@@ -640,7 +656,7 @@ top:
         LockGuard lk(sched.lock);
         if (G* gp = globrunq_get_locked(pp, 0)) return gp;
       }
-      if (round >= 4 && now - start > kSpinNs) break;
+      if (round >= 4 && (now - start > kSpinNs || !spin_worth_it(mp))) break;
       for (int i = 0; i < 50; i++) cpu_relax();
     }
     if (netpoll_worth_polling() && netpoll_poll_now() > 0)
@@ -1040,7 +1056,9 @@ void ready(G* gp, bool next) {
     globrunq_put_locked(gp);
   }
   if (cm) m_release(cm);
-  wakep();
+  // The one G of the process, readied onto a P's queue: that P's M (the
+  // caller, on g0) runs it; another M would find nothing.
+  if (!pp || sched.ngsys_live.load(std::memory_order_relaxed) > 1) wakep();
 }
 
 void wakep() {
