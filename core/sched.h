@@ -416,6 +416,17 @@ bool exitsyscall_fast(G* gp);
 inline void ensure_p(G* gp) {
   if (MNP_UNLIKELY(gp->m->p == nullptr) && gp->syscall_depth == 0) exitsyscall_now(gp);
 }
+// The direct path (docs/ARCHITECTURE.md, "Blocking calls"): a G about to
+// park on the netpoller for a poll-family call is the process's only G and
+// nothing is queued: parking would only switch to g0, which would find
+// nothing and block in the netpoller for it (two FS writes, an epoll_ctl
+// and two epoll_waits). It makes the real call in syscall state instead;
+// if work appears meanwhile (a handler creates a G) sysmon retakes the P.
+inline bool wait_direct(G* gp) {
+  P* pp = gp->m->p;
+  return sched.ngsys_live.load(std::memory_order_relaxed) == 1 && pp && pp->runq.empty() &&
+         sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
+}
 // ensure_p for a G that may be anything: a user G of a running runtime
 // with no wrapped call in progress takes its P back; others do nothing.
 void ensure_p_if_g();

@@ -11,6 +11,9 @@
 // is itself an fd the netpoller watches (nested epoll): it turns readable
 // when one of its own fds is ready.
 //
+// The process's only G, with nothing else queued, makes the real blocking
+// call instead (wait_direct, core/sched.h): nothing could use its P.
+//
 // A signal mask (ppoll, pselect, epoll_pwait, epoll_pwait2) is honoured the
 // way the netpoller can: the signals in it do not interrupt the wait with
 // EINTR (interpose/signal.cpp). Kept on the real call with the P handed off:
@@ -96,6 +99,14 @@ long look(Attempt& attempt) {
 
 template <typename Attempt, typename Blocking>
 long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, Attempt attempt, Blocking blocking) {
+  // The process's only G: the real call, blocking (core/sched.h). An EINTR
+  // of the runtime's own signal is not the program's: the call goes on.
+  if (G* g = get_user_g(); g && wait_direct(g)) {
+    for (;;) {
+      long r = blocking(deadline == kNever ? kNever : left_ns(deadline));
+      if (r != -EINTR || !syscall_eintr_was_ours()) return r;
+    }
+  }
   for (;;) {
     if (!netpoll_sample(want, n)) return blocking(deadline == kNever ? kNever : left_ns(deadline));
     long r = look(attempt);
