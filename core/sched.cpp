@@ -136,6 +136,12 @@ inline void m_release(M* mp) {
   if (MNP_UNLIKELY(n == 0 && mp->sig_deferred != 0)) m_signal_redeliver(mp);
 }
 
+// mnp_ctx_switch writes the FS base only when the two contexts' differ:
+// count those writes (M::fs_writes, shown by MNP_DEBUG=schedtrace).
+inline void count_fs_write(M* mp, const Context* from, const Context* to) {
+  if (from->fs != to->fs) mp->fs_writes.store(mp->fs_writes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 // Every switch away from a user G: the count goes up on this M and down on
 // whichever M the G is resumed by (G::m is that one by then). The caller
 // took it (m_hold) when it started to look at its M and P: from then on a
@@ -145,6 +151,7 @@ inline void m_release(M* mp) {
 // next: the user G that runs next on this M, or null for g0 (CPU clocks).
 inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg) {
   cpu_switch(mp, prev, next);
+  count_fs_write(mp, &prev->ctx, to);
   mnp_ctx_switch(&prev->ctx, to, cb, arg);
   g_load_kmask(prev);  // resumed, perhaps on another M (sigmask.cpp)
   m_release(prev->m);
@@ -759,6 +766,7 @@ void execute(M* mp, G* gp, bool inherit) {
   mp->curg = gp;
   if (!inherit) mp->p->schedtick++;
   cpu_switch(mp, nullptr, gp);
+  count_fs_write(mp, &mp->g0.ctx, &gp->ctx);
   mnp_ctx_switch(&mp->g0.ctx, &gp->ctx, nullptr, nullptr);
   // Back on g0: the G that switched here has already been dealt with by its
   // on-top callback.
@@ -1382,6 +1390,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   mp->curg = nullptr;
   m_hold(mp);  // never released by this G: g0 goes on with it
   cpu_switch(mp, gp, nullptr);
+  count_fs_write(mp, &gp->ctx, &mp->g0.ctx);
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, gp);
   fatal("dead G resumed");
 }

@@ -232,6 +232,10 @@ struct M {
   int64_t cpu_base = 0;
   int64_t cpu_wall = 0;
   bool cpu_valid = false;
+  // FS base writes made by this thread's context switches (each one an
+  // arch_prctl system call without FSGSBASE): written by the M's own thread
+  // only, read by the scheduler trace.
+  std::atomic<uint64_t> fs_writes{0};
 
   sigset_t sigmask = {};           // the mask it starts with (set by newm, before the thread exists)
   // The kernel mask of its thread now (bit sig-1), or kKmaskUnknown: written
