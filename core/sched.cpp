@@ -668,6 +668,18 @@ top:
     }
     if (netpoll_worth_polling() && netpoll_poll_now() > 0)
       if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
+  } else {
+    // Not spinning: the other Ps' due timers, which a spinner runs as it
+    // visits them (steal_work) and an idle P has nobody else to run (the
+    // timer M wakes for them holding whichever P it gets).
+    int64_t now = nanotime();
+    int fired = 0;
+    for (uint32_t i = 0; i < sched.nprocs; i++) {
+      P* victim = &sched.allp[i];
+      if (victim != pp && victim->timers.when0.load(std::memory_order_relaxed) <= now) fired += timers_run(victim, now);
+    }
+    if (fired > 0)
+      if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
   }
 
   // Nothing: give the P back. Unless this M is to try to become the
