@@ -1255,7 +1255,7 @@ void probe_malloc_slots_once() {
   if (g_malloc_probed.load(std::memory_order_acquire)) return;
   LockGuard lk(g_probe_lock);
   if (g_malloc_probed.load(std::memory_order_relaxed)) return;
-  G* probe = gmem_alloc(256 * 1024, 4096, nullptr);
+  G* probe = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(m0_storage.tid));  // runs on M0
   if (probe) {
     struct ProbeCtx {
       Context back;
@@ -1597,7 +1597,7 @@ void after_fork_child() {
   // the one glibc now knows for this kernel thread (SIGSETXID wrapper).
   mp->glibc_tcb = gp->tcb;
   if (mp != &m0_storage) {
-    G* sys = gmem_alloc(256 * 1024, 4096, nullptr);
+    G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(mp->tid));
     if (!sys) fatal("fork child: cannot allocate a scheduler stack");
     mp->g0.tcb = sys->tcb;
     mp->g0.stack_lo = sys->stack_lo;
@@ -1653,13 +1653,7 @@ bool sched_init_main() {
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&g_start_mask), 8);
   m0->glibc_tcb = reinterpret_cast<void*>(arch_get_fs());
   sched.allm.store(m0, std::memory_order_release);
-  G* sys = gmem_alloc(256 * 1024, 4096, nullptr);
-  if (!sys) return false;
-  m0->g0.tcb = sys->tcb;
-  m0->g0.stack_lo = sys->stack_lo;
-  m0->g0.stack_size = sys->stack_size;
-  gmem_set_tls_g_at(sys->tcb, &m0->g0);
-  ctx_make(&m0->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, m0);
+  // M0's scheduler stack and TCB: made by m0_g0_ensure, on first need.
 
   probe_malloc_slots_once();
 
@@ -1685,6 +1679,21 @@ bool sched_init_main() {
   sched.ngsys_live.store(1, std::memory_order_relaxed);
   runtime_up = true;
   return true;
+}
+
+// M0's g0 (its own 256 KiB stack and TCB) is made when the process first
+// needs it, with sysmon (sysmon_ensure_slow): M0 switches to g0 only after
+// a park, a second G or sysmon's retake, each of which starts sysmon first.
+void m0_g0_ensure() {
+  M* m0 = &m0_storage;
+  if (m0->g0.tcb) return;
+  G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(m0->tid));
+  if (!sys) fatal("cannot allocate M0's scheduler stack");
+  m0->g0.stack_lo = sys->stack_lo;
+  m0->g0.stack_size = sys->stack_size;
+  gmem_set_tls_g_at(sys->tcb, &m0->g0);
+  ctx_make(&m0->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, m0);
+  m0->g0.tcb = sys->tcb;
 }
 
 // Best effort for fatal(): counts only, read without locks.

@@ -444,6 +444,8 @@ void sysmon_init();
 // for kernel-thread state a new thread inherits (wire_for_life, ksched). A
 // process with one thread that never waits never has them.
 extern std::atomic<bool> sysmon_up;
+// M0's scheduler stack and TCB, made with sysmon (sched.cpp).
+void m0_g0_ensure();
 void sysmon_ensure_slow();
 inline void sysmon_ensure() {
   if (MNP_UNLIKELY(!sysmon_up.load(std::memory_order_acquire))) sysmon_ensure_slow();

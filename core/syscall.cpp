@@ -582,8 +582,10 @@ void sysmon_init() {
 }
 
 void sysmon_ensure_slow() {
+  ErrnoKeeper keep_errno;  // glibc's pthread_create and malloc, on a G's behalf
   LockGuard lk(g_sysmon_start_lock);
   if (sysmon_up.load(std::memory_order_relaxed)) return;
+  m0_g0_ensure();  // M0 may switch to its scheduler from now on
   if (!g_poke_installed) {
     g_poke_installed = true;
     // The libc sigaction, not the shim's own interposer of it.

@@ -84,9 +84,14 @@ inline int m_thread_create(void* (*fn)(void*), void* arg) {
   if (!mnp::sched_init_main()) rt_fail(__FILE__, __LINE__, "sched_init_main", 0, 0);
   mnp::sysmon_init();
   // Without sysmon: marked started, so that no first park or newproc
-  // starts it (core/sched.h, sysmon_ensure).
-  if (sysmon) mnp::sysmon_ensure();
-  else mnp::sysmon_up.store(true, std::memory_order_release);
+  // starts it (core/sched.h, sysmon_ensure), and M0's scheduler stack made
+  // as its start would make it.
+  if (sysmon) {
+    mnp::sysmon_ensure();
+  } else {
+    mnp::m0_g0_ensure();
+    mnp::sysmon_up.store(true, std::memory_order_release);
+  }
   body();
   _exit(0);
 }
