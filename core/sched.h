@@ -426,10 +426,15 @@ inline void ensure_p(G* gp) {
 // nothing and block in the netpoller for it (two FS writes, an epoll_ctl
 // and two epoll_waits). It makes the real call in syscall state instead;
 // if work appears meanwhile (a handler creates a G) sysmon retakes the P.
+// Only while M0 is the process's one M (sysmon blocks every signal): then
+// the kernel gives a process-directed signal to the thread in the call and
+// interrupts it as natively; an idle M could take it instead, and the
+// handler would then reach the G through sysmon's kick, which restarts the
+// call (SA_RESTART) where the program's handler wanted EINTR.
 inline bool wait_direct(G* gp) {
   P* pp = gp->m->p;
-  return sched.ngsys_live.load(std::memory_order_relaxed) == 1 && pp && pp->runq.empty() &&
-         sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
+  return sched.ngsys_live.load(std::memory_order_relaxed) == 1 && sched.mcount.load(std::memory_order_relaxed) == 1 &&
+         pp && pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
 }
 // ensure_p for a G that may be anything: a user G of a running runtime
 // with no wrapped call in progress takes its P back; others do nothing.
