@@ -446,7 +446,12 @@ MNP_EXPORT int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b;
 
 MNP_EXPORT int sched_yield(void) noexcept {
   if (runtime_up && get_user_g()) {
-    yield();
+    // Nothing else to run on this P: the kernel thread yields, as the
+    // thread would natively. A G waiting in a yield loop for a G on another
+    // P otherwise keeps its CPU for the kernel's whole time slice while
+    // that G's M waits for one (a machine with more runnable threads than
+    // CPUs).
+    if (!yield()) raw_syscall(SYS_sched_yield);
     return 0;
   }
   return static_cast<int>(raw_syscall(SYS_sched_yield));
