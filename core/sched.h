@@ -148,6 +148,10 @@ struct G {
   // sigsuspend (what it lets through) on its M: a signal among these bits
   // goes to that M with tgkill and the kernel call takes it (sigpend.h).
   std::atomic<uint64_t> sigwait_bits{0};
+  // Set while it makes a call of the direct path (direct_call): a signal
+  // another thread sends it goes to its M with tgkill, and the kernel
+  // interrupts the call as natively (sigpend.h).
+  std::atomic<uint32_t> in_direct{0};
   // CPU clock (core/cpuclock.h): CPU time used up to the last switch out,
   // the M's clock (estimate) when it was last switched in, and that M while
   // it is switched in. Written by the M that switches it, one at a time,
@@ -426,15 +430,25 @@ inline void ensure_p(G* gp) {
 // nothing and block in the netpoller for it (two FS writes, an epoll_ctl
 // and two epoll_waits). It makes the real call in syscall state instead;
 // if work appears meanwhile (a handler creates a G) sysmon retakes the P.
-// Only while M0 is the process's one M (sysmon blocks every signal): then
-// the kernel gives a process-directed signal to the thread in the call and
-// interrupts it as natively; an idle M could take it instead, and the
-// handler would then reach the G through sysmon's kick, which restarts the
-// call (SA_RESTART) where the program's handler wanted EINTR.
+// Only while its M is the process's one M (sysmon blocks every signal):
+// then the kernel gives a process-directed signal to the thread in the call
+// and interrupts it as natively; an idle M could take it instead, and the
+// handler would then reach the G through sysmon's kick, whose SA_RESTART
+// restarts the call where the program's handler wanted EINTR. A signal
+// sent to the G itself goes to its M for the same reason (direct_call).
 inline bool wait_direct(G* gp) {
   P* pp = gp->m->p;
   return sched.ngsys_live.load(std::memory_order_relaxed) == 1 && sched.mcount.load(std::memory_order_relaxed) == 1 &&
          pp && pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
+}
+// Makes the direct path's call f() with gp marked (G::in_direct), so that
+// sig_send_to_g sends gp's own signals to its M meanwhile.
+template <typename F>
+inline auto direct_call(G* gp, F f) {
+  gp->in_direct.store(1, std::memory_order_seq_cst);
+  auto r = f();
+  gp->in_direct.store(0, std::memory_order_release);
+  return r;
 }
 // ensure_p for a G that may be anything: a user G of a running runtime
 // with no wrapped call in progress takes its P back; others do nothing.

@@ -102,7 +102,8 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
   // the runtime's own signal is not the program's: the call goes on.
   if (G* g = get_user_g(); g && wait_direct(g)) {
     long r;
-    do r = libc_handoff(blocking); while (r == -1 && errno == EINTR && syscall_eintr_was_ours());
+    do r = direct_call(g, [&] { return libc_handoff(blocking); });
+    while (r == -1 && errno == EINTR && syscall_eintr_was_ours());
     return r;
   }
   std::atomic<uint32_t>* seq = netpoll_seq(fd, dir);

@@ -106,7 +106,7 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
   // of the runtime's own signal is not the program's: the call goes on.
   if (G* g = get_user_g(); direct && g && wait_direct(g)) {
     for (;;) {
-      long r = blocking(deadline == kNever ? kNever : left_ns(deadline));
+      long r = direct_call(g, [&] { return blocking(deadline == kNever ? kNever : left_ns(deadline)); });
       if (r != -EINTR || !syscall_eintr_was_ours()) return r;
     }
   }
