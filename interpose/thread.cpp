@@ -219,11 +219,16 @@ int check_sched(int policy, const struct sched_param* param) {
 
 // The kernel keeps the CPUs of a mask that exist; the record is that, or
 // "the process's mask" when it is the same.
+// The configured CPU count, read once: a constinit cache (a local static
+// would need a guard, and __cxa_guard_acquire made the shim depend on
+// libstdc++ and libm, two more libraries for every process to load).
+constinit std::atomic<int> g_ncpu{0};
 void set_mask_record(G* t, size_t size, const cpu_set_t* set) {
   cpu_set_t m;
   CPU_ZERO(&m);
   memcpy(&m, set, size < sizeof m ? size : sizeof m);
-  static const int ncpu = get_nprocs_conf();
+  int ncpu = g_ncpu.load(std::memory_order_relaxed);
+  if (ncpu == 0) g_ncpu.store(ncpu = get_nprocs_conf(), std::memory_order_relaxed);
   for (int c = ncpu; c < CPU_SETSIZE; c++) CPU_CLR(c, &m);
   if (CPU_EQUAL(&m, &ksched_default_mask())) {
     t->affinity_set = false;
