@@ -390,9 +390,11 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
     // No M is the poller but a P is idle: start an M there; finding nothing
     // to run, it becomes the poller (otherwise the fd would wait for a busy
     // P to run out of work, or for sysmon). Not for the process's only G:
-    // its own M runs out of work as it parks and polls.
+    // its own M runs out of work as it parks and polls; unless the G is
+    // wired, whose M sleeps as it parks (stoplockedm) and hands its P on
+    // without an M when another P is idle (handoffp).
     if (g_poller.load(std::memory_order_seq_cst) == 0 && sched.npidle.load(std::memory_order_seq_cst) > 0 &&
-        sched.ngsys_live.load(std::memory_order_relaxed) > 1)
+        (sched.ngsys_live.load(std::memory_order_relaxed) > 1 || g->lockedm != nullptr))
       wakep();
     park(kWaitNet, park_commit, &w);
     if (timed) timer_del(&t);
