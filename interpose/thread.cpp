@@ -197,6 +197,11 @@ bool g_gone(G* t) { return t->status.load(std::memory_order_acquire) == kGDead; 
 // As the kernel's sched_setaffinity: EINVAL when the mask has no CPU this
 // process may use.
 int check_affinity(size_t size, const cpu_set_t* set) {
+  // The kernel's answer to a null set. glibc declares the set nonnull, so
+  // the compiler would drop a plain test: hide the pointer's origin first.
+  const void* p = set;
+  asm("" : "+r"(p));
+  if (!p) return EFAULT;
   cpu_set_t allowed;
   long got = raw_syscall(SYS_sched_getaffinity, 0, sizeof allowed, reinterpret_cast<long>(&allowed));
   if (got < 0) return EINVAL;
@@ -243,6 +248,10 @@ void set_mask_record(G* t, size_t size, const cpu_set_t* set) {
 long g_getaffinity(G* t, size_t size, cpu_set_t* set) {
   auto need = static_cast<size_t>(ksched_mask_bytes());
   if (size < need || size % sizeof(long) != 0) return -EINVAL;
+  // The kernel checks the caller's buffer (EFAULT for a bad one: strace
+  // probes with a null set) as it fills it with this M's mask.
+  if (long k = raw_syscall(SYS_sched_getaffinity, 0, static_cast<long>(size), reinterpret_cast<long>(set)); k < 0)
+    return k;
   const cpu_set_t& m = t->affinity_set ? t->affinity : ksched_default_mask();
   memcpy(set, &m, need);
   memset(reinterpret_cast<char*>(set) + need, 0, size - need);
