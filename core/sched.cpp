@@ -1589,6 +1589,12 @@ void after_fork_child() {
   sched.ngsys_live.store(1, std::memory_order_relaxed);
   sched.timer_m = nullptr;
   sched.timer_m_until.store(kNever, std::memory_order_relaxed);
+  // Every other module: reset locks other threads may have held, forget
+  // waiters that do not exist here, restart sysmon and the netpoller. The
+  // handle table's first (gmem_after_fork): gmem_alloc below takes its
+  // lock, which a thread of the parent's may have held at the fork.
+  sema_after_fork();
+  gmem_after_fork(gp->is_g0 ? nullptr : gp);
   // glibc's fork handler kept only THREAD_SELF — the forking G's TCB — on its
   // thread list and put every other thread's stack in its cache, including
   // the stack and TCB this M's scheduler runs on (unless it is M0's, which
@@ -1606,10 +1612,6 @@ void after_fork_child() {
     ctx_make(&mp->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry,
              mp);
   }
-  // Every other module: reset locks other threads may have held, forget
-  // waiters that do not exist here, restart sysmon and the netpoller.
-  sema_after_fork();
-  gmem_after_fork(gp->is_g0 ? nullptr : gp);
   netpoll_after_fork();
   if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
   sigpend_after_fork();  // a child starts with no pending signals
