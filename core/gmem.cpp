@@ -517,7 +517,7 @@ void slab_release_batch(uintptr_t* bases, Slab** slabs, int n) {
 
 }  // namespace
 
-G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack) {
+G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack, uint32_t tid) {
   if (!g_tls_g_off) g_tls_g_off = reinterpret_cast<char*>(&tls_g) - reinterpret_cast<char*>(arch_get_fs());
   const TlsLayout& tl = tls_layout();
   size_t top_area = round_up(sizeof(G) + tl.static_size + tl.static_align, 64);
@@ -564,7 +564,7 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack) {
   gp->guard_size = guard;
   gp->stack_lo = reinterpret_cast<void*>(base + guard);
   gp->stack_size = end - (base + guard);
-  gp->fake_tid = gmem_new_tid();
+  gp->fake_tid = tid ? tid : gmem_new_tid();
   if (!tcb_init_fresh(tcb, reinterpret_cast<void*>(base), end - base, guard, gp->fake_tid)) {
     if (slab) slab_release_batch(&base, &slab, 1);
     else if (!user_stack) raw_syscall(SYS_munmap, static_cast<long>(base), static_cast<long>(map_size));

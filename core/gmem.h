@@ -24,8 +24,11 @@ namespace mnp {
 
 // user_stack non-null: the program's own stack of stack_size bytes (TLS, TCB
 // and G are carved from its top, as glibc does). Returns null (and prints one
-// line the first time the kernel's map limit is hit) on failure.
-G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack);
+// line the first time the kernel's map limit is hit) on failure. tid 0: a
+// new thread id (gmem_new_tid); a runtime TCB (an M's scheduler, the
+// malloc probe) passes the kernel tid of the thread it runs on instead, and
+// so never opens the machine-wide id counter.
+G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack, uint32_t tid = 0);
 // The smallest stack size gmem_alloc takes (without a user stack): TLS, TCB,
 // G and 2 KiB; smaller requests get EINVAL, as glibc gives.
 size_t gmem_min_stack();

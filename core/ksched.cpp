@@ -72,6 +72,7 @@ int ksched_apply_self() {
   bool custom = !ksched_is_default(gp);
   if (!custom && !gp->ks_wired) return 0;  // an unwired M has the defaults
   if (custom && !gp->ks_wired) {
+    sysmon_ensure();  // started before: a thread inherits its creator's attributes (wire_for_life)
     wire_take();  // from here on this kernel thread is the G's alone
     gp->ks_wired = true;
   }

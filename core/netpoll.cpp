@@ -261,9 +261,23 @@ bool open_instance() {
   return true;
 }
 
-}  // namespace
+// The instance is made by the first fd wait, not at start-up: a process
+// that never waits for an fd never has it (docs/ARCHITECTURE.md,
+// "Start-up"). One try; after a failure fds hand their P off.
+constinit std::atomic<bool> g_opened{false};
 
-bool netpoll_init() { return open_instance(); }
+bool ensure_instance() {
+  if (MNP_UNLIKELY(!g_opened.load(std::memory_order_acquire))) {
+    LockGuard lk(g_fd_lock);
+    if (!g_opened.load(std::memory_order_relaxed)) {
+      if (!open_instance()) raw_print("warning: cannot start the netpoller; blocking fds hand their P off instead");
+      g_opened.store(true, std::memory_order_release);
+    }
+  }
+  return g_epfd.load(std::memory_order_relaxed) >= 0;
+}
+
+}  // namespace
 
 void netpoll_after_fork() {
   new (&g_chunk_lock) Lock();
@@ -280,15 +294,20 @@ void netpoll_after_fork() {
   g_poll_until.store(0, std::memory_order_relaxed);
   g_break_pending.store(0, std::memory_order_relaxed);
   new (&g_fd_lock) Lock();
+  // The parent's instance is shared with it: the child makes its own at its
+  // first fd wait.
+  g_opened.store(false, std::memory_order_relaxed);
   int ep = g_epfd.load(std::memory_order_relaxed);
-  if (ep < 0) return;
-  rtfd_remove(ep);
-  rtfd_remove(g_breakfd);
-  raw_syscall(SYS_close, ep);
-  raw_syscall(SYS_close, g_breakfd);
-  g_epfd.store(-1, std::memory_order_relaxed);
-  __atomic_store_n(&g_breakfd, -1, __ATOMIC_RELEASE);
-  if (!open_instance()) raw_print("warning: cannot restart the netpoller in the child");
+  if (ep >= 0) {
+    rtfd_remove(ep);
+    raw_syscall(SYS_close, ep);
+    g_epfd.store(-1, std::memory_order_relaxed);
+  }
+  if (g_breakfd >= 0) {
+    rtfd_remove(g_breakfd);
+    raw_syscall(SYS_close, g_breakfd);
+    __atomic_store_n(&g_breakfd, -1, __ATOMIC_RELEASE);
+  }
 }
 
 std::atomic<uint32_t>* netpoll_seq(int fd, PollDir dir) {
@@ -309,8 +328,8 @@ bool netpoll_sample(PollWant* w, int n) {
 }
 
 int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_t blocked) {
-  if (g_epfd.load(std::memory_order_relaxed) < 0) return EPERM;
   if (deadline != kNever && deadline <= nanotime()) return ETIMEDOUT;
+  if (!ensure_instance()) return EPERM;
   G* g = get_user_g();
   constexpr int kInline = 4;
   Entry inline_entries[kInline];
@@ -370,8 +389,13 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
     }
     // No M is the poller but a P is idle: start an M there; finding nothing
     // to run, it becomes the poller (otherwise the fd would wait for a busy
-    // P to run out of work, or for sysmon).
-    if (g_poller.load(std::memory_order_seq_cst) == 0 && sched.npidle.load(std::memory_order_seq_cst) > 0) wakep();
+    // P to run out of work, or for sysmon). Not for the process's only G:
+    // its own M runs out of work as it parks and polls; unless the G is
+    // wired, whose M sleeps as it parks (stoplockedm) and hands its P on
+    // without an M when another P is idle (handoffp).
+    if (g_poller.load(std::memory_order_seq_cst) == 0 && sched.npidle.load(std::memory_order_seq_cst) > 0 &&
+        (sched.ngsys_live.load(std::memory_order_relaxed) > 1 || g->lockedm != nullptr))
+      wakep();
     park(kWaitNet, park_commit, &w);
     if (timed) timer_del(&t);
     g_waiters.fetch_sub(1, std::memory_order_relaxed);

@@ -97,9 +97,10 @@ void netpoll_close(int fd);
 // Gs parked on fd wake up and try again (a signalfd read, for a signal the
 // kernel does not know is pending: interpose/signalfd.cpp).
 inline void netpoll_kick_fd(int fd) { netpoll_close(fd); }
-bool netpoll_init();
+// The epoll instance and its eventfd are made by the first fd wait
+// (netpoll_wait_any), not at start-up.
 // In a child of fork: the epoll instance is shared with the parent and no
-// waiter survived: make new ones.
+// waiter survived: close it; the child's first fd wait makes its own.
 void netpoll_after_fork();
 
 // ---- scheduler side ----

@@ -138,6 +138,12 @@ inline void m_release(M* mp) {
   if (MNP_UNLIKELY(n == 0 && mp->sig_deferred != 0)) m_signal_redeliver(mp);
 }
 
+// mnp_ctx_switch writes the FS base only when the two contexts' differ:
+// count those writes (M::fs_writes, shown by MNP_DEBUG=schedtrace).
+inline void count_fs_write(M* mp, const Context* from, const Context* to) {
+  if (from->fs != to->fs) mp->fs_writes.store(mp->fs_writes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+}
+
 // Every switch away from a user G: the count goes up on this M and down on
 // whichever M the G is resumed by (G::m is that one by then). The caller
 // took it (m_hold) when it started to look at its M and P: from then on a
@@ -147,6 +153,7 @@ inline void m_release(M* mp) {
 // next: the user G that runs next on this M, or null for g0 (CPU clocks).
 inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg) {
   cpu_switch(mp, prev, next);
+  count_fs_write(mp, &prev->ctx, to);
   mnp_ctx_switch(&prev->ctx, to, cb, arg);
   g_load_kmask(prev);  // resumed, perhaps on another M (sigmask.cpp)
   m_release(prev->m);
@@ -343,6 +350,10 @@ M* allocm() {
 }
 
 void newm(P* pp, bool spinning) {
+  // sysmon before the first M: its thread makes glibc multi-threaded first,
+  // the runtime's signal is installed before the mask below leaves it out,
+  // and sysmon must be there to start a wired M's thread (newm_drain).
+  sysmon_ensure();
   M* mp = allocm();
   mp->nextp = pp;
   mp->spinning = spinning;
@@ -598,6 +609,23 @@ bool any_runq_nonempty() {
   return false;
 }
 
+// Whether an M with nothing to run should spin. Only other Ps running Gs
+// can make work for it (ready, newproc, timers they arm), so it spins only
+// while some other P is busy, and, as in Go, while the spinning Ms are
+// fewer than half of those (an M woken to spin, mp->spinning, was counted
+// by its waker and keeps spinning while anything is busy). A process with
+// one live G never spins: that G is parked, or running or queued where
+// its own M finds it.
+bool spin_worth_it(M* mp) {
+  if (sched.ngsys_live.load(std::memory_order_relaxed) <= 1) return false;
+  // Other Ps whose Ms run Gs: neither idle, nor this one, nor spinning.
+  int32_t nspin = sched.nmspinning.load(std::memory_order_relaxed);
+  int32_t running = static_cast<int32_t>(sched.nprocs) - sched.npidle.load(std::memory_order_relaxed) - 1 -
+                    (nspin - (mp->spinning ? 1 : 0));
+  if (running <= 0) return false;
+  return mp->spinning || 2 * nspin < running;
+}
+
 // Returns a G to run; the M holds a P on return (possibly another one).
 // *inherit is set when the G was the P's next (it runs on in the current
 // time slice, see execute).
@@ -623,9 +651,8 @@ top:
   if (netpoll_worth_polling() && netpoll_poll_now() > 0)
     if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
 
-  // Spin looking for work, unless enough Ms already do.
-  int32_t busy = static_cast<int32_t>(sched.nprocs) - sched.npidle.load(std::memory_order_relaxed);
-  if (mp->spinning || 2 * sched.nmspinning.load(std::memory_order_relaxed) < busy) {
+  // Spin looking for work only where it can pay off (spin_worth_it).
+  if (spin_worth_it(mp)) {
     if (!mp->spinning) {
       mp->spinning = true;
       sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
@@ -639,10 +666,22 @@ top:
         LockGuard lk(sched.lock);
         if (G* gp = globrunq_get_locked(pp, 0)) return gp;
       }
-      if (round >= 4 && now - start > kSpinNs) break;
+      if (round >= 4 && (now - start > kSpinNs || !spin_worth_it(mp))) break;
       for (int i = 0; i < 50; i++) cpu_relax();
     }
     if (netpoll_worth_polling() && netpoll_poll_now() > 0)
+      if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
+  } else {
+    // Not spinning: the other Ps' due timers, which a spinner runs as it
+    // visits them (steal_work) and an idle P has nobody else to run (the
+    // timer M wakes for them holding whichever P it gets).
+    int64_t now = nanotime();
+    int fired = 0;
+    for (uint32_t i = 0; i < sched.nprocs; i++) {
+      P* victim = &sched.allp[i];
+      if (victim != pp && victim->timers.when0.load(std::memory_order_relaxed) <= now) fired += timers_run(victim, now);
+    }
+    if (fired > 0)
       if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
   }
 
@@ -744,6 +783,7 @@ void execute(M* mp, G* gp, bool inherit) {
   mp->curg = gp;
   if (!inherit) mp->p->schedtick++;
   cpu_switch(mp, nullptr, gp);
+  count_fs_write(mp, &mp->g0.ctx, &gp->ctx);
   mnp_ctx_switch(&mp->g0.ctx, &gp->ctx, nullptr, nullptr);
   // Back on g0: the G that switched here has already been dealt with by its
   // on-top callback.
@@ -908,6 +948,7 @@ inline void ks_check(G* gp) {
 }
 
 void park(WaitReason reason, ParkCommit commit, void* arg) {
+  sysmon_ensure();  // the first wait: signals for a parked G need sysmon
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
@@ -1047,7 +1088,9 @@ void ready(G* gp, bool next) {
     globrunq_put_locked(gp);
   }
   if (cm) m_release(cm);
-  wakep();
+  // The one G of the process, readied onto a P's queue: that P's M (the
+  // caller, on g0) runs it; another M would find nothing.
+  if (!pp || sched.ngsys_live.load(std::memory_order_relaxed) > 1) wakep();
 }
 
 void wakep() {
@@ -1266,7 +1309,7 @@ void probe_malloc_slots_once() {
   if (g_malloc_probed.load(std::memory_order_acquire)) return;
   LockGuard lk(g_probe_lock);
   if (g_malloc_probed.load(std::memory_order_relaxed)) return;
-  G* probe = gmem_alloc(256 * 1024, 4096, nullptr);
+  G* probe = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(m0_storage.tid));  // runs on M0
   if (probe) {
     struct ProbeCtx {
       Context back;
@@ -1295,7 +1338,8 @@ void probe_malloc_slots_once() {
 
 int newproc(const GSpec& spec, G** out) {
   ErrnoKeeper keep_errno;  // gmem_alloc and tcb_reinit call into libc
-  preempt_setup();  // the second thread: preemption may matter from now on
+  sysmon_ensure();  // the second thread: glibc turns multi-threaded before it runs
+  preempt_setup();  // and preemption may matter from now on
   const Config& cfg = config();
   size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
   size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
@@ -1460,6 +1504,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   mp->curg = nullptr;
   m_hold(mp);  // never released by this G: g0 goes on with it
   cpu_switch(mp, gp, nullptr);
+  count_fs_write(mp, &gp->ctx, &mp->g0.ctx);
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, gp);
   fatal("dead G resumed");
 }
@@ -1489,6 +1534,10 @@ void wire_drop() {
 void wire_for_life() {
   G* gp = get_user_g();
   if (!gp || !runtime_up || gp->wired_for_life) return;
+  // The state about to land on this thread (a name, credentials, seccomp,
+  // namespaces) is inherited by threads it creates: sysmon, which creates
+  // the threads of new Ms for wired ones, must exist before it.
+  sysmon_ensure();
   gp->wired_for_life = true;
   wire_take();
 }
@@ -1642,6 +1691,12 @@ void after_fork_child() {
   sched.ngsys_live.store(1, std::memory_order_relaxed);
   sched.timer_m = nullptr;
   sched.timer_m_until.store(kNever, std::memory_order_relaxed);
+  // Every other module: reset locks other threads may have held, forget
+  // waiters that do not exist here, restart sysmon and the netpoller. The
+  // handle table's first (gmem_after_fork): gmem_alloc below takes its
+  // lock, which a thread of the parent's may have held at the fork.
+  sema_after_fork();
+  gmem_after_fork(gp->is_g0 ? nullptr : gp);
   // glibc's fork handler kept only THREAD_SELF — the forking G's TCB — on its
   // thread list and put every other thread's stack in its cache, including
   // the stack and TCB this M's scheduler runs on (unless it is M0's, which
@@ -1650,7 +1705,7 @@ void after_fork_child() {
   // the one glibc now knows for this kernel thread (SIGSETXID wrapper).
   mp->glibc_tcb = gp->tcb;
   if (mp != &m0_storage) {
-    G* sys = gmem_alloc(256 * 1024, 4096, nullptr);
+    G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(mp->tid));
     if (!sys) fatal("fork child: cannot allocate a scheduler stack");
     mp->g0.tcb = sys->tcb;
     mp->g0.stack_lo = sys->stack_lo;
@@ -1659,10 +1714,6 @@ void after_fork_child() {
     ctx_make(&mp->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry,
              mp);
   }
-  // Every other module: reset locks other threads may have held, forget
-  // waiters that do not exist here, restart sysmon and the netpoller.
-  sema_after_fork();
-  gmem_after_fork(gp->is_g0 ? nullptr : gp);
   netpoll_after_fork();
   if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
   sigpend_after_fork();  // a child starts with no pending signals
@@ -1706,13 +1757,7 @@ bool sched_init_main() {
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&g_start_mask), 8);
   m0->glibc_tcb = reinterpret_cast<void*>(arch_get_fs());
   sched.allm.store(m0, std::memory_order_release);
-  G* sys = gmem_alloc(256 * 1024, 4096, nullptr);
-  if (!sys) return false;
-  m0->g0.tcb = sys->tcb;
-  m0->g0.stack_lo = sys->stack_lo;
-  m0->g0.stack_size = sys->stack_size;
-  gmem_set_tls_g_at(sys->tcb, &m0->g0);
-  ctx_make(&m0->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, m0);
+  // M0's scheduler stack and TCB: made by m0_g0_ensure, on first need.
 
   probe_malloc_slots_once();
 
@@ -1738,6 +1783,21 @@ bool sched_init_main() {
   sched.ngsys_live.store(1, std::memory_order_relaxed);
   runtime_up = true;
   return true;
+}
+
+// M0's g0 (its own 256 KiB stack and TCB) is made when the process first
+// needs it, with sysmon (sysmon_ensure_slow): M0 switches to g0 only after
+// a park, a second G or sysmon's retake, each of which starts sysmon first.
+void m0_g0_ensure() {
+  M* m0 = &m0_storage;
+  if (m0->g0.tcb) return;
+  G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(m0->tid));
+  if (!sys) fatal("cannot allocate M0's scheduler stack");
+  m0->g0.stack_lo = sys->stack_lo;
+  m0->g0.stack_size = sys->stack_size;
+  gmem_set_tls_g_at(sys->tcb, &m0->g0);
+  ctx_make(&m0->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, m0);
+  m0->g0.tcb = sys->tcb;
 }
 
 // Best effort for fatal(): counts only, read without locks.

@@ -159,6 +159,10 @@ struct G {
   // sigsuspend (what it lets through) on its M: a signal among these bits
   // goes to that M with tgkill and the kernel call takes it (sigpend.h).
   std::atomic<uint64_t> sigwait_bits{0};
+  // Set while it makes a call of the direct path (direct_call): a signal
+  // another thread sends it goes to its M with tgkill, and the kernel
+  // interrupts the call as natively (sigpend.h).
+  std::atomic<uint32_t> in_direct{0};
   // CPU clock (core/cpuclock.h): CPU time used up to the last switch out,
   // the M's clock (estimate) when it was last switched in, and that M while
   // it is switched in. Written by the M that switches it, one at a time,
@@ -251,6 +255,10 @@ struct M {
   int64_t cpu_base = 0;
   int64_t cpu_wall = 0;
   bool cpu_valid = false;
+  // FS base writes made by this thread's context switches (each one an
+  // arch_prctl system call without FSGSBASE): written by the M's own thread
+  // only, read by the scheduler trace.
+  std::atomic<uint64_t> fs_writes{0};
 
   sigset_t sigmask = {};           // the mask it starts with (set by newm, before the thread exists)
   // The kernel mask of its thread now (bit sig-1), or kKmaskUnknown: written
@@ -445,19 +453,58 @@ bool exitsyscall_fast(G* gp);
 inline void ensure_p(G* gp) {
   if (MNP_UNLIKELY(gp->m->p == nullptr) && gp->syscall_depth == 0) exitsyscall_now(gp);
 }
+// The direct path (docs/ARCHITECTURE.md, "Blocking calls"): a G about to
+// park on the netpoller for a poll-family call is the process's only G and
+// nothing is queued: parking would only switch to g0, which would find
+// nothing and block in the netpoller for it (two FS writes, an epoll_ctl
+// and two epoll_waits). It makes the real call in syscall state instead;
+// if work appears meanwhile (a handler creates a G) sysmon retakes the P.
+// Only while its M is the process's one M (sysmon blocks every signal):
+// then the kernel gives a process-directed signal to the thread in the call
+// and interrupts it as natively; an idle M could take it instead, and the
+// handler would then reach the G through sysmon's kick, whose SA_RESTART
+// restarts the call where the program's handler wanted EINTR. A signal
+// sent to the G itself goes to its M for the same reason (direct_call).
+inline bool wait_direct(G* gp) {
+  P* pp = gp->m->p;
+  return sched.ngsys_live.load(std::memory_order_relaxed) == 1 && sched.mcount.load(std::memory_order_relaxed) == 1 &&
+         pp && pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
+}
+// Makes the direct path's call f() with gp marked (G::in_direct), so that
+// sig_send_to_g sends gp's own signals to its M meanwhile.
+template <typename F>
+inline auto direct_call(G* gp, F f) {
+  gp->in_direct.store(1, std::memory_order_seq_cst);
+  auto r = f();
+  gp->in_direct.store(0, std::memory_order_release);
+  return r;
+}
 // ensure_p for a G that may be anything: a user G of a running runtime
 // with no wrapped call in progress takes its P back; others do nothing.
 void ensure_p_if_g();
 // On sysmon: starts the threads of the Ms that wired Ms asked for.
 void newm_drain();
-// Starts the sysmon thread (after the runtime is up).
-void sysmon_start();
+// At start-up: reads what sysmon will need (MNP_PREEMPT, MNP_DEBUG,
+// MNP_SIGNAL); starts it only for a scheduler trace.
+void sysmon_init();
+// sysmon and the runtime's signal handler start on first need: the second G
+// (newproc), the first M after M0 (newm), the first park, the first wiring
+// for kernel-thread state a new thread inherits (wire_for_life, ksched). A
+// process with one thread that never waits never has them.
+extern std::atomic<bool> sysmon_up;
+// M0's scheduler stack and TCB, made with sysmon (sched.cpp).
+void m0_g0_ensure();
+void sysmon_ensure_slow();
+inline void sysmon_ensure() {
+  if (MNP_UNLIKELY(!sysmon_up.load(std::memory_order_acquire))) sysmon_ensure_slow();
+}
 // True on the sysmon thread.
 bool on_sysmon();
 // sysmon's kernel tid (0 before it starts): a thread of this process that
 // leads no thread group, for asking the kernel how it treats one.
 int sysmon_tid();
-// In a child of fork: start sysmon again (no other thread survived).
+// In a child of fork: no sysmon (no other thread survived) until it is
+// needed again.
 void sysmon_after_fork();
 // The runtime's signal (MNP_SIGNAL): the program's own action for it is kept
 // here, and deliveries that are not sysmon's are passed on to it.

@@ -71,6 +71,7 @@ void g_sigmask_init(G* gp, const sigset_t* view) {
   store_view(gp, view);
   gp->sigwait_bits.store(0, std::memory_order_relaxed);
   gp->sigfd_mask.store(0, std::memory_order_relaxed);  // a canceled signalfd read leaves it set
+  gp->in_direct.store(0, std::memory_order_relaxed);   // and a canceled direct-path call (sched.h)
   count(sigset_bits(&gp->sigmask), 1);
 }
 

@@ -308,6 +308,12 @@ int sig_send_to_g(G* t, int sig) {
       long r = raw_syscall(SYS_kill, pid, sig);
       return r < 0 ? static_cast<int>(-r) : 0;
     }
+    // In a call of the direct path (sched.h, direct_call) on its M: the
+    // kernel interrupts the call, restarting it or not by the handler's own
+    // SA_RESTART, as natively; the runtime's kick would restart it always.
+    // A G that has just left the call meets the signal on its way on (its
+    // M runs no other G unless the process has gained one meanwhile).
+    if (t->in_direct.load(std::memory_order_seq_cst)) return to_its_m();
   }
   siginfo_t si;
   memset(&si, 0, sizeof si);

@@ -25,7 +25,10 @@
 // sysmon also starts the threads of Ms that a wired M needs (newm_drain): a
 // thread it creates carries no G's kernel-thread state.
 //
-// sysmon is a kernel thread without a P. It sleeps 20 us between rounds,
+// sysmon is a kernel thread without a P, started with the runtime's signal
+// handler on first need (sysmon_ensure: a second G or M, a first park, a
+// first wiring for inherited state), so a one-thread process that never
+// waits has neither. It sleeps 20 us between rounds,
 // doubling up to 10 ms after 50 rounds with nothing to do, and entersyscall
 // wakes it when it sleeps long, so a blocked call is noticed within ~20 us.
 #include <dlfcn.h>
@@ -137,7 +140,7 @@ constinit int g_poke_signal = SIGURG;
 // never sent to it, so it has nothing to take either.
 constinit std::atomic<int> g_exec_pending{0};
 constinit std::atomic<int> g_poke_inflight{0};
-constinit std::atomic<long> g_own_pid{0};  // this process's pid (sysmon_start, sysmon_after_fork)
+constinit std::atomic<long> g_own_pid{0};  // this process's pid (sysmon_init, sysmon_after_fork)
 
 // Sends the runtime's signal to an M (siginfo: rt_tgsigqueueinfo, else
 // tgkill). Returns the system call's result, -EAGAIN while an exec is pending.
@@ -446,6 +449,12 @@ bool retake(int64_t now) {
 }
 
 constinit std::atomic<int> g_sysmon_tid{0};
+// Lazy start (docs/ARCHITECTURE.md, "Start-up"): sysmon and the runtime's
+// signal handler exist once the process has a second G, a second M, a
+// wait, or a scheduler trace. g_poke_installed survives fork (the kernel's
+// action does); sysmon_up does not (the thread does not).
+constinit Lock g_sysmon_start_lock;
+constinit bool g_poke_installed = false;
 
 void* sysmon_main(void*) {
   // No handler of the program's runs on sysmon: it is no M (it holds
@@ -528,6 +537,8 @@ void* sysmon_main(void*) {
 
 }  // namespace
 
+constinit std::atomic<bool> sysmon_up{false};
+
 void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap = hook; }
 
 bool exec_prepare() {
@@ -585,37 +596,60 @@ void sysmon_after_fork() {
   g_sysmon_tid.store(0, std::memory_order_relaxed);
   g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
   g_sysmon_wake.store(0, std::memory_order_relaxed);
-  if (os_thread_start(sysmon_main, nullptr) != 0) raw_print("warning: cannot restart sysmon in the child");
+  new (&g_sysmon_start_lock) Lock();
+  // No thread survived: the child starts its own sysmon when it needs one
+  // (sysmon_ensure). The signal action is inherited.
+  sysmon_up.store(false, std::memory_order_release);
 }
 
-void sysmon_start() {
+void sysmon_init() {
   g_own_pid.store(raw_syscall(SYS_getpid), std::memory_order_relaxed);
   preempt_init();
   trace_init();
-  // The signal that tells an M it was found blocked in uncovered code.
   g_poke_signal = config().signal;
-  // The libc sigaction, not the shim's own interposer of it.
-  using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
-  auto* real_sigaction = reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5"));
-  struct sigaction old = {};
-  if (real_sigaction && real_sigaction(g_poke_signal, nullptr, &old) == 0) {
-    // A constructor may already have set one: keep it (the program's own,
-    // not the trampoline interpose/signal.cpp runs it through).
-    if (g_poke_unwrap) g_poke_unwrap(g_poke_signal, &old);
-    g_user_action = old;
-    struct sigaction sa = {};
-    sa.sa_sigaction = poke_handler;
-    // Not SA_ONSTACK: an alternate signal stack belongs to the kernel thread
-    // (Rust's std gives every thread one), and a G preempted inside this
-    // handler leaves its signal frame where it ran; on a shared alternate
-    // stack the M's next signal would overwrite it. The G's own stack keeps
-    // the frame safe until the G resumes and returns through sigreturn.
-    sa.sa_flags = SA_SIGINFO | SA_RESTART;
-    sigfillset(&sa.sa_mask);
-    g_poke_enabled = real_sigaction(g_poke_signal, &sa, nullptr) == 0;
+  // A scheduler trace is wanted from the start, one thread or not.
+  if (trace_period_ns() != kNever) sysmon_ensure();
+}
+
+void sysmon_ensure_slow() {
+  ErrnoKeeper keep_errno;  // glibc's pthread_create and malloc, on a G's behalf
+  LockGuard lk(g_sysmon_start_lock);
+  if (sysmon_up.load(std::memory_order_relaxed)) return;
+  m0_g0_ensure();  // M0 may switch to its scheduler from now on
+  if (!g_poke_installed) {
+    g_poke_installed = true;
+    // The libc sigaction, not the shim's own interposer of it.
+    using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
+    auto* real_sigaction = reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5"));
+    struct sigaction old = {};
+    if (real_sigaction && real_sigaction(g_poke_signal, nullptr, &old) == 0) {
+      // The program (or a constructor) may already have set one: keep it
+      // (the program's own, not the trampoline interpose/signal.cpp runs it
+      // through).
+      if (g_poke_unwrap) g_poke_unwrap(g_poke_signal, &old);
+      g_user_action = old;
+      struct sigaction sa = {};
+      sa.sa_sigaction = poke_handler;
+      // Not SA_ONSTACK: an alternate signal stack belongs to the kernel thread
+      // (Rust's std gives every thread one), and a G preempted inside this
+      // handler leaves its signal frame where it ran; on a shared alternate
+      // stack the M's next signal would overwrite it. The G's own stack keeps
+      // the frame safe until the G resumes and returns through sigreturn.
+      sa.sa_flags = SA_SIGINFO | SA_RESTART;
+      sigfillset(&sa.sa_mask);
+      g_poke_enabled = real_sigaction(g_poke_signal, &sa, nullptr) == 0;
+      // The G running now (the process's only one: the main G, or a fork
+      // child's) may have blocked the signal while it was not yet the
+      // runtime's: its kernel mask never blocks it from now on (sigmask.cpp).
+      if (G* g = get_user_g(); g && g_poke_enabled) {
+        g_sigmask_set(g, &g->sigmask);
+        g_load_kmask(g);
+      }
+    }
   }
   if (os_thread_start(sysmon_main, nullptr) != 0)
     raw_print("warning: cannot start sysmon; a G blocked in the kernel keeps its P");
+  sysmon_up.store(true, std::memory_order_release);
 }
 
 namespace {

@@ -4,7 +4,8 @@
 // parse it), written with write(2) by sysmon:
 //   SCHED <ms>ms: procs=P idleprocs=I threads=M spinningthreads=S
 //     idlethreads=IM runqueue=GQ [q0 q1 ...] gs: runnable=R running=U
-//     waiting=W syscall=Y dead=D
+//     waiting=W syscall=Y dead=D fswrites=F
+// (F: FS base writes by every M's context switches so far, M::fs_writes)
 // scheddetail=1 adds one line per P, per M and per G after it.
 // The G dump walks each parked G's stack from the registers its context
 // switch saved (the frame table of arch/x86_64/context.S), with libunwind.
@@ -150,6 +151,9 @@ void print_summary(int64_t now) {
   for (uint32_t i = 0; i < sched.nprocs; i++) l.s(i ? " " : "").u(sched.allp[i].runq.size());
   l.s("] gs: runnable=").u(counts[kGRunnable]).s(" running=").u(counts[kGRunning]);
   l.s(" waiting=").u(counts[kGWaiting]).s(" syscall=").u(counts[kGSyscall]).s(" dead=").u(counts[kGDead]);
+  uint64_t fs = 0;
+  for (M* m = sched.allm.load(); m; m = m->alllink) fs += m->fs_writes.load(std::memory_order_relaxed);
+  l.s(" fswrites=").u(fs);
   l.flush();
 }
 
@@ -170,7 +174,8 @@ void print_detail() {
     int64_t goid = cg ? static_cast<int64_t>(cg->goid) : -1;
     gmem_peek_end();
     l.s("  M").u(m->id).s(": tid=").i(m->tid).s(" p=").i(m->p ? static_cast<int64_t>(m->p->id) : -1);
-    l.s(" curg=").i(goid).s(" spinning=").u(m->spinning).flush();
+    l.s(" curg=").i(goid).s(" spinning=").u(m->spinning);
+    l.s(" fswrites=").u(m->fs_writes.load(std::memory_order_relaxed)).flush();
   }
   for_each_g([&](G* g) {
     uint32_t s = g->status.load(std::memory_order_relaxed);

@@ -12,7 +12,9 @@
 //   - fds epoll cannot watch (regular files) and files that refuse
 //     RWF_NOWAIT go to the blocking call with the P handed off.
 // Writes and sends on a blocking fd complete fully (advancing through the
-// iovec), as a blocking call would. Callers that are not Gs call libc.
+// iovec), as a blocking call would. Callers that are not Gs call libc; the
+// process's only G, with nothing queued, makes the real call at once
+// (wait_direct, core/sched.h: nothing else could use its P).
 // A read of a signalfd the program made is interpose/signalfd.cpp's.
 #include <dlfcn.h>
 #include <errno.h>
@@ -95,6 +97,15 @@ int64_t socket_deadline(int fd, PollDir dir) {
 // Returns a libc-style result.
 template <typename Attempt, typename Blocking>
 long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
+  // The process's only G (wait_direct, core/sched.h): the real call, which
+  // blocks or not as the fd's own flags say, in syscall state. An EINTR of
+  // the runtime's own signal is not the program's: the call goes on.
+  if (G* g = get_user_g(); g && wait_direct(g)) {
+    long r;
+    do r = direct_call(g, [&] { return libc_handoff(blocking); });
+    while (r == -1 && errno == EINTR && syscall_eintr_was_ours());
+    return r;
+  }
   std::atomic<uint32_t>* seq = netpoll_seq(fd, dir);
   if (!seq) return blocking();
   int64_t deadline = kUnset;

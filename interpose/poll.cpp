@@ -11,6 +11,9 @@
 // is itself an fd the netpoller watches (nested epoll): it turns readable
 // when one of its own fds is ready.
 //
+// The process's only G, with nothing else queued, makes the real blocking
+// call instead (wait_direct, core/sched.h): nothing could use its P.
+//
 // A signal mask (ppoll, pselect, epoll_pwait, epoll_pwait2) is honoured the
 // way the netpoller can: the signals in it do not interrupt the wait with
 // EINTR (interpose/signal.cpp). Kept on the real call with the P handed off:
@@ -94,8 +97,19 @@ long look(Attempt& attempt) {
   return r;
 }
 
+// direct: the direct path may be taken (not for a poll of a signalfd the
+// runtime completes, which only the netpoller wait can be woken for).
 template <typename Attempt, typename Blocking>
-long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, Attempt attempt, Blocking blocking) {
+long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool direct, Attempt attempt,
+               Blocking blocking) {
+  // The process's only G: the real call, blocking (core/sched.h). An EINTR
+  // of the runtime's own signal is not the program's: the call goes on.
+  if (G* g = get_user_g(); direct && g && wait_direct(g)) {
+    for (;;) {
+      long r = direct_call(g, [&] { return blocking(deadline == kNever ? kNever : left_ns(deadline)); });
+      if (r != -EINTR || !syscall_eintr_was_ours()) return r;
+    }
+  }
   for (;;) {
     if (!netpoll_sample(want, n)) return blocking(deadline == kNever ? kNever : left_ns(deadline));
     long r = look(attempt);
@@ -175,7 +189,10 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
     if (deadline == kNever) return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, nullptr, mask)); });
     return sleep_raw(deadline, blocked_bits(mask));
   }
-  return poll_like(want.get(), k, deadline, blocked_bits(mask), attempt, [&](int64_t ns) {
+  // A signalfd of the program's in the set (sp armed by the look above): a
+  // signal left pending for this G alone by another thread wakes the
+  // netpoller wait (signalfd.cpp), never the kernel's poll.
+  return poll_like(want.get(), k, deadline, blocked_bits(mask), !sp.armed, attempt, [&](int64_t ns) {
     struct timespec ts = ts_of(ns);
     return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, ns == kNever ? nullptr : &ts, mask)); });
   });
@@ -241,7 +258,7 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
       res = sleep_raw(deadline, blocked_bits(mask));
     }
   } else {
-    res = poll_like(want.get(), n, deadline, blocked_bits(mask), attempt, blocking);
+    res = poll_like(want.get(), n, deadline, blocked_bits(mask), true, attempt, blocking);
   }
   if (res == 0)  // the time ran out: the kernel clears the sets (whole words)
     for (int i = 0; i < 3; i++)
@@ -253,7 +270,7 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
 long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline, const sigset_t* mask) {
   PollWant want{epfd, kPollRead, 0, 0};
   auto attempt = [&] { return raw_syscall6(SYS_epoll_wait, epfd, reinterpret_cast<long>(ev), max, 0, 0, 0); };
-  return poll_like(&want, 1, deadline, blocked_bits(mask), attempt, [&](int64_t ns) {
+  return poll_like(&want, 1, deadline, blocked_bits(mask), true, attempt, [&](int64_t ns) {
     return handoff_raw([&] { return static_cast<long>(real_epoll_pwait(epfd, ev, max, ms_of(ns), mask)); });
   });
 }

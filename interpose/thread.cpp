@@ -197,6 +197,11 @@ bool g_gone(G* t) { return t->status.load(std::memory_order_acquire) == kGDead; 
 // As the kernel's sched_setaffinity: EINVAL when the mask has no CPU this
 // process may use.
 int check_affinity(size_t size, const cpu_set_t* set) {
+  // The kernel's answer to a null set. glibc declares the set nonnull, so
+  // the compiler would drop a plain test: hide the pointer's origin first.
+  const void* p = set;
+  asm("" : "+r"(p));
+  if (!p) return EFAULT;
   cpu_set_t allowed;
   long got = raw_syscall(SYS_sched_getaffinity, 0, sizeof allowed, reinterpret_cast<long>(&allowed));
   if (got < 0) return EINVAL;
@@ -219,11 +224,16 @@ int check_sched(int policy, const struct sched_param* param) {
 
 // The kernel keeps the CPUs of a mask that exist; the record is that, or
 // "the process's mask" when it is the same.
+// The configured CPU count, read once: a constinit cache (a local static
+// would need a guard, and __cxa_guard_acquire made the shim depend on
+// libstdc++ and libm, two more libraries for every process to load).
+constinit std::atomic<int> g_ncpu{0};
 void set_mask_record(G* t, size_t size, const cpu_set_t* set) {
   cpu_set_t m;
   CPU_ZERO(&m);
   memcpy(&m, set, size < sizeof m ? size : sizeof m);
-  static const int ncpu = get_nprocs_conf();
+  int ncpu = g_ncpu.load(std::memory_order_relaxed);
+  if (ncpu == 0) g_ncpu.store(ncpu = get_nprocs_conf(), std::memory_order_relaxed);
   for (int c = ncpu; c < CPU_SETSIZE; c++) CPU_CLR(c, &m);
   if (CPU_EQUAL(&m, &ksched_default_mask())) {
     t->affinity_set = false;
@@ -238,6 +248,10 @@ void set_mask_record(G* t, size_t size, const cpu_set_t* set) {
 long g_getaffinity(G* t, size_t size, cpu_set_t* set) {
   auto need = static_cast<size_t>(ksched_mask_bytes());
   if (size < need || size % sizeof(long) != 0) return -EINVAL;
+  // The kernel checks the caller's buffer (EFAULT for a bad one: strace
+  // probes with a null set) as it fills it with this M's mask.
+  if (long k = raw_syscall(SYS_sched_getaffinity, 0, static_cast<long>(size), reinterpret_cast<long>(set)); k < 0)
+    return k;
   const cpu_set_t& m = t->affinity_set ? t->affinity : ksched_default_mask();
   memcpy(set, &m, need);
   memset(reinterpret_cast<char*>(set) + need, 0, size - need);
@@ -263,6 +277,10 @@ int proc_comm_path(char* buf, size_t n, int tid) {
 
 namespace mnp {
 
+namespace {
+constinit std::atomic<bool> g_setxid_wrapped{false};
+}
+
 int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   pthread_attr_t a;
   pthread_attr_init(&a);
@@ -278,6 +296,9 @@ int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   int r = real_create(&t, &a, fn, arg);
   real_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&a);
+  // glibc's first pthread_create installs its SIGSETXID handler: wrap it
+  // once, after the first runtime thread (sysmon, sched.h: sysmon_ensure).
+  if (r == 0 && !g_setxid_wrapped.exchange(true, std::memory_order_acq_rel)) interpose_setxid_install_handler();
   return r;
 }
 
@@ -439,7 +460,12 @@ MNP_EXPORT int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b;
 
 MNP_EXPORT int sched_yield(void) noexcept {
   if (runtime_up && get_user_g()) {
-    yield();
+    // Nothing else to run on this P: the kernel thread yields, as the
+    // thread would natively. A G waiting in a yield loop for a G on another
+    // P otherwise keeps its CPU for the kernel's whole time slice while
+    // that G's M waits for one (a machine with more runnable threads than
+    // CPUs).
+    if (!yield()) raw_syscall(SYS_sched_yield);
     return 0;
   }
   return static_cast<int>(raw_syscall(SYS_sched_yield));

@@ -46,14 +46,12 @@ void shim_start() {
     raw_print("refusing to start (see the line above); run the program without LD_PRELOAD");
     _exit(127);
   }
-  // sysmon is a real thread made by glibc's pthread_create: that puts glibc
-  // in its multi-threaded state (atomic refcounts, locked stdio, its
-  // SIGCANCEL and SIGSETXID handlers installed) exactly as a program's
-  // first pthread_create would, before main runs, and before the SIGSETXID
-  // wrapper below looks for glibc's handler.
-  sysmon_start();
-  interpose_setxid_install_handler();
-  if (!netpoll_init()) raw_print("warning: cannot start the netpoller; blocking fds hand their P off instead");
+  // Nothing else a process with one thread does not need: sysmon (a real
+  // thread; glibc turns multi-threaded when the first runtime thread is
+  // made, before a second G can run, and real_thread_create_for_m then
+  // wraps glibc's SIGSETXID handler), the netpoller's fds and the Ms start
+  // when first needed.
+  sysmon_init();
   sched_install_fork_handlers();
 }
 

@@ -987,6 +987,16 @@ TEST(WaitStress, Procs8) { run_case(kWaitStress, 8); }
 TEST(SigInHandoff, Procs1) { run_case(simple({"sig_in_handoff"}), 1); }
 TEST(SigInHandoff, Procs2) { run_case(simple({"sig_in_handoff"}), 2); }
 
+// A process that starts with one thread, where the runtime has started
+// nothing yet (tests/programs/lazy_start.c, each scenario a fresh process):
+// main blocks every signal and must still be preemptible for a queued
+// thread; a signal left pending for main makes its polled signalfd
+// readable; a thread made after main pinned itself runs on a kernel thread
+// with the process's mask; pthread_kill and pthread_cancel interrupt main's
+// read of an empty pipe.
+TEST(LazyStart, Procs1) { run_case(simple({"lazy_start"}), 1); }
+TEST(LazyStart, Procs2) { run_case(simple({"lazy_start"}), 2); }
+
 // 1,000 threads x 20 sleeps of 10 ms (relative, and TIMER_ABSTIME on
 // CLOCK_MONOTONIC and CLOCK_REALTIME) interrupted by pthread_kill: none may
 // end before its deadline (tests/programs/sleep_soak.c; its long mode is for

@@ -6,7 +6,7 @@
  * on a finished one), pthread_kill with signal 0, glibc's internal signals
  * and out-of-range ones, on self, on a running thread and on a finished
  * one; scheduling calls (pthread_ and sched_) with bad policies,
- * priorities, pids and sizes; affinity with empty and short sets;
+ * priorities, pids and sizes; affinity with empty, short and null sets;
  * cancel state and type; keys (bad keys, the key limit); tgkill, raise,
  * pidfd_open; pthread_getcpuclockid and the clock it names; thread names.
  * Each line prints the value and errno (errors_common.h); the runner
@@ -234,6 +234,12 @@ static void self_checks(void) {
   CHECK_RC("sched_getaffinity no such pid", sched_getaffinity(0x3ffffff0, sizeof cs, &cs));
   CHECK_RC("sched_setaffinity 0 empty", sched_setaffinity(0, sizeof cs, &cs));
   CHECK_RC("sched_setaffinity no such pid", sched_setaffinity(0x3ffffff0, sizeof cs, &cs));
+  /* strace probes the mask size with a null set (EFAULT). */
+  cpu_set_t* volatile null_set = NULL; /* glibc declares the pthread_ ones nonnull */
+  CHECK_RC("sched_getaffinity 0 null set", sched_getaffinity(0, sizeof cs, null_set));
+  CHECK_RC("sched_setaffinity 0 null set", sched_setaffinity(0, sizeof cs, null_set));
+  CHECK_EN("getaffinity self: null set", pthread_getaffinity_np(me, sizeof cs, null_set));
+  CHECK_EN("setaffinity self: null set", pthread_setaffinity_np(me, sizeof cs, null_set));
 
   CHECK_RC("pidfd_open self bad flags", pidfd_open(getpid(), 12345));
   CHECK_RC("pidfd_open -1", pidfd_open(-1, 0));

@@ -1,9 +1,10 @@
 // tests/unit/exports_test.cpp — the .so exports exactly the symbols of
 // interpose/table.def plus the mnp_* API: nothing interposed by accident,
-// nothing in the table left unimplemented.
+// nothing in the table left unimplemented; and it needs no C++ runtime.
 #include <gtest/gtest.h>
 
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -77,6 +78,27 @@ TEST(Exports, MatchTable) {
   EXPECT_GT(defined, 100);
   for (auto& s : want) EXPECT_TRUE(have.count(s)) << "table lists " << s << " but the .so does not export it";
   for (auto& s : have) EXPECT_TRUE(want.count(s)) << "the .so exports " << s << " which the table does not list";
+}
+
+// Every process the shim is preloaded into loads what it needs: it needs
+// libc (and libgcc_s, for once.c's unwinding) and nothing of C++'s. A C++
+// construct that calls into libstdc++ (a function-local static with a
+// dynamic initialiser takes __cxa_guard_acquire) added libstdc++ and libm
+// to every process start: 20 system calls of /bin/true's 93.
+TEST(Exports, NeedsNoCxxRuntime) {
+  std::string cmd = std::string("readelf -d ") + g_argv[1];
+  FILE* p = popen(cmd.c_str(), "r");
+  ASSERT_NE(p, nullptr);
+  std::string needed;
+  char buf[512];
+  while (fgets(buf, sizeof buf, p))
+    if (strstr(buf, "(NEEDED)")) needed += buf;
+  ASSERT_EQ(pclose(p), 0);
+  ASSERT_NE(needed.find("libc.so"), std::string::npos) << needed;
+  if (needed.find("libasan") != std::string::npos || needed.find("libubsan") != std::string::npos)
+    GTEST_SKIP() << "a sanitizer build needs its runtimes";
+  EXPECT_EQ(needed.find("libstdc++"), std::string::npos) << needed;
+  EXPECT_EQ(needed.find("libm.so"), std::string::npos) << needed;
 }
 
 int main(int argc, char** argv) {

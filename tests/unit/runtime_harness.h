@@ -3,9 +3,9 @@
 //
 // EXPECT_IN_RUNTIME(procs, sysmon, body) runs body() as the main G of a
 // runtime started at `procs` Ps on the child's initial thread, as the shim's
-// start-up does (sched_init_main, then optionally sysmon, the netpoller),
-// with Ms made by a plain pthread_create (nothing is interposed here: the
-// unit tests link core/ directly). The child is a gtest death test in the
+// start-up does (sched_init_main, then sysmon at once or never; the
+// netpoller starts on first use), with Ms made by a plain pthread_create
+// (nothing is interposed here: the unit tests link core/ directly). The child is a gtest death test in the
 // "threadsafe" style, that is a re-executed test binary: every test gets a
 // runtime of its own, with no state left by earlier tests. body() checks
 // with RT_CHECK*; the first failure prints its line and ends the child with
@@ -82,8 +82,16 @@ inline int m_thread_create(void* (*fn)(void*), void* arg) {
   unsetenv("MNP_DEBUG");
   mnp::set_os_thread_create(m_thread_create);
   if (!mnp::sched_init_main()) rt_fail(__FILE__, __LINE__, "sched_init_main", 0, 0);
-  if (sysmon) mnp::sysmon_start();
-  mnp::netpoll_init();
+  mnp::sysmon_init();
+  // Without sysmon: marked started, so that no first park or newproc
+  // starts it (core/sched.h, sysmon_ensure), and M0's scheduler stack made
+  // as its start would make it.
+  if (sysmon) {
+    mnp::sysmon_ensure();
+  } else {
+    mnp::m0_g0_ensure();
+    mnp::sysmon_up.store(true, std::memory_order_release);
+  }
   body();
   _exit(0);
 }

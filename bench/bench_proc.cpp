@@ -1,0 +1,169 @@
+// bench/bench_proc.cpp — what the shim costs processes that gain nothing
+// from M:N: start-up, and a single-threaded event loop.
+//
+// An ordinary program: it links Google Benchmark, never the shim, so
+// scripts/bench-compare times this very binary natively and with
+// LD_PRELOAD=build/shim/libmnpthread.so. Children inherit the environment,
+// so under the shim they run preloaded too (with the same MNP_PROCS).
+//
+//   BM_ForkExecTrue         fork, execve("/bin/true"), waitpid: one whole
+//                           short process per iteration. Under the shim the
+//                           difference is the start-up and exit of the
+//                           runtime in the child (plus the fork handlers in
+//                           the parent); scripts/bench-compare prints it as
+//                           the delta per process.
+//   BM_SocketpairPingPong   two processes (this one and a copy of it started
+//                           with --pong-child) bounce one byte over a
+//                           socketpair; each waits in epoll_wait, then
+//                           reads and writes it: the shape of one worker of
+//                           lighttpd or memcached. ns_per_op is one round
+//                           trip.
+//
+// Wall-clock time (UseRealTime). Each benchmark checks its result (the exit
+// status of every child, every byte that came back) and calls SkipWithError
+// when it is wrong.
+#include <benchmark/benchmark.h>
+
+#include <fcntl.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "bench_util.h"
+
+extern char** environ;
+
+namespace {
+
+// fork and execve argv; keep_fd (if not -1) is made to survive the exec.
+pid_t spawn(char* const argv[], int keep_fd = -1) {
+  pid_t pid = fork();
+  if (pid == 0) {
+    if (keep_fd >= 0) fcntl(keep_fd, F_SETFD, 0);
+    execve(argv[0], argv, environ);
+    _exit(127);
+  }
+  return pid;
+}
+
+void BM_ForkExecTrue(benchmark::State& state) {
+  char path[] = "/bin/true";
+  char* const argv[] = {path, nullptr};
+  for (auto _ : state) {
+    pid_t pid = spawn(argv);
+    if (pid < 0) {
+      bench::skip_with_errno(state, "fork", errno);
+      return;
+    }
+    int st = 0;
+    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+    }
+    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+      bench::skip_wrong(state, "/bin/true exit status", static_cast<uint64_t>(st), 0);
+      return;
+    }
+  }
+  state.SetItemsProcessed(state.iterations());
+}
+BENCHMARK(BM_ForkExecTrue)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// One side of the ping-pong: wait for fd to be readable, read one byte,
+// write it back (the child) or the next one (the parent). Returns the byte
+// read, -1 at end of file, -2 on error.
+int wait_read(int ep, int fd) {
+  struct epoll_event ev;
+  for (;;) {
+    int n = epoll_wait(ep, &ev, 1, -1);
+    if (n == 1) break;
+    if (n < 0 && errno != EINTR) return -2;
+  }
+  unsigned char c;
+  ssize_t r = read(fd, &c, 1);
+  if (r == 0) return -1;
+  if (r != 1) return -2;
+  return c;
+}
+
+int epoll_on(int fd) {
+  int ep = epoll_create1(EPOLL_CLOEXEC);
+  if (ep < 0) return -1;
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN;
+  ev.data.fd = fd;
+  if (epoll_ctl(ep, EPOLL_CTL_ADD, fd, &ev) != 0) return -1;
+  return ep;
+}
+
+// The child: echo every byte until end of file.
+int pong_child(int fd) {
+  int ep = epoll_on(fd);
+  if (ep < 0) return 2;
+  for (;;) {
+    int c = wait_read(ep, fd);
+    if (c == -1) return 0;
+    if (c < 0) return 3;
+    unsigned char b = static_cast<unsigned char>(c);
+    if (write(fd, &b, 1) != 1) return 4;
+  }
+}
+
+void BM_SocketpairPingPong(benchmark::State& state) {
+  int sv[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) != 0) {
+    bench::skip_with_errno(state, "socketpair", errno);
+    return;
+  }
+  std::string fdarg = "--pong-child=" + std::to_string(sv[1]);
+  char self[] = "/proc/self/exe";
+  char* const argv[] = {self, fdarg.data(), nullptr};
+  pid_t pid = spawn(argv, sv[1]);
+  close(sv[1]);
+  if (pid < 0) {
+    bench::skip_with_errno(state, "fork", errno);
+    close(sv[0]);
+    return;
+  }
+  int fd = sv[0];
+  int ep = epoll_on(fd);
+  uint64_t rounds = 0, bad = 0;
+  auto start = bench::Clock::now();
+  for (auto _ : state) {
+    unsigned char b = static_cast<unsigned char>(rounds);
+    if (write(fd, &b, 1) != 1 || wait_read(ep, fd) != b) {
+      bad++;
+      break;
+    }
+    rounds++;
+  }
+  double ns = bench::ns_since(start);
+  close(fd);
+  close(ep);
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (bad) {
+    bench::skip_wrong(state, "round trips that came back right", rounds, rounds + bad);
+  } else if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
+    bench::skip_wrong(state, "pong child exit status", static_cast<uint64_t>(st), 0);
+  } else {
+    bench::report_per_op(state, ns, rounds);
+  }
+}
+BENCHMARK(BM_SocketpairPingPong)->UseRealTime();
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc == 2 && strncmp(argv[1], "--pong-child=", 13) == 0) return pong_child(atoi(argv[1] + 13));
+  benchmark::Initialize(&argc, argv);
+  if (benchmark::ReportUnrecognizedArguments(argc, argv)) return 1;
+  benchmark::RunSpecifiedBenchmarks();
+  benchmark::Shutdown();
+  return 0;
+}
