@@ -297,6 +297,10 @@ long with_wait_mask(const sigset_t* mask, const F& wait) {
   if (!mask || !g || !runtime_up) return wait(nullptr);
   CallMask cm;
   long r = g_call_mask_begin(g, mask, &cm) ? -long{EINTR} : wait(&cm);
+  // Kept for this G while it waited, and let in by the call's mask: its
+  // handler runs before the call returns, as the kernel runs it in the call
+  // (a handed-off call that sysmon's kick ended, under the held mask).
+  if (sigpend_any()) sigpend_run(nullptr, nullptr);
   g_call_mask_end(g, cm);
   return r;
 }

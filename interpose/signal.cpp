@@ -489,15 +489,24 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
   uint64_t through = ~sigset_bits(mask) & ~((1ULL << 31) | (1ULL << 32));
   CallMask cm;
   bool ran = g_call_mask_begin(g, mask, &cm);
-  // Set before the look at the pending slots: a sender that finds no flag
-  // leaves a slot, which the look sees (sigwait_begin).
-  g->sigwait_bits.store(through, std::memory_order_seq_cst);
-  int r = -1;
-  if (!ran && !(sigpend_bits_for(g) & through))
-    r = sigwait_call(g, held_sigsuspend, mask, static_cast<const CallMask*>(&cm));
-  int e = errno;
-  g->sigwait_bits.store(0, std::memory_order_release);
-  if (sigpend_any()) sigpend_run(nullptr, nullptr);  // kept for this G meanwhile, under the call's mask
+  int r = -1, e = errno;
+  // Natively sigsuspend returns only once a handler ran (or with an
+  // error): a call that the runtime's own signal ended — sysmon's kick for
+  // a slot that another G took first — or a pending slot taken meanwhile
+  // by another G leaves it waiting.
+  while (!ran) {
+    // Set before the look at the pending slots: a sender that finds no flag
+    // leaves a slot, which the look sees (sigwait_begin).
+    g->sigwait_bits.store(through, std::memory_order_seq_cst);
+    bool pending = (sigpend_bits_for(g) & through) != 0;
+    if (!pending) {
+      r = sigwait_call(g, held_sigsuspend, mask, static_cast<const CallMask*>(&cm));
+      e = errno;
+    }
+    g->sigwait_bits.store(0, std::memory_order_release);
+    if (sigpend_any()) sigpend_run(nullptr, nullptr);  // kept for this G meanwhile, under the call's mask
+    if (g->handlers_run != cm.ran || (!pending && !(r == -1 && e == EINTR))) break;
+  }
   g_call_mask_end(g, cm);
   errno = r == -1 && g->handlers_run != cm.ran ? EINTR : e;
   return r;
