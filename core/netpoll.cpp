@@ -38,6 +38,7 @@ struct Wait {
   G* g;
   Intr intr;
   uint64_t blocked;  // bit sig-1: that signal does not interrupt this wait
+  const CallMask* call;  // the masked call this wait is part of, or null
   std::atomic<uint32_t> state{kArming};
   CancelWait cw{nullptr};  // every netpoll wait is a cancellation point (core/cancel.h)
 };
@@ -219,9 +220,17 @@ void arm_cancel(Wait* w) {
   if (w->g && cancel_arm(w->g, &w->cw)) decide(w, kCanceled);
 }
 
-bool park_commit(G*, void* arg) {
+// In a masked call, a handler that ran on the G since the mask took effect
+// (the kernel delivers to the G's M while the G arms its wait, or a Lock
+// held it back until the G released it) has ended the call: EINTR, not a
+// park. Checked here because from park() on the M is held, so a handler
+// for this M is raised again only after the switch, where it finds no G
+// of this wait (g0 or another G: the wait is then woken as a parked one).
+bool park_commit(G* g, void* arg) {
+  auto* w = static_cast<Wait*>(arg);
+  if (w->call && g->handlers_run != w->call->ran) decide(w, kInterrupted);
   uint32_t st = kArming;
-  return static_cast<Wait*>(arg)->state.compare_exchange_strong(st, kParked, std::memory_order_acq_rel);
+  return w->state.compare_exchange_strong(st, kParked, std::memory_order_acq_rel);
 }
 
 // Adds fd to the epoll instance (edge-triggered, both directions). Returns
@@ -327,7 +336,7 @@ bool netpoll_sample(PollWant* w, int n) {
   return true;
 }
 
-int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_t blocked) {
+int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_t blocked, const CallMask* call) {
   if (deadline != kNever && deadline <= nanotime()) return ETIMEDOUT;
   if (!ensure_instance()) return EPERM;
   G* g = get_user_g();
@@ -342,7 +351,7 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
   // waker may ready this G, which must not be queued meanwhile.
   if (g) ensure_p(g);
   if (blocked == kBlockedByG) blocked = g ? sigset_bits(&g->sigmask) : 0;
-  Wait w{g, intr, blocked};
+  Wait w{g, intr, blocked, call};
   arm_cancel(&w);
   int linked = 0, result = 0;
   bool moved = false;
@@ -414,16 +423,22 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
   // otherwise): run it before the EINTR it caused is seen.
   if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
   uint32_t st = w.state.load(std::memory_order_acquire);
+  // Woken with EINTR to run a pending handler (G::sig_eintr) that did not
+  // run here: another G took the slot first, or this G already took it
+  // before this wait began (sysmon read the slot, then woke whatever wait
+  // the G was in by then). Natively no handler ran for this call: it goes
+  // on (a masked call's commit still ends it if one ran meanwhile).
+  if (st == kInterrupted && g && g->sig_eintr.exchange(0, std::memory_order_acq_rel) != 0) st = kWoken;
   if (st == kCanceled) return ECANCELED;
   if (result == EPERM) return EPERM;
   return st == kTimedOut ? ETIMEDOUT : st == kInterrupted ? EINTR : 0;
 }
 
-int netpoll_sleep(int64_t deadline, uint64_t blocked) {
+int netpoll_sleep(int64_t deadline, uint64_t blocked, const CallMask* call) {
   G* g = get_user_g();
   if (g) ensure_p(g);  // before the timer can ready it (sched.h)
   if (blocked == kBlockedByG) blocked = g ? sigset_bits(&g->sigmask) : 0;
-  Wait w{g, Intr::kPoll, blocked};  // a sleep ends early for any handler, SA_RESTART or not
+  Wait w{g, Intr::kPoll, blocked, call};  // a sleep ends early for any handler, SA_RESTART or not
   arm_cancel(&w);
   Timer t;
   bool timed = deadline != kNever;

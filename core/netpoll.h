@@ -64,14 +64,23 @@ bool netpoll_sample(PollWant* w, int n);
 // `blocked` has bit sig-1 set for each signal that must not interrupt the
 // wait (the signal mask ppoll, pselect and epoll_pwait wait with);
 // kBlockedByG: the waiting G's own mask (core/sigmask.cpp).
+// `call`: the wait is part of a call that took a mask (ppoll, pselect,
+// epoll_pwait: core/sched.h, CallMask); a handler of the program's that
+// ran on the G since the mask took effect ends it with EINTR, checked in
+// the park's commit, after which no handler runs on the G before it
+// sleeps: natively the mask and the wait are one system call, and a
+// signal the mask lets in ends it, however close to the start it lands.
+struct CallMask;
 enum class Intr : uint8_t { kIo, kPoll };
 constexpr uint64_t kBlockedByG = ~0ULL;
-int netpoll_wait_any(PollWant* w, int n, int64_t deadline, Intr intr = Intr::kIo, uint64_t blocked = kBlockedByG);
+int netpoll_wait_any(PollWant* w, int n, int64_t deadline, Intr intr = Intr::kIo, uint64_t blocked = kBlockedByG,
+                     const CallMask* call = nullptr);
 int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline);
 // Sleeps until deadline (monotonic ns; kNever: until interrupted) unless a
 // handler of the program's interrupts the sleep first, as it would a
-// nanosleep: returns 0, or EINTR. `blocked` as for netpoll_wait_any.
-int netpoll_sleep(int64_t deadline, uint64_t blocked = kBlockedByG);
+// nanosleep: returns 0, or EINTR. `blocked` and `call` as for
+// netpoll_wait_any.
+int netpoll_sleep(int64_t deadline, uint64_t blocked = kBlockedByG, const CallMask* call = nullptr);
 // A handler of the program's for sig just ran, for a signal sent to the
 // process (async-signal-safe: counts it and wakes the poller and sysmon,
 // which call netpoll_deliver_signals).

@@ -94,9 +94,18 @@ inline M* m_of_thread() {
   return g ? g->m : nullptr;
 }
 
+using SigKeepHook = void (*)(int, const siginfo_t*);
+constinit SigKeepHook g_sig_keep_hook = nullptr;
+
 // The count dropped to 0: raise every held-back signal again, to this
 // thread. The kernel runs the handler on the way out of tgkill, unless the
-// thread blocks it now (a handler of it is running): then when it unblocks.
+// thread blocks it now: then when it unblocks — right for a handler of it
+// that is running (M::kmask unknown), but a mask the M loaded meanwhile
+// (the G it switched to, or g0's idle mask) may block it for good, and a
+// signal the kernel gave to the process would then wait on this one thread
+// while a G elsewhere waits for it (sigsuspend, pselect at one P hung so):
+// such a one is kept for a G instead (g_sig_keep_hook: sigpend, as the
+// trampoline keeps one for a G that blocks it).
 MNP_NOINLINE void m_signal_redeliver(M* mp) {
   long pid = raw_syscall(SYS_getpid);
   for (;;) {
@@ -105,6 +114,14 @@ MNP_NOINLINE void m_signal_redeliver(M* mp) {
     if (!d) return;
     int bit = __builtin_ctzll(d);
     int sig = bit == 0 ? 64 : bit;
+    uint64_t k = mp->kmask;
+    if (k != kKmaskUnknown && ((k >> (sig - 1)) & 1) && g_sig_keep_hook) {
+      siginfo_t si = mp->sig_info[sig];
+      mp->sig_deferred = mp->sig_deferred & ~sig_bit(sig);
+      std::atomic_signal_fence(std::memory_order_seq_cst);
+      g_sig_keep_hook(sig, &si);
+      continue;
+    }
     mp->sig_redeliver = mp->sig_redeliver | sig_bit(sig);
     mp->sig_deferred = mp->sig_deferred & ~sig_bit(sig);
     std::atomic_signal_fence(std::memory_order_seq_cst);
@@ -380,14 +397,21 @@ void newm(P* pp, bool spinning) {
 }
 
 // Starts an M on pp (or any idle P). With spinning, the caller has already
-// counted the new M in nmspinning.
+// counted the new M in nmspinning. The caller's M is held throughout: from
+// the moment pp is off the idle list until nm has it, pp is in no list, and
+// a handler of the program's raised as sched.lock dropped could park the
+// very G that runs this (a handler in a wrapped call takes a P, handler_begin,
+// and with none free queues its G: entersyscall_block's hand-off, at one P,
+// then left the P with an M nobody woke, and the process hung).
 void startm(P* pp, bool spinning) {
+  m_lock_enter();
   sched.lock.lock();
   if (!pp) {
     pp = pidleget_locked();
     if (!pp) {
       sched.lock.unlock();
       if (spinning && sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) <= 0) fatal("startm: negative nmspinning");
+      m_lock_exit();
       return;
     }
   }
@@ -395,12 +419,13 @@ void startm(P* pp, bool spinning) {
   sched.lock.unlock();
   if (!nm) {
     newm(pp, spinning);
-    return;
+  } else {
+    CHECK(!nm->spinning && nm->nextp == nullptr);
+    nm->spinning = spinning;
+    nm->nextp = pp;
+    nm->park.wakeup();
   }
-  CHECK(!nm->spinning && nm->nextp == nullptr);
-  nm->spinning = spinning;
-  nm->nextp = pp;
-  nm->park.wakeup();
+  m_lock_exit();
 }
 
 bool midle_remove_locked(M* mp) {
@@ -1550,6 +1575,8 @@ void wire_after_fork_child(G* gp) {
     gp->lockedm = nullptr;
   }
 }
+
+void set_sig_keep_hook(void (*hook)(int, const siginfo_t*)) { g_sig_keep_hook = hook; }
 
 bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf) {
   M* mp = m_of_thread();

@@ -129,8 +129,10 @@ struct G {
   // runtime wait began (kSigRan, kSigRanNoRestart: one without SA_RESTART);
   // a semaphore or futex wait decides its EINTR from them (core/sema.cpp).
   uint8_t sig_ran = 0;
-  // (self) Program handlers run on this G, ever (a masked poll-family wait
-  // ends with EINTR when one runs as its mask takes effect: interpose/poll.cpp).
+  // (self) Program handlers run on this G, ever: one that runs between a
+  // masked call's start (CallMask::ran) and its park commit or real system
+  // call ends the call with EINTR (netpoll_wait_any's `call`,
+  // g_call_mask_hold).
   uint32_t handlers_run = 0;
   // (self) Program handlers the kernel is running on this G now (perhaps on
   // a sigaltstack): while non-zero, the stack below its saved stack pointer
@@ -278,6 +280,9 @@ struct M {
 // again on this thread when it drops its last one. Otherwise, when this
 // delivery is such a re-raise, *si is replaced by what the kernel first gave.
 bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf);
+// interpose/signal.cpp: keeps a held-back signal that its M blocks by the
+// time it is raised again for a G (core/sigpend.h).
+void set_sig_keep_hook(void (*hook)(int sig, const siginfo_t* si));
 
 // Per-G signal masks (core/sigmask.cpp).
 constexpr uint64_t kKmaskUnknown = ~0ULL;
@@ -305,6 +310,14 @@ struct CallMask {
 };
 bool g_call_mask_begin(G* gp, const sigset_t* view, CallMask* cm);
 void g_call_mask_end(G* gp, const CallMask& cm);
+// Such a call about to make its real system call (sigsuspend; ppoll,
+// pselect, epoll_pwait handed off), on the G's M after entersyscall: the M
+// blocks every signal it may block, until the call sets its mask in the
+// kernel, so that one sent from now on is delivered inside the call (which
+// then fails with EINTR) and never just before it. False: a handler ran
+// on the G since begin, and the call must end with EINTR without being
+// made (it would sleep through the signal that ended it).
+bool g_call_mask_hold(G* gp, const CallMask& cm);
 inline bool g_blocks(const G* gp, int sig) { return (gp->sigmask.__val[0] >> (sig - 1)) & 1; }
 // What an M between Gs blocks: the signals every live G blocks (so that
 // the kernel picks it for no signal that natively would stay pending).

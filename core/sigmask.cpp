@@ -99,6 +99,13 @@ void g_call_mask_end(G* gp, const CallMask& cm) {
   if (sigpend_any() && (during & ~sigset_bits(&cm.was))) sigpend_run(nullptr, nullptr);
 }
 
+bool g_call_mask_hold(G* gp, const CallMask& cm) {
+  // The kernel puts this mask back when the call returns (its saved mask),
+  // and the G's next g_load_kmask replaces it.
+  m_set_kmask(gp->m, ~never_blocked() & ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1))));
+  return gp->handlers_run == cm.ran;
+}
+
 void g_sigmask_drop(G* gp) {
   count(sigset_bits(&gp->sigmask), -1);
 }

@@ -188,6 +188,9 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
     sigpend_put_for(si && si->si_code == SI_TKILL ? g : nullptr, sig, si, act);
     return;
   }
+  // Counted like the trampoline's: it ends a masked call of this G's
+  // (core/netpoll.h, CallMask).
+  if (has && g && runtime_up && !g->is_g0) g->handlers_run++;
   if (a.sa_flags & SA_SIGINFO) {
     if (a.sa_sigaction) a.sa_sigaction(sig, si, uc);
   } else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
@@ -731,10 +734,17 @@ void entersyscall_block() {
   if (!gp || gp->is_g0 || !runtime_up) return;
   entersyscall();
   if (gp->syscall_depth != 1) return;
+  // Held from the CAS until the P has a new owner: a handler of the
+  // program's in between (handler_begin takes a P for it) found no P — this
+  // one, kPIdle, is on no list yet — and queued the G, while the P waited
+  // for the hand-off that only the queued G would make (sigsuspend at one
+  // P hung so).
+  m_lock_enter();
   M* mp = gp->m;
   P* pp = mp->oldp;
   uint32_t s = kPSyscall;
   if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) handoffp(pp);
+  m_lock_exit();
 }
 
 bool syscall_eintr_was_ours() {

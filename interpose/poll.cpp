@@ -100,10 +100,11 @@ long look(Attempt& attempt) {
 // direct: the direct path may be taken (not for a poll of a signalfd the
 // runtime completes, which only the netpoller wait can be woken for).
 template <typename Attempt, typename Blocking>
-long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool direct, Attempt attempt,
-               Blocking blocking) {
+long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool direct, const CallMask* cm,
+               Attempt attempt, Blocking blocking) {
   // The process's only G: the real call, blocking (core/sched.h). An EINTR
-  // of the runtime's own signal is not the program's: the call goes on.
+  // of the runtime's own signal is not the program's: the call goes on. A
+  // masked call's blocking() takes its mask in the kernel (handoff_raw).
   if (G* g = get_user_g(); direct && g && wait_direct(g)) {
     for (;;) {
       long r = direct_call(g, [&] { return blocking(deadline == kNever ? kNever : left_ns(deadline)); });
@@ -115,7 +116,7 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
     long r = look(attempt);
     if (r != 0) return r;
     if (deadline != kNever && nanotime() >= deadline) return 0;
-    int w = netpoll_wait_any(want, n, deadline, Intr::kPoll, blocked);
+    int w = netpoll_wait_any(want, n, deadline, Intr::kPoll, blocked, cm);
     if (w == EPERM) return blocking(deadline == kNever ? kNever : left_ns(deadline));
     if (w == ETIMEDOUT) return look(attempt);
     if (w == EINTR) return -EINTR;  // a handler of the program's ran
@@ -124,18 +125,27 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
 }
 
 // A poll or select without fds: a sleep, which pthread_cancel ends.
-long sleep_raw(int64_t deadline, uint64_t blocked) {
+long sleep_raw(int64_t deadline, uint64_t blocked, const CallMask* cm) {
   for (;;) {
-    int r = netpoll_sleep(deadline, blocked);
+    int r = netpoll_sleep(deadline, blocked, cm);
     if (r != ECANCELED) return r == EINTR ? -EINTR : 0;
     cancel_point();
   }
 }
 
-// The real call, blocking with the P handed off; raw result.
+// The real call, blocking with the P handed off; raw result. In a masked
+// call (cm) the real call takes the mask itself, and the M blocks every
+// signal until it does (g_call_mask_hold): EINTR at once if a handler ran
+// on the G since the mask took effect.
 template <typename F>
-long handoff_raw(F call) {
-  long r = libc_handoff(call);
+long handoff_raw(F call, const CallMask* cm = nullptr) {
+  long r = libc_handoff([&]() -> long {
+    if (cm && !g_call_mask_hold(get_user_g(), *cm)) {
+      errno = EINTR;  // the call's result, as the program sees it
+      return -1;
+    }
+    return call();
+  });
   return r < 0 ? -errno : r;
 }
 
@@ -160,7 +170,7 @@ struct timespec ts_of(int64_t ns) { return {static_cast<time_t>(ns / 1000000000)
 
 // poll and ppoll: raw results. A mask (ppoll) is the set of signals that
 // must not interrupt the wait.
-long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mask) {
+long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mask, const CallMask* cm) {
   // A signalfd of the program's is also readable for the signals pending
   // for this G alone (interpose/signalfd.cpp).
   SignalfdPoll sp;
@@ -186,15 +196,17 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
     want.get()[k++] = PollWant{fds[i].fd, dirs ? dirs : kPollRead, 0, 0};
   }
   if (k == 0) {  // no fds: a sleep
-    if (deadline == kNever) return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, nullptr, mask)); });
-    return sleep_raw(deadline, blocked_bits(mask));
+    if (deadline == kNever)
+      return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, nullptr, mask)); }, cm);
+    return sleep_raw(deadline, blocked_bits(mask), cm);
   }
   // A signalfd of the program's in the set (sp armed by the look above): a
   // signal left pending for this G alone by another thread wakes the
   // netpoller wait (signalfd.cpp), never the kernel's poll.
-  return poll_like(want.get(), k, deadline, blocked_bits(mask), !sp.armed, attempt, [&](int64_t ns) {
+  return poll_like(want.get(), k, deadline, blocked_bits(mask), !sp.armed, cm, attempt, [&](int64_t ns) {
     struct timespec ts = ts_of(ns);
-    return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, ns == kNever ? nullptr : &ts, mask)); });
+    return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, ns == kNever ? nullptr : &ts, mask)); },
+                       cm);
   });
 }
 
@@ -208,7 +220,8 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
 // on an error, EINTR included: a program that retries after EINTR with the
 // same sets (cmake's process loop on SIGCHLD) must wait for the same fds. A
 // look that finds nothing ready is not a result, so it leaves them alone.
-long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, const sigset_t* mask) {
+long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, const sigset_t* mask,
+               const CallMask* cm) {
   if (nfds < 0) return -EINVAL;
   if (nfds > FD_SETSIZE) nfds = FD_SETSIZE;  // callers hand larger ones to the real call
   using Word = unsigned long;
@@ -248,17 +261,17 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
   auto blocking = [&](int64_t ns) {
     struct timespec ts = ts_of(ns);
     return handoff_raw(
-        [&] { return static_cast<long>(real_pselect(nfds, r, w, e, ns == kNever ? nullptr : &ts, mask)); });
+        [&] { return static_cast<long>(real_pselect(nfds, r, w, e, ns == kNever ? nullptr : &ts, mask)); }, cm);
   };
   long res;
   if (n == 0) {
     res = look(attempt);
     if (res == 0) {
       if (deadline == kNever) return blocking(kNever);
-      res = sleep_raw(deadline, blocked_bits(mask));
+      res = sleep_raw(deadline, blocked_bits(mask), cm);
     }
   } else {
-    res = poll_like(want.get(), n, deadline, blocked_bits(mask), true, attempt, blocking);
+    res = poll_like(want.get(), n, deadline, blocked_bits(mask), true, cm, attempt, blocking);
   }
   if (res == 0)  // the time ran out: the kernel clears the sets (whole words)
     for (int i = 0; i < 3; i++)
@@ -267,11 +280,12 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
   return res;
 }
 
-long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline, const sigset_t* mask) {
+long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline, const sigset_t* mask,
+              const CallMask* cm) {
   PollWant want{epfd, kPollRead, 0, 0};
   auto attempt = [&] { return raw_syscall6(SYS_epoll_wait, epfd, reinterpret_cast<long>(ev), max, 0, 0, 0); };
-  return poll_like(&want, 1, deadline, blocked_bits(mask), true, attempt, [&](int64_t ns) {
-    return handoff_raw([&] { return static_cast<long>(real_epoll_pwait(epfd, ev, max, ms_of(ns), mask)); });
+  return poll_like(&want, 1, deadline, blocked_bits(mask), true, cm, attempt, [&](int64_t ns) {
+    return handoff_raw([&] { return static_cast<long>(real_epoll_pwait(epfd, ev, max, ms_of(ns), mask)); }, cm);
   });
 }
 
@@ -290,12 +304,20 @@ namespace {
 // too: GNU make blocks SIGCHLD everywhere and waits for it in pselect with
 // it unblocked, and hung for ever while the process-wide SIGCHLD stayed
 // pending in the kernel. The old mask comes back before the call returns.
+// From the moment the mask takes effect the call is under way: a handler
+// that runs on the G before it parks (or before the real call, handed off)
+// ends it with EINTR (netpoll_wait_any's `call`, g_call_mask_hold). wait
+// gets the CallMask, or null when there is none.
 template <typename F>
 long with_wait_mask(const sigset_t* mask, const F& wait) {
   G* g = get_user_g();
-  if (!mask || !g || !runtime_up) return wait();
+  if (!mask || !g || !runtime_up) return wait(nullptr);
   CallMask cm;
-  long r = g_call_mask_begin(g, mask, &cm) ? -long{EINTR} : wait();
+  long r = g_call_mask_begin(g, mask, &cm) ? -long{EINTR} : wait(&cm);
+  // Kept for this G while it waited, and let in by the call's mask: its
+  // handler runs before the call returns, as the kernel runs it in the call
+  // (a handed-off call that sysmon's kick ended, under the held mask).
+  if (sigpend_any()) sigpend_run(nullptr, nullptr);
   g_call_mask_end(g, cm);
   return r;
 }
@@ -305,13 +327,14 @@ extern "C" {
 
 MNP_EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) {
   if (!fd_caller_is_g() || timeout == 0) return real_poll(fds, n, timeout);
-  return static_cast<int>(raw_to_libc(do_poll(fds, n, deadline_ms(timeout), nullptr)));
+  return static_cast<int>(raw_to_libc(do_poll(fds, n, deadline_ms(timeout), nullptr, nullptr)));
 }
 
 MNP_EXPORT int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* mask) {
   if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_ppoll(fds, n, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
-  return static_cast<int>(raw_to_libc(with_wait_mask(mask, [&] { return do_poll(fds, n, deadline_ts(t), mask); })));
+  return static_cast<int>(
+      raw_to_libc(with_wait_mask(mask, [&](const CallMask* cm) { return do_poll(fds, n, deadline_ts(t), mask, cm); })));
 }
 
 // _FORTIFY_SOURCE's versions for an array of known size: glibc's check,
@@ -337,7 +360,7 @@ MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
     struct timespec ts = {tv->tv_sec + tv->tv_usec / 1000000, (tv->tv_usec % 1000000) * 1000};
     deadline = deadline_ts(&ts);
   }
-  long res = do_select(nfds, r, w, e, deadline, nullptr);
+  long res = do_select(nfds, r, w, e, deadline, nullptr, nullptr);
   if (tv && deadline != kNever) {  // whatever the result, EINTR included
     int64_t left = left_ns(deadline);
     tv->tv_sec = static_cast<time_t>(left / 1000000000);
@@ -351,24 +374,27 @@ MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct t
   if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_pselect(nfds, r, w, e, t, mask);
   if (nfds > FD_SETSIZE) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
-  return static_cast<int>(raw_to_libc(with_wait_mask(mask, [&] { return do_select(nfds, r, w, e, deadline_ts(t), mask); })));
+  return static_cast<int>(raw_to_libc(
+      with_wait_mask(mask, [&](const CallMask* cm) { return do_select(nfds, r, w, e, deadline_ts(t), mask, cm); })));
 }
 
 MNP_EXPORT int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout) {
   if (!fd_caller_is_g() || timeout == 0) return real_epoll_wait(epfd, ev, max, timeout);
-  return static_cast<int>(raw_to_libc(do_epoll(epfd, ev, max, deadline_ms(timeout), nullptr)));
+  return static_cast<int>(raw_to_libc(do_epoll(epfd, ev, max, deadline_ms(timeout), nullptr, nullptr)));
 }
 
 MNP_EXPORT int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) {
   if (!fd_caller_is_g() || timeout == 0) return real_epoll_pwait(epfd, ev, max, timeout, mask);
-  return static_cast<int>(raw_to_libc(with_wait_mask(mask, [&] { return do_epoll(epfd, ev, max, deadline_ms(timeout), mask); })));
+  return static_cast<int>(raw_to_libc(
+      with_wait_mask(mask, [&](const CallMask* cm) { return do_epoll(epfd, ev, max, deadline_ms(timeout), mask, cm); })));
 }
 
 MNP_EXPORT int epoll_pwait2(int epfd, struct epoll_event* ev, int max, const struct timespec* t,
                             const sigset_t* mask) {
   if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_epoll_pwait2(epfd, ev, max, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
-  return static_cast<int>(raw_to_libc(with_wait_mask(mask, [&] { return do_epoll(epfd, ev, max, deadline_ts(t), mask); })));
+  return static_cast<int>(raw_to_libc(
+      with_wait_mask(mask, [&](const CallMask* cm) { return do_epoll(epfd, ev, max, deadline_ts(t), mask, cm); })));
 }
 
 }  // extern "C"

@@ -169,6 +169,16 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   if (g && !g->is_g0 && sigpend_any()) sigpend_run(uc, &static_cast<ucontext_t*>(uc)->uc_sigmask);
 }
 
+// A held-back signal that its M blocks by the time the hold ends
+// (m_signal_redeliver): kept as above for a G that blocks it.
+void keep_blocked(int sig, const siginfo_t* si) {
+  const Record* r = g_prog[sig].rec.load(std::memory_order_acquire);
+  if (!r) return;
+  G* g = tls_g;
+  bool own = g && !g->is_g0 && thread_directed(sig, si);
+  sigpend_put_for(own ? g : nullptr, sig, si, SigAct{r->handler, r->flags, r->mask});
+}
+
 void* handler_of(const struct sigaction* act) {
   return (act->sa_flags & SA_SIGINFO) ? reinterpret_cast<void*>(act->sa_sigaction)
                                       : reinterpret_cast<void*>(act->sa_handler);
@@ -262,12 +272,26 @@ R sigwait_call(G* g, R (*f)(A...), A... a) {
 }
 
 uint64_t set_bits(const sigset_t* s) { return sigset_bits(s) & ~((1ULL << 31) | (1ULL << 32)); }
+
+// sigsuspend's real call, on the G's M after entersyscall. The G's mask has
+// been the call's since g_call_mask_begin, so the kernel could run a handler
+// on the G before the call sleeps: it would then sleep through the very
+// signal it waits for. Blocked at the kernel until the call sets its mask,
+// a signal from now on lands inside the call; one that ran before ends it.
+int held_sigsuspend(const sigset_t* mask, const CallMask* cm) {
+  if (!g_call_mask_hold(get_user_g(), *cm)) {
+    errno = EINTR;  // sigsuspend's own result
+    return -1;
+  }
+  return real_sigsuspend(mask);
+}
 }  // namespace
 
 namespace mnp {
 void interpose_signal_init() {
   set_poke_unwrap_hook(unwrap_for_poke);
   set_sigact_hook(action_for);
+  set_sig_keep_hook(keep_blocked);
 }
 }  // namespace mnp
 
@@ -472,14 +496,24 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
   uint64_t through = ~sigset_bits(mask) & ~((1ULL << 31) | (1ULL << 32));
   CallMask cm;
   bool ran = g_call_mask_begin(g, mask, &cm);
-  // Set before the look at the pending slots: a sender that finds no flag
-  // leaves a slot, which the look sees (sigwait_begin).
-  g->sigwait_bits.store(through, std::memory_order_seq_cst);
-  int r = -1;
-  if (!ran && !(sigpend_bits_for(g) & through)) r = sigwait_call(g, real_sigsuspend.get(), mask);
-  int e = errno;
-  g->sigwait_bits.store(0, std::memory_order_release);
-  if (sigpend_any()) sigpend_run(nullptr, nullptr);  // kept for this G meanwhile, under the call's mask
+  int r = -1, e = errno;
+  // Natively sigsuspend returns only once a handler ran (or with an
+  // error): a call that the runtime's own signal ended — sysmon's kick for
+  // a slot that another G took first — or a pending slot taken meanwhile
+  // by another G leaves it waiting.
+  while (!ran) {
+    // Set before the look at the pending slots: a sender that finds no flag
+    // leaves a slot, which the look sees (sigwait_begin).
+    g->sigwait_bits.store(through, std::memory_order_seq_cst);
+    bool pending = (sigpend_bits_for(g) & through) != 0;
+    if (!pending) {
+      r = sigwait_call(g, held_sigsuspend, mask, static_cast<const CallMask*>(&cm));
+      e = errno;
+    }
+    g->sigwait_bits.store(0, std::memory_order_release);
+    if (sigpend_any()) sigpend_run(nullptr, nullptr);  // kept for this G meanwhile, under the call's mask
+    if (g->handlers_run != cm.ran || (!pending && !(r == -1 && e == EINTR))) break;
+  }
   g_call_mask_end(g, cm);
   errno = r == -1 && g->handlers_run != cm.ran ? EINTR : e;
   return r;

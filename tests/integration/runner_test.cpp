@@ -666,6 +666,11 @@ TEST(ForkIds, Procs2) { run_case(simple({"fork_ids"}), 2); }
 // epoll_pwait reaches the waiting thread (GNU make -j; io_pselect_mask.c).
 TEST(IoPselectMask, Procs1) { run_case(simple({"io_pselect_mask"}), 1); }
 TEST(IoPselectMask, Procs2) { run_case(simple({"io_pselect_mask"}), 2); }
+// The same calls with the signal landing at every point of their entry, from
+// a one-shot timer and from exiting children: each ends with EINTR after
+// the handler ran once, none hangs (io_pselect_race.c).
+TEST(IoPselectMask, RaceProcs1) { run_case(simple({"io_pselect_race"}), 1); }
+TEST(IoPselectMask, RaceProcs2) { run_case(simple({"io_pselect_race"}), 2); }
 
 // sigsuspend returns only after the handler of the signal that ended it
 // ran (lbzip2; sig_suspend_flag.c).
