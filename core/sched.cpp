@@ -1556,13 +1556,16 @@ void wire_drop() {
   }
 }
 
-void wire_for_life() {
+void wire_for_life(bool creds) {
   G* gp = get_user_g();
   if (!gp || !runtime_up || gp->wired_for_life) return;
-  // The state about to land on this thread (a name, credentials, seccomp,
-  // namespaces) is inherited by threads it creates: sysmon, which creates
-  // the threads of new Ms for wired ones, must exist before it.
-  sysmon_ensure();
+  // The state about to land on this thread (a name, seccomp, namespaces) is
+  // inherited by threads it creates: sysmon, which creates the threads of
+  // new Ms for wired ones, must exist before it. Credentials are the
+  // exception (sched.h): started before, sysmon kept root's capabilities
+  // while setpriv dropped them from its only thread, and the setresgid
+  // that followed aborted in glibc (one thread succeeded, one failed).
+  if (!creds) sysmon_ensure();
   gp->wired_for_life = true;
   wire_take();
 }

@@ -397,10 +397,15 @@ bool yield();
 // no-ops). wire_take/wire_drop count reasons; the G is wired while any is
 // held. wire_for_life takes one reason that is never dropped: the G's M
 // exits with it (as natively its kernel thread would), so the state dies
-// with the thread it belongs to.
+// with the thread it belongs to. `creds`: the state is the thread's
+// credentials (capabilities, keepcaps, securebits, fsuid): threads the
+// runtime makes afterwards may inherit it, and should, since glibc's
+// set*id broadcast fails (abort) when one thread lacks a capability the
+// caller has. Other state (a name, seccomp, namespaces) must not reach
+// sysmon and the Ms it creates: sysmon is started first.
 void wire_take();
 void wire_drop();
-void wire_for_life();
+void wire_for_life(bool creds = false);
 // In a child of fork: the children of the parent are not this process's.
 void wire_after_fork_child(G* gp);
 

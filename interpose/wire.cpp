@@ -67,6 +67,11 @@ inline G* wiring_g() { return runtime_up ? get_user_g() : nullptr; }
 // slack, the TSC and machine-check modes, the I/O flusher flag, speculation
 // control, syscall user dispatch. The others (dumpable, subreaper, THP,
 // the mm and VMA settings, ptracer) are the process's and need no wiring.
+// The credential subset: capabilities and the bits that govern them.
+bool prctl_creds(int op) {
+  return op == PR_SET_KEEPCAPS || op == PR_CAPBSET_DROP || op == PR_SET_SECUREBITS || op == PR_CAP_AMBIENT;
+}
+
 bool prctl_per_thread(int op) {
   switch (op) {
     case PR_SET_PDEATHSIG:
@@ -175,7 +180,7 @@ extern "C" MNP_EXPORT int prctl(int op, ...) noexcept {
   unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
   unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
   va_end(ap);
-  if (prctl_per_thread(op)) wire_for_life();
+  if (prctl_per_thread(op)) wire_for_life(prctl_creds(op));
   return real_prctl(op, a2, a3, a4, a5);
 }
 
@@ -190,17 +195,17 @@ extern "C" MNP_EXPORT int setns(int fd, int nstype) noexcept {
 }
 
 extern "C" MNP_EXPORT int capset(void* hdr, void* data) noexcept {
-  wire_for_life();
+  wire_for_life(true);
   return real_capset(hdr, data);
 }
 
 extern "C" MNP_EXPORT int setfsuid(uid_t uid) noexcept {
-  wire_for_life();
+  wire_for_life(true);
   return real_setfsuid(uid);
 }
 
 extern "C" MNP_EXPORT int setfsgid(gid_t gid) noexcept {
-  wire_for_life();
+  wire_for_life(true);
   return real_setfsgid(gid);
 }
 
@@ -224,16 +229,18 @@ bool wire_syscall(long nr, const long* a, long* ret) {
     case SYS_ptrace:
     case SYS_unshare:
     case SYS_setns:
+      wire_for_life();
+      return false;
     case SYS_capset:
     case SYS_setfsuid:
     case SYS_setfsgid:
-      wire_for_life();
+      wire_for_life(true);
       return false;
     case SYS_personality:
       if (static_cast<unsigned long>(a[0]) != 0xffffffffUL) wire_for_life();
       return false;
     case SYS_prctl:
-      if (prctl_per_thread(static_cast<int>(a[0]))) wire_for_life();
+      if (prctl_per_thread(static_cast<int>(a[0]))) wire_for_life(prctl_creds(static_cast<int>(a[0])));
       return false;
     case SYS_seccomp:
       if (seccomp_per_thread(a[0], a[1])) wire_for_life();

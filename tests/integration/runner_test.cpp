@@ -614,6 +614,11 @@ TEST(ExitFromThread, Procs2) { run_case(simple({"exit_from_thread"}, 42), 2); }
 // setgid/setuid from a thread reach every kernel thread.
 TEST(Setuid, Procs1) { run_case(kSetuid, 1); }
 TEST(Setuid, Procs2) { run_case(kSetuid, 2); }
+// setpriv's sequence in a one-thread child (creds_keepcaps.c): keepcaps,
+// setresuid, capset, setresgid. sysmon started before the credentials
+// changed kept none and glibc's setresgid broadcast aborted.
+TEST(Setuid, KeepcapsProcs1) { run_case(simple({"creds_keepcaps"}), 1); }
+TEST(Setuid, KeepcapsProcs2) { run_case(simple({"creds_keepcaps"}), 2); }
 
 // Detached threads.
 TEST(Detach, Procs1) { run_case(bounded({"detach"}), 1); }
