@@ -53,6 +53,7 @@ constinit Real<PrctlFn> real_prctl{"prctl", "GLIBC_2.2.5"};
 constinit Real<IntFn> real_unshare{"unshare", "GLIBC_2.4"};
 constinit Real<SetnsFn> real_setns{"setns", "GLIBC_2.14"};
 constinit Real<CapsetFn> real_capset{"capset", "GLIBC_2.2.5"};
+constinit Real<CapsetFn> real_capget{"capget", "GLIBC_2.2.5"};
 constinit Real<FsidFn> real_setfsuid{"setfsuid", "GLIBC_2.2.5"};
 constinit Real<FsidFn> real_setfsgid{"setfsgid", "GLIBC_2.2.5"};
 constinit Real<PersonalityFn> real_personality{"personality", "GLIBC_2.2.5"};
@@ -67,6 +68,29 @@ inline G* wiring_g() { return runtime_up ? get_user_g() : nullptr; }
 // slack, the TSC and machine-check modes, the I/O flusher flag, speculation
 // control, syscall user dispatch. The others (dumpable, subreaper, THP,
 // the mm and VMA settings, ptracer) are the process's and need no wiring.
+// capget/capset name their thread in the header: 0 or the caller's own
+// id. A G's own id (gettid(); the pid for the main G) is no kernel thread
+// the M knows as itself (capset: EPERM; capget: another thread's sets), so
+// it is passed as 0, on a copy of the header whose version the kernel may
+// rewrite (version negotiation) and which goes back to the caller's.
+struct CapHeader {
+  uint32_t version;
+  int pid;
+};
+template <typename F>
+long own_caps(F call, void* hdr) {
+  G* g = get_user_g();
+  auto* h = static_cast<CapHeader*>(hdr);
+  if (!g || !runtime_up || !h || h->pid == 0 || static_cast<uint32_t>(h->pid) != g->fake_tid) return call(hdr);
+  CapHeader copy = *h;
+  copy.pid = 0;
+  long r = call(&copy);
+  int e = errno;
+  h->version = copy.version;
+  errno = e;
+  return r;
+}
+
 // The credential subset: capabilities and the bits that govern them.
 bool prctl_creds(int op) {
   return op == PR_SET_KEEPCAPS || op == PR_CAPBSET_DROP || op == PR_SET_SECUREBITS || op == PR_CAP_AMBIENT;
@@ -196,7 +220,11 @@ extern "C" MNP_EXPORT int setns(int fd, int nstype) noexcept {
 
 extern "C" MNP_EXPORT int capset(void* hdr, void* data) noexcept {
   wire_for_life(true);
-  return real_capset(hdr, data);
+  return own_caps([&](void* h) { return static_cast<long>(real_capset(h, data)); }, hdr);
+}
+
+extern "C" MNP_EXPORT int capget(void* hdr, void* data) noexcept {
+  return own_caps([&](void* h) { return static_cast<long>(real_capget(h, data)); }, hdr);
 }
 
 extern "C" MNP_EXPORT int setfsuid(uid_t uid) noexcept {
@@ -232,6 +260,14 @@ bool wire_syscall(long nr, const long* a, long* ret) {
       wire_for_life();
       return false;
     case SYS_capset:
+      wire_for_life(true);
+      *ret = own_caps([&](void* h) { return real_syscall6(nr, reinterpret_cast<long>(h), a[1]); },
+                      reinterpret_cast<void*>(a[0]));
+      return true;
+    case SYS_capget:
+      *ret = own_caps([&](void* h) { return real_syscall6(nr, reinterpret_cast<long>(h), a[1]); },
+                      reinterpret_cast<void*>(a[0]));
+      return true;
     case SYS_setfsuid:
     case SYS_setfsgid:
       wire_for_life(true);

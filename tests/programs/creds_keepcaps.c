@@ -11,11 +11,16 @@
  * so the postgres matrix case, died of SIGABRT. Credentials are now set
  * on the caller's thread before sysmon exists, which inherits them.
  *
+ * Also: a thread's capget naming itself by its own id (gettid()) reads
+ * its own sets, as the kernel's does; under the shim a G's id named no
+ * kernel thread (ESRCH) until the interposer passed it as 0.
+ *
  * Needs root (as CI runs); otherwise prints that it skipped. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <linux/capability.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -39,12 +44,24 @@ static int child(void) {
   return 0;
 }
 
+static void* capget_self(void* arg) {
+  struct __user_cap_header_struct h = {_LINUX_CAPABILITY_VERSION_3, (int)syscall(SYS_gettid)};
+  struct __user_cap_data_struct d[2];
+  *(int*)arg = (int)syscall(SYS_capget, &h, d) == 0 && (d[0].effective & (1u << CAP_SETUID)) != 0;
+  return NULL;
+}
+
 int main(void) {
   mnp_report_shim();
   if (geteuid() != 0) {
     puts("not root: skipped");
     return 0;
   }
+  int own = -1;
+  pthread_t t;
+  pthread_create(&t, NULL, capget_self, &own);
+  pthread_join(t, NULL);
+  printf("thread's capget of its own id: %s\n", own == 1 ? "its sets" : "failed");
   fflush(stdout);
   pid_t c = fork();
   if (c == 0) _exit(child());
