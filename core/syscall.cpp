@@ -732,6 +732,15 @@ void sysmon_p_busy() {
 void entersyscall_block() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
+  // The process's only G on its only M (sched.h, wait_direct): nothing
+  // else could use the P, and handing it off started an M and sysmon for
+  // nothing; a thread created meanwhile brings sysmon, which retakes it.
+  // (setpriv's getpwnam did so at 1 P before it changed its credentials;
+  // the two threads without them made glibc's setresgid abort.)
+  if (wait_direct(gp)) {
+    entersyscall();
+    return;
+  }
   entersyscall();
   if (gp->syscall_depth != 1) return;
   // Held from the CAS until the P has a new owner: a handler of the

@@ -241,7 +241,11 @@ void part_stdio(Ctx& c) {
   for (long line = 0; line < stdio_lines(c); line++) {
     char text[32];
     int n = snprintf(text, sizeof text, "T%02d %05ld\n", c.id, line);
+    // A contended flockfile parks the G; the unlocking G's P runs it next,
+    // often on another kernel thread: a migration with the lock just taken.
+    long before = raw_gettid();
     flockfile(g_file);
+    if (raw_gettid() != before) c.migrations++;
     flockfile(g_file);  // recursive: the owner is this thread
     for (int k = 0; k < n; k++) {
       if (putc_unlocked(text[k], g_file) == EOF) fail(c, kStdio, "putc_unlocked failed");
