@@ -1163,15 +1163,10 @@ constinit int64_t g_scavenge_last = 0;  // sysmon
 constinit int32_t g_scavenge_debt = 0;  // sysmon: free Gs still to free this period
 constinit int32_t g_scavenge_freed = 0;  // sysmon: freed this period
 
-// The P's free list has no lock: its owner uses it, held still (m_hold)
-// against a handler of the program's that would create or reap a G here.
-void gfput_local(P* pp, G* gp) {
-  gp->schedlink = pp->gfree;
-  pp->gfree = gp;
-  if (++pp->ngfree < kPerPFreeMax) return;
-  // Move half to the global list.
+// Moves the P's free Gs beyond `keep` to the global list.
+void gfree_spill(P* pp, int32_t keep) {
   LockGuard lk(sched.gfree_lock);
-  while (pp->ngfree > kPerPFreeMax / 2) {
+  while (pp->ngfree > keep) {
     G* g2 = pp->gfree;
     pp->gfree = g2->schedlink;
     pp->ngfree--;
@@ -1179,6 +1174,15 @@ void gfput_local(P* pp, G* gp) {
     sched.gfree = g2;
     sched.ngfree++;
   }
+}
+
+// The P's free list has no lock: its owner uses it, held still (m_hold)
+// against a handler of the program's that would create or reap a G here.
+void gfput_local(P* pp, G* gp) {
+  gp->schedlink = pp->gfree;
+  pp->gfree = gp;
+  if (++pp->ngfree < kPerPFreeMax) return;
+  gfree_spill(pp, kPerPFreeMax / 2);  // half to the global list
 }
 
 void gfput(G* gp) {
@@ -1257,15 +1261,7 @@ G* gfget() {
 // The P's owner, about to give the P up for lack of work.
 void gfree_idle_trim(P* pp) {
   if (pp->ngfree <= kPerPIdleKeep) return;
-  LockGuard lk(sched.gfree_lock);
-  while (pp->ngfree > kPerPIdleKeep) {
-    G* g2 = pp->gfree;
-    pp->gfree = g2->schedlink;
-    pp->ngfree--;
-    g2->schedlink = sched.gfree;
-    sched.gfree = g2;
-    sched.ngfree++;
-  }
+  gfree_spill(pp, kPerPIdleKeep);
 }
 
 MNP_GBASE void g_trampoline(void* arg) {
