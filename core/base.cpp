@@ -23,6 +23,15 @@ char* fmt_u64(char* p, char* end, uint64_t v) {
   return p;
 }
 
+char* fmt_hex(char* p, char* end, uint64_t v) {
+  char tmp[16];
+  int n = 0;
+  do { tmp[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+  p = fmt_str(p, end, "0x");
+  while (n && p < end) *p++ = tmp[--n];
+  return p;
+}
+
 void raw_print(const char* msg) {
   char buf[512];
   char* end = buf + sizeof buf - 1;

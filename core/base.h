@@ -32,6 +32,7 @@ namespace mnp {
 void raw_print(const char* msg);
 // Appends decimal/hex representations to a caller buffer; returns new end.
 char* fmt_u64(char* p, char* end, uint64_t v);
+char* fmt_hex(char* p, char* end, uint64_t v);  // 0x and lower-case digits
 char* fmt_str(char* p, char* end, const char* s);
 
 #define MNP_STR2(x) #x

@@ -328,14 +328,12 @@ void poke_m(M* mp, int64_t now) {
 // /proc with raw calls (sysmon calls no interposed function); unknown
 // counts as not stopped.
 bool thread_stopped(long tid) {
-  char path[48] = "/proc/self/task/";
-  char digits[24];
-  int n = 0;
-  for (long t = tid; n == 0 || t > 0; t /= 10) digits[n++] = static_cast<char>('0' + t % 10);
-  size_t len = 16;
-  while (n > 0) path[len++] = digits[--n];
-  const char tail[] = "/stat";
-  for (char c : tail) path[len++] = c;
+  char path[48];
+  char* e = path + sizeof path - 1;
+  char* p = fmt_str(path, e, "/proc/self/task/");
+  p = fmt_u64(p, e, static_cast<uint64_t>(tid));
+  p = fmt_str(p, e, "/stat");
+  *p = 0;
   long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC);
   if (fd < 0) return false;
   char buf[512];
@@ -737,12 +735,9 @@ void entersyscall_block() {
   // nothing; a thread created meanwhile brings sysmon, which retakes it.
   // (setpriv's getpwnam did so at 1 P before it changed its credentials;
   // the two threads without them made glibc's setresgid abort.)
-  if (wait_direct(gp)) {
-    entersyscall();
-    return;
-  }
+  bool alone = wait_direct(gp);
   entersyscall();
-  if (gp->syscall_depth != 1) return;
+  if (alone || gp->syscall_depth != 1) return;
   // Held from the CAS until the P has a new owner: a handler of the
   // program's in between (handler_begin takes a P for it) found no P — this
   // one, kPIdle, is on no list yet — and queued the G, while the P waited

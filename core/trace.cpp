@@ -45,12 +45,7 @@ struct Line {
     return *this;
   }
   Line& x(uint64_t v) {
-    char digits[16];
-    int n = 0;
-    do digits[n++] = "0123456789abcdef"[v & 15];
-    while ((v >>= 4) != 0);
-    s("0x");
-    while (n > 0 && p < end) *p++ = digits[--n];
+    p = fmt_hex(p, end, v);
     return *this;
   }
   Line& i(int64_t v) {
