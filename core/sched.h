@@ -152,9 +152,10 @@ struct G {
   // the hand-off if glibc's cancellation unwinds through them.
   uint32_t cancel_handoff = 0;
   // Signals (core/sigmask.cpp). sigmask is the program's view of this G's
-  // mask (the runtime's signal may be in it); kmask is what its M's kernel
-  // thread gets while it runs (bit sig-1; never the runtime's signal, 32 or
-  // 33). Both (self), or the creator's before the G first runs.
+  // mask (the runtime's signal may be in it); kmask is the same as bits
+  // (bit sig-1) without SIGKILL, SIGSTOP, 32 and 33, and its M's kernel
+  // thread gets kmask minus the runtime's signal while it runs
+  // (g_load_kmask). Both (self), or the creator's before the G first runs.
   sigset_t sigmask = {};
   uint64_t kmask = 0;
   // Set while it waits in sigwait/sigwaitinfo/sigtimedwait (the set) or
@@ -289,11 +290,17 @@ constexpr uint64_t kKmaskUnknown = ~0ULL;
 inline uint64_t sigset_bits(const sigset_t* s) { return s->__val[0]; }
 // Sets the kernel mask of the calling thread, which is mp's, to k.
 void m_set_kmask(M* mp, uint64_t k);
+// Bits no M ever blocks in the kernel: the runtime's signal once its
+// handler is installed. Applied when a mask is loaded rather than kept in
+// each G's kmask, because the runtime's signal can change while Gs live
+// (poke_signal_release).
+extern std::atomic<uint64_t> g_kmask_open;
 // The resumed G's mask on the M it now runs on: a system call only when
 // it differs from the one the M has.
 inline void g_load_kmask(G* gp) {
   M* mp = gp->m;
-  if (__builtin_expect(gp->kmask != mp->kmask, 0)) m_set_kmask(mp, gp->kmask);
+  uint64_t k = gp->kmask & ~g_kmask_open.load(std::memory_order_relaxed);
+  if (__builtin_expect(k != mp->kmask, 0)) m_set_kmask(mp, k);
 }
 // A G's mask: first set (newproc, the main G), changed, dropped at exit.
 void g_sigmask_init(G* gp, const sigset_t* view);
@@ -322,6 +329,8 @@ inline bool g_blocks(const G* gp, int sig) { return (gp->sigmask.__val[0] >> (si
 // What an M between Gs blocks: the signals every live G blocks (so that
 // the kernel picks it for no signal that natively would stay pending).
 uint64_t idle_kmask();
+// Every live G blocks sig.
+bool sig_blocked_by_all_gs(int sig);
 // In a child of fork: self is the only G.
 void sigmask_after_fork(G* self);
 
@@ -527,6 +536,17 @@ void sysmon_after_fork();
 // The runtime's signal (MNP_SIGNAL): the program's own action for it is kept
 // here, and deliveries that are not sysmon's are passed on to it.
 bool poke_signal_is(int sig);
+// -1 while the runtime's signal is not installed (lazy start-up).
+int poke_signal_number();
+// The program asks for the runtime's signal as a queued signal (a signalfd
+// or a sigwait set holds it): the runtime moves to a free real-time signal
+// (none of `avoid`, none with an action or blocked by a G) and gives the old
+// one back to the program with the action it recorded. False when no
+// signal is free (the runtime keeps its own).
+bool poke_signal_release(uint64_t avoid);
+// interpose/signal.cpp: installs the program's recorded action for a signal
+// the runtime gave back, as its own sigaction would.
+void set_poke_rewrap_hook(void (*hook)(int, const struct sigaction*));
 // Sends the runtime's signal to the M whose kernel id is tid (with si:
 // rt_tgsigqueueinfo). Nothing is sent while an exec is pending (-EAGAIN).
 long send_runtime_signal(long tid, siginfo_t* si);

@@ -2,8 +2,8 @@
 //
 // Natively every thread has its own mask. A G has no kernel thread, so its
 // mask is kept in the G (G::sigmask, what pthread_sigmask reads back) and
-// loaded into its M's kernel thread while it runs (G::kmask: the same minus
-// the runtime's signal, 32 and 33, which stay open on every M). Each M
+// loaded into its M's kernel thread while it runs (G::kmask, minus the
+// runtime's signal, 32 and 33, which stay open on every M). Each M
 // remembers the mask its thread has (M::kmask), and a switch to a G costs
 // an rt_sigprocmask only when the G's kmask differs (g_load_kmask, sched.h):
 // Gs whose masks are equal — the common case, all empty — switch with no
@@ -31,7 +31,7 @@
 
 namespace mnp {
 
-int poke_signal_number();  // syscall.cpp: -1 when the runtime's signal is off
+constinit std::atomic<uint64_t> g_kmask_open{0};
 
 namespace {
 constinit std::atomic<int32_t> g_blockers[64];
@@ -58,7 +58,7 @@ void store_view(G* gp, const sigset_t* view) {
   // runtime code must not touch errno).
   v.__val[0] &= ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1)) | (1ULL << 31) | (1ULL << 32));
   gp->sigmask = v;
-  gp->kmask = sigset_bits(&v) & ~never_blocked();
+  gp->kmask = sigset_bits(&v);  // g_load_kmask leaves the runtime's signal out
 }
 }  // namespace
 
@@ -108,6 +108,11 @@ bool g_call_mask_hold(G* gp, const CallMask& cm) {
 
 void g_sigmask_drop(G* gp) {
   count(sigset_bits(&gp->sigmask), -1);
+}
+
+bool sig_blocked_by_all_gs(int sig) {
+  int64_t n = sched.ngsys_live.load(std::memory_order_relaxed);
+  return n > 0 && g_blockers[sig - 1].load(std::memory_order_relaxed) >= n;
 }
 
 uint64_t idle_kmask() {

@@ -120,7 +120,13 @@ void mark_in_syscall(M* mp, G* gp) {
 
 constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
 constexpr int64_t kPokeGapMaxNs = 1000 * 1000;
-constinit int g_poke_signal = SIGURG;
+// siginfo value of the mask refresh after the runtime's signal moved
+// (poke_signal_release).
+constexpr int kMaskRefreshValue = 0x4d4e5052;
+// The runtime's signal (MNP_SIGNAL, or the one poke_signal_release moved
+// to). Read anywhere, changed only under g_sysmon_start_lock.
+constinit std::atomic<int> g_poke_signal{SIGURG};
+int poke_sig() { return g_poke_signal.load(std::memory_order_relaxed); }
 
 // exec and the runtime's signal. Signals pending at a thread survive
 // execve, and the new image has default actions: a poke still in flight
@@ -149,8 +155,10 @@ long send_poke(long tid, siginfo_t* si) {
   long r = -EAGAIN;
   if (g_exec_pending.load(std::memory_order_seq_cst) == 0) {
     long pid = raw_syscall(SYS_getpid);
-    r = si ? raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, g_poke_signal, reinterpret_cast<long>(si))
-           : raw_syscall(SYS_tgkill, pid, tid, g_poke_signal);
+    int sig = poke_sig();
+    if (si) si->si_signo = sig;
+    r = si ? raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(si))
+           : raw_syscall(SYS_tgkill, pid, tid, sig);
   }
   g_poke_inflight.fetch_sub(1, std::memory_order_release);
   return r;
@@ -176,15 +184,19 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
   bool has = (a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != nullptr
                                        : (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN);
   G* g = tls_g;
-  if (has && g && g->is_g0 && runtime_up) {  // an M between Gs: for a G to run (sigpend.h)
-    SigAct act{reinterpret_cast<void*>(a.sa_sigaction), a.sa_flags, a.sa_mask};
-    sigpend_put(sig, si, act);
+  SigAct act{reinterpret_cast<void*>(a.sa_sigaction), a.sa_flags, a.sa_mask};
+  if (g && g->is_g0 && runtime_up) {
+    // An M between Gs: for a G to run (sigpend.h). With no handler, kept
+    // only when every G blocks it, as the kernel keeps a blocked signal
+    // pending whatever its action (for a sigwait to take); else the G
+    // the kernel would have picked ignores it.
+    if (has || sig_blocked_by_all_gs(sig)) sigpend_put(sig, si, act);
     return;
   }
-  if (has && g && runtime_up && g_blocks(g, sig)) {
+  if (g && runtime_up && g_blocks(g, sig)) {
     // The G blocks the runtime's signal (the kernel never does): pending
-    // until it unblocks it, for this G if it was sent to this thread.
-    SigAct act{reinterpret_cast<void*>(a.sa_sigaction), a.sa_flags, a.sa_mask};
+    // until it unblocks it or a sigwait takes it, for this G if it was
+    // sent to this thread.
     sigpend_put_for(si && si->si_code == SI_TKILL ? g : nullptr, sig, si, act);
     return;
   }
@@ -202,10 +214,17 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
 
 // Runs on the signalled M's own thread. Finds the M by kernel tid, never
 // through TLS (the FS base may belong to a G mid-switch).
+void refresh_released(ucontext_t* uc);
+
 void poke_handler(int, siginfo_t* si, void* ucv) {
   if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kDumpRequestValue) {
     trace_request_dump();
     g_sysmon_note_wake_for_dump();
+    return;
+  }
+  if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kMaskRefreshValue &&
+      si->si_pid == static_cast<pid_t>(raw_syscall(SYS_getpid))) {
+    refresh_released(static_cast<ucontext_t*>(ucv));
     return;
   }
   if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kSigpendKickValue &&
@@ -233,7 +252,7 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   // this process): the program's own signal, for its own action.
   uint32_t pending = mp ? mp->pokes.load(std::memory_order_relaxed) : 0;
   if (!pending || !si || si->si_code != SI_TKILL || si->si_pid != static_cast<pid_t>(raw_syscall(SYS_getpid))) {
-    chain_to_user(si ? si->si_signo : g_poke_signal, si, ucv);
+    chain_to_user(si ? si->si_signo : poke_sig(), si, ucv);
     return;
   }
   mp->pokes.fetch_sub(1, std::memory_order_relaxed);
@@ -296,6 +315,85 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     return;
   }
   mark_in_syscall(mp, gp);
+}
+
+// The kernel action of the runtime's signal.
+struct sigaction poke_action() {
+  struct sigaction sa = {};
+  sa.sa_sigaction = poke_handler;
+  // Not SA_ONSTACK: an alternate signal stack belongs to the kernel thread
+  // (Rust's std gives every thread one), and a G preempted inside this
+  // handler leaves its signal frame where it ran; on a shared alternate
+  // stack the M's next signal would overwrite it. The G's own stack keeps
+  // the frame safe until the G resumes and returns through sigreturn.
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  return sa;
+}
+
+using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
+// The libc sigaction, not the shim's own interposer of it.
+SigactionFn* libc_sigaction() {
+  return reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5"));
+}
+
+// ---- Giving the runtime's signal back (poke_signal_release) ---------------
+//
+// PostgreSQL 15 blocks SIGURG, the default runtime signal, and takes it from
+// a signalfd in its epoll set. The runtime's signal is never blocked in the
+// kernel (an M that blocked it could be neither preempted nor found
+// blocked), so the program's SIGURG was always delivered to the runtime's
+// handler, never pending in the kernel, and the signalfd never became
+// readable: backends waited for their latches for good. A program that asks
+// for the signal as a queued one (a signalfd or a sigwait set with it) has
+// the better claim: the runtime moves to a real-time signal nobody uses,
+// and the old one becomes an ordinary signal of the program's, blocked in
+// the kernel wherever its G blocks it.
+//
+// Before the handler is installed (lazy start-up: PostgreSQL's postmaster
+// makes its signalfd long before any second thread) the move is just a new
+// number, inherited by forked children. After it: sends pause as around an
+// exec, the handler goes on the new signal, the number and the open bit
+// change, and the program's recorded action goes back on the old signal.
+// Ms other than the caller load the new kernel masks at their next G
+// switch; an idle M (asleep, its mask computed before) is sent a refresh
+// that blocks the old signal where every G blocks it, so that the kernel
+// keeps a process-directed instance pending instead of discarding it there.
+// A poke already queued on the old signal when it moves reaches the
+// program's action once (SIGURG's default discards it; a handler sees a
+// spurious SIGURG, as a program must expect from SIGURG anyway).
+constinit bool g_poke_moved = false;              // (g_sysmon_start_lock)
+constinit std::atomic<uint64_t> g_released_bits{0};  // signals the runtime gave back
+using PokeRewrapFn = void (*)(int, const struct sigaction*);
+constinit PokeRewrapFn g_poke_rewrap = nullptr;
+
+// In the refresh signal's handler on an M: the given-back signals its mask
+// should block now (its G's, or what every G blocks when it has none) are
+// added to the mask sigreturn restores. Only added: a block that comes
+// too early holds a signal pending a moment, one missing loses it.
+void refresh_released(ucontext_t* uc) {
+  M* mp = m_by_tid(raw_gettid());
+  if (!mp) return;
+  uint64_t rel = g_released_bits.load(std::memory_order_relaxed);
+  G* g = mp->curg;
+  uint64_t want = (g && !g->is_g0 ? g->kmask : idle_kmask()) & rel;
+  if (!want) return;
+  uc->uc_sigmask.__val[0] |= want;
+  if (mp->kmask != kKmaskUnknown) mp->kmask |= want;
+}
+
+// A real-time signal the program has no use for: default action, not
+// among `avoid`; 0 if there is none. A G's mask may hold it (programs block
+// everything while they set up): the G keeps the bit in its view, as for
+// SIGURG, and the kernel never blocks it.
+int free_rt_signal(SigactionFn* sa_fn, uint64_t avoid) {
+  for (int sig = 64; sig > 34; sig--) {
+    if ((avoid >> (sig - 1)) & 1) continue;
+    struct sigaction o = {};
+    if (sa_fn(sig, nullptr, &o) != 0) continue;
+    if (!(o.sa_flags & SA_SIGINFO) && o.sa_handler == SIG_DFL) return sig;
+  }
+  return 0;
 }
 
 // Whether the running G's P has anything else to run: a queued G, a G in
@@ -550,7 +648,7 @@ bool exec_prepare() {
   // Take the runtime's signals already pending for this thread. A program's
   // own instance pending for the whole process is taken too: the new image
   // would see it with the default action, which for SIGURG discards it.
-  uint64_t bit = uint64_t{1} << (g_poke_signal - 1);
+  uint64_t bit = uint64_t{1} << (poke_sig() - 1);
   uint64_t old = 0;
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&bit), reinterpret_cast<long>(&old), 8);
   struct timespec zero = {0, 0};
@@ -568,9 +666,9 @@ long send_runtime_signal(long tid, siginfo_t* si) { return send_poke(tid, si); }
 
 void exec_abandon() { g_exec_pending.fetch_sub(1, std::memory_order_seq_cst); }
 
-bool poke_signal_is(int sig) { return g_poke_enabled && sig == g_poke_signal; }
+bool poke_signal_is(int sig) { return g_poke_enabled && sig == poke_sig(); }
 
-int poke_signal_number() { return g_poke_enabled ? g_poke_signal : -1; }
+int poke_signal_number() { return g_poke_enabled ? poke_sig() : -1; }
 
 bool on_sysmon() {
   int t = g_sysmon_tid.load(std::memory_order_acquire);
@@ -607,10 +705,65 @@ void sysmon_init() {
   g_own_pid.store(raw_syscall(SYS_getpid), std::memory_order_relaxed);
   preempt_init();
   trace_init();
-  g_poke_signal = config().signal;
+  if (!g_poke_moved) g_poke_signal.store(config().signal, std::memory_order_relaxed);
   // A scheduler trace is wanted from the start, one thread or not.
   if (trace_period_ns() != kNever) sysmon_ensure();
 }
+
+bool poke_signal_release(uint64_t avoid) {
+  if (!((avoid >> (poke_sig() - 1)) & 1)) return true;
+  ErrnoKeeper keep_errno;
+  LockGuard lk(g_sysmon_start_lock);
+  int old = poke_sig();
+  if (!((avoid >> (old - 1)) & 1)) return true;
+  SigactionFn* sa_fn = libc_sigaction();
+  int sig = sa_fn ? free_rt_signal(sa_fn, avoid | g_released_bits.load(std::memory_order_relaxed)) : 0;
+  if (sig == 0) {
+    raw_print("the program takes the runtime's signal as a queued one and no real-time signal is free; set MNP_SIGNAL");
+    return false;
+  }
+  if (!g_poke_installed) {
+    g_poke_signal.store(sig, std::memory_order_relaxed);
+    g_poke_moved = true;
+    return true;
+  }
+  if (!g_poke_enabled) return true;  // the handler could not be installed: nothing to give back
+  g_exec_pending.fetch_add(1, std::memory_order_seq_cst);
+  while (g_poke_inflight.load(std::memory_order_seq_cst) != 0) raw_syscall(SYS_sched_yield);
+  struct sigaction sa = poke_action();
+  if (sa_fn(sig, &sa, nullptr) != 0) {
+    g_exec_pending.fetch_sub(1, std::memory_order_seq_cst);
+    return false;
+  }
+  struct sigaction user;
+  {
+    LockGuard ua(g_user_action_lock);
+    user = g_user_action;
+    g_user_action = {};  // the new signal's: SIG_DFL (free_rt_signal)
+  }
+  g_released_bits.fetch_or(uint64_t{1} << (old - 1), std::memory_order_relaxed);
+  g_poke_signal.store(sig, std::memory_order_seq_cst);
+  g_kmask_open.store(uint64_t{1} << (sig - 1), std::memory_order_seq_cst);
+  g_poke_moved = true;
+  if (g_poke_rewrap) g_poke_rewrap(old, &user);
+  else sa_fn(old, &user, nullptr);
+  g_exec_pending.fetch_sub(1, std::memory_order_seq_cst);
+  G* self = get_user_g();
+  if (self) g_load_kmask(self);
+  int me = raw_gettid();
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink) {
+    if (mp->tid == 0 || mp->tid == me) continue;
+    siginfo_t si = {};
+    si.si_code = SI_QUEUE;
+    si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
+    si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
+    si.si_value.sival_int = kMaskRefreshValue;
+    send_poke(mp->tid, &si);
+  }
+  return true;
+}
+
+void set_poke_rewrap_hook(void (*hook)(int, const struct sigaction*)) { g_poke_rewrap = hook; }
 
 void sysmon_ensure_slow() {
   ErrnoKeeper keep_errno;  // glibc's pthread_create and malloc, on a G's behalf
@@ -619,33 +772,22 @@ void sysmon_ensure_slow() {
   m0_g0_ensure();  // M0 may switch to its scheduler from now on
   if (!g_poke_installed) {
     g_poke_installed = true;
-    // The libc sigaction, not the shim's own interposer of it.
-    using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
-    auto* real_sigaction = reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5"));
+    SigactionFn* real_sigaction = libc_sigaction();
     struct sigaction old = {};
-    if (real_sigaction && real_sigaction(g_poke_signal, nullptr, &old) == 0) {
+    int sig = poke_sig();
+    if (real_sigaction && real_sigaction(sig, nullptr, &old) == 0) {
       // The program (or a constructor) may already have set one: keep it
       // (the program's own, not the trampoline interpose/signal.cpp runs it
       // through).
-      if (g_poke_unwrap) g_poke_unwrap(g_poke_signal, &old);
+      if (g_poke_unwrap) g_poke_unwrap(sig, &old);
       g_user_action = old;
-      struct sigaction sa = {};
-      sa.sa_sigaction = poke_handler;
-      // Not SA_ONSTACK: an alternate signal stack belongs to the kernel thread
-      // (Rust's std gives every thread one), and a G preempted inside this
-      // handler leaves its signal frame where it ran; on a shared alternate
-      // stack the M's next signal would overwrite it. The G's own stack keeps
-      // the frame safe until the G resumes and returns through sigreturn.
-      sa.sa_flags = SA_SIGINFO | SA_RESTART;
-      sigfillset(&sa.sa_mask);
-      g_poke_enabled = real_sigaction(g_poke_signal, &sa, nullptr) == 0;
+      struct sigaction sa = poke_action();
+      g_poke_enabled = real_sigaction(sig, &sa, nullptr) == 0;
       // The G running now (the process's only one: the main G, or a fork
       // child's) may have blocked the signal while it was not yet the
       // runtime's: its kernel mask never blocks it from now on (sigmask.cpp).
-      if (G* g = get_user_g(); g && g_poke_enabled) {
-        g_sigmask_set(g, &g->sigmask);
-        g_load_kmask(g);
-      }
+      if (g_poke_enabled) g_kmask_open.store(uint64_t{1} << (sig - 1), std::memory_order_relaxed);
+      if (G* g = get_user_g(); g && g_poke_enabled) g_load_kmask(g);
     }
   }
   if (os_thread_start(sysmon_main, nullptr) != 0)

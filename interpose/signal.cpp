@@ -285,10 +285,15 @@ int held_sigsuspend(const sigset_t* mask, const CallMask* cm) {
   }
   return real_sigsuspend(mask);
 }
+
+// The runtime gave its signal back (core/syscall.cpp, poke_signal_release):
+// the program's recorded action goes on it the way sigaction puts one.
+void rewrap_released(int sig, const struct sigaction* act) { sigaction(sig, act, nullptr); }
 }  // namespace
 
 namespace mnp {
 void interpose_signal_init() {
+  set_poke_rewrap_hook(rewrap_released);
   set_poke_unwrap_hook(unwrap_for_poke);
   set_sigact_hook(action_for);
   set_sig_keep_hook(keep_blocked);

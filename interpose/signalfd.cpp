@@ -67,6 +67,13 @@ uint64_t mask_of(int fd) {
   return 0;
 }
 
+uint64_t all_masks() {
+  uint64_t m = 0;
+  int n = g_used.load(std::memory_order_acquire);
+  for (int i = 0; i < n; i++) m |= g_fds[i].mask.load(std::memory_order_acquire);
+  return m;
+}
+
 void record(int fd, uint64_t mask) {
   int n = g_used.load(std::memory_order_acquire);
   for (int i = 0; i < n; i++)
@@ -230,6 +237,9 @@ void signalfd_forget(int fd) {
 extern "C" {
 
 MNP_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) noexcept {
+  // A signalfd for the runtime's signal: the runtime moves off it, to none
+  // that another signalfd takes (core/syscall.cpp, poke_signal_release).
+  if (!null_arg(mask)) poke_signal_release(sigset_bits(mask) | all_masks());
   int r = real_signalfd(fd, mask, flags);
   // The kernel never reports SIGKILL or SIGSTOP through a signalfd.
   if (r >= 0 && !null_arg(mask)) record(r, sigset_bits(mask) & ~((1ULL << (SIGKILL - 1)) | (1ULL << (SIGSTOP - 1))));

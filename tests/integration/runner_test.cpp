@@ -892,6 +892,18 @@ const Case kSigSignalfd{{"sig_signalfd"}, {}, 0, 30, [](const Run& native, const
                         }};
 TEST(SigWaits, SignalfdProcs1) { run_case(kSigSignalfd, 1); }
 TEST(SigWaits, SignalfdProcs2) { run_case(kSigSignalfd, 2); }
+// SIGURG, the runtime's default signal, taken by the program from a
+// signalfd in an epoll set (PostgreSQL 15's latches) or by sigtimedwait,
+// sent by another process with kill: the signalfd made before any thread
+// (and again in a forked child that has threads), or after the runtime's
+// handler is installed; every kill is seen. On the old shim each wait timed
+// out (the runtime's handler discarded the program's SIGURG).
+TEST(SigWaits, UrgSignalfdEarlyProcs1) { run_case(simple({"sig_urg_signalfd", "early"}), 1); }
+TEST(SigWaits, UrgSignalfdEarlyProcs2) { run_case(simple({"sig_urg_signalfd", "early"}), 2); }
+TEST(SigWaits, UrgSignalfdLateProcs1) { run_case(simple({"sig_urg_signalfd", "late"}), 1); }
+TEST(SigWaits, UrgSignalfdLateProcs2) { run_case(simple({"sig_urg_signalfd", "late"}), 2); }
+TEST(SigWaits, UrgSigwaitProcs1) { run_case(simple({"sig_urg_signalfd", "wait"}), 1); }
+TEST(SigWaits, UrgSigwaitProcs2) { run_case(simple({"sig_urg_signalfd", "wait"}), 2); }
 // CPython's lock acquire (sem_clockwait, sem_wait) and join in the main
 // thread end with KeyboardInterrupt when a signal's Python handler raises it.
 TEST(SigWaits, PythonLockProcs1) { run_case(simple({"py_sig_lock.py"}), 1); }
