@@ -75,6 +75,7 @@ constinit Sched sched;
 constinit bool runtime_up = false;
 __thread G* tls_g = nullptr;
 __thread bool tls_vfork_child = false;
+__thread bool tls_unwinding = false;
 
 // ---- the M's hold count and the program's signal handlers (futex.h) -------
 //

@@ -377,6 +377,11 @@ extern __thread G* tls_g;
 // (interpose/vfork.cpp): tls_g is null then, and interposers that act for
 // any thread, G or not, leave the runtime's (the parent's) state alone.
 extern __thread bool tls_vfork_child;
+// True while the runtime's signal handler walks this thread's stack for a
+// safe point (core/preempt.cpp): the handler runs with every signal
+// blocked, so libunwind's sigprocmask calls (two per frame, each a system
+// call) change nothing and are answered without one (interpose/signal.cpp).
+extern __thread bool tls_unwinding;
 
 inline G* getg() { return tls_g; }
 // The running user G, or null when the caller is g0 or not a G at all.

@@ -301,7 +301,9 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     // stays, as skipping a preemption is always allowed.
     mp->poke_walking = true;
     tls_g = nullptr;
+    tls_unwinding = true;
     bool safe = preempt_safe_point(uc);
+    tls_unwinding = false;
     tls_g = gp;
     mp->poke_walking = false;
     if (safe && gp->m == mp && mp->p && gp->status.load(std::memory_order_relaxed) == kGRunning) {

@@ -205,6 +205,13 @@ void unwrap_for_poke(int sig, struct sigaction* act) {
 // runs): the kernel's, without ever blocking the runtime's signal.
 int set_mask(MaskFn* real, int how, const sigset_t* set, sigset_t* old) {
   if (tls_vfork_child) return real(how, set, old);  // the child's own mask, exactly as asked
+  if (tls_unwinding) {
+    // libunwind during a safe-point walk, inside the runtime's handler,
+    // whose mask blocks everything already; it only ever puts back what
+    // it was told.
+    if (old) sigfillset(old);
+    return 0;
+  }
   G* g = get_user_g();
   if (!g || !runtime_up) {
     if (!set || how == SIG_UNBLOCK) return real(how, set, old);

@@ -784,6 +784,11 @@ TEST(Preempt, AfterWaitpidProcs1) { run_case(kPreemptAfterWaitpid, 1); }
 // into next, gets the P although the hogs go round the global queue.
 TEST(Preempt, MaskProcs1) { run_case(simple({"preempt_mask"}), 1); }
 TEST(Preempt, MaskProcs2) { run_case(simple({"preempt_mask"}), 2); }
+// The same hogs 3,000 frames deep: the safe-point walk used to give up
+// after 256 frames, so neither was ever preempted and main's timer never
+// ran at 1 P (SIGALRM after 30 s).
+TEST(Preempt, MaskDeepProcs1) { run_case(simple({"preempt_mask", "3000"}), 1); }
+TEST(Preempt, MaskDeepProcs2) { run_case(simple({"preempt_mask", "3000"}), 2); }
 
 // A sem_post/sem_wait (or condvar) ping-pong pair and main asleep for 200 ms:
 // every hand-off goes through runnext, so only the end of the pair's time

@@ -14,8 +14,11 @@
  * Two hogs recurse 200 frames deep (so each walk is long) and spin with no
  * calls for 1.5 s at MNP_PROCS=1, preempted all the while; then each reads
  * its own mask, which must still be empty, and main checks that a SIGCHLD
- * from a child reaches its handler. */
+ * from a child reaches its handler. argv[1] sets the depth: at 3000 the
+ * walk used to give up (256 frames at most), the hogs were never
+ * preempted, and main's 1.5 s sleep never ended at 1 P. */
 #include <pthread.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -27,6 +30,7 @@
 
 static atomic_int stop;
 static int blocked_after[2];
+static int g_depth = 200;
 
 static unsigned long spin(void) {
   unsigned long x = 1;
@@ -43,7 +47,7 @@ static __attribute__((noinline)) unsigned long deep(int n) {
 
 static void* hog(void* arg) {
   int id = (int)(long)arg;
-  (void)deep(200);
+  (void)deep(g_depth);
   sigset_t cur;
   sigemptyset(&cur);
   pthread_sigmask(SIG_BLOCK, NULL, &cur);
@@ -59,8 +63,9 @@ static void on_chld(int sig) {
   got_chld = 1;
 }
 
-int main(void) {
+int main(int argc, char** argv) {
   mnp_report_shim();
+  if (argc > 1) g_depth = atoi(argv[1]);
   alarm(30);
   pthread_t t[2];
   for (long i = 0; i < 2; i++) pthread_create(&t[i], NULL, hog, (void*)i);
