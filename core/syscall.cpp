@@ -114,7 +114,7 @@ void mark_in_syscall(M* mp, G* gp) {
   mp->oldp = pp;
   mp->p = nullptr;
   pp->m = nullptr;
-  gp->status.store(kGSyscall, std::memory_order_relaxed);
+  casgstatus(gp, kGRunning, kGSyscall);
   pp->status.store(kPSyscall, std::memory_order_release);
 }
 
@@ -783,7 +783,7 @@ bool exitsyscall_fast(G* gp) {
     }
     pp->m = mp;
     mp->p = pp;
-    gp->status.store(kGRunning, std::memory_order_relaxed);
+    casgstatus(gp, kGSyscall, kGRunning);
     return true;
   }
   // Retaken: any idle P will do. The call lasted a sysmon round at least.
@@ -792,7 +792,7 @@ bool exitsyscall_fast(G* gp) {
     p2->m = mp;
     mp->p = p2;
     p2->status.store(kPRunning, std::memory_order_relaxed);
-    gp->status.store(kGRunning, std::memory_order_relaxed);
+    casgstatus(gp, kGSyscall, kGRunning);
     sysmon_p_busy();  // an idle P got busy without acquirep
     return true;
   }

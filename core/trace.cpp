@@ -62,18 +62,6 @@ struct Line {
   }
 };
 
-const char* status_name(uint32_t s) {
-  switch (s) {
-    case kGIdle: return "idle";
-    case kGRunnable: return "runnable";
-    case kGRunning: return "running";
-    case kGWaiting: return "waiting";
-    case kGSyscall: return "syscall";
-    case kGDead: return "dead";
-  }
-  return "?";
-}
-
 const char* wait_name(uint32_t w) {
   switch (w) {
     case kWaitNone: return "";
@@ -175,7 +163,7 @@ void print_detail() {
   for_each_g([&](G* g) {
     uint32_t s = g->status.load(std::memory_order_relaxed);
     if (s == kGIdle) return;
-    l.s("  G").u(g->goid).s(": status=").s(status_name(s));
+    l.s("  G").u(g->goid).s(": status=").s(gstatus_name(s));
     if (s == kGWaiting) l.s("(").s(wait_name(g->wait_reason)).s(")");
     l.s(" m=").i(g->m && s == kGRunning ? static_cast<int64_t>(g->m->id) : -1).flush();
   });
@@ -227,7 +215,7 @@ void dump_all_gs() {
   for_each_g([&](G* g) {
     uint32_t s = g->status.load(std::memory_order_acquire);
     if (s == kGIdle) return;
-    l.s("G ").u(g->goid).s(" [").s(status_name(s));
+    l.s("G ").u(g->goid).s(" [").s(gstatus_name(s));
     if (s == kGWaiting) {
       l.s(", ").s(wait_name(g->wait_reason));
       if (g->park_time) l.s(", ").i((tsc - g->park_time) / rate).s(" ms");
