@@ -40,6 +40,7 @@
 // tracer links, namespaces, seccomp filters) and refusing the calls.
 #include "core/sched.h"
 #include "core/ksched.h"
+#include "core/sched_internal.h"
 
 #include <linux/mman.h>
 #include <malloc.h>
@@ -67,9 +68,6 @@
 #include "core/tcb.h"
 
 namespace mnp {
-
-void handoffp(P* pp);           // syscall.cpp
-void sysmon_wake_for_newm();    // syscall.cpp
 
 constinit Sched sched;
 constinit bool runtime_up = false;
@@ -270,7 +268,9 @@ void runq_put(P* pp, G* gp, bool next) {
   }
 }
 
-// ---- P and M lists ----------------------------------------------------------
+}  // namespace
+
+// ---- P and M lists (sched_internal.h) ---------------------------------------
 
 void pidleput_locked(P* pp) {
   CHECK(pp->runq.empty());
@@ -324,6 +324,8 @@ P* releasep(M* mp) {
   mp->p = nullptr;
   return pp;
 }
+
+namespace {
 
 // ---- M creation, sleep, wake-up --------------------------------------------
 
@@ -396,6 +398,8 @@ void newm(P* pp, bool spinning) {
   if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
 }
 
+}  // namespace
+
 // Starts an M on pp (or any idle P). With spinning, the caller has already
 // counted the new M in nmspinning. The caller's M is held throughout: from
 // the moment pp is off the idle list until nm has it, pp is in no list, and
@@ -427,6 +431,8 @@ void startm(P* pp, bool spinning) {
   }
   m_lock_exit();
 }
+
+namespace {
 
 bool midle_remove_locked(M* mp) {
   for (M** pm = &sched.midle; *pm; pm = &(*pm)->schedlink)
@@ -1625,8 +1631,6 @@ void ensure_p_if_g() {
   if (gp && runtime_up && gp->m) ensure_p(gp);
 }
 
-void startm_for(P* pp, bool spinning) { startm(pp, spinning); }
-
 void newm_drain() {
   if (MNP_LIKELY(g_newm_pending.load(std::memory_order_relaxed) == nullptr)) return;
   M* mp = g_newm_pending.exchange(nullptr, std::memory_order_acquire);
@@ -1637,15 +1641,6 @@ void newm_drain() {
   }
 }
 int os_thread_start(void* (*fn)(void*), void* arg) { return os_thread_create ? os_thread_create(fn, arg) : -1; }
-void pidleput_for(P* pp) {
-  LockGuard lk(sched.lock);
-  pidleput_locked(pp);
-}
-P* pidleget_for() {
-  if (sched.npidle.load(std::memory_order_relaxed) == 0) return nullptr;
-  LockGuard lk(sched.lock);
-  return pidleget_locked();
-}
 
 namespace {
 void exitsyscall_park_cb(void* a) {

@@ -506,6 +506,9 @@ void handler_end(G* gp, int depth);
 // A P was just taken by an M: wakes sysmon if it sleeps without a deadline
 // (it does while every P is idle).
 void sysmon_p_busy();
+// Wakes sysmon for a signal to deliver (netpoll_signal_arrived, sigpend):
+// async-signal-safe.
+void sysmon_wake_from_signal();
 // After a wrapped call failed with EINTR: true when the runtime's own
 // signal caused it (the caller retries), false when the program's did.
 bool syscall_eintr_was_ours();
@@ -578,6 +581,8 @@ void sysmon_after_fork();
 // The runtime's signal (MNP_SIGNAL): the program's own action for it is kept
 // here, and deliveries that are not sysmon's are passed on to it.
 bool poke_signal_is(int sig);
+// The runtime's signal, or -1 when it is off.
+int poke_signal_number();
 // Sends the runtime's signal to the M whose kernel id is tid (with si:
 // rt_tgsigqueueinfo). Nothing is sent while an exec is pending (-EAGAIN).
 long send_runtime_signal(long tid, siginfo_t* si);
@@ -620,5 +625,7 @@ void set_os_thread_create(int (*fn)(void* (*)(void*), void*));
 G* g_from_handle(uintptr_t handle);
 G* main_g();
 uint64_t stat_mcount();
+// fatal() (core/base.cpp): the scheduler dump, best effort and without locks.
+void dump_sched_state_for_fatal();
 
 }  // namespace mnp

@@ -10,6 +10,7 @@
 #include "core/cancel.h"
 #include "core/futex.h"
 #include "core/sched.h"
+#include "core/sema_c.h"
 
 namespace mnp {
 namespace {
@@ -386,7 +387,7 @@ int sema_count(const void* addr) {
 
 }  // namespace mnp
 
-// C entry points for interpose/once.c (built as C with -fexceptions).
+// core/sema_c.h
 extern "C" MNP_HIDDEN int mnp_sema_wait32(void* addr, uint32_t val) {
   return mnp::sema_wait(static_cast<std::atomic<uint32_t>*>(addr), val, mnp::kNever);
 }

@@ -31,8 +31,6 @@
 
 namespace mnp {
 
-int poke_signal_number();  // syscall.cpp: -1 when the runtime's signal is off
-
 namespace {
 constinit std::atomic<int32_t> g_blockers[64];
 

@@ -15,9 +15,6 @@
 
 namespace mnp {
 
-void sysmon_wake_from_signal();  // syscall.cpp
-int poke_signal_number();        // syscall.cpp: -1 when the runtime's signal is off
-
 constinit std::atomic<uint32_t> sigpend_count{0};
 
 namespace {
