@@ -88,8 +88,7 @@ void for_each_g(Fn fn) {
   });
 }
 
-// Stack of a G that is not running, from the frame its switch saved:
-// [mxcsr/fpucw][r15][r14][r13][r12][rbx][rbp][ret].
+// Stack of a G that is not running, from the frame its switch saved.
 void print_stack(G* g) {
   Line l;
   const Unwind* u = unwind_get();
@@ -97,17 +96,8 @@ void print_stack(G* g) {
     l.s("    (no libunwind: stack not shown)").flush();
     return;
   }
-  auto* f = reinterpret_cast<const uint64_t*>(g->ctx.sp);
   ucontext_t uc;
-  memset(&uc, 0, sizeof uc);
-  uc.uc_mcontext.gregs[REG_R15] = static_cast<greg_t>(f[1]);
-  uc.uc_mcontext.gregs[REG_R14] = static_cast<greg_t>(f[2]);
-  uc.uc_mcontext.gregs[REG_R13] = static_cast<greg_t>(f[3]);
-  uc.uc_mcontext.gregs[REG_R12] = static_cast<greg_t>(f[4]);
-  uc.uc_mcontext.gregs[REG_RBX] = static_cast<greg_t>(f[5]);
-  uc.uc_mcontext.gregs[REG_RBP] = static_cast<greg_t>(f[6]);
-  uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(f[7]);
-  uc.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(g->ctx.sp + 64);
+  ctx_saved_ucontext(&g->ctx, &uc);
   unw_cursor_t cur;
   if (u->init_local2(&cur, reinterpret_cast<unw_context_t*>(&uc), 0) < 0) return;
   for (int depth = 0; depth < 32; depth++) {
