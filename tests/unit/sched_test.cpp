@@ -523,4 +523,8 @@ TEST(SchedStatus, BadTransitionNamesTheStates) {
   EXPECT_DEATH(casgstatus(&g, kGWaiting, kGRunnable), "casgstatus: G 7 from waiting to runnable, but it is running");
   casgstatus(&g, kGRunning, kGSyscall);
   EXPECT_EQ(g.status.load(), kGSyscall);
+  // Between Running and Syscall the check is a load and a store (sched.h).
+  EXPECT_DEATH(casgstatus(&g, kGRunning, kGSyscall), "casgstatus: G 7 from running to syscall, but it is syscall");
+  casgstatus(&g, kGSyscall, kGRunning);
+  EXPECT_EQ(g.status.load(), kGRunning);
 }
