@@ -1,5 +1,6 @@
 // core/base.cpp — fatal error path and raw output.
 #include "core/base.h"
+#include "core/sched.h"
 
 #include <time.h>
 #include <unistd.h>
@@ -7,8 +8,6 @@
 #include <cstring>
 
 namespace mnp {
-
-void dump_sched_state_for_fatal();  // core/sched.cpp; best effort, no locks
 
 char* fmt_str(char* p, char* end, const char* s) {
   while (*s && p < end) *p++ = *s++;

@@ -26,6 +26,15 @@ inline long futex_wake(std::atomic<uint32_t>* addr, int n) {
 
 // Lock word: 0 unlocked, 1 locked, 2 locked with (possible) sleepers.
 //
+// The same word as the G-aware word lock of core/sema.h (word_trylock,
+// word_lock_slow: pthread mutexes, the rwlock's internal lock), which makes
+// a waiting G park. Lock cannot: it guards the scheduler and the sema table
+// themselves, and is taken on g0, on sysmon, inside park's commit and by
+// the sema table's buckets, where there is no G to park or parking would
+// need the very lock. So its waiters sleep in the kernel futex, its holder
+// counts it in M::locks (below), and it spins longer (100 tries) before it
+// sleeps, since a sleep here costs a whole M.
+//
 // The rule for holding one (lock ordering with the scheduler): a G holds a
 // Lock only while it keeps its M and its P. Nothing between lock() and
 // unlock() may queue the G, switch away from it or take a P back for it

@@ -24,8 +24,6 @@
 
 namespace mnp {
 
-void sysmon_wake_from_signal();  // syscall.cpp
-
 namespace {
 
 // State of one wait (one G, one or more fds). The G links its entries while

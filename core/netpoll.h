@@ -111,6 +111,9 @@ inline void netpoll_kick_fd(int fd) { netpoll_close(fd); }
 // In a child of fork: the epoll instance is shared with the parent and no
 // waiter survived: close it; the child's first fd wait makes its own.
 void netpoll_after_fork();
+// The program is about to dup2 onto fd, one of the netpoller's (core/rtfd.h):
+// it carries on with a copy, or gives that fd up when no number is free.
+void netpoll_relocate(int fd);
 
 // ---- scheduler side ----
 // True when Gs wait on fds and no M is blocked in the netpoller: a harvest

@@ -119,7 +119,7 @@ bool preempt_enabled() { return g_enabled.load(std::memory_order_relaxed); }
 constexpr int kMaxWalkFrames = 1 << 16;
 
 bool preempt_safe_point(const ucontext_t* uc) {
-  auto pc = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  uintptr_t pc = arch_uc_pc(uc);
   if (in_forbidden(pc)) return false;
   unw_cursor_t cur;
   if (g_unw->init_local2(&cur, reinterpret_cast<unw_context_t*>(const_cast<ucontext_t*>(uc)), UNW_INIT_SIGNAL_FRAME) < 0)

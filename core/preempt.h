@@ -22,6 +22,9 @@ void preempt_init();
 void preempt_setup();
 // addr lies in the libunwind this module loaded (its pipe2 call: core/rtfd.h).
 bool preempt_in_unwinder(const void* addr);
+// The program reused the fd of libunwind's pipe (core/rtfd.h): asynchronous
+// preemption goes off for good.
+void preempt_unwinder_lost();
 bool preempt_enabled();
 // True when the interrupted PC and every frame of the G's stack are outside
 // those ranges (libunwind walk from the signal context).

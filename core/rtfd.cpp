@@ -7,11 +7,10 @@
 
 #include "core/base.h"
 #include "core/futex.h"
+#include "core/netpoll.h"
+#include "core/preempt.h"
 
 namespace mnp {
-
-void netpoll_relocate(int fd);  // netpoll.cpp: give up fd, keep going on a copy
-void preempt_unwinder_lost();   // preempt.cpp
 
 namespace {
 

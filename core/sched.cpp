@@ -40,6 +40,7 @@
 // tracer links, namespaces, seccomp filters) and refusing the calls.
 #include "core/sched.h"
 #include "core/ksched.h"
+#include "core/sched_internal.h"
 
 #include <linux/mman.h>
 #include <malloc.h>
@@ -67,9 +68,6 @@
 #include "core/tcb.h"
 
 namespace mnp {
-
-void handoffp(P* pp);           // syscall.cpp
-void sysmon_wake_for_newm();    // syscall.cpp
 
 constinit Sched sched;
 constinit bool runtime_up = false;
@@ -271,7 +269,9 @@ void runq_put(P* pp, G* gp, bool next) {
   }
 }
 
-// ---- P and M lists ----------------------------------------------------------
+}  // namespace
+
+// ---- P and M lists (sched_internal.h) ---------------------------------------
 
 void pidleput_locked(P* pp) {
   CHECK(pp->runq.empty());
@@ -326,6 +326,8 @@ P* releasep(M* mp) {
   return pp;
 }
 
+namespace {
+
 // ---- M creation, sleep, wake-up --------------------------------------------
 
 void m_loop(M* mp) __attribute__((noreturn));
@@ -359,7 +361,7 @@ M* allocm() {
   M* mp = new (reinterpret_cast<void*>(r)) M();
   mp->g0.is_g0 = true;
   mp->g0.m = mp;
-  mp->g0.status.store(kGRunning, std::memory_order_relaxed);
+  initgstatus(&mp->g0, kGRunning);  // published by the allm CAS below
   mp->id = static_cast<uint32_t>(sched.mcount.fetch_add(1));
   mp->rand = 0x9E3779B97F4A7C15ULL * (mp->id + 1) ^ static_cast<uint64_t>(nanotime());
   M* head = sched.allm.load(std::memory_order_relaxed);
@@ -397,6 +399,8 @@ void newm(P* pp, bool spinning) {
   if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
 }
 
+}  // namespace
+
 // Starts an M on pp (or any idle P). With spinning, the caller has already
 // counted the new M in nmspinning. The caller's M is held throughout: from
 // the moment pp is off the idle list until nm has it, pp is in no list, and
@@ -428,6 +432,8 @@ void startm(P* pp, bool spinning) {
   }
   m_lock_exit();
 }
+
+namespace {
 
 bool midle_remove_locked(M* mp) {
   for (M** pm = &sched.midle; *pm; pm = &(*pm)->schedlink)
@@ -803,7 +809,7 @@ top:
 // a pair handing the P back and forth looks to sysmon like one G that has
 // run too long, and it ends the slice after 10 ms (syscall.cpp).
 void execute(M* mp, G* gp, bool inherit) {
-  set_status_or_die(gp, kGRunnable, kGRunning);
+  casgstatus(gp, kGRunnable, kGRunning);
   gmem_resume(gp);
   gp->m = mp;
   mp->curg = gp;
@@ -864,9 +870,9 @@ void park_commit_cb(void* a) {
   void* arg = sa->arg;
   P* pp = sa->pp;
   // From here on *sa may vanish: prev's stack is free for whoever readies it.
-  set_status_or_die(prev, kGRunning, kGWaiting);
+  casgstatus(prev, kGRunning, kGWaiting);
   if (fn && !fn(prev, arg)) {
-    set_status_or_die(prev, kGWaiting, kGRunnable);
+    casgstatus(prev, kGWaiting, kGRunnable);
     if (pp) {
       runq_put(pp, prev, true);
     } else {  // parked without a P (park): this M goes idle
@@ -888,7 +894,7 @@ void yield_commit_cb(void* a) {
   auto* sa = static_cast<SwitchArgs*>(a);
   G* prev = sa->prev;
   P* pp = sa->pp;
-  set_status_or_die(prev, kGRunning, kGRunnable);
+  casgstatus(prev, kGRunning, kGRunnable);
   runq_put(pp, prev, false);
 }
 
@@ -949,7 +955,7 @@ inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_ov
 }
 
 inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg) {
-  set_status_or_die(next, kGRunnable, kGRunning);
+  casgstatus(next, kGRunnable, kGRunning);
   gmem_resume(next);
   next->m = mp;
   mp->curg = next;
@@ -959,12 +965,31 @@ inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, voi
 
 }  // namespace
 
-bool cas_status(G* gp, uint32_t from, uint32_t to) {
-  return gp->status.compare_exchange_strong(from, to, std::memory_order_acq_rel);
+const char* gstatus_name(uint32_t s) {
+  switch (s) {
+    case kGIdle: return "idle";
+    case kGRunnable: return "runnable";
+    case kGRunning: return "running";
+    case kGWaiting: return "waiting";
+    case kGSyscall: return "syscall";
+    case kGDead: return "dead";
+  }
+  return "?";
 }
 
-void set_status_or_die(G* gp, uint32_t from, uint32_t to) {
-  if (MNP_UNLIKELY(!cas_status(gp, from, to))) fatal("G status transition from an unexpected state");
+void gstatus_bad(G* gp, uint32_t from, uint32_t to, uint32_t found) {
+  char buf[160];
+  char* e = buf + sizeof buf - 1;
+  char* p = fmt_str(buf, e, "casgstatus: G ");
+  p = fmt_u64(p, e, gp->goid);
+  p = fmt_str(p, e, " from ");
+  p = fmt_str(p, e, gstatus_name(from));
+  p = fmt_str(p, e, " to ");
+  p = fmt_str(p, e, gstatus_name(to));
+  p = fmt_str(p, e, ", but it is ");
+  p = fmt_str(p, e, gstatus_name(found));
+  *p = 0;
+  fatal(buf);
 }
 
 // A change of gp's scheduling attributes made by another thread (ksched.h),
@@ -986,7 +1011,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   // slept on it, each with its P: issue 8). The G is about to wait anyway:
   // park it from g0 and let the M go idle (m_loop) with no P.
   if (MNP_UNLIKELY(mp->p == nullptr) && gp->syscall_depth == 0 && !exitsyscall_fast(gp)) {
-    gp->status.store(kGRunning, std::memory_order_relaxed);  // was kGSyscall; on no queue
+    casgstatus(gp, kGSyscall, kGRunning);  // on no queue
     SwitchArgs sa{gp, commit, arg, nullptr};
     mp->curg = nullptr;
     switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa);
@@ -1014,7 +1039,7 @@ namespace {
 void preempt_commit_cb(void* a) {
   auto* sa = static_cast<SwitchArgs*>(a);
   G* prev = sa->prev;
-  set_status_or_die(prev, kGRunning, kGRunnable);
+  casgstatus(prev, kGRunning, kGRunnable);
   LockGuard lk(sched.lock);
   globrunq_put_locked(prev);
 }
@@ -1089,8 +1114,8 @@ void ready(G* gp, bool next) {
   for (;;) {
     uint32_t s = gp->status.load(std::memory_order_acquire);
     if (s == kGWaiting) {
-      if (cas_status(gp, kGWaiting, kGRunnable)) break;
-      continue;
+      casgstatus(gp, kGWaiting, kGRunnable);  // only the one that took it off its wait list readies it
+      break;
     }
     // Still on its way into park(): its on-top callback will flip it soon.
     // kGSyscall: it lost its P in uncovered code on that way (park then
@@ -1188,7 +1213,7 @@ void gfput_local(P* pp, G* gp) {
 
 void gfput(G* gp) {
   G* cur = tls_g;
-  gp->status.store(kGIdle, std::memory_order_relaxed);
+  casgstatus(gp, kGDead, kGIdle);
   if (sched.ngfree > kWarmGs) gmem_trim(gp);
   if (cur && cur->m) {
     M* cm = hold_m(cur);
@@ -1304,7 +1329,7 @@ void exit_commit_cb(void* a) {
   G* gp = static_cast<G*>(a);
   M* mp = gp->m;
   gp->m = nullptr;
-  set_status_or_die(gp, kGRunning, kGDead);
+  casgstatus(gp, kGRunning, kGDead);
   (void)mp;
   // As the kernel clears a thread's id in its descriptor when it ends
   // (CLONE_CHILD_CLEARTID): glibc and programs read it as "has ended".
@@ -1406,7 +1431,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->goid = sched.goid_gen.fetch_add(1, std::memory_order_relaxed) + 1;
   ctx_make(&gp->ctx, gp->stack_lo, gmem_stack_top(gp), reinterpret_cast<uintptr_t>(gp->tcb), g_trampoline, gp);
   sched.ngsys_live.fetch_add(1, std::memory_order_relaxed);
-  set_status_or_die(gp, kGIdle, kGRunnable);
+  casgstatus(gp, kGIdle, kGRunnable);
   *out = gp;
   // The creator learns the handle before the new G can run (the interposer
   // stores it into *thread first).
@@ -1607,8 +1632,6 @@ void ensure_p_if_g() {
   if (gp && runtime_up && gp->m) ensure_p(gp);
 }
 
-void startm_for(P* pp, bool spinning) { startm(pp, spinning); }
-
 void newm_drain() {
   if (MNP_LIKELY(g_newm_pending.load(std::memory_order_relaxed) == nullptr)) return;
   M* mp = g_newm_pending.exchange(nullptr, std::memory_order_acquire);
@@ -1619,21 +1642,12 @@ void newm_drain() {
   }
 }
 int os_thread_start(void* (*fn)(void*), void* arg) { return os_thread_create ? os_thread_create(fn, arg) : -1; }
-void pidleput_for(P* pp) {
-  LockGuard lk(sched.lock);
-  pidleput_locked(pp);
-}
-P* pidleget_for() {
-  if (sched.npidle.load(std::memory_order_relaxed) == 0) return nullptr;
-  LockGuard lk(sched.lock);
-  return pidleget_locked();
-}
 
 namespace {
 void exitsyscall_park_cb(void* a) {
   G* gp = static_cast<G*>(a);
   gp->m = nullptr;
-  set_status_or_die(gp, kGSyscall, kGRunnable);
+  casgstatus(gp, kGSyscall, kGRunnable);
   {
     LockGuard lk(sched.lock);
     globrunq_put_locked(gp);
@@ -1678,7 +1692,7 @@ void after_fork_child() {
     pp->m = mp;
     mp->p = pp;
     pp->status.store(kPRunning, std::memory_order_relaxed);
-    if (!gp->is_g0) gp->status.store(kGRunning, std::memory_order_relaxed);
+    if (!gp->is_g0) casgstatus(gp, kGSyscall, kGRunning);
   }
   new (&sched.lock) Lock();
   new (&sched.gfree_lock) Lock();
@@ -1777,7 +1791,7 @@ bool sched_init_main() {
   M* m0 = &m0_storage;
   m0->g0.is_g0 = true;
   m0->g0.m = m0;
-  m0->g0.status.store(kGRunning, std::memory_order_relaxed);
+  initgstatus(&m0->g0, kGRunning);  // before runtime_up: no other thread knows it
   m0->id = static_cast<uint32_t>(sched.mcount.fetch_add(1));
   m0->rand = 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(nanotime());
   m0->tid = raw_gettid();
@@ -1798,7 +1812,7 @@ bool sched_init_main() {
   mg->m = m0;
   mg->goid = sched.goid_gen.fetch_add(1) + 1;
   mg->fake_tid = static_cast<uint32_t>(tcb_field<int>(mg->tcb, tcbo::kTid));
-  mg->status.store(kGRunning, std::memory_order_relaxed);
+  initgstatus(mg, kGRunning);  // before runtime_up: no other thread knows it
   g_sigmask_init(mg, &g_start_mask);
   cpu_init_g(mg, m0);
   gmem_register_main(mg);

@@ -27,13 +27,34 @@ struct M;
 struct P;
 struct CancelWait;
 
-// G status. Every change goes through cas_status(), which fails loudly on an
-// unexpected state:
-//   Idle     on a free list; nobody runs it; stack+TCB reusable
-//   Runnable on a run queue (or about to be); stack not in use
-//   Running  on an M; the stack belongs to that M
+// G status. Every change of a G that another thread may see goes through
+// casgstatus(), which fails loudly (from, to and the state it found, by
+// name) when the G is not in the state the caller expects; a G no other
+// thread can see yet gets its first state from initgstatus(). The states,
+// and who moves a G out of each (sched.cpp, syscall.cpp):
+//   Idle     on a free list; nobody runs it; stack+TCB reusable.
+//            -> Runnable: newproc, the creator (gfget gave it the G)
+//   Runnable on a run queue (or about to be); stack not in use.
+//            -> Running: the M that popped it (execute, switch_g)
+//   Running  on an M; the stack belongs to that M. Moved by that M only:
+//            -> Waiting: park, in its on-top callback (park_commit_cb)
+//            -> Runnable: yield and preemption, in theirs
+//            -> Syscall: entersyscall, or the poke handler on its M for a
+//               call no wrapper covers (mark_in_syscall)
+//            -> Dead: g_exit_current
 //   Waiting  parked; it is on some wait list and only a ready() moves it on
-//   Dead     finished; waits to be joined or recycled
+//            (or park_commit_cb itself when the commit fails).
+//            -> Runnable: ready, the one thread that took it off the list
+//   Syscall  in a wrapped call (or one sysmon's poke found it in) with its
+//            P marked kPSyscall or gone; the stack belongs to its M.
+//            Moved by its own M only:
+//            -> Running: exitsyscall_fast got a P; park and the fork child
+//               after losing the P in uncovered code
+//            -> Runnable: exitsyscall_park (no P free: queued globally)
+//   Dead     finished; waits to be joined or recycled.
+//            -> Idle: gfput, the reaper (g_reap)
+// ready() spins while a G is Running or Syscall (it is on its way into
+// park); every other state it finds is fatal.
 enum GStatus : uint32_t { kGIdle, kGRunnable, kGRunning, kGWaiting, kGSyscall, kGDead };
 
 // G::preempt: sysmon found the G's time slice over. Any non-zero value ends
@@ -195,24 +216,41 @@ struct G {
 
 constexpr uint8_t kSigRan = 1, kSigRanNoRestart = 2;
 
-// P status. kPSyscall: its M is in a blocking call (entersyscall) and may be
-// retaken by sysmon with a CAS to kPIdle; the M takes it back on exit with a
-// CAS to kPRunning. The CAS decides who owns the P.
+// P status. Only kPSyscall is contended: its M is in a blocking call
+// (entersyscall) and sysmon (retake) or the M itself (entersyscall_block)
+// may hand it off with a CAS to kPIdle, while the M takes it back on exit
+// with a CAS to kPRunning (exitsyscall_fast). That CAS decides who owns the
+// P. Every other change is a plain store by the one thread that owns the P
+// at that moment, safe because nobody else writes the status then:
+//   Idle -> Running     acquirep, exitsyscall_fast (a P off the idle list):
+//                       the M that took it off the idle list under
+//                       Sched::lock, or got it from startm (M::nextp)
+//                       after a retake's CAS
+//   any -> Running      after_fork_child: the child's only thread
+//   Running -> Syscall  mark_in_syscall: the owner, release (publishes
+//                       syscalltick and the P's unowned state to sysmon)
+//   Running/Idle -> Idle  pidleput_locked, under Sched::lock: the owner
+//                       that released it, or whoever won it (retake's CAS)
+// Readers that are not the owner (sysmon's retake and detect_blocked, the
+// trace) load it with acquire and act only through that CAS.
 enum PStatus : uint32_t { kPIdle, kPRunning, kPSyscall };
 
 struct P {
   uint32_t id = 0;
-  std::atomic<uint32_t> status{kPIdle};
-  M* m = nullptr;        // owner
+  std::atomic<uint32_t> status{kPIdle};  // see PStatus
+  M* m = nullptr;        // owner; read racily by sysmon (detect_blocked)
   P* link = nullptr;     // idle list (Sched::lock)
   bool on_idle_list = false;  // (Sched::lock)
-  uint32_t schedtick = 0;  // owner; G switches on this P
-  RunQ runq;
+  // Owner: time slices on this P (execute, switch_g). sysmon reads it
+  // racily (relaxed __atomic_load_n, detect_blocked): a stale value only
+  // delays its verdict by a round.
+  uint32_t schedtick = 0;
+  RunQ runq;             // owner pushes; anyone steals; sysmon reads empty()
   G* gfree = nullptr;    // owner: free Gs with default-sized stacks
   int32_t ngfree = 0;
-  TimerHeap timers;      // its own lock
-  std::atomic<uint32_t> syscalltick{0};  // owner: bumped on every entersyscall
-  std::atomic<uint32_t> parks{0};        // owner: bumped on every park (sysmon: Gs to shrink, gmem.cpp)
+  TimerHeap timers;      // its own lock; when0 read by anyone (handoffp)
+  std::atomic<uint32_t> syscalltick{0};  // owner: bumped on every entersyscall; sysmon reads (retake)
+  std::atomic<uint32_t> parks{0};        // owner: bumped on every park; sysmon reads (Gs to shrink, gmem.cpp)
   uint32_t sysmon_tick = 0;              // sysmon: syscalltick seen last round
   std::atomic<bool> syscall_long{false};  // sysmon sets: its call outlived a round; exitsyscall clears
   int64_t sysmon_when = 0;               // sysmon: when it saw it
@@ -225,7 +263,7 @@ struct P {
 
 struct M {
   G g0;                       // scheduler context; g0.tcb is this M's TCB
-  G* curg = nullptr;          // G running on this M (owner)
+  G* curg = nullptr;          // G running on this M (owner); sysmon and signal senders read it racily, inside gmem_peek_begin/end (gmem.cpp)
   P* p = nullptr;             // P held (owner)
   P* nextp = nullptr;         // P handed to this M by startm (set before wake)
   P* oldp = nullptr;          // P it held when it entered a syscall
@@ -390,8 +428,35 @@ inline G* get_user_g() {
   return (g && !g->is_g0) ? g : nullptr;
 }
 
-bool cas_status(G* gp, uint32_t from, uint32_t to);
-void set_status_or_die(G* gp, uint32_t from, uint32_t to);
+// The one way a visible G changes status (see GStatus): from `from` to
+// `to`; any other state found there is internal corruption, reported by
+// name before fatal() (async-signal-safe: the poke handler calls it).
+// A CAS, so that two threads that both think they own the change (a
+// double ready) cannot both win. Between Running and Syscall, on every
+// wrapped call, it is a checked relaxed load and store instead: only the
+// G's own M makes those changes (nobody else writes a Running or Syscall
+// G's status), and the poke handler that also makes one on that M acts
+// only where the G was interrupted outside mnpthread's code. A locked
+// instruction there took a wrapped call that never enters the kernel from
+// 41-43 ns to 58-64 ns of CPU time (BM_HandoffNoKernel at 1 P).
+[[noreturn]] void gstatus_bad(G* gp, uint32_t from, uint32_t to, uint32_t found);
+inline void casgstatus(G* gp, uint32_t from, uint32_t to) {
+  uint32_t found = from;
+  if ((from == kGRunning && to == kGSyscall) || (from == kGSyscall && to == kGRunning)) {
+    found = gp->status.load(std::memory_order_relaxed);
+    if (MNP_UNLIKELY(found != from)) gstatus_bad(gp, from, to, found);
+    gp->status.store(to, std::memory_order_relaxed);
+    return;
+  }
+  if (MNP_UNLIKELY(!gp->status.compare_exchange_strong(found, to, std::memory_order_acq_rel)))
+    gstatus_bad(gp, from, to, found);
+}
+// The first status of a G that no other thread can reach yet (a new M's
+// g0 before it is on allm, M0's g0 and the main G before runtime_up): a
+// plain store, since there is nothing to race with or to check against.
+inline void initgstatus(G* gp, uint32_t s) { gp->status.store(s, std::memory_order_relaxed); }
+// "idle", "runnable", ... for messages and the G dump.
+const char* gstatus_name(uint32_t s);
 
 // Scheduling primitives (callable only from a user G unless noted).
 using ParkCommit = bool (*)(G* gp, void* arg);
@@ -469,6 +534,9 @@ void handler_end(G* gp, int depth);
 // A P was just taken by an M: wakes sysmon if it sleeps without a deadline
 // (it does while every P is idle).
 void sysmon_p_busy();
+// Wakes sysmon for a signal to deliver (netpoll_signal_arrived, sigpend):
+// async-signal-safe.
+void sysmon_wake_from_signal();
 // After a wrapped call failed with EINTR: true when the runtime's own
 // signal caused it (the caller retries), false when the program's did.
 bool syscall_eintr_was_ours();
@@ -594,5 +662,7 @@ void set_os_thread_create(int (*fn)(void* (*)(void*), void*));
 G* g_from_handle(uintptr_t handle);
 G* main_g();
 uint64_t stat_mcount();
+// fatal() (core/base.cpp): the scheduler dump, best effort and without locks.
+void dump_sched_state_for_fatal();
 
 }  // namespace mnp

@@ -10,6 +10,7 @@
 #include "core/cancel.h"
 #include "core/futex.h"
 #include "core/sched.h"
+#include "core/sema_c.h"
 
 namespace mnp {
 namespace {
@@ -376,6 +377,18 @@ void sema_after_fork() {
   g_watched.store(0, std::memory_order_relaxed);
 }
 
+int word_lock_slow(std::atomic<uint32_t>* w, int spins, int64_t deadline) {
+  for (int i = spins; i > 0; i--) {
+    uint32_t c = w->load(std::memory_order_relaxed);
+    if (c == 0 && w->compare_exchange_weak(c, 1, std::memory_order_acquire)) return 0;
+    cpu_relax();
+  }
+  // Announce a waiter by moving to 2; whoever unlocks then wakes one.
+  while (w->exchange(2, std::memory_order_acquire) != 0)
+    if (sema_wait(w, 2, deadline) == ETIMEDOUT) return ETIMEDOUT;
+  return 0;
+}
+
 int sema_count(const void* addr) {
   Bucket* b = bucket_of(addr);
   LockGuard lk(b->lock);
@@ -386,7 +399,7 @@ int sema_count(const void* addr) {
 
 }  // namespace mnp
 
-// C entry points for interpose/once.c (built as C with -fexceptions).
+// core/sema_c.h
 extern "C" MNP_HIDDEN int mnp_sema_wait32(void* addr, uint32_t val) {
   return mnp::sema_wait(static_cast<std::atomic<uint32_t>*>(addr), val, mnp::kNever);
 }

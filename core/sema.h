@@ -84,4 +84,24 @@ int sema_count(const void* addr);
 // In a child of fork: no waiter survived; locks may have been held.
 void sema_after_fork();
 
+// The lock word of a lock that Gs wait for (pthread mutexes, the internal
+// lock of rwlocks and barriers): 0 free, 1 locked, 2 locked with possible
+// waiters, who wait through this table on the word (a G parks, another
+// thread sleeps in the kernel futex), so a contended lock never blocks an
+// M. Lock (core/futex.h) has the same word but blocks the M: it is for
+// runtime state taken where no G can park (g0, sysmon, the buckets of this
+// very table). The users differ only in how long they spin before they
+// wait and in a deadline, both explicit here.
+inline bool word_trylock(std::atomic<uint32_t>* w) {
+  uint32_t c = 0;
+  return w->compare_exchange_strong(c, 1, std::memory_order_acquire);
+}
+// After a failed word_trylock: tries `spins` more times, then waits until
+// the lock is taken (0) or deadline (CLOCK_MONOTONIC ns, kNever: none)
+// passes (ETIMEDOUT).
+int word_lock_slow(std::atomic<uint32_t>* w, int spins, int64_t deadline);
+inline void word_unlock(std::atomic<uint32_t>* w) {
+  if (w->exchange(0, std::memory_order_release) == 2) sema_wake(w, 1);
+}
+
 }  // namespace mnp

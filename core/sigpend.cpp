@@ -15,8 +15,6 @@
 
 namespace mnp {
 
-void sysmon_wake_from_signal();  // syscall.cpp
-
 constinit std::atomic<uint32_t> sigpend_count{0};
 
 namespace {

@@ -48,6 +48,7 @@
 #include "core/preempt.h"
 #include "core/gmem.h"
 #include "core/sched.h"
+#include "core/sched_internal.h"
 #include "core/sema.h"
 #include "core/sigpend.h"
 #include "core/trace.h"
@@ -57,12 +58,6 @@ extern "C" const char __ehdr_start[] __attribute__((visibility("hidden")));
 extern "C" const char __etext[] __attribute__((visibility("hidden")));
 
 namespace mnp {
-
-void startm_for(P* pp, bool spinning);  // sched.cpp
-void pidleput_for(P* pp);               // sched.cpp, takes Sched::lock
-P* pidleget_for();                      // sched.cpp, takes Sched::lock
-void exitsyscall_park(G* gp);           // sched.cpp: queue gp, park the M (caller holds the M)
-int os_thread_start(void* (*fn)(void*), void* arg);  // sched.cpp
 
 namespace {
 
@@ -85,21 +80,20 @@ constinit std::atomic<int32_t> g_sysmon_sleeping_long{0};
 
 }  // namespace
 
-// Gives pp (just retaken, or released by an M) to an M if it has work, else
-// to the idle list.
 void handoffp(P* pp) {
   if (!pp->runq.empty() || sched.runq_size.load(std::memory_order_relaxed) > 0 ||
       pp->timers.when0.load(std::memory_order_relaxed) != kNever) {
-    startm_for(pp, false);
+    startm(pp, false);
     return;
   }
   // No local work: if nobody is spinning or idle, an M should look around.
   int32_t zero = 0;
   if (sched.nmspinning.load() + sched.npidle.load() == 0 && sched.nmspinning.compare_exchange_strong(zero, 1)) {
-    startm_for(pp, true);
+    startm(pp, true);
     return;
   }
-  pidleput_for(pp);
+  LockGuard lk(sched.lock);
+  pidleput_locked(pp);
 }
 
 namespace {
@@ -114,7 +108,7 @@ void mark_in_syscall(M* mp, G* gp) {
   mp->oldp = pp;
   mp->p = nullptr;
   pp->m = nullptr;
-  gp->status.store(kGSyscall, std::memory_order_relaxed);
+  casgstatus(gp, kGRunning, kGSyscall);
   pp->status.store(kPSyscall, std::memory_order_release);
 }
 
@@ -856,13 +850,11 @@ void handler_end(G* gp, int depth) {
   if (depth != 0) enter_marked(gp, depth);
 }
 
-// newm queued an M for sysmon to start: make its next round come soon.
 void sysmon_wake_for_newm() {
   g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
   sysmon_wake();
 }
 
-// From a signal handler (netpoll_signal_arrived): async-signal-safe.
 void sysmon_wake_from_signal() { sysmon_wake(); }
 
 void sysmon_p_busy() {
@@ -912,6 +904,15 @@ void exitsyscall() {
   exitsyscall_now_held(gp);
 }
 
+namespace {
+// An idle P for an M whose P was retaken during its call, or null.
+P* exitsyscallfast_pidle() {
+  if (sched.npidle.load(std::memory_order_relaxed) == 0) return nullptr;
+  LockGuard lk(sched.lock);
+  return pidleget_locked();
+}
+}  // namespace
+
 bool exitsyscall_fast(G* gp) {
   M* mp = gp->m;
   P* pp = mp->oldp;
@@ -927,17 +928,14 @@ bool exitsyscall_fast(G* gp) {
     }
     pp->m = mp;
     mp->p = pp;
-    gp->status.store(kGRunning, std::memory_order_relaxed);
+    casgstatus(gp, kGSyscall, kGRunning);
     return true;
   }
   // Retaken: any idle P will do. The call lasted a sysmon round at least.
   cpu_stale(mp);
-  if (P* p2 = pidleget_for()) {
-    p2->m = mp;
-    mp->p = p2;
-    p2->status.store(kPRunning, std::memory_order_relaxed);
-    gp->status.store(kGRunning, std::memory_order_relaxed);
-    sysmon_p_busy();  // an idle P got busy without acquirep
+  if (P* p2 = exitsyscallfast_pidle()) {
+    acquirep(mp, p2);
+    casgstatus(gp, kGSyscall, kGRunning);
     return true;
   }
   return false;

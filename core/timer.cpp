@@ -5,10 +5,9 @@
 
 #include "core/base.h"
 #include "core/sched.h"
+#include "core/sched_internal.h"
 
 namespace mnp {
-
-void timer_m_notify(int64_t when);  // sched.cpp: wake the timer M if it sleeps past `when`
 
 namespace {
 

@@ -62,18 +62,6 @@ struct Line {
   }
 };
 
-const char* status_name(uint32_t s) {
-  switch (s) {
-    case kGIdle: return "idle";
-    case kGRunnable: return "runnable";
-    case kGRunning: return "running";
-    case kGWaiting: return "waiting";
-    case kGSyscall: return "syscall";
-    case kGDead: return "dead";
-  }
-  return "?";
-}
-
 const char* wait_name(uint32_t w) {
   switch (w) {
     case kWaitNone: return "";
@@ -100,8 +88,7 @@ void for_each_g(Fn fn) {
   });
 }
 
-// Stack of a G that is not running, from the frame its switch saved:
-// [mxcsr/fpucw][r15][r14][r13][r12][rbx][rbp][ret].
+// Stack of a G that is not running, from the frame its switch saved.
 void print_stack(G* g) {
   Line l;
   const Unwind* u = unwind_get();
@@ -109,17 +96,8 @@ void print_stack(G* g) {
     l.s("    (no libunwind: stack not shown)").flush();
     return;
   }
-  auto* f = reinterpret_cast<const uint64_t*>(g->ctx.sp);
   ucontext_t uc;
-  memset(&uc, 0, sizeof uc);
-  uc.uc_mcontext.gregs[REG_R15] = static_cast<greg_t>(f[1]);
-  uc.uc_mcontext.gregs[REG_R14] = static_cast<greg_t>(f[2]);
-  uc.uc_mcontext.gregs[REG_R13] = static_cast<greg_t>(f[3]);
-  uc.uc_mcontext.gregs[REG_R12] = static_cast<greg_t>(f[4]);
-  uc.uc_mcontext.gregs[REG_RBX] = static_cast<greg_t>(f[5]);
-  uc.uc_mcontext.gregs[REG_RBP] = static_cast<greg_t>(f[6]);
-  uc.uc_mcontext.gregs[REG_RIP] = static_cast<greg_t>(f[7]);
-  uc.uc_mcontext.gregs[REG_RSP] = static_cast<greg_t>(g->ctx.sp + 64);
+  ctx_saved_ucontext(&g->ctx, &uc);
   unw_cursor_t cur;
   if (u->init_local2(&cur, reinterpret_cast<unw_context_t*>(&uc), 0) < 0) return;
   for (int depth = 0; depth < 32; depth++) {
@@ -175,7 +153,7 @@ void print_detail() {
   for_each_g([&](G* g) {
     uint32_t s = g->status.load(std::memory_order_relaxed);
     if (s == kGIdle) return;
-    l.s("  G").u(g->goid).s(": status=").s(status_name(s));
+    l.s("  G").u(g->goid).s(": status=").s(gstatus_name(s));
     if (s == kGWaiting) l.s("(").s(wait_name(g->wait_reason)).s(")");
     l.s(" m=").i(g->m && s == kGRunning ? static_cast<int64_t>(g->m->id) : -1).flush();
   });
@@ -227,7 +205,7 @@ void dump_all_gs() {
   for_each_g([&](G* g) {
     uint32_t s = g->status.load(std::memory_order_acquire);
     if (s == kGIdle) return;
-    l.s("G ").u(g->goid).s(" [").s(status_name(s));
+    l.s("G ").u(g->goid).s(" [").s(gstatus_name(s));
     if (s == kGWaiting) {
       l.s(", ").s(wait_name(g->wait_reason));
       if (g->park_time) l.s(", ").i((tsc - g->park_time) / rate).s(" ms");

@@ -93,8 +93,8 @@ void sigcancel_handler(int sig, siginfo_t* si, void* ucv) {
   G* gp = mp->curg;
   if (!gp || gp->is_g0 || gp->tcb != si->si_value.sival_ptr) return;  // the G moved on
   if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
-  auto rip = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
-  if (rip >= reinterpret_cast<uintptr_t>(__ehdr_start) && rip < reinterpret_cast<uintptr_t>(__etext)) return;
+  uintptr_t pc = arch_uc_pc(uc);
+  if (pc >= reinterpret_cast<uintptr_t>(__ehdr_start) && pc < reinterpret_cast<uintptr_t>(__etext)) return;
   // Every wrapped call the G is in must have a cleanup buffer.
   if (gp->syscall_depth != gp->cancel_handoff) return;
   if (!cancel_due_async(cancelhandling(gp).load(std::memory_order_acquire))) return;

@@ -70,23 +70,13 @@ int spin_count(int kind) {
 // PRIO_INHERIT mutex also rejects a negative tv_sec then (the kernel's
 // FUTEX_LOCK_PI does; glibc's own waits call it a timeout).
 int acquire_word(MutexView* m, int kind, int64_t deadline, bool try_only, const struct timespec* abstime) {
-  uint32_t c = 0;
-  if (m->lock.compare_exchange_strong(c, 1, std::memory_order_acquire)) return 0;
+  if (word_trylock(&m->lock)) return 0;
   if (try_only) return EBUSY;
   if (abstime && (!valid_timespec(abstime) || ((kind & kMutexPrioInherit) && abstime->tv_sec < 0))) return EINVAL;
-  for (int i = spin_count(kind); i > 0; i--) {
-    c = m->lock.load(std::memory_order_relaxed);
-    if (c == 0 && m->lock.compare_exchange_weak(c, 1, std::memory_order_acquire)) return 0;
-    cpu_relax();
-  }
-  while (m->lock.exchange(2, std::memory_order_acquire) != 0)
-    if (sema_wait(&m->lock, 2, deadline) == ETIMEDOUT) return ETIMEDOUT;
-  return 0;
+  return word_lock_slow(&m->lock, spin_count(kind), deadline);
 }
 
-void release_word(MutexView* m) {
-  if (m->lock.exchange(0, std::memory_order_release) == 2) sema_wake(&m->lock, 1);
-}
+void release_word(MutexView* m) { word_unlock(&m->lock); }
 
 void robust_link(MutexView* m) {
   G* g = get_user_g();

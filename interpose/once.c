@@ -13,10 +13,9 @@
 #include <pthread.h>
 #include <stdint.h>
 
-#define MNP_EXPORT __attribute__((visibility("default")))
+#include "core/sema_c.h"
 
-int mnp_sema_wait32(void* addr, uint32_t val);
-int mnp_sema_wake_all(void* addr);
+#define MNP_EXPORT __attribute__((visibility("default")))
 
 enum { kRunning = 1, kDone = 2, kWaiters = 4 };
 

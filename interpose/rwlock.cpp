@@ -30,20 +30,13 @@ using namespace mnp;
 namespace {
 
 
-// Internal lock of rwlock and barrier: 0/1/2 futex mutex on the sema table.
+// Internal lock of rwlock and barrier (core/sema.h's word lock): held for a
+// few loads and stores, so it spins a little before it waits.
+constexpr int kIlockSpins = 40;
 void ilock(std::atomic<uint32_t>* w) {
-  uint32_t c = 0;
-  if (w->compare_exchange_strong(c, 1, std::memory_order_acquire)) return;
-  for (int i = 0; i < 40; i++) {
-    c = w->load(std::memory_order_relaxed);
-    if (c == 0 && w->compare_exchange_weak(c, 1, std::memory_order_acquire)) return;
-    cpu_relax();
-  }
-  while (w->exchange(2, std::memory_order_acquire) != 0) sema_wait(w, 2, kNever);
+  if (!word_trylock(w)) word_lock_slow(w, kIlockSpins, kNever);
 }
-void iunlock(std::atomic<uint32_t>* w) {
-  if (w->exchange(0, std::memory_order_release) == 2) sema_wake(w, 1);
-}
+void iunlock(std::atomic<uint32_t>* w) { word_unlock(w); }
 
 // ---- rwlock -------------------------------------------------------------------
 

@@ -10,6 +10,7 @@
 
 #include "interpose/cancel.h"
 #include "core/sched.h"
+#include "core/tcb.h"
 #include "core/timer.h"
 
 namespace mnp {
@@ -43,11 +44,8 @@ constexpr int kMutexPrioProtect = 64;
 constexpr int kMutexPshared = 128;
 constexpr int kMutexCeilingShift = 24;
 
-inline int current_tid() {
-  int t;
-  asm volatile("mov %%fs:720, %0" : "=r"(t));  // struct pthread::tid of this G / thread
-  return t;
-}
+// struct pthread::tid of this G / thread.
+inline int current_tid() { return arch_tcb_load_int<tcbo::kTid>(); }
 
 // Monotonic deadline for an absolute time on clock clk (REALTIME/MONOTONIC).
 int64_t abs_deadline(clockid_t clk, const struct timespec* abstime);

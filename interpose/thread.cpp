@@ -451,9 +451,7 @@ MNP_EXPORT void pthread_exit(void* value) {
 }
 
 MNP_EXPORT pthread_t pthread_self(void) noexcept {
-  pthread_t self;
-  asm("mov %%fs:16, %0" : "=r"(self));  // header.self
-  return self;
+  return reinterpret_cast<pthread_t>(arch_tcb_load_ptr<tcbo::kSelf>());  // header.self
 }
 
 MNP_EXPORT int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b; }

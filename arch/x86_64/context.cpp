@@ -105,6 +105,20 @@ void ctx_make(Context* ctx, void* stack_lo, void* stack_top, uintptr_t fs, void 
   ctx->fs = fs;
 }
 
+void ctx_saved_ucontext(const Context* ctx, ucontext_t* uc) {
+  const auto* f = reinterpret_cast<const Frame*>(ctx->sp);
+  std::memset(uc, 0, sizeof *uc);
+  greg_t* r = uc->uc_mcontext.gregs;
+  r[REG_R15] = static_cast<greg_t>(f->r15);
+  r[REG_R14] = static_cast<greg_t>(f->r14);
+  r[REG_R13] = static_cast<greg_t>(f->r13);
+  r[REG_R12] = static_cast<greg_t>(f->r12);
+  r[REG_RBX] = static_cast<greg_t>(f->rbx);
+  r[REG_RBP] = static_cast<greg_t>(f->rbp);
+  r[REG_RIP] = static_cast<greg_t>(f->ret);
+  r[REG_RSP] = static_cast<greg_t>(ctx->sp + MNP_CTX_FRAME);  // as the switch's ret leaves it
+}
+
 void arch_set_fs(uintptr_t fs) {
   if (mnp_arch_use_wrfsbase) {
     asm volatile("wrfsbase %0" ::"r"(fs) : "memory");

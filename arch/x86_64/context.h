@@ -15,6 +15,8 @@
 // stack we are still using.
 #pragma once
 
+#include <ucontext.h>
+
 #include <cstddef>
 #include <cstdint>
 
@@ -81,6 +83,11 @@ void arch_init();
 // kernel thread inherits it.
 void ctx_make(Context* ctx, void* stack_lo, void* stack_top, uintptr_t fs, void (*entry)(void*), void* arg);
 
+// The registers the switch saved for ctx, which is not running, as a
+// ucontext for a stack walk (libunwind): the PC it resumes at, its stack
+// pointer and the callee-saved registers; everything else zero.
+void ctx_saved_ucontext(const Context* ctx, ucontext_t* uc);
+
 // Current FS base (the running thread's TCB).
 inline uintptr_t arch_get_fs() {
   uintptr_t v;
@@ -94,6 +101,13 @@ inline uintptr_t arch_get_fs() {
 template <size_t kOffset>
 inline void* arch_tcb_load_ptr() {
   void* v;
+  asm volatile("mov %%fs:%c1, %0" : "=r"(v) : "i"(kOffset));
+  return v;
+}
+// An int field of it (the thread id, tcbo::kTid).
+template <size_t kOffset>
+inline int arch_tcb_load_int() {
+  int v;
   asm volatile("mov %%fs:%c1, %0" : "=r"(v) : "i"(kOffset));
   return v;
 }

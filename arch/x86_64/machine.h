@@ -1,10 +1,13 @@
 // arch/x86_64/machine.h — the instructions the runtime uses directly:
-// system calls, the spin-wait hint and the cycle counter.
+// system calls, the spin-wait hint and the cycle counter; and the one
+// register the runtime reads from a signal's context, the interrupted PC.
 //
 // raw_syscall* never touch errno: they return -errno, as the kernel does.
 // Runtime code runs on a G's TLS more often than not, and the libc
 // syscall() would both set errno and bind to the shim's own interposer.
 #pragma once
+
+#include <ucontext.h>
 
 #include <cstdint>
 
@@ -30,5 +33,8 @@ inline void cpu_relax() { __builtin_ia32_pause(); }
 
 // A cheap, monotonic-enough cycle count (G dump: time waiting).
 inline uint64_t arch_cycles() { return __builtin_ia32_rdtsc(); }
+
+// The program counter where the signal whose handler got uc interrupted.
+inline uintptr_t arch_uc_pc(const ucontext_t* uc) { return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]); }
 
 }  // namespace mnp

@@ -20,6 +20,8 @@
 //   Sysmon      a P held by a G blocked in a long system call is retaken
 //               and given to another M; a G that runs past its time slice
 //               is marked for preemption.
+//   SchedStatus a G status change from a state the G is not in aborts
+//               with the from, to and found states by name (casgstatus).
 //
 // Each was seen to fail against a scheduler broken on purpose: ready()
 // returning at once for a G still Running (SchedPark.*); switch_g bumping
@@ -510,3 +512,19 @@ void lone_g_body() {
 TEST(Sysmon, RetakesThePOfALongSyscall) { EXPECT_IN_RUNTIME(1, true, retake_body); }
 TEST(Sysmon, MarksAGPastItsSlice) { EXPECT_IN_RUNTIME(1, true, preempt_mark_body); }
 TEST(Sysmon, LeavesALoneGAlone) { EXPECT_IN_RUNTIME(1, true, lone_g_body); }
+
+// ---- status changes ----------------------------------------------------------
+
+TEST(SchedStatus, BadTransitionNamesTheStates) {
+  GTEST_FLAG_SET(death_test_style, "threadsafe");
+  G g;
+  g.goid = 7;
+  initgstatus(&g, kGRunning);
+  EXPECT_DEATH(casgstatus(&g, kGWaiting, kGRunnable), "casgstatus: G 7 from waiting to runnable, but it is running");
+  casgstatus(&g, kGRunning, kGSyscall);
+  EXPECT_EQ(g.status.load(), kGSyscall);
+  // Between Running and Syscall the check is a load and a store (sched.h).
+  EXPECT_DEATH(casgstatus(&g, kGRunning, kGSyscall), "casgstatus: G 7 from running to syscall, but it is syscall");
+  casgstatus(&g, kGSyscall, kGRunning);
+  EXPECT_EQ(g.status.load(), kGRunning);
+}
