@@ -65,6 +65,10 @@ using SigmaskFn = int(int, const sigset_t*, sigset_t*);
 // glibc's own, not the interposer, which never blocks the runtime's signal.
 constinit Real<SigmaskFn> real_sigmask{"pthread_sigmask", "GLIBC_2.32"};
 constinit int g_concurrency = 0;
+// sched_yield: one kernel yield per this many calls in a row that found no
+// G to run. An idle yield costs tens of ns, the system call about a µs on
+// a VM: the loop pays a few per cent, and gives its CPU away within a few µs.
+constexpr uint32_t kYieldIdleSyscall = 128;
 
 // glibc's struct pthread_attr (internal; pthread_attr_t is its opaque storage).
 struct AttrView {
@@ -459,14 +463,23 @@ MNP_EXPORT pthread_t pthread_self(void) noexcept {
 MNP_EXPORT int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b; }
 
 MNP_EXPORT int sched_yield(void) noexcept {
-  if (runtime_up && get_user_g()) {
-    // Nothing else to run on this P: the kernel thread yields, as the
-    // thread would natively. A G waiting in a yield loop for a G on another
-    // P otherwise keeps its CPU for the kernel's whole time slice while
-    // that G's M waits for one (a machine with more runnable threads than
-    // CPUs).
-    if (!yield()) raw_syscall(SYS_sched_yield);
-    return 0;
+  if (runtime_up) {
+    if (G* gp = get_user_g()) {
+      // yield() switches to any G runnable here or queued on another P.
+      // None: the process has nothing else to run, and the G goes on at
+      // once (a yield loop waiting for a G running on another P sees it
+      // act within a few of them), except on every kYieldIdleSyscall-th
+      // such yield in a row, where the kernel thread yields as the thread
+      // would natively: on a machine with more runnable threads than CPUs,
+      // the M of the G it waits for may be waiting for this CPU, and a
+      // loop that never yields it keeps it for the kernel's whole slice.
+      if (yield()) {
+        gp->yield_idle = 0;
+      } else if (++gp->yield_idle % kYieldIdleSyscall == 0) {
+        raw_syscall(SYS_sched_yield);
+      }
+      return 0;
+    }
   }
   return static_cast<int>(raw_syscall(SYS_sched_yield));
 }
