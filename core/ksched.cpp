@@ -65,7 +65,7 @@ bool ksched_is_default(const G* gp) {
 const cpu_set_t& ksched_default_mask() { return g_def.mask; }
 long ksched_mask_bytes() { return g_def.mask_bytes; }
 
-int ksched_apply_self() {
+int ksched_apply_self(const KschedRec* m_has) {
   G* gp = get_user_g();
   if (!gp || !runtime_up) return 0;
   gp->ks_dirty.store(0, std::memory_order_relaxed);
@@ -82,10 +82,12 @@ int ksched_apply_self() {
   };
   struct sched_param sp = {};
   sp.sched_priority = gp->sched_priority;
-  note(raw_syscall(SYS_sched_setscheduler, 0, gp->sched_policy, ptr(&sp)));
-  note(raw_syscall(SYS_setpriority, PRIO_PROCESS, 0, gp->sched_nice));
+  if (!m_has || m_has->policy != gp->sched_policy || m_has->priority != gp->sched_priority)
+    note(raw_syscall(SYS_sched_setscheduler, 0, gp->sched_policy, ptr(&sp)));
+  if (!m_has || m_has->nice != gp->sched_nice) note(raw_syscall(SYS_setpriority, PRIO_PROCESS, 0, gp->sched_nice));
   const cpu_set_t* m = gp->affinity_set ? &gp->affinity : &g_def.mask;
-  note(raw_syscall(SYS_sched_setaffinity, 0, sizeof(cpu_set_t), ptr(m)));
+  const cpu_set_t* had = !m_has ? nullptr : m_has->affinity_set ? &m_has->affinity : &g_def.mask;
+  if (!had || !CPU_EQUAL(had, m)) note(raw_syscall(SYS_sched_setaffinity, 0, sizeof(cpu_set_t), ptr(m)));
   // Back at the defaults: the M is like any other again. If the kernel
   // refused to go back (a nice value an unprivileged thread cannot lower),
   // the M keeps the G's values and so stays the G's.

@@ -36,9 +36,18 @@ bool ksched_is_default(const G* gp);
 // The process's default CPU mask and the size the kernel reports for it.
 const cpu_set_t& ksched_default_mask();
 long ksched_mask_bytes();
+// The attributes a kernel thread has, as a G's record holds them.
+struct KschedRec {
+  int policy, priority, nice;
+  bool affinity_set;
+  cpu_set_t affinity;
+};
 // On gp, the running G: wires or unwires it and sets its M's attributes to
 // the record. 0, or the kernel's errno for the first attribute it refused.
-int ksched_apply_self();
+// m_has, if known, is what the M has now: an attribute equal there is not
+// set again (a SCHED_FIFO thread that changes only its priority pays one
+// system call, not three).
+int ksched_apply_self(const KschedRec* m_has = nullptr);
 // Another thread changed gp's record: gp applies it at its next scheduling
 // point.
 void ksched_mark(G* gp);
@@ -58,8 +67,12 @@ int ksched_change(G* t, Fn change) {
   int pol = t->sched_policy, pri = t->sched_priority, nice = t->sched_nice;
   bool aset = t->affinity_set;
   cpu_set_t aff = t->affinity;
+  // With no change pending from another thread, the M has the record: the
+  // G's own when it is wired, else the defaults, which are then its record.
+  bool known = !t->ks_dirty.load(std::memory_order_acquire) && (t->ks_wired || ksched_is_default(t));
+  KschedRec had{pol, pri, nice, aset, aff};
   change(t);
-  int err = ksched_apply_self();
+  int err = ksched_apply_self(known ? &had : nullptr);
   if (err) {
     t->sched_policy = pol;
     t->sched_priority = pri;

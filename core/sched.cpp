@@ -896,6 +896,10 @@ void yield_commit_cb(void* a) {
   P* pp = sa->pp;
   casgstatus(prev, kGRunning, kGRunnable);
   runq_put(pp, prev, false);
+  // As ready does: with a P idle, an M takes it and steals prev. Else two
+  // yield loops that met on one P took turns there for ever while the
+  // other P stayed idle (no M looks for work without a wake-up).
+  wakep();
 }
 
 // Picks the next G of this P without blocking: the fast path of park/yield.
@@ -1093,6 +1097,16 @@ bool yield() {
     LockGuard lk(sched.lock);
     inherit = false;
     next = globrunq_get_locked(pp, 0);
+  }
+  if (!next) {
+    // Half of another P's ring: Gs waiting there while this P runs a G that
+    // only yields. No M looks for work while every P runs a G, so without
+    // this, Gs spread unevenly at their creation stay so (4 yield loops on
+    // 2 Ps: 3 Gs took turns on one P, the fourth yielded alone on the
+    // other). Not a victim's next: its owner is about to run it.
+    inherit = false;
+    for (uint32_t i = 1; i < sched.nprocs && !next; i++)
+      next = steal_from(mp, &sched.allp[(pp->id + i) % sched.nprocs], false);
   }
   if (!next) {
     m_release(mp);

@@ -127,6 +127,7 @@ struct G {
   std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, syscall.cpp)
   std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
   void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
+  uint32_t yield_idle = 0;  // (self) sched_yield calls in a row that found no G to run (interpose/thread.cpp)
   // Kernel scheduling attributes as the program set them (core/ksched.h).
   // Written by any thread under the handle table's lock or by the G; the
   // G alone applies them to its M (ks_wired: it holds a wiring for them).
@@ -468,7 +469,8 @@ using ParkCommit = bool (*)(G* gp, void* arg);
 void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr);
 // Makes a parked G runnable (callable from anywhere, G or not).
 void ready(G* gp, bool next = true);
-// Gives up the P to any other runnable G; returns false at once if none.
+// Gives up the P to another runnable G: of this P, the global queue, or
+// stolen from another P's ring; returns false at once if none.
 bool yield();
 
 // Wiring a G to its M (docs/ARCHITECTURE.md, "Wiring"), for state the

@@ -65,6 +65,10 @@ using SigmaskFn = int(int, const sigset_t*, sigset_t*);
 // glibc's own, not the interposer, which never blocks the runtime's signal.
 constinit Real<SigmaskFn> real_sigmask{"pthread_sigmask", "GLIBC_2.32"};
 constinit int g_concurrency = 0;
+// sched_yield: one kernel yield per this many calls in a row that found no
+// G to run. An idle yield costs tens of ns, the system call about a µs on
+// a VM: the loop pays a few per cent, and gives its CPU away within a few µs.
+constexpr uint32_t kYieldIdleSyscall = 128;
 
 // glibc's struct pthread_attr (internal; pthread_attr_t is its opaque storage).
 struct AttrView {
@@ -214,9 +218,25 @@ int check_affinity(size_t size, const cpu_set_t* set) {
   return EINVAL;
 }
 
+// The kernel's priority range of a policy is fixed: read once, it saves
+// two system calls a call. Packed as 1 | (min + 1) << 1 | (max + 1) << 9
+// (an unknown policy: min = max = -1); 0: not read yet.
+constinit std::atomic<uint32_t> g_prio_range[8]{};
 int check_sched(int policy, const struct sched_param* param) {
   if (!param) return EINVAL;
-  int lo = sched_get_priority_min(policy), hi = sched_get_priority_max(policy);
+  bool cached = policy >= 0 && policy < 8;
+  uint32_t r = cached ? g_prio_range[policy].load(std::memory_order_relaxed) : 0;
+  int lo, hi;
+  if (r != 0) {
+    lo = static_cast<int>((r >> 1) & 0xff) - 1;
+    hi = static_cast<int>(r >> 9) - 1;
+  } else {
+    lo = sched_get_priority_min(policy), hi = sched_get_priority_max(policy);
+    if (lo < 0 || hi < 0) lo = hi = -1;
+    if (cached)
+      g_prio_range[policy].store(1u | static_cast<uint32_t>(lo + 1) << 1 | static_cast<uint32_t>(hi + 1) << 9,
+                                 std::memory_order_relaxed);
+  }
   if (lo < 0 || param->sched_priority < lo || param->sched_priority > hi) return EINVAL;
   if ((policy == SCHED_FIFO || policy == SCHED_RR) && geteuid() != 0) return EPERM;
   return 0;
@@ -457,14 +477,23 @@ MNP_EXPORT pthread_t pthread_self(void) noexcept {
 MNP_EXPORT int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b; }
 
 MNP_EXPORT int sched_yield(void) noexcept {
-  if (runtime_up && get_user_g()) {
-    // Nothing else to run on this P: the kernel thread yields, as the
-    // thread would natively. A G waiting in a yield loop for a G on another
-    // P otherwise keeps its CPU for the kernel's whole time slice while
-    // that G's M waits for one (a machine with more runnable threads than
-    // CPUs).
-    if (!yield()) raw_syscall(SYS_sched_yield);
-    return 0;
+  if (runtime_up) {
+    if (G* gp = get_user_g()) {
+      // yield() switches to any G runnable here or queued on another P.
+      // None: the process has nothing else to run, and the G goes on at
+      // once (a yield loop waiting for a G running on another P sees it
+      // act within a few of them), except on every kYieldIdleSyscall-th
+      // such yield in a row, where the kernel thread yields as the thread
+      // would natively: on a machine with more runnable threads than CPUs,
+      // the M of the G it waits for may be waiting for this CPU, and a
+      // loop that never yields it keeps it for the kernel's whole slice.
+      if (yield()) {
+        gp->yield_idle = 0;
+      } else if (++gp->yield_idle % kYieldIdleSyscall == 0) {
+        raw_syscall(SYS_sched_yield);
+      }
+      return 0;
+    }
   }
   return static_cast<int>(raw_syscall(SYS_sched_yield));
 }
