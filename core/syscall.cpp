@@ -386,8 +386,10 @@ bool detect_blocked(int64_t now) {
         // Also for an asynchronous cancellation whose SIGCANCEL found the
         // G where it could not act (interpose/cancel.cpp): the preemption
         // acts on it (poke_handler).
+        // Not a real-time G's: the kernel ends its turn, as natively (ksched.h).
         if (gp && !gp->is_g0 &&
-            (p_has_other_work(pp, now) || cancel_due_async(cancelhandling(gp).load(std::memory_order_relaxed)))) {
+            ((p_has_other_work(pp, now) && !gp->ks_rt.load(std::memory_order_relaxed)) ||
+             cancel_due_async(cancelhandling(gp).load(std::memory_order_relaxed)))) {
           gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
           marked = true;
         }

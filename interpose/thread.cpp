@@ -362,10 +362,16 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
     gp->sched_priority = prio;
   }
   if (attr_cpus) set_mask_record(gp, sizeof cs, &cs);
+  ksched_rerank(gp);
   if (!ksched_is_default(gp)) ksched_mark(gp);
   if (cur) memcpy(gp->name, cur->name, sizeof gp->name);
   *thread = reinterpret_cast<pthread_t>(gp->tcb);
+  // A real-time thread above its creator runs first natively: wait until
+  // its M carries its policy (core/ksched.h, the start hand-shake).
+  bool wait_start = cur && runtime_up && ksched_outranks(gp, cur);
+  if (wait_start) ksched_start_arm(cur, gp);
   newproc_start(gp);
+  if (wait_start) ksched_start_wait(cur);
   return 0;
 }
 
@@ -460,6 +466,11 @@ MNP_EXPORT int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b;
 
 MNP_EXPORT int sched_yield(void) noexcept {
   if (runtime_up && get_user_g()) {
+    // A real-time G: the kernel's yield, among the threads of its priority
+    // (core/ksched.h); its P stays with it.
+    if (MNP_UNLIKELY(get_user_g()->ks_rt.load(std::memory_order_relaxed))) {
+      return static_cast<int>(raw_syscall(SYS_sched_yield));
+    }
     // Nothing else to run on this P: the kernel thread yields, as the
     // thread would natively. A G waiting in a yield loop for a G on another
     // P otherwise keeps its CPU for the kernel's whole time slice while
