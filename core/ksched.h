@@ -16,9 +16,12 @@
 // only reporting (what issue 9 found: a SCHED_FIFO thread was not one).
 //
 // Real-time Gs. Once its M carries a real-time policy (G::ks_rt), the
-// kernel decides when a G stops running, as for the native thread: sysmon
-// does not end its time slice, and its sched_yield is the kernel's (only
-// threads of its priority may run meanwhile), not a hand-over of its P. A
+// kernel decides when a G stops running, as for the native thread: its
+// sched_yield is the kernel's (only threads of its priority may run
+// meanwhile), not a hand-over of its P, and sysmon ends its time slice only
+// after the kernel's real-time bandwidth (950 ms), so that real-time Gs
+// holding every P do not starve the others for good, as the kernel's
+// throttling lets ordinary threads run. A
 // thread created with a real-time priority above its creator's runs at
 // once natively (glibc applies the policy before the thread starts, and the
 // kernel preempts the creator for it): pthread_create waits (parked) until

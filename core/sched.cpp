@@ -213,9 +213,11 @@ uint32_t fastrand(M* mp) {
 // A G with a real-time rank goes into the real-time part, behind the Gs of
 // its rank and ahead of the lower ones (a short list: the program's
 // runnable real-time threads).
+void globrunq_put_plain_locked(G* gp);
+
 void globrunq_put_locked(G* gp) {
-  gp->schedlink = nullptr;
   if (MNP_UNLIKELY(gp->rt_rank != 0)) {
+    gp->schedlink = nullptr;
     G** at = &sched.rtq_head;
     while (*at && (*at)->rt_rank >= gp->rt_rank) at = &(*at)->schedlink;
     gp->schedlink = *at;
@@ -224,6 +226,12 @@ void globrunq_put_locked(G* gp) {
     sched.runq_size.fetch_add(1, std::memory_order_seq_cst);
     return;
   }
+  globrunq_put_plain_locked(gp);
+}
+
+// The tail of the ordinary part, whatever gp's rank.
+void globrunq_put_plain_locked(G* gp) {
+  gp->schedlink = nullptr;
   if (sched.runq_tail) sched.runq_tail->schedlink = gp; else sched.runq_head = gp;
   sched.runq_tail = gp;
   sched.runq_size.fetch_add(1, std::memory_order_seq_cst);
@@ -1076,7 +1084,14 @@ void preempt_commit_cb(void* a) {
   G* prev = sa->prev;
   set_status_or_die(prev, kGRunning, kGRunnable);
   LockGuard lk(sched.lock);
-  globrunq_put_locked(prev);
+  // A real-time G stopped at the end of its slice (the real-time bandwidth,
+  // syscall.cpp) waits behind the ordinary Gs, as the kernel's throttled
+  // real-time threads wait for its ordinary ones.
+  if (MNP_UNLIKELY(prev->ks_rt.load(std::memory_order_relaxed))) {
+    globrunq_put_plain_locked(prev);
+  } else {
+    globrunq_put_locked(prev);
+  }
 }
 }  // namespace
 

@@ -25,6 +25,7 @@
 #include "core/cancel.h"
 #include "core/gmem.h"
 #include "core/netpoll.h"
+#include "core/preempt.h"
 #include "core/ksched.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
@@ -467,9 +468,20 @@ MNP_EXPORT int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b;
 MNP_EXPORT int sched_yield(void) noexcept {
   if (runtime_up && get_user_g()) {
     // A real-time G: the kernel's yield, among the threads of its priority
-    // (core/ksched.h); its P stays with it.
-    if (MNP_UNLIKELY(get_user_g()->ks_rt.load(std::memory_order_relaxed))) {
-      return static_cast<int>(raw_syscall(SYS_sched_yield));
+    // (core/ksched.h); its P stays with it, unless sysmon ended its slice
+    // (the real-time bandwidth): then it goes behind the ordinary Gs, as a
+    // preempted one does. A change another thread made to its attributes
+    // is applied first, as at any scheduling point.
+    if (G* g = get_user_g(); MNP_UNLIKELY(g->ks_rt.load(std::memory_order_relaxed))) {
+      if (g->ks_dirty.load(std::memory_order_acquire)) ksched_check_slow();
+      if (g->ks_rt.load(std::memory_order_relaxed)) {
+        if (MNP_LIKELY(!g->preempt.load(std::memory_order_relaxed))) {
+          return static_cast<int>(raw_syscall(SYS_sched_yield));
+        }
+        ensure_p(g);
+        preempt_switch();
+        return 0;
+      }
     }
     // Nothing else to run on this P: the kernel thread yields, as the
     // thread would natively. A G waiting in a yield loop for a G on another

@@ -1055,6 +1055,11 @@ TEST(Wire, SchedFifoOrderProcs1) { run_case(kSchedFifoOrder, 1); }
 TEST(Wire, SchedFifoOrderProcs2) { run_case(kSchedFifoOrder, 2); }
 TEST(Wire, SchedFifoYieldProcs1) { run_case(kSchedFifoYield, 1); }
 TEST(Wire, SchedFifoYieldProcs2) { run_case(kSchedFifoYield, 2); }
+// A FIFO thread spinning on sched_yield for an ordinary thread's flag: at
+// 1 P it leaves the P once its real-time slice (950 ms) is over.
+const Case kSchedFifoStarve{{"sched_fifo", "starve"}, {}, 0, 30, nullptr};
+TEST(Wire, SchedFifoStarveProcs1) { run_case(kSchedFifoStarve, 1); }
+TEST(Wire, SchedFifoStarveProcs2) { run_case(kSchedFifoStarve, 2); }
 
 // CPython's Condition, queue.Queue, Semaphore, Event, Barrier and a
 // concurrent.futures pool (tests/programs/py_sync.py).

@@ -21,7 +21,15 @@
  *           child has finished. The parent reads the count right after
  *           pthread_create returns: the final count (natively), not 0 or a
  *           count in between.
- * Without the right to real-time scheduling (EPERM), both print the same
+ *   starve  no pinning, main not real-time: a SCHED_FIFO thread spins on
+ *           sched_yield until a flag is set by an ordinary thread main
+ *           creates after it. Natively the ordinary thread runs on another
+ *           CPU (or, on one CPU, when the kernel's real-time throttling
+ *           leaves it a share); under the shim at MNP_PROCS=1 the spinner
+ *           holds the only P and the ordinary Gs get it only when its
+ *           real-time slice (the same bandwidth) ends: the spinner must not
+ *           keep it for ever (about a second there).
+ * Without the right to real-time scheduling (EPERM), all print the same
  * "skipped" line. alarm() catches a hang (default action). Stdout: the
  * run's order and counts. */
 #ifndef _GNU_SOURCE
@@ -80,6 +88,23 @@ static void* yielder(void* a) {
   return NULL;
 }
 
+static atomic_int flag;
+static void* setter(void* a) {
+  (void)a;
+  atomic_store(&flag, 1);
+  return NULL;
+}
+static void* spinner(void* a) {
+  (void)a;
+  long spins = 0;
+  while (!atomic_load(&flag)) {
+    sched_yield();
+    spins++;
+  }
+  fprintf(stderr, "spins %ld\n", spins);
+  return NULL;
+}
+
 static int create_fifo(pthread_t* t, int prio, void* (*fn)(void*)) {
   pthread_attr_t at;
   pthread_attr_init(&at);
@@ -130,13 +155,28 @@ static int scenario_yield(void) {
   return 0;
 }
 
+static int scenario_starve(void) {
+  pthread_t s, t;
+  int e = create_fifo(&s, 10, spinner);
+  if (e) {
+    printf("skipped: create SCHED_FIFO: %s\n", strerror(e));
+    return 0;
+  }
+  pthread_create(&t, NULL, setter, NULL);
+  pthread_join(t, NULL);
+  pthread_join(s, NULL);
+  printf("the spinner saw the ordinary thread's flag\n");
+  return 0;
+}
+
 int main(int argc, char** argv) {
   mnp_report_shim();
   alarm(10);
   const char* what = argc > 1 ? argv[1] : "order";
+  if (strcmp(what, "starve") == 0) return scenario_starve();
   int order = strcmp(what, "order") == 0;
   if (!order && strcmp(what, "yield") != 0) {
-    fprintf(stderr, "usage: sched_fifo order|yield\n");
+    fprintf(stderr, "usage: sched_fifo order|yield|starve\n");
     return 2;
   }
 
