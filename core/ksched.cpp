@@ -23,6 +23,14 @@ constinit Defaults g_def{};
 
 long ptr(const void* p) { return reinterpret_cast<long>(p); }
 
+bool is_rt(int policy) { return policy == SCHED_FIFO || policy == SCHED_RR; }
+
+// The creator's G::ks_start: armed before the child can run; the child
+// sets done; the creator's park commit sets parked unless done came first.
+// Whoever moves second acts: the child readies a parked creator, a creator
+// that finds done does not park.
+enum : uint8_t { kStartNone, kStartArmed, kStartParked, kStartDone };
+
 }  // namespace
 
 void ksched_init() {
@@ -47,6 +55,10 @@ void ksched_reset(G* gp) {
   gp->affinity_set = false;
   gp->ks_wired = false;
   gp->ks_dirty.store(0, std::memory_order_relaxed);
+  gp->ks_rt.store(0, std::memory_order_relaxed);
+  gp->ks_start.store(kStartNone, std::memory_order_relaxed);
+  gp->ks_creator = nullptr;
+  gp->rt_rank = 0;
 }
 
 void ksched_copy(G* to, const G* from) {
@@ -55,6 +67,13 @@ void ksched_copy(G* to, const G* from) {
   to->sched_nice = from->sched_nice;
   to->affinity_set = from->affinity_set;
   if (from->affinity_set) to->affinity = from->affinity;
+  ksched_rerank(to);
+}
+
+void ksched_rerank(G* gp) {
+  int def = is_rt(g_def.policy) ? g_def.priority : 0;
+  bool ranked = is_rt(gp->sched_policy) && gp->sched_priority > def;
+  gp->rt_rank = static_cast<uint8_t>(ranked ? gp->sched_priority : 0);
 }
 
 bool ksched_is_default(const G* gp) {
@@ -95,11 +114,48 @@ int ksched_apply_self(const KschedRec* m_has) {
     gp->ks_wired = false;
     wire_drop();
   }
+  // What the M carries now (on a refusal the caller applies the old record
+  // again, which sets this again).
+  gp->ks_rt.store(gp->ks_wired && err == 0 && is_rt(gp->sched_policy), std::memory_order_relaxed);
   return err;
 }
 
 void ksched_mark(G* gp) { gp->ks_dirty.store(1, std::memory_order_release); }
 
 void ksched_check_slow() { (void)ksched_apply_self(); }
+
+bool ksched_outranks(const G* t, const G* cur) {
+  if (!is_rt(t->sched_policy)) return false;
+  int mine = is_rt(cur->sched_policy) ? cur->sched_priority : 0;
+  return t->sched_priority > mine;
+}
+
+void ksched_start_arm(G* cur, G* child) {
+  cur->ks_start.store(kStartArmed, std::memory_order_relaxed);
+  child->ks_creator = cur;
+}
+
+void ksched_start_wait(G* cur) {
+  for (;;) {
+    park(kWaitSchedStart, [](G* g, void*) {
+      uint8_t want = kStartArmed;
+      return g->ks_start.compare_exchange_strong(want, kStartParked, std::memory_order_acq_rel);
+    });
+    // Done, or woken for something else: park again unless the child has
+    // been meanwhile (the word goes back to armed first, so its exchange
+    // sees whether to ready us).
+    uint8_t want = kStartParked;
+    if (!cur->ks_start.compare_exchange_strong(want, kStartArmed, std::memory_order_acq_rel)) break;
+  }
+  cur->ks_start.store(kStartNone, std::memory_order_relaxed);
+}
+
+void ksched_started(G* gp) {
+  G* c = gp->ks_creator;
+  gp->ks_creator = nullptr;
+  // After the exchange the creator may return from pthread_create and end:
+  // it is touched again only if it was parked, and then it waits for this.
+  if (c->ks_start.exchange(kStartDone, std::memory_order_acq_rel) == kStartParked) ready(c, false);
+}
 
 }  // namespace mnp

@@ -14,6 +14,22 @@
 // preemption) or at its start. Rejected: applying to the M another G runs
 // on (the M runs other Gs next), and keeping every M at the defaults and
 // only reporting (what issue 9 found: a SCHED_FIFO thread was not one).
+//
+// Real-time Gs. Once its M carries a real-time policy (G::ks_rt), the
+// kernel decides when a G stops running, as for the native thread: its
+// sched_yield is the kernel's (only threads of its priority may run
+// meanwhile), not a hand-over of its P, and sysmon ends its time slice only
+// after the kernel's real-time bandwidth (950 ms), so that real-time Gs
+// holding every P do not starve the others for good, as the kernel's
+// throttling lets ordinary threads run. A
+// thread created with a real-time priority above its creator's runs at
+// once natively (glibc applies the policy before the thread starts, and the
+// kernel preempts the creator for it): pthread_create waits (parked) until
+// the new G has applied its attributes to its M (ksched_start_wait, the
+// G's side in g_trampoline: ksched_started), so the kernel, not the
+// creator's remaining time on its P, orders the two from then on.
+// Rejected: the creator yielding its P to the child (with two Ps the
+// creator resumes on the other before the child's M carries the policy).
 #pragma once
 
 #include <sched.h>
@@ -31,6 +47,8 @@ void ksched_init();
 void ksched_reset(G* gp);
 // Copies the record of `from` (a new thread inherits its creator's).
 void ksched_copy(G* to, const G* from);
+// Sets gp's G::rt_rank from its record; after every change of the record.
+void ksched_rerank(G* gp);
 // True if gp's record is the process's defaults.
 bool ksched_is_default(const G* gp);
 // The process's default CPU mask and the size the kernel reports for it.
@@ -54,6 +72,17 @@ void ksched_mark(G* gp);
 // At a G's scheduling points and its start: applies a pending change.
 void ksched_check_slow();
 
+// True if t's record is a real-time policy with a priority above cur's (a
+// creator that is not real-time ranks below every real-time priority).
+bool ksched_outranks(const G* t, const G* cur);
+// The start hand-shake: the creator calls ksched_start_arm(cur, child)
+// before the child can run and ksched_start_wait(cur) after; it returns
+// once the child has applied its attributes. The child calls
+// ksched_started (g_trampoline) after applying them.
+void ksched_start_arm(G* cur, G* child);
+void ksched_start_wait(G* cur);
+void ksched_started(G* gp);
+
 // A change to t's scheduling record: the caller's own is applied to its
 // kernel thread now (and undone if the kernel refuses it); another G's when
 // that G next reaches a scheduling point. `change` edits the record.
@@ -61,6 +90,7 @@ template <typename Fn>
 int ksched_change(G* t, Fn change) {
   if (t != get_user_g()) {
     change(t);
+    ksched_rerank(t);
     ksched_mark(t);
     return 0;
   }
@@ -72,6 +102,7 @@ int ksched_change(G* t, Fn change) {
   bool known = !t->ks_dirty.load(std::memory_order_acquire) && (t->ks_wired || ksched_is_default(t));
   KschedRec had{pol, pri, nice, aset, aff};
   change(t);
+  ksched_rerank(t);
   int err = ksched_apply_self(known ? &had : nullptr);
   if (err) {
     t->sched_policy = pol;
@@ -79,6 +110,7 @@ int ksched_change(G* t, Fn change) {
     t->sched_nice = nice;
     t->affinity_set = aset;
     t->affinity = aff;
+    ksched_rerank(t);
     (void)ksched_apply_self();
   }
   return err;

@@ -209,7 +209,27 @@ uint32_t fastrand(M* mp) {
 
 // ---- global run queue (Sched::lock) --------------------------------------
 
+// A G with a real-time rank goes into the real-time part, behind the Gs of
+// its rank and ahead of the lower ones (a short list: the program's
+// runnable real-time threads).
+void globrunq_put_plain_locked(G* gp);
+
 void globrunq_put_locked(G* gp) {
+  if (MNP_UNLIKELY(gp->rt_rank != 0)) {
+    gp->schedlink = nullptr;
+    G** at = &sched.rtq_head;
+    while (*at && (*at)->rt_rank >= gp->rt_rank) at = &(*at)->schedlink;
+    gp->schedlink = *at;
+    *at = gp;
+    sched.rtq_size.fetch_add(1, std::memory_order_seq_cst);
+    sched.runq_size.fetch_add(1, std::memory_order_seq_cst);
+    return;
+  }
+  globrunq_put_plain_locked(gp);
+}
+
+// The tail of the ordinary part, whatever gp's rank.
+void globrunq_put_plain_locked(G* gp) {
   gp->schedlink = nullptr;
   if (sched.runq_tail) sched.runq_tail->schedlink = gp; else sched.runq_head = gp;
   sched.runq_tail = gp;
@@ -220,7 +240,18 @@ void globrunq_put_batch_locked(G** batch, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) globrunq_put_locked(batch[i]);
 }
 
+G* rtq_pop_locked() {
+  G* gp = sched.rtq_head;
+  if (!gp) return nullptr;
+  sched.rtq_head = gp->schedlink;
+  gp->schedlink = nullptr;
+  sched.rtq_size.fetch_sub(1, std::memory_order_relaxed);
+  sched.runq_size.fetch_sub(1, std::memory_order_relaxed);
+  return gp;
+}
+
 G* globrunq_pop_locked() {
+  if (MNP_UNLIKELY(sched.rtq_head != nullptr)) return rtq_pop_locked();
   G* gp = sched.runq_head;
   if (!gp) return nullptr;
   sched.runq_head = gp->schedlink;
@@ -238,6 +269,9 @@ G* globrunq_get_locked(P* pp, int32_t max) {
   if (n > size) n = size;
   if (max > 0 && n > max) n = max;
   if (n > static_cast<int32_t>(kRunqSize / 2)) n = kRunqSize / 2;
+  // A real-time G alone: the others of its part stay where every P looks
+  // first, and none goes to a local queue.
+  if (MNP_UNLIKELY(sched.rtq_head != nullptr)) return rtq_pop_locked();
   G* gp = globrunq_pop_locked();
   for (int32_t i = 1; i < n; i++) {
     G* g2 = globrunq_pop_locked();
@@ -252,6 +286,11 @@ G* globrunq_get_locked(P* pp, int32_t max) {
 // ---- local run queue ------------------------------------------------------
 
 void runq_put(P* pp, G* gp, bool next) {
+  if (MNP_UNLIKELY(gp->rt_rank != 0)) {  // ranked by priority, for every P (globrunq_put_locked)
+    LockGuard lk(sched.lock);
+    globrunq_put_locked(gp);
+    return;
+  }
   if (next) {
     gp = pp->runq.next.exchange(gp, std::memory_order_acq_rel);
     if (!gp) return;  // the kicked-out old next goes to the tail
@@ -505,6 +544,32 @@ void mpark(M* mp, int64_t until) {
 // hand-over cannot be doubled; a hand-over that comes before the wired M
 // sleeps finds the note set and costs no sleep.
 
+void startlockedm(M* mp, G* gp);
+
+// The P of mp, whose wired G stops or ends, goes to the first real-time G
+// of the global queue if that G is wired: mp wakes its M with the P itself,
+// before it sleeps or ends. The kernel then sees the next real-time thread
+// runnable before this one stops, and runs no lower real-time thread that
+// holds another P in between (as natively, where all are runnable at
+// once). Returns false, with mp's P, if the first real-time G is mp's own
+// (readied already: it runs on). Otherwise handoffp.
+bool handoffp_rt(M* mp) {
+  if (MNP_UNLIKELY(sched.rtq_size.load(std::memory_order_relaxed) > 0)) {
+    sched.lock.lock();
+    G* gp = sched.rtq_head;
+    if (gp && gp->lockedm != nullptr) {
+      rtq_pop_locked();
+      sched.lock.unlock();
+      if (gp->lockedm == mp) return false;
+      startlockedm(mp, gp);
+      return true;
+    }
+    sched.lock.unlock();
+  }
+  handoffp(releasep(mp));
+  return true;
+}
+
 // On g0 of mp, whose wired G is not running: returns holding a P, with the
 // G runnable and handed over to this M.
 void stoplockedm(M* mp) {
@@ -513,7 +578,7 @@ void stoplockedm(M* mp) {
     // wake-up by a timer of this P): it runs on, with the P.
     G* nx = pp->runq.next.load(std::memory_order_acquire);
     if (nx == mp->lockedg && pp->runq.next.compare_exchange_strong(nx, nullptr, std::memory_order_acq_rel)) return;
-    handoffp(releasep(mp));
+    if (!handoffp_rt(mp)) return;
   }
   if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // as mpark
   m_release(mp);
@@ -541,7 +606,8 @@ void startlockedm(M* mp, G* gp) {
 // (its exit would make the process look dead to the tools that watch its
 // leader): it sleeps for good.
 [[noreturn]] void mexit(M* mp) {
-  if (mp->p) handoffp(releasep(mp));
+  // Never false here: the M's G has ended, so no queued G is wired to it.
+  if (mp->p && !handoffp_rt(mp)) fatal("mexit: a queued G is wired to an exiting M");
   sigset_t all;
   sigfillset(&all);
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
@@ -667,8 +733,10 @@ top:
   *inherit = false;
   if (pp->timers.when0.load(std::memory_order_relaxed) != kNever) timers_run(pp, nanotime());
   // Now and then the global queue first, or a pair handing the P back and
-  // forth through the local queue would keep it waiting for ever.
-  if (pp->schedtick % 61 == 0 && sched.runq_size.load(std::memory_order_relaxed) > 0) {
+  // forth through the local queue would keep it waiting for ever; always
+  // when a real-time G waits there.
+  if ((pp->schedtick % 61 == 0 || sched.rtq_size.load(std::memory_order_relaxed) > 0) &&
+      sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     if (G* gp = globrunq_get_locked(pp, 1)) return gp;
   }
@@ -920,6 +988,7 @@ G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
   if (run_timers && MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever))
     timers_run(pp, nanotime());
   bool global_turn = slice_over ? (pp->schedtick & 1) == 0 || pp->runq.empty() : pp->schedtick % 61 == 0;
+  if (MNP_UNLIKELY(sched.rtq_size.load(std::memory_order_relaxed) > 0)) global_turn = true;  // real-time first
   if (global_turn && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     if (G* gp = globrunq_get_locked(pp, 1)) {
@@ -1045,7 +1114,14 @@ void preempt_commit_cb(void* a) {
   G* prev = sa->prev;
   casgstatus(prev, kGRunning, kGRunnable);
   LockGuard lk(sched.lock);
-  globrunq_put_locked(prev);
+  // A real-time G stopped at the end of its slice (the real-time bandwidth,
+  // syscall.cpp) waits behind the ordinary Gs, as the kernel's throttled
+  // real-time threads wait for its ordinary ones.
+  if (MNP_UNLIKELY(prev->ks_rt.load(std::memory_order_relaxed))) {
+    globrunq_put_plain_locked(prev);
+  } else {
+    globrunq_put_locked(prev);
+  }
 }
 }  // namespace
 
@@ -1312,6 +1388,7 @@ MNP_GBASE void g_trampoline(void* arg) {
   // Scheduling attributes given at creation or set by another thread since
   // (core/ksched.h).
   if (MNP_UNLIKELY(gp->ks_dirty.load(std::memory_order_acquire))) ksched_check_slow();
+  if (MNP_UNLIKELY(gp->ks_creator != nullptr)) ksched_started(gp);  // a creator waits for that
   // The outermost cancellation buffer: glibc's pthread_exit (and
   // cancellation) unwinds through cleanup handlers and C++ destructors and
   // then long-jumps here, as it does in its own start_thread.
@@ -1724,6 +1801,8 @@ void after_fork_child() {
   sched.nmspinning.store(0, std::memory_order_relaxed);
   sched.runq_head = sched.runq_tail = nullptr;
   sched.runq_size.store(0, std::memory_order_relaxed);
+  sched.rtq_head = nullptr;
+  sched.rtq_size.store(0, std::memory_order_relaxed);
   sched.pidle = nullptr;
   sched.npidle.store(0, std::memory_order_relaxed);
   for (uint32_t i = 0; i < sched.nprocs; i++) {

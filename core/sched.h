@@ -76,6 +76,7 @@ enum WaitReason : uint32_t {
   kWaitFutex,
   kWaitNet,     // fd readiness (netpoller)
   kWaitForever,  // main G after pthread_exit
+  kWaitSchedStart,  // pthread_create: a real-time G applying its policy (ksched.h)
 };
 
 // Join word states (G::join); any other value is the joining G's address.
@@ -137,6 +138,20 @@ struct G {
   bool affinity_set = false;  // else the process's mask
   bool ks_wired = false;      // (self)
   std::atomic<uint8_t> ks_dirty{0};
+  // 1 while its M carries a real-time policy the G applied (set by the G,
+  // read by sysmon and sched_yield): the kernel, not the runtime, decides
+  // when it stops running.
+  std::atomic<uint8_t> ks_rt{0};
+  // The start hand-shake of a real-time G that outranks its creator
+  // (ksched.h, ksched_start_wait): the creator's word (kStart*), and the
+  // child's pointer to the waiting creator.
+  std::atomic<uint8_t> ks_start{0};
+  G* ks_creator = nullptr;
+  // Its real-time priority when its record is a real-time policy above the
+  // process's default, else 0 (ksched_rerank, on every change of the
+  // record): a runnable G with one waits in the global queue's real-time
+  // part, which every P takes from first.
+  uint8_t rt_rank = 0;
   cpu_set_t affinity{};
   char name[16] = {};
   // The netpoller's record of an interruptible sleep this G is in, or null,
@@ -378,7 +393,12 @@ struct Sched {
   // Global run queue (lock).
   G* runq_head = nullptr;
   G* runq_tail = nullptr;
-  std::atomic<int32_t> runq_size{0};
+  std::atomic<int32_t> runq_size{0};  // both parts: this list and rtq
+  // Its real-time part (lock): the Gs with a G::rt_rank, highest rank
+  // first, in arrival order within a rank; popped before runq_head. rtq_size
+  // is also read without the lock (the pickers' test for it).
+  G* rtq_head = nullptr;
+  std::atomic<int32_t> rtq_size{0};
   // Idle Ps (lock); npidle also read without it.
   P* pidle = nullptr;
   std::atomic<int32_t> npidle{0};

@@ -113,6 +113,11 @@ void mark_in_syscall(M* mp, G* gp) {
 }
 
 constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
+// A real-time G's time slice (ksched.h): the kernel's default real-time
+// bandwidth (sched_rt_runtime_us, 950 ms of each second), after which the
+// kernel would run the ordinary threads of a CPU its real-time threads keep
+// busy.
+constexpr int64_t kRtSliceNs = 950 * 1000 * 1000;
 constexpr int64_t kPokeGapMaxNs = 1000 * 1000;
 // siginfo value of the mask refresh after the runtime's signal moved
 // (poke_signal_release).
@@ -480,16 +485,20 @@ bool detect_blocked(int64_t now) {
         // Also for an asynchronous cancellation whose SIGCANCEL found the
         // G where it could not act (interpose/cancel.cpp): the preemption
         // acts on it (poke_handler).
+        // A real-time G's slice is the kernel's real-time bandwidth (ksched.h).
+        bool rt = gp && gp->ks_rt.load(std::memory_order_relaxed);
+        bool over = !rt || now - pp->run_since >= kRtSliceNs;
         if (gp && !gp->is_g0 &&
-            (p_has_other_work(pp, now) || cancel_due_async(cancelhandling(gp).load(std::memory_order_relaxed)))) {
+            ((over && p_has_other_work(pp, now)) ||
+             cancel_due_async(cancelhandling(gp).load(std::memory_order_relaxed)))) {
           gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
           marked = true;
         }
         gmem_peek_end();
-      }
-      if (marked) {
-        if (preempt_enabled()) poke_m(mp, now);
-        pp->run_since = now - kPreemptNs + 1000 * 1000;
+        if (marked) {
+          if (preempt_enabled()) poke_m(mp, now);
+          pp->run_since = now - (rt ? kRtSliceNs : kPreemptNs) + 1000 * 1000;
+        }
       }
       continue;
     }

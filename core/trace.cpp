@@ -75,6 +75,7 @@ const char* wait_name(uint32_t w) {
     case kWaitFutex: return "futex";
     case kWaitNet: return "fd";
     case kWaitForever: return "exited main";
+    case kWaitSchedStart: return "rt start";
   }
   return "?";
 }

@@ -25,6 +25,7 @@
 #include "core/cancel.h"
 #include "core/gmem.h"
 #include "core/netpoll.h"
+#include "core/preempt.h"
 #include "core/ksched.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
@@ -382,10 +383,16 @@ MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, voi
     gp->sched_priority = prio;
   }
   if (attr_cpus) set_mask_record(gp, sizeof cs, &cs);
+  ksched_rerank(gp);
   if (!ksched_is_default(gp)) ksched_mark(gp);
   if (cur) memcpy(gp->name, cur->name, sizeof gp->name);
   *thread = reinterpret_cast<pthread_t>(gp->tcb);
+  // A real-time thread above its creator runs first natively: wait until
+  // its M carries its policy (core/ksched.h, the start hand-shake).
+  bool wait_start = cur && runtime_up && ksched_outranks(gp, cur);
+  if (wait_start) ksched_start_arm(cur, gp);
   newproc_start(gp);
+  if (wait_start) ksched_start_wait(cur);
   return 0;
 }
 
@@ -479,6 +486,22 @@ MNP_EXPORT int pthread_equal(pthread_t a, pthread_t b) noexcept { return a == b;
 MNP_EXPORT int sched_yield(void) noexcept {
   if (runtime_up) {
     if (G* gp = get_user_g()) {
+      // A real-time G: the kernel's yield, among the threads of its
+      // priority (core/ksched.h); its P stays with it, unless sysmon ended
+      // its slice (the real-time bandwidth): then it goes behind the
+      // ordinary Gs, as a preempted one does. A change another thread made
+      // to its attributes is applied first, as at any scheduling point.
+      if (MNP_UNLIKELY(gp->ks_rt.load(std::memory_order_relaxed))) {
+        if (gp->ks_dirty.load(std::memory_order_acquire)) ksched_check_slow();
+        if (gp->ks_rt.load(std::memory_order_relaxed)) {
+          if (MNP_LIKELY(!gp->preempt.load(std::memory_order_relaxed))) {
+            return static_cast<int>(raw_syscall(SYS_sched_yield));
+          }
+          ensure_p(gp);
+          preempt_switch();
+          return 0;
+        }
+      }
       // yield() switches to any G runnable here or queued on another P.
       // None: the process has nothing else to run, and the G goes on at
       // once (a yield loop waiting for a G running on another P sees it

@@ -8,7 +8,7 @@
 //   kill               a thread's id names its process, as the kernel's
 //                      kill does for any thread's id: the process's signal;
 //   sched_*affinity, sched_{get,set}{param,scheduler},
-//   getpriority/setpriority(PRIO_PROCESS)
+//   getpriority/setpriority(PRIO_PROCESS), nice
 //                      the G's scheduling record (core/ksched.h), the same
 //                      one pthread_setschedparam and pthread_setaffinity_np
 //                      keep: writes are checked as the kernel checks them,
@@ -267,6 +267,7 @@ using RrFn = int(pid_t, struct timespec*);
 using GetprioFn = int(__priority_which_t, id_t);
 using SetprioFn = int(__priority_which_t, id_t, int);
 using PidfdFn = int(pid_t, unsigned);
+using NiceFn = int(int);
 constinit Real<TgkillFn> real_tgkill{"tgkill", "GLIBC_2.30"};
 constinit Real<KillFn> real_kill{"kill", "GLIBC_2.2.5"};
 constinit Real<GetaffFn> real_getaff{"sched_getaffinity", "GLIBC_2.3.4"};
@@ -279,6 +280,7 @@ constinit Real<RrFn> real_rr{"sched_rr_get_interval", "GLIBC_2.2.5"};
 constinit Real<GetprioFn> real_getprio{"getpriority", "GLIBC_2.2.5"};
 constinit Real<SetprioFn> real_setprio{"setpriority", "GLIBC_2.2.5"};
 constinit Real<PidfdFn> real_pidfd_open{"pidfd_open", "GLIBC_2.36"};
+constinit Real<NiceFn> real_nice{"nice", "GLIBC_2.2.5"};
 
 // The wrappers' own results: 0 or -1 with errno.
 int zero_or_fail(long r) { return r < 0 ? static_cast<int>(fail(r)) : 0; }
@@ -350,6 +352,23 @@ MNP_EXPORT int getpriority(__priority_which_t which, id_t who) noexcept {
 MNP_EXPORT int setpriority(__priority_which_t which, id_t who, int prio) noexcept {
   long r = setpriority_g(which, static_cast<long>(who), prio);
   return r == kNotOurs ? real_setprio(which, who, prio) : zero_or_fail(r);
+}
+
+// glibc's nice calls its internal setpriority, which the shim does not see:
+// on a G it would set the M's nice value, unwired, for every G the M runs
+// next, and getpriority would not report it. The same steps on the G's
+// record: its value plus inc (clamped as the kernel clamps), EPERM where
+// setpriority refuses with EACCES, the new value as the result and errno
+// untouched on success.
+MNP_EXPORT int nice(int inc) noexcept {
+  long cur = getpriority_g(PRIO_PROCESS, 0);  // 20 - nice
+  if (cur == kNotOurs) return real_nice(inc);
+  long r = setpriority_g(PRIO_PROCESS, 0, 20 - cur + inc);
+  if (r < 0) {
+    errno = r == -long{EACCES} ? EPERM : static_cast<int>(-r);
+    return -1;
+  }
+  return static_cast<int>(20 - getpriority_g(PRIO_PROCESS, 0));
 }
 
 MNP_EXPORT int pidfd_open(pid_t pid, unsigned flags) noexcept {

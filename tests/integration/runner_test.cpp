@@ -401,6 +401,9 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"sched_kernel", 4,
      "its threads with a real-time policy, a CPU mask or a nice value are wired, each to a kernel thread "
      "that carries those attributes, while busy threads keep the P"},
+    {"sched_fifo", 4,
+     "its four SCHED_FIFO threads are wired, each to a kernel thread that carries its priority, and wait "
+     "at the gate at once"},
 };
 
 void expect_kthreads_bound(const Case& c, const Run& shim, int procs) {
@@ -1059,6 +1062,21 @@ const Case kSchedKernel{{"sched_kernel"}, {}, 0, 30, [](const Run&, const Run& s
                         }};
 TEST(Wire, SchedKernelProcs1) { run_case(kSchedKernel, 1); }
 TEST(Wire, SchedKernelProcs2) { run_case(kSchedKernel, 2); }
+// SCHED_FIFO on one CPU (tests/programs/sched_fifo.c): threads released at
+// once run from the highest priority down, each to its end through its
+// sched_yield calls; a child above its parent runs at once and keeps the
+// CPU through sched_yield until it ends (core/ksched.h, real-time Gs).
+const Case kSchedFifoOrder{{"sched_fifo", "order"}, {}, 0, 30, nullptr};
+const Case kSchedFifoYield{{"sched_fifo", "yield"}, {}, 0, 30, nullptr};
+TEST(Wire, SchedFifoOrderProcs1) { run_case(kSchedFifoOrder, 1); }
+TEST(Wire, SchedFifoOrderProcs2) { run_case(kSchedFifoOrder, 2); }
+TEST(Wire, SchedFifoYieldProcs1) { run_case(kSchedFifoYield, 1); }
+TEST(Wire, SchedFifoYieldProcs2) { run_case(kSchedFifoYield, 2); }
+// A FIFO thread spinning on sched_yield for an ordinary thread's flag: at
+// 1 P it leaves the P once its real-time slice (950 ms) is over.
+const Case kSchedFifoStarve{{"sched_fifo", "starve"}, {}, 0, 30, nullptr};
+TEST(Wire, SchedFifoStarveProcs1) { run_case(kSchedFifoStarve, 1); }
+TEST(Wire, SchedFifoStarveProcs2) { run_case(kSchedFifoStarve, 2); }
 
 // CPython's Condition, queue.Queue, Semaphore, Event, Barrier and a
 // concurrent.futures pool (tests/programs/py_sync.py).

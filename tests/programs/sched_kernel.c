@@ -18,6 +18,9 @@
  *   affinity    pthread_setaffinity_np(self, {CPU 0}): runs on CPU 0 only,
  *               then the whole mask again;
  *   nice        setpriority(PRIO_PROCESS, 0, 7) and getpriority;
+ *   nice(3)     nice(4) from a thread at nice 0 (glibc's nice calls its own
+ *               setpriority, not the exported one): returns 4, getpriority
+ *               and the kernel say 4, and no later thread inherits it;
  *   plain       threads that set nothing, run after the others: the kernel
  *               threads they run on have the process's attributes (nothing
  *               leaked from the threads above).
@@ -205,6 +208,21 @@ static void* nice7(void* a) {
   return NULL;
 }
 
+static void* nice_libc(void* a) {
+  (void)a;
+  errno = 0;
+  int r = nice(4);
+  int e = errno;
+  park_a_little();
+  int got = getpriority(PRIO_PROCESS, 0);
+  int kpol, kpri, knice;
+  kernel_view(&kpol, &kpri, &knice);
+  pthread_mutex_lock(&out_mu);
+  printf("nice(4) returned %d errno %d: getpriority %d kernel nice %d\n", r, e, got, knice);
+  pthread_mutex_unlock(&out_mu);
+  return NULL;
+}
+
 static void* plain(void* a) {
   (void)a;
   park_a_little();
@@ -252,6 +270,8 @@ int main(void) {
   pthread_create(&t, NULL, affinity, NULL);
   pthread_join(t, NULL);
   pthread_create(&t, NULL, nice7, NULL);
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, nice_libc, NULL);
   pthread_join(t, NULL);
 
   int plain_ok = 0;
