@@ -635,9 +635,9 @@ bool poke_signal_is(int sig);
 int poke_signal_number();
 // The program asks for the runtime's signal as a queued signal (a signalfd
 // or a sigwait set holds it): the runtime moves to a free real-time signal
-// (none of `avoid`, none with an action or blocked by a G) and gives the old
-// one back to the program with the action it recorded. False when no
-// signal is free (the runtime keeps its own).
+// (none of `avoid`, none with an action) and gives the old one back to the
+// program with the action it recorded. False when no signal is free (the
+// runtime keeps its own, and says so in one line).
 bool poke_signal_release(uint64_t avoid);
 // interpose/signal.cpp: installs the program's recorded action for a signal
 // the runtime gave back, as its own sigaction would.

@@ -40,6 +40,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstdlib>
+#include <cstring>
 
 #include "core/cancel.h"
 #include "core/base.h"
@@ -178,6 +179,50 @@ using PokeUnwrapFn = void (*)(int, struct sigaction*);
 constinit PokeUnwrapFn g_poke_unwrap = nullptr;
 constinit Lock g_user_action_lock;
 
+// The M whose G waits in sigwait/sigtimedwait for sig (G::sigwait_bits),
+// or null.
+M* sigwaiter_m(int sig) {
+  uint64_t bit = uint64_t{1} << (sig - 1);
+  M* found = nullptr;
+  gmem_peek_begin();  // a G may exit and be unmapped meanwhile
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp && !found; mp = mp->alllink) {
+    G* g = mp->curg;
+    if (g && !g->is_g0 && (g->sigwait_bits.load(std::memory_order_seq_cst) & bit)) found = mp;
+  }
+  gmem_peek_end();
+  return found;
+}
+
+// An instance of the program's that the runtime keeps pending (for
+// target, or for any G when null). No M blocks the runtime's signal, so
+// the kernel may have given it to any thread rather than to the one whose
+// sigwait waits for it; and it cannot be sent on there with its siginfo
+// (the kernel takes a siginfo with si_code >= 0 only from the target
+// thread itself). So the slot keeps it, and a sigwait already in the
+// kernel is ended with the runtime's EINTR (kSigwaitKickValue), after
+// which it takes the slot (interpose/signal.cpp). Its G publishes
+// sigwait_bits before it looks at the slots, and this looks for it after
+// putting the slot: one of the two sees the other.
+void keep_pending(G* target, int sig, siginfo_t* si, const SigAct& act) {
+  sigpend_put_for(target, sig, si, act);
+  if (target) {
+    // Sent to this thread: target is the G on it. In a sigwait, its kernel
+    // call, interrupted by this handler, ends with EINTR: the runtime's.
+    if (target->sigwait_bits.load(std::memory_order_seq_cst) & (uint64_t{1} << (sig - 1)))
+      target->runtime_eintr.store(1, std::memory_order_relaxed);
+    return;
+  }
+  M* w = sigwaiter_m(sig);
+  if (!w) return;
+  siginfo_t kick;
+  memset(&kick, 0, sizeof kick);
+  kick.si_code = SI_QUEUE;
+  kick.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
+  kick.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
+  kick.si_value.sival_int = kSigwaitKickValue;
+  send_poke(w->tid, &kick);
+}
+
 void chain_to_user(int sig, siginfo_t* si, void* uc) {
   struct sigaction a = g_user_action;  // read without the lock: handler context
   bool has = (a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != nullptr
@@ -189,14 +234,14 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
     // only when every G blocks it, as the kernel keeps a blocked signal
     // pending whatever its action (for a sigwait to take); else the G
     // the kernel would have picked ignores it.
-    if (has || sig_blocked_by_all_gs(sig)) sigpend_put(sig, si, act);
+    if (has || sig_blocked_by_all_gs(sig)) keep_pending(nullptr, sig, si, act);
     return;
   }
   if (g && runtime_up && g_blocks(g, sig)) {
     // The G blocks the runtime's signal (the kernel never does): pending
     // until it unblocks it or a sigwait takes it, for this G if it was
     // sent to this thread.
-    sigpend_put_for(si && si->si_code == SI_TKILL ? g : nullptr, sig, si, act);
+    keep_pending(si && si->si_code == SI_TKILL ? g : nullptr, sig, si, act);
     return;
   }
   // Counted like the trampoline's: it ends a masked call of this G's
@@ -219,6 +264,14 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kDumpRequestValue) {
     trace_request_dump();
     g_sysmon_note_wake_for_dump();
+    return;
+  }
+  if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kSigwaitKickValue &&
+      si->si_pid == static_cast<pid_t>(raw_syscall(SYS_getpid))) {
+    // A slot waits for the sigwait this M's G is in (keep_pending): the
+    // call ends with the runtime's EINTR and looks at the slots again.
+    if (M* self = m_by_tid(raw_gettid()); self && self->curg && !self->curg->is_g0)
+      self->curg->runtime_eintr.store(1, std::memory_order_relaxed);
     return;
   }
   if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kMaskRefreshValue &&

@@ -280,6 +280,51 @@ R sigwait_call(G* g, R (*f)(A...), A... a) {
 
 uint64_t set_bits(const sigset_t* s) { return sigset_bits(s) & ~((1ULL << 31) | (1ULL << 32)); }
 
+// The sigwait family on a G: a signal already pending for it (its own or
+// the process's), else the kernel call, handed off, with the runtime's
+// signal left out of its set: the program's own instances of that signal
+// reach the G through the slots (core/syscall.cpp, keep_pending), and
+// sysmon's must never be taken for the program's. The runtime's EINTR (a
+// slot kept for this wait meanwhile, or sysmon) looks at the slots again
+// before the call is made again.
+int sigwait_on_g(G* g, const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
+  uint64_t bits = set_bits(set);
+  siginfo_t si;
+  if (int got = sigwait_begin(g, bits, &si)) {
+    if (info) *info = si;
+    return got;
+  }
+  sigset_t kset = *set;
+  for (int sig = 1; sig < 65; sig++)
+    if (poke_signal_is(sig)) sigdelset(&kset, sig);
+  int r;
+  for (;;) {
+    entersyscall_block();
+    r = call_cancelable([&] {  // a cancellation point
+      // A slot kept since the last look, its kick perhaps already taken
+      // (it came before the call): the runtime's EINTR. (A kick between
+      // this look and the kernel's entry is lost; known gap 28.)
+      if (sigpend_bits_for(g) & bits) {
+        g->runtime_eintr.store(1, std::memory_order_relaxed);
+        errno = EINTR;
+        return -1;
+      }
+      return real_sigtimedwait(&kset, info, timeout);
+    });
+    int e = errno;
+    exitsyscall();
+    errno = e;
+    if (!(r == -1 && errno == EINTR && syscall_eintr_was_ours())) break;
+    if (int got = sigpend_take_in(g, bits, &si)) {
+      if (info) *info = si;
+      r = got;
+      break;
+    }
+  }
+  g->sigwait_bits.store(0, std::memory_order_release);
+  return r;
+}
+
 // sigsuspend's real call, on the G's M after entersyscall. The G's mask has
 // been the call's since g_call_mask_begin, so the kernel could run a handler
 // on the G before the call sleeps: it would then sleep through the very
@@ -459,22 +504,25 @@ MNP_EXPORT int raise(int sig) noexcept {
 MNP_EXPORT int sigwait(const sigset_t* set, int* sig) {
   G* g = get_user_g();
   if (!g || !runtime_up || null_arg(set)) return real_sigwait(set, sig);
-  if (int got = sigwait_begin(g, set_bits(set), nullptr)) {
-    *sig = got;
-    return 0;
+  // glibc's sigwait: sigtimedwait until it returns something but EINTR.
+  int e = errno, r;
+  siginfo_t si;
+  do r = sigwait_on_g(g, set, &si, nullptr);
+  while (r < 0 && errno == EINTR);
+  if (r < 0) {
+    r = errno;
+    errno = e;
+    return r;
   }
-  return sigwait_call(g, real_sigwait.get(), set, sig);
+  errno = e;
+  *sig = r;
+  return 0;
 }
 
 MNP_EXPORT int sigwaitinfo(const sigset_t* set, siginfo_t* info) {
   G* g = get_user_g();
   if (!g || !runtime_up || null_arg(set)) return real_sigwaitinfo(set, info);
-  siginfo_t si;
-  if (int got = sigwait_begin(g, set_bits(set), &si)) {
-    if (info) *info = si;
-    return got;
-  }
-  return sigwait_call(g, real_sigwaitinfo.get(), set, info);
+  return sigwait_on_g(g, set, info, nullptr);
 }
 
 MNP_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
@@ -485,12 +533,7 @@ MNP_EXPORT int sigtimedwait(const sigset_t* set, siginfo_t* info, const struct t
     errno = EINVAL;
     return -1;
   }
-  siginfo_t si;
-  if (int got = sigwait_begin(g, set_bits(set), &si)) {
-    if (info) *info = si;
-    return got;
-  }
-  return sigwait_call(g, real_sigtimedwait.get(), set, info, timeout);
+  return sigwait_on_g(g, set, info, timeout);
 }
 
 // The G's pending handlers that the temporary mask lets through run at
