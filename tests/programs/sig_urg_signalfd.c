@@ -115,65 +115,71 @@ static pid_t start_sender(pid_t target, int* go_w, int* ack_r) {
   return pid;
 }
 
-/* Rounds of one SIGURG each through the signalfd in an epoll set. */
-static int epoll_rounds(int sfd, pid_t target) {
-  int ep = epoll_create1(EPOLL_CLOEXEC);
-  struct epoll_event ev = {.events = EPOLLIN, .data.fd = sfd};
-  if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, sfd, &ev) != 0) exit(3);
+/* kRounds rounds: the sender sends one SIGURG, then wait_one must see it
+ * (1) or the rounds end. Returns the number seen. */
+typedef int (*WaitOne)(void* ctx, pid_t sender, int round);
+static int rounds(pid_t target, WaitOne wait_one, void* ctx) {
   int go, ack;
   pid_t sender = start_sender(target, &go, &ack);
   int got = 0;
   for (int i = 0; i < kRounds; i++) {
     char c;
-    if (write(go, "g", 1) != 1 || read(ack, &c, 1) != 1) break;
-    struct epoll_event out;
-    int n;
-    do n = epoll_wait(ep, &out, 1, 10000);
-    while (n < 0 && errno == EINTR);
-    if (n != 1) {
-      fprintf(stderr, "round %d: epoll_wait %d (%s)\n", i, n, n < 0 ? strerror(errno) : "timeout");
-      break;
-    }
-    struct signalfd_siginfo si;
-    ssize_t r = read(sfd, &si, sizeof si);
-    if (r != sizeof si || si.ssi_signo != SIGURG || si.ssi_pid != (uint32_t)sender) {
-      fprintf(stderr, "round %d: read %zd signo %u pid %u\n", i, r, si.ssi_signo, si.ssi_pid);
-      break;
-    }
+    if (write(go, "g", 1) != 1 || read(ack, &c, 1) != 1 || !wait_one(ctx, sender, i)) break;
     got++;
   }
   close(go);
   waitpid(sender, NULL, 0);
   close(ack);
-  close(ep);
   return got;
 }
 
-static int wait_rounds(pid_t target) {
+/* Through the signalfd in an epoll set. */
+struct EpollCtx {
+  int ep, sfd;
+};
+static int epoll_one(void* ctx, pid_t sender, int i) {
+  struct EpollCtx* e = ctx;
+  struct epoll_event out;
+  int n;
+  do n = epoll_wait(e->ep, &out, 1, 10000);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) {
+    fprintf(stderr, "round %d: epoll_wait %d (%s)\n", i, n, n < 0 ? strerror(errno) : "timeout");
+    return 0;
+  }
+  struct signalfd_siginfo si;
+  ssize_t r = read(e->sfd, &si, sizeof si);
+  if (r != sizeof si || si.ssi_signo != SIGURG || si.ssi_pid != (uint32_t)sender) {
+    fprintf(stderr, "round %d: read %zd signo %u pid %u\n", i, r, si.ssi_signo, si.ssi_pid);
+    return 0;
+  }
+  return 1;
+}
+static int epoll_rounds(int sfd, pid_t target) {
+  struct EpollCtx e = {epoll_create1(EPOLL_CLOEXEC), sfd};
+  struct epoll_event ev = {.events = EPOLLIN, .data.fd = sfd};
+  if (e.ep < 0 || epoll_ctl(e.ep, EPOLL_CTL_ADD, sfd, &ev) != 0) exit(3);
+  int got = rounds(target, epoll_one, &e);
+  close(e.ep);
+  return got;
+}
+
+/* Through sigtimedwait. */
+static int sigwait_one(void* ctx, pid_t sender, int i) {
+  (void)ctx;
   sigset_t s;
   sigemptyset(&s);
   sigaddset(&s, SIGURG);
-  int go, ack;
-  pid_t sender = start_sender(target, &go, &ack);
-  int got = 0;
-  for (int i = 0; i < kRounds; i++) {
-    char c;
-    if (write(go, "g", 1) != 1 || read(ack, &c, 1) != 1) break;
-    struct timespec ten = {10, 0};
-    siginfo_t si;
-    int r;
-    do r = sigtimedwait(&s, &si, &ten);
-    while (r < 0 && errno == EINTR);
-    if (r != SIGURG || si.si_pid != sender) {
-      fprintf(stderr, "round %d: sigtimedwait %d (%s)\n", i, r, r < 0 ? strerror(errno) : "");
-      break;
-    }
-    got++;
+  struct timespec ten = {10, 0};
+  siginfo_t si;
+  int r;
+  do r = sigtimedwait(&s, &si, &ten);
+  while (r < 0 && errno == EINTR);
+  if (r != SIGURG || si.si_pid != sender) {
+    fprintf(stderr, "round %d: sigtimedwait %d (%s)\n", i, r, r < 0 ? strerror(errno) : "");
+    return 0;
   }
-  close(go);
-  waitpid(sender, NULL, 0);
-  close(ack);
-  return got;
+  return 1;
 }
 
 int main(int argc, char** argv) {
@@ -209,7 +215,7 @@ int main(int argc, char** argv) {
   } else if (strcmp(mode, "wait") == 0) {
     block_urg();
     start_threads();
-    printf("wait: %d of %d\n", wait_rounds(getpid()), kRounds);
+    printf("wait: %d of %d\n", rounds(getpid(), sigwait_one, NULL), kRounds);
     stop_threads();
   } else {
     return 2;
