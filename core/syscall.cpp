@@ -291,7 +291,7 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     // a change the handler would see or undo (a handler that parks moves
     // the G to another M under the feet of code that has its M and P in
     // hand).
-    auto kick_rip = static_cast<uintptr_t>(static_cast<ucontext_t*>(ucv)->uc_mcontext.gregs[REG_RIP]);
+    uintptr_t kick_rip = arch_uc_pc(static_cast<ucontext_t*>(ucv));
     if (kick_rip >= reinterpret_cast<uintptr_t>(__ehdr_start) && kick_rip < reinterpret_cast<uintptr_t>(__etext))
       return;
     int saved_errno = errno;
@@ -326,14 +326,11 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   }
   if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
   auto* uc = static_cast<ucontext_t*>(ucv);
-  auto rip = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]);
+  uintptr_t rip = arch_uc_pc(uc);
   if (rip >= reinterpret_cast<uintptr_t>(__ehdr_start) && rip < reinterpret_cast<uintptr_t>(__etext)) return;
-  // Interrupted inside a system call: either about to restart it (rip at the
-  // `syscall` instruction, 0f 05) or just returned -EINTR from it.
-  auto* code = reinterpret_cast<const unsigned char*>(rip);
-  long rax = static_cast<long>(uc->uc_mcontext.gregs[REG_RAX]);
-  bool in_syscall = (code[0] == 0x0f && code[1] == 0x05) || (code[-2] == 0x0f && code[-1] == 0x05 && rax == -EINTR);
-  if (!in_syscall) {
+  // Interrupted inside a system call (about to restart it, or just returned
+  // -EINTR from it): a blocked-M detection; otherwise user code.
+  if (!arch_uc_in_syscall(uc)) {
     // Running user code: a preemption request, honoured only at a safe point.
     // Taken once: the blocked-M signals that keep coming while the M waits
     // for a CPU must not each pay for a stack walk (they could keep the M

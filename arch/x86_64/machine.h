@@ -7,6 +7,7 @@
 // syscall() would both set errno and bind to the shim's own interposer.
 #pragma once
 
+#include <errno.h>
 #include <ucontext.h>
 
 #include <cstdint>
@@ -36,5 +37,14 @@ inline uint64_t arch_cycles() { return __builtin_ia32_rdtsc(); }
 
 // The program counter where the signal whose handler got uc interrupted.
 inline uintptr_t arch_uc_pc(const ucontext_t* uc) { return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]); }
+
+// The signal interrupted a system call: the PC is at the `syscall`
+// instruction (0f 05; the kernel restarts it on return) or just after one
+// that returned -EINTR.
+inline bool arch_uc_in_syscall(const ucontext_t* uc) {
+  auto* code = reinterpret_cast<const unsigned char*>(arch_uc_pc(uc));
+  long ret = static_cast<long>(uc->uc_mcontext.gregs[REG_RAX]);
+  return (code[0] == 0x0f && code[1] == 0x05) || (code[-2] == 0x0f && code[-1] == 0x05 && ret == -EINTR);
+}
 
 }  // namespace mnp
