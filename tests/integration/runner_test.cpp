@@ -792,6 +792,11 @@ TEST(Preempt, MaskProcs2) { run_case(simple({"preempt_mask"}), 2); }
 // ran at 1 P (SIGALRM after 30 s).
 TEST(Preempt, MaskDeepProcs1) { run_case(simple({"preempt_mask", "3000"}), 1); }
 TEST(Preempt, MaskDeepProcs2) { run_case(simple({"preempt_mask", "3000"}), 2); }
+// A thread that creates threads in a loop lets them run before the loop
+// ends (pthread_create ends a time slice sysmon marked over): at 1 P the
+// old shim ran none of 20,000 until the loop ended.
+TEST(Preempt, CreateLoopProcs1) { run_case(simple({"create_loop"}), 1); }
+TEST(Preempt, CreateLoopProcs2) { run_case(simple({"create_loop"}), 2); }
 
 // A sem_post/sem_wait (or condvar) ping-pong pair and main asleep for 200 ms:
 // every hand-off goes through runnext, so only the end of the pair's time
