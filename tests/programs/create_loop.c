@@ -38,21 +38,15 @@ static void* body(void* arg) {
   return NULL;
 }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int main(void) {
   mnp_report_shim();
   alarm(60);
   pthread_attr_t a;
   pthread_attr_init(&a);
   pthread_attr_setstacksize(&a, 64 * 1024);
-  double t0 = now();
+  double t0 = mnp_now();
   int n = 0;
-  while (n < kMax && atomic_load(&started) == 0 && now() - t0 < 5.0) {
+  while (n < kMax && atomic_load(&started) == 0 && mnp_now() - t0 < 5.0) {
     if (pthread_create(&threads[n], &a, body, NULL) != 0) break;
     memset(scratch, n, scratch_size);
     n++;

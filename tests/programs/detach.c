@@ -58,18 +58,12 @@ static void* nester(void* arg) {
   return leaf(arg);
 }
 
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
-}
-
 int main(void) {
   mnp_report_shim();
   pthread_attr_init(&g_detached);
   if (pthread_attr_setdetachstate(&g_detached, PTHREAD_CREATE_DETACHED) != 0) return 1;
   long expect_done = 0, expect_sum = 0, n = 0;
-  double deadline = now() + 60;
+  double deadline = mnp_now() + 60;
   for (int r = 0; r < kRounds; r++) {
     for (int i = 0; i < kPerKind; i++) {
       pthread_t t;
@@ -94,7 +88,7 @@ int main(void) {
       expect_done += 5;
     }
     for (long spins = 0; atomic_load(&g_done) < expect_done; spins++) {
-      if (now() > deadline) {
+      if (mnp_now() > deadline) {
         fprintf(stderr, "detach: deadline passed in round %d: done=%ld of %ld\n", r,
                 atomic_load(&g_done), expect_done);
         return 1;

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 /* 1 when libmnpthread.so is loaded into this process (it exports mnp_version). */
@@ -25,6 +26,13 @@ static inline int mnp_shim_loaded(void) {
 
 static inline void mnp_check(const char* key, long long value) {
   fprintf(stderr, "MNP-CHECK %s=%lld\n", key, value);
+}
+
+/* Monotonic time in seconds. */
+static inline double mnp_now(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 /* Every program calls this once, from main. */
