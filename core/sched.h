@@ -645,6 +645,9 @@ void set_poke_rewrap_hook(void (*hook)(int, const struct sigaction*));
 // Sends the runtime's signal to the M whose kernel id is tid (with si:
 // rt_tgsigqueueinfo). Nothing is sent while an exec is pending (-EAGAIN).
 long send_runtime_signal(long tid, siginfo_t* si);
+// The same, as a request to that M's handler: SI_QUEUE from this process
+// carrying `value` (kSigpendKickValue and the like).
+long send_runtime_marked(long tid, int value);
 // Around an exec (interpose/exec.cpp): after exec_prepare no runtime signal
 // is pending for or sent to any thread until exec_abandon (a failed exec).
 // exec_prepare returns false, and did nothing, in a vfork child (another

@@ -89,18 +89,10 @@ bool runs_user_g(M* mp, G* only, int sig) {
 // given). The G may have moved on when it arrives; then the slots stay and
 // the next round tries again.
 bool kick_running(G* only, int sig) {
-  int ps = poke_signal_number();
-  if (ps <= 0) return false;
+  if (poke_signal_number() <= 0) return false;
   for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink) {
     if (!runs_user_g(mp, only, sig)) continue;
-    siginfo_t si;
-    memset(&si, 0, sizeof si);
-    si.si_signo = ps;
-    si.si_code = SI_QUEUE;
-    si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
-    si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
-    si.si_value.sival_int = kSigpendKickValue;
-    if (send_runtime_signal(mp->tid, &si) == 0) return true;
+    if (send_runtime_marked(mp->tid, kSigpendKickValue) == 0) return true;
   }
   return false;
 }

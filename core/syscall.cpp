@@ -165,6 +165,27 @@ long send_poke(long tid, siginfo_t* si) {
 }
 constinit bool g_poke_enabled = false;
 
+// The runtime's signal carrying `value` (SI_QUEUE from this process): a
+// request to the handler on that M rather than a poke.
+long send_marked(long tid, int value) {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  si.si_code = SI_QUEUE;
+  si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
+  si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
+  si.si_value.sival_int = value;
+  return send_poke(tid, &si);
+}
+
+// The exec side of the Dekker pair above, also used to change the signal
+// (poke_signal_release): from the return on, no send is in flight and none
+// starts until sends_resume.
+void sends_pause() {
+  g_exec_pending.fetch_add(1, std::memory_order_seq_cst);
+  while (g_poke_inflight.load(std::memory_order_seq_cst) != 0) raw_syscall(SYS_sched_yield);
+}
+void sends_resume() { g_exec_pending.fetch_sub(1, std::memory_order_seq_cst); }
+
 M* m_by_tid(int tid) {
   for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
     if (mp->tid == tid) return mp;
@@ -212,15 +233,7 @@ void keep_pending(G* target, int sig, siginfo_t* si, const SigAct& act) {
       target->runtime_eintr.store(1, std::memory_order_relaxed);
     return;
   }
-  M* w = sigwaiter_m(sig);
-  if (!w) return;
-  siginfo_t kick;
-  memset(&kick, 0, sizeof kick);
-  kick.si_code = SI_QUEUE;
-  kick.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
-  kick.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
-  kick.si_value.sival_int = kSigwaitKickValue;
-  send_poke(w->tid, &kick);
+  if (M* w = sigwaiter_m(sig)) send_marked(w->tid, kSigwaitKickValue);
 }
 
 void chain_to_user(int sig, siginfo_t* si, void* uc) {
@@ -697,8 +710,7 @@ void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap 
 
 bool exec_prepare() {
   if (raw_syscall(SYS_getpid) != g_own_pid.load(std::memory_order_relaxed)) return false;  // a vfork child
-  g_exec_pending.fetch_add(1, std::memory_order_seq_cst);
-  while (g_poke_inflight.load(std::memory_order_seq_cst) != 0) raw_syscall(SYS_sched_yield);
+  sends_pause();
   if (!g_poke_enabled) return true;
   // Take the runtime's signals already pending for this thread. A program's
   // own instance pending for the whole process is taken too: the new image
@@ -719,7 +731,9 @@ bool exec_prepare() {
 
 long send_runtime_signal(long tid, siginfo_t* si) { return send_poke(tid, si); }
 
-void exec_abandon() { g_exec_pending.fetch_sub(1, std::memory_order_seq_cst); }
+long send_runtime_marked(long tid, int value) { return send_marked(tid, value); }
+
+void exec_abandon() { sends_resume(); }
 
 bool poke_signal_is(int sig) { return g_poke_enabled && sig == poke_sig(); }
 
@@ -783,11 +797,10 @@ bool poke_signal_release(uint64_t avoid) {
     return true;
   }
   if (!g_poke_enabled) return true;  // the handler could not be installed: nothing to give back
-  g_exec_pending.fetch_add(1, std::memory_order_seq_cst);
-  while (g_poke_inflight.load(std::memory_order_seq_cst) != 0) raw_syscall(SYS_sched_yield);
+  sends_pause();
   struct sigaction sa = poke_action();
   if (sa_fn(sig, &sa, nullptr) != 0) {
-    g_exec_pending.fetch_sub(1, std::memory_order_seq_cst);
+    sends_resume();
     return false;
   }
   struct sigaction user;
@@ -802,19 +815,12 @@ bool poke_signal_release(uint64_t avoid) {
   g_poke_moved = true;
   if (g_poke_rewrap) g_poke_rewrap(old, &user);
   else sa_fn(old, &user, nullptr);
-  g_exec_pending.fetch_sub(1, std::memory_order_seq_cst);
+  sends_resume();
   G* self = get_user_g();
   if (self) g_load_kmask(self);
   int me = raw_gettid();
-  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink) {
-    if (mp->tid == 0 || mp->tid == me) continue;
-    siginfo_t si = {};
-    si.si_code = SI_QUEUE;
-    si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
-    si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
-    si.si_value.sival_int = kMaskRefreshValue;
-    send_poke(mp->tid, &si);
-  }
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
+    if (mp->tid != 0 && mp->tid != me) send_marked(mp->tid, kMaskRefreshValue);
   return true;
 }
 

@@ -263,17 +263,24 @@ int sigwait_begin(G* g, uint64_t bits, siginfo_t* si) {
   return got;
 }
 
-// The call itself, handed off (its M blocks in the kernel with the G's mask).
-template <typename R, typename... A>
-R sigwait_call(G* g, R (*f)(A...), A... a) {
-  R r;
-  do {
+// The call itself, handed off (its M blocks in the kernel with the G's
+// mask), made again after the runtime's EINTR unless `retake` (run then)
+// returns a result instead.
+template <typename Call, typename Retake>
+int sigwait_call(G* g, Call call, Retake retake) {
+  int r;
+  for (;;) {
     entersyscall_block();
-    r = call_cancelable([&] { return f(a...); });  // a cancellation point (interpose/cancel.h)
+    r = call_cancelable(call);  // a cancellation point (interpose/cancel.h)
     int e = errno;
     exitsyscall();
     errno = e;
-  } while (r == -1 && errno == EINTR && syscall_eintr_was_ours());
+    if (!(r == -1 && errno == EINTR && syscall_eintr_was_ours())) break;
+    if (int got = retake()) {
+      r = got;
+      break;
+    }
+  }
   g->sigwait_bits.store(0, std::memory_order_release);
   return r;
 }
@@ -297,32 +304,23 @@ int sigwait_on_g(G* g, const sigset_t* set, siginfo_t* info, const struct timesp
   sigset_t kset = *set;
   for (int sig = 1; sig < 65; sig++)
     if (poke_signal_is(sig)) sigdelset(&kset, sig);
-  int r;
-  for (;;) {
-    entersyscall_block();
-    r = call_cancelable([&] {  // a cancellation point
-      // A slot kept since the last look, its kick perhaps already taken
-      // (it came before the call): the runtime's EINTR. (A kick between
-      // this look and the kernel's entry is lost; known gap 28.)
-      if (sigpend_bits_for(g) & bits) {
-        g->runtime_eintr.store(1, std::memory_order_relaxed);
-        errno = EINTR;
-        return -1;
-      }
-      return real_sigtimedwait(&kset, info, timeout);
-    });
-    int e = errno;
-    exitsyscall();
-    errno = e;
-    if (!(r == -1 && errno == EINTR && syscall_eintr_was_ours())) break;
-    if (int got = sigpend_take_in(g, bits, &si)) {
-      if (info) *info = si;
-      r = got;
-      break;
+  auto call = [&] {
+    // A slot kept since the last look, its kick perhaps already taken (it
+    // came before the call): the runtime's EINTR. (A kick between this
+    // look and the kernel's entry is lost; known gap 28.)
+    if (sigpend_bits_for(g) & bits) {
+      g->runtime_eintr.store(1, std::memory_order_relaxed);
+      errno = EINTR;
+      return -1;
     }
-  }
-  g->sigwait_bits.store(0, std::memory_order_release);
-  return r;
+    return real_sigtimedwait(&kset, info, timeout);
+  };
+  auto retake = [&] {
+    int got = sigpend_take_in(g, bits, &si);
+    if (got && info) *info = si;
+    return got;
+  };
+  return sigwait_call(g, call, retake);
 }
 
 // sigsuspend's real call, on the G's M after entersyscall. The G's mask has
@@ -562,7 +560,7 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
     g->sigwait_bits.store(through, std::memory_order_seq_cst);
     bool pending = (sigpend_bits_for(g) & through) != 0;
     if (!pending) {
-      r = sigwait_call(g, held_sigsuspend, mask, static_cast<const CallMask*>(&cm));
+      r = sigwait_call(g, [&] { return held_sigsuspend(mask, &cm); }, [] { return 0; });
       e = errno;
     }
     g->sigwait_bits.store(0, std::memory_order_release);
