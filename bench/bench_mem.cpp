@@ -70,8 +70,8 @@ void* sleeper(void* arg) {
 void* return_arg(void* arg) { return arg; }
 
 // Creates n threads running fn(arg) with attr; returns how many were made.
-size_t create_all(std::vector<pthread_t>& ts, size_t n, const pthread_attr_t* attr, void* (*fn)(void*),
-                  void* arg, int* err) {
+size_t create_all(std::vector<pthread_t>& ts, size_t n, const pthread_attr_t* attr, void* (*fn)(void*), void* arg,
+                  int* err) {
   ts.resize(n);
   *err = 0;
   size_t made = 0;

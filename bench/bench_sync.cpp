@@ -57,15 +57,9 @@ namespace {
 
 using namespace bench;
 
-
-
-
-
-
 // Creates n threads running fn(arg) into threads; returns 0, or the
 // pthread_create error with threads[0, *made) running.
-int create_threads(std::vector<pthread_t>& threads, int n, void* (*fn)(void*), void* arg,
-                   int* made) {
+int create_threads(std::vector<pthread_t>& threads, int n, void* (*fn)(void*), void* arg, int* made) {
   threads.resize(static_cast<size_t>(n));
   for (*made = 0; *made < n; (*made)++) {
     int err = pthread_create(&threads[static_cast<size_t>(*made)], nullptr, fn, arg);
@@ -77,7 +71,6 @@ int create_threads(std::vector<pthread_t>& threads, int n, void* (*fn)(void*), v
 void join_threads(const std::vector<pthread_t>& threads, int made) {
   for (int i = 0; i < made; i++) pthread_join(threads[static_cast<size_t>(i)], nullptr);
 }
-
 
 // ---------------------------------------------------------------------------
 // BM_MutexCondPingPong: the benchmark thread (player 0) and a helper
@@ -91,8 +84,8 @@ constexpr int kStopTurn = -1;
 struct CondPingPong {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
   pthread_cond_t cond = PTHREAD_COND_INITIALIZER;
-  int turn = 0;              // guarded by mu
-  uint64_t helper_moves = 0; // written only by the helper, read after join
+  int turn = 0;               // guarded by mu
+  uint64_t helper_moves = 0;  // written only by the helper, read after join
 };
 
 void* cond_pong(void* arg) {
@@ -152,9 +145,9 @@ constexpr int kLocksPerThread = 20000;
 
 struct Contention {
   pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
-  uint64_t counter = 0;             // guarded by mu
-  std::atomic<int> ready{0};        // threads waiting at the gate
-  std::atomic<bool> go{false};      // the gate, opened by the benchmark thread
+  uint64_t counter = 0;         // guarded by mu
+  std::atomic<int> ready{0};    // threads waiting at the gate
+  std::atomic<bool> go{false};  // the gate, opened by the benchmark thread
 };
 
 void* contend(void* arg) {
@@ -241,7 +234,7 @@ struct TaskQueue {
   int len = 0;
   bool closed = false;
 
-  std::atomic<int> started{0};     // workers that have claimed a count slot
+  std::atomic<int> started{0};  // workers that have claimed a count slot
   std::vector<WorkerCount> counts;
 
   TaskQueue() : counts(kWorkers) {}

@@ -81,15 +81,10 @@ namespace {
 
 using namespace bench;
 
-
-
 // Nanoseconds on the steady clock, comparable between threads.
 int64_t now_ns() {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now().time_since_epoch()).count();
 }
-
-
-
 
 // Reads exactly n bytes unless EOF or an error comes first; returns the count
 // read, or -1 with errno set if nothing was.
@@ -116,7 +111,6 @@ ssize_t write_full(int fd, const void* buf, size_t n) {
   }
   return static_cast<ssize_t>(n);
 }
-
 
 // ---------------------------------------------------------------------------
 // BM_SyscallFastPath: one pread of one byte from /dev/zero per iteration. The
@@ -301,8 +295,7 @@ void BM_SyscallSlowPath(benchmark::State& state) {
   uint64_t sent = 0;
   int write_err = 0;
   for (auto _ : state) {
-    while (sp.rounds.load(std::memory_order_acquire) != sent &&
-           !sp.failed.load(std::memory_order_acquire))
+    while (sp.rounds.load(std::memory_order_acquire) != sent && !sp.failed.load(std::memory_order_acquire))
       sched_yield();
     if (sp.failed.load(std::memory_order_acquire)) break;
     spin_for(kSlowSpinNs);
@@ -313,11 +306,8 @@ void BM_SyscallSlowPath(benchmark::State& state) {
     }
     sent++;
   }
-  while (sp.rounds.load(std::memory_order_acquire) != sent &&
-         !sp.failed.load(std::memory_order_acquire))
-    sched_yield();
-  if (!sp.failed.load(std::memory_order_acquire) && write(sp.fds[1], &kSlowStop, 1) != 1 &&
-      write_err == 0)
+  while (sp.rounds.load(std::memory_order_acquire) != sent && !sp.failed.load(std::memory_order_acquire)) sched_yield();
+  if (!sp.failed.load(std::memory_order_acquire) && write(sp.fds[1], &kSlowStop, 1) != 1 && write_err == 0)
     write_err = errno != 0 ? errno : EIO;
   helper.join();
   for (int fd : {sp.fds[0], sp.fds[1], sp.sink[0], sp.sink[1]}) close(fd);
@@ -358,7 +348,7 @@ constexpr size_t kMsgBytes = 64;
 struct alignas(64) PipeReader {
   pthread_t thread;
   int fds[2] = {-1, -1};
-  uint64_t first = 0;             // the sequence number it expects first
+  uint64_t first = 0;                   // the sequence number it expects first
   std::atomic<int>* started = nullptr;  // PipeFanOut::started
   // Written only by the reader, read after join.
   uint64_t msgs = 0;
@@ -491,8 +481,8 @@ struct EchoRun {
   pthread_cond_t all_ready = PTHREAD_COND_INITIALIZER;  // the benchmark thread waits
   pthread_cond_t open = PTHREAD_COND_INITIALIZER;       // the clients wait
   int ready = 0;                                        // guarded by mu
-  int expect = 0;  // guarded by mu: clients created; the last one to arrive signals
-  bool go = false;                                      // guarded by mu
+  int expect = 0;   // guarded by mu: clients created; the last one to arrive signals
+  bool go = false;  // guarded by mu
 
   // Written only by the acceptor, read after it is joined.
   std::vector<pthread_t> servers;
@@ -503,7 +493,7 @@ struct EchoRun {
   std::atomic<uint64_t> bad_echoes{0};    // echoes short, failed or different
   std::atomic<uint64_t> echoed_bytes{0};  // bytes the servers wrote back
   std::atomic<uint64_t> server_errors{0};
-  std::atomic<int> client_err{0};         // first errno a client saw
+  std::atomic<int> client_err{0};  // first errno a client saw
 };
 
 struct EchoConn {

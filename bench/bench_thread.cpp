@@ -46,10 +46,6 @@ namespace {
 
 using namespace bench;
 
-
-
-
-
 void* return_arg(void* arg) { return arg; }
 
 // ---------------------------------------------------------------------------
@@ -119,10 +115,10 @@ struct alignas(64) HelperSlot {
 };
 
 struct HelperCrew {
-  std::atomic<int> started{0};     // helpers that have begun running
-  std::atomic<bool> stop{false};   // set by the benchmark thread when done
+  std::atomic<int> started{0};    // helpers that have begun running
+  std::atomic<bool> stop{false};  // set by the benchmark thread when done
   std::vector<HelperSlot> slots;
-  size_t created = 0;              // slots[0, created) hold a running thread
+  size_t created = 0;  // slots[0, created) hold a running thread
 
   explicit HelperCrew(int n) : slots(static_cast<size_t>(n)) {}
 

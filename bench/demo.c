@@ -43,14 +43,14 @@
 #include <unistd.h>
 
 enum {
-  kTreeLog2 = 22,          // numbers per tree: 2^22
-  kLeaf = 256,             // ranges this short are summed without a thread
-  kSampleEveryLeaves = 64, // leaves whose index is a multiple sample Threads:
+  kTreeLog2 = 22,           // numbers per tree: 2^22
+  kLeaf = 256,              // ranges this short are summed without a thread
+  kSampleEveryLeaves = 64,  // leaves whose index is a multiple sample Threads:
 };
 
 static atomic_long peak_kernel_threads;
 
-static void die(const char *what, int err) {
+static void die(const char* what, int err) {
   fprintf(stderr, "mnp-demo: %s: %s\n", what, strerror(err));
   exit(1);
 }
@@ -72,16 +72,15 @@ static long kernel_threads(void) {
   close(fd);
   if (n <= 0) return -1;
   buf[n] = '\0';
-  const char *line = strstr(buf, "\nThreads:");
+  const char* line = strstr(buf, "\nThreads:");
   return line ? strtol(line + 9, NULL, 10) : -1;
 }
 
 static void sample_kernel_threads(void) {
   long n = kernel_threads();
   long peak = atomic_load_explicit(&peak_kernel_threads, memory_order_relaxed);
-  while (n > peak &&
-         !atomic_compare_exchange_weak_explicit(&peak_kernel_threads, &peak, n,
-                                                memory_order_relaxed, memory_order_relaxed)) {
+  while (n > peak && !atomic_compare_exchange_weak_explicit(&peak_kernel_threads, &peak, n, memory_order_relaxed,
+                                                            memory_order_relaxed)) {
   }
 }
 
@@ -105,8 +104,8 @@ struct range {
 
 static uint64_t sum_range(uint64_t lo, uint64_t hi);
 
-static void *sum_thread(void *arg) {
-  struct range *r = arg;
+static void* sum_thread(void* arg) {
+  struct range* r = arg;
   r->sum = sum_range(r->lo, r->hi);
   return NULL;
 }
@@ -143,8 +142,8 @@ static long chain_len;
 static atomic_long chain_started;
 static atomic_bool chain_go;  // set by the last link to start, after it sampled
 
-static void *chain_thread(void *arg) {
-  const struct link *l = arg;
+static void* chain_thread(void* arg) {
+  const struct link* l = arg;
   long started = atomic_fetch_add_explicit(&chain_started, 1, memory_order_relaxed) + 1;
   // Nobody exits before link 0 does, and link 0 waits for chain_go: the last
   // link to start sees every link alive.
@@ -156,16 +155,16 @@ static void *chain_thread(void *arg) {
   if (l->index == 0) {
     while (!atomic_load_explicit(&chain_go, memory_order_acquire)) sched_yield();
   } else {
-    void *ret;
+    void* ret;
     int err = pthread_join(l->prev, &ret);
     if (err != 0) die("pthread_join (chain)", err);
     below = (uintptr_t)ret;
   }
-  return (void *)(below + (uintptr_t)l->index + 1);
+  return (void*)(below + (uintptr_t)l->index + 1);
 }
 
 static uint64_t run_chain(long n) {
-  struct link *links = calloc((size_t)n, sizeof *links);
+  struct link* links = calloc((size_t)n, sizeof *links);
   if (links == NULL) die("calloc", ENOMEM);
   chain_len = n;
   atomic_store(&chain_started, 0);
@@ -177,7 +176,7 @@ static uint64_t run_chain(long n) {
     int err = pthread_create(&prev, NULL, chain_thread, &links[i]);
     if (err != 0) die("pthread_create (chain)", err);
   }
-  void *ret;
+  void* ret;
   int err = pthread_join(prev, &ret);
   if (err != 0) die("pthread_join (chain)", err);
   free(links);
@@ -186,8 +185,8 @@ static uint64_t run_chain(long n) {
 
 // ---------------------------------------------------------------------------
 
-static long parse_arg(const char *s, const char *name, long max) {
-  char *end;
+static long parse_arg(const char* s, const char* name, long max) {
+  char* end;
   errno = 0;
   long v = strtol(s, &end, 10);
   if (errno != 0 || *end != '\0' || v < 1 || v > max) {
@@ -198,7 +197,7 @@ static long parse_arg(const char *s, const char *name, long max) {
   return v;
 }
 
-int main(int argc, char **argv) {
+int main(int argc, char** argv) {
   long trees = 2, alive = 10000;
   if (argc > 3 || (argc > 1 && argv[1][0] == '-')) {
     fprintf(stderr, "usage: mnp-demo [TREES [ALIVE]]   (defaults: 2 10000)\n");
@@ -212,8 +211,7 @@ int main(int argc, char **argv) {
 
   const uint64_t tree_size = (uint64_t)1 << kTreeLog2;
   uint64_t fork_sum = 0;
-  for (long k = 0; k < trees; k++)
-    fork_sum += sum_range((uint64_t)k * tree_size, (uint64_t)(k + 1) * tree_size);
+  for (long k = 0; k < trees; k++) fork_sum += sum_range((uint64_t)k * tree_size, (uint64_t)(k + 1) * tree_size);
   double t1 = now_ms();
   long fork_peak = atomic_exchange(&peak_kernel_threads, 0);
 
@@ -222,8 +220,8 @@ int main(int argc, char **argv) {
   long alive_peak = atomic_load(&peak_kernel_threads);
 
   long fork_threads = trees * (long)(tree_size / kLeaf - 1);
-  printf("threads: %ld (%ld short-lived in fork/join, then %ld alive at once)\n",
-         fork_threads + alive, fork_threads, alive);
+  printf("threads: %ld (%ld short-lived in fork/join, then %ld alive at once)\n", fork_threads + alive, fork_threads,
+         alive);
   printf("alive at once: %ld\n", alive);
   printf("result: %016" PRIx64 " %" PRIu64 "\n", fork_sum, chain_sum);
   printf("fork-join ms: %.1f\n", t1 - t0);

@@ -17,7 +17,10 @@ char* fmt_str(char* p, char* end, const char* s) {
 char* fmt_u64(char* p, char* end, uint64_t v) {
   char tmp[24];
   int n = 0;
-  do { tmp[n++] = static_cast<char>('0' + v % 10); v /= 10; } while (v);
+  do {
+    tmp[n++] = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v);
   while (n && p < end) *p++ = tmp[--n];
   return p;
 }
@@ -25,7 +28,10 @@ char* fmt_u64(char* p, char* end, uint64_t v) {
 char* fmt_hex(char* p, char* end, uint64_t v) {
   char tmp[16];
   int n = 0;
-  do { tmp[n++] = "0123456789abcdef"[v & 15]; v >>= 4; } while (v);
+  do {
+    tmp[n++] = "0123456789abcdef"[v & 15];
+    v >>= 4;
+  } while (v);
   p = fmt_str(p, end, "0x");
   while (n && p < end) *p++ = tmp[--n];
   return p;

@@ -37,12 +37,17 @@ char* fmt_str(char* p, char* end, const char* s);
 
 #define MNP_STR2(x) #x
 #define MNP_STR(x) MNP_STR2(x)
-#define CHECK(cond) \
-  do { if (MNP_UNLIKELY(!(cond))) ::mnp::fatal("check failed: " #cond " at " __FILE__ ":" MNP_STR(__LINE__)); } while (0)
+#define CHECK(cond)                                                                                        \
+  do {                                                                                                     \
+    if (MNP_UNLIKELY(!(cond))) ::mnp::fatal("check failed: " #cond " at " __FILE__ ":" MNP_STR(__LINE__)); \
+  } while (0)
 #ifdef MNP_DEBUG_CHECKS
 #define DCHECK(cond) CHECK(cond)
 #else
-#define DCHECK(cond) do { (void)sizeof(cond); } while (0)
+#define DCHECK(cond)    \
+  do {                  \
+    (void)sizeof(cond); \
+  } while (0)
 #endif
 
 // Clears AddressSanitizer's poison from [p, p+n); nothing without ASan

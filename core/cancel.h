@@ -48,9 +48,7 @@ constexpr int kExiting = 1 << 4;    // the thread is unwinding / exiting
 constexpr int kTerminated = 1 << 5;
 }  // namespace cancelbit
 
-inline std::atomic<int>& cancelhandling(G* g) {
-  return tcb_field<std::atomic<int>>(g->tcb, tcbo::kCancelHandling);
-}
+inline std::atomic<int>& cancelhandling(G* g) { return tcb_field<std::atomic<int>>(g->tcb, tcbo::kCancelHandling); }
 // A request is pending and cancellation is enabled (glibc's
 // cancel_enabled_and_canceled): a cancellation point acts on it.
 inline bool cancel_due(int v) {

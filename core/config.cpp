@@ -67,7 +67,8 @@ bool parse_size(const char* s, uint64_t* out) {
 }
 
 uint32_t cgroup_cpu_limit() {
-  int fd = static_cast<int>(raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/sys/fs/cgroup/cpu.max"), O_RDONLY | O_CLOEXEC));
+  int fd = static_cast<int>(
+      raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/sys/fs/cgroup/cpu.max"), O_RDONLY | O_CLOEXEC));
   if (fd < 0) return 0;
   char buf[64] = {};
   long n = raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
@@ -136,12 +137,9 @@ bool parse_debug(const char* v) {
     }
     if (have_num && key == 10 && !strncmp(v, "schedtrace", key) && n > 0 && n < (1u << 31))
       g_config.schedtrace_ms = static_cast<int64_t>(n);
-    else if (have_num && key == 11 && !strncmp(v, "scheddetail", key) && n <= 1)
-      g_config.scheddetail = n == 1;
-    else if (have_num && key == 10 && !strncmp(v, "stackslabs", key) && n <= 1)
-      g_config.stack_slabs = n == 1;
-    else
-      ok = false;
+    else if (have_num && key == 11 && !strncmp(v, "scheddetail", key) && n <= 1) g_config.scheddetail = n == 1;
+    else if (have_num && key == 10 && !strncmp(v, "stackslabs", key) && n <= 1) g_config.stack_slabs = n == 1;
+    else ok = false;
     v += len;
     if (*v == ',') v++;
   }
@@ -151,14 +149,15 @@ bool parse_debug(const char* v) {
 struct Var {
   const char* name;
   bool (*parse)(const char* value);  // false: rejected, the default stays
-  const char* want;                   // what is wanted, and the default used
+  const char* want;                  // what is wanted, and the default used
 };
 constexpr Var kVars[] = {
     {"MNP_PROCS", parse_procs, "want an integer from 1 to 1024; using the number of usable CPUs"},
     {"MNP_STACK", parse_stack, "want a size from 16K to 1T (e.g. 256K, 8M); using RLIMIT_STACK"},
     {"MNP_PREEMPT", parse_preempt, "want 0 or 1; preemption stays on"},
     {"MNP_SIGNAL", parse_signal, "want a signal number 1..64 other than SIGKILL, SIGSTOP, 32, 33; using SIGURG (23)"},
-    {"MNP_DEBUG", parse_debug, "known items are schedtrace=MS (MS > 0), scheddetail=0|1 and stackslabs=0|1; the others are ignored"},
+    {"MNP_DEBUG", parse_debug,
+     "known items are schedtrace=MS (MS > 0), scheddetail=0|1 and stackslabs=0|1; the others are ignored"},
 };
 
 }  // namespace

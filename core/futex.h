@@ -17,8 +17,8 @@ namespace mnp {
 
 // Returns 0, or -errno (EAGAIN when *addr != val, ETIMEDOUT, EINTR).
 inline long futex_wait(std::atomic<uint32_t>* addr, uint32_t val, const struct timespec* rel = nullptr) {
-  return raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAIT_PRIVATE, val,
-                      reinterpret_cast<long>(rel), 0, 0);
+  return raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAIT_PRIVATE, val, reinterpret_cast<long>(rel), 0,
+                      0);
 }
 inline long futex_wake(std::atomic<uint32_t>* addr, int n) {
   return raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_PRIVATE, n, 0, 0, 0);

@@ -102,7 +102,7 @@ constinit Lock g_table_lock;
 constinit std::atomic<Table*> g_table{nullptr};
 constinit std::atomic<uint64_t> g_table_gen{0};
 constinit Table* g_table_spare[64] = {};  // retired tables by log2(cap) (lock)
-constinit size_t g_used = 0;  // live + tombstones (lock)
+constinit size_t g_used = 0;              // live + tombstones (lock)
 constinit size_t g_live = 0;
 
 size_t hash_key(uintptr_t k) { return static_cast<size_t>((k >> 6) * 0x9E3779B97F4A7C15ULL >> 17); }
@@ -286,7 +286,7 @@ struct Slab {
   size_t region;  // bytes per slot (guard included)
   uint32_t nslots, nfree;
   int cls;
-  bool dying;  // being unmapped by slab_release_batch
+  bool dying;         // being unmapped by slab_release_batch
   Slab *prev, *next;  // the class's partial list (nfree > 0)
   uint64_t used[kSlabMaxSlots / 64];
 };
@@ -646,8 +646,8 @@ bool gmem_reclaim() {
 }
 
 void gmem_free_deferred(G* gp) {
-  san_unpoison(gp->stack_lo, static_cast<size_t>(static_cast<char*>(gmem_stack_top(gp)) -
-                                                 static_cast<char*>(gp->stack_lo)));
+  san_unpoison(gp->stack_lo,
+               static_cast<size_t>(static_cast<char*>(gmem_stack_top(gp)) - static_cast<char*>(gp->stack_lo)));
   uintptr_t tcb = reinterpret_cast<uintptr_t>(gp->tcb);
   table_remove(tcb);
   tcb_release(gp->tcb);
@@ -793,8 +793,8 @@ void gmem_trim(G* gp) {
 // reaches through the table is given back meanwhile.
 namespace {
 constexpr int64_t kShrinkScanNs = 100 * 1000 * 1000;
-constexpr uintptr_t kShrinkKeep = 256;  // below the saved stack pointer: red zone and more
-constinit int64_t g_shrink_next = 0;    // sysmon
+constexpr uintptr_t kShrinkKeep = 256;    // below the saved stack pointer: red zone and more
+constinit int64_t g_shrink_next = 0;      // sysmon
 constinit bool g_shrink_pending = false;  // sysmon: the last walk saw Gs to look at again
 constinit uint64_t g_shrink_parks = 0;    // sysmon: sum of P::parks at the last walk
 // A walk stopped half-way (kShrinkBudgetNs of page dropping spent) goes on

@@ -95,10 +95,11 @@ HandleKind handle_kind(uintptr_t h, G** out);
 namespace detail {
 void for_each_tcb(void (*cb)(void*, void*), void* ctx);
 bool with_tid(uint32_t tid, void (*cb)(void*, G*), void* ctx);
-}
+}  // namespace detail
 template <typename Fn>
 bool gmem_with_tid(uint32_t tid, Fn fn) {
-  return detail::with_tid(tid, [](void* c, G* gp) { (*static_cast<Fn*>(c))(gp); }, &fn);
+  return detail::with_tid(
+      tid, [](void* c, G* gp) { (*static_cast<Fn*>(c))(gp); }, &fn);
 }
 template <typename Fn>
 void gmem_for_each_tcb(Fn fn) {

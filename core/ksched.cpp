@@ -92,7 +92,7 @@ int ksched_apply_self(const KschedRec* m_has) {
   if (!custom && !gp->ks_wired) return 0;  // an unwired M has the defaults
   if (custom && !gp->ks_wired) {
     sysmon_ensure();  // started before: a thread inherits its creator's attributes (wire_for_life)
-    wire_take();  // from here on this kernel thread is the G's alone
+    wire_take();      // from here on this kernel thread is the G's alone
     gp->ks_wired = true;
   }
   int err = 0;

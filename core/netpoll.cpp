@@ -35,7 +35,7 @@ enum : uint32_t { kArming, kParked, kWoken, kTimedOut, kInterrupted, kCanceled }
 struct Wait {
   G* g;
   Intr intr;
-  uint64_t blocked;  // bit sig-1: that signal does not interrupt this wait
+  uint64_t blocked;      // bit sig-1: that signal does not interrupt this wait
   const CallMask* call;  // the masked call this wait is part of, or null
   std::atomic<uint32_t> state{kArming};
   CancelWait cw{nullptr};  // every netpoll wait is a cancellation point (core/cancel.h)
@@ -75,7 +75,7 @@ constinit Lock g_chunk_lock;
 constinit std::atomic<int> g_epfd{-1};
 constinit int g_breakfd = -1;  // eventfd that interrupts the poller (written under g_fd_lock, atomically)
 constinit Lock g_fd_lock;
-constexpr uint64_t kBreakTag = ~0ULL;  // epoll data of the eventfd (fds are data.u64 = fd)
+constexpr uint64_t kBreakTag = ~0ULL;                // epoll data of the eventfd (fds are data.u64 = fd)
 constinit std::atomic<int32_t> g_waiters{0};         // Gs parked on fds
 constinit std::atomic<uint32_t> g_poller{0};         // an M is (about to be) blocked in epoll_wait
 constinit std::atomic<int64_t> g_poll_until{0};      // its deadline; 0 while it computes one
@@ -104,8 +104,8 @@ FdState* state(int fd) {
     LockGuard lk(g_chunk_lock);
     c = slot.load(std::memory_order_relaxed);
     if (!c) {
-      long r = raw_syscall6(SYS_mmap, 0, sizeof(FdState) * kChunk, PROT_READ | PROT_WRITE,
-                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      long r = raw_syscall6(SYS_mmap, 0, sizeof(FdState) * kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS,
+                            -1, 0);
       if (r < 0 && r > -4096) fatal("cannot allocate netpoll state");
       c = reinterpret_cast<FdState*>(r);
       slot.store(c, std::memory_order_release);
@@ -129,7 +129,8 @@ void link_locked(FdState* s, Entry* e) {
 }
 
 void unlink_locked(FdState* s, Entry* e) {
-  if (e->prev) e->prev->next = e->next; else s->head = e->next;
+  if (e->prev) e->prev->next = e->next;
+  else s->head = e->next;
   if (e->next) e->next->prev = e->prev;
   e->on.store(nullptr, std::memory_order_release);  // last touch of e
 }
@@ -476,7 +477,8 @@ void netpoll_signal_arrived(int sig, bool restart) {
   // be taken here) and sysmon.
   uint64_t one = 1;
   int bf = __atomic_load_n(&g_breakfd, __ATOMIC_ACQUIRE);
-  if (bf >= 0 && g_poller.load(std::memory_order_relaxed) != 0) raw_syscall(SYS_write, bf, reinterpret_cast<long>(&one), sizeof one);
+  if (bf >= 0 && g_poller.load(std::memory_order_relaxed) != 0)
+    raw_syscall(SYS_write, bf, reinterpret_cast<long>(&one), sizeof one);
   sysmon_wake_from_signal();
 }
 
@@ -666,8 +668,7 @@ int netpoll_block(struct epoll_event* ev, int max) {
     n = -ENOSYS;
     if (g_have_pwait2.load(std::memory_order_relaxed)) {
       struct timespec ts = {static_cast<time_t>(left / 1000000000), static_cast<long>(left % 1000000000)};
-      n = raw_syscall6(SYS_epoll_pwait2, ep, reinterpret_cast<long>(ev), max, reinterpret_cast<long>(&ts), 0,
-                       0);
+      n = raw_syscall6(SYS_epoll_pwait2, ep, reinterpret_cast<long>(ev), max, reinterpret_cast<long>(&ts), 0, 0);
       if (n == -ENOSYS) g_have_pwait2.store(false, std::memory_order_relaxed);
     }
     if (n == -ENOSYS) {  // before Linux 5.11: milliseconds, rounded up

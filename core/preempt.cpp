@@ -47,13 +47,13 @@ constexpr int kMaxRanges = 64;
 constinit Range g_ranges[kMaxRanges] = {};
 constinit int g_nranges = 0;
 constinit std::atomic<bool> g_enabled{false};  // set up and not turned off
-constinit bool g_wanted = false;                 // MNP_PREEMPT
+constinit bool g_wanted = false;               // MNP_PREEMPT
 constinit std::atomic<bool> g_setup_done{false};
 
 constinit const Unwind* g_unw = nullptr;  // set by preempt_init
 
 bool forbidden_name(const char* n) {
-  static constexpr const char* kLibs[] = {"libc.so",     "ld-linux",   "libstdc++", "libgcc_s", "libmnpthread",
+  static constexpr const char* kLibs[] = {"libc.so",     "ld-linux",  "libstdc++",  "libgcc_s",   "libmnpthread",
                                           "libjemalloc", "libunwind", "linux-vdso", "libpthread", "libdl.so"};
   for (const char* l : kLibs)
     if (strstr(n, l)) return true;
@@ -122,7 +122,8 @@ bool preempt_safe_point(const ucontext_t* uc) {
   uintptr_t pc = arch_uc_pc(uc);
   if (in_forbidden(pc)) return false;
   unw_cursor_t cur;
-  if (g_unw->init_local2(&cur, reinterpret_cast<unw_context_t*>(const_cast<ucontext_t*>(uc)), UNW_INIT_SIGNAL_FRAME) < 0)
+  if (g_unw->init_local2(&cur, reinterpret_cast<unw_context_t*>(const_cast<ucontext_t*>(uc)), UNW_INIT_SIGNAL_FRAME) <
+      0)
     return false;
   for (int depth = 0; depth < kMaxWalkFrames; depth++) {
     int r = g_unw->step(&cur);

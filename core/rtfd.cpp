@@ -4,7 +4,6 @@
 #include <fcntl.h>
 #include <sys/resource.h>
 
-
 #include "core/base.h"
 #include "core/futex.h"
 #include "core/netpoll.h"

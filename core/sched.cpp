@@ -157,7 +157,8 @@ inline void m_release(M* mp) {
 // mnp_ctx_switch writes the FS base only when the two contexts' differ:
 // count those writes (M::fs_writes, shown by MNP_DEBUG=schedtrace).
 inline void count_fs_write(M* mp, const Context* from, const Context* to) {
-  if (from->fs != to->fs) mp->fs_writes.store(mp->fs_writes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  if (from->fs != to->fs)
+    mp->fs_writes.store(mp->fs_writes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
 // Every switch away from a user G: the count goes up on this M and down on
@@ -231,7 +232,8 @@ void globrunq_put_locked(G* gp) {
 // The tail of the ordinary part, whatever gp's rank.
 void globrunq_put_plain_locked(G* gp) {
   gp->schedlink = nullptr;
-  if (sched.runq_tail) sched.runq_tail->schedlink = gp; else sched.runq_head = gp;
+  if (sched.runq_tail) sched.runq_tail->schedlink = gp;
+  else sched.runq_head = gp;
   sched.runq_tail = gp;
   sched.runq_size.fetch_add(1, std::memory_order_seq_cst);
 }
@@ -404,7 +406,8 @@ M* allocm() {
   mp->id = static_cast<uint32_t>(sched.mcount.fetch_add(1));
   mp->rand = 0x9E3779B97F4A7C15ULL * (mp->id + 1) ^ static_cast<uint64_t>(nanotime());
   M* head = sched.allm.load(std::memory_order_relaxed);
-  do mp->alllink = head; while (!sched.allm.compare_exchange_weak(head, mp, std::memory_order_release));
+  do mp->alllink = head;
+  while (!sched.allm.compare_exchange_weak(head, mp, std::memory_order_release));
   return mp;
 }
 
@@ -431,7 +434,8 @@ void newm(P* pp, bool spinning) {
   // sysmon, which never runs G code, creates the thread instead.
   if (M* cur = m_of_thread(); MNP_UNLIKELY(cur && (cur->lockedg || cur->dying))) {
     M* head = g_newm_pending.load(std::memory_order_relaxed);
-    do mp->newmlink = head; while (!g_newm_pending.compare_exchange_weak(head, mp, std::memory_order_release));
+    do mp->newmlink = head;
+    while (!g_newm_pending.compare_exchange_weak(head, mp, std::memory_order_release));
     sysmon_wake_for_newm();
     return;
   }
@@ -454,7 +458,8 @@ void startm(P* pp, bool spinning) {
     pp = pidleget_locked();
     if (!pp) {
       sched.lock.unlock();
-      if (spinning && sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) <= 0) fatal("startm: negative nmspinning");
+      if (spinning && sched.nmspinning.fetch_sub(1, std::memory_order_seq_cst) <= 0)
+        fatal("startm: negative nmspinning");
       m_lock_exit();
       return;
     }
@@ -689,7 +694,8 @@ G* steal_work(M* mp, bool take_next) {
   uint32_t start = fastrand(mp) % np;
   uint32_t stride = 1;
   if (np > 2) {
-    do stride = 1 + fastrand(mp) % (np - 1); while (std::gcd(stride, np) != 1);
+    do stride = 1 + fastrand(mp) % (np - 1);
+    while (std::gcd(stride, np) != 1);
   }
   for (uint32_t i = 0, k = start; i < np; i++, k = (k + stride) % np) {
     P* victim = &sched.allp[k];
@@ -838,7 +844,7 @@ top:
       // then run what it found on an idle P if there is one.
       struct epoll_event ev[128];
       if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // sigmask.cpp
-      m_release(mp);  // no P, no lock while it polls
+      m_release(mp);                                                      // no P, no lock while it polls
       int n = netpoll_block(ev, 128);
       m_hold(mp);
       cpu_stale(mp);
@@ -1040,12 +1046,18 @@ inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, voi
 
 const char* gstatus_name(uint32_t s) {
   switch (s) {
-    case kGIdle: return "idle";
-    case kGRunnable: return "runnable";
-    case kGRunning: return "running";
-    case kGWaiting: return "waiting";
-    case kGSyscall: return "syscall";
-    case kGDead: return "dead";
+    case kGIdle:
+      return "idle";
+    case kGRunnable:
+      return "runnable";
+    case kGRunning:
+      return "running";
+    case kGWaiting:
+      return "waiting";
+    case kGSyscall:
+      return "syscall";
+    case kGDead:
+      return "dead";
   }
   return "?";
 }
@@ -1275,8 +1287,8 @@ inline void gfree_note_low_locked() {
   if (sched.ngfree < sched.gfree_low) sched.gfree_low = sched.ngfree;
 }
 
-constinit int64_t g_scavenge_last = 0;  // sysmon
-constinit int32_t g_scavenge_debt = 0;  // sysmon: free Gs still to free this period
+constinit int64_t g_scavenge_last = 0;   // sysmon
+constinit int32_t g_scavenge_debt = 0;   // sysmon: free Gs still to free this period
 constinit int32_t g_scavenge_freed = 0;  // sysmon: freed this period
 
 // Moves the P's free Gs beyond `keep` to the global list.
@@ -1454,14 +1466,15 @@ void probe_malloc_slots_once() {
       G* g;
     } pc{};
     pc.g = probe;
-    ctx_make(&probe->ctx, probe->stack_lo, gmem_stack_top(probe), reinterpret_cast<uintptr_t>(probe->tcb),
-             [](void* a) {
-               auto* c = static_cast<ProbeCtx*>(a);
-               tcb_thread_start_on_current();
-               tcb_probe_malloc_slots_on_current();
-               mnp_ctx_switch(&c->g->ctx, &c->back, nullptr, nullptr);
-             },
-             &pc);
+    ctx_make(
+        &probe->ctx, probe->stack_lo, gmem_stack_top(probe), reinterpret_cast<uintptr_t>(probe->tcb),
+        [](void* a) {
+          auto* c = static_cast<ProbeCtx*>(a);
+          tcb_thread_start_on_current();
+          tcb_probe_malloc_slots_on_current();
+          mnp_ctx_switch(&c->g->ctx, &c->back, nullptr, nullptr);
+        },
+        &pc);
     pc.back.fs = arch_get_fs();
     // No handler may run on the probe's TLS, which is no thread's.
     uint64_t all = ~uint64_t{0}, old = 0;
@@ -1476,8 +1489,8 @@ void probe_malloc_slots_once() {
 
 int newproc(const GSpec& spec, G** out) {
   ErrnoKeeper keep_errno;  // gmem_alloc and tcb_reinit call into libc
-  sysmon_ensure();  // the second thread: glibc turns multi-threaded before it runs
-  preempt_setup();  // and preemption may matter from now on
+  sysmon_ensure();         // the second thread: glibc turns multi-threaded before it runs
+  preempt_setup();         // and preemption may matter from now on
   const Config& cfg = config();
   size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
   size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
@@ -1623,7 +1636,8 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   if (gp->is_main) {
     // The main thread's stack and TCB are not ours to reuse: park forever.
     publish_exit(gp);
-    park(kWaitForever, [](G*, void*) { return true; }, nullptr);
+    park(
+        kWaitForever, [](G*, void*) { return true; }, nullptr);
     fatal("main G woke after exit");
   }
   ensure_p(gp);
@@ -1845,12 +1859,11 @@ void after_fork_child() {
     mp->g0.stack_lo = sys->stack_lo;
     mp->g0.stack_size = sys->stack_size;
     gmem_set_tls_g_at(sys->tcb, &mp->g0);
-    ctx_make(&mp->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry,
-             mp);
+    ctx_make(&mp->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, mp);
   }
   netpoll_after_fork();
   if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
-  sigpend_after_fork();  // a child starts with no pending signals
+  sigpend_after_fork();                           // a child starts with no pending signals
   sigmask_after_fork(tls_g);
   // The child's kernel thread starts with a CPU clock of 0, and so does its
   // thread natively.

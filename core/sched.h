@@ -74,8 +74,8 @@ enum WaitReason : uint32_t {
   kWaitRwlock,
   kWaitSema,
   kWaitFutex,
-  kWaitNet,     // fd readiness (netpoller)
-  kWaitForever,  // main G after pthread_exit
+  kWaitNet,         // fd readiness (netpoller)
+  kWaitForever,     // main G after pthread_exit
   kWaitSchedStart,  // pthread_create: a real-time G applying its policy (ksched.h)
 };
 
@@ -91,7 +91,7 @@ constexpr uintptr_t kDetachedDone = 5;  // detached and finished: reaped; no lon
 // detach ESRCH, tryjoin EBUSY; detached and finished -> EINVAL for all.
 
 struct G {
-  Context ctx;                      // written by mnp_ctx_switch only
+  Context ctx;  // written by mnp_ctx_switch only
   std::atomic<uint32_t> status{kGIdle};
   uint32_t wait_reason = kWaitNone;  // (self)
   M* m = nullptr;                    // M running this G; valid while Running
@@ -119,8 +119,8 @@ struct G {
   // set_tid_address of this G (interpose/tid.cpp): zeroed and woken when it
   // exits, as the kernel does for a thread's clear_child_tid; null: none.
   std::atomic<uint32_t>* clear_tid = nullptr;
-  int64_t park_time = 0;  // (self) TSC when it last parked (G dump)
-  uint32_t syscall_depth = 0;              // (self) nested wrapped calls, e.g. from a signal handler
+  int64_t park_time = 0;       // (self) TSC when it last parked (G dump)
+  uint32_t syscall_depth = 0;  // (self) nested wrapped calls, e.g. from a signal handler
   // (self) non-zero while this G reads G::m to take a hold on it (hold_m,
   // sched.cpp): a handler of the program's waits, or it could move the G
   // to another M between the read and the hold.
@@ -220,7 +220,7 @@ struct G {
   // runs only on lockedm, and that M runs nothing else. All (self): set and
   // cleared by the G while it runs on that M.
   M* lockedm = nullptr;
-  uint32_t lockcount = 0;    // reasons held: wire_for_life (one), fork children, altstack
+  uint32_t lockcount = 0;       // reasons held: wire_for_life (one), fork children, altstack
   bool wired_for_life = false;  // kernel state that never goes back (ptrace, prctl, ...)
   bool wired_altstack = false;  // a sigaltstack of its own is enabled
   // That alternate stack, [lo, hi), once enabled with success: the kernel
@@ -254,35 +254,36 @@ enum PStatus : uint32_t { kPIdle, kPRunning, kPSyscall };
 struct P {
   uint32_t id = 0;
   std::atomic<uint32_t> status{kPIdle};  // see PStatus
-  M* m = nullptr;        // owner; read racily by sysmon (detect_blocked)
-  P* link = nullptr;     // idle list (Sched::lock)
-  bool on_idle_list = false;  // (Sched::lock)
+  M* m = nullptr;                        // owner; read racily by sysmon (detect_blocked)
+  P* link = nullptr;                     // idle list (Sched::lock)
+  bool on_idle_list = false;             // (Sched::lock)
   // Owner: time slices on this P (execute, switch_g). sysmon reads it
   // racily (relaxed __atomic_load_n, detect_blocked): a stale value only
   // delays its verdict by a round.
   uint32_t schedtick = 0;
-  RunQ runq;             // owner pushes; anyone steals; sysmon reads empty()
-  G* gfree = nullptr;    // owner: free Gs with default-sized stacks
+  RunQ runq;           // owner pushes; anyone steals; sysmon reads empty()
+  G* gfree = nullptr;  // owner: free Gs with default-sized stacks
   int32_t ngfree = 0;
-  TimerHeap timers;      // its own lock; when0 read by anyone (handoffp)
-  std::atomic<uint32_t> syscalltick{0};  // owner: bumped on every entersyscall; sysmon reads (retake)
-  std::atomic<uint32_t> parks{0};        // owner: bumped on every park; sysmon reads (Gs to shrink, gmem.cpp)
-  uint32_t sysmon_tick = 0;              // sysmon: syscalltick seen last round
+  TimerHeap timers;                       // its own lock; when0 read by anyone (handoffp)
+  std::atomic<uint32_t> syscalltick{0};   // owner: bumped on every entersyscall; sysmon reads (retake)
+  std::atomic<uint32_t> parks{0};         // owner: bumped on every park; sysmon reads (Gs to shrink, gmem.cpp)
+  uint32_t sysmon_tick = 0;               // sysmon: syscalltick seen last round
   std::atomic<bool> syscall_long{false};  // sysmon sets: its call outlived a round; exitsyscall clears
-  int64_t sysmon_when = 0;               // sysmon: when it saw it
-  uint32_t sysmon_sched = 0;             // sysmon: schedtick seen last round
-  M* sysmon_m = nullptr;                 // sysmon: owner seen last round
-  int64_t run_since = 0;                 // sysmon: when this schedtick was first seen
-  int64_t poke_after = 0;                // sysmon: no blocked-M signal before this
-  int64_t poke_gap = 0;                  // sysmon: back-off between them, this tick
+  int64_t sysmon_when = 0;                // sysmon: when it saw it
+  uint32_t sysmon_sched = 0;              // sysmon: schedtick seen last round
+  M* sysmon_m = nullptr;                  // sysmon: owner seen last round
+  int64_t run_since = 0;                  // sysmon: when this schedtick was first seen
+  int64_t poke_after = 0;                 // sysmon: no blocked-M signal before this
+  int64_t poke_gap = 0;                   // sysmon: back-off between them, this tick
 };
 
 struct M {
-  G g0;                       // scheduler context; g0.tcb is this M's TCB
-  G* curg = nullptr;          // G running on this M (owner); sysmon and signal senders read it racily, inside gmem_peek_begin/end (gmem.cpp)
-  P* p = nullptr;             // P held (owner)
-  P* nextp = nullptr;         // P handed to this M by startm (set before wake)
-  P* oldp = nullptr;          // P it held when it entered a syscall
+  G g0;                // scheduler context; g0.tcb is this M's TCB
+  G* curg = nullptr;   // G running on this M (owner); sysmon and signal senders read it racily, inside
+                       // gmem_peek_begin/end (gmem.cpp)
+  P* p = nullptr;      // P held (owner)
+  P* nextp = nullptr;  // P handed to this M by startm (set before wake)
+  P* oldp = nullptr;   // P it held when it entered a syscall
   // The G wired to this M (owner: that G, while it runs here), or null. A
   // wired M runs only that G; while it waits, the M sleeps on `park`
   // without a P until an M that picked the G hands it one (startlockedm).
@@ -290,17 +291,17 @@ struct M {
   // A G popped by a direct G-to-G switch that is wired to another M: g0
   // hands this M's P to that M (m_loop). Owner.
   G* nextg = nullptr;
-  bool dying = false;         // its wired G exited: the kernel thread ends (m_loop)
-  M* newmlink = nullptr;      // waiting for sysmon to start its thread (newm)
-  M* schedlink = nullptr;     // idle list (Sched::lock)
-  M* alllink = nullptr;       // all Ms, append-only
-  Note park;                  // sleeps here when idle
-  bool spinning = false;      // looking for work; counted in Sched::nmspinning
-  int tid = 0;                // kernel tid
+  bool dying = false;      // its wired G exited: the kernel thread ends (m_loop)
+  M* newmlink = nullptr;   // waiting for sysmon to start its thread (newm)
+  M* schedlink = nullptr;  // idle list (Sched::lock)
+  M* alllink = nullptr;    // all Ms, append-only
+  Note park;               // sleeps here when idle
+  bool spinning = false;   // looking for work; counted in Sched::nmspinning
+  int tid = 0;             // kernel tid
   uint32_t id = 0;
   void* glibc_tcb = nullptr;  // the TCB glibc knows this kernel thread by
   uint64_t rand = 0;
-  int64_t sysmon_cpu = -1;    // sysmon: thread CPU time seen last round
+  int64_t sysmon_cpu = -1;         // sysmon: thread CPU time seen last round
   std::atomic<uint32_t> pokes{0};  // sysmon's signal sent to this M, not yet handled (0 or 1)
   int64_t poke_sent = 0;           // (sysmon) when it was sent (poke_m, syscall.cpp)
   // Its own poke handler is walking the stack (own thread only, hence
@@ -317,17 +318,17 @@ struct M {
   // only, read by the scheduler trace.
   std::atomic<uint64_t> fs_writes{0};
 
-  sigset_t sigmask = {};           // the mask it starts with (set by newm, before the thread exists)
+  sigset_t sigmask = {};  // the mask it starts with (set by newm, before the thread exists)
   // The kernel mask of its thread now (bit sig-1), or kKmaskUnknown: written
   // by the thread itself only. A G switch costs an rt_sigprocmask only when
   // the incoming G's kmask differs (g_load_kmask).
   uint64_t kmask = ~0ULL;
   // Program signals and runtime Locks (futex.h): written only on this M's
   // own thread, by its code or its signal handlers (hence volatile).
-  volatile uint32_t locks = 0;           // Locks held
-  volatile uint64_t sig_deferred = 0;    // bit per signal held back while locks > 0
-  volatile uint64_t sig_redeliver = 0;   // raised again by this M; the handler gets sig_info
-  siginfo_t sig_info[65] = {};           // what the kernel gave for a held-back signal
+  volatile uint32_t locks = 0;          // Locks held
+  volatile uint64_t sig_deferred = 0;   // bit per signal held back while locks > 0
+  volatile uint64_t sig_redeliver = 0;  // raised again by this M; the handler gets sig_info
+  siginfo_t sig_info[65] = {};          // what the kernel gave for a held-back signal
 };
 // Called from the trampoline of the program's handlers (interpose/signal.cpp)
 // on the thread the kernel chose. Returns true when the handler must not run
@@ -662,8 +663,8 @@ void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*));
 // Start-up and configuration.
 // The environment, parsed once by config_init (core/config.cpp's kVars).
 struct Config {
-  uint32_t procs;         // MNP_PROCS
-  size_t stack_size;      // MNP_STACK
+  uint32_t procs;     // MNP_PROCS
+  size_t stack_size;  // MNP_STACK
   size_t guard_size;
   bool preempt;           // MNP_PREEMPT
   int signal;             // MNP_SIGNAL

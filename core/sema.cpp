@@ -27,8 +27,8 @@ struct Waiter {
   bool sig_may_intr;  // kSignaled by the G the kernel would have chosen (bucket lock)
   Waiter* next;
   Waiter* prev;
-  struct Bucket* bucket;  // bucket it is on (changes on requeue; bucket lock)
-  CancelWait cw;          // published while a cancelable wait may sleep
+  struct Bucket* bucket;               // bucket it is on (changes on requeue; bucket lock)
+  CancelWait cw;                       // published while a cancelable wait may sleep
   const std::atomic<uint32_t>* watch;  // watched word (sema_watch_scan), or null
   uint32_t watch_val;                  // its value when the wait began
 };
@@ -51,24 +51,24 @@ constinit std::atomic<int32_t> g_watched{0};
 constexpr uint32_t kBuckets = 251;
 constinit Bucket g_buckets[kBuckets];
 
-Bucket* bucket_of(const void* addr) {
-  return &g_buckets[(reinterpret_cast<uintptr_t>(addr) >> 2) % kBuckets];
-}
+Bucket* bucket_of(const void* addr) { return &g_buckets[(reinterpret_cast<uintptr_t>(addr) >> 2) % kBuckets]; }
 
 void push_locked(Bucket* b, Waiter* w) {
   w->bucket = b;
   w->next = nullptr;
   w->prev = b->tail;
-  if (b->tail) b->tail->next = w; else b->head = w;
+  if (b->tail) b->tail->next = w;
+  else b->head = w;
   b->tail = w;
 }
 
 void unlink_locked(Bucket* b, Waiter* w) {
-  if (w->prev) w->prev->next = w->next; else b->head = w->next;
-  if (w->next) w->next->prev = w->prev; else b->tail = w->prev;
+  if (w->prev) w->prev->next = w->next;
+  else b->head = w->next;
+  if (w->next) w->next->prev = w->prev;
+  else b->tail = w->prev;
   w->next = w->prev = nullptr;
 }
-
 
 // Withdraws the waiter with outcome `to` unless a waker got it first.
 void withdraw(Waiter* w, uint32_t to) {
@@ -158,8 +158,9 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
     b->lock.unlock();
     return ETIMEDOUT;
   }
-  Waiter w{addr,    g,       bitset,  kWaiting,      deadline != kNever,        interruptible, false,
-           nullptr, nullptr, nullptr, {wait_cancel}, watch ? addr : nullptr, val};
+  Waiter w{addr,  g,       bitset,  kWaiting, deadline != kNever, interruptible,
+           false, nullptr, nullptr, nullptr,  {wait_cancel},      watch ? addr : nullptr,
+           val};
   if (watch) g_watched.fetch_add(1, std::memory_order_relaxed);
   push_locked(b, &w);
   // Published with the waiter on the list (under the bucket lock), so the
@@ -188,15 +189,19 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
   // before readying us; reading it here without the lock is ordered by
   // ready/park.
   switch (w.state) {
-    case kTimedOut: return ETIMEDOUT;
-    case kCanceled: return ECANCELED;
-    case kInterrupted: return EINTR;
+    case kTimedOut:
+      return ETIMEDOUT;
+    case kCanceled:
+      return ECANCELED;
+    case kInterrupted:
+      return EINTR;
     case kSignaled:
       // The waker's mark is spent once park() ran the handlers; a handler
       // another G took first leaves it behind.
       if (w.sig_may_intr) g->sig_eintr.store(0, std::memory_order_relaxed);
       return w.sig_may_intr ? -1 : -2;
-    default: return 0;
+    default:
+      return 0;
   }
 }
 }  // namespace
@@ -305,8 +310,8 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
     total += k;
     if (more) continue;
     if (kernel && total < n) {
-      long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, n - total, 0, 0,
-                            bitset);
+      long r =
+          raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, n - total, 0, 0, bitset);
       if (r > 0) total += static_cast<int>(r);
     }
     return total;
@@ -360,9 +365,10 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
   int total = k + (count_moved ? moved : 0);
   if (kernel && (k < nwake || moved < nmove)) {
     // Kernel sleepers on the same word: let the kernel do its share.
-    long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(from), FUTEX_CMP_REQUEUE_PRIVATE, nwake - k,
-                          nmove - moved, reinterpret_cast<long>(to), from->load());
-    if (r > 0) total += count_moved ? static_cast<int>(r) : (static_cast<int>(r) < nwake - k ? static_cast<int>(r) : nwake - k);
+    long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(from), FUTEX_CMP_REQUEUE_PRIVATE, nwake - k, nmove - moved,
+                          reinterpret_cast<long>(to), from->load());
+    if (r > 0)
+      total += count_moved ? static_cast<int>(r) : (static_cast<int>(r) < nwake - k ? static_cast<int>(r) : nwake - k);
   }
   return total;
 }

@@ -106,9 +106,7 @@ bool g_call_mask_hold(G* gp, const CallMask& cm) {
   return gp->handlers_run == cm.ran;
 }
 
-void g_sigmask_drop(G* gp) {
-  count(sigset_bits(&gp->sigmask), -1);
-}
+void g_sigmask_drop(G* gp) { count(sigset_bits(&gp->sigmask), -1); }
 
 bool sig_blocked_by_all_gs(int sig) {
   int64_t n = sched.ngsys_live.load(std::memory_order_relaxed);

@@ -319,7 +319,8 @@ int sig_send_to_g(G* t, int sig) {
     // Pending until t unblocks it, or a signalfd read of t's takes it: the
     // reader publishes its fd before it looks at the slots, so either it
     // sees ours or we see its fd and make it look again.
-    if (t->sigfd_mask.load(std::memory_order_seq_cst) & bit) netpoll_kick_fd(t->sigfd_fd.load(std::memory_order_seq_cst));
+    if (t->sigfd_mask.load(std::memory_order_seq_cst) & bit)
+      netpoll_kick_fd(t->sigfd_fd.load(std::memory_order_seq_cst));
     return 0;
   }
   uint32_t st = t->status.load(std::memory_order_acquire);

@@ -238,8 +238,8 @@ void keep_pending(G* target, int sig, siginfo_t* si, const SigAct& act) {
 
 void chain_to_user(int sig, siginfo_t* si, void* uc) {
   struct sigaction a = g_user_action;  // read without the lock: handler context
-  bool has = (a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != nullptr
-                                       : (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN);
+  bool has =
+      (a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != nullptr : (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN);
   G* g = tls_g;
   SigAct act{reinterpret_cast<void*>(a.sa_sigaction), a.sa_flags, a.sa_mask};
   if (g && g->is_g0 && runtime_up) {
@@ -349,8 +349,7 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     // for a CPU must not each pay for a stack walk (they could keep the M
     // in this handler for good).
     uint32_t want = kPreemptAsync;
-    if (!preempt_enabled() ||
-        !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
+    if (!preempt_enabled() || !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
       return;
     int saved_errno = errno;
     // The walk (libunwind) calls open, read, write, sigprocmask and
@@ -397,9 +396,7 @@ struct sigaction poke_action() {
 
 using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
 // The libc sigaction, not the shim's own interposer of it.
-SigactionFn* libc_sigaction() {
-  return reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5"));
-}
+SigactionFn* libc_sigaction() { return reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5")); }
 
 // ---- Giving the runtime's signal back (poke_signal_release) ---------------
 //
@@ -426,7 +423,7 @@ SigactionFn* libc_sigaction() {
 // A poke already queued on the old signal when it moves reaches the
 // program's action once (SIGURG's default discards it; a handler sees a
 // spurious SIGURG, as a program must expect from SIGURG anyway).
-constinit bool g_poke_moved = false;              // (g_sysmon_start_lock)
+constinit bool g_poke_moved = false;                 // (g_sysmon_start_lock)
 constinit std::atomic<uint64_t> g_released_bits{0};  // signals the runtime gave back
 using PokeRewrapFn = void (*)(int, const struct sigaction*);
 constinit PokeRewrapFn g_poke_rewrap = nullptr;
@@ -603,8 +600,7 @@ bool retake(int64_t now) {
     pp->syscall_long.store(true, std::memory_order_relaxed);
     // Leave it alone if it has nothing queued
     // and others are idle anyway, unless it has been 10 ms.
-    if (pp->runq.empty() && sched.nmspinning.load() + sched.npidle.load() > 0 &&
-        now - pp->sysmon_when < kSysmonMaxNs)
+    if (pp->runq.empty() && sched.nmspinning.load() + sched.npidle.load() > 0 && now - pp->sysmon_when < kSysmonMaxNs)
       continue;
     uint32_t s = kPSyscall;
     if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) {
@@ -654,10 +650,10 @@ void* sysmon_main(void*) {
       // Signals waiting for a G (sigpend.h): look again on the back-off.
       // Watched futex waiters (sema.h): look at their words on the back-off.
       // Memory to give back: look again on the back-off.
-      int64_t ns = delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() && !sema_watching() &&
-                           !mem_pending
-                       ? trace_period_ns()
-                       : delay;
+      int64_t ns =
+          delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() && !sema_watching() && !mem_pending
+              ? trace_period_ns()
+              : delay;
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {

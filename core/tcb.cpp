@@ -36,8 +36,14 @@ struct GlibcPrivate {
 };
 
 constexpr size_t kSpecificUsed = tcbo::kSpecific + 32 * sizeof(void*);  // bool after specific[32]
-struct KeyStruct { uintptr_t seq; void (*destr)(void*); };
-struct KeyData { uintptr_t seq; void* data; };
+struct KeyStruct {
+  uintptr_t seq;
+  void (*destr)(void*);
+};
+struct KeyData {
+  uintptr_t seq;
+  void* data;
+};
 constinit KeyStruct* g_keys = nullptr;  // glibc's __pthread_keys[PTHREAD_KEYS_MAX]
 
 constinit GlibcPrivate g_glibc{};
@@ -272,7 +278,10 @@ void run_key_destructors(void* tcb) {
       used = 0;
       for (size_t cnt = 0, idx = 0; cnt < 32; cnt++) {
         KeyData* level2 = __atomic_load_n(&specific[cnt], __ATOMIC_RELAXED);
-        if (!level2) { idx += 32; continue; }
+        if (!level2) {
+          idx += 32;
+          continue;
+        }
         for (size_t inner = 0; inner < 32; inner++, idx++) {
           void* data = level2[inner].data;
           if (!data) continue;
@@ -338,11 +347,9 @@ void tcb_probe_malloc_slots_on_current() {
     changed++;
     ptrdiff_t off = reinterpret_cast<char*>(&base[i]) - tp;
     auto* cand = reinterpret_cast<const char*>(base[i]);
-    if (*reinterpret_cast<const uint16_t*>(cand) == 1 &&
-        *reinterpret_cast<void* const*>(cand + 128) == p)
+    if (*reinterpret_cast<const uint16_t*>(cand) == 1 && *reinterpret_cast<void* const*>(cand + 128) == p)
       tcache_off = off;
-    else
-      other_off = off;
+    else other_off = off;
   }
   if (tcache_off && changed <= 2) {
     g_tcache_off = tcache_off;

@@ -22,8 +22,8 @@
 
 namespace mnp {
 
-namespace tcbo {  // offsets inside struct pthread
-constexpr size_t kSize = 2368;          // TLS_TCB_SIZE == sizeof(struct pthread)
+namespace tcbo {                // offsets inside struct pthread
+constexpr size_t kSize = 2368;  // TLS_TCB_SIZE == sizeof(struct pthread)
 constexpr size_t kHeaderTcb = 0;
 constexpr size_t kDtv = 8;
 constexpr size_t kSelf = 16;
@@ -56,7 +56,7 @@ constexpr size_t kRseqArea = 2336;
 constexpr uint32_t kFakeTidBase = 0x20000000;
 
 struct TlsLayout {
-  size_t static_size;   // static TLS incl. the TCB (from _dl_get_tls_static_info)
+  size_t static_size;  // static TLS incl. the TCB (from _dl_get_tls_static_info)
   size_t static_align;
 };
 

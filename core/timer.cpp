@@ -156,5 +156,4 @@ int64_t timers_earliest() {
   return best;
 }
 
-
 }  // namespace mnp

@@ -42,13 +42,13 @@ struct Timer {
   G* g = nullptr;
   void* arg = nullptr;
   std::atomic<uint32_t> state{kTimerIdle};
-  P* pp = nullptr;    // heap it is on (lock of that heap)
+  P* pp = nullptr;  // heap it is on (lock of that heap)
   uint32_t index = 0;
 };
 
 struct TimerHeap {
   Lock lock;
-  Timer** heap = nullptr;  // (lock)
+  Timer** heap = nullptr;   // (lock)
   uint32_t n = 0, cap = 0;  // (lock)
   std::atomic<int64_t> when0{INT64_MAX};
 };
@@ -74,6 +74,5 @@ int64_t timers_earliest();
 // ends at the deadline has reached the time on the clock it names, too. A
 // later step of that clock (settimeofday) does not move the deadline.
 int64_t timer_deadline_abs(clockid_t clk, const struct timespec* abstime);
-
 
 }  // namespace mnp

@@ -64,18 +64,30 @@ struct Line {
 
 const char* wait_name(uint32_t w) {
   switch (w) {
-    case kWaitNone: return "";
-    case kWaitJoin: return "join";
-    case kWaitYield: return "yield";
-    case kWaitSleep: return "sleep";
-    case kWaitMutex: return "mutex";
-    case kWaitCond: return "cond";
-    case kWaitRwlock: return "rwlock";
-    case kWaitSema: return "sema";
-    case kWaitFutex: return "futex";
-    case kWaitNet: return "fd";
-    case kWaitForever: return "exited main";
-    case kWaitSchedStart: return "rt start";
+    case kWaitNone:
+      return "";
+    case kWaitJoin:
+      return "join";
+    case kWaitYield:
+      return "yield";
+    case kWaitSleep:
+      return "sleep";
+    case kWaitMutex:
+      return "mutex";
+    case kWaitCond:
+      return "cond";
+    case kWaitRwlock:
+      return "rwlock";
+    case kWaitSema:
+      return "sema";
+    case kWaitFutex:
+      return "futex";
+    case kWaitNet:
+      return "fd";
+    case kWaitForever:
+      return "exited main";
+    case kWaitSchedStart:
+      return "rt start";
   }
   return "?";
 }

@@ -48,7 +48,7 @@ namespace {
 using CancelFn = int(pthread_t);
 constinit Real<CancelFn> real_cancel{"pthread_cancel", "GLIBC_2.34"};
 
-constexpr int kSigCancel = 32;  // glibc's SIGCANCEL (__SIGRTMIN)
+constexpr int kSigCancel = 32;                     // glibc's SIGCANCEL (__SIGRTMIN)
 constexpr unsigned long kSaRestorer = 0x04000000;  // the kernel's SA_RESTORER (not in the user headers)
 
 struct KSigaction {  // the kernel's struct sigaction for rt_sigaction

@@ -57,7 +57,6 @@ constinit Real<MutexFn> real_mutex_unlock{"pthread_mutex_unlock", "GLIBC_2.2.5"}
 CondView* view(pthread_cond_t* c) { return reinterpret_cast<CondView*>(c); }
 bool pshared(pthread_cond_t* c) { return view(c)->flags.load(std::memory_order_relaxed) & kCondPshared; }
 
-
 // The waiter stays a user of the mutex while it waits (see nusers, sync.h).
 int lock_any(pthread_mutex_t* m) {
   return mutex_is_pshared(m) ? handoff_call(real_mutex_lock, m) : mutex_lock_impl(m, kNever, false, nullptr, false);

@@ -28,7 +28,9 @@ constinit Real<GettimeFn> real_gettime{"clock_gettime", "GLIBC_2.17"};
 constinit Real<GettimeFn> real_getres{"clock_getres", "GLIBC_2.17"};
 constinit Real<RusageFn> real_getrusage{"getrusage", "GLIBC_2.2.5"};
 
-struct timespec ts_of(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
+struct timespec ts_of(int64_t ns) {
+  return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
 }  // namespace
 
 namespace mnp {

@@ -95,13 +95,13 @@ MNP_EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* c
 // The list forms' argument vector, on the caller's stack: va_start and
 // alloca must both run in the variadic function itself, hence a macro. It
 // leaves `ap` open just after the terminating null (execle's envp).
-#define MNP_LIST_ARGV(argv, arg0)                                            \
-  va_list ap;                                                                \
-  va_start(ap, arg0);                                                        \
-  size_t n_ = count_list(arg0, ap);                                          \
-  va_end(ap);                                                                \
+#define MNP_LIST_ARGV(argv, arg0)                                                \
+  va_list ap;                                                                    \
+  va_start(ap, arg0);                                                            \
+  size_t n_ = count_list(arg0, ap);                                              \
+  va_end(ap);                                                                    \
   auto** argv = static_cast<char**>(__builtin_alloca((n_ + 1) * sizeof(char*))); \
-  va_start(ap, arg0);                                                        \
+  va_start(ap, arg0);                                                            \
   fill_list(argv, n_, arg0, ap)
 
 MNP_EXPORT int execl(const char* path, const char* arg, ...) noexcept {

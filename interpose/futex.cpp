@@ -50,24 +50,48 @@ long wake_op(std::atomic<uint32_t>* uaddr, int nr1, std::atomic<uint32_t>* uaddr
   uint32_t old = uaddr2->load(std::memory_order_relaxed), nv;
   do {
     switch (op) {
-      case FUTEX_OP_SET: nv = static_cast<uint32_t>(oparg); break;
-      case FUTEX_OP_ADD: nv = old + static_cast<uint32_t>(oparg); break;
-      case FUTEX_OP_OR: nv = old | static_cast<uint32_t>(oparg); break;
-      case FUTEX_OP_ANDN: nv = old & ~static_cast<uint32_t>(oparg); break;
-      case FUTEX_OP_XOR: nv = old ^ static_cast<uint32_t>(oparg); break;
-      default: return fail(ENOSYS);  // the kernel's answer for an unknown op
+      case FUTEX_OP_SET:
+        nv = static_cast<uint32_t>(oparg);
+        break;
+      case FUTEX_OP_ADD:
+        nv = old + static_cast<uint32_t>(oparg);
+        break;
+      case FUTEX_OP_OR:
+        nv = old | static_cast<uint32_t>(oparg);
+        break;
+      case FUTEX_OP_ANDN:
+        nv = old & ~static_cast<uint32_t>(oparg);
+        break;
+      case FUTEX_OP_XOR:
+        nv = old ^ static_cast<uint32_t>(oparg);
+        break;
+      default:
+        return fail(ENOSYS);  // the kernel's answer for an unknown op
     }
   } while (!uaddr2->compare_exchange_weak(old, nv, std::memory_order_seq_cst));
   int32_t o = static_cast<int32_t>(old);
   bool c;
   switch (cmp) {
-    case FUTEX_OP_CMP_EQ: c = o == cmparg; break;
-    case FUTEX_OP_CMP_NE: c = o != cmparg; break;
-    case FUTEX_OP_CMP_LT: c = o < cmparg; break;
-    case FUTEX_OP_CMP_LE: c = o <= cmparg; break;
-    case FUTEX_OP_CMP_GT: c = o > cmparg; break;
-    case FUTEX_OP_CMP_GE: c = o >= cmparg; break;
-    default: return fail(ENOSYS);
+    case FUTEX_OP_CMP_EQ:
+      c = o == cmparg;
+      break;
+    case FUTEX_OP_CMP_NE:
+      c = o != cmparg;
+      break;
+    case FUTEX_OP_CMP_LT:
+      c = o < cmparg;
+      break;
+    case FUTEX_OP_CMP_LE:
+      c = o <= cmparg;
+      break;
+    case FUTEX_OP_CMP_GT:
+      c = o > cmparg;
+      break;
+    case FUTEX_OP_CMP_GE:
+      c = o >= cmparg;
+      break;
+    default:
+      return fail(ENOSYS);
   }
   long n = sema_wake(uaddr, nr1);
   if (c) n += sema_wake(uaddr2, nr2);
@@ -168,7 +192,7 @@ extern "C" MNP_EXPORT long syscall(long number, ...) noexcept {
     return r;
   }
   const long args[6] = {a1, a2, a3, a4, a5, a6};
-  if (long r; tid_syscall(number, args, &r)) return r;  // thread ids of Gs (tid.cpp)
+  if (long r; tid_syscall(number, args, &r)) return r;   // thread ids of Gs (tid.cpp)
   if (long r; wire_syscall(number, args, &r)) return r;  // per-thread kernel state (wire.cpp)
   return real_syscall(number, a1, a2, a3, a4, a5, a6);
 }

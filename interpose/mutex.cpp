@@ -36,9 +36,9 @@ using namespace mnp;
 namespace {
 
 constexpr int kOwnerDied = 0x40000000;
-constexpr int kInconsistent = INT_MAX;      // glibc's PTHREAD_MUTEX_INCONSISTENT
+constexpr int kInconsistent = INT_MAX;        // glibc's PTHREAD_MUTEX_INCONSISTENT
 constexpr int kNotRecoverable = INT_MAX - 1;  // glibc's PTHREAD_MUTEX_NOTRECOVERABLE
-constexpr int kDestroyed = -1;              // glibc marks a destroyed mutex's kind so
+constexpr int kDestroyed = -1;                // glibc marks a destroyed mutex's kind so
 
 using LockFn = int(pthread_mutex_t*);
 using TimedFn = int(pthread_mutex_t*, const struct timespec*);
@@ -91,7 +91,8 @@ void robust_link(MutexView* m) {
 void robust_unlink(MutexView* m) {
   G* g = get_user_g();
   if (!g) return;
-  if (m->prev) m->prev->next = m->next; else if (g->robust_list == m) g->robust_list = m->next;
+  if (m->prev) m->prev->next = m->next;
+  else if (g->robust_list == m) g->robust_list = m->next;
   if (m->next) m->next->prev = m->prev;
   m->prev = m->next = nullptr;
 }
@@ -116,7 +117,7 @@ void release_glibc_robust_on_exit(G* gp) {
   auto* head = reinterpret_cast<RobustHead*>(static_cast<char*>(gp->tcb) + tcbo::kRobustHead);
   uint32_t tid = *reinterpret_cast<uint32_t*>(static_cast<char*>(gp->tcb) + tcbo::kTid);
   uintptr_t raw = reinterpret_cast<uintptr_t>(head->next);  // bit 0 of a link: the entry is PI
-  for (int n = 0; n < 2048; n++) {  // 2048: the kernel's ROBUST_LIST_LIMIT
+  for (int n = 0; n < 2048; n++) {                          // 2048: the kernel's ROBUST_LIST_LIMIT
     void* e = reinterpret_cast<void*>(raw & ~uintptr_t{1});
     if (!e || e == head) break;
     bool pi = raw & 1;
@@ -268,9 +269,7 @@ int mutex_unlock_impl(pthread_mutex_t* mu, bool user) {
   return 0;
 }
 
-void interpose_mutex_init() {
-  set_g_exit_hook(on_g_exit);
-}
+void interpose_mutex_init() { set_g_exit_hook(on_g_exit); }
 
 }  // namespace mnp
 

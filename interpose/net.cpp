@@ -91,7 +91,6 @@ int64_t socket_deadline(int fd, PollDir dir) {
   return nanotime() + static_cast<int64_t>(tv.tv_sec) * 1000000000 + tv.tv_usec * 1000;
 }
 
-
 // Drives one call: `attempt` returns a raw result (-errno on error) without
 // blocking; `blocking` is the libc call (sets errno) for fds epoll refuses.
 // Returns a libc-style result.
@@ -120,7 +119,7 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
     if (w == EPERM) return libc_handoff(blocking);
     if (w == ETIMEDOUT) return raw_to_libc(-EAGAIN);
     if (w == EINTR) return raw_to_libc(-EINTR);  // a handler without SA_RESTART ran
-    if (w == ECANCELED) cancel_point();            // pthread_cancel: unwinds from here
+    if (w == ECANCELED) cancel_point();          // pthread_cancel: unwinds from here
   }
 }
 
@@ -171,7 +170,6 @@ long write_all(const struct iovec* iov_in, int cnt, WriteSome write_some) {
   }
 }
 
-
 // The runtime's own fds (core/rtfd.h) do not exist as far as the program is
 // concerned: close of one gets EBADF, as an unused number would, and
 // closefrom/close_range step around them.
@@ -209,7 +207,8 @@ MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   if (!fd_caller_is_g()) return real_read(fd, buf, n);
   if (long r; signalfd_read(fd, buf, n, &r)) return r;
   struct iovec v = {buf, n};
-  return drive(fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, &v, 1); }, [&] { return real_read(fd, buf, n); });
+  return drive(
+      fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, &v, 1); }, [&] { return real_read(fd, buf, n); });
 }
 
 // _FORTIFY_SOURCE (Debian's default) turns read, recv and recvfrom on a
@@ -221,15 +220,15 @@ MNP_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexce
 
 MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {
   if (!fd_caller_is_g()) return real_readv(fd, iov, cnt);
-  return drive(fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, iov, cnt); },
-               [&] { return real_readv(fd, iov, cnt); });
+  return drive(
+      fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, iov, cnt); }, [&] { return real_readv(fd, iov, cnt); });
 }
 
 MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
   if (!fd_caller_is_g()) return real_writev(fd, iov, cnt);
   return write_all(iov, cnt, [&](const struct iovec* it, int c) {
-    return drive(fd, PollDir::kWrite, [&] { return raw_writev_nowait(fd, it, c); },
-                 [&] { return real_writev(fd, it, c); });
+    return drive(
+        fd, PollDir::kWrite, [&] { return raw_writev_nowait(fd, it, c); }, [&] { return real_writev(fd, it, c); });
   });
 }
 
@@ -241,10 +240,13 @@ MNP_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
 
 MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* a, socklen_t* l) {
   if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvfrom(fd, buf, n, flags, a, l);
-  return drive(fd, PollDir::kRead,
-               [&] { return raw_syscall6(SYS_recvfrom, fd, reinterpret_cast<long>(buf), static_cast<long>(n),
-                                         flags | MSG_DONTWAIT, reinterpret_cast<long>(a), reinterpret_cast<long>(l)); },
-               [&] { return real_recvfrom(fd, buf, n, flags, a, l); });
+  return drive(
+      fd, PollDir::kRead,
+      [&] {
+        return raw_syscall6(SYS_recvfrom, fd, reinterpret_cast<long>(buf), static_cast<long>(n), flags | MSG_DONTWAIT,
+                            reinterpret_cast<long>(a), reinterpret_cast<long>(l));
+      },
+      [&] { return real_recvfrom(fd, buf, n, flags, a, l); });
 }
 
 MNP_EXPORT ssize_t recv(int fd, void* buf, size_t n, int flags) {
@@ -265,20 +267,22 @@ MNP_EXPORT ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, in
 
 MNP_EXPORT ssize_t recvmsg(int fd, struct msghdr* m, int flags) {
   if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmsg(fd, m, flags);
-  return drive(fd, PollDir::kRead,
-               [&] { return raw_syscall(SYS_recvmsg, fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT); },
-               [&] { return real_recvmsg(fd, m, flags); });
+  return drive(
+      fd, PollDir::kRead, [&] { return raw_syscall(SYS_recvmsg, fd, reinterpret_cast<long>(m), flags | MSG_DONTWAIT); },
+      [&] { return real_recvmsg(fd, m, flags); });
 }
 
 MNP_EXPORT ssize_t sendto(int fd, const void* buf, size_t n, int flags, const struct sockaddr* a, socklen_t l) {
   if (!fd_caller_is_g() || (flags & MSG_DONTWAIT)) return real_sendto(fd, buf, n, flags, a, l);
   struct iovec v = {const_cast<void*>(buf), n};
   return write_all(&v, 1, [&](const struct iovec* it, int) {
-    return drive(fd, PollDir::kWrite,
-                 [&] { return raw_syscall6(SYS_sendto, fd, reinterpret_cast<long>(it->iov_base),
-                                           static_cast<long>(it->iov_len), flags | MSG_DONTWAIT,
-                                           reinterpret_cast<long>(a), l); },
-                 [&] { return real_sendto(fd, it->iov_base, it->iov_len, flags, a, l); });
+    return drive(
+        fd, PollDir::kWrite,
+        [&] {
+          return raw_syscall6(SYS_sendto, fd, reinterpret_cast<long>(it->iov_base), static_cast<long>(it->iov_len),
+                              flags | MSG_DONTWAIT, reinterpret_cast<long>(a), l);
+        },
+        [&] { return real_sendto(fd, it->iov_base, it->iov_len, flags, a, l); });
   });
 }
 
@@ -302,9 +306,10 @@ MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) {
     // only after some bytes went out).
     if (!first) part.msg_control = nullptr, part.msg_controllen = 0;
     first = false;
-    return drive(fd, PollDir::kWrite,
-                 [&] { return raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(&part), flags | MSG_DONTWAIT); },
-                 [&] { return real_sendmsg(fd, &part, flags); });
+    return drive(
+        fd, PollDir::kWrite,
+        [&] { return raw_syscall(SYS_sendmsg, fd, reinterpret_cast<long>(&part), flags | MSG_DONTWAIT); },
+        [&] { return real_sendmsg(fd, &part, flags); });
   });
 }
 
@@ -319,10 +324,13 @@ MNP_EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags,
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
   unsigned int got = 0;
   do {
-    long r = drive(fd, PollDir::kRead,
-                   [&] { return raw_syscall6(SYS_recvmmsg, fd, reinterpret_cast<long>(v + got), vlen - got,
-                                             (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, 0, 0); },
-                   [&] { return static_cast<long>(real_recvmmsg(fd, v + got, vlen - got, flags | MSG_WAITFORONE, nullptr)); });
+    long r = drive(
+        fd, PollDir::kRead,
+        [&] {
+          return raw_syscall6(SYS_recvmmsg, fd, reinterpret_cast<long>(v + got), vlen - got,
+                              (flags & ~MSG_WAITFORONE) | MSG_DONTWAIT, 0, 0);
+        },
+        [&] { return static_cast<long>(real_recvmmsg(fd, v + got, vlen - got, flags | MSG_WAITFORONE, nullptr)); });
     if (r <= 0) return got > 0 ? static_cast<int>(got) : static_cast<int>(r);
     got += static_cast<unsigned int>(r);
   } while (got < vlen && !(flags & MSG_WAITFORONE));
@@ -338,10 +346,12 @@ MNP_EXPORT int sendmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags)
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
   unsigned int sent = 0;
   while (sent < vlen) {
-    long r = drive(fd, PollDir::kWrite,
-                   [&] { return raw_syscall(SYS_sendmmsg, fd, reinterpret_cast<long>(v + sent), vlen - sent,
-                                            flags | MSG_DONTWAIT); },
-                   [&] { return static_cast<long>(real_sendmmsg(fd, v + sent, vlen - sent, flags)); });
+    long r = drive(
+        fd, PollDir::kWrite,
+        [&] {
+          return raw_syscall(SYS_sendmmsg, fd, reinterpret_cast<long>(v + sent), vlen - sent, flags | MSG_DONTWAIT);
+        },
+        [&] { return static_cast<long>(real_sendmmsg(fd, v + sent, vlen - sent, flags)); });
     if (r <= 0) return sent > 0 ? static_cast<int>(sent) : static_cast<int>(r);
     sent += static_cast<unsigned int>(r);
     // The last message counted may have gone out in part.

@@ -53,7 +53,6 @@ constinit Real<EpollWaitFn> real_epoll_wait{"epoll_wait", "GLIBC_2.3.2"};
 constinit Real<EpollPwaitFn> real_epoll_pwait{"epoll_pwait", "GLIBC_2.6"};
 constinit Real<EpollPwait2Fn> real_epoll_pwait2{"epoll_pwait2", "GLIBC_2.35"};
 
-
 // Deadlines: kNever, or monotonic ns. A timeout that overflows is kNever.
 int64_t deadline_ms(int ms) { return ms < 0 ? kNever : nanotime() + static_cast<int64_t>(ms) * 1000000; }
 int64_t deadline_ts(const struct timespec* ts) {
@@ -93,7 +92,8 @@ class Buf {
 template <typename Attempt>
 long look(Attempt& attempt) {
   long r;
-  do r = attempt(); while (r == -EINTR);
+  do r = attempt();
+  while (r == -EINTR);
   return r;
 }
 
@@ -119,7 +119,7 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
     int w = netpoll_wait_any(want, n, deadline, Intr::kPoll, blocked, cm);
     if (w == EPERM) return blocking(deadline == kNever ? kNever : left_ns(deadline));
     if (w == ETIMEDOUT) return look(attempt);
-    if (w == EINTR) return -EINTR;  // a handler of the program's ran
+    if (w == EINTR) return -EINTR;       // a handler of the program's ran
     if (w == ECANCELED) cancel_point();  // pthread_cancel: unwinds from here
   }
 }
@@ -166,7 +166,9 @@ int ms_of(int64_t ns) {
   return ms > INT32_MAX ? INT32_MAX : static_cast<int>(ms);
 }
 
-struct timespec ts_of(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
+struct timespec ts_of(int64_t ns) {
+  return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
 
 // poll and ppoll: raw results. A mask (ppoll) is the set of signals that
 // must not interrupt the wait.
@@ -176,8 +178,8 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
   SignalfdPoll sp;
   auto attempt = [&] {
     struct timespec zero = {0, 0};
-    long r = raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n),
-                          reinterpret_cast<long>(&zero), 0, 0, 0);
+    long r = raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n), reinterpret_cast<long>(&zero),
+                          0, 0, 0);
     return r >= 0 ? signalfd_poll_merge(&sp, fds, n, r) : r;
   };
   // The kernel looks first: it validates fds (EFAULT) and n (EINVAL above
@@ -205,8 +207,7 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
   // netpoller wait (signalfd.cpp), never the kernel's poll.
   return poll_like(want.get(), k, deadline, blocked_bits(mask), !sp.armed, cm, attempt, [&](int64_t ns) {
     struct timespec ts = ts_of(ns);
-    return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, ns == kNever ? nullptr : &ts, mask)); },
-                       cm);
+    return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, ns == kNever ? nullptr : &ts, mask)); }, cm);
   });
 }
 
@@ -220,8 +221,7 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
 // on an error, EINTR included: a program that retries after EINTR with the
 // same sets (cmake's process loop on SIGCHLD) must wait for the same fds. A
 // look that finds nothing ready is not a result, so it leaves them alone.
-long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, const sigset_t* mask,
-               const CallMask* cm) {
+long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, const sigset_t* mask, const CallMask* cm) {
   if (nfds < 0) return -EINVAL;
   if (nfds > FD_SETSIZE) nfds = FD_SETSIZE;  // callers hand larger ones to the real call
   using Word = unsigned long;
@@ -280,8 +280,7 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
   return res;
 }
 
-long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline, const sigset_t* mask,
-              const CallMask* cm) {
+long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline, const sigset_t* mask, const CallMask* cm) {
   PollWant want{epfd, kPollRead, 0, 0};
   auto attempt = [&] { return raw_syscall6(SYS_epoll_wait, epfd, reinterpret_cast<long>(ev), max, 0, 0, 0); };
   return poll_like(&want, 1, deadline, blocked_bits(mask), true, cm, attempt, [&](int64_t ns) {
@@ -369,8 +368,7 @@ MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
   return static_cast<int>(raw_to_libc(res));
 }
 
-MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t,
-                       const sigset_t* mask) {
+MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t, const sigset_t* mask) {
   if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_pselect(nfds, r, w, e, t, mask);
   if (nfds > FD_SETSIZE) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
@@ -385,12 +383,11 @@ MNP_EXPORT int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout
 
 MNP_EXPORT int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) {
   if (!fd_caller_is_g() || timeout == 0) return real_epoll_pwait(epfd, ev, max, timeout, mask);
-  return static_cast<int>(raw_to_libc(
-      with_wait_mask(mask, [&](const CallMask* cm) { return do_epoll(epfd, ev, max, deadline_ms(timeout), mask, cm); })));
+  return static_cast<int>(raw_to_libc(with_wait_mask(
+      mask, [&](const CallMask* cm) { return do_epoll(epfd, ev, max, deadline_ms(timeout), mask, cm); })));
 }
 
-MNP_EXPORT int epoll_pwait2(int epfd, struct epoll_event* ev, int max, const struct timespec* t,
-                            const sigset_t* mask) {
+MNP_EXPORT int epoll_pwait2(int epfd, struct epoll_event* ev, int max, const struct timespec* t, const sigset_t* mask) {
   if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_epoll_pwait2(epfd, ev, max, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
   return static_cast<int>(raw_to_libc(

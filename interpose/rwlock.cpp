@@ -29,7 +29,6 @@ using namespace mnp;
 
 namespace {
 
-
 // Internal lock of rwlock and barrier (core/sema.h's word lock): held for a
 // few loads and stores, so it spins a little before it waits.
 constexpr int kIlockSpins = 40;
@@ -206,9 +205,7 @@ MNP_EXPORT int pthread_rwlock_init(pthread_rwlock_t* l, const pthread_rwlockattr
   rw(l)->flags = static_cast<uint32_t>(kind);
   return 0;
 }
-MNP_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? real_rw_destroy(l) : 0;
-}
+MNP_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t* l) noexcept { return rw(l)->shared ? real_rw_destroy(l) : 0; }
 MNP_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept {
   return rw(l)->shared ? handoff_call(real_rdlock, l) : rdlock(l, kNever, false);
 }
@@ -292,7 +289,8 @@ MNP_EXPORT int pthread_spin_lock(pthread_spinlock_t* l) noexcept {
       cpu_relax();
     }
     // The holder may be a G waiting for our M: let it run.
-    if (get_user_g()) yield(); else raw_syscall(SYS_sched_yield);
+    if (get_user_g()) yield();
+    else raw_syscall(SYS_sched_yield);
   }
 }
 MNP_EXPORT int pthread_spin_unlock(pthread_spinlock_t* l) noexcept {

@@ -54,7 +54,6 @@ constinit Real<GetFn> real_getvalue{"sem_getvalue", "GLIBC_2.34"};
 SemView* view(sem_t* s) { return reinterpret_cast<SemView*>(s); }
 bool shared(sem_t* s) { return view(s)->priv != 0; }
 
-
 bool try_take(SemView* s) {
   uint32_t v = s->value.load(std::memory_order_relaxed);
   while (v > 0)

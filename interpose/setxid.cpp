@@ -99,13 +99,31 @@ void interpose_setxid_install_handler() {
 }  // namespace mnp
 
 extern "C" {
-MNP_EXPORT int setuid(uid_t u) noexcept { return on_m_tcb([&] { return r_setuid(u); }); }
-MNP_EXPORT int setgid(gid_t g) noexcept { return on_m_tcb([&] { return r_setgid(g); }); }
-MNP_EXPORT int seteuid(uid_t u) noexcept { return on_m_tcb([&] { return r_seteuid(u); }); }
-MNP_EXPORT int setegid(gid_t g) noexcept { return on_m_tcb([&] { return r_setegid(g); }); }
-MNP_EXPORT int setreuid(uid_t a, uid_t b) noexcept { return on_m_tcb([&] { return r_setreuid(a, b); }); }
-MNP_EXPORT int setregid(gid_t a, gid_t b) noexcept { return on_m_tcb([&] { return r_setregid(a, b); }); }
-MNP_EXPORT int setresuid(uid_t a, uid_t b, uid_t c) noexcept { return on_m_tcb([&] { return r_setresuid(a, b, c); }); }
-MNP_EXPORT int setresgid(gid_t a, gid_t b, gid_t c) noexcept { return on_m_tcb([&] { return r_setresgid(a, b, c); }); }
-MNP_EXPORT int setgroups(size_t n, const gid_t* l) noexcept { return on_m_tcb([&] { return r_setgroups(n, l); }); }
+MNP_EXPORT int setuid(uid_t u) noexcept {
+  return on_m_tcb([&] { return r_setuid(u); });
+}
+MNP_EXPORT int setgid(gid_t g) noexcept {
+  return on_m_tcb([&] { return r_setgid(g); });
+}
+MNP_EXPORT int seteuid(uid_t u) noexcept {
+  return on_m_tcb([&] { return r_seteuid(u); });
+}
+MNP_EXPORT int setegid(gid_t g) noexcept {
+  return on_m_tcb([&] { return r_setegid(g); });
+}
+MNP_EXPORT int setreuid(uid_t a, uid_t b) noexcept {
+  return on_m_tcb([&] { return r_setreuid(a, b); });
+}
+MNP_EXPORT int setregid(gid_t a, gid_t b) noexcept {
+  return on_m_tcb([&] { return r_setregid(a, b); });
+}
+MNP_EXPORT int setresuid(uid_t a, uid_t b, uid_t c) noexcept {
+  return on_m_tcb([&] { return r_setresuid(a, b, c); });
+}
+MNP_EXPORT int setresgid(gid_t a, gid_t b, gid_t c) noexcept {
+  return on_m_tcb([&] { return r_setresgid(a, b, c); });
+}
+MNP_EXPORT int setgroups(size_t n, const gid_t* l) noexcept {
+  return on_m_tcb([&] { return r_setgroups(n, l); });
+}
 }

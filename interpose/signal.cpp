@@ -244,7 +244,9 @@ void action_for(int sig, SigAct* out) {
   struct sigaction o = {};
   if (poke_signal_is(sig)) {
     poke_user_action(nullptr, &o);
-  } else if (const Record* r = g_prog[sig].wrapped.load(std::memory_order_acquire) ? g_prog[sig].rec.load(std::memory_order_acquire) : nullptr) {
+  } else if (const Record* r = g_prog[sig].wrapped.load(std::memory_order_acquire)
+                                   ? g_prog[sig].rec.load(std::memory_order_acquire)
+                                   : nullptr) {
     *out = SigAct{r->handler, r->flags, r->mask};
     return;
   } else if (real_sigaction(sig, nullptr, &o) != 0) {
@@ -560,7 +562,8 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
     g->sigwait_bits.store(through, std::memory_order_seq_cst);
     bool pending = (sigpend_bits_for(g) & through) != 0;
     if (!pending) {
-      r = sigwait_call(g, [&] { return held_sigsuspend(mask, &cm); }, [] { return 0; });
+      r = sigwait_call(
+          g, [&] { return held_sigsuspend(mask, &cm); }, [] { return 0; });
       e = errno;
     }
     g->sigwait_bits.store(0, std::memory_order_release);

@@ -87,7 +87,8 @@ void record(int fd, uint64_t mask) {
     g_fds[i].mask.store(mask, std::memory_order_release);
     g_fds[i].fd.store(fd, std::memory_order_release);
     int u = g_used.load(std::memory_order_relaxed);
-    while (u < i + 1 && !g_used.compare_exchange_weak(u, i + 1, std::memory_order_acq_rel)) {}
+    while (u < i + 1 && !g_used.compare_exchange_weak(u, i + 1, std::memory_order_acq_rel)) {
+    }
     return;
   }
 }
@@ -178,7 +179,10 @@ bool signalfd_read(int fd, void* buf, size_t n, long* out) {
     }
     if (w == EPERM) {  // epoll refused it: the kernel's blocking read
       g->sigfd_mask.store(0, std::memory_order_seq_cst);
-      *out = libc_handoff([&] { return static_cast<long>(raw_to_libc(raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), static_cast<long>(n)))); });
+      *out = libc_handoff([&] {
+        return static_cast<long>(
+            raw_to_libc(raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), static_cast<long>(n))));
+      });
       return true;
     }
     if (w == ECANCELED) {

@@ -62,7 +62,8 @@ template <bool kBlock, typename R, typename... A>
 inline R call_handed_off(R (*f)(A...), A... a) {
   R r;
   do {
-    if (kBlock) entersyscall_block(); else entersyscall();
+    if (kBlock) entersyscall_block();
+    else entersyscall();
     r = call_cancelable([&] { return f(a...); });
     int e = errno;
     exitsyscall();
@@ -81,85 +82,85 @@ inline R handoff_block(R (*f)(A...), A... a) {
 }  // namespace
 
 // X(name, version, return, (params), (args), handoff|handoff_block)
-#define MNP_HANDOFF_LIST(X)                                                                                           \
-  X(pread, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, off_t o), (fd, b, n, o), handoff)                     \
-  X(pread64, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, off64_t o), (fd, b, n, o), handoff)                 \
-  X(preadv64, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off64_t o), (fd, v, n, o), handoff)    \
-  X(pwritev64, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off64_t o), (fd, v, n, o), handoff)   \
-  X(sendfile64, "GLIBC_2.3", ssize_t, (int o, int i, off64_t* off, size_t n), (o, i, off, n), handoff)             \
-  X(lockf64, "GLIBC_2.2.5", int, (int fd, int cmd, off64_t len), (fd, cmd, len), handoff)                          \
-  X(splice, "GLIBC_2.5", ssize_t, (int a, loff_t* b, int c, loff_t* d, size_t n, unsigned f), (a, b, c, d, n, f),   \
-    handoff)                                                                                                          \
-  X(copy_file_range, "GLIBC_2.27", ssize_t, (int a, off64_t* b, int c, off64_t* d, size_t n, unsigned f),           \
-    (a, b, c, d, n, f), handoff)                                                                                      \
-  X(semtimedop, "GLIBC_2.3.3", int, (int id, struct sembuf* s, size_t n, const struct timespec* t), (id, s, n, t),  \
-    handoff)                                                                                                          \
-  X(mq_receive, "GLIBC_2.34", ssize_t, (mqd_t q, char* m, size_t n, unsigned* p), (q, m, n, p), handoff)            \
-  X(mq_send, "GLIBC_2.34", int, (mqd_t q, const char* m, size_t n, unsigned p), (q, m, n, p), handoff)              \
-  X(mq_timedreceive, "GLIBC_2.34", ssize_t, (mqd_t q, char* m, size_t n, unsigned* p, const struct timespec* t),     \
-    (q, m, n, p, t), handoff)                                                                                         \
-  X(mq_timedsend, "GLIBC_2.34", int, (mqd_t q, const char* m, size_t n, unsigned p, const struct timespec* t),       \
-    (q, m, n, p, t), handoff)                                                                                         \
-  X(fgets, "GLIBC_2.2.5", char*, (char* s, int n, FILE* f), (s, n, f), handoff)                                    \
-  X(__fgets_chk, "GLIBC_2.4", char*, (char* s, size_t size, int n, FILE* f), (s, size, n, f), handoff)               \
-  X(__fread_chk, "GLIBC_2.7", size_t, (void* p, size_t plen, size_t sz, size_t n, FILE* f), (p, plen, sz, n, f),     \
-    handoff)                                                                                                          \
-  X(__pread_chk, "GLIBC_2.4", ssize_t, (int fd, void* b, size_t n, off_t o, size_t bl), (fd, b, n, o, bl), handoff)  \
-  X(__pread64_chk, "GLIBC_2.4", ssize_t, (int fd, void* b, size_t n, off64_t o, size_t bl), (fd, b, n, o, bl),       \
-    handoff)                                                                                                          \
-  X(fread, "GLIBC_2.2.5", size_t, (void* p, size_t s, size_t n, FILE* f), (p, s, n, f), handoff)                   \
-  X(fgetc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff)                                                            \
-  X(getc, "GLIBC_2.2.5", int, (FILE* f), (f), handoff)                                                             \
-  X(getchar, "GLIBC_2.2.5", int, (), (), handoff)                                                                  \
-  X(getline, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, FILE* f), (l, n, f), handoff)                          \
-  X(getdelim, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, int d, FILE* f), (l, n, d, f), handoff)               \
-  X(gethostbyname, "GLIBC_2.2.5", struct hostent*, (const char* n), (n), handoff_block)                            \
-  X(gethostbyname2, "GLIBC_2.2.5", struct hostent*, (const char* n, int af), (n, af), handoff_block)              \
-  X(gethostbyname_r, "GLIBC_2.2.5", int,                                                                           \
-    (const char* n, struct hostent* h, char* b, size_t l, struct hostent** r, int* e), (n, h, b, l, r, e),         \
-    handoff_block)                                                                                                    \
-  X(gethostbyname2_r, "GLIBC_2.2.5", int,                                                                          \
-    (const char* n, int af, struct hostent* h, char* b, size_t l, struct hostent** r, int* e),                     \
-    (n, af, h, b, l, r, e), handoff_block)                                                                            \
-  X(gethostbyaddr, "GLIBC_2.2.5", struct hostent*, (const void* a, socklen_t l, int t), (a, l, t), handoff_block)  \
-  X(gethostbyaddr_r, "GLIBC_2.2.5", int,                                                                           \
-    (const void* a, socklen_t al, int t, struct hostent* h, char* b, size_t l, struct hostent** r, int* e),        \
-    (a, al, t, h, b, l, r, e), handoff_block)                                                                         \
-  X(getpwnam, "GLIBC_2.2.5", struct passwd*, (const char* n), (n), handoff_block)                                  \
-  X(getpwuid, "GLIBC_2.2.5", struct passwd*, (uid_t u), (u), handoff_block)                                        \
-  X(getpwnam_r, "GLIBC_2.2.5", int, (const char* n, struct passwd* p, char* b, size_t l, struct passwd** r),       \
-    (n, p, b, l, r), handoff_block)                                                                                   \
-  X(getpwuid_r, "GLIBC_2.2.5", int, (uid_t u, struct passwd* p, char* b, size_t l, struct passwd** r),             \
-    (u, p, b, l, r), handoff_block)                                                                                   \
-  X(getgrnam, "GLIBC_2.2.5", struct group*, (const char* n), (n), handoff_block)                                   \
-  X(getgrgid, "GLIBC_2.2.5", struct group*, (gid_t g), (g), handoff_block)                                         \
-  X(getgrnam_r, "GLIBC_2.2.5", int, (const char* n, struct group* g, char* b, size_t l, struct group** r),         \
-    (n, g, b, l, r), handoff_block)                                                                                   \
-  X(getgrgid_r, "GLIBC_2.2.5", int, (gid_t i, struct group* g, char* b, size_t l, struct group** r),               \
-    (i, g, b, l, r), handoff_block)                                                                                   \
-  X(getservbyname, "GLIBC_2.2.5", struct servent*, (const char* n, const char* p), (n, p), handoff_block)         \
-  X(pwrite, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n, off_t o), (fd, b, n, o), handoff)              \
-  X(pwrite64, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n, off64_t o), (fd, b, n, o), handoff)          \
-  X(preadv, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off_t o), (fd, v, n, o), handoff)          \
-  X(pwritev, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off_t o), (fd, v, n, o), handoff)         \
-  X(fsync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                              \
-  X(fdatasync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                          \
-  X(flock, "GLIBC_2.2.5", int, (int fd, int op), (fd, op), handoff)                                                  \
-  X(lockf, "GLIBC_2.2.5", int, (int fd, int cmd, off_t len), (fd, cmd, len), handoff)                                \
-  X(sendfile, "GLIBC_2.2.5", ssize_t, (int o, int i, off_t* off, size_t n), (o, i, off, n), handoff)                 \
-  X(msgsnd, "GLIBC_2.2.5", int, (int id, const void* p, size_t n, int f), (id, p, n, f), handoff)                    \
-  X(msgrcv, "GLIBC_2.2.5", ssize_t, (int id, void* p, size_t n, long t, int f), (id, p, n, t, f), handoff)           \
-  X(semop, "GLIBC_2.2.5", int, (int id, struct sembuf* s, size_t n), (id, s, n), handoff)                           \
-  X(pause, "GLIBC_2.2.5", int, (), (), handoff_block)                                                                \
-  X(system, "GLIBC_2.2.5", int, (const char* c), (c), handoff_block)                                                 \
-  X(getaddrinfo, "GLIBC_2.2.5", int, (const char* n, const char* s, const struct addrinfo* h, struct addrinfo** r),   \
-    (n, s, h, r), handoff_block)                                                                                      \
-  X(getnameinfo, "GLIBC_2.2.5", int,                                                                                  \
-    (const struct sockaddr* a, socklen_t l, char* h, socklen_t hl, char* s, socklen_t sl, int f),                     \
+#define MNP_HANDOFF_LIST(X)                                                                                            \
+  X(pread, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, off_t o), (fd, b, n, o), handoff)                       \
+  X(pread64, "GLIBC_2.2.5", ssize_t, (int fd, void* b, size_t n, off64_t o), (fd, b, n, o), handoff)                   \
+  X(preadv64, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off64_t o), (fd, v, n, o), handoff)        \
+  X(pwritev64, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off64_t o), (fd, v, n, o), handoff)       \
+  X(sendfile64, "GLIBC_2.3", ssize_t, (int o, int i, off64_t* off, size_t n), (o, i, off, n), handoff)                 \
+  X(lockf64, "GLIBC_2.2.5", int, (int fd, int cmd, off64_t len), (fd, cmd, len), handoff)                              \
+  X(splice, "GLIBC_2.5", ssize_t, (int a, loff_t* b, int c, loff_t* d, size_t n, unsigned f), (a, b, c, d, n, f),      \
+    handoff)                                                                                                           \
+  X(copy_file_range, "GLIBC_2.27", ssize_t, (int a, off64_t* b, int c, off64_t* d, size_t n, unsigned f),              \
+    (a, b, c, d, n, f), handoff)                                                                                       \
+  X(semtimedop, "GLIBC_2.3.3", int, (int id, struct sembuf* s, size_t n, const struct timespec* t), (id, s, n, t),     \
+    handoff)                                                                                                           \
+  X(mq_receive, "GLIBC_2.34", ssize_t, (mqd_t q, char* m, size_t n, unsigned* p), (q, m, n, p), handoff)               \
+  X(mq_send, "GLIBC_2.34", int, (mqd_t q, const char* m, size_t n, unsigned p), (q, m, n, p), handoff)                 \
+  X(mq_timedreceive, "GLIBC_2.34", ssize_t, (mqd_t q, char* m, size_t n, unsigned* p, const struct timespec* t),       \
+    (q, m, n, p, t), handoff)                                                                                          \
+  X(mq_timedsend, "GLIBC_2.34", int, (mqd_t q, const char* m, size_t n, unsigned p, const struct timespec* t),         \
+    (q, m, n, p, t), handoff)                                                                                          \
+  X(fgets, "GLIBC_2.2.5", char*, (char* s, int n, FILE* f), (s, n, f), handoff)                                        \
+  X(__fgets_chk, "GLIBC_2.4", char*, (char* s, size_t size, int n, FILE* f), (s, size, n, f), handoff)                 \
+  X(__fread_chk, "GLIBC_2.7", size_t, (void* p, size_t plen, size_t sz, size_t n, FILE* f), (p, plen, sz, n, f),       \
+    handoff)                                                                                                           \
+  X(__pread_chk, "GLIBC_2.4", ssize_t, (int fd, void* b, size_t n, off_t o, size_t bl), (fd, b, n, o, bl), handoff)    \
+  X(__pread64_chk, "GLIBC_2.4", ssize_t, (int fd, void* b, size_t n, off64_t o, size_t bl), (fd, b, n, o, bl),         \
+    handoff)                                                                                                           \
+  X(fread, "GLIBC_2.2.5", size_t, (void* p, size_t s, size_t n, FILE* f), (p, s, n, f), handoff)                       \
+  X(fgetc, "GLIBC_2.2.5", int, (FILE * f), (f), handoff)                                                               \
+  X(getc, "GLIBC_2.2.5", int, (FILE * f), (f), handoff)                                                                \
+  X(getchar, "GLIBC_2.2.5", int, (), (), handoff)                                                                      \
+  X(getline, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, FILE* f), (l, n, f), handoff)                               \
+  X(getdelim, "GLIBC_2.2.5", ssize_t, (char** l, size_t* n, int d, FILE* f), (l, n, d, f), handoff)                    \
+  X(gethostbyname, "GLIBC_2.2.5", struct hostent*, (const char* n), (n), handoff_block)                                \
+  X(gethostbyname2, "GLIBC_2.2.5", struct hostent*, (const char* n, int af), (n, af), handoff_block)                   \
+  X(gethostbyname_r, "GLIBC_2.2.5", int,                                                                               \
+    (const char* n, struct hostent* h, char* b, size_t l, struct hostent** r, int* e), (n, h, b, l, r, e),             \
+    handoff_block)                                                                                                     \
+  X(gethostbyname2_r, "GLIBC_2.2.5", int,                                                                              \
+    (const char* n, int af, struct hostent* h, char* b, size_t l, struct hostent** r, int* e), (n, af, h, b, l, r, e), \
+    handoff_block)                                                                                                     \
+  X(gethostbyaddr, "GLIBC_2.2.5", struct hostent*, (const void* a, socklen_t l, int t), (a, l, t), handoff_block)      \
+  X(gethostbyaddr_r, "GLIBC_2.2.5", int,                                                                               \
+    (const void* a, socklen_t al, int t, struct hostent* h, char* b, size_t l, struct hostent** r, int* e),            \
+    (a, al, t, h, b, l, r, e), handoff_block)                                                                          \
+  X(getpwnam, "GLIBC_2.2.5", struct passwd*, (const char* n), (n), handoff_block)                                      \
+  X(getpwuid, "GLIBC_2.2.5", struct passwd*, (uid_t u), (u), handoff_block)                                            \
+  X(getpwnam_r, "GLIBC_2.2.5", int, (const char* n, struct passwd* p, char* b, size_t l, struct passwd** r),           \
+    (n, p, b, l, r), handoff_block)                                                                                    \
+  X(getpwuid_r, "GLIBC_2.2.5", int, (uid_t u, struct passwd * p, char* b, size_t l, struct passwd** r),                \
+    (u, p, b, l, r), handoff_block)                                                                                    \
+  X(getgrnam, "GLIBC_2.2.5", struct group*, (const char* n), (n), handoff_block)                                       \
+  X(getgrgid, "GLIBC_2.2.5", struct group*, (gid_t g), (g), handoff_block)                                             \
+  X(getgrnam_r, "GLIBC_2.2.5", int, (const char* n, struct group* g, char* b, size_t l, struct group** r),             \
+    (n, g, b, l, r), handoff_block)                                                                                    \
+  X(getgrgid_r, "GLIBC_2.2.5", int, (gid_t i, struct group * g, char* b, size_t l, struct group** r), (i, g, b, l, r), \
+    handoff_block)                                                                                                     \
+  X(getservbyname, "GLIBC_2.2.5", struct servent*, (const char* n, const char* p), (n, p), handoff_block)              \
+  X(pwrite, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n, off_t o), (fd, b, n, o), handoff)                \
+  X(pwrite64, "GLIBC_2.2.5", ssize_t, (int fd, const void* b, size_t n, off64_t o), (fd, b, n, o), handoff)            \
+  X(preadv, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off_t o), (fd, v, n, o), handoff)            \
+  X(pwritev, "GLIBC_2.10", ssize_t, (int fd, const struct iovec* v, int n, off_t o), (fd, v, n, o), handoff)           \
+  X(fsync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                                \
+  X(fdatasync, "GLIBC_2.2.5", int, (int fd), (fd), handoff)                                                            \
+  X(flock, "GLIBC_2.2.5", int, (int fd, int op), (fd, op), handoff)                                                    \
+  X(lockf, "GLIBC_2.2.5", int, (int fd, int cmd, off_t len), (fd, cmd, len), handoff)                                  \
+  X(sendfile, "GLIBC_2.2.5", ssize_t, (int o, int i, off_t* off, size_t n), (o, i, off, n), handoff)                   \
+  X(msgsnd, "GLIBC_2.2.5", int, (int id, const void* p, size_t n, int f), (id, p, n, f), handoff)                      \
+  X(msgrcv, "GLIBC_2.2.5", ssize_t, (int id, void* p, size_t n, long t, int f), (id, p, n, t, f), handoff)             \
+  X(semop, "GLIBC_2.2.5", int, (int id, struct sembuf* s, size_t n), (id, s, n), handoff)                              \
+  X(pause, "GLIBC_2.2.5", int, (), (), handoff_block)                                                                  \
+  X(system, "GLIBC_2.2.5", int, (const char* c), (c), handoff_block)                                                   \
+  X(getaddrinfo, "GLIBC_2.2.5", int, (const char* n, const char* s, const struct addrinfo* h, struct addrinfo** r),    \
+    (n, s, h, r), handoff_block)                                                                                       \
+  X(getnameinfo, "GLIBC_2.2.5", int,                                                                                   \
+    (const struct sockaddr* a, socklen_t l, char* h, socklen_t hl, char* s, socklen_t sl, int f),                      \
     (a, l, h, hl, s, sl, f), handoff_block)
 
 #define MNP_DECLARE_REAL(name, ver, ret, params, args, how) \
-  using name##_fn = ret params;                           \
+  using name##_fn = ret params;                             \
   constinit Real<name##_fn> real_##name{#name, ver};
 namespace {
 MNP_HANDOFF_LIST(MNP_DECLARE_REAL)
@@ -232,34 +233,37 @@ bool fcntl_blocks(int cmd) { return cmd == F_SETLKW || cmd == F_OFD_SETLKW; }
 
 // open of a FIFO waits for the other end: every open is bracketed (the fast
 // path of entersyscall/exitsyscall costs a few ns).
-#define MNP_OPEN(name, real)                                                    \
-  extern "C" MNP_EXPORT int name(const char* path, int flags, ...) {            \
-    va_list ap;                                                                 \
-    va_start(ap, flags);                                                        \
-    mode_t mode = open_mode(flags, ap);                                         \
-    va_end(ap);                                                                 \
-    return handoff(+[](const char* p, int f, mode_t m) { return real(p, f, m); }, path, flags, mode); \
+#define MNP_OPEN(name, real)                                                               \
+  extern "C" MNP_EXPORT int name(const char* path, int flags, ...) {                       \
+    va_list ap;                                                                            \
+    va_start(ap, flags);                                                                   \
+    mode_t mode = open_mode(flags, ap);                                                    \
+    va_end(ap);                                                                            \
+    return handoff(                                                                        \
+        +[](const char* p, int f, mode_t m) { return real(p, f, m); }, path, flags, mode); \
   }
 MNP_OPEN(open, real_open)
 MNP_OPEN(open64, real_open64)
-#define MNP_OPENAT(name, real)                                                  \
-  extern "C" MNP_EXPORT int name(int dir, const char* path, int flags, ...) {   \
-    va_list ap;                                                                 \
-    va_start(ap, flags);                                                        \
-    mode_t mode = open_mode(flags, ap);                                         \
-    va_end(ap);                                                                 \
-    return handoff(+[](int d, const char* p, int f, mode_t m) { return real(d, p, f, m); }, dir, path, flags, mode); \
+#define MNP_OPENAT(name, real)                                                                            \
+  extern "C" MNP_EXPORT int name(int dir, const char* path, int flags, ...) {                             \
+    va_list ap;                                                                                           \
+    va_start(ap, flags);                                                                                  \
+    mode_t mode = open_mode(flags, ap);                                                                   \
+    va_end(ap);                                                                                           \
+    return handoff(                                                                                       \
+        +[](int d, const char* p, int f, mode_t m) { return real(d, p, f, m); }, dir, path, flags, mode); \
   }
 MNP_OPENAT(openat, real_openat)
 MNP_OPENAT(openat64, real_openat64)
-#define MNP_FCNTL(name, real)                                                   \
-  extern "C" MNP_EXPORT int name(int fd, int cmd, ...) {                        \
-    va_list ap;                                                                 \
-    va_start(ap, cmd);                                                          \
-    long arg = va_arg(ap, long);                                                \
-    va_end(ap);                                                                 \
-    if (!fcntl_blocks(cmd)) return real(fd, cmd, arg);                          \
-    return handoff(+[](int f, int c, long a) { return real(f, c, a); }, fd, cmd, arg); \
+#define MNP_FCNTL(name, real)                                               \
+  extern "C" MNP_EXPORT int name(int fd, int cmd, ...) {                    \
+    va_list ap;                                                             \
+    va_start(ap, cmd);                                                      \
+    long arg = va_arg(ap, long);                                            \
+    va_end(ap);                                                             \
+    if (!fcntl_blocks(cmd)) return real(fd, cmd, arg);                      \
+    return handoff(                                                         \
+        +[](int f, int c, long a) { return real(f, c, a); }, fd, cmd, arg); \
   }
 MNP_FCNTL(fcntl, real_fcntl)
 MNP_FCNTL(fcntl64, real_fcntl64)

@@ -122,7 +122,8 @@ long getaffinity_g(long tid, long size, long set) {
 }
 long setaffinity_g(long tid, long size, long set) {
   return on_g_or_self(tid, [&](G* t) {
-    return neg(pthread_setaffinity_np(handle_of(t), static_cast<size_t>(size), reinterpret_cast<const cpu_set_t*>(set)));
+    return neg(
+        pthread_setaffinity_np(handle_of(t), static_cast<size_t>(size), reinterpret_cast<const cpu_set_t*>(set)));
   });
 }
 long getparam_g(long tid, long param) {
@@ -230,22 +231,53 @@ bool tid_syscall(long nr, const long* a, long* ret) {
       *ret = g->fake_tid;
       return true;
     }
-    case SYS_tgkill: r = kill_tid(a[0] < 0 ? LONG_MAX : a[0], a[1], a[2]); break;
-    case SYS_tkill: r = kill_tid(-1, a[0], a[1]); break;
-    case SYS_kill: r = kill_g(a[0], a[1]); break;
-    case SYS_sched_getaffinity: r = getaffinity_g(a[0], a[1], a[2]); break;
-    case SYS_sched_setaffinity: r = setaffinity_g(a[0], a[1], a[2]); break;
-    case SYS_sched_getparam: r = getparam_g(a[0], a[1]); break;
-    case SYS_sched_setparam: r = setparam_g(a[0], a[1]); break;
-    case SYS_sched_getscheduler: r = getscheduler_g(a[0]); break;
-    case SYS_sched_setscheduler: r = setscheduler_g(a[0], a[1], a[2]); break;
-    case SYS_sched_rr_get_interval: r = rr_interval_g(a[0], a[1]); break;
-    case SYS_getpriority: r = getpriority_g(a[0], a[1]); break;  // 20 - nice, as the kernel's
-    case SYS_setpriority: r = setpriority_g(a[0], a[1], a[2]); break;
-    case SYS_ioprio_get: r = ioprio_get_g(a[0], a[1]); break;
-    case SYS_ioprio_set: r = ioprio_set_g(a[0], a[1], a[2]); break;
-    case SYS_pidfd_open: r = pidfd_open_g(a[0], a[1]); break;
-    default: return false;
+    case SYS_tgkill:
+      r = kill_tid(a[0] < 0 ? LONG_MAX : a[0], a[1], a[2]);
+      break;
+    case SYS_tkill:
+      r = kill_tid(-1, a[0], a[1]);
+      break;
+    case SYS_kill:
+      r = kill_g(a[0], a[1]);
+      break;
+    case SYS_sched_getaffinity:
+      r = getaffinity_g(a[0], a[1], a[2]);
+      break;
+    case SYS_sched_setaffinity:
+      r = setaffinity_g(a[0], a[1], a[2]);
+      break;
+    case SYS_sched_getparam:
+      r = getparam_g(a[0], a[1]);
+      break;
+    case SYS_sched_setparam:
+      r = setparam_g(a[0], a[1]);
+      break;
+    case SYS_sched_getscheduler:
+      r = getscheduler_g(a[0]);
+      break;
+    case SYS_sched_setscheduler:
+      r = setscheduler_g(a[0], a[1], a[2]);
+      break;
+    case SYS_sched_rr_get_interval:
+      r = rr_interval_g(a[0], a[1]);
+      break;
+    case SYS_getpriority:
+      r = getpriority_g(a[0], a[1]);
+      break;  // 20 - nice, as the kernel's
+    case SYS_setpriority:
+      r = setpriority_g(a[0], a[1], a[2]);
+      break;
+    case SYS_ioprio_get:
+      r = ioprio_get_g(a[0], a[1]);
+      break;
+    case SYS_ioprio_set:
+      r = ioprio_set_g(a[0], a[1], a[2]);
+      break;
+    case SYS_pidfd_open:
+      r = pidfd_open_g(a[0], a[1]);
+      break;
+    default:
+      return false;
   }
   if (r == kNotOurs) return false;
   *ret = as_libc(r);

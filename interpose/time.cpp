@@ -62,7 +62,9 @@ int g_sleep(clockid_t c, int flags, const struct timespec* req, struct timespec*
   }
   return 0;  // the kernel writes *rem only when interrupted
 }
-struct timespec ts_of(int64_t ns) { return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)}; }
+struct timespec ts_of(int64_t ns) {
+  return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
 
 // A sleep on the CPU clock of another live G (interpose/cpuclock.h): until
 // that G has used the time asked for, as the kernel sleeps on another

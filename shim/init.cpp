@@ -72,7 +72,6 @@ MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
 
 }  // namespace
 
-
 extern "C" {
 
 MNP_EXPORT int __libc_start_main(MainFn* main, int argc, char** argv, void (*init)(), void (*fini)(),

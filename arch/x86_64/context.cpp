@@ -35,9 +35,7 @@ static_assert(sizeof(Frame) == MNP_CTX_FRAME);
 static_assert(offsetof(Frame, r13) == 24 && offsetof(Frame, r12) == 32);
 }  // namespace
 
-void arch_init() {
-  mnp_arch_use_wrfsbase = (getauxval(AT_HWCAP2) & kHwcap2Fsgsbase) ? 1 : 0;
-}
+void arch_init() { mnp_arch_use_wrfsbase = (getauxval(AT_HWCAP2) & kHwcap2Fsgsbase) ? 1 : 0; }
 
 #if MNP_ASAN
 namespace {

@@ -124,8 +124,8 @@ std::string truncated(const std::string& s, size_t head = 3000, size_t tail = 15
 
 std::string dump(const Run& r) {
   std::string d = "---- " + r.label + ": " + r.command + "\n";
-  d += "status: " + describe_status(r) + ", " + std::to_string(r.seconds) + " s, kernel threads seen: " +
-       std::to_string(r.kthreads_peak) + "\n";
+  d += "status: " + describe_status(r) + ", " + std::to_string(r.seconds) +
+       " s, kernel threads seen: " + std::to_string(r.kthreads_peak) + "\n";
   d += "stdout (" + std::to_string(r.out.size()) + " bytes):\n" + truncated(r.out) + "\n";
   d += "stderr (" + std::to_string(r.err.size()) + " bytes):\n" + truncated(r.err) + "\n";
   if (r.dropped) d += "(" + std::to_string(r.dropped) + " further bytes dropped)\n";
@@ -316,7 +316,7 @@ struct Case {
   std::vector<std::string> shim_argv;  // empty: same as argv
   int native_exit = 0;                 // how the native run must end
   double timeout_s = 30;
-  Extra extra;                         // per-case MNP-CHECK assertions
+  Extra extra;  // per-case MNP-CHECK assertions
   // A shim run that proves nothing (say, no G happened to migrate) is run
   // again, up to three times in all, instead of failing or passing blindly.
   std::function<bool(const Run& shim, int procs)> inconclusive = nullptr;
@@ -336,8 +336,12 @@ void expect_check(const Run& r, const std::string& key, const char* op, long lon
     return;
   }
   std::string o = op;
-  bool ok = o == "<=" ? *v <= bound : o == "<" ? *v < bound : o == ">=" ? *v >= bound
-          : o == ">" ? *v > bound : o == "==" ? *v == bound : false;
+  bool ok = o == "<="   ? *v <= bound
+            : o == "<"  ? *v < bound
+            : o == ">=" ? *v >= bound
+            : o == ">"  ? *v > bound
+            : o == "==" ? *v == bound
+                        : false;
   if (!ok) ADD_FAILURE() << r.label << ": MNP-CHECK " << key << "=" << *v << ", expected " << o << " " << bound;
 }
 
@@ -415,8 +419,7 @@ void expect_kthreads_bound(const Case& c, const Run& shim, int procs) {
       bound += a.extra;
       allowance = std::string(" + ") + std::to_string(a.extra) + " because " + a.why;
     }
-  if (shim.kthreads_peak < 1)
-    ADD_FAILURE() << shim.label << ": the runner never read the kernel thread count";
+  if (shim.kthreads_peak < 1) ADD_FAILURE() << shim.label << ": the runner never read the kernel thread count";
   else if (shim.kthreads_peak > bound)
     ADD_FAILURE() << shim.label << ": " << shim.kthreads_peak << " kernel threads at once, expected <= " << bound
                   << " (MNP_PROCS + " << kKthreadSlack << allowance
@@ -447,8 +450,7 @@ const Run& native_run(const Case& c) {
   std::vector<std::string> argv = resolve(c.argv);
   std::string key = key_of(argv);
   auto it = cache.find(key);
-  if (it == cache.end())
-    it = cache.emplace(key, run_program("native", argv, {}, c.timeout_s * timeout_scale())).first;
+  if (it == cache.end()) it = cache.emplace(key, run_program("native", argv, {}, c.timeout_s * timeout_scale())).first;
   return it->second;
 }
 
@@ -488,8 +490,7 @@ void run_case(const Case& c, int procs) {
         << "native run ended with " << describe_status(native) << ", the case expects exit " << c.native_exit;
   }
   if (native.runner_error.empty() && shim.runner_error.empty() && !native.timed_out && !shim.timed_out) {
-    EXPECT_TRUE(same_end(native, shim))
-        << "native: " << describe_status(native) << ", shim: " << describe_status(shim);
+    EXPECT_TRUE(same_end(native, shim)) << "native: " << describe_status(native) << ", shim: " << describe_status(shim);
     EXPECT_EQ(native.out, shim.out) << "stdout differs";
   }
   expect_check(native, "shim", "==", 0);
@@ -508,22 +509,23 @@ void kthreads_bounded(const Run& shim, int procs) { expect_check(shim, "kthreads
 
 // ---- the cases ---------------------------------------------------------------
 
-const Case kChain{
-    {"chain", "10000"}, {}, 0, 60,
-    [](const Run& native, const Run& shim, int procs) {
-      // Natively every link is a kernel thread: proves the measurement works.
-      expect_check(native, "kthreads_max", ">=", 10000);
-      kthreads_bounded(shim, procs);
-    }};
+const Case kChain{{"chain", "10000"}, {}, 0, 60, [](const Run& native, const Run& shim, int procs) {
+                    // Natively every link is a kernel thread: proves the measurement works.
+                    expect_check(native, "kthreads_max", ">=", 10000);
+                    kthreads_bounded(shim, procs);
+                  }};
 
 // Its 2,048 leaves each read /proc/self/status (open, read, close: hand-off
 // calls), so a few Ms can be in the kernel at once (kKthreadAllowances).
-const Case kTree{
-    {"tree", "12"}, {}, 0, 60,
-    [](const Run&, const Run& shim, int procs) { expect_check(shim, "kthreads_max", "<=", procs + 6); }};
+const Case kTree{{"tree", "12"}, {}, 0, 60, [](const Run&, const Run& shim, int procs) {
+                   expect_check(shim, "kthreads_max", "<=", procs + 6);
+                 }};
 
 Case tls_case(const char* part) {
-  return Case{{"tls_migrate", part, "16", "2000"}, {}, 0, 30,
+  return Case{{"tls_migrate", part, "16", "2000"},
+              {},
+              0,
+              30,
               [](const Run& native, const Run& shim, int procs) {
                 expect_check(native, "migrations", "==", 0);
                 expect_check(native, "kthreads_max", ">", 16);  // all 16 alive at the gate
@@ -543,25 +545,21 @@ Case tls_case(const char* part) {
 }
 
 const Case kCreateJoin{
-    {"create_join_1m", "50000"}, {"create_join_1m", "1000000"}, 0, 120,
-    [](const Run& native, const Run& shim, int) {
+    {"create_join_1m", "50000"}, {"create_join_1m", "1000000"}, 0, 120, [](const Run& native, const Run& shim, int) {
       expect_check(native, "rss_growth_kib", "<", 16384);  // sanity of the measurement
       expect_check(shim, "rss_growth_kib", "<", 16384);
       expect_check(shim, "cycles", "==", 1000000);
     }};
 
-const Case kSetuid{
-    {"setuid"}, {}, 0, 30,
-    [](const Run& native, const Run& shim, int procs) {
-      if (geteuid() != 0) return;  // the program prints a skip line
-      expect_check(native, "task_mismatches", "==", 0);
-      expect_check(shim, "task_mismatches", "==", 0);
-      expect_check(shim, "tasks", "<=", procs + 4);  // the 7 threads really were Gs
-    }};
+const Case kSetuid{{"setuid"}, {}, 0, 30, [](const Run& native, const Run& shim, int procs) {
+                     if (geteuid() != 0) return;  // the program prints a skip line
+                     expect_check(native, "task_mismatches", "==", 0);
+                     expect_check(shim, "task_mismatches", "==", 0);
+                     expect_check(shim, "tasks", "<=", procs + 4);  // the 7 threads really were Gs
+                   }};
 
 const Case kPython{
-    {"py_threads.py"}, {}, 0, 60,
-    [](const Run&, const Run& shim, int procs) { kthreads_bounded(shim, procs); }};
+    {"py_threads.py"}, {}, 0, 60, [](const Run&, const Run& shim, int procs) { kthreads_bounded(shim, procs); }};
 
 Case simple(std::vector<std::string> argv, int native_exit = 0) {
   return Case{std::move(argv), {}, native_exit, 30, nullptr};
@@ -569,8 +567,8 @@ Case simple(std::vector<std::string> argv, int native_exit = 0) {
 
 // A simple case whose program reports kthreads_max.
 Case bounded(std::vector<std::string> argv) {
-  return Case{std::move(argv), {}, 0, 30,
-              [](const Run&, const Run& shim, int procs) { kthreads_bounded(shim, procs); }};
+  return Case{
+      std::move(argv), {}, 0, 30, [](const Run&, const Run& shim, int procs) { kthreads_bounded(shim, procs); }};
 }
 
 }  // namespace
@@ -725,7 +723,7 @@ Case sync_case(const char* name, long long native_kthreads_min = 0) {
             }
           }};
 }
-#define SYNC_TEST(Name, prog, kmin)                                   \
+#define SYNC_TEST(Name, prog, kmin)                                \
   TEST(Sync, Name##Procs1) { run_case(sync_case(prog, kmin), 1); } \
   TEST(Sync, Name##Procs2) { run_case(sync_case(prog, kmin), 2); }
 SYNC_TEST(MutexKinds, "mutex_kinds", 0)
@@ -756,8 +754,7 @@ SYNC_TEST(SignalSem, "signal_sem", 0)
 // Thread-per-connection TCP echo server with 2,000 concurrent connections
 // (200 natively: the output does not depend on the count). Blocked reads and
 // accepts park on the netpoller: kernel threads stay at P + a few.
-const Case kEcho{{"echo_server", "200"}, {"echo_server", "2000"}, 0, 120,
-                 [](const Run&, const Run& shim, int procs) {
+const Case kEcho{{"echo_server", "200"}, {"echo_server", "2000"}, 0, 120, [](const Run&, const Run& shim, int procs) {
                    expect_check(shim, "clients", "==", 2000);
                    expect_check(shim, "kthreads_max", "<=", procs + 6);
                  }};
@@ -766,9 +763,8 @@ TEST(EchoServer, Procs2) { run_case(kEcho, 2); }
 
 // A call-free CPU hog and a 5 ms ticker at MNP_PROCS=1: only asynchronous
 // preemption lets the ticker run; its worst gap must stay under 30 ms.
-const Case kPreempt{{"preempt_hog"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
-                      expect_check(shim, "worst_gap_ms", "<=", 30);
-                    }};
+const Case kPreempt{
+    {"preempt_hog"}, {}, 0, 30, [](const Run&, const Run& shim, int) { expect_check(shim, "worst_gap_ms", "<=", 30); }};
 TEST(Preempt, HogAndTickerProcs1) { run_case(kPreempt, 1); }
 // The same after 500 ms of a fully idle process (sysmon asleep without a
 // deadline must notice the hog).
@@ -1085,8 +1081,10 @@ TEST(Wire, SchedFifoStarveProcs2) { run_case(kSchedFifoStarve, 2); }
 
 // CPython's Condition, queue.Queue, Semaphore, Event, Barrier and a
 // concurrent.futures pool (tests/programs/py_sync.py).
-const Case kPySync{{"py_sync.py"}, {}, 0, 90,
-                   [](const Run&, const Run& shim, int procs) { expect_check(shim, "shim", "==", 1); (void)procs; }};
+const Case kPySync{{"py_sync.py"}, {}, 0, 90, [](const Run&, const Run& shim, int procs) {
+                     expect_check(shim, "shim", "==", 1);
+                     (void)procs;
+                   }};
 TEST(PyThreads, SyncPrimitivesProcs1) { run_case(kPySync, 1); }
 TEST(PyThreads, SyncPrimitivesProcs2) { run_case(kPySync, 2); }
 

@@ -74,13 +74,31 @@ static void far_future(struct timespec* ts) {
 }
 
 enum {
-  kCondWait, kCondTimed, kSemWait, kSemTimed, kJoin, kSleep, kNanosleep, kClockNanosleep, kRead, kRecv,
-  kAccept, kPoll, kSelect, kEpoll, kFgets, kPause, kSigwait, kWaitpid, kAsync, kCases
+  kCondWait,
+  kCondTimed,
+  kSemWait,
+  kSemTimed,
+  kJoin,
+  kSleep,
+  kNanosleep,
+  kClockNanosleep,
+  kRead,
+  kRecv,
+  kAccept,
+  kPoll,
+  kSelect,
+  kEpoll,
+  kFgets,
+  kPause,
+  kSigwait,
+  kWaitpid,
+  kAsync,
+  kCases
 };
-static const char* const kNames[kCases] = {
-  "cond_wait", "cond_timedwait", "sem_wait", "sem_timedwait", "join", "sleep", "nanosleep",
-  "clock_nanosleep", "read", "recv", "accept", "poll", "select", "epoll_wait", "fgets", "pause", "sigwait",
-  "waitpid", "async"};
+static const char* const kNames[kCases] = {"cond_wait", "cond_timedwait", "sem_wait",        "sem_timedwait", "join",
+                                           "sleep",     "nanosleep",      "clock_nanosleep", "read",          "recv",
+                                           "accept",    "poll",           "select",          "epoll_wait",    "fgets",
+                                           "pause",     "sigwait",        "waitpid",         "async"};
 
 static void* blocker(void* arg) {
   int k = (int)(intptr_t)arg;
@@ -95,47 +113,76 @@ static void* blocker(void* arg) {
   pthread_cleanup_push(count_cleanup, NULL);
   atomic_fetch_add(&started, 1);
   switch (k) {
-  case kCondWait:
-  case kCondTimed:
-    pthread_mutex_lock(&mu);
-    pthread_cleanup_push(unlock_cleanup, &mu);
-    for (;;) {
-      if (k == kCondWait) pthread_cond_wait(&cv, &mu);
-      else {
-        far_future(&ts);
-        pthread_cond_timedwait(&cv, &mu, &ts);
+    case kCondWait:
+    case kCondTimed:
+      pthread_mutex_lock(&mu);
+      pthread_cleanup_push(unlock_cleanup, &mu);
+      for (;;) {
+        if (k == kCondWait) pthread_cond_wait(&cv, &mu);
+        else {
+          far_future(&ts);
+          pthread_cond_timedwait(&cv, &mu, &ts);
+        }
       }
-    }
-    pthread_cleanup_pop(0);
-    break;
-  case kSemWait: sem_wait(&sem); break;
-  case kSemTimed: far_future(&ts); sem_timedwait(&sem, &ts); break;
-  case kJoin: pthread_join(join_target, NULL); break;
-  case kSleep: sleep(60); break;
-  case kNanosleep: nanosleep(&ts, NULL); break;
-  case kClockNanosleep: clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL); break;
-  case kRead: read(pfd[0], &c, 1); break;
-  case kRecv: recv(sv[0], &c, 1, 0); break;
-  case kAccept: accept(lfd, NULL, NULL); break;
-  case kPoll: poll(&p, 1, -1); break;
-  case kSelect:
-    FD_ZERO(&rs);
-    FD_SET(pfd[0], &rs);
-    select(pfd[0] + 1, &rs, NULL, NULL, NULL);
-    break;
-  case kEpoll: epoll_wait(epfd, &ev, 1, -1); break;
-  case kFgets: fgets(line, sizeof line, pin); break;
-  case kPause: pause(); break;
-  case kSigwait:
-    sigemptyset(&set);
-    sigaddset(&set, SIGUSR1);
-    sigwait(&set, &sig);
-    break;
-  case kWaitpid: waitpid(child, &st, 0); break;
-  case kAsync:
-    pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, NULL);
-    for (volatile unsigned long i = 0;; i++) {
-    }
+      pthread_cleanup_pop(0);
+      break;
+    case kSemWait:
+      sem_wait(&sem);
+      break;
+    case kSemTimed:
+      far_future(&ts);
+      sem_timedwait(&sem, &ts);
+      break;
+    case kJoin:
+      pthread_join(join_target, NULL);
+      break;
+    case kSleep:
+      sleep(60);
+      break;
+    case kNanosleep:
+      nanosleep(&ts, NULL);
+      break;
+    case kClockNanosleep:
+      clock_nanosleep(CLOCK_MONOTONIC, 0, &ts, NULL);
+      break;
+    case kRead:
+      read(pfd[0], &c, 1);
+      break;
+    case kRecv:
+      recv(sv[0], &c, 1, 0);
+      break;
+    case kAccept:
+      accept(lfd, NULL, NULL);
+      break;
+    case kPoll:
+      poll(&p, 1, -1);
+      break;
+    case kSelect:
+      FD_ZERO(&rs);
+      FD_SET(pfd[0], &rs);
+      select(pfd[0] + 1, &rs, NULL, NULL, NULL);
+      break;
+    case kEpoll:
+      epoll_wait(epfd, &ev, 1, -1);
+      break;
+    case kFgets:
+      fgets(line, sizeof line, pin);
+      break;
+    case kPause:
+      pause();
+      break;
+    case kSigwait:
+      sigemptyset(&set);
+      sigaddset(&set, SIGUSR1);
+      sigwait(&set, &sig);
+      break;
+    case kWaitpid:
+      waitpid(child, &st, 0);
+      break;
+    case kAsync:
+      pthread_setcanceltype(PTHREAD_CANCEL_ASYNCHRONOUS, NULL);
+      for (volatile unsigned long i = 0;; i++) {
+      }
   }
   pthread_cleanup_pop(0);
   return (void*)1;

@@ -97,8 +97,8 @@ void* forced_main(void* arg) {
 
 int g_condvar_id;
 void unlock_handler(void* arg) {
-  log_add(g_condvar_id, pthread_mutex_unlock(static_cast<pthread_mutex_t*>(arg)) == 0 ? "handler-unlocked"
-                                                                                       : "handler-not-held");
+  log_add(g_condvar_id,
+          pthread_mutex_unlock(static_cast<pthread_mutex_t*>(arg)) == 0 ? "handler-unlocked" : "handler-not-held");
 }
 void* condvar_main(void* arg) {
   int id = static_cast<int>(reinterpret_cast<intptr_t>(arg));

@@ -64,7 +64,7 @@ static void* link_main(void* arg) {
     return (void*)(intptr_t)d;
   }
   long child_sum = (long)(intptr_t)res;
-  long expect = (g_depth * (g_depth + 1) - d * (d + 1)) / 2;  /* (d+1) + ... + N */
+  long expect = (g_depth * (g_depth + 1) - d * (d + 1)) / 2; /* (d+1) + ... + N */
   if (child_sum != expect) atomic_fetch_add(&g_errors, 1);
   return (void*)(intptr_t)(d + child_sum);
 }

@@ -53,9 +53,9 @@ static void* late(void* arg) {
 
 struct burner {
   pthread_t t;
-  long long own_end;     /* its own clock when it finished burning */
-  long long rusage_ns;   /* utime + stime then */
-  volatile int done;     /* burnt its 100 ms */
+  long long own_end;   /* its own clock when it finished burning */
+  long long rusage_ns; /* utime + stime then */
+  volatile int done;   /* burnt its 100 ms */
   volatile int may_exit;
 };
 
@@ -65,8 +65,8 @@ static void* burner_main(void* arg) {
   struct rusage ru;
   getrusage(RUSAGE_THREAD, &ru);
   b->own_end = clock_ns(CLOCK_THREAD_CPUTIME_ID);
-  b->rusage_ns = (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL +
-                 (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
+  b->rusage_ns =
+      (ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) * 1000000000LL + (ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) * 1000LL;
   b->done = 1;
   while (!b->may_exit) usleep(1000);
   return NULL;

@@ -89,17 +89,16 @@ int main(void) {
     }
     for (long spins = 0; atomic_load(&g_done) < expect_done; spins++) {
       if (mnp_now() > deadline) {
-        fprintf(stderr, "detach: deadline passed in round %d: done=%ld of %ld\n", r,
-                atomic_load(&g_done), expect_done);
+        fprintf(stderr, "detach: deadline passed in round %d: done=%ld of %ld\n", r, atomic_load(&g_done), expect_done);
         return 1;
       }
-      if (spins % 64 == 63) usleep(100); else sched_yield();
+      if (spins % 64 == 63) usleep(100);
+      else sched_yield();
     }
   }
   long done = atomic_load(&g_done), sum = atomic_load(&g_sum);
   int errors = atomic_load(&g_errors);
   mnp_check("kthreads_max", atomic_load(&g_kthreads_max));
-  printf("detach: threads=%ld done=%ld sum=%ld expected=%ld errors=%d\n", expect_done, done, sum,
-         expect_sum, errors);
+  printf("detach: threads=%ld done=%ld sum=%ld expected=%ld errors=%d\n", expect_done, done, sum, expect_sum, errors);
   return (done == expect_done && sum == expect_sum && errors == 0) ? 0 : 1;
 }

@@ -30,7 +30,7 @@ static void* worker(void* arg) {
   sched_yield();
   if (p_get_value() == 100 + i) atomic_fetch_add(&good_own, 1);
   atomic_fetch_add(&set_done, 1);
-  while (atomic_load(&set_done) < N) sched_yield();  /* all have written */
+  while (atomic_load(&set_done) < N) sched_yield(); /* all have written */
   if (p_get_value() == 100 + i) atomic_fetch_add(&good_after, 1);
   return NULL;
 }
@@ -42,16 +42,25 @@ static void* late_worker(void* arg) {
 
 int main(int argc, char** argv) {
   mnp_report_shim();
-  if (argc < 2) { fprintf(stderr, "usage: dlopen_tls LIBPATH\n"); return 2; }
+  if (argc < 2) {
+    fprintf(stderr, "usage: dlopen_tls LIBPATH\n");
+    return 2;
+  }
   pthread_t t[N];
   for (long i = 0; i < N; i++) pthread_create(&t[i], NULL, worker, (void*)i);
   while (atomic_load(&ready) < N) sched_yield();
   void* h = dlopen(argv[1], RTLD_NOW);
-  if (h == NULL) { fprintf(stderr, "dlopen: %s\n", dlerror()); return 1; }
+  if (h == NULL) {
+    fprintf(stderr, "dlopen: %s\n", dlerror());
+    return 1;
+  }
   p_get_value = (int (*)(void))dlsym(h, "get_value");
   p_set_value = (void (*)(int))dlsym(h, "set_value");
   p_get_buf = (const char* (*)(void))dlsym(h, "get_buf");
-  if (!p_get_value || !p_set_value || !p_get_buf) { fprintf(stderr, "dlsym failed\n"); return 1; }
+  if (!p_get_value || !p_set_value || !p_get_buf) {
+    fprintf(stderr, "dlsym failed\n");
+    return 1;
+  }
   atomic_store(&loaded, 1);
   for (int i = 0; i < N; i++) pthread_join(t[i], NULL);
   printf("initial value ok %d/%d\n", atomic_load(&good_initial), N);

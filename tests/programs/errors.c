@@ -108,8 +108,7 @@ static void* spin_main(void* arg) {
   pthread_attr_t a;
   void* addr;
   size_t size;
-  s->self_getattr_ok = pthread_getattr_np(pthread_self(), &a) == 0 &&
-                       pthread_attr_getstack(&a, &addr, &size) == 0 &&
+  s->self_getattr_ok = pthread_getattr_np(pthread_self(), &a) == 0 && pthread_attr_getstack(&a, &addr, &size) == 0 &&
                        in_range((const void*)&local, addr, size);
   pthread_attr_destroy(&a);
   atomic_store(&s->local_addr, (uintptr_t)&local);
@@ -293,7 +292,7 @@ int main(void) {
     if (pthread_create(&d, &da, quick, NULL) != 0) return 1;
     pthread_attr_destroy(&da);
     while (!atomic_load(&g_quick_done)) sched_yield();
-    sleep_ms(50);  /* and gone from the kernel: EINVAL either way */
+    sleep_ms(50); /* and gone from the kernel: EINVAL either way */
     check_errno_name("join detached finished", pthread_join(d, NULL), EINVAL);
     check_errno_name("tryjoin detached finished", pthread_tryjoin_np(d, NULL), EINVAL);
     check_errno_name("detach detached finished", pthread_detach(d), EINVAL);
@@ -334,11 +333,10 @@ int main(void) {
       sleep_ms(5);
     }
     check("cmp_requeue onto itself, wake 0", n, 3);
-    check("requeue onto itself, wake 0, move 1",
-          syscall(SYS_futex, &g_fw, FUTEX_REQUEUE_PRIVATE, 0, 1, &g_fw, 0), 1);
+    check("requeue onto itself, wake 0, move 1", syscall(SYS_futex, &g_fw, FUTEX_REQUEUE_PRIVATE, 0, 1, &g_fw, 0), 1);
     errno = 0;
-    check("cmp_requeue onto itself, value differs", syscall(SYS_futex, &g_fw, FUTEX_CMP_REQUEUE_PRIVATE, 1, 1, &g_fw, 7),
-          -1);
+    check("cmp_requeue onto itself, value differs",
+          syscall(SYS_futex, &g_fw, FUTEX_CMP_REQUEUE_PRIVATE, 1, 1, &g_fw, 7), -1);
     check_errno_name("cmp_requeue onto itself, value differs errno", errno, EAGAIN);
     atomic_store(&g_fw, 1);
     /* One woken, the other two counted as requeued. */

@@ -21,38 +21,33 @@ static inline const char* err_name(int e) {
 
 static inline void err_line(const char* what, long rc, int err) {
   /* rc is an error number for pthread-style calls, a value otherwise */
-  if (rc > 0 && rc < 4096)
-    printf("%s: %s", what, err_name((int)rc));
-  else
-    printf("%s: %ld", what, rc);
-  if (err == ERR_SENTINEL)
-    printf(" errno =\n");
-  else
-    printf(" errno %s\n", err_name(err));
+  if (rc > 0 && rc < 4096) printf("%s: %s", what, err_name((int)rc));
+  else printf("%s: %ld", what, rc);
+  if (err == ERR_SENTINEL) printf(" errno =\n");
+  else printf(" errno %s\n", err_name(err));
   fflush(stdout);
 }
 
 /* Evaluates expr with errno set to the sentinel; prints its value and errno. */
-#define CHECK_RC(what, expr)            \
-  do {                                  \
-    errno = ERR_SENTINEL;               \
-    long rc_ = (long)(expr);            \
-    int e_ = errno;                     \
-    err_line((what), rc_, e_);          \
+#define CHECK_RC(what, expr)   \
+  do {                         \
+    errno = ERR_SENTINEL;      \
+    long rc_ = (long)(expr);   \
+    int e_ = errno;            \
+    err_line((what), rc_, e_); \
   } while (0)
 
 /* For calls returning an error number directly (pthread_*): prints it by name. */
 #define CHECK_EN(what, expr) CHECK_RC(what, expr)
 
 /* Same for calls returning -1/errno where the value is a count or 0. */
-#define CHECK_SYS(what, expr)                                  \
-  do {                                                         \
-    errno = ERR_SENTINEL;                                      \
-    long rc_ = (long)(expr);                                   \
-    int e_ = errno;                                            \
-    printf("%s: %ld errno %s\n", (what), rc_,                  \
-           e_ == ERR_SENTINEL ? "=" : err_name(e_));           \
-    fflush(stdout);                                            \
+#define CHECK_SYS(what, expr)                                                           \
+  do {                                                                                  \
+    errno = ERR_SENTINEL;                                                               \
+    long rc_ = (long)(expr);                                                            \
+    int e_ = errno;                                                                     \
+    printf("%s: %ld errno %s\n", (what), rc_, e_ == ERR_SENTINEL ? "=" : err_name(e_)); \
+    fflush(stdout);                                                                     \
   } while (0)
 
 #endif

@@ -286,8 +286,8 @@ static void socket_checks(void) {
   int sp[2];
   socketpair(AF_UNIX, SOCK_STREAM, 0, sp);
   CHECK_SYS("recv empty dontwait", recv(sp[0], buf, 1, MSG_DONTWAIT));
-  CHECK_SYS("recvmmsg bad timeout", recvmmsg(sp[0], &(struct mmsghdr){0}, 1, MSG_DONTWAIT,
-                                             (struct timespec*)&kBadNsec));
+  CHECK_SYS("recvmmsg bad timeout",
+            recvmmsg(sp[0], &(struct mmsghdr){0}, 1, MSG_DONTWAIT, (struct timespec*)&kBadNsec));
   close(sp[1]);
   CHECK_SYS("recv peer closed", recv(sp[0], buf, 1, 0));
   CHECK_SYS("send peer closed nosignal", send(sp[0], "x", 1, MSG_NOSIGNAL));
@@ -414,10 +414,8 @@ static void futex_checks(void) {
   CHECK_SYS("futex bad op", syscall(SYS_futex, &w, 99, 1, NULL, NULL, 0));
   CHECK_SYS("futex unaligned", syscall(SYS_futex, (char*)&w + 1, FUTEX_WAKE_PRIVATE, 1, NULL, NULL, 0));
   CHECK_SYS("futex null address wait", syscall(SYS_futex, NULL, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0));
-  CHECK_SYS("futex cmp_requeue value differs",
-            syscall(SYS_futex, &w, FUTEX_CMP_REQUEUE_PRIVATE, 1, 1, &w, 4));
-  CHECK_SYS("futex cmp_requeue negative count",
-            syscall(SYS_futex, &w, FUTEX_CMP_REQUEUE_PRIVATE, -1, 1, &w, 5));
+  CHECK_SYS("futex cmp_requeue value differs", syscall(SYS_futex, &w, FUTEX_CMP_REQUEUE_PRIVATE, 1, 1, &w, 4));
+  CHECK_SYS("futex cmp_requeue negative count", syscall(SYS_futex, &w, FUTEX_CMP_REQUEUE_PRIVATE, -1, 1, &w, 5));
   CHECK_SYS("futex wait realtime flag on plain wait",
             syscall(SYS_futex, &w, FUTEX_WAIT_PRIVATE | FUTEX_CLOCK_REALTIME, 5, &kZero, NULL, 0));
   struct timespec now;

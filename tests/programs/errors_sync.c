@@ -78,10 +78,14 @@ static void mutex_make(pthread_mutex_t* m, int type, int robust, int proto) {
 
 static const char* type_name(int type) {
   switch (type) {
-    case PTHREAD_MUTEX_NORMAL: return "normal";
-    case PTHREAD_MUTEX_RECURSIVE: return "recursive";
-    case PTHREAD_MUTEX_ERRORCHECK: return "errorcheck";
-    default: return "adaptive";
+    case PTHREAD_MUTEX_NORMAL:
+      return "normal";
+    case PTHREAD_MUTEX_RECURSIVE:
+      return "recursive";
+    case PTHREAD_MUTEX_ERRORCHECK:
+      return "errorcheck";
+    default:
+      return "adaptive";
   }
 }
 
@@ -115,18 +119,20 @@ static void other_tries(void* arg) {
 }
 
 /* A lock attempt on a free mutex; undone when it succeeded. */
-#define free_try(n, expr)                    \
-  do {                                       \
-    errno = ERR_SENTINEL;                    \
-    int r_ = (expr);                         \
-    err_line((n), r_, errno);                \
-    if (r_ == 0) pthread_mutex_unlock(&m);   \
+#define free_try(n, expr)                  \
+  do {                                     \
+    errno = ERR_SENTINEL;                  \
+    int r_ = (expr);                       \
+    err_line((n), r_, errno);              \
+    if (r_ == 0) pthread_mutex_unlock(&m); \
   } while (0)
 
 static void mutex_family(int type, int robust, int proto) {
   char p[64], n[160];
   snprintf(p, sizeof p, "mutex %s%s%s", type_name(type), robust ? " robust" : "",
-           proto == PTHREAD_PRIO_INHERIT ? " pi" : proto == PTHREAD_PRIO_PROTECT ? " pp" : "");
+           proto == PTHREAD_PRIO_INHERIT   ? " pi"
+           : proto == PTHREAD_PRIO_PROTECT ? " pp"
+                                           : "");
   pthread_mutex_t m;
   mutex_make(&m, type, robust, proto);
   struct timespec pm = past_mono();
@@ -144,8 +150,8 @@ static void mutex_family(int type, int robust, int proto) {
   free_try(n, pthread_mutex_clocklock(&m, CLOCK_MONOTONIC, &kNegNsec));
 
   /* unlock of an unlocked or foreign normal mutex is undefined */
-  int checked_unlock = robust || proto == PTHREAD_PRIO_INHERIT || type == PTHREAD_MUTEX_ERRORCHECK ||
-                       type == PTHREAD_MUTEX_RECURSIVE;
+  int checked_unlock =
+      robust || proto == PTHREAD_PRIO_INHERIT || type == PTHREAD_MUTEX_ERRORCHECK || type == PTHREAD_MUTEX_RECURSIVE;
   if (checked_unlock) {
     snprintf(n, sizeof n, "%s: unlock unlocked", p);
     CHECK_EN(n, pthread_mutex_unlock(&m));
@@ -640,10 +646,8 @@ static void sem_across_fork(int named) {
   int st = 0;
   waitpid(pid, &st, 0);
   printf("%s: child %s %d\n", p, WIFEXITED(st) ? "exit" : "signal", WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
-  if (named)
-    sem_close(s);
-  else
-    sem_destroy(s);
+  if (named) sem_close(s);
+  else sem_destroy(s);
 }
 
 int main(void) {

@@ -56,7 +56,6 @@ static void* slow(void* arg) {
   return arg;
 }
 
-
 static int g_pol, g_prio;
 static void* sched_reporter(void* arg) {
   (void)arg;

@@ -55,7 +55,7 @@ static int chain(int left) {
   pthread_t s, e;
   pthread_create(&s, NULL, spin, NULL);
   pthread_create(&e, NULL, exec_next, (void*)(long)(left - 1));
-  pthread_join(e, NULL);  /* never returns: the exec replaces the process */
+  pthread_join(e, NULL); /* never returns: the exec replaces the process */
   return 3;
 }
 

@@ -153,9 +153,8 @@ int main(void) {
   for (int i = 0; i < kThreads; i++)
     if (pthread_join(t[i], &res[i]) != 0) return 1;
   /* What glibc does natively; the runner also compares against the native run. */
-  static const char* const expect_log[kThreads] = {
-      "exit C B A", "body popped-run return", "exit-at-60 depth30 depth0",
-      "handler key-round1 key-round2 key-round3", "exit"};
+  static const char* const expect_log[kThreads] = {"exit C B A", "body popped-run return", "exit-at-60 depth30 depth0",
+                                                   "handler key-round1 key-round2 key-round3", "exit"};
   int ok = 1;
   for (int i = 0; i < kThreads; i++) {
     printf("%s: log=[%s] join=%ld\n", names[i], g_log[i], (long)(intptr_t)res[i]);

@@ -147,12 +147,9 @@ int main() {
   void* (*const fns[kThreads])(void*) = {raii_main, forced_main, catchall_main, mixed_main, tls_key_main, caught_main};
   // What glibc + libstdc++ do natively; the runner also compares against the native run.
   const char* const expect[kThreads] = {
-      "exit ~c ~b ~a",
-      "~inner caught-forced-unwind ~outer",
-      "~inner catch-all",
-      "~b handler ~a",
-      "~local thread_local key",
-      "~n boom return",
+      "exit ~c ~b ~a",           "~inner caught-forced-unwind ~outer",
+      "~inner catch-all",        "~b handler ~a",
+      "~local thread_local key", "~n boom return",
   };
   pthread_t t[kThreads];
   for (int i = 0; i < kThreads; i++)

@@ -135,6 +135,7 @@ int main(void) {
   int untouched = fstat(f, &st) == 0 && st.st_size == 0 && lseek(f, 0, SEEK_CUR) == 0;
   report("dup2 onto every fd", dups_ok && wake);
   report("scratch file untouched", untouched);
-  if (!untouched) fprintf(stderr, "FAIL size %lld offset %lld\n", (long long)st.st_size, (long long)lseek(f, 0, SEEK_CUR));
+  if (!untouched)
+    fprintf(stderr, "FAIL size %lld offset %lld\n", (long long)st.st_size, (long long)lseek(f, 0, SEEK_CUR));
   return g_failures ? 1 : 0;
 }

@@ -32,7 +32,10 @@ static void* nothing(void* arg) { return arg; }
 static void child_body(void) {
   pthread_t t[8];
   for (long i = 0; i < 8; i++)
-    if (pthread_create(&t[i], NULL, square, (void*)i) != 0) { printf("child create failed\n"); exit(3); }
+    if (pthread_create(&t[i], NULL, square, (void*)i) != 0) {
+      printf("child create failed\n");
+      exit(3);
+    }
   long sum = 0;
   for (int i = 0; i < 8; i++) {
     void* r;
@@ -58,21 +61,33 @@ static void* forker(void* arg) {
   while (atomic_load(&spinning) < 4) sched_yield();
   fflush(stdout);
   pid_t pid = fork();
-  if (pid < 0) { perror("fork"); return (void*)1; }
+  if (pid < 0) {
+    perror("fork");
+    return (void*)1;
+  }
   if (pid == 0) child_body();
   int st = 0;
-  if (waitpid(pid, &st, 0) != pid) { perror("waitpid"); return (void*)1; }
+  if (waitpid(pid, &st, 0) != pid) {
+    perror("waitpid");
+    return (void*)1;
+  }
   if (WIFEXITED(st)) printf("child exit %d\n", WEXITSTATUS(st));
   else printf("child status %d\n", st);
 
   fflush(stdout);
   pid = fork();
-  if (pid < 0) { perror("fork"); return (void*)1; }
+  if (pid < 0) {
+    perror("fork");
+    return (void*)1;
+  }
   if (pid == 0) {
     execl("/bin/echo", "echo", "exec ok", (char*)NULL);
     _exit(127);
   }
-  if (waitpid(pid, &st, 0) != pid) { perror("waitpid"); return (void*)1; }
+  if (waitpid(pid, &st, 0) != pid) {
+    perror("waitpid");
+    return (void*)1;
+  }
   if (WIFEXITED(st)) printf("exec child exit %d\n", WEXITSTATUS(st));
   else printf("exec child status %d\n", st);
   return NULL;

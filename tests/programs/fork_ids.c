@@ -32,14 +32,12 @@
 
 static int g_pipe[2];
 static atomic_int g_stop;
-static pid_t g_tids[4];  /* main, reader, spinner, finished */
+static pid_t g_tids[4]; /* main, reader, spinner, finished */
 static pthread_barrier_t g_started;
 
 static pid_t my_tid(void) { return (pid_t)syscall(SYS_gettid); }
 
-static int probe(pid_t tid) {
-  return syscall(SYS_tgkill, getpid(), tid, 0) == 0 ? 0 : errno;
-}
+static int probe(pid_t tid) { return syscall(SYS_tgkill, getpid(), tid, 0) == 0 ? 0 : errno; }
 
 static void* reader(void* a) {
   (void)a;
@@ -132,7 +130,7 @@ int main(void) {
   pthread_create(&s, NULL, spinner, NULL);
   pthread_create(&f, NULL, finished, NULL);
   pthread_barrier_wait(&g_started);
-  usleep(20000);  /* let the finished thread finish; it stays unjoined */
+  usleep(20000); /* let the finished thread finish; it stays unjoined */
   pthread_create(&k, NULL, forker, NULL);
   void* rv;
   pthread_join(k, &rv);

@@ -26,7 +26,7 @@ enum { kPairs = 8, kForks = 50, kChildThreads = 4, kWatchdogSeconds = 30 };
 struct Pair {
   pthread_mutex_t mu;
   pthread_cond_t cv;
-  int turn;       /* 0 or 1: whose move it is */
+  int turn; /* 0 or 1: whose move it is */
   long rounds;
 };
 

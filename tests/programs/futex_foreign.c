@@ -34,7 +34,9 @@ static long raw6(long n, long a, long b, long c, long d, long e, long f) {
   register long r10 __asm__("r10") = d;
   register long r8 __asm__("r8") = e;
   register long r9 __asm__("r9") = f;
-  __asm__ volatile("syscall" : "=a"(ret) : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
+  __asm__ volatile("syscall"
+                   : "=a"(ret)
+                   : "a"(n), "D"(a), "S"(b), "d"(c), "r"(r10), "r"(r8), "r"(r9)
                    : "rcx", "r11", "memory");
   return ret;
 }
@@ -66,10 +68,9 @@ static void* waiter(void* p) {
   do {
     if (w->bitset)
       w->result = syscall(SYS_futex, &g_word, FUTEX_WAIT_BITSET_PRIVATE, 0, NULL, NULL, FUTEX_BITSET_MATCH_ANY);
-    else
-      w->result = syscall(SYS_futex, &g_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+    else w->result = syscall(SYS_futex, &g_word, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
     w->err = w->result ? errno : 0;
-  } while (g_word == 0);  /* spurious wake-ups are allowed */
+  } while (g_word == 0); /* spurious wake-ups are allowed */
   clock_gettime(CLOCK_MONOTONIC, &w->back);
   return NULL;
 }
@@ -91,7 +92,7 @@ static void round_of(const char* name, int bitset) {
   }
   pthread_join(t, NULL);
   while (!g_child_done) usleep(1000);
-  usleep(10000);  /* let the foreign thread's exit finish before its stack goes */
+  usleep(10000); /* let the foreign thread's exit finish before its stack goes */
   munmap(stack, sz);
   long long ms = ((w.back.tv_sec - g_woke_at.tv_sec) * 1000000000LL + (w.back.tv_nsec - g_woke_at.tv_nsec)) / 1000000;
   fprintf(stderr, "%s: woken %lld ms after the foreign wake\n", name, ms);
@@ -101,7 +102,7 @@ static void round_of(const char* name, int bitset) {
 
 int main(void) {
   mnp_report_shim();
-  alarm(5);  /* a lost wake-up hangs: the default action ends it */
+  alarm(5); /* a lost wake-up hangs: the default action ends it */
   round_of("FUTEX_WAIT_PRIVATE", 0);
   round_of("FUTEX_WAIT_BITSET_PRIVATE", 1);
   return 0;

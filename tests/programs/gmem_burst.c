@@ -53,7 +53,7 @@ static int burst(void) {
   pthread_barrier_init(&g_bar, NULL, N);
   int made = 0, ok = 1;
   while (made < N && pthread_create(&ts[made], NULL, body, (void*)(intptr_t)made) == 0) made++;
-  if (made < N) return 0;  /* the barrier would never open */
+  if (made < N) return 0; /* the barrier would never open */
   for (int i = 0; i < made; i++) {
     void* r;
     pthread_join(ts[i], &r);

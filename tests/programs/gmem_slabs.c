@@ -155,7 +155,9 @@ static int run_all(const char* tag) {
   printf("%s: 400 threads with 16 KiB stacks alive at once: %s\n", tag, n == 400 ? "yes" : "no");
   char key[64];
   snprintf(key, sizeof key, "%smaps_per_1000",
-           strcmp(tag, "legacy") == 0 ? "legacy_" : strcmp(tag, "locked") == 0 ? "locked_" : "");
+           strcmp(tag, "legacy") == 0   ? "legacy_"
+           : strcmp(tag, "locked") == 0 ? "locked_"
+                                        : "");
   mnp_check(key, (during - before) * 1000 / (n ? n : 1));
 
   /* Locked memory: madvise(MADV_DONTNEED) fails there too, so nothing the

@@ -78,7 +78,7 @@ static void sleep_ms(long ms) {
   }
 }
 
-static char* g_fence;  /* PROT_NONE until the handler opens it */
+static char* g_fence; /* PROT_NONE until the handler opens it */
 
 static sem_t g_sem;
 
@@ -92,7 +92,7 @@ static void handler(int sig) {
 static int __attribute__((noinline)) block_under_handler(void) {
   unsigned char block[8192];
   for (int i = 0; i < (int)sizeof block; i++) block[i] = (unsigned char)(i * 5 + 1);
-  *(volatile char*)g_fence = 1;  /* SIGSEGV, on the alternate stack */
+  *(volatile char*)g_fence = 1; /* SIGSEGV, on the alternate stack */
   for (int i = 0; i < (int)sizeof block; i++)
     if (block[i] != (unsigned char)(i * 5 + 1)) return 0;
   return 1;

@@ -59,8 +59,7 @@ static void* recvmsg_thread(void* arg) {
   struct cmsghdr* c = CMSG_FIRSTHDR(&m);
   int fd = -1;
   if (c && c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS) memcpy(&fd, CMSG_DATA(c), sizeof fd);
-  g_a_ok = n == 12 && memcmp(a, "hello", 5) == 0 && memcmp(b, ", world", 7) == 0 && fd >= 0 &&
-           write(fd, "x", 1) == 1;
+  g_a_ok = n == 12 && memcmp(a, "hello", 5) == 0 && memcmp(b, ", world", 7) == 0 && fd >= 0 && write(fd, "x", 1) == 1;
   if (!g_a_ok) fprintf(stderr, "FAIL recvmsg returned %zd (errno %s), fd %d\n", n, strerror(errno), fd);
   if (fd >= 0) close(fd);
   return NULL;

@@ -33,12 +33,14 @@ struct Record {
 };
 
 static int g_pipes[kReaders][2];
-static atomic_int g_blocked;            /* readers about to call read() */
-static atomic_int g_stop;               /* compute thread stops */
-static atomic_llong g_iters;            /* compute thread's counter */
+static atomic_int g_blocked; /* readers about to call read() */
+static atomic_int g_stop;    /* compute thread stops */
+static atomic_llong g_iters; /* compute thread's counter */
 static long g_got[kReaders], g_bad[kReaders];
 
-static uint32_t check_of(uint32_t reader, uint32_t seq) { return (reader * 2654435761u) ^ (seq * 40503u) ^ 0x5a5a5a5au; }
+static uint32_t check_of(uint32_t reader, uint32_t seq) {
+  return (reader * 2654435761u) ^ (seq * 40503u) ^ 0x5a5a5a5au;
+}
 
 static void* compute(void* arg) {
   (void)arg;
@@ -76,8 +78,8 @@ static void* reader(void* arg) {
       if (r.magic != 0xfeedf00du || r.reader != (uint32_t)id || r.seq != expect ||
           r.check != check_of(r.reader, r.seq)) {
         if (g_bad[id]++ < 3)
-          fprintf(stderr, "FAIL reader %ld: record %u: magic %x reader %u seq %u\n", id, expect, r.magic,
-                  r.reader, r.seq);
+          fprintf(stderr, "FAIL reader %ld: record %u: magic %x reader %u seq %u\n", id, expect, r.magic, r.reader,
+                  r.seq);
       }
       expect++;
       g_got[id]++;

@@ -138,8 +138,8 @@ static void* worker(void* arg) {
   char c = 0;
   if (w->wake_ok && (read(w->rd[want], &c, (size_t)g_one) != 1 || c != (char)('a' + w->id % 26))) w->wake_ok = 0;
   if (!w->wake_ok)
-    fprintf(stderr, "FAIL %s thread %d wake: returned %d (errno %d), other=%d, byte %d\n",
-            kind_name[w->id % kKinds], w->id, rv, err, other, c);
+    fprintf(stderr, "FAIL %s thread %d wake: returned %d (errno %d), other=%d, byte %d\n", kind_name[w->id % kKinds],
+            w->id, rv, err, other, c);
 
   double t0 = now_ms();
   rv = wait_any(w, kTimeoutMs, ready, &other, &err);

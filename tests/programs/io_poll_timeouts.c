@@ -48,8 +48,7 @@ static double now_ms(void) {
 static void report(const char* name, int ok, int rv, int err, double elapsed) {
   printf("%s: %s\n", name, ok ? "ok" : "not ok");
   if (!ok) {
-    fprintf(stderr, "FAIL %s: returned %d (errno %s), after %.1f ms\n", name, rv, err ? strerror(err) : "0",
-            elapsed);
+    fprintf(stderr, "FAIL %s: returned %d (errno %s), after %.1f ms\n", name, rv, err ? strerror(err) : "0", elapsed);
     g_failures++;
   }
 }
@@ -108,12 +107,12 @@ struct Job {
   enum Kind kind;
   int fd;
   int timeout_ms;
-  int expect_ready;    /* 1: expect readable; 0: expect a timeout */
-  double min_ms;       /* earliest acceptable return */
+  int expect_ready; /* 1: expect readable; 0: expect a timeout */
+  double min_ms;    /* earliest acceptable return */
   char name[64];
-  int ok, rv, err;     /* results, reported by main in a fixed order */
+  int ok, rv, err; /* results, reported by main in a fixed order */
   double elapsed;
-  double returned_at;  /* now_ms() when the call returned */
+  double returned_at; /* now_ms() when the call returned */
 };
 
 static double g_written_at; /* now_ms() just before delayed_write's write */
@@ -153,8 +152,8 @@ static void one(enum Kind kind, int timeout_ms, int make_ready, const char* what
     g_failures++;
     return;
   }
-  struct Job j = {kind, p[0], timeout_ms, make_ready,
-                  make_ready ? 0 : (timeout_ms > 0 ? timeout_ms - 1 : 0), "", 0, 0, 0, 0, 0};
+  struct Job j = {kind, p[0], timeout_ms, make_ready, make_ready ? 0 : (timeout_ms > 0 ? timeout_ms - 1 : 0), "", 0,
+                  0,    0,    0,          0};
   snprintf(j.name, sizeof j.name, "%s %s", kind_name[kind], what);
   pthread_t t, w;
   pthread_create(&t, NULL, run_job, &j);
@@ -190,8 +189,17 @@ int main(void) {
       return 1;
     }
     int written = i % 2 == 0;
-    jobs[i] = (struct Job){(enum Kind)(i / 2 % 3), pipes[i][0], written ? kLongMs : kIdleMs, written,
-                           written ? 0 : kIdleMs - 1, "", 0, 0, 0, 0, 0};
+    jobs[i] = (struct Job){(enum Kind)(i / 2 % 3),
+                           pipes[i][0],
+                           written ? kLongMs : kIdleMs,
+                           written,
+                           written ? 0 : kIdleMs - 1,
+                           "",
+                           0,
+                           0,
+                           0,
+                           0,
+                           0};
     snprintf(jobs[i].name, sizeof jobs[i].name, "concurrent %d %s %s", i, kind_name[jobs[i].kind],
              written ? "readable" : "timeout");
     pthread_create(&th[i], NULL, run_job, &jobs[i]);

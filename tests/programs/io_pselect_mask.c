@@ -53,7 +53,7 @@ static void spawn(int delay_us) {
     if (delay_us) usleep(delay_us);
     _exit(0);
   }
-  if (!delay_us) {  /* wait until it is a zombie: SIGCHLD pending now */
+  if (!delay_us) { /* wait until it is a zombie: SIGCHLD pending now */
     siginfo_t si;
     waitid(P_PID, p, &si, WEXITED | WNOWAIT);
   }
@@ -67,9 +67,8 @@ static void reap(void) {
 static void report(const char* what, int rv, int err, int before) {
   sigset_t now;
   sigprocmask(SIG_BLOCK, NULL, &now);
-  printf("%s: %s, handler ran %s, SIGCHLD blocked after: %s\n", what,
-         rv == -1 && err == EINTR ? "EINTR" : "not EINTR", atomic_load(&g_handled) == before + 1 ? "once" : "not once",
-         sigismember(&now, SIGCHLD) ? "yes" : "no");
+  printf("%s: %s, handler ran %s, SIGCHLD blocked after: %s\n", what, rv == -1 && err == EINTR ? "EINTR" : "not EINTR",
+         atomic_load(&g_handled) == before + 1 ? "once" : "not once", sigismember(&now, SIGCHLD) ? "yes" : "no");
   if (!(rv == -1 && err == EINTR)) fprintf(stderr, "%s: rv %d errno %d\n", what, rv, err);
 }
 
@@ -82,7 +81,7 @@ int main(void) {
   sigset_t chld, old;
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
-  sigprocmask(SIG_BLOCK, &chld, &old);  /* inherited by the idler */
+  sigprocmask(SIG_BLOCK, &chld, &old); /* inherited by the idler */
   if (pipe(g_pipe) != 0) return 2;
   pthread_t t;
   pthread_create(&t, NULL, idler, NULL);

@@ -112,7 +112,7 @@ int main(int argc, char** argv) {
   sigemptyset(&both);
   sigaddset(&both, SIGCHLD);
   sigaddset(&both, SIGUSR1);
-  sigprocmask(SIG_BLOCK, &both, &old);  /* inherited by the idler */
+  sigprocmask(SIG_BLOCK, &both, &old); /* inherited by the idler */
   if (pipe(g_pipe) != 0) return 2;
   g_ep = epoll_create1(0);
   struct epoll_event ev = {.events = EPOLLIN, .data.fd = g_pipe[0]};
@@ -154,7 +154,7 @@ int main(int argc, char** argv) {
   sigemptyset(&chld);
   sigaddset(&chld, SIGCHLD);
   struct timespec zero = {0, 0};
-  while (sigtimedwait(&chld, NULL, &zero) > 0) {  /* the keeper's, blocked */
+  while (sigtimedwait(&chld, NULL, &zero) > 0) { /* the keeper's, blocked */
   }
   for (int c = 0; c < kCalls; c++)
     printf("timer, %s: %d of %d calls EINTR after the handler\n", kNames[c], good[c], kTimerCycles * mult / kCalls);
@@ -175,8 +175,7 @@ int main(int argc, char** argv) {
     if (waitpid(p, NULL, 0) != p) return 5;
   }
   for (int c = 0; c < kCalls; c++)
-    printf("child exit, %s: %d of %d calls EINTR after the handler\n", kNames[c], good[c],
-           kForkCycles * mult / kCalls);
+    printf("child exit, %s: %d of %d calls EINTR after the handler\n", kNames[c], good[c], kForkCycles * mult / kCalls);
   atomic_store(&g_stop, 1);
   pthread_join(t, NULL);
   return 0;

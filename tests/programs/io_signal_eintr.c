@@ -71,8 +71,8 @@ static double now_ms(void) {
 static void report(const char* name, int ok, long rv, int err, double ms) {
   printf("%s: %s\n", name, ok ? "ok" : "not ok");
   if (!ok) {
-    fprintf(stderr, "FAIL %s: returned %ld (errno %s) after %.0f ms, handler ran %d times\n", name, rv,
-            strerror(err), ms, atomic_load(&g_handled));
+    fprintf(stderr, "FAIL %s: returned %ld (errno %s) after %.0f ms, handler ran %d times\n", name, rv, strerror(err),
+            ms, atomic_load(&g_handled));
     g_failures++;
   }
 }
@@ -317,7 +317,7 @@ int main(void) {
   signal(SIGALRM, on_signal);
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
-  siginterrupt(SIGALRM, 1);  /* deprecated, still used by old programs */
+  siginterrupt(SIGALRM, 1); /* deprecated, still used by old programs */
 #pragma GCC diagnostic pop
   {
     int before = atomic_load(&g_handled);
@@ -365,7 +365,7 @@ int main(void) {
     report("ppoll empty mask eintr", rv == -1 && err == EINTR, rv, err, 0);
   }
   /* (j) */
-  install(SIGALRM, SA_RESTART);  /* sleeps end early even so */
+  install(SIGALRM, SA_RESTART); /* sleeps end early even so */
   {
     struct timespec req = {2, 0}, rem = {0, 0};
     alarm_in_ms(50);
@@ -392,7 +392,7 @@ int main(void) {
   {
     struct sigaction sa;
     memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_signal;  /* no SA_RESTART; select is never restarted anyway */
+    sa.sa_handler = on_signal; /* no SA_RESTART; select is never restarted anyway */
     sigaction(SIGCHLD, &sa, NULL);
     for (int use_pselect = 0; use_pselect <= 1; use_pselect++) {
       int q[2];
@@ -413,18 +413,17 @@ int main(void) {
       double t0 = now_ms();
       long rv = use_pselect ? pselect(q[0] + 1, &r, NULL, &e, &ts, NULL) : select(q[0] + 1, &r, NULL, &e, &tv);
       int err = errno;
-      report(use_pselect ? "pselect eintr keeps the sets" : "select eintr keeps the sets",
-             rv == -1 && err == EINTR && FD_ISSET(q[0], &r) && FD_ISSET(q[0], &e) &&
-                 atomic_load(&g_handled) == before + 1,
-             rv, err, now_ms() - t0);
+      report(
+          use_pselect ? "pselect eintr keeps the sets" : "select eintr keeps the sets",
+          rv == -1 && err == EINTR && FD_ISSET(q[0], &r) && FD_ISSET(q[0], &e) && atomic_load(&g_handled) == before + 1,
+          rv, err, now_ms() - t0);
       waitpid(child, NULL, 0);
       g_late_wr = q[1];
       pthread_t t;
       pthread_create(&t, NULL, write_later, NULL);
       tv.tv_sec = 5;
       tv.tv_usec = 0;
-      do
-        rv = use_pselect ? pselect(q[0] + 1, &r, NULL, &e, &ts, NULL) : select(q[0] + 1, &r, NULL, &e, &tv);
+      do rv = use_pselect ? pselect(q[0] + 1, &r, NULL, &e, &ts, NULL) : select(q[0] + 1, &r, NULL, &e, &tv);
       while (rv == -1 && errno == EINTR);
       err = errno;
       pthread_join(t, NULL);

@@ -51,7 +51,7 @@ static const char* const call_name[] = {"waitpid", "wait", "waitid"};
 
 struct Round {
   enum Call call;
-  int code;        /* the child's exit code */
+  int code; /* the child's exit code */
   int ok;
   char detail[128];
 };
@@ -80,8 +80,8 @@ static void* waiter(void* arg) {
     int st = -1;
     pid_t got = r->call == kWaitpid ? waitpid(pid, &st, 0) : wait(&st);
     r->ok = got == pid && WIFEXITED(st) && WEXITSTATUS(st) == r->code;
-    snprintf(r->detail, sizeof r->detail, "returned %d errno %d (child %d), status 0x%x", got,
-             got < 0 ? errno : 0, pid, st);
+    snprintf(r->detail, sizeof r->detail, "returned %d errno %d (child %d), status 0x%x", got, got < 0 ? errno : 0, pid,
+             st);
   }
   return NULL;
 }
@@ -124,8 +124,7 @@ int main(void) {
   mnp_check("sleeper_min_iters", sleeper_min);
   if (!counter_progress) fprintf(stderr, "FAIL the counter thread did not advance during a wait\n");
   if (!sleepers_progress)
-    fprintf(stderr, "FAIL a sleeper did %lld iterations during a wait (want >= %d)\n", sleeper_min,
-            kMinSleeperIters);
+    fprintf(stderr, "FAIL a sleeper did %lld iterations during a wait (want >= %d)\n", sleeper_min, kMinSleeperIters);
   printf("failures: %d\n", failures);
   return (failures == 0 && counter_progress && sleepers_progress) ? 0 : 1;
 }

@@ -20,13 +20,9 @@
 #include <unistd.h>
 
 /* 1 when libmnpthread.so is loaded into this process (it exports mnp_version). */
-static inline int mnp_shim_loaded(void) {
-  return dlsym(RTLD_DEFAULT, "mnp_version") != NULL;
-}
+static inline int mnp_shim_loaded(void) { return dlsym(RTLD_DEFAULT, "mnp_version") != NULL; }
 
-static inline void mnp_check(const char* key, long long value) {
-  fprintf(stderr, "MNP-CHECK %s=%lld\n", key, value);
-}
+static inline void mnp_check(const char* key, long long value) { fprintf(stderr, "MNP-CHECK %s=%lld\n", key, value); }
 
 /* Monotonic time in seconds. */
 static inline double mnp_now(void) {
@@ -46,7 +42,10 @@ static inline long mnp_read_small_file(const char* path, char* buf, size_t cap) 
   size_t len = 0;
   while (len + 1 < cap) {
     ssize_t n = read(fd, buf + len, cap - 1 - len);
-    if (n < 0) { close(fd); return -1; }
+    if (n < 0) {
+      close(fd);
+      return -1;
+    }
     if (n == 0) break;
     len += (size_t)n;
   }
@@ -71,13 +70,9 @@ static inline long long mnp_status_field_of(const char* path, const char* field)
 }
 
 /* Number of kernel threads of this process right now. */
-static inline long long mnp_kernel_threads(void) {
-  return mnp_status_field_of("/proc/self/status", "Threads:");
-}
+static inline long long mnp_kernel_threads(void) { return mnp_status_field_of("/proc/self/status", "Threads:"); }
 
 /* Resident set size of this process in KiB. */
-static inline long long mnp_rss_kib(void) {
-  return mnp_status_field_of("/proc/self/status", "VmRSS:");
-}
+static inline long long mnp_rss_kib(void) { return mnp_status_field_of("/proc/self/status", "VmRSS:"); }
 
 #endif /* MNP_TESTS_PROGRAMS_MNP_CHECK_H */

@@ -115,7 +115,8 @@ static void critical(void) {
 static void* sem_locker(void* arg) {
   (void)arg;
   for (int i = 0; i < kLockIters; i++) {
-    while (sem_wait(&sh->sem_lock) != 0) {}
+    while (sem_wait(&sh->sem_lock) != 0) {
+    }
     critical();
     sem_post(&sh->sem_lock);
   }
@@ -129,7 +130,8 @@ static int sem_lock_proc(void) {
 /* ---- sem_pingpong ---- */
 static int pong_proc(void) {
   for (int i = 0; i < kRounds; i++) {
-    while (sem_wait(&sh->ping) != 0) {}
+    while (sem_wait(&sh->ping) != 0) {
+    }
     sem_post(&sh->pong);
   }
   return 0;
@@ -142,7 +144,8 @@ static int named_child(void) {
   sem_t* b = sem_open(name_b, 0);
   if (a == SEM_FAILED || b == SEM_FAILED) return 3;
   for (int i = 0; i < kNamedRounds; i++) {
-    while (sem_wait(a) != 0) {}
+    while (sem_wait(a) != 0) {
+    }
     sem_post(b);
   }
   sem_close(a);
@@ -212,7 +215,9 @@ static int barrier_proc(void) {
 }
 
 /* ---- futex: fword is the number of the next half-round ---- */
-static long sfutex(atomic_uint* w, int op, unsigned val) { return syscall(SYS_futex, (unsigned*)w, op, val, NULL, NULL, 0); }
+static long sfutex(atomic_uint* w, int op, unsigned val) {
+  return syscall(SYS_futex, (unsigned*)w, op, val, NULL, NULL, 0);
+}
 static int futex_side(unsigned me) {
   for (unsigned i = 0; i < kRounds; i++) {
     unsigned want = 2 * i + me;
@@ -238,7 +243,8 @@ static int progress_child(void) {
   pthread_t t;
   pthread_create(&t, NULL, counter_thread, NULL);
   atomic_store(&sh->waiting, 1);
-  while (sem_wait(&sh->progress_sem) != 0) {}
+  while (sem_wait(&sh->progress_sem) != 0) {
+  }
   atomic_store(&sh->stop, 1);
   pthread_join(t, NULL);
   return 0;
@@ -247,12 +253,12 @@ static int progress_child(void) {
 /* ---- robust ---- */
 static int robust_main_child(void) {
   if (pthread_mutex_lock(&sh->robust) != 0) return 3;
-  return 0;  /* exits holding it */
+  return 0; /* exits holding it */
 }
 static void* robust_locker(void* arg) {
   (void)arg;
   pthread_mutex_lock(&sh->robust);
-  return NULL;  /* the thread ends holding it */
+  return NULL; /* the thread ends holding it */
 }
 static int robust_thread_child(void) {
   pthread_t t;
@@ -274,7 +280,7 @@ static void robust_take(const char* who) {
 
 int main(void) {
   mnp_report_shim();
-  alarm(60);  /* a lost wake-up ends the run with SIGALRM */
+  alarm(60); /* a lost wake-up ends the run with SIGALRM */
   sh = mmap(NULL, sizeof *sh, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
   if (sh == MAP_FAILED) return 2;
 
@@ -305,7 +311,8 @@ int main(void) {
   int rounds = 0;
   for (int i = 0; i < kRounds; i++) {
     sem_post(&sh->ping);
-    while (sem_wait(&sh->pong) != 0) {}
+    while (sem_wait(&sh->pong) != 0) {
+    }
     rounds++;
   }
   printf("sem_pingpong: rounds=%d child=%d\n", rounds, reap(c1));
@@ -323,7 +330,8 @@ int main(void) {
   rounds = 0;
   for (int i = 0; i < kNamedRounds; i++) {
     sem_post(na);
-    while (sem_wait(nb) != 0) {}
+    while (sem_wait(nb) != 0) {
+    }
     rounds++;
   }
   printf("named_sem: rounds=%d child=%d\n", rounds, reap(c1));
@@ -371,7 +379,7 @@ int main(void) {
   sem_init(&sh->progress_sem, 1, 0);
   c1 = spawn(progress_child);
   while (!atomic_load(&sh->waiting)) usleep(1000);
-  usleep(20000);  /* let the child's thread reach sem_wait */
+  usleep(20000); /* let the child's thread reach sem_wait */
   long p0 = atomic_load(&sh->progress);
   while (atomic_load(&sh->progress) < p0 + 50) usleep(1000);
   sem_post(&sh->progress_sem);

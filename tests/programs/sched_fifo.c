@@ -135,7 +135,8 @@ static int scenario_order(void) {
   printf("passed the gate before main joined: %d\n", atomic_load(&log_n));
   for (int i = 0; i < 4; i++) pthread_join(t[i], NULL);
   printf("order:");
-  for (int i = 0; i < atomic_load(&log_n) && i < 16; i++) printf(" %s%d", log_v[i] < 0 ? "end " : "start ", abs(log_v[i]));
+  for (int i = 0; i < atomic_load(&log_n) && i < 16; i++)
+    printf(" %s%d", log_v[i] < 0 ? "end " : "start ", abs(log_v[i]));
   printf("\n");
   return 0;
 }
@@ -150,7 +151,10 @@ static int scenario_yield(void) {
   int seen = atomic_load(&counter);
   pthread_join(t, NULL);
   printf("parent after create saw %s (%d of %d)\n",
-         seen == kYieldSteps ? "the finished count" : seen == 0 ? "nothing" : "a partial count", seen, kYieldSteps);
+         seen == kYieldSteps ? "the finished count"
+         : seen == 0         ? "nothing"
+                             : "a partial count",
+         seen, kYieldSteps);
   fprintf(stderr, "seen %d\n", seen);
   return 0;
 }

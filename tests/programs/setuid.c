@@ -33,9 +33,7 @@ static int g_pipe[2];
 static pthread_t g_sleeper;
 static int g_seen_ok[kHelpers];
 
-static int sees_new_ids(void) {
-  return getuid() == kId && geteuid() == kId && getgid() == kId && getegid() == kId;
-}
+static int sees_new_ids(void) { return getuid() == kId && geteuid() == kId && getgid() == kId && getegid() == kId; }
 
 static void* joiner(void* arg) {
   int slot = (int)(intptr_t)arg;
@@ -87,8 +85,8 @@ static int scan_tasks(int* mismatches) {
     for (const char* key = "Uid:"; key != NULL; key = strcmp(key, "Uid:") == 0 ? "Gid:" : NULL) {
       const char* line = strstr(buf, key);
       long v[4];
-      if (line != NULL && sscanf(line + 4, "%ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3]) == 4 &&
-          v[0] == kId && v[1] == kId && v[2] == kId && v[3] == kId)
+      if (line != NULL && sscanf(line + 4, "%ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3]) == 4 && v[0] == kId &&
+          v[1] == kId && v[2] == kId && v[3] == kId)
         good++;
     }
     if (good != 2) (*mismatches)++;

@@ -33,7 +33,7 @@
 
 enum { kRounds = 200 };
 
-static atomic_uint g_word;           /* T waits while it is 0 (shared futex) */
+static atomic_uint g_word; /* T waits while it is 0 (shared futex) */
 static atomic_int g_round, g_in_wait, g_handled, g_steps_bad;
 static pthread_mutex_t g_mu = PTHREAD_MUTEX_INITIALIZER;
 static sem_t g_go, g_done;
@@ -45,16 +45,16 @@ static void on_usr1(int sig) {
   struct timespec d = {0, 200000};
   while (nanosleep(&d, &d) != 0 && errno == EINTR) {
   }
-  sem_post(&g_done);                  /* main: "in the handler" */
-  while (sem_wait(&g_go) != 0) {      /* main posts after it took g_mu */
+  sem_post(&g_done);             /* main: "in the handler" */
+  while (sem_wait(&g_go) != 0) { /* main posts after it took g_mu */
   }
-  pthread_mutex_lock(&g_mu);          /* held by main for a while */
+  pthread_mutex_lock(&g_mu); /* held by main for a while */
   pthread_mutex_unlock(&g_mu);
   char c;
   if (read(g_pipe[0], &c, 1) != 1 || c != 'p') atomic_fetch_add(&g_steps_bad, 1);
   if (atomic_load(&g_word) != 0) atomic_fetch_add(&g_steps_bad, 1);
   atomic_fetch_add(&g_handled, 1);
-  sem_post(&g_done);                  /* main: "handler done" */
+  sem_post(&g_done); /* main: "handler done" */
   errno = saved;
 }
 
@@ -83,7 +83,7 @@ static void sem_wait_all(sem_t* s) {
 
 int main(void) {
   mnp_report_shim();
-  alarm(60);  /* default action: a hang dies of SIGALRM */
+  alarm(60); /* default action: a hang dies of SIGALRM */
   struct sigaction sa = {0};
   sa.sa_handler = on_usr1;
   sigemptyset(&sa.sa_mask);
@@ -104,9 +104,9 @@ int main(void) {
     pthread_mutex_lock(&g_mu);
     sem_post(&g_go);
     d.tv_nsec = 200000;
-    nanosleep(&d, NULL);  /* the handler now waits for g_mu */
+    nanosleep(&d, NULL); /* the handler now waits for g_mu */
     pthread_mutex_unlock(&g_mu);
-    nanosleep(&d, NULL);  /* and then for the pipe */
+    nanosleep(&d, NULL); /* and then for the pipe */
     if (write(g_pipe[1], "p", 1) != 1) return 1;
     sem_wait_all(&g_done);
     int before = atomic_load(&g_round);

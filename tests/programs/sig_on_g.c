@@ -33,13 +33,13 @@
 enum { kChildren = 200, kKills = 200 };
 
 static pthread_key_t g_key;
-static atomic_int g_bad;      /* handler ran where the key is NULL */
-static atomic_int g_chld;     /* SIGCHLD deliveries */
-static atomic_int g_usr1;     /* SIGUSR1 deliveries */
-static atomic_int g_badinfo;  /* siginfo with a wrong si_signo */
+static atomic_int g_bad;     /* handler ran where the key is NULL */
+static atomic_int g_chld;    /* SIGCHLD deliveries */
+static atomic_int g_usr1;    /* SIGUSR1 deliveries */
+static atomic_int g_badinfo; /* siginfo with a wrong si_signo */
 static atomic_int g_stop;
-static sem_t g_sem_worker;    /* worker (sem) waits on it */
-static sem_t g_sem_main;      /* posted by the SIGUSR2 handler */
+static sem_t g_sem_worker; /* worker (sem) waits on it */
+static sem_t g_sem_main;   /* posted by the SIGUSR2 handler */
 static int g_pipe[2];
 
 static void check_thread(int sig, const siginfo_t* si) {

@@ -42,7 +42,7 @@
 #include "mnp_check.h"
 
 static __thread int my_index = -1;
-static atomic_int g_hits[17];  /* handler runs per index; 16 = no index */
+static atomic_int g_hits[17]; /* handler runs per index; 16 = no index */
 static atomic_int g_stop;
 
 static void on_usr1(int sig) {
@@ -75,8 +75,7 @@ static void part_a(void) {
     pthread_join(t[i], NULL);
     ok += atomic_load(&g_hits[i]) == 1;
   }
-  printf("(a) pthread_kill to 16 parked threads: %d ran on their thread, %d elsewhere\n", ok,
-         atomic_load(&g_hits[16]));
+  printf("(a) pthread_kill to 16 parked threads: %d ran on their thread, %d elsewhere\n", ok, atomic_load(&g_hits[16]));
 }
 
 static atomic_int g_b_phase;
@@ -89,7 +88,7 @@ static void* blocker(void* a) {
   pthread_sigmask(SIG_BLOCK, &s, NULL);
   atomic_store(&g_b_phase, 1);
   while (atomic_load(&g_b_phase) != 2) usleep(1000);
-  usleep(50000);  /* the signal has had every chance to run */
+  usleep(50000); /* the signal has had every chance to run */
   sigpending(&p);
   int pend = sigismember(&p, SIGUSR1);
   int before = atomic_load(&g_hits[3]);

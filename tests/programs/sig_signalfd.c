@@ -111,7 +111,8 @@ static void* reader_b(void* a) {
   ssize_t n = read(fd, rec, sizeof rec);
   printf("(b) empty: %zd %s\n", n, n < 0 && errno == EAGAIN ? "EAGAIN" : "?");
   atomic_store(&g_ready, 1);
-  while (sem_wait(&g_go) != 0) {}
+  while (sem_wait(&g_go) != 0) {
+  }
   sigset_t p;
   sigpending(&p);
   printf("(b) sigpending: SIGUSR1 %d SIGTERM %d\n", sigismember(&p, SIGUSR1), sigismember(&p, SIGTERM));

@@ -56,7 +56,7 @@ int main(void) {
   g_caught = 0;
   pthread_t t;
   pthread_create(&t, NULL, sender, (void*)0L);
-  pthread_join(t, NULL);  /* SIGUSR2 now pending for the process */
+  pthread_join(t, NULL); /* SIGUSR2 now pending for the process */
   int r = sigsuspend(&empty);
   printf("signal pending before the call: %s, flag %s\n", r == -1 && errno == EINTR ? "EINTR" : "other",
          g_caught == SIGUSR2 ? "set" : "unset");

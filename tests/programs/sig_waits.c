@@ -133,7 +133,7 @@ static void waiter_start(void) {
 /* ---- (a) waits the kernel ends with EINTR ---------------------------------- */
 
 enum { kSemWait, kSemTimed, kSemClock, kFutex, kFutexRel, kFutexBitsetAbs, kFutexBitset, kIntrKinds };
-static const char* const kIntrNames[kIntrKinds] = {"sem_wait",   "sem_timedwait",      "sem_clockwait", "futex_wait",
+static const char* const kIntrNames[kIntrKinds] = {"sem_wait",       "sem_timedwait",    "sem_clockwait", "futex_wait",
                                                    "futex_wait_rel", "futex_bitset_abs", "futex_bitset"};
 static sem_t g_sem;
 static atomic_uint g_fword;
@@ -145,13 +145,27 @@ static void* intr_waiter(void* a) {
   waiter_start();
   long r = 0;
   switch (g_kind) {
-    case kSemWait: r = sem_wait(&g_sem); break;
-    case kSemTimed: r = sem_timedwait(&g_sem, &rt); break;
-    case kSemClock: r = sem_clockwait(&g_sem, CLOCK_MONOTONIC, &mt); break;
-    case kFutex: r = syscall(SYS_futex, &g_fword, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0); break;
-    case kFutexRel: r = syscall(SYS_futex, &g_fword, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0); break;
-    case kFutexBitsetAbs: r = syscall(SYS_futex, &g_fword, FUTEX_WAIT_BITSET_PRIVATE, 0, &mt, NULL, ~0u); break;
-    case kFutexBitset: r = syscall(SYS_futex, &g_fword, FUTEX_WAIT_BITSET_PRIVATE, 0, NULL, NULL, ~0u); break;
+    case kSemWait:
+      r = sem_wait(&g_sem);
+      break;
+    case kSemTimed:
+      r = sem_timedwait(&g_sem, &rt);
+      break;
+    case kSemClock:
+      r = sem_clockwait(&g_sem, CLOCK_MONOTONIC, &mt);
+      break;
+    case kFutex:
+      r = syscall(SYS_futex, &g_fword, FUTEX_WAIT_PRIVATE, 0, NULL, NULL, 0);
+      break;
+    case kFutexRel:
+      r = syscall(SYS_futex, &g_fword, FUTEX_WAIT_PRIVATE, 0, &rel, NULL, 0);
+      break;
+    case kFutexBitsetAbs:
+      r = syscall(SYS_futex, &g_fword, FUTEX_WAIT_BITSET_PRIVATE, 0, &mt, NULL, ~0u);
+      break;
+    case kFutexBitset:
+      r = syscall(SYS_futex, &g_fword, FUTEX_WAIT_BITSET_PRIVATE, 0, NULL, NULL, ~0u);
+      break;
   }
   g_err = errno;
   g_res = (int)r;
@@ -180,16 +194,18 @@ static void part_a(void) {
         sem_destroy(&g_sem);
         printf("(a) %-16s %-11s restart=%d: handler on waiter %d, result %s\n", kIntrNames[g_kind],
                by_kill ? "kill" : "pthread_kill", restart, on_waiter,
-               g_res == 0 ? "0" : g_err == EINTR ? "EINTR" : strerror(g_err));
+               g_res == 0       ? "0"
+               : g_err == EINTR ? "EINTR"
+                                : strerror(g_err));
       }
 }
 
 /* ---- (b) waits that go on waiting ---------------------------------------- */
 
 enum { kMutex, kMutexTimed, kCond, kCondTimed, kRdlock, kWrlock, kBarrier, kJoin, kTimedJoin, kOnce, kWaitKinds };
-static const char* const kWaitNames[kWaitKinds] = {"mutex_lock", "mutex_timedlock", "cond_wait", "cond_timedwait",
-                                                   "rwlock_rdlock", "rwlock_wrlock", "barrier_wait", "join",
-                                                   "timedjoin_np", "once"};
+static const char* const kWaitNames[kWaitKinds] = {
+    "mutex_lock",    "mutex_timedlock", "cond_wait", "cond_timedwait", "rwlock_rdlock",
+    "rwlock_wrlock", "barrier_wait",    "join",      "timedjoin_np",   "once"};
 static pthread_mutex_t g_mu;
 static pthread_cond_t g_cv;
 static int g_pred;
@@ -204,7 +220,8 @@ static int g_once_runs;
 static void* gated(void* a) {
   block_usr1(SIG_BLOCK);
   if (a) sem_post(&g_started);
-  while (sem_wait(&g_gate) != 0) {}
+  while (sem_wait(&g_gate) != 0) {
+  }
   return (void*)42L;
 }
 static void init_gated(void) {
@@ -226,8 +243,14 @@ static void* wait_waiter(void* a) {
   waiter_start();
   int r = 0;
   switch (g_kind) {
-    case kMutex: r = pthread_mutex_lock(&g_mu); pthread_mutex_unlock(&g_mu); break;
-    case kMutexTimed: r = pthread_mutex_timedlock(&g_mu, &rt); pthread_mutex_unlock(&g_mu); break;
+    case kMutex:
+      r = pthread_mutex_lock(&g_mu);
+      pthread_mutex_unlock(&g_mu);
+      break;
+    case kMutexTimed:
+      r = pthread_mutex_timedlock(&g_mu, &rt);
+      pthread_mutex_unlock(&g_mu);
+      break;
     case kCond:
     case kCondTimed:
       pthread_mutex_lock(&g_mu);
@@ -235,12 +258,28 @@ static void* wait_waiter(void* a) {
       if (r == 0 && !g_pred) r = -1; /* returned before it was signalled */
       pthread_mutex_unlock(&g_mu);
       break;
-    case kRdlock: r = pthread_rwlock_rdlock(&g_rw); pthread_rwlock_unlock(&g_rw); break;
-    case kWrlock: r = pthread_rwlock_wrlock(&g_rw); pthread_rwlock_unlock(&g_rw); break;
-    case kBarrier: r = pthread_barrier_wait(&g_bar); break;
-    case kJoin: r = pthread_join(g_target, &v); if (v != (void*)42L) r = -2; break;
-    case kTimedJoin: r = pthread_timedjoin_np(g_target, &v, &rt); if (v != (void*)42L) r = -2; break;
-    case kOnce: r = pthread_once(&g_once, init_other); break;
+    case kRdlock:
+      r = pthread_rwlock_rdlock(&g_rw);
+      pthread_rwlock_unlock(&g_rw);
+      break;
+    case kWrlock:
+      r = pthread_rwlock_wrlock(&g_rw);
+      pthread_rwlock_unlock(&g_rw);
+      break;
+    case kBarrier:
+      r = pthread_barrier_wait(&g_bar);
+      break;
+    case kJoin:
+      r = pthread_join(g_target, &v);
+      if (v != (void*)42L) r = -2;
+      break;
+    case kTimedJoin:
+      r = pthread_timedjoin_np(g_target, &v, &rt);
+      if (v != (void*)42L) r = -2;
+      break;
+    case kOnce:
+      r = pthread_once(&g_once, init_other);
+      break;
   }
   atomic_store(&g_returned, 1);
   return (void*)(long)r;
@@ -266,11 +305,13 @@ static void part_b(void) {
       if (g_kind == kRdlock || g_kind == kWrlock) pthread_rwlock_wrlock(&g_rw);
       if (g_kind == kJoin || g_kind == kTimedJoin) {
         pthread_create(&g_target, NULL, gated, (void*)1L);
-        while (sem_wait(&g_started) != 0) {}
+        while (sem_wait(&g_started) != 0) {
+        }
       }
       if (g_kind == kOnce) {
         pthread_create(&helper, NULL, once_runner, NULL);
-        while (sem_wait(&g_started) != 0) {}
+        while (sem_wait(&g_started) != 0) {
+        }
       }
       pthread_t w;
       pthread_create(&w, NULL, wait_waiter, NULL);
@@ -280,16 +321,29 @@ static void part_b(void) {
       int serial = 0;
       /* Release it. */
       switch (g_kind) {
-        case kMutex: case kMutexTimed: pthread_mutex_unlock(&g_mu); break;
-        case kCond: case kCondTimed:
+        case kMutex:
+        case kMutexTimed:
+          pthread_mutex_unlock(&g_mu);
+          break;
+        case kCond:
+        case kCondTimed:
           pthread_mutex_lock(&g_mu);
           g_pred = 1;
           pthread_cond_signal(&g_cv);
           pthread_mutex_unlock(&g_mu);
           break;
-        case kRdlock: case kWrlock: pthread_rwlock_unlock(&g_rw); break;
-        case kBarrier: serial += pthread_barrier_wait(&g_bar) == PTHREAD_BARRIER_SERIAL_THREAD; break;
-        case kJoin: case kTimedJoin: case kOnce: sem_post(&g_gate); break;
+        case kRdlock:
+        case kWrlock:
+          pthread_rwlock_unlock(&g_rw);
+          break;
+        case kBarrier:
+          serial += pthread_barrier_wait(&g_bar) == PTHREAD_BARRIER_SERIAL_THREAD;
+          break;
+        case kJoin:
+        case kTimedJoin:
+        case kOnce:
+          sem_post(&g_gate);
+          break;
       }
       void* v;
       pthread_join(w, &v);

@@ -152,12 +152,11 @@ int main(int argc, char** argv) {
       if (round_once()) bad_runs++;
       runs++;
     }
-    printf("runs=%ld sleeps=%ld early=%ld runs_with_early=%ld eintr=%ld handled=%ld\n", runs,
-           atomic_load(&g_sleeps), atomic_load(&g_early), bad_runs, atomic_load(&g_eintr),
-           atomic_load(&g_handled));
+    printf("runs=%ld sleeps=%ld early=%ld runs_with_early=%ld eintr=%ld handled=%ld\n", runs, atomic_load(&g_sleeps),
+           atomic_load(&g_early), bad_runs, atomic_load(&g_eintr), atomic_load(&g_handled));
     return atomic_load(&g_early) ? 1 : 0;
   }
-  alarm(60);  /* default action: a hang dies of SIGALRM */
+  alarm(60); /* default action: a hang dies of SIGALRM */
   round_once();
   fprintf(stderr, "sleep_soak: eintr=%ld handled=%ld\n", atomic_load(&g_eintr), atomic_load(&g_handled));
   printf("sleeps=%ld\n", atomic_load(&g_sleeps));

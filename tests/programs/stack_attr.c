@@ -45,7 +45,7 @@ struct report {
 };
 
 static struct report g_rep;
-static int g_mode;  /* what the thread does after it looked at itself */
+static int g_mode; /* what the thread does after it looked at itself */
 enum { kLook, kTouchGuardLow, kTouchGuardHigh, kRecurse, kWaitFlag };
 static volatile int g_flag;
 
@@ -76,9 +76,15 @@ static void* body(void* arg) {
   (void)arg;
   look(&g_rep);
   switch (g_mode) {
-    case kTouchGuardLow: *(volatile char*)(g_rep.lo - g_rep.guard) = 1; break;
-    case kTouchGuardHigh: *(volatile char*)(g_rep.lo - 1) = 1; break;
-    case kRecurse: recurse(0); break;
+    case kTouchGuardLow:
+      *(volatile char*)(g_rep.lo - g_rep.guard) = 1;
+      break;
+    case kTouchGuardHigh:
+      *(volatile char*)(g_rep.lo - 1) = 1;
+      break;
+    case kRecurse:
+      recurse(0);
+      break;
     case kWaitFlag:
       while (!g_flag) sched_yield();
       look(&g_rep);

@@ -87,8 +87,8 @@ int main(void) {
     lines++;
     int id = -1, line = -1, used = 0;
     /* "thread II line LLLL " is 20 characters, then the payload and '\n' */
-    if (sscanf(buf, "thread %2d line %4d%n", &id, &line, &used) != 2 || used != 19 || buf[19] != ' ' ||
-        id < 0 || id >= kThreads || line != next[id]) {
+    if (sscanf(buf, "thread %2d line %4d%n", &id, &line, &used) != 2 || used != 19 || buf[19] != ' ' || id < 0 ||
+        id >= kThreads || line != next[id]) {
       bad++;
       continue;
     }

@@ -117,11 +117,11 @@ static void on_usr1(int sig) {
 enum Kind { kBusy, kSleep, kRead, kPoll };
 struct Target {
   enum Kind kind;
-  int fd;                 /* kRead, kPoll: an empty pipe's read end */
+  int fd; /* kRead, kPoll: an empty pipe's read end */
   _Atomic pid_t tid;
-  atomic_int ready;       /* about to block / looping */
+  atomic_int ready; /* about to block / looping */
   atomic_int stop;
-  long rv;                /* the blocking call's result */
+  long rv; /* the blocking call's result */
   int err;
 };
 
@@ -139,9 +139,15 @@ static void* target_main(void* a) {
       t->rv = 0;
       break;
     }
-    case kSleep: t->rv = usleep(20 * 1000 * 1000); break;
-    case kRead: t->rv = read(t->fd, &c, 1); break;
-    case kPoll: t->rv = poll(&p, 1, 20000); break;
+    case kSleep:
+      t->rv = usleep(20 * 1000 * 1000);
+      break;
+    case kRead:
+      t->rv = read(t->fd, &c, 1);
+      break;
+    case kPoll:
+      t->rv = poll(&p, 1, 20000);
+      break;
   }
   t->err = errno;
   return NULL;
@@ -149,9 +155,12 @@ static void* target_main(void* a) {
 
 static long send_sig(int how, pid_t tid, int sig) {
   switch (how) {
-    case 0: return tgkill(getpid(), tid, sig);
-    case 1: return syscall(SYS_tgkill, getpid(), tid, sig);
-    default: return syscall(SYS_tkill, tid, sig);
+    case 0:
+      return tgkill(getpid(), tid, sig);
+    case 1:
+      return syscall(SYS_tgkill, getpid(), tid, sig);
+    default:
+      return syscall(SYS_tkill, tid, sig);
   }
 }
 

@@ -164,8 +164,10 @@ void part_tls(Ctx& c) {
     yield(c);
     if (t_counter != i + 1) fail(c, kTls, "__thread counter changed across sched_yield");
     if (t_init42 != c.id * 1000 + static_cast<int>(i % 1000)) fail(c, kTls, "__thread int changed across sched_yield");
-    if (t_tracker.owner != c.id || t_tracker.touches != i + 1) fail(c, kTls, "thread_local object changed across sched_yield");
-    if (&t_counter != counter_addr || &t_tracker != tracker_addr) fail(c, kTls, "TLS address changed across sched_yield");
+    if (t_tracker.owner != c.id || t_tracker.touches != i + 1)
+      fail(c, kTls, "thread_local object changed across sched_yield");
+    if (&t_counter != counter_addr || &t_tracker != tracker_addr)
+      fail(c, kTls, "TLS address changed across sched_yield");
     sleep_point(c);
     if (t_counter != i + 1 || t_tracker.touches != i + 1) fail(c, kTls, "TLS changed across usleep");
   }
@@ -180,7 +182,8 @@ struct UnwindProbe {
     if (std::uncaught_exceptions() != 1) fail(c, kExceptions, "uncaught_exceptions != 1 during unwinding");
     yield(c);
     yield(c);
-    if (std::uncaught_exceptions() != 1) fail(c, kExceptions, "uncaught_exceptions changed across yield during unwinding");
+    if (std::uncaught_exceptions() != 1)
+      fail(c, kExceptions, "uncaught_exceptions changed across yield during unwinding");
   }
 };
 
@@ -269,8 +272,8 @@ long verify_stdio(const std::vector<Ctx>& ctx, long* lines_out) {
     lines++;
     int id = -1, used = 0;
     long seq = -1;
-    if (sscanf(buf, "T%2d %5ld\n%n", &id, &seq, &used) != 2 || used != 10 || buf[10] != '\0' ||
-        id < 0 || id >= static_cast<int>(ctx.size()) || seq != next[id]) {
+    if (sscanf(buf, "T%2d %5ld\n%n", &id, &seq, &used) != 2 || used != 10 || buf[10] != '\0' || id < 0 ||
+        id >= static_cast<int>(ctx.size()) || seq != next[id]) {
       bad++;
       continue;
     }

@@ -43,8 +43,10 @@ static void* node(void* arg) {
   int rrc = pthread_create(&right, &g_attr, node, (void*)(intptr_t)(2 * index + 1));
   long sum = 0;
   void* res;
-  if (lrc == 0 && pthread_join(left, &res) == 0) sum += (long)(intptr_t)res; else atomic_fetch_add(&g_errors, 1);
-  if (rrc == 0 && pthread_join(right, &res) == 0) sum += (long)(intptr_t)res; else atomic_fetch_add(&g_errors, 1);
+  if (lrc == 0 && pthread_join(left, &res) == 0) sum += (long)(intptr_t)res;
+  else atomic_fetch_add(&g_errors, 1);
+  if (rrc == 0 && pthread_join(right, &res) == 0) sum += (long)(intptr_t)res;
+  else atomic_fetch_add(&g_errors, 1);
   return (void*)(intptr_t)sum;
 }
 

@@ -87,7 +87,8 @@ static int vfork_exec_masked(void) {
   /* The kernel's mask of the thread running this one now: SIGCHLD and
    * SIGUSR1 must be open again, as they are in the restored mask. */
   char buf[4096];
-  const char* blk = mnp_read_small_file("/proc/thread-self/status", buf, sizeof buf) > 0 ? strstr(buf, "SigBlk:") : NULL;
+  const char* blk =
+      mnp_read_small_file("/proc/thread-self/status", buf, sizeof buf) > 0 ? strstr(buf, "SigBlk:") : NULL;
   unsigned long long k = blk ? strtoull(blk + 7, NULL, 16) : ~0ULL;
   printf("vfork with masks: kernel blocks SIGCHLD=%d SIGUSR1=%d after the restore\n", (int)((k >> (SIGCHLD - 1)) & 1),
          (int)((k >> (SIGUSR1 - 1)) & 1));

@@ -113,13 +113,13 @@ enum Op {
 
 static atomic_int g_failures;
 
-#define CHECK(cond)                                                         \
-  do {                                                                      \
-    if (!(cond)) {                                                          \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);                \
-      fflush(stdout);                                                       \
-      atomic_fetch_add(&g_failures, 1);                                     \
-    }                                                                       \
+#define CHECK(cond)                                          \
+  do {                                                       \
+    if (!(cond)) {                                           \
+      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+      fflush(stdout);                                        \
+      atomic_fetch_add(&g_failures, 1);                      \
+    }                                                        \
   } while (0)
 
 /* ---- time ------------------------------------------------------------------ */
@@ -182,18 +182,18 @@ static uint32_t rnd(Rng* r) {
 
 typedef struct {
   pthread_barrier_t bar;
-  pthread_mutex_t mu;  /* guards everything below but the sems, words, pipes and rwlock data */
+  pthread_mutex_t mu; /* guards everything below but the sems, words, pipes and rwlock data */
   pthread_cond_t cv[kGroup];
-  int owner;           /* cond ring: whose turn */
+  int owner; /* cond ring: whose turn */
   pthread_cond_t arrive_cv, bcast_cv;
-  clockid_t cv_clock;  /* of arrive_cv and bcast_cv */
+  clockid_t cv_clock; /* of arrive_cv and bcast_cv */
   int arrived, gen;
   long ring_passes, bcasts, bcast_woken, sem_passes, futex_passes, pipe_bytes, children;
   sem_t sem[kGroup];
   atomic_uint fx[kGroup];
-  int pa[2], pb[2];    /* pipes: a carries 3 bytes out, b brings them back */
+  int pa[2], pb[2]; /* pipes: a carries 3 bytes out, b brings them back */
   pthread_rwlock_t rw;
-  long ra, rb;         /* written only under rw's write lock */
+  long ra, rb; /* written only under rw's write lock */
   atomic_long rw_writes, rw_torn;
   pthread_once_t once[kMaxRounds];
   int once_hits[kMaxRounds];
@@ -204,7 +204,7 @@ static int g_ngroups;
 static Group* g_groups;
 
 static pthread_mutex_t g_nmu[kGlobalMutexes];
-static long g_ncount[kGlobalMutexes];  /* under g_nmu[k] */
+static long g_ncount[kGlobalMutexes]; /* under g_nmu[k] */
 static atomic_long g_n_locked, g_n_extra;
 static pthread_mutex_t g_rmu[kRecMutexes];
 static long g_rcount[kRecMutexes];
@@ -213,7 +213,7 @@ static pthread_mutex_t g_emu[kErrMutexes];
 static long g_ecount[kErrMutexes];
 static atomic_long g_e_locked;
 static pthread_mutex_t g_hog_mu = PTHREAD_MUTEX_INITIALIZER;
-static long g_hog_count;  /* under g_hog_mu */
+static long g_hog_count; /* under g_hog_mu */
 static atomic_long g_hog_locked, g_hog_stretches;
 static sem_t g_pool;
 static atomic_int g_pool_in;
@@ -223,7 +223,7 @@ static __thread int tl_once_group, tl_once_round;
 
 /* Signals. */
 static pthread_mutex_t g_h_mu = PTHREAD_MUTEX_INITIALIZER;
-static long g_h_protected;  /* under g_h_mu, by handlers (trylock) and workers */
+static long g_h_protected; /* under g_h_mu, by handlers (trylock) and workers */
 static atomic_long g_h_locked, g_w_hmu;
 static atomic_long g_h_runs, g_h_write_dropped;
 static sem_t g_h_sem;
@@ -237,7 +237,7 @@ static pthread_t* g_tids;
 static pthread_mutex_t g_gate_mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t g_gate_cv = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t g_done_cv = PTHREAD_COND_INITIALIZER;
-static int g_running, g_released;  /* under g_gate_mu */
+static int g_running, g_released; /* under g_gate_mu */
 
 static void lock_ok(pthread_mutex_t* m) {
   int rc = pthread_mutex_lock(m);
@@ -276,7 +276,7 @@ static void handler(int sig) {
   sigprocmask(SIG_BLOCK, &s, &old);
   if (n % 8 == 0) {
     struct timespec d = {0, 20000};
-    nanosleep(&d, NULL);  /* EINTR is fine here */
+    nanosleep(&d, NULL); /* EINTR is fine here */
   }
   sigprocmask(SIG_SETMASK, &old, NULL);
   if (n % 16 == 0) kill(getpid(), 0);
@@ -312,7 +312,7 @@ static void* consumer(void* arg) {
       CHECK(errno == EINTR);
       continue;
     }
-    if (atomic_load(&g_stop_aux)) return NULL;  /* the stop post is not counted */
+    if (atomic_load(&g_stop_aux)) return NULL; /* the stop post is not counted */
     atomic_fetch_add(&g_consumed, 1);
   }
 }
@@ -360,7 +360,7 @@ static void* hog(void* arg) {
   for (int i = 0; i < kHogStretches; i++) {
     if (id % 2 == 0) {
       lock_ok(&g_hog_mu);
-      compute_ms(kHogStretchMs);  /* preempted while holding it */
+      compute_ms(kHogStretchMs); /* preempted while holding it */
       g_hog_count++;
       unlock_ok(&g_hog_mu);
     } else {
@@ -541,11 +541,11 @@ static void op_sem_ring(Group* g, int m, Rng* r) {
     unlock_ok(&g->mu);
     CHECK(sem_post(&g->sem[(m + 1) % kGroup]) == 0);
   }
-  if (m == 0) sem_wait_any(&g->sem[0], r);  /* the last post of the second lap */
+  if (m == 0) sem_wait_any(&g->sem[0], r); /* the last post of the second lap */
 }
 
 static void op_futex_ring(Group* g, int gi, int m, Rng* r) {
-  int priv = gi % 50 == 7 ? 0 : FUTEX_PRIVATE_FLAG;  /* a few shared ones go to the kernel */
+  int priv = gi % 50 == 7 ? 0 : FUTEX_PRIVATE_FLAG; /* a few shared ones go to the kernel */
   if (m == 0) futex_post(&g->fx[0], priv);
   for (int lap = 0; lap < 2; lap++) {
     futex_take(&g->fx[m], priv, r);
@@ -584,7 +584,7 @@ static void rw_read_check(Group* g) {
 
 static void rw_write(Group* g) {
   g->ra++;
-  if (g->ra % 3 == 0) sched_yield();  /* readers must not see ra != rb meanwhile */
+  if (g->ra % 3 == 0) sched_yield(); /* readers must not see ra != rb meanwhile */
   g->rb++;
   atomic_fetch_add(&g->rw_writes, 1);
   CHECK(pthread_rwlock_unlock(&g->rw) == 0);
@@ -707,7 +707,7 @@ static void op_join(Group* g, int id, Rng* r) {
 static void once_init(void) {
   atomic_fetch_add(&g_once_runs, 1);
   g_groups[tl_once_group].once_hits[tl_once_round]++;
-  usleep(200);  /* the others wait in pthread_once meanwhile */
+  usleep(200); /* the others wait in pthread_once meanwhile */
 }
 
 static void op_once(Group* g, int gi, int round) {
@@ -852,7 +852,7 @@ static void op_mutex(Rng* sched, Rng* r) {
         atomic_fetch_add(&g_hog_locked, 1);
         break;
       case 8:
-        lock_ok(&g_h_mu);  /* the handlers' mutex: their trylock fails meanwhile */
+        lock_ok(&g_h_mu); /* the handlers' mutex: their trylock fails meanwhile */
         g_h_protected++;
         unlock_ok(&g_h_mu);
         atomic_fetch_add(&g_w_hmu, 1);
@@ -891,17 +891,39 @@ static void* worker(void* arg) {
     int rc = pthread_barrier_wait(&g->bar);
     CHECK(rc == 0 || rc == PTHREAD_BARRIER_SERIAL_THREAD);
     switch (op_of(gi, round)) {
-      case kOpCondRing: op_cond_ring(g, m, &r); break;
-      case kOpCondBcast: op_cond_bcast(g, m, &r); break;
-      case kOpSemRing: op_sem_ring(g, m, &r); break;
-      case kOpFutexRing: op_futex_ring(g, gi, m, &r); break;
-      case kOpPipe: op_pipe(g, m, &r); break;
-      case kOpRwlock: op_rwlock(g, &r); break;
-      case kOpJoin: op_join(g, id, &r); break;
-      case kOpOnce: op_once(g, gi, round); break;
-      case kOpSleep: op_sleep(&r); break;
-      case kOpMutex: op_mutex(&sched, &r); break;
-      default: op_pool(&r); break;
+      case kOpCondRing:
+        op_cond_ring(g, m, &r);
+        break;
+      case kOpCondBcast:
+        op_cond_bcast(g, m, &r);
+        break;
+      case kOpSemRing:
+        op_sem_ring(g, m, &r);
+        break;
+      case kOpFutexRing:
+        op_futex_ring(g, gi, m, &r);
+        break;
+      case kOpPipe:
+        op_pipe(g, m, &r);
+        break;
+      case kOpRwlock:
+        op_rwlock(g, &r);
+        break;
+      case kOpJoin:
+        op_join(g, id, &r);
+        break;
+      case kOpOnce:
+        op_once(g, gi, round);
+        break;
+      case kOpSleep:
+        op_sleep(&r);
+        break;
+      case kOpMutex:
+        op_mutex(&sched, &r);
+        break;
+      default:
+        op_pool(&r);
+        break;
     }
   }
   lock_ok(&g_gate_mu);
@@ -1002,8 +1024,7 @@ static void check_iteration(int it) {
   long want[kOps] = {0};
   for (int gi = 0; gi < g_ngroups; gi++)
     for (int round = 0; round < g_rounds; round++) want[op_of(gi, round)]++;
-  long ring = 0, bcasts = 0, woken = 0, semp = 0, futp = 0, bytes = 0, children = 0, torn = 0, rw_bad = 0,
-       once_bad = 0;
+  long ring = 0, bcasts = 0, woken = 0, semp = 0, futp = 0, bytes = 0, children = 0, torn = 0, rw_bad = 0, once_bad = 0;
   for (int gi = 0; gi < g_ngroups; gi++) {
     Group* g = &g_groups[gi];
     ring += g->ring_passes;
@@ -1070,11 +1091,10 @@ static void check_iteration(int it) {
   long written = atomic_load(&g_drained) + pipe_left + atomic_load(&g_h_write_dropped);
   fprintf(stderr, "wait_stress: iteration %d: signals sent=%ld handled=%ld, timed checks=%ld\n", it,
           atomic_load(&g_sent), runs, atomic_load(&g_timed_checked));
-  int sig_ok = posted == runs && written == runs &&
-               g_h_protected == atomic_load(&g_h_locked) + atomic_load(&g_w_hmu);
+  int sig_ok = posted == runs && written == runs && g_h_protected == atomic_load(&g_h_locked) + atomic_load(&g_w_hmu);
   if (!sig_ok)
-    printf("FAIL signals: handled=%ld posted=%ld written=%ld protected=%ld locked=%ld+%ld\n", runs, posted,
-           written, g_h_protected, atomic_load(&g_h_locked), atomic_load(&g_w_hmu));
+    printf("FAIL signals: handled=%ld posted=%ld written=%ld protected=%ld locked=%ld+%ld\n", runs, posted, written,
+           g_h_protected, atomic_load(&g_h_locked), atomic_load(&g_w_hmu));
   CHECK(sig_ok);
   printf("  signals %s\n", sig_ok ? "ok" : "FAILED");
   printf("  early=%ld\n", atomic_load(&g_early));
@@ -1130,7 +1150,7 @@ static void run_iteration(int it) {
   char x = 'x';
   while (write(g_h_pipe[1], &x, 1) != 1) {
     struct timespec d = {0, 1000000};
-    nanosleep(&d, NULL);  /* full: the drainer is making room */
+    nanosleep(&d, NULL); /* full: the drainer is making room */
   }
   CHECK(pthread_join(drain, NULL) == 0);
   check_iteration(it);
@@ -1158,8 +1178,7 @@ int main(int argc, char** argv) {
     rl.rlim_cur = rl.rlim_max < need ? rl.rlim_max : need;
     setrlimit(RLIMIT_NOFILE, &rl);
     if (rl.rlim_cur < need) {
-      printf("FAIL RLIMIT_NOFILE %lu is below the %lu fds needed\n", (unsigned long)rl.rlim_cur,
-             (unsigned long)need);
+      printf("FAIL RLIMIT_NOFILE %lu is below the %lu fds needed\n", (unsigned long)rl.rlim_cur, (unsigned long)need);
       return 1;
     }
   }
@@ -1177,7 +1196,7 @@ int main(int argc, char** argv) {
 
   printf("threads=%d rounds=%d iterations=%d\n", g_threads, g_rounds, g_iterations);
   for (int it = 1; it <= g_iterations; it++) {
-    alarm((unsigned)g_watchdog);  /* default action: a hang dies of SIGALRM */
+    alarm((unsigned)g_watchdog); /* default action: a hang dies of SIGALRM */
     int64_t t0 = now_ns(CLOCK_MONOTONIC);
     run_iteration(it);
     fprintf(stderr, "wait_stress: iteration %d took %.2f s\n", it, (now_ns(CLOCK_MONOTONIC) - t0) / 1e9);

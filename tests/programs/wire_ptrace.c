@@ -46,12 +46,12 @@ static void note_kthreads(void) {
   if (k > kthreads_max) kthreads_max = k;
 }
 
-#define CHECK(c, what)                                                    \
-  do {                                                                    \
-    if (!(c)) {                                                           \
+#define CHECK(c, what)                                                          \
+  do {                                                                          \
+    if (!(c)) {                                                                 \
       fprintf(stderr, "FAIL %s: %s (errno %s)\n", mode, what, strerror(errno)); \
-      fail = 1;                                                           \
-    }                                                                     \
+      fail = 1;                                                                 \
+    }                                                                           \
   } while (0)
 
 static void* worker(void* arg) {
@@ -122,14 +122,14 @@ static void run_traceme(void) {
     }
     if (!WIFSTOPPED(st)) break;
     int sig = WSTOPSIG(st);
-    if (sig != SIGSTOP && sig != SIGUSR1) {  /* the child's own (its runtime's) */
+    if (sig != SIGSTOP && sig != SIGUSR1) { /* the child's own (its runtime's) */
       ptrace(PTRACE_CONT, pid, NULL, (void*)(long)sig);
       continue;
     }
     stops++;
     CHECK(regs_ok(mode, pid), "registers after parks");
     park_around();
-    long c = ptrace(PTRACE_CONT, pid, NULL, NULL);  /* SIGSTOP, SIGUSR1 suppressed */
+    long c = ptrace(PTRACE_CONT, pid, NULL, NULL); /* SIGSTOP, SIGUSR1 suppressed */
     CHECK(c == 0, "PTRACE_CONT");
     if (c != 0) {
       kill(pid, SIGKILL);
@@ -206,7 +206,7 @@ static void* traceme_thread(void* a) {
 
 int main(void) {
   mnp_report_shim();
-  alarm(20);  /* a lost tracee hangs the tracer: end with SIGALRM */
+  alarm(20); /* a lost tracee hangs the tracer: end with SIGALRM */
   signal(SIGUSR2, SIG_IGN);
   pthread_t w[3];
   for (int i = 0; i < 3; i++) pthread_create(&w[i], NULL, worker, i == 0 ? (void*)1 : NULL);

@@ -40,10 +40,10 @@ static int fail;
 static char proc_name[16], host0[64];
 static long long kthreads_max;
 
-#define FAILF(...)                  \
-  do {                              \
+#define FAILF(...)                        \
+  do {                                    \
     fprintf(stderr, "FAIL " __VA_ARGS__); \
-    fail = 1;                       \
+    fail = 1;                             \
   } while (0)
 
 static void* nap(void* a) {
@@ -128,11 +128,11 @@ static void* pdeath_forker(void* a) {
   }
   char c;
   park_around();
-  read(p[0], &c, 1);  /* the child has its parent-death signal set */
+  read(p[0], &c, 1); /* the child has its parent-death signal set */
   park_around();
   close(p[0]);
   close(p[1]);
-  return NULL;  /* this thread ends: the kernel signals the child */
+  return NULL; /* this thread ends: the kernel signals the child */
 }
 
 static char* alt_lo;

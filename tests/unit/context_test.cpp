@@ -37,9 +37,17 @@ uintptr_t entry_rsp_mod16 = 99;
 uint32_t co_mxcsr_seen = 0;
 int co_counter = 0;
 
-uint32_t get_mxcsr() { uint32_t v; asm volatile("stmxcsr %0" : "=m"(v)); return v; }
+uint32_t get_mxcsr() {
+  uint32_t v;
+  asm volatile("stmxcsr %0" : "=m"(v));
+  return v;
+}
 void set_mxcsr(uint32_t v) { asm volatile("ldmxcsr %0" ::"m"(v)); }
-uint16_t get_fpucw() { uint16_t v; asm volatile("fnstcw %0" : "=m"(v)); return v; }
+uint16_t get_fpucw() {
+  uint16_t v;
+  asm volatile("fnstcw %0" : "=m"(v));
+  return v;
+}
 void set_fpucw(uint16_t v) { asm volatile("fldcw %0" ::"m"(v)); }
 
 void co_body(void*) {
@@ -65,10 +73,22 @@ TEST(Context, CalleeSavedRegistersSurviveSwitches) {
   uint64_t a = seed, b = seed * 3, c = seed * 5, d = seed * 11, e = seed * 13, g = seed * 17;
   for (int i = 0; i < 1000; i++) {
     mnp_ctx_switch(&f.main_ctx, &f.co, nullptr, nullptr);
-    a += b; b ^= c; c += d; d ^= e; e += g; g ^= a;
+    a += b;
+    b ^= c;
+    c += d;
+    d ^= e;
+    e += g;
+    g ^= a;
   }
   uint64_t a2 = seed, b2 = seed * 3, c2 = seed * 5, d2 = seed * 11, e2 = seed * 13, g2 = seed * 17;
-  for (int i = 0; i < 1000; i++) { a2 += b2; b2 ^= c2; c2 += d2; d2 ^= e2; e2 += g2; g2 ^= a2; }
+  for (int i = 0; i < 1000; i++) {
+    a2 += b2;
+    b2 ^= c2;
+    c2 += d2;
+    d2 ^= e2;
+    e2 += g2;
+    g2 ^= a2;
+  }
   EXPECT_EQ(a, a2);
   EXPECT_EQ(g, g2);
   EXPECT_EQ(co_counter, 1000);
@@ -126,13 +146,16 @@ TEST(Context, OnTopCallRunsOnTargetStackAligned) {
   mnp_ctx_switch(&f.main_ctx, &f.co, nullptr, nullptr);  // co now waits in its loop
   ontop_rsp_mod16 = 99;
   ontop_on_target_stack = false;
-  mnp_ctx_switch(&f.main_ctx, &f.co, [](void* a) {
-    uintptr_t rsp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
-    ontop_rsp_mod16 = rsp % 16;
-    auto* fx2 = static_cast<Fixture*>(a);
-    uintptr_t lo = reinterpret_cast<uintptr_t>(fx2->stack), hi = lo + fx2->size;
-    ontop_on_target_stack = rsp >= lo && rsp < hi;
-  }, &f);
+  mnp_ctx_switch(
+      &f.main_ctx, &f.co,
+      [](void* a) {
+        uintptr_t rsp = reinterpret_cast<uintptr_t>(__builtin_frame_address(0));
+        ontop_rsp_mod16 = rsp % 16;
+        auto* fx2 = static_cast<Fixture*>(a);
+        uintptr_t lo = reinterpret_cast<uintptr_t>(fx2->stack), hi = lo + fx2->size;
+        ontop_on_target_stack = rsp >= lo && rsp < hi;
+      },
+      &f);
   EXPECT_EQ(ontop_rsp_mod16, 0u);
   EXPECT_TRUE(ontop_on_target_stack);
 }

@@ -31,7 +31,8 @@ TEST(Exports, MatchTable) {
   char buf[512];
   while (fgets(buf, sizeof buf, p)) {
     char addr[64], type[8], name[400];
-    if (sscanf(buf, "%63s %7s %399s", addr, type, name) == 3 && (type[0] == 'T' || type[0] == 'W' || type[0] == 'D' || type[0] == 'B' || type[0] == 'R')) {
+    if (sscanf(buf, "%63s %7s %399s", addr, type, name) == 3 &&
+        (type[0] == 'T' || type[0] == 'W' || type[0] == 'D' || type[0] == 'B' || type[0] == 'R')) {
       std::string n(name);
       auto at = n.find('@');
       if (at != std::string::npos) n = n.substr(0, at);

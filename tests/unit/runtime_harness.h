@@ -43,13 +43,13 @@ constexpr int kChildAlarmSeconds = 20;
   if (n > 0) (void)!write(2, buf, static_cast<size_t>(n) < sizeof buf ? static_cast<size_t>(n) : sizeof buf - 1);
   _exit(1);
 }
-#define RT_CHECK(c) \
-  do {              \
+#define RT_CHECK(c)                                              \
+  do {                                                           \
     if (!(c)) ::mnp_test::rt_fail(__FILE__, __LINE__, #c, 0, 0); \
   } while (0)
-#define RT_CHECK_OP(a, op, b)                                                                    \
-  do {                                                                                           \
-    long long rt_a_ = static_cast<long long>(a), rt_b_ = static_cast<long long>(b);             \
+#define RT_CHECK_OP(a, op, b)                                                                        \
+  do {                                                                                               \
+    long long rt_a_ = static_cast<long long>(a), rt_b_ = static_cast<long long>(b);                  \
     if (!(rt_a_ op rt_b_)) ::mnp_test::rt_fail(__FILE__, __LINE__, #a " " #op " " #b, rt_a_, rt_b_); \
   } while (0)
 #define RT_CHECK_EQ(a, b) RT_CHECK_OP(a, ==, b)
@@ -96,11 +96,10 @@ inline int m_thread_create(void* (*fn)(void*), void* arg) {
   _exit(0);
 }
 
-#define EXPECT_IN_RUNTIME(procs, sysmon, body)                                                                 \
-  do {                                                                                                         \
-    GTEST_FLAG_SET(death_test_style, "threadsafe");                                                            \
-    EXPECT_EXIT(::mnp_test::run_runtime(procs, sysmon, body), ::testing::ExitedWithCode(0), "") << "procs=" \
-                                                                                                    << procs;  \
+#define EXPECT_IN_RUNTIME(procs, sysmon, body)                                                                        \
+  do {                                                                                                                \
+    GTEST_FLAG_SET(death_test_style, "threadsafe");                                                                   \
+    EXPECT_EXIT(::mnp_test::run_runtime(procs, sysmon, body), ::testing::ExitedWithCode(0), "") << "procs=" << procs; \
   } while (0)
 
 // Starts fn(arg) on a new detached G (queued as the creator's next, as

@@ -201,10 +201,10 @@ struct Pair {
   uint32_t tick0 = 0;
   std::atomic<int> tick_moved{0};  // resumes that saw schedtick move
   std::atomic<int64_t> trips{0};
-  int64_t max_trips = 0;                 // A stops after these many round trips...
-  std::atomic<bool>* stop = nullptr;     // ... or once *stop is set
-  int64_t deadline = kNever;             // ... or at this time (then a starvation)
-  Parker* to_ring = nullptr;             // A readies it into the ring's tail at trip 10
+  int64_t max_trips = 0;              // A stops after these many round trips...
+  std::atomic<bool>* stop = nullptr;  // ... or once *stop is set
+  int64_t deadline = kNever;          // ... or at this time (then a starvation)
+  Parker* to_ring = nullptr;          // A readies it into the ring's tail at trip 10
   Counter done;
 };
 Pair* pair_;

@@ -66,8 +66,10 @@ TEST(Tcb, HeaderInitialisedAsDesigned) {
   EXPECT_EQ(tcb_field<void*>(g->tcb, tcbo::kSpecific), t + tcbo::kSpecific1stBlock);
   EXPECT_EQ(tcb_field<uint32_t>(g->tcb, tcbo::kRseqArea + 4), static_cast<uint32_t>(-2));
   uintptr_t me = arch_get_fs();
-  EXPECT_EQ(tcb_field<uintptr_t>(g->tcb, tcbo::kStackGuard), tcb_field<uintptr_t>(reinterpret_cast<void*>(me), tcbo::kStackGuard));
-  EXPECT_EQ(tcb_field<uintptr_t>(g->tcb, tcbo::kPointerGuard), tcb_field<uintptr_t>(reinterpret_cast<void*>(me), tcbo::kPointerGuard));
+  EXPECT_EQ(tcb_field<uintptr_t>(g->tcb, tcbo::kStackGuard),
+            tcb_field<uintptr_t>(reinterpret_cast<void*>(me), tcbo::kStackGuard));
+  EXPECT_EQ(tcb_field<uintptr_t>(g->tcb, tcbo::kPointerGuard),
+            tcb_field<uintptr_t>(reinterpret_cast<void*>(me), tcbo::kPointerGuard));
   // The stack block covers the whole mapping: the unwinder compares frame
   // addresses against its top.
   uintptr_t sb = reinterpret_cast<uintptr_t>(tcb_field<void*>(g->tcb, tcbo::kStackBlock));

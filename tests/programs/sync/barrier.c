@@ -55,9 +55,8 @@ int main(void) {
     serial_total += s;
     if (s != 1) bad_generations++;
   }
-  printf("barrier: threads=%d generations=%d serial_total=%ld bad_generations=%d early=%ld bad_rc=%ld\n",
-         kThreads, kGenerations, serial_total, bad_generations, atomic_load(&g_early),
-         atomic_load(&g_bad_rc));
+  printf("barrier: threads=%d generations=%d serial_total=%ld bad_generations=%d early=%ld bad_rc=%ld\n", kThreads,
+         kGenerations, serial_total, bad_generations, atomic_load(&g_early), atomic_load(&g_bad_rc));
   SYNC_CHECK(serial_total == kGenerations && bad_generations == 0 && atomic_load(&g_early) == 0 &&
              atomic_load(&g_bad_rc) == 0);
   expect_err("destroy", pthread_barrier_destroy(&g_barrier), 0);

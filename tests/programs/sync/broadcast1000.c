@@ -19,7 +19,7 @@ enum { kThreads = 1000, kGenerations = 5 };
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gen_cv = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t main_cv = PTHREAD_COND_INITIALIZER;
-static int generation;           /* guarded by mu: the last published one */
+static int generation;                /* guarded by mu: the last published one */
 static int arrived[kGenerations + 1]; /* guarded by mu */
 static int woke[kGenerations + 1];    /* guarded by mu */
 static int ahead;                     /* guarded by mu: woke before publication */

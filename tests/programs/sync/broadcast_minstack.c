@@ -27,11 +27,11 @@ enum { kGenerations = 4, kWatchdogSeconds = 40 };
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t gen_cv = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t main_cv = PTHREAD_COND_INITIALIZER;
-static int nthreads;                   /* this round's count (set before creation) */
-static int generation;                 /* mu */
-static int arrived[kGenerations + 1];  /* mu */
-static int woke[kGenerations + 1];     /* mu */
-static int ahead;                      /* mu */
+static int nthreads;                  /* this round's count (set before creation) */
+static int generation;                /* mu */
+static int arrived[kGenerations + 1]; /* mu */
+static int woke[kGenerations + 1];    /* mu */
+static int ahead;                     /* mu */
 static volatile sig_atomic_t g_round;
 
 static void watchdog(int sig) {

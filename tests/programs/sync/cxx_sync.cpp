@@ -127,11 +127,13 @@ void test_shared_mutex() {
   {
     std::shared_lock<std::shared_mutex> l(sm);
     bool try_excl = true;
-    std::thread([&] { try_excl = sm.try_lock(); if (try_excl) sm.unlock(); }).join();
+    std::thread([&] {
+      try_excl = sm.try_lock();
+      if (try_excl) sm.unlock();
+    }).join();
     try_ok = !try_excl;
   }
-  std::printf("shared_mutex: value=%ld violations=%d try_lock_vs_reader_fails=%d\n", value, violations.load(),
-              try_ok);
+  std::printf("shared_mutex: value=%ld violations=%d try_lock_vs_reader_fails=%d\n", value, violations.load(), try_ok);
   check(value == 8000 && violations.load() == 0 && try_ok, "shared_mutex");
 }
 
@@ -250,8 +252,7 @@ void test_jthread() {
   std::this_thread::sleep_for(std::chrono::milliseconds(20));
   w.request_stop();
   w.join();
-  std::printf("jthread: stopped_cleanly=%d spun=%d cv_any_stop=%d\n", stopped_cleanly, spins.load() > 0,
-              woke_by_stop);
+  std::printf("jthread: stopped_cleanly=%d spun=%d cv_any_stop=%d\n", stopped_cleanly, spins.load() > 0, woke_by_stop);
   check(stopped_cleanly && woke_by_stop, "jthread");
 }
 

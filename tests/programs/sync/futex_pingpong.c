@@ -128,8 +128,8 @@ int main(void) {
   start(t, 8, waiter_on_a);
   print_rc("cmp_requeue_val3_mismatch",
            fr(futex(&word_a, FUTEX_CMP_REQUEUE_PRIVATE, 0, (struct timespec*)(long)INT_MAX, &word_b, 1)), -EAGAIN);
-  print_rc("cmp_requeue_8", fr(futex(&word_a, FUTEX_CMP_REQUEUE_PRIVATE, 0, (struct timespec*)(long)INT_MAX, &word_b, 0)),
-           8);
+  print_rc("cmp_requeue_8",
+           fr(futex(&word_a, FUTEX_CMP_REQUEUE_PRIVATE, 0, (struct timespec*)(long)INT_MAX, &word_b, 0)), 8);
   atomic_store(&word_a, 1); /* woken waiters leave */
   print_rc("wake_a_after_requeue", fr(futex(&word_a, FUTEX_WAKE_PRIVATE, INT_MAX, NULL, NULL, 0)), 0);
   print_rc("wake_b_3", fr(futex(&word_b, FUTEX_WAKE_PRIVATE, 3, NULL, NULL, 0)), 3);

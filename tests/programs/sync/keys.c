@@ -62,9 +62,7 @@ static void* worker(void* arg) {
   return NULL;
 }
 
-static void* fresh(void* arg) {
-  return pthread_getspecific(*(pthread_key_t*)arg);
-}
+static void* fresh(void* arg) { return pthread_getspecific(*(pthread_key_t*)arg); }
 
 int main(void) {
   mnp_report_shim();
@@ -78,11 +76,12 @@ int main(void) {
   expect_err("key_delete_in_use", pthread_key_delete(deleted), 0);
   atomic_store(&deleted_now, 1);
   for (int i = 0; i < kThreads; i++) pthread_join(t[i], NULL);
-  printf("destructors: counted=%d (want %d) bad_value=%d nullval=%d resetter=%d (want %d) deleted=%d "
-         "initial_nonnull=%d\n",
-         atomic_load(&counted_calls), kThreads, atomic_load(&counted_bad_value), atomic_load(&nullval_calls),
-         atomic_load(&resetter_calls), kThreads * PTHREAD_DESTRUCTOR_ITERATIONS,
-         atomic_load(&deleted_calls), atomic_load(&initial_nonnull));
+  printf(
+      "destructors: counted=%d (want %d) bad_value=%d nullval=%d resetter=%d (want %d) deleted=%d "
+      "initial_nonnull=%d\n",
+      atomic_load(&counted_calls), kThreads, atomic_load(&counted_bad_value), atomic_load(&nullval_calls),
+      atomic_load(&resetter_calls), kThreads * PTHREAD_DESTRUCTOR_ITERATIONS, atomic_load(&deleted_calls),
+      atomic_load(&initial_nonnull));
   SYNC_CHECK(atomic_load(&counted_calls) == kThreads && atomic_load(&counted_bad_value) == 0);
   SYNC_CHECK(atomic_load(&nullval_calls) == 0 && atomic_load(&deleted_calls) == 0);
   SYNC_CHECK(atomic_load(&resetter_calls) == kThreads * PTHREAD_DESTRUCTOR_ITERATIONS);

@@ -23,11 +23,11 @@ enum { kCtorThreads = 2, kMainThreads = 8, kAll = kCtorThreads + kMainThreads, k
 
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
-static long counter;                 /* guarded by mu */
-static long token;                   /* guarded by mu */
-static int turns[kAll];              /* guarded by mu */
-static int ring_errors;              /* guarded by mu */
-static int arrived, go, woken;       /* guarded by mu */
+static long counter;           /* guarded by mu */
+static long token;             /* guarded by mu */
+static int turns[kAll];        /* guarded by mu */
+static int ring_errors;        /* guarded by mu */
+static int arrived, go, woken; /* guarded by mu */
 
 static void* participant(void* arg) {
   int me = (int)(intptr_t)arg;
@@ -75,9 +75,9 @@ int main(void) {
   for (int i = 0; i < kMainThreads; i++) pthread_join(t[i], NULL);
   int bad_turns = 0;
   for (int i = 0; i < kAll; i++) bad_turns += turns[i] != kRounds;
-  printf("mixed_waiters: counter=%ld expected=%d token=%ld ring_errors=%d bad_turns=%d arrived=%d woken=%d\n",
-         counter, kAll * kIncs, token, ring_errors, bad_turns, arrived, woken);
-  SYNC_CHECK(counter == (long)kAll * kIncs && token == (long)kAll * kRounds && ring_errors == 0 &&
-             bad_turns == 0 && woken == kAll);
+  printf("mixed_waiters: counter=%ld expected=%d token=%ld ring_errors=%d bad_turns=%d arrived=%d woken=%d\n", counter,
+         kAll * kIncs, token, ring_errors, bad_turns, arrived, woken);
+  SYNC_CHECK(counter == (long)kAll * kIncs && token == (long)kAll * kRounds && ring_errors == 0 && bad_turns == 0 &&
+             woken == kAll);
   return sync_finish("mixed_waiters");
 }

@@ -27,7 +27,7 @@ typedef struct {
   const char* name;
   pthread_mutex_t* m;
   enum Op op;
-  long counter;    /* guarded by *m */
+  long counter; /* guarded by *m */
   atomic_long errors;
   atomic_long try_busy; /* trylock EBUSY fallbacks (not printed: timing) */
 } Kind;
@@ -39,7 +39,9 @@ static void* worker(void* arg) {
   for (int i = 0; i < kIters; i++) {
     int rc = 0, rc2 = 0;
     switch (k->op) {
-      case kLock: rc = pthread_mutex_lock(k->m); break;
+      case kLock:
+        rc = pthread_mutex_lock(k->m);
+        break;
       case kLockTwice:
         rc = pthread_mutex_lock(k->m);
         rc2 = pthread_mutex_lock(k->m);
@@ -51,8 +53,12 @@ static void* worker(void* arg) {
           rc = pthread_mutex_lock(k->m);
         }
         break;
-      case kTimed: rc = pthread_mutex_timedlock(k->m, &far_rt); break;
-      case kClock: rc = pthread_mutex_clocklock(k->m, CLOCK_MONOTONIC, &far_mono); break;
+      case kTimed:
+        rc = pthread_mutex_timedlock(k->m, &far_rt);
+        break;
+      case kClock:
+        rc = pthread_mutex_clocklock(k->m, CLOCK_MONOTONIC, &far_mono);
+        break;
     }
     if (rc != 0 || rc2 != 0) {
       atomic_fetch_add(&k->errors, 1);

@@ -23,7 +23,11 @@
 
 /* Runs fn(arg) on a new thread and returns its int result. */
 typedef int (*Fn)(void*);
-typedef struct { Fn fn; void* arg; int result; } Call;
+typedef struct {
+  Fn fn;
+  void* arg;
+  int result;
+} Call;
 static void* call_tramp(void* p) {
   Call* c = p;
   c->result = c->fn(c->arg);

@@ -85,8 +85,8 @@ int main(void) {
   pthread_create(&b, NULL, second_caller, NULL);
   pthread_join(a, &ra);
   pthread_join(b, &rb);
-  printf("once_cancel: first_cancelled=%d second_ran_init=%d init_calls=%d\n", ra == PTHREAD_CANCELED,
-         rb == (void*)1, atomic_load(&init2_calls));
+  printf("once_cancel: first_cancelled=%d second_ran_init=%d init_calls=%d\n", ra == PTHREAD_CANCELED, rb == (void*)1,
+         atomic_load(&init2_calls));
   SYNC_CHECK(ra == PTHREAD_CANCELED && rb == (void*)1 && atomic_load(&init2_calls) == 2);
   pthread_once(&once2, init2);
   printf("once_cancel: after_third_call init_calls=%d\n", atomic_load(&init2_calls));

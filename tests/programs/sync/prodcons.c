@@ -72,8 +72,7 @@ int main(void) {
   mnp_report_shim();
   pthread_t p[kProducers], c[kConsumers];
   for (int i = 0; i < kConsumers; i++) SYNC_CHECK(pthread_create(&c[i], NULL, consumer, NULL) == 0);
-  for (int i = 0; i < kProducers; i++)
-    SYNC_CHECK(pthread_create(&p[i], NULL, producer, (void*)(intptr_t)i) == 0);
+  for (int i = 0; i < kProducers; i++) SYNC_CHECK(pthread_create(&p[i], NULL, producer, (void*)(intptr_t)i) == 0);
   for (int i = 0; i < kProducers; i++) pthread_join(p[i], NULL);
   for (int i = 0; i < kConsumers; i++) put(-1);
   for (int i = 0; i < kConsumers; i++) pthread_join(c[i], NULL);
@@ -86,8 +85,8 @@ int main(void) {
   }
   long n = atomic_load(&consumed);
   unsigned long long sum = atomic_load(&checksum);
-  printf("prodcons: consumed=%ld expected=%d exactly_once=%ld checksum=%llu expected=%llu left=%d\n", n,
-         kItems, once, sum, expect_sum, size);
+  printf("prodcons: consumed=%ld expected=%d exactly_once=%ld checksum=%llu expected=%llu left=%d\n", n, kItems, once,
+         sum, expect_sum, size);
   SYNC_CHECK(n == kItems && once == kItems && sum == expect_sum && size == 0);
   return sync_finish("prodcons");
 }

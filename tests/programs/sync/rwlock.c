@@ -33,7 +33,10 @@ static long g_table[kSlots]; /* guarded by g_rw */
 static void* writer(void* arg) {
   (void)arg;
   for (int i = 0; i < kWriteIters; i++) {
-    if (pthread_rwlock_wrlock(&g_rw) != 0) { atomic_fetch_add(&g_violations, 1); continue; }
+    if (pthread_rwlock_wrlock(&g_rw) != 0) {
+      atomic_fetch_add(&g_violations, 1);
+      continue;
+    }
     int w = atomic_fetch_add(&g_writers, 1) + 1;
     if (w != 1 || atomic_load(&g_readers) != 0) atomic_fetch_add(&g_violations, 1);
     long next = g_table[0] + 1;
@@ -50,13 +53,19 @@ static void* writer(void* arg) {
 static void* reader(void* arg) {
   (void)arg;
   for (int i = 0; i < kReadIters; i++) {
-    if (pthread_rwlock_rdlock(&g_rw) != 0) { atomic_fetch_add(&g_violations, 1); continue; }
+    if (pthread_rwlock_rdlock(&g_rw) != 0) {
+      atomic_fetch_add(&g_violations, 1);
+      continue;
+    }
     atomic_fetch_add(&g_readers, 1);
     if (atomic_load(&g_writers) != 0) atomic_fetch_add(&g_violations, 1);
     long first = g_table[0];
     if ((i & 127) == 0) sched_yield();
     for (int s = 1; s < kSlots; s++)
-      if (g_table[s] != first) { atomic_fetch_add(&g_violations, 1); break; }
+      if (g_table[s] != first) {
+        atomic_fetch_add(&g_violations, 1);
+        break;
+      }
     atomic_fetch_sub(&g_readers, 1);
     pthread_rwlock_unlock(&g_rw);
   }
@@ -168,8 +177,7 @@ static void prefer_writer(void) {
              pthread_rwlockattr_setkind_np(&a, PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP), 0);
   int kind = -1;
   pthread_rwlockattr_getkind_np(&a, &kind);
-  printf("attr_getkind_is_prefer_writer_nonrecursive=%d\n",
-         kind == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
+  printf("attr_getkind_is_prefer_writer_nonrecursive=%d\n", kind == PTHREAD_RWLOCK_PREFER_WRITER_NONRECURSIVE_NP);
   expect_err("attr_setkind_bogus", pthread_rwlockattr_setkind_np(&a, 12345), EINVAL);
   SYNC_CHECK(pthread_rwlock_init(&g_rw, &a) == 0);
   pthread_rwlockattr_destroy(&a);

@@ -47,7 +47,10 @@ static void* waiter(void* arg) {
   return NULL;
 }
 
-typedef struct { sem_t ping, pong; long bounces; } Pair;
+typedef struct {
+  sem_t ping, pong;
+  long bounces;
+} Pair;
 static Pair pairs[kPairs];
 
 static void* pinger(void* arg) {

@@ -62,8 +62,8 @@ int main(void) {
   pthread_mutex_unlock(&gate_mu);
   for (int i = 0; i < created; i++) pthread_join(t[i], NULL);
   mnp_check("kthreads_max", atomic_load(&g_kthreads_max));
-  printf("sleepers_10k: done=%ld expected=%ld short=%ld errors=%ld\n", atomic_load(&done),
-         (long)kThreads * kSleeps, atomic_load(&short_sleeps), atomic_load(&errors));
+  printf("sleepers_10k: done=%ld expected=%ld short=%ld errors=%ld\n", atomic_load(&done), (long)kThreads * kSleeps,
+         atomic_load(&short_sleeps), atomic_load(&errors));
   SYNC_CHECK(atomic_load(&done) == (long)kThreads * kSleeps && atomic_load(&short_sleeps) == 0 &&
              atomic_load(&errors) == 0);
   return sync_finish("sleepers_10k");

@@ -15,22 +15,38 @@
 /* Symbolic name of an errno value (0 prints as "0"). */
 static inline const char* err_name(int e) {
   switch (e) {
-    case 0: return "0";
-    case EAGAIN: return "EAGAIN";
-    case EBUSY: return "EBUSY";
-    case EDEADLK: return "EDEADLK";
-    case EINTR: return "EINTR";
-    case EINVAL: return "EINVAL";
-    case ENOTRECOVERABLE: return "ENOTRECOVERABLE";
-    case EOVERFLOW: return "EOVERFLOW";
-    case EOWNERDEAD: return "EOWNERDEAD";
-    case EPERM: return "EPERM";
-    case ESRCH: return "ESRCH";
-    case ETIMEDOUT: return "ETIMEDOUT";
-    case ENOMEM: return "ENOMEM";
-    case ENOSYS: return "ENOSYS";
-    case ENOENT: return "ENOENT";
-    default: return "E?";
+    case 0:
+      return "0";
+    case EAGAIN:
+      return "EAGAIN";
+    case EBUSY:
+      return "EBUSY";
+    case EDEADLK:
+      return "EDEADLK";
+    case EINTR:
+      return "EINTR";
+    case EINVAL:
+      return "EINVAL";
+    case ENOTRECOVERABLE:
+      return "ENOTRECOVERABLE";
+    case EOVERFLOW:
+      return "EOVERFLOW";
+    case EOWNERDEAD:
+      return "EOWNERDEAD";
+    case EPERM:
+      return "EPERM";
+    case ESRCH:
+      return "ESRCH";
+    case ETIMEDOUT:
+      return "ETIMEDOUT";
+    case ENOMEM:
+      return "ENOMEM";
+    case ENOSYS:
+      return "ENOSYS";
+    case ENOENT:
+      return "ENOENT";
+    default:
+      return "E?";
   }
 }
 
@@ -48,12 +64,12 @@ static inline void expect_err(const char* name, int got, int want) {
 }
 
 /* Counts a failure with a message when cond is false. */
-#define SYNC_CHECK(cond)                                                   \
-  do {                                                                     \
-    if (!(cond)) {                                                         \
-      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond);               \
-      atomic_fetch_add(&g_failures, 1);                                    \
-    }                                                                      \
+#define SYNC_CHECK(cond)                                     \
+  do {                                                       \
+    if (!(cond)) {                                           \
+      printf("FAIL %s:%d: %s\n", __FILE__, __LINE__, #cond); \
+      atomic_fetch_add(&g_failures, 1);                      \
+    }                                                        \
   } while (0)
 
 /* now(clock) + ms milliseconds, normalised. */
