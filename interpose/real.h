@@ -63,6 +63,7 @@ extern "C" {
 }
 
 #include <atomic>
+#include <string_view>
 #include <utility>
 
 #include "core/base.h"
@@ -155,6 +156,26 @@ namespace mnp {
 MNP_REAL_ONLY(MNP_REAL_DEF)
 #undef MNP_REAL_DEF
 #pragma GCC diagnostic pop
+
+// The class column of table.def (docs/ARCHITECTURE.md, "Blocking calls"),
+// for compile-time checks: sym_class("pread") == SymClass::handoff.
+enum class SymClass { life, park, poll, handoff, block, none, unlisted };
+struct SymEntry {
+  std::string_view name;
+  SymClass cls;
+};
+inline constexpr SymEntry kSymTable[] = {
+#define MNP_SYM(name, version, cls) {#name, SymClass::cls},
+#include "interpose/table.def"
+#undef MNP_SYM
+};
+constexpr SymClass sym_class(std::string_view name) {
+  for (const SymEntry& e : kSymTable)
+    if (e.name == name) return e.cls;
+  return SymClass::unlisted;
+}
+// Bracketed by entersyscall/exitsyscall; block: the P handed off at once.
+constexpr bool is_handed_off(SymClass c) { return c == SymClass::handoff || c == SymClass::block; }
 
 // A null test on a parameter glibc declares __nonnull: the compiler takes
 // such a pointer to be non-null and may drop a plain test (gcc does, clang
