@@ -45,9 +45,6 @@ extern "C" const char __etext[] __attribute__((visibility("hidden")));
 
 namespace {
 
-using CancelFn = int(pthread_t);
-constinit Real<CancelFn> real_cancel{"pthread_cancel", "GLIBC_2.34"};
-
 constexpr int kSigCancel = 32;                     // glibc's SIGCANCEL (__SIGRTMIN)
 constexpr unsigned long kSaRestorer = 0x04000000;  // the kernel's SA_RESTORER (not in the user headers)
 
@@ -154,7 +151,7 @@ MNP_EXPORT int pthread_cancel(pthread_t th) {
   HandleKind k = runtime_up ? handle_kind(th, &t) : HandleKind::kNative;
   if (k == HandleKind::kNone) return ESRCH;
   if (k == HandleKind::kNative) {
-    int r = real_cancel(th);
+    int r = real_pthread_cancel(th);
     if (runtime_up) install_handler(true);  // glibc's pthread_cancel installs its own handler once
     return r;
   }

@@ -38,30 +38,17 @@ static_assert(sizeof(CondView) == sizeof(pthread_cond_t));
 static_assert(offsetof(CondView, flags) == 36);
 constexpr uint32_t kCondPshared = 1, kCondMonotonic = 2;
 
-using InitFn = int(pthread_cond_t*, const pthread_condattr_t*);
-using OneFn = int(pthread_cond_t*);
-using WaitFn = int(pthread_cond_t*, pthread_mutex_t*);
-using TimedFn = int(pthread_cond_t*, pthread_mutex_t*, const struct timespec*);
-using ClockFn = int(pthread_cond_t*, pthread_mutex_t*, clockid_t, const struct timespec*);
-using MutexFn = int(pthread_mutex_t*);
-constinit Real<InitFn> real_init{"pthread_cond_init", "GLIBC_2.3.2"};
-constinit Real<OneFn> real_destroy{"pthread_cond_destroy", "GLIBC_2.3.2"};
-constinit Real<OneFn> real_signal{"pthread_cond_signal", "GLIBC_2.3.2"};
-constinit Real<OneFn> real_broadcast{"pthread_cond_broadcast", "GLIBC_2.3.2"};
-constinit Real<WaitFn> real_wait{"pthread_cond_wait", "GLIBC_2.3.2"};
-constinit Real<TimedFn> real_timedwait{"pthread_cond_timedwait", "GLIBC_2.3.2"};
-constinit Real<ClockFn> real_clockwait{"pthread_cond_clockwait", "GLIBC_2.34"};
-constinit Real<MutexFn> real_mutex_lock{"pthread_mutex_lock", "GLIBC_2.2.5"};
-constinit Real<MutexFn> real_mutex_unlock{"pthread_mutex_unlock", "GLIBC_2.2.5"};
-
 CondView* view(pthread_cond_t* c) { return reinterpret_cast<CondView*>(c); }
 bool pshared(pthread_cond_t* c) { return view(c)->flags.load(std::memory_order_relaxed) & kCondPshared; }
 
 // The waiter stays a user of the mutex while it waits (see nusers, sync.h).
 int lock_any(pthread_mutex_t* m) {
-  return mutex_is_pshared(m) ? handoff_call(real_mutex_lock, m) : mutex_lock_impl(m, kNever, false, nullptr, false);
+  return mutex_is_pshared(m) ? handoff_call(real_pthread_mutex_lock, m)
+                             : mutex_lock_impl(m, kNever, false, nullptr, false);
 }
-int unlock_any(pthread_mutex_t* m) { return mutex_is_pshared(m) ? real_mutex_unlock(m) : mutex_unlock_impl(m, false); }
+int unlock_any(pthread_mutex_t* m) {
+  return mutex_is_pshared(m) ? real_pthread_mutex_unlock(m) : mutex_unlock_impl(m, false);
+}
 
 // Cancellation (a condvar wait is a cancellation point): a due request is
 // acted on at entry, or ends the sleep with ECANCELED; either way the mutex
@@ -108,43 +95,43 @@ MNP_EXPORT int pthread_cond_init(pthread_cond_t* cv, const pthread_condattr_t* a
     pthread_condattr_getpshared(attr, &ps);
     pthread_condattr_getclock(attr, &clk);
   }
-  if (ps == PTHREAD_PROCESS_SHARED) return real_init(cv, attr);
+  if (ps == PTHREAD_PROCESS_SHARED) return real_pthread_cond_init(cv, attr);
   __builtin_memset(static_cast<void*>(cv), 0, sizeof *cv);
   view(cv)->flags.store(clk == CLOCK_MONOTONIC ? kCondMonotonic : 0, std::memory_order_relaxed);
   return 0;
 }
 
 MNP_EXPORT int pthread_cond_destroy(pthread_cond_t* cv) noexcept {
-  if (pshared(cv)) return real_destroy(cv);
+  if (pshared(cv)) return real_pthread_cond_destroy(cv);
   return 0;
 }
 
 MNP_EXPORT int pthread_cond_signal(pthread_cond_t* cv) noexcept {
-  if (pshared(cv)) return real_signal(cv);
+  if (pshared(cv)) return real_pthread_cond_signal(cv);
   cond_wake(cv, 1);
   return 0;
 }
 
 MNP_EXPORT int pthread_cond_broadcast(pthread_cond_t* cv) noexcept {
-  if (pshared(cv)) return real_broadcast(cv);
+  if (pshared(cv)) return real_pthread_cond_broadcast(cv);
   cond_wake(cv, INT_MAX);
   return 0;
 }
 
 MNP_EXPORT int pthread_cond_wait(pthread_cond_t* cv, pthread_mutex_t* m) {
-  if (pshared(cv)) return handoff_call(real_wait, cv, m);
+  if (pshared(cv)) return handoff_call(real_pthread_cond_wait, cv, m);
   return cond_wait(cv, m, kNever);
 }
 
 MNP_EXPORT int pthread_cond_clockwait(pthread_cond_t* cv, pthread_mutex_t* m, clockid_t clk,
                                       const struct timespec* abstime) {
-  if (pshared(cv)) return handoff_call(real_clockwait, cv, m, clk, abstime);
+  if (pshared(cv)) return handoff_call(real_pthread_cond_clockwait, cv, m, clk, abstime);
   if (!supported_clock(clk) || !valid_timespec(abstime)) return EINVAL;
   return cond_wait(cv, m, abs_deadline(clk, abstime));
 }
 
 MNP_EXPORT int pthread_cond_timedwait(pthread_cond_t* cv, pthread_mutex_t* m, const struct timespec* abstime) {
-  if (pshared(cv)) return handoff_call(real_timedwait, cv, m, abstime);
+  if (pshared(cv)) return handoff_call(real_pthread_cond_timedwait, cv, m, abstime);
   clockid_t clk = (view(cv)->flags.load(std::memory_order_relaxed) & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
   if (!valid_timespec(abstime)) return EINVAL;
   return cond_wait(cv, m, abs_deadline(clk, abstime));

@@ -22,11 +22,6 @@
 using namespace mnp;
 
 namespace {
-using GettimeFn = int(clockid_t, struct timespec*);
-using RusageFn = int(int, struct rusage*);
-constinit Real<GettimeFn> real_gettime{"clock_gettime", "GLIBC_2.17"};
-constinit Real<GettimeFn> real_getres{"clock_getres", "GLIBC_2.17"};
-constinit Real<RusageFn> real_getrusage{"getrusage", "GLIBC_2.2.5"};
 
 struct timespec ts_of(int64_t ns) {
   return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
@@ -76,14 +71,15 @@ extern "C" {
 
 MNP_EXPORT int clock_gettime(clockid_t clk, struct timespec* ts) noexcept {
   int64_t ns;
-  if (MNP_LIKELY(clk >= 0 && clk != CLOCK_THREAD_CPUTIME_ID) || !g_clock_read(clk, &ns)) return real_gettime(clk, ts);
+  if (MNP_LIKELY(clk >= 0 && clk != CLOCK_THREAD_CPUTIME_ID) || !g_clock_read(clk, &ns))
+    return real_clock_gettime(clk, ts);
   *ts = ts_of(ns);
   return 0;
 }
 
 MNP_EXPORT int clock_getres(clockid_t clk, struct timespec* res) noexcept {
   int64_t ns;
-  if (MNP_LIKELY(clk >= 0) || !g_clock_read(clk, &ns)) return real_getres(clk, res);
+  if (MNP_LIKELY(clk >= 0) || !g_clock_read(clk, &ns)) return real_clock_getres(clk, res);
   if (res) *res = {0, 1};  // the kernel's resolution for CPU clocks
   return 0;
 }

@@ -21,8 +21,6 @@ using namespace mnp;
 
 namespace {
 
-using DlopenFn = void*(const char*, int);
-constinit Real<DlopenFn> real_dlopen{"dlopen", "GLIBC_2.34"};
 constinit size_t g_off_tls_offset = 0;  // offsetof(struct link_map, l_tls_offset)
 constinit size_t g_off_tls_modid = 0;
 constinit Lock g_dl_lock;

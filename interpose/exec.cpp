@@ -26,17 +26,6 @@ using namespace mnp;
 
 namespace {
 
-using ExecveFn = int(const char*, char* const[], char* const[]);
-using ExecvFn = int(const char*, char* const[]);
-using FexecveFn = int(int, char* const[], char* const[]);
-using ExecveatFn = int(int, const char*, char* const[], char* const[], int);
-constinit Real<ExecveFn> real_execve{"execve", "GLIBC_2.2.5"};
-constinit Real<ExecvFn> real_execv{"execv", "GLIBC_2.2.5"};
-constinit Real<ExecvFn> real_execvp{"execvp", "GLIBC_2.2.5"};
-constinit Real<ExecveFn> real_execvpe{"execvpe", "GLIBC_2.11"};
-constinit Real<FexecveFn> real_fexecve{"fexecve", "GLIBC_2.2.5"};
-constinit Real<ExecveatFn> real_execveat{"execveat", "GLIBC_2.34"};
-
 // Runs one real exec call between exec_prepare and, if it returns,
 // exec_abandon; errno is the real call's.
 template <typename F>

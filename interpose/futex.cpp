@@ -27,9 +27,6 @@ using namespace mnp;
 
 namespace {
 
-using SyscallFn = long(long, ...);
-constinit Real<SyscallFn> real_syscall{"syscall", "GLIBC_2.2.5"};
-
 long fail(int e) {
   errno = e;
   return -1;

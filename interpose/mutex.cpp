@@ -40,19 +40,6 @@ constexpr int kInconsistent = INT_MAX;        // glibc's PTHREAD_MUTEX_INCONSIST
 constexpr int kNotRecoverable = INT_MAX - 1;  // glibc's PTHREAD_MUTEX_NOTRECOVERABLE
 constexpr int kDestroyed = -1;                // glibc marks a destroyed mutex's kind so
 
-using LockFn = int(pthread_mutex_t*);
-using TimedFn = int(pthread_mutex_t*, const struct timespec*);
-using ClockFn = int(pthread_mutex_t*, clockid_t, const struct timespec*);
-using InitFn = int(pthread_mutex_t*, const pthread_mutexattr_t*);
-constinit Real<LockFn> real_lock{"pthread_mutex_lock", "GLIBC_2.2.5"};
-constinit Real<LockFn> real_trylock{"pthread_mutex_trylock", "GLIBC_2.34"};
-constinit Real<LockFn> real_unlock{"pthread_mutex_unlock", "GLIBC_2.2.5"};
-constinit Real<LockFn> real_destroy{"pthread_mutex_destroy", "GLIBC_2.2.5"};
-constinit Real<LockFn> real_consistent{"pthread_mutex_consistent", "GLIBC_2.34"};
-constinit Real<TimedFn> real_timedlock{"pthread_mutex_timedlock", "GLIBC_2.34"};
-constinit Real<ClockFn> real_clocklock{"pthread_mutex_clocklock", "GLIBC_2.34"};
-constinit Real<InitFn> real_init{"pthread_mutex_init", "GLIBC_2.2.5"};
-
 MutexView* view(pthread_mutex_t* m) { return reinterpret_cast<MutexView*>(m); }
 
 // Ordinary mutexes park at once when contended: the lock then stays with the
@@ -285,7 +272,7 @@ MNP_EXPORT int pthread_mutex_init(pthread_mutex_t* mu, const pthread_mutexattr_t
     pthread_mutexattr_getpshared(attr, &pshared);
     pthread_mutexattr_getprioceiling(attr, &ceiling);
   }
-  if (pshared == PTHREAD_PROCESS_SHARED) return real_init(mu, attr);
+  if (pshared == PTHREAD_PROCESS_SHARED) return real_pthread_mutex_init(mu, attr);
   MutexView* m = view(mu);
   __builtin_memset(static_cast<void*>(m), 0, sizeof *m);
   int kind = type & kMutexKindMask;
@@ -297,7 +284,7 @@ MNP_EXPORT int pthread_mutex_init(pthread_mutex_t* mu, const pthread_mutexattr_t
 }
 
 MNP_EXPORT int pthread_mutex_destroy(pthread_mutex_t* mu) noexcept {
-  if (mutex_is_pshared(mu)) return real_destroy(mu);
+  if (mutex_is_pshared(mu)) return real_pthread_mutex_destroy(mu);
   MutexView* m = view(mu);
   int kind = m->kind.load(std::memory_order_relaxed);
   if (!(kind & kMutexRobust) && m->nusers != 0) return EBUSY;
@@ -306,34 +293,34 @@ MNP_EXPORT int pthread_mutex_destroy(pthread_mutex_t* mu) noexcept {
 }
 
 MNP_EXPORT int pthread_mutex_lock(pthread_mutex_t* mu) noexcept {
-  if (mutex_is_pshared(mu)) return handoff_call(real_lock, mu);
+  if (mutex_is_pshared(mu)) return handoff_call(real_pthread_mutex_lock, mu);
   return mutex_lock_impl(mu, kNever, false, nullptr);
 }
 
 MNP_EXPORT int pthread_mutex_trylock(pthread_mutex_t* mu) noexcept {
-  if (mutex_is_pshared(mu)) return real_trylock(mu);
+  if (mutex_is_pshared(mu)) return real_pthread_mutex_trylock(mu);
   return mutex_lock_impl(mu, kNever, true, nullptr);
 }
 
 MNP_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* mu, clockid_t clk, const struct timespec* abstime) noexcept {
-  if (mutex_is_pshared(mu)) return handoff_call(real_clocklock, mu, clk, abstime);
+  if (mutex_is_pshared(mu)) return handoff_call(real_pthread_mutex_clocklock, mu, clk, abstime);
   if (!supported_clock(clk)) return EINVAL;
   int64_t deadline = valid_timespec(abstime) ? abs_deadline(clk, abstime) : 0;
   return mutex_lock_impl(mu, deadline, false, abstime);
 }
 
 MNP_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* mu, const struct timespec* abstime) noexcept {
-  if (mutex_is_pshared(mu)) return handoff_call(real_timedlock, mu, abstime);
+  if (mutex_is_pshared(mu)) return handoff_call(real_pthread_mutex_timedlock, mu, abstime);
   return pthread_mutex_clocklock(mu, CLOCK_REALTIME, abstime);
 }
 
 MNP_EXPORT int pthread_mutex_unlock(pthread_mutex_t* mu) noexcept {
-  if (mutex_is_pshared(mu)) return real_unlock(mu);
+  if (mutex_is_pshared(mu)) return real_pthread_mutex_unlock(mu);
   return mutex_unlock_impl(mu);
 }
 
 MNP_EXPORT int pthread_mutex_consistent(pthread_mutex_t* mu) noexcept {
-  if (mutex_is_pshared(mu)) return real_consistent(mu);
+  if (mutex_is_pshared(mu)) return real_pthread_mutex_consistent(mu);
   MutexView* m = view(mu);
   int kind = m->kind.load(std::memory_order_relaxed);
   if (!(kind & kMutexRobust) || m->owner.load(std::memory_order_relaxed) != kInconsistent) return EINVAL;

@@ -39,40 +39,6 @@ using namespace mnp;
 
 namespace {
 
-using ReadFn = ssize_t(int, void*, size_t);
-using WriteFn = ssize_t(int, const void*, size_t);
-using ReadvFn = ssize_t(int, const struct iovec*, int);
-using RecvFn = ssize_t(int, void*, size_t, int);
-using RecvfromFn = ssize_t(int, void*, size_t, int, struct sockaddr*, socklen_t*);
-using RecvmsgFn = ssize_t(int, struct msghdr*, int);
-using SendFn = ssize_t(int, const void*, size_t, int);
-using SendtoFn = ssize_t(int, const void*, size_t, int, const struct sockaddr*, socklen_t);
-using SendmsgFn = ssize_t(int, const struct msghdr*, int);
-using RecvmmsgFn = int(int, struct mmsghdr*, unsigned int, int, struct timespec*);
-using SendmmsgFn = int(int, struct mmsghdr*, unsigned int, int);
-using Accept4Fn = int(int, struct sockaddr*, socklen_t*, int);
-using CloseFn = int(int);
-using ChkFailFn = void();
-using ClosefromFn = void(int);
-using ConnectFn = int(int, const struct sockaddr*, socklen_t);
-constinit Real<ReadFn> real_read{"read", "GLIBC_2.2.5"};
-constinit Real<WriteFn> real_write{"write", "GLIBC_2.2.5"};
-constinit Real<ReadvFn> real_readv{"readv", "GLIBC_2.2.5"};
-constinit Real<ReadvFn> real_writev{"writev", "GLIBC_2.2.5"};
-constinit Real<RecvFn> real_recv{"recv", "GLIBC_2.2.5"};
-constinit Real<RecvfromFn> real_recvfrom{"recvfrom", "GLIBC_2.2.5"};
-constinit Real<RecvmsgFn> real_recvmsg{"recvmsg", "GLIBC_2.2.5"};
-constinit Real<SendFn> real_send{"send", "GLIBC_2.2.5"};
-constinit Real<SendtoFn> real_sendto{"sendto", "GLIBC_2.2.5"};
-constinit Real<SendmsgFn> real_sendmsg{"sendmsg", "GLIBC_2.2.5"};
-constinit Real<RecvmmsgFn> real_recvmmsg{"recvmmsg", "GLIBC_2.12"};
-constinit Real<SendmmsgFn> real_sendmmsg{"sendmmsg", "GLIBC_2.14"};
-constinit Real<Accept4Fn> real_accept4{"accept4", "GLIBC_2.10"};
-constinit Real<CloseFn> real_close{"close", "GLIBC_2.2.5"};
-constinit Real<ChkFailFn> real_chk_fail{"__chk_fail", "GLIBC_2.3.4"};
-constinit Real<ClosefromFn> real_closefrom{"closefrom", "GLIBC_2.34"};
-constinit Real<ConnectFn> real_connect{"connect", "GLIBC_2.2.5"};
-
 constexpr int64_t kUnset = -1;
 
 bool program_nonblocking(int fd) {
@@ -195,7 +161,7 @@ int close_range_around(unsigned first, unsigned last, int flags) {
 
 namespace mnp {
 void fortify_fail() {
-  real_chk_fail();
+  real___chk_fail();
   __builtin_unreachable();
 }
 

@@ -38,21 +38,6 @@ using namespace mnp;
 
 namespace {
 
-using PollFn = int(struct pollfd*, nfds_t, int);
-using PpollFn = int(struct pollfd*, nfds_t, const struct timespec*, const sigset_t*);
-using SelectFn = int(int, fd_set*, fd_set*, fd_set*, struct timeval*);
-using PselectFn = int(int, fd_set*, fd_set*, fd_set*, const struct timespec*, const sigset_t*);
-using EpollWaitFn = int(int, struct epoll_event*, int, int);
-using EpollPwaitFn = int(int, struct epoll_event*, int, int, const sigset_t*);
-using EpollPwait2Fn = int(int, struct epoll_event*, int, const struct timespec*, const sigset_t*);
-constinit Real<PollFn> real_poll{"poll", "GLIBC_2.2.5"};
-constinit Real<PpollFn> real_ppoll{"ppoll", "GLIBC_2.4"};
-constinit Real<SelectFn> real_select{"select", "GLIBC_2.2.5"};
-constinit Real<PselectFn> real_pselect{"pselect", "GLIBC_2.2.5"};
-constinit Real<EpollWaitFn> real_epoll_wait{"epoll_wait", "GLIBC_2.3.2"};
-constinit Real<EpollPwaitFn> real_epoll_pwait{"epoll_pwait", "GLIBC_2.6"};
-constinit Real<EpollPwait2Fn> real_epoll_pwait2{"epoll_pwait2", "GLIBC_2.35"};
-
 // Deadlines: kNever, or monotonic ns. A timeout that overflows is kNever.
 int64_t deadline_ms(int ms) { return ms < 0 ? kNever : nanotime() + static_cast<int64_t>(ms) * 1000000; }
 int64_t deadline_ts(const struct timespec* ts) {

@@ -18,4 +18,10 @@ void* real_sym(const char* name, const char* version) {
   }
   return p;
 }
+
+void* RealSym::resolve() const {
+  void* p = real_sym(name_, version_);
+  fn_.store(p, std::memory_order_relaxed);
+  return p;
+}
 }  // namespace mnp

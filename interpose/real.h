@@ -1,4 +1,4 @@
-// interpose/real.h — finding the real (glibc) versions of interposed symbols.
+// interpose/real.h — the real (glibc) versions of interposed symbols.
 //
 // Every interposer reaches its real function through a Real<F>: a constinit
 // object holding the symbol's name, its glibc version and a pointer that is
@@ -13,13 +13,57 @@
 // when the symbol exists. Two threads racing on the first use both look the
 // symbol up and store the same value; the pointer is read with a relaxed
 // load (a function address needs no ordering with anything else).
+//
+// The Real objects are made here, from interpose/table.def, and nowhere
+// else: real_NAME for every symbol the table lists, of the type of glibc's
+// own declaration (decltype), so a name, a version or a type is written
+// once. The few glibc symbols no header declares are declared below, with
+// the prototype the interposer defines. Inline variables: a translation
+// unit that uses none of them emits none, one that does reads the pointer
+// with a single RIP-relative load.
 #pragma once
 
+// Every header that declares a symbol of table.def.
 #include <dlfcn.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <mqueue.h>
+#include <netdb.h>
+#include <poll.h>
+#include <pthread.h>
+#include <pwd.h>
+#include <sched.h>
+#include <semaphore.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/epoll.h>
+#include <sys/file.h>
+#include <sys/fsuid.h>
+#include <sys/msg.h>
+#include <sys/personality.h>
+#include <sys/prctl.h>
+#include <sys/ptrace.h>
+#include <sys/resource.h>
+#include <sys/select.h>
+#include <sys/sem.h>
+#include <sys/sendfile.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
 #include <sys/types.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+// glibc 2.36's sys/pidfd.h lacks __BEGIN_DECLS: C++ would take pidfd_open
+// for a C++ function.
+extern "C" {
+#include <sys/pidfd.h>
+}
 
 #include <atomic>
+#include <string_view>
 #include <utility>
 
 #include "core/base.h"
@@ -29,34 +73,109 @@ namespace mnp {
 // dlvsym(RTLD_NEXT, name, version), falling back to dlsym; fatal if absent.
 void* real_sym(const char* name, const char* version);
 
-template <typename F>
-class Real {
+// The untyped part of a Real: one out-of-line resolve for every type.
+class RealSym {
  public:
-  constexpr Real(const char* name, const char* version) : name_(name), version_(version) {}
-  Real(const Real&) = delete;
-  Real& operator=(const Real&) = delete;
+  constexpr RealSym(const char* name, const char* version) : name_(name), version_(version) {}
+  RealSym(const RealSym&) = delete;
+  RealSym& operator=(const RealSym&) = delete;
 
-  F* get() const {
+ protected:
+  void* load() const {
     void* p = fn_.load(std::memory_order_relaxed);
     if (__builtin_expect(p == nullptr, 0)) p = resolve();
-    return reinterpret_cast<F*>(p);
+    return p;
   }
+
+ private:
+  [[gnu::noinline, gnu::cold]] void* resolve() const;  // real.cpp
+  const char* name_;
+  const char* version_;
+  mutable std::atomic<void*> fn_{nullptr};
+};
+
+template <typename F>
+class Real : public RealSym {
+ public:
+  using RealSym::RealSym;
+
+  F* get() const { return reinterpret_cast<F*>(load()); }
   operator F*() const { return get(); }
   template <typename... A>
   decltype(auto) operator()(A&&... a) const {
     return get()(std::forward<A>(a)...);
   }
-
- private:
-  [[gnu::noinline, gnu::cold]] void* resolve() const {
-    void* p = real_sym(name_, version_);
-    fn_.store(p, std::memory_order_relaxed);
-    return p;
-  }
-  const char* name_;
-  const char* version_;
-  mutable std::atomic<void*> fn_{nullptr};
 };
+
+}  // namespace mnp
+
+// glibc exports these, but no header declares them (or only under
+// _FORTIFY_SOURCE, or in C only): the interposers' prototypes.
+extern "C" {
+int __libc_start_main(int (*main)(int, char**, char**), int argc, char** argv, void (*init)(), void (*fini)(),
+                      void (*rtld_fini)(), void* stack_end) noexcept;
+ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexcept;
+ssize_t __recv_chk(int fd, void* buf, size_t n, size_t buflen, int flags) noexcept;
+ssize_t __recvfrom_chk(int fd, void* buf, size_t n, size_t buflen, int flags, struct sockaddr* a,
+                       socklen_t* alen) noexcept;
+int __poll_chk(struct pollfd* fds, nfds_t n, int timeout, size_t fdslen) noexcept;
+int __ppoll_chk(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* mask, size_t fdslen) noexcept;
+char* __fgets_chk(char* s, size_t size, int n, FILE* f);
+size_t __fread_chk(void* p, size_t plen, size_t sz, size_t n, FILE* f);
+ssize_t __pread_chk(int fd, void* b, size_t n, off_t o, size_t bl);
+ssize_t __pread64_chk(int fd, void* b, size_t n, off64_t o, size_t bl);
+int __isoc99_vfscanf(FILE* f, const char* fmt, va_list ap);
+int __isoc99_vscanf(const char* fmt, va_list ap);
+int __isoc99_fscanf(FILE* f, const char* fmt, ...);
+int __isoc99_scanf(const char* fmt, ...);
+sighandler_t bsd_signal(int sig, sighandler_t handler) noexcept;
+int capset(void* hdr, void* data) noexcept;
+int capget(void* hdr, void* data) noexcept;
+[[noreturn]] void __chk_fail(void) noexcept;
+}
+
+namespace mnp {
+
+// Symbols the shim calls through a Real but does not interpose (so not in
+// table.def, which is also the export list).
+// X(name, glibc version)
+#define MNP_REAL_ONLY(X)       \
+  X(__chk_fail, "GLIBC_2.3.4") \
+  X(ftrylockfile, "GLIBC_2.2.5")
+
+// real_NAME: the real NAME. Naming the type of a function glibc marks
+// deprecated (pthread_yield, siginterrupt) is no use of it, and the nonnull
+// attributes a type loses as a template argument are not wanted here.
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+#pragma GCC diagnostic ignored "-Wignored-attributes"
+#define MNP_REAL_DEF(name, version, ...) inline constinit Real<decltype(::name)> real_##name{#name, version};
+#define MNP_SYM MNP_REAL_DEF
+#include "interpose/table.def"
+#undef MNP_SYM
+MNP_REAL_ONLY(MNP_REAL_DEF)
+#undef MNP_REAL_DEF
+#pragma GCC diagnostic pop
+
+// The class column of table.def (docs/ARCHITECTURE.md, "Blocking calls"),
+// for compile-time checks: sym_class("pread") == SymClass::handoff.
+enum class SymClass { life, park, poll, handoff, block, none, unlisted };
+struct SymEntry {
+  std::string_view name;
+  SymClass cls;
+};
+inline constexpr SymEntry kSymTable[] = {
+#define MNP_SYM(name, version, cls) {#name, SymClass::cls},
+#include "interpose/table.def"
+#undef MNP_SYM
+};
+constexpr SymClass sym_class(std::string_view name) {
+  for (const SymEntry& e : kSymTable)
+    if (e.name == name) return e.cls;
+  return SymClass::unlisted;
+}
+// Bracketed by entersyscall/exitsyscall; block: the P handed off at once.
+constexpr bool is_handed_off(SymClass c) { return c == SymClass::handoff || c == SymClass::block; }
 
 // A null test on a parameter glibc declares __nonnull: the compiler takes
 // such a pointer to be non-null and may drop a plain test (gcc does, clang

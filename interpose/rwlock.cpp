@@ -169,27 +169,6 @@ struct BarrierView {
 static_assert(sizeof(BarrierView) == sizeof(pthread_barrier_t));
 BarrierView* bar(pthread_barrier_t* b) { return reinterpret_cast<BarrierView*>(b); }
 
-using RwInitFn = int(pthread_rwlock_t*, const pthread_rwlockattr_t*);
-using RwFn = int(pthread_rwlock_t*);
-using RwTimedFn = int(pthread_rwlock_t*, const struct timespec*);
-using RwClockFn = int(pthread_rwlock_t*, clockid_t, const struct timespec*);
-using BarInitFn = int(pthread_barrier_t*, const pthread_barrierattr_t*, unsigned);
-using BarFn = int(pthread_barrier_t*);
-constinit Real<RwInitFn> real_rw_init{"pthread_rwlock_init", "GLIBC_2.34"};
-constinit Real<RwFn> real_rw_destroy{"pthread_rwlock_destroy", "GLIBC_2.34"};
-constinit Real<RwFn> real_rdlock{"pthread_rwlock_rdlock", "GLIBC_2.34"};
-constinit Real<RwFn> real_wrlock{"pthread_rwlock_wrlock", "GLIBC_2.34"};
-constinit Real<RwFn> real_tryrdlock{"pthread_rwlock_tryrdlock", "GLIBC_2.34"};
-constinit Real<RwFn> real_trywrlock{"pthread_rwlock_trywrlock", "GLIBC_2.34"};
-constinit Real<RwFn> real_rwunlock{"pthread_rwlock_unlock", "GLIBC_2.34"};
-constinit Real<RwTimedFn> real_timedrdlock{"pthread_rwlock_timedrdlock", "GLIBC_2.34"};
-constinit Real<RwTimedFn> real_timedwrlock{"pthread_rwlock_timedwrlock", "GLIBC_2.34"};
-constinit Real<RwClockFn> real_clockrdlock{"pthread_rwlock_clockrdlock", "GLIBC_2.34"};
-constinit Real<RwClockFn> real_clockwrlock{"pthread_rwlock_clockwrlock", "GLIBC_2.34"};
-constinit Real<BarInitFn> real_bar_init{"pthread_barrier_init", "GLIBC_2.34"};
-constinit Real<BarFn> real_bar_destroy{"pthread_barrier_destroy", "GLIBC_2.34"};
-constinit Real<BarFn> real_bar_wait{"pthread_barrier_wait", "GLIBC_2.34"};
-
 }  // namespace
 
 extern "C" {
@@ -200,62 +179,64 @@ MNP_EXPORT int pthread_rwlock_init(pthread_rwlock_t* l, const pthread_rwlockattr
     pthread_rwlockattr_getpshared(attr, &ps);
     pthread_rwlockattr_getkind_np(attr, &kind);
   }
-  if (ps == PTHREAD_PROCESS_SHARED) return real_rw_init(l, attr);
+  if (ps == PTHREAD_PROCESS_SHARED) return real_pthread_rwlock_init(l, attr);
   __builtin_memset(static_cast<void*>(l), 0, sizeof *l);
   rw(l)->flags = static_cast<uint32_t>(kind);
   return 0;
 }
-MNP_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t* l) noexcept { return rw(l)->shared ? real_rw_destroy(l) : 0; }
+MNP_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t* l) noexcept {
+  return rw(l)->shared ? real_pthread_rwlock_destroy(l) : 0;
+}
 MNP_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? handoff_call(real_rdlock, l) : rdlock(l, kNever, false);
+  return rw(l)->shared ? handoff_call(real_pthread_rwlock_rdlock, l) : rdlock(l, kNever, false);
 }
 MNP_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? real_tryrdlock(l) : rdlock(l, kNever, true);
+  return rw(l)->shared ? real_pthread_rwlock_tryrdlock(l) : rdlock(l, kNever, true);
 }
 MNP_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t c, const struct timespec* t) noexcept {
-  if (rw(l)->shared) return handoff_call(real_clockrdlock, l, c, t);
+  if (rw(l)->shared) return handoff_call(real_pthread_rwlock_clockrdlock, l, c, t);
   // glibc checks the clock and the time first, even when the lock is free.
   if (!supported_clock(c) || !valid_timespec(t)) return EINVAL;
   return rdlock(l, abs_deadline(c, t), false);
 }
 MNP_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const struct timespec* t) noexcept {
-  if (rw(l)->shared) return handoff_call(real_timedrdlock, l, t);
+  if (rw(l)->shared) return handoff_call(real_pthread_rwlock_timedrdlock, l, t);
   return pthread_rwlock_clockrdlock(l, CLOCK_REALTIME, t);
 }
 MNP_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? handoff_call(real_wrlock, l) : wrlock(l, kNever, false);
+  return rw(l)->shared ? handoff_call(real_pthread_rwlock_wrlock, l) : wrlock(l, kNever, false);
 }
 MNP_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? real_trywrlock(l) : wrlock(l, kNever, true);
+  return rw(l)->shared ? real_pthread_rwlock_trywrlock(l) : wrlock(l, kNever, true);
 }
 MNP_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t c, const struct timespec* t) noexcept {
-  if (rw(l)->shared) return handoff_call(real_clockwrlock, l, c, t);
+  if (rw(l)->shared) return handoff_call(real_pthread_rwlock_clockwrlock, l, c, t);
   if (!supported_clock(c) || !valid_timespec(t)) return EINVAL;
   return wrlock(l, abs_deadline(c, t), false);
 }
 MNP_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const struct timespec* t) noexcept {
-  if (rw(l)->shared) return handoff_call(real_timedwrlock, l, t);
+  if (rw(l)->shared) return handoff_call(real_pthread_rwlock_timedwrlock, l, t);
   return pthread_rwlock_clockwrlock(l, CLOCK_REALTIME, t);
 }
 MNP_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? real_rwunlock(l) : rwunlock(l);
+  return rw(l)->shared ? real_pthread_rwlock_unlock(l) : rwunlock(l);
 }
 
 MNP_EXPORT int pthread_barrier_init(pthread_barrier_t* b, const pthread_barrierattr_t* attr, unsigned count) noexcept {
   int ps = PTHREAD_PROCESS_PRIVATE;
   if (attr) pthread_barrierattr_getpshared(attr, &ps);
-  if (ps == PTHREAD_PROCESS_SHARED) return real_bar_init(b, attr, count);
+  if (ps == PTHREAD_PROCESS_SHARED) return real_pthread_barrier_init(b, attr, count);
   if (count == 0 || count >= UINT_MAX / 2) return EINVAL;  // glibc's bound
   __builtin_memset(static_cast<void*>(b), 0, sizeof *b);
   bar(b)->count = count;
   return 0;
 }
 MNP_EXPORT int pthread_barrier_destroy(pthread_barrier_t* b) noexcept {
-  return bar(b)->shared ? real_bar_destroy(b) : 0;
+  return bar(b)->shared ? real_pthread_barrier_destroy(b) : 0;
 }
 MNP_EXPORT int pthread_barrier_wait(pthread_barrier_t* b) noexcept {
   BarrierView* v = bar(b);
-  if (v->shared) return handoff_call(real_bar_wait, b);
+  if (v->shared) return handoff_call(real_pthread_barrier_wait, b);
   ilock(&v->lock);
   if (++v->arrived == v->count) {
     v->arrived = 0;

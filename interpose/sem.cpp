@@ -37,20 +37,6 @@ struct SemView {
 };
 static_assert(sizeof(SemView) == sizeof(sem_t));
 
-using InitFn = int(sem_t*, int, unsigned);
-using OneFn = int(sem_t*);
-using TimedFn = int(sem_t*, const struct timespec*);
-using ClockFn = int(sem_t*, clockid_t, const struct timespec*);
-using GetFn = int(sem_t*, int*);
-constinit Real<InitFn> real_init{"sem_init", "GLIBC_2.34"};
-constinit Real<OneFn> real_destroy{"sem_destroy", "GLIBC_2.34"};
-constinit Real<OneFn> real_wait{"sem_wait", "GLIBC_2.34"};
-constinit Real<OneFn> real_trywait{"sem_trywait", "GLIBC_2.34"};
-constinit Real<OneFn> real_post{"sem_post", "GLIBC_2.34"};
-constinit Real<TimedFn> real_timedwait{"sem_timedwait", "GLIBC_2.34"};
-constinit Real<ClockFn> real_clockwait{"sem_clockwait", "GLIBC_2.34"};
-constinit Real<GetFn> real_getvalue{"sem_getvalue", "GLIBC_2.34"};
-
 SemView* view(sem_t* s) { return reinterpret_cast<SemView*>(s); }
 bool shared(sem_t* s) { return view(s)->priv != 0; }
 
@@ -88,7 +74,7 @@ int sem_wait_impl(sem_t* sem, int64_t deadline) {
 extern "C" {
 
 MNP_EXPORT int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
-  if (pshared) return real_init(sem, pshared, value);
+  if (pshared) return real_sem_init(sem, pshared, value);
   if (value > SEM_VALUE_MAX) {
     errno = EINVAL;
     return -1;
@@ -99,15 +85,15 @@ MNP_EXPORT int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
   return 0;
 }
 
-MNP_EXPORT int sem_destroy(sem_t* sem) noexcept { return shared(sem) ? real_destroy(sem) : 0; }
+MNP_EXPORT int sem_destroy(sem_t* sem) noexcept { return shared(sem) ? real_sem_destroy(sem) : 0; }
 
 MNP_EXPORT int sem_wait(sem_t* sem) {
-  if (shared(sem)) return handoff_call(real_wait, sem);
+  if (shared(sem)) return handoff_call(real_sem_wait, sem);
   return sem_wait_impl(sem, kNever);
 }
 
 MNP_EXPORT int sem_trywait(sem_t* sem) noexcept {
-  if (shared(sem)) return real_trywait(sem);
+  if (shared(sem)) return real_sem_trywait(sem);
   if (try_take(view(sem))) return 0;
   errno = EAGAIN;
   return -1;
@@ -116,7 +102,7 @@ MNP_EXPORT int sem_trywait(sem_t* sem) noexcept {
 // glibc checks the clock and the time before it tries the semaphore;
 // sem_timedwait also acts on a due cancellation request first.
 MNP_EXPORT int sem_clockwait(sem_t* sem, clockid_t clk, const struct timespec* abstime) {
-  if (shared(sem)) return handoff_call(real_clockwait, sem, clk, abstime);
+  if (shared(sem)) return handoff_call(real_sem_clockwait, sem, clk, abstime);
   if (!supported_clock(clk) || !valid_timespec(abstime)) {
     errno = EINVAL;
     return -1;
@@ -126,7 +112,7 @@ MNP_EXPORT int sem_clockwait(sem_t* sem, clockid_t clk, const struct timespec* a
 }
 
 MNP_EXPORT int sem_timedwait(sem_t* sem, const struct timespec* abstime) {
-  if (shared(sem)) return handoff_call(real_timedwait, sem, abstime);
+  if (shared(sem)) return handoff_call(real_sem_timedwait, sem, abstime);
   if (!valid_timespec(abstime)) {
     errno = EINVAL;
     return -1;
@@ -135,7 +121,7 @@ MNP_EXPORT int sem_timedwait(sem_t* sem, const struct timespec* abstime) {
 }
 
 MNP_EXPORT int sem_post(sem_t* sem) noexcept {
-  if (shared(sem)) return real_post(sem);
+  if (shared(sem)) return real_sem_post(sem);
   SemView* s = view(sem);
   uint32_t v = s->value.load(std::memory_order_relaxed);
   do {
@@ -149,7 +135,7 @@ MNP_EXPORT int sem_post(sem_t* sem) noexcept {
 }
 
 MNP_EXPORT int sem_getvalue(sem_t* sem, int* out) noexcept {
-  if (shared(sem)) return real_getvalue(sem, out);
+  if (shared(sem)) return real_sem_getvalue(sem, out);
   *out = static_cast<int>(view(sem)->value.load(std::memory_order_relaxed));
   return 0;
 }

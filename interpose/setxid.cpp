@@ -65,20 +65,6 @@ int on_m_tcb(Fn fn) {
   return r;
 }
 
-using Fn1 = int(unsigned);
-using Fn2 = int(unsigned, unsigned);
-using Fn3 = int(unsigned, unsigned, unsigned);
-using FnGroups = int(size_t, const gid_t*);
-constinit Real<Fn1> r_setuid{"setuid", "GLIBC_2.2.5"};
-constinit Real<Fn1> r_setgid{"setgid", "GLIBC_2.2.5"};
-constinit Real<Fn1> r_seteuid{"seteuid", "GLIBC_2.2.5"};
-constinit Real<Fn1> r_setegid{"setegid", "GLIBC_2.2.5"};
-constinit Real<Fn2> r_setreuid{"setreuid", "GLIBC_2.2.5"};
-constinit Real<Fn2> r_setregid{"setregid", "GLIBC_2.2.5"};
-constinit Real<Fn3> r_setresuid{"setresuid", "GLIBC_2.2.5"};
-constinit Real<Fn3> r_setresgid{"setresgid", "GLIBC_2.2.5"};
-constinit Real<FnGroups> r_setgroups{"setgroups", "GLIBC_2.2.5"};
-
 }  // namespace
 
 namespace mnp {
@@ -100,30 +86,30 @@ void interpose_setxid_install_handler() {
 
 extern "C" {
 MNP_EXPORT int setuid(uid_t u) noexcept {
-  return on_m_tcb([&] { return r_setuid(u); });
+  return on_m_tcb([&] { return real_setuid(u); });
 }
 MNP_EXPORT int setgid(gid_t g) noexcept {
-  return on_m_tcb([&] { return r_setgid(g); });
+  return on_m_tcb([&] { return real_setgid(g); });
 }
 MNP_EXPORT int seteuid(uid_t u) noexcept {
-  return on_m_tcb([&] { return r_seteuid(u); });
+  return on_m_tcb([&] { return real_seteuid(u); });
 }
 MNP_EXPORT int setegid(gid_t g) noexcept {
-  return on_m_tcb([&] { return r_setegid(g); });
+  return on_m_tcb([&] { return real_setegid(g); });
 }
 MNP_EXPORT int setreuid(uid_t a, uid_t b) noexcept {
-  return on_m_tcb([&] { return r_setreuid(a, b); });
+  return on_m_tcb([&] { return real_setreuid(a, b); });
 }
 MNP_EXPORT int setregid(gid_t a, gid_t b) noexcept {
-  return on_m_tcb([&] { return r_setregid(a, b); });
+  return on_m_tcb([&] { return real_setregid(a, b); });
 }
 MNP_EXPORT int setresuid(uid_t a, uid_t b, uid_t c) noexcept {
-  return on_m_tcb([&] { return r_setresuid(a, b, c); });
+  return on_m_tcb([&] { return real_setresuid(a, b, c); });
 }
 MNP_EXPORT int setresgid(gid_t a, gid_t b, gid_t c) noexcept {
-  return on_m_tcb([&] { return r_setresgid(a, b, c); });
+  return on_m_tcb([&] { return real_setresgid(a, b, c); });
 }
 MNP_EXPORT int setgroups(size_t n, const gid_t* l) noexcept {
-  return on_m_tcb([&] { return r_setgroups(n, l); });
+  return on_m_tcb([&] { return real_setgroups(n, l); });
 }
 }

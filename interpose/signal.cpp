@@ -50,24 +50,7 @@
 using namespace mnp;
 
 namespace {
-using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
-using SignalFn = sighandler_t(int, sighandler_t);
 using MaskFn = int(int, const sigset_t*, sigset_t*);
-constinit Real<SigactionFn> real_sigaction{"sigaction", "GLIBC_2.2.5"};
-constinit Real<MaskFn> real_sigprocmask{"sigprocmask", "GLIBC_2.2.5"};
-constinit Real<MaskFn> real_pthread_sigmask{"pthread_sigmask", "GLIBC_2.32"};
-using PendingFn = int(sigset_t*);
-using RaiseFn = int(int);
-using SigwaitFn = int(const sigset_t*, int*);
-using SigwaitinfoFn = int(const sigset_t*, siginfo_t*);
-using SigtimedwaitFn = int(const sigset_t*, siginfo_t*, const struct timespec*);
-using SigsuspendFn = int(const sigset_t*);
-constinit Real<PendingFn> real_sigpending{"sigpending", "GLIBC_2.2.5"};
-constinit Real<RaiseFn> real_raise{"raise", "GLIBC_2.2.5"};
-constinit Real<SigwaitFn> real_sigwait{"sigwait", "GLIBC_2.2.5"};
-constinit Real<SigwaitinfoFn> real_sigwaitinfo{"sigwaitinfo", "GLIBC_2.2.5"};
-constinit Real<SigtimedwaitFn> real_sigtimedwait{"sigtimedwait", "GLIBC_2.2.5"};
-constinit Real<SigsuspendFn> real_sigsuspend{"sigsuspend", "GLIBC_2.2.5"};
 
 constexpr int kNsig = 65;
 

@@ -47,9 +47,6 @@ using namespace mnp;
 
 namespace {
 
-using SignalfdFn = int(int, const sigset_t*, int);
-constinit Real<SignalfdFn> real_signalfd{"signalfd", "GLIBC_2.7"};
-
 // Recorded signalfds: fd and mask (0: free entry). Few programs make more
 // than one; past the table's end a signalfd is not recorded.
 struct Entry {

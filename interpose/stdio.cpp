@@ -18,13 +18,6 @@
 
 using namespace mnp;
 
-namespace {
-using LockFn = void(FILE*);
-using TryFn = int(FILE*);
-constinit Real<LockFn> real_flockfile{"flockfile", "GLIBC_2.2.5"};
-constinit Real<TryFn> real_ftrylockfile{"ftrylockfile", "GLIBC_2.2.5"};
-}  // namespace
-
 extern "C" MNP_EXPORT void flockfile(FILE* fp) noexcept {
   if (!runtime_up || !get_user_g()) return real_flockfile(fp);
   while (real_ftrylockfile(fp) != 0) {

@@ -39,32 +39,6 @@ using namespace mnp;
 
 namespace {
 
-using CreateFn = int(pthread_t*, const pthread_attr_t*, void* (*)(void*), void*);
-using JoinFn = int(pthread_t, void**);
-using TryJoinFn = int(pthread_t, void**);
-using ClockJoinFn = int(pthread_t, void**, clockid_t, const struct timespec*);
-using DetachFn = int(pthread_t);
-using GetattrFn = int(pthread_t, pthread_attr_t*);
-using SetnameFn = int(pthread_t, const char*);
-using GetnameFn = int(pthread_t, char*, size_t);
-using CpuclockFn = int(pthread_t, clockid_t*);
-using KillFn = int(pthread_t, int);
-using ExitFn = void(void*);
-
-constinit Real<CreateFn> real_create{"pthread_create", "GLIBC_2.34"};
-constinit Real<JoinFn> real_join{"pthread_join", "GLIBC_2.34"};
-constinit Real<TryJoinFn> real_tryjoin{"pthread_tryjoin_np", "GLIBC_2.34"};
-constinit Real<ClockJoinFn> real_clockjoin{"pthread_clockjoin_np", "GLIBC_2.34"};
-constinit Real<DetachFn> real_detach{"pthread_detach", "GLIBC_2.34"};
-constinit Real<GetattrFn> real_getattr{"pthread_getattr_np", "GLIBC_2.32"};
-constinit Real<SetnameFn> real_setname{"pthread_setname_np", "GLIBC_2.34"};
-constinit Real<GetnameFn> real_getname{"pthread_getname_np", "GLIBC_2.34"};
-constinit Real<CpuclockFn> real_cpuclock{"pthread_getcpuclockid", "GLIBC_2.34"};
-constinit Real<KillFn> real_kill{"pthread_kill", "GLIBC_2.34"};
-constinit Real<ExitFn> real_exit{"pthread_exit", "GLIBC_2.2.5"};
-using SigmaskFn = int(int, const sigset_t*, sigset_t*);
-// glibc's own, not the interposer, which never blocks the runtime's signal.
-constinit Real<SigmaskFn> real_sigmask{"pthread_sigmask", "GLIBC_2.32"};
 constinit int g_concurrency = 0;
 // sched_yield: one kernel yield per this many calls in a row that found no
 // G to run. An idle yield costs tens of ns, the system call about a µs on
@@ -309,13 +283,14 @@ int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   pthread_attr_setstacksize(&a, 256 * 1024);
   // Born with every signal blocked (glibc keeps its own two open), so the
   // kernel cannot pick the thread for a signal of the program's before it
-  // has a G: sysmon keeps this mask, an M sets its own (mstart).
+  // has a G: sysmon keeps this mask, an M sets its own (mstart). glibc's
+  // pthread_sigmask: the interposer never blocks the runtime's signal.
   sigset_t all, old;
   sigfillset(&all);
-  real_sigmask(SIG_SETMASK, &all, &old);
+  real_pthread_sigmask(SIG_SETMASK, &all, &old);
   pthread_t t;
-  int r = real_create(&t, &a, fn, arg);
-  real_sigmask(SIG_SETMASK, &old, nullptr);
+  int r = real_pthread_create(&t, &a, fn, arg);
+  real_pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&a);
   // glibc's first pthread_create installs its SIGSETXID handler: wrap it
   // once, after the first runtime thread (sysmon, sched.h: sysmon_ensure).
@@ -329,7 +304,7 @@ extern "C" {
 
 MNP_EXPORT int pthread_create(pthread_t* thread, const pthread_attr_t* attr, void* (*fn)(void*), void* arg) noexcept {
   if (!runtime_up) {
-    int r = real_create(thread, attr, fn, arg);
+    int r = real_pthread_create(thread, attr, fn, arg);
     if (r == 0) handle_register_native(*thread);
     return r;
   }
@@ -409,7 +384,7 @@ MNP_EXPORT int pthread_join(pthread_t th, void** ret) {
     // A thread made before the runtime was up: glibc waits in the kernel,
     // so give the P away meanwhile.
     entersyscall_block();
-    r = call_cancelable([&] { return real_join(th, ret); });
+    r = call_cancelable([&] { return real_pthread_join(th, ret); });
     exitsyscall();
     if (r == 0) handle_unregister_native(th);
     return r;
@@ -421,7 +396,7 @@ MNP_EXPORT int pthread_tryjoin_np(pthread_t th, void** ret) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) {
-    r = real_tryjoin(th, ret);
+    r = real_pthread_tryjoin_np(th, ret);
     if (r == 0) handle_unregister_native(th);
     return r;
   }
@@ -434,7 +409,7 @@ MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, con
   int r = native_or_esrch(th, &t);
   if (r < 0) {
     entersyscall_block();
-    r = call_cancelable([&] { return real_clockjoin(th, ret, clk, abstime); });
+    r = call_cancelable([&] { return real_pthread_clockjoin_np(th, ret, clk, abstime); });
     exitsyscall();
     if (r == 0) handle_unregister_native(th);
     return r;
@@ -451,7 +426,7 @@ MNP_EXPORT int pthread_detach(pthread_t th) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) {
-    r = real_detach(th);
+    r = real_pthread_detach(th);
     if (r == 0) handle_unregister_native(th);
     return r;
   }
@@ -479,7 +454,7 @@ MNP_EXPORT int pthread_detach(pthread_t th) noexcept {
 MNP_EXPORT void pthread_exit(void* value) {
   // glibc's own pthread_exit unwinds (cleanup handlers, C++ destructors) to
   // the outermost cancellation buffer, which for a G is its trampoline.
-  real_exit(value);
+  real_pthread_exit(value);
   __builtin_unreachable();
 }
 
@@ -535,7 +510,7 @@ MNP_EXPORT int mnp_pthread_yield(void) noexcept { return sched_yield(); }
 MNP_EXPORT int pthread_getattr_np(pthread_t th, pthread_attr_t* attr) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0 || (r == 0 && t->is_main)) return real_getattr(th, attr);
+  if (r < 0 || (r == 0 && t->is_main)) return real_pthread_getattr_np(th, attr);
   if (r) return r;
   pthread_attr_init(attr);
   uintptr_t w = t->join.load(std::memory_order_acquire);
@@ -552,7 +527,7 @@ MNP_EXPORT int pthread_setname_np(pthread_t th, const char* name) noexcept {
   if (n >= 16) return ERANGE;  // TASK_COMM_LEN
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0) return real_setname(th, name);
+  if (r < 0) return real_pthread_setname_np(th, name);
   if (r) return r;
   if (g_gone(t)) return errno = ENOENT;
   if (t->is_main) {
@@ -574,7 +549,7 @@ MNP_EXPORT int pthread_getname_np(pthread_t th, char* buf, size_t len) noexcept 
   if (len < 16) return ERANGE;  // TASK_COMM_LEN, checked first
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0) return real_getname(th, buf, len);
+  if (r < 0) return real_pthread_getname_np(th, buf, len);
   if (r) return r;
   if (g_gone(t)) return errno = ENOENT;
   char name[16];
@@ -608,7 +583,7 @@ MNP_EXPORT int pthread_setconcurrency(int level) noexcept {
 MNP_EXPORT int pthread_getcpuclockid(pthread_t th, clockid_t* clk) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0) return real_cpuclock(th, clk);
+  if (r < 0) return real_pthread_getcpuclockid(th, clk);
   if (r) return r;
   // The id glibc makes from a thread's id; clock_gettime and friends
   // (interpose/cpuclock.cpp) read the G's own clock for it. A finished
@@ -626,7 +601,7 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
   if (sig == 32 || sig == 33) return EINVAL;
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0) return real_kill(th, sig);
+  if (r < 0) return real_pthread_kill(th, sig);
   if (r) return r;
   if (t->status.load(std::memory_order_acquire) == kGDead) return 0;
   if (sig < 0 || sig >= 65) return EINVAL;
@@ -640,25 +615,12 @@ MNP_EXPORT int pthread_kill(pthread_t th, int sig) noexcept {
 // from the record; a record that differs from the process's defaults is
 // applied to a kernel thread the G is wired to (core/ksched.h).
 
-namespace {
-using SetSchedFn = int(pthread_t, int, const struct sched_param*);
-using GetSchedFn = int(pthread_t, int*, struct sched_param*);
-using SetPrioFn = int(pthread_t, int);
-using AffFn = int(pthread_t, size_t, cpu_set_t*);
-using SetAffFn = int(pthread_t, size_t, const cpu_set_t*);
-constinit Real<SetSchedFn> real_setsched{"pthread_setschedparam", "GLIBC_2.2.5"};
-constinit Real<GetSchedFn> real_getsched{"pthread_getschedparam", "GLIBC_2.2.5"};
-constinit Real<SetPrioFn> real_setprio{"pthread_setschedprio", "GLIBC_2.34"};
-constinit Real<AffFn> real_getaff{"pthread_getaffinity_np", "GLIBC_2.32"};
-constinit Real<SetAffFn> real_setaff{"pthread_setaffinity_np", "GLIBC_2.34"};
-}  // namespace
-
 extern "C" {
 
 MNP_EXPORT int pthread_setschedparam(pthread_t th, int policy, const struct sched_param* param) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0) return real_setsched(th, policy, param);
+  if (r < 0) return real_pthread_setschedparam(th, policy, param);
   if (r) return r;
   if (g_gone(t)) return ESRCH;
   if ((r = check_sched(policy, param))) return errno = r;  // glibc's failed sched_setscheduler sets errno
@@ -672,7 +634,7 @@ MNP_EXPORT int pthread_setschedparam(pthread_t th, int policy, const struct sche
 MNP_EXPORT int pthread_getschedparam(pthread_t th, int* policy, struct sched_param* param) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0) return real_getsched(th, policy, param);
+  if (r < 0) return real_pthread_getschedparam(th, policy, param);
   if (r) return r;
   if (g_gone(t)) return ESRCH;
   *policy = t->sched_policy;
@@ -684,7 +646,7 @@ MNP_EXPORT int pthread_getschedparam(pthread_t th, int* policy, struct sched_par
 MNP_EXPORT int pthread_setschedprio(pthread_t th, int prio) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0) return real_setprio(th, prio);
+  if (r < 0) return real_pthread_setschedprio(th, prio);
   if (r) return r;
   if (g_gone(t)) return ESRCH;
   struct sched_param p = {};
@@ -696,7 +658,7 @@ MNP_EXPORT int pthread_setschedprio(pthread_t th, int prio) noexcept {
 MNP_EXPORT int pthread_getaffinity_np(pthread_t th, size_t size, cpu_set_t* set) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0) return real_getaff(th, size, set);
+  if (r < 0) return real_pthread_getaffinity_np(th, size, set);
   if (r) return r;
   long n = g_getaffinity(t, size, set);
   return n < 0 ? static_cast<int>(-n) : 0;
@@ -705,7 +667,7 @@ MNP_EXPORT int pthread_getaffinity_np(pthread_t th, size_t size, cpu_set_t* set)
 MNP_EXPORT int pthread_setaffinity_np(pthread_t th, size_t size, const cpu_set_t* set) noexcept {
   G* t;
   int r = native_or_esrch(th, &t);
-  if (r < 0) return real_setaff(th, size, set);
+  if (r < 0) return real_pthread_setaffinity_np(th, size, set);
   if (r) return r;
   if ((r = check_affinity(size, set))) return r;
   return ksched_change(t, [&](G* g) { set_mask_record(g, size, set); });

@@ -287,32 +287,6 @@ bool tid_syscall(long nr, const long* a, long* ret) {
 }  // namespace mnp
 
 namespace {
-using TgkillFn = int(pid_t, pid_t, int);
-using KillFn = int(pid_t, int);
-using GetaffFn = int(pid_t, size_t, cpu_set_t*);
-using SetaffFn = int(pid_t, size_t, const cpu_set_t*);
-using GetparamFn = int(pid_t, struct sched_param*);
-using SetparamFn = int(pid_t, const struct sched_param*);
-using GetschedFn = int(pid_t);
-using SetschedFn = int(pid_t, int, const struct sched_param*);
-using RrFn = int(pid_t, struct timespec*);
-using GetprioFn = int(__priority_which_t, id_t);
-using SetprioFn = int(__priority_which_t, id_t, int);
-using PidfdFn = int(pid_t, unsigned);
-using NiceFn = int(int);
-constinit Real<TgkillFn> real_tgkill{"tgkill", "GLIBC_2.30"};
-constinit Real<KillFn> real_kill{"kill", "GLIBC_2.2.5"};
-constinit Real<GetaffFn> real_getaff{"sched_getaffinity", "GLIBC_2.3.4"};
-constinit Real<SetaffFn> real_setaff{"sched_setaffinity", "GLIBC_2.3.4"};
-constinit Real<GetparamFn> real_getparam{"sched_getparam", "GLIBC_2.2.5"};
-constinit Real<SetparamFn> real_setparam{"sched_setparam", "GLIBC_2.2.5"};
-constinit Real<GetschedFn> real_getsched{"sched_getscheduler", "GLIBC_2.2.5"};
-constinit Real<SetschedFn> real_setsched{"sched_setscheduler", "GLIBC_2.2.5"};
-constinit Real<RrFn> real_rr{"sched_rr_get_interval", "GLIBC_2.2.5"};
-constinit Real<GetprioFn> real_getprio{"getpriority", "GLIBC_2.2.5"};
-constinit Real<SetprioFn> real_setprio{"setpriority", "GLIBC_2.2.5"};
-constinit Real<PidfdFn> real_pidfd_open{"pidfd_open", "GLIBC_2.36"};
-constinit Real<NiceFn> real_nice{"nice", "GLIBC_2.2.5"};
 
 // The wrappers' own results: 0 or -1 with errno.
 int zero_or_fail(long r) { return r < 0 ? static_cast<int>(fail(r)) : 0; }
@@ -337,7 +311,7 @@ MNP_EXPORT int kill(pid_t pid, int sig) noexcept {
 
 MNP_EXPORT int sched_getaffinity(pid_t pid, size_t size, cpu_set_t* set) noexcept {
   long r = getaffinity_g(pid, static_cast<long>(size), reinterpret_cast<long>(set));
-  if (r == kNotOurs) return real_getaff(pid, size, set);
+  if (r == kNotOurs) return real_sched_getaffinity(pid, size, set);
   if (r < 0) return static_cast<int>(fail(r));
   // As glibc's wrapper: the bytes the kernel did not fill are zeroed.
   if (static_cast<size_t>(r) < size) memset(reinterpret_cast<char*>(set) + r, 0, size - static_cast<size_t>(r));
@@ -346,44 +320,44 @@ MNP_EXPORT int sched_getaffinity(pid_t pid, size_t size, cpu_set_t* set) noexcep
 
 MNP_EXPORT int sched_setaffinity(pid_t pid, size_t size, const cpu_set_t* set) noexcept {
   long r = setaffinity_g(pid, static_cast<long>(size), reinterpret_cast<long>(set));
-  return r == kNotOurs ? real_setaff(pid, size, set) : zero_or_fail(r);
+  return r == kNotOurs ? real_sched_setaffinity(pid, size, set) : zero_or_fail(r);
 }
 
 MNP_EXPORT int sched_getparam(pid_t pid, struct sched_param* p) noexcept {
   long r = getparam_g(pid, reinterpret_cast<long>(p));
-  return r == kNotOurs ? real_getparam(pid, p) : zero_or_fail(r);
+  return r == kNotOurs ? real_sched_getparam(pid, p) : zero_or_fail(r);
 }
 
 MNP_EXPORT int sched_setparam(pid_t pid, const struct sched_param* p) noexcept {
   long r = setparam_g(pid, reinterpret_cast<long>(p));
-  return r == kNotOurs ? real_setparam(pid, p) : zero_or_fail(r);
+  return r == kNotOurs ? real_sched_setparam(pid, p) : zero_or_fail(r);
 }
 
 MNP_EXPORT int sched_getscheduler(pid_t pid) noexcept {
   long r = getscheduler_g(pid);
-  return r == kNotOurs ? real_getsched(pid) : static_cast<int>(as_libc(r));
+  return r == kNotOurs ? real_sched_getscheduler(pid) : static_cast<int>(as_libc(r));
 }
 
 MNP_EXPORT int sched_setscheduler(pid_t pid, int policy, const struct sched_param* p) noexcept {
   long r = setscheduler_g(pid, policy, reinterpret_cast<long>(p));
   // The kernel returns 0 on success; glibc passes that on.
-  return r == kNotOurs ? real_setsched(pid, policy, p) : zero_or_fail(r);
+  return r == kNotOurs ? real_sched_setscheduler(pid, policy, p) : zero_or_fail(r);
 }
 
 MNP_EXPORT int sched_rr_get_interval(pid_t pid, struct timespec* ts) noexcept {
   long r = rr_interval_g(pid, reinterpret_cast<long>(ts));
-  return r == kNotOurs ? real_rr(pid, ts) : zero_or_fail(r);
+  return r == kNotOurs ? real_sched_rr_get_interval(pid, ts) : zero_or_fail(r);
 }
 
 MNP_EXPORT int getpriority(__priority_which_t which, id_t who) noexcept {
   long r = getpriority_g(which, static_cast<long>(who));
-  if (r == kNotOurs) return real_getprio(which, who);
+  if (r == kNotOurs) return real_getpriority(which, who);
   return r < 0 ? static_cast<int>(fail(r)) : static_cast<int>(20 - r);
 }
 
 MNP_EXPORT int setpriority(__priority_which_t which, id_t who, int prio) noexcept {
   long r = setpriority_g(which, static_cast<long>(who), prio);
-  return r == kNotOurs ? real_setprio(which, who, prio) : zero_or_fail(r);
+  return r == kNotOurs ? real_setpriority(which, who, prio) : zero_or_fail(r);
 }
 
 // glibc's nice calls its internal setpriority, which the shim does not see:

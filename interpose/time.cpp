@@ -25,10 +25,6 @@
 using namespace mnp;
 
 namespace {
-using NanosleepFn = int(const struct timespec*, struct timespec*);
-using ClockNanosleepFn = int(clockid_t, int, const struct timespec*, struct timespec*);
-constinit Real<NanosleepFn> real_nanosleep{"nanosleep", "GLIBC_2.2.5"};
-constinit Real<ClockNanosleepFn> real_clock_nanosleep{"clock_nanosleep", "GLIBC_2.17"};
 
 bool parkable_clock(clockid_t c) {
   return c == CLOCK_REALTIME || c == CLOCK_MONOTONIC || c == CLOCK_BOOTTIME || c == CLOCK_TAI;

@@ -34,31 +34,7 @@
 
 using namespace mnp;
 
-extern "C" int capset(void* hdr, void* data) noexcept;  // glibc exports it; no header declares it
-
 namespace {
-using ForkFn = pid_t();
-using PtraceFn = long(enum __ptrace_request, ...);
-using PrctlFn = int(int, ...);
-using IntFn = int(int);
-using SetnsFn = int(int, int);
-using CapsetFn = int(void*, void*);
-using FsidFn = int(unsigned);
-using PersonalityFn = int(unsigned long);
-using SigaltstackFn = int(const stack_t*, stack_t*);
-using SyscallFn = long(long, ...);
-constinit Real<ForkFn> real_fork{"fork", "GLIBC_2.2.5"};
-constinit Real<PtraceFn> real_ptrace{"ptrace", "GLIBC_2.2.5"};
-constinit Real<PrctlFn> real_prctl{"prctl", "GLIBC_2.2.5"};
-constinit Real<IntFn> real_unshare{"unshare", "GLIBC_2.4"};
-constinit Real<SetnsFn> real_setns{"setns", "GLIBC_2.14"};
-constinit Real<CapsetFn> real_capset{"capset", "GLIBC_2.2.5"};
-constinit Real<CapsetFn> real_capget{"capget", "GLIBC_2.2.5"};
-constinit Real<FsidFn> real_setfsuid{"setfsuid", "GLIBC_2.2.5"};
-constinit Real<FsidFn> real_setfsgid{"setfsgid", "GLIBC_2.2.5"};
-constinit Real<PersonalityFn> real_personality{"personality", "GLIBC_2.2.5"};
-constinit Real<SigaltstackFn> real_sigaltstack{"sigaltstack", "GLIBC_2.2.5"};
-constinit Real<SyscallFn> real_syscall6{"syscall", "GLIBC_2.2.5"};
 
 inline G* wiring_g() { return runtime_up ? get_user_g() : nullptr; }
 
@@ -261,11 +237,11 @@ bool wire_syscall(long nr, const long* a, long* ret) {
       return false;
     case SYS_capset:
       wire_for_life(true);
-      *ret = own_caps([&](void* h) { return real_syscall6(nr, reinterpret_cast<long>(h), a[1]); },
+      *ret = own_caps([&](void* h) { return real_syscall(nr, reinterpret_cast<long>(h), a[1]); },
                       reinterpret_cast<void*>(a[0]));
       return true;
     case SYS_capget:
-      *ret = own_caps([&](void* h) { return real_syscall6(nr, reinterpret_cast<long>(h), a[1]); },
+      *ret = own_caps([&](void* h) { return real_syscall(nr, reinterpret_cast<long>(h), a[1]); },
                       reinterpret_cast<void*>(a[0]));
       return true;
     case SYS_setfsuid:
@@ -284,7 +260,7 @@ bool wire_syscall(long nr, const long* a, long* ret) {
     case SYS_sigaltstack: {
       auto* ss = reinterpret_cast<const stack_t*>(a[0]);
       altstack_before(ss);
-      *ret = real_syscall6(nr, a[0], a[1]);
+      *ret = real_syscall(nr, a[0], a[1]);
       int e = errno;
       altstack_after(ss, *ret == 0);
       errno = e;

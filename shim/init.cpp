@@ -26,9 +26,7 @@ using namespace mnp;
 namespace {
 
 using MainFn = int(int, char**, char**);
-using StartMainFn = int(MainFn*, int, char**, void (*)(), void (*)(), void (*)(), void*);
 constinit MainFn* g_user_main = nullptr;
-constinit Real<StartMainFn> g_real_start_main{"__libc_start_main", "GLIBC_2.34"};
 
 // One-time set-up of the interposer families that need more than their
 // real functions (those are found lazily on first use, interpose/real.h).
@@ -77,7 +75,7 @@ extern "C" {
 MNP_EXPORT int __libc_start_main(MainFn* main, int argc, char** argv, void (*init)(), void (*fini)(),
                                  void (*rtld_fini)(), void* stack_end) noexcept {
   g_user_main = main;
-  return g_real_start_main(mnp_main, argc, argv, init, fini, rtld_fini, stack_end);
+  return real___libc_start_main(mnp_main, argc, argv, init, fini, rtld_fini, stack_end);
 }
 
 MNP_EXPORT const char* mnp_version(void) { return "0.1.0"; }
