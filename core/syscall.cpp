@@ -275,6 +275,9 @@ void refresh_released(ucontext_t* uc);
 
 void poke_handler(int, siginfo_t* si, void* ucv) {
   if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kDumpRequestValue) {
+    // Sent to the process: any M may take it, inside a wrapped call too.
+    if (M* self = m_by_tid(raw_gettid()); self && self->curg && !self->curg->is_g0)
+      self->curg->runtime_eintr.store(1, std::memory_order_relaxed);
     trace_request_dump();
     g_sysmon_note_wake_for_dump();
     return;
@@ -437,6 +440,8 @@ void refresh_released(ucontext_t* uc) {
   if (!mp) return;
   uint64_t rel = g_released_bits.load(std::memory_order_relaxed);
   G* g = mp->curg;
+  // A wrapped call of g's it interrupts ends with the runtime's EINTR.
+  if (g && !g->is_g0) g->runtime_eintr.store(1, std::memory_order_relaxed);
   uint64_t want = (g && !g->is_g0 ? g->kmask : idle_kmask()) & rel;
   if (!want) return;
   uc->uc_sigmask.__val[0] |= want;

@@ -20,7 +20,7 @@
 //      on whatever G the M runs by then) checks that the M still runs that
 //      G, outside the shim, with no runtime state that an unwind would
 //      abandon, and then unwinds it. A hand-off call registers a cleanup
-//      buffer (interpose/syscall.cpp) that takes the P back on the way out.
+//      buffer (interpose/blocking.h) that takes the P back on the way out.
 //      A G preempted before the signal arrived acts when it resumes
 //      (poke_handler).
 //

@@ -43,8 +43,7 @@ bool pshared(pthread_cond_t* c) { return view(c)->flags.load(std::memory_order_r
 
 // The waiter stays a user of the mutex while it waits (see nusers, sync.h).
 int lock_any(pthread_mutex_t* m) {
-  return mutex_is_pshared(m) ? handoff_call(real_pthread_mutex_lock, m)
-                             : mutex_lock_impl(m, kNever, false, nullptr, false);
+  return mutex_is_pshared(m) ? handoff(real_pthread_mutex_lock, m) : mutex_lock_impl(m, kNever, false, nullptr, false);
 }
 int unlock_any(pthread_mutex_t* m) {
   return mutex_is_pshared(m) ? real_pthread_mutex_unlock(m) : mutex_unlock_impl(m, false);
@@ -119,19 +118,19 @@ MNP_EXPORT int pthread_cond_broadcast(pthread_cond_t* cv) noexcept {
 }
 
 MNP_EXPORT int pthread_cond_wait(pthread_cond_t* cv, pthread_mutex_t* m) {
-  if (pshared(cv)) return handoff_call(real_pthread_cond_wait, cv, m);
+  if (pshared(cv)) return handoff(real_pthread_cond_wait, cv, m);
   return cond_wait(cv, m, kNever);
 }
 
 MNP_EXPORT int pthread_cond_clockwait(pthread_cond_t* cv, pthread_mutex_t* m, clockid_t clk,
                                       const struct timespec* abstime) {
-  if (pshared(cv)) return handoff_call(real_pthread_cond_clockwait, cv, m, clk, abstime);
+  if (pshared(cv)) return handoff(real_pthread_cond_clockwait, cv, m, clk, abstime);
   if (!supported_clock(clk) || !valid_timespec(abstime)) return EINVAL;
   return cond_wait(cv, m, abs_deadline(clk, abstime));
 }
 
 MNP_EXPORT int pthread_cond_timedwait(pthread_cond_t* cv, pthread_mutex_t* m, const struct timespec* abstime) {
-  if (pshared(cv)) return handoff_call(real_pthread_cond_timedwait, cv, m, abstime);
+  if (pshared(cv)) return handoff(real_pthread_cond_timedwait, cv, m, abstime);
   clockid_t clk = (view(cv)->flags.load(std::memory_order_relaxed) & kCondMonotonic) ? CLOCK_MONOTONIC : CLOCK_REALTIME;
   if (!valid_timespec(abstime)) return EINVAL;
   return cond_wait(cv, m, abs_deadline(clk, abstime));

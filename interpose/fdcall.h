@@ -6,7 +6,7 @@
 #include <poll.h>
 
 #include "core/sched.h"
-#include "interpose/cancel.h"
+#include "interpose/blocking.h"
 
 namespace mnp {
 
@@ -20,18 +20,6 @@ inline long raw_to_libc(long r) {
     errno = static_cast<int>(-r);
     return -1;
   }
-  return r;
-}
-
-// Runs a libc call that may block in the kernel with the P handed off;
-// returns its result with its errno.
-template <typename F>
-long libc_handoff(F call) {
-  entersyscall();
-  long r = call_cancelable(call);
-  int e = errno;
-  exitsyscall();
-  errno = e;
   return r;
 }
 

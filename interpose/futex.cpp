@@ -7,11 +7,11 @@
 // WAKE_BITSET, REQUEUE, CMP_REQUEUE and WAKE_OP are served by the sema table
 // with the kernel's return values and errno (EAGAIN on a value mismatch,
 // ETIMEDOUT, EINVAL, counts woken/requeued). Shared futexes and the other
-// operations (PI) go to the kernel through the syscall hand-off. Calls that
-// take a thread id go to tid.cpp when the id is a G's (and gettid returns
-// the G's), and every other syscall number passes through untouched. A G
-// waiting here is watched by sysmon for wakes from threads the runtime does
-// not know (sema.h, `watch`).
+// operations (PI) go to the kernel through the blocking path (blocking.h).
+// Calls that take a thread id go to tid.cpp when the id is a G's (and gettid
+// returns the G's), and every other syscall number passes through
+// untouched. A G waiting here is watched by sysmon for wakes from threads
+// the runtime does not know (sema.h, `watch`).
 #include <errno.h>
 #include <linux/futex.h>
 #include <stdarg.h>
@@ -20,6 +20,7 @@
 
 #include "core/sched.h"
 #include "core/sema.h"
+#include "interpose/blocking.h"
 #include "interpose/real.h"
 #include "interpose/sync.h"
 
@@ -181,12 +182,7 @@ extern "C" MNP_EXPORT long syscall(long number, ...) noexcept {
   }
   if (number == SYS_futex && get_user_g()) {
     // Shared or PI futex: the kernel's, with the P handed off meanwhile.
-    entersyscall();
-    long r = real_syscall(number, a1, a2, a3, a4, a5, a6);
-    int e = errno;
-    exitsyscall();
-    errno = e;
-    return r;
+    return handoff(real_syscall, number, a1, a2, a3, a4, a5, a6);
   }
   const long args[6] = {a1, a2, a3, a4, a5, a6};
   if (long r; tid_syscall(number, args, &r)) return r;   // thread ids of Gs (tid.cpp)

@@ -293,7 +293,7 @@ MNP_EXPORT int pthread_mutex_destroy(pthread_mutex_t* mu) noexcept {
 }
 
 MNP_EXPORT int pthread_mutex_lock(pthread_mutex_t* mu) noexcept {
-  if (mutex_is_pshared(mu)) return handoff_call(real_pthread_mutex_lock, mu);
+  if (mutex_is_pshared(mu)) return handoff(real_pthread_mutex_lock, mu);
   return mutex_lock_impl(mu, kNever, false, nullptr);
 }
 
@@ -303,14 +303,14 @@ MNP_EXPORT int pthread_mutex_trylock(pthread_mutex_t* mu) noexcept {
 }
 
 MNP_EXPORT int pthread_mutex_clocklock(pthread_mutex_t* mu, clockid_t clk, const struct timespec* abstime) noexcept {
-  if (mutex_is_pshared(mu)) return handoff_call(real_pthread_mutex_clocklock, mu, clk, abstime);
+  if (mutex_is_pshared(mu)) return handoff(real_pthread_mutex_clocklock, mu, clk, abstime);
   if (!supported_clock(clk)) return EINVAL;
   int64_t deadline = valid_timespec(abstime) ? abs_deadline(clk, abstime) : 0;
   return mutex_lock_impl(mu, deadline, false, abstime);
 }
 
 MNP_EXPORT int pthread_mutex_timedlock(pthread_mutex_t* mu, const struct timespec* abstime) noexcept {
-  if (mutex_is_pshared(mu)) return handoff_call(real_pthread_mutex_timedlock, mu, abstime);
+  if (mutex_is_pshared(mu)) return handoff(real_pthread_mutex_timedlock, mu, abstime);
   return pthread_mutex_clocklock(mu, CLOCK_REALTIME, abstime);
 }
 

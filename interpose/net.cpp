@@ -63,26 +63,20 @@ int64_t socket_deadline(int fd, PollDir dir) {
 template <typename Attempt, typename Blocking>
 long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
   // The process's only G (wait_direct, core/sched.h): the real call, which
-  // blocks or not as the fd's own flags say, in syscall state. An EINTR of
-  // the runtime's own signal is not the program's: the call goes on.
-  if (G* g = get_user_g(); g && wait_direct(g)) {
-    long r;
-    do r = direct_call(g, [&] { return libc_handoff(blocking); });
-    while (r == -1 && errno == EINTR && syscall_eintr_was_ours());
-    return r;
-  }
+  // blocks or not as the fd's own flags say, in syscall state.
+  if (G* g = get_user_g(); g && wait_direct(g)) return direct_call(g, [&] { return handoff(blocking); });
   std::atomic<uint32_t>* seq = netpoll_seq(fd, dir);
   if (!seq) return blocking();
   int64_t deadline = kUnset;
   for (;;) {
     uint32_t seen = seq->load(std::memory_order_acquire);
     long r = attempt();
-    if (r == -EOPNOTSUPP) return libc_handoff(blocking);
+    if (r == -EOPNOTSUPP) return handoff(blocking);
     if (r != -EAGAIN) return raw_to_libc(r);
     if (program_nonblocking(fd)) return raw_to_libc(-EAGAIN);
     if (deadline == kUnset) deadline = socket_deadline(fd, dir);
     int w = netpoll_wait(fd, dir, seen, deadline);
-    if (w == EPERM) return libc_handoff(blocking);
+    if (w == EPERM) return handoff(blocking);
     if (w == ETIMEDOUT) return raw_to_libc(-EAGAIN);
     if (w == EINTR) return raw_to_libc(-EINTR);  // a handler without SA_RESTART ran
     if (w == ECANCELED) cancel_point();          // pthread_cancel: unwinds from here
@@ -286,7 +280,7 @@ MNP_EXPORT ssize_t sendmsg(int fd, const struct msghdr* m, int flags) {
 // message, and written back) it stays the real call with the P handed off.
 MNP_EXPORT int recvmmsg(int fd, struct mmsghdr* v, unsigned int vlen, int flags, struct timespec* t) {
   if (!fd_caller_is_g() || (flags & (MSG_DONTWAIT | MSG_ERRQUEUE))) return real_recvmmsg(fd, v, vlen, flags, t);
-  if (t) return static_cast<int>(libc_handoff([&] { return static_cast<long>(real_recvmmsg(fd, v, vlen, flags, t)); }));
+  if (t) return static_cast<int>(handoff([&] { return static_cast<long>(real_recvmmsg(fd, v, vlen, flags, t)); }));
   if (vlen > UIO_MAXIOV) vlen = UIO_MAXIOV;
   unsigned int got = 0;
   do {
@@ -375,7 +369,7 @@ MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) {
           if (g == 0 && on) return -EAGAIN;
         }
         if (p.revents & POLLNVAL) return -EBADF;
-        long nfd = libc_handoff([&] { return static_cast<long>(real_accept4(fd, a, l, flags)); });
+        long nfd = handoff([&] { return static_cast<long>(real_accept4(fd, a, l, flags)); });
         return nfd < 0 ? -static_cast<long>(errno) : nfd;
       },
       [&] { return static_cast<long>(real_accept4(fd, a, l, flags)); }));

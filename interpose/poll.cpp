@@ -46,6 +46,7 @@ int64_t deadline_ts(const struct timespec* ts) {
   return nanotime() + static_cast<int64_t>(ts->tv_sec) * 1000000000 + ts->tv_nsec;
 }
 int64_t left_ns(int64_t deadline) {
+  if (deadline == kNever) return kNever;
   int64_t left = deadline - nanotime();
   return left < 0 ? 0 : left;
 }
@@ -68,9 +69,11 @@ class Buf {
 };
 
 // Drives one poll-like call. attempt() looks without blocking and returns
-// the kernel's raw result (> 0 ready, 0 nothing, -errno); blocking(ns) is the
-// real call with at most ns (or forever for kNever) left, for fds epoll
-// cannot watch. Returns a raw result.
+// the kernel's raw result (> 0 ready, 0 nothing, -errno); blocking(deadline)
+// is the real call, waiting until deadline at most, for fds epoll cannot
+// watch: each try of it takes the time left then, so a call made again after
+// the runtime's EINTR (interpose/blocking.h) waits only for what is left.
+// Returns a raw result.
 // A look with a zero timeout fails with EINTR when a signal is delivered to
 // the M meanwhile (the runtime's own, or the program's, which the netpoller
 // turns into EINTR for one waiting G of its choice): look again.
@@ -87,22 +90,16 @@ long look(Attempt& attempt) {
 template <typename Attempt, typename Blocking>
 long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool direct, const CallMask* cm,
                Attempt attempt, Blocking blocking) {
-  // The process's only G: the real call, blocking (core/sched.h). An EINTR
-  // of the runtime's own signal is not the program's: the call goes on. A
-  // masked call's blocking() takes its mask in the kernel (handoff_raw).
-  if (G* g = get_user_g(); direct && g && wait_direct(g)) {
-    for (;;) {
-      long r = direct_call(g, [&] { return blocking(deadline == kNever ? kNever : left_ns(deadline)); });
-      if (r != -EINTR || !syscall_eintr_was_ours()) return r;
-    }
-  }
+  // The process's only G: the real call, blocking (core/sched.h). A masked
+  // call's blocking() takes its mask in the kernel (handoff_raw).
+  if (G* g = get_user_g(); direct && g && wait_direct(g)) return direct_call(g, [&] { return blocking(deadline); });
   for (;;) {
-    if (!netpoll_sample(want, n)) return blocking(deadline == kNever ? kNever : left_ns(deadline));
+    if (!netpoll_sample(want, n)) return blocking(deadline);
     long r = look(attempt);
     if (r != 0) return r;
     if (deadline != kNever && nanotime() >= deadline) return 0;
     int w = netpoll_wait_any(want, n, deadline, Intr::kPoll, blocked, cm);
-    if (w == EPERM) return blocking(deadline == kNever ? kNever : left_ns(deadline));
+    if (w == EPERM) return blocking(deadline);
     if (w == ETIMEDOUT) return look(attempt);
     if (w == EINTR) return -EINTR;       // a handler of the program's ran
     if (w == ECANCELED) cancel_point();  // pthread_cancel: unwinds from here
@@ -118,13 +115,13 @@ long sleep_raw(int64_t deadline, uint64_t blocked, const CallMask* cm) {
   }
 }
 
-// The real call, blocking with the P handed off; raw result. In a masked
-// call (cm) the real call takes the mask itself, and the M blocks every
-// signal until it does (g_call_mask_hold): EINTR at once if a handler ran
-// on the G since the mask took effect.
+// The real call, through the blocking path (interpose/blocking.h); raw
+// result. In a masked call (cm) the real call takes the mask itself, and
+// the M blocks every signal until it does (g_call_mask_hold): EINTR at once
+// if a handler ran on the G since the mask took effect.
 template <typename F>
 long handoff_raw(F call, const CallMask* cm = nullptr) {
-  long r = libc_handoff([&]() -> long {
+  long r = handoff([&]() -> long {
     if (cm && !g_call_mask_hold(get_user_g(), *cm)) {
       errno = EINTR;  // the call's result, as the program sees it
       return -1;
@@ -153,6 +150,14 @@ int ms_of(int64_t ns) {
 
 struct timespec ts_of(int64_t ns) {
   return {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+}
+
+// A real call's timeout: the time left until deadline in *ts, or null for
+// kNever.
+const struct timespec* left_ts(int64_t deadline, struct timespec* ts) {
+  if (deadline == kNever) return nullptr;
+  *ts = ts_of(left_ns(deadline));
+  return ts;
 }
 
 // poll and ppoll: raw results. A mask (ppoll) is the set of signals that
@@ -190,9 +195,13 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
   // A signalfd of the program's in the set (sp armed by the look above): a
   // signal left pending for this G alone by another thread wakes the
   // netpoller wait (signalfd.cpp), never the kernel's poll.
-  return poll_like(want.get(), k, deadline, blocked_bits(mask), !sp.armed, cm, attempt, [&](int64_t ns) {
-    struct timespec ts = ts_of(ns);
-    return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, ns == kNever ? nullptr : &ts, mask)); }, cm);
+  return poll_like(want.get(), k, deadline, blocked_bits(mask), !sp.armed, cm, attempt, [&](int64_t dl) {
+    return handoff_raw(
+        [&] {
+          struct timespec ts;
+          return static_cast<long>(real_ppoll(fds, n, left_ts(dl, &ts), mask));
+        },
+        cm);
   });
 }
 
@@ -243,10 +252,13 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
   };
   // The real call reads and writes the program's sets itself, which are
   // still as on entry.
-  auto blocking = [&](int64_t ns) {
-    struct timespec ts = ts_of(ns);
+  auto blocking = [&](int64_t dl) {
     return handoff_raw(
-        [&] { return static_cast<long>(real_pselect(nfds, r, w, e, ns == kNever ? nullptr : &ts, mask)); }, cm);
+        [&] {
+          struct timespec ts;
+          return static_cast<long>(real_pselect(nfds, r, w, e, left_ts(dl, &ts), mask));
+        },
+        cm);
   };
   long res;
   if (n == 0) {
@@ -268,8 +280,9 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
 long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline, const sigset_t* mask, const CallMask* cm) {
   PollWant want{epfd, kPollRead, 0, 0};
   auto attempt = [&] { return raw_syscall6(SYS_epoll_wait, epfd, reinterpret_cast<long>(ev), max, 0, 0, 0); };
-  return poll_like(&want, 1, deadline, blocked_bits(mask), true, cm, attempt, [&](int64_t ns) {
-    return handoff_raw([&] { return static_cast<long>(real_epoll_pwait(epfd, ev, max, ms_of(ns), mask)); }, cm);
+  return poll_like(&want, 1, deadline, blocked_bits(mask), true, cm, attempt, [&](int64_t dl) {
+    return handoff_raw([&] { return static_cast<long>(real_epoll_pwait(epfd, ev, max, ms_of(left_ns(dl)), mask)); },
+                       cm);
   });
 }
 
@@ -337,7 +350,7 @@ MNP_EXPORT int __ppoll_chk(struct pollfd* fds, nfds_t n, const struct timespec* 
 // Linux select writes the time not slept back into *timeout.
 MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv) {
   if (!fd_caller_is_g() || (tv && tv->tv_sec == 0 && tv->tv_usec == 0)) return real_select(nfds, r, w, e, tv);
-  if (nfds > FD_SETSIZE) return handoff_call(real_select, nfds, r, w, e, tv);
+  if (nfds > FD_SETSIZE) return handoff(real_select, nfds, r, w, e, tv);
   if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return static_cast<int>(raw_to_libc(-EINVAL));
   int64_t deadline = kNever;
   if (tv) {
@@ -355,7 +368,7 @@ MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
 
 MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t, const sigset_t* mask) {
   if (!fd_caller_is_g() || (t && t->tv_sec == 0 && t->tv_nsec == 0)) return real_pselect(nfds, r, w, e, t, mask);
-  if (nfds > FD_SETSIZE) return handoff_call(real_pselect, nfds, r, w, e, t, mask);
+  if (nfds > FD_SETSIZE) return handoff(real_pselect, nfds, r, w, e, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
   return static_cast<int>(raw_to_libc(
       with_wait_mask(mask, [&](const CallMask* cm) { return do_select(nfds, r, w, e, deadline_ts(t), mask, cm); })));

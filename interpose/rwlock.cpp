@@ -188,34 +188,34 @@ MNP_EXPORT int pthread_rwlock_destroy(pthread_rwlock_t* l) noexcept {
   return rw(l)->shared ? real_pthread_rwlock_destroy(l) : 0;
 }
 MNP_EXPORT int pthread_rwlock_rdlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? handoff_call(real_pthread_rwlock_rdlock, l) : rdlock(l, kNever, false);
+  return rw(l)->shared ? handoff(real_pthread_rwlock_rdlock, l) : rdlock(l, kNever, false);
 }
 MNP_EXPORT int pthread_rwlock_tryrdlock(pthread_rwlock_t* l) noexcept {
   return rw(l)->shared ? real_pthread_rwlock_tryrdlock(l) : rdlock(l, kNever, true);
 }
 MNP_EXPORT int pthread_rwlock_clockrdlock(pthread_rwlock_t* l, clockid_t c, const struct timespec* t) noexcept {
-  if (rw(l)->shared) return handoff_call(real_pthread_rwlock_clockrdlock, l, c, t);
+  if (rw(l)->shared) return handoff(real_pthread_rwlock_clockrdlock, l, c, t);
   // glibc checks the clock and the time first, even when the lock is free.
   if (!supported_clock(c) || !valid_timespec(t)) return EINVAL;
   return rdlock(l, abs_deadline(c, t), false);
 }
 MNP_EXPORT int pthread_rwlock_timedrdlock(pthread_rwlock_t* l, const struct timespec* t) noexcept {
-  if (rw(l)->shared) return handoff_call(real_pthread_rwlock_timedrdlock, l, t);
+  if (rw(l)->shared) return handoff(real_pthread_rwlock_timedrdlock, l, t);
   return pthread_rwlock_clockrdlock(l, CLOCK_REALTIME, t);
 }
 MNP_EXPORT int pthread_rwlock_wrlock(pthread_rwlock_t* l) noexcept {
-  return rw(l)->shared ? handoff_call(real_pthread_rwlock_wrlock, l) : wrlock(l, kNever, false);
+  return rw(l)->shared ? handoff(real_pthread_rwlock_wrlock, l) : wrlock(l, kNever, false);
 }
 MNP_EXPORT int pthread_rwlock_trywrlock(pthread_rwlock_t* l) noexcept {
   return rw(l)->shared ? real_pthread_rwlock_trywrlock(l) : wrlock(l, kNever, true);
 }
 MNP_EXPORT int pthread_rwlock_clockwrlock(pthread_rwlock_t* l, clockid_t c, const struct timespec* t) noexcept {
-  if (rw(l)->shared) return handoff_call(real_pthread_rwlock_clockwrlock, l, c, t);
+  if (rw(l)->shared) return handoff(real_pthread_rwlock_clockwrlock, l, c, t);
   if (!supported_clock(c) || !valid_timespec(t)) return EINVAL;
   return wrlock(l, abs_deadline(c, t), false);
 }
 MNP_EXPORT int pthread_rwlock_timedwrlock(pthread_rwlock_t* l, const struct timespec* t) noexcept {
-  if (rw(l)->shared) return handoff_call(real_pthread_rwlock_timedwrlock, l, t);
+  if (rw(l)->shared) return handoff(real_pthread_rwlock_timedwrlock, l, t);
   return pthread_rwlock_clockwrlock(l, CLOCK_REALTIME, t);
 }
 MNP_EXPORT int pthread_rwlock_unlock(pthread_rwlock_t* l) noexcept {
@@ -236,7 +236,7 @@ MNP_EXPORT int pthread_barrier_destroy(pthread_barrier_t* b) noexcept {
 }
 MNP_EXPORT int pthread_barrier_wait(pthread_barrier_t* b) noexcept {
   BarrierView* v = bar(b);
-  if (v->shared) return handoff_call(real_pthread_barrier_wait, b);
+  if (v->shared) return handoff(real_pthread_barrier_wait, b);
   ilock(&v->lock);
   if (++v->arrived == v->count) {
     v->arrived = 0;

@@ -88,7 +88,7 @@ MNP_EXPORT int sem_init(sem_t* sem, int pshared, unsigned value) noexcept {
 MNP_EXPORT int sem_destroy(sem_t* sem) noexcept { return shared(sem) ? real_sem_destroy(sem) : 0; }
 
 MNP_EXPORT int sem_wait(sem_t* sem) {
-  if (shared(sem)) return handoff_call(real_sem_wait, sem);
+  if (shared(sem)) return handoff(real_sem_wait, sem);
   return sem_wait_impl(sem, kNever);
 }
 
@@ -102,7 +102,7 @@ MNP_EXPORT int sem_trywait(sem_t* sem) noexcept {
 // glibc checks the clock and the time before it tries the semaphore;
 // sem_timedwait also acts on a due cancellation request first.
 MNP_EXPORT int sem_clockwait(sem_t* sem, clockid_t clk, const struct timespec* abstime) {
-  if (shared(sem)) return handoff_call(real_sem_clockwait, sem, clk, abstime);
+  if (shared(sem)) return handoff(real_sem_clockwait, sem, clk, abstime);
   if (!supported_clock(clk) || !valid_timespec(abstime)) {
     errno = EINVAL;
     return -1;
@@ -112,7 +112,7 @@ MNP_EXPORT int sem_clockwait(sem_t* sem, clockid_t clk, const struct timespec* a
 }
 
 MNP_EXPORT int sem_timedwait(sem_t* sem, const struct timespec* abstime) {
-  if (shared(sem)) return handoff_call(real_sem_timedwait, sem, abstime);
+  if (shared(sem)) return handoff(real_sem_timedwait, sem, abstime);
   if (!valid_timespec(abstime)) {
     errno = EINVAL;
     return -1;

@@ -44,7 +44,7 @@
 #include "core/netpoll.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
-#include "interpose/cancel.h"
+#include "interpose/blocking.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -249,23 +249,11 @@ int sigwait_begin(G* g, uint64_t bits, siginfo_t* si) {
 }
 
 // The call itself, handed off (its M blocks in the kernel with the G's
-// mask), made again after the runtime's EINTR unless `retake` (run then)
-// returns a result instead.
-template <typename Call, typename Retake>
-int sigwait_call(G* g, Call call, Retake retake) {
-  int r;
-  for (;;) {
-    entersyscall_block();
-    r = call_cancelable(call);  // a cancellation point (interpose/cancel.h)
-    int e = errno;
-    exitsyscall();
-    errno = e;
-    if (!(r == -1 && errno == EINTR && syscall_eintr_was_ours())) break;
-    if (int got = retake()) {
-      r = got;
-      break;
-    }
-  }
+// mask) through the blocking path, made again after the runtime's EINTR
+// unless `retake` (run then) returns a result instead.
+template <typename Call, typename Retake = NoRetake>
+int sigwait_call(G* g, const Call& call, const Retake& retake = {}) {
+  int r = blocking_call<Enter::kBlock>(call, retake);
   g->sigwait_bits.store(0, std::memory_order_release);
   return r;
 }
@@ -545,8 +533,7 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
     g->sigwait_bits.store(through, std::memory_order_seq_cst);
     bool pending = (sigpend_bits_for(g) & through) != 0;
     if (!pending) {
-      r = sigwait_call(
-          g, [&] { return held_sigsuspend(mask, &cm); }, [] { return 0; });
+      r = sigwait_call(g, [&] { return held_sigsuspend(mask, &cm); });
       e = errno;
     }
     g->sigwait_bits.store(0, std::memory_order_release);

@@ -176,7 +176,7 @@ bool signalfd_read(int fd, void* buf, size_t n, long* out) {
     }
     if (w == EPERM) {  // epoll refused it: the kernel's blocking read
       g->sigfd_mask.store(0, std::memory_order_seq_cst);
-      *out = libc_handoff([&] {
+      *out = handoff([&] {
         return static_cast<long>(
             raw_to_libc(raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), static_cast<long>(n))));
       });

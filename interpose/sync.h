@@ -8,10 +8,12 @@
 #include <atomic>
 #include <cstdint>
 
-#include "interpose/cancel.h"
 #include "core/sched.h"
 #include "core/tcb.h"
 #include "core/timer.h"
+// Process-shared objects keep glibc's implementation, which may block in
+// the kernel: their interposers call it through handoff.
+#include "interpose/blocking.h"
 
 namespace mnp {
 
@@ -59,19 +61,6 @@ int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const 
                     bool user = true);
 int mutex_unlock_impl(pthread_mutex_t* mu, bool user = true);
 bool mutex_is_pshared(const pthread_mutex_t* mu);
-
-// Calls a libc function that may block in the kernel (process-shared
-// objects keep glibc's implementation) with the P handed off meanwhile.
-// errno is the call's.
-template <typename F, typename... A>
-inline auto handoff_call(const F& f, A... a) {
-  entersyscall();
-  auto r = call_cancelable([&] { return f(a...); });
-  int e = errno;
-  exitsyscall();
-  errno = e;
-  return r;
-}
 
 // Called on an exiting G: robust mutexes it still holds become
 // owner-died for their next locker.

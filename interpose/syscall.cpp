@@ -1,11 +1,12 @@
 // interpose/syscall.cpp — calls that may block in the kernel
 // (docs/ARCHITECTURE.md, "Blocking calls", classes "handoff" and "block"):
-// each is bracketed by entersyscall/exitsyscall, so while it blocks, sysmon
-// hands the P to another M and the other Gs keep running. Calls known to
-// block for long (class "block": process waits, signal waits, pause,
-// system(), name look-ups) hand the P off at once. Most are generated from
-// MNP_HANDOFF_LIST; table.def gives each its real function and its class,
-// and the static_asserts below keep the classes and the interposers in step.
+// each goes through the one blocking path (interpose/blocking.h), so while
+// it blocks, sysmon hands the P to another M and the other Gs keep running.
+// Calls known to block for long (class "block": process waits, signal
+// waits, pause, system(), name look-ups) hand the P off at once. Most are
+// generated from MNP_HANDOFF_LIST; table.def gives each its real function
+// and its class, and the static_asserts below keep the classes and the
+// interposers in step.
 //
 // The real function runs on the G's own TLS, so errno, cancellation and
 // restart semantics are glibc's own. Sockets, pipes and other pollable fds
@@ -40,49 +41,12 @@
 
 #include <cerrno>
 #include <string_view>
-#include <type_traits>
 
 #include "core/sched.h"
-#include "interpose/cancel.h"
+#include "interpose/blocking.h"
 #include "interpose/real.h"
 
 using namespace mnp;
-
-namespace {
-// An EINTR that the runtime's own signal caused (sysmon sampled the P just
-// before the call entered the kernel) is retried; the program's signals still
-// interrupt as natively. A retried call with a timeout starts its timeout
-// again — at most once per such race.
-template <typename R>
-inline bool retry_eintr(R r) {
-  if constexpr (std::is_pointer_v<R>) return false;
-  else return r == static_cast<R>(-1) && errno == EINTR && syscall_eintr_was_ours();
-}
-// Most of these calls are cancellation points (the stdio readers through
-// glibc's own read), so they run inside the cleanup buffer of
-// interpose/cancel.h (a sigsetjmp: no measurable cost on fgetc).
-template <bool kBlock, typename R, typename... A>
-inline R call_handed_off(R (*f)(A...), A... a) {
-  R r;
-  do {
-    if (kBlock) entersyscall_block();
-    else entersyscall();
-    r = call_cancelable([&] { return f(a...); });
-    int e = errno;
-    exitsyscall();
-    errno = e;
-  } while (retry_eintr(r));
-  return r;
-}
-template <typename R, typename... A>
-inline R handoff(R (*f)(A...), A... a) {
-  return call_handed_off<false>(f, a...);
-}
-template <typename R, typename... A>
-inline R handoff_block(R (*f)(A...), A... a) {
-  return call_handed_off<true>(f, a...);
-}
-}  // namespace
 
 // X(name, return, (params), (args)): the real function, its version and
 // whether the P is handed off at once (class block) come from table.def.
@@ -148,11 +112,12 @@ inline R handoff_block(R (*f)(A...), A... a) {
   X(getnameinfo, int, (const struct sockaddr* a, socklen_t l, char* h, socklen_t hl, char* s, socklen_t sl, int f),   \
     (a, l, h, hl, s, sl, f))
 
-#define MNP_DEFINE(name, ret, params, args)                                                             \
-  static_assert(is_handed_off(sym_class(#name)),                                                        \
-                #name ": a hand-off interposer needs class handoff or block in table.def");             \
-  extern "C" MNP_EXPORT ret name params {                                                               \
-    return call_handed_off<sym_class(#name) == SymClass::block>(real_##name.get() MNP_COMMA_ARGS args); \
+#define MNP_DEFINE(name, ret, params, args)                                                                   \
+  static_assert(is_handed_off(sym_class(#name)),                                                              \
+                #name ": a hand-off interposer needs class handoff or block in table.def");                   \
+  extern "C" MNP_EXPORT ret name params {                                                                     \
+    if constexpr (sym_class(#name) == SymClass::block) return handoff_block(real_##name MNP_COMMA_ARGS args); \
+    else return handoff(real_##name MNP_COMMA_ARGS args);                                                     \
   }
 #define MNP_COMMA_ARGS(...) __VA_OPT__(, ) __VA_ARGS__
 MNP_HANDOFF_LIST(MNP_DEFINE)
@@ -271,18 +236,22 @@ extern "C" MNP_EXPORT int mnp_isoc99_vfscanf(FILE* f, const char* fmt, va_list a
 extern "C" MNP_EXPORT int mnp_isoc99_vscanf(const char* fmt, va_list ap) __asm__("__isoc99_vscanf");
 extern "C" MNP_EXPORT int mnp_isoc99_fscanf(FILE* f, const char* fmt, ...) __asm__("__isoc99_fscanf");
 extern "C" MNP_EXPORT int mnp_isoc99_scanf(const char* fmt, ...) __asm__("__isoc99_scanf");
-int mnp_isoc99_vfscanf(FILE* f, const char* fmt, va_list ap) {
-  entersyscall();
-  int r = call_cancelable([&] { return real___isoc99_vfscanf(f, fmt, ap); });
-  exitsyscall();
-  return r;
+namespace {
+// f(a..., ap): a call made again (the runtime's EINTR) reads the variable
+// arguments afresh.
+template <typename F, typename... A>
+int scan_call(const F& f, va_list ap, A... a) {
+  return blocking_call([&] {
+    va_list aq;
+    va_copy(aq, ap);
+    int r = f(a..., aq);
+    va_end(aq);
+    return r;
+  });
 }
-int mnp_isoc99_vscanf(const char* fmt, va_list ap) {
-  entersyscall();
-  int r = call_cancelable([&] { return real___isoc99_vscanf(fmt, ap); });
-  exitsyscall();
-  return r;
-}
+}  // namespace
+int mnp_isoc99_vfscanf(FILE* f, const char* fmt, va_list ap) { return scan_call(real___isoc99_vfscanf, ap, f, fmt); }
+int mnp_isoc99_vscanf(const char* fmt, va_list ap) { return scan_call(real___isoc99_vscanf, ap, fmt); }
 int mnp_isoc99_fscanf(FILE* f, const char* fmt, ...) {
   va_list ap;
   va_start(ap, fmt);

@@ -31,7 +31,7 @@
 #include "core/sigpend.h"
 #include "core/tcb.h"
 #include "core/timer.h"
-#include "interpose/cancel.h"
+#include "interpose/blocking.h"
 #include "interpose/cpuclock.h"
 #include "interpose/real.h"
 
@@ -383,9 +383,7 @@ MNP_EXPORT int pthread_join(pthread_t th, void** ret) {
   if (r < 0) {
     // A thread made before the runtime was up: glibc waits in the kernel,
     // so give the P away meanwhile.
-    entersyscall_block();
-    r = call_cancelable([&] { return real_pthread_join(th, ret); });
-    exitsyscall();
+    r = handoff_block(real_pthread_join, th, ret);
     if (r == 0) handle_unregister_native(th);
     return r;
   }
@@ -408,9 +406,7 @@ MNP_EXPORT int pthread_clockjoin_np(pthread_t th, void** ret, clockid_t clk, con
   G* t;
   int r = native_or_esrch(th, &t);
   if (r < 0) {
-    entersyscall_block();
-    r = call_cancelable([&] { return real_pthread_clockjoin_np(th, ret, clk, abstime); });
-    exitsyscall();
+    r = handoff_block(real_pthread_clockjoin_np, th, ret, clk, abstime);
     if (r == 0) handle_unregister_native(th);
     return r;
   }

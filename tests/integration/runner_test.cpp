@@ -811,6 +811,15 @@ TEST(Handoff, SemProcs2) { run_case(handoff_case("sem"), 2); }
 TEST(Handoff, CondProcs1) { run_case(handoff_case("cond"), 1); }
 TEST(Handoff, CondProcs2) { run_case(handoff_case("cond"), 2); }
 
+// The runtime's own signal (a mask refresh, sent to every M when a signalfd
+// takes the runtime's signal) lands on a thread blocked in a call handed to
+// the kernel (pshared sem_timedwait, pselect above FD_SETSIZE, a shared
+// futex wait, semtimedop): the call goes on and succeeds, as natively; errno
+// survives successful hand-off calls, scanf and a join of a thread made
+// before main (tests/programs/handoff_eintr.c).
+TEST(Handoff, EintrProcs1) { run_case(simple({"handoff_eintr"}), 1); }
+TEST(Handoff, EintrProcs2) { run_case(simple({"handoff_eintr"}), 2); }
+
 // ---- blocking system calls and the netpoller (tests/programs/io_*) --------
 
 // 8 threads blocked in read() on empty pipes while a call-free compute
