@@ -279,10 +279,17 @@ long g_getaffinity(G* t, size_t size, cpu_set_t* set) {
   return static_cast<long>(need);
 }
 
+// 0: a G's handle (*gp set); -1: a glibc thread's, for the real function;
+// else ESRCH. The caller's own handle is valid even when the caller is no
+// G: a runtime thread (an M on its g0, sysmon) is a glibc thread the table
+// does not list, and code instrumented by a sanitizer asks glibc about its
+// own stack there (ASan's __asan_handle_no_return before a noreturn call
+// calls pthread_getattr_np(pthread_self())).
 int native_or_esrch(uintptr_t h, G** gp) {
   HandleKind k = handle_kind(h, gp);
   if (k == HandleKind::kG) return 0;
-  return k == HandleKind::kNative ? -1 : ESRCH;
+  if (k == HandleKind::kNative) return -1;
+  return h == reinterpret_cast<uintptr_t>(arch_tcb_load_ptr<tcbo::kSelf>()) && !get_user_g() ? -1 : ESRCH;
 }
 
 int proc_comm_path(char* buf, size_t n, int tid) {
