@@ -77,6 +77,9 @@ void interpose_mutex_init();
 void interpose_signal_init();
 // After the runtime is up (Ms exist, glibc's SIGSETXID handler is installed).
 void interpose_setxid_install_handler();
+// At start-up, on the main G: wires it to M0 when the initial thread has an
+// alternate signal stack enabled (wire.cpp).
+void wire_adopt_start_altstack();
 int real_thread_create_for_m(void* (*fn)(void*), void* arg);
 // Flags of the program's handler for sig, or -1 if it has none (signal.cpp).
 int program_signal_flags(int sig);

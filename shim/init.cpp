@@ -46,6 +46,7 @@ void shim_start() {
     raw_print("refusing to start (see the line above); run the program without LD_PRELOAD");
     _exit(127);
   }
+  wire_adopt_start_altstack();
   // Nothing else a process with one thread does not need: sysmon (a real
   // thread; glibc turns multi-threaded when the first runtime thread is
   // made, before a second G can run, and real_thread_create_for_m then
