@@ -1411,6 +1411,7 @@ MNP_GBASE void g_trampoline(void* arg) {
     __pthread_register_cancel(&ub);
     result = gp->start_fn(gp->start_arg);
   } else {
+    san_unpoison_below(gp->stack_lo);
     result = tcb_field<void*>(gp->tcb, tcbo::kResult);
   }
   g_exit_current(result);

@@ -68,6 +68,17 @@ MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
     __pthread_unregister_cancel(&ub);
     return result;  // glibc calls exit(result)
   }
+#if MNP_ASAN
+  // Unwound here: the main thread's stack below this frame (core/base.h).
+  pthread_attr_t a;
+  void* lo = nullptr;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &a) == 0) {
+    pthread_attr_getstack(&a, &lo, &size);
+    pthread_attr_destroy(&a);
+  }
+  san_unpoison_below(lo);
+#endif
   g_exit_current(tcb_field<void*>(main_g()->tcb, tcbo::kResult));
 }
 
