@@ -377,6 +377,10 @@ void* mstart(void* arg) {
   M* mp = static_cast<M*>(arg);
   m_hold(mp);  // scheduler code from here on (released while it sleeps)
   uintptr_t fs = arch_get_fs();
+  // ASan build: glibc may hand this thread a cached stack whose earlier
+  // thread's frames left ASan's poison behind (ASan clears only the stacks
+  // of threads its own pthread_create made; runtime threads are glibc's).
+  san_unpoison_below(tcb_field<void*>(reinterpret_cast<void*>(fs), tcbo::kStackBlock));
   tls_g = &mp->g0;
   mp->g0.tcb = reinterpret_cast<void*>(fs);
   mp->g0.ctx.fs = fs;
