@@ -16,6 +16,7 @@
 #pragma once
 
 #include <dlfcn.h>
+#include <sched.h>
 #include <signal.h>
 #include <sys/types.h>
 
@@ -87,6 +88,12 @@ struct SigAct;
 struct G;
 // The program's handler for sig; false if it has none (signal.cpp).
 bool program_signal_action(int sig, SigAct* out);
+// CPU affinity of the G t as the kernel's sched_getaffinity (bytes
+// filled, or -errno) and sched_setaffinity (0 or an errno value) answer
+// (thread.cpp). set may be null (EFAULT, after the size checks: strace
+// probes so), which glibc's nonnull pthread_ declarations do not allow.
+long affinity_get_g(G* t, size_t size, cpu_set_t* set);
+int affinity_set_g(G* t, size_t size, const cpu_set_t* set);
 // Sends sig (1..64) to the G t, whose memory the caller keeps mapped, as
 // tgkill sends it to a thread; 0 or an errno value (tid.cpp).
 int signal_g(G* t, int sig);

@@ -330,6 +330,13 @@ int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   return r;
 }
 
+long affinity_get_g(G* t, size_t size, cpu_set_t* set) { return g_getaffinity(t, size, set); }
+
+int affinity_set_g(G* t, size_t size, const cpu_set_t* set) {
+  if (int e = check_affinity(size, set)) return e;
+  return ksched_change(t, [&](G* g) { set_mask_record(g, size, set); });
+}
+
 }  // namespace mnp
 
 extern "C" {
@@ -714,8 +721,7 @@ MNP_EXPORT int pthread_setaffinity_np(pthread_t th, size_t size, const cpu_set_t
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_setaff(th, size, set);
   if (r) return r;
-  if ((r = check_affinity(size, set))) return r;
-  return ksched_change(t, [&](G* g) { set_mask_record(g, size, set); });
+  return affinity_set_g(t, size, set);
 }
 
 }  // extern "C"
