@@ -63,6 +63,19 @@ inline void san_unpoison(void* p, size_t n) {
 #endif
 }
 
+// After a long jump ASan did not see (glibc's unwinding for pthread_exit
+// and cancellation ends in its own internal longjmp): clears the poison
+// the discarded frames left between lo, the low end of the stack, and the
+// caller's frame. Nothing without ASan.
+__attribute__((always_inline)) inline void san_unpoison_below(void* lo) {
+#if MNP_ASAN
+  char* here = static_cast<char*>(__builtin_frame_address(0));
+  if (lo && here > lo) __asan_unpoison_memory_region(lo, static_cast<size_t>(here - static_cast<char*>(lo)));
+#else
+  (void)lo;
+#endif
+}
+
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
 
 // Keeps the caller's errno across libc calls the runtime makes on its

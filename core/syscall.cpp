@@ -625,6 +625,8 @@ constinit Lock g_sysmon_start_lock;
 constinit bool g_poke_installed = false;
 
 void* sysmon_main(void*) {
+  // A cached stack's poison, as in mstart (sched.cpp).
+  san_unpoison_below(tcb_field<void*>(reinterpret_cast<void*>(arch_get_fs()), tcbo::kStackBlock));
   // No handler of the program's runs on sysmon: it is no M (it holds
   // sched.lock in handoffp without an M to count it, futex.h) and no
   // thread of the program's. It is born with every signal blocked

@@ -196,6 +196,9 @@ void interpose_mutex_init();
 void interpose_signal_init();
 // After the runtime is up (Ms exist, glibc's SIGSETXID handler is installed).
 void interpose_setxid_install_handler();
+// At start-up, on the main G: wires it to M0 when the initial thread has an
+// alternate signal stack enabled (wire.cpp).
+void wire_adopt_start_altstack();
 int real_thread_create_for_m(void* (*fn)(void*), void* arg);
 // Flags of the program's handler for sig, or -1 if it has none (signal.cpp).
 int program_signal_flags(int sig);
@@ -203,6 +206,12 @@ struct SigAct;
 struct G;
 // The program's handler for sig; false if it has none (signal.cpp).
 bool program_signal_action(int sig, SigAct* out);
+// CPU affinity of the G t as the kernel's sched_getaffinity (bytes
+// filled, or -errno) and sched_setaffinity (0 or an errno value) answer
+// (thread.cpp). set may be null (EFAULT, after the size checks: strace
+// probes so), which glibc's nonnull pthread_ declarations do not allow.
+long affinity_get_g(G* t, size_t size, cpu_set_t* set);
+int affinity_set_g(G* t, size_t size, const cpu_set_t* set);
 // Sends sig (1..64) to the G t, whose memory the caller keeps mapped, as
 // tgkill sends it to a thread; 0 or an errno value (tid.cpp).
 int signal_g(G* t, int sig);

@@ -253,10 +253,17 @@ long g_getaffinity(G* t, size_t size, cpu_set_t* set) {
   return static_cast<long>(need);
 }
 
+// 0: a G's handle (*gp set); -1: a glibc thread's, for the real function;
+// else ESRCH. The caller's own handle is valid even when the caller is no
+// G: a runtime thread (an M on its g0, sysmon) is a glibc thread the table
+// does not list, and code instrumented by a sanitizer asks glibc about its
+// own stack there (ASan's __asan_handle_no_return before a noreturn call
+// calls pthread_getattr_np(pthread_self())).
 int native_or_esrch(uintptr_t h, G** gp) {
   HandleKind k = handle_kind(h, gp);
   if (k == HandleKind::kG) return 0;
-  return k == HandleKind::kNative ? -1 : ESRCH;
+  if (k == HandleKind::kNative) return -1;
+  return h == reinterpret_cast<uintptr_t>(arch_tcb_load_ptr<tcbo::kSelf>()) && !get_user_g() ? -1 : ESRCH;
 }
 
 int proc_comm_path(char* buf, size_t n, int tid) {
@@ -296,6 +303,13 @@ int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   // once, after the first runtime thread (sysmon, sched.h: sysmon_ensure).
   if (r == 0 && !g_setxid_wrapped.exchange(true, std::memory_order_acq_rel)) interpose_setxid_install_handler();
   return r;
+}
+
+long affinity_get_g(G* t, size_t size, cpu_set_t* set) { return g_getaffinity(t, size, set); }
+
+int affinity_set_g(G* t, size_t size, const cpu_set_t* set) {
+  if (int e = check_affinity(size, set)) return e;
+  return ksched_change(t, [&](G* g) { set_mask_record(g, size, set); });
 }
 
 }  // namespace mnp
@@ -665,8 +679,7 @@ MNP_EXPORT int pthread_setaffinity_np(pthread_t th, size_t size, const cpu_set_t
   int r = native_or_esrch(th, &t);
   if (r < 0) return real_pthread_setaffinity_np(th, size, set);
   if (r) return r;
-  if ((r = check_affinity(size, set))) return r;
-  return ksched_change(t, [&](G* g) { set_mask_record(g, size, set); });
+  return affinity_set_g(t, size, set);
 }
 
 }  // extern "C"

@@ -115,15 +115,12 @@ long kill_g(long pid, long sig) {
 }
 
 long getaffinity_g(long tid, long size, long set) {
-  return on_g_or_self(tid, [&](G* t) {
-    int e = pthread_getaffinity_np(handle_of(t), static_cast<size_t>(size), reinterpret_cast<cpu_set_t*>(set));
-    return e ? neg(e) : ksched_mask_bytes();
-  });
+  return on_g_or_self(
+      tid, [&](G* t) { return affinity_get_g(t, static_cast<size_t>(size), reinterpret_cast<cpu_set_t*>(set)); });
 }
 long setaffinity_g(long tid, long size, long set) {
   return on_g_or_self(tid, [&](G* t) {
-    return neg(
-        pthread_setaffinity_np(handle_of(t), static_cast<size_t>(size), reinterpret_cast<const cpu_set_t*>(set)));
+    return neg(affinity_set_g(t, static_cast<size_t>(size), reinterpret_cast<const cpu_set_t*>(set)));
   });
 }
 long getparam_g(long tid, long param) {

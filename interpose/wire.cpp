@@ -96,7 +96,10 @@ bool prctl_per_thread(int op) {
 
 // sigaltstack: wired while an alternate stack of the G's own is enabled
 // (a handler with SA_ONSTACK must find it on whatever thread runs it, and
-// no other G's handler may land on it); unwired when it disables it.
+// no other G's handler may land on it); unwired when it disables it. One
+// the initial thread enabled before the runtime was up (a constructor's,
+// ASan's) is the main G's: wire_adopt_start_altstack wires it at start-up,
+// or the Gs M0 runs would see it as theirs.
 void altstack_before(const stack_t* ss) {
   G* gp = wiring_g();
   if (!gp || !ss || (ss->ss_flags & SS_DISABLE) || gp->wired_altstack) return;
@@ -273,6 +276,16 @@ bool wire_syscall(long nr, const long* a, long* ret) {
 
 void wire_note_wait(pid_t r, const int* status) {
   if (r > 0 && status && (WIFEXITED(*status) || WIFSIGNALED(*status))) child_reaped();
+}
+
+void wire_adopt_start_altstack() {
+  G* gp = wiring_g();
+  stack_t ss;
+  if (!gp || raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&ss)) != 0 || (ss.ss_flags & SS_DISABLE)) return;
+  gp->wired_altstack = true;
+  gp->altstack_lo = reinterpret_cast<uintptr_t>(ss.ss_sp);
+  gp->altstack_hi = gp->altstack_lo + ss.ss_size;
+  wire_take();
 }
 
 void wire_note_waitid(int r, const siginfo_t* si, int options) {

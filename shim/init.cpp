@@ -44,6 +44,7 @@ void shim_start() {
     raw_print("refusing to start (see the line above); run the program without LD_PRELOAD");
     _exit(127);
   }
+  wire_adopt_start_altstack();
   // Nothing else a process with one thread does not need: sysmon (a real
   // thread; glibc turns multi-threaded when the first runtime thread is
   // made, before a second G can run, and real_thread_create_for_m then
@@ -65,6 +66,17 @@ MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
     __pthread_unregister_cancel(&ub);
     return result;  // glibc calls exit(result)
   }
+#if MNP_ASAN
+  // Unwound here: the main thread's stack below this frame (core/base.h).
+  pthread_attr_t a;
+  void* lo = nullptr;
+  size_t size = 0;
+  if (pthread_getattr_np(pthread_self(), &a) == 0) {
+    pthread_attr_getstack(&a, &lo, &size);
+    pthread_attr_destroy(&a);
+  }
+  san_unpoison_below(lo);
+#endif
   g_exit_current(tcb_field<void*>(main_g()->tcb, tcbo::kResult));
 }
 

@@ -1066,6 +1066,15 @@ const Case kWireState{{"wire_state"}, {}, 0, 30, [](const Run&, const Run& shim,
                       }};
 TEST(Wire, StateProcs1) { run_case(kWireState, 1); }
 TEST(Wire, StateProcs2) { run_case(kWireState, 2); }
+// An alternate signal stack the initial thread enabled in a constructor,
+// before the runtime was up, is the main G's: the threads main's kernel
+// thread runs while main parks have none, and their handlers never run on
+// it. Kernel threads: P, sysmon, the wired main, one blocked in a hand-off.
+const Case kWireAltstackStart{{"wire_altstack_start"}, {}, 0, 30, [](const Run&, const Run& shim, int procs) {
+                                expect_check(shim, "kthreads_max", "<=", procs + 4);
+                              }};
+TEST(Wire, AltstackStartProcs1) { run_case(kWireAltstackStart, 1); }
+TEST(Wire, AltstackStartProcs2) { run_case(kWireAltstackStart, 2); }
 // Scheduling attributes reach the kernel (core/ksched.h): SCHED_FIFO from
 // the attribute, SCHED_RR set by the thread itself and by another, id 0,
 // a CPU mask, a nice value, each read from /proc/thread-self after parks;
