@@ -61,6 +61,7 @@
 #include "core/cpuclock.h"
 #include "core/gmem.h"
 #include "core/netpoll.h"
+#include "core/poke.h"
 #include "core/sema.h"
 #include "core/sigpend.h"
 #include "core/preempt.h"
@@ -881,7 +882,7 @@ top:
 // Runs gp on mp. schedtick counts time slices, not switches: a G taken from
 // the P's next (inherit) runs on in the slice of the G that readied it, so
 // a pair handing the P back and forth looks to sysmon like one G that has
-// run too long, and it ends the slice after 10 ms (syscall.cpp).
+// run too long, and it ends the slice after 10 ms (sysmon.cpp).
 void execute(M* mp, G* gp, bool inherit) {
   casgstatus(gp, kGRunnable, kGRunning);
   gmem_resume(gp);
@@ -1011,7 +1012,7 @@ G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
   return runq_pop(&pp->runq, inherit);
 }
 
-// The slice-end request sysmon left on gp (syscall.cpp), taken: true if
+// The slice-end request sysmon left on gp (sysmon.cpp), taken: true if
 // there was one. A plain load and store; a request lost to a race is made
 // again a millisecond later.
 inline bool take_preempt(G* gp) {
@@ -1090,7 +1091,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   gp->wait_reason = reason;
   gp->park_time = static_cast<int64_t>(arch_cycles());  // G dump: time waiting
-  // Lost the P in uncovered code (syscall.cpp) and none is free: not
+  // Lost the P in uncovered code (sysmon.cpp) and none is free: not
   // ensure_p, which would queue this G as runnable while the caller holds
   // the lock commit releases (every M that then ran a G wanting that lock
   // slept on it, each with its P: issue 8). The G is about to wait anyway:
@@ -1127,7 +1128,7 @@ void preempt_commit_cb(void* a) {
   casgstatus(prev, kGRunning, kGRunnable);
   LockGuard lk(sched.lock);
   // A real-time G stopped at the end of its slice (the real-time bandwidth,
-  // syscall.cpp) waits behind the ordinary Gs, as the kernel's throttled
+  // sysmon.cpp) waits behind the ordinary Gs, as the kernel's throttled
   // real-time threads wait for its ordinary ones.
   if (MNP_UNLIKELY(prev->ks_rt.load(std::memory_order_relaxed))) {
     globrunq_put_plain_locked(prev);

@@ -42,6 +42,7 @@
 #include <atomic>
 
 #include "core/netpoll.h"
+#include "core/poke.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
 #include "interpose/cancel.h"
@@ -292,7 +293,7 @@ uint64_t set_bits(const sigset_t* s) { return sigset_bits(s) & ~((1ULL << 31) | 
 // The sigwait family on a G: a signal already pending for it (its own or
 // the process's), else the kernel call, handed off, with the runtime's
 // signal left out of its set: the program's own instances of that signal
-// reach the G through the slots (core/syscall.cpp, keep_pending), and
+// reach the G through the slots (core/poke.cpp, keep_pending), and
 // sysmon's must never be taken for the program's. The runtime's EINTR (a
 // slot kept for this wait meanwhile, or sysmon) looks at the slots again
 // before the call is made again.
@@ -338,7 +339,7 @@ int held_sigsuspend(const sigset_t* mask, const CallMask* cm) {
   return real_sigsuspend(mask);
 }
 
-// The runtime gave its signal back (core/syscall.cpp, poke_signal_release):
+// The runtime gave its signal back (core/poke.cpp, poke_signal_release):
 // the program's recorded action goes on it the way sigaction puts one.
 void rewrap_released(int sig, const struct sigaction* act) { sigaction(sig, act, nullptr); }
 }  // namespace
