@@ -25,6 +25,11 @@
 #define MNP_HIDDEN __attribute__((visibility("hidden")))
 #define MNP_EXPORT __attribute__((visibility("default")))
 
+// First byte of the object the runtime is linked into and end of its text
+// (set by the linker).
+extern "C" const char __ehdr_start[] MNP_HIDDEN;
+extern "C" const char __etext[] MNP_HIDDEN;
+
 namespace mnp {
 
 [[noreturn]] void fatal(const char* msg);
@@ -64,6 +69,12 @@ inline void san_unpoison(void* p, size_t n) {
 }
 
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
+
+// pc lies in mnpthread's own code: a signal that interrupted it found the
+// runtime half-way through something (a handler must not act there).
+inline bool in_runtime_text(uintptr_t pc) {
+  return pc >= reinterpret_cast<uintptr_t>(__ehdr_start) && pc < reinterpret_cast<uintptr_t>(__etext);
+}
 
 // Keeps the caller's errno across libc calls the runtime makes on its
 // behalf (malloc and the dynamic linker's TLS functions may set it even

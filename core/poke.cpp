@@ -43,10 +43,6 @@
 #include "core/sigpend.h"
 #include "core/trace.h"
 
-// First byte of this object and end of its text (set by the linker).
-extern "C" const char __ehdr_start[] __attribute__((visibility("hidden")));
-extern "C" const char __etext[] __attribute__((visibility("hidden")));
-
 namespace mnp {
 
 namespace {
@@ -198,11 +194,12 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
   // action that terminates, the program never asked for it: ignored too.
 }
 
-// Runs on the signalled M's own thread. Finds the M by kernel tid, never
-// through TLS (the FS base may belong to a G mid-switch).
 void refresh_released(ucontext_t* uc);
 
-void poke_handler(int, siginfo_t* si, void* ucv) {
+// What the runtime's signal asks of this M (the top of this file). Runs on
+// the signalled M's own thread. Finds the M by kernel tid, never through
+// TLS (the FS base may belong to a G mid-switch).
+void poke_serve(siginfo_t* si, void* ucv) {
   if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kDumpRequestValue) {
     trace_request_dump();
     sysmon_wake_from_signal();
@@ -233,9 +230,7 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     // a change the handler would see or undo (a handler that parks moves
     // the G to another M under the feet of code that has its M and P in
     // hand).
-    uintptr_t kick_rip = arch_uc_pc(static_cast<ucontext_t*>(ucv));
-    if (kick_rip >= reinterpret_cast<uintptr_t>(__ehdr_start) && kick_rip < reinterpret_cast<uintptr_t>(__etext))
-      return;
+    if (in_runtime_text(arch_uc_pc(static_cast<ucontext_t*>(ucv)))) return;
     int saved_errno = errno;
     sigpend_run(ucv, &static_cast<ucontext_t*>(ucv)->uc_sigmask);
     errno = saved_errno;
@@ -268,8 +263,7 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
   }
   if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
   auto* uc = static_cast<ucontext_t*>(ucv);
-  uintptr_t rip = arch_uc_pc(uc);
-  if (rip >= reinterpret_cast<uintptr_t>(__ehdr_start) && rip < reinterpret_cast<uintptr_t>(__etext)) return;
+  if (in_runtime_text(arch_uc_pc(uc))) return;
   // Interrupted inside a system call (about to restart it, or just returned
   // -EINTR from it): a blocked-M detection; otherwise user code.
   if (!arch_uc_in_syscall(uc)) {
@@ -299,14 +293,21 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
     if (safe && gp->m == mp && mp->p && gp->status.load(std::memory_order_relaxed) == kGRunning) {
       raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
       preempt_switch();
-      // An asynchronous pthread_cancel that found us preempted acts now
-      // (interpose/cancel.cpp): the mask is the interrupted one already.
-      if (cancel_due_async(cancelhandling(gp).load(std::memory_order_acquire))) pthread_testcancel();
     }
     errno = saved_errno;
     return;
   }
   mark_in_syscall(mp, gp);
+}
+
+void poke_handler(int, siginfo_t* si, void* ucv) {
+  poke_serve(si, ucv);
+  // About to return to the interrupted context: the next point at which its
+  // G may act on an asynchronous cancellation that found it in this
+  // handler or preempted (core/cancel.h; glibc's sigfillset leaves
+  // SIGCANCEL out of this handler's mask).
+  if (M* mp = m_by_tid(raw_gettid()); mp && mp->curg && !mp->curg->is_g0)
+    cancel_async_point(mp->curg, static_cast<ucontext_t*>(ucv));
 }
 
 // The kernel action of the runtime's signal.

@@ -31,7 +31,6 @@
 #include <algorithm>
 
 #include "core/base.h"
-#include "core/cancel.h"
 #include "core/cpuclock.h"
 #include "core/gmem.h"
 #include "core/netpoll.h"
@@ -161,15 +160,10 @@ bool detect_blocked(int64_t now) {
       if (now - pp->run_since >= kPreemptNs) {
         gmem_peek_begin();  // the G may exit and be unmapped meanwhile
         G* gp = mp->curg;
-        // Also for an asynchronous cancellation whose SIGCANCEL found the
-        // G where it could not act (interpose/cancel.cpp): the preemption
-        // acts on it (poke_handler).
         // A real-time G's slice is the kernel's real-time bandwidth (ksched.h).
         bool rt = gp && gp->ks_rt.load(std::memory_order_relaxed);
         bool over = !rt || now - pp->run_since >= kRtSliceNs;
-        if (gp && !gp->is_g0 &&
-            ((over && p_has_other_work(pp, now)) ||
-             cancel_due_async(cancelhandling(gp).load(std::memory_order_relaxed)))) {
+        if (gp && !gp->is_g0 && over && p_has_other_work(pp, now)) {
           gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
           marked = true;
         }

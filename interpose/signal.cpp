@@ -41,6 +41,7 @@
 
 #include <atomic>
 
+#include "core/cancel.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
 #include "core/sched.h"
@@ -168,6 +169,9 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
     netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
   // On a G: take along any handler still waiting for one.
   if (g && !g->is_g0 && sigpend_any()) sigpend_run(uc, &static_cast<ucontext_t*>(uc)->uc_sigmask);
+  // Back to the interrupted code: a SIGCANCEL that landed in this
+  // trampoline (the runtime's code) acts there now (core/cancel.h).
+  if (g && !g->is_g0 && runtime_up) cancel_async_point(g, static_cast<ucontext_t*>(uc));
 }
 
 // A held-back signal that its M blocks by the time the hold ends
