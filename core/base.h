@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 #include "arch/x86_64/machine.h"
 
@@ -35,6 +36,8 @@ namespace mnp {
 [[noreturn]] void fatal(const char* msg);
 // Writes msg to stderr with a "mnpthread: " prefix; no allocation, no locks.
 void raw_print(const char* msg);
+// The same for the concatenation of parts (one line, up to ~500 bytes).
+void raw_print(std::initializer_list<const char*> parts);
 // Appends decimal/hex representations to a caller buffer; returns new end.
 char* fmt_u64(char* p, char* end, uint64_t v);
 char* fmt_hex(char* p, char* end, uint64_t v);  // 0x and lower-case digits

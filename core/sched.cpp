@@ -1213,6 +1213,27 @@ bool yield() {
   return true;
 }
 
+namespace {
+// Queues gp on the caller's P, or on the global queue when the caller has
+// none (an M between Ps, a thread that is no G). The caller's P is held
+// still (m_hold) while its queue is pushed: only its owner pushes, and a
+// handler of the program's that readied another G right here would push
+// on it too. Returns whether gp went on a P.
+bool runq_put_current(G* gp, bool next) {
+  G* cur = tls_g;
+  M* cm = cur ? hold_m(cur) : nullptr;
+  P* pp = cm ? cm->p : nullptr;
+  if (pp) {
+    runq_put(pp, gp, next);
+  } else {
+    LockGuard lk(sched.lock);
+    globrunq_put_locked(gp);
+  }
+  if (cm) m_release(cm);
+  return pp != nullptr;
+}
+}  // namespace
+
 void ready(G* gp, bool next) {
   for (;;) {
     uint32_t s = gp->status.load(std::memory_order_acquire);
@@ -1229,22 +1250,10 @@ void ready(G* gp, bool next) {
     }
     fatal("ready: G is not waiting");
   }
-  // The caller's P, held still (m_hold) while its queue is pushed: only its
-  // owner pushes, and a handler of the program's that readied another G
-  // right here would push on it too.
-  G* cur = tls_g;
-  M* cm = cur ? hold_m(cur) : nullptr;
-  P* pp = cm ? cm->p : nullptr;
-  if (pp) {
-    runq_put(pp, gp, next);
-  } else {
-    LockGuard lk(sched.lock);
-    globrunq_put_locked(gp);
-  }
-  if (cm) m_release(cm);
+  bool on_p = runq_put_current(gp, next);
   // The one G of the process, readied onto a P's queue: that P's M (the
   // caller, on g0) runs it; another M would find nothing.
-  if (!pp || sched.ngsys_live.load(std::memory_order_relaxed) > 1) wakep();
+  if (!on_p || sched.ngsys_live.load(std::memory_order_relaxed) > 1) wakep();
 }
 
 void wakep() {
@@ -1544,16 +1553,7 @@ int newproc(const GSpec& spec, G** out) {
 }
 
 void newproc_start(G* gp) {
-  G* cur = tls_g;
-  M* cm = cur ? hold_m(cur) : nullptr;  // as in ready
-  P* pp = cm ? cm->p : nullptr;
-  if (pp) {
-    runq_put(pp, gp, true);
-  } else {
-    LockGuard lk(sched.lock);
-    globrunq_put_locked(gp);
-  }
-  if (cm) m_release(cm);
+  runq_put_current(gp, true);
   wakep();
 }
 

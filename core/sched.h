@@ -490,6 +490,25 @@ using ParkCommit = bool (*)(G* gp, void* arg);
 void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr);
 // Makes a parked G runnable (callable from anywhere, G or not).
 void ready(G* gp, bool next = true);
+// Readies the Gs a wake-up takes off a wait list, a batch at a time, so
+// that ready (which may wake an M) never runs under the list's lock:
+// collect(woken, total, &more) takes the lock, moves at most kReadyBatch
+// Gs into woken, sets more if it stopped at that limit, drops the lock and
+// returns how many it took (total: how many earlier batches took).
+// Returns how many Gs were readied.
+constexpr int kReadyBatch = 64;
+template <typename Collect>
+int ready_batched(Collect collect) {
+  G* woken[kReadyBatch];
+  int total = 0;
+  for (;;) {
+    bool more = false;
+    int k = collect(woken, total, &more);
+    for (int i = 0; i < k; i++) ready(woken[i], true);
+    total += k;
+    if (!more) return total;
+  }
+}
 // Gives up the P to another runnable G: of this P, the global queue, or
 // stolen from another P's ring; returns false at once if none.
 bool yield();
