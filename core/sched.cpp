@@ -1219,7 +1219,7 @@ namespace {
 // still (m_hold) while its queue is pushed: only its owner pushes, and a
 // handler of the program's that readied another G right here would push
 // on it too. Returns whether gp went on a P.
-bool runq_put_current(G* gp, bool next) {
+[[gnu::always_inline]] inline bool runq_put_current(G* gp, bool next) {
   G* cur = tls_g;
   M* cm = cur ? hold_m(cur) : nullptr;
   P* pp = cm ? cm->p : nullptr;
