@@ -37,14 +37,16 @@ char* fmt_hex(char* p, char* end, uint64_t v) {
   return p;
 }
 
-void raw_print(const char* msg) {
+void raw_print(std::initializer_list<const char*> parts) {
   char buf[512];
   char* end = buf + sizeof buf - 1;
   char* p = fmt_str(buf, end, "mnpthread: ");
-  p = fmt_str(p, end, msg);
+  for (const char* s : parts) p = fmt_str(p, end, s);
   if (p == buf || p[-1] != '\n') *p++ = '\n';
   raw_syscall(SYS_write, 2, reinterpret_cast<long>(buf), p - buf);
 }
+
+void raw_print(const char* msg) { raw_print({msg}); }
 
 [[noreturn]] void fatal(const char* msg) {
   char buf[512];

@@ -12,6 +12,7 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
+#include <initializer_list>
 
 #include "arch/x86_64/machine.h"
 
@@ -25,11 +26,18 @@
 #define MNP_HIDDEN __attribute__((visibility("hidden")))
 #define MNP_EXPORT __attribute__((visibility("default")))
 
+// First byte of the object the runtime is linked into and end of its text
+// (set by the linker).
+extern "C" const char __ehdr_start[] MNP_HIDDEN;
+extern "C" const char __etext[] MNP_HIDDEN;
+
 namespace mnp {
 
 [[noreturn]] void fatal(const char* msg);
 // Writes msg to stderr with a "mnpthread: " prefix; no allocation, no locks.
 void raw_print(const char* msg);
+// The same for the concatenation of parts (one line, up to ~500 bytes).
+void raw_print(std::initializer_list<const char*> parts);
 // Appends decimal/hex representations to a caller buffer; returns new end.
 char* fmt_u64(char* p, char* end, uint64_t v);
 char* fmt_hex(char* p, char* end, uint64_t v);  // 0x and lower-case digits
@@ -77,6 +85,12 @@ __attribute__((always_inline)) inline void san_unpoison_below(void* lo) {
 }
 
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
+
+// pc lies in mnpthread's own code: a signal that interrupted it found the
+// runtime half-way through something (a handler must not act there).
+inline bool in_runtime_text(uintptr_t pc) {
+  return pc >= reinterpret_cast<uintptr_t>(__ehdr_start) && pc < reinterpret_cast<uintptr_t>(__etext);
+}
 
 // Keeps the caller's errno across libc calls the runtime makes on its
 // behalf (malloc and the dynamic linker's TLS functions may set it even

@@ -2,6 +2,7 @@
 #include "core/cancel.h"
 
 #include <pthread.h>
+#include <signal.h>
 
 #include "core/base.h"
 #include "core/futex.h"
@@ -45,6 +46,28 @@ bool cancel_wake_for_signal(G* g) {
 void cancel_point() {
   G* g = get_user_g();
   if (g && cancel_due(cancelhandling(g).load(std::memory_order_acquire))) pthread_testcancel();
+}
+
+void cancel_async_point(G* gp, ucontext_t* uc) {
+  if (!cancel_due_async(cancelhandling(gp).load(std::memory_order_acquire))) return;
+  if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
+  // tls_g cleared: the preemption's stack walk, in libunwind's code.
+  if (tls_g != gp || gp->m->locks != 0) return;
+  if (in_runtime_text(arch_uc_pc(uc))) return;
+  // Every wrapped call the G is in must have a cleanup buffer.
+  if (gp->syscall_depth != gp->cancel_handoff) return;
+  cancel_unwind_from_handler(uc);
+}
+
+void cancel_async_return() {
+  G* g = get_user_g();
+  if (g && g->syscall_depth == g->cancel_handoff && cancel_due_async(cancelhandling(g).load(std::memory_order_acquire)))
+    pthread_testcancel();
+}
+
+void cancel_unwind_from_handler(ucontext_t* uc) {
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
+  pthread_testcancel();
 }
 
 }  // namespace mnp

@@ -1,5 +1,5 @@
-// core/cancel.h — deferred cancellation of a parked G (docs/ARCHITECTURE.md,
-// "Cancellation").
+// core/cancel.h — cancellation of a G: deferred, of a parked G, and where
+// an asynchronous one acts (docs/ARCHITECTURE.md, "Cancellation").
 //
 // What: pthread_cancel of a G must end the cancellable wait it is parked in
 // (condvar, semaphore, join, sleep, fd and poll waits, hand-off calls), so
@@ -27,7 +27,32 @@
 // record). A condvar or semaphore tolerates spurious wake-ups, but the
 // request can arrive between the waiter's check and its enqueue; without
 // the record there is nothing to close that window with.
+//
+// Asynchronous cancellation (PTHREAD_CANCEL_ASYNCHRONOUS, or glibc's window
+// around the system call of a cancellation point) acts at any instruction
+// of program code, never inside the runtime. pthread_cancel sends SIGCANCEL
+// to the target's M; its handler acts only if it interrupted that G's
+// program code. Where it finds the runtime instead, the request bits in
+// the G's cancelhandling word are the mark that stays, and the G acts
+// when it next returns from the runtime to program code at one of the
+// points that check them (cancel_async_point, cancel_async_return): the end
+// of poke_handler (core/poke.cpp), through which a preempted G resumes and
+// on whose first instruction SIGCANCEL lands when it arrives together with
+// the runtime's signal (glibc's sigfillset leaves SIGCANCEL out of every
+// handler's mask), the end of the trampoline of the program's handlers
+// (interpose/signal.cpp), and the return of pthread_cancel, the one
+// async-cancel-safe function the shim implements. So a program that is
+// asynchronously cancelable only in async-cancel-safe code, as POSIX asks,
+// is always cancelled at once; one whose SIGCANCEL finds it inside another
+// interposed function is cancelled at its next cancellation point.
+//
+// Rejected: sysmon preempting a G with a due asynchronous request, so that
+// the preemption's return acts on it. A G that keeps scheduling (its tick
+// moves) or that sysmon's blocked-M detection left without a P is never
+// preempted, and one alone on its P only after 10 ms.
 #pragma once
+
+#include <ucontext.h>
 
 #include <atomic>
 #include <cstdint>
@@ -88,5 +113,20 @@ bool cancel_wake_for_signal(G* g);
 // Call it only where the G holds no runtime state (locks, P hand-off, wait
 // records).
 void cancel_point();
+
+// In a signal handler on gp's M, about to return to the interrupted
+// context uc (or, from SIGCANCEL's own handler, at once): acts on gp's due
+// asynchronous request if uc is gp's program code where it may unwind
+// (the FS base and tls_g are gp's, the PC is outside the runtime, no
+// runtime lock is held, every wrapped call gp is in has a cleanup buffer);
+// returns otherwise.
+void cancel_async_point(G* gp, ucontext_t* uc);
+// The same for the calling G outside a signal handler, at the return of
+// an interposed function that is async-cancel-safe (pthread_cancel).
+void cancel_async_return();
+// Leaves a signal handler by unwinding the current thread (glibc's
+// pthread_testcancel), with the mask the handler interrupted (the kernel
+// would restore it on sigreturn, which never comes).
+void cancel_unwind_from_handler(ucontext_t* uc);
 
 }  // namespace mnp

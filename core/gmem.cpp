@@ -308,13 +308,8 @@ constinit uint32_t g_guard_mode = kGuardUnknown;
 
 void report_map_limit(const char* why) {
   if (__atomic_exchange_n(&g_map_limit_reported, true, __ATOMIC_RELAXED)) return;
-  char buf[320];
-  char* e = buf + sizeof buf - 1;
-  char* p = fmt_str(buf, e, "cannot map another thread stack: the kernel's vm.max_map_count limit is reached ");
-  p = fmt_str(p, e, why);
-  p = fmt_str(p, e, "; pthread_create returns EAGAIN");
-  *p = 0;
-  raw_print(buf);
+  raw_print({"cannot map another thread stack: the kernel's vm.max_map_count limit is reached ", why,
+             "; pthread_create returns EAGAIN"});
 }
 
 long map_anon(size_t bytes) {

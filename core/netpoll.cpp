@@ -150,18 +150,14 @@ uint32_t decide(Wait* w, uint32_t to) {
 int bump_and_wake(FdState* s, uint32_t dirs) {
   if (dirs & kPollRead) s->rseq.fetch_add(1, std::memory_order_release);
   if (dirs & kPollWrite) s->wseq.fetch_add(1, std::memory_order_release);
-  constexpr int kBatch = 64;
-  G* woken[kBatch];
-  int total = 0;
-  for (;;) {
+  return ready_batched([&](G** woken, int, bool* more) {
     int k = 0;
-    bool more = false;
     s->lock.lock();
     for (Entry* e = s->head; e;) {
       Entry* next = e->next;
       if (e->dirs & dirs) {
-        if (k == kBatch) {
-          more = true;
+        if (k == kReadyBatch) {
+          *more = true;
           break;
         }
         G* g = e->w->g;
@@ -171,10 +167,8 @@ int bump_and_wake(FdState* s, uint32_t dirs) {
       e = next;
     }
     s->lock.unlock();
-    for (int i = 0; i < k; i++) ready(woken[i], true);
-    total += k;
-    if (!more) return total;
-  }
+    return k;
+  });
 }
 
 // Takes the break eventfd's event out of ev[0..n) (compacting the fd

@@ -2,7 +2,7 @@
 // point.
 //
 // sysmon marks such a G (G::preempt) and signals its M (the same signal as
-// the blocked-M detection, syscall.cpp). The handler may switch away only at
+// the blocked-M detection, sysmon.cpp). The handler may switch away only at
 // a safe point: if the G is stopped inside libc (say, holding malloc's arena
 // lock or a stdio lock) and another G on this M then needs that lock, both
 // wait forever. So the interrupted PC and every frame on the G's stack, walked

@@ -61,6 +61,7 @@
 #include "core/cpuclock.h"
 #include "core/gmem.h"
 #include "core/netpoll.h"
+#include "core/poke.h"
 #include "core/sema.h"
 #include "core/sigpend.h"
 #include "core/preempt.h"
@@ -885,7 +886,7 @@ top:
 // Runs gp on mp. schedtick counts time slices, not switches: a G taken from
 // the P's next (inherit) runs on in the slice of the G that readied it, so
 // a pair handing the P back and forth looks to sysmon like one G that has
-// run too long, and it ends the slice after 10 ms (syscall.cpp).
+// run too long, and it ends the slice after 10 ms (sysmon.cpp).
 void execute(M* mp, G* gp, bool inherit) {
   casgstatus(gp, kGRunnable, kGRunning);
   gmem_resume(gp);
@@ -1015,7 +1016,7 @@ G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
   return runq_pop(&pp->runq, inherit);
 }
 
-// The slice-end request sysmon left on gp (syscall.cpp), taken: true if
+// The slice-end request sysmon left on gp (sysmon.cpp), taken: true if
 // there was one. A plain load and store; a request lost to a race is made
 // again a millisecond later.
 inline bool take_preempt(G* gp) {
@@ -1094,7 +1095,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg) {
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   gp->wait_reason = reason;
   gp->park_time = static_cast<int64_t>(arch_cycles());  // G dump: time waiting
-  // Lost the P in uncovered code (syscall.cpp) and none is free: not
+  // Lost the P in uncovered code (sysmon.cpp) and none is free: not
   // ensure_p, which would queue this G as runnable while the caller holds
   // the lock commit releases (every M that then ran a G wanting that lock
   // slept on it, each with its P: issue 8). The G is about to wait anyway:
@@ -1131,7 +1132,7 @@ void preempt_commit_cb(void* a) {
   casgstatus(prev, kGRunning, kGRunnable);
   LockGuard lk(sched.lock);
   // A real-time G stopped at the end of its slice (the real-time bandwidth,
-  // syscall.cpp) waits behind the ordinary Gs, as the kernel's throttled
+  // sysmon.cpp) waits behind the ordinary Gs, as the kernel's throttled
   // real-time threads wait for its ordinary ones.
   if (MNP_UNLIKELY(prev->ks_rt.load(std::memory_order_relaxed))) {
     globrunq_put_plain_locked(prev);
@@ -1216,6 +1217,27 @@ bool yield() {
   return true;
 }
 
+namespace {
+// Queues gp on the caller's P, or on the global queue when the caller has
+// none (an M between Ps, a thread that is no G). The caller's P is held
+// still (m_hold) while its queue is pushed: only its owner pushes, and a
+// handler of the program's that readied another G right here would push
+// on it too. Returns whether gp went on a P.
+[[gnu::always_inline]] inline bool runq_put_current(G* gp, bool next) {
+  G* cur = tls_g;
+  M* cm = cur ? hold_m(cur) : nullptr;
+  P* pp = cm ? cm->p : nullptr;
+  if (pp) {
+    runq_put(pp, gp, next);
+  } else {
+    LockGuard lk(sched.lock);
+    globrunq_put_locked(gp);
+  }
+  if (cm) m_release(cm);
+  return pp != nullptr;
+}
+}  // namespace
+
 void ready(G* gp, bool next) {
   for (;;) {
     uint32_t s = gp->status.load(std::memory_order_acquire);
@@ -1232,22 +1254,10 @@ void ready(G* gp, bool next) {
     }
     fatal("ready: G is not waiting");
   }
-  // The caller's P, held still (m_hold) while its queue is pushed: only its
-  // owner pushes, and a handler of the program's that readied another G
-  // right here would push on it too.
-  G* cur = tls_g;
-  M* cm = cur ? hold_m(cur) : nullptr;
-  P* pp = cm ? cm->p : nullptr;
-  if (pp) {
-    runq_put(pp, gp, next);
-  } else {
-    LockGuard lk(sched.lock);
-    globrunq_put_locked(gp);
-  }
-  if (cm) m_release(cm);
+  bool on_p = runq_put_current(gp, next);
   // The one G of the process, readied onto a P's queue: that P's M (the
   // caller, on g0) runs it; another M would find nothing.
-  if (!pp || sched.ngsys_live.load(std::memory_order_relaxed) > 1) wakep();
+  if (!on_p || sched.ngsys_live.load(std::memory_order_relaxed) > 1) wakep();
 }
 
 void wakep() {
@@ -1552,16 +1562,7 @@ int newproc(const GSpec& spec, G** out) {
 }
 
 void newproc_start(G* gp) {
-  G* cur = tls_g;
-  M* cm = cur ? hold_m(cur) : nullptr;  // as in ready
-  P* pp = cm ? cm->p : nullptr;
-  if (pp) {
-    runq_put(pp, gp, true);
-  } else {
-    LockGuard lk(sched.lock);
-    globrunq_put_locked(gp);
-  }
-  if (cm) m_release(cm);
+  runq_put_current(gp, true);
   wakep();
 }
 

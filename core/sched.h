@@ -31,7 +31,7 @@ struct CancelWait;
 // casgstatus(), which fails loudly (from, to and the state it found, by
 // name) when the G is not in the state the caller expects; a G no other
 // thread can see yet gets its first state from initgstatus(). The states,
-// and who moves a G out of each (sched.cpp, syscall.cpp):
+// and who moves a G out of each (sched.cpp, syscall.cpp, poke.cpp):
 //   Idle     on a free list; nobody runs it; stack+TCB reusable.
 //            -> Runnable: newproc, the creator (gfget gave it the G)
 //   Runnable on a run queue (or about to be); stack not in use.
@@ -125,7 +125,7 @@ struct G {
   // sched.cpp): a handler of the program's waits, or it could move the G
   // to another M between the read and the hold.
   volatile uint32_t mhold = 0;
-  std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, syscall.cpp)
+  std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, sysmon.cpp)
   std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
   void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
   uint32_t yield_idle = 0;  // (self) sched_yield calls in a row that found no G to run (interpose/thread.cpp)
@@ -303,9 +303,9 @@ struct M {
   uint64_t rand = 0;
   int64_t sysmon_cpu = -1;         // sysmon: thread CPU time seen last round
   std::atomic<uint32_t> pokes{0};  // sysmon's signal sent to this M, not yet handled (0 or 1)
-  int64_t poke_sent = 0;           // (sysmon) when it was sent (poke_m, syscall.cpp)
+  int64_t poke_sent = 0;           // (sysmon) when it was sent (poke_m, sysmon.cpp)
   // Its own poke handler is walking the stack (own thread only, hence
-  // volatile): a poke arriving meanwhile does nothing (syscall.cpp).
+  // volatile): a poke arriving meanwhile does nothing (poke.cpp).
   volatile bool poke_walking = false;
   // Its kernel CPU clock (core/cpuclock.cpp), own thread only: the last real
   // reading, the monotonic time of it, whether estimates may start from it;
@@ -490,6 +490,25 @@ using ParkCommit = bool (*)(G* gp, void* arg);
 void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr);
 // Makes a parked G runnable (callable from anywhere, G or not).
 void ready(G* gp, bool next = true);
+// Readies the Gs a wake-up takes off a wait list, a batch at a time, so
+// that ready (which may wake an M) never runs under the list's lock:
+// collect(woken, total, &more) takes the lock, moves at most kReadyBatch
+// Gs into woken, sets more if it stopped at that limit, drops the lock and
+// returns how many it took (total: how many earlier batches took).
+// Returns how many Gs were readied.
+constexpr int kReadyBatch = 64;
+template <typename Collect>
+int ready_batched(Collect collect) {
+  G* woken[kReadyBatch];
+  int total = 0;
+  for (;;) {
+    bool more = false;
+    int k = collect(woken, total, &more);
+    for (int i = 0; i < k; i++) ready(woken[i], true);
+    total += k;
+    if (!more) return total;
+  }
+}
 // Gives up the P to another runnable G: of this P, the global queue, or
 // stolen from another P's ring; returns false at once if none.
 bool yield();
@@ -564,7 +583,7 @@ void sysmon_wake_from_signal();
 // signal caused it (the caller retries), false when the program's did.
 bool syscall_eintr_was_ours();
 // A G whose M lost its P while blocked in code no wrapper covers (sysmon's
-// detection, see syscall.cpp) takes a P back here; every scheduling point
+// detection, see sysmon.cpp) takes a P back here; every scheduling point
 // calls it before touching m->p. When no P is free the G is queued as
 // runnable and its M goes idle: so ensure_p is called with no runtime Lock
 // held (see Lock in futex.h). Wait paths call it before they take the lock
@@ -629,36 +648,6 @@ int sysmon_tid();
 // In a child of fork: no sysmon (no other thread survived) until it is
 // needed again.
 void sysmon_after_fork();
-// The runtime's signal (MNP_SIGNAL): the program's own action for it is kept
-// here, and deliveries that are not sysmon's are passed on to it.
-bool poke_signal_is(int sig);
-// -1 while the runtime's signal is not installed (lazy start-up).
-int poke_signal_number();
-// The program asks for the runtime's signal as a queued signal (a signalfd
-// or a sigwait set holds it): the runtime moves to a free real-time signal
-// (none of `avoid`, none with an action) and gives the old one back to the
-// program with the action it recorded. False when no signal is free (the
-// runtime keeps its own, and says so in one line).
-bool poke_signal_release(uint64_t avoid);
-// interpose/signal.cpp: installs the program's recorded action for a signal
-// the runtime gave back, as its own sigaction would.
-void set_poke_rewrap_hook(void (*hook)(int, const struct sigaction*));
-// Sends the runtime's signal to the M whose kernel id is tid (with si:
-// rt_tgsigqueueinfo). Nothing is sent while an exec is pending (-EAGAIN).
-long send_runtime_signal(long tid, siginfo_t* si);
-// The same, as a request to that M's handler: SI_QUEUE from this process
-// carrying `value` (kSigpendKickValue and the like).
-long send_runtime_marked(long tid, int value);
-// Around an exec (interpose/exec.cpp): after exec_prepare no runtime signal
-// is pending for or sent to any thread until exec_abandon (a failed exec).
-// exec_prepare returns false, and did nothing, in a vfork child (another
-// process in this one's memory); exec_abandon then must not be called.
-bool exec_prepare();
-void exec_abandon();
-void poke_user_action(const struct sigaction* act, struct sigaction* old);
-// interpose/signal.cpp: turns the kernel's action for a signal back into
-// the program's own (the trampoline it may be wrapped in).
-void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*));
 
 // Start-up and configuration.
 // The environment, parsed once by config_init (core/config.cpp's kVars).

@@ -1,12 +1,14 @@
 // core/sched_internal.h — the scheduler's own interface between the files
 // that make it up: sched.cpp (Gs, Ms, Ps, run queues, M sleep and wake-up),
-// syscall.cpp (the syscall hand-off and sysmon) and timer.cpp. What the
-// rest of the runtime and interpose/ may call is in sched.h; nothing else
-// includes this header.
+// syscall.cpp (the syscall hand-off), sysmon.cpp, poke.cpp (the runtime's
+// signal) and timer.cpp. What the rest of the runtime and interpose/ may
+// call is in sched.h and poke.h; nothing else includes this header.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
+#include "core/futex.h"
 #include "core/sched.h"
 
 namespace mnp {
@@ -38,7 +40,35 @@ void timer_m_notify(int64_t when);
 // Gives pp (just retaken, or released by an M) to an M if it has work, else
 // to the idle list.
 void handoffp(P* pp);
+// What entersyscall does to mp's P and to gp (Running, on mp with its P),
+// also done by the runtime's signal handler on behalf of a G found blocked
+// in code no wrapper covers (poke.cpp). Only on mp's own thread.
+void mark_in_syscall(M* mp, G* gp);
+
+// ---- sysmon.cpp -------------------------------------------------------------
+
 // newm queued an M for sysmon to start: makes sysmon's next round come soon.
 void sysmon_wake_for_newm();
+// Ends sysmon's sleep (async-signal-safe).
+void sysmon_wake();
+// Non-zero while sysmon sleeps because every P is idle; whoever makes a P
+// busy or enters a syscall clears it and wakes sysmon.
+extern std::atomic<int32_t> g_sysmon_sleeping_long;
+// Starting sysmon and installing the runtime's signal handler, and moving
+// the runtime's signal (poke_signal_release), happen under this lock.
+extern Lock g_sysmon_start_lock;
+
+// ---- poke.cpp ---------------------------------------------------------------
+
+// The handler of the runtime's signal is installed (it could be).
+bool poke_enabled();
+// At start-up (sysmon_init): this process's pid and MNP_SIGNAL.
+void poke_init();
+// In a child of fork (sysmon_after_fork): no send or exec of another
+// thread's is in progress.
+void poke_after_fork();
+// Installs the runtime's signal handler, the first time only; the caller
+// holds g_sysmon_start_lock (sysmon_ensure_slow).
+void poke_install_locked();
 
 }  // namespace mnp

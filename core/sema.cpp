@@ -282,20 +282,16 @@ bool sema_interrupt(G* only, int sig, bool restart) {
 int sema_wake(const void* addr, int n, uint32_t bitset) {
   if (n <= 0) return 0;
   Bucket* b = bucket_of(addr);
-  constexpr int kBatch = 64;
-  G* woken[kBatch];
-  int total = 0;
-  for (;;) {
+  uint32_t kernel = 0;  // kernel waiters, seen under the last batch's lock
+  int total = ready_batched([&](G** woken, int before, bool* more) {
     int k = 0;
-    bool more = false;
-    uint32_t kernel = 0;
     b->lock.lock();
     for (Waiter* w = b->head; w;) {
       Waiter* next = w->next;
       if (w->addr == addr && (w->bitset & bitset)) {
-        if (total + k >= n) break;
-        if (k == kBatch) {
-          more = true;
+        if (before + k >= n) break;
+        if (k == kReadyBatch) {
+          *more = true;
           break;
         }
         unlink_locked(b, w);
@@ -306,16 +302,13 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
     }
     kernel = g_kernel_waiters.load(std::memory_order_seq_cst);
     b->lock.unlock();
-    for (int i = 0; i < k; i++) ready(woken[i], true);
-    total += k;
-    if (more) continue;
-    if (kernel && total < n) {
-      long r =
-          raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, n - total, 0, 0, bitset);
-      if (r > 0) total += static_cast<int>(r);
-    }
-    return total;
+    return k;
+  });
+  if (kernel && total < n) {
+    long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, n - total, 0, 0, bitset);
+    if (r > 0) total += static_cast<int>(r);
   }
+  return total;
 }
 
 int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, int nmove, const uint32_t* cmp,

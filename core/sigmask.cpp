@@ -26,6 +26,7 @@
 #include <atomic>
 
 #include "core/base.h"
+#include "core/poke.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
 

@@ -10,6 +10,7 @@
 #include "core/gmem.h"
 #include "core/tcb.h"
 #include "core/netpoll.h"
+#include "core/poke.h"
 #include "core/sched.h"
 #include "core/sema.h"
 

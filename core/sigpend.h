@@ -70,7 +70,7 @@ struct SigAct {
 // runs on that M run the pending handlers ("MNPS").
 constexpr int kSigpendKickValue = 0x4d4e5053;
 // si_value of the runtime's signal that ends a sigwait in the kernel so
-// that it takes a slot kept for it ("MNPW"; core/syscall.cpp, keep_pending).
+// that it takes a slot kept for it ("MNPW"; core/poke.cpp, keep_pending).
 constexpr int kSigwaitKickValue = 0x4d4e5057;
 
 extern std::atomic<uint32_t> sigpend_count;  // slots kFilling or kReady

@@ -66,13 +66,7 @@ template <typename F>
 bool resolve(F* out, void* handle, const char* name, const char* ver) {
   void* p = ver ? dlvsym(handle, name, ver) : dlsym(handle, name);
   if (!p) {
-    char buf[160];
-    char* e = buf + sizeof buf - 1;
-    char* q = fmt_str(buf, e, "glibc symbol ");
-    q = fmt_str(q, e, name);
-    q = fmt_str(q, e, " not found; this glibc is not supported, refusing to start");
-    *q = 0;
-    raw_print(buf);
+    raw_print({"glibc symbol ", name, " not found; this glibc is not supported, refusing to start"});
     return false;
   }
   *out = reinterpret_cast<F>(p);
@@ -82,27 +76,13 @@ bool resolve(F* out, void* handle, const char* name, const char* ver) {
 bool check_descriptor(const char* name, uint32_t want_off) {
   auto* d = static_cast<const uint32_t*>(dlvsym(RTLD_DEFAULT, name, "GLIBC_PRIVATE"));
   if (d && d[2] == want_off) return true;
-  char buf[200];
-  char* e = buf + sizeof buf - 1;
-  char* q = fmt_str(buf, e, "struct pthread layout mismatch at ");
-  q = fmt_str(q, e, name);
-  q = fmt_str(q, e, d ? " (offset differs)" : " (descriptor missing)");
-  q = fmt_str(q, e, "; this glibc is not supported, refusing to start");
-  *q = 0;
-  raw_print(buf);
+  raw_print({"struct pthread layout mismatch at ", name, d ? " (offset differs)" : " (descriptor missing)",
+             "; this glibc is not supported, refusing to start"});
   return false;
 }
 
 bool check(bool ok, const char* what) {
-  if (!ok) {
-    char buf[200];
-    char* e = buf + sizeof buf - 1;
-    char* q = fmt_str(buf, e, "glibc thread layout check failed: ");
-    q = fmt_str(q, e, what);
-    q = fmt_str(q, e, "; refusing to start");
-    *q = 0;
-    raw_print(buf);
-  }
+  if (!ok) raw_print({"glibc thread layout check failed: ", what, "; refusing to start"});
   return ok;
 }
 

@@ -21,8 +21,9 @@
 //      G, outside the shim, with no runtime state that an unwind would
 //      abandon, and then unwinds it. A hand-off call registers a cleanup
 //      buffer (interpose/blocking.h) that takes the P back on the way out.
-//      A G preempted before the signal arrived acts when it resumes
-//      (poke_handler).
+//      Where the signal finds the runtime's code instead, the G acts at its
+//      next return from the runtime to program code (core/cancel.h,
+//      cancel_async_point).
 //
 // Both the request bits and the wake-up are ordered as core/cancel.h says.
 #include <errno.h>
@@ -39,9 +40,6 @@
 #include "interpose/real.h"
 
 using namespace mnp;
-
-extern "C" const char __ehdr_start[] __attribute__((visibility("hidden")));
-extern "C" const char __etext[] __attribute__((visibility("hidden")));
 
 namespace {
 
@@ -61,14 +59,6 @@ M* m_by_tid(int tid) {
   return nullptr;
 }
 
-// Leaves the signal handler by unwinding the current thread: the mask it
-// was interrupted with first (the kernel would restore it on sigreturn,
-// which never comes), then glibc's own cancellation.
-void unwind_from_handler(ucontext_t* uc) {
-  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
-  pthread_testcancel();
-}
-
 void sigcancel_handler(int sig, siginfo_t* si, void* ucv) {
   auto* uc = static_cast<ucontext_t*>(ucv);
   if (sig != kSigCancel || !si || si->si_pid != static_cast<pid_t>(raw_syscall(SYS_getpid))) return;
@@ -80,22 +70,17 @@ void sigcancel_handler(int sig, siginfo_t* si, void* ucv) {
     if (si->si_code == SI_TKILL) {
       auto& ch = tcb_field<std::atomic<int>>(reinterpret_cast<void*>(arch_get_fs()), tcbo::kCancelHandling);
       int v = ch.fetch_or(cancelbit::kCanceling | cancelbit::kCanceled, std::memory_order_seq_cst);
-      if (cancel_due_async(v | cancelbit::kCanceled)) unwind_from_handler(uc);
+      if (cancel_due_async(v | cancelbit::kCanceled)) cancel_unwind_from_handler(uc);
     }
     errno = saved_errno;
     return;
   }
-  // Ours: the value names the G it was meant for.
   if (si->si_code != SI_QUEUE) return;
+  // Ours: the value names the G it was meant for. A G that moved on, or
+  // that the signal finds inside the runtime, acts at its next return to
+  // program code instead.
   G* gp = mp->curg;
-  if (!gp || gp->is_g0 || gp->tcb != si->si_value.sival_ptr) return;  // the G moved on
-  if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
-  uintptr_t pc = arch_uc_pc(uc);
-  if (pc >= reinterpret_cast<uintptr_t>(__ehdr_start) && pc < reinterpret_cast<uintptr_t>(__etext)) return;
-  // Every wrapped call the G is in must have a cleanup buffer.
-  if (gp->syscall_depth != gp->cancel_handoff) return;
-  if (!cancel_due_async(cancelhandling(gp).load(std::memory_order_acquire))) return;
-  unwind_from_handler(uc);
+  if (gp && !gp->is_g0 && gp->tcb == si->si_value.sival_ptr) cancel_async_point(gp, uc);
   errno = saved_errno;
 }
 
@@ -135,18 +120,9 @@ void signal_m_of(G* g) {
   raw_syscall(SYS_rt_tgsigqueueinfo, si.si_pid, mp->tid, kSigCancel, reinterpret_cast<long>(&si));
 }
 
-}  // namespace
-
-namespace mnp {
-void handoff_unwound(void*) {
-  get_user_g()->cancel_handoff--;
-  exitsyscall();
-}
-}  // namespace mnp
-
-extern "C" {
-
-MNP_EXPORT int pthread_cancel(pthread_t th) {
+// pthread_cancel for th; the caller is a G of a running runtime or anything
+// before it runs.
+int cancel_request(pthread_t th) {
   G* t = nullptr;
   HandleKind k = runtime_up ? handle_kind(th, &t) : HandleKind::kNative;
   if (k == HandleKind::kNone) return ESRCH;
@@ -169,6 +145,26 @@ MNP_EXPORT int pthread_cancel(pthread_t th) {
   cancel_wake(t);
   if (cancel_due_async(now)) signal_m_of(t);
   return 0;
+}
+
+}  // namespace
+
+namespace mnp {
+void handoff_unwound(void*) {
+  get_user_g()->cancel_handoff--;
+  exitsyscall();
+}
+}  // namespace mnp
+
+extern "C" {
+
+MNP_EXPORT int pthread_cancel(pthread_t th) {
+  int r = cancel_request(th);
+  // pthread_cancel is async-cancel-safe: an asynchronously cancelable
+  // caller whose SIGCANCEL found it in here acts now, at its return to
+  // program code (core/cancel.h).
+  cancel_async_return();
+  return r;
 }
 
 }  // extern "C"

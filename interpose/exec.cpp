@@ -19,6 +19,7 @@
 #include <stdarg.h>
 #include <unistd.h>
 
+#include "core/poke.h"
 #include "core/sched.h"
 #include "interpose/real.h"
 

@@ -41,7 +41,9 @@
 
 #include <atomic>
 
+#include "core/cancel.h"
 #include "core/netpoll.h"
+#include "core/poke.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
 #include "interpose/blocking.h"
@@ -150,6 +152,9 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
     netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
   // On a G: take along any handler still waiting for one.
   if (g && !g->is_g0 && sigpend_any()) sigpend_run(uc, &static_cast<ucontext_t*>(uc)->uc_sigmask);
+  // Back to the interrupted code: a SIGCANCEL that landed in this
+  // trampoline (the runtime's code) acts there now (core/cancel.h).
+  if (g && !g->is_g0 && runtime_up) cancel_async_point(g, static_cast<ucontext_t*>(uc));
 }
 
 // A held-back signal that its M blocks by the time the hold ends
@@ -263,7 +268,7 @@ uint64_t set_bits(const sigset_t* s) { return sigset_bits(s) & ~((1ULL << 31) | 
 // The sigwait family on a G: a signal already pending for it (its own or
 // the process's), else the kernel call, handed off, with the runtime's
 // signal left out of its set: the program's own instances of that signal
-// reach the G through the slots (core/syscall.cpp, keep_pending), and
+// reach the G through the slots (core/poke.cpp, keep_pending), and
 // sysmon's must never be taken for the program's. The runtime's EINTR (a
 // slot kept for this wait meanwhile, or sysmon) looks at the slots again
 // before the call is made again.
@@ -309,7 +314,7 @@ int held_sigsuspend(const sigset_t* mask, const CallMask* cm) {
   return real_sigsuspend(mask);
 }
 
-// The runtime gave its signal back (core/syscall.cpp, poke_signal_release):
+// The runtime gave its signal back (core/poke.cpp, poke_signal_release):
 // the program's recorded action goes on it the way sigaction puts one.
 void rewrap_released(int sig, const struct sigaction* act) { sigaction(sig, act, nullptr); }
 }  // namespace

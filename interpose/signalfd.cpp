@@ -38,6 +38,7 @@
 
 #include "core/cancel.h"
 #include "core/netpoll.h"
+#include "core/poke.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
 #include "interpose/fdcall.h"
@@ -239,7 +240,7 @@ extern "C" {
 
 MNP_EXPORT int signalfd(int fd, const sigset_t* mask, int flags) noexcept {
   // A signalfd for the runtime's signal: the runtime moves off it, to none
-  // that another signalfd takes (core/syscall.cpp, poke_signal_release).
+  // that another signalfd takes (core/poke.cpp, poke_signal_release).
   if (!null_arg(mask)) poke_signal_release(sigset_bits(mask) | all_masks());
   int r = real_signalfd(fd, mask, flags);
   // The kernel never reports SIGKILL or SIGSTOP through a signalfd.

@@ -608,6 +608,10 @@ TEST(Cancel, CProcs1) { run_case(simple({"cancel"}), 1); }
 TEST(Cancel, CProcs2) { run_case(simple({"cancel"}), 2); }
 TEST(Cancel, CppProcs1) { run_case(simple({"cancel_cpp"}), 1); }
 TEST(Cancel, CppProcs2) { run_case(simple({"cancel_cpp"}), 2); }
+// An asynchronous cancel whose SIGCANCEL lands on top of the runtime's
+// signal, in the runtime's handler: acted on when that handler returns.
+TEST(Cancel, AsyncNestedProcs1) { run_case(bounded({"cancel_async_nested"}), 1); }
+TEST(Cancel, AsyncNestedProcs2) { run_case(bounded({"cancel_async_nested"}), 2); }
 
 // Process exit paths.
 TEST(MainExit, Procs1) { run_case(simple({"main_exit"}), 1); }

@@ -1,5 +1,5 @@
 // tests/unit/sched_test.cpp — the scheduler (core/sched.cpp, sysmon in
-// core/syscall.cpp) driven directly, through the test-only exports of
+// core/sysmon.cpp) driven directly, through the test-only exports of
 // core/export_test.h and a runtime per test (runtime_harness.h).
 //
 //   SchedPark   a ready() that comes while the G is still on its way into

@@ -1,0 +1,527 @@
+// core/poke.cpp — the runtime's signal: poke_handler and what it serves.
+//
+// One signal (MNP_SIGNAL, SIGURG by default), one handler (poke_handler),
+// for everything the runtime must do on a given M's own thread:
+//   - sysmon's pokes (tgkill, counted in M::pokes): a preemption request,
+//     honoured at a safe point (core/preempt.h), or, for an M found asleep
+//     in the kernel in code no wrapper covers, mark_in_syscall on its G's
+//     behalf so that sysmon's next round retakes the P;
+//   - marked requests (SI_QUEUE from this process with a value): a dump
+//     (core/trace.h), run the program's handlers waiting for a G
+//     (core/sigpend.h), end a sigwait with the runtime's EINTR, refresh a
+//     mask after the signal moved;
+//   - the program's own instances of the signal, passed to the action it
+//     set (chain_to_user), or kept pending while its G blocks the signal.
+// The handler runs with every signal blocked and finds its M by kernel tid,
+// never through TLS (the FS base may belong to a G mid-switch).
+//
+// The signal is never blocked in the kernel (an M that blocked it could be
+// neither preempted nor found blocked); a G's own mask holds it only in the
+// G's view (core/sigmask.cpp). Sends pause around an exec, and the signal
+// moves to a free real-time one when the program wants the old one queued
+// (both below).
+//
+// Rejected: a signal of its own for each kind of request: every signal the
+// runtime takes is one the program loses, and each would need the same care
+// around exec, fork and masks. SIGURG is the default because its default
+// action ignores it: an instance that reaches a program without a handler
+// does nothing (Go's runtime preempts with it for the same reason).
+#include <dlfcn.h>
+#include <signal.h>
+#include <ucontext.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include "core/base.h"
+#include "core/cancel.h"
+#include "core/gmem.h"
+#include "core/poke.h"
+#include "core/preempt.h"
+#include "core/sched.h"
+#include "core/sched_internal.h"
+#include "core/sigpend.h"
+#include "core/trace.h"
+
+namespace mnp {
+
+namespace {
+
+// siginfo value of the mask refresh after the runtime's signal moved
+// (poke_signal_release).
+constexpr int kMaskRefreshValue = 0x4d4e5052;
+// The runtime's signal (MNP_SIGNAL, or the one poke_signal_release moved
+// to). Read anywhere, changed only under g_sysmon_start_lock.
+constinit std::atomic<int> g_poke_signal{SIGURG};
+int poke_sig() { return g_poke_signal.load(std::memory_order_relaxed); }
+
+// exec and the runtime's signal. Signals pending at a thread survive
+// execve, and the new image has default actions: a poke still in flight
+// when the program execs would be delivered to the new program (fatal if
+// MNP_SIGNAL names a signal whose default action terminates). Senders and
+// exec_prepare form a Dekker pair on these two counters: a sender announces
+// itself in g_poke_inflight and sends only if no exec is pending; an exec
+// announces itself in g_exec_pending and waits until no send is in flight,
+// after which none can start, and then takes what is already pending.
+//
+// Only a thread of this process takes part. A vfork child (or any
+// CLONE_VM child) runs in the parent's memory but is another process: its
+// exec replaces only the child, so a count it left in g_exec_pending would
+// stop every send of the parent's for good (no preemption, no blocked-M
+// signal: CPython's subprocess, which vforks, then starved every G but one
+// at 1 P). Such a child is told apart by its pid; the runtime's signal is
+// never sent to it, so it has nothing to take either.
+constinit std::atomic<int> g_exec_pending{0};
+constinit std::atomic<int> g_poke_inflight{0};
+constinit std::atomic<long> g_own_pid{0};  // this process's pid (poke_init, poke_after_fork)
+
+// Sends the runtime's signal to an M (siginfo: rt_tgsigqueueinfo, else
+// tgkill). Returns the system call's result, -EAGAIN while an exec is pending.
+long send_poke(long tid, siginfo_t* si) {
+  g_poke_inflight.fetch_add(1, std::memory_order_seq_cst);
+  long r = -EAGAIN;
+  if (g_exec_pending.load(std::memory_order_seq_cst) == 0) {
+    long pid = raw_syscall(SYS_getpid);
+    int sig = poke_sig();
+    if (si) si->si_signo = sig;
+    r = si ? raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(si))
+           : raw_syscall(SYS_tgkill, pid, tid, sig);
+  }
+  g_poke_inflight.fetch_sub(1, std::memory_order_release);
+  return r;
+}
+constinit bool g_poke_enabled = false;
+
+// The runtime's signal carrying `value` (SI_QUEUE from this process): a
+// request to the handler on that M rather than a poke.
+long send_marked(long tid, int value) {
+  siginfo_t si;
+  memset(&si, 0, sizeof si);
+  si.si_code = SI_QUEUE;
+  si.si_pid = static_cast<pid_t>(raw_syscall(SYS_getpid));
+  si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
+  si.si_value.sival_int = value;
+  return send_poke(tid, &si);
+}
+
+// The exec side of the Dekker pair above, also used to change the signal
+// (poke_signal_release): from the return on, no send is in flight and none
+// starts until sends_resume.
+void sends_pause() {
+  g_exec_pending.fetch_add(1, std::memory_order_seq_cst);
+  while (g_poke_inflight.load(std::memory_order_seq_cst) != 0) raw_syscall(SYS_sched_yield);
+}
+void sends_resume() { g_exec_pending.fetch_sub(1, std::memory_order_seq_cst); }
+
+M* m_by_tid(int tid) {
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
+    if (mp->tid == tid) return mp;
+  return nullptr;
+}
+
+// The program's action for the runtime's signal (SIG_DFL until it sets one).
+constinit struct sigaction g_user_action = {};
+using PokeUnwrapFn = void (*)(int, struct sigaction*);
+constinit PokeUnwrapFn g_poke_unwrap = nullptr;
+constinit Lock g_user_action_lock;
+
+// The M whose G waits in sigwait/sigtimedwait for sig (G::sigwait_bits),
+// or null.
+M* sigwaiter_m(int sig) {
+  uint64_t bit = uint64_t{1} << (sig - 1);
+  M* found = nullptr;
+  gmem_peek_begin();  // a G may exit and be unmapped meanwhile
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp && !found; mp = mp->alllink) {
+    G* g = mp->curg;
+    if (g && !g->is_g0 && (g->sigwait_bits.load(std::memory_order_seq_cst) & bit)) found = mp;
+  }
+  gmem_peek_end();
+  return found;
+}
+
+// An instance of the program's that the runtime keeps pending (for
+// target, or for any G when null). No M blocks the runtime's signal, so
+// the kernel may have given it to any thread rather than to the one whose
+// sigwait waits for it; and it cannot be sent on there with its siginfo
+// (the kernel takes a siginfo with si_code >= 0 only from the target
+// thread itself). So the slot keeps it, and a sigwait already in the
+// kernel is ended with the runtime's EINTR (kSigwaitKickValue), after
+// which it takes the slot (interpose/signal.cpp). Its G publishes
+// sigwait_bits before it looks at the slots, and this looks for it after
+// putting the slot: one of the two sees the other.
+void keep_pending(G* target, int sig, siginfo_t* si, const SigAct& act) {
+  sigpend_put_for(target, sig, si, act);
+  if (target) {
+    // Sent to this thread: target is the G on it. In a sigwait, its kernel
+    // call, interrupted by this handler, ends with EINTR: the runtime's.
+    if (target->sigwait_bits.load(std::memory_order_seq_cst) & (uint64_t{1} << (sig - 1)))
+      target->runtime_eintr.store(1, std::memory_order_relaxed);
+    return;
+  }
+  if (M* w = sigwaiter_m(sig)) send_marked(w->tid, kSigwaitKickValue);
+}
+
+void chain_to_user(int sig, siginfo_t* si, void* uc) {
+  struct sigaction a = g_user_action;  // read without the lock: handler context
+  bool has =
+      (a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != nullptr : (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN);
+  G* g = tls_g;
+  SigAct act{reinterpret_cast<void*>(a.sa_sigaction), a.sa_flags, a.sa_mask};
+  if (g && g->is_g0 && runtime_up) {
+    // An M between Gs: for a G to run (sigpend.h). With no handler, kept
+    // only when every G blocks it, as the kernel keeps a blocked signal
+    // pending whatever its action (for a sigwait to take); else the G
+    // the kernel would have picked ignores it.
+    if (has || sig_blocked_by_all_gs(sig)) keep_pending(nullptr, sig, si, act);
+    return;
+  }
+  if (g && runtime_up && g_blocks(g, sig)) {
+    // The G blocks the runtime's signal (the kernel never does): pending
+    // until it unblocks it or a sigwait takes it, for this G if it was
+    // sent to this thread.
+    keep_pending(si && si->si_code == SI_TKILL ? g : nullptr, sig, si, act);
+    return;
+  }
+  // Counted like the trampoline's: it ends a masked call of this G's
+  // (core/netpoll.h, CallMask).
+  if (has && g && runtime_up && !g->is_g0) g->handlers_run++;
+  if (a.sa_flags & SA_SIGINFO) {
+    if (a.sa_sigaction) a.sa_sigaction(sig, si, uc);
+  } else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
+    a.sa_handler(sig);
+  }
+  // SIG_DFL of SIGURG is "ignore"; for another MNP_SIGNAL with a default
+  // action that terminates, the program never asked for it: ignored too.
+}
+
+void refresh_released(ucontext_t* uc);
+
+// What the runtime's signal asks of this M (the top of this file). Runs on
+// the signalled M's own thread. Finds the M by kernel tid, never through
+// TLS (the FS base may belong to a G mid-switch).
+void poke_serve(siginfo_t* si, void* ucv) {
+  if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kDumpRequestValue) {
+    // Sent to the process: any M may take it, inside a wrapped call too.
+    if (M* self = m_by_tid(raw_gettid()); self && self->curg && !self->curg->is_g0)
+      self->curg->runtime_eintr.store(1, std::memory_order_relaxed);
+    trace_request_dump();
+    sysmon_wake_from_signal();
+    return;
+  }
+  if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kSigwaitKickValue &&
+      si->si_pid == static_cast<pid_t>(raw_syscall(SYS_getpid))) {
+    // A slot waits for the sigwait this M's G is in (keep_pending): the
+    // call ends with the runtime's EINTR and looks at the slots again.
+    if (M* self = m_by_tid(raw_gettid()); self && self->curg && !self->curg->is_g0)
+      self->curg->runtime_eintr.store(1, std::memory_order_relaxed);
+    return;
+  }
+  if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kMaskRefreshValue &&
+      si->si_pid == static_cast<pid_t>(raw_syscall(SYS_getpid))) {
+    refresh_released(static_cast<ucontext_t*>(ucv));
+    return;
+  }
+  if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kSigpendKickValue &&
+      si->si_pid == static_cast<pid_t>(raw_syscall(SYS_getpid))) {
+    // sysmon asks the G on this M to run handlers that arrived between Gs
+    // (on g0 now: the slots stay, sysmon tries again). Not while the M is
+    // inside the runtime (a Lock held, scheduling, switching Gs: futex.h):
+    // a handler's sem_post would wait for a lock this very thread holds.
+    // The slots stay for sysmon's next round.
+    if (M* self = m_by_tid(raw_gettid()); self && self->locks != 0) return;
+    // Nor anywhere in the shim's own code, which may be half-way through
+    // a change the handler would see or undo (a handler that parks moves
+    // the G to another M under the feet of code that has its M and P in
+    // hand).
+    if (in_runtime_text(arch_uc_pc(static_cast<ucontext_t*>(ucv)))) return;
+    int saved_errno = errno;
+    sigpend_run(ucv, &static_cast<ucontext_t*>(ucv)->uc_sigmask);
+    errno = saved_errno;
+    return;
+  }
+  M* mp = m_by_tid(raw_gettid());
+  // Not sent by sysmon (no poke outstanding for this M, or not a tgkill from
+  // this process): the program's own signal, for its own action.
+  uint32_t pending = mp ? mp->pokes.load(std::memory_order_relaxed) : 0;
+  if (!pending || !si || si->si_code != SI_TKILL || si->si_pid != static_cast<pid_t>(raw_syscall(SYS_getpid))) {
+    chain_to_user(si ? si->si_signo : poke_sig(), si, ucv);
+    return;
+  }
+  mp->pokes.fetch_sub(1, std::memory_order_relaxed);
+  G* gp = mp->curg;
+  if (!gp || gp->is_g0) return;
+  // A poke inside this M's own stack walk (below): libunwind's
+  // sigprocmask, taken for a foreign thread's, lets the runtime's signal
+  // in again. A second walk here would end by putting tls_g back under the
+  // first one's feet, whose later sigprocmask calls then rewrote the G's
+  // own mask (CPython's main thread ended up blocking every signal, and
+  // its multiprocessing forkserver never saw a SIGCHLD). The first walk
+  // does the work.
+  if (mp->poke_walking) return;
+  if (gp->syscall_depth != 0 || !mp->p) {
+    // Inside a wrapped call (sysmon sampled the P just before it entered):
+    // the call may now fail with EINTR that the program never caused.
+    gp->runtime_eintr.store(1, std::memory_order_relaxed);
+    return;
+  }
+  if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
+  auto* uc = static_cast<ucontext_t*>(ucv);
+  if (in_runtime_text(arch_uc_pc(uc))) return;
+  // Interrupted inside a system call (about to restart it, or just returned
+  // -EINTR from it): a blocked-M detection; otherwise user code.
+  if (!arch_uc_in_syscall(uc)) {
+    // Running user code: a preemption request, honoured only at a safe point.
+    // Taken once: the blocked-M signals that keep coming while the M waits
+    // for a CPU must not each pay for a stack walk (they could keep the M
+    // in this handler for good).
+    uint32_t want = kPreemptAsync;
+    if (!preempt_enabled() || !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
+      return;
+    int saved_errno = errno;
+    // The walk (libunwind) calls open, read, write, sigprocmask and
+    // syscall: with tls_g cleared, the shim's interposers take this thread
+    // for one that is no G and call glibc at once. As a G, a read could
+    // hand the P off or park the G inside this handler, and the G came back
+    // without a P (preempt_switch on a null P: tree at 2 Ps about 1 run in
+    // 10; mem-threads with jemalloc preloaded 1 in 3). The walk must leave
+    // the G as it found it, Running on this M with a P; the check after it
+    // stays, as skipping a preemption is always allowed.
+    mp->poke_walking = true;
+    tls_g = nullptr;
+    tls_unwinding = true;
+    bool safe = preempt_safe_point(uc);
+    tls_unwinding = false;
+    tls_g = gp;
+    mp->poke_walking = false;
+    if (safe && gp->m == mp && mp->p && gp->status.load(std::memory_order_relaxed) == kGRunning) {
+      raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
+      preempt_switch();
+    }
+    errno = saved_errno;
+    return;
+  }
+  mark_in_syscall(mp, gp);
+}
+
+void poke_handler(int, siginfo_t* si, void* ucv) {
+  poke_serve(si, ucv);
+  // About to return to the interrupted context: the next point at which its
+  // G may act on an asynchronous cancellation that found it in this
+  // handler or preempted (core/cancel.h; glibc's sigfillset leaves
+  // SIGCANCEL out of this handler's mask).
+  if (M* mp = m_by_tid(raw_gettid()); mp && mp->curg && !mp->curg->is_g0)
+    cancel_async_point(mp->curg, static_cast<ucontext_t*>(ucv));
+}
+
+// The kernel action of the runtime's signal.
+struct sigaction poke_action() {
+  struct sigaction sa = {};
+  sa.sa_sigaction = poke_handler;
+  // Not SA_ONSTACK: an alternate signal stack belongs to the kernel thread
+  // (Rust's std gives every thread one), and a G preempted inside this
+  // handler leaves its signal frame where it ran; on a shared alternate
+  // stack the M's next signal would overwrite it. The G's own stack keeps
+  // the frame safe until the G resumes and returns through sigreturn.
+  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigfillset(&sa.sa_mask);
+  return sa;
+}
+
+using SigactionFn = int(int, const struct sigaction*, struct sigaction*);
+// The libc sigaction, not the shim's own interposer of it.
+SigactionFn* libc_sigaction() { return reinterpret_cast<SigactionFn*>(dlvsym(RTLD_NEXT, "sigaction", "GLIBC_2.2.5")); }
+
+// ---- Giving the runtime's signal back (poke_signal_release) ---------------
+//
+// PostgreSQL 15 blocks SIGURG, the default runtime signal, and takes it from
+// a signalfd in its epoll set. The runtime's signal is never blocked in the
+// kernel (an M that blocked it could be neither preempted nor found
+// blocked), so the program's SIGURG was always delivered to the runtime's
+// handler, never pending in the kernel, and the signalfd never became
+// readable: backends waited for their latches for good. A program that asks
+// for the signal as a queued one (a signalfd or a sigwait set with it) has
+// the better claim: the runtime moves to a real-time signal nobody uses,
+// and the old one becomes an ordinary signal of the program's, blocked in
+// the kernel wherever its G blocks it.
+//
+// Before the handler is installed (lazy start-up: PostgreSQL's postmaster
+// makes its signalfd long before any second thread) the move is just a new
+// number, inherited by forked children. After it: sends pause as around an
+// exec, the handler goes on the new signal, the number and the open bit
+// change, and the program's recorded action goes back on the old signal.
+// Ms other than the caller load the new kernel masks at their next G
+// switch; an idle M (asleep, its mask computed before) is sent a refresh
+// that blocks the old signal where every G blocks it, so that the kernel
+// keeps a process-directed instance pending instead of discarding it there.
+// A poke already queued on the old signal when it moves reaches the
+// program's action once (SIGURG's default discards it; a handler sees a
+// spurious SIGURG, as a program must expect from SIGURG anyway).
+constinit bool g_poke_moved = false;                 // (g_sysmon_start_lock)
+constinit std::atomic<uint64_t> g_released_bits{0};  // signals the runtime gave back
+using PokeRewrapFn = void (*)(int, const struct sigaction*);
+constinit PokeRewrapFn g_poke_rewrap = nullptr;
+
+// In the refresh signal's handler on an M: the given-back signals its mask
+// should block now (its G's, or what every G blocks when it has none) are
+// added to the mask sigreturn restores. Only added: a block that comes
+// too early holds a signal pending a moment, one missing loses it.
+void refresh_released(ucontext_t* uc) {
+  M* mp = m_by_tid(raw_gettid());
+  if (!mp) return;
+  uint64_t rel = g_released_bits.load(std::memory_order_relaxed);
+  G* g = mp->curg;
+  // A wrapped call of g's it interrupts ends with the runtime's EINTR.
+  if (g && !g->is_g0) g->runtime_eintr.store(1, std::memory_order_relaxed);
+  uint64_t want = (g && !g->is_g0 ? g->kmask : idle_kmask()) & rel;
+  if (!want) return;
+  uc->uc_sigmask.__val[0] |= want;
+  if (mp->kmask != kKmaskUnknown) mp->kmask |= want;
+}
+
+// A real-time signal the program has no use for: default action, not
+// among `avoid`; 0 if there is none. A G's mask may hold it (programs block
+// everything while they set up): the G keeps the bit in its view, as for
+// SIGURG, and the kernel never blocks it.
+int free_rt_signal(SigactionFn* sa_fn, uint64_t avoid) {
+  for (int sig = 64; sig > 34; sig--) {
+    if ((avoid >> (sig - 1)) & 1) continue;
+    struct sigaction o = {};
+    if (sa_fn(sig, nullptr, &o) != 0) continue;
+    if (!(o.sa_flags & SA_SIGINFO) && o.sa_handler == SIG_DFL) return sig;
+  }
+  return 0;
+}
+
+// The handler is installed once (poke_install_locked); the kernel's action,
+// and so this flag, survives fork. (g_sysmon_start_lock)
+constinit bool g_poke_installed = false;
+
+}  // namespace
+
+void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap = hook; }
+
+bool exec_prepare() {
+  if (raw_syscall(SYS_getpid) != g_own_pid.load(std::memory_order_relaxed)) return false;  // a vfork child
+  sends_pause();
+  if (!g_poke_enabled) return true;
+  // Take the runtime's signals already pending for this thread. A program's
+  // own instance pending for the whole process is taken too: the new image
+  // would see it with the default action, which for SIGURG discards it.
+  uint64_t bit = uint64_t{1} << (poke_sig() - 1);
+  uint64_t old = 0;
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&bit), reinterpret_cast<long>(&old), 8);
+  struct timespec zero = {0, 0};
+  siginfo_t si;
+  M* mp = m_by_tid(raw_gettid());
+  while (raw_syscall(SYS_rt_sigtimedwait, reinterpret_cast<long>(&bit), reinterpret_cast<long>(&si),
+                     reinterpret_cast<long>(&zero), 8) > 0) {
+    if (mp && mp->pokes.load(std::memory_order_relaxed) > 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
+  }
+  raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
+  return true;
+}
+
+long send_runtime_signal(long tid, siginfo_t* si) { return send_poke(tid, si); }
+
+long send_runtime_marked(long tid, int value) { return send_marked(tid, value); }
+
+void exec_abandon() { sends_resume(); }
+
+bool poke_signal_is(int sig) { return g_poke_enabled && sig == poke_sig(); }
+
+int poke_signal_number() { return g_poke_enabled ? poke_sig() : -1; }
+
+void poke_user_action(const struct sigaction* act, struct sigaction* old) {
+  LockGuard lk(g_user_action_lock);
+  if (old) *old = g_user_action;
+  if (act) g_user_action = *act;
+}
+
+bool poke_signal_release(uint64_t avoid) {
+  if (!((avoid >> (poke_sig() - 1)) & 1)) return true;
+  ErrnoKeeper keep_errno;
+  LockGuard lk(g_sysmon_start_lock);
+  int old = poke_sig();
+  if (!((avoid >> (old - 1)) & 1)) return true;
+  SigactionFn* sa_fn = libc_sigaction();
+  int sig = sa_fn ? free_rt_signal(sa_fn, avoid | g_released_bits.load(std::memory_order_relaxed)) : 0;
+  if (sig == 0) {
+    raw_print("the program takes the runtime's signal as a queued one and no real-time signal is free; set MNP_SIGNAL");
+    return false;
+  }
+  if (!g_poke_installed) {
+    g_poke_signal.store(sig, std::memory_order_relaxed);
+    g_poke_moved = true;
+    return true;
+  }
+  if (!g_poke_enabled) return true;  // the handler could not be installed: nothing to give back
+  sends_pause();
+  struct sigaction sa = poke_action();
+  if (sa_fn(sig, &sa, nullptr) != 0) {
+    sends_resume();
+    return false;
+  }
+  struct sigaction user;
+  {
+    LockGuard ua(g_user_action_lock);
+    user = g_user_action;
+    g_user_action = {};  // the new signal's: SIG_DFL (free_rt_signal)
+  }
+  g_released_bits.fetch_or(uint64_t{1} << (old - 1), std::memory_order_relaxed);
+  g_poke_signal.store(sig, std::memory_order_seq_cst);
+  g_kmask_open.store(uint64_t{1} << (sig - 1), std::memory_order_seq_cst);
+  g_poke_moved = true;
+  if (g_poke_rewrap) g_poke_rewrap(old, &user);
+  else sa_fn(old, &user, nullptr);
+  sends_resume();
+  G* self = get_user_g();
+  if (self) g_load_kmask(self);
+  int me = raw_gettid();
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
+    if (mp->tid != 0 && mp->tid != me) send_marked(mp->tid, kMaskRefreshValue);
+  return true;
+}
+
+void set_poke_rewrap_hook(void (*hook)(int, const struct sigaction*)) { g_poke_rewrap = hook; }
+
+bool poke_enabled() { return g_poke_enabled; }
+
+void poke_init() {
+  g_own_pid.store(raw_syscall(SYS_getpid), std::memory_order_relaxed);
+  if (!g_poke_moved) g_poke_signal.store(config().signal, std::memory_order_relaxed);
+}
+
+void poke_after_fork() {
+  // The child's only thread is the one that forked: a signal another
+  // thread was sending, or an exec another thread was preparing, at the
+  // moment of the fork is none of the child's. Left counted, the child's
+  // exec_prepare waited for ever for a send that no thread would finish
+  // (bash under the shim, spinning before its execve).
+  g_poke_inflight.store(0, std::memory_order_relaxed);
+  g_exec_pending.store(0, std::memory_order_relaxed);
+  g_own_pid.store(raw_syscall(SYS_getpid), std::memory_order_relaxed);
+}
+
+void poke_install_locked() {
+  if (g_poke_installed) return;
+  g_poke_installed = true;
+  SigactionFn* real_sigaction = libc_sigaction();
+  struct sigaction old = {};
+  int sig = poke_sig();
+  if (real_sigaction && real_sigaction(sig, nullptr, &old) == 0) {
+    // The program (or a constructor) may already have set one: keep it
+    // (the program's own, not the trampoline interpose/signal.cpp runs it
+    // through).
+    if (g_poke_unwrap) g_poke_unwrap(sig, &old);
+    g_user_action = old;
+    struct sigaction sa = poke_action();
+    g_poke_enabled = real_sigaction(sig, &sa, nullptr) == 0;
+    // The G running now (the process's only one: the main G, or a fork
+    // child's) may have blocked the signal while it was not yet the
+    // runtime's: its kernel mask never blocks it from now on (sigmask.cpp).
+    if (g_poke_enabled) g_kmask_open.store(uint64_t{1} << (sig - 1), std::memory_order_relaxed);
+    if (G* g = get_user_g(); g && g_poke_enabled) g_load_kmask(g);
+  }
+}
+
+}  // namespace mnp

@@ -1,0 +1,367 @@
+// core/sysmon.cpp — sysmon: the runtime's monitor thread.
+//
+// Calls no wrapper covers (glibc-internal lock waits, libgomp's inline
+// `syscall` futex waits) are found by sysmon too: a P whose schedtick has not
+// moved for a round while its M's thread CPU clock has not moved either is
+// held by an M asleep in the kernel. sysmon signals that M (MNP_SIGNAL,
+// SIGURG by default); the handler checks that the M was really interrupted
+// in a system call instruction outside mnpthread's own code and then does
+// what entersyscall would have done, so the next round retakes the P as for
+// any syscall. The G, once the call returns, runs on without a P until its
+// next scheduling point, where ensure_p() takes one back.
+//
+// sysmon also starts the threads of Ms that a wired M needs (newm_drain): a
+// thread it creates carries no G's kernel-thread state.
+//
+// sysmon is a kernel thread without a P, started with the runtime's signal
+// handler on first need (sysmon_ensure: a second G or M, a first park, a
+// first wiring for inherited state), so a one-thread process that never
+// waits has neither. It sleeps 20 us between rounds,
+// doubling up to 10 ms after 50 rounds with nothing to do, and entersyscall
+// wakes it when it sleeps long, so a blocked call is noticed within ~20 us.
+//
+// Each round it also retakes the Ps of wrapped calls that outlast a round
+// (core/syscall.cpp has the hand-off), ends time slices (preemption through
+// the runtime's signal, core/poke.cpp), delivers signals waiting for a G
+// (core/sigpend.h), harvests the netpoller when nobody has, looks at watched
+// futex words and gives memory back.
+#include <fcntl.h>
+#include <signal.h>
+
+#include <algorithm>
+
+#include "core/base.h"
+#include "core/cpuclock.h"
+#include "core/gmem.h"
+#include "core/netpoll.h"
+#include "core/poke.h"
+#include "core/preempt.h"
+#include "core/sched.h"
+#include "core/sched_internal.h"
+#include "core/sema.h"
+#include "core/sigpend.h"
+#include "core/tcb.h"
+#include "core/trace.h"
+
+namespace mnp {
+
+// Lazy start (docs/ARCHITECTURE.md, "Start-up"): sysmon and the runtime's
+// signal handler exist once the process has a second G, a second M, a
+// wait, or a scheduler trace. The handler survives fork (the kernel's
+// action does); sysmon_up does not (the thread does not).
+constinit Lock g_sysmon_start_lock;
+constinit std::atomic<int32_t> g_sysmon_sleeping_long{0};
+constinit std::atomic<bool> sysmon_up{false};
+
+namespace {
+
+constexpr int64_t kSysmonMinNs = 20 * 1000;
+constexpr int64_t kSysmonMaxNs = 10 * 1000 * 1000;
+constexpr int64_t kBusyMaxNs = 2 * 1000 * 1000;
+constexpr int64_t kWatchNs = 5 * 1000 * 1000;  // sema_watch_scan at most this often
+// sysmon's long sleep: a futex word any number of wakers may set (unlike a
+// Note, which allows exactly one wake-up per sleep).
+constinit std::atomic<uint32_t> g_sysmon_wake{0};
+void sysmon_sleep(int64_t ns) {
+  struct timespec ts = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  if (g_sysmon_wake.load(std::memory_order_acquire) == 0) futex_wait(&g_sysmon_wake, 0, ns == kNever ? nullptr : &ts);
+  g_sysmon_wake.store(0, std::memory_order_relaxed);
+}
+
+constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
+// A real-time G's time slice (ksched.h): the kernel's default real-time
+// bandwidth (sched_rt_runtime_us, 950 ms of each second), after which the
+// kernel would run the ordinary threads of a CPU its real-time threads keep
+// busy.
+constexpr int64_t kRtSliceNs = 950 * 1000 * 1000;
+constexpr int64_t kPokeGapMaxNs = 1000 * 1000;
+
+// Whether the running G's P has anything else to run: a queued G, a G in
+// the global queue, or a due timer (its G becomes runnable when it fires).
+// Without any, a G that runs on past its slice is left alone: preempting a
+// G that would be picked again at once costs a signal, and a traced
+// process (gdb, strace) a tracer round trip, for nothing.
+bool p_has_other_work(P* pp, int64_t now) {
+  return !pp->runq.empty() || sched.runq_size.load(std::memory_order_relaxed) > 0 ||
+         pp->timers.when0.load(std::memory_order_relaxed) <= now;
+}
+
+// Sends sysmon's signal to mp, unless one sent less than kPokeStaleNs ago
+// is still on its way: a second would only merge with it in the kernel (a
+// standard signal is pending once), and counting both would leave
+// M::pokes above the number the handler will ever see, so that a later
+// SIGURG of the program's would be taken for ours. One older than that is
+// taken as merged with another instance of the signal: the count restarts.
+constexpr int64_t kPokeStaleNs = 10 * 1000 * 1000;
+void poke_m(M* mp, int64_t now) {
+  if (mp->pokes.load(std::memory_order_relaxed) != 0 && now - mp->poke_sent < kPokeStaleNs) return;
+  mp->poke_sent = now;
+  mp->pokes.store(1, std::memory_order_relaxed);
+  if (send_runtime_signal(mp->tid, nullptr) < 0) mp->pokes.store(0, std::memory_order_relaxed);
+}
+
+// Whether kernel thread `tid` of this process is stopped (job-control stop
+// or ptrace stop): a signal cannot act on it until it is resumed, and under
+// a tracer each one costs the tracer a stop it did not ask for. Read from
+// /proc with raw calls (sysmon calls no interposed function); unknown
+// counts as not stopped.
+bool thread_stopped(long tid) {
+  char path[48];
+  char* e = path + sizeof path - 1;
+  char* p = fmt_str(path, e, "/proc/self/task/");
+  p = fmt_u64(p, e, static_cast<uint64_t>(tid));
+  p = fmt_str(p, e, "/stat");
+  *p = 0;
+  long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return false;
+  char buf[512];
+  long got = raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
+  raw_syscall(SYS_close, fd);
+  if (got <= 0) return false;
+  buf[got] = 0;
+  // "tid (comm) S ...": the state follows the last ')' (comm may hold any byte).
+  char* close_paren = nullptr;
+  for (char* c = buf; *c; c++)
+    if (*c == ')') close_paren = c;
+  if (!close_paren || close_paren[1] != ' ') return false;
+  return close_paren[2] == 't' || close_paren[2] == 'T';
+}
+
+// Signals the M of every P that sits still with its M asleep in the kernel.
+bool detect_blocked(int64_t now) {
+  bool any = false;
+  for (uint32_t i = 0; i < sched.nprocs; i++) {
+    P* pp = &sched.allp[i];
+    M* mp = pp->m;
+    if (pp->status.load(std::memory_order_acquire) != kPRunning || !mp) {
+      pp->sysmon_m = nullptr;
+      continue;
+    }
+    uint32_t tick = __atomic_load_n(&pp->schedtick, __ATOMIC_RELAXED);
+    if (pp->sysmon_m != mp || pp->sysmon_sched != tick) {
+      pp->sysmon_m = mp;
+      pp->sysmon_sched = tick;
+      pp->run_since = now;
+      pp->poke_gap = 0;
+      pp->poke_after = 0;
+      mp->sysmon_cpu = thread_cpu_ns(mp->tid);
+      continue;
+    }
+    int64_t cpu = thread_cpu_ns(mp->tid);
+    if (cpu < 0 || cpu != mp->sysmon_cpu) {  // it is running: not blocked
+      mp->sysmon_cpu = cpu;
+      // The same time slice for kPreemptNs: one G that makes no scheduling
+      // point, or Gs handing the P to each other through next (the tick
+      // stands still for those, sched.cpp execute), while something else
+      // waits for the P. Mark the running G: its next park or yield ends
+      // the slice (next_local). And signal it, so a G that never parks
+      // stops at a safe point. Again every millisecond while the slice
+      // goes on.
+      bool marked = false;
+      if (now - pp->run_since >= kPreemptNs) {
+        gmem_peek_begin();  // the G may exit and be unmapped meanwhile
+        G* gp = mp->curg;
+        // A real-time G's slice is the kernel's real-time bandwidth (ksched.h).
+        bool rt = gp && gp->ks_rt.load(std::memory_order_relaxed);
+        bool over = !rt || now - pp->run_since >= kRtSliceNs;
+        if (gp && !gp->is_g0 && over && p_has_other_work(pp, now)) {
+          gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
+          marked = true;
+        }
+        gmem_peek_end();
+        if (marked) {
+          if (preempt_enabled()) poke_m(mp, now);
+          pp->run_since = now - (rt ? kRtSliceNs : kPreemptNs) + 1000 * 1000;
+        }
+      }
+      continue;
+    }
+    // Its CPU clock stood still: asleep in the kernel, or only waiting for
+    // a CPU on a loaded machine (the signal then finds it outside a system
+    // call and does nothing). The first signal goes at once; while the
+    // tick stays, more follow with a doubling gap up to kPokeGapMaxNs, so
+    // an M that waits for a CPU is not kept busy with signals. run_since
+    // stays: waiting for a CPU does not start a new time slice (restarting
+    // the slice's clock here let a hand-off chain keep its P for hundreds
+    // of milliseconds).
+    if (now < pp->poke_after) continue;
+    pp->poke_gap = pp->poke_gap == 0 ? kSysmonMinNs : std::min(2 * pp->poke_gap, kPokeGapMaxNs);
+    pp->poke_after = now + pp->poke_gap;
+    // Still standing after the doubling gaps: a stopped thread (SIGSTOP, a
+    // tracer's stop) cannot take the signal; skip it while it stays so.
+    if (pp->poke_gap == kPokeGapMaxNs && thread_stopped(mp->tid)) continue;
+    poke_m(mp, now);
+    any = true;
+  }
+  (void)now;
+  return any;
+}
+
+// One round: retake Ps stuck in a syscall since the previous round.
+bool retake(int64_t now) {
+  bool any = false;
+  for (uint32_t i = 0; i < sched.nprocs; i++) {
+    P* pp = &sched.allp[i];
+    if (pp->status.load(std::memory_order_acquire) != kPSyscall) continue;
+    uint32_t t = pp->syscalltick.load(std::memory_order_acquire);
+    if (t != pp->sysmon_tick) {
+      pp->sysmon_tick = t;
+      pp->sysmon_when = now;
+      continue;
+    }
+    // Same syscall as last round: its M may be asleep in the kernel
+    // (exitsyscall_fast then refreshes the M's CPU clock base).
+    pp->syscall_long.store(true, std::memory_order_relaxed);
+    // Leave it alone if it has nothing queued
+    // and others are idle anyway, unless it has been 10 ms.
+    if (pp->runq.empty() && sched.nmspinning.load() + sched.npidle.load() > 0 && now - pp->sysmon_when < kSysmonMaxNs)
+      continue;
+    uint32_t s = kPSyscall;
+    if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) {
+      any = true;
+      handoffp(pp);
+    }
+  }
+  return any;
+}
+
+constinit std::atomic<int> g_sysmon_tid{0};
+
+void* sysmon_main(void*) {
+  // A cached stack's poison, as in mstart (sched.cpp).
+  san_unpoison_below(tcb_field<void*>(reinterpret_cast<void*>(arch_get_fs()), tcbo::kStackBlock));
+  // No handler of the program's runs on sysmon: it is no M (it holds
+  // sched.lock in handoffp without an M to count it, futex.h) and no
+  // thread of the program's. It is born with every signal blocked
+  // (os_thread_create); blocking them again here keeps that true whoever
+  // started it, so the kernel always picks another thread.
+  g_sysmon_tid.store(raw_gettid(), std::memory_order_release);
+  sigset_t all;
+  sigfillset(&all);
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
+  int64_t delay = kSysmonMinNs;
+  int idle = 0;
+  int64_t last_watch = 0;
+  bool mem_pending = false;  // free Gs or parked stacks to give back (gmem, sched)
+  for (;;) {
+    // Sleep so that entersyscall wakes us only when every P is idle (nothing
+    // ran, so a syscall is news); otherwise the back-off alone (<= 10 ms)
+    // bounds how late a blocked call is noticed, and quick syscalls never
+    // pay a futex wake.
+    // With every P idle and the back-off at its end, nothing can need
+    // sysmon until a P gets busy again, and sysmon_p_busy wakes it then:
+    // sleep without a deadline (a deadline-less idle process costs no CPU).
+    // The store/load pairs with npidle's decrement and sysmon_p_busy's load.
+    const auto nprocs = static_cast<int32_t>(sched.nprocs);
+    if (delay > kSysmonMinNs * 50 && sched.npidle.load(std::memory_order_relaxed) == nprocs) {
+      g_sysmon_sleeping_long.store(1, std::memory_order_seq_cst);
+      // Gs waiting for fds with no M able to sleep in the netpoller (its
+      // eventfd was given up, netpoll.cpp) need sysmon's 10 ms harvest.
+      // Signals waiting for a G (sigpend.h): look again on the back-off.
+      // Watched futex waiters (sema.h): look at their words on the back-off.
+      // Memory to give back: look again on the back-off.
+      int64_t ns =
+          delay >= kSysmonMaxNs && !netpoll_worth_polling() && !sigpend_any() && !sema_watching() && !mem_pending
+              ? trace_period_ns()
+              : delay;
+      if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
+      g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
+    } else {
+      struct timespec ts = {0, static_cast<long>(delay)};
+      raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+    }
+    newm_drain();
+    int64_t now = nanotime();
+    mem_pending = gmem_reclaim();
+    mem_pending |= gfree_scavenge(now);
+    uint64_t parks = 0;
+    for (uint32_t i = 0; i < sched.nprocs; i++) parks += sched.allp[i].parks.load(std::memory_order_relaxed);
+    mem_pending |= gmem_shrink_parked(now, parks);
+    trace_tick(now);
+    bool busy = retake(now);
+    netpoll_deliver_signals();
+    // Not counted as work: a signal every G blocks stays pending, as in the
+    // kernel, and must not keep sysmon at its shortest period.
+    sigpend_deliver();
+    // Every P has been busy for 10 ms without running out of work (when it
+    // does, it harvests ready fds itself): harvest for them.
+    if (netpoll_worth_polling() && now - netpoll_last_poll() > kSysmonMaxNs && netpoll_poll_now() > 0) busy = true;
+    if (poke_enabled() && detect_blocked(now)) busy = true;
+    // Gs in the futex interposer's FUTEX_WAIT whose word changed: woken by
+    // a thread the runtime did not create (sema.h). Every kWatchNs at most,
+    // so a wake from outside is seen within kWatchNs plus sysmon's delay.
+    if (now - last_watch >= kWatchNs && sema_watching()) {
+      last_watch = now;
+      sema_watch_scan();
+    }
+    if (busy) {
+      idle = 0;
+      delay = kSysmonMinNs;
+    } else if (++idle > 50) {
+      delay = delay * 2 > kSysmonMaxNs ? kSysmonMaxNs : delay * 2;
+      // While some P runs Gs, look at least every 2 ms: a G due for
+      // preemption (10 ms) then waits at most ~12 ms, not 20.
+      if (sched.npidle.load(std::memory_order_relaxed) < static_cast<int32_t>(sched.nprocs) && delay > kBusyMaxNs)
+        delay = kBusyMaxNs;
+      if (delay > trace_period_ns()) delay = trace_period_ns();
+    }
+  }
+}
+
+}  // namespace
+
+void sysmon_wake() {
+  if (g_sysmon_wake.exchange(1, std::memory_order_release) == 0) futex_wake(&g_sysmon_wake, 1);
+}
+
+bool on_sysmon() {
+  int t = g_sysmon_tid.load(std::memory_order_acquire);
+  return t != 0 && t == raw_gettid();
+}
+
+int sysmon_tid() { return g_sysmon_tid.load(std::memory_order_acquire); }
+
+void sysmon_after_fork() {
+  poke_after_fork();
+  g_sysmon_tid.store(0, std::memory_order_relaxed);
+  g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
+  g_sysmon_wake.store(0, std::memory_order_relaxed);
+  new (&g_sysmon_start_lock) Lock();
+  // No thread survived: the child starts its own sysmon when it needs one
+  // (sysmon_ensure). The signal action is inherited.
+  sysmon_up.store(false, std::memory_order_release);
+}
+
+void sysmon_init() {
+  poke_init();
+  preempt_init();
+  trace_init();
+  // A scheduler trace is wanted from the start, one thread or not.
+  if (trace_period_ns() != kNever) sysmon_ensure();
+}
+
+void sysmon_ensure_slow() {
+  ErrnoKeeper keep_errno;  // glibc's pthread_create and malloc, on a G's behalf
+  LockGuard lk(g_sysmon_start_lock);
+  if (sysmon_up.load(std::memory_order_relaxed)) return;
+  m0_g0_ensure();  // M0 may switch to its scheduler from now on
+  poke_install_locked();
+  if (os_thread_start(sysmon_main, nullptr) != 0)
+    raw_print("warning: cannot start sysmon; a G blocked in the kernel keeps its P");
+  sysmon_up.store(true, std::memory_order_release);
+}
+
+void sysmon_wake_for_newm() {
+  g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
+  sysmon_wake();
+}
+
+void sysmon_wake_from_signal() { sysmon_wake(); }
+
+void sysmon_p_busy() {
+  if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_seq_cst)) &&
+      g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
+    sysmon_wake();
+}
+
+}  // namespace mnp
