@@ -684,6 +684,11 @@ TEST(IoPselectMask, Procs2) { run_case(simple({"io_pselect_mask"}), 2); }
 // the handler ran once, none hangs (io_pselect_race.c).
 TEST(IoPselectMask, RaceProcs1) { run_case(simple({"io_pselect_race"}), 1); }
 TEST(IoPselectMask, RaceProcs2) { run_case(simple({"io_pselect_race"}), 2); }
+// Four event loops (epoll_wait, poll, select) in threads of their own: each
+// wakes for its own fd, and a signal sent to a loop's thread, or one only it
+// lets in, ends that loop's wait with EINTR after the handler ran on it.
+TEST(IoPselectMask, PollLoopsProcs1) { run_case(simple({"io_poll_loops"}), 1); }
+TEST(IoPselectMask, PollLoopsProcs2) { run_case(simple({"io_poll_loops"}), 2); }
 
 // sigsuspend returns only after the handler of the signal that ended it
 // ran (lbzip2; sig_suspend_flag.c).
