@@ -127,6 +127,18 @@ void on_g_exit(G* gp) {
   release_glibc_robust_on_exit(gp);
 }
 
+// A mutex's kind word, its PTHREAD_MUTEX_* type and its robustness, as
+// lock and unlock both read them first.
+struct KindBits {
+  int kind;
+  int type;
+  bool robust;
+};
+inline KindBits decode_kind(MutexView* m) {
+  int kind = m->kind.load(std::memory_order_relaxed);
+  return {kind, kind & kMutexKindMask, (kind & kMutexRobust) != 0};
+}
+
 }  // namespace
 
 namespace mnp {
@@ -152,10 +164,8 @@ void mutex_release_robust_on_exit(void* head) {
 
 int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const struct timespec* abstime, bool user) {
   MutexView* m = view(mu);
-  int kind = m->kind.load(std::memory_order_relaxed);
+  auto [kind, type, robust] = decode_kind(m);
   if (kind == kDestroyed) return EINVAL;
-  int type = kind & kMutexKindMask;
-  bool robust = kind & kMutexRobust;
   int me = current_tid();
   if (robust ? m->holder == me && m->lock.load(std::memory_order_relaxed) != 0
              : type != PTHREAD_MUTEX_NORMAL && type != PTHREAD_MUTEX_ADAPTIVE_NP &&
@@ -210,10 +220,8 @@ int mutex_lock_impl(pthread_mutex_t* mu, int64_t deadline, bool try_only, const 
 
 int mutex_unlock_impl(pthread_mutex_t* mu, bool user) {
   MutexView* m = view(mu);
-  int kind = m->kind.load(std::memory_order_relaxed);
+  auto [kind, type, robust] = decode_kind(m);
   if (kind == kDestroyed) return EINVAL;
-  int type = kind & kMutexKindMask;
-  bool robust = kind & kMutexRobust;
   int me = current_tid();
   if (robust) {
     bool mine = m->holder == me && m->lock.load(std::memory_order_relaxed) != 0;
