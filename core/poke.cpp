@@ -113,12 +113,6 @@ void sends_pause() {
 }
 void sends_resume() { g_exec_pending.fetch_sub(1, std::memory_order_seq_cst); }
 
-M* m_by_tid(int tid) {
-  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
-    if (mp->tid == tid) return mp;
-  return nullptr;
-}
-
 // The program's action for the runtime's signal (SIG_DFL until it sets one).
 constinit struct sigaction g_user_action = {};
 using PokeUnwrapFn = void (*)(int, struct sigaction*);

@@ -673,6 +673,13 @@ void newproc_start(G* gp);
 void sched_install_fork_handlers();
 void set_os_thread_create(int (*fn)(void* (*)(void*), void*));
 
+// The M running on kernel thread tid, or null. Signal handlers find their
+// M so, never through TLS: the FS base may belong to a G mid-switch.
+inline M* m_by_tid(int tid) {
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
+    if (mp->tid == tid) return mp;
+  return nullptr;
+}
 // Lookup pthread_t -> G (null if the handle is not one of ours).
 G* g_from_handle(uintptr_t handle);
 G* main_g();

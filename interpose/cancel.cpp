@@ -53,12 +53,6 @@ struct KSigaction {  // the kernel's struct sigaction for rt_sigaction
   uint64_t mask;
 };
 
-M* m_by_tid(int tid) {
-  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
-    if (mp->tid == tid) return mp;
-  return nullptr;
-}
-
 void sigcancel_handler(int sig, siginfo_t* si, void* ucv) {
   auto* uc = static_cast<ucontext_t*>(ucv);
   if (sig != kSigCancel || !si || si->si_pid != static_cast<pid_t>(raw_syscall(SYS_getpid))) return;

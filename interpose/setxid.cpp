@@ -34,12 +34,6 @@ constexpr int kSigSetxid = 33;
 using SigHandler = void (*)(int, siginfo_t*, void*);
 constinit SigHandler g_glibc_setxid = nullptr;
 
-M* m_by_tid(int tid) {
-  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
-    if (mp->tid == tid) return mp;
-  return nullptr;
-}
-
 void setxid_wrapper(int sig, siginfo_t* si, void* uc) {
   uintptr_t saved = arch_get_fs();
   M* mp = m_by_tid(raw_gettid());
