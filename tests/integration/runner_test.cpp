@@ -405,6 +405,9 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"sched_kernel", 4,
      "its threads with a real-time policy, a CPU mask or a nice value are wired, each to a kernel thread "
      "that carries those attributes, while busy threads keep the P"},
+    {"io_pselect_race", 1,
+     "it keeps a forked child alive, which wires main to its M until it reaps it (docs/ARCHITECTURE.md, "
+     "\"Wiring\"), while main waits in sigsuspend and pselect"},
     {"sig_urg_signalfd", 1,
      "main forks its sender process, which wires main until it reaps it (docs/ARCHITECTURE.md, \"Wiring\"), "
      "and main's sigtimedwait then keeps that M in the kernel while another M runs the P"},
