@@ -1467,9 +1467,15 @@ void exit_commit_cb(void* a) {
 }  // namespace
 
 // glibc's malloc-cache slots in a thread's static TLS are found on a fresh
-// TCB (core/tcb.h), at start-up. Tried on the first pthread_create instead
-// (to spare one-thread processes the probe's stack, TCB and malloc arena),
-// it made numpy on OpenBLAS hang; not understood yet.
+// TCB (core/tcb.h), on the first pthread_create: a process that never makes
+// a thread does not pay for the probe's stack, TCB and malloc arena (at
+// start-up it took 0.3-1.3 ms of a /bin/true here). The probe runs on the
+// caller's kernel thread as the caller's continuation, so its TCB carries
+// the caller's thread id: a lock the caller holds that glibc keys by id is
+// the probe's too. (The first try at this used a new id, and numpy on
+// OpenBLAS, whose constructor makes threads inside dlopen, hung: the probe's
+// dladdr waited for the loader's lock held by its own caller. The probe no
+// longer takes that lock either: tcb.cpp uses _dl_find_object.)
 namespace {
 constinit Lock g_probe_lock;
 constinit std::atomic<bool> g_malloc_probed{false};
@@ -1478,7 +1484,8 @@ void probe_malloc_slots_once() {
   if (g_malloc_probed.load(std::memory_order_acquire)) return;
   LockGuard lk(g_probe_lock);
   if (g_malloc_probed.load(std::memory_order_relaxed)) return;
-  G* probe = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(m0_storage.tid));  // runs on M0
+  auto caller_tid = static_cast<uint32_t>(tcb_field<int>(reinterpret_cast<void*>(arch_get_fs()), tcbo::kTid));
+  G* probe = gmem_alloc(256 * 1024, 4096, nullptr, caller_tid);
   if (probe) {
     struct ProbeCtx {
       Context back;
@@ -1510,6 +1517,7 @@ int newproc(const GSpec& spec, G** out) {
   ErrnoKeeper keep_errno;  // gmem_alloc and tcb_reinit call into libc
   sysmon_ensure();         // the second thread: glibc turns multi-threaded before it runs
   preempt_setup();         // and preemption may matter from now on
+  probe_malloc_slots_once();
   const Config& cfg = config();
   size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
   size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
@@ -1915,8 +1923,6 @@ bool sched_init_main() {
   m0->glibc_tcb = reinterpret_cast<void*>(arch_get_fs());
   sched.allm.store(m0, std::memory_order_release);
   // M0's scheduler stack and TCB: made by m0_g0_ensure, on first need.
-
-  probe_malloc_slots_once();
 
   // The main G.
   G* mg = &main_g_storage;
