@@ -66,7 +66,7 @@ struct FdState {
 constexpr int kChunkBits = 12;
 constexpr int kChunk = 1 << kChunkBits;
 constexpr int kChunks = 1 << 12;  // fds up to 16M
-constinit std::atomic<FdState*> g_chunks[kChunks] = {};
+MNP_COLD_BSS constinit std::atomic<FdState*> g_chunks[kChunks] = {};
 constinit Lock g_chunk_lock;
 // Both fds sit near the top of RLIMIT_NOFILE and are protected from the
 // program (core/rtfd.h); g_fd_lock orders a move of the eventfd (the

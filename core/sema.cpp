@@ -49,7 +49,7 @@ constinit std::atomic<uint32_t> g_kernel_waiters{0};
 constinit std::atomic<int32_t> g_watched{0};
 
 constexpr uint32_t kBuckets = 251;
-constinit Bucket g_buckets[kBuckets];
+MNP_COLD_BSS constinit Bucket g_buckets[kBuckets];
 
 Bucket* bucket_of(const void* addr) { return &g_buckets[(reinterpret_cast<uintptr_t>(addr) >> 2) % kBuckets]; }
 

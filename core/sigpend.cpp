@@ -30,7 +30,7 @@ struct Slot {
   siginfo_t si = {};
 };
 constexpr int kSlots = 64;
-constinit Slot g_slots[kSlots];
+MNP_COLD_BSS constinit Slot g_slots[kSlots];
 
 constexpr uint64_t kBit1 = 1;
 inline uint64_t bit_of(int sig) { return kBit1 << (sig - 1); }

@@ -58,8 +58,8 @@ constinit ptrdiff_t g_tcache_off = 0, g_arena_off = 0;
 // Malloc caches of TCBs whose memory was unmapped, handed to fresh TCBs.
 constexpr int kSpareCaches = 256;
 constinit Lock g_spare_lock;
-constinit void* g_spare_tcache[kSpareCaches] = {};
-constinit void* g_spare_arena[kSpareCaches] = {};
+MNP_COLD_BSS constinit void* g_spare_tcache[kSpareCaches] = {};
+MNP_COLD_BSS constinit void* g_spare_arena[kSpareCaches] = {};
 constinit int g_nspare = 0;
 
 template <typename F>
