@@ -400,9 +400,9 @@ Slab* slab_new_locked(SlabClass* c, int cls) {
   s->region = c->region;
   s->nslots = s->nfree = n;
   s->cls = cls;
-  if (guard0 || !c->guard) s->guarded[0] = 1;  // no guard to install: every slot is ready
   if (!c->guard)
-    for (auto& w : s->guarded) w = ~uint64_t{0};
+    for (auto& w : s->guarded) w = ~uint64_t{0};  // no guards to install
+  else if (guard0) s->guarded[0] = 1;
   c->nslabs++;
   partial_push_locked(c, s);
   c->nempty++;

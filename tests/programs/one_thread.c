@@ -19,6 +19,7 @@
  * The "after" counts go to stderr as MNP-CHECK lines: the thread's first
  * malloc makes a second arena natively, and under the shim the probe does. */
 #include <dirent.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
