@@ -711,10 +711,11 @@ void gmem_after_fork(G* self) {
   // and dumps and signal scans no longer visit it. Their memory stays
   // mapped and unused, as glibc leaves the other threads' stacks in its
   // cache.
+  // No table: no G was ever made, and the child makes one with its first.
   Table* old = g_table.load(std::memory_order_relaxed);
-  Table* nt = table_new(old ? old->cap : 1024);
   g_used = g_live = 0;
-  if (old)
+  if (old) {
+    Table* nt = table_new(old->cap);
     for (size_t i = 0; i < old->cap; i++) {
       uintptr_t k = old->keys[i].load(std::memory_order_relaxed);
       if (k == kEmpty || k == kTomb || (k & kNativeTag)) continue;
@@ -724,7 +725,8 @@ void gmem_after_fork(G* self) {
       g_used++;
       g_live++;
     }
-  g_table.store(nt, std::memory_order_release);
+    g_table.store(nt, std::memory_order_release);
+  }
   // A fork from another thread than main: main is gone, and this G is the
   // child's first thread (its id is the child's pid, like main's).
   if (self && !self->is_g0) g_main = self;

@@ -1801,6 +1801,8 @@ void before_fork() {
   if (runtime_up && gp && gp->syscall_depth == 0) ensure_p(gp);
 }
 
+void after_fork_reset_sched(M* mp);
+
 void after_fork_child() {
   G* gp = tls_g;
   if (!runtime_up || !gp || !gp->m) return;
@@ -1817,6 +1819,48 @@ void after_fork_child() {
     pp->status.store(kPRunning, std::memory_order_relaxed);
     if (!gp->is_g0) casgstatus(gp, kGSyscall, kGRunning);
   }
+  // A runtime that never started sysmon never had a second G or M, nor a
+  // park, nor a timer (each starts sysmon first): the scheduler's state is
+  // what start-up left, with nothing of other threads to forget. Rewriting it
+  // anyway cost the child a copy-on-write fault per page (about 15 us each
+  // on the no-FSGSBASE VM) before the exec most fork children make next.
+  if (sysmon_up.load(std::memory_order_acquire)) after_fork_reset_sched(mp);
+  // Every other module: reset locks other threads may have held, forget
+  // waiters that do not exist here, restart sysmon and the netpoller. The
+  // handle table's first (gmem_after_fork): gmem_alloc below takes its
+  // lock, which a thread of the parent's may have held at the fork.
+  sema_after_fork();
+  gmem_after_fork(gp->is_g0 ? nullptr : gp);
+  // glibc's fork handler kept only THREAD_SELF — the forking G's TCB — on its
+  // thread list and put every other thread's stack in its cache, including
+  // the stack and TCB this M's scheduler runs on (unless it is M0's, which
+  // are ours). The first pthread_create would hand them out again: give the
+  // scheduler a fresh stack and TCB of our own, and remember the G's TCB as
+  // the one glibc now knows for this kernel thread (SIGSETXID wrapper).
+  if (mp->glibc_tcb != gp->tcb) mp->glibc_tcb = gp->tcb;
+  if (mp != &m0_storage) {
+    G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(mp->tid));
+    if (!sys) fatal("fork child: cannot allocate a scheduler stack");
+    mp->g0.tcb = sys->tcb;
+    mp->g0.stack_lo = sys->stack_lo;
+    mp->g0.stack_size = sys->stack_size;
+    gmem_set_tls_g_at(sys->tcb, &mp->g0);
+    ctx_make(&mp->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, mp);
+  }
+  netpoll_after_fork();
+  if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
+  sigpend_after_fork();                           // a child starts with no pending signals
+  sigmask_after_fork(tls_g);
+  // The child's kernel thread starts with a CPU clock of 0, and so does its
+  // thread natively.
+  if (!gp->is_g0) cpu_init_g(gp, mp);
+  cpu_stale(mp);
+  sysmon_after_fork();
+}
+
+// The scheduler's state in a fork child: only the forking M (mp) and its P
+// are left; every queue, idle list and timer of the parent's is forgotten.
+void after_fork_reset_sched(M* mp) {
   new (&sched.lock) Lock();
   new (&sched.gfree_lock) Lock();
   mp->alllink = nullptr;
@@ -1857,37 +1901,6 @@ void after_fork_child() {
   sched.ngsys_live.store(1, std::memory_order_relaxed);
   sched.timer_m = nullptr;
   sched.timer_m_until.store(kNever, std::memory_order_relaxed);
-  // Every other module: reset locks other threads may have held, forget
-  // waiters that do not exist here, restart sysmon and the netpoller. The
-  // handle table's first (gmem_after_fork): gmem_alloc below takes its
-  // lock, which a thread of the parent's may have held at the fork.
-  sema_after_fork();
-  gmem_after_fork(gp->is_g0 ? nullptr : gp);
-  // glibc's fork handler kept only THREAD_SELF — the forking G's TCB — on its
-  // thread list and put every other thread's stack in its cache, including
-  // the stack and TCB this M's scheduler runs on (unless it is M0's, which
-  // are ours). The first pthread_create would hand them out again: give the
-  // scheduler a fresh stack and TCB of our own, and remember the G's TCB as
-  // the one glibc now knows for this kernel thread (SIGSETXID wrapper).
-  mp->glibc_tcb = gp->tcb;
-  if (mp != &m0_storage) {
-    G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(mp->tid));
-    if (!sys) fatal("fork child: cannot allocate a scheduler stack");
-    mp->g0.tcb = sys->tcb;
-    mp->g0.stack_lo = sys->stack_lo;
-    mp->g0.stack_size = sys->stack_size;
-    gmem_set_tls_g_at(sys->tcb, &mp->g0);
-    ctx_make(&mp->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, mp);
-  }
-  netpoll_after_fork();
-  if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
-  sigpend_after_fork();                           // a child starts with no pending signals
-  sigmask_after_fork(tls_g);
-  // The child's kernel thread starts with a CPU clock of 0, and so does its
-  // thread natively.
-  if (!gp->is_g0) cpu_init_g(gp, mp);
-  cpu_stale(mp);
-  sysmon_after_fork();
 }
 }  // namespace
 

@@ -14,8 +14,14 @@
  *               arena's reserved heap) in /proc/self/maps
  *   threads     entries in /proc/self/task
  *
- * stdout: the "before" line (identical natively and under the shim), then
- * "thread: ok" once the thread ran and its malloc'ed string came back.
+ * Then, still with one thread, it forks: the child (whose runtime, under the
+ * shim, starts from the state start-up left, docs/ARCHITECTURE.md "Fork")
+ * makes 4 threads that wait on a condition variable and sleep, and exits 0
+ * if all went as it should.
+ *
+ * stdout: the "before" line (identical natively and under the shim), the
+ * fork child's verdict, then "thread: ok" once the parent's thread ran and
+ * its malloc'ed string came back.
  * The "after" counts go to stderr as MNP-CHECK lines: the thread's first
  * malloc makes a second arena natively, and under the shim the probe does. */
 #include <dirent.h>
@@ -24,6 +30,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "mnp_check.h"
 
@@ -69,6 +78,38 @@ static int count_threads(void) {
   return n;
 }
 
+static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
+static int go, arrived;
+
+static void* child_worker(void* arg) {
+  pthread_mutex_lock(&mu);
+  arrived++;
+  pthread_cond_broadcast(&cv);
+  while (!go) pthread_cond_wait(&cv, &mu);
+  pthread_mutex_unlock(&mu);
+  struct timespec ts = {0, 2 * 1000 * 1000};
+  nanosleep(&ts, NULL);
+  return (void*)((long)arg * 3);
+}
+
+/* The fork child's part: 0 when its 4 threads all ran and returned. */
+static int child_threads(void) {
+  pthread_t t[4];
+  for (long i = 0; i < 4; i++)
+    if (pthread_create(&t[i], NULL, child_worker, (void*)i) != 0) return 1;
+  pthread_mutex_lock(&mu);
+  while (arrived < 4) pthread_cond_wait(&cv, &mu);
+  go = 1;
+  pthread_cond_broadcast(&cv);
+  pthread_mutex_unlock(&mu);
+  for (long i = 0; i < 4; i++) {
+    void* r;
+    if (pthread_join(t[i], &r) != 0 || (long)r != i * 3) return 2;
+  }
+  return 0;
+}
+
 static void* worker(void* arg) {
   (void)arg;
   return strdup("from the thread");
@@ -78,6 +119,13 @@ int main(void) {
   mnp_report_shim();
   int arenas = count_arenas(), big = count_big_anon(), threads = count_threads();
   printf("before the first thread: arenas=%d big_anon=%d threads=%d\n", arenas, big, threads);
+  fflush(stdout);
+  pid_t pid = fork();
+  if (pid == 0) _exit(child_threads());
+  int st = -1;
+  if (pid < 0 || waitpid(pid, &st, 0) != pid) st = -1;
+  printf("fork child with 4 threads: %s\n", WIFEXITED(st) && WEXITSTATUS(st) == 0 ? "ok" : "not ok");
+  if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) fprintf(stderr, "FAIL: fork child status %#x\n", st);
   pthread_t t;
   void* res = NULL;
   if (pthread_create(&t, NULL, worker, NULL) != 0 || pthread_join(t, &res) != 0) {
