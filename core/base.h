@@ -25,6 +25,12 @@
 #define MNP_NOINLINE __attribute__((noinline))
 #define MNP_HIDDEN __attribute__((visibility("hidden")))
 #define MNP_EXPORT __attribute__((visibility("default")))
+// For large zero-initialised tables a process may never touch: they go to
+// .lbss, which the linker places after all of .bss, so that the small
+// variables every process writes at start-up share a few pages instead of
+// being spread between the tables (each first write to a page is a page
+// fault: about 13 us on the no-FSGSBASE VM).
+#define MNP_COLD_BSS __attribute__((section(".lbss.mnp")))
 
 // First byte of the object the runtime is linked into and end of its text
 // (set by the linker).

@@ -254,8 +254,10 @@ void gmem_set_tls_g(G* gp) { gmem_set_tls_g_at(gp->tcb, gp); }
 // ---- stack slabs ------------------------------------------------------------
 // A G's memory (guard, stack, TLS, TCB, G) is one region of a slab: a large
 // anonymous mapping holding up to kSlabMaxSlots regions of one size, each
-// with its guard made by madvise(MADV_GUARD_INSTALL) (Linux 6.13+). Guard
-// regions do not split the mapping, so a process needs one mapping per slab
+// with its guard made by madvise(MADV_GUARD_INSTALL) (Linux 6.13+) when the
+// slot is first handed out (installing every guard of a fresh 64 MiB slab at
+// once cost about 2 ms here, for a process that may never make a thread).
+// Guard regions do not split the mapping, so a process needs one mapping per slab
 // instead of two per thread, and vm.max_map_count (65,530 by default) no
 // longer caps it at about 32k threads. A guard survives MADV_DONTNEED and
 // MADV_FREE, and faults (SIGSEGV) like a PROT_NONE page.
@@ -289,6 +291,7 @@ struct Slab {
   bool dying;         // being unmapped by slab_release_batch
   Slab *prev, *next;  // the class's partial list (nfree > 0)
   uint64_t used[kSlabMaxSlots / 64];
+  uint64_t guarded[kSlabMaxSlots / 64];  // the slot's guard is installed
 };
 
 struct SlabClass {
@@ -318,19 +321,24 @@ long map_anon(size_t bytes) {
 }
 bool map_failed(long r) { return r < 0 && r > -4096; }
 
+// Descriptors are carved from 64 KiB chunks as needed, so a process with one
+// slab touches one page of them, not the whole chunk.
 Slab* slab_desc_get_locked() {
-  if (!g_slab_pool) {
+  static constinit char* chunk_next = nullptr;
+  static constinit char* chunk_end = nullptr;
+  if (Slab* s = g_slab_pool) {
+    g_slab_pool = s->next;
+    return s;
+  }
+  if (chunk_end - chunk_next < static_cast<ptrdiff_t>(sizeof(Slab))) {
     constexpr size_t kChunk = 64 * 1024;
     long r = raw_syscall6(SYS_mmap, 0, kChunk, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
     if (map_failed(r)) return nullptr;
-    auto* d = reinterpret_cast<Slab*>(r);
-    for (size_t i = 0; i < kChunk / sizeof(Slab); i++) {
-      d[i].next = g_slab_pool;
-      g_slab_pool = &d[i];
-    }
+    chunk_next = reinterpret_cast<char*>(r);
+    chunk_end = chunk_next + kChunk;
   }
-  Slab* s = g_slab_pool;
-  g_slab_pool = s->next;
+  auto* s = reinterpret_cast<Slab*>(chunk_next);
+  chunk_next += sizeof(Slab);
   return s;
 }
 
@@ -347,8 +355,16 @@ void partial_unlink_locked(SlabClass* c, Slab* s) {
   if (s->next) s->next->prev = s->prev;
 }
 
-// A new slab for class c, guards installed; null if the map failed or guard
-// regions are unavailable (g_guard_mode then says which).
+// Installs the guard of slot i of a slab of class c. 0, or the negated errno:
+// EINVAL means no guard regions here (a kernel before 6.13, or a locked
+// mapping); anything else (ENOMEM) concerns this call only.
+long slot_guard_install(uintptr_t base, size_t region, size_t guard, uint32_t i) {
+  return raw_syscall(SYS_madvise, static_cast<long>(base + i * region), static_cast<long>(guard), kMadvGuardInstall);
+}
+
+// A new slab for class c; null if the map failed or guard regions are
+// unavailable (g_guard_mode then says which). While that is unknown, slot 0's
+// guard is installed here as the test; the others when first handed out.
 Slab* slab_new_locked(SlabClass* c, int cls) {
   // The first slabs of a size are small (a process with a few threads
   // reserves little address space), later ones up to 16 times bigger
@@ -363,18 +379,15 @@ Slab* slab_new_locked(SlabClass* c, int cls) {
     return nullptr;
   }
   auto base = static_cast<uintptr_t>(r);
-  if (c->guard) {
-    for (uint32_t i = 0; i < n; i++) {
-      long g = raw_syscall(SYS_madvise, static_cast<long>(base + i * c->region), static_cast<long>(c->guard),
-                           kMadvGuardInstall);
-      if (g != 0) {
-        raw_syscall(SYS_munmap, r, static_cast<long>(n * c->region));
-        // EINVAL: no guard regions here (kernel before 6.13, or locked
-        // memory); anything else (ENOMEM): this slab only.
-        if (g == -EINVAL) g_guard_mode = kGuardNone;
-        return nullptr;
-      }
+  bool guard0 = false;
+  if (c->guard && g_guard_mode == kGuardUnknown) {
+    long g = slot_guard_install(base, c->region, c->guard, 0);
+    if (g != 0) {
+      raw_syscall(SYS_munmap, r, static_cast<long>(n * c->region));
+      if (g == -EINVAL) g_guard_mode = kGuardNone;
+      return nullptr;
     }
+    guard0 = true;
   }
   g_guard_mode = kGuardRegions;
   Slab* s = slab_desc_get_locked();
@@ -387,6 +400,9 @@ Slab* slab_new_locked(SlabClass* c, int cls) {
   s->region = c->region;
   s->nslots = s->nfree = n;
   s->cls = cls;
+  if (!c->guard)
+    for (auto& w : s->guarded) w = ~uint64_t{0};  // no guards to install
+  else if (guard0) s->guarded[0] = 1;
   c->nslabs++;
   partial_push_locked(c, s);
   c->nempty++;
@@ -419,7 +435,19 @@ uintptr_t slab_alloc(size_t region, size_t guard, Slab** out) {
     break;
   }
   if (slot >= s->nslots) fatal("slab_alloc: no free slot in a partial slab");
-  s->used[slot / 64] |= uint64_t{1} << (slot % 64);
+  uint64_t bit = uint64_t{1} << (slot % 64);
+  if (!(s->guarded[slot / 64] & bit)) {
+    long g = slot_guard_install(s->base, s->region, c->guard, slot);
+    if (g != 0) {
+      // The caller maps a region of its own; after EINVAL (the process
+      // locked its memory since) every later one does.
+      if (g == -EINVAL) __atomic_store_n(&g_guard_mode, kGuardNone, __ATOMIC_RELAXED);
+      if (s->nfree == s->nslots) c->nempty++;
+      return 0;
+    }
+    s->guarded[slot / 64] |= bit;
+  }
+  s->used[slot / 64] |= bit;
   if (--s->nfree == 0) partial_unlink_locked(c, s);
   *out = s;
   return s->base + slot * s->region;
@@ -683,10 +711,11 @@ void gmem_after_fork(G* self) {
   // and dumps and signal scans no longer visit it. Their memory stays
   // mapped and unused, as glibc leaves the other threads' stacks in its
   // cache.
+  // No table: no G was ever made, and the child makes one with its first.
   Table* old = g_table.load(std::memory_order_relaxed);
-  Table* nt = table_new(old ? old->cap : 1024);
   g_used = g_live = 0;
-  if (old)
+  if (old) {
+    Table* nt = table_new(old->cap);
     for (size_t i = 0; i < old->cap; i++) {
       uintptr_t k = old->keys[i].load(std::memory_order_relaxed);
       if (k == kEmpty || k == kTomb || (k & kNativeTag)) continue;
@@ -696,7 +725,8 @@ void gmem_after_fork(G* self) {
       g_used++;
       g_live++;
     }
-  g_table.store(nt, std::memory_order_release);
+    g_table.store(nt, std::memory_order_release);
+  }
   // A fork from another thread than main: main is gone, and this G is the
   // child's first thread (its id is the child's pid, like main's).
   if (self && !self->is_g0) g_main = self;

@@ -66,7 +66,11 @@ struct FdState {
 constexpr int kChunkBits = 12;
 constexpr int kChunk = 1 << kChunkBits;
 constexpr int kChunks = 1 << 12;  // fds up to 16M
-constinit std::atomic<FdState*> g_chunks[kChunks] = {};
+MNP_COLD_BSS constinit std::atomic<FdState*> g_chunks[kChunks] = {};
+// One past the highest chunk made (written under g_chunk_lock, after the
+// chunk's pointer): the scans and a fork child's reset look no further, and
+// do not fault in 32 KiB of null pointers to find that out.
+constinit std::atomic<int> g_chunks_end{0};
 constinit Lock g_chunk_lock;
 // Both fds sit near the top of RLIMIT_NOFILE and are protected from the
 // program (core/rtfd.h); g_fd_lock orders a move of the eventfd (the
@@ -109,6 +113,8 @@ FdState* state(int fd) {
       if (r < 0 && r > -4096) fatal("cannot allocate netpoll state");
       c = reinterpret_cast<FdState*>(r);
       slot.store(c, std::memory_order_release);
+      if ((fd >> kChunkBits) >= g_chunks_end.load(std::memory_order_relaxed))
+        g_chunks_end.store((fd >> kChunkBits) + 1, std::memory_order_release);
     }
   }
   return &c[fd & (kChunk - 1)];
@@ -283,8 +289,8 @@ bool ensure_instance() {
 
 void netpoll_after_fork() {
   new (&g_chunk_lock) Lock();
-  for (auto& slot : g_chunks) {
-    FdState* c = slot.load(std::memory_order_relaxed);
+  for (int k = 0, end = g_chunks_end.load(std::memory_order_relaxed); k < end; k++) {
+    FdState* c = g_chunks[k].load(std::memory_order_relaxed);
     if (!c) continue;
     for (int i = 0; i < kChunk; i++) {
       new (&c[i].lock) Lock();
@@ -526,8 +532,8 @@ bool wake_one_wait(int sig, bool restart, G* only, bool for_handler, bool may_in
     return hit;
   };
   if (only && try_sleep(only)) return true;
-  for (auto& slot : g_chunks) {
-    FdState* c = slot.load(std::memory_order_acquire);
+  for (int k = 0, end = g_chunks_end.load(std::memory_order_acquire); k < end; k++) {
+    FdState* c = g_chunks[k].load(std::memory_order_acquire);
     if (!c) continue;
     for (int i = 0; i < kChunk; i++) {
       FdState* s = &c[i];

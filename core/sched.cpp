@@ -1467,9 +1467,15 @@ void exit_commit_cb(void* a) {
 }  // namespace
 
 // glibc's malloc-cache slots in a thread's static TLS are found on a fresh
-// TCB (core/tcb.h), at start-up. Tried on the first pthread_create instead
-// (to spare one-thread processes the probe's stack, TCB and malloc arena),
-// it made numpy on OpenBLAS hang; not understood yet.
+// TCB (core/tcb.h), on the first pthread_create: a process that never makes
+// a thread does not pay for the probe's stack, TCB and malloc arena (at
+// start-up it took 0.3-1.3 ms of a /bin/true here). The probe runs on the
+// caller's kernel thread as the caller's continuation, so its TCB carries
+// the caller's thread id: a lock the caller holds that glibc keys by id is
+// the probe's too. (The first try at this used a new id, and numpy on
+// OpenBLAS, whose constructor makes threads inside dlopen, hung: the probe's
+// dladdr waited for the loader's lock held by its own caller. The probe no
+// longer takes that lock either: tcb.cpp uses _dl_find_object.)
 namespace {
 constinit Lock g_probe_lock;
 constinit std::atomic<bool> g_malloc_probed{false};
@@ -1478,7 +1484,8 @@ void probe_malloc_slots_once() {
   if (g_malloc_probed.load(std::memory_order_acquire)) return;
   LockGuard lk(g_probe_lock);
   if (g_malloc_probed.load(std::memory_order_relaxed)) return;
-  G* probe = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(m0_storage.tid));  // runs on M0
+  auto caller_tid = static_cast<uint32_t>(tcb_field<int>(reinterpret_cast<void*>(arch_get_fs()), tcbo::kTid));
+  G* probe = gmem_alloc(256 * 1024, 4096, nullptr, caller_tid);
   if (probe) {
     struct ProbeCtx {
       Context back;
@@ -1510,6 +1517,7 @@ int newproc(const GSpec& spec, G** out) {
   ErrnoKeeper keep_errno;  // gmem_alloc and tcb_reinit call into libc
   sysmon_ensure();         // the second thread: glibc turns multi-threaded before it runs
   preempt_setup();         // and preemption may matter from now on
+  probe_malloc_slots_once();
   const Config& cfg = config();
   size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
   size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
@@ -1793,6 +1801,8 @@ void before_fork() {
   if (runtime_up && gp && gp->syscall_depth == 0) ensure_p(gp);
 }
 
+void after_fork_reset_sched(M* mp);
+
 void after_fork_child() {
   G* gp = tls_g;
   if (!runtime_up || !gp || !gp->m) return;
@@ -1809,6 +1819,48 @@ void after_fork_child() {
     pp->status.store(kPRunning, std::memory_order_relaxed);
     if (!gp->is_g0) casgstatus(gp, kGSyscall, kGRunning);
   }
+  // A runtime that never started sysmon never had a second G or M, nor a
+  // park, nor a timer (each starts sysmon first): the scheduler's state is
+  // what start-up left, with nothing of other threads to forget. Rewriting it
+  // anyway cost the child a copy-on-write fault per page (about 15 us each
+  // on the no-FSGSBASE VM) before the exec most fork children make next.
+  if (sysmon_up.load(std::memory_order_acquire)) after_fork_reset_sched(mp);
+  // Every other module: reset locks other threads may have held, forget
+  // waiters that do not exist here, restart sysmon and the netpoller. The
+  // handle table's first (gmem_after_fork): gmem_alloc below takes its
+  // lock, which a thread of the parent's may have held at the fork.
+  sema_after_fork();
+  gmem_after_fork(gp->is_g0 ? nullptr : gp);
+  // glibc's fork handler kept only THREAD_SELF — the forking G's TCB — on its
+  // thread list and put every other thread's stack in its cache, including
+  // the stack and TCB this M's scheduler runs on (unless it is M0's, which
+  // are ours). The first pthread_create would hand them out again: give the
+  // scheduler a fresh stack and TCB of our own, and remember the G's TCB as
+  // the one glibc now knows for this kernel thread (SIGSETXID wrapper).
+  if (mp->glibc_tcb != gp->tcb) mp->glibc_tcb = gp->tcb;
+  if (mp != &m0_storage) {
+    G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(mp->tid));
+    if (!sys) fatal("fork child: cannot allocate a scheduler stack");
+    mp->g0.tcb = sys->tcb;
+    mp->g0.stack_lo = sys->stack_lo;
+    mp->g0.stack_size = sys->stack_size;
+    gmem_set_tls_g_at(sys->tcb, &mp->g0);
+    ctx_make(&mp->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, mp);
+  }
+  netpoll_after_fork();
+  if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
+  sigpend_after_fork();                           // a child starts with no pending signals
+  sigmask_after_fork(tls_g);
+  // The child's kernel thread starts with a CPU clock of 0, and so does its
+  // thread natively.
+  if (!gp->is_g0) cpu_init_g(gp, mp);
+  cpu_stale(mp);
+  sysmon_after_fork();
+}
+
+// The scheduler's state in a fork child: only the forking M (mp) and its P
+// are left; every queue, idle list and timer of the parent's is forgotten.
+void after_fork_reset_sched(M* mp) {
   new (&sched.lock) Lock();
   new (&sched.gfree_lock) Lock();
   mp->alllink = nullptr;
@@ -1849,37 +1901,6 @@ void after_fork_child() {
   sched.ngsys_live.store(1, std::memory_order_relaxed);
   sched.timer_m = nullptr;
   sched.timer_m_until.store(kNever, std::memory_order_relaxed);
-  // Every other module: reset locks other threads may have held, forget
-  // waiters that do not exist here, restart sysmon and the netpoller. The
-  // handle table's first (gmem_after_fork): gmem_alloc below takes its
-  // lock, which a thread of the parent's may have held at the fork.
-  sema_after_fork();
-  gmem_after_fork(gp->is_g0 ? nullptr : gp);
-  // glibc's fork handler kept only THREAD_SELF — the forking G's TCB — on its
-  // thread list and put every other thread's stack in its cache, including
-  // the stack and TCB this M's scheduler runs on (unless it is M0's, which
-  // are ours). The first pthread_create would hand them out again: give the
-  // scheduler a fresh stack and TCB of our own, and remember the G's TCB as
-  // the one glibc now knows for this kernel thread (SIGSETXID wrapper).
-  mp->glibc_tcb = gp->tcb;
-  if (mp != &m0_storage) {
-    G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(mp->tid));
-    if (!sys) fatal("fork child: cannot allocate a scheduler stack");
-    mp->g0.tcb = sys->tcb;
-    mp->g0.stack_lo = sys->stack_lo;
-    mp->g0.stack_size = sys->stack_size;
-    gmem_set_tls_g_at(sys->tcb, &mp->g0);
-    ctx_make(&mp->g0.ctx, sys->stack_lo, gmem_stack_top(sys), reinterpret_cast<uintptr_t>(sys->tcb), m0_g0_entry, mp);
-  }
-  netpoll_after_fork();
-  if (!gp->is_g0) netpoll_signal_fork_child(gp);  // the kernel's main thread now runs this G
-  sigpend_after_fork();                           // a child starts with no pending signals
-  sigmask_after_fork(tls_g);
-  // The child's kernel thread starts with a CPU clock of 0, and so does its
-  // thread natively.
-  if (!gp->is_g0) cpu_init_g(gp, mp);
-  cpu_stale(mp);
-  sysmon_after_fork();
 }
 }  // namespace
 
@@ -1909,14 +1930,14 @@ bool sched_init_main() {
   m0->g0.m = m0;
   initgstatus(&m0->g0, kGRunning);  // before runtime_up: no other thread knows it
   m0->id = static_cast<uint32_t>(sched.mcount.fetch_add(1));
-  m0->rand = 0x9E3779B97F4A7C15ULL ^ static_cast<uint64_t>(nanotime());
+  // The cycle counter, not nanotime(): the clock's first read faults in the
+  // vDSO's pages, two page faults a one-thread process need not take.
+  m0->rand = 0x9E3779B97F4A7C15ULL ^ arch_cycles();
   m0->tid = raw_gettid();
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&g_start_mask), 8);
   m0->glibc_tcb = reinterpret_cast<void*>(arch_get_fs());
   sched.allm.store(m0, std::memory_order_release);
   // M0's scheduler stack and TCB: made by m0_g0_ensure, on first need.
-
-  probe_malloc_slots_once();
 
   // The main G.
   G* mg = &main_g_storage;

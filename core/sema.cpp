@@ -49,9 +49,18 @@ constinit std::atomic<uint32_t> g_kernel_waiters{0};
 constinit std::atomic<int32_t> g_watched{0};
 
 constexpr uint32_t kBuckets = 251;
-constinit Bucket g_buckets[kBuckets];
+MNP_COLD_BSS constinit Bucket g_buckets[kBuckets];
 
-Bucket* bucket_of(const void* addr) { return &g_buckets[(reinterpret_cast<uintptr_t>(addr) >> 2) % kBuckets]; }
+// Set when a bucket is first used: a fork child of a process that never
+// waited has no bucket to reset (sema_after_fork), and need not fault in
+// their 16 KiB to find that out.
+constinit std::atomic<bool> g_buckets_used{false};
+
+Bucket* bucket_of(const void* addr) {
+  if (MNP_UNLIKELY(!g_buckets_used.load(std::memory_order_relaxed)))
+    g_buckets_used.store(true, std::memory_order_relaxed);
+  return &g_buckets[(reinterpret_cast<uintptr_t>(addr) >> 2) % kBuckets];
+}
 
 void push_locked(Bucket* b, Waiter* w) {
   w->bucket = b;
@@ -367,6 +376,7 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
 }
 
 void sema_after_fork() {
+  if (!g_buckets_used.load(std::memory_order_relaxed)) return;
   for (auto& b : g_buckets) {
     new (&b.lock) Lock();
     b.head = b.tail = nullptr;

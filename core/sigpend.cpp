@@ -30,7 +30,11 @@ struct Slot {
   siginfo_t si = {};
 };
 constexpr int kSlots = 64;
-constinit Slot g_slots[kSlots];
+MNP_COLD_BSS constinit Slot g_slots[kSlots];
+// Set before a slot is first taken: a fork child of a process that never
+// queued a signal has nothing to reset (and does not fault in 19 KiB of
+// slots to find that out).
+constinit std::atomic<bool> g_slots_used{false};
 
 constexpr uint64_t kBit1 = 1;
 inline uint64_t bit_of(int sig) { return kBit1 << (sig - 1); }
@@ -127,6 +131,7 @@ int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act) 
         return -1;  // merged, as the kernel merges a pending standard signal
       }
   int idx = -1;
+  if (!g_slots_used.load(std::memory_order_relaxed)) g_slots_used.store(true, std::memory_order_relaxed);
   for (int i = 0; i < kSlots; i++) {
     Slot& s = g_slots[i];
     uint32_t f = kFree;
@@ -331,7 +336,8 @@ int sig_send_to_g(G* t, int sig) {
 }
 
 void sigpend_after_fork() {
-  for (auto& s : g_slots) s.state.store(kFree, std::memory_order_relaxed);
+  if (g_slots_used.load(std::memory_order_relaxed))
+    for (auto& s : g_slots) s.state.store(kFree, std::memory_order_relaxed);
   sigpend_count.store(0, std::memory_order_relaxed);
 }
 

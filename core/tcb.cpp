@@ -58,8 +58,8 @@ constinit ptrdiff_t g_tcache_off = 0, g_arena_off = 0;
 // Malloc caches of TCBs whose memory was unmapped, handed to fresh TCBs.
 constexpr int kSpareCaches = 256;
 constinit Lock g_spare_lock;
-constinit void* g_spare_tcache[kSpareCaches] = {};
-constinit void* g_spare_arena[kSpareCaches] = {};
+MNP_COLD_BSS constinit void* g_spare_tcache[kSpareCaches] = {};
+MNP_COLD_BSS constinit void* g_spare_arena[kSpareCaches] = {};
 constinit int g_nspare = 0;
 
 template <typename F>
@@ -295,11 +295,12 @@ namespace {
 // True when malloc is glibc's own: a program linked with (or preloaded with)
 // jemalloc, tcmalloc or mimalloc keeps its allocator, whose thread state is
 // its own business (its TLS words are no tcache to carry between Gs).
+// _dl_find_object, not dladdr: dladdr scans libc's whole symbol table for
+// the nearest name (60-200 us at start-up here) and takes the loader's lock.
 bool malloc_is_glibcs() {
-  Dl_info mi{}, li{};
-  void* m = reinterpret_cast<void*>(&malloc);
-  void* l = reinterpret_cast<void*>(&abort);
-  return dladdr(m, &mi) && dladdr(l, &li) && mi.dli_fbase == li.dli_fbase;
+  dl_find_object mo{}, lo{};
+  return _dl_find_object(reinterpret_cast<void*>(&malloc), &mo) == 0 &&
+         _dl_find_object(reinterpret_cast<void*>(&abort), &lo) == 0 && mo.dlfo_link_map == lo.dlfo_link_map;
 }
 }  // namespace
 

@@ -175,11 +175,12 @@ void print_detail() {
 }  // namespace
 
 void trace_init() {
-  g_start = nanotime();
   g_period_ns = config().schedtrace_ms * 1000000;
   g_detail = config().scheddetail;
+  if (!g_period_ns && !g_detail) return;  // no clock read: its first faults in the vDSO's pages
+  g_start = nanotime();
   g_next = g_start + g_period_ns;
-  if (g_period_ns || g_detail) unwind_get();
+  unwind_get();
 }
 
 int64_t trace_period_ns() { return g_period_ns ? g_period_ns : kNever; }

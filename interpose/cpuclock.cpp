@@ -91,7 +91,10 @@ MNP_EXPORT int getrusage(int who, struct rusage* ru) noexcept {
   int64_t total = g_cpu_ns(g);
   int64_t mu = ru->ru_utime.tv_sec * 1000000LL + ru->ru_utime.tv_usec;
   int64_t ms = ru->ru_stime.tv_sec * 1000000LL + ru->ru_stime.tv_usec;
-  int64_t sys = mu + ms > 0 ? static_cast<int64_t>(static_cast<__int128>(total) * ms / (mu + ms)) : 0;
+  // The kernel's user/system split applied to the G's time. In long double
+  // (64-bit mantissa: exact for any realistic time) rather than __int128,
+  // whose division is a libgcc_s function (interpose/unwind_link.cpp).
+  int64_t sys = mu + ms > 0 ? static_cast<int64_t>(static_cast<long double>(total) * ms / (mu + ms)) : 0;
   int64_t usr_us = (total - sys) / 1000, sys_us = sys / 1000;
   ru->ru_utime = {static_cast<time_t>(usr_us / 1000000), static_cast<suseconds_t>(usr_us % 1000000)};
   ru->ru_stime = {static_cast<time_t>(sys_us / 1000000), static_cast<suseconds_t>(sys_us % 1000000)};

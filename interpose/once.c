@@ -4,7 +4,10 @@
  * without exceptions) so that the cleanup attribute below runs whenever the
  * init routine is left by unwinding: a C++ exception (std::call_once must let
  * the next caller retry) or thread cancellation. Either resets the control
- * word to "not run" and wakes the waiters, one of which then runs it.
+ * word to "not run" and wakes the waiters, one of which then runs it. The
+ * unwinder's functions this needs are found when an unwind first reaches
+ * this frame (interpose/unwind_link.cpp), so the shim does not load
+ * libgcc_s.
  *
  * Control word: 0 not run, bit 0 running, bit 1 done, bit 2 someone waits.
  * glibc's PTHREAD_ONCE_INIT is 0, and glibc's own DONE value is also 2, so a

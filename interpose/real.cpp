@@ -19,9 +19,18 @@ void* real_sym(const char* name, const char* version) {
   return p;
 }
 
-void* RealSym::resolve() const {
-  void* p = real_sym(name_, version_);
-  fn_.store(p, std::memory_order_relaxed);
+namespace {
+// The i-th of the NUL-separated strings in s.
+const char* nth(const char* s, unsigned i) {
+  for (; i > 0; i--) s += __builtin_strlen(s) + 1;
+  return s;
+}
+}  // namespace
+
+void* real_resolve(RealIndex i) {
+  const char* version = nth(kRealVersions, i);
+  void* p = real_sym(nth(kRealNames, i), *version ? version : nullptr);
+  g_real_fn[i].store(p, std::memory_order_relaxed);
   return p;
 }
 }  // namespace mnp

@@ -1,26 +1,29 @@
 // interpose/real.h — the real (glibc) versions of interposed symbols.
 //
-// Every interposer reaches its real function through a Real<F>: a constinit
-// object holding the symbol's name, its glibc version and a pointer that is
-// looked up on first use. Nothing is resolved ahead of time, because an
-// interposer can be called before the shim's own ELF constructor has run:
-// the loader runs the constructors of the program's libraries first
-// (libnuma calls getdelim, OpenBLAS pthread_create, jemalloc syscall,
-// libcap-ng open, libGLdispatch dlopen, all before main), and a preloaded
-// allocator can call into the shim from its very first malloc.
+// Every interposer reaches its real function through a Real<F>: a constant
+// naming one symbol of the table below, whose function pointer is looked up
+// on first use. Nothing is resolved ahead of time, because an interposer can
+// be called before the shim's own ELF constructor has run: the loader runs
+// the constructors of the program's libraries first (libnuma calls
+// getdelim, OpenBLAS pthread_create, jemalloc syscall, libcap-ng open,
+// libGLdispatch dlopen, all before main), and a preloaded allocator can call
+// into the shim from its very first malloc.
 //
 // Resolution is dlvsym(RTLD_NEXT), falling back to dlsym: neither allocates
 // when the symbol exists. Two threads racing on the first use both look the
 // symbol up and store the same value; the pointer is read with a relaxed
 // load (a function address needs no ordering with anything else).
 //
-// The Real objects are made here, from interpose/table.def, and nowhere
+// The Real constants are made here, from interpose/table.def, and nowhere
 // else: real_NAME for every symbol the table lists, of the type of glibc's
 // own declaration (decltype), so a name, a version or a type is written
 // once. The few glibc symbols no header declares are declared below, with
-// the prototype the interposer defines. Inline variables: a translation
-// unit that uses none of them emits none, one that does reads the pointer
-// with a single RIP-relative load.
+// the prototype the interposer defines. Names and versions are one string
+// each in read-only data, reached by index, and the looked-up pointers one
+// array in .bss: a table of pointers to names needed a relocation per
+// name at load time and made two pages of .data dirty in every process
+// (about 13 us a page fault on the no-FSGSBASE VM). The fast path is one
+// RIP-relative load of the pointer and an indirect call, as before.
 #pragma once
 
 // Every header that declares a symbol of table.def.
@@ -70,41 +73,71 @@ extern "C" {
 
 namespace mnp {
 
+// Symbols the shim calls through a Real but does not interpose (so not in
+// table.def, which is also the export list).
+// X(name, glibc version)
+#define MNP_REAL_ONLY(X)       \
+  X(__chk_fail, "GLIBC_2.3.4") \
+  X(ftrylockfile, "GLIBC_2.2.5")
+
 // dlvsym(RTLD_NEXT, name, version), falling back to dlsym; fatal if absent.
 void* real_sym(const char* name, const char* version);
 
-// The untyped part of a Real: one out-of-line resolve for every type.
-class RealSym {
- public:
-  constexpr RealSym(const char* name, const char* version) : name_(name), version_(version) {}
-  RealSym(const RealSym&) = delete;
-  RealSym& operator=(const RealSym&) = delete;
-
- protected:
-  void* load() const {
-    void* p = fn_.load(std::memory_order_relaxed);
-    if (__builtin_expect(p == nullptr, 0)) p = resolve();
-    return p;
-  }
-
- private:
-  [[gnu::noinline, gnu::cold]] void* resolve() const;  // real.cpp
-  const char* name_;
-  const char* version_;
-  mutable std::atomic<void*> fn_{nullptr};
+// The index of every symbol with a real_NAME.
+enum RealIndex : uint16_t {
+#define MNP_REAL_INDEX(name, ...) kReal_##name,
+#define MNP_SYM MNP_REAL_INDEX
+#include "interpose/table.def"
+#undef MNP_SYM
+  MNP_REAL_ONLY(MNP_REAL_INDEX)
+#undef MNP_REAL_INDEX
+  kRealCount
 };
 
-template <typename F>
-class Real : public RealSym {
- public:
-  using RealSym::RealSym;
+// "name\0name\0...", and their versions the same way, in index order.
+inline constexpr char kRealNames[] =
+#define MNP_REAL_NAME(name, ...) #name "\0"
+#define MNP_SYM MNP_REAL_NAME
+#include "interpose/table.def"
+#undef MNP_SYM
+    MNP_REAL_ONLY(MNP_REAL_NAME)
+#undef MNP_REAL_NAME
+    ;
+inline constexpr char kRealVersions[] =
+#define MNP_REAL_VERSION(name, version, ...) version "\0"
+#define MNP_SYM MNP_REAL_VERSION
+#include "interpose/table.def"
+#undef MNP_SYM
+    MNP_REAL_ONLY(MNP_REAL_VERSION)
+#undef MNP_REAL_VERSION
+    ;
 
-  F* get() const { return reinterpret_cast<F*>(load()); }
+// The looked-up functions, by index (null until first use).
+inline constinit std::atomic<void*> g_real_fn[kRealCount] = {};
+
+// Looks symbol i up and stores it in g_real_fn[i].
+[[gnu::noinline, gnu::cold]] void* real_resolve(RealIndex i);  // real.cpp
+
+template <typename F>
+class Real {
+ public:
+  constexpr explicit Real(RealIndex i) : i_(i) {}
+  Real(const Real&) = delete;
+  Real& operator=(const Real&) = delete;
+
+  F* get() const {
+    void* p = g_real_fn[i_].load(std::memory_order_relaxed);
+    if (__builtin_expect(p == nullptr, 0)) p = real_resolve(i_);
+    return reinterpret_cast<F*>(p);
+  }
   operator F*() const { return get(); }
   template <typename... A>
   decltype(auto) operator()(A&&... a) const {
     return get()(std::forward<A>(a)...);
   }
+
+ private:
+  RealIndex i_;
 };
 
 }  // namespace mnp
@@ -136,12 +169,6 @@ int capget(void* hdr, void* data) noexcept;
 
 namespace mnp {
 
-// Symbols the shim calls through a Real but does not interpose (so not in
-// table.def, which is also the export list).
-// X(name, glibc version)
-#define MNP_REAL_ONLY(X)       \
-  X(__chk_fail, "GLIBC_2.3.4") \
-  X(ftrylockfile, "GLIBC_2.2.5")
 
 // real_NAME: the real NAME. Naming the type of a function glibc marks
 // deprecated (pthread_yield, siginterrupt) is no use of it, and the nonnull
@@ -149,7 +176,7 @@ namespace mnp {
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wdeprecated-declarations"
 #pragma GCC diagnostic ignored "-Wignored-attributes"
-#define MNP_REAL_DEF(name, version, ...) inline constinit Real<decltype(::name)> real_##name{#name, version};
+#define MNP_REAL_DEF(name, version, ...) inline constexpr Real<decltype(::name)> real_##name{kReal_##name};
 #define MNP_SYM MNP_REAL_DEF
 #include "interpose/table.def"
 #undef MNP_SYM

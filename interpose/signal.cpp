@@ -66,7 +66,7 @@ struct Record {
   sigset_t mask;
 };
 constexpr uint32_t kRecords = 1024;
-Record g_records[kRecords];
+MNP_COLD_BSS Record g_records[kRecords];
 std::atomic<uint32_t> g_next_record{0};
 
 struct ProgAction {

@@ -139,7 +139,23 @@ bool seccomp_per_thread(long op, long flags) {
 }
 }  // namespace
 
+namespace {
+// A fork child mostly execs next. The exec functions' real definitions are
+// found here, in the parent, once: found in each child, the look-up and the
+// page faults it takes there (the loader's code, the copy-on-write of what
+// it writes) cost every child again.
+void find_exec_family() {
+  (void)real_execve.get();
+  (void)real_execv.get();
+  (void)real_execvp.get();
+  (void)real_execvpe.get();
+  (void)real_fexecve.get();
+  (void)real_execveat.get();
+}
+}  // namespace
+
 extern "C" MNP_EXPORT pid_t fork() noexcept {
+  find_exec_family();
   G* gp = wiring_g();
   if (!gp) return real_fork();
   wire_take();

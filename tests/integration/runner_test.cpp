@@ -1052,6 +1052,13 @@ TEST(SigInHandoff, Procs2) { run_case(simple({"sig_in_handoff"}), 2); }
 TEST(LazyStart, Procs1) { run_case(simple({"lazy_start"}), 1); }
 TEST(LazyStart, Procs2) { run_case(simple({"lazy_start"}), 2); }
 
+// Before its first pthread_create a process under the shim holds what it
+// holds natively: one malloc arena, no 32 MiB+ anonymous mapping (a stack
+// slab, an arena's heap), one kernel thread (tests/programs/one_thread.c);
+// then one thread runs and returns a malloc'ed string.
+TEST(LazyStart, OneThreadProcs1) { run_case(simple({"one_thread"}), 1); }
+TEST(LazyStart, OneThreadProcs2) { run_case(simple({"one_thread"}), 2); }
+
 // 1,000 threads x 20 sleeps of 10 ms (relative, and TIMER_ABSTIME on
 // CLOCK_MONOTONIC and CLOCK_REALTIME) interrupted by pthread_kill: none may
 // end before its deadline (tests/programs/sleep_soak.c; its long mode is for

@@ -9,7 +9,9 @@
 // std::atomic<int>::wait/notify_one ping-pong 10,000 times; std::jthread
 // whose loop stops on request_stop through its stop_token, plus a
 // condition_variable_any wait that a stop request interrupts; std::async
-// (launch::async) futures summing ranges.
+// (launch::async) futures summing ranges; std::call_once whose first
+// callable throws (the exception leaves pthread_once by unwinding, and the
+// next caller, one of 8 threads waiting at the flag, runs its own callable).
 //
 // Failure: any wrong count or checksum (printed, exit 1), a semaphore
 // overshoot, a barrier completion count off, or a hang (a lost notify).
@@ -279,6 +281,41 @@ void test_async() {
 
 }  // namespace
 
+// The first std::call_once callable throws: the exception reaches the caller
+// through pthread_once's frame (under the shim its cleanup resets the flag,
+// interpose/once.c), and exactly one of the 8 threads then waiting at the
+// flag runs its callable; the others return without running theirs.
+void test_call_once() {
+  std::once_flag flag;
+  std::atomic<int> ran{0};
+  std::atomic<bool> thrown_caught{false};
+  std::atomic<int> waiting{0};
+  std::atomic<bool> inside{false};
+  std::thread first([&] {
+    try {
+      std::call_once(flag, [&] {
+        inside = true;
+        while (waiting.load() < 8) std::this_thread::yield();  // all 8 wait at the flag, or are about to
+        std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        throw 42;
+      });
+    } catch (int v) {
+      thrown_caught = v == 42;
+    }
+  });
+  while (!inside) std::this_thread::yield();  // the others come to a flag whose callable runs
+  std::vector<std::thread> rest;
+  for (int i = 0; i < 8; i++)
+    rest.emplace_back([&] {
+      waiting++;
+      std::call_once(flag, [&] { ran++; });
+    });
+  first.join();
+  for (auto& t : rest) t.join();
+  check(thrown_caught, "call_once: the exception reached the caller");
+  check(ran == 1, "call_once: one callable ran after the throw");
+}
+
 int main() {
   mnp_report_shim();
   test_mutex();
@@ -289,6 +326,7 @@ int main() {
   test_barrier();
   test_atomic_wait();
   test_jthread();
+  test_call_once();
   test_async();
   std::printf("cxx_sync: %s\n", failures == 0 ? "ok" : "FAILED");
   return failures == 0 ? 0 : 1;
