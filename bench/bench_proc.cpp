@@ -58,6 +58,17 @@ pid_t spawn(char* const argv[], int keep_fd = -1) {
   return pid;
 }
 
+// Waits for /bin/true's process pid; false (the benchmark skipped with the
+// reason) unless it exited with status 0.
+bool reap_true(benchmark::State& state, pid_t pid) {
+  int st = 0;
+  while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
+  }
+  if (WIFEXITED(st) && WEXITSTATUS(st) == 0) return true;
+  bench::skip_wrong(state, "/bin/true exit status", static_cast<uint64_t>(st), 0);
+  return false;
+}
+
 void BM_ForkExecTrue(benchmark::State& state) {
   char path[] = "/bin/true";
   char* const argv[] = {path, nullptr};
@@ -67,13 +78,7 @@ void BM_ForkExecTrue(benchmark::State& state) {
       bench::skip_with_errno(state, "fork", errno);
       return;
     }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-      bench::skip_wrong(state, "/bin/true exit status", static_cast<uint64_t>(st), 0);
-      return;
-    }
+    if (!reap_true(state, pid)) return;
   }
   state.SetItemsProcessed(state.iterations());
 }
@@ -88,13 +93,7 @@ void BM_SpawnTrue(benchmark::State& state) {
       bench::skip_with_errno(state, "posix_spawn", e);
       return;
     }
-    int st = 0;
-    while (waitpid(pid, &st, 0) < 0 && errno == EINTR) {
-    }
-    if (!WIFEXITED(st) || WEXITSTATUS(st) != 0) {
-      bench::skip_wrong(state, "/bin/true exit status", static_cast<uint64_t>(st), 0);
-      return;
-    }
+    if (!reap_true(state, pid)) return;
   }
   state.SetItemsProcessed(state.iterations());
 }
