@@ -1,5 +1,5 @@
-// core/preempt.cpp — stopping a G that has run a whole time slice (3 ms,
-// sysmon.cpp kPreemptNs) without a scheduling point while others wait.
+// core/preempt.cpp — stopping a G that has run 10 ms without a scheduling
+// point.
 //
 // sysmon marks such a G (G::preempt) and signals its M (the same signal as
 // the blocked-M detection, sysmon.cpp). The handler may switch away only at

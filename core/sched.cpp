@@ -886,7 +886,7 @@ top:
 // Runs gp on mp. schedtick counts time slices, not switches: a G taken from
 // the P's next (inherit) runs on in the slice of the G that readied it, so
 // a pair handing the P back and forth looks to sysmon like one G that has
-// run too long, and it ends the slice after kPreemptNs (sysmon.cpp).
+// run too long, and it ends the slice after 10 ms (sysmon.cpp).
 void execute(M* mp, G* gp, bool inherit) {
   casgstatus(gp, kGRunnable, kGRunning);
   gmem_resume(gp);

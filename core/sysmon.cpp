@@ -57,7 +57,7 @@ namespace {
 
 constexpr int64_t kSysmonMinNs = 20 * 1000;
 constexpr int64_t kSysmonMaxNs = 10 * 1000 * 1000;
-constexpr int64_t kBusyMaxNs = 1000 * 1000;
+constexpr int64_t kBusyMaxNs = 2 * 1000 * 1000;
 constexpr int64_t kWatchNs = 5 * 1000 * 1000;  // sema_watch_scan at most this often
 // sysmon's long sleep: a futex word any number of wakers may set (unlike a
 // Note, which allows exactly one wake-up per sleep).
@@ -69,17 +69,15 @@ void sysmon_sleep(int64_t ns) {
 }
 
 // A time slice: how long a G may keep its P while other work waits for it.
-// Near what Linux gives a thread when others wait for its CPU (EEVDF's base
-// slice, 0.75 ms times 1 + log2 of the CPUs up to 8: 1.5 ms on 2 CPUs, 3 ms
-// on 8 or more), not Go's 10 ms: programs written for kernel threads
-// spin-wait for each other (redis's I/O threads and its main thread poll
-// shared counters), and at MNP_PROCS=1 each such wait lasts until the
-// spinner's slice ends. redis with 2 I/O threads under redis-benchmark at
-// 1 P: 2,450 req/s with 10 ms, 6,800-7,000 with 3 ms; natively on one CPU
-// 7,800. Eight call-free hogs on 2 Ps: 1.5% slower (one run each). Each
-// preemption is a signal and a switch (with an FS base write), so the
-// slice is not made shorter still.
-constexpr int64_t kPreemptNs = 3 * 1000 * 1000;
+// Go's 10 ms. Tried and reverted (2026-12-05, no-FSGSBASE VM): 3 ms, near
+// Linux's own slice (EEVDF's base slice is 0.75 ms times 1 + log2 of the
+// CPUs up to 8). At MNP_PROCS=1 it made redis, whose I/O threads spin-wait
+// for its main thread, 2.8 times faster (2,450 to 6,800 req/s; natively on
+// one CPU 7,800), and `xz -T2 -3` of 8 MiB 20% slower (2.07 to 2.48 s,
+// medians of 3; natively on one CPU 2.10-2.24 s): the time went to liblzma
+// itself (the runtime's own code was 1% of the profile), i.e. to the two
+// threads' working sets evicting each other three times as often.
+constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
 // A real-time G's time slice (ksched.h): the kernel's default real-time
 // bandwidth (sched_rt_runtime_us, 950 ms of each second), after which the
 // kernel would run the ordinary threads of a CPU its real-time threads keep
@@ -310,8 +308,8 @@ void* sysmon_main(void*) {
       delay = kSysmonMinNs;
     } else if (++idle > 50) {
       delay = delay * 2 > kSysmonMaxNs ? kSysmonMaxNs : delay * 2;
-      // While some P runs Gs, look at least every millisecond: a G due for
-      // preemption (kPreemptNs) then runs at most ~1 ms over its slice.
+      // While some P runs Gs, look at least every 2 ms: a G due for
+      // preemption (10 ms) then waits at most ~12 ms, not 20.
       if (sched.npidle.load(std::memory_order_relaxed) < static_cast<int32_t>(sched.nprocs) && delay > kBusyMaxNs)
         delay = kBusyMaxNs;
       if (delay > trace_period_ns()) delay = trace_period_ns();
