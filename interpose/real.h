@@ -91,7 +91,7 @@ enum RealIndex : uint16_t {
 #undef MNP_SYM
   MNP_REAL_ONLY(MNP_REAL_INDEX)
 #undef MNP_REAL_INDEX
-  kRealCount
+      kRealCount
 };
 
 // "name\0name\0...", and their versions the same way, in index order.
@@ -168,7 +168,6 @@ int capget(void* hdr, void* data) noexcept;
 }
 
 namespace mnp {
-
 
 // real_NAME: the real NAME. Naming the type of a function glibc marks
 // deprecated (pthread_yield, siginterrupt) is no use of it, and the nonnull

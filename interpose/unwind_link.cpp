@@ -55,7 +55,7 @@ extern "C" {
 // Tail calls once linked: the unwinder sees the caller's frame as if it had
 // called the real function itself.
 [[gnu::visibility("hidden")]] int __gcc_personality_v0(int version, int actions, unsigned long exception_class,
-                                                        UnwindException* e, UnwindContext* c) {
+                                                       UnwindException* e, UnwindContext* c) {
   PersonalityFn* fn = g_personality.load(std::memory_order_acquire);
   if (MNP_UNLIKELY(!fn)) {
     link_unwinder();
