@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# lighttpd (a single-threaded event loop) serving static files under wrk
-# -c32 for 2 s, then curl checks every file's bytes.
+# lighttpd with 2 worker processes (each a single-threaded event loop)
+# serving static files under wrk -c32 for 2 s, then curl checks every
+# file's bytes.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 kind=server packages=(lighttpd wrk curl) commands=(lighttpd wrk curl)
-what='lighttpd event loop; wrk -c32 2s'
+what='lighttpd 2 worker processes; wrk -c32 2s'
 prepare() {
   mkdir -p www && local i
   for i in $(seq 0 19); do head -c $((1000 + i * 3000)) /dev/urandom >"www/f$i"; done
@@ -17,8 +18,11 @@ server.port = $port
 server.bind = "127.0.0.1"
 server.errorlog = "$PWD/error.log"
 server.pid-file = "$PWD/lighttpd.pid"
+server.max-worker = 2
 C
-  mx_server lighttpd lighttpd -D -f lighttpd.conf
+  # A session of its own: with workers, lighttpd's master stops them with
+  # kill(0, SIGTERM), which would reach this script too.
+  mx_server lighttpd setsid lighttpd -D -f lighttpd.conf
   local pid=$mx_server_pid
   mx_wait_port "$port" || { cat lighttpd.log error.log >&2; return 1; }
   wrk -t2 -c32 -d2s "http://127.0.0.1:$port/f5" >wrk.log 2>&1 || { cat wrk.log >&2; return 1; }
