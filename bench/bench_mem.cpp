@@ -25,6 +25,18 @@
 //                              for 1.5 s. The environment variable
 //                              BENCH_PARKED_N, if set, replaces N.
 //
+//   BM_MallocMixed/N           N (1, 2, 64) threads, made inside the body
+//                              (so that under the shim they are Gs like a
+//                              program's and the wall time covers them all),
+//                              each make 500 rounds of 64 mallocs of 16-1,016
+//                              bytes freed in another order; ns_per_op: wall
+//                              time per malloc+free pair over all threads.
+//   BM_MallocChurnRss/5000     5,000 threads (64 KiB stacks) each make 20
+//                              such rounds, then keep 8 small blocks and wait
+//                              at a gate; kib_per_thread: RSS growth per live
+//                              thread once all wait (the memory issue's first
+//                              row).
+//
 // RSS is VmRSS from /proc/self/status.
 #include <benchmark/benchmark.h>
 
@@ -192,6 +204,147 @@ void BM_ParkedMany(benchmark::State& state) {
   pthread_attr_destroy(&attr);
 }
 BENCHMARK(BM_ParkedMany)->Arg(100000)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// ---------------------------------------------------------------------------
+// Mixed-size malloc/free: rounds of 64 blocks of 16-1,016 bytes (sizes from a
+// fixed sequence, a different start per thread), each round freed in an
+// order other than allocation's. The workload of the memory issue's first
+// row, for its allocator targets.
+constexpr int kChurnBatch = 64;
+size_t churn_size(uint32_t* x) {
+  *x = *x * 1103515245u + 12345u;
+  return 16 + ((*x >> 8) % 1001);
+}
+// One thread's rounds; returns a checksum that keeps the stores (0: a
+// malloc failed).
+uint64_t churn(uint32_t seed, int rounds) {
+  void* blocks[kChurnBatch];
+  uint64_t sum = 0;
+  for (int r = 0; r < rounds; r++) {
+    for (int i = 0; i < kChurnBatch; i++) {
+      size_t n = churn_size(&seed);
+      auto* p = static_cast<unsigned char*>(malloc(n));
+      if (!p) return 0;
+      p[0] = static_cast<unsigned char>(n | 1);
+      p[n - 1] = static_cast<unsigned char>(i);
+      blocks[i] = p;
+    }
+    for (int i = 0; i < kChurnBatch; i++) {
+      auto* p = static_cast<unsigned char*>(blocks[(i * 37) % kChurnBatch]);  // 37 is coprime to 64
+      sum += p[0];
+      free(p);
+    }
+  }
+  return sum;
+}
+
+void* churn_thread(void* arg) {
+  auto seed = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(arg));
+  return churn(seed, 500) == 0 ? arg : nullptr;
+}
+
+void BM_MallocMixed(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  std::vector<pthread_t> ts(n);
+  double ns = 0;
+  uint64_t pairs = 0;
+  for (auto _ : state) {
+    Clock::time_point start = Clock::now();
+    size_t made = 0;
+    int err = 0;
+    for (; made < n; made++)
+      if ((err = pthread_create(&ts[made], nullptr, churn_thread, reinterpret_cast<void*>((made + 1) * 7919))) != 0)
+        break;
+    size_t bad = 0;
+    for (size_t i = 0; i < made; i++) {
+      void* r = nullptr;
+      pthread_join(ts[i], &r);
+      bad += r != nullptr;
+    }
+    double elapsed = ns_since(start);
+    state.SetIterationTime(elapsed / 1e9);
+    if (made < n) {
+      skip_with_errno(state, "pthread_create", err);
+      return;
+    }
+    if (bad) {
+      skip_wrong(state, "threads whose malloc succeeded", n - bad, n);
+      return;
+    }
+    ns += elapsed;
+    pairs += n * 500 * kChurnBatch;
+  }
+  report_per_op(state, ns, pairs);
+}
+BENCHMARK(BM_MallocMixed)->Arg(1)->Arg(2)->Arg(64)->UseManualTime()->Unit(benchmark::kMicrosecond);
+
+struct ChurnGate {
+  Gate gate;
+  size_t ready = 0;  // threads done churning (gate.mu)
+};
+struct ChurnArg {
+  ChurnGate* g;
+  uint32_t seed;
+};
+void* churn_then_wait(void* a) {
+  auto* c = static_cast<ChurnArg*>(a);
+  void* keep[8];
+  bool ok = churn(c->seed, 20) != 0;
+  for (int i = 0; i < 8; i++) keep[i] = malloc(16 + 6 * i);
+  Gate& gate = c->g->gate;
+  pthread_mutex_lock(&gate.mu);
+  c->g->ready++;
+  pthread_cond_broadcast(&gate.cv);
+  while (!gate.open) pthread_cond_wait(&gate.cv, &gate.mu);
+  pthread_mutex_unlock(&gate.mu);
+  for (void* p : keep) free(p);
+  return ok ? nullptr : a;
+}
+
+void BM_MallocChurnRss(benchmark::State& state) {
+  const size_t n = static_cast<size_t>(state.range(0));
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, 65536);
+  std::vector<pthread_t> ts(n);
+  std::vector<ChurnArg> args(n);
+  for (auto _ : state) {
+    ChurnGate g;
+    double before = rss_kib();
+    size_t made = 0;
+    int err = 0;
+    for (; made < n; made++) {
+      args[made] = {&g, static_cast<uint32_t>(made + 1) * 7919u};
+      if ((err = pthread_create(&ts[made], &attr, churn_then_wait, &args[made])) != 0) break;
+    }
+    pthread_mutex_lock(&g.gate.mu);
+    while (g.ready < made) pthread_cond_wait(&g.gate.cv, &g.gate.mu);
+    pthread_mutex_unlock(&g.gate.mu);
+    double during = rss_kib();
+    pthread_mutex_lock(&g.gate.mu);
+    g.gate.open = true;
+    pthread_cond_broadcast(&g.gate.cv);
+    pthread_mutex_unlock(&g.gate.mu);
+    size_t bad = 0;
+    for (size_t i = 0; i < made; i++) {
+      void* r = nullptr;
+      pthread_join(ts[i], &r);
+      bad += r != nullptr;
+    }
+    if (made < n) {
+      skip_with_errno(state, "pthread_create", err);
+      break;
+    }
+    if (bad) {
+      skip_wrong(state, "threads whose malloc succeeded", n - bad, n);
+      break;
+    }
+    state.counters["kib_per_thread"] = (during - before) / static_cast<double>(n);
+    state.counters["rss_mib"] = during / 1024;
+  }
+  pthread_attr_destroy(&attr);
+}
+BENCHMARK(BM_MallocChurnRss)->Arg(5000)->Iterations(1)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 }  // namespace
 
