@@ -238,6 +238,27 @@ uint64_t churn(uint32_t seed, int rounds) {
   return sum;
 }
 
+// Joins the `made` threads of ts, each returning null if its mallocs
+// succeeded. False (the benchmark skipped with the reason) if fewer than n
+// were made (err: pthread_create's) or one failed.
+bool join_churners(benchmark::State& state, std::vector<pthread_t>& ts, size_t made, size_t n, int err) {
+  size_t bad = 0;
+  for (size_t i = 0; i < made; i++) {
+    void* r = nullptr;
+    pthread_join(ts[i], &r);
+    bad += r != nullptr;
+  }
+  if (made < n) {
+    skip_with_errno(state, "pthread_create", err);
+    return false;
+  }
+  if (bad) {
+    skip_wrong(state, "threads whose malloc succeeded", n - bad, n);
+    return false;
+  }
+  return true;
+}
+
 void* churn_thread(void* arg) {
   auto seed = static_cast<uint32_t>(reinterpret_cast<uintptr_t>(arg));
   return churn(seed, 500) == 0 ? arg : nullptr;
@@ -255,22 +276,10 @@ void BM_MallocMixed(benchmark::State& state) {
     for (; made < n; made++)
       if ((err = pthread_create(&ts[made], nullptr, churn_thread, reinterpret_cast<void*>((made + 1) * 7919))) != 0)
         break;
-    size_t bad = 0;
-    for (size_t i = 0; i < made; i++) {
-      void* r = nullptr;
-      pthread_join(ts[i], &r);
-      bad += r != nullptr;
-    }
+    bool ok = join_churners(state, ts, made, n, err);
     double elapsed = ns_since(start);
     state.SetIterationTime(elapsed / 1e9);
-    if (made < n) {
-      skip_with_errno(state, "pthread_create", err);
-      return;
-    }
-    if (bad) {
-      skip_wrong(state, "threads whose malloc succeeded", n - bad, n);
-      return;
-    }
+    if (!ok) return;
     ns += elapsed;
     pairs += n * 500 * kChurnBatch;
   }
@@ -325,20 +334,7 @@ void BM_MallocChurnRss(benchmark::State& state) {
     g.gate.open = true;
     pthread_cond_broadcast(&g.gate.cv);
     pthread_mutex_unlock(&g.gate.mu);
-    size_t bad = 0;
-    for (size_t i = 0; i < made; i++) {
-      void* r = nullptr;
-      pthread_join(ts[i], &r);
-      bad += r != nullptr;
-    }
-    if (made < n) {
-      skip_with_errno(state, "pthread_create", err);
-      break;
-    }
-    if (bad) {
-      skip_wrong(state, "threads whose malloc succeeded", n - bad, n);
-      break;
-    }
+    if (!join_churners(state, ts, made, n, err)) break;
     state.counters["kib_per_thread"] = (during - before) / static_cast<double>(n);
     state.counters["rss_mib"] = during / 1024;
   }
