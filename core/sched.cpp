@@ -1472,10 +1472,11 @@ void exit_commit_cb(void* a) {
 // start-up it took 0.3-1.3 ms of a /bin/true here). The probe runs on the
 // caller's kernel thread as the caller's continuation, so its TCB carries
 // the caller's thread id: a lock the caller holds that glibc keys by id is
-// the probe's too. (The first try at this used a new id, and numpy on
-// OpenBLAS, whose constructor makes threads inside dlopen, hung: the probe's
-// dladdr waited for the loader's lock held by its own caller. The probe no
-// longer takes that lock either: tcb.cpp uses _dl_find_object.)
+// the probe's too. (The first try at this used a new id and dladdr, and
+// numpy on OpenBLAS, whose constructor makes threads inside dlopen, hung;
+// most likely the probe's dladdr waited for the loader's lock, held by its
+// own caller (not reproduced). The probe no longer takes that lock either:
+// tcb.cpp uses _dl_find_object.)
 namespace {
 constinit Lock g_probe_lock;
 constinit std::atomic<bool> g_malloc_probed{false};
