@@ -427,7 +427,6 @@ uintptr_t slab_alloc(size_t region, size_t guard, Slab** out) {
   SlabClass* c = &g_classes[cls];
   Slab* s = c->partial;
   if (!s && !(s = slab_new_locked(c, cls))) return 0;
-  if (s->nfree == s->nslots) c->nempty--;
   uint32_t slot = 0;
   for (uint32_t w = 0; w < kSlabMaxSlots / 64; w++) {
     if (~s->used[w] == 0) continue;
@@ -442,11 +441,11 @@ uintptr_t slab_alloc(size_t region, size_t guard, Slab** out) {
       // The caller maps a region of its own; after EINVAL (the process
       // locked its memory since) every later one does.
       if (g == -EINVAL) __atomic_store_n(&g_guard_mode, kGuardNone, __ATOMIC_RELAXED);
-      if (s->nfree == s->nslots) c->nempty++;
       return 0;
     }
     s->guarded[slot / 64] |= bit;
   }
+  if (s->nfree == s->nslots) c->nempty--;
   s->used[slot / 64] |= bit;
   if (--s->nfree == 0) partial_unlink_locked(c, s);
   *out = s;

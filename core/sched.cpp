@@ -1838,7 +1838,7 @@ void after_fork_child() {
   // are ours). The first pthread_create would hand them out again: give the
   // scheduler a fresh stack and TCB of our own, and remember the G's TCB as
   // the one glibc now knows for this kernel thread (SIGSETXID wrapper).
-  if (mp->glibc_tcb != gp->tcb) mp->glibc_tcb = gp->tcb;
+  mp->glibc_tcb = gp->tcb;
   if (mp != &m0_storage) {
     G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(mp->tid));
     if (!sys) fatal("fork child: cannot allocate a scheduler stack");

@@ -12,7 +12,7 @@
  *   arenas      <heap> elements in malloc_info's report (one per arena)
  *   big_anon    anonymous mappings of 32 MiB or more (a slab, or an
  *               arena's reserved heap) in /proc/self/maps
- *   threads     entries in /proc/self/task
+ *   threads     Threads: in /proc/self/status
  *
  * Then, still with one thread, it forks: the child (whose runtime, under the
  * shim, starts from the state start-up left, docs/ARCHITECTURE.md "Fork")
@@ -24,7 +24,6 @@
  * its malloc'ed string came back.
  * The "after" counts go to stderr as MNP-CHECK lines: the thread's first
  * malloc makes a second arena natively, and under the shim the probe does. */
-#include <dirent.h>
 #include <malloc.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -68,16 +67,6 @@ static int count_big_anon(void) {
   return n;
 }
 
-static int count_threads(void) {
-  DIR* d = opendir("/proc/self/task");
-  if (!d) return -1;
-  int n = 0;
-  for (struct dirent* e; (e = readdir(d)) != NULL;)
-    if (e->d_name[0] != '.') n++;
-  closedir(d);
-  return n;
-}
-
 static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t cv = PTHREAD_COND_INITIALIZER;
 static int go, arrived;
@@ -117,7 +106,7 @@ static void* worker(void* arg) {
 
 int main(void) {
   mnp_report_shim();
-  int arenas = count_arenas(), big = count_big_anon(), threads = count_threads();
+  int arenas = count_arenas(), big = count_big_anon(), threads = (int)mnp_kernel_threads();
   printf("before the first thread: arenas=%d big_anon=%d threads=%d\n", arenas, big, threads);
   fflush(stdout);
   pid_t pid = fork();
