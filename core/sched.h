@@ -275,6 +275,7 @@ struct P {
   int64_t run_since = 0;                  // sysmon: when this schedtick was first seen
   int64_t poke_after = 0;                 // sysmon: no blocked-M signal before this
   int64_t poke_gap = 0;                   // sysmon: back-off between them, this tick
+  int64_t still_since = 0;                // sysmon: since when its M's CPU clock stands still, or 0
 };
 
 struct M {

@@ -95,6 +95,22 @@ bool p_has_other_work(P* pp, int64_t now) {
          pp->timers.when0.load(std::memory_order_relaxed) <= now;
 }
 
+// Whether a P whose M sits still in the kernel is worth taking back now:
+// something waits to run, on it or on any other P's queue (the taken P
+// could steal that). Otherwise only after kStillMaxNs: a P left idle would
+// run nothing, and on a loaded machine an M that merely waits for a CPU
+// sits still for many rounds (poking it then costs it a signal and kept
+// sysmon at its shortest period, 14% of a CPU under haproxy at 2 Ps). A
+// really blocked M is still found within kStillMaxNs; Gs whose fds become
+// ready meanwhile reach the global queue through sysmon's own harvest.
+constexpr int64_t kStillMaxNs = 10 * 1000 * 1000;
+bool still_p_wanted(P* pp, int64_t now) {
+  if (p_has_other_work(pp, now) || now - pp->still_since >= kStillMaxNs) return true;
+  for (uint32_t i = 0; i < sched.nprocs; i++)
+    if (!sched.allp[i].runq.empty()) return true;
+  return false;
+}
+
 // Sends sysmon's signal to mp, unless one sent less than kPokeStaleNs ago
 // is still on its way: a second would only merge with it in the kernel (a
 // standard signal is pending once), and counting both would leave
@@ -153,12 +169,14 @@ bool detect_blocked(int64_t now) {
       pp->run_since = now;
       pp->poke_gap = 0;
       pp->poke_after = 0;
+      pp->still_since = 0;
       mp->sysmon_cpu = thread_cpu_ns(mp->tid);
       continue;
     }
     int64_t cpu = thread_cpu_ns(mp->tid);
     if (cpu < 0 || cpu != mp->sysmon_cpu) {  // it is running: not blocked
       mp->sysmon_cpu = cpu;
+      pp->still_since = 0;
       // The same time slice for kPreemptNs: one G that makes no scheduling
       // point, or Gs handing the P to each other through next (the tick
       // stands still for those, sched.cpp execute), while something else
@@ -193,7 +211,8 @@ bool detect_blocked(int64_t now) {
     // stays: waiting for a CPU does not start a new time slice (restarting
     // the slice's clock here let a hand-off chain keep its P for hundreds
     // of milliseconds).
-    if (now < pp->poke_after) continue;
+    if (pp->still_since == 0) pp->still_since = now;
+    if (now < pp->poke_after || !still_p_wanted(pp, now)) continue;
     pp->poke_gap = pp->poke_gap == 0 ? kSysmonMinNs : std::min(2 * pp->poke_gap, kPokeGapMaxNs);
     pp->poke_after = now + pp->poke_gap;
     // Still standing after the doubling gaps: a stopped thread (SIGSTOP, a

@@ -1052,6 +1052,12 @@ TEST(SigInHandoff, Procs2) { run_case(simple({"sig_in_handoff"}), 2); }
 TEST(LazyStart, Procs1) { run_case(simple({"lazy_start"}), 1); }
 TEST(LazyStart, Procs2) { run_case(simple({"lazy_start"}), 2); }
 
+// A thread asleep in a system call no wrapper sees holds its P; threads
+// that become runnable afterwards, from a timer or from an fd another
+// process writes, still run while it sleeps (tests/programs/blocked_m.c).
+TEST(BlockedM, Procs1) { run_case(simple({"blocked_m"}), 1); }
+TEST(BlockedM, Procs2) { run_case(simple({"blocked_m"}), 2); }
+
 // Before its first pthread_create a process under the shim holds what it
 // holds natively: one malloc arena, no 32 MiB+ anonymous mapping (a stack
 // slab, an arena's heap), one kernel thread (tests/programs/one_thread.c);
