@@ -558,10 +558,13 @@ void set_g_exit_hook(GExitHook hook);
 // entersyscall marks the P as in a syscall (no lock, a few ns); exitsyscall
 // takes the same P back if sysmon did not retake it, else an idle P, else
 // queues the G and parks the M. entersyscall_block hands the P off at once
-// (calls known to block long). Both are no-ops for callers that are not
-// user Gs.
+// (calls known to block long). entersyscall_wait puts the P on the idle list
+// at once unless some P's queue, the global queue or this P's timers hold
+// work (then as entersyscall_block): the few-threads path (wait_few). All
+// are no-ops for callers that are not user Gs.
 void entersyscall();
 void entersyscall_block();
+void entersyscall_wait();
 void exitsyscall();
 // A handler of the program's is about to run on gp, which may be inside a
 // wrapped call (the kernel or sysmon's kick interrupted the call): its P is
@@ -612,6 +615,24 @@ inline bool wait_direct(G* gp) {
   P* pp = gp->m->p;
   return sched.ngsys_live.load(std::memory_order_relaxed) == 1 && sched.mcount.load(std::memory_order_relaxed) == 1 &&
          pp && pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
+}
+// The few-threads path (docs/ARCHITECTURE.md, "Blocking calls"): a G about
+// to park on the netpoller for a poll-family call when the process has no
+// more Gs than Ps and nothing waits for this P (no queued G, here or
+// globally, no timer on it). Each G could then have a P of its own, so
+// parking would only switch to g0, which would block in the netpoller on
+// its behalf (an FS write and two epoll_waits more per wait). It makes the
+// real call with its P on the idle list (entersyscall_wait): a G readied
+// meanwhile gets that P at once through wakep, as it would get an idle
+// CPU natively. Not for reads and writes (interpose/net.cpp): a program
+// signal that reaches such a call through the runtime's SA_RESTART kick
+// would restart it where the program's handler wanted EINTR; the poll
+// family ends with EINTR after any handler.
+inline bool wait_few(G* gp) {
+  P* pp = gp->m->p;
+  return sched.ngsys_live.load(std::memory_order_relaxed) <= static_cast<int64_t>(sched.nprocs) && pp &&
+         pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0 &&
+         pp->timers.when0.load(std::memory_order_relaxed) == kNever;
 }
 // Makes the direct path's call f() with gp marked (G::in_direct), so that
 // sig_send_to_g sends gp's own signals to its M meanwhile.

@@ -135,6 +135,31 @@ void entersyscall_block() {
   m_lock_exit();
 }
 
+void entersyscall_wait() {
+  G* gp = tls_g;
+  if (!gp || gp->is_g0 || !runtime_up) return;
+  entersyscall();
+  if (gp->syscall_depth != 1) return;
+  m_lock_enter();  // as in entersyscall_block
+  P* pp = gp->m->oldp;
+  uint32_t s = kPSyscall;
+  if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) {
+    // handoffp would also start a spinning M whenever no P is idle, to
+    // look for work nobody saw: here every queue was just looked at, and a
+    // G readied later finds this P through wakep.
+    bool work = !pp->runq.empty() || sched.runq_size.load(std::memory_order_relaxed) > 0 ||
+                pp->timers.when0.load(std::memory_order_relaxed) != kNever;
+    for (uint32_t i = 0; !work && i < sched.nprocs; i++) work = !sched.allp[i].runq.empty();
+    if (work) {
+      handoffp(pp);
+    } else {
+      LockGuard lk(sched.lock);
+      pidleput_locked(pp);
+    }
+  }
+  m_lock_exit();
+}
+
 bool syscall_eintr_was_ours() {
   G* gp = get_user_g();
   return gp && gp->runtime_eintr.exchange(0, std::memory_order_relaxed) != 0;

@@ -5,7 +5,9 @@
 // is, the bracket is the same:
 //
 //   1. entersyscall, or entersyscall_block for calls known to block long
-//      (the P goes to another M at once);
+//      (the P goes to another M at once), or entersyscall_wait for the
+//      poll family's waits of a process with no more Gs than Ps (the P
+//      goes idle);
 //   2. the call, inside the cleanup buffer that takes the P back if glibc
 //      cancels the G out of it (call_cancelable, interpose/cancel.h);
 //   3. its errno saved, exitsyscall (which may park the G and resume it on
@@ -47,6 +49,7 @@ namespace mnp {
 enum class Enter : uint8_t {
   kSyscall,  // marked as in a syscall: sysmon retakes it after a round (entersyscall)
   kBlock,    // handed off at once (entersyscall_block)
+  kWait,     // idle at once unless work waits (entersyscall_wait; core/sched.h, wait_few)
 };
 
 // No retake step: after the runtime's EINTR the call is simply made again.
@@ -64,6 +67,7 @@ inline auto blocking_call(const Call& call, const Retake& retake = {}) -> declty
   const int e0 = errno;
   for (;;) {
     if constexpr (kEnter == Enter::kBlock) entersyscall_block();
+    else if constexpr (kEnter == Enter::kWait) entersyscall_wait();
     else entersyscall();
     R r = call_cancelable(call);
     int e = errno;

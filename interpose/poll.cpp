@@ -12,7 +12,9 @@
 // when one of its own fds is ready.
 //
 // The process's only G, with nothing else queued, makes the real blocking
-// call instead (wait_direct, core/sched.h): nothing could use its P.
+// call instead (wait_direct, core/sched.h): nothing could use its P. So
+// does a G of a process with no more Gs than Ps, its P left idle for
+// whoever needs it (wait_few).
 //
 // A signal mask (ppoll, pselect, epoll_pwait, epoll_pwait2) is honoured the
 // way the netpoller can: the signals in it do not interrupt the wait with
@@ -69,14 +71,12 @@ class Buf {
 };
 
 // Drives one poll-like call. attempt() looks without blocking and returns
-// the kernel's raw result (> 0 ready, 0 nothing, -errno); blocking(deadline)
-// is the real call, waiting until deadline at most, for fds epoll cannot
-// watch: each try of it takes the time left then, so a call made again after
-// the runtime's EINTR (interpose/blocking.h) waits only for what is left.
-// Returns a raw result.
-// A look with a zero timeout fails with EINTR when a signal is delivered to
-// the M meanwhile (the runtime's own, or the program's, which the netpoller
-// turns into EINTR for one waiting G of its choice): look again.
+// the kernel's raw result (> 0 ready, 0 nothing, -errno); blocking(deadline,
+// how) is the real call, entered as `how` says (interpose/blocking.h), waiting until deadline at most, for fds epoll
+// cannot watch: each try of it takes the time left then, so a call made again after the runtime's EINTR
+// (interpose/blocking.h) waits only for what is left. Returns a raw result. A look with a zero timeout fails with EINTR
+// when a signal is delivered to the M meanwhile (the runtime's own, or the program's, which the netpoller turns into
+// EINTR for one waiting G of its choice): look again.
 template <typename Attempt>
 long look(Attempt& attempt) {
   long r;
@@ -90,16 +90,36 @@ long look(Attempt& attempt) {
 template <typename Attempt, typename Blocking>
 long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool direct, const CallMask* cm,
                Attempt attempt, Blocking blocking) {
-  // The process's only G: the real call, blocking (core/sched.h). A masked
-  // call's blocking() takes its mask in the kernel (handoff_raw).
-  if (G* g = get_user_g(); direct && g && wait_direct(g)) return direct_call(g, [&] { return blocking(deadline); });
+  // The process's only G, or no more Gs than Ps and nothing else to run
+  // here: the real call, blocking (core/sched.h, wait_direct and wait_few).
+  // A masked call's blocking() takes its mask in the kernel (handoff_raw).
+  if (G* g = get_user_g(); direct && g) {
+    if (wait_direct(g)) return direct_call(g, [&] { return blocking(deadline, Enter::kSyscall); });
+    if (wait_few(g)) {
+      // An EINTR owes the program a handler run on this G since the call
+      // (or its mask) began. The kernel may wake the call for a signal sent
+      // to the process that an idle M then takes first (idle Ms let in what
+      // not every G blocks, core/sigmask.cpp) and keeps for a G; or
+      // sysmon's kick for a kept one may find it blocked by the mask the
+      // kernel restores after a masked call. Either way: run what is kept
+      // and deliverable under the call's mask; if that was nothing, wait
+      // out the rest on the netpoller (below), whose wake-up for a handler
+      // decides the EINTR. (Made again instead, the real call could start
+      // just after the kick ran the handler, and then wait on.)
+      const uint32_t ran = cm ? cm->ran : g->handlers_run;
+      long r = blocking(deadline, Enter::kWait);
+      if (r != -EINTR) return r;
+      if (g->handlers_run == ran && sigpend_any()) sigpend_run(nullptr, nullptr);
+      if (g->handlers_run != ran) return r;
+    }
+  }
   for (;;) {
-    if (!netpoll_sample(want, n)) return blocking(deadline);
+    if (!netpoll_sample(want, n)) return blocking(deadline, Enter::kSyscall);
     long r = look(attempt);
     if (r != 0) return r;
     if (deadline != kNever && nanotime() >= deadline) return 0;
     int w = netpoll_wait_any(want, n, deadline, Intr::kPoll, blocked, cm);
-    if (w == EPERM) return blocking(deadline);
+    if (w == EPERM) return blocking(deadline, Enter::kSyscall);
     if (w == ETIMEDOUT) return look(attempt);
     if (w == EINTR) return -EINTR;       // a handler of the program's ran
     if (w == ECANCELED) cancel_point();  // pthread_cancel: unwinds from here
@@ -115,19 +135,21 @@ long sleep_raw(int64_t deadline, uint64_t blocked, const CallMask* cm) {
   }
 }
 
-// The real call, through the blocking path (interpose/blocking.h); raw
-// result. In a masked call (cm) the real call takes the mask itself, and
-// the M blocks every signal until it does (g_call_mask_hold): EINTR at once
-// if a handler ran on the G since the mask took effect.
+// The real call, through the blocking path (interpose/blocking.h), its P
+// left as `how` says; raw result. In a masked call (cm) the real call takes
+// the mask itself, and the M blocks every signal until it does
+// (g_call_mask_hold): EINTR at once if a handler ran on the G since the mask
+// took effect.
 template <typename F>
-long handoff_raw(F call, const CallMask* cm = nullptr) {
-  long r = handoff([&]() -> long {
+long handoff_raw(F call, const CallMask* cm, Enter how) {
+  auto masked = [&]() -> long {
     if (cm && !g_call_mask_hold(get_user_g(), *cm)) {
       errno = EINTR;  // the call's result, as the program sees it
       return -1;
     }
     return call();
-  });
+  };
+  long r = how == Enter::kWait ? blocking_call<Enter::kWait>(masked) : blocking_call<Enter::kSyscall>(masked);
   return r < 0 ? -errno : r;
 }
 
@@ -189,19 +211,19 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
   }
   if (k == 0) {  // no fds: a sleep
     if (deadline == kNever)
-      return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, nullptr, mask)); }, cm);
+      return handoff_raw([&] { return static_cast<long>(real_ppoll(fds, n, nullptr, mask)); }, cm, Enter::kSyscall);
     return sleep_raw(deadline, blocked_bits(mask), cm);
   }
   // A signalfd of the program's in the set (sp armed by the look above): a
   // signal left pending for this G alone by another thread wakes the
   // netpoller wait (signalfd.cpp), never the kernel's poll.
-  return poll_like(want.get(), k, deadline, blocked_bits(mask), !sp.armed, cm, attempt, [&](int64_t dl) {
+  return poll_like(want.get(), k, deadline, blocked_bits(mask), !sp.armed, cm, attempt, [&](int64_t dl, Enter how) {
     return handoff_raw(
         [&] {
           struct timespec ts;
           return static_cast<long>(real_ppoll(fds, n, left_ts(dl, &ts), mask));
         },
-        cm);
+        cm, how);
   });
 }
 
@@ -252,19 +274,19 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
   };
   // The real call reads and writes the program's sets itself, which are
   // still as on entry.
-  auto blocking = [&](int64_t dl) {
+  auto blocking = [&](int64_t dl, Enter how) {
     return handoff_raw(
         [&] {
           struct timespec ts;
           return static_cast<long>(real_pselect(nfds, r, w, e, left_ts(dl, &ts), mask));
         },
-        cm);
+        cm, how);
   };
   long res;
   if (n == 0) {
     res = look(attempt);
     if (res == 0) {
-      if (deadline == kNever) return blocking(kNever);
+      if (deadline == kNever) return blocking(kNever, Enter::kSyscall);
       res = sleep_raw(deadline, blocked_bits(mask), cm);
     }
   } else {
@@ -280,9 +302,9 @@ long do_select(int nfds, fd_set* r, fd_set* w, fd_set* e, int64_t deadline, cons
 long do_epoll(int epfd, struct epoll_event* ev, int max, int64_t deadline, const sigset_t* mask, const CallMask* cm) {
   PollWant want{epfd, kPollRead, 0, 0};
   auto attempt = [&] { return raw_syscall6(SYS_epoll_wait, epfd, reinterpret_cast<long>(ev), max, 0, 0, 0); };
-  return poll_like(&want, 1, deadline, blocked_bits(mask), true, cm, attempt, [&](int64_t dl) {
-    return handoff_raw([&] { return static_cast<long>(real_epoll_pwait(epfd, ev, max, ms_of(left_ns(dl)), mask)); },
-                       cm);
+  return poll_like(&want, 1, deadline, blocked_bits(mask), true, cm, attempt, [&](int64_t dl, Enter how) {
+    return handoff_raw([&] { return static_cast<long>(real_epoll_pwait(epfd, ev, max, ms_of(left_ns(dl)), mask)); }, cm,
+                       how);
   });
 }
 

@@ -692,6 +692,11 @@ TEST(IoPselectMask, RaceProcs2) { run_case(simple({"io_pselect_race"}), 2); }
 // lets in, ends that loop's wait with EINTR after the handler ran on it.
 TEST(IoPselectMask, PollLoopsProcs1) { run_case(simple({"io_poll_loops"}), 1); }
 TEST(IoPselectMask, PollLoopsProcs2) { run_case(simple({"io_poll_loops"}), 2); }
+// Two threads: main's epoll_wait, poll and select end with EINTR only after
+// the handler of a signal sent to the process ran (at 2 Ps the real calls
+// of the few-threads path, at 1 P the netpoller's; io_poll_few.c).
+TEST(IoPselectMask, PollFewProcs1) { run_case(simple({"io_poll_few"}), 1); }
+TEST(IoPselectMask, PollFewProcs2) { run_case(simple({"io_poll_few"}), 2); }
 
 // sigsuspend returns only after the handler of the signal that ended it
 // ran (lbzip2; sig_suspend_flag.c).
