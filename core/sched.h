@@ -616,6 +616,14 @@ inline bool wait_direct(G* gp) {
   return sched.ngsys_live.load(std::memory_order_relaxed) == 1 && sched.mcount.load(std::memory_order_relaxed) == 1 &&
          pp && pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
 }
+// Whether a G waits in some P's run queue or in the global queue (racy:
+// for decisions a later look corrects).
+inline bool queued_anywhere() {
+  if (sched.runq_size.load(std::memory_order_relaxed) > 0) return true;
+  for (uint32_t i = 0; i < sched.nprocs; i++)
+    if (!sched.allp[i].runq.empty()) return true;
+  return false;
+}
 // The few-threads path (docs/ARCHITECTURE.md, "Blocking calls"): a G about
 // to park on the netpoller for a poll-family call when the process has no
 // more Gs than Ps and nothing waits for this P (no queued G, here or

@@ -111,6 +111,32 @@ void handler_end(G* gp, int depth) {
   if (depth != 0) enter_marked(gp, depth);
 }
 
+namespace {
+// Gives away the P of gp, just marked as in a syscall of depth 1. Held from
+// the CAS until the P has a new owner: a handler of the program's in
+// between (handler_begin takes a P for it) found no P — this one, kPIdle,
+// is on no list yet — and queued the G, while the P waited for the
+// hand-off that only the queued G would make (sigsuspend at one P hung
+// so). to_idle (entersyscall_wait): straight to the idle list unless a G
+// is queued anywhere or the P has timers; handoffp would also start a
+// spinning M whenever no P is idle, to look for work nobody saw, and a G
+// readied later finds an idle P through wakep.
+void give_p(G* gp, bool to_idle) {
+  m_lock_enter();
+  P* pp = gp->m->oldp;
+  uint32_t s = kPSyscall;
+  if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) {
+    if (to_idle && !queued_anywhere() && pp->timers.when0.load(std::memory_order_relaxed) == kNever) {
+      LockGuard lk(sched.lock);
+      pidleput_locked(pp);
+    } else {
+      handoffp(pp);
+    }
+  }
+  m_lock_exit();
+}
+}  // namespace
+
 void entersyscall_block() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
@@ -121,43 +147,14 @@ void entersyscall_block() {
   // the two threads without them made glibc's setresgid abort.)
   bool alone = wait_direct(gp);
   entersyscall();
-  if (alone || gp->syscall_depth != 1) return;
-  // Held from the CAS until the P has a new owner: a handler of the
-  // program's in between (handler_begin takes a P for it) found no P — this
-  // one, kPIdle, is on no list yet — and queued the G, while the P waited
-  // for the hand-off that only the queued G would make (sigsuspend at one
-  // P hung so).
-  m_lock_enter();
-  M* mp = gp->m;
-  P* pp = mp->oldp;
-  uint32_t s = kPSyscall;
-  if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) handoffp(pp);
-  m_lock_exit();
+  if (!alone && gp->syscall_depth == 1) give_p(gp, false);
 }
 
 void entersyscall_wait() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
   entersyscall();
-  if (gp->syscall_depth != 1) return;
-  m_lock_enter();  // as in entersyscall_block
-  P* pp = gp->m->oldp;
-  uint32_t s = kPSyscall;
-  if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) {
-    // handoffp would also start a spinning M whenever no P is idle, to
-    // look for work nobody saw: here every queue was just looked at, and a
-    // G readied later finds this P through wakep.
-    bool work = !pp->runq.empty() || sched.runq_size.load(std::memory_order_relaxed) > 0 ||
-                pp->timers.when0.load(std::memory_order_relaxed) != kNever;
-    for (uint32_t i = 0; !work && i < sched.nprocs; i++) work = !sched.allp[i].runq.empty();
-    if (work) {
-      handoffp(pp);
-    } else {
-      LockGuard lk(sched.lock);
-      pidleput_locked(pp);
-    }
-  }
-  m_lock_exit();
+  if (gp->syscall_depth == 1) give_p(gp, true);
 }
 
 bool syscall_eintr_was_ours() {

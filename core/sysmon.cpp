@@ -105,10 +105,7 @@ bool p_has_other_work(P* pp, int64_t now) {
 // ready meanwhile reach the global queue through sysmon's own harvest.
 constexpr int64_t kStillMaxNs = 10 * 1000 * 1000;
 bool still_p_wanted(P* pp, int64_t now) {
-  if (p_has_other_work(pp, now) || now - pp->still_since >= kStillMaxNs) return true;
-  for (uint32_t i = 0; i < sched.nprocs; i++)
-    if (!sched.allp[i].runq.empty()) return true;
-  return false;
+  return p_has_other_work(pp, now) || queued_anywhere() || now - pp->still_since >= kStillMaxNs;
 }
 
 // Sends sysmon's signal to mp, unless one sent less than kPokeStaleNs ago
