@@ -31,17 +31,6 @@ static double now_ms(void) {
   return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
 }
 
-/* nanosleep through the bare instruction: no wrapper of the shim's sees it. */
-static void bare_sleep_ms(int ms) {
-  double end = now_ms() + ms;
-  for (double left; (left = end - now_ms()) > 0;) {
-    struct timespec ts = {(time_t)(left / 1000), (long)((left - (time_t)(left / 1000) * 1000) * 1e6)};
-    long ret;
-    __asm__ volatile("syscall" : "=a"(ret) : "a"(35L), "D"(&ts), "S"(0L) : "rcx", "r11", "memory");
-    (void)ret;
-  }
-}
-
 static void report(const char* name, int ok, const char* detail) {
   printf("%s: %s\n", name, ok ? "ok" : "not ok");
   fflush(stdout);
@@ -83,7 +72,7 @@ static int scenario_timer(void) {
   if (pthread_create(&t, NULL, timer_thread, NULL) != 0) return 1;
   let_run();
   double t0 = now_ms();
-  bare_sleep_ms(1000);
+  mnp_bare_sleep_ms(1000);
   pthread_join(t, NULL);
   return check("timer", t0);
 }
@@ -100,7 +89,7 @@ static int scenario_fd(void) {
     usleep(50 * 1000);
     _exit(write(pipe_fds[1], "x", 1) == 1 ? 0 : 1);
   }
-  bare_sleep_ms(1000);
+  mnp_bare_sleep_ms(1000);
   pthread_join(t, NULL);
   waitpid(child, NULL, 0);
   close(pipe_fds[0]);

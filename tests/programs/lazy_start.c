@@ -123,17 +123,6 @@ static void* note_run(void* arg) {
   return NULL;
 }
 
-/* nanosleep through the bare instruction: no wrapper of the shim's sees it. */
-static void bare_sleep_ms(int ms) {
-  double end = now_ms() + ms;
-  for (double left; (left = end - now_ms()) > 0;) {
-    struct timespec ts = {(time_t)(left / 1000), (long)((left - (time_t)(left / 1000) * 1000) * 1e6)};
-    long ret;
-    __asm__ volatile("syscall" : "=a"(ret) : "a"(35L), "D"(&ts), "S"(0L) : "rcx", "r11", "memory");
-    (void)ret;
-  }
-}
-
 static int scenario_mask(void) {
   sigset_t all;
   sigfillset(&all);
@@ -141,7 +130,7 @@ static int scenario_mask(void) {
   pthread_t t;
   if (pthread_create(&t, NULL, note_run, NULL) != 0) return 1;
   double t0 = now_ms();
-  bare_sleep_ms(1000);
+  mnp_bare_sleep_ms(1000);
   double woke = now_ms();
   pthread_join(t, NULL);
   int ok = ran_at > 0 && ran_at < woke;
