@@ -25,32 +25,20 @@
 
 #include "mnp_check.h"
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static void report(const char* name, int ok, const char* detail) {
-  printf("%s: %s\n", name, ok ? "ok" : "not ok");
-  fflush(stdout);
-  if (!ok) fprintf(stderr, "FAIL %s: %s\n", name, detail);
-}
-
 static double done_at;
 static int pipe_fds[2];
 
 static void* timer_thread(void* arg) {
   (void)arg;
   usleep(50 * 1000);
-  done_at = now_ms();
+  done_at = mnp_now_ms();
   return NULL;
 }
 
 static void* fd_thread(void* arg) {
   (void)arg;
   char c;
-  if (read(pipe_fds[0], &c, 1) == 1) done_at = now_ms();
+  if (read(pipe_fds[0], &c, 1) == 1) done_at = mnp_now_ms();
   return NULL;
 }
 
@@ -62,7 +50,7 @@ static int check(const char* name, double t0) {
   int ok = took >= 0 && took < 500;
   char d[96];
   snprintf(d, sizeof d, "the thread was done %.0f ms after main began its 1 s sleep", took);
-  report(name, ok, d);
+  mnp_report_case(name, ok, d);
   return !ok;
 }
 
@@ -71,7 +59,7 @@ static int scenario_timer(void) {
   pthread_t t;
   if (pthread_create(&t, NULL, timer_thread, NULL) != 0) return 1;
   let_run();
-  double t0 = now_ms();
+  double t0 = mnp_now_ms();
   mnp_bare_sleep_ms(1000);
   pthread_join(t, NULL);
   return check("timer", t0);
@@ -83,7 +71,7 @@ static int scenario_fd(void) {
   pthread_t t;
   if (pthread_create(&t, NULL, fd_thread, NULL) != 0) return 1;
   let_run();
-  double t0 = now_ms();
+  double t0 = mnp_now_ms();
   pid_t child = fork();
   if (child == 0) {
     usleep(50 * 1000);

@@ -52,18 +52,6 @@
 
 #include "mnp_check.h"
 
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
-
-static void report(const char* name, int ok, const char* detail) {
-  printf("%s: %s\n", name, ok ? "ok" : "not ok");
-  fflush(stdout);
-  if (!ok) fprintf(stderr, "FAIL %s: %s\n", name, detail);
-}
-
 /* ---- N: a real thread made before main ----------------------------------- */
 
 enum { kNone, kKillUsr1, kKillUsr2, kCancel };
@@ -76,11 +64,11 @@ static atomic_int cleanup_ran;
 static void* canceller(void* arg) {
   (void)arg;
   int r = pthread_cancel(main_thread);
-  double t0 = now_ms();
-  while (!atomic_load(&cleanup_ran) && now_ms() - t0 < 5000) usleep(1000);
+  double t0 = mnp_now_ms();
+  while (!atomic_load(&cleanup_ran) && mnp_now_ms() - t0 < 5000) usleep(1000);
   char d[64];
   snprintf(d, sizeof d, "pthread_cancel=%d cleanup_ran=%d", r, atomic_load(&cleanup_ran));
-  report("cancel", r == 0 && atomic_load(&cleanup_ran), d);
+  mnp_report_case("cancel", r == 0 && atomic_load(&cleanup_ran), d);
   exit(r == 0 && atomic_load(&cleanup_ran) ? 0 : 1);
 }
 
@@ -119,7 +107,7 @@ __attribute__((constructor)) static void make_n(void) {
 static double ran_at;
 static void* note_run(void* arg) {
   (void)arg;
-  ran_at = now_ms();
+  ran_at = mnp_now_ms();
   return NULL;
 }
 
@@ -129,14 +117,14 @@ static int scenario_mask(void) {
   sigprocmask(SIG_SETMASK, &all, NULL);
   pthread_t t;
   if (pthread_create(&t, NULL, note_run, NULL) != 0) return 1;
-  double t0 = now_ms();
+  double t0 = mnp_now_ms();
   mnp_bare_sleep_ms(1000);
-  double woke = now_ms();
+  double woke = mnp_now_ms();
   pthread_join(t, NULL);
   int ok = ran_at > 0 && ran_at < woke;
   char d[96];
   snprintf(d, sizeof d, "the thread ran %.0f ms after main began its 1 s sleep", ran_at - t0);
-  report("mask", ok, d);
+  mnp_report_case("mask", ok, d);
   return !ok;
 }
 
@@ -149,16 +137,16 @@ static int scenario_signalfd(void) {
   if (fd < 0) return 1;
   atomic_store(&n_command, kKillUsr1);
   struct pollfd p = {fd, POLLIN, 0};
-  double t0 = now_ms();
+  double t0 = mnp_now_ms();
   int r = poll(&p, 1, 5000);
-  double ms = now_ms() - t0;
+  double ms = mnp_now_ms() - t0;
   struct signalfd_siginfo si;
   memset(&si, 0, sizeof si);
   ssize_t n = r == 1 ? read(fd, &si, sizeof si) : -1;
   int ok = r == 1 && (p.revents & POLLIN) && n == (ssize_t)sizeof si && si.ssi_signo == SIGUSR1;
   char d[128];
   snprintf(d, sizeof d, "poll=%d revents=%#x after %.0f ms, read=%zd signo=%u", r, p.revents, ms, n, si.ssi_signo);
-  report("signalfd", ok, d);
+  mnp_report_case("signalfd", ok, d);
   return !ok;
 }
 
@@ -190,7 +178,7 @@ static int scenario_affinity(void) {
   cpu_set_t whole, one;
   if (sched_getaffinity(0, sizeof whole, &whole) != 0) return 1;
   if (CPU_COUNT(&whole) < 2) {
-    report("affinity", 1, "");
+    mnp_report_case("affinity", 1, "");
     return 0;
   }
   cpus_allowed(want_cpus, sizeof want_cpus);
@@ -211,7 +199,7 @@ static int scenario_affinity(void) {
   char d[600];
   snprintf(d, sizeof d, "the thread's kernel thread allows CPUs '%s', the process started with '%s'", got_cpus,
            want_cpus);
-  report("affinity", ok, d);
+  mnp_report_case("affinity", ok, d);
   return !ok;
 }
 
@@ -238,7 +226,7 @@ static int scenario_kill(void) {
   int ok = r == -1 && e == EINTR && atomic_load(&usr2_ran);
   char d[96];
   snprintf(d, sizeof d, "read=%zd errno=%d handler ran=%d", r, r < 0 ? e : 0, atomic_load(&usr2_ran));
-  report("kill", ok, d);
+  mnp_report_case("kill", ok, d);
   return !ok;
 }
 
@@ -256,7 +244,7 @@ static int scenario_cancel(void) {
   pthread_cleanup_push(note_cleanup, NULL);
   (void)!read(pfd[0], &c, 1);
   pthread_cleanup_pop(0);
-  report("cancel", 0, "read returned");
+  mnp_report_case("cancel", 0, "read returned");
   return 1;
 }
 

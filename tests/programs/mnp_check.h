@@ -31,6 +31,17 @@ static inline double mnp_now(void) {
   return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+/* Monotonic time in milliseconds. */
+static inline double mnp_now_ms(void) { return mnp_now() * 1e3; }
+
+/* A scenario's result: "name: ok" or "name: not ok" on stdout (compared with
+ * the native run's), the details on stderr when it failed. */
+static inline void mnp_report_case(const char* name, int ok, const char* detail) {
+  printf("%s: %s\n", name, ok ? "ok" : "not ok");
+  fflush(stdout);
+  if (!ok) fprintf(stderr, "FAIL %s: %s\n", name, detail);
+}
+
 /* Sleeps ms milliseconds in nanosleep through the bare syscall instruction
  * (x86-64): no wrapper of the shim's sees it, so under the shim the thread's
  * P stays held by a kernel thread asleep in the kernel. */
