@@ -72,11 +72,14 @@ class Buf {
 
 // Drives one poll-like call. attempt() looks without blocking and returns
 // the kernel's raw result (> 0 ready, 0 nothing, -errno); blocking(deadline,
-// how) is the real call, entered as `how` says (interpose/blocking.h), waiting until deadline at most, for fds epoll
-// cannot watch: each try of it takes the time left then, so a call made again after the runtime's EINTR
-// (interpose/blocking.h) waits only for what is left. Returns a raw result. A look with a zero timeout fails with EINTR
-// when a signal is delivered to the M meanwhile (the runtime's own, or the program's, which the netpoller turns into
-// EINTR for one waiting G of its choice): look again.
+// how) is the real call, its P left as `how` says (interpose/blocking.h),
+// waiting until deadline at most, for fds epoll cannot watch: each try of
+// it takes the time left then, so a call made again after the runtime's
+// EINTR (interpose/blocking.h) waits only for what is left. Returns a raw
+// result.
+// A look with a zero timeout fails with EINTR when a signal is delivered to
+// the M meanwhile (the runtime's own, or the program's, which the netpoller
+// turns into EINTR for one waiting G of its choice): look again.
 template <typename Attempt>
 long look(Attempt& attempt) {
   long r;
