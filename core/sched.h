@@ -599,6 +599,12 @@ bool exitsyscall_fast(G* gp);
 inline void ensure_p(G* gp) {
   if (MNP_UNLIKELY(gp->m->p == nullptr) && gp->syscall_depth == 0) exitsyscall_now(gp);
 }
+// gp holds a P on which, and globally, no G is queued, and is in no wrapped
+// call: what both direct paths below ask of the caller itself.
+inline bool nothing_queued_for(G* gp) {
+  P* pp = gp->m->p;
+  return pp && pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
+}
 // The direct path (docs/ARCHITECTURE.md, "Blocking calls"): a G about to
 // park on the netpoller for a poll-family call is the process's only G and
 // nothing is queued: parking would only switch to g0, which would find
@@ -612,9 +618,8 @@ inline void ensure_p(G* gp) {
 // restarts the call where the program's handler wanted EINTR. A signal
 // sent to the G itself goes to its M for the same reason (direct_call).
 inline bool wait_direct(G* gp) {
-  P* pp = gp->m->p;
   return sched.ngsys_live.load(std::memory_order_relaxed) == 1 && sched.mcount.load(std::memory_order_relaxed) == 1 &&
-         pp && pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
+         nothing_queued_for(gp);
 }
 // Whether a G waits in some P's run queue or in the global queue (racy:
 // for decisions a later look corrects).
@@ -637,10 +642,8 @@ inline bool queued_anywhere() {
 // would restart it where the program's handler wanted EINTR; the poll
 // family ends with EINTR after any handler.
 inline bool wait_few(G* gp) {
-  P* pp = gp->m->p;
-  return sched.ngsys_live.load(std::memory_order_relaxed) <= static_cast<int64_t>(sched.nprocs) && pp &&
-         pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0 &&
-         pp->timers.when0.load(std::memory_order_relaxed) == kNever;
+  return sched.ngsys_live.load(std::memory_order_relaxed) <= static_cast<int64_t>(sched.nprocs) &&
+         nothing_queued_for(gp) && gp->m->p->timers.when0.load(std::memory_order_relaxed) == kNever;
 }
 // Makes the direct path's call f() with gp marked (G::in_direct), so that
 // sig_send_to_g sends gp's own signals to its M meanwhile.
