@@ -292,9 +292,8 @@ void* sysmon_main(void*) {
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {
-      // On the futex too: a signal kept for a G (sigpend_put, from an idle
-      // M that took it first) is routed at once, not after up to 2 ms.
-      sysmon_sleep(delay);
+      struct timespec ts = {0, static_cast<long>(delay)};
+      raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
     }
     newm_drain();
     int64_t now = nanotime();
