@@ -408,6 +408,9 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"io_pselect_race", 1,
      "it keeps a forked child alive, which wires main to its M until it reaps it (docs/ARCHITECTURE.md, "
      "\"Wiring\"), while main waits in sigsuspend and pselect"},
+    {"io_poll_few", 1,
+     "its sender process stays alive for the whole run, which wires main to its M (docs/ARCHITECTURE.md, "
+     "\"Wiring\"): that M waits while main is parked and another M runs the P"},
     {"sig_urg_signalfd", 1,
      "main forks its sender process, which wires main until it reaps it (docs/ARCHITECTURE.md, \"Wiring\"), "
      "and main's sigtimedwait then keeps that M in the kernel while another M runs the P"},
