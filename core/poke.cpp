@@ -227,9 +227,19 @@ void poke_serve(siginfo_t* si, void* ucv) {
     // a change the handler would see or undo (a handler that parks moves
     // the G to another M under the feet of code that has its M and P in
     // hand).
-    if (in_runtime_text(arch_uc_pc(static_cast<ucontext_t*>(ucv)))) return;
+    auto* uc = static_cast<ucontext_t*>(ucv);
+    if (in_runtime_text(arch_uc_pc(uc))) return;
     int saved_errno = errno;
-    sigpend_run(ucv, &static_cast<ucontext_t*>(ucv)->uc_sigmask);
+    G* g = get_user_g();
+    uint32_t ran = g ? g->handlers_run : 0;
+    sigpend_run(ucv, &uc->uc_sigmask);
+    // A handler run just before a poll-family wait of the few-threads path
+    // enters the kernel, or while the kernel restarts it (woken for a
+    // signal an idle M then took, it found none for this thread and makes
+    // the call again): natively the handler would have ended the call.
+    // Returning into the `syscall` instruction would sleep through it.
+    if (g && g->handlers_run != ran && g->in_wait_call.load(std::memory_order_relaxed) && arch_uc_at_syscall(uc))
+      arch_uc_skip_syscall(uc, -EINTR);
     errno = saved_errno;
     return;
   }

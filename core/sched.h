@@ -203,6 +203,11 @@ struct G {
   // another thread sends it goes to its M with tgkill, and the kernel
   // interrupts the call as natively (sigpend.h).
   std::atomic<uint32_t> in_direct{0};
+  // Set while it makes the real call of the few-threads path (poll_like in
+  // interpose/poll.cpp; a poll, select or epoll wait): a handler sysmon's
+  // kick runs at that call's `syscall` instruction ends the call with
+  // EINTR (core/poke.cpp).
+  std::atomic<uint32_t> in_wait_call{0};
   // CPU clock (core/cpuclock.h): CPU time used up to the last switch out,
   // the M's clock (estimate) when it was last switched in, and that M while
   // it is switched in. Written by the M that switches it, one at a time,

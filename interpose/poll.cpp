@@ -96,6 +96,10 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
   // The process's only G, or no more Gs than Ps and nothing else to run
   // here: the real call, blocking (core/sched.h, wait_direct and wait_few).
   // A masked call's blocking() takes its mask in the kernel (handoff_raw).
+  // The netpoller's wait after such an EINTR (below): it also ends with
+  // EINTR for a handler that runs before it parks.
+  CallMask since_call{};
+  const CallMask* wait_cm = cm;
   if (G* g = get_user_g(); direct && g) {
     if (wait_direct(g)) return direct_call(g, [&] { return blocking(deadline, Enter::kSyscall); });
     if (wait_few(g)) {
@@ -108,12 +112,22 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
       // and deliverable under the call's mask; if that was nothing, wait
       // out the rest on the netpoller (below), whose wake-up for a handler
       // decides the EINTR. (Made again instead, the real call could start
-      // just after the kick ran the handler, and then wait on.)
+      // just after the kick ran the handler, and then wait on.) The signal
+      // may reach the slot only after the look below, and sysmon's kick
+      // then runs the handler on this G while it arms that wait: the wait
+      // takes the count of handlers run from the call's start, as a masked
+      // call's does, so that such a handler ends it too.
       const uint32_t ran = cm ? cm->ran : g->handlers_run;
+      g->in_wait_call.store(1, std::memory_order_relaxed);
       long r = blocking(deadline, Enter::kWait);
+      g->in_wait_call.store(0, std::memory_order_relaxed);
       if (r != -EINTR) return r;
       if (g->handlers_run == ran && sigpend_any()) sigpend_run(nullptr, nullptr);
       if (g->handlers_run != ran) return r;
+      if (!cm) {
+        since_call.ran = ran;
+        wait_cm = &since_call;
+      }
     }
   }
   for (;;) {
@@ -121,7 +135,7 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
     long r = look(attempt);
     if (r != 0) return r;
     if (deadline != kNever && nanotime() >= deadline) return 0;
-    int w = netpoll_wait_any(want, n, deadline, Intr::kPoll, blocked, cm);
+    int w = netpoll_wait_any(want, n, deadline, Intr::kPoll, blocked, wait_cm);
     if (w == EPERM) return blocking(deadline, Enter::kSyscall);
     if (w == ETIMEDOUT) return look(attempt);
     if (w == EINTR) return -EINTR;       // a handler of the program's ran

@@ -38,13 +38,28 @@ inline uint64_t arch_cycles() { return __builtin_ia32_rdtsc(); }
 // The program counter where the signal whose handler got uc interrupted.
 inline uintptr_t arch_uc_pc(const ucontext_t* uc) { return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]); }
 
+// The PC is at a `syscall` instruction (0f 05) not yet executed: the
+// thread was about to make a system call, or the kernel is restarting one
+// the signal (or an earlier one taken by another thread) interrupted.
+inline bool arch_uc_at_syscall(const ucontext_t* uc) {
+  auto* code = reinterpret_cast<const unsigned char*>(arch_uc_pc(uc));
+  return code[0] == 0x0f && code[1] == 0x05;
+}
+
 // The signal interrupted a system call: the PC is at the `syscall`
-// instruction (0f 05; the kernel restarts it on return) or just after one
-// that returned -EINTR.
+// instruction (the kernel restarts it on return) or just after one that
+// returned -EINTR.
 inline bool arch_uc_in_syscall(const ucontext_t* uc) {
   auto* code = reinterpret_cast<const unsigned char*>(arch_uc_pc(uc));
   long ret = static_cast<long>(uc->uc_mcontext.gregs[REG_RAX]);
-  return (code[0] == 0x0f && code[1] == 0x05) || (code[-2] == 0x0f && code[-1] == 0x05 && ret == -EINTR);
+  return arch_uc_at_syscall(uc) || (code[-2] == 0x0f && code[-1] == 0x05 && ret == -EINTR);
+}
+
+// With the PC at a `syscall` instruction (arch_uc_at_syscall): the handler
+// returns past it, as if the call had returned ret (a -errno).
+inline void arch_uc_skip_syscall(ucontext_t* uc, long ret) {
+  uc->uc_mcontext.gregs[REG_RAX] = ret;
+  uc->uc_mcontext.gregs[REG_RIP] += 2;
 }
 
 }  // namespace mnp

@@ -15,7 +15,10 @@
  * thread of the runtime's may take the signal from the kernel after the
  * kernel woke main's call for it: the call returned EINTR before any
  * handler had run (1 call in ~250), and the handler ran during the next
- * call. At 1 P the same program takes the netpoller's path.
+ * call; or, for poll and select, the kernel restarted the call itself, and
+ * the handler sysmon's kick ran just as the restart re-entered the kernel
+ * left the call waiting out its timeout (1 run in ~40). At 1 P the same
+ * program takes the netpoller's path.
  * Each wait has a 500 ms timeout, so a lost signal shows as a timeout
  * rather than as a hang. stdout: one line per call. */
 #include <dirent.h>
