@@ -26,6 +26,14 @@
 //   BM_PipeReaders4         four readers each block in read(2) on a pipe of
 //                           their own; the benchmark thread writes 64-byte
 //                           messages to the pipes in turn.
+//   BM_ItimerInPoll         main waits in poll(2) on an idle pipe while a
+//                           5 ms ITIMER_REAL sends SIGALRM and a second
+//                           thread sleeps in 2 ms steps; an iteration ends
+//                           when the handler has run once more. ns_per_op
+//                           is time per handler run: 5 ms natively, longer
+//                           for every tick merged into one still pending
+//                           (under the shim an idle M may take the signal
+//                           and keep it for main: core/sigpend.h).
 //   BM_EchoServer/N         thread-per-connection TCP echo server on
 //                           127.0.0.1 and N client threads, each doing
 //                           kEchoRounds round trips of 64 bytes.
@@ -62,9 +70,11 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -724,5 +734,61 @@ BENCHMARK(BM_EchoServer)
     ->Unit(benchmark::kMillisecond);
 
 }  // namespace
+
+// ---------------------------------------------------------------------------
+std::atomic<uint64_t> g_alarms{0};
+
+void count_alarm(int) { g_alarms.fetch_add(1, std::memory_order_relaxed); }
+
+void* sleep_steps(void* arg) {
+  auto* stop = static_cast<std::atomic<bool>*>(arg);
+  while (!stop->load(std::memory_order_relaxed)) usleep(2000);
+  return nullptr;
+}
+
+void BM_ItimerInPoll(benchmark::State& state) {
+  struct sigaction sa = {}, old_sa;
+  sa.sa_handler = count_alarm;
+  sigaction(SIGALRM, &sa, &old_sa);
+  int p[2];
+  if (pipe2(p, O_CLOEXEC) != 0) {
+    skip_with_errno(state, "pipe2", errno);
+    return;
+  }
+  std::atomic<bool> stop{false};
+  pthread_t t;
+  int err = pthread_create(&t, nullptr, sleep_steps, &stop);
+  struct itimerval tick = {{0, 5000}, {0, 5000}}, off = {};
+  if (err == 0) setitimer(ITIMER_REAL, &tick, nullptr);
+  uint64_t runs = 0, unexpected = 0;
+  Clock::time_point start = Clock::now();
+  for (auto _ : state) {
+    if (err != 0) break;
+    uint64_t before = g_alarms.load(std::memory_order_relaxed);
+    while (g_alarms.load(std::memory_order_relaxed) == before) {
+      struct pollfd pf = {p[0], POLLIN, 0};
+      int r = poll(&pf, 1, 1000);
+      if (r != -1 || errno != EINTR) unexpected++;  // nothing is written: only EINTR ends it
+    }
+    runs++;
+  }
+  double ns = ns_since(start);
+  setitimer(ITIMER_REAL, &off, nullptr);
+  stop.store(true);
+  if (err == 0) pthread_join(t, nullptr);
+  sigaction(SIGALRM, &old_sa, nullptr);
+  close(p[0]);
+  close(p[1]);
+  if (err != 0) {
+    skip_with_errno(state, "pthread_create", err);
+    return;
+  }
+  if (unexpected != 0) {
+    skip_wrong(state, "polls not ended by EINTR", unexpected, 0);
+    return;
+  }
+  report_per_op(state, ns, runs);
+}
+BENCHMARK(BM_ItimerInPoll)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 BENCHMARK_MAIN();

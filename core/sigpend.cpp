@@ -155,7 +155,17 @@ int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act) 
   return idx;
 }
 
-void sigpend_put(int sig, const siginfo_t* si, const SigAct& act) { sigpend_put_for(nullptr, sig, si, act); }
+void sigpend_put(int sig, const siginfo_t* si, const SigAct& act) {
+  sigpend_put_for(nullptr, sig, si, act);
+  // The main G, which the kernel prefers, on an M and letting it in: kicked
+  // now, as sysmon would on its next round (up to 2 ms away while Ps are
+  // busy, and a standard signal sent again meanwhile merges into the slot).
+  // Typically main waits in a real call of the few-threads path
+  // (sched.h, wait_few) that the kernel woke for this signal before this
+  // idle M took it first.
+  G* mg = netpoll_signal_main();
+  if (mg && !g_blocks(mg, sig) && mg->status.load(std::memory_order_acquire) != kGDead) kick_running(mg, sig);
+}
 
 bool sigpend_take_back(int i) {
   if (i < 0 || i >= kSlots) return false;

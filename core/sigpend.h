@@ -12,6 +12,8 @@
 // own action on that signal) sees g0 and stores the signal here, with its siginfo and the action in
 // effect when it arrived, and a G runs the handler:
 //   - a G about to continue after park() runs what is pending;
+//   - sigpend_put kicks the main G's M at once (below) if main runs or is
+//     in a system call on an M and lets the signal in;
 //   - sysmon (woken by sigpend_put) picks a G for the rest: the main G if it
 //     runs on an M, else the main G if it is parked, else any running G,
 //     else any parked G; a running G's M gets the runtime's signal with a
