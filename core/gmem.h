@@ -37,6 +37,13 @@ void gmem_free(G* gp);
 // caller freeing many calls that once, after them all: it coalesces
 // neighbouring regions into one madvise).
 void gmem_free_deferred(G* gp);
+// gmem_free_deferred, and every kReclaimBatch such frees the caller runs
+// gmem_reclaim itself: a thread that reaps Gs by the thousand (the joins
+// after a burst) gives their memory back as it goes, as glibc's join
+// unmaps a stack its cache does not keep, instead of leaving it all for
+// sysmon's bounded rounds.
+constexpr int kReclaimBatch = 256;
+void gmem_free_batched(G* gp);
 // Around reading another M's curg and using that G (see gmem.cpp: a reaped
 // G's memory is unmapped only when no such peek is in progress).
 void gmem_peek_begin();

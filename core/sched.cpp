@@ -1305,16 +1305,30 @@ constinit int64_t g_scavenge_last = 0;   // sysmon
 constinit int32_t g_scavenge_debt = 0;   // sysmon: free Gs still to free this period
 constinit int32_t g_scavenge_freed = 0;  // sysmon: freed this period
 
-// Moves the P's free Gs beyond `keep` to the global list.
+// Moves the P's free Gs beyond `keep` to the global list; those beyond
+// gmem_global_cache_max() are freed instead.
 void gfree_spill(P* pp, int32_t keep) {
-  LockGuard lk(sched.gfree_lock);
-  while (pp->ngfree > keep) {
-    G* g2 = pp->gfree;
-    pp->gfree = g2->schedlink;
-    pp->ngfree--;
-    g2->schedlink = sched.gfree;
-    sched.gfree = g2;
-    sched.ngfree++;
+  G* victims = nullptr;
+  {
+    LockGuard lk(sched.gfree_lock);
+    while (pp->ngfree > keep) {
+      G* g2 = pp->gfree;
+      pp->gfree = g2->schedlink;
+      pp->ngfree--;
+      if (sched.ngfree >= gmem_global_cache_max()) {
+        g2->schedlink = victims;
+        victims = g2;
+        continue;
+      }
+      g2->schedlink = sched.gfree;
+      sched.gfree = g2;
+      sched.ngfree++;
+    }
+  }
+  while (victims) {
+    G* next = victims->schedlink;
+    gmem_free_batched(victims);
+    victims = next;
   }
 }
 
@@ -1352,7 +1366,7 @@ void gfput(G* gp) {
       gfree_note_low_locked();
     }
   }
-  if (victim) gmem_free_deferred(victim);  // sysmon's gmem_reclaim gives back many at once
+  if (victim) gmem_free_batched(victim);
 }
 
 G* gfget_local(P* pp) {
