@@ -1005,6 +1005,15 @@ const Case kGmemBurst{{"gmem_burst"}, {}, 0, 180, [](const Run&, const Run& shim
                       }};
 TEST(GMem, BurstProcs1) { run_case(kGmemBurst, 1); }
 TEST(GMem, BurstProcs2) { run_case(kGmemBurst, 2); }
+
+// A program's own allocator, preloaded after the shim, stays the program's
+// malloc and works from many Gs: remote frees, thread-exit caches
+// (own_alloc.c). scripts/test installs libtcmalloc-minimal4; jemalloc
+// comes with the build's own dependencies.
+TEST(OwnAlloc, TcmallocProcs1) { run_case(simple({"own_alloc", "tcmalloc"}), 1); }
+TEST(OwnAlloc, TcmallocProcs2) { run_case(simple({"own_alloc", "tcmalloc"}), 2); }
+TEST(OwnAlloc, JemallocProcs1) { run_case(simple({"own_alloc", "jemalloc"}), 1); }
+TEST(OwnAlloc, JemallocProcs2) { run_case(simple({"own_alloc", "jemalloc"}), 2); }
 // A G in syscall(SYS_futex, FUTEX_WAIT[_BITSET]_PRIVATE) is woken by a raw
 // clone() thread's inline FUTEX_WAKE (after it changed the word); the
 // wake-up latency is bounded by the runtime's 16 ms watch (asserted only
