@@ -1088,11 +1088,12 @@ inline void ks_check(G* gp) {
   if (MNP_UNLIKELY(gp->ks_dirty.load(std::memory_order_acquire))) ksched_check_slow();
 }
 
-void park(WaitReason reason, ParkCommit commit, void* arg) {
+void park(WaitReason reason, ParkCommit commit, void* arg, Lock* release) {
   sysmon_ensure();  // the first wait: signals for a parked G need sysmon
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
+  if (release) release->unlock();
   gp->wait_reason = reason;
   gp->park_time = static_cast<int64_t>(arch_cycles());  // G dump: time waiting
   // Lost the P in uncovered code (sysmon.cpp) and none is free: not

@@ -492,8 +492,12 @@ using ParkCommit = bool (*)(G* gp, void* arg);
 // its status is Waiting; if it returns false the G is made runnable again.
 // The caller may hold the Lock that commit releases. park never queues the
 // G before commit has run: a G that lost its P (and finds none free) parks
-// straight from its M, which then goes idle without a P.
-void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr);
+// straight from its M, which then goes idle without a P. `release`, if
+// given, is a Lock the caller holds that park releases before the switch,
+// once it holds the M itself: no handler of the program's (held back while
+// the M is held, futex.h) runs between the caller's wait record and the
+// park (core/sema.cpp).
+void park(WaitReason reason, ParkCommit commit = nullptr, void* arg = nullptr, Lock* release = nullptr);
 // Makes a parked G runnable (callable from anywhere, G or not).
 void ready(G* gp, bool next = true);
 // Readies the Gs a wake-up takes off a wait list, a batch at a time, so

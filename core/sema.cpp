@@ -16,6 +16,15 @@ namespace mnp {
 namespace {
 
 enum : uint32_t { kWaiting, kWoken, kTimedOut, kCanceled, kSignaled, kInterrupted };
+// Waiter::park. The waiter is on its bucket's list from kArming on; the
+// bucket lock is not held across the switch, whose FS base write is a
+// system call on a CPU without FSGSBASE (2.9 us): a waker that wanted the
+// lock meanwhile (the unlocking thread of a contended mutex) slept on it in
+// the kernel. Whoever ends the wait takes it (kClaimed); the G's park
+// commit moves kArming to kParked. The one that moves second decides: a
+// claim that finds kParked readies the G, a commit that finds kClaimed
+// fails and the G goes on at once with its outcome.
+enum : uint32_t { kArming, kParked, kClaimed };
 
 struct Waiter {
   const void* addr;
@@ -27,10 +36,11 @@ struct Waiter {
   bool sig_may_intr;  // kSignaled by the G the kernel would have chosen (bucket lock)
   Waiter* next;
   Waiter* prev;
-  struct Bucket* bucket;               // bucket it is on (changes on requeue; bucket lock)
-  CancelWait cw;                       // published while a cancelable wait may sleep
-  const std::atomic<uint32_t>* watch;  // watched word (sema_watch_scan), or null
-  uint32_t watch_val;                  // its value when the wait began
+  struct Bucket* bucket;                // bucket it is on (changes on requeue; bucket lock)
+  CancelWait cw;                        // published while a cancelable wait may sleep
+  const std::atomic<uint32_t>* watch;   // watched word (sema_watch_scan), or null
+  uint32_t watch_val;                   // its value when the wait began
+  std::atomic<uint32_t> park{kArming};  // see claim_locked
 };
 
 struct alignas(64) Bucket {
@@ -71,6 +81,17 @@ void push_locked(Bucket* b, Waiter* w) {
   b->tail = w;
 }
 
+// After the outcome of w was written (its bucket locked): true if its G has
+// parked, and the caller readies it once the lock is released; false if it
+// is still on its way into park(), whose commit then fails. Either way w
+// belongs to its G again as soon as the lock is released.
+bool claim_locked(Waiter* w) { return w->park.exchange(kClaimed, std::memory_order_acq_rel) == kParked; }
+
+bool commit_waiter(G*, void* arg) {
+  uint32_t a = kArming;
+  return static_cast<Waiter*>(arg)->park.compare_exchange_strong(a, kParked, std::memory_order_acq_rel);
+}
+
 void unlink_locked(Bucket* b, Waiter* w) {
   if (w->prev) w->prev->next = w->next;
   else b->head = w->next;
@@ -89,11 +110,12 @@ void withdraw(Waiter* w, uint32_t to) {
       continue;
     }
     bool fire = w->state == kWaiting;
+    G* g = w->g;
     if (fire) {
       unlink_locked(b, w);
       w->state = to;
+      fire = claim_locked(w);
     }
-    G* g = w->g;
     b->lock.unlock();
     if (fire) ready(g, true);
     return;
@@ -106,11 +128,6 @@ void wait_timeout(Timer* t) { withdraw(static_cast<Waiter*>(t->arg), kTimedOut);
 // pthread_cancel of the waiting G.
 void wait_cancel(CancelWait* cw) {
   withdraw(reinterpret_cast<Waiter*>(reinterpret_cast<char*>(cw) - offsetof(Waiter, cw)), kCanceled);
-}
-
-bool unlock_bucket_commit(G*, void* arg) {
-  static_cast<Bucket*>(arg)->lock.unlock();
-  return true;
 }
 
 int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset,
@@ -142,8 +159,9 @@ void signal_locked(Bucket* b, Waiter* w, uint32_t to) {
   unlink_locked(b, w);
   w->state = to;
   G* g = w->g;
+  bool parked = claim_locked(w);
   b->lock.unlock();
-  ready(g, true);
+  if (parked) ready(g, true);
 }
 
 }  // namespace
@@ -175,6 +193,9 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
   // Published with the waiter on the list (under the bucket lock), so the
   // canceller's withdraw finds it there.
   if (cancelable && cancel_arm(g, &w.cw)) {
+    // Decided here: the canceller, which may already have read w.cw, then
+    // finds the waiter no longer kWaiting and leaves the list alone.
+    w.state = kCanceled;
     unlink_locked(b, &w);
     b->lock.unlock();
     cancel_disarm(g);
@@ -187,16 +208,18 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
     t.arg = &w;
     timer_add(&t);
   }
-  // The bucket is unlocked only once we are parked: a waker that finds us
-  // sees a G that is already Waiting.
+  // A waker that finds us before the park commits claims the waiter and
+  // the commit fails (kArming above). The bucket is released by park once
+  // it holds the M: a handler of the program's that ran in between could
+  // wait, cancel or long-jump with this record still armed.
   g->sig_ran = 0;
-  park(kWaitSema, unlock_bucket_commit, b);
+  park(kWaitSema, commit_waiter, &w, &b->lock);
   if (deadline != kNever) timer_del(&t);
   if (watch) g_watched.fetch_sub(1, std::memory_order_relaxed);
   if (cancelable) cancel_disarm(g);
   // Wakers, the timer and the canceller set the state under the bucket lock
-  // before readying us; reading it here without the lock is ordered by
-  // ready/park.
+  // before they claim the waiter; reading it here without the lock is
+  // ordered by the claim and the commit (and by ready/park).
   switch (w.state) {
     case kTimedOut:
       return ETIMEDOUT;
@@ -245,10 +268,12 @@ void sema_watch_scan() {
         unlink_locked(&b, w);
         w->state = kWoken;  // a spurious wake-up for the futex caller
         G* g = w->g;
-        b.lock.unlock();
-        ready(g, true);
-        b.lock.lock();
-        next = b.head;  // the list may have changed meanwhile: start over
+        if (claim_locked(w)) {
+          b.lock.unlock();
+          ready(g, true);
+          b.lock.lock();
+          next = b.head;  // the list may have changed meanwhile: start over
+        }
       }
       w = next;
     }
@@ -292,20 +317,23 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
   if (n <= 0) return 0;
   Bucket* b = bucket_of(addr);
   uint32_t kernel = 0;  // kernel waiters, seen under the last batch's lock
+  int unparked = 0;     // woken on their way into park(): nobody to ready
   int total = ready_batched([&](G** woken, int before, bool* more) {
     int k = 0;
     b->lock.lock();
     for (Waiter* w = b->head; w;) {
       Waiter* next = w->next;
       if (w->addr == addr && (w->bitset & bitset)) {
-        if (before + k >= n) break;
+        if (before + unparked + k >= n) break;
         if (k == kReadyBatch) {
           *more = true;
           break;
         }
         unlink_locked(b, w);
         w->state = kWoken;
-        woken[k++] = w->g;
+        G* g = w->g;
+        if (claim_locked(w)) woken[k++] = g;
+        else unparked++;
       }
       w = next;
     }
@@ -313,6 +341,7 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
     b->lock.unlock();
     return k;
   });
+  total += unparked;
   if (kernel && total < n) {
     long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, n - total, 0, 0, bitset);
     if (r > 0) total += static_cast<int>(r);
@@ -335,7 +364,7 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
   }
   constexpr int kBatch = 64;
   G* woken[kBatch];
-  int k = 0, moved = 0;
+  int k = 0, unparked = 0, moved = 0;
   // Onto the same word (legal for non-PI requeue): the kernel leaves those
   // waiters where they are but counts them as requeued; moving them to the
   // tail of the same list would meet them again, nmove times over.
@@ -343,10 +372,12 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
   for (Waiter* w = bf->head; w;) {
     Waiter* next = w->next;
     if (w->addr == from) {
-      if (k < nwake && k < kBatch) {
+      if (k + unparked < nwake && k < kBatch) {
         unlink_locked(bf, w);
         w->state = kWoken;
-        woken[k++] = w->g;
+        G* g = w->g;
+        if (claim_locked(w)) woken[k++] = g;
+        else unparked++;
       } else if (same && moved < nmove) {
         moved++;
       } else if (moved < nmove) {
@@ -364,6 +395,7 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
   if (second != first) second->lock.unlock();
   first->lock.unlock();
   for (int i = 0; i < k; i++) ready(woken[i], true);
+  k += unparked;
   int total = k + (count_moved ? moved : 0);
   if (kernel && (k < nwake || moved < nmove)) {
     // Kernel sleepers on the same word: let the kernel do its share.

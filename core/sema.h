@@ -14,6 +14,10 @@
 // sleeps in the kernel futex on the same word instead; the bucket counts
 // such sleepers so that wakers issue FUTEX_WAKE only when one exists.
 //
+// The bucket lock is not held across the park: whoever ends a wait claims
+// the waiter, and the park commit fails if that came first (sema.cpp,
+// kArming).
+//
 // State of a waiter (changed only under its bucket lock): kWaiting ->
 // kWoken (by sema_wake), kTimedOut (by its timer), kCanceled
 // (pthread_cancel), kSignaled (to run a handler of the program's on this
@@ -79,7 +83,8 @@ bool sema_wake_for_signal(G* only, int sig, bool may_interrupt);
 // null): ends that G's interruptible wait with EINTR if the kernel would
 // have ended it. Returns false if no wait qualified.
 bool sema_interrupt(G* only, int sig, bool restart);
-// Number of G waiters currently parked on addr (tests, dumps).
+// Number of G waiters currently waiting on addr, parked or on their way
+// into park (tests, dumps).
 int sema_count(const void* addr);
 // In a child of fork: no waiter survived; locks may have been held.
 void sema_after_fork();

@@ -63,7 +63,9 @@ static int take(struct Block* b, uint32_t tag, long* bad) {
   b->n = size_of(tag);
   void* p = NULL;
   switch (tag % 5) {
-    case 0: p = malloc(b->n); break;
+    case 0:
+      p = malloc(b->n);
+      break;
     case 1:
       p = calloc(1, b->n);
       if (p)

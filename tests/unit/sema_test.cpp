@@ -222,8 +222,42 @@ void g_and_kernel_waiter() {
   gdone.wait_for(1);
   t.join();  // blocks this M for a moment: the thread was woken already
 }
+
+// Gs contend for a word lock (the sema table's mutex protocol: 0 free, 1
+// held, 2 held with waiters): an unlock that finds 2 wakes one waiter, and
+// at 2 Ps the waiter is often still on its way into park() then (it is on
+// the bucket's list, its park not yet committed): the wake claims it and its
+// commit fails. A lost wake-up hangs the body; a broken claim lets two Gs in
+// at once, which the plain counter and the holder check show.
+std::atomic<uint32_t> glock{0};
+std::atomic<int> gholders{0};
+uint64_t gcount = 0;  // guarded by glock
+bool goverlap = false;
+constexpr int kLockers = 4, kLockRounds = 20000;
+void g_lock_handoffs() {
+  gcount = 0;
+  for (int i = 0; i < kLockers; i++)
+    go([](void*) {
+      for (int r = 0; r < kLockRounds; r++) {
+        if (!word_trylock(&glock)) RT_CHECK_EQ(word_lock_slow(&glock, 0, kNever), 0);
+        if (gholders.fetch_add(1) != 0) goverlap = true;
+        gcount++;
+        gholders.fetch_sub(1);
+        word_unlock(&glock);
+      }
+      gdone.add();
+    });
+  gdone.wait_for(kLockers);
+  RT_CHECK(!goverlap);
+  RT_CHECK_EQ(gcount, static_cast<uint64_t>(kLockers) * kLockRounds);
+  RT_CHECK_EQ(sema_count(&glock), 0);
+}
 }  // namespace
 
+TEST(SemaG, LockHandoffsLoseNoWakeUp) {
+  EXPECT_IN_RUNTIME(1, false, g_lock_handoffs);
+  EXPECT_IN_RUNTIME(2, false, g_lock_handoffs);
+}
 TEST(SemaG, ValueMismatchAndTimeout) {
   EXPECT_IN_RUNTIME(1, false, g_mismatch_and_timeout);
   EXPECT_IN_RUNTIME(2, false, g_mismatch_and_timeout);
