@@ -112,11 +112,11 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
       // and deliverable under the call's mask; if that was nothing, wait
       // out the rest on the netpoller (below), whose wake-up for a handler
       // decides the EINTR. (Made again instead, the real call could start
-      // just after the kick ran the handler, and then wait on.) The signal
-      // may reach the slot only after the look below, and sysmon's kick
-      // then runs the handler on this G while it arms that wait: the wait
-      // takes the count of handlers run from the call's start, as a masked
-      // call's does, so that such a handler ends it too.
+      // just after the kick ran the handler, and then wait on.) A handler
+      // may still run on this G before that wait parks (one the kernel
+      // delivers to this thread meanwhile runs at once, in the trampoline):
+      // the wait takes the count of handlers run from the call's start, as
+      // a masked call's does, so that such a handler ends it too.
       const uint32_t ran = cm ? cm->ran : g->handlers_run;
       g->in_wait_call.store(1, std::memory_order_relaxed);
       long r = blocking(deadline, Enter::kWait);
