@@ -1462,21 +1462,25 @@ uintptr_t publish_exit(G* gp) {
   return old;
 }
 
+// The last switch of an ending G (g_exit_current), to the next G or to g0:
+// on the new stack, with the ending G off its own.
+struct ExitArgs {
+  G* gp;
+  bool detached;  // nobody will join it: reaped here
+};
 void exit_commit_cb(void* a) {
-  G* gp = static_cast<G*>(a);
-  M* mp = gp->m;
+  auto* ea = static_cast<ExitArgs*>(a);
+  G* gp = ea->gp;
+  bool detached = ea->detached;  // *ea is on gp's stack, free once gp is Dead
   gp->m = nullptr;
-  casgstatus(gp, kGRunning, kGDead);
-  (void)mp;
   // As the kernel clears a thread's id in its descriptor when it ends
   // (CLONE_CHILD_CLEARTID): glibc and programs read it as "has ended".
   // Only now, with the G off its stack: its exit path may still take
-  // locks that record the owner's id.
+  // locks that record the owner's id. Before Dead: a joiner may reap (and
+  // reuse) the G as soon as it is Dead.
   tcb_field<int>(gp->tcb, tcbo::kTid) = 0;
-  if (publish_exit(gp) == kDetached) {
-    gp->join.store(kDetachedDone, std::memory_order_relaxed);
-    g_reap(gp);
-  }
+  casgstatus(gp, kGRunning, kGDead);
+  if (detached) g_reap(gp);
 }
 
 }  // namespace
@@ -1639,7 +1643,16 @@ bool gfree_scavenge(int64_t now) {
 
 void g_reap(G* gp) {
   if (gp->is_main) return;
-  if (gp->status.load(std::memory_order_acquire) != kGDead) fatal("g_reap: G is not dead");
+  // The ending G published its exit just before its last switch
+  // (g_exit_current), whose commit makes it Dead: a joiner may get here
+  // first, by a few hundred nanoseconds unless that M lost its CPU.
+  for (int spins = 0;; spins++) {
+    uint32_t s = gp->status.load(std::memory_order_acquire);
+    if (s == kGDead) break;
+    if (s != kGRunning) fatal("g_reap: G is not dead");
+    if (spins < 100) cpu_relax();
+    else raw_syscall(SYS_sched_yield);
+  }
   sigpend_forget(gp);  // one sent to it while it was exiting
   if (gp->cacheable) {
     gfput(gp);
@@ -1687,11 +1700,26 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
     mp->lockedg = nullptr;
     mp->dying = true;
   }
+  // The joiner learns of the end now, before the last switch, so that one
+  // parked on this P is readied into its next and gets the switch itself
+  // (one FS base write instead of two by way of g0); it reaps this G only
+  // once the switch's commit made it Dead (g_reap).
+  ExitArgs ea{gp, false};
+  if (publish_exit(gp) == kDetached) {
+    gp->join.store(kDetachedDone, std::memory_order_relaxed);
+    ea.detached = true;
+  }
+  m_hold(mp);  // never released by this G: what this M switches to goes on with it
+  if (!mp->dying) {
+    P* pp = mp->p;
+    bool inherit;
+    if (G* next = next_local_unwired(mp, gp, pp, false, take_preempt(gp), &inherit))
+      switch_g(mp, pp, gp, next, inherit, exit_commit_cb, &ea);
+  }
   mp->curg = nullptr;
-  m_hold(mp);  // never released by this G: g0 goes on with it
   cpu_switch(mp, gp, nullptr);
   count_fs_write(mp, &gp->ctx, &mp->g0.ctx);
-  mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, gp);
+  mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, &ea);
   fatal("dead G resumed");
 }
 
