@@ -1466,11 +1466,13 @@ uintptr_t publish_exit(G* gp) {
 // on the new stack, with the ending G off its own.
 struct ExitArgs {
   G* gp;
+  P* pp;          // the P it ended on
   bool detached;  // nobody will join it: reaped here
 };
 void exit_commit_cb(void* a) {
   auto* ea = static_cast<ExitArgs*>(a);
   G* gp = ea->gp;
+  P* pp = ea->pp;
   bool detached = ea->detached;  // *ea is on gp's stack, free once gp is Dead
   gp->m = nullptr;
   // As the kernel clears a thread's id in its descriptor when it ends
@@ -1481,6 +1483,9 @@ void exit_commit_cb(void* a) {
   tcb_field<int>(gp->tcb, tcbo::kTid) = 0;
   casgstatus(gp, kGRunning, kGDead);
   if (detached) g_reap(gp);
+  // The P's due timers, as park_commit_cb runs them: a chain of Gs that
+  // each make the next and end switches G to G and would hold them back.
+  if (MNP_UNLIKELY(pp && pp->timers.when0.load(std::memory_order_relaxed) != kNever)) timers_run(pp, nanotime());
 }
 
 }  // namespace
@@ -1645,13 +1650,21 @@ void g_reap(G* gp) {
   if (gp->is_main) return;
   // The ending G published its exit just before its last switch
   // (g_exit_current), whose commit makes it Dead: a joiner may get here
-  // first, by a few hundred nanoseconds unless that M lost its CPU.
+  // first, by a few hundred nanoseconds unless that M lost its CPU. Spin,
+  // yield, then sleep: a real-time joiner's sched_yield alone would never
+  // let an ordinary thread on its CPU finish the switch.
   for (int spins = 0;; spins++) {
     uint32_t s = gp->status.load(std::memory_order_acquire);
     if (s == kGDead) break;
     if (s != kGRunning) fatal("g_reap: G is not dead");
-    if (spins < 100) cpu_relax();
-    else raw_syscall(SYS_sched_yield);
+    if (spins < 100) {
+      cpu_relax();
+    } else if (spins < 200) {
+      raw_syscall(SYS_sched_yield);
+    } else {
+      struct timespec ts = {0, 20 * 1000};
+      raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+    }
   }
   sigpend_forget(gp);  // one sent to it while it was exiting
   if (gp->cacheable) {
@@ -1688,7 +1701,10 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
     fatal("main G woke after exit");
   }
   ensure_p(gp);
-  M* mp = gp->m;
+  // Held from here on (never released by this G: what this M switches to
+  // goes on with it): no handler of the program's may run on this G once
+  // its end is published, nor move it to another M.
+  M* mp = hold_m(gp);
   if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
     // Natively the kernel thread ends here; what the G left on its M ends
     // with that M (mexit). The G memory may be reused: no wiring left on it.
@@ -1704,17 +1720,15 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   // parked on this P is readied into its next and gets the switch itself
   // (one FS base write instead of two by way of g0); it reaps this G only
   // once the switch's commit made it Dead (g_reap).
-  ExitArgs ea{gp, false};
+  ExitArgs ea{gp, mp->p, false};
   if (publish_exit(gp) == kDetached) {
     gp->join.store(kDetachedDone, std::memory_order_relaxed);
     ea.detached = true;
   }
-  m_hold(mp);  // never released by this G: what this M switches to goes on with it
-  if (!mp->dying) {
-    P* pp = mp->p;
+  if (!mp->dying && ea.pp) {
     bool inherit;
-    if (G* next = next_local_unwired(mp, gp, pp, false, take_preempt(gp), &inherit))
-      switch_g(mp, pp, gp, next, inherit, exit_commit_cb, &ea);
+    if (G* next = next_local_unwired(mp, gp, ea.pp, false, take_preempt(gp), &inherit))
+      switch_g(mp, ea.pp, gp, next, inherit, exit_commit_cb, &ea);
   }
   mp->curg = nullptr;
   cpu_switch(mp, gp, nullptr);
