@@ -240,8 +240,11 @@ uint32_t gmem_new_tid() {
     }
   }
   // Below the futex OWNER_DIED bit (0x40000000): glibc stores the id in
-  // robust and PI mutex words.
-  return kFakeTidBase + n % 0x1fffffff;
+  // robust and PI mutex words. The span keeps every id's CPU clock id
+  // distinct (core/tcb.h): with a wider one the machine-wide counter, once
+  // past 264 M ids (this project's VM got there), gave new threads clock
+  // ids that named no G, and their clocks failed with EINVAL.
+  return kFakeTidBase + n % kFakeTidSpan;
 }
 
 void gmem_set_tls_g_at(void* tcb, G* g) {

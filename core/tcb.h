@@ -52,8 +52,12 @@ constexpr size_t kRseqArea = 2336;
 }  // namespace tcbo
 
 // Fake thread ids start above pid_max (4194304) and stay below the futex
-// OWNER_DIED bit (0x40000000), which glibc's lock code would misread.
+// OWNER_DIED bit (0x40000000), which glibc's lock code would misread. They
+// wrap after kFakeTidSpan, so that each still has a thread CPU clock id of
+// its own: such an id holds a number below 2^28, and a G's is written as
+// 2^22 + (tid - kFakeTidBase) (interpose/cpuclock.cpp).
 constexpr uint32_t kFakeTidBase = 0x20000000;
+constexpr uint32_t kFakeTidSpan = (1u << 28) - (1u << 22);
 
 struct TlsLayout {
   size_t static_size;  // static TLS incl. the TCB (from _dl_get_tls_static_info)

@@ -32,14 +32,15 @@ namespace mnp {
 
 // A thread CPU clock id is MAKE_THREAD_CPUCLOCK(tid, which): ~tid << 3 | 4
 // (per thread) | which (PROF 0, VIRT 1, SCHED 2; 3 is no clock), which
-// holds a tid below 2^28 only. G ids (kFakeTidBase + n, core/tcb.h) do not
-// fit, so a G's id is written as kClockGBase + n, above any pid_max (2^22)
-// and below 2^28; the main G's id is the pid and is written as itself.
+// holds a tid below 2^28 only. G ids (kFakeTidBase + n, n below
+// kFakeTidSpan, core/tcb.h) do not fit, so a G's id is written as
+// kClockGBase + n, above any pid_max (2^22) and below 2^28; the main G's id
+// is the pid and is written as itself.
 constexpr uint32_t kClockGBase = 1u << 22;
-constexpr uint32_t kClockGSpan = (1u << 28) - kClockGBase;
+static_assert(kClockGBase + kFakeTidSpan == 1u << 28, "every G id has a clock id of its own");
 
 clockid_t g_clock_id(uint32_t tid) {
-  uint32_t x = tid >= kFakeTidBase ? kClockGBase + (tid - kFakeTidBase) % kClockGSpan : tid;
+  uint32_t x = tid >= kFakeTidBase ? kClockGBase + (tid - kFakeTidBase) : tid;
   return static_cast<clockid_t>((~x << 3) | 6);  // CPUCLOCK_SCHED
 }
 
