@@ -356,7 +356,8 @@ SigactionFn* libc_sigaction() { return reinterpret_cast<SigactionFn*>(dlvsym(RTL
 // Ms other than the caller load the new kernel masks at their next G
 // switch; an idle M (asleep, its mask computed before) is sent a refresh
 // that blocks the old signal where every G blocks it, so that the kernel
-// keeps a process-directed instance pending instead of discarding it there.
+// keeps a process-directed instance pending instead of discarding it there;
+// the release waits for those refreshes (bounded) before it returns.
 // A poke already queued on the old signal when it moves reaches the
 // program's action once (SIGURG's default discards it; a handler sees a
 // spurious SIGURG, as a program must expect from SIGURG anyway).
@@ -369,17 +370,24 @@ constinit PokeRewrapFn g_poke_rewrap = nullptr;
 // should block now (its G's, or what every G blocks when it has none) are
 // added to the mask sigreturn restores. Only added: a block that comes
 // too early holds a signal pending a moment, one missing loses it.
+// Refreshes done, for poke_signal_release to wait on. Counted inside the
+// handler, whose mask blocks every signal: the old one stays blocked from
+// here through sigreturn, which installs the refreshed mask.
+constinit std::atomic<uint32_t> g_refresh_acks{0};
+
 void refresh_released(ucontext_t* uc) {
-  M* mp = m_by_tid(raw_gettid());
-  if (!mp) return;
-  uint64_t rel = g_released_bits.load(std::memory_order_relaxed);
-  G* g = mp->curg;
-  // A wrapped call of g's it interrupts ends with the runtime's EINTR.
-  if (g && !g->is_g0) g->runtime_eintr.store(1, std::memory_order_relaxed);
-  uint64_t want = (g && !g->is_g0 ? g->kmask : idle_kmask()) & rel;
-  if (!want) return;
-  uc->uc_sigmask.__val[0] |= want;
-  if (mp->kmask != kKmaskUnknown) mp->kmask |= want;
+  if (M* mp = m_by_tid(raw_gettid())) {
+    uint64_t rel = g_released_bits.load(std::memory_order_relaxed);
+    G* g = mp->curg;
+    // A wrapped call of g's it interrupts ends with the runtime's EINTR.
+    if (g && !g->is_g0) g->runtime_eintr.store(1, std::memory_order_relaxed);
+    uint64_t want = (g && !g->is_g0 ? g->kmask : idle_kmask()) & rel;
+    if (want) {
+      uc->uc_sigmask.__val[0] |= want;
+      if (mp->kmask != kKmaskUnknown) mp->kmask |= want;
+    }
+  }
+  g_refresh_acks.fetch_add(1, std::memory_order_release);
 }
 
 // A real-time signal the program has no use for: default action, not
@@ -481,8 +489,20 @@ bool poke_signal_release(uint64_t avoid) {
   G* self = get_user_g();
   if (self) g_load_kmask(self);
   int me = raw_gettid();
+  uint32_t acks = g_refresh_acks.load(std::memory_order_acquire), sent = 0;
   for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
-    if (mp->tid != 0 && mp->tid != me) send_marked(mp->tid, kMaskRefreshValue);
+    if (mp->tid != 0 && mp->tid != me && send_marked(mp->tid, kMaskRefreshValue) == 0) sent++;
+  // The program's call returns once the other Ms have refreshed: until
+  // then one of them still lets the old signal in, and the kernel gives it
+  // an instance sent to the process, which the program's action (SIG_IGN
+  // of SIGURG, typically) then discards where natively it stays pending
+  // for the program's signalfd or sigwait (sig_urg_signalfd late lost its
+  // first signal once). Bounded: an M that is exiting never answers.
+  int64_t until = nanotime() + 20 * 1000 * 1000;
+  while (g_refresh_acks.load(std::memory_order_acquire) - acks < sent && nanotime() < until) {
+    struct timespec ts = {0, 20 * 1000};
+    raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+  }
   return true;
 }
 
