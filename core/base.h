@@ -8,6 +8,7 @@
 #pragma once
 
 #include <sys/syscall.h>
+#include <time.h>
 
 #include <cerrno>
 #include <cstddef>
@@ -91,6 +92,13 @@ __attribute__((always_inline)) inline void san_unpoison_below(void* lo) {
 }
 
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
+
+// Sleeps ns nanoseconds in the kernel (nanosleep, no wrapper of the
+// shim's); an interruption just ends it early.
+inline void raw_sleep_ns(int64_t ns) {
+  struct timespec ts = {static_cast<time_t>(ns / 1000000000), static_cast<long>(ns % 1000000000)};
+  raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+}
 
 // pc lies in mnpthread's own code: a signal that interrupted it found the
 // runtime half-way through something (a handler must not act there).

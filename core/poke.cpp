@@ -499,10 +499,7 @@ bool poke_signal_release(uint64_t avoid) {
   // for the program's signalfd or sigwait (sig_urg_signalfd late lost its
   // first signal once). Bounded: an M that is exiting never answers.
   int64_t until = nanotime() + 20 * 1000 * 1000;
-  while (g_refresh_acks.load(std::memory_order_acquire) - acks < sent && nanotime() < until) {
-    struct timespec ts = {0, 20 * 1000};
-    raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
-  }
+  while (g_refresh_acks.load(std::memory_order_acquire) - acks < sent && nanotime() < until) raw_sleep_ns(20 * 1000);
   return true;
 }
 

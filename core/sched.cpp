@@ -625,10 +625,7 @@ void startlockedm(M* mp, G* gp) {
     mp->tid = 0;  // m_by_tid must not find it; a new thread may reuse the id
     for (;;) raw_syscall(SYS_exit, 0);
   }
-  for (;;) {
-    struct timespec ts = {3600, 0};
-    raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
-  }
+  for (;;) raw_sleep_ns(3600LL * 1000000000);
 }
 
 }  // namespace
@@ -1662,8 +1659,7 @@ void g_reap(G* gp) {
     } else if (spins < 200) {
       raw_syscall(SYS_sched_yield);
     } else {
-      struct timespec ts = {0, 20 * 1000};
-      raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+      raw_sleep_ns(20 * 1000);
     }
   }
   sigpend_forget(gp);  // one sent to it while it was exiting

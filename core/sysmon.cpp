@@ -292,8 +292,7 @@ void* sysmon_main(void*) {
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {
-      struct timespec ts = {0, static_cast<long>(delay)};
-      raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+      raw_sleep_ns(delay);
     }
     newm_drain();
     int64_t now = nanotime();

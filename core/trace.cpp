@@ -201,8 +201,7 @@ int64_t tsc_per_ms() {
   static constinit int64_t rate = 0;
   if (!rate) {
     int64_t t0 = nanotime(), c0 = static_cast<int64_t>(arch_cycles());
-    struct timespec ts = {0, 5 * 1000 * 1000};
-    raw_syscall(SYS_nanosleep, reinterpret_cast<long>(&ts), 0);
+    raw_sleep_ns(5 * 1000 * 1000);
     int64_t t1 = nanotime(), c1 = static_cast<int64_t>(arch_cycles());
     rate = (c1 - c0) * 1000000 / (t1 - t0 > 0 ? t1 - t0 : 1);
     if (rate <= 0) rate = 1;
