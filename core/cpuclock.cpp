@@ -13,19 +13,31 @@
 // to every switch.
 //
 // What we do instead. Each M keeps a base: a real reading of its clock
-// (cpu_base) and the monotonic time it was taken (cpu_wall). Between two
-// real readings the M's CPU time is estimated as cpu_base + the monotonic
-// time since cpu_wall (one vDSO clock_gettime, ~60 ns): CPU time never runs
-// faster than wall time, and the two agree while the M stays on its CPU. A
-// switch reads the real clock only when the base is older than
-// kEstimateNs, or was marked stale because the M slept in the kernel where
-// the runtime can see it (cpu_stale: idle in mpark, in the netpoller, a
-// wrapped call that took long). So a switch costs one vDSO read, plus at
-// most one real read per kEstimateNs per M (<= 0.3% of an M's time).
-// Rejected: the TSC alone (needs calibration and is no better than the
-// vDSO read here); perf_event's self-monitoring page (an fd per M in the
-// program's fd table, and no user-space time on kvm-clock guests).
+// (cpu_base) and the time it was taken. Between two real readings the M's
+// CPU time is estimated as cpu_base + the wall time since then: CPU time
+// never runs faster than wall time, and the two agree while the M stays on
+// its CPU. The wall time since the base is the TSC's advance (one `rdtsc`,
+// ~10 ns) scaled by a rate measured against the monotonic clock; until the
+// rate is known, one vDSO clock_gettime (~25 ns with FSGSBASE, ~60 ns on
+// the VM above). The vDSO read per switch cost the G<->G hand-off rows
+// 20-30% on a machine with FSGSBASE, where a switch is ~25 ns. A switch
+// reads the real clock only when the base is older than kEstimateNs, or was
+// marked stale because the M slept in the kernel where the runtime can see
+// it (cpu_stale: idle in mpark, in the netpoller, a wrapped call that took
+// long). So a switch costs one TSC read, plus at most one real read per
+// kEstimateNs per M (<= 0.3% of an M's time).
 //
+// The rate (g_tsc_mult). Each M keeps the first (monotonic time, TSC) pair
+// of its real readings; a later real reading at least kCalibrateNs after it
+// gives the rate, published once for all Ms. Each pair is taken between two
+// TSC reads that must lie close together (the thread was not preempted
+// between them), so the rate is off by well under kTscMargin, which is
+// added to it: an estimate from the TSC stays at or above the wall time, as
+// the vDSO one does. A TSC that goes backwards (another CPU's, not in step)
+// or jumps past kEstimateNs gives a real reading instead.
+// Rejected: perf_event's self-monitoring page (an fd per M in the
+// program's fd table, and no user-space time on kvm-clock guests).
+
 // The error this leaves. The credit of a switch is exact up to the time
 // its M lost the CPU without the runtime seeing it (the kernel preempting
 // the M, a runtime Lock slept on, a wrapped call that sysmon did not see
@@ -44,6 +56,8 @@
 
 #include <time.h>
 
+#include <atomic>
+
 #include "core/base.h"
 #include "core/sched.h"
 
@@ -51,22 +65,82 @@ namespace mnp {
 namespace {
 
 constexpr int64_t kEstimateNs = 1000 * 1000;
+constexpr int64_t kCalibrateNs = 20 * 1000 * 1000;
+// The two TSC reads around a calibration pair's clock read lie within this
+// many cycles (a few us at any TSC rate), or the pair is not used.
+constexpr uint64_t kPairCycles = 20000;
+// 1/256 (0.4%) added to the measured rate; its error is below 0.1%.
+constexpr uint64_t kTscMarginShift = 8;
+
+// ns per TSC cycle in 32.32 fixed point, margin included; 0 until measured.
+constinit std::atomic<uint64_t> g_tsc_mult{0};
+// kEstimateNs in TSC cycles, set with g_tsc_mult.
+constinit std::atomic<uint64_t> g_tsc_span{0};
+
+// A (monotonic ns, TSC) pair taken close together, or tsc 0.
+struct ClockPair {
+  int64_t ns;
+  uint64_t tsc;
+};
+ClockPair clock_pair() {
+  uint64_t t0 = arch_cycles();
+  int64_t ns = nanotime();
+  uint64_t t1 = arch_cycles();
+  return {ns, t1 - t0 < kPairCycles ? t0 + (t1 - t0) / 2 : 0};
+}
+
+void calibrate(M* mp, ClockPair now) {
+  if (!now.tsc || g_tsc_mult.load(std::memory_order_relaxed)) return;
+  if (!mp->cpu_cal_tsc) {
+    mp->cpu_cal_ns = now.ns;
+    mp->cpu_cal_tsc = now.tsc;
+    return;
+  }
+  int64_t dns = now.ns - mp->cpu_cal_ns;
+  if (dns < kCalibrateNs) return;
+  uint64_t dtsc = now.tsc - mp->cpu_cal_tsc;
+  // A TSC slower than 100 MHz or faster than 100 GHz is not one to trust
+  // (or the thread moved to a CPU whose TSC is not in step).
+  if (dtsc < static_cast<uint64_t>(dns) / 10 || dtsc / 100 > static_cast<uint64_t>(dns)) {
+    mp->cpu_cal_ns = now.ns;
+    mp->cpu_cal_tsc = now.tsc;
+    return;
+  }
+  uint64_t mult = (static_cast<unsigned __int128>(dns) << 32) / dtsc;
+  mult += mult >> kTscMarginShift;
+  g_tsc_span.store(static_cast<uint64_t>((static_cast<unsigned __int128>(kEstimateNs) << 32) / mult),
+                   std::memory_order_relaxed);
+  g_tsc_mult.store(mult, std::memory_order_release);
+}
 
 // Real reading of mp's clock, taken on mp's own thread; becomes the base.
-int64_t m_cpu_read(M* mp, int64_t now) {
+int64_t m_cpu_read(M* mp) {
   int64_t c = thread_cpu_ns(0);
   if (c < 0) return mp->cpu_base;  // cannot happen on Linux; keep the old base
+  ClockPair now = clock_pair();
+  calibrate(mp, now);
   mp->cpu_base = c;
-  mp->cpu_wall = now;
+  mp->cpu_wall = now.ns;
+  mp->cpu_tsc = now.tsc;
+  // A base without a TSC reading (the pair was split) is used with the
+  // monotonic clock until the next real reading.
   mp->cpu_valid = true;
   return c;
 }
 
-// mp's clock now, estimated from above (on mp's own thread).
-int64_t m_cpu_now(M* mp) {
+// mp's clock at cycle count tsc (now), estimated from above (on mp's own
+// thread).
+int64_t m_cpu_now(M* mp, uint64_t tsc) {
+  uint64_t mult = g_tsc_mult.load(std::memory_order_acquire);
+  if (MNP_LIKELY(mult && mp->cpu_valid && mp->cpu_tsc)) {
+    uint64_t d = tsc - mp->cpu_tsc;  // huge if the TSC went backwards
+    if (MNP_LIKELY(d < g_tsc_span.load(std::memory_order_relaxed)))
+      return mp->cpu_base + static_cast<int64_t>((static_cast<unsigned __int128>(d) * mult) >> 32);
+    return m_cpu_read(mp);
+  }
   int64_t now = nanotime();
-  if (MNP_LIKELY(mp->cpu_valid && now - mp->cpu_wall < kEstimateNs)) return mp->cpu_base + (now - mp->cpu_wall);
-  return m_cpu_read(mp, now);
+  if (mp->cpu_valid && now - mp->cpu_wall < kEstimateNs) return mp->cpu_base + (now - mp->cpu_wall);
+  return m_cpu_read(mp);
 }
 
 // Writer side of G::cpu_seq: only the M that switches the G, one at a time.
@@ -88,8 +162,8 @@ int64_t thread_cpu_ns(int tid) {
   return static_cast<int64_t>(ts.tv_sec) * 1000000000 + ts.tv_nsec;
 }
 
-void cpu_switch(M* mp, G* prev, G* next) {
-  int64_t now = m_cpu_now(mp);
+void cpu_switch(M* mp, G* prev, G* next, uint64_t tsc) {
+  int64_t now = m_cpu_now(mp, tsc);
   if (prev) {
     int64_t d = now - prev->cpu_start.load(std::memory_order_relaxed);
     seq_begin(prev);
@@ -121,7 +195,7 @@ int64_t g_cpu_ns(G* gp) {
   if (gp == get_user_g() && gp->m) {
     // On its own M, which no switch can take away while runtime code runs.
     M* mp = gp->m;
-    int64_t c = m_cpu_read(mp, nanotime());
+    int64_t c = m_cpu_read(mp);
     int64_t d = c - gp->cpu_start.load(std::memory_order_relaxed);
     return gp->cpu_ns.load(std::memory_order_relaxed) + (d > 0 ? d : 0);
   }

@@ -15,8 +15,9 @@ struct G;
 struct M;
 
 // The accounting of a switch on mp, run by mp itself: prev (a user G, or
-// null) stops running there, next (a user G, or null) starts.
-void cpu_switch(M* mp, G* prev, G* next);
+// null) stops running there, next (a user G, or null) starts; tsc is the
+// cycle counter read just before (arch_cycles).
+void cpu_switch(M* mp, G* prev, G* next, uint64_t tsc);
 // mp slept in the kernel where the runtime knows it (idle, in the netpoller,
 // in a long wrapped call): its next estimate must read the kernel's clock.
 void cpu_stale(M* mp);

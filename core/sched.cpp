@@ -169,8 +169,10 @@ inline void count_fs_write(M* mp, const Context* from, const Context* to) {
 // or touches this P's queues cannot run in the middle (park, yield,
 // preempt_switch, exitsyscall_park).
 // next: the user G that runs next on this M, or null for g0 (CPU clocks).
-inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg) {
-  cpu_switch(mp, prev, next);
+// tsc: the cycle counter now, read by the caller (CPU clocks; park shares
+// its read with the G dump's park_time).
+inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg, uint64_t tsc) {
+  cpu_switch(mp, prev, next, tsc);
   count_fs_write(mp, &prev->ctx, to);
   mnp_ctx_switch(&prev->ctx, to, cb, arg);
   g_load_kmask(prev);  // resumed, perhaps on another M (sigmask.cpp)
@@ -890,7 +892,7 @@ void execute(M* mp, G* gp, bool inherit) {
   gp->m = mp;
   mp->curg = gp;
   if (!inherit) mp->p->schedtick++;
-  cpu_switch(mp, nullptr, gp);
+  cpu_switch(mp, nullptr, gp, arch_cycles());
   count_fs_write(mp, &mp->g0.ctx, &gp->ctx);
   mnp_ctx_switch(&mp->g0.ctx, &gp->ctx, nullptr, nullptr);
   // Back on g0: the G that switched here has already been dealt with by its
@@ -1092,7 +1094,8 @@ void park(WaitReason reason, ParkCommit commit, void* arg, Lock* release) {
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   if (release) release->unlock();
   gp->wait_reason = reason;
-  gp->park_time = static_cast<int64_t>(arch_cycles());  // G dump: time waiting
+  uint64_t tsc = arch_cycles();
+  gp->park_time = static_cast<int64_t>(tsc);  // G dump: time waiting
   // Lost the P in uncovered code (sysmon.cpp) and none is free: not
   // ensure_p, which would queue this G as runnable while the caller holds
   // the lock commit releases (every M that then ran a G wanting that lock
@@ -1102,7 +1105,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg, Lock* release) {
     casgstatus(gp, kGSyscall, kGRunning);  // on no queue
     SwitchArgs sa{gp, commit, arg, nullptr};
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa, tsc);
     gp->wait_reason = kWaitNone;
     return;
   }
@@ -1111,10 +1114,10 @@ void park(WaitReason reason, ParkCommit commit, void* arg, Lock* release) {
   SwitchArgs sa{gp, commit, arg, pp};
   bool inherit;
   if (G* next = next_local_unwired(mp, gp, pp, false, take_preempt(gp), &inherit)) {
-    switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa);
+    switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa, tsc);
   } else {
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa, tsc);
   }
   gp->wait_reason = kWaitNone;
   // Handlers of signals that arrived on an M between Gs (and may be why
@@ -1155,10 +1158,10 @@ void preempt_switch() {
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   bool inherit;
   if (G* next = next_local_unwired(mp, gp, pp, true, true, &inherit)) {
-    switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa);
+    switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa, arch_cycles());
   } else {
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, preempt_commit_cb, &sa);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, preempt_commit_cb, &sa, arch_cycles());
   }
 }
 
@@ -1179,7 +1182,7 @@ bool yield() {
       return false;
     }
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa, arch_cycles());
     ks_check(gp);
     return true;
   }
@@ -1206,11 +1209,11 @@ bool yield() {
   if (MNP_UNLIKELY(next->lockedm != nullptr)) {
     mp->nextg = next;
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa, arch_cycles());
     ks_check(gp);
     return true;
   }
-  switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa);
+  switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa, arch_cycles());
   ks_check(gp);
   return true;
 }
@@ -1724,10 +1727,10 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   if (!mp->dying && ea.pp) {
     bool inherit;
     if (G* next = next_local_unwired(mp, gp, ea.pp, false, take_preempt(gp), &inherit))
-      switch_g(mp, ea.pp, gp, next, inherit, exit_commit_cb, &ea);
+      switch_g(mp, ea.pp, gp, next, inherit, exit_commit_cb, &ea, arch_cycles());
   }
   mp->curg = nullptr;
-  cpu_switch(mp, gp, nullptr);
+  cpu_switch(mp, gp, nullptr, arch_cycles());
   count_fs_write(mp, &gp->ctx, &mp->g0.ctx);
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, &ea);
   fatal("dead G resumed");
@@ -1839,7 +1842,7 @@ void exitsyscall_park_cb(void* a) {
 void exitsyscall_park(G* gp) {
   M* mp = gp->m;
   mp->curg = nullptr;
-  switch_from_g(mp, gp, nullptr, &mp->g0.ctx, exitsyscall_park_cb, gp);
+  switch_from_g(mp, gp, nullptr, &mp->g0.ctx, exitsyscall_park_cb, gp, arch_cycles());
 }
 
 namespace {

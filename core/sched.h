@@ -314,11 +314,14 @@ struct M {
   // volatile): a poke arriving meanwhile does nothing (poke.cpp).
   volatile bool poke_walking = false;
   // Its kernel CPU clock (core/cpuclock.cpp), own thread only: the last real
-  // reading, the monotonic time of it, whether estimates may start from it;
-  // the TSC when its current wrapped call began (mark_in_syscall).
+  // reading, the monotonic time and TSC of it (0: none), whether estimates
+  // may start from it; the first (monotonic, TSC) pair, for the TSC's rate.
   int64_t cpu_base = 0;
   int64_t cpu_wall = 0;
+  uint64_t cpu_tsc = 0;
   bool cpu_valid = false;
+  int64_t cpu_cal_ns = 0;
+  uint64_t cpu_cal_tsc = 0;
   // FS base writes made by this thread's context switches (each one an
   // arch_prctl system call without FSGSBASE): written by the M's own thread
   // only, read by the scheduler trace.

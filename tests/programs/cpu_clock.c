@@ -14,9 +14,18 @@
  *   - a finished thread: pthread_getcpuclockid ESRCH before the join,
  *     clock_gettime on its old clock EINVAL after it.
  *   - main's own clock counts its burn.
+ *   - two threads hand a turn back and forth 1,500 times through
+ *     semaphores, one doing ten times the other's work per turn (at 1 P,
+ *     thousands of switches on one kernel thread, each credited from an
+ *     estimate of that thread's clock): the busier one's clock is 2.5 to 20
+ *     times the other's, and the two together are less than twice the
+ *     process's CPU time in that stretch and at least a third of it (the
+ *     estimate may count time its kernel thread waited for a CPU, as the
+ *     burners' bound allows).
  * Nothing timed is printed, only relations with generous margins. */
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -81,6 +90,30 @@ static void* spinner(void* arg) {
 }
 
 static void* quick(void* arg) { return arg; }
+
+/* Ping-pong: each turn spins for `work` loop rounds. */
+struct turner {
+  sem_t* mine;
+  sem_t* other;
+  int work;
+  long long clock_end;
+};
+#define TURNS 1500
+static void spin_work(int n) {
+  for (volatile int i = 0; i < n; i++) {
+  }
+}
+static void* turner_main(void* arg) {
+  struct turner* t = arg;
+  long long start = clock_ns(CLOCK_THREAD_CPUTIME_ID);
+  for (int i = 0; i < TURNS; i++) {
+    sem_wait(t->mine);
+    spin_work(t->work);
+    sem_post(t->other);
+  }
+  t->clock_end = clock_ns(CLOCK_THREAD_CPUTIME_ID) - start;
+  return NULL;
+}
 
 int main(void) {
   mnp_report_shim();
@@ -152,5 +185,26 @@ int main(void) {
 
   long long m = clock_ns(own);
   printf("main's clock counts its 200 ms: %s\n", yesno(m >= 200 * MS));
+
+  /* Short stretches: a ping-pong of a busy and a light thread. */
+  sem_t sa, sb;
+  sem_init(&sa, 0, 0);
+  sem_init(&sb, 0, 0);
+  struct turner heavy = {&sa, &sb, 300000, 0}, light = {&sb, &sa, 30000, 0};
+  long long p0 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+  pthread_t th, tl;
+  pthread_create(&th, NULL, turner_main, &heavy);
+  pthread_create(&tl, NULL, turner_main, &light);
+  sem_post(&sa);
+  pthread_join(th, NULL);
+  pthread_join(tl, NULL);
+  long long p1 = clock_ns(CLOCK_PROCESS_CPUTIME_ID);
+  long long sum = heavy.clock_end + light.clock_end;
+  fprintf(stderr, "ping-pong: heavy %lld ns, light %lld ns, process %lld ns\n", heavy.clock_end, light.clock_end,
+          p1 - p0);
+  printf("ping-pong: the busier thread used 2.5 to 20 times the other's CPU time: %s\n",
+         yesno(light.clock_end > 0 && 2 * heavy.clock_end >= 5 * light.clock_end && heavy.clock_end <= 20 * light.clock_end));
+  printf("ping-pong: the two clocks add up to less than twice the process's time and at least a third: %s\n",
+         yesno(sum < 2 * (p1 - p0) && 3 * sum >= p1 - p0));
   return 0;
 }
