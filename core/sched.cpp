@@ -96,6 +96,7 @@ inline M* m_of_thread() {
 
 using SigKeepHook = void (*)(int, const siginfo_t*);
 constinit SigKeepHook g_sig_keep_hook = nullptr;
+}  // namespace
 
 // The count dropped to 0: raise every held-back signal again, to this
 // thread. The kernel runs the handler on the way out of tgkill, unless the
@@ -129,31 +130,7 @@ MNP_NOINLINE void m_signal_redeliver(M* mp) {
   }
 }
 
-inline void m_hold(M* mp) {
-  mp->locks = mp->locks + 1;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-}
-
-// Holds the M that runs gp (gp is the caller) and returns it. G::mhold
-// keeps handlers out while G::m is read, so the hold lands on the M the
-// G is still on.
-inline M* hold_m(G* gp) {
-  gp->mhold = gp->mhold + 1;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  M* mp = gp->m;
-  if (mp) m_hold(mp);
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  gp->mhold = gp->mhold - 1;
-  return mp;
-}
-
-inline void m_release(M* mp) {
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  uint32_t n = mp->locks - 1;
-  mp->locks = n;
-  std::atomic_signal_fence(std::memory_order_seq_cst);
-  if (MNP_UNLIKELY(n == 0 && mp->sig_deferred != 0)) m_signal_redeliver(mp);
-}
+namespace {
 
 // mnp_ctx_switch writes the FS base only when the two contexts' differ:
 // count those writes (M::fs_writes, shown by MNP_DEBUG=schedtrace).
@@ -1037,13 +1014,13 @@ inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_ov
   return next;
 }
 
-inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg) {
+inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg, uint64_t tsc) {
   casgstatus(next, kGRunnable, kGRunning);
   gmem_resume(next);
   next->m = mp;
   mp->curg = next;
   if (!inherit) pp->schedtick++;  // see execute
-  switch_from_g(mp, prev, next, &next->ctx, cb, arg);
+  switch_from_g(mp, prev, next, &next->ctx, cb, arg, tsc);
 }
 
 }  // namespace

@@ -15,6 +15,40 @@ namespace mnp {
 
 // ---- sched.cpp --------------------------------------------------------------
 
+// The M's hold (M::locks, "Signals" in docs/ARCHITECTURE.md): while it is
+// non-zero a handler of the program's that the kernel runs on this thread
+// is held back, and raised again when it drops to 0 (m_signal_redeliver).
+// Inline here for the wrapped-call fast path (syscall.cpp); Lock uses the
+// out-of-line m_lock_enter/m_lock_exit (futex.h).
+void m_signal_redeliver(M* mp);
+
+inline void m_hold(M* mp) {
+  mp->locks = mp->locks + 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+}
+
+// Holds the M that runs gp (gp is the caller) and returns it. G::mhold
+// keeps handlers out while G::m is read, so the hold lands on the M the
+// G is still on.
+inline M* hold_m(G* gp) {
+  gp->mhold = gp->mhold + 1;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  M* mp = gp->m;
+  if (mp) m_hold(mp);
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  gp->mhold = gp->mhold - 1;
+  return mp;
+}
+
+inline void m_release(M* mp) {
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  uint32_t n = mp->locks - 1;
+  mp->locks = n;
+  std::atomic_signal_fence(std::memory_order_seq_cst);
+  if (MNP_UNLIKELY(n == 0 && mp->sig_deferred != 0)) m_signal_redeliver(mp);
+}
+
+
 // The idle P and idle M lists; the caller holds Sched::lock.
 void pidleput_locked(P* pp);
 P* pidleget_locked();

@@ -54,32 +54,31 @@ void mark_in_syscall(M* mp, G* gp) {
 
 namespace {
 // Marks gp (depth 0, holding a P) in a call of nesting depth `depth`. The
-// depth and the P's state change together with the M held (m_lock_enter),
+// depth and the P's state change together with the M held (hold_m),
 // so a handler of the program's never finds one changed and not the other
 // (handler_begin reads the depth to decide whether to take the P back).
 void enter_marked(G* gp, int depth) {
   for (;;) {
     if (MNP_UNLIKELY(!gp->m->p)) exitsyscall_now(gp);  // lost it in uncovered code: take one back first
-    m_lock_enter();
-    M* mp = gp->m;
+    M* mp = hold_m(gp);
     if (MNP_LIKELY(mp->p != nullptr)) {
       gp->syscall_depth = depth;
       mark_in_syscall(mp, gp);
-      m_lock_exit();
+      m_release(mp);
       break;
     }
-    m_lock_exit();
+    m_release(mp);
   }
   if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_relaxed)) &&
       g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
     sysmon_wake();
 }
 
-// exitsyscall_now with the M held by the caller (m_lock_enter): released
-// here, or carried by the switch of exitsyscall_park.
+// exitsyscall_now with the M held by the caller (hold_m): released here, or
+// carried by the switch of exitsyscall_park.
 void exitsyscall_now_held(G* gp) {
   if (exitsyscall_fast(gp)) {
-    m_lock_exit();
+    m_release(gp->m);
     return;
   }
   exitsyscall_park(gp);
@@ -101,7 +100,7 @@ void entersyscall() {
 int handler_begin(G* gp) {
   int depth = gp->syscall_depth;
   if (depth == 0) return 0;
-  m_lock_enter();
+  hold_m(gp);
   gp->syscall_depth = 0;
   exitsyscall_now_held(gp);
   return depth;
@@ -169,7 +168,7 @@ void exitsyscall() {
     gp->syscall_depth--;
     return;
   }
-  m_lock_enter();  // as in enter_marked
+  hold_m(gp);  // as in enter_marked
   gp->syscall_depth = 0;
   exitsyscall_now_held(gp);
 }
@@ -212,7 +211,7 @@ bool exitsyscall_fast(G* gp) {
 }
 
 void exitsyscall_now(G* gp) {
-  m_lock_enter();
+  hold_m(gp);
   exitsyscall_now_held(gp);
 }
 
