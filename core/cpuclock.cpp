@@ -31,10 +31,11 @@
 // of its real readings; a later real reading at least kCalibrateNs after it
 // gives the rate, published once for all Ms. Each pair is taken between two
 // TSC reads that must lie close together (the thread was not preempted
-// between them), so the rate is off by well under kTscMargin, which is
-// added to it: an estimate from the TSC stays at or above the wall time, as
-// the vDSO one does. A TSC that goes backwards (another CPU's, not in step)
-// or jumps past kEstimateNs gives a real reading instead.
+// between them), so the rate is off by well under the margin added to it
+// (kTscMarginShift): an estimate from the TSC stays at or above the wall
+// time, as the vDSO one does. A TSC that goes backwards (another CPU's, not
+// in step) or jumps past kEstimateNs gives a real reading instead; a TSC
+// slower to read than the vDSO clock (trapped by a hypervisor) is not used.
 // Rejected: perf_event's self-monitoring page (an fd per M in the
 // program's fd table, and no user-space time on kvm-clock guests).
 
@@ -89,8 +90,26 @@ ClockPair clock_pair() {
   return {ns, t1 - t0 < kPairCycles ? t0 + (t1 - t0) / 2 : 0};
 }
 
+// Where a hypervisor traps `rdtsc` (the kernel then keeps time with
+// another clocksource, and its vDSO read is the cheaper one), the TSC
+// is not used: timed once, 64 reads of each.
+constinit std::atomic<bool> g_tsc_refused{false};
+constinit std::atomic<int> g_tsc_slower{0};
+bool tsc_cheaper_than_clock() {
+  constexpr int kReads = 64;
+  int64_t t0 = nanotime();
+  uint64_t sum = 0;
+  for (int i = 0; i < kReads; i++) sum += arch_cycles();
+  int64_t t1 = nanotime();
+  for (int i = 0; i < kReads; i++) sum += static_cast<uint64_t>(nanotime());
+  int64_t t2 = nanotime();
+  asm volatile("" ::"r"(sum));
+  return t1 - t0 < t2 - t1;
+}
+
 void calibrate(M* mp, ClockPair now) {
-  if (!now.tsc || g_tsc_mult.load(std::memory_order_relaxed)) return;
+  if (!now.tsc || g_tsc_mult.load(std::memory_order_relaxed) || g_tsc_refused.load(std::memory_order_relaxed))
+    return;
   if (!mp->cpu_cal_tsc) {
     mp->cpu_cal_ns = now.ns;
     mp->cpu_cal_tsc = now.tsc;
@@ -104,6 +123,14 @@ void calibrate(M* mp, ClockPair now) {
   if (dtsc < static_cast<uint64_t>(dns) / 10 || dtsc / 100 > static_cast<uint64_t>(dns)) {
     mp->cpu_cal_ns = now.ns;
     mp->cpu_cal_tsc = now.tsc;
+    return;
+  }
+  if (!tsc_cheaper_than_clock()) {
+    // Once more 20 ms later (a preemption may have spoilt the timing);
+    // three times slower and the TSC is left alone.
+    mp->cpu_cal_tsc = 0;
+    if (g_tsc_slower.fetch_add(1, std::memory_order_relaxed) + 1 >= 3)
+      g_tsc_refused.store(true, std::memory_order_relaxed);
     return;
   }
   uint64_t mult = (static_cast<unsigned __int128>(dns) << 32) / dtsc;
