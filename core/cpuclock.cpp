@@ -17,28 +17,30 @@
 // CPU time is estimated as cpu_base + the wall time since then: CPU time
 // never runs faster than wall time, and the two agree while the M stays on
 // its CPU. The wall time since the base is the TSC's advance (one `rdtsc`,
-// ~10 ns) scaled by a rate measured against the monotonic clock; until the
-// rate is known, one vDSO clock_gettime (~25 ns with FSGSBASE, ~60 ns on
-// the VM above). The vDSO read per switch cost the G<->G hand-off rows
-// 20-30% on a machine with FSGSBASE, where a switch is ~25 ns. A switch
+// ~10-12 ns on the 2-core machine with FSGSBASE) scaled by a rate measured
+// against the monotonic clock; until the rate is known, one vDSO
+// clock_gettime (~25 ns there, ~60 ns on the VM above). On that machine a
+// G-to-G switch is ~45 ns, and the vDSO read per switch made the hand-off
+// rows of bench_thread/bench_sync 20-30% slower. A switch
 // reads the real clock only when the base is older than kEstimateNs, or was
 // marked stale because the M slept in the kernel where the runtime can see
 // it (cpu_stale: idle in mpark, in the netpoller, a wrapped call that took
 // long). So a switch costs one TSC read, plus at most one real read per
 // kEstimateNs per M (<= 0.3% of an M's time).
 //
-// The rate (g_tsc_mult). Each M keeps the first (monotonic time, TSC) pair
+// The rate (g_cpu_tsc_mult). Each M keeps the first (monotonic time, TSC) pair
 // of its real readings; a later real reading at least kCalibrateNs after it
 // gives the rate, published once for all Ms. Each pair is taken between two
 // TSC reads that must lie close together (the thread was not preempted
 // between them), so the rate is off by well under the margin added to it
 // (kTscMarginShift): an estimate from the TSC stays at or above the wall
 // time, as the vDSO one does. A TSC that goes backwards (another CPU's, not
-// in step) or jumps past kEstimateNs gives a real reading instead; a TSC
-// slower to read than the vDSO clock (trapped by a hypervisor) is not used.
+// in step) or jumps past kEstimateNs gives a real reading instead. The TSC
+// is not used at all where the CPU does not call it invariant, or where it
+// is slower to read than the vDSO clock (trapped by a hypervisor).
 // Rejected: perf_event's self-monitoring page (an fd per M in the
 // program's fd table, and no user-space time on kvm-clock guests).
-
+//
 // The error this leaves. The credit of a switch is exact up to the time
 // its M lost the CPU without the runtime seeing it (the kernel preempting
 // the M, a runtime Lock slept on, a wrapped call that sysmon did not see
@@ -55,6 +57,7 @@
 // time, so a later switch never credits less than a reader already saw.
 #include "core/cpuclock.h"
 
+#include <cpuid.h>
 #include <time.h>
 
 #include <atomic>
@@ -63,19 +66,21 @@
 #include "core/sched.h"
 
 namespace mnp {
+
+constinit std::atomic<uint64_t> g_cpu_tsc_mult{0};
+
 namespace {
 
 constexpr int64_t kEstimateNs = 1000 * 1000;
 constexpr int64_t kCalibrateNs = 20 * 1000 * 1000;
+constexpr int64_t kCalibrateMaxNs = 1000 * 1000 * 1000;
 // The two TSC reads around a calibration pair's clock read lie within this
 // many cycles (a few us at any TSC rate), or the pair is not used.
 constexpr uint64_t kPairCycles = 20000;
 // 1/256 (0.4%) added to the measured rate; its error is below 0.1%.
 constexpr uint64_t kTscMarginShift = 8;
 
-// ns per TSC cycle in 32.32 fixed point, margin included; 0 until measured.
-constinit std::atomic<uint64_t> g_tsc_mult{0};
-// kEstimateNs in TSC cycles, set with g_tsc_mult.
+// kEstimateNs in TSC cycles, set with g_cpu_tsc_mult.
 constinit std::atomic<uint64_t> g_tsc_span{0};
 
 // A (monotonic ns, TSC) pair taken close together, or tsc 0.
@@ -83,7 +88,11 @@ struct ClockPair {
   int64_t ns;
   uint64_t tsc;
 };
+constinit std::atomic<bool> g_tsc_refused{false};
+constinit std::atomic<int> g_tsc_slower{0};
+
 ClockPair clock_pair() {
+  if (g_tsc_refused.load(std::memory_order_relaxed)) return {nanotime(), 0};
   uint64_t t0 = arch_cycles();
   int64_t ns = nanotime();
   uint64_t t1 = arch_cycles();
@@ -93,8 +102,16 @@ ClockPair clock_pair() {
 // Where a hypervisor traps `rdtsc` (the kernel then keeps time with
 // another clocksource, and its vDSO read is the cheaper one), the TSC
 // is not used: timed once, 64 reads of each.
-constinit std::atomic<bool> g_tsc_refused{false};
-constinit std::atomic<int> g_tsc_slower{0};
+// The CPU says its TSC runs at a constant rate in every power state and in
+// step across its cores (CPUID 0x80000007, EDX bit 8: the kernel's
+// constant_tsc and nonstop_tsc). Asked once, at calibration.
+bool tsc_invariant() {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(0x80000000, &a, &b, &c, &d) || a < 0x80000007) return false;
+  if (!__get_cpuid(0x80000007, &a, &b, &c, &d)) return false;
+  return (d >> 8) & 1;
+}
+
 bool tsc_cheaper_than_clock() {
   constexpr int kReads = 64;
   int64_t t0 = nanotime();
@@ -108,7 +125,7 @@ bool tsc_cheaper_than_clock() {
 }
 
 void calibrate(M* mp, ClockPair now) {
-  if (!now.tsc || g_tsc_mult.load(std::memory_order_relaxed) || g_tsc_refused.load(std::memory_order_relaxed))
+  if (!now.tsc || g_cpu_tsc_mult.load(std::memory_order_relaxed) || g_tsc_refused.load(std::memory_order_relaxed))
     return;
   if (!mp->cpu_cal_tsc) {
     mp->cpu_cal_ns = now.ns;
@@ -118,11 +135,17 @@ void calibrate(M* mp, ClockPair now) {
   int64_t dns = now.ns - mp->cpu_cal_ns;
   if (dns < kCalibrateNs) return;
   uint64_t dtsc = now.tsc - mp->cpu_cal_tsc;
-  // A TSC slower than 100 MHz or faster than 100 GHz is not one to trust
-  // (or the thread moved to a CPU whose TSC is not in step).
-  if (dtsc < static_cast<uint64_t>(dns) / 10 || dtsc / 100 > static_cast<uint64_t>(dns)) {
+  // A first pair older than a second may span a suspend or a paused VM;
+  // a TSC slower than 500 MHz (where kPairCycles is no longer a few us) or
+  // faster than 100 GHz is not one to trust, or the thread moved to a CPU
+  // whose TSC is not in step: start again from this pair.
+  if (dns > kCalibrateMaxNs || dtsc < static_cast<uint64_t>(dns) / 2 || dtsc / 100 > static_cast<uint64_t>(dns)) {
     mp->cpu_cal_ns = now.ns;
     mp->cpu_cal_tsc = now.tsc;
+    return;
+  }
+  if (!tsc_invariant()) {
+    g_tsc_refused.store(true, std::memory_order_relaxed);
     return;
   }
   if (!tsc_cheaper_than_clock()) {
@@ -137,14 +160,16 @@ void calibrate(M* mp, ClockPair now) {
   mult += mult >> kTscMarginShift;
   g_tsc_span.store(static_cast<uint64_t>((static_cast<unsigned __int128>(kEstimateNs) << 32) / mult),
                    std::memory_order_relaxed);
-  g_tsc_mult.store(mult, std::memory_order_release);
+  g_cpu_tsc_mult.store(mult, std::memory_order_release);
 }
 
 // Real reading of mp's clock, taken on mp's own thread; becomes the base.
 int64_t m_cpu_read(M* mp) {
+  // The stamp comes first: estimates then start from a moment before the
+  // kernel's sample, never below the real clock.
+  ClockPair now = clock_pair();
   int64_t c = thread_cpu_ns(0);
   if (c < 0) return mp->cpu_base;  // cannot happen on Linux; keep the old base
-  ClockPair now = clock_pair();
   calibrate(mp, now);
   mp->cpu_base = c;
   mp->cpu_wall = now.ns;
@@ -158,7 +183,7 @@ int64_t m_cpu_read(M* mp) {
 // mp's clock at cycle count tsc (now), estimated from above (on mp's own
 // thread).
 int64_t m_cpu_now(M* mp, uint64_t tsc) {
-  uint64_t mult = g_tsc_mult.load(std::memory_order_acquire);
+  uint64_t mult = g_cpu_tsc_mult.load(std::memory_order_acquire);
   if (MNP_LIKELY(mult && mp->cpu_valid && mp->cpu_tsc)) {
     uint64_t d = tsc - mp->cpu_tsc;  // huge if the TSC went backwards
     if (MNP_LIKELY(d < g_tsc_span.load(std::memory_order_relaxed)))
@@ -220,11 +245,16 @@ void cpu_init_g(G* gp, M* running_on) {
 
 int64_t g_cpu_ns(G* gp) {
   if (gp == get_user_g() && gp->m) {
-    // On its own M, which no switch can take away while runtime code runs.
+    // On its own M, held: a handler of the program's could otherwise read
+    // the clock in the middle of this reading, or park the G and move it
+    // to another M while it writes this one's base.
+    m_lock_enter();
     M* mp = gp->m;
     int64_t c = m_cpu_read(mp);
     int64_t d = c - gp->cpu_start.load(std::memory_order_relaxed);
-    return gp->cpu_ns.load(std::memory_order_relaxed) + (d > 0 ? d : 0);
+    int64_t ns = gp->cpu_ns.load(std::memory_order_relaxed) + (d > 0 ? d : 0);
+    m_lock_exit();
+    return ns;
   }
   for (;;) {
     uint32_t s = gp->cpu_seq.load(std::memory_order_acquire);

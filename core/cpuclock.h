@@ -7,6 +7,7 @@
 // was switched in. See cpuclock.cpp for how the M's clock is read cheaply.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 
 namespace mnp {
@@ -14,9 +15,15 @@ namespace mnp {
 struct G;
 struct M;
 
+// ns per TSC cycle in 32.32 fixed point, margin included; 0 until
+// measured, or where the TSC is not used (cpuclock.cpp).
+extern std::atomic<uint64_t> g_cpu_tsc_mult;
+// Whether cpu_switch wants the cycle counter (else it reads the clock).
+inline bool cpu_uses_tsc() { return g_cpu_tsc_mult.load(std::memory_order_relaxed) != 0; }
+
 // The accounting of a switch on mp, run by mp itself: prev (a user G, or
 // null) stops running there, next (a user G, or null) starts; tsc is the
-// cycle counter read just before (arch_cycles).
+// cycle counter read just before (arch_cycles), or 0 if !cpu_uses_tsc().
 void cpu_switch(M* mp, G* prev, G* next, uint64_t tsc);
 // mp slept in the kernel where the runtime knows it (idle, in the netpoller,
 // in a long wrapped call): its next estimate must read the kernel's clock.

@@ -146,9 +146,11 @@ inline void count_fs_write(M* mp, const Context* from, const Context* to) {
 // or touches this P's queues cannot run in the middle (park, yield,
 // preempt_switch, exitsyscall_park).
 // next: the user G that runs next on this M, or null for g0 (CPU clocks).
-// tsc: the cycle counter now, read by the caller (CPU clocks; park shares
-// its read with the G dump's park_time).
-inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg, uint64_t tsc) {
+// park_time: prev's G::park_time when it parks (the G dump's time waiting),
+// stamped with the cycle count the CPU clocks read anyway.
+inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg, int64_t* park_time) {
+  uint64_t tsc = park_time || cpu_uses_tsc() ? arch_cycles() : 0;
+  if (park_time) *park_time = static_cast<int64_t>(tsc);
   cpu_switch(mp, prev, next, tsc);
   count_fs_write(mp, &prev->ctx, to);
   mnp_ctx_switch(&prev->ctx, to, cb, arg);
@@ -869,7 +871,7 @@ void execute(M* mp, G* gp, bool inherit) {
   gp->m = mp;
   mp->curg = gp;
   if (!inherit) mp->p->schedtick++;
-  cpu_switch(mp, nullptr, gp, arch_cycles());
+  cpu_switch(mp, nullptr, gp, cpu_uses_tsc() ? arch_cycles() : 0);
   count_fs_write(mp, &mp->g0.ctx, &gp->ctx);
   mnp_ctx_switch(&mp->g0.ctx, &gp->ctx, nullptr, nullptr);
   // Back on g0: the G that switched here has already been dealt with by its
@@ -1014,13 +1016,13 @@ inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_ov
   return next;
 }
 
-inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg, uint64_t tsc) {
+inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg, int64_t* park_time) {
   casgstatus(next, kGRunnable, kGRunning);
   gmem_resume(next);
   next->m = mp;
   mp->curg = next;
   if (!inherit) pp->schedtick++;  // see execute
-  switch_from_g(mp, prev, next, &next->ctx, cb, arg, tsc);
+  switch_from_g(mp, prev, next, &next->ctx, cb, arg, park_time);
 }
 
 }  // namespace
@@ -1071,8 +1073,6 @@ void park(WaitReason reason, ParkCommit commit, void* arg, Lock* release) {
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   if (release) release->unlock();
   gp->wait_reason = reason;
-  uint64_t tsc = arch_cycles();
-  gp->park_time = static_cast<int64_t>(tsc);  // G dump: time waiting
   // Lost the P in uncovered code (sysmon.cpp) and none is free: not
   // ensure_p, which would queue this G as runnable while the caller holds
   // the lock commit releases (every M that then ran a G wanting that lock
@@ -1082,7 +1082,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg, Lock* release) {
     casgstatus(gp, kGSyscall, kGRunning);  // on no queue
     SwitchArgs sa{gp, commit, arg, nullptr};
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa, tsc);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa, &gp->park_time);
     gp->wait_reason = kWaitNone;
     return;
   }
@@ -1091,10 +1091,10 @@ void park(WaitReason reason, ParkCommit commit, void* arg, Lock* release) {
   SwitchArgs sa{gp, commit, arg, pp};
   bool inherit;
   if (G* next = next_local_unwired(mp, gp, pp, false, take_preempt(gp), &inherit)) {
-    switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa, tsc);
+    switch_g(mp, pp, gp, next, inherit, park_commit_cb, &sa, &gp->park_time);
   } else {
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa, tsc);
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa, &gp->park_time);
   }
   gp->wait_reason = kWaitNone;
   // Handlers of signals that arrived on an M between Gs (and may be why
@@ -1135,10 +1135,10 @@ void preempt_switch() {
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   bool inherit;
   if (G* next = next_local_unwired(mp, gp, pp, true, true, &inherit)) {
-    switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa, arch_cycles());
+    switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa, nullptr);
   } else {
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, preempt_commit_cb, &sa, arch_cycles());
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, preempt_commit_cb, &sa, nullptr);
   }
 }
 
@@ -1159,7 +1159,7 @@ bool yield() {
       return false;
     }
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa, arch_cycles());
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa, nullptr);
     ks_check(gp);
     return true;
   }
@@ -1186,11 +1186,11 @@ bool yield() {
   if (MNP_UNLIKELY(next->lockedm != nullptr)) {
     mp->nextg = next;
     mp->curg = nullptr;
-    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa, arch_cycles());
+    switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa, nullptr);
     ks_check(gp);
     return true;
   }
-  switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa, arch_cycles());
+  switch_g(mp, pp, gp, next, inherit, yield_commit_cb, &sa, nullptr);
   ks_check(gp);
   return true;
 }
@@ -1704,10 +1704,10 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   if (!mp->dying && ea.pp) {
     bool inherit;
     if (G* next = next_local_unwired(mp, gp, ea.pp, false, take_preempt(gp), &inherit))
-      switch_g(mp, ea.pp, gp, next, inherit, exit_commit_cb, &ea, arch_cycles());
+      switch_g(mp, ea.pp, gp, next, inherit, exit_commit_cb, &ea, nullptr);
   }
   mp->curg = nullptr;
-  cpu_switch(mp, gp, nullptr, arch_cycles());
+  cpu_switch(mp, gp, nullptr, cpu_uses_tsc() ? arch_cycles() : 0);
   count_fs_write(mp, &gp->ctx, &mp->g0.ctx);
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, &ea);
   fatal("dead G resumed");
@@ -1815,11 +1815,11 @@ void exitsyscall_park_cb(void* a) {
 
 // The G returned from a syscall and no P is free: queue it globally and let
 // this M (now without a P) go idle from its g0. The caller holds the M
-// (m_lock_enter), which the switch carries.
+// (hold_m), which the switch carries.
 void exitsyscall_park(G* gp) {
   M* mp = gp->m;
   mp->curg = nullptr;
-  switch_from_g(mp, gp, nullptr, &mp->g0.ctx, exitsyscall_park_cb, gp, arch_cycles());
+  switch_from_g(mp, gp, nullptr, &mp->g0.ctx, exitsyscall_park_cb, gp, nullptr);
 }
 
 namespace {

@@ -122,7 +122,7 @@ struct G {
   int64_t park_time = 0;       // (self) TSC when it last parked (G dump)
   uint32_t syscall_depth = 0;  // (self) nested wrapped calls, e.g. from a signal handler
   // (self) non-zero while this G reads G::m to take a hold on it (hold_m,
-  // sched.cpp): a handler of the program's waits, or it could move the G
+  // sched_internal.h): a handler of the program's waits, or it could move the G
   // to another M between the read and the hold.
   volatile uint32_t mhold = 0;
   std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, sysmon.cpp)

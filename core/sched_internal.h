@@ -61,7 +61,7 @@ P* releasep(M* mp);
 // counted that M in Sched::nmspinning.
 void startm(P* pp, bool spinning);
 // The G returned from a syscall and no P is free: queues gp globally and
-// parks the M (the caller holds the M, m_lock_enter; the switch carries it).
+// parks the M (the caller holds the M, hold_m; the switch carries it).
 void exitsyscall_park(G* gp);
 // Starts a kernel thread that is no M (sysmon), as an M's is started.
 int os_thread_start(void* (*fn)(void*), void* arg);
