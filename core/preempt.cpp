@@ -86,7 +86,11 @@ bool in_base(uintptr_t pc) {
 void preempt_init() { g_wanted = config().preempt; }
 
 void preempt_setup() {
-  if (!g_wanted || g_setup_done.exchange(true, std::memory_order_acq_rel)) return;
+  // Called by every pthread_create: a plain load first, the locked
+  // exchange only the first time.
+  if (!g_wanted || g_setup_done.load(std::memory_order_acquire) ||
+      g_setup_done.exchange(true, std::memory_order_acq_rel))
+    return;
   g_unw = unwind_get();
   if (!g_unw) {
     raw_print("libunwind.so.8 not found: asynchronous preemption is off (install libunwind8)");
