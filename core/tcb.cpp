@@ -271,9 +271,13 @@ void run_key_destructors(void* tcb) {
       }
     }
   }
+  // Almost always all null: 31 calls of free(nullptr) were ~15% of a
+  // create+join.
   for (size_t cnt = 1; cnt < 32; cnt++) {
-    free(specific[cnt]);
-    specific[cnt] = nullptr;
+    if (specific[cnt]) {
+      free(specific[cnt]);
+      specific[cnt] = nullptr;
+    }
   }
   used = 0;
 }
