@@ -83,14 +83,16 @@ constexpr uint64_t kTscMarginShift = 8;
 // kEstimateNs in TSC cycles, set with g_cpu_tsc_mult.
 constinit std::atomic<uint64_t> g_tsc_span{0};
 
+// The TSC is not to be used (tsc_invariant, tsc_cheaper_than_clock), and
+// how often it was found slower to read than the clock.
+constinit std::atomic<bool> g_tsc_refused{false};
+constinit std::atomic<int> g_tsc_slower{0};
+
 // A (monotonic ns, TSC) pair taken close together, or tsc 0.
 struct ClockPair {
   int64_t ns;
   uint64_t tsc;
 };
-constinit std::atomic<bool> g_tsc_refused{false};
-constinit std::atomic<int> g_tsc_slower{0};
-
 ClockPair clock_pair() {
   if (g_tsc_refused.load(std::memory_order_relaxed)) return {nanotime(), 0};
   uint64_t t0 = arch_cycles();
@@ -99,9 +101,6 @@ ClockPair clock_pair() {
   return {ns, t1 - t0 < kPairCycles ? t0 + (t1 - t0) / 2 : 0};
 }
 
-// Where a hypervisor traps `rdtsc` (the kernel then keeps time with
-// another clocksource, and its vDSO read is the cheaper one), the TSC
-// is not used: timed once, 64 reads of each.
 // The CPU says its TSC runs at a constant rate in every power state and in
 // step across its cores (CPUID 0x80000007, EDX bit 8: the kernel's
 // constant_tsc and nonstop_tsc). Asked once, at calibration.
@@ -112,6 +111,9 @@ bool tsc_invariant() {
   return (d >> 8) & 1;
 }
 
+// Where a hypervisor traps `rdtsc` (the kernel then keeps time with
+// another clocksource, and its vDSO read is the cheaper one), the TSC
+// is not used: 64 reads of each, timed.
 bool tsc_cheaper_than_clock() {
   constexpr int kReads = 64;
   int64_t t0 = nanotime();
