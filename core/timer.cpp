@@ -11,43 +11,50 @@ namespace mnp {
 
 namespace {
 
-void heap_swap(TimerHeap* h, uint32_t i, uint32_t j) {
-  Timer* a = h->heap[i];
-  Timer* b = h->heap[j];
-  h->heap[i] = b;
-  h->heap[j] = a;
-  b->index = i;
-  a->index = j;
+constexpr uint32_t kArity = 4;
+
+inline void place(TimerHeap* h, uint32_t i, TimerSlot s) {
+  h->heap[i] = s;
+  s.t->index = i;
 }
 
+// Moves the slot at i up or down to its place; the slot in hand is written
+// once, where it stops.
 void sift_up(TimerHeap* h, uint32_t i) {
+  TimerSlot s = h->heap[i];
   while (i > 0) {
-    uint32_t parent = (i - 1) / 2;
-    if (h->heap[parent]->when <= h->heap[i]->when) break;
-    heap_swap(h, i, parent);
+    uint32_t parent = (i - 1) / kArity;
+    if (h->heap[parent].when <= s.when) break;
+    place(h, i, h->heap[parent]);
     i = parent;
   }
+  place(h, i, s);
 }
 
 void sift_down(TimerHeap* h, uint32_t i) {
+  TimerSlot s = h->heap[i];
   for (;;) {
-    uint32_t l = 2 * i + 1, r = l + 1, m = i;
-    if (l < h->n && h->heap[l]->when < h->heap[m]->when) m = l;
-    if (r < h->n && h->heap[r]->when < h->heap[m]->when) m = r;
-    if (m == i) return;
-    heap_swap(h, i, m);
+    uint32_t first = kArity * i + 1;
+    if (first >= h->n) break;
+    uint32_t end = first + kArity < h->n ? first + kArity : h->n;
+    uint32_t m = first;
+    for (uint32_t c = first + 1; c < end; c++)
+      if (h->heap[c].when < h->heap[m].when) m = c;
+    if (h->heap[m].when >= s.when) break;
+    place(h, i, h->heap[m]);
     i = m;
   }
+  place(h, i, s);
 }
 
 void grow_locked(TimerHeap* h) {
   uint32_t cap = h->cap ? h->cap * 2 : 64;
-  long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(cap * sizeof(Timer*)), PROT_READ | PROT_WRITE,
+  long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(cap * sizeof(TimerSlot)), PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (r < 0 && r > -4096) fatal("cannot grow a timer heap");
-  auto** nh = reinterpret_cast<Timer**>(r);
+  auto* nh = reinterpret_cast<TimerSlot*>(r);
   for (uint32_t i = 0; i < h->n; i++) nh[i] = h->heap[i];
-  if (h->heap) raw_syscall(SYS_munmap, reinterpret_cast<long>(h->heap), static_cast<long>(h->cap * sizeof(Timer*)));
+  if (h->heap) raw_syscall(SYS_munmap, reinterpret_cast<long>(h->heap), static_cast<long>(h->cap * sizeof(TimerSlot)));
   h->heap = nh;
   h->cap = cap;
 }
@@ -55,11 +62,12 @@ void grow_locked(TimerHeap* h) {
 void remove_at_locked(TimerHeap* h, uint32_t i) {
   uint32_t last = --h->n;
   if (i != last) {
-    heap_swap(h, i, last);
-    sift_down(h, i);
-    sift_up(h, i);
+    // The last slot fills the hole and moves whichever way it must.
+    place(h, i, h->heap[last]);
+    if (i > 0 && h->heap[(i - 1) / kArity].when > h->heap[i].when) sift_up(h, i);
+    else sift_down(h, i);
   }
-  h->when0.store(h->n ? h->heap[0]->when : kNever, std::memory_order_release);
+  h->when0.store(h->n ? h->heap[0].when : kNever, std::memory_order_release);
 }
 
 void fire(Timer* t) {
@@ -83,11 +91,11 @@ void timer_add(Timer* t) {
   {
     LockGuard lk(h->lock);
     if (h->n == h->cap) grow_locked(h);
-    t->index = h->n;
-    h->heap[h->n++] = t;
-    sift_up(h, t->index);
-    earliest = h->heap[0] == t;
-    h->when0.store(h->heap[0]->when, std::memory_order_release);
+    uint32_t i = h->n++;
+    place(h, i, TimerSlot{t->when, t});
+    sift_up(h, i);
+    earliest = h->heap[0].t == t;
+    h->when0.store(h->heap[0].when, std::memory_order_release);
   }
   if (earliest) timer_m_notify(t->when);
 }
@@ -120,8 +128,8 @@ int timers_run(P* pp, int64_t now) {
   int n = 0;
   {
     LockGuard lk(h->lock);
-    while (n < kBatch && h->n > 0 && h->heap[0]->when <= now) {
-      Timer* t = h->heap[0];
+    while (n < kBatch && h->n > 0 && h->heap[0].when <= now) {
+      Timer* t = h->heap[0].t;
       remove_at_locked(h, 0);
       uint32_t s = kTimerPending;
       if (t->state.compare_exchange_strong(s, kTimerRunning, std::memory_order_acq_rel)) due[n++] = t;

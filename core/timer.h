@@ -1,10 +1,14 @@
 // core/timer.h — per-P timer heaps: sleeps and timed waits park the G and a
 // timer makes it runnable again.
 //
-// Each P owns a binary min-heap of Timer pointers ordered by `when`
+// Each P owns a 4-ary min-heap of timers ordered by `when`
 // (CLOCK_MONOTONIC ns) under its own lock; `when0` mirrors the earliest
 // deadline so others can look without the lock. Timers live in the waiting
-// G's frame: no allocation.
+// G's frame: no allocation. A heap slot holds the deadline beside the
+// pointer, so that ordering the heap reads only the heap's own array: each
+// Timer sits on a different G's stack, and with 10,000 sleepers following
+// the pointers to compare cost a cache miss per look (the heap's removal
+// was 14-18% of BM_Sleepers10k). Four children per node halve the depth.
 //
 // Who runs timers: the P's owner at scheduling points (park, yield, the
 // scheduler loop), any M looking for work (it runs the expired timers of
@@ -43,13 +47,18 @@ struct Timer {
   void* arg = nullptr;
   std::atomic<uint32_t> state{kTimerIdle};
   P* pp = nullptr;  // heap it is on (lock of that heap)
-  uint32_t index = 0;
+  uint32_t index = 0;  // its slot in that heap (lock)
+};
+
+struct TimerSlot {
+  int64_t when;  // t->when, copied
+  Timer* t;
 };
 
 struct TimerHeap {
   Lock lock;
-  Timer** heap = nullptr;   // (lock)
-  uint32_t n = 0, cap = 0;  // (lock)
+  TimerSlot* heap = nullptr;  // (lock)
+  uint32_t n = 0, cap = 0;    // (lock)
   std::atomic<int64_t> when0{INT64_MAX};
 };
 

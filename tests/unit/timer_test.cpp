@@ -76,3 +76,41 @@ TEST(TimerHeap, DeletedTimerNeverFiresAndHeapStaysOrdered) {
   EXPECT_FALSE(timer_del(&c)) << "a fired timer cannot be cancelled";
   EXPECT_EQ(b.state.load(), kTimerCancelled);
 }
+
+// Deletions anywhere in the heap, interleaved with additions and with
+// equal deadlines: after each one the earliest deadline is that of the
+// timers still pending, and in the end exactly those fire, in order.
+TEST(TimerHeap, RandomDeletesKeepOrderAndEarliest) {
+  OneP one;
+  constexpr int kN = 3000;
+  std::vector<Timer> timers(kN);
+  std::mt19937 rng(7);
+  std::vector<int> pending;
+  std::vector<bool> deleted(kN, false);
+  auto earliest_pending = [&] {
+    int64_t best = kNever;
+    for (int i : pending) best = std::min(best, timers[i].when);
+    return best;
+  };
+  for (int i = 0; i < kN; i++) {
+    timers[i].when = 1000 + static_cast<int64_t>(rng() % 500);  // many equal deadlines
+    timers[i].fn = record;
+    timers[i].arg = reinterpret_cast<void*>(static_cast<intptr_t>(i));
+    timer_add(&timers[i]);
+    pending.push_back(i);
+    if (rng() % 3 == 0) {
+      size_t k = rng() % pending.size();
+      int victim = pending[k];
+      pending.erase(pending.begin() + static_cast<long>(k));
+      ASSERT_TRUE(timer_del(&timers[victim]));
+      deleted[victim] = true;
+      ASSERT_EQ(timers_earliest(), earliest_pending()) << "after deleting timer " << victim;
+    }
+  }
+  while (timers_run(&one.p, kNever - 1) > 0) {
+  }
+  ASSERT_EQ(fired.size(), pending.size());
+  for (size_t i = 1; i < fired.size(); i++) ASSERT_LE(timers[fired[i - 1]].when, timers[fired[i]].when);
+  for (int f : fired) EXPECT_FALSE(deleted[f]);
+  EXPECT_EQ(timers_earliest(), kNever);
+}
