@@ -48,7 +48,6 @@ inline void m_release(M* mp) {
   if (MNP_UNLIKELY(n == 0 && mp->sig_deferred != 0)) m_signal_redeliver(mp);
 }
 
-
 // The idle P and idle M lists; the caller holds Sched::lock.
 void pidleput_locked(P* pp);
 P* pidleget_locked();

@@ -46,7 +46,7 @@ struct Timer {
   G* g = nullptr;
   void* arg = nullptr;
   std::atomic<uint32_t> state{kTimerIdle};
-  P* pp = nullptr;  // heap it is on (lock of that heap)
+  P* pp = nullptr;     // heap it is on (lock of that heap)
   uint32_t index = 0;  // its slot in that heap (lock)
 };
 

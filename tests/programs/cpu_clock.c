@@ -203,7 +203,8 @@ int main(void) {
   fprintf(stderr, "ping-pong: heavy %lld ns, light %lld ns, process %lld ns\n", heavy.clock_end, light.clock_end,
           p1 - p0);
   printf("ping-pong: the busier thread used 2.5 to 20 times the other's CPU time: %s\n",
-         yesno(light.clock_end > 0 && 2 * heavy.clock_end >= 5 * light.clock_end && heavy.clock_end <= 20 * light.clock_end));
+         yesno(light.clock_end > 0 && 2 * heavy.clock_end >= 5 * light.clock_end &&
+               heavy.clock_end <= 20 * light.clock_end));
   printf("ping-pong: the two clocks add up to less than twice the process's time and at least a third: %s\n",
          yesno(sum < 2 * (p1 - p0) && 3 * sum >= p1 - p0));
   return 0;
