@@ -10,6 +10,8 @@
 #include <atomic>
 #include <cstdint>
 
+#include "arch/x86_64/machine.h"
+
 namespace mnp {
 
 struct G;
@@ -20,6 +22,8 @@ struct M;
 extern std::atomic<uint64_t> g_cpu_tsc_mult;
 // Whether cpu_switch wants the cycle counter (else it reads the clock).
 inline bool cpu_uses_tsc() { return g_cpu_tsc_mult.load(std::memory_order_relaxed) != 0; }
+// cpu_switch's tsc argument: the cycle counter now, or 0 where it is unused.
+inline uint64_t cpu_switch_tsc() { return cpu_uses_tsc() ? arch_cycles() : 0; }
 
 // The accounting of a switch on mp, run by mp itself: prev (a user G, or
 // null) stops running there, next (a user G, or null) starts; tsc is the

@@ -149,7 +149,7 @@ inline void count_fs_write(M* mp, const Context* from, const Context* to) {
 // park_time: prev's G::park_time when it parks (the G dump's time waiting),
 // stamped with the cycle count the CPU clocks read anyway.
 inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg, int64_t* park_time) {
-  uint64_t tsc = park_time || cpu_uses_tsc() ? arch_cycles() : 0;
+  uint64_t tsc = park_time ? arch_cycles() : cpu_switch_tsc();
   if (park_time) *park_time = static_cast<int64_t>(tsc);
   cpu_switch(mp, prev, next, tsc);
   count_fs_write(mp, &prev->ctx, to);
@@ -871,7 +871,7 @@ void execute(M* mp, G* gp, bool inherit) {
   gp->m = mp;
   mp->curg = gp;
   if (!inherit) mp->p->schedtick++;
-  cpu_switch(mp, nullptr, gp, cpu_uses_tsc() ? arch_cycles() : 0);
+  cpu_switch(mp, nullptr, gp, cpu_switch_tsc());
   count_fs_write(mp, &mp->g0.ctx, &gp->ctx);
   mnp_ctx_switch(&mp->g0.ctx, &gp->ctx, nullptr, nullptr);
   // Back on g0: the G that switched here has already been dealt with by its
@@ -1707,7 +1707,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
       switch_g(mp, ea.pp, gp, next, inherit, exit_commit_cb, &ea, nullptr);
   }
   mp->curg = nullptr;
-  cpu_switch(mp, gp, nullptr, cpu_uses_tsc() ? arch_cycles() : 0);
+  cpu_switch(mp, gp, nullptr, cpu_switch_tsc());
   count_fs_write(mp, &gp->ctx, &mp->g0.ctx);
   mnp_ctx_switch(&gp->ctx, &mp->g0.ctx, exit_commit_cb, &ea);
   fatal("dead G resumed");

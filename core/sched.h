@@ -617,6 +617,19 @@ inline bool nothing_queued_for(G* gp) {
   P* pp = gp->m->p;
   return pp && pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0 && gp->syscall_depth == 0;
 }
+// Whether a G that found a lock word held should spin before it parks
+// (word_lock_slow's spins for a pthread mutex): only when other Gs are
+// queued on its P, so that parking would cost a switch now and a wake-up
+// later, and another P runs Gs, one of which may be about to unlock. With
+// nothing queued it parks at once and lets its P go idle, and a lock-bound
+// pair ends up on one P (docs/ARCHITECTURE.md, "Runtime waits").
+inline bool lock_spin_pays(const G* gp) {
+  const P* pp = gp && gp->m ? gp->m->p : nullptr;
+  if (!pp || pp->runq.empty()) return false;
+  int32_t busy = static_cast<int32_t>(sched.nprocs) - sched.npidle.load(std::memory_order_relaxed) -
+                 sched.nmspinning.load(std::memory_order_relaxed);
+  return busy > 1;
+}
 // The direct path (docs/ARCHITECTURE.md, "Blocking calls"): a G about to
 // park on the netpoller for a poll-family call is the process's only G and
 // nothing is queued: parking would only switch to g0, which would find

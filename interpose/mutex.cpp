@@ -44,28 +44,21 @@ MutexView* view(pthread_mutex_t* m) { return reinterpret_cast<MutexView*>(m); }
 
 constexpr int kQueuedSpins = 30;  // cpu_relax rounds, see spin_count
 
-// How long an ordinary mutex's locker spins before it parks. Parking when
-// nothing else waits for this P lets the P go idle and the lock stay with
-// the P that holds it: a pair of lock-bound threads ends up on one P and
-// stops contending (BM_MutexContention/threads:2 at 2 Ps, 7.5-9 ns a lock
-// against 16-38 ns when it spins). But when other Gs are queued here,
-// parking costs a switch now and a wake-up and a switch later, while the
-// holder, running on another P, is about to unlock: the producer of a
-// work queue paid that on most tasks (BM_FanOut1000 at 2 Ps, 385-1280 ns a
-// task). So it spins briefly then, if another P runs Gs at all:
-// FanOut 152-353 ns, threads:8 and :64 28-46 ns against 31-58 (machine
-// with FSGSBASE, 2026-12-06, four runs each; not measured yet on one
-// without). Go spins only when the local queue is empty, the other way
-// round; its parks cost far less than ours. Adaptive mutexes are the
-// program's request to spin, and get it.
+// How long an ordinary mutex's locker spins before it parks: kQueuedSpins
+// rounds when the scheduler says spinning pays (lock_spin_pays, sched.h),
+// else none. Measured on the machine with FSGSBASE, 2026-12-06, four runs
+// each at 2 Ps: BM_FanOut1000 385-1280 -> 152-353 ns a task (its producer
+// parked on most tasks with workers queued on its P), MutexContention
+// threads:8 and :64 28-46 ns against 31-58, threads:2 unchanged at 7.5-9.9
+// ns (the pair still settles on one P; spinning whenever another P is busy
+// made it 16-38 ns). Not measured yet on a machine without FSGSBASE. Go
+// spins only when the local queue is empty, the other way round; its parks
+// cost far less than ours. Adaptive mutexes are the program's request to
+// spin, and get it.
 int spin_count(int kind) {
   if (sched.nprocs < 2) return 0;
   if ((kind & kMutexKindMask) == PTHREAD_MUTEX_ADAPTIVE_NP) return 200;
-  G* g = get_user_g();
-  if (!g || !g->m || !g->m->p || g->m->p->runq.empty()) return 0;
-  int32_t busy = static_cast<int32_t>(sched.nprocs) - sched.npidle.load(std::memory_order_relaxed) -
-                 sched.nmspinning.load(std::memory_order_relaxed);
-  return busy > 1 ? kQueuedSpins : 0;
+  return lock_spin_pays(get_user_g()) ? kQueuedSpins : 0;
 }
 
 // The lock word alone. Returns 0, EBUSY (try_only), EINVAL or ETIMEDOUT.
