@@ -60,6 +60,7 @@
 #include "core/base.h"
 #include "core/cpuclock.h"
 #include "core/gmem.h"
+#include "core/mcache.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
 #include "core/sema.h"
@@ -149,6 +150,7 @@ inline void count_fs_write(M* mp, const Context* from, const Context* to) {
 // park_time: prev's G::park_time when it parks (the G dump's time waiting),
 // stamped with the cycle count the CPU clocks read anyway.
 inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg, int64_t* park_time) {
+  mcache_leave(prev, mp->p);
   uint64_t tsc = park_time ? arch_cycles() : cpu_switch_tsc();
   if (park_time) *park_time = static_cast<int64_t>(tsc);
   cpu_switch(mp, prev, next, tsc);
@@ -870,6 +872,7 @@ void execute(M* mp, G* gp, bool inherit) {
   gmem_resume(gp);
   gp->m = mp;
   mp->curg = gp;
+  mcache_bind(gp, mp->p);
   if (!inherit) mp->p->schedtick++;
   cpu_switch(mp, nullptr, gp, cpu_switch_tsc());
   count_fs_write(mp, &mp->g0.ctx, &gp->ctx);
@@ -1021,6 +1024,8 @@ inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, voi
   gmem_resume(next);
   next->m = mp;
   mp->curg = next;
+  mcache_leave(prev, pp);  // before next's bind: the P may adopt prev's cache
+  mcache_bind(next, pp);
   if (!inherit) pp->schedtick++;  // see execute
   switch_from_g(mp, prev, next, &next->ctx, cb, arg, park_time);
 }
@@ -1531,6 +1536,7 @@ int newproc(const GSpec& spec, G** out) {
     gp->fake_tid = gmem_new_tid();
     gp->clear_tid = nullptr;
     gp->sigwait_bits.store(0, std::memory_order_relaxed);  // a cancelled sigwait leaves it set
+    gp->in_handler = 0;                                    // the old G may have ended inside a handler
     tcb_reinit(gp->tcb, gp->map_base, gp->map_size, gp->guard_size, gp->fake_tid);
   } else {
     gp = gmem_alloc(ss, guard, spec.user_stack);
@@ -1681,6 +1687,7 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   // goes on with it): no handler of the program's may run on this G once
   // its end is published, nor move it to another M.
   M* mp = hold_m(gp);
+  mcache_exit(gp, mp->p);
   if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
     // Natively the kernel thread ends here; what the G left on its M ends
     // with that M (mexit). The G memory may be reused: no wiring left on it.

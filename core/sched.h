@@ -171,10 +171,15 @@ struct G {
   // call ends the call with EINTR (netpoll_wait_any's `call`,
   // g_call_mask_hold).
   uint32_t handlers_run = 0;
-  // (self) Program handlers the kernel is running on this G now (perhaps on
-  // a sigaltstack): while non-zero, the stack below its saved stack pointer
-  // may be live (gmem_shrink_parked leaves it alone).
+  // (self) Program handlers running on this G now (perhaps on a
+  // sigaltstack), counted from the trampoline's or run_one's start to its
+  // end: while non-zero, the stack below its saved stack pointer may be
+  // live (gmem_shrink_parked leaves it alone) and so may a malloc (its
+  // malloc words stay as they are, core/mcache.h).
   uint32_t in_handler = 0;
+  // (self) Its glibc malloc cache word holds a cache of its own, not its
+  // P's (core/mcache.h). True for a new G: whatever its word holds is its.
+  bool mcache_own = true;
   // Idle shrink (core/gmem.cpp): sysmon's claim on this parked G's stack
   // (kShrinkBusy while it gives back the pages below the saved stack
   // pointer; whoever resumes the G waits for it to end, gmem_resume), and
@@ -281,6 +286,13 @@ struct P {
   int64_t poke_after = 0;                 // sysmon: no blocked-M signal before this
   int64_t poke_gap = 0;                   // sysmon: back-off between them, this tick
   int64_t still_since = 0;                // sysmon: since when its M's CPU clock stands still, or 0
+  // glibc malloc's cache and arena for the Gs it runs (core/mcache.h).
+  // Owner; mcache also whoever takes it from an M in a call (mcache_taken),
+  // told by mcache_in_call (set by mark_in_syscall) that the G in the call
+  // uses the cache.
+  void* mcache = nullptr;
+  void* marena = nullptr;
+  bool mcache_in_call = false;
 };
 
 struct M {

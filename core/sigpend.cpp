@@ -8,6 +8,7 @@
 #include "core/base.h"
 #include "core/cancel.h"
 #include "core/gmem.h"
+#include "core/mcache.h"
 #include "core/tcb.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
@@ -61,11 +62,14 @@ void run_one(G* g, int sig, const SigAct& act, siginfo_t* si, void* uc, const si
   g_sigmask_set(g, &during);
   g_load_kmask(g);
   g->sig_ran |= (act.flags & SA_RESTART) ? kSigRan : kSigRan | kSigRanNoRestart;
+  g->in_handler++;  // as in the trampoline (interpose/signal.cpp)
   g->handlers_run++;
   int depth = handler_begin(g);
+  mcache_lend_to_handler(g);
   if (act.flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(act.handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(act.handler)(sig);
   handler_end(g, depth);
+  g->in_handler--;
   g_sigmask_set(g, &saved);
   g_load_kmask(g);
 }

@@ -17,6 +17,7 @@
 // detection marks a G as in a syscall, in core/poke.cpp.
 #include "core/base.h"
 #include "core/cpuclock.h"
+#include "core/mcache.h"
 #include "core/sched.h"
 #include "core/sched_internal.h"
 
@@ -48,6 +49,7 @@ void mark_in_syscall(M* mp, G* gp) {
   mp->oldp = pp;
   mp->p = nullptr;
   pp->m = nullptr;
+  mcache_enter_call(gp, pp);
   casgstatus(gp, kGRunning, kGSyscall);
   pp->status.store(kPSyscall, std::memory_order_release);
 }
@@ -125,6 +127,7 @@ void give_p(G* gp, bool to_idle) {
   P* pp = gp->m->oldp;
   uint32_t s = kPSyscall;
   if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) {
+    mcache_taken(pp);
     if (to_idle && !queued_anywhere() && pp->timers.when0.load(std::memory_order_relaxed) == kNever) {
       LockGuard lk(sched.lock);
       pidleput_locked(pp);
@@ -197,13 +200,17 @@ bool exitsyscall_fast(G* gp) {
     }
     pp->m = mp;
     mp->p = pp;
+    // A handler's wrapped call: the handler may have interrupted a malloc.
+    if (MNP_UNLIKELY(gp->in_handler != 0)) mcache_lend_to_handler(gp);
     casgstatus(gp, kGSyscall, kGRunning);
     return true;
   }
   // Retaken: any idle P will do. The call lasted a sysmon round at least.
   cpu_stale(mp);
+  mcache_lost_p(gp);
   if (P* p2 = exitsyscallfast_pidle()) {
     acquirep(mp, p2);
+    mcache_bind(gp, p2);
     casgstatus(gp, kGSyscall, kGRunning);
     return true;
   }

@@ -33,6 +33,7 @@
 #include "core/base.h"
 #include "core/cpuclock.h"
 #include "core/gmem.h"
+#include "core/mcache.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
 #include "core/preempt.h"
@@ -244,6 +245,7 @@ bool retake(int64_t now) {
     uint32_t s = kPSyscall;
     if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) {
       any = true;
+      mcache_taken(pp);
       handoffp(pp);
     }
   }

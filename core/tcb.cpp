@@ -52,14 +52,10 @@ constinit TlsLayout g_layout{};
 constinit uintptr_t g_sysinfo = 0, g_stack_guard = 0, g_pointer_guard = 0;
 constinit uint32_t g_feature_1 = 0;
 
-// Where glibc's malloc keeps its per-thread cache pointer (`tcache`) and
-// arena pointer (`thread_arena`), TP-relative; 0 = unknown.
-constinit ptrdiff_t g_tcache_off = 0, g_arena_off = 0;
-// Malloc caches of TCBs whose memory was unmapped, handed to fresh TCBs.
+// Malloc caches no P and no G has (core/mcache.h), for a P without one.
 constexpr int kSpareCaches = 256;
 constinit Lock g_spare_lock;
 MNP_COLD_BSS constinit void* g_spare_tcache[kSpareCaches] = {};
-MNP_COLD_BSS constinit void* g_spare_arena[kSpareCaches] = {};
 constinit int g_nspare = 0;
 
 template <typename F>
@@ -198,45 +194,42 @@ bool tcb_runtime_init() {
   return true;
 }
 
+constinit ptrdiff_t g_tcache_off = 0, g_arena_off = 0;
+
 bool tcb_init_fresh(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid) {
   tcb_field<uintptr_t>(tcb, tcbo::kDtv) = 0;
   if (!g_glibc.dl_allocate_tls(tcb)) return false;
   init_header(tcb, stack_lo, stack_size, guard, tid);
-  if (g_tcache_off) {
-    LockGuard lk(g_spare_lock);
-    if (g_nspare > 0) {
-      g_nspare--;
-      *reinterpret_cast<void**>(tp_ptr(tcb, g_tcache_off)) = g_spare_tcache[g_nspare];
-      if (g_arena_off) *reinterpret_cast<void**>(tp_ptr(tcb, g_arena_off)) = g_spare_arena[g_nspare];
-    }
-  }
   return true;
 }
 
 void tcb_reinit(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid) {
-  void* tcache = g_tcache_off ? *reinterpret_cast<void**>(tp_ptr(tcb, g_tcache_off)) : nullptr;
-  void* arena = g_arena_off ? *reinterpret_cast<void**>(tp_ptr(tcb, g_arena_off)) : nullptr;
+  void* tcache = g_tcache_off ? tcb_tcache(tcb) : nullptr;
+  void* arena = g_arena_off ? tcb_arena(tcb) : nullptr;
   free_dynamic_tls(tcb);
   g_glibc.dl_allocate_tls_init(tcb, true);
   init_header(tcb, stack_lo, stack_size, guard, tid);
-  if (g_tcache_off) *reinterpret_cast<void**>(tp_ptr(tcb, g_tcache_off)) = tcache;
-  if (g_arena_off) *reinterpret_cast<void**>(tp_ptr(tcb, g_arena_off)) = arena;
+  if (g_tcache_off) tcb_tcache(tcb) = tcache;
+  if (g_arena_off) tcb_arena(tcb) = arena;
 }
 
 void tcb_release(void* tcb) {
-  if (g_tcache_off) {
-    void* tcache = *reinterpret_cast<void**>(tp_ptr(tcb, g_tcache_off));
-    void* arena = g_arena_off ? *reinterpret_cast<void**>(tp_ptr(tcb, g_arena_off)) : nullptr;
-    if (tcache) {
-      LockGuard lk(g_spare_lock);
-      if (g_nspare < kSpareCaches) {
-        g_spare_tcache[g_nspare] = tcache;
-        g_spare_arena[g_nspare] = arena;
-        g_nspare++;
-      }
-    }
-  }
+  // Normally empty (mcache_exit); else a cache of the G's own.
+  if (g_tcache_off && tcb_tcache(tcb)) tcb_spare_put(tcb_tcache(tcb));
   g_glibc.dl_deallocate_tls(tcb, false);
+}
+
+bool tcb_spare_put(void* tcache) {
+  LockGuard lk(g_spare_lock);
+  if (g_nspare == kSpareCaches) return false;
+  g_spare_tcache[g_nspare++] = tcache;
+  return true;
+}
+
+void* tcb_spare_get() {
+  if (__atomic_load_n(&g_nspare, __ATOMIC_RELAXED) == 0) return nullptr;
+  LockGuard lk(g_spare_lock);
+  return g_nspare > 0 ? g_spare_tcache[--g_nspare] : nullptr;
 }
 
 void tcb_thread_start_on_current() { g_glibc.ctype_init(); }

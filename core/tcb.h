@@ -77,17 +77,26 @@ const TlsLayout& tls_layout();
 bool tcb_init_fresh(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid);
 // Re-initialises a TCB of a G that exited, for a new G: frees the old
 // dynamic TLS blocks, copies the TLS images again, resets the header. The
-// glibc malloc cache of the old G is carried over (not leaked).
+// glibc malloc words of the old G are carried over (core/mcache.h).
 void tcb_reinit(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid);
 // Releases glibc resources of a TCB whose memory is about to be unmapped
-// (its malloc cache is kept for a later fresh TCB).
+// (a malloc cache still in it goes to the spares).
 void tcb_release(void* tcb);
 // Work done on the exiting G itself, on its own TLS: thread_local
 // destructors, resolver state, strerror/strsignal buffers.
 void tcb_thread_exit_cleanup(void* tcb);
 // Run on a fresh G's TLS once: identifies where glibc keeps the per-thread
-// malloc cache so that exiting Gs can hand it over.
+// malloc cache and arena, which core/mcache.h shares per P.
 void tcb_probe_malloc_slots_on_current();
+// TP-relative offsets of glibc malloc's `tcache` and `thread_arena` words;
+// 0 while unknown (before the probe, or malloc is not glibc's). Set once,
+// before a second G exists.
+extern ptrdiff_t g_tcache_off, g_arena_off;
+inline void*& tcb_tcache(void* tcb) { return *reinterpret_cast<void**>(static_cast<char*>(tcb) + g_tcache_off); }
+inline void*& tcb_arena(void* tcb) { return *reinterpret_cast<void**>(static_cast<char*>(tcb) + g_arena_off); }
+// Malloc caches that neither a P nor a G has (bounded; false when full).
+bool tcb_spare_put(void* tcache);
+void* tcb_spare_get();
 
 // First code on a G's TLS: locale tables (isalpha & co. crash without it).
 void tcb_thread_start_on_current();

@@ -42,6 +42,7 @@
 #include <atomic>
 
 #include "core/cancel.h"
+#include "core/mcache.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
 #include "core/sched.h"
@@ -133,16 +134,18 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   // The kernel mask while it runs is no G's: the next switch on this M
   // sets it; sigreturn puts back uc_sigmask, recorded after the handler.
   if (g && runtime_up) g->m->kmask = kKmaskUnknown;
+  // Counted from here to the end: the stack below a park in it may be live
+  // (gmem_shrink_parked), and so may a malloc it interrupted (core/mcache.h).
+  bool counted = g && runtime_up && !g->is_g0;
+  if (counted) g->in_handler++;
   // In a wrapped call the G has no P: the handler gets one (sched.h).
   int depth = g && runtime_up && !fault ? handler_begin(g) : 0;
-  bool counted = g && runtime_up && !g->is_g0;
   if (counted) {
     g->handlers_run++;
-    g->in_handler++;  // the stack below a park in it may be live (gmem_shrink_parked)
+    mcache_lend_to_handler(g);
   }
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
-  if (counted) g->in_handler--;
   if (depth) handler_end(g, depth);
   // g->m: the M the G runs on now, whose thread sigreturn sets the mask of.
   if (g && runtime_up) g->m->kmask = sigset_bits(&static_cast<ucontext_t*>(uc)->uc_sigmask);
@@ -152,6 +155,7 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
     netpoll_signal_arrived(sig, (r->flags & SA_RESTART) != 0);
   // On a G: take along any handler still waiting for one.
   if (g && !g->is_g0 && sigpend_any()) sigpend_run(uc, &static_cast<ucontext_t*>(uc)->uc_sigmask);
+  if (counted) g->in_handler--;
   // Back to the interrupted code: a SIGCANCEL that landed in this
   // trampoline (the runtime's code) acts there now (core/cancel.h).
   if (g && !g->is_g0 && runtime_up) cancel_async_point(g, static_cast<ucontext_t*>(uc));

@@ -370,6 +370,7 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
      "part (g) has 4 threads in sigwaitinfo at once, a call that hands its P off at once and keeps its M"},
     {"io_getaddrinfo", 100,
      "each of its 100 threads may be inside getaddrinfo (NSS) at once, a call that hands its P off at once"},
+    {"malloc_cache", 4, "its 4 resolvers may be inside getaddrinfo (NSS) at once, a call that hands its P off at once"},
     {"io_stdio_slowpipe", 8,
      "its 8 writers wait for the FILE's lock, a futex glibc waits on inside libc (no wrapper sees it): "
      "each waiter keeps its M asleep in the kernel (\"Uncovered blocking\")"},
@@ -1010,6 +1011,12 @@ TEST(GMem, BurstProcs2) { run_case(kGmemBurst, 2); }
 // malloc and works from many Gs: remote frees, thread-exit caches
 // (own_alloc.c). scripts/test installs libtcmalloc-minimal4; jemalloc
 // comes with the build's own dependencies.
+// glibc's malloc cache, one per P: Gs that leave their P inside a malloc
+// (a handler that parks, getline blocked in read, getaddrinfo) beside Gs
+// that churn blocks and check their contents (malloc_cache.c).
+TEST(MallocCache, Procs1) { run_case(simple({"malloc_cache"}), 1); }
+TEST(MallocCache, Procs2) { run_case(simple({"malloc_cache"}), 2); }
+
 TEST(OwnAlloc, TcmallocProcs1) { run_case(simple({"own_alloc", "tcmalloc"}), 1); }
 TEST(OwnAlloc, TcmallocProcs2) { run_case(simple({"own_alloc", "tcmalloc"}), 2); }
 TEST(OwnAlloc, JemallocProcs1) { run_case(simple({"own_alloc", "jemalloc"}), 1); }

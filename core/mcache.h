@@ -1,0 +1,64 @@
+// core/mcache.h — glibc malloc's per-thread cache, one per P
+// (docs/ARCHITECTURE.md, "Malloc caches").
+//
+// glibc keeps a thread's cache of freed chunks (`tcache`) and its arena
+// (`thread_arena`) in two TLS words. Every G has TLS of its own, so by
+// default every G filled a cache of its own (about 100 KiB for a thread that
+// churns small blocks). Instead the words of the G that runs point at its
+// P's cache and arena: one cache per P, as Go's mcache.
+//
+// A cache is used without a lock, so at most one running context may use
+// it. Each is owned either by a P (P::mcache) or by one G (G::mcache_own:
+// the G's word holds a cache no P has). A G whose word is its P's cache
+// never leaves that P with a malloc half done, except in two ways, and both
+// hand the P's cache to the G (a "lend"; the P gets another):
+//   - a P taken from an M in a call (sysmon's retake, give_p): the call
+//     may be library code that mallocs (getaddrinfo, getline) or code no
+//     wrapper covers that blocked in malloc's own lock (poke.cpp);
+//   - a handler of the program's (trampoline, sigpend's run_one): what it
+//     interrupted may be inside malloc, and the handler may park.
+// While G::in_handler is non-zero the G's words are never changed (it owns
+// its cache then, by the second rule); otherwise a G that owns one gives it
+// to its P (if the P has none) or to a spare list at its next switch.
+#pragma once
+
+#include "core/sched.h"
+#include "core/tcb.h"
+
+namespace mnp {
+
+void mcache_bind_slow(G* gp, P* pp);
+
+// gp is about to run on pp: its words become pp's cache and arena.
+inline void mcache_bind(G* gp, P* pp) {
+  if (!g_tcache_off) return;
+  void* t = tcb_tcache(gp->tcb);
+  if (MNP_LIKELY(t == pp->mcache && t != nullptr)) return;
+  mcache_bind_slow(gp, pp);
+}
+
+// gp stops running on pp (a switch away): a cache it owns goes back.
+inline void mcache_leave(G* gp, P* pp) {
+  if (MNP_UNLIKELY(gp->mcache_own) && pp) mcache_bind_slow(gp, pp);
+}
+
+// mark_in_syscall: gp's call begins on pp. A taker of pp must leave pp's
+// cache to gp when gp's words hold it.
+inline void mcache_enter_call(G* gp, P* pp) { pp->mcache_in_call = !gp->mcache_own; }
+// pp was just taken from an M in a call (its kPSyscall CAS won).
+inline void mcache_taken(P* pp) {
+  if (pp->mcache_in_call) pp->mcache = nullptr;
+}
+// gp's call ended on the M and its P had been taken meanwhile: the cache
+// its words hold is its own now (mcache_taken), if it was not already.
+inline void mcache_lost_p(G* gp) { gp->mcache_own = true; }
+
+// A handler of the program's starts on gp (which counted it in
+// G::in_handler already): the code it interrupted may be inside malloc
+// with the P's cache.
+void mcache_lend_to_handler(G* gp);
+// gp exits on pp: its words let go of pp's cache; a cache of its own goes
+// to pp or to the spares.
+void mcache_exit(G* gp, P* pp);
+
+}  // namespace mnp
