@@ -218,7 +218,17 @@ bool exitsyscall_fast(G* gp) {
 }
 
 void exitsyscall_now(G* gp) {
-  hold_m(gp);
+  M* mp = hold_m(gp);
+  // The caller saw no P, without a hold: a handler of the program's that
+  // ran since then may have taken one back itself, and the mark with it
+  // (M::oldp is null then). Seen as a crash in exitsyscall_fast:
+  // malloc_cache.c's churners, blocked in malloc's lock (uncovered) and
+  // so without a P, ran a SIGALRM handler that parked in poll on their way
+  // into sched_yield, about 1 run in 40 at 2 Ps.
+  if (MNP_UNLIKELY(mp->p != nullptr)) {
+    m_release(mp);
+    return;
+  }
   exitsyscall_now_held(gp);
 }
 
