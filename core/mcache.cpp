@@ -4,6 +4,18 @@
 
 namespace mnp {
 
+namespace {
+// Whether pp may take the arena a G brings: not the main arena
+// (tcb_arena_shareable) and no other P's, so Ps allocate in parallel.
+// Two Ps that take one at the same moment may share it: only slower.
+bool arena_for_p(void* arena) {
+  if (!tcb_arena_shareable(arena)) return false;
+  for (uint32_t i = 0; i < sched.nprocs; i++)
+    if (sched.allp[i].marena == arena) return false;
+  return true;
+}
+}  // namespace
+
 void mcache_bind_slow(G* gp, P* pp) {
   if (!g_tcache_off || gp->in_handler != 0) return;
   void*& word = tcb_tcache(gp->tcb);
@@ -18,30 +30,56 @@ void mcache_bind_slow(G* gp, P* pp) {
   gp->mcache_own = pp->mcache == nullptr;
   if (g_arena_off) {
     void*& arena = tcb_arena(gp->tcb);
-    if (pp->marena != nullptr) arena = pp->marena;
-    else pp->marena = arena;
+    if (pp->marena != nullptr) {
+      arena = pp->marena;
+    } else if (arena != nullptr) {
+      // glibc gives a G without one another arena at its next need
+      // (arena_get2: one no thread uses, else a new one up to 8 a CPU).
+      if (arena_for_p(arena)) pp->marena = arena;
+      else arena = nullptr;
+    }
   }
 }
 
-void mcache_lend_to_handler(G* gp) {
-  if (!g_tcache_off || gp->mcache_own) return;
-  // In a call (no P): whoever takes its P lends (mcache_taken), or the G
-  // does when it takes that P back (exitsyscall_fast).
-  P* pp = gp->m->p;
-  if (pp == nullptr || tcb_tcache(gp->tcb) != pp->mcache) return;
-  pp->mcache = nullptr;
-  gp->mcache_own = true;
+void mcache_leave_slow(G* gp, P* pp) {
+  if (!g_tcache_off) return;
+  if (gp->in_handler == 0) {
+    mcache_bind_slow(gp, pp);  // its own cache goes back
+    return;
+  }
+  // Switched away inside a handler, which may have interrupted a malloc
+  // (preemption never stops a G there: the trampoline's frame is libc's
+  // __restore_rt, "Scheduling"): the cache stays with the G.
+  if (!gp->mcache_own && tcb_tcache(gp->tcb) == pp->mcache) {
+    pp->mcache = nullptr;
+    gp->mcache_own = true;
+  }
 }
 
 void mcache_exit(G* gp, P* pp) {
   if (!g_tcache_off) return;
   void*& word = tcb_tcache(gp->tcb);
   if (gp->mcache_own && word != nullptr) {
+    // Kept in the word when it has nowhere to go: the next G on this
+    // memory starts with it, or tcb_release spares it.
+    if (pp == nullptr) return;
     if (pp->mcache == nullptr) pp->mcache = word;
-    else if (!tcb_spare_put(word)) return;  // the next G on this TCB keeps it
+    else if (!tcb_spare_put(word)) return;
   }
+  // Not own and empty: the switch away from it binds nothing (it must not:
+  // tcb_release would spare a P's cache), and the next G on this memory
+  // gets its P's cache at its first bind.
   word = nullptr;
-  gp->mcache_own = true;
+  gp->mcache_own = false;
+}
+
+void mcache_after_fork(G* gp, P* pp) {
+  if (!g_tcache_off) return;
+  for (uint32_t i = 0; i < sched.nprocs; i++) sched.allp[i].mcache = nullptr;
+  if (gp == nullptr) return;
+  void* word = tcb_tcache(gp->tcb);
+  pp->mcache = word;
+  gp->mcache_own = word == nullptr;
 }
 
 }  // namespace mnp

@@ -13,13 +13,13 @@
 // never leaves that P with a malloc half done, except in two ways, and both
 // hand the P's cache to the G (a "lend"; the P gets another):
 //   - a P taken from an M in a call (sysmon's retake, give_p): the call
-//     may be library code that mallocs (getaddrinfo, getline) or code no
+//     may be library code that mallocs (getline, getaddrinfo) or code no
 //     wrapper covers that blocked in malloc's own lock (poke.cpp);
-//   - a handler of the program's (trampoline, sigpend's run_one): what it
-//     interrupted may be inside malloc, and the handler may park.
-// While G::in_handler is non-zero the G's words are never changed (it owns
-// its cache then, by the second rule); otherwise a G that owns one gives it
-// to its P (if the P has none) or to a spare list at its next switch.
+//   - a switch away from a G inside a handler of the program's
+//     (G::in_handler): what the handler interrupted may be a malloc.
+// While G::in_handler is non-zero the G's words are never changed;
+// otherwise a G that owns a cache gives it to its P (if the P has none)
+// or to a spare list at its next switch.
 #pragma once
 
 #include "core/sched.h"
@@ -28,18 +28,20 @@
 namespace mnp {
 
 void mcache_bind_slow(G* gp, P* pp);
+void mcache_leave_slow(G* gp, P* pp);
 
-// gp is about to run on pp: its words become pp's cache and arena.
+// gp is about to run on pp: its words become pp's cache and arena (a P
+// without an arena yet takes the first shareable one a G brings).
 inline void mcache_bind(G* gp, P* pp) {
   if (!g_tcache_off) return;
   void* t = tcb_tcache(gp->tcb);
-  if (MNP_LIKELY(t == pp->mcache && t != nullptr)) return;
+  if (MNP_LIKELY(t == pp->mcache && t != nullptr && (pp->marena != nullptr || !g_arena_off))) return;
   mcache_bind_slow(gp, pp);
 }
 
-// gp stops running on pp (a switch away): a cache it owns goes back.
+// gp is switched away from pp (null: it has none).
 inline void mcache_leave(G* gp, P* pp) {
-  if (MNP_UNLIKELY(gp->mcache_own) && pp) mcache_bind_slow(gp, pp);
+  if (MNP_UNLIKELY(gp->mcache_own || gp->in_handler != 0) && pp) mcache_leave_slow(gp, pp);
 }
 
 // mark_in_syscall: gp's call begins on pp. A taker of pp must leave pp's
@@ -53,12 +55,11 @@ inline void mcache_taken(P* pp) {
 // its words hold is its own now (mcache_taken), if it was not already.
 inline void mcache_lost_p(G* gp) { gp->mcache_own = true; }
 
-// A handler of the program's starts on gp (which counted it in
-// G::in_handler already): the code it interrupted may be inside malloc
-// with the P's cache.
-void mcache_lend_to_handler(G* gp);
-// gp exits on pp: its words let go of pp's cache; a cache of its own goes
-// to pp or to the spares.
+// gp ends on pp (null: it has none): its words let go of pp's cache; a
+// cache of its own goes to pp or to the spares.
 void mcache_exit(G* gp, P* pp);
+// The fork child, on its only G (null: forked on g0) and P: the other
+// Ps' caches may have been in use by threads the child does not have.
+void mcache_after_fork(G* gp, P* pp);
 
 }  // namespace mnp

@@ -178,12 +178,19 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
   }
   // Counted like the trampoline's: it ends a masked call of this G's
   // (core/netpoll.h, CallMask).
-  if (has && g && runtime_up && !g->is_g0) g->handlers_run++;
+  // And in G::in_handler, as the trampoline's (the stack below a park in
+  // it may be live, and so may a malloc, core/mcache.h).
+  bool counted = has && g && runtime_up && !g->is_g0;
+  if (counted) {
+    g->handlers_run++;
+    g->in_handler++;
+  }
   if (a.sa_flags & SA_SIGINFO) {
     if (a.sa_sigaction) a.sa_sigaction(sig, si, uc);
   } else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
     a.sa_handler(sig);
   }
+  if (counted) g->in_handler--;
   // SIG_DFL of SIGURG is "ignore"; for another MNP_SIGNAL with a default
   // action that terminates, the program never asked for it: ignored too.
 }

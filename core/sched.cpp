@@ -150,7 +150,8 @@ inline void count_fs_write(M* mp, const Context* from, const Context* to) {
 // park_time: prev's G::park_time when it parks (the G dump's time waiting),
 // stamped with the cycle count the CPU clocks read anyway.
 inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg, int64_t* park_time) {
-  mcache_leave(prev, mp->p);
+  mcache_leave(prev, mp->p);  // first: the P may adopt prev's cache
+  if (next) mcache_bind(next, mp->p);
   uint64_t tsc = park_time ? arch_cycles() : cpu_switch_tsc();
   if (park_time) *park_time = static_cast<int64_t>(tsc);
   cpu_switch(mp, prev, next, tsc);
@@ -1024,8 +1025,6 @@ inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, voi
   gmem_resume(next);
   next->m = mp;
   mp->curg = next;
-  mcache_leave(prev, pp);  // before next's bind: the P may adopt prev's cache
-  mcache_bind(next, pp);
   if (!inherit) pp->schedtick++;  // see execute
   switch_from_g(mp, prev, next, &next->ctx, cb, arg, park_time);
 }
@@ -1866,6 +1865,7 @@ void after_fork_child() {
   // anyway cost the child a copy-on-write fault per page (about 15 us each
   // on the no-FSGSBASE VM) before the exec most fork children make next.
   if (sysmon_up.load(std::memory_order_acquire)) after_fork_reset_sched(mp);
+  mcache_after_fork(gp->is_g0 ? nullptr : gp, mp->p);
   // Every other module: reset locks other threads may have held, forget
   // waiters that do not exist here, restart sysmon and the netpoller. The
   // handle table's first (gmem_after_fork): gmem_alloc below takes its

@@ -8,7 +8,6 @@
 #include "core/base.h"
 #include "core/cancel.h"
 #include "core/gmem.h"
-#include "core/mcache.h"
 #include "core/tcb.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
@@ -65,7 +64,6 @@ void run_one(G* g, int sig, const SigAct& act, siginfo_t* si, void* uc, const si
   g->in_handler++;  // as in the trampoline (interpose/signal.cpp)
   g->handlers_run++;
   int depth = handler_begin(g);
-  mcache_lend_to_handler(g);
   if (act.flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(act.handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(act.handler)(sig);
   handler_end(g, depth);

@@ -200,8 +200,6 @@ bool exitsyscall_fast(G* gp) {
     }
     pp->m = mp;
     mp->p = pp;
-    // A handler's wrapped call: the handler may have interrupted a malloc.
-    if (MNP_UNLIKELY(gp->in_handler != 0)) mcache_lend_to_handler(gp);
     casgstatus(gp, kGSyscall, kGRunning);
     return true;
   }

@@ -227,7 +227,6 @@ bool tcb_spare_put(void* tcache) {
 }
 
 void* tcb_spare_get() {
-  if (__atomic_load_n(&g_nspare, __ATOMIC_RELAXED) == 0) return nullptr;
   LockGuard lk(g_spare_lock);
   return g_nspare > 0 ? g_spare_tcache[--g_nspare] : nullptr;
 }
@@ -300,6 +299,19 @@ bool malloc_is_glibcs() {
          _dl_find_object(reinterpret_cast<void*>(&abort), &lo) == 0 && mo.dlfo_link_map == lo.dlfo_link_map;
 }
 }  // namespace
+
+bool tcb_arena_shareable(void* arena) {
+  // Every other arena sits at the start of a heap glibc mapped itself; the
+  // main arena is libc's own data. Asked whenever a P without an arena
+  // meets a G with one (the main G's, over and over): the main arena's
+  // answer is remembered.
+  static constinit std::atomic<void*> main_arena{nullptr};
+  if (arena == main_arena.load(std::memory_order_relaxed)) return false;
+  dl_find_object o{};
+  if (_dl_find_object(arena, &o) != 0) return true;
+  main_arena.store(arena, std::memory_order_relaxed);
+  return false;
+}
 
 void tcb_probe_malloc_slots_on_current() {
   if (!malloc_is_glibcs()) return;

@@ -94,6 +94,12 @@ void tcb_probe_malloc_slots_on_current();
 extern ptrdiff_t g_tcache_off, g_arena_off;
 inline void*& tcb_tcache(void* tcb) { return *reinterpret_cast<void**>(static_cast<char*>(tcb) + g_tcache_off); }
 inline void*& tcb_arena(void* tcb) { return *reinterpret_cast<void**>(static_cast<char*>(tcb) + g_arena_off); }
+// Whether Gs may share this arena through their arena word: not glibc's
+// main arena, whose thread count (attached_threads) would then count one
+// thread for many, and glibc asserts it above zero each time a thread
+// bound to it moves on after an allocation in it failed (arena_get_retry;
+// other arenas never reach that path).
+bool tcb_arena_shareable(void* arena);
 // Malloc caches that neither a P nor a G has (bounded; false when full).
 bool tcb_spare_put(void* tcache);
 void* tcb_spare_get();

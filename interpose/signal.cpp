@@ -42,7 +42,6 @@
 #include <atomic>
 
 #include "core/cancel.h"
-#include "core/mcache.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
 #include "core/sched.h"
@@ -140,10 +139,7 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   if (counted) g->in_handler++;
   // In a wrapped call the G has no P: the handler gets one (sched.h).
   int depth = g && runtime_up && !fault ? handler_begin(g) : 0;
-  if (counted) {
-    g->handlers_run++;
-    mcache_lend_to_handler(g);
-  }
+  if (counted) g->handlers_run++;
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
   if (depth) handler_end(g, depth);

@@ -14,7 +14,10 @@
  *            600-byte line in 6 pieces with sleeps between: getline blocks
  *            in read with its P handed on, then grows its buffer;
  *   resolve  4 threads call getaddrinfo("localhost") (NSS allocates; the
- *            call hands its P off at once).
+ *            call hands its P off at once, and the P starts without a
+ *            cache), beside 2,000 short threads with a stack size of their
+ *            own, whose memory (and what their malloc words hold) is freed
+ *            as soon as they are joined.
  *
  * stdout: one line per part, "name: ok" (compared with the native run).
  * Failure: a block whose pattern changed or a wrong line or address
@@ -205,16 +208,45 @@ static void* resolver(void* arg) {
   return NULL;
 }
 
+/* Short threads on stacks of a size of their own, whose memory is freed
+ * at once when they are joined: what their words hold then must be no
+ * P's cache. */
+static void* short_one(void* arg) {
+  char* p = malloc(64 + (uintptr_t)arg % 512);
+  p[0] = 1;
+  free(p);
+  return NULL;
+}
+
+static atomic_int g_shorts_done;
+
+static void* short_maker(void* arg) {
+  (void)arg;
+  pthread_attr_t a;
+  pthread_attr_init(&a);
+  pthread_attr_setstacksize(&a, 192 * 1024);
+  for (long i = 0; i < 2000; i++) {
+    pthread_t t;
+    if (pthread_create(&t, &a, short_one, (void*)i) == 0 && pthread_join(t, NULL) == 0)
+      atomic_fetch_add(&g_shorts_done, 1);
+  }
+  pthread_attr_destroy(&a);
+  return NULL;
+}
+
 static int part_resolve(void) {
   long bad0 = atomic_load(&g_bad);
-  pthread_t t[kResolvers];
+  pthread_t t[kResolvers], maker;
   start_churn();
+  pthread_create(&maker, NULL, short_maker, NULL);
   for (int i = 0; i < kResolvers; i++) pthread_create(&t[i], NULL, resolver, NULL);
   for (int i = 0; i < kResolvers; i++) pthread_join(t[i], NULL);
+  pthread_join(maker, NULL);
   stop_churn();
+  if (atomic_load(&g_shorts_done) != 2000) fprintf(stderr, "resolve: %d short threads of 2000\n", g_shorts_done);
   int n = atomic_load(&g_resolved);
   if (n != kResolvers * 200) fprintf(stderr, "resolve: %d of %d\n", n, kResolvers * 200);
-  return atomic_load(&g_bad) == bad0 && n == kResolvers * 200;
+  return atomic_load(&g_bad) == bad0 && n == kResolvers * 200 && atomic_load(&g_shorts_done) == 2000;
 }
 
 int main(void) {
