@@ -9,10 +9,18 @@ namespace {
 // (tcb_arena_shareable) and no other P's, so Ps allocate in parallel.
 // Two Ps that take one at the same moment may share it: only slower.
 bool arena_for_p(void* arena) {
-  if (!tcb_arena_shareable(arena)) return false;
+  if (arena == nullptr || !tcb_arena_shareable(arena)) return false;
   for (uint32_t i = 0; i < sched.nprocs; i++)
     if (sched.allp[i].marena == arena) return false;
   return true;
+}
+
+// pp has no arena yet: it takes gp's if it may. A G whose arena it may not
+// take keeps its own (glibc's count of the threads bound to that arena
+// stays true).
+void adopt_arena(G* gp, P* pp) {
+  void* arena = tcb_arena(gp->tcb);
+  if (arena_for_p(arena)) pp->marena = arena;
 }
 }  // namespace
 
@@ -29,37 +37,37 @@ void mcache_bind_slow(G* gp, P* pp) {
   // and the P adopts it when the G leaves.
   gp->mcache_own = pp->mcache == nullptr;
   if (g_arena_off) {
-    void*& arena = tcb_arena(gp->tcb);
-    if (pp->marena != nullptr) {
-      arena = pp->marena;
-    } else if (arena != nullptr) {
-      // glibc gives a G without one another arena at its next need
-      // (arena_get2: one no thread uses, else a new one up to 8 a CPU).
-      if (arena_for_p(arena)) pp->marena = arena;
-      else arena = nullptr;
-    }
+    if (pp->marena != nullptr) tcb_arena(gp->tcb) = pp->marena;
+    else adopt_arena(gp, pp);
   }
 }
 
 void mcache_leave_slow(G* gp, P* pp) {
   if (!g_tcache_off) return;
-  if (gp->in_handler == 0) {
-    mcache_bind_slow(gp, pp);  // its own cache goes back
+  if (gp->in_handler != 0) {
+    // Switched away inside a handler, which may have interrupted a malloc
+    // (preemption never stops a G there: the trampoline's frames are the
+    // shim's, "Scheduling"): the cache stays with the G.
+    void* word = tcb_tcache(gp->tcb);
+    if (!gp->mcache_own && word != nullptr && word == pp->mcache) {
+      pp->mcache = nullptr;
+      gp->mcache_own = true;
+    }
     return;
   }
-  // Switched away inside a handler, which may have interrupted a malloc
-  // (preemption never stops a G there: the trampoline's frame is libc's
-  // __restore_rt, "Scheduling"): the cache stays with the G.
-  if (!gp->mcache_own && tcb_tcache(gp->tcb) == pp->mcache) {
-    pp->mcache = nullptr;
-    gp->mcache_own = true;
-  }
+  if (gp->mcache_own) mcache_bind_slow(gp, pp);  // its own cache goes back
+  else if (pp->marena == nullptr && g_arena_off) adopt_arena(gp, pp);
 }
 
 void mcache_exit(G* gp, P* pp) {
   if (!g_tcache_off) return;
   void*& word = tcb_tcache(gp->tcb);
-  if (gp->mcache_own && word != nullptr) {
+  if (gp->in_handler != 0) {
+    // Ending inside a handler that may have interrupted a malloc: the
+    // cache in its word may be half-changed, and is left to no one (as
+    // natively it dies with its thread).
+    if (!gp->mcache_own && pp != nullptr && word == pp->mcache) pp->mcache = nullptr;
+  } else if (gp->mcache_own && word != nullptr) {
     // Kept in the word when it has nowhere to go: the next G on this
     // memory starts with it, or tcb_release spares it.
     if (pp == nullptr) return;
@@ -71,6 +79,10 @@ void mcache_exit(G* gp, P* pp) {
   // gets its P's cache at its first bind.
   word = nullptr;
   gp->mcache_own = false;
+}
+
+void mcache_reuse(G* gp) {
+  if (g_tcache_off) gp->mcache_own = tcb_tcache(gp->tcb) != nullptr;
 }
 
 void mcache_after_fork(G* gp, P* pp) {

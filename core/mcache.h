@@ -30,18 +30,19 @@ namespace mnp {
 void mcache_bind_slow(G* gp, P* pp);
 void mcache_leave_slow(G* gp, P* pp);
 
-// gp is about to run on pp: its words become pp's cache and arena (a P
-// without an arena yet takes the first shareable one a G brings).
+// gp is about to run on pp: its words become pp's cache and arena.
 inline void mcache_bind(G* gp, P* pp) {
   if (!g_tcache_off) return;
   void* t = tcb_tcache(gp->tcb);
-  if (MNP_LIKELY(t == pp->mcache && t != nullptr && (pp->marena != nullptr || !g_arena_off))) return;
+  if (MNP_LIKELY(t == pp->mcache && t != nullptr)) return;
   mcache_bind_slow(gp, pp);
 }
 
-// gp is switched away from pp (null: it has none).
+// gp is switched away from pp (null: it has none). A P without an arena
+// yet takes the first one a leaving G brings that it may share
+// (mcache.cpp, arena_for_p).
 inline void mcache_leave(G* gp, P* pp) {
-  if (MNP_UNLIKELY(gp->mcache_own || gp->in_handler != 0) && pp) mcache_leave_slow(gp, pp);
+  if (pp && MNP_UNLIKELY(gp->mcache_own || gp->in_handler != 0 || pp->marena == nullptr)) mcache_leave_slow(gp, pp);
 }
 
 // mark_in_syscall: gp's call begins on pp. A taker of pp must leave pp's
@@ -58,6 +59,10 @@ inline void mcache_lost_p(G* gp) { gp->mcache_own = true; }
 // gp ends on pp (null: it has none): its words let go of pp's cache; a
 // cache of its own goes to pp or to the spares.
 void mcache_exit(G* gp, P* pp);
+// newproc, on a G whose memory held an exited one: glibc may have made a
+// cache in its empty word since (a malloc on its TLS in the exit path's
+// wake-ups), which is the new G's own.
+void mcache_reuse(G* gp);
 // The fork child, on its only G (null: forked on g0) and P: the other
 // Ps' caches may have been in use by threads the child does not have.
 void mcache_after_fork(G* gp, P* pp);

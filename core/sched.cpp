@@ -1537,6 +1537,7 @@ int newproc(const GSpec& spec, G** out) {
     gp->sigwait_bits.store(0, std::memory_order_relaxed);  // a cancelled sigwait leaves it set
     gp->in_handler = 0;                                    // the old G may have ended inside a handler
     tcb_reinit(gp->tcb, gp->map_base, gp->map_size, gp->guard_size, gp->fake_tid);
+    mcache_reuse(gp);
   } else {
     gp = gmem_alloc(ss, guard, spec.user_stack);
     if (!gp) return EAGAIN;

@@ -172,13 +172,14 @@ struct G {
   // g_call_mask_hold).
   uint32_t handlers_run = 0;
   // (self) Program handlers running on this G now (perhaps on a
-  // sigaltstack), counted from the trampoline's or run_one's start to its
-  // end: while non-zero, the stack below its saved stack pointer may be
+  // sigaltstack), counted from the trampoline's, run_one's or
+  // chain_to_user's start to its end: while non-zero, the stack below its saved stack pointer may be
   // live (gmem_shrink_parked leaves it alone) and so may a malloc (its
   // malloc words stay as they are, core/mcache.h).
   uint32_t in_handler = 0;
   // (self) Its glibc malloc cache word holds a cache of its own, not its
-  // P's (core/mcache.h). True for a new G: whatever its word holds is its.
+  // P's (core/mcache.h). True for a new G (whatever its word holds is
+  // its); for one on the memory of an exited G, mcache_reuse decides.
   bool mcache_own = true;
   // Idle shrink (core/gmem.cpp): sysmon's claim on this parked G's stack
   // (kShrinkBusy while it gives back the pages below the saved stack
@@ -302,6 +303,10 @@ struct M {
   P* p = nullptr;      // P held (owner)
   P* nextp = nullptr;  // P handed to this M by startm (set before wake)
   P* oldp = nullptr;   // P it held when it entered a syscall
+  // oldp's P::syscalltick as this M's mark left it: a different value when
+  // it gets oldp back means the P was taken and marked again by another
+  // M's G meanwhile, whose call it takes the P from (exitsyscall_fast).
+  uint32_t syscalltick = 0;
   // The G wired to this M (owner: that G, while it runs here), or null. A
   // wired M runs only that G; while it waits, the M sleeps on `park`
   // without a P until an M that picked the G hands it one (startlockedm).

@@ -45,7 +45,9 @@ void handoffp(P* pp) {
 // increment, no locked read-modify-write.
 void mark_in_syscall(M* mp, G* gp) {
   P* pp = mp->p;
-  pp->syscalltick.store(pp->syscalltick.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
+  uint32_t tick = pp->syscalltick.load(std::memory_order_relaxed) + 1;
+  pp->syscalltick.store(tick, std::memory_order_relaxed);
+  mp->syscalltick = tick;
   mp->oldp = pp;
   mp->p = nullptr;
   pp->m = nullptr;
@@ -200,6 +202,16 @@ bool exitsyscall_fast(G* gp) {
     }
     pp->m = mp;
     mp->p = pp;
+    // Retaken and then marked by another M's G, whose call this M has now
+    // taken it from, as a retake would: its malloc cache stays with that
+    // G, and this G's went with it when it was retaken (core/mcache.h).
+    // Without this the P kept a cache the other G then took along: two
+    // Ps with one cache (found by a review).
+    if (MNP_UNLIKELY(pp->syscalltick.load(std::memory_order_relaxed) != mp->syscalltick)) {
+      mcache_taken(pp);
+      mcache_lost_p(gp);
+      mcache_bind(gp, pp);
+    }
     casgstatus(gp, kGSyscall, kGRunning);
     return true;
   }

@@ -219,21 +219,35 @@ void tcb_release(void* tcb) {
   g_glibc.dl_deallocate_tls(tcb, false);
 }
 
+// g_nspare is written under the lock and read without it first: a P with
+// no cache looks at every bind, and the list is almost always empty.
 bool tcb_spare_put(void* tcache) {
   LockGuard lk(g_spare_lock);
-  if (g_nspare == kSpareCaches) return false;
-  g_spare_tcache[g_nspare++] = tcache;
+  int n = g_nspare;
+  if (n == kSpareCaches) return false;
+  g_spare_tcache[n] = tcache;
+  __atomic_store_n(&g_nspare, n + 1, __ATOMIC_RELAXED);
   return true;
 }
 
 void* tcb_spare_get() {
+  if (__atomic_load_n(&g_nspare, __ATOMIC_RELAXED) == 0) return nullptr;
   LockGuard lk(g_spare_lock);
-  return g_nspare > 0 ? g_spare_tcache[--g_nspare] : nullptr;
+  int n = g_nspare;
+  if (n == 0) return nullptr;
+  __atomic_store_n(&g_nspare, n - 1, __ATOMIC_RELAXED);
+  return g_spare_tcache[n - 1];
 }
 
 void tcb_thread_start_on_current() { g_glibc.ctype_init(); }
 
-void tcb_after_fork() { new (&g_spare_lock) Lock(); }
+// A thread of the parent's may have been half-way through the spare list:
+// the child forgets it (what it held is lost, as natively other threads'
+// caches are).
+void tcb_after_fork() {
+  new (&g_spare_lock) Lock();
+  g_nspare = 0;
+}
 
 namespace {
 
