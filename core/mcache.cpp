@@ -55,12 +55,12 @@ void mcache_leave_slow(G* gp, P* pp) {
     }
     return;
   }
-  if (gp->mcache_own) mcache_bind_slow(gp, pp);  // its own cache goes back
-  else if (pp->marena == nullptr && g_arena_off) adopt_arena(gp, pp);
+  mcache_bind_slow(gp, pp);  // it owns a cache: back to the P or the spares
 }
 
 void mcache_exit(G* gp, P* pp) {
   if (!g_tcache_off) return;
+  if (pp != nullptr && pp->marena == nullptr && g_arena_off) adopt_arena(gp, pp);
   void*& word = tcb_tcache(gp->tcb);
   if (gp->in_handler != 0) {
     // Ending inside a handler that may have interrupted a malloc: the

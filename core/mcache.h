@@ -12,9 +12,11 @@
 // the G's word holds a cache no P has). A G whose word is its P's cache
 // never leaves that P with a malloc half done, except in two ways, and both
 // hand the P's cache to the G (a "lend"; the P gets another):
-//   - a P taken from an M in a call (sysmon's retake, give_p): the call
-//     may be library code that mallocs (getline, getaddrinfo) or code no
-//     wrapper covers that blocked in malloc's own lock (poke.cpp);
+//   - a P taken from an M in a call (sysmon's retake, give_p, or an M
+//     whose CAS wins its old P back after another M's G marked it,
+//     exitsyscall_fast): the call may be library code that mallocs
+//     (getline, getaddrinfo) or code no wrapper covers that blocked in
+//     malloc's own lock (poke.cpp);
 //   - a switch away from a G inside a handler of the program's
 //     (G::in_handler): what the handler interrupted may be a malloc.
 // While G::in_handler is non-zero the G's words are never changed;
@@ -30,7 +32,10 @@ namespace mnp {
 void mcache_bind_slow(G* gp, P* pp);
 void mcache_leave_slow(G* gp, P* pp);
 
-// gp is about to run on pp: its words become pp's cache and arena.
+// gp is about to run on pp: its words become pp's cache and arena. A P
+// without an arena yet takes one a G brings to a slow bind or to its exit
+// (mcache.cpp, arena_for_p): not on every switch, which cost a yield
+// ping-pong 4 ns a round at 1 P.
 inline void mcache_bind(G* gp, P* pp) {
   if (!g_tcache_off) return;
   void* t = tcb_tcache(gp->tcb);
@@ -38,11 +43,9 @@ inline void mcache_bind(G* gp, P* pp) {
   mcache_bind_slow(gp, pp);
 }
 
-// gp is switched away from pp (null: it has none). A P without an arena
-// yet takes the first one a leaving G brings that it may share
-// (mcache.cpp, arena_for_p).
+// gp is switched away from pp (null: it has none).
 inline void mcache_leave(G* gp, P* pp) {
-  if (pp && MNP_UNLIKELY(gp->mcache_own || gp->in_handler != 0 || pp->marena == nullptr)) mcache_leave_slow(gp, pp);
+  if (pp && MNP_UNLIKELY(gp->mcache_own || gp->in_handler != 0)) mcache_leave_slow(gp, pp);
 }
 
 // mark_in_syscall: gp's call begins on pp. A taker of pp must leave pp's
