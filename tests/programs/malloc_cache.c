@@ -3,8 +3,9 @@
  * Under the shim the Gs of a P share one glibc malloc cache
  * (docs/ARCHITECTURE.md, "Malloc caches"). Each part runs 6 churn threads
  * that malloc and free blocks of 16-1,016 bytes, each filled with a pattern
- * of its own and checked before it is freed, beside threads that leave
- * their P in the middle of a malloc in the ways the runtime must expect:
+ * of its own and checked before it is freed (and that make a short pread,
+ * a wrapped call, every 8 blocks), beside threads that leave their P in
+ * the middle of a malloc in the ways the runtime must expect:
  *
  *   handler  a SIGALRM handler that parks (poll with a 1 ms timeout) runs on
  *            the churn threads (an interval timer of 100 us; main blocks
@@ -23,6 +24,7 @@
  * Failure: a block whose pattern changed or a wrong line or address
  * ("not ok" and details on stderr), or glibc's own abort on a corrupted
  * cache ("malloc(): unaligned tcache chunk detected" and the like). */
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -54,6 +56,9 @@ static unsigned next_rand(unsigned* s) {
 
 static unsigned char pattern(const void* p, size_t i) { return (unsigned char)(((uintptr_t)p >> 4) + i * 7); }
 
+static int g_zero = -1; /* /dev/zero */
+static char zero_byte;
+
 static void* churn(void* arg) {
   unsigned seed = (unsigned)(uintptr_t)arg * 2654435761u + 1;
   unsigned char* slot[kSlots] = {0};
@@ -62,6 +67,10 @@ static void* churn(void* arg) {
     /* Not a CPU hog: the other parts' threads get their turns soon after
      * their sleeps, not a time slice of each churner later. */
     if (n % 32 == 0) sched_yield();
+    /* A short wrapped call: this churner's P is often marked as in a call
+     * when a reader whose P was taken during its long read comes back for
+     * that very P. */
+    if (n % 8 == 0 && pread(g_zero, &zero_byte, 1, 0) != 1) atomic_fetch_add(&g_bad, 1);
     unsigned i = next_rand(&seed) % kSlots;
     if (slot[i]) {
       for (size_t k = 0; k < len[i]; k++)
@@ -251,6 +260,7 @@ static int part_resolve(void) {
 
 int main(void) {
   mnp_report_shim();
+  g_zero = open("/dev/zero", O_RDONLY);
   mnp_report_case("handler", part_handler(), "");
   mnp_report_case("getline", part_getline(), "");
   mnp_report_case("resolve", part_resolve(), "");
