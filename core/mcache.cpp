@@ -60,7 +60,9 @@ void mcache_leave_slow(G* gp, P* pp) {
 
 void mcache_exit(G* gp, P* pp) {
   if (!g_tcache_off) return;
-  if (pp != nullptr && pp->marena == nullptr && g_arena_off) adopt_arena(gp, pp);
+  // Not the arena of a G that ends inside a handler: the malloc it may
+  // have interrupted may hold that arena's lock for good.
+  if (pp != nullptr && pp->marena == nullptr && g_arena_off && gp->in_handler == 0) adopt_arena(gp, pp);
   void*& word = tcb_tcache(gp->tcb);
   if (gp->in_handler != 0) {
     // Ending inside a handler that may have interrupted a malloc: the
@@ -69,10 +71,18 @@ void mcache_exit(G* gp, P* pp) {
     if (!gp->mcache_own && pp != nullptr && word == pp->mcache) pp->mcache = nullptr;
   } else if (gp->mcache_own && word != nullptr) {
     // Kept in the word when it has nowhere to go: the next G on this
-    // memory starts with it, or tcb_release spares it.
-    if (pp == nullptr) return;
-    if (pp->mcache == nullptr) pp->mcache = word;
-    else if (!tcb_spare_put(word)) return;
+    // memory starts with it (mcache_reuse), or tcb_release spares it. Not
+    // marked as owned, or the switch away from the dead G would give it
+    // back and bind it to its P's cache (a third review).
+    bool kept = pp == nullptr;
+    if (!kept) {
+      if (pp->mcache == nullptr) pp->mcache = word;
+      else kept = !tcb_spare_put(word);
+    }
+    if (kept) {
+      gp->mcache_own = false;
+      return;
+    }
   }
   // Not own and empty: the switch away from it binds nothing (it must not:
   // tcb_release would spare a P's cache), and the next G on this memory
