@@ -58,6 +58,15 @@ inline void mcache_taken(P* pp) {
 // gp's call ended on the M and its P had been taken meanwhile: the cache
 // its words hold is its own now (mcache_taken), if it was not already.
 inline void mcache_lost_p(G* gp) { gp->mcache_own = true; }
+// gp's M won its old P back from another M's G, which had marked it after
+// a retake (exitsyscall_fast, M::syscalltick): that G keeps the P's cache
+// as from any taker, and gp's went with the retake. Without this the P
+// kept a cache the other G then took along: two Ps with one cache.
+inline void mcache_took_back(G* gp, P* pp) {
+  mcache_taken(pp);
+  mcache_lost_p(gp);
+  mcache_bind(gp, pp);
+}
 
 // gp ends on pp (null: it has none): its words let go of pp's cache; a
 // cache of its own goes to pp or to the spares.

@@ -202,16 +202,9 @@ bool exitsyscall_fast(G* gp) {
     }
     pp->m = mp;
     mp->p = pp;
-    // Retaken and then marked by another M's G, whose call this M has now
-    // taken it from, as a retake would: its malloc cache stays with that
-    // G, and this G's went with it when it was retaken (core/mcache.h).
-    // Without this the P kept a cache the other G then took along: two
-    // Ps with one cache (found by a review).
-    if (MNP_UNLIKELY(pp->syscalltick.load(std::memory_order_relaxed) != mp->syscalltick)) {
-      mcache_taken(pp);
-      mcache_lost_p(gp);
-      mcache_bind(gp, pp);
-    }
+    // Retaken and then marked by another M's G meanwhile: this M has just
+    // taken it from that G's call, as a retake would.
+    if (MNP_UNLIKELY(pp->syscalltick.load(std::memory_order_relaxed) != mp->syscalltick)) mcache_took_back(gp, pp);
     casgstatus(gp, kGSyscall, kGRunning);
     return true;
   }
