@@ -101,10 +101,11 @@ inline bool word_trylock(std::atomic<uint32_t>* w) {
   uint32_t c = 0;
   return w->compare_exchange_strong(c, 1, std::memory_order_acquire);
 }
-// After a failed word_trylock: tries `spins` more times, then waits until
-// the lock is taken (0) or deadline (CLOCK_MONOTONIC ns, kNever: none)
-// passes (ETIMEDOUT).
-int word_lock_slow(std::atomic<uint32_t>* w, int spins, int64_t deadline);
+// After a failed word_trylock: spins for about spin_ns (0: not at all),
+// looking at the word ever less often (sema.cpp), then waits until the lock
+// is taken (0) or deadline (CLOCK_MONOTONIC ns, kNever: none) passes
+// (ETIMEDOUT).
+int word_lock_slow(std::atomic<uint32_t>* w, int64_t spin_ns, int64_t deadline);
 inline void word_unlock(std::atomic<uint32_t>* w) {
   if (w->exchange(0, std::memory_order_release) == 2) sema_wake(w, 1);
 }

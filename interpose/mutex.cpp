@@ -42,23 +42,25 @@ constexpr int kDestroyed = -1;                // glibc marks a destroyed mutex's
 
 MutexView* view(pthread_mutex_t* m) { return reinterpret_cast<MutexView*>(m); }
 
-constexpr int kQueuedSpins = 30;  // cpu_relax rounds, see spin_count
+// How long an ordinary mutex's locker spins before it parks (the spin
+// itself: word_lock_slow, core/sema.cpp): about 3 us when the scheduler
+// says spinning pays (lock_spin_pays, sched.h), else not at all. 3 us is
+// about Go's bound (4 x 30 pauses on this project's CPUs). Measured on the
+// machine with FSGSBASE, 2026-12-06, at 2 Ps: spinning only with Gs queued
+// on the locker's P took BM_FanOut1000 from 385-1280 to 152-353 ns a task
+// (its producer parked on most tasks with workers queued on its P) and kept
+// BM_MutexContention/threads:2 at 7.5-9.9 ns (the pair settles on one P;
+// spinning whenever another P is busy made it 16-38 ns). Go spins only when
+// the local queue is empty, the other way round; its parks cost far less
+// than ours. Adaptive mutexes are the program's request to spin, and get
+// a longer spin.
+constexpr int64_t kQueuedSpinNs = 3000;
+constexpr int64_t kAdaptiveSpinNs = 5000;
 
-// How long an ordinary mutex's locker spins before it parks: kQueuedSpins
-// rounds when the scheduler says spinning pays (lock_spin_pays, sched.h),
-// else none. Measured on the machine with FSGSBASE, 2026-12-06, four runs
-// each at 2 Ps: BM_FanOut1000 385-1280 -> 152-353 ns a task (its producer
-// parked on most tasks with workers queued on its P), MutexContention
-// threads:8 and :64 28-46 ns against 31-58, threads:2 unchanged at 7.5-9.9
-// ns (the pair still settles on one P; spinning whenever another P is busy
-// made it 16-38 ns). Not measured yet on a machine without FSGSBASE. Go
-// spins only when the local queue is empty, the other way round; its parks
-// cost far less than ours. Adaptive mutexes are the program's request to
-// spin, and get it.
-int spin_count(int kind) {
+int64_t spin_count(int kind) {
   if (sched.nprocs < 2) return 0;
-  if ((kind & kMutexKindMask) == PTHREAD_MUTEX_ADAPTIVE_NP) return 200;
-  return lock_spin_pays(get_user_g()) ? kQueuedSpins : 0;
+  if ((kind & kMutexKindMask) == PTHREAD_MUTEX_ADAPTIVE_NP) return kAdaptiveSpinNs;
+  return lock_spin_pays(get_user_g()) ? kQueuedSpinNs : 0;
 }
 
 // The lock word alone. Returns 0, EBUSY (try_only), EINVAL or ETIMEDOUT.

@@ -31,9 +31,9 @@ namespace {
 
 // Internal lock of rwlock and barrier (core/sema.h's word lock): held for a
 // few loads and stores, so it spins a little before it waits.
-constexpr int kIlockSpins = 40;
+constexpr int64_t kIlockSpinNs = 1000;
 void ilock(std::atomic<uint32_t>* w) {
-  if (!word_trylock(w)) word_lock_slow(w, kIlockSpins, kNever);
+  if (!word_trylock(w)) word_lock_slow(w, kIlockSpinNs, kNever);
 }
 void iunlock(std::atomic<uint32_t>* w) { word_unlock(w); }
 
