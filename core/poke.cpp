@@ -197,6 +197,12 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
 
 void refresh_released(ucontext_t* uc);
 
+// Whether this handler runs on the thread's alternate signal stack.
+bool on_alt_stack() {
+  stack_t ss;
+  return raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&ss)) == 0 && (ss.ss_flags & SS_ONSTACK);
+}
+
 // What the runtime's signal asks of this M (the top of this file). Runs on
 // the signalled M's own thread. Finds the M by kernel tid, never through
 // TLS (the FS base may belong to a G mid-switch).
@@ -288,6 +294,17 @@ void poke_serve(siginfo_t* si, void* ucv) {
     uint32_t want = kPreemptAsync;
     if (!preempt_enabled() || !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
       return;
+    // On the G's alternate signal stack (poke_action): a switch from here
+    // would leave this frame on it. The G goes on running without its P
+    // instead, as in a call no wrapper covers: sysmon's next round hands
+    // the P to another M for the Gs queued there, and the G takes a P back
+    // at its next call into the runtime (ensure_p). Not while the M holds
+    // a runtime lock (code of the runtime's inside libc): its holder keeps
+    // its P.
+    if (on_alt_stack()) {
+      if (mp->locks == 0) mark_in_syscall(mp, gp);
+      return;
+    }
     int saved_errno = errno;
     // The walk (libunwind) calls open, read, write, sigprocmask and
     // syscall: with tls_g cleared, the shim's interposers take this thread
@@ -328,12 +345,16 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
 struct sigaction poke_action() {
   struct sigaction sa = {};
   sa.sa_sigaction = poke_handler;
-  // Not SA_ONSTACK: an alternate signal stack belongs to the kernel thread
-  // (Rust's std gives every thread one), and a G preempted inside this
-  // handler leaves its signal frame where it ran; on a shared alternate
-  // stack the M's next signal would overwrite it. The G's own stack keeps
-  // the frame safe until the G resumes and returns through sigreturn.
-  sa.sa_flags = SA_SIGINFO | SA_RESTART;
+  // SA_ONSTACK: a G that enabled an alternate signal stack of its own (it
+  // is then wired to its M, interpose/wire.cpp) may run code whose stack
+  // pointer is no stack: Erlang's JIT keeps each Erlang process's stack,
+  // next to its heap, in %rsp, and its threads take every signal on their
+  // alternate stacks. A frame pushed there at %rsp overwrote the heap
+  // (beam.smp died of "bad tag" or SIGSEGV in one run of two at 2 Ps).
+  // Where no alternate stack is enabled the flag does nothing. A preemption
+  // never switches away on an alternate stack (poke_serve): the frame would
+  // stay there, under the M's next signal.
+  sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
   sigfillset(&sa.sa_mask);
   return sa;
 }

@@ -415,6 +415,10 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"sig_urg_signalfd", 1,
      "main forks its sender process, which wires main until it reaps it (docs/ARCHITECTURE.md, \"Wiring\"), "
      "and main's sigtimedwait then keeps that M in the kernel while another M runs the P"},
+    {"altstack_rsp", 5,
+     "its 4 spinners enable alternate signal stacks, which wires each to a kernel thread of its own "
+     "(docs/ARCHITECTURE.md, \"Wiring\"); asked to yield on those stacks, they run on without their P "
+     "while another M runs it"},
     {"sched_fifo", 4,
      "its four SCHED_FIFO threads are wired, each to a kernel thread that carries its priority, and wait "
      "at the gate at once"},
@@ -1124,6 +1128,12 @@ const Case kWireAltstackStart{{"wire_altstack_start"}, {}, 0, 30, [](const Run&,
                               }};
 TEST(Wire, AltstackStartProcs1) { run_case(kWireAltstackStart, 1); }
 TEST(Wire, AltstackStartProcs2) { run_case(kWireAltstackStart, 2); }
+// Threads that enabled alternate signal stacks and spin with their stack
+// pointer inside their data (Erlang's JIT does so) find every word intact:
+// the runtime's signal lands on their alternate stacks, and its preemption
+// requests there hand their P on instead of switching (core/poke.cpp).
+TEST(Wire, AltstackRspProcs1) { run_case(simple({"altstack_rsp"}), 1); }
+TEST(Wire, AltstackRspProcs2) { run_case(simple({"altstack_rsp"}), 2); }
 // Scheduling attributes reach the kernel (core/ksched.h): SCHED_FIFO from
 // the attribute, SCHED_RR set by the thread itself and by another, id 0,
 // a CPU mask, a nice value, each read from /proc/thread-self after parks;
