@@ -32,8 +32,8 @@ inline long futex_wake(std::atomic<uint32_t>* addr, int n) {
 // themselves, and is taken on g0, on sysmon, inside park's commit and by
 // the sema table's buckets, where there is no G to park or parking would
 // need the very lock. So its waiters sleep in the kernel futex, its holder
-// counts it in M::locks (below), and it spins longer (100 tries) before it
-// sleeps, since a sleep here costs a whole M.
+// counts it in M::locks (below), and it spins 100 pauses before it sleeps,
+// since a sleep here costs a whole M.
 //
 // The rule for holding one (lock ordering with the scheduler): a G holds a
 // Lock only while it keeps its M and its P. Nothing between lock() and

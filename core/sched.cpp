@@ -664,8 +664,9 @@ G* steal_from(M* mp, P* victim, bool take_next) {
     // to run it itself (a ping-pong pair or a create followed by join).
     G* nx = victim->runq.next.load(std::memory_order_acquire);
     if (!nx) return nullptr;
+    // Bounded in pauses as well, for a clock that stands still.
     int64_t until = nanotime() + kStealNextDelayNs;
-    while (nanotime() < until) cpu_relax();
+    for (int i = 0; i < 4096 && nanotime() < until; i++) cpu_relax();
     if (victim->runq.next.compare_exchange_strong(nx, nullptr, std::memory_order_acq_rel)) return nx;
     return nullptr;
   }

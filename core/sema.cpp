@@ -420,28 +420,32 @@ void sema_after_fork() {
 }
 
 // The spin looks at the word only after waits that double from
-// kFirstLookNs up to kMaxLookWaitNs, reading the clock in between: every
-// look at a word that a holder on another CPU keeps writing (its own lock
-// and unlock in a loop) takes the cache line away from it, and a look every
-// pause slowed such a holder from 7 to 20-30 ns a lock, and these waits
+// kFirstLookNs, at most kMaxLookWaitNs and clipped to the budget (looks at
+// 0.25, 0.75, 1.75 and 3 us of a 3 us spin), reading the clock in between:
+// every look at a word that a holder on another CPU keeps writing (its own
+// lock and unlock in a loop) takes the cache line away from it. A look
+// every pause slowed such a holder from 7 to 20-30 ns a lock, these waits
 // give 8-13 ns (BM_MutexContention/threads:8 and :64 at 2 Ps, FSGSBASE
 // machine, 2026-12-06; glibc 15-45 ns there). Time rather than pause
-// counts: a pause takes 25 ns on one CPU and a few on another.
+// counts: a pause takes 25 ns on one CPU and a few on another. The spin
+// ends by the deadline too, and after kMaxLooks looks of at most
+// kMaxPausesPerWait pauses each whatever the clock says (a clock made to
+// stand still, libfaketime's, would hold it for good).
 constexpr int64_t kFirstLookNs = 250;
 constexpr int64_t kMaxLookWaitNs = 2000;
+constexpr int kMaxLooks = 16;
+constexpr int kMaxPausesPerWait = 1000;
 
 int word_lock_slow(std::atomic<uint32_t>* w, int64_t spin_ns, int64_t deadline) {
   if (spin_ns > 0) {
     int64_t now = nanotime();
-    const int64_t end = now + spin_ns;
+    const int64_t end = std::min(now + spin_ns, deadline);
     int64_t wait = kFirstLookNs;
-    for (;;) {
+    for (int looks = 0; looks < kMaxLooks && now < end; looks++) {
       const int64_t until = std::min(now + wait, end);
-      do cpu_relax();
-      while ((now = nanotime()) < until);
+      for (int n = 0; n < kMaxPausesPerWait && (now = nanotime()) < until; n++) cpu_relax();
       uint32_t c = w->load(std::memory_order_relaxed);
       if (c == 0 && w->compare_exchange_strong(c, 1, std::memory_order_acquire)) return 0;
-      if (now >= end) break;
       wait = std::min(wait * 2, kMaxLookWaitNs);
     }
   }

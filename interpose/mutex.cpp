@@ -44,16 +44,18 @@ MutexView* view(pthread_mutex_t* m) { return reinterpret_cast<MutexView*>(m); }
 
 // How long an ordinary mutex's locker spins before it parks (the spin
 // itself: word_lock_slow, core/sema.cpp): about 3 us when the scheduler
-// says spinning pays (lock_spin_pays, sched.h), else not at all. 3 us is
-// about Go's bound (4 x 30 pauses on this project's CPUs). Measured on the
-// machine with FSGSBASE, 2026-12-06, at 2 Ps: spinning only with Gs queued
-// on the locker's P took BM_FanOut1000 from 385-1280 to 152-353 ns a task
-// (its producer parked on most tasks with workers queued on its P) and kept
+// says spinning pays (lock_spin_pays, sched.h), else not at all; about Go's
+// bound (4 x 30 pauses) on the CPU where a pause takes 25 ns. Spinning only
+// with Gs queued on the locker's P (measured on the machine with FSGSBASE,
+// 2026-12-06, 2 Ps, with the earlier spin of 30 pauses, a look at each)
+// took BM_FanOut1000 from 385-1280 to 152-353 ns a task (its producer
+// parked on most tasks with workers queued on its P) and kept
 // BM_MutexContention/threads:2 at 7.5-9.9 ns (the pair settles on one P;
-// spinning whenever another P is busy made it 16-38 ns). Go spins only when
-// the local queue is empty, the other way round; its parks cost far less
-// than ours. Adaptive mutexes are the program's request to spin, and get
-// a longer spin.
+// spinning whenever another P is busy made it 16-38 ns); with the spaced
+// looks of today's spin BM_FanOut1000 is 74-96 ns. Go spins only when the
+// local queue is empty, the other way round; its parks cost far less than
+// ours. Adaptive mutexes are the program's request to spin, and get a
+// longer spin.
 constexpr int64_t kQueuedSpinNs = 3000;
 constexpr int64_t kAdaptiveSpinNs = 5000;
 

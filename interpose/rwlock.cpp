@@ -31,9 +31,10 @@ namespace {
 
 // Internal lock of rwlock and barrier (core/sema.h's word lock): held for a
 // few loads and stores, so it spins a little before it waits.
+// No spin at 1 P, where the holder cannot run meanwhile.
 constexpr int64_t kIlockSpinNs = 1000;
 void ilock(std::atomic<uint32_t>* w) {
-  if (!word_trylock(w)) word_lock_slow(w, kIlockSpinNs, kNever);
+  if (!word_trylock(w)) word_lock_slow(w, sched.nprocs < 2 ? 0 : kIlockSpinNs, kNever);
 }
 void iunlock(std::atomic<uint32_t>* w) { word_unlock(w); }
 

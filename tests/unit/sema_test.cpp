@@ -234,12 +234,13 @@ std::atomic<int> gholders{0};
 uint64_t gcount = 0;  // guarded by glock
 bool goverlap = false;
 constexpr int kLockers = 4, kLockRounds = 20000;
+int64_t gspin_ns = 0;  // word_lock_slow's spin in g_lock_handoffs
 void g_lock_handoffs() {
   gcount = 0;
   for (int i = 0; i < kLockers; i++)
     go([](void*) {
       for (int r = 0; r < kLockRounds; r++) {
-        if (!word_trylock(&glock)) RT_CHECK_EQ(word_lock_slow(&glock, 0, kNever), 0);
+        if (!word_trylock(&glock)) RT_CHECK_EQ(word_lock_slow(&glock, gspin_ns, kNever), 0);
         if (gholders.fetch_add(1) != 0) goverlap = true;
         gcount++;
         gholders.fetch_sub(1);
@@ -258,6 +259,28 @@ TEST(SemaG, LockHandoffsLoseNoWakeUp) {
   EXPECT_IN_RUNTIME(1, false, g_lock_handoffs);
   EXPECT_IN_RUNTIME(2, false, g_lock_handoffs);
 }
+
+// The same with the spin a contended mutex gets (3 us): a spinner takes the
+// word as 1 while others may wait on it, which only works because a woken
+// waiter takes it back as 2.
+TEST(SemaG, LockHandoffsWithSpinLoseNoWakeUp) {
+  gspin_ns = 3000;
+  EXPECT_IN_RUNTIME(2, false, g_lock_handoffs);
+  gspin_ns = 0;
+}
+
+namespace {
+// A held word and a deadline already past, with a spin asked for: ETIMEDOUT,
+// the word marked as waited for (2), no waiter left in the table.
+void g_lock_deadline_past() {
+  std::atomic<uint32_t> w{1};
+  RT_CHECK_EQ(word_lock_slow(&w, 3000, nanotime() - 1), ETIMEDOUT);
+  RT_CHECK_EQ(w.load(), 2u);
+  RT_CHECK_EQ(sema_count(&w), 0);
+}
+}  // namespace
+
+TEST(SemaG, LockSpinEndsAtDeadline) { EXPECT_IN_RUNTIME(2, false, g_lock_deadline_past); }
 TEST(SemaG, ValueMismatchAndTimeout) {
   EXPECT_IN_RUNTIME(1, false, g_mismatch_and_timeout);
   EXPECT_IN_RUNTIME(2, false, g_mismatch_and_timeout);
