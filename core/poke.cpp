@@ -181,16 +181,24 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
   // And in G::in_handler, as the trampoline's (the stack below a park in
   // it may be live, and so may a malloc, core/mcache.h).
   bool counted = has && g && runtime_up && !g->is_g0;
+  // The G's mask while the program's handler runs, as in the trampoline.
+  auto* ucp = static_cast<ucontext_t*>(uc);
+  sigset_t was;
+  uint64_t uc_was = sigset_bits(&ucp->uc_sigmask);
   if (counted) {
     g->handlers_run++;
     g->in_handler++;
+    was = g_handler_mask_begin(g, &g->sigmask, sig, &a.sa_mask, a.sa_flags);
   }
   if (a.sa_flags & SA_SIGINFO) {
     if (a.sa_sigaction) a.sa_sigaction(sig, si, uc);
   } else if (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN) {
     a.sa_handler(sig);
   }
-  if (counted) g->in_handler--;
+  if (counted) {
+    g_handler_mask_end(g, was, uc_was, ucp);
+    g->in_handler--;
+  }
   // SIG_DFL of SIGURG is "ignore"; for another MNP_SIGNAL with a default
   // action that terminates, the program never asked for it: ignored too.
 }

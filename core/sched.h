@@ -387,6 +387,17 @@ inline void g_load_kmask(G* gp) {
 void g_sigmask_init(G* gp, const sigset_t* view);
 void g_sigmask_set(G* gp, const sigset_t* view);
 void g_sigmask_drop(G* gp);
+// A program handler about to run on gp: its mask becomes what the kernel
+// gives a thread for a handler, base plus the action's mask and, without
+// SA_NODEFER, the signal, in the G's own view (pthread_sigmask reads it,
+// and it moves with the G if the handler parks). Returns the mask it
+// replaced; the caller puts that back afterwards (g_handler_mask_end when
+// the kernel ran the handler). The kernel mask is the caller's to load.
+sigset_t g_handler_mask_begin(G* gp, const sigset_t* base, int sig, const sigset_t* act_mask, int flags);
+// After a handler the kernel ran (its context uc, whose saved mask was
+// uc_was when it started): the G's mask is `was` again, with what the
+// handler changed in the saved mask, as sigreturn would load it.
+void g_handler_mask_end(G* gp, const sigset_t& was, uint64_t uc_was, const ucontext_t* uc);
 // A call that takes a mask for its duration (ppoll, pselect, epoll_pwait,
 // sigsuspend): the kernel makes it the thread's mask for the call, so it is
 // the G's. begin sets it and runs what it unblocks (true: a handler ran as

@@ -22,6 +22,7 @@
 // be woken by one), and a system call at every switch (the switch costs a
 // few ns without one).
 #include <signal.h>
+#include <ucontext.h>
 
 #include <atomic>
 
@@ -82,6 +83,21 @@ void g_sigmask_set(G* gp, const sigset_t* view) {
   uint64_t now = sigset_bits(&gp->sigmask);
   count(now & ~was, 1);
   count(was & ~now, -1);
+}
+
+sigset_t g_handler_mask_begin(G* gp, const sigset_t* base, int sig, const sigset_t* act_mask, int flags) {
+  sigset_t was = gp->sigmask, during = *base;
+  during.__val[0] |= sigset_bits(act_mask);
+  if (!(flags & SA_NODEFER)) during.__val[0] |= 1ULL << (sig - 1);
+  g_sigmask_set(gp, &during);
+  return was;
+}
+
+void g_handler_mask_end(G* gp, const sigset_t& was, uint64_t uc_was, const ucontext_t* uc) {
+  sigset_t after = was;
+  uint64_t now = sigset_bits(&uc->uc_sigmask), changed = now ^ uc_was;
+  after.__val[0] = (after.__val[0] & ~changed) | (now & changed);
+  g_sigmask_set(gp, &after);
 }
 
 bool g_call_mask_begin(G* gp, const sigset_t* view, CallMask* cm) {

@@ -54,11 +54,7 @@ void run_one(G* g, int sig, const SigAct& act, siginfo_t* si, void* uc, const si
     raw_syscall(SYS_tgkill, raw_syscall(SYS_getpid), g->m->tid, sig);
     return;
   }
-  sigset_t saved = g->sigmask, during = *base;
-  for (int s = 1; s < 65; s++)
-    if (sigismember(&act.mask, s)) sigaddset(&during, s);
-  if (!(act.flags & SA_NODEFER)) sigaddset(&during, sig);
-  g_sigmask_set(g, &during);
+  sigset_t saved = g_handler_mask_begin(g, base, sig, &act.mask, act.flags);
   g_load_kmask(g);
   g->sig_ran |= (act.flags & SA_RESTART) ? kSigRan : kSigRan | kSigRanNoRestart;
   g->in_handler++;  // as in the trampoline (interpose/signal.cpp)

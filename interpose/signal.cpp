@@ -137,12 +137,20 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   // (gmem_shrink_parked), and so may a malloc it interrupted (core/mcache.h).
   bool counted = g && runtime_up && !g->is_g0;
   if (counted) g->in_handler++;
+  // The G's mask while it runs is the kernel's (the trampoline has the
+  // action's mask and flags): SBCL's handlers check that it blocks what
+  // they installed them with, and died of "blockables unblocked".
+  auto* ucp = static_cast<ucontext_t*>(uc);
+  sigset_t was;
+  uint64_t uc_was = sigset_bits(&ucp->uc_sigmask);
+  if (counted) was = g_handler_mask_begin(g, &g->sigmask, sig, &r->mask, r->flags);
   // In a wrapped call the G has no P: the handler gets one (sched.h).
   int depth = g && runtime_up && !fault ? handler_begin(g) : 0;
   if (counted) g->handlers_run++;
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
   if (depth) handler_end(g, depth);
+  if (counted) g_handler_mask_end(g, was, uc_was, ucp);
   // g->m: the M the G runs on now, whose thread sigreturn sets the mask of.
   if (g && runtime_up) g->m->kmask = sigset_bits(&static_cast<ucontext_t*>(uc)->uc_sigmask);
   // A wait of the thread the kernel prefers (the main G) owes an EINTR,

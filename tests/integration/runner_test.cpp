@@ -916,6 +916,13 @@ TEST(IoStdinFlags, Procs2) { run_case(simple({"io_stdin_flags"}), 2); }
 // handler's sem_post waking main while every thread is parked.
 TEST(SigOnG, Procs1) { run_case(simple({"sig_on_g"}), 1); }
 TEST(SigOnG, Procs2) { run_case(simple({"sig_on_g"}), 2); }
+// Inside a handler pthread_sigmask reports the kernel's handler mask (the
+// interrupted one, sa_mask, the signal unless SA_NODEFER), and afterwards
+// the interrupted one with the handler's changes to its context: for
+// kernel deliveries, a fault, a handler that parks, SIGURG (the runtime's
+// signal) and a process-directed kill (tests/programs/handler_mask.c).
+TEST(SigOnG, HandlerMaskProcs1) { run_case(simple({"handler_mask"}), 1); }
+TEST(SigOnG, HandlerMaskProcs2) { run_case(simple({"handler_mask"}), 2); }
 TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
 TEST(SigPerG, Procs2) { run_case(simple({"sig_per_g"}), 2); }
 

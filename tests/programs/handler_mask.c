@@ -1,0 +1,144 @@
+/* handler_mask.c — inside a signal handler the thread's mask is the one the
+ * kernel gives it: the interrupted mask, the action's sa_mask and (without
+ * SA_NODEFER) the signal itself; after the handler, the interrupted mask
+ * again, with whatever the handler changed in its context's saved mask.
+ *
+ * Under the shim pthread_sigmask reads a G's own mask, which stayed the
+ * interrupted one while a handler ran: SBCL checks in its handlers that the
+ * signals it installed them to block are blocked, and died of "fatal error
+ * ... blockables unblocked" on every Lisp error a thread raised. A thread
+ * (a G under the shim) runs handlers delivered in several ways and prints
+ * what pthread_sigmask says inside and after each:
+ *   pthread_kill to itself, raise, a fault (int3: SIGTRAP), kill of the
+ *   process from another thread while this one spins, a handler that parks
+ *   (usleep) before it looks, SA_NODEFER, a handler that takes SIGUSR2 out
+ *   of its context's saved mask (which must stick after it returns), and
+ *   SIGURG, the runtime's own signal by default.
+ * Stdout: one line per case. */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <ucontext.h>
+#include <unistd.h>
+
+#include "mnp_check.h"
+
+static volatile int in_self, in_usr2, in_term, in_hup;
+static volatile int park_in_handler, drop_usr2_from_uc;
+static volatile int got;
+
+static void handler(int sig, siginfo_t* si, void* ucv) {
+  (void)si;
+  if (park_in_handler) usleep(2000);
+  sigset_t cur;
+  pthread_sigmask(SIG_BLOCK, NULL, &cur);
+  in_self = sigismember(&cur, sig);
+  in_usr2 = sigismember(&cur, SIGUSR2);
+  in_term = sigismember(&cur, SIGTERM);
+  in_hup = sigismember(&cur, SIGHUP);
+  if (drop_usr2_from_uc) sigdelset(&((ucontext_t*)ucv)->uc_sigmask, SIGUSR2);
+  got = 1;
+}
+
+static void install(int sig, int flags) {
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_sigaction = handler;
+  sa.sa_flags = SA_SIGINFO | flags;
+  sigemptyset(&sa.sa_mask);
+  sigaddset(&sa.sa_mask, SIGUSR2);
+  sigaddset(&sa.sa_mask, SIGTERM);
+  sigaction(sig, &sa, NULL);
+}
+
+/* One line: the mask seen inside (signal itself, SIGUSR2, SIGTERM from
+ * sa_mask, SIGHUP from the interrupted mask) and after. */
+static void report(const char* how) {
+  sigset_t cur;
+  pthread_sigmask(SIG_BLOCK, NULL, &cur);
+  printf("%s: ran=%d inside sig=%d usr2=%d term=%d hup=%d; after usr2=%d term=%d hup=%d\n", how, got, in_self,
+         in_usr2, in_term, in_hup, sigismember(&cur, SIGUSR2), sigismember(&cur, SIGTERM),
+         sigismember(&cur, SIGHUP));
+  fflush(stdout);
+  got = in_self = in_usr2 = in_term = in_hup = -1;
+}
+
+static volatile int spinning, stop_spin;
+
+static void* killer(void* a) {
+  (void)a;
+  while (!spinning) usleep(100);
+  kill(getpid(), SIGUSR1);
+  while (got != 1) usleep(100);
+  stop_spin = 1;
+  return NULL;
+}
+
+static void* worker(void* a) {
+  (void)a;
+  sigset_t hup;
+  sigemptyset(&hup);
+  sigaddset(&hup, SIGHUP);
+  pthread_sigmask(SIG_BLOCK, &hup, NULL);
+  install(SIGUSR1, 0);
+  install(SIGTRAP, 0);
+  install(SIGURG, 0);
+  pthread_kill(pthread_self(), SIGUSR1);
+  report("pthread_kill self");
+  raise(SIGUSR1);
+  report("raise");
+  __asm__ volatile("int3");
+  report("int3 fault");
+  usleep(1000);
+  pthread_kill(pthread_self(), SIGURG);
+  report("SIGURG");
+  park_in_handler = 1;
+  pthread_kill(pthread_self(), SIGUSR1);
+  park_in_handler = 0;
+  report("parks in the handler");
+  install(SIGUSR1, SA_NODEFER);
+  raise(SIGUSR1);
+  report("SA_NODEFER");
+  install(SIGUSR1, 0);
+  sigset_t usr2;
+  sigemptyset(&usr2);
+  sigaddset(&usr2, SIGUSR2);
+  pthread_sigmask(SIG_BLOCK, &usr2, NULL);
+  drop_usr2_from_uc = 1;
+  raise(SIGUSR1);
+  drop_usr2_from_uc = 0;
+  report("handler unblocks SIGUSR2 in its context");
+  return NULL;
+}
+
+int main(void) {
+  mnp_report_shim();
+  pthread_t w;
+  pthread_create(&w, NULL, worker, NULL);
+  pthread_join(w, NULL);
+
+  /* kill of the process from another thread while this one spins: the
+   * killer blocks SIGUSR1, so main is the only thread that can take it. */
+  sigset_t mainmask;
+  sigemptyset(&mainmask);
+  sigaddset(&mainmask, SIGHUP);
+  pthread_sigmask(SIG_SETMASK, &mainmask, NULL);
+  install(SIGUSR1, 0);
+  sigset_t blk;
+  sigemptyset(&blk);
+  sigaddset(&blk, SIGUSR1);
+  pthread_t k;
+  pthread_sigmask(SIG_BLOCK, &blk, NULL);
+  pthread_create(&k, NULL, killer, NULL); /* inherits SIGUSR1 blocked */
+  pthread_sigmask(SIG_UNBLOCK, &blk, NULL);
+  spinning = 1;
+  while (!stop_spin) {
+  }
+  pthread_join(k, NULL);
+  report("kill of the process while spinning");
+  return 0;
+}
