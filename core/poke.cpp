@@ -205,11 +205,9 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
 
 void refresh_released(ucontext_t* uc);
 
-// Whether this handler runs on the thread's alternate signal stack.
-bool on_alt_stack() {
-  stack_t ss;
-  return raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&ss)) == 0 && (ss.ss_flags & SS_ONSTACK);
-}
+// Alternate-stack room a preemption's stack walk needs below the handler
+// (libunwind's cursor is 1 KiB, its DWARF state several more).
+constexpr ptrdiff_t kAltWalkRoom = 16 * 1024;
 
 // What the runtime's signal asks of this M (the top of this file). Runs on
 // the signalled M's own thread. Finds the M by kernel tid, never through
@@ -302,17 +300,19 @@ void poke_serve(siginfo_t* si, void* ucv) {
     uint32_t want = kPreemptAsync;
     if (!preempt_enabled() || !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
       return;
-    // On the G's alternate signal stack (poke_action): a switch from here
-    // would leave this frame on it. The G goes on running without its P
-    // instead, as in a call no wrapper covers: sysmon's next round hands
-    // the P to another M for the Gs queued there, and the G takes a P back
-    // at its next call into the runtime (ensure_p). Not while the M holds
-    // a runtime lock (code of the runtime's inside libc): its holder keeps
-    // its P.
-    if (on_alt_stack()) {
-      if (mp->locks == 0) mark_in_syscall(mp, gp);
-      return;
-    }
+    // On the G's alternate signal stack (poke_action) a switch from here
+    // would leave this frame on it: at a safe point the G goes on running
+    // without its P instead, as after a call no wrapper covers (sysmon's
+    // next round hands the P to another M, and the G takes one back at its
+    // next call into the runtime). Only at a safe point, as for a switch:
+    // code of libc's or the runtime's on the stack may count on keeping
+    // the P. The walk needs room: none on an alternate stack smaller than
+    // kAltWalkRoom (Rust's, about 8 KiB), whose G is then preempted only at
+    // its scheduling points; nor through frames no unwinder can read (a
+    // JIT's), as everywhere.
+    stack_t alt;
+    bool on_alt = raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&alt)) == 0 && (alt.ss_flags & SS_ONSTACK);
+    if (on_alt && reinterpret_cast<char*>(&alt) - static_cast<char*>(alt.ss_sp) < kAltWalkRoom) return;
     int saved_errno = errno;
     // The walk (libunwind) calls open, read, write, sigprocmask and
     // syscall: with tls_g cleared, the shim's interposers take this thread
@@ -330,8 +330,12 @@ void poke_serve(siginfo_t* si, void* ucv) {
     tls_g = gp;
     mp->poke_walking = false;
     if (safe && gp->m == mp && mp->p && gp->status.load(std::memory_order_relaxed) == kGRunning) {
-      raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
-      preempt_switch();
+      if (on_alt) {
+        mark_in_syscall(mp, gp);
+      } else {
+        raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
+        preempt_switch();
+      }
     }
     errno = saved_errno;
     return;

@@ -1700,6 +1700,10 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
     mp->lockedg = nullptr;
     mp->dying = true;
   }
+  if (MNP_UNLIKELY(gp->altstack_virtual)) {  // an alternate stack in its view only (interpose/wire.cpp)
+    gp->altstack_virtual = false;
+    gp->altstack_lo = gp->altstack_hi = 0;
+  }
   // The joiner learns of the end now, before the last switch, so that one
   // parked on this P is readied into its next and gets the switch itself
   // (one FS base write instead of two by way of g0); it reaps this G only

@@ -238,6 +238,9 @@ struct G {
   // may run a handler on it on lockedm while this G is parked, so idle
   // shrink (core/gmem.cpp) keeps its pages even below the saved stack pointer.
   uintptr_t altstack_lo = 0, altstack_hi = 0;
+  // That alternate stack is another live G's too, and was not given to the
+  // kernel for this one (interpose/wire.cpp, altstack_call).
+  bool altstack_virtual = false;
   uint32_t wired_children = 0;  // children forked and not yet reaped by this G
 };
 

@@ -29,6 +29,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/gmem.h"
 #include "core/sched.h"
 #include "interpose/real.h"
 
@@ -237,13 +238,102 @@ extern "C" MNP_EXPORT int personality(unsigned long persona) noexcept {
   return real_personality(persona);
 }
 
+namespace {
+// An alternate stack that several threads enable (varnishd gives every
+// thread the same one, for its crash report): natively harmless while
+// only fatal signals use it. The runtime's signal is SA_ONSTACK (its frame
+// must not land at a JIT's %rsp, core/poke.cpp), so the kernel would run
+// its handler on that one region on several Ms at once (varnishd's
+// workers died of SIGSEGV and failed asserts within seconds). So a G
+// that enables a stack another live G has given to the kernel keeps it
+// only in its own view (G::altstack_virtual): the program reads it back,
+// the kernel thread gets none, and handlers run on the G's own stack, as
+// the runtime's did before. Only the first G's handlers run on it.
+Lock g_altstack_lock;
+constexpr int kSsAutodisarm = static_cast<int>(1U << 31);  // linux/signal.h's SS_AUTODISARM
+
+bool given_to_kernel_by_other(G* self, uintptr_t sp) {
+  bool found = false;
+  gmem_peek_begin();  // another M's G may exit meanwhile
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp && !found; mp = mp->alllink) {
+    G* g = mp->lockedg;
+    found = g && g != self && g->wired_altstack && !g->altstack_virtual && g->altstack_lo == sp;
+  }
+  gmem_peek_end();
+  return found;
+}
+
+void fill_view(const G* gp, stack_t* out) {
+  out->ss_sp = reinterpret_cast<void*>(gp->altstack_lo);
+  out->ss_size = gp->altstack_hi - gp->altstack_lo;
+  out->ss_flags = 0;  // the kernel never runs a handler on it for this G
+}
+
+// sigaltstack on a G: real(ss, old) is the libc function or the system
+// call (returning -1/errno either way). A stack kept in the G's view only
+// is no kernel state: that G is not wired for it, and its threads share
+// Ms as others do.
+template <typename Real>
+int altstack_call(const stack_t* ss, stack_t* old, Real real) {
+  G* gp = wiring_g();
+  if (!gp) return real(ss, old);
+  LockGuard lk(g_altstack_lock);
+  bool enable = ss && !(ss->ss_flags & SS_DISABLE);
+  bool share = enable && given_to_kernel_by_other(gp, reinterpret_cast<uintptr_t>(ss->ss_sp));
+  if (!share) {
+    if (!gp->altstack_virtual) {
+      altstack_before(ss);
+      int r = real(ss, old);
+      int e = errno;
+      altstack_after(ss, r == 0);
+      errno = e;
+      return r;
+    }
+    stack_t was;
+    fill_view(gp, &was);
+    if (ss) {  // out of the view: the kernel had none for this G
+      gp->altstack_virtual = false;
+      gp->altstack_lo = gp->altstack_hi = 0;
+      if (enable) {
+        altstack_before(ss);
+        int r = real(ss, nullptr);
+        int e = errno;
+        altstack_after(ss, r == 0);
+        errno = e;
+        if (r != 0) return r;
+      }
+    }
+    if (old) *old = was;
+    return 0;
+  }
+  // Into the view, checked as the kernel checks.
+  if ((ss->ss_flags & ~kSsAutodisarm) != 0 || ss->ss_size < static_cast<size_t>(MINSIGSTKSZ)) {
+    errno = (ss->ss_flags & ~kSsAutodisarm) != 0 ? EINVAL : ENOMEM;
+    return -1;
+  }
+  stack_t was;
+  if (gp->altstack_virtual) {
+    fill_view(gp, &was);
+  } else if (real(nullptr, &was) != 0) {
+    return -1;
+  }
+  if (gp->wired_altstack) {
+    // Its own stack, given to the kernel before: taken back (EPERM while
+    // on it), and the wiring with it.
+    stack_t off = {nullptr, SS_DISABLE, 0};
+    if (real(&off, nullptr) != 0) return -1;
+    altstack_after(&off, true);
+  }
+  gp->altstack_virtual = true;
+  gp->altstack_lo = reinterpret_cast<uintptr_t>(ss->ss_sp);
+  gp->altstack_hi = gp->altstack_lo + ss->ss_size;
+  if (old) *old = was;
+  return 0;
+}
+}  // namespace
+
 extern "C" MNP_EXPORT int sigaltstack(const stack_t* __restrict ss, stack_t* __restrict old) noexcept {
-  altstack_before(ss);
-  int r = real_sigaltstack(ss, old);
-  int e = errno;
-  altstack_after(ss, r == 0);
-  errno = e;
-  return r;
+  return altstack_call(ss, old, [](const stack_t* s, stack_t* o) { return real_sigaltstack(s, o); });
 }
 
 namespace mnp {
@@ -276,15 +366,12 @@ bool wire_syscall(long nr, const long* a, long* ret) {
     case SYS_seccomp:
       if (seccomp_per_thread(a[0], a[1])) wire_for_life();
       return false;
-    case SYS_sigaltstack: {
-      auto* ss = reinterpret_cast<const stack_t*>(a[0]);
-      altstack_before(ss);
-      *ret = real_syscall(nr, a[0], a[1]);
-      int e = errno;
-      altstack_after(ss, *ret == 0);
-      errno = e;
+    case SYS_sigaltstack:
+      *ret = altstack_call(
+          reinterpret_cast<const stack_t*>(a[0]), reinterpret_cast<stack_t*>(a[1]), [nr](const stack_t* s, stack_t* o) {
+            return static_cast<int>(real_syscall(nr, reinterpret_cast<long>(s), reinterpret_cast<long>(o)));
+          });
       return true;
-    }
     default:
       return false;
   }

@@ -60,9 +60,8 @@ static void install(int sig, int flags) {
 static void report(const char* how) {
   sigset_t cur;
   pthread_sigmask(SIG_BLOCK, NULL, &cur);
-  printf("%s: ran=%d inside sig=%d usr2=%d term=%d hup=%d; after usr2=%d term=%d hup=%d\n", how, got, in_self,
-         in_usr2, in_term, in_hup, sigismember(&cur, SIGUSR2), sigismember(&cur, SIGTERM),
-         sigismember(&cur, SIGHUP));
+  printf("%s: ran=%d inside sig=%d usr2=%d term=%d hup=%d; after usr2=%d term=%d hup=%d\n", how, got, in_self, in_usr2,
+         in_term, in_hup, sigismember(&cur, SIGUSR2), sigismember(&cur, SIGTERM), sigismember(&cur, SIGHUP));
   fflush(stdout);
   got = in_self = in_usr2 = in_term = in_hup = -1;
 }
