@@ -37,6 +37,7 @@
 #include <pwd.h>
 #include <sched.h>
 #include <semaphore.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -70,6 +71,9 @@ extern "C" {
 #include <utility>
 
 #include "core/base.h"
+
+// glibc's fortified longjmp (-D_FORTIFY_SOURCE): no public declaration.
+extern "C" void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn));
 
 namespace mnp {
 

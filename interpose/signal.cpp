@@ -165,6 +165,19 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   if (g && !g->is_g0 && runtime_up) cancel_async_point(g, static_cast<ucontext_t*>(uc));
 }
 
+// A jump out of a handler with a saved mask (siglongjmp; longjmp and
+// _longjmp are the same function in glibc): glibc puts the mask back in the
+// kernel with a sigprocmask of its own, which no interposer sees. The G's
+// own mask, the handler's until then (the trampoline), takes it too;
+// otherwise the G kept blocking the signal whose handler jumped, and the
+// next fault of a program that recovers from faults so was fatal.
+void jmp_restore_mask(const struct __jmp_buf_tag* env) {
+  G* g = tls_g;
+  if (!g || g->is_g0 || !runtime_up || !env->__mask_was_saved) return;
+  g_sigmask_set(g, &env->__saved_mask);
+  g->m->kmask = kKmaskUnknown;  // the kernel's is glibc's to set now
+}
+
 // A held-back signal that its M blocks by the time the hold ends
 // (m_signal_redeliver): kept as above for a G that blocks it.
 void keep_blocked(int sig, const siginfo_t* si) {
@@ -559,3 +572,24 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
 }
 
 }  // extern "C"
+
+extern "C" MNP_EXPORT void siglongjmp(sigjmp_buf env, int val) noexcept {
+  jmp_restore_mask(env);
+  real_siglongjmp(env, val);
+  __builtin_unreachable();
+}
+extern "C" MNP_EXPORT void longjmp(jmp_buf env, int val) noexcept {
+  jmp_restore_mask(env);
+  real_longjmp(env, val);
+  __builtin_unreachable();
+}
+extern "C" MNP_EXPORT void _longjmp(jmp_buf env, int val) noexcept {
+  jmp_restore_mask(env);
+  real__longjmp(env, val);
+  __builtin_unreachable();
+}
+extern "C" MNP_EXPORT void __longjmp_chk(struct __jmp_buf_tag env[1], int val) noexcept {
+  jmp_restore_mask(env);
+  real___longjmp_chk(env, val);
+  __builtin_unreachable();
+}

@@ -29,6 +29,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <new>
+
 #include "core/gmem.h"
 #include "core/sched.h"
 #include "interpose/real.h"
@@ -38,6 +40,8 @@ using namespace mnp;
 namespace {
 
 inline G* wiring_g() { return runtime_up ? get_user_g() : nullptr; }
+// Held by altstack_call (below), and reset in a fork child.
+Lock g_altstack_lock;
 
 // prctl options whose setting lives in the calling task (kernel/sys.c,
 // security/commoncap.c): the parent-death signal, the name, seccomp,
@@ -165,7 +169,10 @@ extern "C" MNP_EXPORT pid_t fork() noexcept {
     gp->wired_children++;
   } else {
     int e = errno;
-    if (pid == 0) wire_after_fork_child(gp);
+    if (pid == 0) {
+      wire_after_fork_child(gp);
+      new (&g_altstack_lock) Lock();  // another thread may have held it
+    }
     wire_drop();
     errno = e;
   }
@@ -249,7 +256,6 @@ namespace {
 // only in its own view (G::altstack_virtual): the program reads it back,
 // the kernel thread gets none, and handlers run on the G's own stack, as
 // the runtime's did before. Only the first G's handlers run on it.
-Lock g_altstack_lock;
 constexpr int kSsAutodisarm = static_cast<int>(1U << 31);  // linux/signal.h's SS_AUTODISARM
 
 bool given_to_kernel_by_other(G* self, uintptr_t sp) {
@@ -291,17 +297,17 @@ int altstack_call(const stack_t* ss, stack_t* old, Real real) {
     }
     stack_t was;
     fill_view(gp, &was);
-    if (ss) {  // out of the view: the kernel had none for this G
+    if (ss && enable) {  // out of the view, to the kernel (the view stays if it refuses)
+      altstack_before(ss);
+      int r = real(ss, nullptr);
+      int e = errno;
+      if (r == 0) gp->altstack_virtual = false;
+      altstack_after(ss, r == 0);
+      errno = e;
+      if (r != 0) return r;
+    } else if (ss) {  // disabled: the kernel had none for this G
       gp->altstack_virtual = false;
       gp->altstack_lo = gp->altstack_hi = 0;
-      if (enable) {
-        altstack_before(ss);
-        int r = real(ss, nullptr);
-        int e = errno;
-        altstack_after(ss, r == 0);
-        errno = e;
-        if (r != 0) return r;
-      }
     }
     if (old) *old = was;
     return 0;

@@ -13,12 +13,15 @@
  *   process from another thread while this one spins, a handler that parks
  *   (usleep) before it looks, SA_NODEFER, a handler that takes SIGUSR2 out
  *   of its context's saved mask (which must stick after it returns), and
- *   SIGURG, the runtime's own signal by default.
+ *   SIGURG, the runtime's own signal by default, and a handler that leaves
+ *   with siglongjmp (the saved mask must come back, and the same signal
+ *   reach the thread again).
  * Stdout: one line per case. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
 #include <pthread.h>
+#include <setjmp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
@@ -28,7 +31,8 @@
 #include "mnp_check.h"
 
 static volatile int in_self, in_usr2, in_term, in_hup;
-static volatile int park_in_handler, drop_usr2_from_uc;
+static volatile int park_in_handler, drop_usr2_from_uc, jump_out;
+static sigjmp_buf jump_env;
 static volatile int got;
 
 static void handler(int sig, siginfo_t* si, void* ucv) {
@@ -42,6 +46,7 @@ static void handler(int sig, siginfo_t* si, void* ucv) {
   in_hup = sigismember(&cur, SIGHUP);
   if (drop_usr2_from_uc) sigdelset(&((ucontext_t*)ucv)->uc_sigmask, SIGUSR2);
   got = 1;
+  if (jump_out) siglongjmp(jump_env, 1);
 }
 
 static void install(int sig, int flags) {
@@ -111,6 +116,17 @@ static void* worker(void* a) {
   raise(SIGUSR1);
   drop_usr2_from_uc = 0;
   report("handler unblocks SIGUSR2 in its context");
+  pthread_sigmask(SIG_UNBLOCK, &usr2, NULL);
+  /* A handler that leaves with siglongjmp (the saved mask comes back),
+   * and the same signal raised again must reach it. */
+  if (sigsetjmp(jump_env, 1) == 0) {
+    jump_out = 1;
+    raise(SIGUSR1);
+  }
+  jump_out = 0;
+  report("siglongjmp out of the handler");
+  raise(SIGUSR1);
+  report("the same signal after the jump");
   return NULL;
 }
 
