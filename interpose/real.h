@@ -73,7 +73,7 @@ extern "C" {
 #include "core/base.h"
 
 // glibc's fortified longjmp (-D_FORTIFY_SOURCE): no public declaration.
-extern "C" void __longjmp_chk(struct __jmp_buf_tag env[1], int val) __attribute__((noreturn));
+extern "C" void __longjmp_chk(struct __jmp_buf_tag env[1], int val) noexcept __attribute__((noreturn));
 
 namespace mnp {
 
