@@ -29,7 +29,6 @@
 
 #include <cstdint>
 #include <cstdlib>
-#include <vector>
 
 #include "bench_util.h"
 
@@ -82,26 +81,11 @@ void* churn(void* arg) {
 template <Path path>
 void BM_Mixed(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
-  std::vector<pthread_t> ts(n);
   double ns = 0;
   uint64_t pairs = 0;
   for (auto _ : state) {
-    Clock::time_point start = Clock::now();
-    size_t made = 0;
-    int err = 0;
-    for (; made < n; made++)
-      if ((err = pthread_create(&ts[made], nullptr, churn<path>, reinterpret_cast<void*>((made + 1) * 7919))) != 0)
-        break;
-    size_t bad = 0;
-    for (size_t i = 0; i < made; i++) {
-      void* r = nullptr;
-      pthread_join(ts[i], &r);
-      bad += r != nullptr;
-    }
-    double elapsed = ns_since(start);
-    state.SetIterationTime(elapsed / 1e9);
-    if (made < n) return skip_with_errno(state, "pthread_create", err);
-    if (bad) return skip_wrong(state, "threads whose allocations succeeded", n - bad, n);
+    double elapsed = time_threads(state, n, churn<path>, "threads whose allocations succeeded");
+    if (elapsed < 0) return;
     ns += elapsed;
     pairs += n * kRounds * kBatch;
   }

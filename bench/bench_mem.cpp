@@ -266,20 +266,11 @@ void* churn_thread(void* arg) {
 
 void BM_MallocMixed(benchmark::State& state) {
   const size_t n = static_cast<size_t>(state.range(0));
-  std::vector<pthread_t> ts(n);
   double ns = 0;
   uint64_t pairs = 0;
   for (auto _ : state) {
-    Clock::time_point start = Clock::now();
-    size_t made = 0;
-    int err = 0;
-    for (; made < n; made++)
-      if ((err = pthread_create(&ts[made], nullptr, churn_thread, reinterpret_cast<void*>((made + 1) * 7919))) != 0)
-        break;
-    bool ok = join_churners(state, ts, made, n, err);
-    double elapsed = ns_since(start);
-    state.SetIterationTime(elapsed / 1e9);
-    if (!ok) return;
+    double elapsed = time_threads(state, n, churn_thread, "threads whose malloc succeeded");
+    if (elapsed < 0) return;
     ns += elapsed;
     pairs += n * 500 * kChurnBatch;
   }

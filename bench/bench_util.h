@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstring>
 #include <string>
+#include <vector>
 
 namespace bench {
 
@@ -36,6 +37,37 @@ inline void skip_with_errno(benchmark::State& state, const char* what, int err) 
 inline void skip_wrong(benchmark::State& state, const char* what, uint64_t got, uint64_t want) {
   std::string msg = std::string(what) + ": got " + std::to_string(got) + ", want " + std::to_string(want);
   state.SkipWithError(msg.c_str());
+}
+
+// Makes n threads running fn((i + 1) * 7919) for i < n and joins them, in
+// wall time (also given to SetIterationTime); a thread returns null when
+// its work succeeded. Returns the ns taken, or -1 with the benchmark
+// skipped: a create failed (its error), or a thread did (`what` counts
+// those that succeeded).
+inline double time_threads(benchmark::State& state, size_t n, void* (*fn)(void*), const char* what) {
+  std::vector<pthread_t> ts(n);
+  Clock::time_point start = Clock::now();
+  size_t made = 0;
+  int err = 0;
+  for (; made < n; made++)
+    if ((err = pthread_create(&ts[made], nullptr, fn, reinterpret_cast<void*>((made + 1) * 7919))) != 0) break;
+  size_t bad = 0;
+  for (size_t i = 0; i < made; i++) {
+    void* r = nullptr;
+    pthread_join(ts[i], &r);
+    bad += r != nullptr;
+  }
+  double elapsed = ns_since(start);
+  state.SetIterationTime(elapsed / 1e9);
+  if (made < n) {
+    skip_with_errno(state, "pthread_create", err);
+    return -1;
+  }
+  if (bad) {
+    skip_wrong(state, what, n - bad, n);
+    return -1;
+  }
+  return elapsed;
 }
 
 // Runs fn(arg) on one helper thread beside the benchmark's own.

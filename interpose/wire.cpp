@@ -283,8 +283,13 @@ template <typename Real>
 int altstack_call(const stack_t* ss, stack_t* old, Real real) {
   G* gp = wiring_g();
   if (!gp) return real(ss, old);
+  if (!ss) {  // a query: this G's own fields, which only it writes
+    if (!gp->altstack_virtual) return real(ss, old);
+    if (old) fill_view(gp, old);
+    return 0;
+  }
   LockGuard lk(g_altstack_lock);
-  bool enable = ss && !(ss->ss_flags & SS_DISABLE);
+  bool enable = !(ss->ss_flags & SS_DISABLE);
   bool share = enable && given_to_kernel_by_other(gp, reinterpret_cast<uintptr_t>(ss->ss_sp));
   if (!share) {
     if (!gp->altstack_virtual) {
@@ -297,7 +302,7 @@ int altstack_call(const stack_t* ss, stack_t* old, Real real) {
     }
     stack_t was;
     fill_view(gp, &was);
-    if (ss && enable) {  // out of the view, to the kernel (the view stays if it refuses)
+    if (enable) {  // out of the view, to the kernel (the view stays if it refuses)
       altstack_before(ss);
       int r = real(ss, nullptr);
       int e = errno;
@@ -305,7 +310,7 @@ int altstack_call(const stack_t* ss, stack_t* old, Real real) {
       altstack_after(ss, r == 0);
       errno = e;
       if (r != 0) return r;
-    } else if (ss) {  // disabled: the kernel had none for this G
+    } else {  // disabled: the kernel had none for this G
       gp->altstack_virtual = false;
       gp->altstack_lo = gp->altstack_hi = 0;
     }
@@ -339,7 +344,8 @@ int altstack_call(const stack_t* ss, stack_t* old, Real real) {
 }  // namespace
 
 extern "C" MNP_EXPORT int sigaltstack(const stack_t* __restrict ss, stack_t* __restrict old) noexcept {
-  return altstack_call(ss, old, [](const stack_t* s, stack_t* o) { return real_sigaltstack(s, o); });
+  auto* fn = real_sigaltstack.get();  // found before the lock (a first use looks it up with dlsym)
+  return altstack_call(ss, old, [fn](const stack_t* s, stack_t* o) { return fn(s, o); });
 }
 
 namespace mnp {
