@@ -41,6 +41,7 @@
 #include "core/sched.h"
 #include "core/sched_internal.h"
 #include "core/sigpend.h"
+#include "core/tcb.h"
 #include "core/trace.h"
 
 namespace mnp {
@@ -205,9 +206,35 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
 
 void refresh_released(ucontext_t* uc);
 
-// Alternate-stack room a preemption's stack walk needs below the handler
-// (libunwind's cursor is 1 KiB, its DWARF state several more).
-constexpr ptrdiff_t kAltWalkRoom = 16 * 1024;
+// Room a preemption's stack walk needs (libunwind's cursor is 1 KiB, its
+// DWARF state several more), and what is left below g0's saved frame.
+constexpr uintptr_t kWalkRoom = 32 * 1024;
+constexpr uintptr_t kWalkBelowG0 = 512;
+constexpr uintptr_t kGuardMargin = 64 * 1024;  // glibc's stack block starts with its guard
+
+struct WalkCall {
+  const ucontext_t* uc;
+  bool safe;
+};
+
+// The stack walk of a preemption request that found the G on its alternate
+// stack, which may be small (Rust's: about 8 KiB): on the idle stack of the
+// M's g0 instead, below the frame g0 left when it switched to a G. False
+// (no walk) when that stack's bounds are unknown or it has no room.
+bool safe_point_on_g0_stack(M* mp, const ucontext_t* uc) {
+  uintptr_t sp = mp->g0.ctx.sp;
+  uintptr_t lo = reinterpret_cast<uintptr_t>(mp->g0.stack_lo);
+  if (!lo && mp->g0.tcb) lo = reinterpret_cast<uintptr_t>(tcb_field<void*>(mp->g0.tcb, tcbo::kStackBlock));
+  if (!sp || !lo || sp < lo + kWalkRoom + kWalkBelowG0 + kGuardMargin) return false;
+  WalkCall w{uc, false};
+  mnp_call_on_stack((sp - kWalkBelowG0) & ~uintptr_t{15},
+                    [](void* a) {
+                      auto* c = static_cast<WalkCall*>(a);
+                      c->safe = preempt_safe_point(c->uc);
+                    },
+                    &w);
+  return w.safe;
+}
 
 // What the runtime's signal asks of this M (the top of this file). Runs on
 // the signalled M's own thread. Finds the M by kernel tid, never through
@@ -306,13 +333,11 @@ void poke_serve(siginfo_t* si, void* ucv) {
     // next round hands the P to another M, and the G takes one back at its
     // next call into the runtime). Only at a safe point, as for a switch:
     // code of libc's or the runtime's on the stack may count on keeping
-    // the P. The walk needs room: none on an alternate stack smaller than
-    // kAltWalkRoom (Rust's, about 8 KiB), whose G is then preempted only at
-    // its scheduling points; nor through frames no unwinder can read (a
-    // JIT's), as everywhere.
+    // the P; the walk then runs on g0's idle stack, as the alternate stack
+    // may be small. Not through frames no unwinder can read (a JIT's), as
+    // everywhere.
     stack_t alt;
     bool on_alt = raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&alt)) == 0 && (alt.ss_flags & SS_ONSTACK);
-    if (on_alt && reinterpret_cast<char*>(&alt) - static_cast<char*>(alt.ss_sp) < kAltWalkRoom) return;
     int saved_errno = errno;
     // The walk (libunwind) calls open, read, write, sigprocmask and
     // syscall: with tls_g cleared, the shim's interposers take this thread
@@ -325,7 +350,7 @@ void poke_serve(siginfo_t* si, void* ucv) {
     mp->poke_walking = true;
     tls_g = nullptr;
     tls_unwinding = true;
-    bool safe = preempt_safe_point(uc);
+    bool safe = on_alt ? safe_point_on_g0_stack(mp, uc) : preempt_safe_point(uc);
     tls_unwinding = false;
     tls_g = gp;
     mp->poke_walking = false;

@@ -91,4 +91,28 @@ mnp_ctx_entry:
         .cfi_endproc
         .size   mnp_ctx_entry, .-mnp_ctx_entry
 
+/* mnp_call_on_stack(sp, fn, arg): calls fn(arg) with the stack pointer
+ * at sp (16-byte aligned, below any live data), then returns on the
+ * caller's stack. */
+        .globl  mnp_call_on_stack
+        .hidden mnp_call_on_stack
+        .type   mnp_call_on_stack, @function
+        .p2align 4
+mnp_call_on_stack:
+        .cfi_startproc
+        pushq   %rbp
+        .cfi_def_cfa_offset 16
+        .cfi_offset rbp, -16
+        movq    %rsp, %rbp
+        .cfi_def_cfa_register rbp
+        movq    %rdi, %rsp
+        movq    %rdx, %rdi
+        callq   *%rsi
+        movq    %rbp, %rsp
+        popq    %rbp
+        .cfi_def_cfa rsp, 8
+        retq
+        .cfi_endproc
+        .size   mnp_call_on_stack, .-mnp_call_on_stack
+
         .section .note.GNU-stack,"",%progbits

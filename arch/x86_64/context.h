@@ -72,6 +72,9 @@ void mnp_ctx_switch_raw(Context* from, const Context* to, CtxFn fn, void* arg); 
 #endif
 // First instruction run by a fresh context: calls r13(r12) and never returns.
 void mnp_ctx_entry();
+// Calls fn(arg) with the stack pointer at sp (16-byte aligned, below any
+// live data) and returns on the caller's stack.
+void mnp_call_on_stack(uintptr_t sp, CtxFn fn, void* arg);
 }
 
 // Detects FSGSBASE support; call once before any switch.

@@ -14,6 +14,11 @@
  *    the runtime's handler on that one stack on several kernel threads at
  *    once, varnishd's workers died of SIGSEGV and failed asserts. Each
  *    also reads its alternate stack back: the one it set.
+ * 3. Threads with small alternate stacks (8 KiB, as Rust gives every
+ *    thread) spinning in plain C code while main sleeps 100 ms: main must
+ *    wake before they end, at 1 P too, so the runtime must stop them. Its
+ *    handler runs on those stacks now, too small for the safe-point walk,
+ *    which runs on the scheduler's idle stack instead.
  * Stdout: one line per part. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -108,6 +113,25 @@ static void* busy(void* arg) {
   return NULL;
 }
 
+/* Part 3: small alternate stacks, plain code. */
+enum { kSmallAlt = 8 * 1024 };
+
+static __attribute__((noinline)) uint64_t spin_plain(uint64_t end) {
+  uint64_t x = 1;
+  while (tsc() < end) x = x * 3 + 1;
+  return x;
+}
+
+static void* small_alt_spinner(void* arg) {
+  (void)arg;
+  stack_t ss = {.ss_sp = malloc(kSmallAlt), .ss_size = kSmallAlt, .ss_flags = 0};
+  if (!ss.ss_sp || sigaltstack(&ss, NULL) != 0) {
+    __atomic_store_n(&alt_failed, 1, __ATOMIC_RELAXED);
+    return NULL;
+  }
+  return (void*)(uintptr_t)(spin_plain(deadline) & 1);
+}
+
 int main(void) {
   mnp_report_shim();
   /* TSC ticks per ms, over a 20 ms sleep. */
@@ -149,5 +173,19 @@ int main(void) {
            busy_bad ? ", a copy went wrong" : "");
   mnp_report_case("one alternate stack, busy in libc and the runtime", sum == busy_total && !busy_bad && !alt_failed,
                   detail);
+
+  deadline = tsc() + (uint64_t)(300 * per_ms);
+  pthread_t st[kThreads];
+  for (int t = 0; t < kThreads; t++)
+    if (pthread_create(&st[t], NULL, small_alt_spinner, NULL) != 0) {
+      perror("pthread_create");
+      return 1;
+    }
+  usleep(100 * 1000);
+  uint64_t woke = tsc();
+  for (int t = 0; t < kThreads; t++) pthread_join(st[t], NULL);
+  snprintf(detail, sizeof detail, "main woke %.0f ms after the spinners' end%s", ((double)woke - deadline) / per_ms,
+           alt_failed ? "; sigaltstack failed" : "");
+  mnp_report_case("small alternate stacks: main ran while they spun", woke < deadline && !alt_failed, detail);
   return 0;
 }
