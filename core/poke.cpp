@@ -221,11 +221,23 @@ struct WalkCall {
 // stack, which may be small (Rust's: about 8 KiB): on the idle stack of the
 // M's g0 instead, below the frame g0 left when it switched to a G. False
 // (no walk) when that stack's bounds are unknown or it has no room.
+// While it runs there no signal may reach this M on an alternate stack,
+// which the kernel would take as free and whose top holds this handler's
+// frame: the runtime's signal stays blocked (the handler's mask; the walk's
+// sigprocmask calls are answered without the kernel, tls_unwinding), and
+// glibc's 32 and 33 have no SA_ONSTACK.
 bool safe_point_on_g0_stack(M* mp, const ucontext_t* uc) {
   uintptr_t sp = mp->g0.ctx.sp;
-  uintptr_t lo = reinterpret_cast<uintptr_t>(mp->g0.stack_lo);
-  if (!lo && mp->g0.tcb) lo = reinterpret_cast<uintptr_t>(tcb_field<void*>(mp->g0.tcb, tcbo::kStackBlock));
+  uintptr_t lo = reinterpret_cast<uintptr_t>(mp->g0.stack_lo), hi = lo + mp->g0.stack_size;
+  if (!lo && mp->g0.tcb) {
+    lo = reinterpret_cast<uintptr_t>(tcb_field<void*>(mp->g0.tcb, tcbo::kStackBlock));
+    hi = lo + tcb_field<size_t>(mp->g0.tcb, tcbo::kStackBlockSize);
+  }
   if (!sp || !lo || sp < lo + kWalkRoom + kWalkBelowG0 + kGuardMargin) return false;
+  // Interrupted on g0's own stack (a G's TCB loaded there, as glibc's
+  // set*id broadcast does): g0 is live, and no G to preempt.
+  uintptr_t rsp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
+  if (rsp >= lo && rsp < hi) return false;
   WalkCall w{uc, false};
   mnp_call_on_stack((sp - kWalkBelowG0) & ~uintptr_t{15},
                     [](void* a) {
@@ -336,8 +348,12 @@ void poke_serve(siginfo_t* si, void* ucv) {
     // the P; the walk then runs on g0's idle stack, as the alternate stack
     // may be small. Not through frames no unwinder can read (a JIT's), as
     // everywhere.
-    stack_t alt;
-    bool on_alt = raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&alt)) == 0 && (alt.ss_flags & SS_ONSTACK);
+    // Told by where this handler runs, within the alternate stack the
+    // kernel recorded in the context (a query would say "disabled" for one
+    // enabled with SS_AUTODISARM).
+    char here;
+    auto alt_lo = static_cast<char*>(uc->uc_stack.ss_sp);
+    bool on_alt = uc->uc_stack.ss_size != 0 && &here >= alt_lo && &here < alt_lo + uc->uc_stack.ss_size;
     int saved_errno = errno;
     // The walk (libunwind) calls open, read, write, sigprocmask and
     // syscall: with tls_g cleared, the shim's interposers take this thread

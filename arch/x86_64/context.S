@@ -111,6 +111,7 @@ mnp_call_on_stack:
         movq    %rbp, %rsp
         popq    %rbp
         .cfi_def_cfa rsp, 8
+        .cfi_restore rbp
         retq
         .cfi_endproc
         .size   mnp_call_on_stack, .-mnp_call_on_stack
