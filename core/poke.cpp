@@ -404,9 +404,11 @@ struct sigaction poke_action() {
   // next to its heap, in %rsp, and its threads take every signal on their
   // alternate stacks. A frame pushed there at %rsp overwrote the heap
   // (beam.smp died of "bad tag" or SIGSEGV in one run of two at 2 Ps).
-  // Where no alternate stack is enabled the flag does nothing. A preemption
-  // never switches away on an alternate stack (poke_serve): the frame would
-  // stay there, under the M's next signal.
+  // Where no alternate stack is enabled the flag does nothing; one that
+  // several threads enable is given to the kernel for one of them only
+  // (interpose/wire.cpp, altstack_call). A preemption never switches away
+  // on an alternate stack (poke_serve): the frame would stay there, under
+  // the M's next signal.
   sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
   sigfillset(&sa.sa_mask);
   return sa;
