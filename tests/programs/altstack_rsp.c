@@ -39,6 +39,31 @@ static uint64_t deadline;  // TSC value at which the spinners stop
 static int bad_words[kThreads];
 static int alt_failed;
 
+/* Enables [sp, sp + size) as the calling thread's alternate stack and
+ * checks that it reads back; on failure notes it for the report. */
+static int enable_alt(void* sp, size_t size) {
+  stack_t ss = {.ss_sp = sp, .ss_size = size, .ss_flags = 0}, back;
+  if (sp && sigaltstack(&ss, NULL) == 0 && sigaltstack(NULL, &back) == 0 && back.ss_sp == sp && back.ss_size == size &&
+      !(back.ss_flags & SS_DISABLE))
+    return 1;
+  __atomic_store_n(&alt_failed, 1, __ATOMIC_RELAXED);
+  return 0;
+}
+
+/* Starts n threads running fn(i); 0, or 1 after perror. */
+static int start_all(pthread_t* th, int n, void* (*fn)(void*)) {
+  for (int t = 0; t < n; t++)
+    if (pthread_create(&th[t], NULL, fn, (void*)(intptr_t)t) != 0) {
+      perror("pthread_create");
+      return 1;
+    }
+  return 0;
+}
+
+static void join_all(pthread_t* th, int n) {
+  for (int t = 0; t < n; t++) pthread_join(th[t], NULL);
+}
+
 static uint64_t pattern(int t, int i) { return (uint64_t)(t * kWords + i + 1) * 0x9E3779B97F4A7C15ull; }
 
 static uint64_t tsc(void) {
@@ -67,11 +92,7 @@ static void spin_with_sp(uint64_t* top, uint64_t end) {
 
 static void* spinner(void* arg) {
   int t = (int)(intptr_t)arg;
-  stack_t ss = {.ss_sp = malloc(kAltSize), .ss_size = kAltSize, .ss_flags = 0};
-  if (!ss.ss_sp || sigaltstack(&ss, NULL) != 0) {
-    __atomic_store_n(&alt_failed, 1, __ATOMIC_RELAXED);
-    return NULL;
-  }
+  if (!enable_alt(malloc(kAltSize), kAltSize)) return NULL;
   uint64_t* buf = aligned_alloc(64, kWords * sizeof(uint64_t));
   for (int i = 0; i < kWords; i++) buf[i] = pattern(t, i);
   spin_with_sp(&buf[kWords / 2], deadline);
@@ -91,12 +112,7 @@ static int busy_bad;
 
 static void* busy(void* arg) {
   int t = (int)(intptr_t)arg;
-  stack_t ss = {.ss_sp = shared_alt, .ss_size = kAltSize, .ss_flags = 0}, back;
-  if (sigaltstack(&ss, NULL) != 0 || sigaltstack(NULL, &back) != 0 || back.ss_sp != shared_alt ||
-      back.ss_size != kAltSize || (back.ss_flags & SS_DISABLE)) {
-    __atomic_store_n(&alt_failed, 1, __ATOMIC_RELAXED);
-    return NULL;
-  }
+  if (!enable_alt(shared_alt, kAltSize)) return NULL;
   char src[512], dst[512];
   for (uint64_t now = tsc(); now < deadline; now = tsc()) {
     memset(src, t + 1, sizeof src);
@@ -124,11 +140,7 @@ static __attribute__((noinline)) uint64_t spin_plain(uint64_t end) {
 
 static void* small_alt_spinner(void* arg) {
   (void)arg;
-  stack_t ss = {.ss_sp = malloc(kSmallAlt), .ss_size = kSmallAlt, .ss_flags = 0};
-  if (!ss.ss_sp || sigaltstack(&ss, NULL) != 0) {
-    __atomic_store_n(&alt_failed, 1, __ATOMIC_RELAXED);
-    return NULL;
-  }
+  if (!enable_alt(malloc(kSmallAlt), kSmallAlt)) return NULL;
   return (void*)(uintptr_t)(spin_plain(deadline) & 1);
 }
 
@@ -141,16 +153,10 @@ int main(void) {
   double per_ms = (tsc() - t0) / (mnp_now_ms() - m0);
   deadline = tsc() + (uint64_t)(300 * per_ms);
   pthread_t th[kThreads];
-  for (int t = 0; t < kThreads; t++)
-    if (pthread_create(&th[t], NULL, spinner, (void*)(intptr_t)t) != 0) {
-      perror("pthread_create");
-      return 1;
-    }
+  if (start_all(th, kThreads, spinner)) return 1;
+  join_all(th, kThreads);
   int bad = 0;
-  for (int t = 0; t < kThreads; t++) {
-    pthread_join(th[t], NULL);
-    bad += bad_words[t];
-  }
+  for (int t = 0; t < kThreads; t++) bad += bad_words[t];
   char detail[96];
   snprintf(detail, sizeof detail, "%d words overwritten below the threads' stack pointers%s", bad,
            alt_failed ? "; sigaltstack failed" : "");
@@ -159,16 +165,10 @@ int main(void) {
   shared_alt = malloc(kAltSize);
   deadline = tsc() + (uint64_t)(300 * per_ms);
   pthread_t bt[kBusy];
-  for (int t = 0; t < kBusy; t++)
-    if (pthread_create(&bt[t], NULL, busy, (void*)(intptr_t)t) != 0) {
-      perror("pthread_create");
-      return 1;
-    }
+  if (start_all(bt, kBusy, busy)) return 1;
+  join_all(bt, kBusy);
   long sum = 0;
-  for (int t = 0; t < kBusy; t++) {
-    pthread_join(bt[t], NULL);
-    sum += busy_own[t];
-  }
+  for (int t = 0; t < kBusy; t++) sum += busy_own[t];
   snprintf(detail, sizeof detail, "total %ld, threads' own counts %ld%s", busy_total, sum,
            busy_bad ? ", a copy went wrong" : "");
   mnp_report_case("one alternate stack, busy in libc and the runtime", sum == busy_total && !busy_bad && !alt_failed,
@@ -176,14 +176,10 @@ int main(void) {
 
   deadline = tsc() + (uint64_t)(300 * per_ms);
   pthread_t st[kThreads];
-  for (int t = 0; t < kThreads; t++)
-    if (pthread_create(&st[t], NULL, small_alt_spinner, NULL) != 0) {
-      perror("pthread_create");
-      return 1;
-    }
+  if (start_all(st, kThreads, small_alt_spinner)) return 1;
   usleep(100 * 1000);
   uint64_t woke = tsc();
-  for (int t = 0; t < kThreads; t++) pthread_join(st[t], NULL);
+  join_all(st, kThreads);
   snprintf(detail, sizeof detail, "main woke %.0f ms after the spinners' end%s", ((double)woke - deadline) / per_ms,
            alt_failed ? "; sigaltstack failed" : "");
   mnp_report_case("small alternate stacks: main ran while they spun", woke < deadline && !alt_failed, detail);
