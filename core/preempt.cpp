@@ -5,11 +5,23 @@
 // the blocked-M detection, sysmon.cpp). The handler may switch away only at
 // a safe point: if the G is stopped inside libc (say, holding malloc's arena
 // lock or a stdio lock) and another G on this M then needs that lock, both
-// wait forever. So the interrupted PC and every frame on the G's stack, walked
-// with libunwind from the signal context, must lie outside libc, ld.so,
-// libstdc++/libgcc, the allocator, libunwind and mnpthread. Otherwise the
-// mark stays: the G's next park or yield ends its time slice (sched.cpp
-// next_local), and sysmon signals again a millisecond later.
+// wait forever. So the interrupted PC must lie outside libc, ld.so,
+// libstdc++/libgcc, the allocator, libunwind and mnpthread, and so must the
+// PC of every frame a signal interrupted further up the G's stack (walked
+// with libunwind from the signal context, up to the G's base). The other
+// frames of those libraries are calls out to the program's code: libstdc++'s
+// std::thread entry, pthread_once running std::call_once's function, qsort's
+// comparator, a program handler the runtime's trampoline runs. That code may
+// park or yield at any point of its own, so a switch there changes nothing
+// those frames must not already allow (before that rule, std::thread
+// workers that spin were never preempted and starved main at 1 P). One
+// exception: dl_iterate_phdr holds the loader's write lock while it calls
+// the program, and the walk itself (libunwind) calls dl_iterate_phdr, in a
+// handler that cannot park: a G switched away there would leave every
+// other G's walk waiting for it in the kernel, with its P. Where
+// the walk fails (frames no unwinder can read, a JIT's) the mark stays: the
+// G's next park or yield ends its time slice (sched.cpp next_local), and
+// sysmon signals again a millisecond later.
 //
 // Switching inside a signal handler: the signal frame stays on the G's
 // stack; before the switch the handler restores the interrupted signal mask
@@ -77,6 +89,9 @@ bool in_forbidden(uintptr_t pc) {
   return false;
 }
 
+// dl_iterate_phdr's own code (preempt_setup).
+constinit Range g_phdr_iter = {};
+
 bool in_base(uintptr_t pc) {
   return pc >= reinterpret_cast<uintptr_t>(__start_mnp_gbase) && pc < reinterpret_cast<uintptr_t>(__stop_mnp_gbase);
 }
@@ -100,6 +115,12 @@ void preempt_setup() {
   // recognises the caller and protects the fds (core/rtfd.h).
   g_unw->set_caching_policy(*g_unw->local_addr_space, UNW_CACHE_NONE);
   dl_iterate_phdr(collect, nullptr);
+  void* iter = dlsym(RTLD_DEFAULT, "dl_iterate_phdr");
+  Dl_info info;
+  void* entry = nullptr;
+  if (iter && dladdr1(iter, &info, &entry, RTLD_DL_SYMENT) && entry)
+    g_phdr_iter = {reinterpret_cast<uintptr_t>(iter),
+                   reinterpret_cast<uintptr_t>(iter) + static_cast<const ElfW(Sym)*>(entry)->st_size};
   g_enabled.store(true, std::memory_order_release);
 }
 
@@ -130,12 +151,15 @@ bool preempt_safe_point(const ucontext_t* uc) {
       0)
     return false;
   for (int depth = 0; depth < kMaxWalkFrames; depth++) {
+    // The frame above a signal frame was stopped anywhere, as the first one.
+    bool interrupted = g_unw->is_signal_frame(&cur) > 0;
     int r = g_unw->step(&cur);
     if (r <= 0) return false;  // ran out of frames without meeting the G's base: not sure, so no
     unw_word_t ip;
     g_unw->get_reg(&cur, UNW_REG_IP, &ip);
     if (in_base(ip)) return true;
-    if (in_forbidden(ip)) return false;
+    if (interrupted && in_forbidden(ip)) return false;
+    if (ip >= g_phdr_iter.lo && ip < g_phdr_iter.hi) return false;
   }
   return false;
 }

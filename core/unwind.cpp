@@ -33,14 +33,15 @@ bool load() {
   Unwind& u = g_unwind;
   u.init_local2 = reinterpret_cast<decltype(u.init_local2)>(dlsym(h, "_ULx86_64_init_local2"));
   u.step = reinterpret_cast<decltype(u.step)>(dlsym(h, "_ULx86_64_step"));
+  u.is_signal_frame = reinterpret_cast<decltype(u.is_signal_frame)>(dlsym(h, "_ULx86_64_is_signal_frame"));
   u.get_reg = reinterpret_cast<decltype(u.get_reg)>(dlsym(h, "_ULx86_64_get_reg"));
   u.get_proc_name = reinterpret_cast<decltype(u.get_proc_name)>(dlsym(h, "_ULx86_64_get_proc_name"));
   u.set_caching_policy = reinterpret_cast<decltype(u.set_caching_policy)>(dlsym(h, "_ULx86_64_set_caching_policy"));
   u.local_addr_space = static_cast<unw_addr_space_t*>(dlsym(h, "_ULx86_64_local_addr_space"));
   Dl_info info;
   if (u.init_local2 && dladdr(reinterpret_cast<void*>(u.init_local2), &info)) u.base = info.dli_fbase;
-  return u.init_local2 && u.step && u.get_reg && u.get_proc_name && u.set_caching_policy && u.local_addr_space &&
-         u.base;
+  return u.init_local2 && u.step && u.is_signal_frame && u.get_reg && u.get_proc_name && u.set_caching_policy &&
+         u.local_addr_space && u.base;
 }
 
 }  // namespace

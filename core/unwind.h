@@ -13,6 +13,7 @@ namespace mnp {
 struct Unwind {
   decltype(&_ULx86_64_init_local2) init_local2;
   decltype(&_ULx86_64_step) step;
+  decltype(&_ULx86_64_is_signal_frame) is_signal_frame;
   decltype(&_ULx86_64_get_reg) get_reg;
   decltype(&_ULx86_64_get_proc_name) get_proc_name;
   decltype(&_ULx86_64_set_caching_policy) set_caching_policy;

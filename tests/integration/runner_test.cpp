@@ -805,6 +805,14 @@ const Case kPreemptAfterWaitpid{{"preempt_hog", "waitpid"}, {}, 0, 30, [](const 
                                   expect_check(shim, "worst_gap_ms", "<=", 30);
                                 }};
 TEST(Preempt, AfterWaitpidProcs1) { run_case(kPreemptAfterWaitpid, 1); }
+// Three hogs below library frames (preempt_callout.cpp: a std::thread, a
+// std::async task inside call_once, a qsort comparator): more hogs than Ps,
+// so the ticker and main run only if the walk passes those frames.
+const Case kPreemptCallout{{"preempt_callout"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
+                             expect_check(shim, "worst_gap_ms", "<=", 100);
+                           }};
+TEST(Preempt, CalloutProcs1) { run_case(kPreemptCallout, 1); }
+TEST(Preempt, CalloutProcs2) { run_case(kPreemptCallout, 2); }
 // Two hogs 200 frames deep preempted for 1.5 s (preempt_mask.c): each
 // keeps its own signal mask (a second poke inside a stack walk once wrote
 // the handler's full mask into the G's), and main, readied by its timer
