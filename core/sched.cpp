@@ -376,9 +376,13 @@ void* mstart(void* arg) {
   // handler that arrives before this point is held back (m_hold above).
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&mp->sigmask), 0, 8);
   mp->kmask = sigset_bits(&mp->sigmask);
-  P* pp = mp->nextp;
-  mp->nextp = nullptr;
-  acquirep(mp, pp);
+  // An M made for a wired G (wire_leave_m0) gets its P with the G, in
+  // stoplockedm; one the G's hand-over put here already is for that.
+  if (!mp->lockedg) {
+    P* pp = mp->nextp;
+    mp->nextp = nullptr;
+    acquirep(mp, pp);
+  }
   m_loop(mp);
 }
 
@@ -400,14 +404,7 @@ M* allocm() {
   return mp;
 }
 
-void newm(P* pp, bool spinning) {
-  // sysmon before the first M: its thread makes glibc multi-threaded first,
-  // the runtime's signal is installed before the mask below leaves it out,
-  // and sysmon must be there to start a wired M's thread (newm_drain).
-  sysmon_ensure();
-  M* mp = allocm();
-  mp->nextp = pp;
-  mp->spinning = spinning;
+void m_init_mask(M* mp) {
   // The creator's mask, as a new thread inherits it natively (a program
   // that blocks signals in main before it creates threads, so that one
   // thread takes them in sigwait, expects its threads to block them too);
@@ -418,6 +415,17 @@ void newm(P* pp, bool spinning) {
   else raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&mp->sigmask), 8);
   for (int sig = 1; sig < 65; sig++)
     if (poke_signal_is(sig)) sigdelset(&mp->sigmask, sig);
+}
+
+void newm(P* pp, bool spinning) {
+  // sysmon before the first M: its thread makes glibc multi-threaded first,
+  // the runtime's signal is installed before the mask below leaves it out,
+  // and sysmon must be there to start a wired M's thread (newm_drain).
+  sysmon_ensure();
+  M* mp = allocm();
+  mp->nextp = pp;
+  mp->spinning = spinning;
+  m_init_mask(mp);
   // A new kernel thread inherits its creator's per-thread state (name,
   // credentials, namespaces, seccomp filters). A wired M may carry its G's:
   // sysmon, which never runs G code, creates the thread instead.
@@ -1747,6 +1755,33 @@ void wire_drop() {
   }
 }
 
+// M0 never exits (mexit: the process's leader must stay). A G other than
+// main that is about to wire itself there for state whose effects come
+// when its thread ends (a fork child's parent-death signal; a tracer's
+// tracees, released or killed with PTRACE_O_EXITKILL) would never have
+// them, and a name it set would be the leader's, which ps shows as the
+// process's. So it first moves to an M of its own, made here without a P:
+// the G is queued, already wired to it, and whichever M pops it hands that
+// M its P (startlockedm), as for any wired G.
+void wire_leave_m0(G* gp) {
+  if (gp == &main_g_storage || gp->lockcount != 0) return;
+  ensure_p(gp);
+  M* mp = hold_m(gp);
+  if (mp != &m0_storage) {
+    m_release(mp);
+    return;
+  }
+  M* nm = allocm();
+  m_init_mask(nm);
+  nm->lockedg = gp;
+  gp->lockedm = nm;
+  if (!os_thread_create || os_thread_create(mstart, nm) != 0) fatal("cannot create a kernel thread for an M");
+  SwitchArgs sa{gp, nullptr, nullptr, mp->p};
+  mp->curg = nullptr;
+  switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa, nullptr);
+  ks_check(gp);
+}
+
 void wire_for_life(bool creds) {
   G* gp = get_user_g();
   if (!gp || !runtime_up || gp->wired_for_life) return;
@@ -1757,6 +1792,7 @@ void wire_for_life(bool creds) {
   // while setpriv dropped them from its only thread, and the setresgid
   // that followed aborted in glibc (one thread succeeded, one failed).
   if (!creds) sysmon_ensure();
+  wire_leave_m0(gp);
   gp->wired_for_life = true;
   wire_take();
 }

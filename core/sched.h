@@ -571,6 +571,9 @@ bool yield();
 void wire_take();
 void wire_drop();
 void wire_for_life(bool creds = false);
+// Before a fork's wire_take: a G other than main on M0 moves to a new M
+// (sched.cpp says why). gp is the caller.
+void wire_leave_m0(G* gp);
 // In a child of fork: the children of the parent are not this process's.
 void wire_after_fork_child(G* gp);
 

@@ -163,6 +163,7 @@ extern "C" MNP_EXPORT pid_t fork() noexcept {
   find_exec_family();
   G* gp = wiring_g();
   if (!gp) return real_fork();
+  wire_leave_m0(gp);
   wire_take();
   pid_t pid = real_fork();
   if (pid > 0) {

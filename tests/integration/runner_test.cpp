@@ -1134,6 +1134,18 @@ const Case kWireState{{"wire_state"}, {}, 0, 30, [](const Run&, const Run& shim,
                       }};
 TEST(Wire, StateProcs1) { run_case(kWireState, 1); }
 TEST(Wire, StateProcs2) { run_case(kWireState, 2); }
+// State a thread takes on the process's initial kernel thread, which runs
+// other threads while main waits (wire_leader.c): a forked child's
+// parent-death signal comes when the forking thread ends, and the leader's
+// name (the process's, to ps) stays main's. Kernel threads: P, sysmon,
+// the initial one, one moved-off thread still ending.
+const Case kWireLeaderPdeath{{"wire_leader", "pdeath"}, {}, 0, 30, [](const Run&, const Run& shim, int procs) {
+                               expect_check(shim, "kthreads_max", "<=", procs + 3);
+                             }};
+TEST(Wire, LeaderPdeathProcs1) { run_case(kWireLeaderPdeath, 1); }
+TEST(Wire, LeaderPdeathProcs2) { run_case(kWireLeaderPdeath, 2); }
+TEST(Wire, LeaderNameProcs1) { run_case(simple({"wire_leader", "name"}), 1); }
+TEST(Wire, LeaderNameProcs2) { run_case(simple({"wire_leader", "name"}), 2); }
 // An alternate signal stack the initial thread enabled in a constructor,
 // before the runtime was up, is the main G's: the threads main's kernel
 // thread runs while main parks have none, and their handlers never run on
