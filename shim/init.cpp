@@ -27,6 +27,8 @@ namespace {
 
 using MainFn = int(int, char**, char**);
 constinit MainFn* g_user_main = nullptr;
+// The main G's outermost cancellation buffer (mnp_main's frame).
+constinit __pthread_unwind_buf_t* g_main_cancel = nullptr;
 
 // One-time set-up of the interposer families that need more than their
 // real functions (those are found lazily on first use, interpose/real.h).
@@ -54,6 +56,8 @@ void shim_start() {
   sched_install_fork_handlers();
 }
 
+extern "C" [[noreturn]] void mnp_call_main(MainFn* main, int argc, char** argv, char** envp);
+
 MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
   shim_start();
   // The main G's outermost cancellation buffer: pthread_exit from main
@@ -62,9 +66,8 @@ MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
   __pthread_unwind_buf_t ub;
   if (__sigsetjmp(reinterpret_cast<struct __jmp_buf_tag*>(ub.__cancel_jmp_buf), 0) == 0) {
     __pthread_register_cancel(&ub);
-    int result = g_user_main(argc, argv, envp);
-    __pthread_unregister_cancel(&ub);
-    return result;  // glibc calls exit(result)
+    g_main_cancel = &ub;
+    mnp_call_main(g_user_main, argc, argv, envp);  // never returns: mnp_main_returned
   }
 #if MNP_ASAN
   // Unwound here: the main thread's stack below this frame (core/base.h).
@@ -81,6 +84,14 @@ MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
 }
 
 }  // namespace
+
+// Where main's return goes (arch/x86_64/start.S), with the stack
+// pointer main's return left, which may be deeper than its caller's: what
+// glibc's start code does after main.
+extern "C" [[noreturn]] __attribute__((visibility("hidden"))) void mnp_main_returned(int result) {
+  __pthread_unregister_cancel(g_main_cancel);
+  exit(result);
+}
 
 extern "C" {
 

@@ -627,6 +627,10 @@ TEST(Cancel, AsyncNestedProcs2) { run_case(bounded({"cancel_async_nested"}), 2);
 // Process exit paths.
 TEST(MainExit, Procs1) { run_case(simple({"main_exit"}), 1); }
 TEST(MainExit, Procs2) { run_case(simple({"main_exit"}), 2); }
+// main returns from deep inside the program with foreign registers (Free
+// Pascal's way, main_return_deep.c): exit status 3 and output as natively.
+TEST(MainExit, ReturnFromDepthProcs1) { run_case(simple({"main_return_deep"}, 3), 1); }
+TEST(MainExit, ReturnFromDepthProcs2) { run_case(simple({"main_return_deep"}, 3), 2); }
 TEST(ExitFromThread, Procs1) { run_case(simple({"exit_from_thread"}, 42), 1); }
 TEST(ExitFromThread, Procs2) { run_case(simple({"exit_from_thread"}, 42), 2); }
 

@@ -1,0 +1,42 @@
+/* arch/x86_64/start.S — the call of the program's main (shim/init.cpp).
+ *
+ * mnp_call_main(main = rdi, argc = esi, argv = rdx, envp = rcx) calls
+ * main(argc, argv, envp) and hands what it returns to mnp_main_returned,
+ * which never returns (it calls exit). After main comes back nothing but
+ * %eax is trusted: a program may leave main by a return of its own from
+ * any depth, with the callee-saved registers and the stack pointer of
+ * that place. Free Pascal's exit code does: it pushes main's saved return
+ * address and returns from inside its own exit routine. glibc's start code
+ * only calls exit(%eax) there, so such programs work natively; a C++
+ * function there restored its registers from the wrong stack and crashed.
+ * The stack pointer, if moved, is below this frame (the program's dead
+ * frames), so the call from there overwrites nothing live.
+ *
+ * In mnp_gbase: where a preemption's stack walk of the main G ends
+ * (core/preempt.cpp).
+ */
+        .section mnp_gbase,"ax",@progbits
+        .globl  mnp_call_main
+        .hidden mnp_call_main
+        .type   mnp_call_main, @function
+        .p2align 4
+mnp_call_main:
+        .cfi_startproc
+        pushq   %rbp
+        .cfi_def_cfa_offset 16
+        .cfi_offset rbp, -16
+        movq    %rsp, %rbp
+        .cfi_def_cfa_register rbp
+        movq    %rdi, %rax
+        movl    %esi, %edi
+        movq    %rdx, %rsi
+        movq    %rcx, %rdx
+        callq   *%rax
+        movl    %eax, %edi
+        andq    $-16, %rsp
+        callq   mnp_main_returned
+        ud2
+        .cfi_endproc
+        .size   mnp_call_main, .-mnp_call_main
+
+        .section .note.GNU-stack,"",%progbits
