@@ -15,6 +15,9 @@
 //                      recorded, and applied to a kernel thread the G is
 //                      wired to; reads answer from the record. Id 0 is the
 //                      calling G here;
+//   sched_getattr, sched_setattr (through syscall(): glibc 2.36 has no
+//                      wrappers) the same record, for the policy, the
+//                      priority and nice;
 //   sched_rr_get_interval, ioprio_get/ioprio_set (IOPRIO_WHO_PROCESS)
 //                      answered for the kernel thread the caller runs on;
 //                      ioprio writes are checked and not applied;
@@ -56,6 +59,18 @@ namespace {
 constexpr long kNotOurs = LONG_MIN;
 constexpr unsigned kPidfdThread = O_EXCL;  // linux/pidfd.h
 constexpr int kIoprioWhoProcess = 1;
+// The kernel's struct sched_attr and its flags (linux/sched/types.h and
+// linux/sched.h clash with glibc's <sched.h>).
+struct SchedAttr {
+  uint32_t size, policy;
+  uint64_t flags;
+  int32_t nice;
+  uint32_t priority;
+  uint64_t runtime, deadline, period;
+};
+constexpr uint32_t kSchedAttrSizeVer0 = 48;
+constexpr uint64_t kSchedFlagResetOnFork = 0x01, kSchedFlagKeepPolicy = 0x08, kSchedFlagKeepParams = 0x10,
+                   kSchedFlagAll = 0x7f;
 
 long fail(long neg_errno) {
   errno = static_cast<int>(-neg_errno);
@@ -160,17 +175,58 @@ long getpriority_g(long which, long who) {
   return on_g_or_self(who, [&](G* t) { return 20L - t->sched_nice; });
 }
 // Lowering nice needs CAP_SYS_NICE or room under RLIMIT_NICE.
+long set_nice(G* t, long nice) {
+  int n = static_cast<int>(nice < -20 ? -20 : nice > 19 ? 19 : nice);
+  bool allowed = n >= t->sched_nice || raw_syscall(SYS_geteuid) == 0;
+  struct rlimit rl;
+  if (!allowed && raw_syscall(SYS_prlimit64, 0, RLIMIT_NICE, 0, reinterpret_cast<long>(&rl)) == 0 &&
+      static_cast<rlim_t>(20 - n) <= rl.rlim_cur)
+    allowed = true;
+  if (!allowed) return -long{EACCES};
+  return neg(ksched_change(t, [&](G* g) { g->sched_nice = n; }));
+}
 long setpriority_g(long which, long who, long nice) {
   if (which != PRIO_PROCESS) return kNotOurs;
-  return on_g_or_self(who, [&](G* t) {
-    int n = static_cast<int>(nice < -20 ? -20 : nice > 19 ? 19 : nice);
-    bool allowed = n >= t->sched_nice || raw_syscall(SYS_geteuid) == 0;
-    struct rlimit rl;
-    if (!allowed && raw_syscall(SYS_prlimit64, 0, RLIMIT_NICE, 0, reinterpret_cast<long>(&rl)) == 0 &&
-        static_cast<rlim_t>(20 - n) <= rl.rlim_cur)
-      allowed = true;
-    if (!allowed) return -long{EACCES};
-    return neg(ksched_change(t, [&](G* g) { g->sched_nice = n; }));
+  return on_g_or_self(who, [&](G* t) { return set_nice(t, nice); });
+}
+// sched_getattr: the kernel's answer for the caller's M (the deadline and
+// utilisation fields, which the record does not keep), with the G's policy,
+// priority and nice. GLib copies a creator's settings into each pool
+// thread with these two calls, and printed a critical on every failure.
+long getattr_g(long tid, long attr, long size, long flags) {
+  return on_g_or_self(tid, [&](G* t) {
+    auto* a = reinterpret_cast<SchedAttr*>(attr);
+    if (!a || flags != 0 || size < kSchedAttrSizeVer0 || size > 4096) return -long{EINVAL};
+    if (long r = raw_syscall(SYS_sched_getattr, 0, attr, size, 0); r < 0) return r;
+    int policy;
+    struct sched_param p;
+    if (int e = pthread_getschedparam(handle_of(t), &policy, &p)) return neg(e);
+    a->policy = static_cast<uint32_t>(policy);
+    a->priority = static_cast<uint32_t>(p.sched_priority);
+    a->nice = t->sched_nice;
+    a->flags &= ~kSchedFlagResetOnFork;  // the M's, not the G's
+    return 0L;
+  });
+}
+// sched_setattr: checked as the kernel checks it, into the G's record.
+// Utilisation clamps are accepted and not kept (hints the kernel gives a
+// task, which a G is not).
+long setattr_g(long tid, long attr, long flags) {
+  return on_g_or_self(tid, [&](G* t) {
+    const auto* a = reinterpret_cast<const SchedAttr*>(attr);
+    if (!a || flags != 0) return -long{EINVAL};
+    if (a->size != 0 && (a->size < kSchedAttrSizeVer0 || a->size > 4096)) return -long{E2BIG};
+    if (a->flags & ~kSchedFlagAll) return -long{EINVAL};
+    int policy;
+    struct sched_param p;
+    if (int e = pthread_getschedparam(handle_of(t), &policy, &p)) return neg(e);
+    bool keep_params = a->flags & kSchedFlagKeepParams;
+    if (!(a->flags & kSchedFlagKeepPolicy)) policy = static_cast<int>(a->policy);
+    if (!keep_params) p.sched_priority = static_cast<int>(a->priority);
+    bool fair = policy == SCHED_OTHER || policy == SCHED_BATCH || policy == SCHED_IDLE;
+    if (!keep_params && fair)
+      if (long r = set_nice(t, a->nice); r < 0) return r;
+    return neg(pthread_setschedparam(handle_of(t), policy, &p));
   });
 }
 long ioprio_get_g(long which, long who) {
@@ -254,6 +310,12 @@ bool tid_syscall(long nr, const long* a, long* ret) {
       break;
     case SYS_sched_setscheduler:
       r = setscheduler_g(a[0], a[1], a[2]);
+      break;
+    case SYS_sched_getattr:
+      r = getattr_g(a[0], a[1], a[2], a[3]);
+      break;
+    case SYS_sched_setattr:
+      r = setattr_g(a[0], a[1], a[2]);
       break;
     case SYS_sched_rr_get_interval:
       r = rr_interval_g(a[0], a[1]);

@@ -14,7 +14,8 @@
  *       once); sched_getaffinity, sched_setaffinity (with the mask read back),
  *       sched_getparam, sched_getscheduler, getpriority(PRIO_PROCESS) and
  *       ioprio_get of a live thread's id succeed (through the wrappers and
- *       through syscall()); sched_setscheduler(SCHED_OTHER) too;
+ *       through syscall()); sched_setscheduler(SCHED_OTHER) too; and
+ *       sched_getattr/sched_setattr through syscall();
  *   (d) a finished (joined) thread's id, and an id that is neither a thread
  *       nor a process: ESRCH from tgkill, sched_getaffinity, sched_getparam,
  *       getpriority; tgkill with another process's tgid: ESRCH;
@@ -262,6 +263,21 @@ static void check_calls(void) {
   int pr = getpriority(PRIO_PROCESS, (id_t)tid);
   int prio = errno == 0 && pr == getpriority(PRIO_PROCESS, 0);
   report("getpriority(PRIO_PROCESS) of a thread id", prio, "");
+
+  /* GLib copies its scheduler settings into each pool thread this way
+   * (no glibc wrappers): read, then written back with nice one higher,
+   * which getpriority then sees. */
+  struct {
+    uint32_t size, policy;
+    uint64_t flags;
+    int32_t nice;
+    uint32_t priority;
+    uint64_t runtime, deadline, period;
+  } at = {0};
+  int attr = syscall(SYS_sched_getattr, tid, &at, sizeof at, 0) == 0 && at.policy == SCHED_OTHER && at.nice == pr;
+  at.nice = pr + 1;
+  attr = attr && syscall(SYS_sched_setattr, tid, &at, 0) == 0 && getpriority(PRIO_PROCESS, (id_t)tid) == pr + 1;
+  report("sched_getattr/sched_setattr of a thread id", attr, "");
 
   /* kill of a thread's id names the thread's process: a null signal
    * succeeds, and a real one runs the process's handler once. */
