@@ -16,7 +16,6 @@ struct Defaults {
   int policy = SCHED_OTHER;
   int priority = 0;
   int nice = 0;
-  long mask_bytes = sizeof(long);
   cpu_set_t mask{};
 };
 constinit Defaults g_def{};
@@ -40,12 +39,7 @@ void ksched_init() {
   if (raw_syscall(SYS_sched_getparam, 0, ptr(&sp)) == 0) g_def.priority = sp.sched_priority;
   long pr = raw_syscall(SYS_getpriority, PRIO_PROCESS, 0);  // the kernel's 20 - nice
   if (pr > 0) g_def.nice = static_cast<int>(20 - pr);
-  long n = raw_syscall(SYS_sched_getaffinity, 0, sizeof g_def.mask, ptr(&g_def.mask));
-  if (n > 0) {
-    g_def.mask_bytes = n;
-  } else {
-    CPU_SET(0, &g_def.mask);
-  }
+  if (raw_syscall(SYS_sched_getaffinity, 0, sizeof g_def.mask, ptr(&g_def.mask)) <= 0) CPU_SET(0, &g_def.mask);
 }
 
 void ksched_reset(G* gp) {
@@ -82,7 +76,6 @@ bool ksched_is_default(const G* gp) {
 }
 
 const cpu_set_t& ksched_default_mask() { return g_def.mask; }
-long ksched_mask_bytes() { return g_def.mask_bytes; }
 
 int ksched_apply_self(const KschedRec* m_has) {
   G* gp = get_user_g();

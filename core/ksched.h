@@ -51,9 +51,8 @@ void ksched_copy(G* to, const G* from);
 void ksched_rerank(G* gp);
 // True if gp's record is the process's defaults.
 bool ksched_is_default(const G* gp);
-// The process's default CPU mask and the size the kernel reports for it.
+// The process's default CPU mask.
 const cpu_set_t& ksched_default_mask();
-long ksched_mask_bytes();
 // The attributes a kernel thread has, as a G's record holds them.
 struct KschedRec {
   int policy, priority, nice;

@@ -190,7 +190,14 @@ int check_affinity(size_t size, const cpu_set_t* set) {
   const auto* b = reinterpret_cast<const unsigned char*>(&allowed);
   for (size_t i = 0; i < n; i++)
     if (a[i] & b[i]) return 0;
-  return EINVAL;
+  // Nothing in common with this kernel thread's own mask, which may be the
+  // caller's narrowed one (a wired G pinned to CPU 0: libgomp's binding
+  // pins its master, then creates each thread with the next CPU). The
+  // kernel checks against the CPUs the process may use, not the caller's:
+  // ask it, on this thread, and put the mask back.
+  if (raw_syscall(SYS_sched_setaffinity, 0, static_cast<long>(size), reinterpret_cast<long>(set)) != 0) return EINVAL;
+  raw_syscall(SYS_sched_setaffinity, 0, got, reinterpret_cast<long>(&allowed));
+  return 0;
 }
 
 // The kernel's priority range of a policy is fixed: read once, it saves
@@ -241,16 +248,18 @@ void set_mask_record(G* t, size_t size, const cpu_set_t* set) {
 // As the kernel's sched_getaffinity of t: the bytes it fills (the rest of
 // the caller's set zeroed, as glibc's wrappers do), or -errno.
 long g_getaffinity(G* t, size_t size, cpu_set_t* set) {
-  auto need = static_cast<size_t>(ksched_mask_bytes());
-  if (size < need || size % sizeof(long) != 0) return -EINVAL;
-  // The kernel checks the caller's buffer (EFAULT for a bad one: strace
-  // probes with a null set) as it fills it with this M's mask.
-  if (long k = raw_syscall(SYS_sched_getaffinity, 0, static_cast<long>(size), reinterpret_cast<long>(set)); k < 0)
-    return k;
+  // The kernel checks the size (EINVAL when it holds fewer bits than there
+  // are possible CPUs, or is no whole number of longs: 8 bytes do on this
+  // machine) and the caller's buffer (EFAULT for a bad one: strace probes
+  // with a null set) as it fills it with this M's mask; what it filled
+  // then gets t's.
+  long k = raw_syscall(SYS_sched_getaffinity, 0, static_cast<long>(size), reinterpret_cast<long>(set));
+  if (k < 0) return k;
   const cpu_set_t& m = t->affinity_set ? t->affinity : ksched_default_mask();
-  memcpy(set, &m, need);
-  memset(reinterpret_cast<char*>(set) + need, 0, size - need);
-  return static_cast<long>(need);
+  size_t n = static_cast<size_t>(k) < sizeof m ? static_cast<size_t>(k) : sizeof m;
+  memcpy(set, &m, n);
+  memset(reinterpret_cast<char*>(set) + n, 0, size - n);
+  return k;
 }
 
 // 0: a G's handle (*gp set); -1: a glibc thread's, for the real function;

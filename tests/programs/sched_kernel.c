@@ -17,6 +17,9 @@
  *               sched_getparam(0): 0 is the calling thread;
  *   affinity    pthread_setaffinity_np(self, {CPU 0}): runs on CPU 0 only,
  *               then the whole mask again;
+ *   pinned creator  a thread pinned to CPU 0 creates one with an attribute
+ *               mask of the last CPU, all with 8-byte masks (libgomp's
+ *               OMP_PROC_BIND; the shim once refused both with EINVAL);
  *   nice        setpriority(PRIO_PROCESS, 0, 7) and getpriority;
  *   nice(3)     nice(4) from a thread at nice 0 (glibc's nice calls its own
  *               setpriority, not the exported one): returns 4, getpriority
@@ -194,6 +197,43 @@ static void* affinity(void* a) {
   return NULL;
 }
 
+/* libgomp's OMP_PROC_BIND: the creator pins itself to CPU 0 and creates a
+ * thread whose attribute names another CPU, with 8-byte masks. */
+static void* on_last_cpu(void* a) {
+  park_a_little();
+  kernel_cpus((char*)a, 64);
+  return NULL;
+}
+static void* pinned_creator(void* a) {
+  (void)a;
+  cpu_set_t all, m;
+  sched_getaffinity(0, sizeof all, &all);
+  int last = -1;
+  for (int c = 0; c < 64; c++)
+    if (CPU_ISSET(c, &all)) last = c;
+  CPU_ZERO(&m);
+  CPU_SET(0, &m);
+  int e1 = pthread_setaffinity_np(pthread_self(), 8, &m);
+  int e2 = sched_getaffinity(0, 8, &m) == 0 ? 0 : errno;
+  CPU_ZERO(&m);
+  CPU_SET(last, &m);
+  pthread_attr_t at;
+  pthread_attr_init(&at);
+  pthread_attr_setaffinity_np(&at, 8, &m);
+  pthread_t t;
+  char k[64] = "";
+  int e3 = pthread_create(&t, &at, on_last_cpu, k);
+  if (e3 == 0) pthread_join(t, NULL);
+  pthread_attr_destroy(&at);
+  char want[16];
+  snprintf(want, sizeof want, "%d", last);
+  pthread_mutex_lock(&out_mu);
+  printf("pinned creator: pin %s, 8-byte get %s, create on the last cpu %s, kernel there %d\n", strerror(e1),
+         strerror(e2), strerror(e3), strcmp(k, want) == 0);
+  pthread_mutex_unlock(&out_mu);
+  return NULL;
+}
+
 static void* nice7(void* a) {
   (void)a;
   int r = setpriority(PRIO_PROCESS, 0, 7);
@@ -268,6 +308,8 @@ int main(void) {
   pthread_create(&t, NULL, sched0, NULL);
   pthread_join(t, NULL);
   pthread_create(&t, NULL, affinity, NULL);
+  pthread_join(t, NULL);
+  pthread_create(&t, NULL, pinned_creator, NULL);
   pthread_join(t, NULL);
   pthread_create(&t, NULL, nice7, NULL);
   pthread_join(t, NULL);
