@@ -1086,17 +1086,25 @@ void park(WaitReason reason, ParkCommit commit, void* arg, Lock* release) {
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   if (release) release->unlock();
   gp->wait_reason = reason;
+  // Program code that a wrapped call runs (a fopencookie read function
+  // under fgets, an NSS module, a library's constructor) waits here, inside
+  // the call, without a P (Chromium's browser died here of a null P). As a
+  // handler does there (handler_begin), it leaves the call for the wait,
+  // below, and goes back into it afterwards.
+  int depth = static_cast<int>(gp->syscall_depth);
+  if (MNP_UNLIKELY(depth != 0)) gp->syscall_depth = 0;
   // Lost the P in uncovered code (sysmon.cpp) and none is free: not
   // ensure_p, which would queue this G as runnable while the caller holds
   // the lock commit releases (every M that then ran a G wanting that lock
   // slept on it, each with its P: issue 8). The G is about to wait anyway:
   // park it from g0 and let the M go idle (m_loop) with no P.
-  if (MNP_UNLIKELY(mp->p == nullptr) && gp->syscall_depth == 0 && !exitsyscall_fast(gp)) {
+  if (MNP_UNLIKELY(mp->p == nullptr) && !exitsyscall_fast(gp)) {
     casgstatus(gp, kGSyscall, kGRunning);  // on no queue
     SwitchArgs sa{gp, commit, arg, nullptr};
     mp->curg = nullptr;
     switch_from_g(mp, gp, nullptr, &mp->g0.ctx, park_commit_cb, &sa, &gp->park_time);
     gp->wait_reason = kWaitNone;
+    if (MNP_UNLIKELY(depth != 0)) handler_end(gp, depth);
     return;
   }
   P* pp = mp->p;
@@ -1113,6 +1121,7 @@ void park(WaitReason reason, ParkCommit commit, void* arg, Lock* release) {
   // Handlers of signals that arrived on an M between Gs (and may be why
   // this G was woken).
   if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
+  if (MNP_UNLIKELY(depth != 0)) handler_end(gp, depth);
   ks_check(gp);
 }
 
@@ -1159,6 +1168,8 @@ bool yield() {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
   ensure_p(gp);
+  // Inside a wrapped call (program code it runs, park above): no P to give.
+  if (MNP_UNLIKELY(gp->syscall_depth != 0)) return false;
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   bool inherit;

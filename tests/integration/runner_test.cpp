@@ -627,6 +627,11 @@ TEST(Cancel, AsyncNestedProcs2) { run_case(bounded({"cancel_async_nested"}), 2);
 // Process exit paths.
 TEST(MainExit, Procs1) { run_case(simple({"main_exit"}), 1); }
 TEST(MainExit, Procs2) { run_case(simple({"main_exit"}), 2); }
+// Waits in program code a blocking libc call runs (wrapped_callout.c: a
+// fopencookie read function under fgets): mutex, condvar, pipe read,
+// sleep, yield; the same output as natively.
+TEST(WrappedCallout, Procs1) { run_case(simple({"wrapped_callout"}), 1); }
+TEST(WrappedCallout, Procs2) { run_case(simple({"wrapped_callout"}), 2); }
 // main returns from deep inside the program with foreign registers (Free
 // Pascal's way, main_return_deep.c): exit status 3 and output as natively.
 TEST(MainExit, ReturnFromDepthProcs1) { run_case(simple({"main_return_deep"}, 3), 1); }
