@@ -1176,8 +1176,13 @@ bool yield() {
   SwitchArgs sa{gp, nullptr, nullptr, pp};
   if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
     // A wired G cannot switch to another G on its M: if anything else could
-    // run, it goes to the tail and its M hands the P over (m_loop).
+    // run, it goes to the tail and its M hands the P over (m_loop). The P's
+    // due timers first, as next_local runs them for an unwired G: a wired
+    // G that yields in a loop with nothing else queued here kept the P and
+    // never ran them (GNAT's tasks, each wired by its name: main's 0.1 s
+    // delay never ended while 20 tasks yielded, 1 run in 4 at 2 Ps).
     take_preempt(gp);
+    if (MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever)) timers_run(pp, nanotime());
     if (pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0) {
       m_release(mp);
       return false;

@@ -1143,6 +1143,10 @@ const Case kWireState{{"wire_state"}, {}, 0, 30, [](const Run&, const Run& shim,
                       }};
 TEST(Wire, StateProcs1) { run_case(kWireState, 1); }
 TEST(Wire, StateProcs2) { run_case(kWireState, 2); }
+// Timed waits of main end while 20 wired threads yield (wired_yield_timer.c,
+// GNAT's tasks): a wired G's yield runs its P's due timers.
+TEST(Wire, YieldTimerProcs1) { run_case(simple({"wired_yield_timer"}), 1); }
+TEST(Wire, YieldTimerProcs2) { run_case(simple({"wired_yield_timer"}), 2); }
 // State a thread takes on the process's initial kernel thread, which runs
 // other threads while main waits (wire_leader.c): a forked child's
 // parent-death signal comes when the forking thread ends, and the leader's
