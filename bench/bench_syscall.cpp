@@ -456,6 +456,61 @@ void BM_PipeReaders4(benchmark::State& state) {
 }
 BENCHMARK(BM_PipeReaders4)->UseRealTime();
 
+// A reply awaited by yielding: the writer puts a number in a pipe and calls
+// sched_yield until the reader, blocked in read, has seen it (GLib's
+// g_thread_yield loops do this). Natively the kernel wakes the reader at
+// once; under the shim the reader is parked on the netpoller, which a yield
+// loop now harvests (it waited for sysmon's 10 ms harvest at 1 P before).
+struct YieldReply {
+  int fds[2];
+  std::atomic<int64_t> seen{-1};
+  int err = 0;
+};
+void* yield_reply_reader(void* a) {
+  auto* y = static_cast<YieldReply*>(a);
+  for (;;) {
+    int64_t v;
+    if (read(y->fds[0], &v, sizeof v) != static_cast<ssize_t>(sizeof v)) {
+      y->err = errno;
+      y->seen.store(-2, std::memory_order_release);
+      return nullptr;
+    }
+    y->seen.store(v, std::memory_order_release);
+    if (v < 0) return nullptr;
+  }
+}
+void BM_YieldForPipeReply(benchmark::State& state) {
+  YieldReply y;
+  if (pipe2(y.fds, O_CLOEXEC) != 0) {
+    skip_with_errno(state, "pipe2", errno);
+    return;
+  }
+  pthread_t t;
+  if (int e = pthread_create(&t, nullptr, yield_reply_reader, &y); e != 0) {
+    skip_with_errno(state, "pthread_create", e);
+    return;
+  }
+  int64_t k = 0;
+  Clock::time_point start = Clock::now();
+  for (auto _ : state) {
+    if (write_full(y.fds[1], &k, sizeof k) < 0) break;
+    while (y.seen.load(std::memory_order_acquire) != k && y.seen.load(std::memory_order_acquire) != -2) sched_yield();
+    k++;
+  }
+  double ns = ns_since(start);
+  int64_t end = -1;
+  write_full(y.fds[1], &end, sizeof end);
+  pthread_join(t, nullptr);
+  close(y.fds[0]);
+  close(y.fds[1]);
+  if (y.err != 0) {
+    skip_with_errno(state, "read", y.err);
+    return;
+  }
+  report_per_op(state, ns, static_cast<uint64_t>(k));
+}
+BENCHMARK(BM_YieldForPipeReply)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
 // ---------------------------------------------------------------------------
 // BM_EchoServer/N: a listening socket on 127.0.0.1 (ephemeral port), an
 // acceptor thread that makes one server thread per accepted connection, and

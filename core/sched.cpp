@@ -1164,6 +1164,11 @@ void preempt_switch() {
   }
 }
 
+// How often a yield loop harvests the netpoller (yield): a reply costs
+// its reader at most this long, an epoll_wait (about 1 us) in the loop
+// costs at most 2% of it.
+constexpr int64_t kYieldPollNs = 50 * 1000;
+
 bool yield() {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
@@ -1174,6 +1179,12 @@ bool yield() {
   P* pp = mp->p;
   bool inherit;
   SwitchArgs sa{gp, nullptr, nullptr, pp};
+  // Gs waiting on fds: only Ms with nothing to run harvest the netpoller,
+  // and sysmon every 10 ms, so a G that yields in a loop for a reply from
+  // one (a pipe written, then sched_yield until the reader acts: GLib's
+  // contexts test) waited 10 ms a reply at 1 P. Harvested here too, at
+  // most once every kYieldPollNs.
+  if (MNP_UNLIKELY(netpoll_worth_polling()) && nanotime() - netpoll_last_poll() >= kYieldPollNs) netpoll_poll_now();
   if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
     // A wired G cannot switch to another G on its M: if anything else could
     // run, it goes to the tail and its M hands the P over (m_loop). The P's
