@@ -371,6 +371,9 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"io_getaddrinfo", 100,
      "each of its 100 threads may be inside getaddrinfo (NSS) at once, a call that hands its P off at once"},
     {"malloc_cache", 4, "its 4 resolvers may be inside getaddrinfo (NSS) at once, a call that hands its P off at once"},
+    {"wired_yield_timer", 42,
+     "its 40 threads name themselves (PR_SET_NAME), which wires each to a kernel thread of its own "
+     "(docs/ARCHITECTURE.md, \"Wiring\"), as GNAT's tasks do, and 2 Ms more may be between hand-overs"},
     {"io_stdio_slowpipe", 8,
      "its 8 writers wait for the FILE's lock, a futex glibc waits on inside libc (no wrapper sees it): "
      "each waiter keeps its M asleep in the kernel (\"Uncovered blocking\")"},
