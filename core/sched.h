@@ -570,7 +570,10 @@ bool yield();
 // sysmon and the Ms it creates: sysmon is started first.
 void wire_take();
 void wire_drop();
-void wire_for_life(bool creds = false);
+// `inherited`: a thread the caller creates later inherits the state
+// natively (all but a parent-death signal, syscall user dispatch and a
+// tracer's bond): in a process that is still one thread nothing is wired.
+void wire_for_life(bool creds = false, bool inherited = true);
 // Before a fork's wire_take: a G other than main on M0 moves to a new M
 // (sched.cpp says why). gp is the caller.
 void wire_leave_m0(G* gp);

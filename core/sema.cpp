@@ -182,6 +182,11 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
     return EAGAIN;
   }
   if (!g) return kernel_wait(b, addr, val, deadline, bitset, interruptible);
+  // The process's only G on its only M (sched.h, wait_direct): the kernel's
+  // wait, as for a thread that is no G. Parked, the wait started sysmon and
+  // an M, and a single-threaded process had three kernel threads
+  // (interpose/time.cpp, direct_sleep, says who minds).
+  if (wait_direct(g)) return direct_call(g, [&] { return kernel_wait(b, addr, val, deadline, bitset, interruptible); });
   if (deadline != kNever && deadline <= nanotime()) {
     b->lock.unlock();
     return ETIMEDOUT;

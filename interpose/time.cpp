@@ -19,6 +19,7 @@
 #include "core/netpoll.h"
 #include "core/sched.h"
 #include "core/timer.h"
+#include "interpose/blocking.h"
 #include "interpose/cpuclock.h"
 #include "interpose/real.h"
 
@@ -41,10 +42,29 @@ int64_t deadline_of(clockid_t c, int flags, const struct timespec* req) {
   return now_mono + ts_ns(*req);
 }
 
+// The process's only G on its only M (core/sched.h, wait_direct): the real
+// sleep in syscall state, as the poll family's direct path does. Parked, the
+// sleep started sysmon and an M to wait for its timer: a process with one
+// thread had three kernel threads after its first usleep, and programs that
+// check they are single-threaded before they fork (Chromium's zygote) saw
+// them. The runtime's EINTR (sysmon retaking the P) sleeps on.
+int direct_sleep(G* g, clockid_t c, int flags, const struct timespec* req, struct timespec* rem) {
+  struct timespec want = *req, left = {0, 0};
+  for (;;) {
+    int r = direct_call(g, [&] { return handoff(real_clock_nanosleep.get(), c, flags, &want, &left); });
+    if (r != EINTR || !syscall_eintr_was_ours()) {
+      if (r == EINTR && rem && !(flags & TIMER_ABSTIME)) *rem = left;
+      return r;
+    }
+    if (!(flags & TIMER_ABSTIME)) want = left;
+  }
+}
+
 // 0 or an errno value (EINVAL, EINTR); the G sleeps until the deadline or
 // a signal's handler.
 int g_sleep(clockid_t c, int flags, const struct timespec* req, struct timespec* rem) {
   if (req->tv_nsec < 0 || req->tv_nsec >= 1000000000 || req->tv_sec < 0) return EINVAL;
+  if (G* g = get_user_g(); g && wait_direct(g)) return direct_sleep(g, c, flags, req, rem);
   int64_t deadline = deadline_of(c, flags, req);
   int r;
   while ((r = netpoll_sleep(deadline)) == ECANCELED) cancel_point();  // pthread_cancel unwinds from there

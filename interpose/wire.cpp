@@ -77,6 +77,10 @@ bool prctl_creds(int op) {
   return op == PR_SET_KEEPCAPS || op == PR_CAPBSET_DROP || op == PR_SET_SECUREBITS || op == PR_CAP_AMBIENT;
 }
 
+// The per-thread prctl settings that a new thread does not inherit: the
+// kernel clears them in every task it creates.
+bool prctl_not_inherited(int op) { return op == PR_SET_PDEATHSIG || op == PR_SET_SYSCALL_USER_DISPATCH; }
+
 bool prctl_per_thread(int op) {
   switch (op) {
     case PR_SET_PDEATHSIG:
@@ -195,7 +199,7 @@ extern "C" MNP_EXPORT long ptrace(enum __ptrace_request req, ...) noexcept {
   va_end(ap);
   // The tracer is a kernel thread, and so is a tracee (PTRACE_TRACEME):
   // every request must come from the same one.
-  wire_for_life();
+  wire_for_life(false, false);
   return real_ptrace(req, pid, addr, data);
 }
 #if defined(__clang__)
@@ -208,7 +212,7 @@ extern "C" MNP_EXPORT int prctl(int op, ...) noexcept {
   unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
   unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
   va_end(ap);
-  if (prctl_per_thread(op)) wire_for_life(prctl_creds(op));
+  if (prctl_per_thread(op)) wire_for_life(prctl_creds(op), !prctl_not_inherited(op));
   return real_prctl(op, a2, a3, a4, a5);
 }
 
@@ -353,6 +357,8 @@ namespace mnp {
 bool wire_syscall(long nr, const long* a, long* ret) {
   switch (nr) {
     case SYS_ptrace:
+      wire_for_life(false, false);
+      return false;
     case SYS_unshare:
     case SYS_setns:
       wire_for_life();
@@ -374,7 +380,8 @@ bool wire_syscall(long nr, const long* a, long* ret) {
       if (static_cast<unsigned long>(a[0]) != 0xffffffffUL) wire_for_life();
       return false;
     case SYS_prctl:
-      if (prctl_per_thread(static_cast<int>(a[0]))) wire_for_life(prctl_creds(static_cast<int>(a[0])));
+      if (prctl_per_thread(static_cast<int>(a[0])))
+        wire_for_life(prctl_creds(static_cast<int>(a[0])), !prctl_not_inherited(static_cast<int>(a[0])));
       return false;
     case SYS_seccomp:
       if (seccomp_per_thread(a[0], a[1])) wire_for_life();

@@ -14,6 +14,14 @@
  *               arena's reserved heap) in /proc/self/maps
  *   threads     Threads: in /proc/self/status
  *
+ * Then it does what a process that must stay single-threaded (Chromium's
+ * zygote checks it before every fork) does with one thread: it sets
+ * PR_SET_NO_NEW_PRIVS and its name, sleeps, and makes timed waits on a
+ * condition variable and a semaphore. The shim once answered the prctl by
+ * starting sysmon (to keep the state off it) and each wait by parking
+ * (which starts sysmon and an M): three kernel threads. The count after
+ * them goes to stdout ("after the waits").
+ *
  * Then, still with one thread, it forks: the child (whose runtime, under the
  * shim, starts from the state start-up left, docs/ARCHITECTURE.md "Fork")
  * makes 4 threads that wait on a condition variable and sleep, and exits 0
@@ -24,11 +32,14 @@
  * its malloc'ed string came back.
  * The "after" counts go to stderr as MNP-CHECK lines: the thread's first
  * malloc makes a second arena natively, and under the shim the probe does. */
+#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -108,6 +119,23 @@ int main(void) {
   mnp_report_shim();
   int arenas = count_arenas(), big = count_big_anon(), threads = (int)mnp_kernel_threads();
   printf("before the first thread: arenas=%d big_anon=%d threads=%d\n", arenas, big, threads);
+  prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
+  prctl(PR_SET_NAME, "one-thread");
+  usleep(1000);
+  struct timespec until;
+  clock_gettime(CLOCK_REALTIME, &until);
+  until.tv_nsec += 1000 * 1000;
+  if (until.tv_nsec >= 1000000000) {
+    until.tv_sec++;
+    until.tv_nsec -= 1000000000;
+  }
+  pthread_mutex_lock(&mu);
+  int cw = pthread_cond_timedwait(&cv, &mu, &until);
+  pthread_mutex_unlock(&mu);
+  sem_t sem;
+  sem_init(&sem, 0, 0);
+  int sw = sem_timedwait(&sem, &until) == 0 ? 0 : errno;
+  printf("after the waits: cond %s, sem %s, threads=%d\n", strerror(cw), strerror(sw), (int)mnp_kernel_threads());
   fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) _exit(child_threads());
