@@ -83,6 +83,26 @@ int ksched_apply_self(const KschedRec* m_has) {
   gp->ks_dirty.store(0, std::memory_order_relaxed);
   bool custom = !ksched_is_default(gp);
   if (!custom && !gp->ks_wired) return 0;  // an unwired M has the defaults
+  // A process that is still one thread (wire_for_life): every thread made
+  // later inherits these attributes, natively and the runtime's alike, so
+  // they become the process's defaults, on M0, with no wiring and no sysmon
+  // (Chromium's zygote lowers its priority with setpriority, then must be
+  // one thread to fork). Not for a real-time policy, which the runtime
+  // keeps to wired Gs (their slices, sysmon.cpp).
+  if (custom && !gp->ks_wired && still_one_thread(gp) && !is_rt(gp->sched_policy)) {
+    struct sched_param sp = {};
+    long r = raw_syscall(SYS_sched_setscheduler, 0, gp->sched_policy, ptr(&sp));
+    if (r == 0) r = raw_syscall(SYS_setpriority, PRIO_PROCESS, 0, gp->sched_nice);
+    const cpu_set_t* m = gp->affinity_set ? &gp->affinity : &g_def.mask;
+    if (r == 0) r = raw_syscall(SYS_sched_setaffinity, 0, sizeof(cpu_set_t), ptr(m));
+    if (r < 0) return static_cast<int>(-r);
+    g_def.policy = gp->sched_policy;
+    g_def.priority = gp->sched_priority;
+    g_def.nice = gp->sched_nice;
+    g_def.mask = *m;
+    gp->affinity_set = false;
+    return 0;
+  }
   if (custom && !gp->ks_wired) {
     sysmon_ensure();  // started before: a thread inherits its creator's attributes (wire_for_life)
     wire_take();      // from here on this kernel thread is the G's alone

@@ -1809,6 +1809,11 @@ void wire_leave_m0(G* gp) {
   ks_check(gp);
 }
 
+bool still_one_thread(const G* gp) {
+  return gp == &main_g_storage && !sysmon_up.load(std::memory_order_acquire) &&
+         sched.mcount.load(std::memory_order_relaxed) == 1 && sched.ngsys_live.load(std::memory_order_relaxed) == 1;
+}
+
 void wire_for_life(bool creds, bool inherited) {
   G* gp = get_user_g();
   if (!gp || !runtime_up || gp->wired_for_life) return;
@@ -1822,8 +1827,7 @@ void wire_for_life(bool creds, bool inherited) {
   // sysmon, started for this, made it two (it died at a CHECK). State no new
   // thread inherits (a parent-death signal, a tracer) still wires main to
   // M0, still without sysmon, which does not inherit it either.
-  if (gp == &main_g_storage && !sysmon_up.load(std::memory_order_acquire) &&
-      sched.mcount.load(std::memory_order_relaxed) == 1 && sched.ngsys_live.load(std::memory_order_relaxed) == 1) {
+  if (still_one_thread(gp)) {
     if (inherited) return;
     gp->wired_for_life = true;
     wire_take();

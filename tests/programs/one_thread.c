@@ -16,11 +16,13 @@
  *
  * Then it does what a process that must stay single-threaded (Chromium's
  * zygote checks it before every fork) does with one thread: it sets
- * PR_SET_NO_NEW_PRIVS and its name, sleeps, and makes timed waits on a
- * condition variable and a semaphore. The shim once answered the prctl by
- * starting sysmon (to keep the state off it) and each wait by parking
- * (which starts sysmon and an M): three kernel threads. The count after
- * them goes to stdout ("after the waits").
+ * PR_SET_NO_NEW_PRIVS and its name, raises its nice value by one, sleeps,
+ * and makes timed waits on a condition variable and a semaphore. The shim
+ * once answered the prctl and the setpriority by starting sysmon (to keep
+ * the state off it) and each wait by parking (which starts sysmon and an
+ * M): three kernel threads. The count after them goes to stdout ("after the
+ * waits"); the thread made later reports its nice value, inherited from
+ * main natively.
  *
  * Then, still with one thread, it forks: the child (whose runtime, under the
  * shim, starts from the state start-up left, docs/ARCHITECTURE.md "Fork")
@@ -40,6 +42,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -110,8 +113,11 @@ static int child_threads(void) {
   return 0;
 }
 
+static int worker_nice;
+
 static void* worker(void* arg) {
   (void)arg;
+  worker_nice = getpriority(PRIO_PROCESS, 0);
   return strdup("from the thread");
 }
 
@@ -121,6 +127,8 @@ int main(void) {
   printf("before the first thread: arenas=%d big_anon=%d threads=%d\n", arenas, big, threads);
   prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0);
   prctl(PR_SET_NAME, "one-thread");
+  int nice0 = getpriority(PRIO_PROCESS, 0);
+  setpriority(PRIO_PROCESS, 0, nice0 + 1);
   usleep(1000);
   struct timespec until;
   clock_gettime(CLOCK_REALTIME, &until);
@@ -151,7 +159,7 @@ int main(void) {
   }
   int ok = res && !strcmp(res, "from the thread");
   free(res);
-  printf("thread: %s\n", ok ? "ok" : "not ok");
+  printf("thread: %s, nice %+d from main's first\n", ok ? "ok" : "not ok", worker_nice - nice0);
   mnp_check("arenas_after", count_arenas());
   mnp_check("big_anon_after", count_big_anon());
   return ok ? 0 : 1;
