@@ -819,9 +819,12 @@ const Case kPreemptAfterWaitpid{{"preempt_hog", "waitpid"}, {}, 0, 30, [](const 
 TEST(Preempt, AfterWaitpidProcs1) { run_case(kPreemptAfterWaitpid, 1); }
 // Three hogs below library frames (preempt_callout.cpp: a std::thread, a
 // std::async task inside call_once, a qsort comparator): more hogs than Ps,
-// so the ticker and main run only if the walk passes those frames.
+// so the ticker and main run only if the walk passes those frames (before,
+// never). The gap is several slices (64-67 ms at 1 P, 39-43 at 2 on a quiet
+// machine; slice ends put the hogs' ring before the ticker): the bound
+// leaves room for a loaded CI machine.
 const Case kPreemptCallout{{"preempt_callout"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
-                             expect_check(shim, "worst_gap_ms", "<=", 100);
+                             expect_check(shim, "worst_gap_ms", "<=", 250);
                            }};
 TEST(Preempt, CalloutProcs1) { run_case(kPreemptCallout, 1); }
 TEST(Preempt, CalloutProcs2) { run_case(kPreemptCallout, 2); }
