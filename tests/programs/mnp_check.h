@@ -34,6 +34,19 @@ static inline double mnp_now(void) {
 /* Monotonic time in milliseconds. */
 static inline double mnp_now_ms(void) { return mnp_now() * 1e3; }
 
+/* Sleeps n times for us microseconds; returns the longest time between two
+ * wake-ups, in ms (a ticker's view of how long others kept it from a CPU). */
+static inline double mnp_worst_tick_gap_ms(int n, unsigned us) {
+  double last = mnp_now_ms(), worst = 0;
+  for (int i = 0; i < n; i++) {
+    usleep(us);
+    double t = mnp_now_ms();
+    if (t - last > worst) worst = t - last;
+    last = t;
+  }
+  return worst;
+}
+
 /* A scenario's result: "name: ok" or "name: not ok" on stdout (compared with
  * the native run's), the details on stderr when it failed. */
 static inline void mnp_report_case(const char* name, int ok, const char* detail) {

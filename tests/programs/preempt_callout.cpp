@@ -19,7 +19,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <atomic>
@@ -33,12 +32,6 @@ namespace {
 std::atomic<bool> stop{false};
 std::atomic<int> hogging{0};
 volatile unsigned long sink;
-
-double now_ms() {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
 
 // No calls inside the loop: no scheduling point.
 unsigned long hog() {
@@ -70,13 +63,7 @@ void* sorter(void* out) {
 void* ticker(void*) {
   // Starts when every hog spins, so each tick competes with all of them.
   while (hogging.load() < 3) usleep(1000);
-  double last = now_ms(), worst = 0;
-  for (int i = 0; i < 100; i++) {
-    usleep(5000);
-    double t = now_ms();
-    if (t - last > worst) worst = t - last;
-    last = t;
-  }
+  double worst = mnp_worst_tick_gap_ms(100, 5000);
   stop.store(true);
   mnp_check("worst_gap_ms", static_cast<long long>(worst));
   return nullptr;

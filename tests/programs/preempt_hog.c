@@ -17,19 +17,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mnp_check.h"
 
 static atomic_int stop;
 static volatile unsigned long sink;
-
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
-}
 
 static void* hog(void* a) {
   (void)a;
@@ -41,13 +34,7 @@ static void* hog(void* a) {
 
 static void* ticker(void* a) {
   (void)a;
-  double last = now_ms(), worst = 0;
-  for (int i = 0; i < 100; i++) {
-    usleep(5000);
-    double t = now_ms();
-    if (t - last > worst) worst = t - last;
-    last = t;
-  }
+  double worst = mnp_worst_tick_gap_ms(100, 5000);
   atomic_store(&stop, 1);
   mnp_check("worst_gap_ms", (long long)worst);
   return NULL;
