@@ -339,6 +339,9 @@ void poke_serve(siginfo_t* si, void* ucv) {
     uint32_t want = kPreemptAsync;
     if (!preempt_enabled() || !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
       return;
+    // Runtime code up the stack holding the M (a Lock, hold_m) that called
+    // the program: the walk passes such call-outs, the switch must not.
+    if (mp->locks != 0 || gp->mhold != 0) return;
     // On the G's alternate signal stack (poke_action) a switch from here
     // would leave this frame on it: at a safe point the G goes on running
     // without its P instead, as after a call no wrapper covers (sysmon's

@@ -115,12 +115,19 @@ void preempt_setup() {
   // recognises the caller and protects the fds (core/rtfd.h).
   g_unw->set_caching_policy(*g_unw->local_addr_space, UNW_CACHE_NONE);
   dl_iterate_phdr(collect, nullptr);
-  void* iter = dlsym(RTLD_DEFAULT, "dl_iterate_phdr");
+  // libc's own, not an interposer's (ASan has one). Not found: no walk
+  // passes a frame of a forbidden library (as before call-outs were allowed).
+  void* libc = dlopen("libc.so.6", RTLD_NOW | RTLD_NOLOAD);
+  void* iter = libc ? dlsym(libc, "dl_iterate_phdr") : nullptr;
   Dl_info info;
   void* entry = nullptr;
-  if (iter && dladdr1(iter, &info, &entry, RTLD_DL_SYMENT) && entry)
-    g_phdr_iter = {reinterpret_cast<uintptr_t>(iter),
-                   reinterpret_cast<uintptr_t>(iter) + static_cast<const ElfW(Sym)*>(entry)->st_size};
+  if (iter && dladdr1(iter, &info, &entry, RTLD_DL_SYMENT) && entry) {
+    auto lo = reinterpret_cast<uintptr_t>(iter);
+    g_phdr_iter = {lo, lo + static_cast<const ElfW(Sym)*>(entry)->st_size};
+  } else {
+    g_phdr_iter = {0, UINTPTR_MAX};
+  }
+  if (libc) dlclose(libc);
   g_enabled.store(true, std::memory_order_release);
 }
 
@@ -152,14 +159,20 @@ bool preempt_safe_point(const ucontext_t* uc) {
     return false;
   for (int depth = 0; depth < kMaxWalkFrames; depth++) {
     // The frame above a signal frame was stopped anywhere, as the first one.
+    // libunwind 1.6 answers "signal frame" for the frame it stepped to
+    // through the restorer (the interrupted one), others for the restorer's
+    // own: either answer, before or after the step, makes the frame reached
+    // one to check strictly (at worst its caller is checked so too).
     bool interrupted = g_unw->is_signal_frame(&cur) > 0;
     int r = g_unw->step(&cur);
     if (r <= 0) return false;  // ran out of frames without meeting the G's base: not sure, so no
+    interrupted = interrupted || g_unw->is_signal_frame(&cur) > 0;
     unw_word_t ip;
     g_unw->get_reg(&cur, UNW_REG_IP, &ip);
     if (in_base(ip)) return true;
     if (interrupted && in_forbidden(ip)) return false;
-    if (ip >= g_phdr_iter.lo && ip < g_phdr_iter.hi) return false;
+    if (ip >= g_phdr_iter.lo && ip < g_phdr_iter.hi && (g_phdr_iter.hi != UINTPTR_MAX || in_forbidden(ip)))
+      return false;
   }
   return false;
 }

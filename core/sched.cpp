@@ -1791,7 +1791,8 @@ void wire_drop() {
 // the G is queued, already wired to it, and whichever M pops it hands that
 // M its P (startlockedm), as for any wired G.
 void wire_leave_m0(G* gp) {
-  if (gp == &main_g_storage || gp->lockcount != 0) return;
+  // Not from program code that a wrapped call runs (no P to switch with).
+  if (gp == &main_g_storage || gp->lockcount != 0 || gp->syscall_depth != 0) return;
   ensure_p(gp);
   M* mp = hold_m(gp);
   if (mp != &m0_storage) {

@@ -183,10 +183,19 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
   }
   if (!g) return kernel_wait(b, addr, val, deadline, bitset, interruptible);
   // The process's only G on its only M (sched.h, wait_direct): the kernel's
-  // wait, as for a thread that is no G. Parked, the wait started sysmon and
-  // an M, and a single-threaded process had three kernel threads
-  // (interpose/time.cpp, direct_sleep, says who minds).
-  if (wait_direct(g)) return direct_call(g, [&] { return kernel_wait(b, addr, val, deadline, bitset, interruptible); });
+  // wait, as for a thread that is no G, in syscall state (a G a handler
+  // makes meanwhile gets the P from sysmon). Parked, the wait started sysmon
+  // and an M, and a single-threaded process had three kernel threads
+  // (interpose/time.cpp, direct_sleep, says who minds). Not a watched wait
+  // (a futex through syscall()): another process may wake it with a shared
+  // wake, which only the watch sees.
+  if (!watch && wait_direct(g))
+    return direct_call(g, [&] {
+      entersyscall();
+      int r = kernel_wait(b, addr, val, deadline, bitset, interruptible);
+      exitsyscall();
+      return r;
+    });
   if (deadline != kNever && deadline <= nanotime()) {
     b->lock.unlock();
     return ETIMEDOUT;

@@ -194,10 +194,13 @@ int check_affinity(size_t size, const cpu_set_t* set) {
   // caller's narrowed one (a wired G pinned to CPU 0: libgomp's binding
   // pins its master, then creates each thread with the next CPU). The
   // kernel checks against the CPUs the process may use, not the caller's:
-  // ask it, on this thread, and put the mask back.
-  if (raw_syscall(SYS_sched_setaffinity, 0, static_cast<long>(size), reinterpret_cast<long>(set)) != 0) return EINVAL;
-  raw_syscall(SYS_sched_setaffinity, 0, got, reinterpret_cast<long>(&allowed));
-  return 0;
+  // ask it, on this thread, and put the mask back, with the runtime's lock
+  // held so that no handler moves the G to another M in between.
+  m_lock_enter();
+  long r = raw_syscall(SYS_sched_setaffinity, 0, static_cast<long>(size), reinterpret_cast<long>(set));
+  if (r == 0) r = raw_syscall(SYS_sched_setaffinity, 0, got, reinterpret_cast<long>(&allowed));
+  m_lock_exit();
+  return r == 0 ? 0 : static_cast<int>(-r);
 }
 
 // The kernel's priority range of a policy is fixed: read once, it saves
@@ -494,7 +497,7 @@ MNP_EXPORT int sched_yield(void) noexcept {
       if (MNP_UNLIKELY(gp->ks_rt.load(std::memory_order_relaxed))) {
         if (gp->ks_dirty.load(std::memory_order_acquire)) ksched_check_slow();
         if (gp->ks_rt.load(std::memory_order_relaxed)) {
-          if (MNP_LIKELY(!gp->preempt.load(std::memory_order_relaxed))) {
+          if (MNP_LIKELY(!gp->preempt.load(std::memory_order_relaxed)) || gp->syscall_depth != 0) {
             return static_cast<int>(raw_syscall(SYS_sched_yield));
           }
           ensure_p(gp);

@@ -220,13 +220,22 @@ long setattr_g(long tid, long attr, long flags) {
     int policy;
     struct sched_param p;
     if (int e = pthread_getschedparam(handle_of(t), &policy, &p)) return neg(e);
+    const int old_policy = policy;
+    const struct sched_param old_p = p;
     bool keep_params = a->flags & kSchedFlagKeepParams;
     if (!(a->flags & kSchedFlagKeepPolicy)) policy = static_cast<int>(a->policy);
     if (!keep_params) p.sched_priority = static_cast<int>(a->priority);
+    // The kernel changes nothing on any error: the policy first (checked
+    // there), and back to the old one if nice is refused (EPERM here, where
+    // setpriority says EACCES).
+    if (int e = pthread_setschedparam(handle_of(t), policy, &p)) return neg(e);
     bool fair = policy == SCHED_OTHER || policy == SCHED_BATCH || policy == SCHED_IDLE;
     if (!keep_params && fair)
-      if (long r = set_nice(t, a->nice); r < 0) return r;
-    return neg(pthread_setschedparam(handle_of(t), policy, &p));
+      if (long r = set_nice(t, a->nice); r < 0) {
+        pthread_setschedparam(handle_of(t), old_policy, &old_p);
+        return r == -EACCES ? -long{EPERM} : r;
+      }
+    return 0L;
   });
 }
 long ioprio_get_g(long which, long who) {

@@ -216,12 +216,24 @@ extern "C" MNP_EXPORT int prctl(int op, ...) noexcept {
   return real_prctl(op, a2, a3, a4, a5);
 }
 
+namespace {
+// A new PID namespace for the caller's children: from then on its thread
+// can make no thread (clone with CLONE_THREAD: EINVAL), so the runtime's
+// sysmon, which makes the Ms of wired Gs, must exist first, even in a
+// process that is still one thread (wire_for_life).
+void before_pidns(bool may) {
+  if (may && runtime_up && get_user_g()) sysmon_ensure();
+}
+}  // namespace
+
 extern "C" MNP_EXPORT int unshare(int flags) noexcept {
+  before_pidns(flags & CLONE_NEWPID);
   wire_for_life();
   return real_unshare(flags);
 }
 
 extern "C" MNP_EXPORT int setns(int fd, int nstype) noexcept {
+  before_pidns(nstype == 0 || nstype == CLONE_NEWPID);
   wire_for_life();
   return real_setns(fd, nstype);
 }
@@ -360,7 +372,11 @@ bool wire_syscall(long nr, const long* a, long* ret) {
       wire_for_life(false, false);
       return false;
     case SYS_unshare:
+      before_pidns(a[0] & CLONE_NEWPID);
+      wire_for_life();
+      return false;
     case SYS_setns:
+      before_pidns(a[1] == 0 || a[1] == CLONE_NEWPID);
       wire_for_life();
       return false;
     case SYS_capset:

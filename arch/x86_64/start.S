@@ -32,6 +32,9 @@ mnp_call_main:
         movq    %rdx, %rsi
         movq    %rcx, %rdx
         callq   *%rax
+        /* Past main's return %rbp may be the program's, not this frame's:
+         * an unwind from exit's handlers ends here. */
+        .cfi_undefined rip
         movl    %eax, %edi
         andq    $-16, %rsp
         callq   mnp_main_returned
