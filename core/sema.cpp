@@ -188,8 +188,10 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
   // and an M, and a single-threaded process had three kernel threads
   // (interpose/time.cpp, direct_sleep, says who minds). Not a watched wait
   // (a futex through syscall()): another process may wake it with a shared
-  // wake, which only the watch sees.
-  if (!watch && wait_direct(g))
+  // wake, which only the watch sees. Nor a cancellation point (a condvar or
+  // semaphore wait): a pthread_cancel meanwhile must end it, which only the
+  // parked wait's record lets it do.
+  if (!watch && !cancelable && wait_direct(g))
     return direct_call(g, [&] {
       entersyscall();
       int r = kernel_wait(b, addr, val, deadline, bitset, interruptible);

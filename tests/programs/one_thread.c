@@ -17,7 +17,7 @@
  * Then it does what a process that must stay single-threaded (Chromium's
  * zygote checks it before every fork) does with one thread: it sets
  * PR_SET_NO_NEW_PRIVS and its name, raises its nice value by one, sleeps,
- * and makes timed waits on a condition variable and a semaphore. The shim
+ * and makes a timed wait for a mutex it holds itself (ETIMEDOUT). The shim
  * once answered the prctl and the setpriority by starting sysmon (to keep
  * the state off it) and each wait by parking (which starts sysmon and an
  * M): three kernel threads. The count after them goes to stdout ("after the
@@ -34,10 +34,8 @@
  * its malloc'ed string came back.
  * The "after" counts go to stderr as MNP-CHECK lines: the thread's first
  * malloc makes a second arena natively, and under the shim the probe does. */
-#include <errno.h>
 #include <malloc.h>
 #include <pthread.h>
-#include <semaphore.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,12 +136,9 @@ int main(void) {
     until.tv_nsec -= 1000000000;
   }
   pthread_mutex_lock(&mu);
-  int cw = pthread_cond_timedwait(&cv, &mu, &until);
+  int mw = pthread_mutex_timedlock(&mu, &until);
   pthread_mutex_unlock(&mu);
-  sem_t sem;
-  sem_init(&sem, 0, 0);
-  int sw = sem_timedwait(&sem, &until) == 0 ? 0 : errno;
-  printf("after the waits: cond %s, sem %s, threads=%d\n", strerror(cw), strerror(sw), (int)mnp_kernel_threads());
+  printf("after the waits: timedlock %s, threads=%d\n", strerror(mw), (int)mnp_kernel_threads());
   fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) _exit(child_threads());
