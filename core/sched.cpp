@@ -1811,8 +1811,11 @@ void wire_leave_m0(G* gp) {
 }
 
 bool still_one_thread(const G* gp) {
-  return gp == &main_g_storage && !sysmon_up.load(std::memory_order_acquire) &&
-         sched.mcount.load(std::memory_order_relaxed) == 1 && sched.ngsys_live.load(std::memory_order_relaxed) == 1;
+  // One G and one kernel thread: main in a process that never made a thread
+  // (a second G starts sysmon, newproc), or the forking G in a fork child,
+  // which often sets such state just before it execs.
+  return gp && !sysmon_up.load(std::memory_order_acquire) && sched.mcount.load(std::memory_order_relaxed) == 1 &&
+         sched.ngsys_live.load(std::memory_order_relaxed) == 1;
 }
 
 void wire_for_life(bool creds, bool inherited) {

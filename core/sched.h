@@ -570,9 +570,10 @@ bool yield();
 // sysmon and the Ms it creates: sysmon is started first.
 void wire_take();
 void wire_drop();
-// gp is main, the process's only G, on M0, and no runtime thread exists
-// yet: what its kernel thread carries now, every thread made later
-// inherits (wire_for_life, ksched_apply_self).
+// gp is the process's only G, on its only kernel thread, and no runtime
+// thread exists yet (main before any thread, or a fork child): what that
+// kernel thread carries now, every thread made later inherits
+// (wire_for_life, ksched_apply_self).
 bool still_one_thread(const G* gp);
 // `inherited`: a thread the caller creates later inherits the state
 // natively (all but a parent-death signal, syscall user dispatch and a
