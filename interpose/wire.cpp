@@ -112,9 +112,6 @@ bool prctl_per_thread(int op) {
 void altstack_before(const stack_t* ss) {
   G* gp = wiring_g();
   if (!gp || !ss || (ss->ss_flags & SS_DISABLE) || gp->wired_altstack) return;
-  // Off M0 first: every Rust thread enables a stack before it names itself,
-  // and wired to M0 it could no longer leave it for the name (wire_leave_m0).
-  wire_leave_m0(gp);
   gp->wired_altstack = true;
   wire_take();
 }
