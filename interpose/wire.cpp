@@ -305,6 +305,10 @@ int altstack_call(const stack_t* ss, stack_t* old, Real real) {
     if (old) fill_view(gp, old);
     return 0;
   }
+  // An enable on M0 moves the G off it first (wire_leave_m0), before the
+  // lock: every Rust thread enables a stack before it names itself, and
+  // wired to M0 by the stack it could no longer leave it for the name.
+  if (!(ss->ss_flags & SS_DISABLE) && !gp->wired_altstack) wire_leave_m0(gp);
   LockGuard lk(g_altstack_lock);
   bool enable = !(ss->ss_flags & SS_DISABLE);
   bool share = enable && given_to_kernel_by_other(gp, reinterpret_cast<uintptr_t>(ss->ss_sp));

@@ -1165,6 +1165,8 @@ TEST(Wire, LeaderPdeathProcs1) { run_case(kWireLeaderPdeath, 1); }
 TEST(Wire, LeaderPdeathProcs2) { run_case(kWireLeaderPdeath, 2); }
 TEST(Wire, LeaderNameProcs1) { run_case(simple({"wire_leader", "name"}), 1); }
 TEST(Wire, LeaderNameProcs2) { run_case(simple({"wire_leader", "name"}), 2); }
+TEST(Wire, LeaderAltstackNameProcs1) { run_case(simple({"wire_leader", "altstack-name"}), 1); }
+TEST(Wire, LeaderAltstackNameProcs2) { run_case(simple({"wire_leader", "altstack-name"}), 2); }
 // An alternate signal stack the initial thread enabled in a constructor,
 // before the runtime was up, is the main G's: the threads main's kernel
 // thread runs while main parks have none, and their handlers never run on

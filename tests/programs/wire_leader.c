@@ -12,7 +12,10 @@
  *           its prctl and a sleep, as natively.
  *   name    the thread sets its name (PR_SET_NAME) and ends: the leader's
  *           name, the one ps shows for the process, stays main's.
- * An argument (pdeath or name) runs that scenario alone: the first to
+ *   altstack-name  the same for a thread that enables an alternate signal
+ *           stack first, as every Rust thread does (it is then wired
+ *           already when it names itself).
+ * An argument (pdeath, name or altstack-name) runs that scenario alone: the first to
  * leave its state on the leader keeps the other off it.
  * Stdout: one line per scenario, as natively. */
 #ifndef _GNU_SOURCE
@@ -60,6 +63,19 @@ static void* namer(void* a) {
   return NULL;
 }
 
+/* As every Rust thread starts: an alternate signal stack, then a name. */
+static void* altstack_namer(void* a) {
+  static char stack[3][64 * 1024];
+  static int next;
+  stack_t ss = {.ss_sp = stack[next++ % 3], .ss_size = sizeof stack[0], .ss_flags = 0};
+  sigaltstack(&ss, NULL);
+  prctl(PR_SET_NAME, (const char*)a);
+  usleep(1000);
+  stack_t off = {.ss_flags = SS_DISABLE};
+  sigaltstack(&off, NULL);
+  return NULL;
+}
+
 static void leader_name(char* out, size_t cap) {
   char path[64], buf[64];
   snprintf(path, sizeof path, "/proc/%d/comm", (int)getpid());
@@ -94,10 +110,10 @@ static int pdeath_round(int round) {
   return 0;
 }
 
-static int name_round(int round, const char* before) {
+static int name_round(int round, const char* before, int altstack) {
   pthread_t t;
   char after[64];
-  pthread_create(&t, NULL, namer, "wl-renamed");
+  pthread_create(&t, NULL, altstack ? altstack_namer : namer, "wl-renamed");
   pthread_join(t, NULL);
   leader_name(after, sizeof after);
   if (strcmp(before, after) == 0) return 1;
@@ -109,15 +125,17 @@ int main(int argc, char** argv) {
   mnp_report_shim();
   alarm(30);
   int pdeath = argc < 2 || strcmp(argv[1], "pdeath") == 0, name = argc < 2 || strcmp(argv[1], "name") == 0;
+  int altname = argc < 2 || strcmp(argv[1], "altstack-name") == 0;
   int pdeath_ok = 1, name_ok = 1;
   char before[64];
   leader_name(before, sizeof before);
   for (int round = 0; round < 3; round++) {
     if (pdeath) pdeath_ok &= pdeath_round(round);
-    if (name) name_ok &= name_round(round, before);
+    if (name) name_ok &= name_round(round, before, 0);
+    if (altname) name_ok &= name_round(round, before, 1);
   }
   if (pdeath) mnp_report_case("pdeath", pdeath_ok, "");
-  if (name) mnp_report_case("leader name", name_ok, "");
+  if (name || altname) mnp_report_case("leader name", name_ok, "");
   mnp_check("kthreads_max", mnp_kernel_threads());
   return 0;
 }
