@@ -1821,16 +1821,17 @@ bool still_one_thread(const G* gp) {
 void wire_for_life(bool creds, bool inherited) {
   G* gp = get_user_g();
   if (!gp || !runtime_up || gp->wired_for_life) return;
-  // A process that is still one thread: main, on M0, and no runtime thread
-  // yet. Every thread made later is made from this one, so natively each
+  // A process that is still one thread (still_one_thread: one G on the one
+  // M, no runtime thread yet). Every thread made later is made from this
+  // one, so natively each
   // inherits what this thread sets now (a name, no_new_privs, a seccomp
   // filter, namespaces), and the runtime's threads, made later, inherit it
   // just the same: the state is the whole process's from here on, and
   // neither wiring nor sysmon is needed for it. Chromium's zygote sets
   // PR_SET_NO_NEW_PRIVS first thing and forks only while it is one thread;
   // sysmon, started for this, made it two (it died at a CHECK). State no new
-  // thread inherits (a parent-death signal, a tracer) still wires main to
-  // M0, still without sysmon, which does not inherit it either.
+  // thread inherits (a parent-death signal, a tracer) still wires the G to
+  // its thread, still without sysmon, which does not inherit it either.
   if (still_one_thread(gp)) {
     if (inherited) return;
     gp->wired_for_life = true;
