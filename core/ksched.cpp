@@ -85,16 +85,19 @@ int ksched_apply_self(const KschedRec* m_has) {
   if (!custom && !gp->ks_wired) return 0;  // an unwired M has the defaults
   // A process that is still one thread (wire_for_life): every thread made
   // later inherits these attributes, natively and the runtime's alike, so
-  // they become the process's defaults, on M0, with no wiring and no sysmon
-  // (Chromium's zygote lowers its priority with setpriority, then must be
-  // one thread to fork). Not for a real-time policy, which the runtime
-  // keeps to wired Gs (their slices, sysmon.cpp).
+  // they become the process's defaults, on its one kernel thread, with no
+  // wiring and no sysmon (Chromium's zygote lowers its priority with
+  // setpriority, then must be one thread to fork). Not for a real-time
+  // policy, which the runtime keeps to wired Gs (their slices, sysmon.cpp).
+  // Only what changed goes to the kernel (a policy call would clear an
+  // inherited SCHED_RESET_ON_FORK, a mask call undo a later taskset).
   if (custom && !gp->ks_wired && still_one_thread(gp) && !is_rt(gp->sched_policy)) {
     struct sched_param sp = {};
-    long r = raw_syscall(SYS_sched_setscheduler, 0, gp->sched_policy, ptr(&sp));
-    if (r == 0) r = raw_syscall(SYS_setpriority, PRIO_PROCESS, 0, gp->sched_nice);
+    long r = 0;
+    if (gp->sched_policy != g_def.policy) r = raw_syscall(SYS_sched_setscheduler, 0, gp->sched_policy, ptr(&sp));
+    if (r == 0 && gp->sched_nice != g_def.nice) r = raw_syscall(SYS_setpriority, PRIO_PROCESS, 0, gp->sched_nice);
     const cpu_set_t* m = gp->affinity_set ? &gp->affinity : &g_def.mask;
-    if (r == 0) r = raw_syscall(SYS_sched_setaffinity, 0, sizeof(cpu_set_t), ptr(m));
+    if (r == 0 && gp->affinity_set) r = raw_syscall(SYS_sched_setaffinity, 0, sizeof(cpu_set_t), ptr(m));
     if (r < 0) return static_cast<int>(-r);
     g_def.policy = gp->sched_policy;
     g_def.priority = gp->sched_priority;
