@@ -91,6 +91,8 @@ bool in_forbidden(uintptr_t pc) {
 
 // dl_iterate_phdr's own code (preempt_setup).
 constinit Range g_phdr_iter = {};
+// dl_iterate_phdr not found: every frame of a forbidden library refuses.
+constinit bool g_callers_strict = false;
 
 bool in_base(uintptr_t pc) {
   return pc >= reinterpret_cast<uintptr_t>(__start_mnp_gbase) && pc < reinterpret_cast<uintptr_t>(__stop_mnp_gbase);
@@ -125,7 +127,7 @@ void preempt_setup() {
     auto lo = reinterpret_cast<uintptr_t>(iter);
     g_phdr_iter = {lo, lo + static_cast<const ElfW(Sym)*>(entry)->st_size};
   } else {
-    g_phdr_iter = {0, UINTPTR_MAX};
+    g_callers_strict = true;
   }
   if (libc) dlclose(libc);
   g_enabled.store(true, std::memory_order_release);
@@ -170,9 +172,8 @@ bool preempt_safe_point(const ucontext_t* uc) {
     unw_word_t ip;
     g_unw->get_reg(&cur, UNW_REG_IP, &ip);
     if (in_base(ip)) return true;
-    if (interrupted && in_forbidden(ip)) return false;
-    if (ip >= g_phdr_iter.lo && ip < g_phdr_iter.hi && (g_phdr_iter.hi != UINTPTR_MAX || in_forbidden(ip)))
-      return false;
+    if ((interrupted || g_callers_strict) && in_forbidden(ip)) return false;
+    if (ip >= g_phdr_iter.lo && ip < g_phdr_iter.hi) return false;
   }
   return false;
 }

@@ -103,6 +103,11 @@ bool prctl_per_thread(int op) {
   }
 }
 
+// The wiring a prctl needs, for the wrapper and for syscall() alike.
+void wire_for_prctl(int op) {
+  if (prctl_per_thread(op)) wire_for_life(prctl_creds(op), !prctl_not_inherited(op));
+}
+
 // sigaltstack: wired while an alternate stack of the G's own is enabled
 // (a handler with SA_ONSTACK must find it on whatever thread runs it, and
 // no other G's handler may land on it); unwired when it disables it. One
@@ -212,29 +217,29 @@ extern "C" MNP_EXPORT int prctl(int op, ...) noexcept {
   unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
   unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
   va_end(ap);
-  if (prctl_per_thread(op)) wire_for_life(prctl_creds(op), !prctl_not_inherited(op));
+  wire_for_prctl(op);
   return real_prctl(op, a2, a3, a4, a5);
 }
 
 namespace {
-// A new PID namespace for the caller's children: from then on its thread
-// can make no thread (clone with CLONE_THREAD: EINVAL), so the runtime's
-// sysmon, which makes the Ms of wired Gs, must exist first, even in a
-// process that is still one thread (wire_for_life).
-void before_pidns(bool may) {
-  if (may && runtime_up && get_user_g()) sysmon_ensure();
+// unshare and setns, for the wrappers and for syscall() alike. A new PID
+// namespace for the caller's children (`pidns`: it may be one) leaves its
+// thread unable to make a thread (clone with CLONE_THREAD: EINVAL), so the
+// runtime's sysmon, which makes the Ms of wired Gs, must exist first, even
+// in a process that is still one thread (wire_for_life).
+void wire_for_ns(bool pidns) {
+  if (pidns && runtime_up && get_user_g()) sysmon_ensure();
+  wire_for_life();
 }
 }  // namespace
 
 extern "C" MNP_EXPORT int unshare(int flags) noexcept {
-  before_pidns(flags & CLONE_NEWPID);
-  wire_for_life();
+  wire_for_ns(flags & CLONE_NEWPID);
   return real_unshare(flags);
 }
 
 extern "C" MNP_EXPORT int setns(int fd, int nstype) noexcept {
-  before_pidns(nstype == 0 || nstype == CLONE_NEWPID);
-  wire_for_life();
+  wire_for_ns(nstype == 0 || nstype == CLONE_NEWPID);
   return real_setns(fd, nstype);
 }
 
@@ -376,12 +381,10 @@ bool wire_syscall(long nr, const long* a, long* ret) {
       wire_for_life(false, false);
       return false;
     case SYS_unshare:
-      before_pidns(a[0] & CLONE_NEWPID);
-      wire_for_life();
+      wire_for_ns(a[0] & CLONE_NEWPID);
       return false;
     case SYS_setns:
-      before_pidns(a[1] == 0 || a[1] == CLONE_NEWPID);
-      wire_for_life();
+      wire_for_ns(a[1] == 0 || a[1] == CLONE_NEWPID);
       return false;
     case SYS_capset:
       wire_for_life(true);
@@ -400,8 +403,7 @@ bool wire_syscall(long nr, const long* a, long* ret) {
       if (static_cast<unsigned long>(a[0]) != 0xffffffffUL) wire_for_life();
       return false;
     case SYS_prctl:
-      if (prctl_per_thread(static_cast<int>(a[0])))
-        wire_for_life(prctl_creds(static_cast<int>(a[0])), !prctl_not_inherited(static_cast<int>(a[0])));
+      wire_for_prctl(static_cast<int>(a[0]));
       return false;
     case SYS_seccomp:
       if (seccomp_per_thread(a[0], a[1])) wire_for_life();
