@@ -332,6 +332,21 @@ bool sema_interrupt(G* only, int sig, bool restart) {
 
 int sema_wake(const void* addr, int n, uint32_t bitset) {
   if (n <= 0) return 0;
+  // Sleepers in the kernel first: they are threads that are no G and need
+  // no P to run. The runtime's own threads are among them: glibc's
+  // pthread_create, making an M, calls the program's calloc, and a program
+  // allocator's lock (Chromium's) waits through syscall(). Handed to a G
+  // first, the wake-up went to a waiter that needed a P, while every P
+  // waited for the M that runtime thread was making: the process hung.
+  int first = 0;
+  if (MNP_UNLIKELY(g_kernel_waiters.load(std::memory_order_seq_cst) != 0)) {
+    long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, n, 0, 0, bitset);
+    if (r > 0) {
+      if (r >= n) return static_cast<int>(r);
+      first = static_cast<int>(r);
+      n -= first;
+    }
+  }
   Bucket* b = bucket_of(addr);
   uint32_t kernel = 0;  // kernel waiters, seen under the last batch's lock
   int unparked = 0;     // woken on their way into park(): nobody to ready
@@ -363,7 +378,7 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
     long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, n - total, 0, 0, bitset);
     if (r > 0) total += static_cast<int>(r);
   }
-  return total;
+  return first + total;
 }
 
 int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, int nmove, const uint32_t* cmp,

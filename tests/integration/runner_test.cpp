@@ -635,6 +635,13 @@ TEST(MainExit, Procs2) { run_case(simple({"main_exit"}), 2); }
 // sleep, yield; the same output as natively.
 TEST(WrappedCallout, Procs1) { run_case(simple({"wrapped_callout"}), 1); }
 TEST(WrappedCallout, Procs2) { run_case(simple({"wrapped_callout"}), 2); }
+
+// A thread that is no G waits on a program's futex lock behind a G while
+// the holder runs on (foreign_waiter.c): the kernel's sleepers get the
+// wake-up first, since they need no P.
+TEST(ForeignWaiter, Procs1) { run_case(simple({"foreign_waiter"}), 1); }
+TEST(ForeignWaiter, Procs2) { run_case(simple({"foreign_waiter"}), 2); }
+
 // main returns from deep inside the program with foreign registers (Free
 // Pascal's way, main_return_deep.c): exit status 3 and output as natively.
 TEST(MainExit, ReturnFromDepthProcs1) { run_case(simple({"main_return_deep"}, 3), 1); }
