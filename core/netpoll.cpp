@@ -2,6 +2,7 @@
 #include "core/netpoll.h"
 
 #include <sys/epoll.h>
+#include <sys/stat.h>
 #include <fcntl.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -58,7 +59,8 @@ struct FdState {
   std::atomic<uint32_t> rseq;
   std::atomic<uint32_t> wseq;
   Lock lock;
-  Entry* head;  // (lock)
+  Entry* head;                    // (lock)
+  std::atomic<uint8_t> not_file;  // fstat said so (netpoll_fd_is_file); reset when the fd closes
 };
 
 // Two-level table: fd >> 12 selects a lazily mapped chunk of 4096 states
@@ -465,7 +467,33 @@ int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline) {
 
 void netpoll_close(int fd) {
   FdState* s = state_if_any(fd);
-  if (s) bump_and_wake(s, kPollRead | kPollWrite);
+  if (!s) return;
+  s->not_file.store(0, std::memory_order_relaxed);
+  bump_and_wake(s, kPollRead | kPollWrite);
+}
+
+void netpoll_close_range(unsigned first, unsigned last) {
+  int end = g_chunks_end.load(std::memory_order_acquire);
+  for (int k = static_cast<int>(first >> kChunkBits); k < end && k <= static_cast<int>(last >> kChunkBits); k++) {
+    FdState* c = g_chunks[k].load(std::memory_order_acquire);
+    if (!c) continue;
+    for (int i = 0; i < kChunk; i++) {
+      unsigned fd = (static_cast<unsigned>(k) << kChunkBits) + static_cast<unsigned>(i);
+      if (fd < first || fd > last) continue;
+      c[i].not_file.store(0, std::memory_order_relaxed);
+      if (__atomic_load_n(&c[i].head, __ATOMIC_RELAXED)) bump_and_wake(&c[i], kPollRead | kPollWrite);
+    }
+  }
+}
+
+bool netpoll_fd_is_file(int fd) {
+  FdState* s = state(fd);
+  if (s && s->not_file.load(std::memory_order_relaxed)) return false;
+  struct stat st;
+  if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) != 0) return false;
+  bool file = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
+  if (!file && s) s->not_file.store(1, std::memory_order_relaxed);
+  return file;
 }
 
 void netpoll_signal_arrived(int sig, bool restart) {

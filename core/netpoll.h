@@ -101,8 +101,17 @@ bool netpoll_wake_for_handler(int sig, bool restart, G* only, bool may_interrupt
 G* netpoll_signal_main();
 // In a child of fork: self is the process's main G from now on.
 void netpoll_signal_fork_child(G* self);
-// The program closes fd: Gs parked on it wake up (and see EBADF on retry).
+// The program closes fd (or puts another file on its number: dup2, dup3):
+// Gs parked on it wake up (and see EBADF on retry).
 void netpoll_close(int fd);
+// The same for every fd in [first, last] (close_range, closefrom).
+void netpoll_close_range(unsigned first, unsigned last);
+// Whether fd is a regular file or a block device: the kernel never cuts a
+// read of one short but at its end, and ignores O_NONBLOCK on it, while
+// RWF_NOWAIT returns what the page cache holds, or EAGAIN. An fstat, made
+// once per fd that is none (sockets and pipes, read on hot paths): that
+// answer is kept until the fd is closed or replaced through the calls above.
+bool netpoll_fd_is_file(int fd);
 // Gs parked on fd wake up and try again (a signalfd read, for a signal the
 // kernel does not know is pending: interpose/signalfd.cpp).
 inline void netpoll_kick_fd(int fd) { netpoll_close(fd); }

@@ -73,7 +73,9 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
     long r = attempt();
     if (r == -EOPNOTSUPP) return handoff(blocking);
     if (r != -EAGAIN) return raw_to_libc(r);
-    if (program_nonblocking(fd)) return raw_to_libc(-EAGAIN);
+    // A regular file's EAGAIN is RWF_NOWAIT's (pages not cached): the
+    // kernel ignores O_NONBLOCK there, so the read blocks (handed off below).
+    if (program_nonblocking(fd) && !netpoll_fd_is_file(fd)) return raw_to_libc(-EAGAIN);
     if (deadline == kUnset) deadline = socket_deadline(fd, dir);
     int w = netpoll_wait(fd, dir, seen, deadline);
     if (w == EPERM) return handoff(blocking);
@@ -130,6 +132,33 @@ long write_all(const struct iovec* iov_in, int cnt, WriteSome write_some) {
   }
 }
 
+// The rest of a read of a regular file that RWF_NOWAIT cut short after
+// `done` bytes: more blocking reads until the buffers are full, the file
+// ends (0) or an error comes (the bytes read stand, as the kernel returns a
+// partial count then).
+template <typename ReadSome>
+long read_rest(const struct iovec* iov_in, int cnt, size_t done, ReadSome read_some) {
+  struct iovec iov[64];
+  if (cnt > 64) cnt = 64;  // a file read fills the first buffers first: enough for any count RWF_NOWAIT returns
+  memcpy(iov, iov_in, sizeof(struct iovec) * static_cast<size_t>(cnt));
+  struct iovec* it = iov;
+  size_t skip = done;
+  for (;;) {
+    while (cnt > 0 && skip >= it->iov_len) {
+      skip -= it->iov_len;
+      it++;
+      cnt--;
+    }
+    if (cnt == 0) return static_cast<long>(done);
+    it->iov_base = static_cast<char*>(it->iov_base) + skip;
+    it->iov_len -= skip;
+    long r = read_some(it, cnt);
+    if (r <= 0) return static_cast<long>(done);
+    done += static_cast<size_t>(r);
+    skip = static_cast<size_t>(r);
+  }
+}
+
 // The runtime's own fds (core/rtfd.h) do not exist as far as the program is
 // concerned: close of one gets EBADF, as an unused number would, and
 // closefrom/close_range step around them.
@@ -147,8 +176,12 @@ int close_range_around(unsigned first, unsigned last, int flags) {
     }
     lo = f + 1;
   }
-  if (lo > last || lo == 0) return 0;  // lo == 0: wrapped past UINT_MAX
-  return static_cast<int>(raw_to_libc(raw_syscall(SYS_close_range, lo, last, flags)));
+  if (lo <= last && lo != 0) {  // lo == 0: wrapped past UINT_MAX
+    long r = raw_syscall(SYS_close_range, lo, last, flags);
+    if (r < 0) return static_cast<int>(raw_to_libc(r));
+  }
+  if (!(flags & CLOSE_RANGE_CLOEXEC)) netpoll_close_range(first, last);
+  return 0;
 }
 
 }  // namespace
@@ -163,12 +196,13 @@ void fortify_fail() {
 
 extern "C" {
 
+MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt);
+
 MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   if (!fd_caller_is_g()) return real_read(fd, buf, n);
   if (long r; signalfd_read(fd, buf, n, &r)) return r;
   struct iovec v = {buf, n};
-  return drive(
-      fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, &v, 1); }, [&] { return real_read(fd, buf, n); });
+  return readv(fd, &v, 1);
 }
 
 // _FORTIFY_SOURCE (Debian's default) turns read, recv and recvfrom on a
@@ -180,8 +214,16 @@ MNP_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexce
 
 MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {
   if (!fd_caller_is_g()) return real_readv(fd, iov, cnt);
-  return drive(
+  long r = drive(
       fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, iov, cnt); }, [&] { return real_readv(fd, iov, cnt); });
+  if (r <= 0) return r;
+  size_t want = 0;
+  for (int i = 0; i < cnt; i++) want += iov[i].iov_len;
+  if (static_cast<size_t>(r) >= want || !netpoll_fd_is_file(fd)) return r;
+  // RWF_NOWAIT stopped where the page cache did; natively the read goes on
+  // to the end of the file or of the buffers: the rest blocks, handed off.
+  return read_rest(iov, cnt, static_cast<size_t>(r),
+                   [&](const struct iovec* it, int c) { return handoff([&] { return real_readv(fd, it, c); }); });
 }
 
 MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
@@ -477,7 +519,10 @@ MNP_EXPORT int dup2(int oldfd, int newfd) noexcept {
     rtfd_yield(newfd);
   }
   long r = raw_syscall(SYS_dup2, oldfd, newfd);
-  if (r >= 0 && oldfd != newfd) signalfd_forget(newfd);
+  if (r >= 0 && oldfd != newfd && runtime_up) {
+    signalfd_forget(newfd);
+    netpoll_close(newfd);
+  }
   return static_cast<int>(raw_to_libc(r));
 }
 
@@ -488,7 +533,10 @@ MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
     rtfd_yield(newfd);
   }
   long r = raw_syscall(SYS_dup3, oldfd, newfd, flags);
-  if (r >= 0) signalfd_forget(newfd);
+  if (r >= 0 && runtime_up) {
+    signalfd_forget(newfd);
+    netpoll_close(newfd);
+  }
   return static_cast<int>(raw_to_libc(r));
 }
 

@@ -642,6 +642,11 @@ TEST(WrappedCallout, Procs2) { run_case(simple({"wrapped_callout"}), 2); }
 TEST(ForeignWaiter, Procs1) { run_case(simple({"foreign_waiter"}), 1); }
 TEST(ForeignWaiter, Procs2) { run_case(simple({"foreign_waiter"}), 2); }
 
+// Reads of a regular file partly in the page cache, blocking and O_NONBLOCK
+// (file_read_whole.c): never short but at the end, never EAGAIN.
+TEST(FileReadWhole, Procs1) { run_case(simple({"file_read_whole"}), 1); }
+TEST(FileReadWhole, Procs2) { run_case(simple({"file_read_whole"}), 2); }
+
 // main returns from deep inside the program with foreign registers (Free
 // Pascal's way, main_return_deep.c): exit status 3 and output as natively.
 TEST(MainExit, ReturnFromDepthProcs1) { run_case(simple({"main_return_deep"}, 3), 1); }
