@@ -8,6 +8,8 @@
 #pragma once
 
 #include <errno.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
 #include <ucontext.h>
 
 #include <cstdint>
@@ -38,21 +40,41 @@ inline uint64_t arch_cycles() { return __builtin_ia32_rdtsc(); }
 // The program counter where the signal whose handler got uc interrupted.
 inline uintptr_t arch_uc_pc(const ucontext_t* uc) { return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]); }
 
+// Whether the two bytes at `at` are a `syscall` instruction (0f 05). The
+// page of the interrupted PC is mapped (the thread ran there); a byte on
+// the next or the previous page may not be (a JIT's code buffer starts on
+// a page whose predecessor is unmapped: qemu's did, and reading it crashed
+// the handler), so a pair that crosses a page is read by the kernel,
+// which answers EFAULT for a hole.
+inline bool arch_is_syscall_insn(uintptr_t at, uintptr_t pc) {
+  constexpr uintptr_t kPage = 4096;
+  if ((at & ~(kPage - 1)) == (pc & ~(kPage - 1)) && ((at + 1) & ~(kPage - 1)) == (pc & ~(kPage - 1))) {
+    auto* code = reinterpret_cast<const unsigned char*>(at);
+    return code[0] == 0x0f && code[1] == 0x05;
+  }
+  unsigned char b[2];
+  struct iovec local = {b, 2}, remote = {reinterpret_cast<void*>(at), 2};
+  long pid = raw_syscall(SYS_getpid);
+  return raw_syscall6(SYS_process_vm_readv, pid, reinterpret_cast<long>(&local), 1, reinterpret_cast<long>(&remote), 1,
+                      0) == 2 &&
+         b[0] == 0x0f && b[1] == 0x05;
+}
+
 // The PC is at a `syscall` instruction (0f 05) not yet executed: the
 // thread was about to make a system call, or the kernel is restarting one
 // the signal (or an earlier one taken by another thread) interrupted.
 inline bool arch_uc_at_syscall(const ucontext_t* uc) {
-  auto* code = reinterpret_cast<const unsigned char*>(arch_uc_pc(uc));
-  return code[0] == 0x0f && code[1] == 0x05;
+  uintptr_t pc = arch_uc_pc(uc);
+  return arch_is_syscall_insn(pc, pc);
 }
 
 // The signal interrupted a system call: the PC is at the `syscall`
 // instruction (the kernel restarts it on return) or just after one that
 // returned -EINTR.
 inline bool arch_uc_in_syscall(const ucontext_t* uc) {
-  auto* code = reinterpret_cast<const unsigned char*>(arch_uc_pc(uc));
+  uintptr_t pc = arch_uc_pc(uc);
   long ret = static_cast<long>(uc->uc_mcontext.gregs[REG_RAX]);
-  return arch_uc_at_syscall(uc) || (code[-2] == 0x0f && code[-1] == 0x05 && ret == -EINTR);
+  return arch_uc_at_syscall(uc) || (ret == -EINTR && arch_is_syscall_insn(pc - 2, pc));
 }
 
 // With the PC at a `syscall` instruction (arch_uc_at_syscall): the handler

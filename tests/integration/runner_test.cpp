@@ -647,6 +647,12 @@ TEST(ForeignWaiter, Procs2) { run_case(simple({"foreign_waiter"}), 2); }
 TEST(FileReadWhole, Procs1) { run_case(simple({"file_read_whole"}), 1); }
 TEST(FileReadWhole, Procs2) { run_case(simple({"file_read_whole"}), 2); }
 
+// Preemption signals in generated code at the start of a page whose
+// predecessor cannot be read (jit_page_start.c): the handler must not read
+// before the PC's page.
+TEST(JitPageStart, Procs1) { run_case(simple({"jit_page_start"}), 1); }
+TEST(JitPageStart, Procs2) { run_case(simple({"jit_page_start"}), 2); }
+
 // main returns from deep inside the program with foreign registers (Free
 // Pascal's way, main_return_deep.c): exit status 3 and output as natively.
 TEST(MainExit, ReturnFromDepthProcs1) { run_case(simple({"main_return_deep"}, 3), 1); }
