@@ -214,7 +214,7 @@ constexpr uintptr_t kGuardMargin = 64 * 1024;  // glibc's stack block starts wit
 
 struct WalkCall {
   const ucontext_t* uc;
-  bool safe;
+  Walk walk;
 };
 
 // The stack walk of a preemption request that found the G on its alternate
@@ -226,26 +226,26 @@ struct WalkCall {
 // frame: the runtime's signal stays blocked (the handler's mask; the walk's
 // sigprocmask calls are answered without the kernel, tls_unwinding), and
 // glibc's 32 and 33 have no SA_ONSTACK.
-bool safe_point_on_g0_stack(M* mp, const ucontext_t* uc) {
+Walk walk_on_g0_stack(M* mp, const ucontext_t* uc) {
   uintptr_t sp = mp->g0.ctx.sp;
   uintptr_t lo = reinterpret_cast<uintptr_t>(mp->g0.stack_lo), hi = lo + mp->g0.stack_size;
   if (!lo && mp->g0.tcb) {
     lo = reinterpret_cast<uintptr_t>(tcb_field<void*>(mp->g0.tcb, tcbo::kStackBlock));
     hi = lo + tcb_field<size_t>(mp->g0.tcb, tcbo::kStackBlockSize);
   }
-  if (!sp || !lo || sp < lo + kWalkRoom + kWalkBelowG0 + kGuardMargin) return false;
+  if (!sp || !lo || sp < lo + kWalkRoom + kWalkBelowG0 + kGuardMargin) return Walk::kUnsafe;
   // Interrupted on g0's own stack (a G's TCB loaded there, as glibc's
   // set*id broadcast does): g0 is live, and no G to preempt.
   uintptr_t rsp = static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]);
-  if (rsp >= lo && rsp < hi) return false;
-  WalkCall w{uc, false};
+  if (rsp >= lo && rsp < hi) return Walk::kUnsafe;
+  WalkCall w{uc, Walk::kUnsafe};
   mnp_call_on_stack((sp - kWalkBelowG0) & ~uintptr_t{15},
                     [](void* a) {
                       auto* c = static_cast<WalkCall*>(a);
-                      c->safe = preempt_safe_point(c->uc);
+                      c->walk = preempt_walk(c->uc);
                     },
                     &w);
-  return w.safe;
+  return w.walk;
 }
 
 // What the runtime's signal asks of this M (the top of this file). Runs on
@@ -349,8 +349,7 @@ void poke_serve(siginfo_t* si, void* ucv) {
     // next call into the runtime). Only at a safe point, as for a switch:
     // code of libc's or the runtime's on the stack may count on keeping
     // the P; the walk then runs on g0's idle stack, as the alternate stack
-    // may be small. Not through frames no unwinder can read (a JIT's), as
-    // everywhere.
+    // may be small.
     // Told by where this handler runs, within the alternate stack the
     // kernel recorded in the context (a query would say "disabled" for one
     // enabled with SS_AUTODISARM).
@@ -369,12 +368,19 @@ void poke_serve(siginfo_t* si, void* ucv) {
     mp->poke_walking = true;
     tls_g = nullptr;
     tls_unwinding = true;
-    bool safe = on_alt ? safe_point_on_g0_stack(mp, uc) : preempt_safe_point(uc);
+    Walk walk = on_alt ? walk_on_g0_stack(mp, uc) : preempt_walk(uc);
     tls_unwinding = false;
     tls_g = gp;
     mp->poke_walking = false;
-    if (safe && gp->m == mp && mp->p && gp->status.load(std::memory_order_relaxed) == kGRunning) {
-      if (on_alt) {
+    if (walk != Walk::kUnsafe && gp->m == mp && mp->p && gp->status.load(std::memory_order_relaxed) == kGRunning) {
+      // Stopped in code no unwinder can read (a JIT's: qemu's TCG, where a
+      // vCPU thread runs generated code for good and its other threads
+      // never got a P): the G runs on without its P, as after a call no
+      // wrapper covers. Its PC is outside libc and the runtime, so no
+      // malloc is half-way through the P's cache (mcache.h; libc calls no
+      // program code from inside malloc), and runtime code that called the
+      // program holds the M (checked above).
+      if (on_alt || walk == Walk::kUnreadable) {
         mark_in_syscall(mp, gp);
       } else {
         raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);

@@ -152,13 +152,13 @@ bool preempt_enabled() { return g_enabled.load(std::memory_order_relaxed); }
 // for. Deeper than this, a G is preempted only at its scheduling points.
 constexpr int kMaxWalkFrames = 1 << 16;
 
-bool preempt_safe_point(const ucontext_t* uc) {
+Walk preempt_walk(const ucontext_t* uc) {
   uintptr_t pc = arch_uc_pc(uc);
-  if (in_forbidden(pc)) return false;
+  if (in_forbidden(pc)) return Walk::kUnsafe;
   unw_cursor_t cur;
   if (g_unw->init_local2(&cur, reinterpret_cast<unw_context_t*>(const_cast<ucontext_t*>(uc)), UNW_INIT_SIGNAL_FRAME) <
       0)
-    return false;
+    return Walk::kUnsafe;
   for (int depth = 0; depth < kMaxWalkFrames; depth++) {
     // The frame above a signal frame was stopped anywhere, as the first one.
     // libunwind 1.6 answers "signal frame" for the frame it stepped to
@@ -167,15 +167,16 @@ bool preempt_safe_point(const ucontext_t* uc) {
     // one to check strictly (at worst its caller is checked so too).
     bool interrupted = g_unw->is_signal_frame(&cur) > 0;
     int r = g_unw->step(&cur);
-    if (r <= 0) return false;  // ran out of frames without meeting the G's base: not sure, so no
+    // Out of frames without meeting the G's base: not sure of the callers.
+    if (r <= 0) return Walk::kUnreadable;
     interrupted = interrupted || g_unw->is_signal_frame(&cur) > 0;
     unw_word_t ip;
     g_unw->get_reg(&cur, UNW_REG_IP, &ip);
-    if (in_base(ip)) return true;
-    if ((interrupted || g_callers_strict) && in_forbidden(ip)) return false;
-    if (ip >= g_phdr_iter.lo && ip < g_phdr_iter.hi) return false;
+    if (in_base(ip)) return Walk::kSafe;
+    if ((interrupted || g_callers_strict) && in_forbidden(ip)) return Walk::kUnsafe;
+    if (ip >= g_phdr_iter.lo && ip < g_phdr_iter.hi) return Walk::kUnsafe;
   }
-  return false;
+  return Walk::kUnreadable;
 }
 
 void preempt_check() {

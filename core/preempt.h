@@ -26,9 +26,13 @@ bool preempt_in_unwinder(const void* addr);
 // preemption goes off for good.
 void preempt_unwinder_lost();
 bool preempt_enabled();
-// True when the interrupted PC and every frame of the G's stack are outside
-// those ranges (libunwind walk from the signal context).
-bool preempt_safe_point(const ucontext_t* uc);
+// What a walk of the G's stack from the signal context (libunwind) says:
+// kSafe, the interrupted PC and every frame are outside those ranges (a
+// caller's frame may be inside: a call-out, preempt.cpp); kUnsafe, one is
+// inside; kUnreadable, the PC is outside but the walk stopped at a frame
+// no unwinder can read (a JIT's generated code) before the G's base.
+enum class Walk { kSafe, kUnsafe, kUnreadable };
+Walk preempt_walk(const ucontext_t* uc);
 // Called from the signal handler at a safe point: the G goes to the back of
 // the global run queue and the M runs something else.
 void preempt_switch();

@@ -653,6 +653,11 @@ TEST(FileReadWhole, Procs2) { run_case(simple({"file_read_whole"}), 2); }
 TEST(JitPageStart, Procs1) { run_case(simple({"jit_page_start"}), 1); }
 TEST(JitPageStart, Procs2) { run_case(simple({"jit_page_start"}), 2); }
 
+// A thread waits for a flag in generated code (no unwind information) while
+// the thread that sets it needs the P (jit_spin_wait.c).
+TEST(JitSpinWait, Procs1) { run_case(simple({"jit_spin_wait"}), 1); }
+TEST(JitSpinWait, Procs2) { run_case(simple({"jit_spin_wait"}), 2); }
+
 // main returns from deep inside the program with foreign registers (Free
 // Pascal's way, main_return_deep.c): exit status 3 and output as natively.
 TEST(MainExit, ReturnFromDepthProcs1) { run_case(simple({"main_return_deep"}, 3), 1); }
