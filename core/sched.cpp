@@ -411,8 +411,17 @@ void m_init_mask(M* mp) {
   // sysmon blocks everything, so an M it starts gets the main thread's
   // start-up mask. The runtime's signal is never blocked on an M. Each G
   // then loads its own mask when it runs (sigmask.cpp).
-  if (on_sysmon()) mp->sigmask = g_start_mask;
-  else raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&mp->sigmask), 8);
+  if (on_sysmon()) {
+    // Plus what every G blocks, as an idle M's mask has it: until it runs a
+    // G the new thread is an idle M, and with main's start-up mask alone it
+    // took a SIGURG that the program blocked and ignored to read it from a
+    // signalfd (seen with strace: discarded, and the program's epoll_wait
+    // timed out).
+    mp->sigmask = g_start_mask;
+    mp->sigmask.__val[0] |= idle_kmask();
+  } else {
+    raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, 0, reinterpret_cast<long>(&mp->sigmask), 8);
+  }
   for (int sig = 1; sig < 65; sig++)
     if (poke_signal_is(sig)) sigdelset(&mp->sigmask, sig);
 }
@@ -1707,10 +1716,16 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
     w->store(0, std::memory_order_release);
     sema_wake(w, 1);
   }
+  // Out of the live count before its mask leaves the blockers' counts: an
+  // M that goes idle in between then blocks too much for a moment (a
+  // signal waits), never too little (idle_kmask: a signal every G blocks,
+  // unblocked on an idle M, is taken there; one the program ignores to
+  // read it from a signalfd is then discarded).
+  bool last = sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1;
   g_sigmask_drop(gp);
   sigpend_forget(gp);  // natively its pending signals go with it
   // The last thread to finish ends the process, as with native threads.
-  if (sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1) exit(0);
+  if (last) exit(0);
   if (gp->is_main) {
     // The main thread's stack and TCB are not ours to reuse: park forever.
     publish_exit(gp);
@@ -1795,15 +1810,20 @@ void wire_leave_m0(G* gp) {
   if (gp == &main_g_storage || gp->lockcount != 0 || gp->syscall_depth != 0) return;
   ensure_p(gp);
   M* mp = hold_m(gp);
-  if (mp != &m0_storage) {
-    m_release(mp);
-    return;
-  }
+  bool on_m0 = mp == &m0_storage;
+  m_release(mp);
+  if (!on_m0) return;
+  // The thread is made with the M free: glibc's pthread_create calls the
+  // program's calloc, whose lock may park this G (it may then go on on
+  // another M: it moves all the same). The new M sleeps until the G is
+  // handed to it (mstart: an M with a wired G takes no P).
   M* nm = allocm();
   m_init_mask(nm);
   nm->lockedg = gp;
-  gp->lockedm = nm;
   if (!os_thread_create || os_thread_create(mstart, nm) != 0) fatal("cannot create a kernel thread for an M");
+  ensure_p(gp);
+  mp = hold_m(gp);
+  gp->lockedm = nm;
   SwitchArgs sa{gp, nullptr, nullptr, mp->p};
   mp->curg = nullptr;
   switch_from_g(mp, gp, nullptr, &mp->g0.ctx, yield_commit_cb, &sa, nullptr);
