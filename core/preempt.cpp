@@ -167,8 +167,15 @@ Walk preempt_walk(const ucontext_t* uc) {
     // one to check strictly (at worst its caller is checked so too).
     bool interrupted = g_unw->is_signal_frame(&cur) > 0;
     int r = g_unw->step(&cur);
-    // Out of frames without meeting the G's base: not sure of the callers.
-    if (r <= 0) return Walk::kUnreadable;
+    if (r <= 0) {
+      // No step past this frame, and no G's base met. In a library's code
+      // (a makecontext coroutine's stack ends at glibc's __start_context):
+      // the stack's end, callers unknown, so no. Elsewhere: a frame no
+      // unwinder can read (no unwind information: a JIT's code).
+      unw_word_t at;
+      g_unw->get_reg(&cur, UNW_REG_IP, &at);
+      return in_forbidden(at) ? Walk::kUnsafe : Walk::kUnreadable;
+    }
     interrupted = interrupted || g_unw->is_signal_frame(&cur) > 0;
     unw_word_t ip;
     g_unw->get_reg(&cur, UNW_REG_IP, &ip);
@@ -176,7 +183,7 @@ Walk preempt_walk(const ucontext_t* uc) {
     if ((interrupted || g_callers_strict) && in_forbidden(ip)) return Walk::kUnsafe;
     if (ip >= g_phdr_iter.lo && ip < g_phdr_iter.hi) return Walk::kUnsafe;
   }
-  return Walk::kUnreadable;
+  return Walk::kUnsafe;
 }
 
 void preempt_check() {

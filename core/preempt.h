@@ -29,8 +29,9 @@ bool preempt_enabled();
 // What a walk of the G's stack from the signal context (libunwind) says:
 // kSafe, the interrupted PC and every frame are outside those ranges (a
 // caller's frame may be inside: a call-out, preempt.cpp); kUnsafe, one is
-// inside; kUnreadable, the PC is outside but the walk stopped at a frame
-// no unwinder can read (a JIT's generated code) before the G's base.
+// inside, or the walk could not vouch for every caller (the stack ended,
+// or 65,536 frames, without the G's base); kUnreadable, the PC is outside
+// but the walk failed at a frame no unwinder can read (a JIT's code).
 enum class Walk { kSafe, kUnsafe, kUnreadable };
 Walk preempt_walk(const ucontext_t* uc);
 // Called from the signal handler at a safe point: the G goes to the back of

@@ -1806,8 +1806,10 @@ void wire_drop() {
 // the G is queued, already wired to it, and whichever M pops it hands that
 // M its P (startlockedm), as for any wired G.
 void wire_leave_m0(G* gp) {
-  // Not from program code that a wrapped call runs (no P to switch with).
-  if (gp == &main_g_storage || gp->lockcount != 0 || gp->syscall_depth != 0) return;
+  // Not from program code that a wrapped call runs (no P to switch with),
+  // nor from a handler that runs on the G while it makes the thread below
+  // (a fork there: the G moves once, to the M made first).
+  if (gp == &main_g_storage || gp->lockcount != 0 || gp->syscall_depth != 0 || gp->leaving_m0) return;
   ensure_p(gp);
   M* mp = hold_m(gp);
   bool on_m0 = mp == &m0_storage;
@@ -1820,7 +1822,9 @@ void wire_leave_m0(G* gp) {
   M* nm = allocm();
   m_init_mask(nm);
   nm->lockedg = gp;
+  gp->leaving_m0 = true;
   if (!os_thread_create || os_thread_create(mstart, nm) != 0) fatal("cannot create a kernel thread for an M");
+  gp->leaving_m0 = false;
   ensure_p(gp);
   mp = hold_m(gp);
   gp->lockedm = nm;

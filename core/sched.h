@@ -233,6 +233,7 @@ struct G {
   M* lockedm = nullptr;
   uint32_t lockcount = 0;       // reasons held: wire_for_life (one), fork children, altstack
   bool wired_for_life = false;  // kernel state that never goes back (ptrace, prctl, ...)
+  bool leaving_m0 = false;      // in wire_leave_m0, its M free while the new M's thread is made (self)
   bool wired_altstack = false;  // a sigaltstack of its own is enabled
   // That alternate stack, [lo, hi), once enabled with success: the kernel
   // may run a handler on it on lockedm while this G is parked, so idle

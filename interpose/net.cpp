@@ -159,6 +159,32 @@ long read_rest(const struct iovec* iov_in, int cnt, size_t done, ReadSome read_s
   }
 }
 
+// read and readv for a G. A short count RWF_NOWAIT gave for a regular
+// file stopped where the page cache did; natively the read goes on to the
+// end of the file or of the buffers, so the rest blocks, handed off. Only
+// that count: a file that refuses RWF_NOWAIT (procfs, tracefs: trace_pipe,
+// /proc/kmsg) went to the real call, whose short count is the answer.
+long read_g(int fd, const struct iovec* iov, int cnt) {
+  bool nowait = false;  // the count came from the RWF_NOWAIT attempt
+  long r = drive(
+      fd, PollDir::kRead,
+      [&] {
+        long x = raw_readv_nowait(fd, iov, cnt);
+        nowait = x >= 0;
+        return x;
+      },
+      [&] {
+        nowait = false;
+        return real_readv(fd, iov, cnt);
+      });
+  if (r <= 0 || !nowait) return r;
+  size_t want = 0;
+  for (int i = 0; i < cnt; i++) want += iov[i].iov_len;
+  if (static_cast<size_t>(r) >= want || !netpoll_fd_is_file(fd)) return r;
+  return read_rest(iov, cnt, static_cast<size_t>(r),
+                   [&](const struct iovec* it, int c) { return handoff([&] { return real_readv(fd, it, c); }); });
+}
+
 // The runtime's own fds (core/rtfd.h) do not exist as far as the program is
 // concerned: close of one gets EBADF, as an unused number would, and
 // closefrom/close_range step around them.
@@ -196,13 +222,11 @@ void fortify_fail() {
 
 extern "C" {
 
-MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt);
-
 MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   if (!fd_caller_is_g()) return real_read(fd, buf, n);
   if (long r; signalfd_read(fd, buf, n, &r)) return r;
   struct iovec v = {buf, n};
-  return readv(fd, &v, 1);
+  return read_g(fd, &v, 1);
 }
 
 // _FORTIFY_SOURCE (Debian's default) turns read, recv and recvfrom on a
@@ -214,16 +238,7 @@ MNP_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexce
 
 MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {
   if (!fd_caller_is_g()) return real_readv(fd, iov, cnt);
-  long r = drive(
-      fd, PollDir::kRead, [&] { return raw_readv_nowait(fd, iov, cnt); }, [&] { return real_readv(fd, iov, cnt); });
-  if (r <= 0) return r;
-  size_t want = 0;
-  for (int i = 0; i < cnt; i++) want += iov[i].iov_len;
-  if (static_cast<size_t>(r) >= want || !netpoll_fd_is_file(fd)) return r;
-  // RWF_NOWAIT stopped where the page cache did; natively the read goes on
-  // to the end of the file or of the buffers: the rest blocks, handed off.
-  return read_rest(iov, cnt, static_cast<size_t>(r),
-                   [&](const struct iovec* it, int c) { return handoff([&] { return real_readv(fd, it, c); }); });
+  return read_g(fd, iov, cnt);
 }
 
 MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
@@ -559,7 +574,10 @@ MNP_EXPORT void closefrom(int lowfd) noexcept {
     // Kernels before 5.9 have no close_range: close one by one up to the limit.
     long max = sysconf(_SC_OPEN_MAX);
     for (long fd = lowfd; fd < max; fd++)
-      if (!rtfd_is(static_cast<int>(fd))) real_close(static_cast<int>(fd));
+      if (!rtfd_is(static_cast<int>(fd))) {
+        real_close(static_cast<int>(fd));
+        netpoll_close(static_cast<int>(fd));
+      }
   }
 }
 
