@@ -534,7 +534,7 @@ MNP_EXPORT int dup2(int oldfd, int newfd) noexcept {
     rtfd_yield(newfd);
   }
   long r = raw_syscall(SYS_dup2, oldfd, newfd);
-  if (r >= 0 && oldfd != newfd && runtime_up) {
+  if (r >= 0 && oldfd != newfd) {
     signalfd_forget(newfd);
     netpoll_close(newfd);
   }
@@ -548,7 +548,7 @@ MNP_EXPORT int dup3(int oldfd, int newfd, int flags) noexcept {
     rtfd_yield(newfd);
   }
   long r = raw_syscall(SYS_dup3, oldfd, newfd, flags);
-  if (r >= 0 && runtime_up) {
+  if (r >= 0) {
     signalfd_forget(newfd);
     netpoll_close(newfd);
   }
