@@ -92,35 +92,20 @@ long raw_writev_nowait(int fd, const struct iovec* iov, int n) {
   return raw_syscall6(SYS_pwritev2, fd, reinterpret_cast<long>(iov), n, -1, -1, RWF_NOWAIT);
 }
 
-// A blocking write completes: keep going through the iovec until all of it
-// is written, an error comes (the partial count is returned then, as the
-// kernel does), or a non-blocking fd says EAGAIN.
-template <typename WriteSome>
-long write_all(const struct iovec* iov_in, int cnt, WriteSome write_some) {
-  if (cnt < 0 || cnt > IOV_MAX) return raw_to_libc(-EINVAL);
-  struct iovec iov[IOV_MAX > 64 ? 64 : IOV_MAX];
-  const struct iovec* cur = iov_in;
-  struct iovec* big = nullptr;
-  if (cnt <= 64) {
-    memcpy(iov, iov_in, sizeof(struct iovec) * static_cast<size_t>(cnt));
-    cur = iov;
-  } else {
-    big = static_cast<struct iovec*>(__builtin_alloca(sizeof(struct iovec) * static_cast<size_t>(cnt)));
-    memcpy(big, iov_in, sizeof(struct iovec) * static_cast<size_t>(cnt));
-    cur = big;
-  }
-  auto* it = const_cast<struct iovec*>(cur);
+// Goes on through the iovec array `done` bytes in: calls io on what is left
+// until all of it is done, a call moves nothing (0) or fails (the count so
+// far is returned then, as the kernel returns a partial count, or the
+// error if there is none). io is called at least once.
+template <typename Io>
+long iov_finish(const struct iovec* iov_in, int cnt, size_t done, Io io) {
+  struct iovec small[64];
+  struct iovec* it = small;
+  if (cnt > 64) it = static_cast<struct iovec*>(__builtin_alloca(sizeof(struct iovec) * static_cast<size_t>(cnt)));
+  memcpy(it, iov_in, sizeof(struct iovec) * static_cast<size_t>(cnt));
   size_t total = 0;
   for (int i = 0; i < cnt; i++) total += it[i].iov_len;
-  long done = 0;
-  for (;;) {
-    long r = write_some(it, cnt);
-    if (r < 0) return done > 0 ? done : r;
-    done += r;
-    if (static_cast<size_t>(done) >= total || r == 0) return done;
-    // Advance past what was written.
-    size_t skip = static_cast<size_t>(r);
-    while (cnt > 0 && skip >= it->iov_len) {
+  for (size_t skip = done;;) {
+    while (skip && cnt > 0 && skip >= it->iov_len) {
       skip -= it->iov_len;
       it++;
       cnt--;
@@ -129,34 +114,21 @@ long write_all(const struct iovec* iov_in, int cnt, WriteSome write_some) {
       it->iov_base = static_cast<char*>(it->iov_base) + skip;
       it->iov_len -= skip;
     }
+    long r = io(it, cnt);
+    if (r < 0) return done > 0 ? static_cast<long>(done) : r;
+    done += static_cast<size_t>(r);
+    if (done >= total || r == 0) return static_cast<long>(done);
+    skip = static_cast<size_t>(r);
   }
 }
 
-// The rest of a read of a regular file that RWF_NOWAIT cut short after
-// `done` bytes: more blocking reads until the buffers are full, the file
-// ends (0) or an error comes (the bytes read stand, as the kernel returns a
-// partial count then).
-template <typename ReadSome>
-long read_rest(const struct iovec* iov_in, int cnt, size_t done, ReadSome read_some) {
-  struct iovec iov[64];
-  if (cnt > 64) cnt = 64;  // a file read fills the first buffers first: enough for any count RWF_NOWAIT returns
-  memcpy(iov, iov_in, sizeof(struct iovec) * static_cast<size_t>(cnt));
-  struct iovec* it = iov;
-  size_t skip = done;
-  for (;;) {
-    while (cnt > 0 && skip >= it->iov_len) {
-      skip -= it->iov_len;
-      it++;
-      cnt--;
-    }
-    if (cnt == 0) return static_cast<long>(done);
-    it->iov_base = static_cast<char*>(it->iov_base) + skip;
-    it->iov_len -= skip;
-    long r = read_some(it, cnt);
-    if (r <= 0) return static_cast<long>(done);
-    done += static_cast<size_t>(r);
-    skip = static_cast<size_t>(r);
-  }
+// A blocking write completes: keep going through the iovec until all of it
+// is written, an error comes (the partial count is returned then, as the
+// kernel does), or a non-blocking fd says EAGAIN.
+template <typename WriteSome>
+long write_all(const struct iovec* iov, int cnt, WriteSome write_some) {
+  if (cnt < 0 || cnt > IOV_MAX) return raw_to_libc(-EINVAL);
+  return iov_finish(iov, cnt, 0, write_some);
 }
 
 // read and readv for a G. A short count RWF_NOWAIT gave for a regular
@@ -181,8 +153,8 @@ long read_g(int fd, const struct iovec* iov, int cnt) {
   size_t want = 0;
   for (int i = 0; i < cnt; i++) want += iov[i].iov_len;
   if (static_cast<size_t>(r) >= want || !netpoll_fd_is_file(fd)) return r;
-  return read_rest(iov, cnt, static_cast<size_t>(r),
-                   [&](const struct iovec* it, int c) { return handoff([&] { return real_readv(fd, it, c); }); });
+  return iov_finish(iov, cnt, static_cast<size_t>(r),
+                    [&](const struct iovec* it, int c) { return handoff([&] { return real_readv(fd, it, c); }); });
 }
 
 // The runtime's own fds (core/rtfd.h) do not exist as far as the program is
