@@ -397,9 +397,10 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"py_multiprocessing.py", 3,
      "each fork wires the forking thread until it has reaped its child, and the pools' helper threads "
      "wait in hand-off calls (pipe reads, waitpid) at once"},
-    {"tree", 2,
-     "its 2,048 leaves each read /proc/self/status (open and read are hand-off calls): a few Ms may be "
-     "in the kernel at once while sysmon hands their Ps on"},
+    {"tree", 4,
+     "its 4,096 leaves each read /proc/self/status (open and read are hand-off calls): a few Ms may be "
+     "in the kernel at once while sysmon hands their Ps on, more on a loaded machine, where an M that "
+     "waits for a CPU looks blocked (9 at 2 Ps seen twice in ten full-suite runs)"},
     {"wire_ptrace", 4,
      "its tracer threads and the forking main thread are wired (docs/ARCHITECTURE.md, \"Wiring\"): each "
      "keeps a kernel thread of its own, and a wired G's every park hands its P to another M"},
@@ -532,10 +533,10 @@ const Case kChain{{"chain", "10000"}, {}, 0, 60, [](const Run& native, const Run
                     kthreads_bounded(shim, procs);
                   }};
 
-// Its 2,048 leaves each read /proc/self/status (open, read, close: hand-off
+// Its 4,096 leaves each read /proc/self/status (open, read, close: hand-off
 // calls), so a few Ms can be in the kernel at once (kKthreadAllowances).
 const Case kTree{{"tree", "12"}, {}, 0, 60, [](const Run&, const Run& shim, int procs) {
-                   expect_check(shim, "kthreads_max", "<=", procs + 6);
+                   expect_check(shim, "kthreads_max", "<=", procs + 8);
                  }};
 
 Case tls_case(const char* part) {
