@@ -307,8 +307,18 @@ int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   sigset_t all, old;
   sigfillset(&all);
   real_pthread_sigmask(SIG_SETMASK, &all, &old);
+  // What the next pthread_create runs on this thread runs as a thread that
+  // is no G: another preloaded library's wrapper (valgrind's drd waits on
+  // a condition variable until the new thread has started), the program's
+  // allocator. This is the runtime making a thread of its own, sysmon's
+  // start lock held (sysmon_ensure_slow) or the M held (startm): a park
+  // here ran sysmon_ensure again on that lock and hung for good. No
+  // handler sees the G hidden: every signal is blocked meanwhile.
+  G* hidden = tls_g;
+  tls_g = nullptr;
   pthread_t t;
   int r = real_pthread_create(&t, &a, fn, arg);
+  tls_g = hidden;
   real_pthread_sigmask(SIG_SETMASK, &old, nullptr);
   pthread_attr_destroy(&a);
   // glibc's first pthread_create installs its SIGSETXID handler: wrap it

@@ -1082,6 +1082,21 @@ TEST(GMem, BurstProcs2) { run_case(kGmemBurst, 2); }
 TEST(MallocCache, Procs1) { run_case(simple({"malloc_cache"}), 1); }
 TEST(MallocCache, Procs2) { run_case(simple({"malloc_cache"}), 2); }
 
+// Another preloaded library's pthread_create wrapper that waits on a
+// condvar until the new thread runs (valgrind's drd): the runtime's own
+// thread creation goes through it and must not park (create_wrap.c).
+Case create_wrap_case() {
+  return Case{{"create_wrap", env_or_empty("MNP_PROGDIR") + "/libmnp_create_wrap.so"},
+              {},
+              0,
+              30,
+              [](const Run& native, const Run& shim, int) {
+                expect_check(native, "wrapped", "==", 8);
+                expect_check(shim, "wrapped", ">=", 1);  // sysmon at least
+              }};
+}
+TEST(OwnAlloc, CreateWrapperProcs1) { run_case(create_wrap_case(), 1); }
+TEST(OwnAlloc, CreateWrapperProcs2) { run_case(create_wrap_case(), 2); }
 TEST(OwnAlloc, TcmallocProcs1) { run_case(simple({"own_alloc", "tcmalloc"}), 1); }
 TEST(OwnAlloc, TcmallocProcs2) { run_case(simple({"own_alloc", "tcmalloc"}), 2); }
 TEST(OwnAlloc, JemallocProcs1) { run_case(simple({"own_alloc", "jemalloc"}), 1); }
