@@ -70,15 +70,23 @@ void sysmon_sleep(int64_t ns) {
 }
 
 // A time slice: how long a G may keep its P while other work waits for it.
-// Go's 10 ms. Tried and reverted (2026-12-05, no-FSGSBASE VM): 3 ms, near
-// Linux's own slice (EEVDF's base slice is 0.75 ms times 1 + log2 of the
-// CPUs up to 8). At MNP_PROCS=1 it made redis, whose I/O threads spin-wait
-// for its main thread, 2.8 times faster (2,450 to 6,800 req/s; natively on
-// one CPU 7,800), and `xz -T2 -3` of 8 MiB 20% slower (2.07 to 2.48 s,
-// medians of 3; natively on one CPU 2.10-2.24 s): the time went to liblzma
-// itself (the runtime's own code was 1% of the profile), i.e. to the two
-// threads' working sets evicting each other three times as often.
-constexpr int64_t kPreemptNs = 10 * 1000 * 1000;
+// Near Linux's own (EEVDF's base slice is 0.75 ms times 1 + log2 of the
+// CPUs up to 8: 1.5 ms on 2 CPUs), not Go's 10 ms: programs written for
+// kernel threads spin-wait for each other, and every hand-off between two
+// spinners costs a slice. sysmon looks at a busy P at least every
+// kBusyMaxNs, so a slice ends 2-4 ms after it began (1 ms gave what 2 ms
+// gives). Measured on the FSGSBASE machine, 2026-12-06, quiet, runs of
+// the 10 ms and 2 ms builds alternated: redis with 4 I/O threads (they
+// and its main thread spin for each other; redis-benchmark -t set,get
+// -c 50 --threads 2) 985-997 -> 2,953-2,955 req/s at 2 Ps (natively
+// 2,951-3,066) and 493-496 -> 1,451-1,478 at 1 P (natively on one CPU
+// 1,533); 3 ms gave 1,946-1,994 and 973-985. The price is paid by
+// compute threads that outnumber the Ps: `zstd -T8 -12` of 72 MiB at 1 P
+// 1.56-1.72 -> 1.68-1.84 s (natively on one CPU 1.73), about 5% more;
+// `xz -T2 -6` of 24 MiB 4.16-4.36 -> 3.99-4.18 s. A 3 ms trial on the
+// no-FSGSBASE VM (2026-12-05) had measured `xz -T2 -3` 20% slower (2.07
+// to 2.48 s, medians of 3); not seen on this machine.
+constexpr int64_t kPreemptNs = 2 * 1000 * 1000;
 // A real-time G's time slice (ksched.h): the kernel's default real-time
 // bandwidth (sched_rt_runtime_us, 950 ms of each second), after which the
 // kernel would run the ordinary threads of a CPU its real-time threads keep
@@ -326,7 +334,7 @@ void* sysmon_main(void*) {
     } else if (++idle > 50) {
       delay = delay * 2 > kSysmonMaxNs ? kSysmonMaxNs : delay * 2;
       // While some P runs Gs, look at least every 2 ms: a G due for
-      // preemption (10 ms) then waits at most ~12 ms, not 20.
+      // preemption (kPreemptNs) then waits at most 2 ms more.
       if (sched.npidle.load(std::memory_order_relaxed) < static_cast<int32_t>(sched.nprocs) && delay > kBusyMaxNs)
         delay = kBusyMaxNs;
       if (delay > trace_period_ns()) delay = trace_period_ns();
