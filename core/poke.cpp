@@ -211,6 +211,10 @@ void refresh_released(ucontext_t* uc);
 constexpr uintptr_t kWalkRoom = 32 * 1024;
 constexpr uintptr_t kWalkBelowG0 = 512;
 constexpr uintptr_t kGuardMargin = 64 * 1024;  // glibc's stack block starts with its guard
+// A walk longer than this marks its G deep-stacked (G::deep_walk): sysmon
+// then gives it longer slices, so walks stay a small share of its time
+// (5% of a 2 ms slice).
+constexpr int64_t kDeepWalkNs = 100 * 1000;
 
 struct WalkCall {
   const ucontext_t* uc;
@@ -327,6 +331,9 @@ void poke_serve(siginfo_t* si, void* ucv) {
     return;
   }
   if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
+  // The runtime hid the G: it is making a kernel thread of its own from
+  // the G's stack (real_thread_create_for_m), foreign code may be running.
+  if (tls_g != gp) return;
   auto* uc = static_cast<ucontext_t*>(ucv);
   if (in_runtime_text(arch_uc_pc(uc))) return;
   // Interrupted inside a system call (about to restart it, or just returned
@@ -368,7 +375,9 @@ void poke_serve(siginfo_t* si, void* ucv) {
     mp->poke_walking = true;
     tls_g = nullptr;
     tls_unwinding = true;
+    int64_t walk_start = nanotime();
     Walk walk = on_alt ? walk_on_g0_stack(mp, uc) : preempt_walk(uc);
+    gp->deep_walk.store(nanotime() - walk_start > kDeepWalkNs, std::memory_order_relaxed);
     tls_unwinding = false;
     tls_g = gp;
     mp->poke_walking = false;

@@ -125,7 +125,10 @@ struct G {
   // sched_internal.h): a handler of the program's waits, or it could move the G
   // to another M between the read and the hold.
   volatile uint32_t mhold = 0;
-  std::atomic<uint32_t> preempt{0};        // sysmon: time slice over (kPreempt*, sysmon.cpp)
+  std::atomic<uint32_t> preempt{0};  // sysmon: time slice over (kPreempt*, sysmon.cpp)
+  // Its last preemption walk took long (a deep stack): sysmon gives it
+  // longer slices (kDeepSliceNs, sysmon.cpp). Written by the poke handler.
+  std::atomic<bool> deep_walk{false};
   std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
   void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
   uint32_t yield_idle = 0;  // (self) sched_yield calls in a row that found no G to run (interpose/thread.cpp)

@@ -87,6 +87,13 @@ void sysmon_sleep(int64_t ns) {
 // no-FSGSBASE VM (2026-12-05) had measured `xz -T2 -3` 20% slower (2.07
 // to 2.48 s, medians of 3); not seen on this machine.
 constexpr int64_t kPreemptNs = 2 * 1000 * 1000;
+// The slice of a G whose last preemption walk took longer than
+// kDeepWalkNs (poke.cpp): a walk costs about 60 ns a frame here, so two
+// threads spinning 5,000 frames deep at 1 P did 14% less work with 2 ms
+// slices than with 10 ms (4,669 against 5,406 M loop rounds in 2 s, quiet
+// machine, 2026-12-06; 10 frames deep: 6,025 against 6,209). With this,
+// as with 10 ms (noisy runs later that day).
+constexpr int64_t kDeepSliceNs = 10 * 1000 * 1000;
 // A real-time G's time slice (ksched.h): the kernel's default real-time
 // bandwidth (sched_rt_runtime_us, 950 ms of each second), after which the
 // kernel would run the ordinary threads of a CPU its real-time threads keep
@@ -194,17 +201,22 @@ bool detect_blocked(int64_t now) {
       if (now - pp->run_since >= kPreemptNs) {
         gmem_peek_begin();  // the G may exit and be unmapped meanwhile
         G* gp = mp->curg;
-        // A real-time G's slice is the kernel's real-time bandwidth (ksched.h).
-        bool rt = gp && gp->ks_rt.load(std::memory_order_relaxed);
-        bool over = !rt || now - pp->run_since >= kRtSliceNs;
-        if (gp && !gp->is_g0 && over && p_has_other_work(pp, now)) {
+        // A real-time G's slice is the kernel's real-time bandwidth
+        // (ksched.h); a deep-stacked one's is longer (kDeepSliceNs).
+        int64_t slice = kPreemptNs;
+        if (gp && gp->ks_rt.load(std::memory_order_relaxed)) {
+          slice = kRtSliceNs;
+        } else if (gp && gp->deep_walk.load(std::memory_order_relaxed)) {
+          slice = kDeepSliceNs;
+        }
+        if (gp && !gp->is_g0 && now - pp->run_since >= slice && p_has_other_work(pp, now)) {
           gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
           marked = true;
         }
         gmem_peek_end();
         if (marked) {
           if (preempt_enabled()) poke_m(mp, now);
-          pp->run_since = now - (rt ? kRtSliceNs : kPreemptNs) + 1000 * 1000;
+          pp->run_since = now - slice + 1000 * 1000;
         }
       }
       continue;
