@@ -885,7 +885,7 @@ top:
 // Runs gp on mp. schedtick counts time slices, not switches: a G taken from
 // the P's next (inherit) runs on in the slice of the G that readied it, so
 // a pair handing the P back and forth looks to sysmon like one G that has
-// run too long, and it ends the slice after 10 ms (sysmon.cpp).
+// run too long, and it ends the slice after 2 ms (kPreemptNs, sysmon.cpp).
 void execute(M* mp, G* gp, bool inherit) {
   casgstatus(gp, kGRunnable, kGRunning);
   gmem_resume(gp);
@@ -1815,15 +1815,20 @@ void wire_leave_m0(G* gp) {
   bool on_m0 = mp == &m0_storage;
   m_release(mp);
   if (!on_m0) return;
-  // The thread is made with the M free: glibc's pthread_create calls the
-  // program's calloc, whose lock may park this G (it may then go on on
-  // another M: it moves all the same). The new M sleeps until the G is
-  // handed to it (mstart: an M with a wired G takes no P).
+  // The thread is made with the M free and the P marked as in a system
+  // call: glibc's pthread_create calls the program's calloc, whose lock
+  // may keep this thread in the kernel (the G is hidden meanwhile,
+  // real_thread_create_for_m), and sysmon then hands the P to another M.
+  // The G may go on on another M afterwards: it moves all the same. The
+  // new M sleeps until the G is handed to it (mstart: an M with a wired G
+  // takes no P).
   M* nm = allocm();
   m_init_mask(nm);
   nm->lockedg = gp;
   gp->leaving_m0 = true;
+  entersyscall();
   if (!os_thread_create || os_thread_create(mstart, nm) != 0) fatal("cannot create a kernel thread for an M");
+  exitsyscall();
   gp->leaving_m0 = false;
   ensure_p(gp);
   mp = hold_m(gp);

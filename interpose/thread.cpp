@@ -311,9 +311,13 @@ int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   // is no G: another preloaded library's wrapper (valgrind's drd waits on
   // a condition variable until the new thread has started), the program's
   // allocator. This is the runtime making a thread of its own, sysmon's
-  // start lock held (sysmon_ensure_slow) or the M held (startm): a park
-  // here ran sysmon_ensure again on that lock and hung for good. No
-  // handler sees the G hidden: every signal is blocked meanwhile.
+  // start lock held (sysmon_ensure_slow), the M held (startm), or the G
+  // leaving M0 (wire_leave_m0, with its P marked as in a call); sysmon's
+  // own (newm_drain) has no G to hide. A park here ran sysmon_ensure again
+  // on that lock and hung for good. No handler of the program's sees the G
+  // hidden: glibc's pthread_sigmask leaves only its own SIGCANCEL and
+  // SIGSETXID open, whose handlers find the thread by tid, and the
+  // runtime's signal handler leaves a hidden G alone (poke_serve).
   G* hidden = tls_g;
   tls_g = nullptr;
   pthread_t t;

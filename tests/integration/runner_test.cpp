@@ -852,7 +852,8 @@ TEST(Preempt, AfterWaitpidProcs1) { run_case(kPreemptAfterWaitpid, 1); }
 // std::async task inside call_once, a qsort comparator): more hogs than Ps,
 // so the ticker and main run only if the walk passes those frames (before,
 // never). The gap is several slices (64-67 ms at 1 P, 39-43 at 2 on a quiet
-// machine; slice ends put the hogs' ring before the ticker): the bound
+// machine with the 10 ms slice before 2026-12-06; slice ends put the hogs'
+// ring before the ticker): the bound
 // leaves room for a loaded CI machine.
 const Case kPreemptCallout{{"preempt_callout"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
                              expect_check(shim, "worst_gap_ms", "<=", 250);
@@ -878,7 +879,7 @@ TEST(Preempt, CreateLoopProcs2) { run_case(simple({"create_loop"}), 2); }
 
 // A sem_post/sem_wait (or condvar) ping-pong pair and main asleep for 200 ms:
 // every hand-off goes through runnext, so only the end of the pair's time
-// slice (10 ms) and the P's own timers let main run again. The program's
+// slice (2 ms) and the P's own timers let main run again. The program's
 // watchdog ends a hang after 5 s; main must wake within 400 ms.
 Case handoff_case(const char* mode) {
   return {{"handoff_starve", mode}, {}, 0, 30, [](const Run&, const Run& shim, int) {
@@ -1095,8 +1096,8 @@ Case create_wrap_case() {
                 expect_check(shim, "wrapped", ">=", 1);  // sysmon at least
               }};
 }
-TEST(OwnAlloc, CreateWrapperProcs1) { run_case(create_wrap_case(), 1); }
-TEST(OwnAlloc, CreateWrapperProcs2) { run_case(create_wrap_case(), 2); }
+TEST(ThreadCreate, ForeignWrapperProcs1) { run_case(create_wrap_case(), 1); }
+TEST(ThreadCreate, ForeignWrapperProcs2) { run_case(create_wrap_case(), 2); }
 TEST(OwnAlloc, TcmallocProcs1) { run_case(simple({"own_alloc", "tcmalloc"}), 1); }
 TEST(OwnAlloc, TcmallocProcs2) { run_case(simple({"own_alloc", "tcmalloc"}), 2); }
 TEST(OwnAlloc, JemallocProcs1) { run_case(simple({"own_alloc", "jemalloc"}), 1); }

@@ -8,7 +8,7 @@
  * from two kernel threads at once.
  *
  * Fails when a create or join fails, a result is lost or duplicated (wrong
- * sum), or it hangs.  The runner asserts kthreads_max <= MNP_PROCS + 4 under
+ * sum), or it hangs.  The runner asserts kthreads_max <= MNP_PROCS + 8 under
  * the shim.
  *
  * usage: tree [depth]   (default 12) */

@@ -38,7 +38,7 @@
  *                  handlers trylock;
  *   pool           a counting semaphore of 8 taken with every sem wait kind.
  * Meanwhile 4 hog threads compute for 12 ms stretches (longer than the
- * shim's 10 ms slice), half of them holding a mutex the workers want, and
+ * shim's time slice), half of them holding a mutex the workers want, and
  * a signaller sends SIGUSR1 (SA_RESTART) to random workers with
  * pthread_kill and SIGUSR2 (no SA_RESTART) to the process with kill. The
  * handlers call async-signal-safe functions the shim interposes: sem_post

@@ -273,7 +273,7 @@ void inherit_body() {
 
 // A ping-pong pair at 1 P and a G queued in the ring behind it (A readies
 // it there during the pair's 10th trip): only the end of the pair's shared
-// slice (sysmon, 10 ms) lets it run.
+// slice (sysmon, kPreemptNs) lets it run.
 std::atomic<bool> ring_g_ran{false};
 Parker ring_g;
 void starve_ring_body() {
