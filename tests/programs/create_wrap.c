@@ -36,13 +36,7 @@ int main(int argc, char** argv) {
     return 2;
   }
   if (!getenv("CREATE_WRAP_PRELOADED")) {
-    const char* pre = getenv("LD_PRELOAD");
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s%s%s", pre && *pre ? pre : "", pre && *pre ? ":" : "", argv[1]);
-    setenv("LD_PRELOAD", buf, 1);
-    setenv("CREATE_WRAP_PRELOADED", "1", 1);
-    execv("/proc/self/exe", argv);
-    perror("create_wrap: execv");
+    mnp_reexec_preloading(argv[1], "CREATE_WRAP_PRELOADED", argv);
     return 4;
   }
   mnp_report_shim();

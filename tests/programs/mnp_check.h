@@ -19,6 +19,20 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Runs this program again with lib added after whatever LD_PRELOAD holds
+ * (the shim, under the runner), as a user writes `LD_PRELOAD=...:lib`;
+ * marker is set in the new run's environment so that it does not do it
+ * again. Returns only if the exec failed. */
+static inline void mnp_reexec_preloading(const char* lib, const char* marker, char** argv) {
+  const char* pre = getenv("LD_PRELOAD");
+  char buf[4096];
+  snprintf(buf, sizeof buf, "%s%s%s", pre && *pre ? pre : "", pre && *pre ? ":" : "", lib);
+  setenv("LD_PRELOAD", buf, 1);
+  setenv(marker, "1", 1);
+  execv("/proc/self/exe", argv);
+  perror("execv");
+}
+
 /* 1 when libmnpthread.so is loaded into this process (it exports mnp_version). */
 static inline int mnp_shim_loaded(void) { return dlsym(RTLD_DEFAULT, "mnp_version") != NULL; }
 

@@ -157,13 +157,7 @@ int main(int argc, char** argv) {
       fprintf(stderr, "own_alloc: %s is not installed (scripts/test installs it)\n", lib);
       return 3;
     }
-    const char* pre = getenv("LD_PRELOAD");
-    char buf[4096];
-    snprintf(buf, sizeof buf, "%s%s%s", pre && *pre ? pre : "", pre && *pre ? ":" : "", lib);
-    setenv("LD_PRELOAD", buf, 1);
-    setenv("OWN_ALLOC_PRELOADED", "1", 1);
-    execv("/proc/self/exe", argv);
-    perror("own_alloc: execv");
+    mnp_reexec_preloading(lib, "OWN_ALLOC_PRELOADED", argv);
     return 4;
   }
   mnp_report_shim();
