@@ -91,8 +91,9 @@ constexpr int64_t kPreemptNs = 2 * 1000 * 1000;
 // kDeepWalkNs (poke.cpp): a walk costs about 60 ns a frame here, so two
 // threads spinning 5,000 frames deep at 1 P did 14% less work with 2 ms
 // slices than with 10 ms (4,669 against 5,406 M loop rounds in 2 s, quiet
-// machine, 2026-12-06; 10 frames deep: 6,025 against 6,209). With this,
-// as with 10 ms (noisy runs later that day).
+// machine, 2026-12-06; 10 frames deep: 6,025 against 6,209). With
+// kDeepSliceNs they did what they did with 10 ms (3,506-4,771 against
+// 3,461-4,677 M in three noisy runs later that day; 2 ms: 2,470-3,918).
 constexpr int64_t kDeepSliceNs = 10 * 1000 * 1000;
 // A real-time G's time slice (ksched.h): the kernel's default real-time
 // bandwidth (sched_rt_runtime_us, 950 ms of each second), after which the
