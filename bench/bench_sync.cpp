@@ -17,6 +17,13 @@
 //                                two sem_t.
 //   BM_FutexPingPong             the same with raw FUTEX_WAIT_PRIVATE /
 //                                FUTEX_WAKE_PRIVATE on two words.
+//   BM_SpinHandoff/N             the benchmark thread hands a unit of work
+//                                to each of N helpers through an atomic
+//                                flag and spins until all have taken it;
+//                                the helpers spin for their flag (no system
+//                                call, no yield: redis's I/O threads). More
+//                                spinners than Ps: a hand-off waits for the
+//                                end of a time slice.
 //
 // As in bench_thread, the work happens on threads the benchmark body creates,
 // so everything is timed in wall-clock time: UseRealTime where the whole
@@ -491,6 +498,71 @@ void BM_FutexPingPong(benchmark::State& state) {
   report_per_op(state, ns, 2 * rounds);
 }
 BENCHMARK(BM_FutexPingPong)->UseRealTime();
+
+// ---- BM_SpinHandoff ----------------------------------------------------------
+
+constexpr int kSpinMaxHelpers = 4;
+constexpr uint32_t kSpinStop = 2;
+
+struct SpinHandoff {
+  struct alignas(64) Slot {
+    std::atomic<uint32_t> pending{0};
+    uint64_t taken = 0;  // (helper)
+  };
+  Slot slots[kSpinMaxHelpers];
+};
+
+struct SpinArg {
+  SpinHandoff* sh;
+  int index;
+};
+
+void* spin_helper(void* arg) {
+  auto* a = static_cast<SpinArg*>(arg);
+  SpinHandoff::Slot& slot = a->sh->slots[a->index];
+  for (;;) {
+    uint32_t v;
+    while ((v = slot.pending.load(std::memory_order_acquire)) == 0) {
+    }
+    if (v == kSpinStop) return nullptr;
+    slot.taken++;
+    slot.pending.store(0, std::memory_order_release);
+  }
+}
+
+void BM_SpinHandoff(benchmark::State& state) {
+  int n = static_cast<int>(state.range(0));
+  SpinHandoff sh;
+  SpinArg args[kSpinMaxHelpers];
+  Helper helpers[kSpinMaxHelpers];
+  for (int i = 0; i < n; i++) {
+    args[i] = {&sh, i};
+    if (int err = helpers[i].start(spin_helper, &args[i]); err != 0) {
+      for (int j = 0; j < i; j++) sh.slots[j].pending.store(kSpinStop, std::memory_order_release);
+      for (int j = 0; j < i; j++) helpers[j].join();
+      skip_with_errno(state, "pthread_create", err);
+      return;
+    }
+  }
+  Clock::time_point start = Clock::now();
+  for (auto _ : state) {
+    for (int i = 0; i < n; i++) sh.slots[i].pending.store(1, std::memory_order_release);
+    for (int i = 0; i < n; i++)
+      while (sh.slots[i].pending.load(std::memory_order_acquire) != 0) {
+      }
+  }
+  double ns = ns_since(start);
+  for (int i = 0; i < n; i++) sh.slots[i].pending.store(kSpinStop, std::memory_order_release);
+  for (int i = 0; i < n; i++) helpers[i].join();
+  uint64_t rounds = static_cast<uint64_t>(state.iterations());
+  for (int i = 0; i < n; i++)
+    if (sh.slots[i].taken != rounds) {
+      skip_wrong(state, "hand-offs taken", sh.slots[i].taken, rounds);
+      return;
+    }
+  report_per_op(state, ns, rounds);
+}
+BENCHMARK(BM_SpinHandoff)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 
