@@ -504,60 +504,51 @@ BENCHMARK(BM_FutexPingPong)->UseRealTime();
 constexpr int kSpinMaxHelpers = 4;
 constexpr uint32_t kSpinStop = 2;
 
-struct SpinHandoff {
-  struct alignas(64) Slot {
-    std::atomic<uint32_t> pending{0};
-    uint64_t taken = 0;  // (helper)
-  };
-  Slot slots[kSpinMaxHelpers];
-};
-
-struct SpinArg {
-  SpinHandoff* sh;
-  int index;
+struct alignas(64) SpinSlot {
+  std::atomic<uint32_t> pending{0};
+  uint64_t taken = 0;  // (helper)
 };
 
 void* spin_helper(void* arg) {
-  auto* a = static_cast<SpinArg*>(arg);
-  SpinHandoff::Slot& slot = a->sh->slots[a->index];
+  auto* slot = static_cast<SpinSlot*>(arg);
   for (;;) {
     uint32_t v;
-    while ((v = slot.pending.load(std::memory_order_acquire)) == 0) {
+    while ((v = slot->pending.load(std::memory_order_acquire)) == 0) {
     }
     if (v == kSpinStop) return nullptr;
-    slot.taken++;
-    slot.pending.store(0, std::memory_order_release);
+    slot->taken++;
+    slot->pending.store(0, std::memory_order_release);
   }
 }
 
 void BM_SpinHandoff(benchmark::State& state) {
   int n = static_cast<int>(state.range(0));
-  SpinHandoff sh;
-  SpinArg args[kSpinMaxHelpers];
+  SpinSlot slots[kSpinMaxHelpers];
   Helper helpers[kSpinMaxHelpers];
+  auto stop = [&](int started) {
+    for (int i = 0; i < started; i++) slots[i].pending.store(kSpinStop, std::memory_order_release);
+    for (int i = 0; i < started; i++) helpers[i].join();
+  };
   for (int i = 0; i < n; i++) {
-    args[i] = {&sh, i};
-    if (int err = helpers[i].start(spin_helper, &args[i]); err != 0) {
-      for (int j = 0; j < i; j++) sh.slots[j].pending.store(kSpinStop, std::memory_order_release);
-      for (int j = 0; j < i; j++) helpers[j].join();
+    if (int err = helpers[i].start(spin_helper, &slots[i]); err != 0) {
+      stop(i);
       skip_with_errno(state, "pthread_create", err);
       return;
     }
   }
   Clock::time_point start = Clock::now();
   for (auto _ : state) {
-    for (int i = 0; i < n; i++) sh.slots[i].pending.store(1, std::memory_order_release);
+    for (int i = 0; i < n; i++) slots[i].pending.store(1, std::memory_order_release);
     for (int i = 0; i < n; i++)
-      while (sh.slots[i].pending.load(std::memory_order_acquire) != 0) {
+      while (slots[i].pending.load(std::memory_order_acquire) != 0) {
       }
   }
   double ns = ns_since(start);
-  for (int i = 0; i < n; i++) sh.slots[i].pending.store(kSpinStop, std::memory_order_release);
-  for (int i = 0; i < n; i++) helpers[i].join();
+  stop(n);
   uint64_t rounds = static_cast<uint64_t>(state.iterations());
   for (int i = 0; i < n; i++)
-    if (sh.slots[i].taken != rounds) {
-      skip_wrong(state, "hand-offs taken", sh.slots[i].taken, rounds);
+    if (slots[i].taken != rounds) {
+      skip_wrong(state, "hand-offs taken", slots[i].taken, rounds);
       return;
     }
   report_per_op(state, ns, rounds);

@@ -1600,6 +1600,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->syscall_depth = 0;
   gp->robust_list = nullptr;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
+  gp->deep_walk.store(false, std::memory_order_relaxed);  // a reused G's was its last thread's
   cpu_init_g(gp, nullptr);
   // Natively a thread starts with its creator's mask (or the attribute's),
   // and nothing pending.

@@ -26,7 +26,7 @@ static atomic_int started, release;
 static pthread_t threads[kMax];
 /* Each turn of the loop also spends about a microsecond in libc (a memset
  * of a size the compiler cannot see), so that 20,000 turns outlast a
- * time slice (2 ms; 10 ms before 2026-12-06) on a fast machine too, without giving asynchronous
+ * time slice on a fast machine too, without giving asynchronous
  * preemption user code to stop the creator in. */
 static char scratch[32768];
 static volatile size_t scratch_size = sizeof scratch;
