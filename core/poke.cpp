@@ -332,7 +332,7 @@ void poke_serve(siginfo_t* si, void* ucv) {
   }
   if (arch_get_fs() != reinterpret_cast<uintptr_t>(gp->tcb)) return;  // mid-switch
   // The runtime hid the G: it is making a kernel thread of its own from
-  // the G's stack (real_thread_create_for_m), foreign code may be running.
+  // the G's stack (real_runtime_thread_create), foreign code may be running.
   if (tls_g != gp) return;
   auto* uc = static_cast<ucontext_t*>(ucv);
   if (in_runtime_text(arch_uc_pc(uc))) return;

@@ -61,6 +61,7 @@
 #include "core/cpuclock.h"
 #include "core/gmem.h"
 #include "core/mcache.h"
+#include "core/mthread.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
 #include "core/sema.h"
@@ -386,6 +387,23 @@ void* mstart(void* arg) {
   m_loop(mp);
 }
 
+// An M's kernel thread (core/mthread.h): glibc's start routine would
+// have set up the locale tables of the new thread's TLS.
+[[noreturn]] void mstart_raw(void* arg) {
+  tcb_thread_start_on_current();
+  mstart(arg);
+  __builtin_unreachable();
+}
+
+void m_thread_start(M* mp) {
+#if MNP_ASAN
+  int r = os_thread_create ? os_thread_create(mstart, mp) : -1;
+#else
+  int r = mthread_create(mp, mstart_raw);
+#endif
+  if (r != 0) fatal("cannot create a kernel thread for an M");
+}
+
 // Ms a wired M asked for, for sysmon to start (newm).
 constinit std::atomic<M*> g_newm_pending{nullptr};
 
@@ -445,7 +463,7 @@ void newm(P* pp, bool spinning) {
     sysmon_wake_for_newm();
     return;
   }
-  if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
+  m_thread_start(mp);
 }
 
 }  // namespace
@@ -622,6 +640,7 @@ void startlockedm(M* mp, G* gp) {
   sigset_t all;
   sigfillset(&all);
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
+  if (mthread_is_raw(mp)) mthread_exit(mp);
   if (mp != &m0_storage) {
     mp->tid = 0;  // m_by_tid must not find it; a new thread may reuse the id
     for (;;) raw_syscall(SYS_exit, 0);
@@ -1807,32 +1826,21 @@ void wire_drop() {
 // the G is queued, already wired to it, and whichever M pops it hands that
 // M its P (startlockedm), as for any wired G.
 void wire_leave_m0(G* gp) {
-  // Not from program code that a wrapped call runs (no P to switch with),
-  // nor from a handler that runs on the G while it makes the thread below
-  // (a fork there: the G moves once, to the M made first).
-  if (gp == &main_g_storage || gp->lockcount != 0 || gp->syscall_depth != 0 || gp->leaving_m0) return;
+  // Not from program code that a wrapped call runs (no P to switch with).
+  if (gp == &main_g_storage || gp->lockcount != 0 || gp->syscall_depth != 0) return;
   ensure_p(gp);
   M* mp = hold_m(gp);
-  bool on_m0 = mp == &m0_storage;
-  m_release(mp);
-  if (!on_m0) return;
-  // The thread is made with the M free and the P marked as in a system
-  // call: glibc's pthread_create calls the program's calloc, whose lock
-  // may keep this thread in the kernel (the G is hidden meanwhile,
-  // real_thread_create_for_m), and sysmon then hands the P to another M.
-  // The G may go on on another M afterwards: it moves all the same. The
-  // new M sleeps until the G is handed to it (mstart: an M with a wired G
-  // takes no P).
+  if (mp != &m0_storage) {
+    m_release(mp);
+    return;
+  }
+  // The new M sleeps until the G is handed to it (mstart: an M with a
+  // wired G takes no P). The M stays held until the switch: no handler
+  // runs on the G meanwhile (a fork there would move it twice).
   M* nm = allocm();
   m_init_mask(nm);
   nm->lockedg = gp;
-  gp->leaving_m0 = true;
-  entersyscall();
-  if (!os_thread_create || os_thread_create(mstart, nm) != 0) fatal("cannot create a kernel thread for an M");
-  exitsyscall();
-  gp->leaving_m0 = false;
-  ensure_p(gp);
-  mp = hold_m(gp);
+  m_thread_start(nm);
   gp->lockedm = nm;
   SwitchArgs sa{gp, nullptr, nullptr, mp->p};
   mp->curg = nullptr;
@@ -1925,7 +1933,7 @@ void newm_drain() {
   M* mp = g_newm_pending.exchange(nullptr, std::memory_order_acquire);
   while (mp) {
     M* next = mp->newmlink;
-    if (!os_thread_create || os_thread_create(mstart, mp) != 0) fatal("cannot create a kernel thread for an M");
+    m_thread_start(mp);
     mp = next;
   }
 }
@@ -1999,12 +2007,13 @@ void after_fork_child() {
   gmem_after_fork(gp->is_g0 ? nullptr : gp);
   // glibc's fork handler kept only THREAD_SELF — the forking G's TCB — on its
   // thread list and put every other thread's stack in its cache, including
-  // the stack and TCB this M's scheduler runs on (unless it is M0's, which
-  // are ours). The first pthread_create would hand them out again: give the
-  // scheduler a fresh stack and TCB of our own, and remember the G's TCB as
-  // the one glibc now knows for this kernel thread (SIGSETXID wrapper).
+  // the stack and TCB this M's scheduler runs on if glibc made its thread
+  // (M0's are ours, and so is a thread mthread_create made). The first
+  // pthread_create would hand them out again: give the scheduler a fresh
+  // stack and TCB of our own, and remember the G's TCB as the one glibc now
+  // knows for this kernel thread (SIGSETXID wrapper).
   mp->glibc_tcb = gp->tcb;
-  if (mp != &m0_storage) {
+  if (mp != &m0_storage && !mthread_is_raw(mp)) {
     G* sys = gmem_alloc(256 * 1024, 4096, nullptr, static_cast<uint32_t>(mp->tid));
     if (!sys) fatal("fork child: cannot allocate a scheduler stack");
     mp->g0.tcb = sys->tcb;
@@ -2067,6 +2076,7 @@ void after_fork_reset_sched(M* mp) {
   sched.ngsys_live.store(1, std::memory_order_relaxed);
   sched.timer_m = nullptr;
   sched.timer_m_until.store(kNever, std::memory_order_relaxed);
+  mthread_after_fork_child(mp);
 }
 }  // namespace
 

@@ -24,6 +24,7 @@
 namespace mnp {
 
 struct M;
+struct MThread;
 struct P;
 struct CancelWait;
 
@@ -236,7 +237,6 @@ struct G {
   M* lockedm = nullptr;
   uint32_t lockcount = 0;       // reasons held: wire_for_life (one), fork children, altstack
   bool wired_for_life = false;  // kernel state that never goes back (ptrace, prctl, ...)
-  bool leaving_m0 = false;      // in wire_leave_m0, its M free while the new M's thread is made (self)
   bool wired_altstack = false;  // a sigaltstack of its own is enabled
   // That alternate stack, [lo, hi), once enabled with success: the kernel
   // may run a handler on it on lockedm while this G is parked, so idle
@@ -329,7 +329,12 @@ struct M {
   bool spinning = false;   // looking for work; counted in Sched::nmspinning
   int tid = 0;             // kernel tid
   uint32_t id = 0;
-  void* glibc_tcb = nullptr;  // the TCB glibc knows this kernel thread by
+  void* glibc_tcb = nullptr;  // the kernel thread's own TCB (FS for glibc's set*id code)
+  // Its thread's memory when mthread_create made it (core/mthread.h); null
+  // for M0 and for threads glibc made.
+  MThread* kthread = nullptr;
+  bool xid_live = false;                 // a set*id broadcast must reach it (mthread.cpp's lock)
+  std::atomic<bool> xid_pending{false};  // such a broadcast's signal is on its way to it
   uint64_t rand = 0;
   int64_t sysmon_cpu = -1;         // sysmon: thread CPU time seen last round
   std::atomic<uint32_t> pokes{0};  // sysmon's signal sent to this M, not yet handled (0 or 1)

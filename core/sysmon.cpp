@@ -31,6 +31,7 @@
 #include <algorithm>
 
 #include "core/base.h"
+#include "core/mthread.h"
 #include "core/cpuclock.h"
 #include "core/gmem.h"
 #include "core/mcache.h"
@@ -392,6 +393,7 @@ void sysmon_ensure_slow() {
   LockGuard lk(g_sysmon_start_lock);
   if (sysmon_up.load(std::memory_order_relaxed)) return;
   m0_g0_ensure();  // M0 may switch to its scheduler from now on
+  mthread_prepare();
   poke_install_locked();
   if (os_thread_start(sysmon_main, nullptr) != 0)
     raw_print("warning: cannot start sysmon; a G blocked in the kernel keeps its P");

@@ -48,6 +48,7 @@ constinit KeyStruct* g_keys = nullptr;  // glibc's __pthread_keys[PTHREAD_KEYS_M
 
 constinit GlibcPrivate g_glibc{};
 constinit TlsLayout g_layout{};
+
 // Header words every thread shares, captured from the main thread's TCB.
 constinit uintptr_t g_sysinfo = 0, g_stack_guard = 0, g_pointer_guard = 0;
 constinit uint32_t g_feature_1 = 0;
@@ -201,6 +202,25 @@ bool tcb_init_fresh(void* tcb, void* stack_lo, size_t stack_size, size_t guard, 
   if (!g_glibc.dl_allocate_tls(tcb)) return false;
   init_header(tcb, stack_lo, stack_size, guard, tid);
   return true;
+}
+
+void tcb_init_standalone(void* tcb, const char* tls_image, uintptr_t* dtv, size_t dtv_slots, void* stack_lo,
+                         size_t stack_size, size_t guard) {
+  size_t below = g_layout.static_size - tcbo::kSize;
+  std::memcpy(static_cast<char*>(tcb) - below, tls_image, below);
+  // dtv[-1]: slots, dtv[0]: generation 0, then {block, to_free} per module:
+  // every block unallocated (-1), found through the module's static offset
+  // the first time __tls_get_addr asks (glibc's lazy path; the runtime's
+  // own TLS is initial-exec and never asks).
+  // In words: dtv points at word 2, the slot count is word 0.
+  std::memset(dtv, 0, 4 * sizeof(uintptr_t));
+  dtv[0] = dtv_slots;
+  for (size_t i = 1; i <= dtv_slots; i++) {
+    dtv[2 + 2 * i] = ~uintptr_t{0};
+    dtv[3 + 2 * i] = 0;
+  }
+  tcb_field<uintptr_t>(tcb, tcbo::kDtv) = reinterpret_cast<uintptr_t>(dtv + 2);
+  init_header(tcb, stack_lo, stack_size, guard, 0);
 }
 
 void tcb_reinit(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid) {

@@ -75,6 +75,14 @@ const TlsLayout& tls_layout();
 // stack is [stack_lo, stack_lo + stack_size). Returns false if glibc could
 // not allocate the DTV.
 bool tcb_init_fresh(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid);
+// Sets up a TCB without glibc (it calls no allocator and takes no lock):
+// the static TLS block below it copied from tls_image (static_size - kSize
+// bytes, as tcb_capture_tls_image makes it), a DTV in dtv (2 * (dtv_slots
+// + 2) words) whose blocks glibc finds on first use, and the header as
+// tcb_init_fresh. For the kernel threads of Ms (core/mthread.h), where
+// only the runtime's own code runs.
+void tcb_init_standalone(void* tcb, const char* tls_image, uintptr_t* dtv, size_t dtv_slots, void* stack_lo,
+                         size_t stack_size, size_t guard);
 // Re-initialises a TCB of a G that exited, for a new G: frees the old
 // dynamic TLS blocks, copies the TLS images again, resets the header. The
 // glibc malloc words of the old G are carried over (core/mcache.h).

@@ -229,7 +229,7 @@ void interpose_setxid_install_handler();
 // At start-up, on the main G: wires it to M0 when the initial thread has an
 // alternate signal stack enabled (wire.cpp).
 void wire_adopt_start_altstack();
-int real_thread_create_for_m(void* (*fn)(void*), void* arg);
+int real_runtime_thread_create(void* (*fn)(void*), void* arg);
 // Flags of the program's handler for sig, or -1 if it has none (signal.cpp).
 int program_signal_flags(int sig);
 struct SigAct;

@@ -295,7 +295,7 @@ namespace {
 constinit std::atomic<bool> g_setxid_wrapped{false};
 }
 
-int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
+int real_runtime_thread_create(void* (*fn)(void*), void* arg) {
   pthread_attr_t a;
   pthread_attr_init(&a);
   pthread_attr_setdetachstate(&a, PTHREAD_CREATE_DETACHED);
@@ -310,11 +310,10 @@ int real_thread_create_for_m(void* (*fn)(void*), void* arg) {
   // What the next pthread_create runs on this thread runs as a thread that
   // is no G: another preloaded library's wrapper (valgrind's drd waits on
   // a condition variable until the new thread has started), the program's
-  // allocator. This is the runtime making a thread of its own, sysmon's
-  // start lock held (sysmon_ensure_slow), the M held (startm), or the G
-  // leaving M0 (wire_leave_m0, with its P marked as in a call); sysmon's
-  // own (newm_drain) has no G to hide. A park here ran sysmon_ensure again
-  // on that lock and hung for good. No handler of the program's sees the G
+  // allocator. This is the runtime making sysmon, its start lock held
+  // (sysmon_ensure_slow), or in an ASan build an M (core/mthread.h), the
+  // M held. A park here ran sysmon_ensure again on that lock and hung for
+  // good. No handler of the program's sees the G
   // hidden: glibc's pthread_sigmask leaves only its own SIGCANCEL and
   // SIGSETXID open, whose handlers find the thread by tid, and the
   // runtime's signal handler leaves a hidden G alone (poke_serve).

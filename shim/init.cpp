@@ -41,7 +41,7 @@ __attribute__((constructor)) void shim_setup_families() {
 }
 
 void shim_start() {
-  set_os_thread_create(real_thread_create_for_m);
+  set_os_thread_create(real_runtime_thread_create);
   if (!sched_init_main()) {
     raw_print("refusing to start (see the line above); run the program without LD_PRELOAD");
     _exit(127);
@@ -49,7 +49,7 @@ void shim_start() {
   wire_adopt_start_altstack();
   // Nothing else a process with one thread does not need: sysmon (a real
   // thread; glibc turns multi-threaded when the first runtime thread is
-  // made, before a second G can run, and real_thread_create_for_m then
+  // made, before a second G can run, and real_runtime_thread_create then
   // wraps glibc's SIGSETXID handler), the netpoller's fds and the Ms start
   // when first needed.
   sysmon_init();

@@ -1,19 +1,25 @@
-/* setuid — setgid()+setuid() from a non-main thread reach every kernel thread.
+/* setuid — credential changes from a non-main thread reach every kernel
+ * thread: setgroups, initgroups, setgid and setuid.
  *
  * glibc implements set*id by signalling every thread it knows (SIGSETXID) so
  * that each kernel thread makes the syscall; under the shim the signal lands
- * on kernel threads running Gs with foreign TCBs.  With other threads alive
- * (one blocked in pthread_join, one sleeping, two spinning on sched_yield,
- * one blocked in read on a pipe), a non-main thread calls setgid(12345) then
- * setuid(12345); then every /proc/self/task/ * /status must show 12345 in all
- * four Uid: and Gid: fields, and every thread, once released, must see the
- * new ids through getuid/getgid/geteuid/getegid.
+ * on kernel threads running Gs with foreign TCBs, and the threads of Ms are
+ * on no glibc list (the runtime signals them itself). initgroups calls
+ * glibc's setgroups internally. With other threads alive (one blocked in
+ * pthread_join, one sleeping, two spinning on sched_yield, one blocked in
+ * read on a pipe), a non-main thread calls setgroups({kG1, kG2}), then
+ * initgroups(a user no group lists, kG3), then setgid(12345) and
+ * setuid(12345). After each step every /proc/self/task/ * /status must show
+ * the new supplementary groups, and at the end 12345 in all four Uid: and
+ * Gid: fields; every thread, once released, must see the new ids through
+ * getuid/getgid/geteuid/getegid.
  *
  * Fails when a kernel thread keeps the old credentials ("all tasks changed:
  * no"), a call fails, or the process hangs in the setxid broadcast (runner
  * timeout).  When not run as root it prints a skip line (same output natively
  * and under the shim). */
 #include <dirent.h>
+#include <grp.h>
 #include <pthread.h>
 #include <sched.h>
 #include <stdatomic.h>
@@ -25,7 +31,7 @@
 
 #include "mnp_check.h"
 
-enum { kId = 12345, kHelpers = 5 };
+enum { kId = 12345, kG1 = 23401, kG2 = 23402, kG3 = 23403, kHelpers = 5 };
 
 static atomic_int g_ready;
 static atomic_int g_release;
@@ -68,8 +74,9 @@ static void* reader(void* arg) {
   return NULL;
 }
 
-/* Checks "Uid:" and "Gid:" of every task; returns the number of tasks seen. */
-static int scan_tasks(int* mismatches) {
+/* Counts the tasks whose "Groups:" line is not `groups` and, with ids, whose
+ * "Uid:" and "Gid:" lines are not all kId; returns the number of tasks seen. */
+static int scan_tasks(const char* groups, int ids, int* mismatches) {
   DIR* d = opendir("/proc/self/task");
   int tasks = 0;
   *mismatches = 0;
@@ -89,21 +96,31 @@ static int scan_tasks(int* mismatches) {
           v[1] == kId && v[2] == kId && v[3] == kId)
         good++;
     }
-    if (good != 2) (*mismatches)++;
+    const char* g = strstr(buf, "Groups:");
+    char want[128];
+    snprintf(want, sizeof want, "Groups:\t%s \n", groups);
+    if ((ids && good != 2) || g == NULL || strncmp(g, want, strlen(want)) != 0) (*mismatches)++;
   }
   closedir(d);
   return tasks;
 }
 
+static int g_rc_setgroups = -1, g_rc_initgroups = -1;
+static int g_mismatch_setgroups = -1, g_mismatch_initgroups = -1;
 static int g_rc_setgid = -1, g_rc_setuid = -1, g_tasks = -1, g_mismatches = -1;
 
 static void* changer(void* arg) {
   (void)arg;
   while (atomic_load(&g_ready) < kHelpers) sched_yield();
   usleep(20000); /* the joiner and the reader are really blocked now */
+  const gid_t two[2] = {kG1, kG2};
+  g_rc_setgroups = setgroups(2, two);
+  scan_tasks("23401 23402", 0, &g_mismatch_setgroups);
+  g_rc_initgroups = initgroups("mnp-user-in-no-group", kG3);
+  scan_tasks("23403", 0, &g_mismatch_initgroups);
   g_rc_setgid = setgid(kId);
   g_rc_setuid = setuid(kId);
-  g_tasks = scan_tasks(&g_mismatches);
+  g_tasks = scan_tasks("23403", 1, &g_mismatches);
   return NULL;
 }
 
@@ -134,9 +151,14 @@ int main(void) {
   int threads_ok = sees_new_ids();
   for (int i = 0; i < kHelpers; i++) threads_ok = threads_ok && g_seen_ok[i];
   mnp_check("tasks", g_tasks);
-  mnp_check("task_mismatches", g_mismatches);
-  printf("setgid rc=%d setuid rc=%d\n", g_rc_setgid, g_rc_setuid);
+  mnp_check("task_mismatches", g_mismatches + g_mismatch_setgroups + g_mismatch_initgroups);
+  printf("setgroups rc=%d initgroups rc=%d setgid rc=%d setuid rc=%d\n", g_rc_setgroups, g_rc_initgroups, g_rc_setgid,
+         g_rc_setuid);
+  printf("all tasks changed groups: %s, then: %s\n", g_mismatch_setgroups == 0 ? "yes" : "no",
+         g_mismatch_initgroups == 0 ? "yes" : "no");
   printf("all tasks changed: %s\n", g_tasks > 0 && g_mismatches == 0 ? "yes" : "no");
   printf("all threads see the new ids: %s\n", threads_ok ? "yes" : "no");
-  return (g_rc_setgid == 0 && g_rc_setuid == 0 && g_tasks > 0 && g_mismatches == 0 && threads_ok) ? 0 : 1;
+  int rcs = g_rc_setgroups | g_rc_initgroups | g_rc_setgid | g_rc_setuid;
+  int mism = g_mismatches | g_mismatch_setgroups | g_mismatch_initgroups;
+  return (rcs == 0 && g_tasks > 0 && mism == 0 && threads_ok) ? 0 : 1;
 }
