@@ -7,6 +7,7 @@
 #include <signal.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <new>
@@ -35,34 +36,43 @@ namespace {
 
 constexpr size_t kGuard = 4096;
 constexpr size_t kStack = 256 * 1024;  // as the runtime's other threads
-// Slots in an M's DTV: glibc would realloc a DTV too small for a module's
-// id, but it looks only when code on the TCB reaches TLS through
-// __tls_get_addr, which the runtime's own code never does.
-constexpr size_t kDtvSlots = 256;
-constexpr size_t kDtvBytes = 2 * (kDtvSlots + 2) * sizeof(uintptr_t);
+// Slots in an M's DTV beyond the highest start-up module id: glibc would
+// realloc a DTV too small for a later module's id, but it looks only when
+// code on the TCB reaches that module's TLS through __tls_get_addr, which
+// the runtime's own code never does.
+constexpr size_t kDtvSpare = 256;
 constexpr unsigned long kCloneFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SYSVSEM | CLONE_SIGHAND | CLONE_THREAD |
                                       CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
 constexpr int kSigSetxid = 33;
 
-// The static TLS block below a TCB as glibc sets it up for a new thread:
-// each start-up module's initial image at its offset, zeros elsewhere.
+// The static TLS block below a TCB as glibc sets it up for a new thread
+// (each start-up module's initial image at its offset, zeros elsewhere)
+// and the modules' DTV slots: filled once, then g_tls_ready.
+constinit TlsTemplate g_tls{};
 constinit char* g_tls_image = nullptr;
+constinit std::atomic<bool> g_tls_ready{false};
 
 // dl_iterate_phdr callback: a module's block in this thread tells its
-// offset below the TCB (tp); modules outside the static block are skipped.
-int capture_image(struct dl_phdr_info* info, size_t, void* tp) {
-  if (info->dlpi_tls_modid == 0 || !info->dlpi_tls_data) return 0;
+// offset below the TCB (tp); modules outside the static block are left to
+// the DTV's lazy path.
+int capture_module(struct dl_phdr_info* info, size_t, void* tp) {
+  if (info->dlpi_tls_modid == 0) return 0;
+  g_tls.dtv_slots = std::max(g_tls.dtv_slots, info->dlpi_tls_modid + kDtvSpare);
+  if (!info->dlpi_tls_data) return 0;
   size_t below = tls_layout().static_size - tcbo::kSize;
   auto off = static_cast<size_t>(static_cast<char*>(tp) - static_cast<char*>(info->dlpi_tls_data));
   for (int i = 0; i < info->dlpi_phnum; i++) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_TLS) continue;
-    if (off != 0 && off <= below && ph.p_memsz <= off)
-      memcpy(g_tls_image + below - off, reinterpret_cast<const void*>(info->dlpi_addr + ph.p_vaddr), ph.p_filesz);
+    if (off == 0 || off > below || ph.p_memsz > off) break;
+    memcpy(g_tls_image + below - off, reinterpret_cast<const void*>(info->dlpi_addr + ph.p_vaddr), ph.p_filesz);
+    if (g_tls.nmodules < TlsTemplate::kMaxModules) g_tls.modules[g_tls.nmodules++] = {info->dlpi_tls_modid, off};
     break;
   }
   return 0;
 }
+
+size_t dtv_bytes() { return 2 * (g_tls.dtv_slots + 2) * sizeof(uintptr_t); }
 
 constinit Lock g_dead_lock;
 constinit MThread* g_dead = nullptr;  // mappings of ended threads (g_dead_lock)
@@ -92,7 +102,7 @@ MThread* mapping_get() {
     }
   }
   const TlsLayout& tl = tls_layout();
-  size_t size = kGuard + kStack + tl.static_size + tl.static_align + kDtvBytes + sizeof(MThread) + 64;
+  size_t size = kGuard + kStack + tl.static_size + tl.static_align + dtv_bytes() + sizeof(MThread) + 64;
   size = (size + 4095) & ~size_t{4095};
   long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(size), PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS | MAP_STACK | MAP_NORESERVE, -1, 0);
@@ -103,7 +113,7 @@ MThread* mapping_get() {
   auto* t = new (reinterpret_cast<void*>(align_down(top - sizeof(MThread), 64))) MThread();
   t->base = base;
   t->size = size;
-  t->dtv = reinterpret_cast<uintptr_t*>(align_down(reinterpret_cast<uintptr_t>(t) - kDtvBytes, 16));
+  t->dtv = reinterpret_cast<uintptr_t*>(align_down(reinterpret_cast<uintptr_t>(t) - dtv_bytes(), 16));
   t->tcb = reinterpret_cast<void*>(align_down(reinterpret_cast<uintptr_t>(t->dtv) - tcbo::kSize, tl.static_align));
   return t;
 }
@@ -114,21 +124,24 @@ void mapping_put(MThread* t) {
   g_dead = t;
 }
 
+// Every signal, glibc's 32 and 33 included (its sigfillset leaves them out).
 void block_all(sigset_t* old) {
-  sigset_t all;
-  sigfillset(&all);
+  uint64_t all = ~uint64_t{0};
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(old), 8);
 }
 
 }  // namespace
 
 void mthread_prepare() {
-  if (g_tls_image) return;
+  if (g_tls_ready.load(std::memory_order_acquire)) return;
   long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(tls_layout().static_size - tcbo::kSize), PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (r < 0 && r > -4096) fatal("cannot allocate the TLS image for Ms");
   g_tls_image = reinterpret_cast<char*>(r);
-  dl_iterate_phdr(capture_image, reinterpret_cast<void*>(arch_get_fs()));
+  g_tls.image = g_tls_image;
+  g_tls.dtv_slots = kDtvSpare;
+  dl_iterate_phdr(capture_module, reinterpret_cast<void*>(arch_get_fs()));
+  g_tls_ready.store(true, std::memory_order_release);
 }
 
 int mthread_create(M* mp, void (*entry)(void*)) {
@@ -137,19 +150,26 @@ int mthread_create(M* mp, void (*entry)(void*)) {
   if (!t) return -ENOMEM;
   char* tls_lo = static_cast<char*>(t->tcb) - (tls_layout().static_size - tcbo::kSize);
   char* stack_lo = t->base + kGuard;
-  tcb_init_standalone(t->tcb, g_tls_image, t->dtv, kDtvSlots, stack_lo, static_cast<size_t>(tls_lo - stack_lo), kGuard);
-  auto sp = align_down(reinterpret_cast<uintptr_t>(tls_lo), 16) - 16;
-  reinterpret_cast<void**>(sp)[0] = reinterpret_cast<void*>(entry);
-  reinterpret_cast<void**>(sp)[1] = mp;
+  tcb_init_standalone(t->tcb, g_tls, t->dtv, stack_lo, static_cast<size_t>(tls_lo - stack_lo), kGuard);
+  // What the child pops (clone.S): a null return address, where an unwinder
+  // stopped before the child's first call ends; the entry; its argument.
+  auto sp = align_down(reinterpret_cast<uintptr_t>(tls_lo), 16) - 32;
+  reinterpret_cast<void**>(sp)[0] = nullptr;
+  reinterpret_cast<void**>(sp)[1] = reinterpret_cast<void*>(entry);
+  reinterpret_cast<void**>(sp)[2] = mp;
   mp->kthread = t;
-  // Born with every signal blocked, as the runtime's other threads: the
-  // kernel cannot pick it for a signal of the program's before it is an M
-  // (mstart sets its mask).
+  // Born with every signal blocked, glibc's 32 and 33 included: the kernel
+  // cannot pick it for a signal of the program's before it is an M, nor
+  // can a set*id broadcast reach it before mstart sets its mask. Its tid
+  // is set before the lock is dropped, for the broadcast's m_by_tid.
   g_xid_lock.lock();
   sigset_t old;
   block_all(&old);
   long r = mnp_clone_thread(kCloneFlags, reinterpret_cast<void*>(sp), &kernel_tid(t), &kernel_tid(t), t->tcb);
-  if (r > 0) mp->xid_live = true;
+  if (r > 0) {
+    mp->tid = static_cast<int>(r);
+    mp->xid_live = true;
+  }
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
   g_xid_lock.unlock();
   if (r < 0) {
@@ -190,7 +210,7 @@ bool mthread_xid_broadcast(long nr, long a, long b, long c) {
   long pid = raw_syscall(SYS_getpid);
   for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink) {
     if (!mp->kthread || !mp->xid_live) continue;
-    int tid = __atomic_load_n(&kernel_tid(mp->kthread), __ATOMIC_ACQUIRE);
+    int tid = mp->tid;
     if (tid == self || tid == 0) continue;
     g_xid.left.fetch_add(1, std::memory_order_seq_cst);
     mp->xid_pending.store(true, std::memory_order_seq_cst);
@@ -215,6 +235,8 @@ void mthread_after_fork_child(M* survivor) {
   new (&g_dead_lock) Lock();
   new (&g_xid_lock) Lock();
   g_xid.left.store(0, std::memory_order_relaxed);
+  // A broadcast of the parent's may have flagged the forking thread.
+  survivor->xid_pending.store(false, std::memory_order_relaxed);
   // The forking thread goes on in the child under a new id.
   if (survivor->kthread) kernel_tid(survivor->kthread) = raw_gettid();
 }

@@ -17,8 +17,8 @@
 // set*id broadcast, which the runtime then carries to them itself
 // (mthread_xid_*); and gdb's thread_db lists them by kernel id only. Only
 // the runtime's own code runs on an M's TCB (handlers of the program's run
-// on Gs), so the TCB needs no more than the images of the start-up modules'
-// TLS.
+// on Gs, but for a fault in the runtime's own code), so the TCB needs no
+// more than the images of the start-up modules' TLS.
 //
 // AddressSanitizer builds (MNP_ASAN) keep glibc's threads for Ms: ASan must
 // see every thread that runs instrumented code start.
@@ -37,8 +37,10 @@ void mthread_prepare();
 // Starts mp's kernel thread, which runs entry(mp) and never returns from
 // it. Returns 0, or -errno from mmap or clone.
 int mthread_create(M* mp, void (*entry)(void*));
-// On mp's own thread: ends it. Its memory goes to the next mthread_create
-// once the kernel has let go of it (CLONE_CHILD_CLEARTID).
+// On mp's own thread, its signals open (a set*id broadcast may be waiting
+// for it until it leaves the broadcast's list): ends it. Its memory goes to
+// the next mthread_create once the kernel has let go of it
+// (CLONE_CHILD_CLEARTID).
 [[noreturn]] void mthread_exit(M* mp);
 // Whether mp's thread was made by mthread_create.
 bool mthread_is_raw(const M* mp);

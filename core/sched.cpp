@@ -637,10 +637,11 @@ void startlockedm(M* mp, G* gp) {
 [[noreturn]] void mexit(M* mp) {
   // Never false here: the M's G has ended, so no queued G is wired to it.
   if (mp->p && !handoffp_rt(mp)) fatal("mexit: a queued G is wired to an exiting M");
+  // With its signals still open: a set*id broadcast may be waiting for it.
+  if (mthread_is_raw(mp)) mthread_exit(mp);
   sigset_t all;
   sigfillset(&all);
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
-  if (mthread_is_raw(mp)) mthread_exit(mp);
   if (mp != &m0_storage) {
     mp->tid = 0;  // m_by_tid must not find it; a new thread may reuse the id
     for (;;) raw_syscall(SYS_exit, 0);

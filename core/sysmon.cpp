@@ -395,8 +395,9 @@ void sysmon_ensure_slow() {
   m0_g0_ensure();  // M0 may switch to its scheduler from now on
   mthread_prepare();
   poke_install_locked();
-  if (os_thread_start(sysmon_main, nullptr) != 0)
-    raw_print("warning: cannot start sysmon; a G blocked in the kernel keeps its P");
+  // Also what turns glibc multi-threaded (its locks, its SIGSETXID
+  // handler): Ms' threads are made without glibc (core/mthread.h).
+  if (os_thread_start(sysmon_main, nullptr) != 0) fatal("cannot start sysmon (pthread_create failed)");
   sysmon_up.store(true, std::memory_order_release);
 }
 

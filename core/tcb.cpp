@@ -204,21 +204,21 @@ bool tcb_init_fresh(void* tcb, void* stack_lo, size_t stack_size, size_t guard, 
   return true;
 }
 
-void tcb_init_standalone(void* tcb, const char* tls_image, uintptr_t* dtv, size_t dtv_slots, void* stack_lo,
-                         size_t stack_size, size_t guard) {
+void tcb_init_standalone(void* tcb, const TlsTemplate& t, uintptr_t* dtv, void* stack_lo, size_t stack_size,
+                         size_t guard) {
   size_t below = g_layout.static_size - tcbo::kSize;
-  std::memcpy(static_cast<char*>(tcb) - below, tls_image, below);
-  // dtv[-1]: slots, dtv[0]: generation 0, then {block, to_free} per module:
-  // every block unallocated (-1), found through the module's static offset
-  // the first time __tls_get_addr asks (glibc's lazy path; the runtime's
-  // own TLS is initial-exec and never asks).
-  // In words: dtv points at word 2, the slot count is word 0.
+  std::memcpy(static_cast<char*>(tcb) - below, t.image, below);
+  // In words: the DTV pointer is word 2 (glibc's dtv[0], the generation);
+  // word 0 is dtv[-1], the slot count; module m's {block, to_free} is at
+  // words 2 + 2m and 3 + 2m. -1 is glibc's "unallocated".
   std::memset(dtv, 0, 4 * sizeof(uintptr_t));
-  dtv[0] = dtv_slots;
-  for (size_t i = 1; i <= dtv_slots; i++) {
+  dtv[0] = t.dtv_slots;
+  for (size_t i = 1; i <= t.dtv_slots; i++) {
     dtv[2 + 2 * i] = ~uintptr_t{0};
     dtv[3 + 2 * i] = 0;
   }
+  for (size_t i = 0; i < t.nmodules; i++)
+    dtv[2 + 2 * t.modules[i].modid] = reinterpret_cast<uintptr_t>(static_cast<char*>(tcb) - t.modules[i].offset);
   tcb_field<uintptr_t>(tcb, tcbo::kDtv) = reinterpret_cast<uintptr_t>(dtv + 2);
   init_header(tcb, stack_lo, stack_size, guard, 0);
 }

@@ -75,14 +75,26 @@ const TlsLayout& tls_layout();
 // stack is [stack_lo, stack_lo + stack_size). Returns false if glibc could
 // not allocate the DTV.
 bool tcb_init_fresh(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid);
+// What tcb_init_standalone puts in every TCB it builds (made once, by
+// mthread_prepare).
+struct TlsTemplate {
+  const char* image = nullptr;  // the static_size - kSize bytes below a TCB
+  size_t dtv_slots = 0;         // each DTV's slots, above every start-up module's id
+  struct Module {
+    size_t modid, offset;  // offset: of its block below the TCB
+  };
+  static constexpr size_t kMaxModules = 64;  // more stay unallocated in the DTV
+  Module modules[kMaxModules] = {};
+  size_t nmodules = 0;
+};
 // Sets up a TCB without glibc (it calls no allocator and takes no lock):
-// the static TLS block below it copied from tls_image (static_size - kSize
-// bytes, as tcb_capture_tls_image makes it), a DTV in dtv (2 * (dtv_slots
-// + 2) words) whose blocks glibc finds on first use, and the header as
-// tcb_init_fresh. For the kernel threads of Ms (core/mthread.h), where
-// only the runtime's own code runs.
-void tcb_init_standalone(void* tcb, const char* tls_image, uintptr_t* dtv, size_t dtv_slots, void* stack_lo,
-                         size_t stack_size, size_t guard);
+// the static TLS block below it copied from t.image, a DTV in dtv (2 *
+// (t.dtv_slots + 2) words, generation 0) with each start-up module's
+// block in its slot and the others unallocated (glibc would find them on a
+// first __tls_get_addr), and the header as tcb_init_fresh. For the kernel
+// threads of Ms (core/mthread.h), where only the runtime's own code runs.
+void tcb_init_standalone(void* tcb, const TlsTemplate& t, uintptr_t* dtv, void* stack_lo, size_t stack_size,
+                         size_t guard);
 // Re-initialises a TCB of a G that exited, for a new G: frees the old
 // dynamic TLS blocks, copies the TLS images again, resets the header. The
 // glibc malloc words of the old G are carried over (core/mcache.h).

@@ -5,10 +5,12 @@
  *
  * The clone system call takes its fourth argument in r10, not rcx. The
  * parent gets the new thread's id or -errno back. The child starts on
- * child_sp, which the caller made 16-byte aligned with the entry function
- * at [child_sp] and its argument at [child_sp + 8]; it calls entry(arg),
- * which never returns. The child's frame is the outermost of its stack:
- * an unwinder stops there (rip undefined).
+ * child_sp, which the caller made 16-byte aligned with a null word at
+ * [child_sp], the entry function at [child_sp + 8] and its argument at
+ * [child_sp + 16]; it calls entry(arg), which never returns. The child's
+ * test and jump run under this function's unwind rule, whose return
+ * address is then the null word, where an unwinder stops; from label 1 on
+ * rip is undefined: the child's frame is the outermost of its stack.
  */
         .text
         .globl  mnp_clone_thread
@@ -26,8 +28,10 @@ mnp_clone_thread:
 1:
         .cfi_undefined rip
         xorl    %ebp, %ebp
+        popq    %rax                    /* the null word */
         popq    %rax                    /* entry */
         popq    %rdi                    /* its argument */
+        andq    $-16, %rsp
         callq   *%rax
         ud2
         .cfi_endproc

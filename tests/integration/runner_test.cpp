@@ -377,6 +377,9 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"own_allocator", 16,
      "each round has up to 16 threads alive that name themselves (PR_SET_NAME), which wires each to a "
      "kernel thread of its own (docs/ARCHITECTURE.md, \"Wiring\")"},
+    {"setxid_churn", 2,
+     "its 2 makers' threads name themselves (PR_SET_NAME), each wired to a kernel thread of its own, and an "
+     "ended one's thread may not be gone yet"},
     {"io_stdio_slowpipe", 8,
      "its 8 writers wait for the FILE's lock, a futex glibc waits on inside libc (no wrapper sees it): "
      "each waiter keeps its M asleep in the kernel (\"Uncovered blocking\")"},
@@ -682,6 +685,11 @@ TEST(Setuid, Procs2) { run_case(kSetuid, 2); }
 // setpriv's sequence in a one-thread child (creds_keepcaps.c): keepcaps,
 // setresuid, capset, setresgid. sysmon started before the credentials
 // changed kept none and glibc's setresgid broadcast aborted.
+// setgroups 1,000 times while named threads (each on a kernel thread of
+// its own) come and go: every change reaches every kernel thread, and none
+// waits for one that is ending (setxid_churn.c).
+TEST(Setuid, ChurnProcs1) { run_case(simple({"setxid_churn"}), 1); }
+TEST(Setuid, ChurnProcs2) { run_case(simple({"setxid_churn"}), 2); }
 TEST(Setuid, KeepcapsProcs1) { run_case(simple({"creds_keepcaps"}), 1); }
 TEST(Setuid, KeepcapsProcs2) { run_case(simple({"creds_keepcaps"}), 2); }
 
