@@ -53,6 +53,15 @@ void setxid_wrapper(int sig, siginfo_t* si, void* uc) {
   if (own != saved) arch_set_fs(saved);
 }
 
+// The errno of the thread whose TCB is at tp. Not through `errno`: its
+// address function (__errno_location) is declared const, so the compiler
+// may compute it once for both sides of an FS switch; a failed setuid from
+// a G then left its errno at 0 (EPERM went to the M's TCB).
+int& errno_at(uintptr_t tp) {
+  static const ptrdiff_t off = reinterpret_cast<char*>(&errno) - reinterpret_cast<char*>(arch_get_fs());
+  return *reinterpret_cast<int*>(tp + off);
+}
+
 // Runs fn with FS = the current M's glibc TCB; errno travels back to the G.
 template <typename Fn>
 int on_m_tcb(Fn fn) {
@@ -61,11 +70,12 @@ int on_m_tcb(Fn fn) {
   uintptr_t saved = arch_get_fs();
   uintptr_t own = reinterpret_cast<uintptr_t>(g->m->glibc_tcb);
   if (own == saved) return fn();
+  int& g_errno = errno_at(saved);
   arch_set_fs(own);
   int r = fn();
-  int e = errno;  // the M's errno
+  int e = errno_at(own);
   arch_set_fs(saved);
-  errno = e;
+  g_errno = e;
   return r;
 }
 

@@ -19,6 +19,7 @@
  * timeout).  When not run as root it prints a skip line (same output natively
  * and under the shim). */
 #include <dirent.h>
+#include <errno.h>
 #include <grp.h>
 #include <pthread.h>
 #include <sched.h>
@@ -105,7 +106,7 @@ static int scan_tasks(const char* groups, int ids, int* mismatches) {
   return tasks;
 }
 
-static int g_rc_setgroups = -1, g_rc_initgroups = -1;
+static int g_rc_setgroups = -1, g_rc_initgroups = -1, g_rc_back = 0, g_errno_back = 0;
 static int g_mismatch_setgroups = -1, g_mismatch_initgroups = -1;
 static int g_rc_setgid = -1, g_rc_setuid = -1, g_tasks = -1, g_mismatches = -1;
 
@@ -121,6 +122,10 @@ static void* changer(void* arg) {
   g_rc_setgid = setgid(kId);
   g_rc_setuid = setuid(kId);
   g_tasks = scan_tasks("23403", 1, &g_mismatches);
+  /* No longer root: a thread's setuid(0) fails with EPERM in errno. */
+  errno = 0;
+  g_rc_back = setuid(0);
+  g_errno_back = errno;
   return NULL;
 }
 
@@ -157,8 +162,9 @@ int main(void) {
   printf("all tasks changed groups: %s, then: %s\n", g_mismatch_setgroups == 0 ? "yes" : "no",
          g_mismatch_initgroups == 0 ? "yes" : "no");
   printf("all tasks changed: %s\n", g_tasks > 0 && g_mismatches == 0 ? "yes" : "no");
+  printf("setuid(0) after: rc=%d %s\n", g_rc_back, g_errno_back == EPERM ? "EPERM" : "errno not EPERM");
   printf("all threads see the new ids: %s\n", threads_ok ? "yes" : "no");
   int rcs = g_rc_setgroups | g_rc_initgroups | g_rc_setgid | g_rc_setuid;
   int mism = g_mismatches | g_mismatch_setgroups | g_mismatch_initgroups;
-  return (rcs == 0 && g_tasks > 0 && mism == 0 && threads_ok) ? 0 : 1;
+  return (rcs == 0 && g_tasks > 0 && mism == 0 && threads_ok && g_rc_back == -1 && g_errno_back == EPERM) ? 0 : 1;
 }
