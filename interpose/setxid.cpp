@@ -53,14 +53,12 @@ void setxid_wrapper(int sig, siginfo_t* si, void* uc) {
   if (own != saved) arch_set_fs(saved);
 }
 
-// The errno of the thread whose TCB is at tp. Not through `errno`: its
-// address function (__errno_location) is declared const, so the compiler
-// may compute it once for both sides of an FS switch; a failed setuid from
-// a G then left its errno at 0 (EPERM went to the M's TCB).
-int& errno_at(uintptr_t tp) {
-  static const ptrdiff_t off = reinterpret_cast<char*>(&errno) - reinterpret_cast<char*>(arch_get_fs());
-  return *reinterpret_cast<int*>(tp + off);
-}
+// errno's address function, called through a pointer the compiler cannot
+// see through: __errno_location is declared const, so the compiler may call
+// it once for both sides of an FS switch; a failed setuid from a G then left
+// its errno at 0 (EPERM went to the M's TCB).
+using ErrnoLocation = int* (*)();
+constinit volatile ErrnoLocation g_errno_location = __errno_location;
 
 // Runs fn with FS = the current M's glibc TCB; errno travels back to the G.
 template <typename Fn>
@@ -70,12 +68,11 @@ int on_m_tcb(Fn fn) {
   uintptr_t saved = arch_get_fs();
   uintptr_t own = reinterpret_cast<uintptr_t>(g->m->glibc_tcb);
   if (own == saved) return fn();
-  int& g_errno = errno_at(saved);
   arch_set_fs(own);
   int r = fn();
-  int e = errno_at(own);
+  int e = *g_errno_location();
   arch_set_fs(saved);
-  g_errno = e;
+  *g_errno_location() = e;
   return r;
 }
 
