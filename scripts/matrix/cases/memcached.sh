@@ -11,10 +11,10 @@ workload() {
   local pid=$mx_server_pid
   mx_wait_port "$port" || return 1
   local t0=$EPOCHREALTIME
-  memcslap --servers="127.0.0.1:$port" --concurrency=8 --execute-number=1000 >slap.log 2>&1 ||
+  memcslap --servers="127.0.0.1:$port" --concurrency=8 --execute-number=10000 >slap.log 2>&1 ||
     { cat slap.log >&2; return 1; }
   cat slap.log >&2
-  mx_metric "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", 8 * 1000 / (b - a) }')" ops/s higher
+  mx_metric "$(awk -v a="$t0" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.0f", 8 * 10000 / (b - a) }')" ops/s higher
   python3 "$mx_dir/mcclient.py" "$port" 4 250 || return 1
   kill -TERM "$pid"; mx_server_exit "$pid"
 }
