@@ -11,6 +11,7 @@
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
 #endif
+#include <dirent.h>
 #include <dlfcn.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -103,6 +104,26 @@ static inline long mnp_read_small_file(const char* path, char* buf, size_t cap) 
   close(fd);
   buf[len] = '\0';
   return (long)len;
+}
+
+/* Calls fn(text, ctx) with the /proc/self/task/<id>/status text of every
+ * task of this process (tasks that end meanwhile are skipped); returns the
+ * number of tasks read, or -1. */
+static inline int mnp_for_each_task_status(void (*fn)(const char* status, void* ctx), void* ctx) {
+  DIR* d = opendir("/proc/self/task");
+  if (d == NULL) return -1;
+  int tasks = 0;
+  struct dirent* e;
+  while ((e = readdir(d)) != NULL) {
+    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+    char path[320], buf[8192];
+    snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
+    if (mnp_read_small_file(path, buf, sizeof buf) < 0) continue; /* task gone */
+    tasks++;
+    fn(buf, ctx);
+  }
+  closedir(d);
+  return tasks;
 }
 
 /* Value of an integer field ("Threads:", "VmRSS:", ...) of a status file in

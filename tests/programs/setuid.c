@@ -18,7 +18,6 @@
  * no"), a call fails, or the process hangs in the setxid broadcast (runner
  * timeout).  When not run as root it prints a skip line (same output natively
  * and under the shim). */
-#include <dirent.h>
 #include <errno.h>
 #include <grp.h>
 #include <pthread.h>
@@ -75,34 +74,33 @@ static void* reader(void* arg) {
   return NULL;
 }
 
+struct TaskCheck {
+  char want_groups[128];
+  int ids;
+  int mismatches;
+};
+
+static void check_task(const char* status, void* ctx) {
+  struct TaskCheck* c = ctx;
+  int good = 0;
+  for (const char* key = "Uid:"; key != NULL; key = strcmp(key, "Uid:") == 0 ? "Gid:" : NULL) {
+    const char* line = strstr(status, key);
+    long v[4];
+    if (line != NULL && sscanf(line + 4, "%ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3]) == 4 && v[0] == kId &&
+        v[1] == kId && v[2] == kId && v[3] == kId)
+      good++;
+  }
+  const char* g = strstr(status, "Groups:");
+  if ((c->ids && good != 2) || g == NULL || strncmp(g, c->want_groups, strlen(c->want_groups)) != 0) c->mismatches++;
+}
+
 /* Counts the tasks whose "Groups:" line is not `groups` and, with ids, whose
  * "Uid:" and "Gid:" lines are not all kId; returns the number of tasks seen. */
 static int scan_tasks(const char* groups, int ids, int* mismatches) {
-  DIR* d = opendir("/proc/self/task");
-  int tasks = 0;
-  *mismatches = 0;
-  if (d == NULL) return -1;
-  struct dirent* e;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    char path[320], buf[8192];
-    snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
-    if (mnp_read_small_file(path, buf, sizeof buf) < 0) continue; /* task gone */
-    tasks++;
-    int good = 0;
-    for (const char* key = "Uid:"; key != NULL; key = strcmp(key, "Uid:") == 0 ? "Gid:" : NULL) {
-      const char* line = strstr(buf, key);
-      long v[4];
-      if (line != NULL && sscanf(line + 4, "%ld %ld %ld %ld", &v[0], &v[1], &v[2], &v[3]) == 4 && v[0] == kId &&
-          v[1] == kId && v[2] == kId && v[3] == kId)
-        good++;
-    }
-    const char* g = strstr(buf, "Groups:");
-    char want[128];
-    snprintf(want, sizeof want, "Groups:\t%s \n", groups);
-    if ((ids && good != 2) || g == NULL || strncmp(g, want, strlen(want)) != 0) (*mismatches)++;
-  }
-  closedir(d);
+  struct TaskCheck c = {{0}, ids, 0};
+  snprintf(c.want_groups, sizeof c.want_groups, "Groups:\t%s \n", groups);
+  int tasks = mnp_for_each_task_status(check_task, &c);
+  *mismatches = c.mismatches;
   return tasks;
 }
 

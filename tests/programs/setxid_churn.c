@@ -12,7 +12,6 @@
  *
  * Root only: otherwise it prints a skip line (same output natively and
  * under the shim). */
-#include <dirent.h>
 #include <grp.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -45,22 +44,21 @@ static void* maker(void* arg) {
   return NULL;
 }
 
+struct GroupsCheck {
+  const char* want;
+  int bad;
+};
+
+static void check_groups(const char* status, void* ctx) {
+  struct GroupsCheck* c = ctx;
+  const char* g = strstr(status, "Groups:");
+  if (g == NULL || strncmp(g, c->want, strlen(c->want)) != 0) c->bad++;
+}
+
 /* Tasks whose "Groups:" line is not `want`; -1 if /proc cannot be read. */
 static int mismatching_tasks(const char* want) {
-  DIR* d = opendir("/proc/self/task");
-  if (d == NULL) return -1;
-  int bad = 0;
-  struct dirent* e;
-  while ((e = readdir(d)) != NULL) {
-    if (e->d_name[0] < '0' || e->d_name[0] > '9') continue;
-    char path[320], buf[8192];
-    snprintf(path, sizeof path, "/proc/self/task/%s/status", e->d_name);
-    if (mnp_read_small_file(path, buf, sizeof buf) < 0) continue; /* task gone */
-    const char* g = strstr(buf, "Groups:");
-    if (g == NULL || strncmp(g, want, strlen(want)) != 0) bad++;
-  }
-  closedir(d);
-  return bad;
+  struct GroupsCheck c = {want, 0};
+  return mnp_for_each_task_status(check_groups, &c) < 0 ? -1 : c.bad;
 }
 
 static int g_failed_calls;
