@@ -46,7 +46,6 @@ constexpr size_t kDtvSpare = 256;
 // in place before the thread runs.
 constexpr unsigned long kCloneFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SYSVSEM | CLONE_SIGHAND | CLONE_THREAD |
                                       CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
-constexpr int kSigSetxid = 33;
 
 // The static TLS block below a TCB as glibc sets it up for a new thread
 // (each start-up module's initial image at its offset, zeros elsewhere)
@@ -238,8 +237,13 @@ void mthread_after_fork_child(M* survivor) {
   g_xid.left.store(0, std::memory_order_relaxed);
   // A broadcast of the parent's may have flagged the forking thread.
   survivor->xid_pending.store(false, std::memory_order_relaxed);
-  // The forking thread goes on in the child under a new id.
-  if (survivor->kthread) kernel_tid(survivor->kthread) = raw_gettid();
+  // The forking thread goes on in the child under a new id. glibc's fork
+  // pointed the kernel's clear-at-exit word at the forking G's TCB, which
+  // another G may own by the time this M ends: back to the M's own.
+  if (survivor->kthread) {
+    kernel_tid(survivor->kthread) = raw_gettid();
+    raw_syscall(SYS_set_tid_address, reinterpret_cast<long>(&kernel_tid(survivor->kthread)));
+  }
 }
 
 }  // namespace mnp

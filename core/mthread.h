@@ -1,5 +1,5 @@
-// core/mthread.h — the kernel threads of Ms (docs/ARCHITECTURE.md, "An M's
-// kernel thread").
+// core/mthread.h — the kernel threads of Ms (docs/ARCHITECTURE.md,
+// "Start-up": mthread_create).
 //
 // What: an M's thread is made with the clone system call on memory the
 // runtime maps and a TCB it builds itself (tcb_init_standalone), not with
@@ -29,6 +29,10 @@
 namespace mnp {
 
 struct M;
+
+// glibc's signal for set*id (SIGSETXID), which the runtime's broadcast
+// uses too.
+constexpr int kSigSetxid = 33;
 
 // Captures the TLS images Ms' TCBs start with (once; dl_iterate_phdr
 // takes the loader's lock). Called when sysmon starts, before any M is

@@ -371,7 +371,7 @@ void* mstart(void* arg) {
   mp->g0.tcb = reinterpret_cast<void*>(fs);
   mp->g0.ctx.fs = fs;
   mp->glibc_tcb = reinterpret_cast<void*>(fs);
-  mp->tid = raw_gettid();
+  if (!mthread_is_raw(mp)) mp->tid = raw_gettid();  // clone wrote a raw thread's
   // Every runtime thread is born with all signals blocked (the creator
   // blocks them around the clone); an M takes the mask newm chose. A
   // handler that arrives before this point is held back (m_hold above).

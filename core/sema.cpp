@@ -333,11 +333,13 @@ bool sema_interrupt(G* only, int sig, bool restart) {
 int sema_wake(const void* addr, int n, uint32_t bitset) {
   if (n <= 0) return 0;
   // Sleepers in the kernel first: they are threads that are no G and need
-  // no P to run. The runtime's own threads are among them: glibc's
-  // pthread_create, making an M, calls the program's calloc, and a program
-  // allocator's lock (Chromium's) waits through syscall(). Handed to a G
-  // first, the wake-up went to a waiter that needed a P, while every P
-  // waited for the M that runtime thread was making: the process hung.
+  // no P to run (a G making sysmon, hidden meanwhile, and an ASan build's
+  // M making an M: glibc's pthread_create calls the program's calloc;
+  // glibc's helper threads; threads made before main or with a raw clone),
+  // and a program allocator's
+  // lock (Chromium's) waits through syscall(). Handed to a G first, the
+  // wake-up went to a waiter that needed a P, while every P waited for the
+  // M that such a thread was making: the process hung.
   // Only when this word's bucket has such sleepers (a sleeper a requeue
   // moved here is not counted in it: the fallback below still wakes it), so
   // that one long sleeper elsewhere (a thread made before main, waiting on

@@ -27,6 +27,7 @@
 
 #include "core/mthread.h"
 #include "core/sched.h"
+#include "interpose/blocking.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -39,7 +40,6 @@ struct KSigaction {  // the kernel's struct sigaction for rt_sigaction
   void (*restorer)();
   uint64_t mask;
 };
-constexpr int kSigSetxid = 33;
 using SigHandler = void (*)(int, siginfo_t*, void*);
 constinit SigHandler g_glibc_setxid = nullptr;
 
@@ -90,6 +90,11 @@ int change_ids(long nr, long a, long b, long c, Fn fn) {
   return r;
 }
 
+int set_groups(size_t n, const gid_t* l) {
+  return change_ids(SYS_setgroups, static_cast<long>(n), reinterpret_cast<long>(l), 0,
+                    [&] { return real_setgroups(n, l); });
+}
+
 }  // namespace
 
 namespace mnp {
@@ -136,11 +141,11 @@ MNP_EXPORT int setresgid(gid_t a, gid_t b, gid_t c) noexcept {
   return change_ids(SYS_setresgid, static_cast<long>(a), static_cast<long>(b), static_cast<long>(c),
                     [&] { return real_setresgid(a, b, c); });
 }
-MNP_EXPORT int setgroups(size_t n, const gid_t* l) noexcept {
-  return change_ids(SYS_setgroups, static_cast<long>(n), reinterpret_cast<long>(l), 0,
-                    [&] { return real_setgroups(n, l); });
-}
-// glibc's own does this, with its internal setgroups.
+MNP_EXPORT int setgroups(size_t n, const gid_t* l) noexcept { return set_groups(n, l); }
+// As glibc's: the groups NSS lists for the user, then setgroups, with as
+// many of them as the kernel takes. The look-up may ask a directory server
+// (class block: the P is handed on at once); the setgroups is this file's
+// own, not whatever the symbol binds to.
 MNP_EXPORT int initgroups(const char* user, gid_t group) {
   int n = 64;
   auto* groups = static_cast<gid_t*>(malloc(n * sizeof(gid_t)));
@@ -150,7 +155,7 @@ MNP_EXPORT int initgroups(const char* user, gid_t group) {
       return -1;
     }
     int want = n;
-    if (getgrouplist(user, group, groups, &want) >= 0) {
+    if (handoff_block(getgrouplist, user, group, groups, &want) >= 0) {
       n = want;
       break;
     }
@@ -162,7 +167,7 @@ MNP_EXPORT int initgroups(const char* user, gid_t group) {
   long limit = sysconf(_SC_NGROUPS_MAX);
   if (limit > 0 && n > limit) n = static_cast<int>(limit);
   int r;
-  do r = setgroups(static_cast<size_t>(n), groups);
+  do r = set_groups(static_cast<size_t>(n), groups);
   while (r == -1 && errno == EINVAL && --n > 0);
   int e = errno;
   free(groups);

@@ -387,21 +387,21 @@ mx_main() {
 # rounds (written where mx_value reads round 1's), its peak kernel threads
 # the highest; a note gives every round's value.
 mx_rounds_median() {
-  local n=$1 mode round v unit better vals
+  local n=$1 mode round v unit better vals peaks
   for mode in native shim shim1; do
-    vals=()
+    vals=() peaks=()
     for ((round = 1; round <= n; round++)); do
       local m=$mode
       ((round > 1)) && m+=.r$round
       IFS=$'\t' read -r v unit better < <(mx_value "$m")
       [[ $v == - ]] || vals+=("$v")
+      [[ -s $MX_SCRATCH/$m/.peak ]] && peaks+=("$(<"$MX_SCRATCH/$m/.peak")")
     done
     ((${#vals[@]})) || continue
     v=$(printf '%s\n' "${vals[@]}" | sort -g | awk '{ a[NR] = $1 } END {
       if (NR % 2) print a[(NR + 1) / 2]; else printf "%.3f\n", (a[NR / 2] + a[NR / 2 + 1]) / 2 }')
     printf '%s\t%s\t%s\n' "$v" "$unit" "$better" >"$MX_SCRATCH/$mode/.metric"
-    cat "$MX_SCRATCH/$mode"*/.peak 2>/dev/null | sort -n | tail -n 1 >"$MX_SCRATCH/$mode/.peak.max" &&
-      mv "$MX_SCRATCH/$mode/.peak.max" "$MX_SCRATCH/$mode/.peak"
+    ((${#peaks[@]})) && printf '%s\n' "${peaks[@]}" | sort -n | tail -n 1 >"$MX_SCRATCH/$mode/.peak"
     mx_note "$mode rounds: ${vals[*]}"
   done
 }

@@ -3,11 +3,13 @@
  * shape: PartitionAlloc, every thread named).
  *
  * The loader hands glibc the program's calloc, so glibc's pthread_create
- * allocates each new kernel thread's DTV here: a thread the runtime makes
- * for itself (an M) can wait on this lock. A named thread (`holder`) keeps
- * the lock through a sleep while the other named threads keep creating
- * threads. The shim once hung here: the only P was promised to an M whose
+ * allocates each new kernel thread's DTV here. A named thread (`holder`)
+ * keeps the lock through a sleep while the other named threads keep
+ * creating threads, each of which needs a kernel thread of its own (an M)
+ * when it names itself. The shim hung here in every run while it made Ms
+ * with glibc's pthread_create: the only P was promised to an M whose
  * creation waited on the lock, and the holder's wake-up needed that P.
+ * Ms' threads are now made with clone (core/mthread.h).
  * Stdout: the rounds done and the total the threads computed, as natively. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
