@@ -31,10 +31,10 @@
 #include <algorithm>
 
 #include "core/base.h"
-#include "core/mthread.h"
 #include "core/cpuclock.h"
 #include "core/gmem.h"
 #include "core/mcache.h"
+#include "core/mthread.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
 #include "core/preempt.h"
