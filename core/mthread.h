@@ -15,7 +15,8 @@
 //
 // The price: glibc does not know these threads. It leaves them out of the
 // set*id broadcast, which the runtime then carries to them itself
-// (mthread_xid_*); and gdb's thread_db lists them by kernel id only. Only
+// (mthread_xid_*). (gdb still names each by its TCB: thread_db maps a
+// kernel thread to its TCB through the FS base, as for glibc's.) Only
 // the runtime's own code runs on an M's TCB (handlers of the program's run
 // on Gs, but for a fault in the runtime's own code), so the TCB needs no
 // more than the images of the start-up modules' TLS.
