@@ -6,6 +6,7 @@
 #include <sched.h>
 #include <signal.h>
 #include <sys/mman.h>
+#include <sys/single_threaded.h>
 
 #include <algorithm>
 #include <atomic>
@@ -147,6 +148,10 @@ void mthread_prepare() {
 }
 
 int mthread_create(M* mp, void (*entry)(void*)) {
+  // glibc skips its locks (malloc's arenas, stdio) while it believes the
+  // process has one thread, and only its pthread_create tells it otherwise:
+  // sysmon's thread does, before any M's (sysmon_ensure_slow).
+  if (__libc_single_threaded) fatal("an M's thread made while glibc believes the process single-threaded");
   mthread_prepare();
   MThread* t = mapping_get();
   if (!t) return -ENOMEM;

@@ -89,6 +89,14 @@ inline int m_thread_create(void* (*fn)(void*), void* arg) {
   if (sysmon) {
     mnp::sysmon_ensure();
   } else {
+    // What sysmon's thread does in the shim: glibc takes its locks (malloc's
+    // arenas) only once a pthread_create has made it multi-threaded, and
+    // Ms' threads are made without glibc (core/mthread.h).
+    pthread_t t;
+    if (pthread_create(
+            &t, nullptr, [](void*) -> void* { return nullptr; }, nullptr) != 0 ||
+        pthread_join(t, nullptr) != 0)
+      rt_fail(__FILE__, __LINE__, "pthread_create", 0, 0);
     mnp::m0_g0_ensure();
     mnp::sysmon_up.store(true, std::memory_order_release);
   }
