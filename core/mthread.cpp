@@ -52,7 +52,6 @@ constexpr unsigned long kCloneFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_
 // (each start-up module's initial image at its offset, zeros elsewhere)
 // and the modules' DTV slots: filled once, then g_tls_ready.
 constinit TlsTemplate g_tls{};
-constinit char* g_tls_image = nullptr;
 constinit std::atomic<bool> g_tls_ready{false};
 
 // dl_iterate_phdr callback: a module's block in this thread tells its
@@ -68,7 +67,7 @@ int capture_module(struct dl_phdr_info* info, size_t, void* tp) {
     const ElfW(Phdr)& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_TLS) continue;
     if (off == 0 || off > below || ph.p_memsz > off) break;
-    memcpy(g_tls_image + below - off, reinterpret_cast<const void*>(info->dlpi_addr + ph.p_vaddr), ph.p_filesz);
+    memcpy(g_tls.image + below - off, reinterpret_cast<const void*>(info->dlpi_addr + ph.p_vaddr), ph.p_filesz);
     if (g_tls.nmodules < TlsTemplate::kMaxModules) g_tls.modules[g_tls.nmodules++] = {info->dlpi_tls_modid, off};
     break;
   }
@@ -127,8 +126,9 @@ void mapping_put(MThread* t) {
   g_dead = t;
 }
 
-// Every signal, glibc's 32 and 33 included (its sigfillset leaves them out).
-void block_all(sigset_t* old) {
+// Every signal, glibc's 32 and 33 included (its sigfillset leaves them out);
+// the mask before in *old unless null.
+void block_all(sigset_t* old = nullptr) {
   uint64_t all = ~uint64_t{0};
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), reinterpret_cast<long>(old), 8);
 }
@@ -140,8 +140,7 @@ void mthread_prepare() {
   long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(tls_layout().static_size - tcbo::kSize), PROT_READ | PROT_WRITE,
                         MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (r < 0 && r > -4096) fatal("cannot allocate the TLS image for Ms");
-  g_tls_image = reinterpret_cast<char*>(r);
-  g_tls.image = g_tls_image;
+  g_tls.image = reinterpret_cast<char*>(r);
   g_tls.dtv_slots = kDtvSpare;
   dl_iterate_phdr(capture_module, reinterpret_cast<void*>(arch_get_fs()));
   g_tls_ready.store(true, std::memory_order_release);
@@ -191,8 +190,7 @@ int mthread_create(M* mp, void (*entry)(void*)) {
   g_xid_lock.lock();
   mp->xid_live = false;
   g_xid_lock.unlock();
-  sigset_t old;
-  block_all(&old);
+  block_all();
   mp->tid = 0;  // m_by_tid must not find it; a new thread may reuse the id
   // Reused once the kernel has cleared the TCB's tid, when this thread no
   // longer touches its stack.

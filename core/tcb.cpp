@@ -48,7 +48,6 @@ constinit KeyStruct* g_keys = nullptr;  // glibc's __pthread_keys[PTHREAD_KEYS_M
 
 constinit GlibcPrivate g_glibc{};
 constinit TlsLayout g_layout{};
-
 // Header words every thread shares, captured from the main thread's TCB.
 constinit uintptr_t g_sysinfo = 0, g_stack_guard = 0, g_pointer_guard = 0;
 constinit uint32_t g_feature_1 = 0;

@@ -78,8 +78,8 @@ bool tcb_init_fresh(void* tcb, void* stack_lo, size_t stack_size, size_t guard, 
 // What tcb_init_standalone puts in every TCB it builds (made once, by
 // mthread_prepare).
 struct TlsTemplate {
-  const char* image = nullptr;  // the static_size - kSize bytes below a TCB
-  size_t dtv_slots = 0;         // each DTV's slots, above every start-up module's id
+  char* image = nullptr;  // the static_size - kSize bytes below a TCB
+  size_t dtv_slots = 0;   // each DTV's slots, above every start-up module's id
   struct Module {
     size_t modid, offset;  // offset: of its block below the TCB
   };
