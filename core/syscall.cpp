@@ -18,6 +18,7 @@
 #include "core/base.h"
 #include "core/cpuclock.h"
 #include "core/mcache.h"
+#include "core/preempt.h"
 #include "core/sched.h"
 #include "core/sched_internal.h"
 
@@ -176,6 +177,10 @@ void exitsyscall() {
   hold_m(gp);  // as in enter_marked
   gp->syscall_depth = 0;
   exitsyscall_now_held(gp);
+  // A slice that ended during the call ends here, on the call's way back,
+  // as the kernel preempts a thread on its return from a system call
+  // (docs/ARCHITECTURE.md, "Preemption at a call's return").
+  if (MNP_UNLIKELY(gp->preempt.load(std::memory_order_relaxed) != 0)) preempt_switch();
 }
 
 namespace {
