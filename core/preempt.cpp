@@ -188,7 +188,14 @@ Walk preempt_walk(const ucontext_t* uc) {
 
 void preempt_check() {
   G* g = get_user_g();
-  if (g && MNP_UNLIKELY(g->preempt.load(std::memory_order_relaxed))) yield();  // yield takes the mark
+  if (!g || MNP_LIKELY(g->preempt.load(std::memory_order_relaxed) == 0) || g->syscall_depth != 0 || g->m->locks != 0 ||
+      g->mhold != 0)
+    return;
+  // It may have lost its P in code no wrapper covers (sysmon retook it, or
+  // the poke handler let it run on without one): taking one back may park
+  // it, which ends the slice too.
+  ensure_p(g);
+  if (g->preempt.load(std::memory_order_relaxed) != 0) preempt_switch();
 }
 
 }  // namespace mnp

@@ -37,7 +37,13 @@ Walk preempt_walk(const ucontext_t* uc);
 // Called from the signal handler at a safe point: the G goes to the back of
 // the global run queue and the M runs something else.
 void preempt_switch();
-// Cooperative check at interposed calls: yields if sysmon asked to.
+// Cooperative check where an interposed call returns to the program (a
+// wrapped call's exitsyscall, a netpoller call that completed at once, the
+// end of pthread_create): the running G stops if sysmon ended its slice,
+// as the kernel preempts a thread on its return from a system call. Not
+// inside a wrapped call, nor where runtime code up the stack holds the M
+// and called the program (docs/ARCHITECTURE.md, "Preemption at a call's
+// return").
 void preempt_check();
 
 }  // namespace mnp

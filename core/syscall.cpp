@@ -177,13 +177,8 @@ void exitsyscall() {
   hold_m(gp);  // as in enter_marked
   gp->syscall_depth = 0;
   exitsyscall_now_held(gp);
-  // A slice that ended during the call ends here, on the call's way back,
-  // as the kernel preempts a thread on its return from a system call
-  // (docs/ARCHITECTURE.md, "Preemption at a call's return"). Not where
-  // runtime code up the stack holds the M and called the program (as the
-  // poke handler declines to switch there).
-  if (MNP_UNLIKELY(gp->preempt.load(std::memory_order_relaxed) != 0) && gp->m->locks == 0 && gp->mhold == 0)
-    preempt_switch();
+  // A slice that ended during the call ends on its way back.
+  preempt_check();
 }
 
 namespace {

@@ -72,7 +72,10 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
     uint32_t seen = seq->load(std::memory_order_acquire);
     long r = attempt();
     if (r == -EOPNOTSUPP) return handoff(blocking);
-    if (r != -EAGAIN) return raw_to_libc(r);
+    if (r != -EAGAIN) {
+      preempt_check();  // done at once: a slice that ended meanwhile ends here
+      return raw_to_libc(r);
+    }
     // A regular file's EAGAIN is RWF_NOWAIT's (pages not cached): the
     // kernel ignores O_NONBLOCK there, so the read blocks (handed off below).
     if (program_nonblocking(fd) && !netpoll_fd_is_file(fd)) return raw_to_libc(-EAGAIN);

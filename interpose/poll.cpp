@@ -30,6 +30,7 @@
 
 #include "core/cancel.h"
 #include "core/netpoll.h"
+#include "core/preempt.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
 #include "interpose/fdcall.h"
@@ -133,7 +134,10 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
   for (;;) {
     if (!netpoll_sample(want, n)) return blocking(deadline, Enter::kSyscall);
     long r = look(attempt);
-    if (r != 0) return r;
+    if (r != 0) {
+      preempt_check();  // ready at once: a slice that ended meanwhile ends here
+      return r;
+    }
     if (deadline != kNever && nanotime() >= deadline) return 0;
     int w = netpoll_wait_any(want, n, deadline, Intr::kPoll, blocked, wait_cm);
     if (w == EPERM) return blocking(deadline, Enter::kSyscall);
