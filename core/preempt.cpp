@@ -20,8 +20,9 @@
 // handler that cannot park: a G switched away there would leave every
 // other G's walk waiting for it in the kernel, with its P. Where
 // the walk fails (frames no unwinder can read, a JIT's) the mark stays: the
-// G's next park or yield ends its time slice (sched.cpp next_local), and
-// sysmon signals again a millisecond later.
+// G's next park or yield (sched.cpp next_local), or the return of its next
+// interposed call (preempt_check), ends its time slice, and sysmon signals
+// again a millisecond later.
 //
 // Switching inside a signal handler: the signal frame stays on the G's
 // stack; before the switch the handler restores the interrupted signal mask
@@ -188,14 +189,16 @@ Walk preempt_walk(const ucontext_t* uc) {
 
 void preempt_check() {
   G* g = get_user_g();
-  if (!g || MNP_LIKELY(g->preempt.load(std::memory_order_relaxed) == 0) || g->syscall_depth != 0 || g->m->locks != 0 ||
-      g->mhold != 0)
+  if (!g || MNP_LIKELY(g->preempt.load(std::memory_order_relaxed) == 0)) return;
+  // Not in a program handler (it may run on an alternate stack, or have
+  // interrupted libc or the loader: the poke handler's walk would refuse),
+  // not inside a wrapped call, not where runtime code holds the M, and not
+  // while signals sent to this G go to its M (a direct-path call, a
+  // sigwait: their flags are cleared after this point).
+  if (g->in_handler != 0 || g->syscall_depth != 0 || g->m->locks != 0 || g->mhold != 0 ||
+      g->in_direct.load(std::memory_order_relaxed) != 0 || g->sigwait_bits.load(std::memory_order_relaxed) != 0)
     return;
-  // It may have lost its P in code no wrapper covers (sysmon retook it, or
-  // the poke handler let it run on without one): taking one back may park
-  // it, which ends the slice too.
-  ensure_p(g);
-  if (g->preempt.load(std::memory_order_relaxed) != 0) preempt_switch();
+  yield();  // takes the mark, and a P first if the G lost its own
 }
 
 }  // namespace mnp

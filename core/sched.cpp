@@ -908,6 +908,7 @@ top:
 // run too long, and it ends the slice after 2 ms (kPreemptNs, sysmon.cpp).
 void execute(M* mp, G* gp, bool inherit) {
   casgstatus(gp, kGRunnable, kGRunning);
+  gp->preempt.store(kPreemptNone, std::memory_order_relaxed);  // a mark from before it stopped
   gmem_resume(gp);
   gp->m = mp;
   mp->curg = gp;
@@ -1060,6 +1061,7 @@ inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_ov
 
 inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg, int64_t* park_time) {
   casgstatus(next, kGRunnable, kGRunning);
+  next->preempt.store(kPreemptNone, std::memory_order_relaxed);  // as in execute
   gmem_resume(next);
   next->m = mp;
   mp->curg = next;

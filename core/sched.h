@@ -59,7 +59,9 @@ struct CancelWait;
 enum GStatus : uint32_t { kGIdle, kGRunnable, kGRunning, kGWaiting, kGSyscall, kGDead };
 
 // G::preempt: sysmon found the G's time slice over. Any non-zero value ends
-// the slice at the G's next park or yield; kPreemptAsync also asks the
+// the slice at the G's next park or yield, or at the return of its next
+// interposed call (preempt_check); cleared whenever the G is switched in,
+// since a mark from before it stopped is stale. kPreemptAsync also asks the
 // signal handler, once, to try to stop the G where it is (it moves the
 // value down to kPreemptMarked before it walks the stack, so the costly
 // walk happens at most once per request, however many signals arrive).

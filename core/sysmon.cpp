@@ -195,8 +195,9 @@ bool detect_blocked(int64_t now) {
       // The same time slice for kPreemptNs: one G that makes no scheduling
       // point, or Gs handing the P to each other through next (the tick
       // stands still for those, sched.cpp execute), while something else
-      // waits for the P. Mark the running G: its next park or yield ends
-      // the slice (next_local). And signal it, so a G that never parks
+      // waits for the P. Mark the running G: its next park or yield, or
+      // the return of its next interposed call, ends the slice
+      // (next_local, preempt_check). And signal it, so a G that never parks
       // stops at a safe point. Again every millisecond while the slice
       // goes on.
       bool marked = false;
