@@ -73,7 +73,7 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
     long r = attempt();
     if (r == -EOPNOTSUPP) return handoff(blocking);
     if (r != -EAGAIN) {
-      preempt_check();  // done at once: a slice that ended meanwhile ends here
+      preempt_check();  // the call is done: a slice that ended meanwhile ends here
       return raw_to_libc(r);
     }
     // A regular file's EAGAIN is RWF_NOWAIT's (pages not cached): the

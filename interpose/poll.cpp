@@ -135,7 +135,7 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
     if (!netpoll_sample(want, n)) return blocking(deadline, Enter::kSyscall);
     long r = look(attempt);
     if (r != 0) {
-      preempt_check();  // ready at once: a slice that ended meanwhile ends here
+      preempt_check();  // fds ready: a slice that ended meanwhile ends here
       return r;
     }
     if (deadline != kNever && nanotime() >= deadline) return 0;
