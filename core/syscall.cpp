@@ -178,7 +178,7 @@ void exitsyscall() {
   gp->syscall_depth = 0;
   exitsyscall_now_held(gp);
   // A slice that ended during the call ends on its way back.
-  preempt_check();
+  if (MNP_UNLIKELY(gp->preempt.load(std::memory_order_relaxed) != 0)) preempt_check();
 }
 
 namespace {
