@@ -192,12 +192,22 @@ void preempt_check() {
   if (!g || MNP_LIKELY(g->preempt.load(std::memory_order_relaxed) == 0)) return;
   // Not in a program handler (it may run on an alternate stack, or have
   // interrupted libc or the loader: the poke handler's walk would refuse),
-  // not inside a wrapped call, not where runtime code holds the M, and not
+  // not inside a wrapped call, not where runtime code holds the M, not
   // while signals sent to this G go to its M (a direct-path call, a
-  // sigwait: their flags are cleared after this point).
-  if (g->in_handler != 0 || g->syscall_depth != 0 || g->m->locks != 0 || g->mhold != 0 ||
+  // sigwait: their flags are cleared after this point), and not while a
+  // call's signal mask is the G's (ppoll, pselect, epoll_pwait: the check
+  // comes after the mask is put back, with_wait_mask).
+  if (g->in_handler != 0 || g->syscall_depth != 0 || g->m->locks != 0 || g->mhold != 0 || g->in_call_mask ||
       g->in_direct.load(std::memory_order_relaxed) != 0 || g->sigwait_bits.load(std::memory_order_relaxed) != 0)
     return;
+  if (MNP_UNLIKELY(g->ks_rt.load(std::memory_order_relaxed))) {
+    // A real-time G's slice is its bandwidth: over, it goes behind the
+    // ordinary Gs as where a signal stops it (a yield would queue it first
+    // again, among the real-time Gs), as sched_yield does.
+    ensure_p(g);
+    preempt_switch();
+    return;
+  }
   yield();  // takes the mark, and a P first if the G lost its own
 }
 

@@ -1622,6 +1622,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->syscall_depth = 0;
   gp->robust_list = nullptr;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
+  gp->in_call_mask = false;  // a reused G's last thread may have been cancelled inside a masked call
   gp->deep_walk.store(false, std::memory_order_relaxed);  // a reused G's was its last thread's
   cpu_init_g(gp, nullptr);
   // Natively a thread starts with its creator's mask (or the attribute's),

@@ -183,6 +183,9 @@ struct G {
   // live (gmem_shrink_parked leaves it alone) and so may a malloc (its
   // malloc words stay as they are, core/mcache.h).
   uint32_t in_handler = 0;
+  // (self) Between g_call_mask_begin and g_call_mask_end: a call's signal
+  // mask is the G's (preempt_check waits for the end).
+  bool in_call_mask = false;
   // (self) Its glibc malloc cache word holds a cache of its own, not its
   // P's (core/mcache.h). True for a new G (whatever its word holds is
   // its); for one on the memory of an exited G, mcache_reuse decides.

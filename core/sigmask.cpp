@@ -103,6 +103,7 @@ void g_handler_mask_end(G* gp, const sigset_t& was, uint64_t uc_was, const ucont
 bool g_call_mask_begin(G* gp, const sigset_t* view, CallMask* cm) {
   cm->was = gp->sigmask;
   cm->ran = gp->handlers_run;
+  gp->in_call_mask = true;
   g_sigmask_set(gp, view);
   g_load_kmask(gp);  // the kernel delivers what it unblocked and has pending
   if (sigpend_any() && (sigset_bits(&cm->was) & ~sigset_bits(&gp->sigmask))) sigpend_run(nullptr, nullptr);
@@ -112,6 +113,7 @@ bool g_call_mask_begin(G* gp, const sigset_t* view, CallMask* cm) {
 void g_call_mask_end(G* gp, const CallMask& cm) {
   uint64_t during = sigset_bits(&gp->sigmask);
   g_sigmask_set(gp, &cm.was);
+  gp->in_call_mask = false;
   g_load_kmask(gp);
   if (sigpend_any() && (during & ~sigset_bits(&cm.was))) sigpend_run(nullptr, nullptr);
 }

@@ -359,6 +359,7 @@ long with_wait_mask(const sigset_t* mask, const F& wait) {
   // (a handed-off call that sysmon's kick ended, under the held mask).
   if (sigpend_any()) sigpend_run(nullptr, nullptr);
   g_call_mask_end(g, cm);
+  preempt_check();  // held back while the call's mask was the G's
   return r;
 }
 }  // namespace

@@ -1283,6 +1283,10 @@ TEST(Wire, SchedFifoYieldProcs2) { run_case(kSchedFifoYield, 2); }
 const Case kSchedFifoStarve{{"sched_fifo", "starve"}, {}, 0, 30, nullptr};
 TEST(Wire, SchedFifoStarveProcs1) { run_case(kSchedFifoStarve, 1); }
 TEST(Wire, SchedFifoStarveProcs2) { run_case(kSchedFifoStarve, 2); }
+// The same spinner calling waitpid: the end of its slice at a call's
+// return puts it behind the ordinary Gs too (preempt_check).
+const Case kSchedFifoStarveCall{{"sched_fifo", "starve-call"}, {}, 0, 30, nullptr};
+TEST(Wire, SchedFifoStarveCallProcs1) { run_case(kSchedFifoStarveCall, 1); }
 
 // CPython's Condition, queue.Queue, Semaphore, Event, Barrier and a
 // concurrent.futures pool (tests/programs/py_sync.py).

@@ -29,6 +29,10 @@
  *           holds the only P and the ordinary Gs get it only when its
  *           real-time slice (the same bandwidth) ends: the spinner must not
  *           keep it for ever (about a second there).
+ *   starve-call  the same with a spinner that calls waitpid(WNOHANG) in its
+ *           loop instead of sched_yield: a wrapped call's return, where a
+ *           G whose slice ended stops, must put it behind the ordinary Gs
+ *           as the end of its slice does (it once put it first again).
  * Without the right to real-time scheduling (EPERM), all print the same
  * "skipped" line. alarm() catches a hang (default action). Stdout: the
  * run's order and counts. */
@@ -38,6 +42,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <sys/wait.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -94,11 +99,14 @@ static void* setter(void* a) {
   atomic_store(&flag, 1);
   return NULL;
 }
+static int spin_call;  // starve-call: waitpid instead of sched_yield
+
 static void* spinner(void* a) {
   (void)a;
   long spins = 0;
   while (!atomic_load(&flag)) {
-    sched_yield();
+    if (spin_call) waitpid(-1, NULL, WNOHANG);
+    else sched_yield();
     spins++;
   }
   fprintf(stderr, "spins %ld\n", spins);
@@ -178,9 +186,13 @@ int main(int argc, char** argv) {
   alarm(10);
   const char* what = argc > 1 ? argv[1] : "order";
   if (strcmp(what, "starve") == 0) return scenario_starve();
+  if (strcmp(what, "starve-call") == 0) {
+    spin_call = 1;
+    return scenario_starve();
+  }
   int order = strcmp(what, "order") == 0;
   if (!order && strcmp(what, "yield") != 0) {
-    fprintf(stderr, "usage: sched_fifo order|yield|starve\n");
+    fprintf(stderr, "usage: sched_fifo order|yield|starve|starve-call\n");
     return 2;
   }
 
