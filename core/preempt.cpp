@@ -204,8 +204,8 @@ void preempt_check() {
     // A real-time G's slice is its bandwidth: over, it goes behind the
     // ordinary Gs as where a signal stops it (a yield would queue it first
     // again, among the real-time Gs), as sched_yield does.
-    ensure_p(g);
-    preempt_switch();
+    ensure_p(g);  // may park it: resumed, its mark is gone (execute) and its slice new
+    if (g->preempt.load(std::memory_order_relaxed) != 0) preempt_switch();
     return;
   }
   yield();  // takes the mark, and a P first if the G lost its own
