@@ -39,11 +39,12 @@ Walk preempt_walk(const ucontext_t* uc);
 void preempt_switch();
 // Cooperative check where an interposed call returns to the program (a
 // wrapped call's exitsyscall, a netpoller call that completed at once, the
-// end of pthread_create): the running G yields if sysmon ended its slice,
-// as the kernel preempts a thread on its return from a system call. Not in
-// a program signal handler, inside a wrapped call, where runtime code up
-// the stack holds the M, or while signals for the G go to its M
-// (docs/ARCHITECTURE.md, "Preemption at a call's return").
+// end of pthread_create): the running G yields if sysmon ended its slice
+// (a real-time G goes behind the ordinary Gs), as the kernel preempts a
+// thread on its return from a system call. Not in a program signal
+// handler, inside a wrapped call, where runtime code up the stack holds the
+// M, while signals for the G go to its M, or while a call's signal mask is
+// the G's (docs/ARCHITECTURE.md, "Preemption at a call's return").
 void preempt_check();
 
 }  // namespace mnp
