@@ -5,12 +5,22 @@
 // gets a block in the static TLS area of every thread. glibc copies its
 // initial image into the threads on its own lists; Gs are on none, so their
 // copy would read as zero (`__thread int x = 42` seen as 0). After each
-// dlopen we find modules with static TLS that we have not handled yet and
-// copy their image into every G's TCB. Gs created later get it from glibc
-// (_dl_allocate_tls_init covers every module with static TLS).
+// dlopen and dlmopen we look for modules whose static TLS block no G has yet
+// and copy their image into every G's TCB. Gs created later get it from
+// glibc (_dl_allocate_tls_init covers every module with static TLS).
+//
+// The start-up modules' blocks lie below a mark taken at start-up (glibc
+// lays them out first and never unloads them). Any other block is named by
+// its link map, module id and offset together, in an unbounded list of the
+// blocks every G has, made on the first dlopen that adds one. dlclose takes
+// the blocks of unloaded modules off the list: glibc reuses a closed
+// module's link map memory, module id and (when it was the last) static TLS
+// offset, so a library closed and opened again would otherwise look
+// handled.
 #include <dlfcn.h>
 #include <link.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "core/futex.h"
 #include "core/gmem.h"
@@ -24,61 +34,115 @@ namespace {
 constinit size_t g_off_tls_offset = 0;  // offsetof(struct link_map, l_tls_offset)
 constinit size_t g_off_tls_modid = 0;
 constinit Lock g_dl_lock;
-constexpr int kMaxKnown = 256;
-constinit const void* g_known[kMaxKnown] = {};  // link maps already handled (lock)
-constinit int g_nknown = 0;
 
-struct Image {
+struct Block {
+  const void* map;
+  ptrdiff_t offset;
   size_t modid;
-  const void* data;
-  size_t filesz, memsz;
+  bool operator==(const Block&) const = default;
 };
 
-int find_image(struct dl_phdr_info* info, size_t, void* arg) {
-  auto* img = static_cast<Image*>(arg);
-  if (info->dlpi_tls_modid != img->modid) return 0;
-  for (int i = 0; i < info->dlpi_phnum; i++)
-    if (info->dlpi_phdr[i].p_type == PT_TLS) {
-      img->data = reinterpret_cast<const void*>(info->dlpi_addr + info->dlpi_phdr[i].p_vaddr);
-      img->filesz = info->dlpi_phdr[i].p_filesz;
-      img->memsz = info->dlpi_phdr[i].p_memsz;
-      return 1;
-    }
-  return 0;
-}
+// Offsets up to this one are the start-up modules' blocks.
+constinit ptrdiff_t g_startup_end = 0;
+// The other blocks every G has (g_dl_lock). Runtime memory, not malloc: a
+// program's allocator may itself dlopen.
+constinit Block* g_known = nullptr;
+constinit size_t g_nknown = 0, g_cap = 0;
 
-bool known(const void* lm) {
-  for (int i = 0; i < g_nknown; i++)
-    if (g_known[i] == lm) return true;
+bool known(const Block& b) {
+  if (b.offset <= g_startup_end) return true;
+  for (size_t i = 0; i < g_nknown; i++)
+    if (g_known[i] == b) return true;
   return false;
 }
 
-// Marks every module with TLS as handled (at start-up: their images are in
-// every G's TLS already).
-void mark_all_locked() {
-  for (struct link_map* l = _r_debug.r_map; l && g_nknown < kMaxKnown; l = l->l_next)
-    if (!known(l)) g_known[g_nknown++] = l;
+bool remember(const Block& b) {
+  if (g_nknown == g_cap) {
+    size_t cap = g_cap ? g_cap * 2 : 4096 / sizeof(Block);
+    void* p = mmap(nullptr, cap * sizeof(Block), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) return false;
+    if (g_known) {
+      memcpy(p, g_known, g_nknown * sizeof(Block));
+      munmap(g_known, g_cap * sizeof(Block));
+    }
+    g_known = static_cast<Block*>(p);
+    g_cap = cap;
+  }
+  g_known[g_nknown++] = b;
+  return true;
+}
+
+// Calls f(block) for every loaded module with a static TLS block, in every
+// link-map namespace (glibc >= 2.35 chains them from _r_debug when dlmopen
+// has made more than the base one).
+template <typename F>
+void for_each_static_block(F f) {
+  const r_debug_extended* ns = reinterpret_cast<const r_debug_extended*>(&_r_debug);
+  for (; ns; ns = ns->base.r_version >= 2 ? ns->r_next : nullptr)
+    for (const link_map* l = ns->base.r_map; l; l = l->l_next) {
+      auto* base = reinterpret_cast<const char*>(l);
+      Block b{l, *reinterpret_cast<const ptrdiff_t*>(base + g_off_tls_offset),
+              *reinterpret_cast<const size_t*>(base + g_off_tls_modid)};
+      // 0: no TLS, or none in the static area yet; -1: forced dynamic
+      // (reached through __tls_get_addr, lazily).
+      if (b.modid != 0 && b.offset != 0 && b.offset != -1) f(b);
+    }
+}
+
+struct Image {
+  const void* data = nullptr;
+  size_t filesz = 0, memsz = 0;
+};
+
+// A module's TLS initialisation image, from the program headers at the start
+// of its first mapping (dl_iterate_phdr would do, but it lists only the
+// caller's namespace). False when the headers are not where a loaded shared
+// object has them.
+bool image_of(const link_map* l, Image* img) {
+  dl_find_object fo;
+  if (_dl_find_object(const_cast<ElfW(Dyn)*>(l->l_ld), &fo) != 0 || fo.dlfo_link_map != l) return false;
+  auto* eh = static_cast<const ElfW(Ehdr)*>(fo.dlfo_map_start);
+  if (memcmp(eh->e_ident, ELFMAG, SELFMAG) != 0 || eh->e_phentsize != sizeof(ElfW(Phdr)) ||
+      eh->e_phoff + size_t{eh->e_phnum} * sizeof(ElfW(Phdr)) > 4096)  // the first page is readable
+    return false;
+  auto* ph = reinterpret_cast<const ElfW(Phdr)*>(reinterpret_cast<const char*>(eh) + eh->e_phoff);
+  for (int i = 0; i < eh->e_phnum; i++)
+    if (ph[i].p_type == PT_TLS) {
+      *img = {reinterpret_cast<const void*>(l->l_addr + ph[i].p_vaddr), ph[i].p_filesz, ph[i].p_memsz};
+      return true;
+    }
+  return false;
 }
 
 void sync_static_tls() {
   if (!g_off_tls_offset) return;
   LockGuard lk(g_dl_lock);
-  for (struct link_map* l = _r_debug.r_map; l; l = l->l_next) {
-    if (known(l)) continue;
-    if (g_nknown < kMaxKnown) g_known[g_nknown++] = l;
-    auto off = *reinterpret_cast<const ptrdiff_t*>(reinterpret_cast<const char*>(l) + g_off_tls_offset);
-    auto modid = *reinterpret_cast<const size_t*>(reinterpret_cast<const char*>(l) + g_off_tls_modid);
-    // 0: no TLS; -1: forced dynamic TLS (reached through __tls_get_addr, lazily).
-    if (modid == 0 || off == 0 || off == -1) continue;
-    Image img{modid, nullptr, 0, 0};
-    dl_iterate_phdr(find_image, &img);
-    if (!img.data && img.memsz == 0) continue;
+  for_each_static_block([](const Block& b) {
+    if (known(b)) return;
+    // Not remembered (no memory): copied again after the next dlopen, as
+    // the only way not to leave Gs without the image.
+    remember(b);
+    Image img;
+    if (!image_of(static_cast<const link_map*>(b.map), &img)) return;
     gmem_for_each_tcb([&](void* tcb) {
-      char* dest = static_cast<char*>(tcb) - off;
+      char* dest = static_cast<char*>(tcb) - b.offset;
       memcpy(dest, img.data, img.filesz);
       memset(dest + img.filesz, 0, img.memsz - img.filesz);
     });
+  });
+}
+
+// After a dlclose: forget the blocks of modules no longer loaded.
+void forget_unloaded() {
+  if (!g_off_tls_offset) return;
+  LockGuard lk(g_dl_lock);
+  size_t kept = 0;
+  for (size_t i = 0; i < g_nknown; i++) {
+    bool live = false;
+    for_each_static_block([&](const Block& b) { live |= b == g_known[i]; });
+    if (live) g_known[kept++] = g_known[i];
   }
+  g_nknown = kept;
 }
 
 }  // namespace
@@ -93,8 +157,8 @@ void interpose_dl_init() {
   }
   g_off_tls_offset = d[2];
   g_off_tls_modid = m[2];
-  LockGuard lk(g_dl_lock);
-  mark_all_locked();
+  // The start-up modules' images are in every G's TLS already.
+  for_each_static_block([](const Block& b) { g_startup_end = b.offset > g_startup_end ? b.offset : g_startup_end; });
 }
 }  // namespace mnp
 
@@ -102,4 +166,16 @@ extern "C" MNP_EXPORT void* dlopen(const char* file, int mode) noexcept {
   void* h = real_dlopen(file, mode);
   if (h && runtime_up) sync_static_tls();
   return h;
+}
+
+extern "C" MNP_EXPORT void* dlmopen(Lmid_t lmid, const char* file, int mode) noexcept {
+  void* h = real_dlmopen(lmid, file, mode);
+  if (h && runtime_up) sync_static_tls();
+  return h;
+}
+
+extern "C" MNP_EXPORT int dlclose(void* handle) noexcept {
+  int r = real_dlclose(handle);
+  if (r == 0) forget_unloaded();
+  return r;
 }

@@ -777,6 +777,14 @@ TEST(ExecSignal, Procs2) { run_case(simple({"exec_signal"}), 2); }
 Case dlopen_tls_case() { return simple({"dlopen_tls", env_or_empty("MNP_PROGDIR") + "/libmnp_tls_lib.so"}); }
 TEST(DlopenTls, Procs1) { run_case(dlopen_tls_case(), 1); }
 TEST(DlopenTls, Procs2) { run_case(dlopen_tls_case(), 2); }
+// The same past 256 link maps, for a library closed and opened again, and in
+// a namespace of dlmopen's.
+Case dlopen_tls_many_case() {
+  std::string dir = env_or_empty("MNP_PROGDIR");
+  return simple({"dlopen_tls_many", dir + "/libmnp_tls_lib.so", dir + "/libmnp_plain_lib.so"});
+}
+TEST(DlopenTls, ManyProcs1) { run_case(dlopen_tls_many_case(), 1); }
+TEST(DlopenTls, ManyProcs2) { run_case(dlopen_tls_many_case(), 2); }
 
 // Threads created by a constructor before main, joined by main; one of them
 // joins a thread main created.
