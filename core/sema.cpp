@@ -49,11 +49,13 @@ struct alignas(64) Bucket {
   Waiter* head = nullptr;
   Waiter* tail = nullptr;
   uint32_t kernel_waiters = 0;  // non-G sleepers in the kernel futex (lock)
+  // A requeue in the kernel may have moved such sleepers onto a word of this
+  // bucket, where kernel_waiters does not count them (they count in the
+  // bucket they began on). Set before that requeue, never cleared.
+  std::atomic<bool> requeued_in{false};
 };
 
-// Threads that are not Gs asleep in the kernel futex, all words together: a
-// requeue moves kernel sleepers to another word (and so to another bucket),
-// so a per-bucket count could miss them.
+// Threads that are not Gs asleep in the kernel futex, all words together.
 constinit std::atomic<uint32_t> g_kernel_waiters{0};
 
 // Watched waiters parked now (sema_wait's `watch`), for sysmon.
@@ -341,9 +343,10 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
   // wake-up went to a waiter that needed a P, while every P waited for the
   // M that such a thread was making: the process hung.
   // Only when this word's bucket has such sleepers (a sleeper a requeue
-  // moved here is not counted in it: the fallback below still wakes it), so
-  // that one long sleeper elsewhere (a thread made before main, waiting on
-  // its condition variable) costs other words' wakes no system call.
+  // moved here is not counted in it: the fallback below still wakes it, in
+  // a bucket a requeue marked), so that one long sleeper elsewhere (a thread
+  // made before main, waiting on its condition variable) costs other
+  // words' wakes no system call.
   int first = 0;
   if (MNP_UNLIKELY(g_kernel_waiters.load(std::memory_order_seq_cst) != 0) &&
       __atomic_load_n(&bucket_of(addr)->kernel_waiters, __ATOMIC_RELAXED) != 0) {
@@ -355,7 +358,7 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
     }
   }
   Bucket* b = bucket_of(addr);
-  uint32_t kernel = 0;  // kernel waiters, seen under the last batch's lock
+  bool kernel = false;  // kernel sleepers may be on this word (last batch's lock)
   int unparked = 0;     // woken on their way into park(): nobody to ready
   int total = ready_batched([&](G** woken, int before, bool* more) {
     int k = 0;
@@ -376,7 +379,8 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
       }
       w = next;
     }
-    kernel = g_kernel_waiters.load(std::memory_order_seq_cst);
+    kernel = g_kernel_waiters.load(std::memory_order_seq_cst) != 0 &&
+             (b->kernel_waiters != 0 || b->requeued_in.load(std::memory_order_seq_cst));
     b->lock.unlock();
     return k;
   });
@@ -437,7 +441,9 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
   k += unparked;
   int total = k + (count_moved ? moved : 0);
   if (kernel && (k < nwake || moved < nmove)) {
-    // Kernel sleepers on the same word: let the kernel do its share.
+    // Kernel sleepers on the same word: let the kernel do its share. Wakers
+    // of `to` must look for the ones it moves there from now on.
+    bt->requeued_in.store(true, std::memory_order_seq_cst);
     long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(from), FUTEX_CMP_REQUEUE_PRIVATE, nwake - k, nmove - moved,
                           reinterpret_cast<long>(to), from->load());
     if (r > 0)
@@ -452,6 +458,7 @@ void sema_after_fork() {
     new (&b.lock) Lock();
     b.head = b.tail = nullptr;
     b.kernel_waiters = 0;
+    b.requeued_in.store(false, std::memory_order_relaxed);
   }
   g_kernel_waiters.store(0, std::memory_order_relaxed);
   g_watched.store(0, std::memory_order_relaxed);
