@@ -185,6 +185,7 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
   // The G's mask while the program's handler runs, as in the trampoline.
   auto* ucp = static_cast<ucontext_t*>(uc);
   sigset_t was;
+  if (counted) uc_show_g_view(ucp, g->sigmask);
   uint64_t uc_was = sigset_bits(&ucp->uc_sigmask);
   if (counted) {
     g->handlers_run++;
@@ -198,6 +199,7 @@ void chain_to_user(int sig, siginfo_t* si, void* uc) {
   }
   if (counted) {
     g_handler_mask_end(g, was, uc_was, ucp);
+    uc_hide_g_view(ucp);
     g->in_handler--;
   }
   // SIG_DFL of SIGURG is "ignore"; for another MNP_SIGNAL with a default

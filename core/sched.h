@@ -20,6 +20,7 @@
 #include "core/futex.h"
 #include "core/runq.h"
 #include "core/timer.h"
+#include "core/waitreason.h"
 
 namespace mnp {
 
@@ -66,21 +67,6 @@ enum GStatus : uint32_t { kGIdle, kGRunnable, kGRunning, kGWaiting, kGSyscall, k
 // value down to kPreemptMarked before it walks the stack, so the costly
 // walk happens at most once per request, however many signals arrive).
 enum : uint32_t { kPreemptNone, kPreemptMarked, kPreemptAsync };
-
-enum WaitReason : uint32_t {
-  kWaitNone,
-  kWaitJoin,
-  kWaitYield,
-  kWaitSleep,
-  kWaitMutex,
-  kWaitCond,
-  kWaitRwlock,
-  kWaitSema,
-  kWaitFutex,
-  kWaitNet,         // fd readiness (netpoller)
-  kWaitForever,     // main G after pthread_exit
-  kWaitSchedStart,  // pthread_create: a real-time G applying its policy (ksched.h)
-};
 
 // Join word states (G::join); any other value is the joining G's address.
 constexpr uintptr_t kJoinable = 0;
@@ -415,6 +401,14 @@ sigset_t g_handler_mask_begin(G* gp, const sigset_t* base, int sig, const sigset
 // uc_was when it started): the G's mask is `was` again, with what the
 // handler changed in the saved mask, as sigreturn would load it.
 void g_handler_mask_end(G* gp, const sigset_t& was, uint64_t uc_was, const ucontext_t* uc);
+// The context a program's handler gets: its saved mask is the kernel's,
+// which never blocks the runtime's signal (g_kmask_open). show puts the G's
+// own view of that signal in (SBCL's handlers check that its deferrable
+// signals, SIGURG among them, are all blocked or all open there, and died of
+// "deferrable signals partially blocked" when the G blocked them all);
+// hide takes it out again before sigreturn loads the mask.
+void uc_show_g_view(ucontext_t* uc, const sigset_t& view);
+void uc_hide_g_view(ucontext_t* uc);
 // A call that takes a mask for its duration (ppoll, pselect, epoll_pwait,
 // sigsuspend): the kernel makes it the thread's mask for the call, so it is
 // the G's. begin sets it and runs what it unblocks (true: a handler ran as

@@ -173,7 +173,8 @@ namespace {
 // One wait. Woken kSignaled: -1 when this G is the one the kernel would
 // have given the signal to, else -2.
 int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset,
-                   bool cancelable, bool interruptible, bool watch) {
+                   const SemaWait& how) {
+  const bool cancelable = how.cancelable, interruptible = how.interruptible, watch = how.watch;
   // A P first, then the bucket lock: taking the P back may queue this G
   // (futex.h, Lock), which must not happen while it holds the lock.
   if (g) ensure_p(g);
@@ -232,7 +233,7 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
   // it holds the M: a handler of the program's that ran in between could
   // wait, cancel or long-jump with this record still armed.
   g->sig_ran = 0;
-  park(kWaitSema, commit_waiter, &w, &b->lock);
+  park(how.reason, commit_waiter, &w, &b->lock);
   if (deadline != kNever) timer_del(&t);
   if (watch) g_watched.fetch_sub(1, std::memory_order_relaxed);
   if (cancelable) cancel_disarm(g);
@@ -257,17 +258,17 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
 }
 }  // namespace
 
-int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset, bool cancelable,
-              bool interruptible, bool watch) {
+int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset, SemaWait how) {
   G* g = runtime_up ? get_user_g() : nullptr;
   for (;;) {
-    int r = sema_wait_once(g, addr, val, deadline, bitset, cancelable, interruptible, watch);
+    int r = sema_wait_once(g, addr, val, deadline, bitset, how);
     if (r >= 0) return r;
     // kSignaled: park() ran the handlers. EINTR where the kernel gives it
     // (sema.h), else the wait is restarted.
     uint8_t ran = g->sig_ran;
     g->sig_ran = 0;
-    if (r == -1 && interruptible && (ran & kSigRan) && (deadline != kNever || (ran & kSigRanNoRestart))) return EINTR;
+    if (r == -1 && how.interruptible && (ran & kSigRan) && (deadline != kNever || (ran & kSigRanNoRestart)))
+      return EINTR;
   }
 }
 
@@ -481,7 +482,7 @@ constexpr int64_t kMaxLookWaitNs = 2000;
 constexpr int kMaxLooks = 16;
 constexpr int kMaxPausesPerWait = 1000;
 
-int word_lock_slow(std::atomic<uint32_t>* w, int64_t spin_ns, int64_t deadline) {
+int word_lock_slow(std::atomic<uint32_t>* w, int64_t spin_ns, int64_t deadline, WaitReason reason) {
   if (spin_ns > 0) {
     int64_t now = nanotime();
     const int64_t end = std::min(now + spin_ns, deadline);
@@ -496,7 +497,7 @@ int word_lock_slow(std::atomic<uint32_t>* w, int64_t spin_ns, int64_t deadline) 
   }
   // Announce a waiter by moving to 2; whoever unlocks then wakes one.
   while (w->exchange(2, std::memory_order_acquire) != 0)
-    if (sema_wait(w, 2, deadline) == ETIMEDOUT) return ETIMEDOUT;
+    if (sema_wait(w, 2, deadline, kBitsetAny, {.reason = reason}) == ETIMEDOUT) return ETIMEDOUT;
   return 0;
 }
 

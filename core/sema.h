@@ -40,6 +40,7 @@
 #include <cstdint>
 
 #include "core/timer.h"
+#include "core/waitreason.h"
 
 namespace mnp {
 
@@ -58,8 +59,14 @@ constexpr uint32_t kBitsetAny = 0xffffffffu;
 // a spurious wake-up (0), when *addr no longer holds val at one of sysmon's
 // looks (sema_watch_scan): the way a FUTEX_WAKE that a thread the runtime
 // did not create made in the kernel reaches a G.
+struct SemaWait {
+  WaitReason reason = kWaitSema;  // what a G dump shows for the wait
+  bool cancelable = false;
+  bool interruptible = false;
+  bool watch = false;
+};
 int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset = kBitsetAny,
-              bool cancelable = false, bool interruptible = false, bool watch = false);
+              SemaWait how = {});
 // sysmon: wakes every watched waiter whose word changed; sema_watching says
 // whether any exists.
 void sema_watch_scan();
@@ -105,7 +112,7 @@ inline bool word_trylock(std::atomic<uint32_t>* w) {
 // looking at the word ever less often (sema.cpp), then waits until the lock
 // is taken (0) or deadline (CLOCK_MONOTONIC ns, kNever: none) passes
 // (ETIMEDOUT).
-int word_lock_slow(std::atomic<uint32_t>* w, int64_t spin_ns, int64_t deadline);
+int word_lock_slow(std::atomic<uint32_t>* w, int64_t spin_ns, int64_t deadline, WaitReason reason = kWaitMutex);
 inline void word_unlock(std::atomic<uint32_t>* w) {
   if (w->exchange(0, std::memory_order_release) == 2) sema_wake(w, 1);
 }

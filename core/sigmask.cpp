@@ -100,6 +100,13 @@ void g_handler_mask_end(G* gp, const sigset_t& was, uint64_t uc_was, const ucont
   g_sigmask_set(gp, &after);
 }
 
+void uc_show_g_view(ucontext_t* uc, const sigset_t& view) {
+  uint64_t open = g_kmask_open.load(std::memory_order_relaxed);
+  uc->uc_sigmask.__val[0] = (uc->uc_sigmask.__val[0] & ~open) | (view.__val[0] & open);
+}
+
+void uc_hide_g_view(ucontext_t* uc) { uc->uc_sigmask.__val[0] &= ~g_kmask_open.load(std::memory_order_relaxed); }
+
 bool g_call_mask_begin(G* gp, const sigset_t* view, CallMask* cm) {
   cm->was = gp->sigmask;
   cm->ran = gp->handlers_run;

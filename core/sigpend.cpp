@@ -59,10 +59,13 @@ void run_one(G* g, int sig, const SigAct& act, siginfo_t* si, void* uc, const si
   g->sig_ran |= (act.flags & SA_RESTART) ? kSigRan : kSigRan | kSigRanNoRestart;
   g->in_handler++;  // as in the trampoline (interpose/signal.cpp)
   g->handlers_run++;
+  auto* ucp = static_cast<ucontext_t*>(uc);
+  uc_show_g_view(ucp, *base);
   int depth = handler_begin(g);
   if (act.flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(act.handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(act.handler)(sig);
   handler_end(g, depth);
+  uc_hide_g_view(ucp);
   g->in_handler--;
   g_sigmask_set(g, &saved);
   g_load_kmask(g);

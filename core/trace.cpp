@@ -79,6 +79,8 @@ const char* wait_name(uint32_t w) {
       return "cond";
     case kWaitRwlock:
       return "rwlock";
+    case kWaitBarrier:
+      return "barrier";
     case kWaitSema:
       return "sema";
     case kWaitFutex:

@@ -65,7 +65,7 @@ int cond_wait(pthread_cond_t* cv, pthread_mutex_t* m, int64_t deadline) {
     c->waiters.fetch_sub(1, std::memory_order_relaxed);
     return r;  // EPERM: the caller does not hold an error-checking mutex
   }
-  int w = sema_wait(&c->seq, s, deadline, kBitsetAny, true);
+  int w = sema_wait(&c->seq, s, deadline, kBitsetAny, {.reason = kWaitCond, .cancelable = true});
   c->waiters.fetch_sub(1, std::memory_order_relaxed);
   int r = lock_any(m);
   if (G* g = get_user_g(); g && cancel_due(cancelhandling(g).load(std::memory_order_acquire))) {

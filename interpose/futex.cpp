@@ -136,7 +136,7 @@ long do_futex(long a1, long a2, long a3, long a4, long a5, long a6) {
       // EINTR by the kernel's rule for a handler (core/sema.h). Watched: a
       // wake from a thread the runtime did not create reaches the kernel
       // only (docs/ARCHITECTURE.md, "Blocking calls").
-      int r = sema_wait(uaddr, val, deadline, bitset, false, true, true);
+      int r = sema_wait(uaddr, val, deadline, bitset, {.reason = kWaitFutex, .interruptible = true, .watch = true});
       return r ? fail(r) : 0;
     }
     case FUTEX_WAKE:

@@ -84,7 +84,7 @@ int rdlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only) {
     l->rwait++;
     uint32_t s = l->rseq.load(std::memory_order_relaxed);
     iunlock(&l->lock);
-    int r = sema_wait(&l->rseq, s, deadline);
+    int r = sema_wait(&l->rseq, s, deadline, kBitsetAny, {.reason = kWaitRwlock});
     ilock(&l->lock);
     l->rwait--;
     if (r == ETIMEDOUT && !(l->cur_writer == 0 && !(prefer_writer(l) && l->wwait > 0))) {
@@ -115,7 +115,7 @@ int wrlock(pthread_rwlock_t* lk, int64_t deadline, bool try_only) {
     l->wwait++;
     uint32_t s = l->wseq.load(std::memory_order_relaxed);
     iunlock(&l->lock);
-    int r = sema_wait(&l->wseq, s, deadline);
+    int r = sema_wait(&l->wseq, s, deadline, kBitsetAny, {.reason = kWaitRwlock});
     ilock(&l->lock);
     l->wwait--;
     if (r == ETIMEDOUT && !(l->cur_writer == 0 && l->readers == 0)) {
@@ -248,7 +248,8 @@ MNP_EXPORT int pthread_barrier_wait(pthread_barrier_t* b) noexcept {
   }
   uint32_t g = v->gen.load(std::memory_order_relaxed);
   iunlock(&v->lock);
-  while (v->gen.load(std::memory_order_acquire) == g) sema_wait(&v->gen, g, kNever);
+  while (v->gen.load(std::memory_order_acquire) == g)
+    sema_wait(&v->gen, g, kNever, kBitsetAny, {.reason = kWaitBarrier});
   return 0;
 }
 

@@ -55,7 +55,7 @@ int sem_wait_impl(sem_t* sem, int64_t deadline) {
     cancel_point();
     if (try_take(s)) return 0;
     s->waiters.fetch_add(1, std::memory_order_seq_cst);
-    int r = sema_wait(&s->value, 0, deadline, kBitsetAny, true, true);
+    int r = sema_wait(&s->value, 0, deadline, kBitsetAny, {.cancelable = true, .interruptible = true});
     s->waiters.fetch_sub(1, std::memory_order_relaxed);
     if (r == EINTR) {  // a handler ended the futex wait natively (core/sema.h)
       errno = EINTR;

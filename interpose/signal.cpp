@@ -142,6 +142,7 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   // they installed them with, and died of "blockables unblocked".
   auto* ucp = static_cast<ucontext_t*>(uc);
   sigset_t was;
+  if (counted) uc_show_g_view(ucp, g->sigmask);
   uint64_t uc_was = sigset_bits(&ucp->uc_sigmask);
   if (counted) was = g_handler_mask_begin(g, &g->sigmask, sig, &r->mask, r->flags);
   // In a wrapped call the G has no P: the handler gets one (sched.h).
@@ -150,7 +151,10 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
   if (depth) handler_end(g, depth);
-  if (counted) g_handler_mask_end(g, was, uc_was, ucp);
+  if (counted) {
+    g_handler_mask_end(g, was, uc_was, ucp);
+    uc_hide_g_view(ucp);
+  }
   // g->m: the M the G runs on now, whose thread sigreturn sets the mask of.
   if (g && runtime_up) g->m->kmask = sigset_bits(&static_cast<ucontext_t*>(uc)->uc_sigmask);
   // A wait of the thread the kernel prefers (the main G) owes an EINTR,

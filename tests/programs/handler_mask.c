@@ -16,6 +16,13 @@
  *   SIGURG, the runtime's own signal by default, and a handler that leaves
  *   with siglongjmp (the saved mask must come back, and the same signal
  *   reach the thread again).
+ * And the mask saved in the handler's context, which sigreturn restores, for
+ * a thread that blocks SIGURG (the runtime's signal, which the kernel never
+ * blocks under the shim) with SIGHUP: it shows both blocked, whether the
+ * signal interrupted the thread running or asleep (SBCL checks that its
+ * deferrable signals, SIGURG among them, are all blocked or all open there,
+ * and died of "deferrable signals partially blocked"); a handler that takes
+ * SIGURG out of it unblocks it for the thread, as sigreturn would.
  * Stdout: one line per case. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE
@@ -31,7 +38,8 @@
 #include "mnp_check.h"
 
 static volatile int in_self, in_usr2, in_term, in_hup;
-static volatile int park_in_handler, drop_usr2_from_uc, jump_out;
+static volatile int park_in_handler, drop_usr2_from_uc, jump_out, drop_urg_from_uc;
+static volatile int uc_urg, uc_hup;
 static sigjmp_buf jump_env;
 static volatile int got;
 
@@ -45,6 +53,9 @@ static void handler(int sig, siginfo_t* si, void* ucv) {
   in_term = sigismember(&cur, SIGTERM);
   in_hup = sigismember(&cur, SIGHUP);
   if (drop_usr2_from_uc) sigdelset(&((ucontext_t*)ucv)->uc_sigmask, SIGUSR2);
+  uc_urg = sigismember(&((ucontext_t*)ucv)->uc_sigmask, SIGURG);
+  uc_hup = sigismember(&((ucontext_t*)ucv)->uc_sigmask, SIGHUP);
+  if (drop_urg_from_uc) sigdelset(&((ucontext_t*)ucv)->uc_sigmask, SIGURG);
   got = 1;
   if (jump_out) siglongjmp(jump_env, 1);
 }
@@ -71,7 +82,27 @@ static void report(const char* how) {
   got = in_self = in_usr2 = in_term = in_hup = -1;
 }
 
+/* One line: SIGURG and SIGHUP in the context's saved mask, and SIGURG in
+ * the thread's mask after the handler. */
+static void report_context(const char* how) {
+  sigset_t cur;
+  pthread_sigmask(SIG_BLOCK, NULL, &cur);
+  printf("%s: ran=%d context urg=%d hup=%d; after urg=%d\n", how, got, uc_urg, uc_hup, sigismember(&cur, SIGURG));
+  fflush(stdout);
+  got = uc_urg = uc_hup = -1;
+}
+
 static volatile int spinning, stop_spin;
+static pthread_t worker_thread;
+static volatile int worker_asleep;
+
+static void* waker(void* a) {
+  (void)a;
+  while (!worker_asleep) usleep(100);
+  usleep(5000);
+  pthread_kill(worker_thread, SIGUSR1);
+  return NULL;
+}
 
 static void* killer(void* a) {
   (void)a;
@@ -127,6 +158,24 @@ static void* worker(void* a) {
   report("siglongjmp out of the handler");
   raise(SIGUSR1);
   report("the same signal after the jump");
+
+  sigset_t urg;
+  sigemptyset(&urg);
+  sigaddset(&urg, SIGURG);
+  pthread_sigmask(SIG_BLOCK, &urg, NULL);
+  pthread_kill(pthread_self(), SIGUSR1);
+  report_context("SIGURG blocked, pthread_kill self");
+  pthread_t wk;
+  worker_thread = pthread_self();
+  pthread_create(&wk, NULL, waker, NULL);
+  worker_asleep = 1;
+  while (got != 1) usleep(20000); /* the handler ends a sleep early (EINTR) */
+  pthread_join(wk, NULL);
+  report_context("SIGURG blocked, woken from a sleep");
+  drop_urg_from_uc = 1;
+  raise(SIGUSR1);
+  drop_urg_from_uc = 0;
+  report_context("handler unblocks SIGURG in its context");
   return NULL;
 }
 
