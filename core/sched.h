@@ -119,6 +119,7 @@ struct G {
   // longer slices (kDeepSliceNs, sysmon.cpp). Written by the poke handler.
   std::atomic<bool> deep_walk{false};
   std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
+  uint32_t handlers_at_call = 0;           // (self) handlers_run when that call began (entersyscall)
   void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
   uint32_t yield_idle = 0;  // (self) sched_yield calls in a row that found no G to run (interpose/thread.cpp)
   // Kernel scheduling attributes as the program set them (core/ksched.h).

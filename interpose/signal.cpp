@@ -563,7 +563,15 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
     g->sigwait_bits.store(through, std::memory_order_seq_cst);
     bool pending = (sigpend_bits_for(g) & through) != 0;
     if (!pending) {
-      r = sigwait_call(g, [&] { return held_sigsuspend(mask, &cm); });
+      // After the runtime's EINTR, a slot kept for it meanwhile (its kick
+      // is what ended the call) is looked at below, not slept through.
+      r = sigwait_call(
+          g, [&] { return held_sigsuspend(mask, &cm); },
+          [&] {
+            if (!(sigpend_bits_for(g) & through)) return 0;
+            errno = EINTR;
+            return -1;
+          });
       e = errno;
     }
     g->sigwait_bits.store(0, std::memory_order_release);
