@@ -2,6 +2,7 @@
 #include "core/tcb.h"
 
 #include <dlfcn.h>
+#include <link.h>
 #include <limits.h>
 #include <pthread.h>
 #include <resolv.h>
@@ -326,10 +327,15 @@ namespace {
 // its own business (its TLS words are no tcache to carry between Gs).
 // _dl_find_object, not dladdr: dladdr scans libc's whole symbol table for
 // the nearest name (60-200 us at start-up here) and takes the loader's lock.
+// The object is named, not compared with the one of another libc function:
+// Firefox's executable defines both malloc (mozjemalloc) and abort, and the
+// probe then took a word of its TLS for a tcache and crashed.
 bool malloc_is_glibcs() {
-  dl_find_object mo{}, lo{};
-  return _dl_find_object(reinterpret_cast<void*>(&malloc), &mo) == 0 &&
-         _dl_find_object(reinterpret_cast<void*>(&abort), &lo) == 0 && mo.dlfo_link_map == lo.dlfo_link_map;
+  dl_find_object mo{};
+  if (_dl_find_object(reinterpret_cast<void*>(&malloc), &mo) != 0 || !mo.dlfo_link_map) return false;
+  const char* name = mo.dlfo_link_map->l_name;
+  const char* base = name ? strrchr(name, '/') : nullptr;
+  return base && strcmp(base + 1, "libc.so.6") == 0;
 }
 }  // namespace
 

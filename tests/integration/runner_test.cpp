@@ -674,6 +674,10 @@ TEST(JitSpinWait, Procs2) { run_case(simple({"jit_spin_wait"}), 2); }
 // run at 1 and 2 Ps (a P promised to an M whose thread was being made);
 // mthread_create calls nothing of the program's.
 TEST(OwnAllocator, Procs1) { run_case(simple({"own_allocator"}), 1); }
+// The executable defines malloc and abort (Firefox), with a TLS word that
+// is no pointer (tests/programs/exe_malloc.c).
+TEST(OwnAllocator, ExecutableMallocProcs1) { run_case(simple({"exe_malloc"}), 1); }
+TEST(OwnAllocator, ExecutableMallocProcs2) { run_case(simple({"exe_malloc"}), 2); }
 TEST(OwnAllocator, Procs2) { run_case(simple({"own_allocator"}), 2); }
 // main returns from deep inside the program with foreign registers (Free
 // Pascal's way, main_return_deep.c): exit status 3 and output as natively.
