@@ -3,11 +3,43 @@
 #include "core/sched.h"
 
 #include <time.h>
+#include <ucontext.h>
 #include <unistd.h>
 
 #include <cstring>
 
 namespace mnp {
+
+uint32_t g_refused_calls = 0;
+
+namespace {
+constexpr int kSysSeccomp = 1;  // SIGSYS si_code of a seccomp trap (SYS_SECCOMP in the kernel's headers)
+}  // namespace
+
+bool seccomp_refused_by_runtime(int sig, const siginfo_t* si, void* uc) {
+  if (sig != SIGSYS || !si || si->si_code != kSysSeccomp || !uc) return false;
+  auto* pc = static_cast<const char*>(si->si_call_addr);
+  if (pc < __ehdr_start || pc >= __etext) return false;  // the program's own call: its handler's
+  uint32_t what = 0;
+  switch (si->si_syscall) {
+    case SYS_preadv2:
+    case SYS_pwritev2:
+      what = kRefusedNowaitIo;
+      break;
+    case SYS_mincore:
+      what = kRefusedMincore;
+      break;
+    case SYS_arch_prctl:
+      fatal(
+          "a seccomp filter refuses arch_prctl(ARCH_SET_FS), which switching threads needs on a CPU without "
+          "FSGSBASE; run this program without mnpthread");
+    default:
+      break;
+  }
+  if (what) __atomic_fetch_or(&g_refused_calls, what, __ATOMIC_RELAXED);
+  static_cast<ucontext_t*>(uc)->uc_mcontext.gregs[REG_RAX] = -ENOSYS;
+  return true;
+}
 
 char* fmt_str(char* p, char* end, const char* s) {
   while (*s && p < end) *p++ = *s++;

@@ -7,6 +7,7 @@
 // of setting it. fatal() and raw_print() use only write(2).
 #pragma once
 
+#include <signal.h>
 #include <sys/syscall.h>
 #include <time.h>
 
@@ -41,6 +42,20 @@ extern "C" const char __etext[] MNP_HIDDEN;
 namespace mnp {
 
 [[noreturn]] void fatal(const char* msg);
+
+// System calls of the runtime's own that a seccomp filter traps (SIGSYS,
+// SECCOMP_RET_TRAP: Firefox's sandbox refuses pwritev2 and mincore).
+// seccomp_refused_by_runtime, first thing in the trampoline of a program's
+// SIGSYS handler, answers a trap raised in the runtime's code with -ENOSYS
+// in the interrupted context (the program's handler would end the process)
+// and records what the runtime then does without: kRefusedNowaitIo, the
+// RWF_NOWAIT reads and writes (the real call is handed off instead);
+// kRefusedMincore, giving back parked stacks. A refused FS base write is
+// fatal, with one line: no G could be switched.
+enum : uint32_t { kRefusedNowaitIo = 1, kRefusedMincore = 2 };
+extern uint32_t g_refused_calls;
+inline bool runtime_call_refused(uint32_t what) { return __atomic_load_n(&g_refused_calls, __ATOMIC_RELAXED) & what; }
+bool seccomp_refused_by_runtime(int sig, const siginfo_t* si, void* uc);
 // Writes msg to stderr with a "mnpthread: " prefix; no allocation, no locks.
 void raw_print(const char* msg);
 // The same for the concatenation of parts (one line, up to ~500 bytes).

@@ -6,7 +6,9 @@
 
 #include <fcntl.h>
 #include <linux/mman.h>
+#include <linux/seccomp.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 
 #include <atomic>
 #include <cerrno>
@@ -842,7 +844,8 @@ constinit int64_t g_shrink_walk_ns = 0;
 
 // Gives back [lo, hi) if any page of it is resident; page aligned.
 void drop_if_resident(uintptr_t lo, uintptr_t hi) {
-  constexpr size_t kChunk = 2048;  // pages per mincore
+  if (MNP_UNLIKELY(runtime_call_refused(kRefusedMincore))) return;  // a sandbox's seccomp filter (core/base.h)
+  constexpr size_t kChunk = 2048;                                   // pages per mincore
   unsigned char vec[kChunk];
   for (uintptr_t a = lo; a < hi;) {
     size_t len = hi - a > kChunk * kPage ? kChunk * kPage : hi - a;
@@ -906,6 +909,13 @@ void gmem_resume_slow(G* gp) {
 bool gmem_shrink_parked(int64_t now, uint64_t parks) {
   if (g_shrink_pos == 0) {
     if (now < g_shrink_next) return g_shrink_pending || parks != g_shrink_parks;
+    // Under a seccomp filter (this thread, sysmon, has it when the program
+    // made one before its second thread, or with TSYNC) mincore may be
+    // trapped, and sysmon blocks SIGSYS: the kernel would end the process
+    // (core/base.h). Filters are never removed: no walks from then on.
+    if (raw_syscall(SYS_prctl, PR_GET_SECCOMP) == SECCOMP_MODE_FILTER)
+      __atomic_fetch_or(&g_refused_calls, kRefusedMincore, __ATOMIC_RELAXED);
+    if (runtime_call_refused(kRefusedMincore)) return false;
     g_shrink_parks = parks;
     g_shrink_walk_pending = false;
     g_shrink_walk_ns = 0;

@@ -351,6 +351,10 @@ void poke_serve(siginfo_t* si, void* ucv) {
     // Runtime code up the stack holding the M (a Lock, hold_m) that called
     // the program: the walk passes such call-outs, the switch must not.
     if (mp->locks != 0 || gp->mhold != 0) return;
+    // libunwind validates addresses with mincore and a pipe: under a
+    // seccomp filter that may trap them, a trap here, where every signal
+    // is blocked, would end the process (core/base.h).
+    if (preempt_off_under_seccomp()) return;
     // On the G's alternate signal stack (poke_action) a switch from here
     // would leave this frame on it: at a safe point the G goes on running
     // without its P instead, as after a call no wrapper covers (sysmon's

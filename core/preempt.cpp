@@ -34,6 +34,8 @@
 #include "core/preempt.h"
 
 #include <link.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <signal.h>
 
 #include <dlfcn.h>
@@ -109,6 +111,9 @@ void preempt_setup() {
   if (!g_wanted || g_setup_done.load(std::memory_order_acquire) ||
       g_setup_done.exchange(true, std::memory_order_acq_rel))
     return;
+  // libunwind's set-up validates addresses with mincore, which a seccomp
+  // filter may trap (preempt_off_under_seccomp).
+  if (raw_syscall(SYS_prctl, PR_GET_SECCOMP) == SECCOMP_MODE_FILTER) return;
   g_unw = unwind_get();
   if (!g_unw) {
     raw_print("libunwind.so.8 not found: asynchronous preemption is off (install libunwind8)");
@@ -146,6 +151,12 @@ void preempt_unwinder_lost() {
 }
 
 bool preempt_enabled() { return g_enabled.load(std::memory_order_relaxed); }
+
+bool preempt_off_under_seccomp() {
+  if (raw_syscall(SYS_prctl, PR_GET_SECCOMP) != SECCOMP_MODE_FILTER) return false;
+  g_enabled.store(false, std::memory_order_relaxed);  // filters are never removed
+  return true;
+}
 
 // A walk costs about 0.5 us a frame on the project's VM (libunwind's
 // sigprocmask calls answered without a system call: tls_unwinding); it

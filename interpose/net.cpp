@@ -71,7 +71,7 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
   for (;;) {
     uint32_t seen = seq->load(std::memory_order_acquire);
     long r = attempt();
-    if (r == -EOPNOTSUPP) return handoff(blocking);
+    if (r == -EOPNOTSUPP || r == -ENOSYS) return handoff(blocking);
     if (r != -EAGAIN) {
       preempt_check();  // the call is done: a slice that ended meanwhile ends here
       return raw_to_libc(r);
@@ -88,10 +88,14 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
   }
 }
 
+// -ENOSYS once a seccomp filter refused them (core/base.h): drive then
+// hands the real call off.
 long raw_readv_nowait(int fd, const struct iovec* iov, int n) {
+  if (MNP_UNLIKELY(runtime_call_refused(kRefusedNowaitIo))) return -ENOSYS;
   return raw_syscall6(SYS_preadv2, fd, reinterpret_cast<long>(iov), n, -1, -1, RWF_NOWAIT);
 }
 long raw_writev_nowait(int fd, const struct iovec* iov, int n) {
+  if (MNP_UNLIKELY(runtime_call_refused(kRefusedNowaitIo))) return -ENOSYS;
   return raw_syscall6(SYS_pwritev2, fd, reinterpret_cast<long>(iov), n, -1, -1, RWF_NOWAIT);
 }
 

@@ -93,6 +93,7 @@ bool thread_directed(int sig, const siginfo_t* si) {
 }
 
 void trampoline(int sig, siginfo_t* si, void* uc) {
+  if (MNP_UNLIKELY(sig == SIGSYS) && seccomp_refused_by_runtime(sig, si, uc)) return;
   ProgAction& a = g_prog[sig];
   const Record* r = a.rec.load(std::memory_order_acquire);
   // Not inside the runtime's locks: held back until the M leaves them

@@ -3,7 +3,10 @@
 //
 // The kernel keeps some state per task, not per process: who traces whom,
 // namespaces, capabilities, fs ids, personality, seccomp filters, the
-// comm name, the parent-death signal, the alternate signal stack. A G that
+// comm name, the parent-death signal, the alternate signal stack, an
+// io_uring that only its creating task may submit to and registered ring
+// fds (made through syscall(): liburing's own system call instructions
+// are not seen). A G that
 // sets any of it and then runs on another M would lose it (and the M would
 // pass it on to every other G it runs). So the G is wired first (it runs
 // only on this M from then on, and the M runs only it) and, for state that
@@ -17,6 +20,7 @@
 // children reaped by another G keep it wired until it exits). A G that never
 // forks, and one whose children are all reaped, are not affected.
 #include <errno.h>
+#include <linux/io_uring.h>
 #include <linux/prctl.h>
 #include <linux/seccomp.h>
 #include <sched.h>
@@ -407,6 +411,16 @@ bool wire_syscall(long nr, const long* a, long* ret) {
       return false;
     case SYS_seccomp:
       if (seccomp_per_thread(a[0], a[1])) wire_for_life();
+      return false;
+    case SYS_io_uring_setup:
+      // A ring only its creating task may submit to: io_uring_enter from
+      // another kernel thread fails with EEXIST (fio ended its jobs early).
+      if (a[1] && (reinterpret_cast<const io_uring_params*>(a[1])->flags &
+                   (IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN)))
+        wire_for_life();
+      return false;
+    case SYS_io_uring_register:
+      if (a[1] == IORING_REGISTER_RING_FDS) wire_for_life();  // the table is the calling task's
       return false;
     case SYS_sigaltstack:
       *ret = altstack_call(

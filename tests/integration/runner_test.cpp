@@ -368,6 +368,12 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
      "its constructor makes 2 threads before the runtime is up: real glibc threads, alive into main"},
     {"sig_per_g", 4,
      "part (g) has 4 threads in sigwaitinfo at once, a call that hands its P off at once and keeps its M"},
+    {"uring_issuer", 4,
+     "its 4 threads each make an io_uring only their own kernel thread may use, which wires each "
+     "to a kernel thread of its own (docs/ARCHITECTURE.md, \"Wiring\")"},
+    {"seccomp_trap", 4,
+     "its filter traps the non-blocking reads and writes the runtime makes, so every read and write is a call "
+     "handed off: each of its 4 echo threads may hold an M blocked in read, and main is wired (PR_SET_SECCOMP)"},
     {"io_getaddrinfo", 100,
      "each of its 100 threads may be inside getaddrinfo (NSS) at once, a call that hands its P off at once"},
     {"malloc_cache", 4, "its 4 resolvers may be inside getaddrinfo (NSS) at once, a call that hands its P off at once"},
@@ -1020,6 +1026,15 @@ TEST(SigOnG, Procs2) { run_case(simple({"sig_on_g"}), 2); }
 // signal) and a process-directed kill (tests/programs/handler_mask.c).
 TEST(SigOnG, HandlerMaskProcs1) { run_case(simple({"handler_mask"}), 1); }
 TEST(SigOnG, HandlerMaskProcs2) { run_case(simple({"handler_mask"}), 2); }
+// A seccomp filter traps system calls the program never makes but the
+// runtime does (pwritev2, preadv2, mincore), and the program's SIGSYS
+// handler ends the process (Firefox's sandbox; tests/programs/seccomp_trap.c).
+TEST(Seccomp, TrapsRuntimeCallsProcs1) { run_case(simple({"seccomp_trap"}), 1); }
+TEST(Seccomp, TrapsRuntimeCallsProcs2) { run_case(simple({"seccomp_trap"}), 2); }
+// An io_uring only its creating thread may submit to, and a registered
+// ring fd: the G is wired (tests/programs/uring_issuer.c).
+TEST(Wire, UringSingleIssuerProcs1) { run_case(simple({"uring_issuer"}), 1); }
+TEST(Wire, UringSingleIssuerProcs2) { run_case(simple({"uring_issuer"}), 2); }
 TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
 TEST(SigPerG, Procs2) { run_case(simple({"sig_per_g"}), 2); }
 
