@@ -3,8 +3,12 @@
 # a full GC (its stop-the-world signals every thread), a lock-free queue
 # with 4 consumers, and Lisp errors signalled and handled in threads (a
 # trap whose handler checks the signal mask it runs with: SBCL died of
-# "blockables unblocked" under the shim before 2026-12-06). Each SBCL
-# thread enables an alternate signal stack, so each is wired.
+# "blockables unblocked" under the shim before 2026-12-06), and 4 threads
+# that allocate enough to stop the world many times (their handlers check
+# that SBCL's deferrable signals, SIGURG among them, are all blocked or all
+# open in the saved context: "deferrable signals partially blocked" in 7
+# of 10 runs before the evening of 2026-12-06). Each SBCL thread enables
+# an alternate signal stack, so each is wired.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib.sh"
 kind=runtime packages=(sbcl) commands=(sbcl)
 what='sbcl threads, GC, queue, errors in threads'
@@ -33,6 +37,9 @@ prepare() {
 (handler-case (let ((x (list 1 2))) (+ (car x) (cdr x))) (type-error () (format t "main caught~%")))
 (let ((ts (loop for i below 8 collect (let ((i i)) (sb-thread:make-thread (lambda () (handler-case (/ 10 (- i i)) (division-by-zero () i))))))))
   (format t "~a~%" (reduce #'+ (mapcar #'sb-thread:join-thread ts))))
+(defun churn (n) (let ((acc nil)) (dotimes (i n) (push (make-array 16) acc) (when (zerop (mod i 1000)) (setf acc nil))) (length acc)))
+(format t "churn ~a~%" (reduce #'+ (mapcar #'sb-thread:join-thread
+  (loop repeat 4 collect (sb-thread:make-thread (lambda () (let ((s 0)) (dotimes (k 100) (incf s (churn 3000))) s)))))))
 LISP
 }
 workload() { mx_exec sbcl --noinform --non-interactive --load ../t.lisp; }
