@@ -4,6 +4,8 @@
 
 #include <time.h>
 #include <ucontext.h>
+#include <linux/seccomp.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <cstring>
@@ -16,28 +18,44 @@ namespace {
 constexpr int kSysSeccomp = 1;  // SIGSYS si_code of a seccomp trap (SYS_SECCOMP in the kernel's headers)
 }  // namespace
 
-bool seccomp_refused_by_runtime(int sig, const siginfo_t* si, void* uc) {
-  if (sig != SIGSYS || !si || si->si_code != kSysSeccomp || !uc) return false;
+bool seccomp_filter_seen() {
+  if (runtime_call_refused(kSeccompSeen)) return true;
+  if (raw_syscall(SYS_prctl, PR_GET_SECCOMP) != SECCOMP_MODE_FILTER) return false;
+  __atomic_fetch_or(&g_refused_calls, kSeccompSeen, __ATOMIC_RELAXED);  // filters are never removed
+  return true;
+}
+
+bool seccomp_refused_by_runtime(int sig, const siginfo_t* si, void* ucv) {
+  if (sig != SIGSYS || !si || si->si_code != kSysSeccomp || !ucv) return false;
   auto* pc = static_cast<const char*>(si->si_call_addr);
   if (pc < __ehdr_start || pc >= __etext) return false;  // the program's own call: its handler's
-  uint32_t what = 0;
+  auto* uc = static_cast<ucontext_t*>(ucv);
+  // Only the calls the runtime makes for itself: the shim also makes the
+  // program's own calls (connect, sendmsg, kill, ...) with raw system call
+  // instructions, and those traps are the program's handler's to emulate.
+  long answer = -ENOSYS;
+  uint32_t what = kSeccompSeen;
   switch (si->si_syscall) {
     case SYS_preadv2:
     case SYS_pwritev2:
-      what = kRefusedNowaitIo;
+      what |= kRefusedNowaitIo;
       break;
     case SYS_mincore:
-      what = kRefusedMincore;
+      what |= kRefusedMincore;
+      break;
+    case SYS_prctl:  // the probe itself (seccomp_filter_seen): a trap proves a filter
+      if (uc->uc_mcontext.gregs[REG_RDI] != PR_GET_SECCOMP) return false;
+      answer = SECCOMP_MODE_FILTER;
       break;
     case SYS_arch_prctl:
       fatal(
           "a seccomp filter refuses arch_prctl(ARCH_SET_FS), which switching threads needs on a CPU without "
           "FSGSBASE; run this program without mnpthread");
     default:
-      break;
+      return false;
   }
-  if (what) __atomic_fetch_or(&g_refused_calls, what, __ATOMIC_RELAXED);
-  static_cast<ucontext_t*>(uc)->uc_mcontext.gregs[REG_RAX] = -ENOSYS;
+  __atomic_fetch_or(&g_refused_calls, what, __ATOMIC_RELAXED);
+  uc->uc_mcontext.gregs[REG_RAX] = answer;
   return true;
 }
 

@@ -46,16 +46,21 @@ namespace mnp {
 // System calls of the runtime's own that a seccomp filter traps (SIGSYS,
 // SECCOMP_RET_TRAP: Firefox's sandbox refuses pwritev2 and mincore).
 // seccomp_refused_by_runtime, first thing in the trampoline of a program's
-// SIGSYS handler, answers a trap raised in the runtime's code with -ENOSYS
-// in the interrupted context (the program's handler would end the process)
-// and records what the runtime then does without: kRefusedNowaitIo, the
-// RWF_NOWAIT reads and writes (the real call is handed off instead);
-// kRefusedMincore, giving back parked stacks. A refused FS base write is
-// fatal, with one line: no G could be switched.
-enum : uint32_t { kRefusedNowaitIo = 1, kRefusedMincore = 2 };
+// SIGSYS handler, answers a trap of one of the runtime's own calls with
+// -ENOSYS in the interrupted context (the program's handler would end the
+// process) and records what the runtime then does without:
+// kRefusedNowaitIo, the RWF_NOWAIT reads and writes (the real call is
+// handed off instead); kRefusedMincore, giving back parked stacks. A
+// refused FS base write is fatal, with one line: no G could be switched.
+// kSeccompSeen: a filter exists (seccomp_filter_seen asks PR_GET_SECCOMP
+// until one does; a trap of that question answers it): no mincore and no
+// asynchronous preemption from then on (libunwind's walk calls mincore in
+// a handler that blocks SIGSYS, where a trap would end the process).
+enum : uint32_t { kRefusedNowaitIo = 1, kRefusedMincore = 2, kSeccompSeen = 4 };
 extern uint32_t g_refused_calls;
 inline bool runtime_call_refused(uint32_t what) { return __atomic_load_n(&g_refused_calls, __ATOMIC_RELAXED) & what; }
 bool seccomp_refused_by_runtime(int sig, const siginfo_t* si, void* uc);
+bool seccomp_filter_seen();
 // Writes msg to stderr with a "mnpthread: " prefix; no allocation, no locks.
 void raw_print(const char* msg);
 // The same for the concatenation of parts (one line, up to ~500 bytes).

@@ -6,9 +6,7 @@
 
 #include <fcntl.h>
 #include <linux/mman.h>
-#include <linux/seccomp.h>
 #include <sys/mman.h>
-#include <sys/prctl.h>
 
 #include <atomic>
 #include <cerrno>
@@ -909,13 +907,10 @@ void gmem_resume_slow(G* gp) {
 bool gmem_shrink_parked(int64_t now, uint64_t parks) {
   if (g_shrink_pos == 0) {
     if (now < g_shrink_next) return g_shrink_pending || parks != g_shrink_parks;
-    // Under a seccomp filter (this thread, sysmon, has it when the program
-    // made one before its second thread, or with TSYNC) mincore may be
-    // trapped, and sysmon blocks SIGSYS: the kernel would end the process
-    // (core/base.h). Filters are never removed: no walks from then on.
-    if (raw_syscall(SYS_prctl, PR_GET_SECCOMP) == SECCOMP_MODE_FILTER)
-      __atomic_fetch_or(&g_refused_calls, kRefusedMincore, __ATOMIC_RELAXED);
-    if (runtime_call_refused(kRefusedMincore)) return false;
+    // Under a seccomp filter mincore may be trapped, and sysmon blocks
+    // SIGSYS: the kernel would end the process (core/base.h). sysmon asks
+    // before it calls this; no walks once a filter or a refusal is seen.
+    if (runtime_call_refused(kSeccompSeen | kRefusedMincore)) return false;
     g_shrink_parks = parks;
     g_shrink_walk_pending = false;
     g_shrink_walk_ns = 0;

@@ -34,8 +34,6 @@
 #include "core/preempt.h"
 
 #include <link.h>
-#include <linux/seccomp.h>
-#include <sys/prctl.h>
 #include <signal.h>
 
 #include <dlfcn.h>
@@ -113,7 +111,7 @@ void preempt_setup() {
     return;
   // libunwind's set-up validates addresses with mincore, which a seccomp
   // filter may trap (preempt_off_under_seccomp).
-  if (raw_syscall(SYS_prctl, PR_GET_SECCOMP) == SECCOMP_MODE_FILTER) return;
+  if (seccomp_filter_seen()) return;
   g_unw = unwind_get();
   if (!g_unw) {
     raw_print("libunwind.so.8 not found: asynchronous preemption is off (install libunwind8)");
@@ -153,7 +151,7 @@ void preempt_unwinder_lost() {
 bool preempt_enabled() { return g_enabled.load(std::memory_order_relaxed); }
 
 bool preempt_off_under_seccomp() {
-  if (raw_syscall(SYS_prctl, PR_GET_SECCOMP) != SECCOMP_MODE_FILTER) return false;
+  if (!runtime_call_refused(kSeccompSeen)) return false;
   g_enabled.store(false, std::memory_order_relaxed);  // filters are never removed
   return true;
 }

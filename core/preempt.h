@@ -26,10 +26,12 @@ bool preempt_in_unwinder(const void* addr);
 // preemption goes off for good.
 void preempt_unwinder_lost();
 bool preempt_enabled();
-// This thread has a seccomp filter: asynchronous preemption goes off for
-// good (true), because libunwind's walk makes system calls (mincore, a
-// pipe write) such a filter may trap, in a handler that blocks SIGSYS.
-// Slices still end at a call's return (preempt_check) and at every park.
+// A seccomp filter was seen (core/base.h; sysmon asks before each
+// asynchronous preemption): asynchronous preemption goes off for good
+// (true), because libunwind's walk makes system calls (mincore, a pipe
+// write) such a filter may trap, in a handler that blocks SIGSYS. Slices
+// still end at a call's return (preempt_check) and at every park. No
+// system call here: it runs in the poke handler.
 bool preempt_off_under_seccomp();
 // What a walk of the G's stack from the signal context (libunwind) says:
 // kSafe, the interrupted PC and every frame are outside those ranges (a

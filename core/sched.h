@@ -119,7 +119,6 @@ struct G {
   // longer slices (kDeepSliceNs, sysmon.cpp). Written by the poke handler.
   std::atomic<bool> deep_walk{false};
   std::atomic<uint32_t> runtime_eintr{0};  // our signal interrupted a wrapped call
-  uint32_t handlers_at_call = 0;           // (self) handlers_run when that call began (entersyscall)
   void* robust_list = nullptr;             // (self) robust mutexes held (interpose/mutex.cpp)
   uint32_t yield_idle = 0;  // (self) sched_yield calls in a row that found no G to run (interpose/thread.cpp)
   // Kernel scheduling attributes as the program set them (core/ksched.h).
@@ -433,6 +432,8 @@ inline bool g_blocks(const G* gp, int sig) { return (gp->sigmask.__val[0] >> (si
 // What an M between Gs blocks: the signals every live G blocks (so that
 // the kernel picks it for no signal that natively would stay pending).
 uint64_t idle_kmask();
+// An M about to sleep between Gs takes idle_kmask (sigmask.cpp).
+void m_set_idle_kmask(M* mp);
 // Every live G blocks sig.
 bool sig_blocked_by_all_gs(int sig);
 // In a child of fork: self is the only G.
@@ -648,7 +649,15 @@ void sysmon_p_busy();
 void sysmon_wake_from_signal();
 // After a wrapped call failed with EINTR: true when the runtime's own
 // signal caused it (the caller retries), false when the program's did.
-bool syscall_eintr_was_ours();
+// After a wrapped call's EINTR: true when the runtime's signal caused it
+// and no handler of the program's ran since handlers_before (G::handlers_run
+// before the call), so the call is made again; clears the flag.
+bool syscall_eintr_was_ours(uint32_t handlers_before);
+// G::handlers_run of the calling G (0 for a thread that is no G).
+inline uint32_t g_handlers_run() {
+  G* g = tls_g;
+  return g ? g->handlers_run : 0;
+}
 // A G whose M lost its P while blocked in code no wrapper covers (sysmon's
 // detection, see sysmon.cpp) takes a P back here; every scheduling point
 // calls it before touching m->p. When no P is free the G is queued as

@@ -343,14 +343,15 @@ int sema_wake(const void* addr, int n, uint32_t bitset) {
   // lock (Chromium's) waits through syscall(). Handed to a G first, the
   // wake-up went to a waiter that needed a P, while every P waited for the
   // M that such a thread was making: the process hung.
-  // Only when this word's bucket has such sleepers (a sleeper a requeue
-  // moved here is not counted in it: the fallback below still wakes it, in
-  // a bucket a requeue marked), so that one long sleeper elsewhere (a thread
-  // made before main, waiting on its condition variable) costs other
-  // words' wakes no system call.
+  // Only when this word's bucket has such sleepers, or a requeue in the
+  // kernel may have moved some here (Bucket::requeued_in, never cleared:
+  // such a bucket pays the system call while any kernel sleeper exists),
+  // so that one long sleeper elsewhere (a thread made before main, waiting
+  // on its condition variable) costs other words' wakes no system call.
   int first = 0;
   if (MNP_UNLIKELY(g_kernel_waiters.load(std::memory_order_seq_cst) != 0) &&
-      __atomic_load_n(&bucket_of(addr)->kernel_waiters, __ATOMIC_RELAXED) != 0) {
+      (__atomic_load_n(&bucket_of(addr)->kernel_waiters, __ATOMIC_RELAXED) != 0 ||
+       bucket_of(addr)->requeued_in.load(std::memory_order_seq_cst))) {
     long r = raw_syscall6(SYS_futex, reinterpret_cast<long>(addr), FUTEX_WAKE_BITSET_PRIVATE, n, 0, 0, bitset);
     if (r > 0) {
       if (r >= n) return static_cast<int>(r);

@@ -94,7 +94,6 @@ void entersyscall() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
   gp->runtime_eintr.store(0, std::memory_order_relaxed);
-  gp->handlers_at_call = gp->handlers_run;
   // A wrapped call inside another: the outer one already gave the P up.
   if (gp->syscall_depth != 0) {
     gp->syscall_depth++;
@@ -163,7 +162,7 @@ void entersyscall_wait() {
   if (gp->syscall_depth == 1) give_p(gp, true);
 }
 
-bool syscall_eintr_was_ours() {
+bool syscall_eintr_was_ours(uint32_t handlers_before) {
   G* gp = get_user_g();
   if (!gp || gp->runtime_eintr.exchange(0, std::memory_order_relaxed) == 0) return false;
   // A handler of the program's that ran during the call (the kernel ran it
@@ -171,7 +170,7 @@ bool syscall_eintr_was_ours() {
   // well: natively the call would have ended for it. Made again, a
   // sigsuspend slept through the signal it was waiting for (Boehm GC's
   // restart signal: Guile's world stayed stopped).
-  return gp->handlers_run == gp->handlers_at_call;
+  return gp->handlers_run == handlers_before;
 }
 
 void exitsyscall() {

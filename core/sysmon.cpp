@@ -57,6 +57,24 @@ constinit std::atomic<bool> sysmon_up{false};
 
 namespace {
 
+// A seccomp filter on this thread (core/base.h), asked at most every 100 ms,
+// with SIGSYS let through for the question: sysmon blocks every signal, and
+// a filter that traps prctl itself would have the kernel end the process;
+// let through, the trap reaches the trampoline of the program's SIGSYS
+// handler, which answers it. Until one is seen, mincore (parked stacks) and
+// asynchronous preemption (libunwind) go on.
+bool seccomp_seen(int64_t now) {
+  static constinit int64_t next = 0;
+  if (runtime_call_refused(kSeccompSeen)) return true;
+  if (now < next) return false;
+  next = now + 100 * 1000 * 1000;
+  uint64_t sys = uint64_t{1} << (SIGSYS - 1);
+  raw_syscall(SYS_rt_sigprocmask, SIG_UNBLOCK, reinterpret_cast<long>(&sys), 0, 8);
+  bool seen = seccomp_filter_seen();
+  raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&sys), 0, 8);
+  return seen;
+}
+
 constexpr int64_t kSysmonMinNs = 20 * 1000;
 constexpr int64_t kSysmonMaxNs = 10 * 1000 * 1000;
 constexpr int64_t kBusyMaxNs = 2 * 1000 * 1000;
@@ -213,6 +231,9 @@ bool detect_blocked(int64_t now) {
           slice = kDeepSliceNs;
         }
         if (gp && !gp->is_g0 && now - pp->run_since >= slice && p_has_other_work(pp, now)) {
+          // A walk under a seccomp filter could be trapped (preempt.h):
+          // asked here, off the poke handler, at most once a slice.
+          if (preempt_enabled() && seccomp_seen(now)) preempt_off_under_seccomp();
           gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
           marked = true;
         }
@@ -325,7 +346,7 @@ void* sysmon_main(void*) {
     mem_pending |= gfree_scavenge(now);
     uint64_t parks = 0;
     for (uint32_t i = 0; i < sched.nprocs; i++) parks += sched.allp[i].parks.load(std::memory_order_relaxed);
-    mem_pending |= gmem_shrink_parked(now, parks);
+    if (!seccomp_seen(now)) mem_pending |= gmem_shrink_parked(now, parks);
     trace_tick(now);
     bool busy = retake(now);
     netpoll_deliver_signals();

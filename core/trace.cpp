@@ -69,8 +69,6 @@ const char* wait_name(uint32_t w) {
       return "";
     case kWaitJoin:
       return "join";
-    case kWaitYield:
-      return "yield";
     case kWaitSleep:
       return "sleep";
     case kWaitMutex:

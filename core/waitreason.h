@@ -10,7 +10,6 @@ namespace mnp {
 enum WaitReason : uint32_t {
   kWaitNone,
   kWaitJoin,
-  kWaitYield,
   kWaitSleep,
   kWaitMutex,
   kWaitCond,

@@ -66,6 +66,9 @@ inline auto blocking_call(const Call& call, const Retake& retake = {}) -> declty
   using R = decltype(call());
   const int e0 = errno;
   for (;;) {
+    // Program handlers run on this G so far: one that runs during the call
+    // makes its EINTR the program's (syscall_eintr_was_ours).
+    const uint32_t ran = g_handlers_run();
     if constexpr (kEnter == Enter::kBlock) entersyscall_block();
     else if constexpr (kEnter == Enter::kWait) entersyscall_wait();
     else entersyscall();
@@ -76,7 +79,7 @@ inline auto blocking_call(const Call& call, const Retake& retake = {}) -> declty
     if constexpr (std::is_pointer_v<R>) {
       return r;
     } else {
-      if (MNP_LIKELY(r != static_cast<R>(-1) || e != EINTR) || !syscall_eintr_was_ours()) return r;
+      if (MNP_LIKELY(r != static_cast<R>(-1) || e != EINTR) || !syscall_eintr_was_ours(ran)) return r;
       errno = e0;
       if constexpr (!std::is_same_v<Retake, NoRetake>)
         if (R got = retake()) return got;

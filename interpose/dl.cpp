@@ -114,16 +114,23 @@ bool image_of(const link_map* l, Image* img) {
   return false;
 }
 
-void sync_static_tls() {
+// copy: false before the runtime is up (a constructor's dlopen): the only
+// threads are glibc's, which glibc initialised; the blocks are remembered.
+void sync_static_tls(bool copy) {
   if (!g_off_tls_offset) return;
   LockGuard lk(g_dl_lock);
-  for_each_static_block([](const Block& b) {
+  for_each_static_block([copy](const Block& b) {
     if (known(b)) return;
+    Image img;
+    if (copy && !image_of(static_cast<const link_map*>(b.map), &img)) {
+      raw_print("warning: a dlopen'ed library's initial-exec TLS image was not found; threads read zeros there");
+      remember(b);
+      return;
+    }
     // Not remembered (no memory): copied again after the next dlopen, as
     // the only way not to leave Gs without the image.
     remember(b);
-    Image img;
-    if (!image_of(static_cast<const link_map*>(b.map), &img)) return;
+    if (!copy) return;
     gmem_for_each_tcb([&](void* tcb) {
       char* dest = static_cast<char*>(tcb) - b.offset;
       memcpy(dest, img.data, img.filesz);
@@ -164,13 +171,13 @@ void interpose_dl_init() {
 
 extern "C" MNP_EXPORT void* dlopen(const char* file, int mode) noexcept {
   void* h = real_dlopen(file, mode);
-  if (h && runtime_up) sync_static_tls();
+  if (h) sync_static_tls(runtime_up);
   return h;
 }
 
 extern "C" MNP_EXPORT void* dlmopen(Lmid_t lmid, const char* file, int mode) noexcept {
   void* h = real_dlmopen(lmid, file, mode);
-  if (h && runtime_up) sync_static_tls();
+  if (h) sync_static_tls(runtime_up);
   return h;
 }
 

@@ -34,7 +34,7 @@ namespace {
 // No spin at 1 P, where the holder cannot run meanwhile.
 constexpr int64_t kIlockSpinNs = 1000;
 void ilock(std::atomic<uint32_t>* w) {
-  if (!word_trylock(w)) word_lock_slow(w, sched.nprocs < 2 ? 0 : kIlockSpinNs, kNever);
+  if (!word_trylock(w)) word_lock_slow(w, sched.nprocs < 2 ? 0 : kIlockSpinNs, kNever, kWaitRwlock);
 }
 void iunlock(std::atomic<uint32_t>* w) { word_unlock(w); }
 

@@ -122,10 +122,13 @@ long take_pending(G* g, int fd, uint64_t mask, struct signalfd_siginfo* out, siz
   while (k < cap && sigpend_take_in(g, mask, &si, Pending::kOwn)) to_ssi(si, &out[k++]);
   if (k < cap) {
     struct iovec v = {&out[k], (cap - k) * sizeof *out};
-    long r = raw_syscall6(SYS_preadv2, fd, reinterpret_cast<long>(&v), 1, -1, -1, RWF_NOWAIT);
-    if (r == -EOPNOTSUPP) {
-      // A kernel whose signalfd refuses RWF_NOWAIT (before 6.7): read only
-      // what a zero-timeout poll says is there.
+    long r = runtime_call_refused(kRefusedNowaitIo)
+                 ? -ENOSYS
+                 : raw_syscall6(SYS_preadv2, fd, reinterpret_cast<long>(&v), 1, -1, -1, RWF_NOWAIT);
+    if (r == -EOPNOTSUPP || r == -ENOSYS) {
+      // A kernel whose signalfd refuses RWF_NOWAIT (before 6.7), or a
+      // seccomp filter that traps preadv2 (core/base.h): read only what a
+      // zero-timeout poll says is there.
       struct pollfd p = {fd, POLLIN, 0};
       struct timespec zero = {0, 0};
       r = raw_syscall6(SYS_ppoll, reinterpret_cast<long>(&p), 1, reinterpret_cast<long>(&zero), 0, 0, 0);

@@ -51,8 +51,9 @@ int64_t deadline_of(clockid_t c, int flags, const struct timespec* req) {
 int direct_sleep(G* g, clockid_t c, int flags, const struct timespec* req, struct timespec* rem) {
   struct timespec want = *req, left = {0, 0};
   for (;;) {
+    uint32_t ran = g->handlers_run;
     int r = direct_call(g, [&] { return handoff(real_clock_nanosleep.get(), c, flags, &want, &left); });
-    if (r != EINTR || !syscall_eintr_was_ours()) {
+    if (r != EINTR || !syscall_eintr_was_ours(ran)) {
       if (r == EINTR && rem && !(flags & TIMER_ABSTIME)) *rem = left;
       return r;
     }

@@ -420,7 +420,10 @@ bool wire_syscall(long nr, const long* a, long* ret) {
         wire_for_life();
       return false;
     case SYS_io_uring_register:
-      if (a[1] == IORING_REGISTER_RING_FDS) wire_for_life();  // the table is the calling task's
+      // The table is the calling task's. The opcode may carry
+      // IORING_REGISTER_USE_REGISTERED_RING (1 << 31, Linux 6.3; not in
+      // Debian 12's headers).
+      if ((static_cast<uint32_t>(a[1]) & ~(1u << 31)) == IORING_REGISTER_RING_FDS) wire_for_life();
       return false;
     case SYS_sigaltstack:
       *ret = altstack_call(

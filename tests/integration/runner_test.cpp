@@ -795,6 +795,13 @@ Case dlopen_tls_many_case() {
 }
 TEST(DlopenTls, ManyProcs1) { run_case(dlopen_tls_many_case(), 1); }
 TEST(DlopenTls, ManyProcs2) { run_case(dlopen_tls_many_case(), 2); }
+// And for a library the executable's constructor opened before main.
+Case dlopen_early_case() {
+  std::string dir = env_or_empty("MNP_PROGDIR");
+  return simple({"dlopen_early_tls", dir + "/libmnp_tls_lib.so", dir + "/libmnp_plain_lib.so"});
+}
+TEST(DlopenTls, EarlyProcs1) { run_case(dlopen_early_case(), 1); }
+TEST(DlopenTls, EarlyProcs2) { run_case(dlopen_early_case(), 2); }
 
 // Threads created by a constructor before main, joined by main; one of them
 // joins a thread main created.
@@ -1035,6 +1042,11 @@ TEST(Seccomp, TrapsRuntimeCallsProcs2) { run_case(simple({"seccomp_trap"}), 2); 
 // ring fd: the G is wired (tests/programs/uring_issuer.c).
 TEST(Wire, UringSingleIssuerProcs1) { run_case(simple({"uring_issuer"}), 1); }
 TEST(Wire, UringSingleIssuerProcs2) { run_case(simple({"uring_issuer"}), 2); }
+// A signal every thread blocks stays pending for the process, though Ms
+// that were idle before the last thread blocked it had older masks
+// (tests/programs/sig_all_block.c).
+TEST(SigPerG, AllBlockProcs1) { run_case(simple({"sig_all_block"}), 1); }
+TEST(SigPerG, AllBlockProcs2) { run_case(simple({"sig_all_block"}), 2); }
 TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
 TEST(SigPerG, Procs2) { run_case(simple({"sig_per_g"}), 2); }
 

@@ -65,6 +65,7 @@ int main(void) {
     printf("skip: this kernel makes no single-issuer ring or registered ring fd\n");
     return 0;
   }
-  for (int i = 0; i < THREADS; i++) printf("thread %d: enter errors %d, registered-fd errors %d\n", i, errors[i][0], errors[i][1]);
+  for (int i = 0; i < THREADS; i++)
+    printf("thread %d: enter errors %d, registered-fd errors %d\n", i, errors[i][0], errors[i][1]);
   return 0;
 }
