@@ -482,13 +482,9 @@ constinit PokeRewrapFn g_poke_rewrap = nullptr;
 // here through sigreturn, which installs the refreshed mask.
 constinit std::atomic<uint32_t> g_refresh_acks{0};
 
-// Signals every live G now blocks, which idle Ms asleep with an older mask
-// must block too (poke_refresh_idle): added like the given-back ones.
-constinit std::atomic<uint64_t> g_all_blocked_bits{0};
-
 void refresh_released(ucontext_t* uc) {
   if (M* mp = m_by_tid(raw_gettid())) {
-    uint64_t rel = g_released_bits.load(std::memory_order_relaxed) | g_all_blocked_bits.load(std::memory_order_relaxed);
+    uint64_t rel = g_released_bits.load(std::memory_order_relaxed);
     G* g = mp->curg;
     // A wrapped call of g's it interrupts ends with the runtime's EINTR.
     if (g && !g->is_g0) g->runtime_eintr.store(1, std::memory_order_relaxed);
@@ -612,20 +608,6 @@ bool poke_signal_release(uint64_t avoid) {
   int64_t until = nanotime() + 20 * 1000 * 1000;
   while (g_refresh_acks.load(std::memory_order_acquire) - acks < sent && nanotime() < until) raw_sleep_ns(20 * 1000);
   return true;
-}
-
-void poke_refresh_idle(uint64_t bits) {
-  if (!g_poke_enabled) return;  // no runtime signal yet: no M but this one has slept since
-  g_all_blocked_bits.fetch_or(bits, std::memory_order_seq_cst);
-  int me = raw_gettid();
-  uint32_t acks = g_refresh_acks.load(std::memory_order_acquire), sent = 0;
-  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
-    if (mp->tid != 0 && mp->tid != me && (mp->kmask & bits) != bits && send_marked(mp->tid, kMaskRefreshValue) == 0)
-      sent++;
-  // As for a release: the caller's pthread_sigmask returns once they block
-  // it (bounded: an exiting M never answers).
-  int64_t until = nanotime() + 20 * 1000 * 1000;
-  while (g_refresh_acks.load(std::memory_order_acquire) - acks < sent && nanotime() < until) raw_sleep_ns(20 * 1000);
 }
 
 void set_poke_rewrap_hook(void (*hook)(int, const struct sigaction*)) { g_poke_rewrap = hook; }

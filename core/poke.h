@@ -17,12 +17,6 @@ namespace mnp {
 bool poke_signal_is(int sig);
 // -1 while the runtime's signal is not installed (lazy start-up).
 int poke_signal_number();
-// Every live G now blocks `bits`: Ms asleep between Gs with an older kernel
-// mask (idle_kmask when they slept) are sent the mask refresh, and this
-// returns once they block them too (core/sigmask.cpp). Natively a signal
-// sent to the process once every thread blocks it stays pending; an idle
-// M that still let it in took it, and a default action ended the process.
-void poke_refresh_idle(uint64_t bits);
 // The program asks for the runtime's signal as a queued signal (a signalfd
 // or a sigwait set holds it): the runtime moves to a free real-time signal
 // (none of `avoid`, none with an action) and gives the old one back to the

@@ -520,7 +520,7 @@ bool midle_remove_locked(M* mp) {
 // the M back on the idle list).
 void mpark(M* mp, int64_t until) {
   CHECK(mp->p == nullptr);  // spinning may already be set by startm's hand-off
-  m_set_idle_kmask(mp);     // sigmask.cpp
+  if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // sigmask.cpp
   bool timed = false;
   if (until != kNever) {
     LockGuard lk(sched.lock);
@@ -609,7 +609,7 @@ void stoplockedm(M* mp) {
     if (nx == mp->lockedg && pp->runq.next.compare_exchange_strong(nx, nullptr, std::memory_order_acq_rel)) return;
     if (!handoffp_rt(mp)) return;
   }
-  m_set_idle_kmask(mp);  // as mpark
+  if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // as mpark
   m_release(mp);
   mp->park.sleep();
   m_hold(mp);
@@ -867,8 +867,8 @@ top:
       // Block in the netpoller (until an fd is ready or the earliest timer),
       // then run what it found on an idle P if there is one.
       struct epoll_event ev[128];
-      m_set_idle_kmask(mp);  // sigmask.cpp
-      m_release(mp);         // no P, no lock while it polls
+      if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // sigmask.cpp
+      m_release(mp);                                                      // no P, no lock while it polls
       int n = netpoll_block(ev, 128);
       m_hold(mp);
       cpu_stale(mp);

@@ -432,8 +432,6 @@ inline bool g_blocks(const G* gp, int sig) { return (gp->sigmask.__val[0] >> (si
 // What an M between Gs blocks: the signals every live G blocks (so that
 // the kernel picks it for no signal that natively would stay pending).
 uint64_t idle_kmask();
-// An M about to sleep between Gs takes idle_kmask (sigmask.cpp).
-void m_set_idle_kmask(M* mp);
 // Every live G blocks sig.
 bool sig_blocked_by_all_gs(int sig);
 // In a child of fork: self is the only G.

@@ -45,11 +45,7 @@ uint64_t never_blocked() {
   return b;
 }
 
-// Blocked bits over every G (0: nothing blocked anywhere, the common case).
-constinit std::atomic<int64_t> g_blocked_any{0};
-
 void count(uint64_t bits, int d) {
-  if (bits) g_blocked_any.fetch_add(d * __builtin_popcountll(bits), std::memory_order_relaxed);
   while (bits) {
     int b = __builtin_ctzll(bits);
     bits &= bits - 1;
@@ -81,28 +77,12 @@ void g_sigmask_init(G* gp, const sigset_t* view) {
   count(sigset_bits(&gp->sigmask), 1);
 }
 
-// Of `bits`, those every live G blocks now and some M that is not running
-// a G may still let in: those Ms are refreshed (poke_refresh_idle).
-void refresh_if_all_block(uint64_t bits) {
-  bits &= ~never_blocked();
-  if (!bits) return;
-  std::atomic_thread_fence(std::memory_order_seq_cst);  // the counts first (m_set_idle_kmask)
-  int64_t n = sched.ngsys_live.load(std::memory_order_seq_cst);
-  uint64_t all = 0;
-  for (uint64_t b = bits; b; b &= b - 1) {
-    int i = __builtin_ctzll(b);
-    if (n > 0 && g_blockers[i].load(std::memory_order_seq_cst) >= n) all |= 1ULL << i;
-  }
-  if (all) poke_refresh_idle(all);
-}
-
 void g_sigmask_set(G* gp, const sigset_t* view) {
   uint64_t was = sigset_bits(&gp->sigmask);
   store_view(gp, view);
   uint64_t now = sigset_bits(&gp->sigmask);
   count(now & ~was, 1);
   count(was & ~now, -1);
-  if (MNP_UNLIKELY(now & ~was)) refresh_if_all_block(now & ~was);
 }
 
 sigset_t g_handler_mask_begin(G* gp, const sigset_t* base, int sig, const sigset_t* act_mask, int flags) {
@@ -152,12 +132,7 @@ bool g_call_mask_hold(G* gp, const CallMask& cm) {
   return gp->handlers_run == cm.ran;
 }
 
-void g_sigmask_drop(G* gp) {
-  uint64_t had = sigset_bits(&gp->sigmask);
-  count(had, -1);
-  // One G fewer: what it let through may now be blocked by every G left.
-  if (MNP_UNLIKELY(g_blocked_any.load(std::memory_order_relaxed) != 0)) refresh_if_all_block(~had);
-}
+void g_sigmask_drop(G* gp) { count(sigset_bits(&gp->sigmask), -1); }
 
 bool sig_blocked_by_all_gs(int sig) {
   int64_t n = sched.ngsys_live.load(std::memory_order_relaxed);
@@ -173,20 +148,7 @@ uint64_t idle_kmask() {
   return k & ~never_blocked();
 }
 
-void m_set_idle_kmask(M* mp) {
-  // Looked at again after the mask is in: a G that blocked a signal
-  // meanwhile, making it every G's, either sees this M's new mask lacking
-  // it (and refreshes it) or its count is seen here (refresh_if_all_block).
-  for (;;) {
-    uint64_t k = idle_kmask();
-    if (k != mp->kmask) m_set_kmask(mp, k);
-    std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (idle_kmask() == k) return;
-  }
-}
-
 void sigmask_after_fork(G* self) {
-  g_blocked_any.store(0, std::memory_order_relaxed);
   for (auto& c : g_blockers) c.store(0, std::memory_order_relaxed);
   count(sigset_bits(&self->sigmask), 1);
 }

@@ -88,6 +88,10 @@ int main(void) {
   sa.sa_sigaction = on_sigsys;
   sa.sa_flags = SA_SIGINFO;
   sigaction(SIGSYS, &sa, NULL);
+  sigset_t usr1;
+  sigemptyset(&usr1);
+  sigaddset(&usr1, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
   if (sandbox() != 0) {
     perror("seccomp");
     return 1;
@@ -125,11 +129,8 @@ int main(void) {
   int r = connect(s, (struct sockaddr*)&to, sizeof to);
   printf("connect %d, emulated by the program's handler %d time(s)\n", r, emulated);
   close(s);
-  /* A signalfd read (the shim reads it with preadv2 first). */
-  sigset_t usr1;
-  sigemptyset(&usr1);
-  sigaddset(&usr1, SIGUSR1);
-  pthread_sigmask(SIG_BLOCK, &usr1, NULL);
+  /* A signalfd read (the shim reads it with preadv2 first). SIGUSR1 has
+   * been blocked since before the threads were made, in all of them. */
   int sfd = signalfd(-1, &usr1, 0);
   kill(getpid(), SIGUSR1);
   struct signalfd_siginfo ssi;
