@@ -40,9 +40,6 @@ bool seccomp_refused_by_runtime(int sig, const siginfo_t* si, void* ucv) {
     case SYS_pwritev2:
       what |= kRefusedNowaitIo;
       break;
-    case SYS_mincore:
-      what |= kRefusedMincore;
-      break;
     case SYS_prctl:  // the probe itself (seccomp_filter_seen): a trap proves a filter
       if (uc->uc_mcontext.gregs[REG_RDI] != PR_GET_SECCOMP) return false;
       answer = SECCOMP_MODE_FILTER;

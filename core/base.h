@@ -50,13 +50,14 @@ namespace mnp {
 // -ENOSYS in the interrupted context (the program's handler would end the
 // process) and records what the runtime then does without:
 // kRefusedNowaitIo, the RWF_NOWAIT reads and writes (the real call is
-// handed off instead); kRefusedMincore, giving back parked stacks. A
-// refused FS base write is fatal, with one line: no G could be switched.
+// handed off instead). A refused FS base write is fatal, with one line: no
+// G could be switched. (sysmon's mincore is not among them: sysmon blocks
+// SIGSYS, so it does without mincore as soon as a filter is seen.)
 // kSeccompSeen: a filter exists (seccomp_filter_seen asks PR_GET_SECCOMP
 // until one does; a trap of that question answers it): no mincore and no
 // asynchronous preemption from then on (libunwind's walk calls mincore in
 // a handler that blocks SIGSYS, where a trap would end the process).
-enum : uint32_t { kRefusedNowaitIo = 1, kRefusedMincore = 2, kSeccompSeen = 4 };
+enum : uint32_t { kRefusedNowaitIo = 1, kSeccompSeen = 2 };
 extern uint32_t g_refused_calls;
 inline bool runtime_call_refused(uint32_t what) { return __atomic_load_n(&g_refused_calls, __ATOMIC_RELAXED) & what; }
 bool seccomp_refused_by_runtime(int sig, const siginfo_t* si, void* uc);

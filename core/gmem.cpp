@@ -842,8 +842,7 @@ constinit int64_t g_shrink_walk_ns = 0;
 
 // Gives back [lo, hi) if any page of it is resident; page aligned.
 void drop_if_resident(uintptr_t lo, uintptr_t hi) {
-  if (MNP_UNLIKELY(runtime_call_refused(kRefusedMincore))) return;  // a sandbox's seccomp filter (core/base.h)
-  constexpr size_t kChunk = 2048;                                   // pages per mincore
+  constexpr size_t kChunk = 2048;  // pages per mincore
   unsigned char vec[kChunk];
   for (uintptr_t a = lo; a < hi;) {
     size_t len = hi - a > kChunk * kPage ? kChunk * kPage : hi - a;
@@ -909,8 +908,8 @@ bool gmem_shrink_parked(int64_t now, uint64_t parks) {
     if (now < g_shrink_next) return g_shrink_pending || parks != g_shrink_parks;
     // Under a seccomp filter mincore may be trapped, and sysmon blocks
     // SIGSYS: the kernel would end the process (core/base.h). sysmon asks
-    // before it calls this; no walks once a filter or a refusal is seen.
-    if (runtime_call_refused(kSeccompSeen | kRefusedMincore)) return false;
+    // before it calls this; no walks once a filter is seen.
+    if (runtime_call_refused(kSeccompSeen)) return false;
     g_shrink_parks = parks;
     g_shrink_walk_pending = false;
     g_shrink_walk_ns = 0;
