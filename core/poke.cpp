@@ -153,7 +153,7 @@ void keep_pending(G* target, int sig, siginfo_t* si, const SigAct& act) {
       target->runtime_eintr.store(1, std::memory_order_relaxed);
     return;
   }
-  if (M* w = sigwaiter_m(sig)) send_marked(w->tid, kSigwaitKickValue);
+  // Untargeted: sigpend_put_for has sent the sigwait kick (poke_kick_sigwaiter).
 }
 
 void chain_to_user(int sig, siginfo_t* si, void* uc) {
@@ -507,6 +507,8 @@ int free_rt_signal(SigactionFn* sa_fn, uint64_t avoid) {
     struct sigaction o = {};
     if (sa_fn(sig, nullptr, &o) != 0) continue;
     if (!(o.sa_flags & SA_SIGINFO) && o.sa_handler == SIG_DFL) return sig;
+    // The program's SIG_DFL, guarded while every G blocks it (sched.h).
+    if (g_dfl_guarded.load(std::memory_order_acquire) & (uint64_t{1} << (sig - 1))) return sig;
   }
   return 0;
 }
@@ -544,9 +546,16 @@ long send_runtime_signal(long tid, siginfo_t* si) { return send_poke(tid, si); }
 
 long send_runtime_marked(long tid, int value) { return send_marked(tid, value); }
 
+void poke_kick_sigwaiter(int sig) {
+  if (!g_poke_enabled) return;
+  if (M* w = sigwaiter_m(sig)) send_marked(w->tid, kSigwaitKickValue);
+}
+
 void exec_abandon() { sends_resume(); }
 
 bool poke_signal_is(int sig) { return g_poke_enabled && sig == poke_sig(); }
+
+bool poke_signal_reserved(int sig) { return sig == poke_sig(); }
 
 int poke_signal_number() { return g_poke_enabled ? poke_sig() : -1; }
 
@@ -580,6 +589,7 @@ bool poke_signal_release(uint64_t avoid) {
     sends_resume();
     return false;
   }
+  g_dfl_guarded.fetch_and(~(uint64_t{1} << (sig - 1)), std::memory_order_acq_rel);
   struct sigaction user;
   {
     LockGuard ua(g_user_action_lock);
@@ -644,6 +654,7 @@ void poke_install_locked() {
     g_user_action = old;
     struct sigaction sa = poke_action();
     g_poke_enabled = real_sigaction(sig, &sa, nullptr) == 0;
+    g_dfl_guarded.fetch_and(~(uint64_t{1} << (sig - 1)), std::memory_order_acq_rel);
     // The G running now (the process's only one: the main G, or a fork
     // child's) may have blocked the signal while it was not yet the
     // runtime's: its kernel mask never blocks it from now on (sigmask.cpp).

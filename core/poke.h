@@ -15,6 +15,8 @@ namespace mnp {
 // the program's own action for it is kept here, and deliveries that are
 // not sysmon's are passed on to it.
 bool poke_signal_is(int sig);
+// sig is the runtime's signal, or will be once it is installed.
+bool poke_signal_reserved(int sig);
 // -1 while the runtime's signal is not installed (lazy start-up).
 int poke_signal_number();
 // The program asks for the runtime's signal as a queued signal (a signalfd
@@ -32,6 +34,9 @@ long send_runtime_signal(long tid, siginfo_t* si);
 // The same, as a request to that M's handler: SI_QUEUE from this process
 // carrying `value` (kSigpendKickValue and the like).
 long send_runtime_marked(long tid, int value);
+// A G in a sigwait for sig in the kernel (on an M) is sent the sigwait kick
+// (kSigwaitKickValue): a slot for the process now waits for it.
+void poke_kick_sigwaiter(int sig);
 // Around an exec (interpose/exec.cpp): after exec_prepare no runtime signal
 // is pending for or sent to any thread until exec_abandon (a failed exec).
 // exec_prepare returns false, and did nothing, in a vfork child (another

@@ -377,6 +377,10 @@ void* mstart(void* arg) {
   // handler that arrives before this point is held back (m_hold above).
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&mp->sigmask), 0, 8);
   mp->kmask = sigset_bits(&mp->sigmask);
+  // A signal every G came to block since newm chose the mask: blocked too
+  // (sigmask.cpp, note_all_block looks at this M's mask from now on).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  if (uint64_t late = idle_kmask() & ~mp->kmask) m_set_kmask(mp, mp->kmask | late);
   // An M made for a wired G (wire_leave_m0) gets its P with the G, in
   // stoplockedm; one the G's hand-over put here already is for that.
   if (!mp->lockedg) {
@@ -520,7 +524,7 @@ bool midle_remove_locked(M* mp) {
 // the M back on the idle list).
 void mpark(M* mp, int64_t until) {
   CHECK(mp->p == nullptr);  // spinning may already be set by startm's hand-off
-  if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // sigmask.cpp
+  m_set_idle_kmask(mp);     // sigmask.cpp
   bool timed = false;
   if (until != kNever) {
     LockGuard lk(sched.lock);
@@ -609,7 +613,7 @@ void stoplockedm(M* mp) {
     if (nx == mp->lockedg && pp->runq.next.compare_exchange_strong(nx, nullptr, std::memory_order_acq_rel)) return;
     if (!handoffp_rt(mp)) return;
   }
-  if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // as mpark
+  m_set_idle_kmask(mp);  // as mpark
   m_release(mp);
   mp->park.sleep();
   m_hold(mp);
@@ -867,8 +871,8 @@ top:
       // Block in the netpoller (until an fd is ready or the earliest timer),
       // then run what it found on an idle P if there is one.
       struct epoll_event ev[128];
-      if (uint64_t k = idle_kmask(); k != mp->kmask) m_set_kmask(mp, k);  // sigmask.cpp
-      m_release(mp);                                                      // no P, no lock while it polls
+      m_set_idle_kmask(mp);  // sigmask.cpp
+      m_release(mp);         // no P, no lock while it polls
       int n = netpoll_block(ev, 128);
       m_hold(mp);
       cpu_stale(mp);

@@ -434,6 +434,18 @@ inline bool g_blocks(const G* gp, int sig) { return (gp->sigmask.__val[0] >> (si
 uint64_t idle_kmask();
 // Every live G blocks sig.
 bool sig_blocked_by_all_gs(int sig);
+// An M about to sleep between Gs takes idle_kmask, and looks at the counts
+// again after (note_all_block, sigmask.cpp).
+void m_set_idle_kmask(M* mp);
+// Called with signals every live G has just come to block (a G blocked
+// them, or the last G that let them in exited) that some M between Gs may
+// still let in (it went to sleep before), before the call that made it so
+// returns: a kill of the process right after must find them blocked
+// (interpose/signal.cpp guards their default action).
+void set_all_block_hook(void (*hook)(uint64_t bits));
+// Signals (bit sig-1) whose kernel action is that guard, the program's own
+// being SIG_DFL: free for the runtime's signal to move to (core/poke.cpp).
+extern std::atomic<uint64_t> g_dfl_guarded;
 // In a child of fork: self is the only G.
 void sigmask_after_fork(G* self);
 

@@ -17,10 +17,15 @@
 // signal of the Gs that block it (g_blockers) against the number of live
 // Gs (Sched::ngsys_live). The counts move only for set bits, so programs
 // that block nothing pay nothing at create and exit.
+// An M asleep keeps the mask it went to sleep with: when the last G that
+// let a signal in blocks it, note_all_block tells interpose/signal.cpp,
+// which guards the signal's default action if it is SIG_DFL (that M may
+// still take it).
 // Rejected: blocking everything on an idle M (a process-directed signal
 // then waits until some G's M happens to run, and the netpoller could not
-// be woken by one), and a system call at every switch (the switch costs a
-// few ns without one).
+// be woken by one), a system call at every switch (the switch costs a
+// few ns without one), and a signal to each idle M to refresh its mask,
+// waited for (it broke SBCL, whose threads block signals all the time).
 #include <signal.h>
 #include <ucontext.h>
 
@@ -34,6 +39,7 @@
 namespace mnp {
 
 constinit std::atomic<uint64_t> g_kmask_open{0};
+constinit std::atomic<uint64_t> g_dfl_guarded{0};
 
 namespace {
 constinit std::atomic<int32_t> g_blockers[64];
@@ -45,12 +51,43 @@ uint64_t never_blocked() {
   return b;
 }
 
+// Blocked bits over every G (0: nothing blocked anywhere, the common case).
+constinit std::atomic<int64_t> g_blocked_any{0};
+
+using AllBlockHook = void (*)(uint64_t);
+constinit AllBlockHook g_all_block_hook = nullptr;
+
 void count(uint64_t bits, int d) {
+  if (bits) g_blocked_any.fetch_add(d * __builtin_popcountll(bits), std::memory_order_relaxed);
   while (bits) {
     int b = __builtin_ctzll(bits);
     bits &= bits - 1;
     g_blockers[b].fetch_add(d, std::memory_order_relaxed);
   }
+}
+
+// Of `bits`, those every live G blocks now and some other M may still let
+// in: to the hook. An M sets its mask before it looks at the counts again
+// (m_set_idle_kmask), and this looks at the masks after the counts moved,
+// so either that M takes the new bits itself or they are seen here. The
+// calling G's M loads the G's mask next.
+void note_all_block(uint64_t bits) {
+  bits &= ~never_blocked() & ~g_dfl_guarded.load(std::memory_order_relaxed);
+  if (!bits) return;
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  int64_t n = sched.ngsys_live.load(std::memory_order_relaxed);
+  uint64_t all = 0;
+  for (uint64_t b = bits; b && n > 0; b &= b - 1) {
+    int i = __builtin_ctzll(b);
+    if (g_blockers[i].load(std::memory_order_relaxed) >= n) all |= 1ULL << i;
+  }
+  if (!all) return;
+  G* self = tls_g;
+  M* own = self ? self->m : nullptr;
+  uint64_t open = 0;
+  for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
+    if (mp != own && mp->tid != 0) open |= all & ~__atomic_load_n(&mp->kmask, __ATOMIC_RELAXED);
+  if (open) g_all_block_hook(open);
 }
 
 void store_view(G* gp, const sigset_t* view) {
@@ -83,6 +120,7 @@ void g_sigmask_set(G* gp, const sigset_t* view) {
   uint64_t now = sigset_bits(&gp->sigmask);
   count(now & ~was, 1);
   count(was & ~now, -1);
+  if (MNP_UNLIKELY(now & ~was) && g_all_block_hook) note_all_block(now & ~was);
 }
 
 sigset_t g_handler_mask_begin(G* gp, const sigset_t* base, int sig, const sigset_t* act_mask, int flags) {
@@ -132,7 +170,14 @@ bool g_call_mask_hold(G* gp, const CallMask& cm) {
   return gp->handlers_run == cm.ran;
 }
 
-void g_sigmask_drop(G* gp) { count(sigset_bits(&gp->sigmask), -1); }
+void g_sigmask_drop(G* gp) {
+  uint64_t had = sigset_bits(&gp->sigmask);
+  count(had, -1);
+  // One G fewer: what it let in may now be blocked by every G left.
+  if (MNP_UNLIKELY(g_blocked_any.load(std::memory_order_relaxed) != 0) && g_all_block_hook) note_all_block(~had);
+}
+
+void set_all_block_hook(void (*hook)(uint64_t bits)) { g_all_block_hook = hook; }
 
 bool sig_blocked_by_all_gs(int sig) {
   int64_t n = sched.ngsys_live.load(std::memory_order_relaxed);
@@ -148,7 +193,17 @@ uint64_t idle_kmask() {
   return k & ~never_blocked();
 }
 
+void m_set_idle_kmask(M* mp) {
+  for (;;) {
+    uint64_t k = idle_kmask();
+    if (k != mp->kmask) m_set_kmask(mp, k);
+    std::atomic_thread_fence(std::memory_order_seq_cst);
+    if (idle_kmask() == k) return;
+  }
+}
+
 void sigmask_after_fork(G* self) {
+  g_blocked_any.store(0, std::memory_order_relaxed);
   for (auto& c : g_blockers) c.store(0, std::memory_order_relaxed);
   count(sigset_bits(&self->sigmask), 1);
 }

@@ -43,6 +43,8 @@ bool standard(int sig) { return sig < SIGRTMIN; }
 
 using SigactHook = void (*)(int, SigAct*);
 constinit SigactHook g_sigact_hook = nullptr;
+using PutHook = void (*)(int);
+constinit PutHook g_put_hook = nullptr;
 
 // Runs one taken slot's handler on g as the kernel would have: with the
 // action's mask and (unless SA_NODEFER) the signal itself added to the G's
@@ -153,6 +155,12 @@ int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act) 
   // All slots full: only real-time signals can fill them; like a full
   // kernel queue, the signal is dropped.
   sysmon_wake_from_signal();
+  // The kernel may have given it to any thread rather than to the one
+  // whose sigwait or signalfd read waits for it.
+  if (idx >= 0 && !target) {
+    poke_kick_sigwaiter(sig);
+    if (g_put_hook) g_put_hook(sig);
+  }
   return idx;
 }
 
@@ -222,6 +230,7 @@ void sigpend_forget(G* g) {
 }
 
 void set_sigact_hook(void (*hook)(int, SigAct*)) { g_sigact_hook = hook; }
+void set_sigpend_put_hook(void (*hook)(int)) { g_put_hook = hook; }
 
 void sigpend_run(void* uc, const sigset_t* blocked) {
   G* g = get_user_g();
@@ -246,9 +255,11 @@ void sigpend_run(void* uc, const sigset_t* blocked) {
     // given it to, as after a handler that ran where the kernel put it —
     // unless sysmon already decided it when it woke this G, or this G is
     // that thread. A thread-directed one interrupts no other thread.
+    // A default action interrupts nothing: it ends (or stops) the process
+    // or throws the signal away.
     int decided = sig;
     if (!g->sig_eintr.compare_exchange_strong(decided, 0, std::memory_order_acq_rel) && !targeted &&
-        g != netpoll_signal_main())
+        act.handler != reinterpret_cast<void*>(SIG_DFL) && g != netpoll_signal_main())
       netpoll_signal_arrived(sig, (act.flags & SA_RESTART) != 0);
   }
 }
@@ -260,13 +271,16 @@ bool sigpend_deliver() {
     if (s.state.load(std::memory_order_acquire) != kReady) continue;
     G* t = s.target;
     int sig = s.sig;
-    bool restart = (s.act.flags & SA_RESTART) != 0;
+    // A default action kept for a G (interpose/signal.cpp, the default's
+    // guard) ends no wait: the G it wakes runs it and waits on.
+    bool dfl = s.act.handler == reinterpret_cast<void*>(SIG_DFL);
+    bool restart = dfl || (s.act.flags & SA_RESTART) != 0;
     if (t) {
       // Its own: only t runs it, once it lets it through.
       if (g_blocks(t, sig)) continue;
       uint32_t st = t->status.load(std::memory_order_acquire);
       if (st == kGRunning || st == kGSyscall) did |= kick_running(t, sig);
-      else if (st == kGWaiting) did |= wake_parked(sig, restart, t, true);
+      else if (st == kGWaiting) did |= wake_parked(sig, restart, t, !dfl);
       continue;  // runnable: kicked once it runs
     }
     if (process_done) continue;
@@ -274,14 +288,14 @@ bool sigpend_deliver() {
     G* mg = netpoll_signal_main();
     bool main_alive = mg && mg->status.load(std::memory_order_acquire) != kGDead && mg->wait_reason != kWaitForever;
     if (main_alive && !g_blocks(mg, sig)) {
-      if (kick_running(mg, sig) || wake_parked(sig, restart, mg, true)) {
+      if (kick_running(mg, sig) || wake_parked(sig, restart, mg, !dfl)) {
         did = true;
         continue;
       }
     }
     // Main gone or blocking it: the kernel picks any thread that lets it
     // through, so the G found is the kernel's choice.
-    did |= kick_running(nullptr, sig) || wake_parked(sig, restart, nullptr, !main_alive || g_blocks(mg, sig));
+    did |= kick_running(nullptr, sig) || wake_parked(sig, restart, nullptr, !dfl && (!main_alive || g_blocks(mg, sig)));
   }
   return did;
 }

@@ -82,7 +82,8 @@ inline bool sigpend_any() { return sigpend_count.load(std::memory_order_acquire)
 // From a signal handler on g0: keeps sig for a G and wakes sysmon.
 // Async-signal-safe.
 void sigpend_put(int sig, const siginfo_t* si, const SigAct& act);
-// The same, pending for target only (null: for any G). Returns the slot's
+// The same, pending for target only (null: for any G, and a G in a
+// sigwait or signalfd read for it is made to look). Returns the slot's
 // index, or -1 when merged or dropped.
 int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act);
 // Takes slot `i` back if no G has taken it yet.
@@ -102,6 +103,10 @@ void sigpend_forget(G* g);
 // pthread_kill/raise to the G t (sig 1..64; t not dead): the kernel's
 // per-thread model. Returns 0 or an errno.
 int sig_send_to_g(G* t, int sig);
+// interpose/signalfd.cpp: after a signal is kept for the process, the
+// signalfds that hold it are made to look again (a read of one waits in
+// the netpoller).
+void set_sigpend_put_hook(void (*hook)(int sig));
 // interpose/signal.cpp: the program's action for sig now (handler may be
 // SIG_DFL or SIG_IGN).
 void set_sigact_hook(void (*hook)(int, SigAct*));

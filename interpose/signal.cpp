@@ -35,6 +35,22 @@
 // (an idle M, the netpoller, the scheduler) runs nothing there: it keeps
 // the signal for a G (core/sigpend.h). sysmon never gets one: it is born
 // with every signal blocked.
+//
+// 5. A default action every G blocks. An M between Gs blocks what every
+// live G blocked when it went to sleep (core/sigmask.cpp); once the last G
+// that let a signal in blocks it, an M asleep since still lets it in, and
+// a kill of the process right then ran the default action there: the
+// process ended on a signal that natively stays pending. Telling each such
+// M takes a signal to it and a wait for its answer (tried: SBCL, whose
+// threads block signals all the time, broke). Instead, at that moment, a
+// signal whose action is SIG_DFL gets `dfl_guard` as its kernel action,
+// which takes effect for every thread at once: while every G blocks the
+// signal the guard keeps it for the process, as the trampoline keeps a
+// handler's (a sigwait, a signalfd read or an unblock takes it), and
+// otherwise carries out the default action itself (SIG_DFL put back and
+// the signal sent again; one whose default is to ignore it is dropped).
+// The program still sees SIG_DFL. Synchronous faults' signals are never
+// guarded.
 #include <errno.h>
 #include <signal.h>
 #include <ucontext.h>
@@ -90,6 +106,103 @@ bool thread_directed(int sig, const siginfo_t* si) {
   if (si->si_code == SI_TKILL) return true;
   if (fault_signal(sig) && si->si_code > 0) return true;
   return (sig == SIGPIPE || sig == SIGXFSZ) && si->si_code == SI_USER && si->si_pid == raw_syscall(SYS_getpid);
+}
+
+void* handler_of(const struct sigaction* act) {
+  return (act->sa_flags & SA_SIGINFO) ? reinterpret_cast<void*>(act->sa_sigaction)
+                                      : reinterpret_cast<void*>(act->sa_handler);
+}
+
+void dfl_guard(int sig, siginfo_t* si, void* uc);
+
+// The guard (5 above): g_dfl_guarded (core/sched.h) has bit sig-1 while
+// the kernel's action for sig is dfl_guard; this one while it was SIG_IGN
+// at the last look.
+std::atomic<uint64_t> g_ign_seen{0};
+// The SIG_DFL action each guard stands in for (sigaction reports it).
+MNP_COLD_BSS struct sigaction g_guard_prev[kNsig];
+
+uint64_t sig_bit64(int sig) { return uint64_t{1} << (sig - 1); }
+
+bool default_ignores(int sig) { return sig == SIGCHLD || sig == SIGCONT || sig == SIGURG || sig == SIGWINCH; }
+
+bool guardable(int sig) {
+  return sig != SIGKILL && sig != SIGSTOP && sig != 32 && sig != 33 && !fault_signal(sig) && !poke_signal_reserved(sig);
+}
+
+SigAct dfl_act() { return SigAct{reinterpret_cast<void*>(SIG_DFL), 0, {}}; }
+
+// The default action of a guarded signal that some thread lets in: as
+// the kernel would have run it. The guard goes (until every G blocks the
+// signal again): as a handler it could end a call of a G's with EINTR,
+// which the default action never does.
+void default_now(int sig) {
+  struct sigaction dfl = g_guard_prev[sig], was;  // SIG_DFL, with the program's flags
+  g_dfl_guarded.fetch_and(~sig_bit64(sig), std::memory_order_acq_rel);
+  if (real_sigaction(sig, &dfl, &was) != 0) return;
+  // The program put an action of its own meanwhile: that one takes it.
+  if (handler_of(&was) != reinterpret_cast<void*>(dfl_guard)) real_sigaction(sig, &was, nullptr);
+  else if (default_ignores(sig)) return;
+  // To the process: a thread that lets it in (this one, once its handler
+  // returns, if no other) takes it.
+  raw_syscall(SYS_kill, raw_syscall(SYS_getpid), sig);
+}
+
+void dfl_guard(int sig, siginfo_t* si, void* uc) {
+  (void)uc;
+  siginfo_t first;
+  if (runtime_up && m_signal_defer(sig, &si, &first)) return;  // comes back here
+  G* g = tls_g;
+  if (runtime_up && g) {
+    bool on_g = !g->is_g0;
+    if (on_g && g_blocks(g, sig) && thread_directed(sig, si)) {
+      sigpend_put_for(g, sig, si, dfl_act());
+      return;
+    }
+    if ((!on_g || g_blocks(g, sig)) && sig_blocked_by_all_gs(sig)) {
+      sigpend_put(sig, si, dfl_act());
+      return;
+    }
+  }
+  default_now(sig);
+}
+
+// sig's kernel action becomes the guard if it is SIG_DFL.
+void guard_install(int sig) {
+  uint64_t bit = sig_bit64(sig);
+  struct sigaction guard = {}, was;
+  guard.sa_sigaction = dfl_guard;
+  guard.sa_flags = SA_SIGINFO | SA_RESTART;
+  sigemptyset(&guard.sa_mask);
+  g_dfl_guarded.fetch_or(bit, std::memory_order_acq_rel);
+  if (real_sigaction(sig, &guard, &was) != 0) {
+    g_dfl_guarded.fetch_and(~bit, std::memory_order_acq_rel);
+    return;
+  }
+  void* h = handler_of(&was);
+  if (h == reinterpret_cast<void*>(SIG_DFL)) {
+    g_guard_prev[sig] = was;
+    // What SIGCHLD's action says of stopped and exited children stays.
+    guard.sa_flags |= was.sa_flags & (SA_NOCLDSTOP | SA_NOCLDWAIT);
+    if (guard.sa_flags != (SA_SIGINFO | SA_RESTART)) real_sigaction(sig, &guard, nullptr);
+    return;
+  }
+  if (h == reinterpret_cast<void*>(dfl_guard)) return;
+  // SIG_IGN, or the program's own put meanwhile: back as it was.
+  g_dfl_guarded.fetch_and(~bit, std::memory_order_acq_rel);
+  struct sigaction mid;
+  real_sigaction(sig, &was, &mid);
+  if (handler_of(&mid) != reinterpret_cast<void*>(dfl_guard)) real_sigaction(sig, &mid, nullptr);
+  if (h == reinterpret_cast<void*>(SIG_IGN)) g_ign_seen.fetch_or(bit, std::memory_order_relaxed);
+}
+
+// core/sigmask.cpp: every live G has just come to block `bits`.
+void all_block(uint64_t bits) {
+  bits &= ~(g_dfl_guarded.load(std::memory_order_acquire) | g_ign_seen.load(std::memory_order_relaxed));
+  for (; bits; bits &= bits - 1) {
+    int sig = __builtin_ctzll(bits) + 1;
+    if (guardable(sig) && !g_prog[sig].wrapped.load(std::memory_order_acquire)) guard_install(sig);
+  }
 }
 
 void trampoline(int sig, siginfo_t* si, void* uc) {
@@ -187,15 +300,12 @@ void jmp_restore_mask(const struct __jmp_buf_tag* env) {
 // (m_signal_redeliver): kept as above for a G that blocks it.
 void keep_blocked(int sig, const siginfo_t* si) {
   const Record* r = g_prog[sig].rec.load(std::memory_order_acquire);
-  if (!r) return;
+  bool guarded = !g_prog[sig].wrapped.load(std::memory_order_acquire) &&
+                 (g_dfl_guarded.load(std::memory_order_acquire) & sig_bit64(sig));
+  if (!r && !guarded) return;
   G* g = tls_g;
   bool own = g && !g->is_g0 && thread_directed(sig, si);
-  sigpend_put_for(own ? g : nullptr, sig, si, SigAct{r->handler, r->flags, r->mask});
-}
-
-void* handler_of(const struct sigaction* act) {
-  return (act->sa_flags & SA_SIGINFO) ? reinterpret_cast<void*>(act->sa_sigaction)
-                                      : reinterpret_cast<void*>(act->sa_handler);
+  sigpend_put_for(own ? g : nullptr, sig, si, guarded ? dfl_act() : SigAct{r->handler, r->flags, r->mask});
 }
 
 void fill_from(const Record* r, struct sigaction* out) {
@@ -209,7 +319,12 @@ void fill_from(const Record* r, struct sigaction* out) {
 // The runtime's signal was set up after a constructor installed a handler
 // for it, which the kernel knows as the trampoline: the program's own.
 void unwrap_for_poke(int sig, struct sigaction* act) {
-  if (sig < 1 || sig >= kNsig || !g_prog[sig].wrapped.load(std::memory_order_acquire)) return;
+  if (sig < 1 || sig >= kNsig) return;
+  if (handler_of(act) == reinterpret_cast<void*>(dfl_guard)) {
+    *act = g_guard_prev[sig];
+    return;
+  }
+  if (!g_prog[sig].wrapped.load(std::memory_order_acquire)) return;
   if (const Record* r = g_prog[sig].rec.load(std::memory_order_acquire)) fill_from(r, act);
   g_prog[sig].wrapped.store(false, std::memory_order_release);
 }
@@ -266,6 +381,7 @@ void action_for(int sig, SigAct* out) {
   } else if (real_sigaction(sig, nullptr, &o) != 0) {
     return;
   }
+  if (handler_of(&o) == reinterpret_cast<void*>(dfl_guard)) o = g_guard_prev[sig];
   *out = SigAct{handler_of(&o), o.sa_flags, o.sa_mask};
 }
 
@@ -351,6 +467,7 @@ void interpose_signal_init() {
   set_poke_unwrap_hook(unwrap_for_poke);
   set_sigact_hook(action_for);
   set_sig_keep_hook(keep_blocked);
+  set_all_block_hook(all_block);
 }
 }  // namespace mnp
 
@@ -370,12 +487,21 @@ MNP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction*
     fill_from(was, &prev);
   } else if (int r = real_sigaction(sig, nullptr, &prev); r != 0) {
     return r;  // EINVAL for a signal that cannot be caught or queried
+  } else if (handler_of(&prev) == reinterpret_cast<void*>(dfl_guard)) {
+    prev = g_guard_prev[sig];  // the program's SIG_DFL
   }
   if (act) {
     void* h = handler_of(act);
+    uint64_t bit = sig_bit64(sig);
     if (h == reinterpret_cast<void*>(SIG_DFL) || h == reinterpret_cast<void*>(SIG_IGN)) {
       if (int r = real_sigaction(sig, act, nullptr); r != 0) return r;
       a.wrapped.store(false, std::memory_order_release);
+      g_dfl_guarded.fetch_and(~bit, std::memory_order_acq_rel);
+      if (h == reinterpret_cast<void*>(SIG_IGN)) g_ign_seen.fetch_or(bit, std::memory_order_relaxed);
+      else g_ign_seen.fetch_and(~bit, std::memory_order_relaxed);
+      // Set back to SIG_DFL while every G blocks it: guarded again.
+      if (h == reinterpret_cast<void*>(SIG_DFL) && runtime_up && guardable(sig) && sig_blocked_by_all_gs(sig))
+        guard_install(sig);
     } else {
       // Publish the program's action before the kernel can run the
       // trampoline for it; glibc refuses its internal signals and
@@ -393,6 +519,8 @@ MNP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction*
         return r;
       }
       a.wrapped.store(true, std::memory_order_release);
+      g_dfl_guarded.fetch_and(~bit, std::memory_order_acq_rel);
+      g_ign_seen.fetch_and(~bit, std::memory_order_relaxed);
     }
   }
   if (old) *old = prev;

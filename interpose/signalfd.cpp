@@ -20,8 +20,8 @@
 // reads would take it).
 //
 // poll and ppoll on a G add POLLIN for a recorded signalfd with a signal of
-// its mask pending for the G alone, and are woken by such a signal the
-// same way.
+// its mask pending for the G alone, or for the process while the G blocks
+// it, and are woken by such a signal the same way.
 //
 // Not covered: a signalfd reached through dup() or inherited across exec
 // is not recorded (its reads see only what the kernel has), and select and
@@ -72,7 +72,19 @@ uint64_t all_masks() {
   return m;
 }
 
+// A signal kept for the process (sigpend_put_for): the reads waiting on a
+// signalfd that holds it look again.
+void kick_for(int sig) {
+  uint64_t bit = uint64_t{1} << (sig - 1);
+  int n = g_used.load(std::memory_order_acquire);
+  for (int i = 0; i < n; i++) {
+    int fd = g_fds[i].fd.load(std::memory_order_acquire);
+    if (fd >= 0 && (g_fds[i].mask.load(std::memory_order_acquire) & bit)) netpoll_kick_fd(fd);
+  }
+}
+
 void record(int fd, uint64_t mask) {
+  set_sigpend_put_hook(kick_for);
   int n = g_used.load(std::memory_order_acquire);
   for (int i = 0; i < n; i++)
     if (g_fds[i].fd.load(std::memory_order_acquire) == fd) {
@@ -214,7 +226,10 @@ long signalfd_poll_merge(SignalfdPoll* sp, struct pollfd* fds, unsigned long n, 
     } else {
       g->sigfd_mask.fetch_or(mask, std::memory_order_seq_cst);
     }
-    if (!(sigpend_bits_for_own(g) & mask)) continue;
+    // Its own, and the process's that it blocks (one it lets in is for a
+    // handler to run).
+    uint64_t pend = sigpend_bits_for_own(g) | (sigpend_bits_for(g) & sigset_bits(&g->sigmask));
+    if (!(pend & mask)) continue;
     if (fds[i].revents == 0) r++;
     fds[i].revents |= static_cast<short>(fds[i].events & (POLLIN | POLLRDNORM));
   }
