@@ -141,6 +141,25 @@ inline void count_fs_write(M* mp, const Context* from, const Context* to) {
     mp->fs_writes.store(mp->fs_writes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
+// A wired G that switches away on its own alternate signal stack (a handler
+// of the program's that parks: SBCL's threads wait for the end of a
+// collection in the handler of its stop signal) leaves live frames there,
+// the kernel's signal frame with the interrupted context at the top.
+// Natively the thread is still on that stack, and the kernel puts a nested
+// handler's frame below them; the M on g0 is not, so the kernel would take
+// the stack for free and write the next SA_ONSTACK frame (the runtime's
+// signal, the program's handlers) over them: SBCL found a stopped thread's
+// context overwritten ("garbage_collect: no SP known for thread") or hung.
+// So the M blocks signals from the switch until g0 has disabled that stack
+// (altstack_leave, m_loop), and again from its re-enabling until the G is
+// back on it and loads its own mask (altstack_return). glibc's 32 and 33
+// stay open: they have no SA_ONSTACK, and set*id waits for every thread.
+constexpr uint64_t kAltstackAwayMask = ~((uint64_t{1} << 31) | (uint64_t{1} << 32));
+
+inline bool on_own_altstack(const G* gp, uintptr_t sp) {
+  return gp->wired_altstack && !gp->altstack_virtual && sp >= gp->altstack_lo && sp < gp->altstack_hi;
+}
+
 // Every switch away from a user G: the count goes up on this M and down on
 // whichever M the G is resumed by (G::m is that one by then). The caller
 // took it (m_hold) when it started to look at its M and P: from then on a
@@ -151,6 +170,10 @@ inline void count_fs_write(M* mp, const Context* from, const Context* to) {
 // park_time: prev's G::park_time when it parks (the G dump's time waiting),
 // stamped with the cycle count the CPU clocks read anyway.
 inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg, int64_t* park_time) {
+  if (MNP_UNLIKELY(prev->wired_altstack)) {
+    char here;
+    if (on_own_altstack(prev, reinterpret_cast<uintptr_t>(&here))) m_set_kmask(mp, kAltstackAwayMask);
+  }
   mcache_leave(prev, mp->p);  // first: the P may adopt prev's cache
   if (next) mcache_bind(next, mp->p);
   uint64_t tsc = park_time ? arch_cycles() : cpu_switch_tsc();
@@ -925,12 +948,35 @@ void execute(M* mp, G* gp, bool inherit) {
   // on-top callback.
 }
 
+// On g0 of mp, whose wired G switched away on its alternate stack (see
+// switch_from_g): the kernel's alternate stack of this thread is disabled,
+// its settings kept in *saved. False if the G is not on that stack.
+bool altstack_leave(G* gp, stack_t* saved) {
+  if (!on_own_altstack(gp, gp->ctx.sp)) return false;
+  stack_t off = {};
+  off.ss_flags = SS_DISABLE;
+  return raw_syscall(SYS_sigaltstack, reinterpret_cast<long>(&off), reinterpret_cast<long>(saved)) == 0;
+}
+
+// Before the G is resumed on it: enabled again, with signals blocked until
+// the G loads its mask (switch_from_g, after the switch).
+void altstack_return(M* mp, const stack_t& saved) {
+  m_set_kmask(mp, kAltstackAwayMask);
+  constexpr int kSsAutodisarm = static_cast<int>(1U << 31);  // Linux's SS_AUTODISARM, not in glibc's headers
+  stack_t on = saved;
+  on.ss_flags &= kSsAutodisarm;
+  raw_syscall(SYS_sigaltstack, reinterpret_cast<long>(&on), 0);
+}
+
 void m_loop(M* mp) {
   for (;;) {
     if (MNP_UNLIKELY(mp->lockedg || mp->nextg || mp->dying)) {
       if (mp->dying) mexit(mp);
       if (G* gp = mp->lockedg) {
+        stack_t alt;
+        bool away = altstack_leave(gp, &alt);
         stoplockedm(mp);
+        if (away) altstack_return(mp, alt);
         execute(mp, gp, false);
         continue;
       }

@@ -1299,6 +1299,11 @@ TEST(Wire, AltstackStartProcs2) { run_case(kWireAltstackStart, 2); }
 // requests there hand their P on instead of switching (core/poke.cpp).
 TEST(Wire, AltstackRspProcs1) { run_case(simple({"altstack_rsp"}), 1); }
 TEST(Wire, AltstackRspProcs2) { run_case(simple({"altstack_rsp"}), 2); }
+// A handler that parks on the thread's alternate stack keeps its frame
+// there while other signals reach its kernel thread
+// (tests/programs/altstack_park.c; SBCL's "no SP known for thread").
+TEST(Wire, AltstackParkProcs1) { run_case(simple({"altstack_park"}), 1); }
+TEST(Wire, AltstackParkProcs2) { run_case(simple({"altstack_park"}), 2); }
 // Scheduling attributes reach the kernel (core/ksched.h): SCHED_FIFO from
 // the attribute, SCHED_RR set by the thread itself and by another, id 0,
 // a CPU mask, a nice value, each read from /proc/thread-self after parks;
