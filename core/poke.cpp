@@ -51,6 +51,9 @@ namespace {
 // siginfo value of the mask refresh after the runtime's signal moved
 // (poke_signal_release).
 constexpr int kMaskRefreshValue = 0x4d4e5052;
+// si_value of sysmon's poke, a preemption request or a blocked-M look
+// ("MNPK"): only a signal so marked is the runtime's.
+constexpr int kPokeValue = 0x4d4e504b;
 // The runtime's signal (MNP_SIGNAL, or the one poke_signal_release moved
 // to). Read anywhere, changed only under g_sysmon_start_lock.
 constinit std::atomic<int> g_poke_signal{SIGURG};
@@ -76,17 +79,16 @@ constinit std::atomic<int> g_exec_pending{0};
 constinit std::atomic<int> g_poke_inflight{0};
 constinit std::atomic<long> g_own_pid{0};  // this process's pid (poke_init, poke_after_fork)
 
-// Sends the runtime's signal to an M (siginfo: rt_tgsigqueueinfo, else
-// tgkill). Returns the system call's result, -EAGAIN while an exec is pending.
+// Sends the runtime's signal to an M with siginfo si (rt_tgsigqueueinfo).
+// Returns the system call's result, -EAGAIN while an exec is pending.
 long send_poke(long tid, siginfo_t* si) {
   g_poke_inflight.fetch_add(1, std::memory_order_seq_cst);
   long r = -EAGAIN;
   if (g_exec_pending.load(std::memory_order_seq_cst) == 0) {
     long pid = raw_syscall(SYS_getpid);
     int sig = poke_sig();
-    if (si) si->si_signo = sig;
-    r = si ? raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(si))
-           : raw_syscall(SYS_tgkill, pid, tid, sig);
+    si->si_signo = sig;
+    r = raw_syscall(SYS_rt_tgsigqueueinfo, pid, tid, sig, reinterpret_cast<long>(si));
   }
   g_poke_inflight.fetch_sub(1, std::memory_order_release);
   return r;
@@ -308,14 +310,19 @@ void poke_serve(siginfo_t* si, void* ucv) {
     return;
   }
   M* mp = m_by_tid(raw_gettid());
-  // Not sent by sysmon (no poke outstanding for this M, or not a tgkill from
-  // this process): the program's own signal, for its own action.
-  uint32_t pending = mp ? mp->pokes.load(std::memory_order_relaxed) : 0;
-  if (!pending || !si || si->si_code != SI_TKILL || si->si_pid != static_cast<pid_t>(raw_syscall(SYS_getpid))) {
+  // Not sent by sysmon (not marked as its poke, from this process): the
+  // program's own signal, for its own action. Told by the mark alone: a
+  // count of pokes outstanding went wrong when an M took a poke more than
+  // kPokeStaleNs late (sysmon.cpp), just as sysmon sent the next, which
+  // then reached the program's handler (gccgo: "malloc during signal",
+  // "signal 23 received but handler not on signal stack").
+  if (!si || si->si_code != SI_QUEUE || si->si_value.sival_int != kPokeValue ||
+      si->si_pid != static_cast<pid_t>(raw_syscall(SYS_getpid))) {
     chain_to_user(si ? si->si_signo : poke_sig(), si, ucv);
     return;
   }
-  mp->pokes.fetch_sub(1, std::memory_order_relaxed);
+  if (!mp) return;
+  if (mp->pokes.load(std::memory_order_relaxed) > 0) mp->pokes.fetch_sub(1, std::memory_order_relaxed);
   G* gp = mp->curg;
   if (!gp || gp->is_g0) return;
   // A poke inside this M's own stack walk (below): libunwind's
@@ -549,7 +556,7 @@ bool exec_prepare() {
   return true;
 }
 
-long send_runtime_signal(long tid, siginfo_t* si) { return send_poke(tid, si); }
+long send_runtime_poke(long tid) { return send_marked(tid, kPokeValue); }
 
 long send_runtime_marked(long tid, int value) { return send_marked(tid, value); }
 

@@ -28,9 +28,9 @@ bool poke_signal_release(uint64_t avoid);
 // interpose/signal.cpp: installs the program's recorded action for a signal
 // the runtime gave back, as its own sigaction would.
 void set_poke_rewrap_hook(void (*hook)(int, const struct sigaction*));
-// Sends the runtime's signal to the M whose kernel id is tid (with si:
-// rt_tgsigqueueinfo). Nothing is sent while an exec is pending (-EAGAIN).
-long send_runtime_signal(long tid, siginfo_t* si);
+// Sends sysmon's poke (the runtime's signal, marked as such) to the M whose
+// kernel id is tid. Nothing is sent while an exec is pending (-EAGAIN).
+long send_runtime_poke(long tid);
 // The same, as a request to that M's handler: SI_QUEUE from this process
 // carrying `value` (kSigpendKickValue and the like).
 long send_runtime_marked(long tid, int value);

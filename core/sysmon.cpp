@@ -146,16 +146,15 @@ bool still_p_wanted(P* pp, int64_t now) {
 
 // Sends sysmon's signal to mp, unless one sent less than kPokeStaleNs ago
 // is still on its way: a second would only merge with it in the kernel (a
-// standard signal is pending once), and counting both would leave
-// M::pokes above the number the handler will ever see, so that a later
-// SIGURG of the program's would be taken for ours. One older than that is
-// taken as merged with another instance of the signal: the count restarts.
+// standard signal is pending once). One older than that is taken as
+// merged with another instance of the signal: the count restarts. The
+// handler tells a poke by its mark, not by this count (poke.cpp).
 constexpr int64_t kPokeStaleNs = 10 * 1000 * 1000;
 void poke_m(M* mp, int64_t now) {
   if (mp->pokes.load(std::memory_order_relaxed) != 0 && now - mp->poke_sent < kPokeStaleNs) return;
   mp->poke_sent = now;
   mp->pokes.store(1, std::memory_order_relaxed);
-  if (send_runtime_signal(mp->tid, nullptr) < 0) mp->pokes.store(0, std::memory_order_relaxed);
+  if (send_runtime_poke(mp->tid) < 0) mp->pokes.store(0, std::memory_order_relaxed);
 }
 
 // Whether kernel thread `tid` of this process is stopped (job-control stop
