@@ -1048,6 +1048,10 @@ TEST(Wire, UringSingleIssuerProcs2) { run_case(simple({"uring_issuer"}), 2); }
 // (tests/programs/sig_all_block.c).
 TEST(SigPerG, AllBlockProcs1) { run_case(simple({"sig_all_block"}), 1); }
 TEST(SigPerG, AllBlockProcs2) { run_case(simple({"sig_all_block"}), 2); }
+// A signal kept while a handler's mask blocked it runs at that handler's
+// return (tests/programs/sig_pending_chain.c).
+TEST(SigPerG, PendingChainProcs1) { run_case(simple({"sig_pending_chain"}), 1); }
+TEST(SigPerG, PendingChainProcs2) { run_case(simple({"sig_pending_chain"}), 2); }
 TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
 TEST(SigPerG, Procs2) { run_case(simple({"sig_per_g"}), 2); }
 
