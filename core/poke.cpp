@@ -412,13 +412,14 @@ void poke_serve(siginfo_t* si, void* ucv) {
     errno = saved_errno;
     return;
   }
-  // Blocked in a call no wrapper covers, unless runtime code up the stack
-  // holds the M and counts on its P: a G on its way out (past ensure_p,
-  // its M held) was marked so in a call outside the shim's text, and its
-  // last switch found it in a system call (stunnel under load: "casgstatus:
-  // G from running to dead, but it is syscall"). It waits with its P, as
-  // any runtime code that calls glibc does.
-  if (mp->locks != 0 || gp->mhold != 0) return;
+  // Blocked in a call no wrapper covers, unless the G is on its way out:
+  // one past ensure_p, its M held, was marked so in a call outside the
+  // shim's text, and its last switch found it in a system call (stunnel
+  // under load: "casgstatus: G from running to dead, but it is syscall").
+  // It waits with its P. (Not for every held M: runtime code that holds a
+  // Lock across a call into glibc, unwind_get's dlopen, may wait there for
+  // a G that needs this P.)
+  if (gp->exiting) return;
   mark_in_syscall(mp, gp);
 }
 

@@ -398,12 +398,14 @@ void* mstart(void* arg) {
   // Every runtime thread is born with all signals blocked (the creator
   // blocks them around the clone); an M takes the mask newm chose. A
   // handler that arrives before this point is held back (m_hold above).
+  // Published before it is applied, plus what every G came to block since
+  // newm chose it (sigmask.cpp, m_set_idle_kmask: the same order).
+  uint64_t chosen = sigset_bits(&mp->sigmask);
+  __atomic_store_n(&mp->kmask, chosen, __ATOMIC_RELAXED);
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  mp->sigmask.__val[0] |= idle_kmask();
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&mp->sigmask), 0, 8);
   mp->kmask = sigset_bits(&mp->sigmask);
-  // A signal every G came to block since newm chose the mask: blocked too
-  // (sigmask.cpp, note_all_block looks at this M's mask from now on).
-  std::atomic_thread_fence(std::memory_order_seq_cst);
-  if (uint64_t late = idle_kmask() & ~mp->kmask) m_set_kmask(mp, mp->kmask | late);
   // An M made for a wired G (wire_leave_m0) gets its P with the G, in
   // stoplockedm; one the G's hand-over put here already is for that.
   if (!mp->lockedg) {
@@ -1670,6 +1672,7 @@ int newproc(const GSpec& spec, G** out) {
   gp->name[0] = 0;
   ksched_reset(gp);
   gp->syscall_depth = 0;
+  gp->exiting = false;
   gp->robust_list = nullptr;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
   gp->in_call_mask = false;  // a reused G's last thread may have been cancelled inside a masked call
@@ -1785,19 +1788,24 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
   gp->result = result;
   tcb_thread_exit_cleanup(gp->tcb);
   if (g_exit_hook) g_exit_hook(gp);
+  // Out of the live count before its mask leaves the blockers' counts: an
+  // M that goes idle in between then blocks too much for a moment (a
+  // signal waits), never too little (idle_kmask: a signal every G blocks,
+  // unblocked on an idle M, is taken there; one the program ignores to
+  // read it from a signalfd is then discarded). Both before anyone can
+  // learn of the end (clear_tid, publish_exit): a thread that blocks a
+  // signal once it has joined this one finds it blocked by every G
+  // (sigmask.cpp, note_all_block), as natively, where an ended thread
+  // takes no signal.
+  gp->exiting = true;
+  bool last = sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1;
+  g_sigmask_drop(gp);
+  sigpend_forget(gp);                              // natively its pending signals go with it
   if (std::atomic<uint32_t>* w = gp->clear_tid) {  // what the kernel does at a thread's exit
     gp->clear_tid = nullptr;
     w->store(0, std::memory_order_release);
     sema_wake(w, 1);
   }
-  // Out of the live count before its mask leaves the blockers' counts: an
-  // M that goes idle in between then blocks too much for a moment (a
-  // signal waits), never too little (idle_kmask: a signal every G blocks,
-  // unblocked on an idle M, is taken there; one the program ignores to
-  // read it from a signalfd is then discarded).
-  bool last = sched.ngsys_live.fetch_sub(1, std::memory_order_acq_rel) == 1;
-  g_sigmask_drop(gp);
-  sigpend_forget(gp);  // natively its pending signals go with it
   // The last thread to finish ends the process, as with native threads.
   if (last) exit(0);
   if (gp->is_main) {

@@ -110,6 +110,10 @@ struct G {
   std::atomic<uint32_t>* clear_tid = nullptr;
   int64_t park_time = 0;       // (self) TSC when it last parked (G dump)
   uint32_t syscall_depth = 0;  // (self) nested wrapped calls, e.g. from a signal handler
+  // (self) in g_exit_current past the point where it left the live count:
+  // no thread of the program's any more (no signal is its, no blocked-M
+  // look may take its P from the runtime code that ends it).
+  bool exiting = false;
   // (self) non-zero while this G reads G::m to take a hold on it (hold_m,
   // sched_internal.h): a handler of the program's waits, or it could move the G
   // to another M between the read and the hold.

@@ -83,7 +83,10 @@ void note_all_block(uint64_t bits) {
   }
   if (!all) return;
   G* self = tls_g;
-  M* own = self ? self->m : nullptr;
+  // The caller's own M loads the caller's mask next, unless the caller is
+  // a G on its way out (g_sigmask_drop): that M keeps the ended G's mask
+  // until its last switch.
+  M* own = self && !self->exiting ? self->m : nullptr;
   uint64_t open = 0;
   for (M* mp = sched.allm.load(std::memory_order_acquire); mp; mp = mp->alllink)
     if (mp != own && mp->tid != 0) open |= all & ~__atomic_load_n(&mp->kmask, __ATOMIC_RELAXED);
@@ -194,12 +197,21 @@ uint64_t idle_kmask() {
 }
 
 void m_set_idle_kmask(M* mp) {
+  // What may be open while the mask changes is published before the change
+  // (the bits blocked both before and after), and the counts are read
+  // again after that: a G whose mask change makes a signal blocked by every
+  // G either sees this M open to it (note_all_block guards it) or its count
+  // is seen here, before the kernel opens anything.
+  uint64_t cur = mp->kmask, k = idle_kmask();
   for (;;) {
-    uint64_t k = idle_kmask();
-    if (k != mp->kmask) m_set_kmask(mp, k);
+    __atomic_store_n(&mp->kmask, cur & k, __ATOMIC_RELAXED);
     std::atomic_thread_fence(std::memory_order_seq_cst);
-    if (idle_kmask() == k) return;
+    uint64_t again = idle_kmask();
+    if (again == k) break;
+    k = again;
   }
+  if (k != cur) m_set_kmask(mp, k);
+  else mp->kmask = k;
 }
 
 void sigmask_after_fork(G* self) {

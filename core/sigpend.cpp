@@ -28,6 +28,9 @@ struct Slot {
   int sig = 0;
   SigAct act = {};
   siginfo_t si = {};
+  // The signalfd kick of a process slot put while the M was inside the
+  // runtime (the runtime's signal's handler, sigpend_put_for): sysmon's.
+  std::atomic<bool> kick_owed{false};
 };
 constexpr int kSlots = 64;
 MNP_COLD_BSS constinit Slot g_slots[kSlots];
@@ -148,6 +151,7 @@ int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act) 
       memset(&s.si, 0, sizeof s.si);
       s.si.si_signo = sig;
     }
+    s.kick_owed.store(false, std::memory_order_relaxed);
     s.state.store(kReady, std::memory_order_seq_cst);
     idx = i;
     break;
@@ -159,7 +163,16 @@ int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act) 
   // whose sigwait or signalfd read waits for it.
   if (idx >= 0 && !target) {
     poke_kick_sigwaiter(sig);
-    if (g_put_hook) g_put_hook(sig);
+    // The kick takes a netpoll lock and readies Gs: not from a handler
+    // that interrupted the runtime holding those (the runtime's signal's
+    // handler is not held back as the program's are).
+    M* mp = m_by_tid(raw_gettid());  // not through TLS: the FS base may be mid-switch
+    if (mp && (mp->locks != 0 || (mp->curg && mp->curg->mhold != 0))) {
+      g_slots[idx].kick_owed.store(true, std::memory_order_release);
+      sysmon_wake_from_signal();
+    } else if (g_put_hook) {
+      g_put_hook(sig);
+    }
   }
   return idx;
 }
@@ -280,6 +293,7 @@ bool sigpend_deliver() {
     if (s.state.load(std::memory_order_acquire) != kReady) continue;
     G* t = s.target;
     int sig = s.sig;
+    if (s.kick_owed.exchange(false, std::memory_order_acq_rel) && g_put_hook) g_put_hook(sig);
     // A default action kept for a G (interpose/signal.cpp, the default's
     // guard) ends no wait: the G it wakes runs it and waits on.
     bool dfl = s.act.handler == reinterpret_cast<void*>(SIG_DFL);

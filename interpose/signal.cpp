@@ -136,25 +136,41 @@ SigAct dfl_act() { return SigAct{reinterpret_cast<void*>(SIG_DFL), 0, {}}; }
 // the kernel would have run it. The guard goes (until every G blocks the
 // signal again): as a handler it could end a call of a G's with EINTR,
 // which the default action never does.
-void default_now(int sig) {
+void default_now(int sig, siginfo_t* si) {
   struct sigaction dfl = g_guard_prev[sig], was;  // SIG_DFL, with the program's flags
   g_dfl_guarded.fetch_and(~sig_bit64(sig), std::memory_order_acq_rel);
   if (real_sigaction(sig, &dfl, &was) != 0) return;
   // The program put an action of its own meanwhile: that one takes it.
   if (handler_of(&was) != reinterpret_cast<void*>(dfl_guard)) real_sigaction(sig, &was, nullptr);
   else if (default_ignores(sig)) return;
-  // To the process: a thread that lets it in (this one, once its handler
-  // returns, if no other) takes it.
-  raw_syscall(SYS_kill, raw_syscall(SYS_getpid), sig);
+  long pid = raw_syscall(SYS_getpid);
+  // Sent to this thread (abort's SIGABRT, a raise): again to it, with its
+  // siginfo (the kernel takes any from a thread to itself), once its
+  // handler returns. Else to the process: a thread that lets it in (this
+  // one, if no other) takes it.
+  if (thread_directed(sig, si)) raw_syscall(SYS_rt_tgsigqueueinfo, pid, raw_gettid(), sig, reinterpret_cast<long>(si));
+  else raw_syscall(SYS_kill, pid, sig);
 }
 
 void dfl_guard(int sig, siginfo_t* si, void* uc) {
   (void)uc;
+  if (tls_vfork_child) {
+    // A vfork child shares the parent's memory but has dispositions of its
+    // own: the default action, for the child alone.
+    struct sigaction dfl = {};
+    dfl.sa_handler = SIG_DFL;
+    real_sigaction(sig, &dfl, nullptr);
+    if (!default_ignores(sig)) raw_syscall(SYS_tgkill, raw_syscall(SYS_getpid), raw_gettid(), sig);
+    return;
+  }
   siginfo_t first;
   if (runtime_up && m_signal_defer(sig, &si, &first)) return;  // comes back here
   G* g = tls_g;
+  // A wrapped call it interrupted ends with the runtime's EINTR: the
+  // default action never ends one.
+  if (g && !g->is_g0 && runtime_up) g->runtime_eintr.store(1, std::memory_order_relaxed);
   if (runtime_up && g) {
-    bool on_g = !g->is_g0;
+    bool on_g = !g->is_g0 && !g->exiting;
     if (on_g && g_blocks(g, sig) && thread_directed(sig, si)) {
       sigpend_put_for(g, sig, si, dfl_act());
       return;
@@ -164,7 +180,7 @@ void dfl_guard(int sig, siginfo_t* si, void* uc) {
       return;
     }
   }
-  default_now(sig);
+  default_now(sig, si);
 }
 
 // sig's kernel action becomes the guard if it is SIG_DFL.
