@@ -67,10 +67,10 @@ void count(uint64_t bits, int d) {
 }
 
 // Of `bits`, those every live G blocks now and some other M may still let
-// in: to the hook. An M sets its mask before it looks at the counts again
-// (m_set_idle_kmask), and this looks at the masks after the counts moved,
-// so either that M takes the new bits itself or they are seen here. The
-// calling G's M loads the G's mask next.
+// in: to the hook. An M publishes what may be open before it changes its
+// mask and looks at the counts again after (m_set_idle_kmask), and this
+// looks at the masks after the counts moved, so either that M takes the
+// new bits itself or they are seen here.
 void note_all_block(uint64_t bits) {
   bits &= ~never_blocked() & ~g_dfl_guarded.load(std::memory_order_relaxed);
   if (!bits) return;
@@ -188,6 +188,8 @@ bool sig_blocked_by_all_gs(int sig) {
 }
 
 uint64_t idle_kmask() {
+  // No G blocks anything (the common case): every M sleeps open.
+  if (g_blocked_any.load(std::memory_order_relaxed) == 0) return 0;
   int64_t n = sched.ngsys_live.load(std::memory_order_relaxed);
   if (n <= 0) return 0;
   uint64_t k = 0;
