@@ -183,33 +183,33 @@ void dfl_guard(int sig, siginfo_t* si, void* uc) {
   default_now(sig, si);
 }
 
-// sig's kernel action becomes the guard if it is SIG_DFL.
+// sig's kernel action becomes the guard if it is SIG_DFL: looked at first,
+// so that the guard carries what SIGCHLD's action says of stopped and
+// exited children from the start; put back if the program's own action
+// came in between.
 void guard_install(int sig) {
   uint64_t bit = sig_bit64(sig);
-  struct sigaction guard = {}, was;
+  struct sigaction cur, was;
+  if (real_sigaction(sig, nullptr, &cur) != 0) return;
+  void* h = handler_of(&cur);
+  if (h == reinterpret_cast<void*>(SIG_IGN)) g_ign_seen.fetch_or(bit, std::memory_order_relaxed);
+  if (h != reinterpret_cast<void*>(SIG_DFL)) return;
+  struct sigaction guard = {};
   guard.sa_sigaction = dfl_guard;
-  guard.sa_flags = SA_SIGINFO | SA_RESTART;
+  guard.sa_flags = SA_SIGINFO | SA_RESTART | (cur.sa_flags & (SA_NOCLDSTOP | SA_NOCLDWAIT));
   sigemptyset(&guard.sa_mask);
+  g_guard_prev[sig] = cur;
   g_dfl_guarded.fetch_or(bit, std::memory_order_acq_rel);
   if (real_sigaction(sig, &guard, &was) != 0) {
     g_dfl_guarded.fetch_and(~bit, std::memory_order_acq_rel);
     return;
   }
-  void* h = handler_of(&was);
-  if (h == reinterpret_cast<void*>(SIG_DFL)) {
-    g_guard_prev[sig] = was;
-    // What SIGCHLD's action says of stopped and exited children stays.
-    guard.sa_flags |= was.sa_flags & (SA_NOCLDSTOP | SA_NOCLDWAIT);
-    if (guard.sa_flags != (SA_SIGINFO | SA_RESTART)) real_sigaction(sig, &guard, nullptr);
-    return;
-  }
-  if (h == reinterpret_cast<void*>(dfl_guard)) return;
-  // SIG_IGN, or the program's own put meanwhile: back as it was.
+  void* w = handler_of(&was);
+  if (w == reinterpret_cast<void*>(SIG_DFL) || w == reinterpret_cast<void*>(dfl_guard)) return;
   g_dfl_guarded.fetch_and(~bit, std::memory_order_acq_rel);
   struct sigaction mid;
   real_sigaction(sig, &was, &mid);
   if (handler_of(&mid) != reinterpret_cast<void*>(dfl_guard)) real_sigaction(sig, &mid, nullptr);
-  if (h == reinterpret_cast<void*>(SIG_IGN)) g_ign_seen.fetch_or(bit, std::memory_order_relaxed);
 }
 
 // core/sigmask.cpp: every live G has just come to block `bits`.
