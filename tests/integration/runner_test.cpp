@@ -873,19 +873,23 @@ TEST(EchoServer, Procs1) { run_case(kEcho, 1); }
 TEST(EchoServer, Procs2) { run_case(kEcho, 2); }
 
 // A call-free CPU hog and a 5 ms ticker at MNP_PROCS=1: only asynchronous
-// preemption lets the ticker run; its worst gap must stay under 30 ms.
-const Case kPreempt{
-    {"preempt_hog"}, {}, 0, 30, [](const Run&, const Run& shim, int) { expect_check(shim, "worst_gap_ms", "<=", 30); }};
+// preemption lets the ticker run (without it the run never ends). A slice
+// is 1.5 ms on 2 CPUs and the worst gap 6-12 ms on a quiet machine; the
+// bound of 100 ms leaves room for a loaded CI machine (30 ms failed there).
+constexpr long long kHogGapMs = 100;
+const Case kPreempt{{"preempt_hog"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
+                      expect_check(shim, "worst_gap_ms", "<=", kHogGapMs);
+                    }};
 TEST(Preempt, HogAndTickerProcs1) { run_case(kPreempt, 1); }
 // The same after 500 ms of a fully idle process (sysmon asleep without a
 // deadline must notice the hog).
 const Case kPreemptAfterIdle{{"preempt_hog", "500"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
-                               expect_check(shim, "worst_gap_ms", "<=", 30);
+                               expect_check(shim, "worst_gap_ms", "<=", kHogGapMs);
                              }};
 TEST(Preempt, AfterIdleProcs1) { run_case(kPreemptAfterIdle, 1); }
 // The same after main blocked 300 ms in waitpid (its P retaken meanwhile).
 const Case kPreemptAfterWaitpid{{"preempt_hog", "waitpid"}, {}, 0, 30, [](const Run&, const Run& shim, int) {
-                                  expect_check(shim, "worst_gap_ms", "<=", 30);
+                                  expect_check(shim, "worst_gap_ms", "<=", kHogGapMs);
                                 }};
 TEST(Preempt, AfterWaitpidProcs1) { run_case(kPreemptAfterWaitpid, 1); }
 // Two hogs on one P, one of them alternating between its own code and

@@ -2,7 +2,7 @@
  * 5 ms a hundred times. Under the shim at MNP_PROCS=1 the ticker only runs
  * again if sysmon preempts the hog asynchronously (its loop never reaches a
  * scheduling point); the worst gap between ticks is reported as
- * worst_gap_ms (the runner allows 30 ms). Without preemption the program
+ * worst_gap_ms (the runner allows 100 ms). Without preemption the program
  * never ends (the runner's timeout catches it).
  *
  * An optional argument IDLE_MS makes main sleep that long first, with no
