@@ -511,10 +511,12 @@ MNP_EXPORT int sched_yield(void) noexcept {
         if (gp->ks_dirty.load(std::memory_order_acquire)) ksched_check_slow();
         if (gp->ks_rt.load(std::memory_order_relaxed)) {
           if (MNP_LIKELY(!gp->preempt.load(std::memory_order_relaxed)) || gp->syscall_depth != 0) {
-            return static_cast<int>(raw_syscall(SYS_sched_yield));
+            raw_syscall(SYS_sched_yield);  // cannot fail
+          } else {
+            ensure_p(gp);
+            preempt_switch();
           }
-          ensure_p(gp);
-          preempt_switch();
+          if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);  // as below
           return 0;
         }
       }
@@ -531,6 +533,12 @@ MNP_EXPORT int sched_yield(void) noexcept {
       } else if (++gp->yield_idle % kYieldIdleSyscall == 0) {
         raw_syscall(SYS_sched_yield);
       }
+      // Handlers due on this G run here, as the kernel runs them at the
+      // return of its sched_yield. A loop that yields until a handler sets
+      // its flag spends nearly all its time in this code, where sysmon's
+      // kick is ignored (core/poke.cpp): such a loop waited 46 s for a
+      // pthread_kill at 2 Ps.
+      if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
       return 0;
     }
   }

@@ -1056,6 +1056,11 @@ TEST(SigPerG, AllBlockProcs2) { run_case(simple({"sig_all_block"}), 2); }
 // return (tests/programs/sig_pending_chain.c).
 TEST(SigPerG, PendingChainProcs1) { run_case(simple({"sig_pending_chain"}), 1); }
 TEST(SigPerG, PendingChainProcs2) { run_case(simple({"sig_pending_chain"}), 2); }
+// A thread yielding in a loop until its handler sets a flag, and a
+// pthread_kill to it (tests/programs/sig_yield_loop.c): sched_yield runs the
+// handlers due (before, a round took up to 46 s).
+TEST(SigPerG, YieldLoopProcs1) { run_case(simple({"sig_yield_loop"}), 1); }
+TEST(SigPerG, YieldLoopProcs2) { run_case(simple({"sig_yield_loop"}), 2); }
 TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
 TEST(SigPerG, Procs2) { run_case(simple({"sig_per_g"}), 2); }
 
