@@ -189,15 +189,6 @@ void sigpend_put(int sig, const siginfo_t* si, const SigAct& act) {
   if (mg && !g_blocks(mg, sig) && mg->status.load(std::memory_order_acquire) != kGDead) kick_running(mg, sig);
 }
 
-bool sigpend_take_back(int i) {
-  if (i < 0 || i >= kSlots) return false;
-  uint32_t r = kReady;
-  if (!g_slots[i].state.compare_exchange_strong(r, kTaken, std::memory_order_acq_rel)) return false;
-  g_slots[i].state.store(kFree, std::memory_order_release);
-  sigpend_count.fetch_sub(1, std::memory_order_release);
-  return true;
-}
-
 uint64_t sigpend_bits_for(G* g) {
   uint64_t b = 0;
   if (!sigpend_any()) return 0;
@@ -300,7 +291,7 @@ bool sigpend_deliver() {
     bool restart = dfl || (s.act.flags & SA_RESTART) != 0;
     if (t) {
       // Its own: only t runs it, once it lets it through.
-      if (g_blocks(t, sig)) continue;
+      if (g_blocks(t, sig) && !(t->sigwait_bits.load(std::memory_order_seq_cst) & bit_of(sig))) continue;
       uint32_t st = t->status.load(std::memory_order_acquire);
       if (st == kGRunning || st == kGSyscall) did |= kick_running(t, sig);
       else if (st == kGWaiting) did |= wake_parked(sig, restart, t, !dfl);
@@ -327,13 +318,12 @@ bool sigpend_deliver() {
 int sig_send_to_g(G* t, int sig) {
   long pid = raw_syscall(SYS_getpid);
   uint64_t bit = bit_of(sig);
-  // Waiting in sigwait or sigsuspend on its M: the kernel call takes it.
+  // In a call of the direct path on its M: the kernel's to interrupt.
   auto to_its_m = [&]() {
     M* mp = t->m;
     long r = mp ? raw_syscall(SYS_tgkill, pid, mp->tid, sig) : -ESRCH;
     return r < 0 ? static_cast<int>(-r) : 0;
   };
-  if (t->sigwait_bits.load(std::memory_order_seq_cst) & bit) return to_its_m();
   SigAct act{reinterpret_cast<void*>(SIG_DFL), 0, {}};
   if (g_sigact_hook) g_sigact_hook(sig, &act);
   bool blocked = g_blocks(t, sig);
@@ -364,12 +354,20 @@ int sig_send_to_g(G* t, int sig) {
   si.si_code = SI_TKILL;
   si.si_pid = static_cast<pid_t>(pid);
   si.si_uid = static_cast<uid_t>(raw_syscall(SYS_getuid));
-  int idx = sigpend_put_for(t, sig, &si, act);
-  // It may have entered sigwait since (its flag is set before it looks
-  // at the slots; ours the other way round): if the slot is still ours,
-  // the kernel call gets the signal instead.
-  if ((t->sigwait_bits.load(std::memory_order_seq_cst) & bit) && sigpend_take_back(idx)) return to_its_m();
-  if (blocked) {
+  sigpend_put_for(t, sig, &si, act);
+  // A G in sigwait or sigsuspend for it (G::sigwait_bits) takes it from the
+  // slot, like any other: its flag is set before it looks at the slots,
+  // ours is looked at after the slot is put, so one of the two sees the
+  // other; a kernel call it already made is ended by the kick below (the
+  // runtime's EINTR, after which it looks again), and sysmon repeats the
+  // kick while the slot waits. It used to be sent to the G's M with
+  // tgkill, but between its flag and its kernel call the G may leave that
+  // M (exitsyscall, a handler's P): Boehm GC's restart signal then went to
+  // no M at all (ESRCH, which Boehm takes for a thread gone) and Guile
+  // aborted ("Signals delivery fails constantly").
+  std::atomic_thread_fence(std::memory_order_seq_cst);
+  bool waits = (t->sigwait_bits.load(std::memory_order_seq_cst) & bit) != 0;
+  if (blocked && !waits) {
     // Pending until t unblocks it, or a signalfd read of t's takes it: the
     // reader publishes its fd before it looks at the slots, so either it
     // sees ours or we see its fd and make it look again.

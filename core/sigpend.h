@@ -46,8 +46,9 @@
 // its M is kicked, and when it unblocks them (pthread_sigmask). A G that
 // blocks the signal and reads a signalfd (G::sigfd_fd) is made to look
 // again (interpose/signalfd.cpp). A G in
-// sigwait (G::sigwait_bits) gets the signal by tgkill to its M instead,
-// and a sigwait takes a slot that is already pending. A process-directed
+// sigwait or sigsuspend for the signal (G::sigwait_bits) takes it from its
+// slot too: its kernel call is ended by the same kick (the runtime's EINTR),
+// after which it looks at the slots again. A process-directed
 // signal that waits in an untargeted slot goes only to a G that does not
 // block it; a G that exits drops its own slots.
 #pragma once
@@ -86,8 +87,6 @@ void sigpend_put(int sig, const siginfo_t* si, const SigAct& act);
 // sigwait or signalfd read for it is made to look). Returns the slot's
 // index, or -1 when merged or dropped.
 int sigpend_put_for(G* target, int sig, const siginfo_t* si, const SigAct& act);
-// Takes slot `i` back if no G has taken it yet.
-bool sigpend_take_back(int i);
 // Pending for g (its own and the process's), bit sig-1.
 uint64_t sigpend_bits_for(G* g);
 // Pending for g alone (pthread_kill, tgkill, raise), bit sig-1.

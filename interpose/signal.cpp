@@ -469,7 +469,12 @@ int held_sigsuspend(const sigset_t* mask, const CallMask* cm) {
     errno = EINTR;  // sigsuspend's own result
     return -1;
   }
-  return real_sigsuspend(mask);
+  // The runtime's signal stays open during the call whatever the program's
+  // mask: a pthread_kill to this G puts a slot and ends the call with it
+  // (core/sigpend.cpp, sig_send_to_g), as do sysmon's kicks.
+  sigset_t kernel_mask = *mask;
+  if (int ps = poke_signal_number(); ps > 0) sigdelset(&kernel_mask, ps);
+  return real_sigsuspend(&kernel_mask);
 }
 
 // The runtime gave its signal back (core/poke.cpp, poke_signal_release):
