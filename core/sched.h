@@ -283,6 +283,7 @@ struct P {
   uint32_t sysmon_tick = 0;               // sysmon: syscalltick seen last round
   std::atomic<bool> syscall_long{false};  // sysmon sets: its call outlived a round; exitsyscall clears
   int64_t sysmon_when = 0;                // sysmon: when it saw it
+  int64_t calls_since = 0;                // sysmon: since when every round found it in a call with work waiting, or 0
   uint32_t sysmon_sched = 0;              // sysmon: schedtick seen last round
   M* sysmon_m = nullptr;                  // sysmon: owner seen last round
   int64_t run_since = 0;                  // sysmon: when this schedtick was first seen

@@ -78,6 +78,9 @@ bool seccomp_seen(int64_t now) {
 constexpr int64_t kSysmonMinNs = 20 * 1000;
 constexpr int64_t kSysmonMaxNs = 10 * 1000 * 1000;
 constexpr int64_t kBusyMaxNs = 2 * 1000 * 1000;
+// A P found in a system call at every round for this long while Gs wait
+// for it is retaken, new calls or not (retake).
+constexpr int64_t kCallsHoldNs = 1000 * 1000;
 constexpr int64_t kWatchNs = 5 * 1000 * 1000;  // sema_watch_scan at most this often
 // sysmon's long sleep: a futex word any number of wakers may set (unlike a
 // Note, which allows exactly one wake-up per sleep).
@@ -271,16 +274,29 @@ bool retake(int64_t now) {
   bool any = false;
   for (uint32_t i = 0; i < sched.nprocs; i++) {
     P* pp = &sched.allp[i];
-    if (pp->status.load(std::memory_order_acquire) != kPSyscall) continue;
+    if (pp->status.load(std::memory_order_acquire) != kPSyscall) {
+      pp->calls_since = 0;
+      continue;
+    }
     uint32_t t = pp->syscalltick.load(std::memory_order_acquire);
+    bool waiting = !pp->runq.empty() || sched.runq_size.load(std::memory_order_relaxed) > 0;
+    if (!waiting) pp->calls_since = 0;
+    else if (pp->calls_since == 0) pp->calls_since = now;
     if (t != pp->sysmon_tick) {
       pp->sysmon_tick = t;
       pp->sysmon_when = now;
-      continue;
+      // A new call since last round, but if every round for kCallsHoldNs
+      // found the P in one while Gs waited for it, its G spends its time in
+      // calls of a few hundred µs that each end before a second round
+      // sees them: the P sat idle through them (known gap 37: a
+      // stop-the-world test took 35 s instead of 3). Taken as for a long
+      // call; the G's M finds it gone on return (exitsyscall).
+      if (pp->calls_since == 0 || now - pp->calls_since < kCallsHoldNs) continue;
+    } else {
+      // Same syscall as last round: its M may be asleep in the kernel
+      // (exitsyscall_fast then refreshes the M's CPU clock base).
+      pp->syscall_long.store(true, std::memory_order_relaxed);
     }
-    // Same syscall as last round: its M may be asleep in the kernel
-    // (exitsyscall_fast then refreshes the M's CPU clock base).
-    pp->syscall_long.store(true, std::memory_order_relaxed);
     // Leave it alone if it has nothing queued
     // and others are idle anyway, unless it has been 10 ms.
     if (pp->runq.empty() && sched.nmspinning.load() + sched.npidle.load() > 0 && now - pp->sysmon_when < kSysmonMaxNs)
