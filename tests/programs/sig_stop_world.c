@@ -144,6 +144,7 @@ static void wait_acks(int n, int sig, unsigned long want) {
       fprintf(stderr, "cycle stuck: %d of %d answered\n", got, n);
       mnp_check("esrch", esrch);
       mnp_check("stuck", stuck);
+      semctl(semid, 0, IPC_RMID);
       exit(1);
     }
     // Whoever has not answered yet: its count is not `want`.
