@@ -33,6 +33,7 @@
 #include "core/rtfd.h"
 #include "interpose/fdcall.h"
 #include "core/sched.h"
+#include "interpose/proctask.h"
 #include "interpose/real.h"
 
 using namespace mnp;
@@ -478,6 +479,7 @@ MNP_EXPORT int connect(int fd, const struct sockaddr* a, socklen_t l) {
 MNP_EXPORT int close(int fd) {
   if (!runtime_up || tls_vfork_child) return real_close(fd);
   if (rtfd_is(fd)) return static_cast<int>(raw_to_libc(-EBADF));
+  proc_task_close(fd);
   int r = real_close(fd);
   int e = errno;
   signalfd_forget(fd);

@@ -1122,6 +1122,12 @@ TEST(TidPerG, Procs1) { run_case(simple({"tid_per_g"}), 1); }
 TEST(TidPerG, Procs2) { run_case(simple({"tid_per_g"}), 2); }
 TEST(TidPerG, PythonProcs1) { run_case(simple({"py_native_id.py"}), 1); }
 TEST(TidPerG, PythonProcs2) { run_case(simple({"py_native_id.py"}), 2); }
+// Each thread's /proc/self/task/<id>/stat, read as netdata reads it (open,
+// then lseek to 0 and read per sample; tests/programs/proc_task_stat.c):
+// the line names the thread and its user time grows (before, no G's file
+// opened).
+TEST(TidPerG, ProcTaskStatProcs1) { run_case(simple({"proc_task_stat"}), 1); }
+TEST(TidPerG, ProcTaskStatProcs2) { run_case(simple({"proc_task_stat"}), 2); }
 
 // The kernel's view of a thread (issue 9). CPU clocks: a late thread's
 // first reading is near 0, each thread's clock is its own (read by itself,
