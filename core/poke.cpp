@@ -288,7 +288,14 @@ void poke_serve(siginfo_t* si, void* ucv) {
     // inside the runtime (a Lock held, scheduling, switching Gs: futex.h):
     // a handler's sem_post would wait for a lock this very thread holds.
     // The slots stay for sysmon's next round.
-    if (M* self = m_by_tid(raw_gettid()); self && self->locks != 0) return;
+    M* self = m_by_tid(raw_gettid());
+    // A G in sigwait or sigsuspend: a slot waits for it (sig_send_to_g),
+    // and the kernel call this ends ends with the runtime's EINTR, after
+    // which it looks at the slots; without the flag, sigwaitinfo and
+    // sigtimedwait gave the program that EINTR instead of its signal.
+    if (self && self->curg && !self->curg->is_g0 && self->curg->sigwait_bits.load(std::memory_order_relaxed) != 0)
+      self->curg->runtime_eintr.store(1, std::memory_order_relaxed);
+    if (self && self->locks != 0) return;
     // Nor anywhere in the shim's own code, which may be half-way through
     // a change the handler would see or undo (a handler that parks moves
     // the G to another M under the feet of code that has its M and P in

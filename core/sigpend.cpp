@@ -290,9 +290,15 @@ bool sigpend_deliver() {
     bool dfl = s.act.handler == reinterpret_cast<void*>(SIG_DFL);
     bool restart = dfl || (s.act.flags & SA_RESTART) != 0;
     if (t) {
-      // Its own: only t runs it, once it lets it through.
-      if (g_blocks(t, sig) && !(t->sigwait_bits.load(std::memory_order_seq_cst) & bit_of(sig))) continue;
+      // Its own: only t runs it, once it lets it through, or takes it in a
+      // sigwait for it (blocked, as sigwait wants), whose kernel call is
+      // kicked; on its way to the call it looks at the slots itself. (A
+      // handler that longjmps out of such a wait leaves the flag set: a
+      // signal t blocks then gets t's later calls kicked each round until
+      // t unblocks it or waits again.)
       uint32_t st = t->status.load(std::memory_order_acquire);
+      if (g_blocks(t, sig) && !(st == kGSyscall && (t->sigwait_bits.load(std::memory_order_seq_cst) & bit_of(sig))))
+        continue;
       if (st == kGRunning || st == kGSyscall) did |= kick_running(t, sig);
       else if (st == kGWaiting) did |= wake_parked(sig, restart, t, !dfl);
       continue;  // runnable: kicked once it runs

@@ -303,6 +303,7 @@ bool retake(int64_t now) {
       continue;
     uint32_t s = kPSyscall;
     if (pp->status.compare_exchange_strong(s, kPIdle, std::memory_order_acq_rel)) {
+      pp->calls_since = 0;  // its next owner's calls start a new count
       any = true;
       mcache_taken(pp);
       handoffp(pp);

@@ -11,9 +11,12 @@
 // G's id, name, state and CPU time (all of it as user time) put in, and
 // the fields the kernel counts per thread (faults, children's times) zero.
 // The line is written again when the fd is seeked to its start (how a
-// reader of /proc files reads the next sample) or read with pread at 0,
-// so a watcher sees the G's time go on; once the G has exited the last
-// line stays.
+// reader of /proc files reads the next sample), so a watcher sees the G's
+// time go on; once the G has exited the last line stays. An fd is known by
+// its number and its memfd's inode: a close the shim does not see (fclose
+// after fdopen, dup2 onto it, close_range) leaves an entry that the next
+// file with that number does not match, and a new open of that number
+// drops it.
 //
 // Only absolute paths of open/openat and read-only opens are looked at;
 // fopen (glibc opens inside libc) and the other files of such a directory
@@ -28,6 +31,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -48,6 +52,7 @@ constexpr int kClaimed = -2;  // an entry being filled in
 struct Entry {
   std::atomic<int> fd{-1};
   uint32_t tid = 0;
+  uint64_t ino = 0;  // the memfd's (inode_of), checked before a rewrite
 };
 constinit Entry g_fds[kFds];
 constinit std::atomic<int> g_nfds{0};
@@ -60,7 +65,11 @@ uint32_t parse(const char* path) {
     p += 5;
   } else {
     long pid = 0;
-    while (*p >= '0' && *p <= '9') pid = pid * 10 + (*p++ - '0');
+    if (*p < '1' || *p > '9') return 0;  // no leading zero, as the kernel's names
+    for (int digits = 0; *p >= '0' && *p <= '9'; digits++) {
+      if (digits == 10) return 0;
+      pid = pid * 10 + (*p++ - '0');
+    }
     if (*p != '/' || pid != raw_syscall(SYS_getpid)) return 0;
     p++;
   }
@@ -160,10 +169,23 @@ Entry* entry_of(int fd) {
   return nullptr;
 }
 
+// The memfd's inode and device in one number (0: no such fd).
+uint64_t inode_of(int fd) {
+  struct stat st;
+  return raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) == 0 ? st.st_ino * 31 + st.st_dev + 1 : 0;
+}
+
+void forget(Entry* e, int fd) {
+  int was = fd;
+  if (e->fd.compare_exchange_strong(was, -1, std::memory_order_acq_rel)) g_nfds.fetch_sub(1, std::memory_order_release);
+}
+
 }  // namespace
 
 bool proc_task_open(const char* path, int flags, int* out) {
-  if (!runtime_up || (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_DIRECTORY))) return false;
+  // Not in a vfork child: it shares this table but not the fds.
+  if (!runtime_up || tls_vfork_child || (flags & O_ACCMODE) != O_RDONLY || (flags & (O_CREAT | O_DIRECTORY | O_PATH)))
+    return false;
   uint32_t tid = parse(path);
   if (tid == 0) return false;
   Snap g;
@@ -176,10 +198,14 @@ bool proc_task_open(const char* path, int flags, int* out) {
     raw_syscall(SYS_close, fd);
     return false;
   }
+  // An entry left with this number by a close the shim did not see.
+  while (Entry* stale = entry_of(fd)) forget(stale, fd);
+  uint64_t ino = inode_of(fd);
   for (auto& e : g_fds) {
     int free_fd = -1;
     if (e.fd.compare_exchange_strong(free_fd, kClaimed, std::memory_order_acq_rel)) {
       e.tid = tid;
+      e.ino = ino;
       e.fd.store(fd, std::memory_order_release);
       g_nfds.fetch_add(1, std::memory_order_release);
       *out = fd;
@@ -192,16 +218,17 @@ bool proc_task_open(const char* path, int flags, int* out) {
 
 void proc_task_rewind(int fd) {
   Entry* e = entry_of(fd);
-  if (!e) return;
+  if (!e || tls_vfork_child) return;
+  // Another file under this number now (closed where the shim did not see).
+  if (inode_of(fd) != e->ino) {
+    forget(e, fd);
+    return;
+  }
   if (Snap g; snap(e->tid, &g)) fill(fd, g);
 }
 
 void proc_task_close(int fd) {
-  if (Entry* e = entry_of(fd)) {
-    int was = fd;
-    if (e->fd.compare_exchange_strong(was, -1, std::memory_order_acq_rel))
-      g_nfds.fetch_sub(1, std::memory_order_release);
-  }
+  if (Entry* e = entry_of(fd)) forget(e, fd);
 }
 
 }  // namespace mnp

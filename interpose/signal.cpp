@@ -406,6 +406,7 @@ void action_for(int sig, SigAct* out) {
 // for the G among them (*si filled), or 0 with the flag left set.
 int sigwait_begin(G* g, uint64_t bits, siginfo_t* si) {
   g->sigwait_bits.store(bits, std::memory_order_seq_cst);
+  std::atomic_thread_fence(std::memory_order_seq_cst);  // the flag before the look (sig_send_to_g)
   int got = sigpend_take_in(g, bits, si);
   if (got) g->sigwait_bits.store(0, std::memory_order_release);
   return got;
@@ -430,11 +431,19 @@ uint64_t set_bits(const sigset_t* s) { return sigset_bits(s) & ~((1ULL << 31) | 
 // sysmon's must never be taken for the program's. The runtime's EINTR (a
 // slot kept for this wait meanwhile, or sysmon) looks at the slots again
 // before the call is made again.
+// A siginfo taken from a slot, as glibc's sigtimedwait hands one out: it
+// folds the kernel's SI_TKILL (pthread_kill, raise) into SI_USER.
+void give_info(siginfo_t* info, const siginfo_t& si) {
+  if (!info) return;
+  *info = si;
+  if (info->si_code == SI_TKILL) info->si_code = SI_USER;
+}
+
 int sigwait_on_g(G* g, const sigset_t* set, siginfo_t* info, const struct timespec* timeout) {
   uint64_t bits = set_bits(set);
   siginfo_t si;
   if (int got = sigwait_begin(g, bits, &si)) {
-    if (info) *info = si;
+    give_info(info, si);
     return got;
   }
   sigset_t kset = *set;
@@ -453,7 +462,7 @@ int sigwait_on_g(G* g, const sigset_t* set, siginfo_t* info, const struct timesp
   };
   auto retake = [&] {
     int got = sigpend_take_in(g, bits, &si);
-    if (got && info) *info = si;
+    if (got) give_info(info, si);
     return got;
   };
   return sigwait_call(g, call, retake);
@@ -464,9 +473,18 @@ int sigwait_on_g(G* g, const sigset_t* set, siginfo_t* info, const struct timesp
 // on the G before the call sleeps: it would then sleep through the very
 // signal it waits for. Blocked at the kernel until the call sets its mask,
 // a signal from now on lands inside the call; one that ran before ends it.
-int held_sigsuspend(const sigset_t* mask, const CallMask* cm) {
-  if (!g_call_mask_hold(get_user_g(), *cm)) {
+int held_sigsuspend(const sigset_t* mask, const CallMask* cm, uint64_t through) {
+  G* g = get_user_g();
+  if (!g_call_mask_hold(g, *cm)) {
     errno = EINTR;  // sigsuspend's own result
+    return -1;
+  }
+  // A slot put since the wait last looked, whose kick landed in this code
+  // and was dropped: the runtime's EINTR now, rather than at sysmon's next
+  // kick.
+  if (sigpend_bits_for(g) & through) {
+    g->runtime_eintr.store(1, std::memory_order_relaxed);
+    errno = EINTR;
     return -1;
   }
   // The runtime's signal stays open during the call whatever the program's
@@ -711,12 +729,13 @@ MNP_EXPORT int sigsuspend(const sigset_t* mask) {
     // Set before the look at the pending slots: a sender that finds no flag
     // leaves a slot, which the look sees (sigwait_begin).
     g->sigwait_bits.store(through, std::memory_order_seq_cst);
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // the flag before the look (sig_send_to_g)
     bool pending = (sigpend_bits_for(g) & through) != 0;
     if (!pending) {
       // After the runtime's EINTR, a slot kept for it meanwhile (its kick
       // is what ended the call) is looked at below, not slept through.
       r = sigwait_call(
-          g, [&] { return held_sigsuspend(mask, &cm); },
+          g, [&] { return held_sigsuspend(mask, &cm, through); },
           [&] {
             if (!(sigpend_bits_for(g) & through)) return 0;
             errno = EINTR;

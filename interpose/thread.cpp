@@ -516,7 +516,7 @@ MNP_EXPORT int sched_yield(void) noexcept {
             ensure_p(gp);
             preempt_switch();
           }
-          if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);  // as below
+          if (MNP_UNLIKELY(sigpend_any()) && gp->m->locks == 0) sigpend_run(nullptr, nullptr);  // as below
           return 0;
         }
       }
@@ -538,7 +538,7 @@ MNP_EXPORT int sched_yield(void) noexcept {
       // its flag spends nearly all its time in this code, where sysmon's
       // kick is ignored (core/poke.cpp): such a loop waited 46 s for a
       // pthread_kill at 2 Ps.
-      if (MNP_UNLIKELY(sigpend_any())) sigpend_run(nullptr, nullptr);
+      if (MNP_UNLIKELY(sigpend_any()) && gp->m->locks == 0) sigpend_run(nullptr, nullptr);
       return 0;
     }
   }

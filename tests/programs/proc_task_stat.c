@@ -5,7 +5,8 @@
  * CPU each; main opens each one's stat file, checks the line (id, name,
  * state, 52 fields), reads it again after the work and checks that the
  * thread's user time grew by at least 10 ticks; a joined thread's file no
- * longer opens (ENOENT). Under the runtime a G's id named no kernel task
+ * longer opens (ENOENT); a file that later gets the number of a stat fd
+ * that fclose closed keeps its own data. Under the runtime a G's id named no kernel task
  * and every open failed: netdata's log filled with "Cannot open file" and
  * its per-thread CPU charts were missing. stdout: fixed lines. */
 #include <errno.h>
@@ -106,9 +107,25 @@ int main(void) {
     else fprintf(stderr, "thread %d: utime %ld -> %ld\n", i, before[i], after);
     close(fds[i]);
   }
+  // A stat fd closed by fclose (glibc's own close): the next file with
+  // that number is the program's, and an lseek to 0 must not rewrite it.
+  char path[64];
+  snprintf(path, sizeof path, "/proc/self/task/%d/stat", atomic_load(&ids[1]));
+  int sfd = open(path, O_RDONLY);
+  FILE* f = sfd >= 0 ? fdopen(sfd, "r") : NULL;
+  if (f) fclose(f);
+  char tmpl[] = "/tmp/mnp-proc-task-XXXXXX";
+  int dfd = mkstemp(tmpl);
+  char back[32] = {0};
+  if (dfd >= 0) {
+    unlink(tmpl);
+    if (write(dfd, "program data\n", 13) != 13 || lseek(dfd, 0, SEEK_SET) != 0 || read(dfd, back, sizeof back - 1) < 0)
+      back[0] = '\0';
+    close(dfd);
+  }
+  printf("a reused fd keeps its data: %s\n", strcmp(back, "program data\n") == 0 ? "yes" : "no");
   atomic_store(&go, 2);
   for (int i = 0; i < kThreads; i++) pthread_join(t[i], NULL);
-  char path[64];
   snprintf(path, sizeof path, "/proc/self/task/%d/stat", atomic_load(&ids[0]));
   int gone = open(path, O_RDONLY);
   printf("opened %d of %d, lines %d, user time grew %d\n", opened, kThreads, good, grew);
