@@ -324,12 +324,6 @@ bool sigpend_deliver() {
 int sig_send_to_g(G* t, int sig) {
   long pid = raw_syscall(SYS_getpid);
   uint64_t bit = bit_of(sig);
-  // In a call of the direct path on its M: the kernel's to interrupt.
-  auto to_its_m = [&]() {
-    M* mp = t->m;
-    long r = mp ? raw_syscall(SYS_tgkill, pid, mp->tid, sig) : -ESRCH;
-    return r < 0 ? static_cast<int>(-r) : 0;
-  };
   SigAct act{reinterpret_cast<void*>(SIG_DFL), 0, {}};
   if (g_sigact_hook) g_sigact_hook(sig, &act);
   bool blocked = g_blocks(t, sig);
@@ -352,7 +346,11 @@ int sig_send_to_g(G* t, int sig) {
     // SA_RESTART, as natively; the runtime's kick would restart it always.
     // A G that has just left the call meets the signal on its way on (its
     // M runs no other G unless the process has gained one meanwhile).
-    if (t->in_direct.load(std::memory_order_seq_cst)) return to_its_m();
+    if (t->in_direct.load(std::memory_order_seq_cst)) {
+      M* mp = t->m;
+      long r = mp ? raw_syscall(SYS_tgkill, pid, mp->tid, sig) : -ESRCH;
+      return r < 0 ? static_cast<int>(-r) : 0;
+    }
   }
   siginfo_t si;
   memset(&si, 0, sizeof si);

@@ -37,7 +37,6 @@
 #include <pwd.h>
 #include <stdarg.h>
 #include <stdio.h>
-#include <string.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -193,23 +192,21 @@ namespace {
 mode_t open_mode(int flags, va_list ap) {
   return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? static_cast<mode_t>(va_arg(ap, int)) : 0;
 }
-// An absolute path under /proc/ (interpose/proctask.cpp looks further).
-bool is_proc_path(const char* p) { return p && p[0] == '/' && strncmp(p, "/proc/", 6) == 0; }
 // Lock waits are the only blocking fcntl commands.
 bool fcntl_blocks(int cmd) { return cmd == F_SETLKW || cmd == F_OFD_SETLKW; }
 }  // namespace
 
 // open of a FIFO waits for the other end: every open is bracketed (the fast
 // path of entersyscall/exitsyscall costs a few ns).
-#define MNP_OPEN(name, real)                                                                     \
-  extern "C" MNP_EXPORT int name(const char* path, int flags, ...) {                             \
-    va_list ap;                                                                                  \
-    va_start(ap, flags);                                                                         \
-    mode_t mode = open_mode(flags, ap);                                                          \
-    va_end(ap);                                                                                  \
-    if (int fd; MNP_UNLIKELY(is_proc_path(path)) && proc_task_open(path, flags, &fd)) return fd; \
-    return handoff(                                                                              \
-        +[](const char* p, int f, mode_t m) { return real(p, f, m); }, path, flags, mode);       \
+#define MNP_OPEN(name, real)                                                               \
+  extern "C" MNP_EXPORT int name(const char* path, int flags, ...) {                       \
+    va_list ap;                                                                            \
+    va_start(ap, flags);                                                                   \
+    mode_t mode = open_mode(flags, ap);                                                    \
+    va_end(ap);                                                                            \
+    if (int fd; proc_task_try_open(path, flags, &fd)) return fd;                           \
+    return handoff(                                                                        \
+        +[](const char* p, int f, mode_t m) { return real(p, f, m); }, path, flags, mode); \
   }
 MNP_OPEN(open, real_open)
 MNP_OPEN(open64, real_open64)
@@ -219,7 +216,7 @@ MNP_OPEN(open64, real_open64)
     va_start(ap, flags);                                                                                  \
     mode_t mode = open_mode(flags, ap);                                                                   \
     va_end(ap);                                                                                           \
-    if (int fd; MNP_UNLIKELY(is_proc_path(path)) && proc_task_open(path, flags, &fd)) return fd;          \
+    if (int fd; proc_task_try_open(path, flags, &fd)) return fd;                                          \
     return handoff(                                                                                       \
         +[](int d, const char* p, int f, mode_t m) { return real(d, p, f, m); }, dir, path, flags, mode); \
   }

@@ -507,28 +507,27 @@ MNP_EXPORT int sched_yield(void) noexcept {
       // its slice (the real-time bandwidth): then it goes behind the
       // ordinary Gs, as a preempted one does. A change another thread made
       // to its attributes is applied first, as at any scheduling point.
+      bool rt = false;
       if (MNP_UNLIKELY(gp->ks_rt.load(std::memory_order_relaxed))) {
         if (gp->ks_dirty.load(std::memory_order_acquire)) ksched_check_slow();
-        if (gp->ks_rt.load(std::memory_order_relaxed)) {
-          if (MNP_LIKELY(!gp->preempt.load(std::memory_order_relaxed)) || gp->syscall_depth != 0) {
-            raw_syscall(SYS_sched_yield);  // cannot fail
-          } else {
-            ensure_p(gp);
-            preempt_switch();
-          }
-          if (MNP_UNLIKELY(sigpend_any()) && gp->m->locks == 0) sigpend_run(nullptr, nullptr);  // as below
-          return 0;
-        }
+        rt = gp->ks_rt.load(std::memory_order_relaxed);
       }
-      // yield() switches to any G runnable here or queued on another P.
-      // None: the process has nothing else to run, and the G goes on at
-      // once (a yield loop waiting for a G running on another P sees it
-      // act within a few of them), except on every kYieldIdleSyscall-th
-      // such yield in a row, where the kernel thread yields as the thread
-      // would natively: on a machine with more runnable threads than CPUs,
-      // the M of the G it waits for may be waiting for this CPU, and a
-      // loop that never yields it keeps it for the kernel's whole slice.
-      if (yield()) {
+      if (rt) {
+        if (MNP_LIKELY(!gp->preempt.load(std::memory_order_relaxed)) || gp->syscall_depth != 0) {
+          raw_syscall(SYS_sched_yield);  // cannot fail
+        } else {
+          ensure_p(gp);
+          preempt_switch();
+        }
+      } else if (yield()) {
+        // yield() switches to any G runnable here or queued on another P.
+        // None: the process has nothing else to run, and the G goes on at
+        // once (a yield loop waiting for a G running on another P sees it
+        // act within a few of them), except on every kYieldIdleSyscall-th
+        // such yield in a row, where the kernel thread yields as the thread
+        // would natively: on a machine with more runnable threads than CPUs,
+        // the M of the G it waits for may be waiting for this CPU, and a
+        // loop that never yields it keeps it for the kernel's whole slice.
         gp->yield_idle = 0;
       } else if (++gp->yield_idle % kYieldIdleSyscall == 0) {
         raw_syscall(SYS_sched_yield);
