@@ -24,6 +24,12 @@
 //                                call, no yield: redis's I/O threads). More
 //                                spinners than Ps: a hand-off waits for the
 //                                end of a time slice.
+//   BM_SleepBesideHogs/N         the benchmark thread sleeps 1 ms (usleep)
+//                                while N threads compute, calling getppid
+//                                every 2,000 steps: how late a sleeper that
+//                                wakes gets its CPU back from them (the
+//                                kernel's wake-up preemption gives it at
+//                                once). ns_per_op: wall time per sleep.
 //
 // As in bench_thread, the work happens on threads the benchmark body creates,
 // so everything is timed in wall-clock time: UseRealTime where the whole
@@ -554,6 +560,60 @@ void BM_SpinHandoff(benchmark::State& state) {
   report_per_op(state, ns, rounds);
 }
 BENCHMARK(BM_SpinHandoff)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// ---- BM_SleepBesideHogs ------------------------------------------------------
+
+constexpr useconds_t kBesideSleepUs = 1000;
+
+struct HogShared {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> calls{0};  // getppid calls, summed at the end
+};
+
+void* sleep_hog(void* arg) {
+  auto* h = static_cast<HogShared*>(arg);
+  uint64_t x = 1, calls = 0;
+  while (!h->stop.load(std::memory_order_relaxed)) {
+    for (int i = 0; i < 2000; i++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    x += static_cast<uint64_t>(getppid());
+    calls++;
+  }
+  benchmark::DoNotOptimize(x);
+  h->calls.fetch_add(calls, std::memory_order_relaxed);
+  return nullptr;
+}
+
+void BM_SleepBesideHogs(benchmark::State& state) {
+  int n = static_cast<int>(state.range(0));
+  HogShared shared;
+  std::vector<pthread_t> threads;
+  int made = 0;
+  if (int err = create_threads(threads, n, sleep_hog, &shared, &made); err != 0) {
+    shared.stop.store(true);
+    join_threads(threads, made);
+    skip_with_errno(state, "pthread_create", err);
+    return;
+  }
+  uint64_t slept = 0;
+  Clock::time_point start = Clock::now();
+  for (auto _ : state) {
+    if (usleep(kBesideSleepUs) == 0) slept++;
+  }
+  double ns = ns_since(start);
+  shared.stop.store(true);
+  join_threads(threads, made);
+  uint64_t rounds = static_cast<uint64_t>(state.iterations());
+  if (slept != rounds) {
+    skip_wrong(state, "usleep calls returning 0", slept, rounds);
+    return;
+  }
+  if (shared.calls.load() == 0) {
+    skip_wrong(state, "hog rounds", 0, 1);
+    return;
+  }
+  report_per_op(state, ns, rounds);
+}
+BENCHMARK(BM_SleepBesideHogs)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 }  // namespace
 

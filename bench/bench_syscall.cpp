@@ -34,6 +34,12 @@
 //                           for every tick merged into one still pending
 //                           (under the shim an idle M may take the signal
 //                           and keep it for main: core/sigpend.h).
+//   BM_PipeReplyBesideHogs/N  an echo thread blocked in read(2) on a pipe
+//                           answers each 8-byte message on a second pipe,
+//                           while N threads compute (a getppid every 2,000
+//                           steps). ns_per_op is the round trip: how soon a
+//                           thread whose fd became ready gets a CPU back
+//                           from threads that compute.
 //   BM_EchoServer/N         thread-per-connection TCP echo server on
 //                           127.0.0.1 and N client threads, each doing
 //                           kEchoRounds round trips of 64 bytes.
@@ -510,6 +516,82 @@ void BM_YieldForPipeReply(benchmark::State& state) {
   report_per_op(state, ns, static_cast<uint64_t>(k));
 }
 BENCHMARK(BM_YieldForPipeReply)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// ---- BM_PipeReplyBesideHogs ---------------------------------------------------
+
+struct BesideHogs {
+  int req[2], rep[2];
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> hog_rounds{0};
+  int err = 0;
+};
+void* beside_hog(void* a) {
+  auto* b = static_cast<BesideHogs*>(a);
+  uint64_t x = 1, rounds = 0;
+  while (!b->stop.load(std::memory_order_relaxed)) {
+    for (int i = 0; i < 2000; i++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    x += static_cast<uint64_t>(getppid());
+    rounds++;
+  }
+  benchmark::DoNotOptimize(x);
+  b->hog_rounds.fetch_add(rounds, std::memory_order_relaxed);
+  return nullptr;
+}
+void* beside_echo(void* a) {
+  auto* b = static_cast<BesideHogs*>(a);
+  for (;;) {
+    int64_t v;
+    if (read(b->req[0], &v, sizeof v) != static_cast<ssize_t>(sizeof v)) {
+      b->err = errno;
+      return nullptr;
+    }
+    if (v < 0 || write_full(b->rep[1], &v, sizeof v) < 0) return nullptr;
+  }
+}
+void BM_PipeReplyBesideHogs(benchmark::State& state) {
+  int n = static_cast<int>(state.range(0));
+  BesideHogs b;
+  if (pipe2(b.req, O_CLOEXEC) != 0 || pipe2(b.rep, O_CLOEXEC) != 0) {
+    skip_with_errno(state, "pipe2", errno);
+    return;
+  }
+  std::vector<pthread_t> hogs(static_cast<size_t>(n));
+  pthread_t echo;
+  int made = 0;
+  int e = pthread_create(&echo, nullptr, beside_echo, &b);
+  for (; e == 0 && made < n; made++) e = pthread_create(&hogs[static_cast<size_t>(made)], nullptr, beside_hog, &b);
+  int64_t k = 0;
+  bool wrong = false;
+  Clock::time_point start = Clock::now();
+  if (e == 0) {
+    for (auto _ : state) {
+      int64_t got = -1;
+      if (write_full(b.req[1], &k, sizeof k) < 0 ||
+          read(b.rep[0], &got, sizeof got) != static_cast<ssize_t>(sizeof got) || got != k) {
+        wrong = true;
+        break;
+      }
+      k++;
+    }
+  }
+  double ns = ns_since(start);
+  b.stop.store(true);
+  for (int i = 0; i < made; i++) pthread_join(hogs[static_cast<size_t>(i)], nullptr);
+  int64_t end = -1;
+  write_full(b.req[1], &end, sizeof end);
+  pthread_join(echo, nullptr);
+  for (int fd : {b.req[0], b.req[1], b.rep[0], b.rep[1]}) close(fd);
+  if (e != 0) {
+    skip_with_errno(state, "pthread_create", e);
+    return;
+  }
+  if (wrong || b.err != 0) {
+    skip_wrong(state, "replies", static_cast<uint64_t>(k), static_cast<uint64_t>(state.iterations()));
+    return;
+  }
+  report_per_op(state, ns, static_cast<uint64_t>(k));
+}
+BENCHMARK(BM_PipeReplyBesideHogs)->Arg(2)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 // ---------------------------------------------------------------------------
 // BM_EchoServer/N: a listening socket on 127.0.0.1 (ephemeral port), an

@@ -235,6 +235,16 @@ void cpu_switch(M* mp, G* prev, G* next, uint64_t tsc) {
 
 void cpu_stale(M* mp) { mp->cpu_valid = false; }
 
+int64_t tsc_span_ns(uint64_t cycles) {
+  uint64_t mult = g_cpu_tsc_mult.load(std::memory_order_acquire);
+  if (!mult) return -1;
+  return static_cast<int64_t>((static_cast<unsigned __int128>(cycles) * mult) >> 32);
+}
+
+int64_t cpu_stint_ns(M* mp, G* gp) {
+  return m_cpu_now(mp, cpu_switch_tsc()) - gp->cpu_start.load(std::memory_order_relaxed);
+}
+
 void cpu_init_g(G* gp, M* running_on) {
   // The main G owns what its kernel thread used before the runtime started
   // (start from the thread clock's 0); a new G starts from nothing.

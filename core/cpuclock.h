@@ -37,6 +37,12 @@ void cpu_init_g(G* gp, M* running_on);
 // The CPU time gp has used, in ns: the caller's own (gp == the running G)
 // or another live G's. Never decreases.
 int64_t g_cpu_ns(G* gp);
+// CPU time gp has used since it was last switched in on mp, its own M
+// (called on mp, held): an estimate, no system call in the common case.
+int64_t cpu_stint_ns(M* mp, G* gp);
+// A span of `cycles` TSC cycles in ns, or -1 before the rate is known
+// (or where the TSC is not used).
+int64_t tsc_span_ns(uint64_t cycles);
 // The kernel's CPU clock of a thread of this process (0: the caller), ns;
 // -1 if it has none.
 int64_t thread_cpu_ns(int tid);

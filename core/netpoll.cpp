@@ -7,6 +7,7 @@
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <climits>
 #include <cstdlib>
@@ -205,7 +206,10 @@ int drop_break(struct epoll_event* ev, int n, bool drain) {
 void wait_timeout(Timer* t) {
   auto* w = static_cast<Wait*>(t->arg);
   G* g = w->g;
-  if (decide(w, kTimedOut) == kParked) ready(g, true);
+  if (decide(w, kTimedOut) == kParked) {
+    g->woke_by_timer.store(true, std::memory_order_relaxed);
+    ready(g, true);
+  }
 }
 
 // pthread_cancel of the waiting G: decided like a timeout.
@@ -675,7 +679,7 @@ int netpoll_poll_now() {
   return netpoll_dispatch(ev, drop_break(ev, static_cast<int>(n), false));
 }
 
-int netpoll_block(struct epoll_event* ev, int max) {
+int netpoll_block(struct epoll_event* ev, int max, int64_t until_cap) {
   int ep = g_epfd.load(std::memory_order_relaxed);
   if (ep < 0 || g_waiters.load(std::memory_order_seq_cst) == 0) return -1;
   if (g_breakfd < 0) return -1;  // nobody could interrupt it for a timer
@@ -685,7 +689,7 @@ int netpoll_block(struct epoll_event* ev, int max) {
   // Claim first, then read the timers: a timer added after this read sees
   // the claim and interrupts us (netpoll_timer_added).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  int64_t until = timers_earliest();
+  int64_t until = std::min(timers_earliest(), until_cap);
   g_poll_until.store(until, std::memory_order_seq_cst);
   long n;
   if (until == kNever) {

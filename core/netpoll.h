@@ -136,8 +136,10 @@ int netpoll_poll_now();
 // of any P is due, or a new earlier timer interrupts it. Returns the
 // number of events put in ev[0..max), or -1 at once, without blocking, when
 // it did not become the poller. The caller dispatches them after taking a P
-// if it can (so the woken Gs land on it), else without one.
-int netpoll_block(struct epoll_event* ev, int max);
+// if it can (so the woken Gs land on it), else without one. until_cap
+// (CLOCK_MONOTONIC ns): wait no longer than that either (sysmon, which
+// polls while every P is busy).
+int netpoll_block(struct epoll_event* ev, int max, int64_t until_cap = INT64_MAX);
 // Readies the Gs of ev[0..n) (netpoll_block's events). Returns how many.
 int netpoll_dispatch(const struct epoll_event* ev, int n);
 // A timer at `when` was added: interrupt the poller if it sleeps past it.

@@ -250,7 +250,7 @@ Walk walk_on_g0_stack(M* mp, const ucontext_t* uc) {
   mnp_call_on_stack((sp - kWalkBelowG0) & ~uintptr_t{15},
                     [](void* a) {
                       auto* c = static_cast<WalkCall*>(a);
-                      c->walk = preempt_walk(c->uc);
+                      c->walk = preempt_walk(c->uc, nullptr);
                     },
                     &w);
   return w.walk;
@@ -259,7 +259,7 @@ Walk walk_on_g0_stack(M* mp, const ucontext_t* uc) {
 // What the runtime's signal asks of this M (the top of this file). Runs on
 // the signalled M's own thread. Finds the M by kernel tid, never through
 // TLS (the FS base may belong to a G mid-switch).
-void poke_serve(siginfo_t* si, void* ucv) {
+void poke_serve(siginfo_t* si, void* ucv, RetHook* hook_out) {
   if (si && si->si_code == SI_QUEUE && si->si_value.sival_int == kDumpRequestValue) {
     // Sent to the process: any M may take it, inside a wrapped call too.
     if (M* self = m_by_tid(raw_gettid()); self && self->curg && !self->curg->is_g0)
@@ -359,9 +359,10 @@ void poke_serve(siginfo_t* si, void* ucv) {
     // Taken once: the blocked-M signals that keep coming while the M waits
     // for a CPU must not each pay for a stack walk (they could keep the M
     // in this handler for good).
-    uint32_t want = kPreemptAsync;
-    if (!preempt_enabled() || !gp->preempt.compare_exchange_strong(want, kPreemptMarked, std::memory_order_relaxed))
-      return;
+    uint32_t want = gp->preempt.load(std::memory_order_relaxed);
+    if (want != kPreemptAsync && want != kPreemptWakeAsync) return;
+    uint32_t taken = want == kPreemptAsync ? kPreemptMarked : kPreemptWake;
+    if (!preempt_enabled() || !gp->preempt.compare_exchange_strong(want, taken, std::memory_order_relaxed)) return;
     // Runtime code up the stack holding the M (a Lock, hold_m) that called
     // the program: the walk passes such call-outs, the switch must not.
     if (mp->locks != 0 || gp->mhold != 0) return;
@@ -396,7 +397,9 @@ void poke_serve(siginfo_t* si, void* ucv) {
     tls_g = nullptr;
     tls_unwinding = true;
     int64_t walk_start = nanotime();
-    Walk walk = on_alt ? walk_on_g0_stack(mp, uc) : preempt_walk(uc);
+    RetHook hook;
+    Walk walk = on_alt ? walk_on_g0_stack(mp, uc) : preempt_walk(uc, &hook);
+    RetHook* out = hook_out;
     gp->deep_walk.store(nanotime() - walk_start > kDeepWalkNs, std::memory_order_relaxed);
     tls_unwinding = false;
     tls_g = gp;
@@ -411,6 +414,14 @@ void poke_serve(siginfo_t* si, void* ucv) {
       // program holds the M (checked above).
       if (on_alt || walk == Walk::kUnreadable) {
         mark_in_syscall(mp, gp);
+      } else if (walk == Walk::kAtReturn) {
+        // In libc just past a system call (a loop that calls getppid or
+        // write between its computations takes nearly every signal there:
+        // it enters the kernel more often than the signal's interrupt
+        // comes): the G stops where that function returns, its mark kept.
+        // Installed by poke_handler, after the cancellation point: an
+        // unwind from here must find the function's own return address.
+        *out = hook;
       } else {
         raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&uc->uc_sigmask), 0, 8);
         preempt_switch();
@@ -431,13 +442,16 @@ void poke_serve(siginfo_t* si, void* ucv) {
 }
 
 void poke_handler(int, siginfo_t* si, void* ucv) {
-  poke_serve(si, ucv);
+  RetHook hook;
+  poke_serve(si, ucv, &hook);
   // About to return to the interrupted context: the next point at which its
   // G may act on an asynchronous cancellation that found it in this
   // handler or preempted (core/cancel.h; glibc's sigfillset leaves
   // SIGCANCEL out of this handler's mask).
-  if (M* mp = m_by_tid(raw_gettid()); mp && mp->curg && !mp->curg->is_g0)
+  if (M* mp = m_by_tid(raw_gettid()); mp && mp->curg && !mp->curg->is_g0) {
     cancel_async_point(mp->curg, static_cast<ucontext_t*>(ucv));
+    if (hook.slot) ret_hook_install(mp->curg, hook, static_cast<ucontext_t*>(ucv));
+  }
 }
 
 // The kernel action of the runtime's signal.

@@ -40,6 +40,7 @@
 
 #include <atomic>
 #include <cstdlib>
+#include <cerrno>
 #include <cstring>
 
 #include "core/base.h"
@@ -55,6 +56,7 @@ namespace {
 
 struct Range {
   uintptr_t lo, hi;
+  bool libc;
 };
 constexpr int kMaxRanges = 64;
 constinit Range g_ranges[kMaxRanges] = {};
@@ -79,7 +81,8 @@ int collect(struct dl_phdr_info* info, size_t, void*) {
   for (int i = 0; i < info->dlpi_phnum && g_nranges < kMaxRanges; i++) {
     const auto& ph = info->dlpi_phdr[i];
     if (ph.p_type != PT_LOAD || !(ph.p_flags & PF_X)) continue;
-    g_ranges[g_nranges++] = {info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz};
+    g_ranges[g_nranges++] = {info->dlpi_addr + ph.p_vaddr, info->dlpi_addr + ph.p_vaddr + ph.p_memsz,
+                             strstr(name, "/libc.so") != nullptr};
   }
   return 0;
 }
@@ -87,6 +90,14 @@ int collect(struct dl_phdr_info* info, size_t, void*) {
 bool in_forbidden(uintptr_t pc) {
   for (int i = 0; i < g_nranges; i++)
     if (pc >= g_ranges[i].lo && pc < g_ranges[i].hi) return true;
+  return false;
+}
+
+// pc lies in libc's code just past a `syscall` instruction (the 2 bytes
+// before it are libc's code too): a system call libc made has returned.
+bool after_libc_syscall(uintptr_t pc) {
+  for (int i = 0; i < g_nranges; i++)
+    if (g_ranges[i].libc && pc >= g_ranges[i].lo + 2 && pc < g_ranges[i].hi) return arch_is_syscall_insn(pc - 2, pc);
   return false;
 }
 
@@ -129,7 +140,7 @@ void preempt_setup() {
   void* entry = nullptr;
   if (iter && dladdr1(iter, &info, &entry, RTLD_DL_SYMENT) && entry) {
     auto lo = reinterpret_cast<uintptr_t>(iter);
-    g_phdr_iter = {lo, lo + static_cast<const ElfW(Sym)*>(entry)->st_size};
+    g_phdr_iter = {lo, lo + static_cast<const ElfW(Sym)*>(entry)->st_size, false};
   } else {
     g_callers_strict = true;
   }
@@ -162,9 +173,15 @@ bool preempt_off_under_seccomp() {
 // for. Deeper than this, a G is preempted only at its scheduling points.
 constexpr int kMaxWalkFrames = 1 << 16;
 
-Walk preempt_walk(const ucontext_t* uc) {
+Walk preempt_walk(const ucontext_t* uc, RetHook* hook) {
   uintptr_t pc = arch_uc_pc(uc);
-  if (in_forbidden(pc)) return Walk::kUnsafe;
+  // Stopped in libc just after a system call of its own returned: safe at
+  // that function's return, if its caller is (checked at the first step).
+  bool at_return = false;
+  if (in_forbidden(pc)) {
+    if (!hook || !after_libc_syscall(pc)) return Walk::kUnsafe;
+    at_return = true;
+  }
   unw_cursor_t cur;
   if (g_unw->init_local2(&cur, reinterpret_cast<unw_context_t*>(const_cast<ucontext_t*>(uc)), UNW_INIT_SIGNAL_FRAME) <
       0)
@@ -189,7 +206,24 @@ Walk preempt_walk(const ucontext_t* uc) {
     interrupted = interrupted || g_unw->is_signal_frame(&cur) > 0;
     unw_word_t ip;
     g_unw->get_reg(&cur, UNW_REG_IP, &ip);
-    if (in_base(ip)) return Walk::kSafe;
+    if (at_return) {
+      // The caller's frame: program code, and its return address where
+      // the call put it, just below the caller's stack pointer (the libc
+      // function's canonical frame address), at the top of the stack: the
+      // function keeps nothing on the stack, so from its system call on it
+      // can only return (or jump to a tail, __syscall_error, that returns
+      // for it); it calls nothing that could unwind through it, as a
+      // cancellation point's wrapper calls glibc's cancellation check.
+      at_return = false;
+      unw_word_t sp;
+      g_unw->get_reg(&cur, UNW_REG_SP, &sp);
+      auto* slot = reinterpret_cast<uintptr_t*>(sp - sizeof(uintptr_t));
+      if (interrupted || in_forbidden(ip) || reinterpret_cast<uintptr_t>(slot) != arch_uc_sp(uc) || *slot != ip)
+        return Walk::kUnsafe;
+      hook->slot = slot;
+      hook->ra = ip;
+    }
+    if (in_base(ip)) return hook && hook->slot ? Walk::kAtReturn : Walk::kSafe;
     if ((interrupted || g_callers_strict) && in_forbidden(ip)) return Walk::kUnsafe;
     if (ip >= g_phdr_iter.lo && ip < g_phdr_iter.hi) return Walk::kUnsafe;
   }
@@ -217,7 +251,44 @@ void preempt_check() {
     if (g->preempt.load(std::memory_order_relaxed) != 0) preempt_switch();
     return;
   }
-  yield();  // takes the mark, and a P first if the G lost its own
+  yield(true);  // takes the mark, and a P first if the G lost its own
+}
+
+bool ret_hook_install(G* g, const RetHook& hook, const ucontext_t* uc) {
+  uintptr_t sp = arch_uc_sp(uc);
+  auto stub = reinterpret_cast<uintptr_t>(&mnp_ret_hook_stub);
+  if (g->ret_hook_ra != 0) {
+    // One at a time. Still to come if its slot, at or above this stack
+    // pointer, still sends a return to the stub; otherwise the frame was
+    // left another way (a longjmp past it) and the record is stale.
+    if (reinterpret_cast<uintptr_t>(g->ret_hook_slot) >= sp && *g->ret_hook_slot == stub) return false;
+    g->ret_hook_ra = 0;
+    g->ret_hook_slot = nullptr;
+  }
+  // On the G's own stack only (not a coroutine's, not an alternate signal
+  // stack), where the slot lives as long as the G.
+  auto lo = reinterpret_cast<uintptr_t>(g->stack_lo);
+  if (lo != 0 && (sp < lo || sp >= lo + g->stack_size)) return false;
+  g->ret_hook_ra = hook.ra;
+  g->ret_hook_slot = hook.slot;
+  *hook.slot = stub;
+  return true;
 }
 
 }  // namespace mnp
+
+// The stub's calls (arch/x86_64/rethook.S), on the G that returned into it.
+extern "C" MNP_HIDDEN uintptr_t mnp_ret_hook_take() {
+  mnp::G* g = mnp::get_user_g();
+  uintptr_t ra = g ? g->ret_hook_ra : 0;
+  if (ra == 0) mnp::fatal("return hook reached without a return address");
+  g->ret_hook_ra = 0;
+  g->ret_hook_slot = nullptr;
+  return ra;
+}
+
+extern "C" MNP_HIDDEN void mnp_ret_hook_yield() {
+  int saved = errno;  // the libc function's, for its caller
+  mnp::preempt_check();
+  errno = saved;
+}

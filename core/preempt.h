@@ -4,6 +4,10 @@
 
 #include <ucontext.h>
 
+#include <cstdint>
+
+extern "C" void mnp_ret_hook_stub();
+
 namespace mnp {
 
 struct G;
@@ -39,8 +43,26 @@ bool preempt_off_under_seccomp();
 // inside, or the walk could not vouch for every caller (the stack ended,
 // or 65,536 frames, without the G's base); kUnreadable, the PC is outside
 // but the walk failed at a frame no unwinder can read (a JIT's code).
-enum class Walk { kSafe, kUnsafe, kUnreadable };
-Walk preempt_walk(const ucontext_t* uc);
+// kAtReturn: the PC is in libc just past a system call libc made, and
+// the function's caller (program code) and every frame further up are as
+// for kSafe: the G may stop where that function returns (ret_hook_install).
+enum class Walk { kSafe, kUnsafe, kUnreadable, kAtReturn };
+// Where a libc function's return address lies on the G's stack, and what
+// it is (kAtReturn).
+struct RetHook {
+  uintptr_t* slot = nullptr;
+  uintptr_t ra = 0;
+};
+// hook: where to put what kAtReturn needs; null: kAtReturn is never
+// answered (a PC in libc is kUnsafe).
+Walk preempt_walk(const ucontext_t* uc, RetHook* hook);
+// Preemption at a libc function's return (docs/ARCHITECTURE.md, "Time
+// slice and preemption"): the function's return address on the stack is
+// replaced with mnp_ret_hook_stub's, which yields if the G's mark still
+// stands (preempt_check) and goes on to the caller. False, and nothing
+// changed, when another such return is still to come on g's stack or the
+// stack pointer is off g's own stack. From the poke handler, on g's M.
+bool ret_hook_install(G* g, const RetHook& hook, const ucontext_t* uc);
 // Called from the signal handler at a safe point: the G goes to the back of
 // the global run queue and the M runs something else.
 void preempt_switch();

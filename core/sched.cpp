@@ -247,6 +247,23 @@ void globrunq_put_plain_locked(G* gp) {
   sched.runq_size.fetch_add(1, std::memory_order_seq_cst);
 }
 
+// The tail of the woken part (Sched::wokeq_last), ahead of the ordinary
+// Gs; a G with a rank goes to the real-time part as always.
+void globrunq_put_woken_locked(G* gp) {
+  if (MNP_UNLIKELY(gp->rt_rank != 0)) {
+    globrunq_put_locked(gp);
+    return;
+  }
+  G** at = sched.wokeq_last ? &sched.wokeq_last->schedlink : &sched.runq_head;
+  gp->schedlink = *at;
+  *at = gp;
+  if (!gp->schedlink) sched.runq_tail = gp;
+  sched.wokeq_last = gp;
+  gp->glob_woken = true;
+  sched.wokeq_size.fetch_add(1, std::memory_order_seq_cst);
+  sched.runq_size.fetch_add(1, std::memory_order_seq_cst);
+}
+
 void globrunq_put_batch_locked(G** batch, uint32_t n) {
   for (uint32_t i = 0; i < n; i++) globrunq_put_locked(batch[i]);
 }
@@ -268,6 +285,11 @@ G* globrunq_pop_locked() {
   sched.runq_head = gp->schedlink;
   if (!sched.runq_head) sched.runq_tail = nullptr;
   gp->schedlink = nullptr;
+  if (gp->glob_woken) {
+    gp->glob_woken = false;
+    if (sched.wokeq_last == gp) sched.wokeq_last = nullptr;
+    sched.wokeq_size.fetch_sub(1, std::memory_order_relaxed);
+  }
   sched.runq_size.fetch_sub(1, std::memory_order_relaxed);
   return gp;
 }
@@ -794,7 +816,8 @@ top:
   // Now and then the global queue first, or a pair handing the P back and
   // forth through the local queue would keep it waiting for ever; always
   // when a real-time G waits there.
-  if ((pp->schedtick % 61 == 0 || sched.rtq_size.load(std::memory_order_relaxed) > 0) &&
+  if ((pp->schedtick % 61 == 0 || sched.rtq_size.load(std::memory_order_relaxed) > 0 ||
+       sched.wokeq_size.load(std::memory_order_relaxed) > 0) &&
       sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     if (G* gp = globrunq_get_locked(pp, 1)) return gp;
@@ -938,6 +961,7 @@ top:
 void execute(M* mp, G* gp, bool inherit) {
   casgstatus(gp, kGRunnable, kGRunning);
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);  // a mark from before it stopped
+  gp->woke_by_timer.store(false, std::memory_order_relaxed);
   gmem_resume(gp);
   gp->m = mp;
   mp->curg = gp;
@@ -1013,6 +1037,9 @@ struct SwitchArgs {
   ParkCommit fn;
   void* arg;
   P* pp;
+  // A yield or preemption for a woken G (kPreemptWake): prev goes to the
+  // P's next, to run again as soon as that G stops, not behind the queue.
+  bool to_next = false;
 };
 
 void park_commit_cb(void* a) {
@@ -1047,7 +1074,7 @@ void yield_commit_cb(void* a) {
   G* prev = sa->prev;
   P* pp = sa->pp;
   casgstatus(prev, kGRunning, kGRunnable);
-  runq_put(pp, prev, false);
+  runq_put(pp, prev, sa->to_next);
   // As ready does: with a P idle, an M takes it and steals prev. Else two
   // yield loops that met on one P took turns there for ever while the
   // other P stayed idle (no M looks for work without a wake-up).
@@ -1071,8 +1098,24 @@ void yield_commit_cb(void* a) {
 G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
   if (run_timers && MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever))
     timers_run(pp, nanotime());
+  if (MNP_UNLIKELY(slice_over)) {
+    // A G a timer put in next (its sleep ended) is no partner of the G
+    // whose slice ended: it goes first, in a slice of its own, as the
+    // kernel runs a thread whose sleep ended ahead of ones that compute.
+    // Behind the ring it waited a slice per G there (2-10 ms per 1 ms
+    // usleep beside two computing threads at 1 P).
+    G* n = pp->runq.next.load(std::memory_order_relaxed);
+    if (n && n->woke_by_timer.load(std::memory_order_relaxed) && sched.rtq_size.load(std::memory_order_relaxed) == 0 &&
+        pp->runq.next.compare_exchange_strong(n, nullptr, std::memory_order_acquire)) {
+      *inherit = false;
+      return n;
+    }
+  }
   bool global_turn = slice_over ? (pp->schedtick & 1) == 0 || pp->runq.empty() : pp->schedtick % 61 == 0;
-  if (MNP_UNLIKELY(sched.rtq_size.load(std::memory_order_relaxed) > 0)) global_turn = true;  // real-time first
+  // Real-time Gs first, then woken ones (Sched::wokeq_size).
+  if (MNP_UNLIKELY(sched.rtq_size.load(std::memory_order_relaxed) > 0 ||
+                   sched.wokeq_size.load(std::memory_order_relaxed) > 0))
+    global_turn = true;
   if (global_turn && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     if (G* gp = globrunq_get_locked(pp, 1)) {
@@ -1092,11 +1135,16 @@ G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
 // The slice-end request sysmon left on gp (sysmon.cpp), taken: true if
 // there was one. A plain load and store; a request lost to a race is made
 // again a millisecond later.
-inline bool take_preempt(G* gp) {
-  if (MNP_LIKELY(!gp->preempt.load(std::memory_order_relaxed))) return false;
+inline uint32_t take_mark(G* gp) {
+  uint32_t v = gp->preempt.load(std::memory_order_relaxed);
+  if (MNP_LIKELY(!v)) return kPreemptNone;
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
-  return true;
+  return v;
 }
+// Whether a mark taken ends the slice (a wake mark does not: the woken G
+// runs in it).
+inline bool slice_ends(uint32_t mark) { return mark == kPreemptMarked || mark == kPreemptAsync; }
+inline bool take_preempt(G* gp) { return slice_ends(take_mark(gp)); }
 
 // next_local for a direct switch from gp on mp: none when gp is wired (its
 // M runs nothing else); a popped G wired to another M is left in M::nextg
@@ -1114,6 +1162,7 @@ inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_ov
 inline void switch_g(M* mp, P* pp, G* prev, G* next, bool inherit, CtxFn cb, void* arg, int64_t* park_time) {
   casgstatus(next, kGRunnable, kGRunning);
   next->preempt.store(kPreemptNone, std::memory_order_relaxed);  // as in execute
+  next->woke_by_timer.store(false, std::memory_order_relaxed);
   gmem_resume(next);
   next->m = mp;
   mp->curg = next;
@@ -1213,6 +1262,10 @@ void preempt_commit_cb(void* a) {
   auto* sa = static_cast<SwitchArgs*>(a);
   G* prev = sa->prev;
   casgstatus(prev, kGRunning, kGRunnable);
+  if (sa->to_next) {
+    runq_put(sa->pp, prev, true);
+    return;
+  }
   LockGuard lk(sched.lock);
   // A real-time G stopped at the end of its slice (the real-time bandwidth,
   // sysmon.cpp) waits behind the ordinary Gs, as the kernel's throttled
@@ -1227,7 +1280,8 @@ void preempt_commit_cb(void* a) {
 
 void preempt_switch() {
   G* gp = tls_g;
-  gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
+  uint32_t mark = take_mark(gp);
+  bool slice_over = slice_ends(mark);
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   // A wired G with nothing else to run goes on: the way round through its
@@ -1237,9 +1291,9 @@ void preempt_switch() {
     m_release(mp);
     return;
   }
-  SwitchArgs sa{gp, nullptr, nullptr, pp};
+  SwitchArgs sa{gp, nullptr, nullptr, pp, mark == kPreemptWake && gp->lockedm == nullptr};
   bool inherit;
-  if (G* next = next_local_unwired(mp, gp, pp, true, true, &inherit)) {
+  if (G* next = next_local_unwired(mp, gp, pp, true, slice_over, &inherit)) {
     switch_g(mp, pp, gp, next, inherit, preempt_commit_cb, &sa, nullptr);
   } else {
     mp->curg = nullptr;
@@ -1252,7 +1306,7 @@ void preempt_switch() {
 // costs at most 2% of it.
 constexpr int64_t kYieldPollNs = 50 * 1000;
 
-bool yield() {
+bool yield(bool at_mark) {
   G* gp = tls_g;
   DCHECK(gp && !gp->is_g0);
   ensure_p(gp);
@@ -1286,7 +1340,9 @@ bool yield() {
     ks_check(gp);
     return true;
   }
-  G* next = next_local(pp, true, take_preempt(gp), &inherit);
+  uint32_t mark = take_mark(gp);
+  sa.to_next = at_mark && mark == kPreemptWake;
+  G* next = next_local(pp, true, slice_ends(mark), &inherit);
   if (!next && sched.runq_size.load(std::memory_order_relaxed) > 0) {
     LockGuard lk(sched.lock);
     inherit = false;
@@ -1324,15 +1380,32 @@ namespace {
 // still (m_hold) while its queue is pushed: only its owner pushes, and a
 // handler of the program's that readied another G right here would push
 // on it too. Returns whether gp went on a P.
+// gp, being readied, waited kStarveNs or more for a mutex: the waker (its
+// last holder) gives it the P, so that it takes the mutex before its
+// waker takes it again. Without this a thread that unlocks and relocks a
+// mutex in a loop (lock, sched_yield, unlock: sysbench's `threads` test)
+// kept it for good and 56 of 64 threads waited seconds; natively the
+// kernel's wake-up preemption runs the woken one first. Go's mutex hands
+// itself over after the same 1 ms (its starvation mode).
+constexpr int64_t kStarveNs = 1000 * 1000;
+inline bool mutex_starved(G* gp) {
+  uint64_t since = gp->lock_wait_since;
+  return since != 0 && gp->wait_reason == kWaitMutex && tsc_span_ns(arch_cycles() - since) >= kStarveNs;
+}
+
 [[gnu::always_inline]] inline bool runq_put_current(G* gp, bool next) {
   G* cur = tls_g;
   M* cm = cur ? hold_m(cur) : nullptr;
   P* pp = cm ? cm->p : nullptr;
   if (pp) {
     runq_put(pp, gp, next);
+    if (next && !cur->is_g0 && cur->m == cm && cur->preempt.load(std::memory_order_relaxed) == kPreemptNone &&
+        !cur->ks_rt.load(std::memory_order_relaxed) && gp->rt_rank == 0 &&
+        (cpu_stint_ns(cm, cur) >= kWakePreemptNs || mutex_starved(gp)))
+      cur->preempt.store(kPreemptWake, std::memory_order_relaxed);
   } else {
     LockGuard lk(sched.lock);
-    globrunq_put_locked(gp);
+    globrunq_put_woken_locked(gp);
   }
   if (cm) m_release(cm);
   return pp != nullptr;
@@ -2116,6 +2189,8 @@ void after_fork_reset_sched(M* mp) {
   sched.runq_size.store(0, std::memory_order_relaxed);
   sched.rtq_head = nullptr;
   sched.rtq_size.store(0, std::memory_order_relaxed);
+  sched.wokeq_last = nullptr;
+  sched.wokeq_size.store(0, std::memory_order_relaxed);
   sched.pidle = nullptr;
   sched.npidle.store(0, std::memory_order_relaxed);
   for (uint32_t i = 0; i < sched.nprocs; i++) {

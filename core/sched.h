@@ -66,7 +66,15 @@ enum GStatus : uint32_t { kGIdle, kGRunnable, kGRunning, kGWaiting, kGSyscall, k
 // signal handler, once, to try to stop the G where it is (it moves the
 // value down to kPreemptMarked before it walks the stack, so the costly
 // walk happens at most once per request, however many signals arrive).
-enum : uint32_t { kPreemptNone, kPreemptMarked, kPreemptAsync };
+//
+// kPreemptWake and kPreemptWakeAsync are the same requests for a G readied
+// on this P while this one had run kWakePreemptNs (sched.cpp ready,
+// sysmon.cpp for a due timer): the P's next G (the woken one) runs first,
+// in the slice under way, instead of the ring's head in a new one.
+enum : uint32_t { kPreemptNone, kPreemptMarked, kPreemptAsync, kPreemptWake, kPreemptWakeAsync };
+// How long a G runs before a G readied on its P takes the P from it
+// (kPreemptWake): the kernel's wake-up preemption, roughly.
+constexpr int64_t kWakePreemptNs = 100 * 1000;
 
 // Join word states (G::join); any other value is the joining G's address.
 constexpr uintptr_t kJoinable = 0;
@@ -119,6 +127,18 @@ struct G {
   // to another M between the read and the hold.
   volatile uint32_t mhold = 0;
   std::atomic<uint32_t> preempt{0};  // sysmon: time slice over (kPreempt*, sysmon.cpp)
+  bool glob_woken = false;           // in the global queue's woken part (Sched::lock)
+  // Readied by a timer (a sleep or a timed wait that ended), not yet run:
+  // at a slice's end it goes before the queued Gs (next_local). Set by
+  // the timer's firer, cleared when the G is switched in.
+  std::atomic<bool> woke_by_timer{false};
+  // (self; read by its waker) TSC when it began to wait for a lock word
+  // (word_lock_slow, core/sema.h), 0 when it waits for none.
+  uint64_t lock_wait_since = 0;
+  // (self) A libc function's return address replaced with the return
+  // hook's (core/preempt.h, ret_hook_install): the original and its slot.
+  uintptr_t ret_hook_ra = 0;
+  uintptr_t* ret_hook_slot = nullptr;
   // Its last preemption walk took long (a deep stack): sysmon gives it
   // longer slices (kDeepSliceNs, sysmon.cpp). Written by the poke handler.
   std::atomic<bool> deep_walk{false};
@@ -465,6 +485,14 @@ struct Sched {
   // is also read without the lock (the pickers' test for it).
   G* rtq_head = nullptr;
   std::atomic<int32_t> rtq_size{0};
+  // Its woken part (lock): the Gs a thread without a P readied (sysmon's
+  // harvest of the netpoller, a thread that is no G), at the head of the
+  // ordinary list in arrival order, up to and including wokeq_last; every
+  // P takes from it first (a woken G runs ahead of queued ones, as the
+  // kernel's wake-up preemption runs a thread whose wait ended). wokeq_size
+  // is also read without the lock.
+  G* wokeq_last = nullptr;
+  std::atomic<int32_t> wokeq_size{0};
   // Idle Ps (lock); npidle also read without it.
   P* pidle = nullptr;
   std::atomic<int32_t> npidle{0};
@@ -579,8 +607,10 @@ int ready_batched(Collect collect) {
   }
 }
 // Gives up the P to another runnable G: of this P, the global queue, or
-// stolen from another P's ring; returns false at once if none.
-bool yield();
+// stolen from another P's ring; returns false at once if none. at_mark:
+// called for the G's preemption mark (preempt_check); a wake mark then
+// sends it to the P's next, to run again when the woken G stops.
+bool yield(bool at_mark = false);
 
 // Wiring a G to its M (docs/ARCHITECTURE.md, "Wiring"), for state the
 // kernel keeps per kernel thread. Called by the running user G only (others:

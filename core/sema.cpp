@@ -120,7 +120,10 @@ void withdraw(Waiter* w, uint32_t to) {
       fire = claim_locked(w);
     }
     b->lock.unlock();
-    if (fire) ready(g, true);
+    if (fire) {
+      g->woke_by_timer.store(true, std::memory_order_relaxed);
+      ready(g, true);
+    }
     return;
   }
 }
@@ -496,10 +499,21 @@ int word_lock_slow(std::atomic<uint32_t>* w, int64_t spin_ns, int64_t deadline, 
       wait = std::min(wait * 2, kMaxLookWaitNs);
     }
   }
-  // Announce a waiter by moving to 2; whoever unlocks then wakes one.
-  while (w->exchange(2, std::memory_order_acquire) != 0)
-    if (sema_wait(w, 2, deadline, kBitsetAny, {.reason = reason}) == ETIMEDOUT) return ETIMEDOUT;
-  return 0;
+  // Announce a waiter by moving to 2; whoever unlocks then wakes one. Each
+  // time it finds the word taken again it waits again; the wait's start,
+  // on the G, counts from the first (ready: the unlocker of a mutex that a
+  // G has waited kStarveNs for gives that G the P).
+  G* g = get_user_g();
+  if (g) g->lock_wait_since = arch_cycles();
+  int r = 0;
+  while (w->exchange(2, std::memory_order_acquire) != 0) {
+    if (sema_wait(w, 2, deadline, kBitsetAny, {.reason = reason}) == ETIMEDOUT) {
+      r = ETIMEDOUT;
+      break;
+    }
+  }
+  if (g) g->lock_wait_since = 0;
+  return r;
 }
 
 int sema_count(const void* addr) {

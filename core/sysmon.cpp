@@ -27,6 +27,7 @@
 // futex words and gives memory back.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/epoll.h>
 
 #include <algorithm>
 
@@ -220,8 +221,15 @@ bool detect_blocked(int64_t now) {
       // (next_local, preempt_check). And signal it, so a G that never parks
       // stops at a safe point. Again every millisecond while the slice
       // goes on.
-      bool marked = false;
-      if (now - pp->run_since >= kPreemptNs) {
+      // A timer due on this P while its G has run kWakePreemptNs: the
+      // sleeper it wakes takes the P at once (kPreemptWake), as the kernel
+      // runs a thread whose sleep ended ahead of one that has been
+      // computing; without this it waited for the slice's end, 2-4 ms, and
+      // then behind the ring (a 1 ms usleep beside two hogs at 1 P ended
+      // 11-15 ms late on average; natively on one CPU 0.5 ms).
+      bool marked = false, wake = false;
+      bool timer_due = pp->timers.when0.load(std::memory_order_relaxed) <= now;
+      if (now - pp->run_since >= kPreemptNs || (timer_due && now - pp->run_since >= kWakePreemptNs)) {
         gmem_peek_begin();  // the G may exit and be unmapped meanwhile
         G* gp = mp->curg;
         // A real-time G's slice is the kernel's real-time bandwidth
@@ -238,11 +246,21 @@ bool detect_blocked(int64_t now) {
           if (preempt_enabled() && seccomp_seen(now)) preempt_off_under_seccomp();
           gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
           marked = true;
+        } else if (gp && !gp->is_g0 && timer_due && !gp->ks_rt.load(std::memory_order_relaxed) &&
+                   (slice == kPreemptNs || now - pp->run_since >= kPreemptNs) &&
+                   (gp->preempt.load(std::memory_order_relaxed) == kPreemptNone ||
+                    gp->preempt.load(std::memory_order_relaxed) == kPreemptWakeAsync)) {
+          // Again each round while the signal has not been taken (it found
+          // the G in the runtime's code, which leaves the request as it is).
+          gp->preempt.store(preempt_enabled() ? kPreemptWakeAsync : kPreemptWake, std::memory_order_relaxed);
+          wake = true;
         }
         gmem_peek_end();
         if (marked) {
           if (preempt_enabled()) poke_m(mp, now);
           pp->run_since = now - slice + 1000 * 1000;
+        } else if (wake && preempt_enabled()) {
+          poke_m(mp, now);
         }
       }
       continue;
@@ -267,6 +285,88 @@ bool detect_blocked(int64_t now) {
   }
   (void)now;
   return any;
+}
+
+// sysmon's longest sleep in the netpoller: a P that goes idle meanwhile
+// cannot have its M sleep there instead (its Gs' fds then wake sysmon,
+// which readies them through the global queue and an M's wake-up: one hop
+// more), so sysmon looks again this soon whether every P is still busy.
+constexpr int64_t kPollSleepMaxNs = 500 * 1000;
+
+// How long mp's G has run since it was switched in (its M's CPU clock
+// against the G's start on it: an estimate from above, so this errs
+// short), 0 for no G; gp: that G. Under gmem_peek (the G may exit).
+int64_t m_g_ran(M* mp, G** gp_out) {
+  int64_t cpu = thread_cpu_ns(mp->tid);
+  G* gp = mp->curg;
+  *gp_out = gp;
+  if (!gp || gp->is_g0 || gp->cpu_m.load(std::memory_order_relaxed) != mp) return 0;
+  return cpu - gp->cpu_start.load(std::memory_order_relaxed);
+}
+
+// Every P runs a G that has run kPollComputeNs since it was switched in:
+// none of them is about to run out of Gs and harvest the netpoller. Not
+// kWakePreemptNs: Gs that compute for a few hundred µs between their reads
+// (four pipe readers fed by a writer that never waits) harvest their fds
+// well enough themselves, and sysmon's harvest in their place, one hop
+// more per wake-up, cost them 10-25%.
+constexpr int64_t kPollComputeNs = 300 * 1000;
+bool all_ps_computing() {
+  for (uint32_t i = 0; i < sched.nprocs; i++) {
+    P* pp = &sched.allp[i];
+    M* mp = pp->m;
+    if (pp->status.load(std::memory_order_acquire) != kPRunning || !mp) return false;
+    G* gp;
+    gmem_peek_begin();
+    int64_t ran = m_g_ran(mp, &gp);
+    gmem_peek_end();
+    if (ran < kPollComputeNs) return false;
+  }
+  return true;
+}
+
+// Gs that sysmon's own poll of the netpoller readied (into the global
+// queue's woken part, which every P takes from first): up to that many
+// busy Ps whose G has run kWakePreemptNs give their P to them
+// (kPreemptWake, as for a due timer). A P that went idle meanwhile gets an
+// M (wakep), which also becomes the netpoller again if nothing is left to
+// run (find_runnable).
+bool poll_woken(int woken) {
+  if (woken <= 0) return false;
+  int64_t now = nanotime();
+  for (uint32_t i = 0; i < sched.nprocs && woken > 0; i++) {
+    P* pp = &sched.allp[i];
+    M* mp = pp->m;
+    if (pp->status.load(std::memory_order_acquire) != kPRunning || !mp) continue;
+    gmem_peek_begin();  // the G may exit and be unmapped meanwhile
+    G* gp;
+    int64_t ran = m_g_ran(mp, &gp);
+    bool wake = ran >= kWakePreemptNs && (!gp->deep_walk.load(std::memory_order_relaxed) || ran >= kPreemptNs) &&
+                !gp->ks_rt.load(std::memory_order_relaxed) &&
+                gp->preempt.load(std::memory_order_relaxed) == kPreemptNone;
+    if (wake) gp->preempt.store(preempt_enabled() ? kPreemptWakeAsync : kPreemptWake, std::memory_order_relaxed);
+    gmem_peek_end();
+    if (!wake) continue;
+    if (preempt_enabled()) poke_m(mp, now);
+    woken--;
+  }
+  if (sched.npidle.load(std::memory_order_relaxed) > 0) wakep();
+  return true;
+}
+
+// sysmon's sleep while some P runs: delay, or less, to be up when a timer
+// of a running P falls due and its G has run kWakePreemptNs (detect_blocked
+// then hands the P to the timer's G), but at least kSysmonMinNs.
+int64_t wake_preempt_delay(int64_t delay) {
+  int64_t at = kNever;
+  for (uint32_t i = 0; i < sched.nprocs; i++) {
+    P* pp = &sched.allp[i];
+    int64_t when = pp->timers.when0.load(std::memory_order_relaxed);
+    if (when == kNever || pp->status.load(std::memory_order_relaxed) != kPRunning) continue;
+    at = std::min(at, std::max(when, pp->run_since + kWakePreemptNs));
+  }
+  if (at == kNever) return delay;
+  return std::clamp(at - nanotime(), kSysmonMinNs, delay);
 }
 
 // One round: retake Ps stuck in a syscall since the previous round.
@@ -331,6 +431,7 @@ void* sysmon_main(void*) {
   int64_t last_watch = 0;
   bool mem_pending = false;  // free Gs or parked stacks to give back (gmem, sched)
   for (;;) {
+    bool polled = false;  // this round's sleep readied Gs from the netpoller
     // Sleep so that entersyscall wakes us only when every P is idle (nothing
     // ran, so a syscall is news); otherwise the back-off alone (<= 10 ms)
     // bounds how late a blocked call is noticed, and quick syscalls never
@@ -354,7 +455,23 @@ void* sysmon_main(void*) {
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {
-      raw_sleep_ns(delay);
+      int64_t ns = wake_preempt_delay(delay);
+      // Every P busy with a G that has computed for a while (a P that runs
+      // out of Gs harvests the netpoller itself, and one whose Gs park and
+      // ready each other soon does; sysmon's own harvest there cost an
+      // echo server 40% of its rate: all_ps_computing) and Gs waiting on
+      // fds: nobody
+      // sleeps in the netpoller (only an M with nothing to run does), so
+      // sysmon does, for its sleep, and gives a P to the Gs of the fds
+      // that become ready.
+      if (sched.npidle.load(std::memory_order_relaxed) == 0 && netpoll_worth_polling() && all_ps_computing()) {
+        struct epoll_event ev[64];
+        int n = netpoll_block(ev, 64, nanotime() + std::min(ns, kPollSleepMaxNs));
+        if (n < 0) raw_sleep_ns(ns);
+        else if (n > 0) polled = poll_woken(netpoll_dispatch(ev, n));
+      } else {
+        raw_sleep_ns(ns);
+      }
     }
     newm_drain();
     int64_t now = nanotime();
@@ -380,7 +497,9 @@ void* sysmon_main(void*) {
       last_watch = now;
       sema_watch_scan();
     }
-    if (busy) {
+    // A G woken from the netpoller will soon wait on its fd again: look
+    // again soon, to be back in epoll_wait for it (the sleep is not one).
+    if (busy || polled) {
       idle = 0;
       delay = kSysmonMinNs;
     } else if (++idle > 50) {

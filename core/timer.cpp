@@ -74,6 +74,7 @@ void fire(Timer* t) {
   if (t->fn) {
     t->fn(t);
   } else {
+    t->g->woke_by_timer.store(true, std::memory_order_relaxed);
     ready(t->g, true);
   }
   t->state.store(kTimerDone, std::memory_order_release);

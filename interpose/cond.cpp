@@ -80,6 +80,9 @@ void cond_wake(pthread_cond_t* cv, int n) {
   CondView* c = view(cv);
   if (c->waiters.load(std::memory_order_seq_cst) == 0) return;
   c->seq.fetch_add(1, std::memory_order_release);
+  // A G woken here that may take the P (kPreemptWake) waits for the
+  // mutex's unlock, usually held now: switching at once would have it
+  // find the mutex taken and wait again.
   sema_wake(&c->seq, n);
 }
 

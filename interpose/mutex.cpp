@@ -25,6 +25,7 @@
 
 #include <linux/futex.h>
 
+#include "core/preempt.h"
 #include "core/sched.h"
 #include "core/sema.h"
 #include "core/tcb.h"
@@ -274,6 +275,13 @@ int mutex_unlock_impl(pthread_mutex_t* mu, bool user) {
   m->owner.store(0, std::memory_order_relaxed);
   if (user) m->nusers--;
   release_word(m);
+  // A G this one woke meanwhile (a condvar signal made with the mutex held,
+  // or this unlock) and which may take the P from it (kPreemptWake,
+  // core/sched.h) runs now, with the mutex free for it.
+  if (user) {
+    G* g = get_user_g();
+    if (g && MNP_UNLIKELY(g->preempt.load(std::memory_order_relaxed) == kPreemptWake)) preempt_check();
+  }
   return 0;
 }
 

@@ -19,6 +19,7 @@
 #include <semaphore.h>
 
 #include "core/cancel.h"
+#include "core/preempt.h"
 #include "core/sched.h"
 #include "core/sema.h"
 #include "interpose/real.h"
@@ -130,7 +131,10 @@ MNP_EXPORT int sem_post(sem_t* sem) noexcept {
       return -1;
     }
   } while (!s->value.compare_exchange_weak(v, v + 1, std::memory_order_seq_cst));
-  if (s->waiters.load(std::memory_order_seq_cst) > 0) sema_wake(&s->value, 1);
+  if (s->waiters.load(std::memory_order_seq_cst) > 0) {
+    sema_wake(&s->value, 1);
+    preempt_check();  // the woken G may take the P (kPreemptWake, core/sched.h)
+  }
   return 0;
 }
 

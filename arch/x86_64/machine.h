@@ -39,6 +39,8 @@ inline uint64_t arch_cycles() { return __builtin_ia32_rdtsc(); }
 
 // The program counter where the signal whose handler got uc interrupted.
 inline uintptr_t arch_uc_pc(const ucontext_t* uc) { return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RIP]); }
+// The stack pointer there.
+inline uintptr_t arch_uc_sp(const ucontext_t* uc) { return static_cast<uintptr_t>(uc->uc_mcontext.gregs[REG_RSP]); }
 
 // Whether the two bytes at `at` are a `syscall` instruction (0f 05). The
 // page of the interrupted PC is mapped (the thread ran there); a byte on

@@ -10,7 +10,11 @@
  * deadline and must be woken when the hog's P gets busy. With "waitpid"
  * instead, main first waits 300 ms for a child in waitpid: its P is
  * retaken while it blocks, and it takes an idle P back on return, which
- * must wake sysmon just the same. */
+ * must wake sysmon just the same. With "syscalls" the hog calls getppid
+ * (libc's wrapper, which the runtime does not interpose) every 2,000
+ * steps: a loop that enters the kernel every few microseconds takes
+ * nearly every signal on that call's way out, inside libc, where no G is
+ * stopped; before the return hook the ticker's gaps grew to seconds. */
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -23,11 +27,19 @@
 
 static atomic_int stop;
 static volatile unsigned long sink;
+static int with_syscalls;
 
 static void* hog(void* a) {
   (void)a;
   unsigned long x = 1;
-  while (!atomic_load_explicit(&stop, memory_order_relaxed)) x = x * 6364136223846793005UL + 1442695040888963407UL;
+  while (!atomic_load_explicit(&stop, memory_order_relaxed)) {
+    if (!with_syscalls) {
+      x = x * 6364136223846793005UL + 1442695040888963407UL;
+      continue;
+    }
+    for (int i = 0; i < 2000; i++) x = x * 6364136223846793005UL + 1442695040888963407UL;
+    x += (unsigned long)getppid();
+  }
   sink = x;
   return NULL;
 }
@@ -42,7 +54,9 @@ static void* ticker(void* a) {
 
 int main(int argc, char** argv) {
   mnp_report_shim();
-  if (argc > 1 && strcmp(argv[1], "waitpid") == 0) {
+  if (argc > 1 && strcmp(argv[1], "syscalls") == 0) {
+    with_syscalls = 1;
+  } else if (argc > 1 && strcmp(argv[1], "waitpid") == 0) {
     pid_t c = fork();
     if (c == 0) {
       usleep(300 * 1000);
