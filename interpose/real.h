@@ -74,6 +74,10 @@ extern "C" {
 
 // glibc's fortified longjmp (-D_FORTIFY_SOURCE): no public declaration.
 extern "C" void __longjmp_chk(struct __jmp_buf_tag env[1], int val) noexcept __attribute__((noreturn));
+// sigpause's two entries (BSD mask or X/Open signal; <signal.h> maps
+// sigpause to __xpg_sigpause under _XOPEN_SOURCE): no public declaration.
+extern "C" int __sigpause(int sig_or_mask, int is_sig);
+extern "C" int __xpg_sigpause(int sig);
 
 namespace mnp {
 

@@ -649,6 +649,85 @@ MNP_EXPORT int pthread_sigmask(int how, const sigset_t* set, sigset_t* old) noex
   return set_mask(real_pthread_sigmask, how, set, old);
 }
 
+// The BSD and System V mask calls. glibc's make their sigprocmask and
+// sigaction calls inside libc, past the interposers: the G's recorded mask
+// did not change, and the next sigprocmask answered with the stale one
+// (dash clears its mask with sigsetmask(0) after a vfork, then blocked
+// everything, got "everything" back as its old mask and sigsuspended on
+// it for ever: `wait` of a background job hung, SIGTERM could not end it).
+// Same results and errors as glibc's.
+namespace {
+int bsd_mask(int how, int mask) {
+  sigset_t set, old;
+  sigemptyset(&set);
+  set.__val[0] = static_cast<unsigned int>(mask);
+  if (sigprocmask(how, &set, &old) < 0) return -1;
+  return static_cast<int>(old.__val[0]);
+}
+// One signal into or out of the mask; EINVAL for a number sigaddset rejects.
+int one_signal(int how, int sig) {
+  sigset_t set;
+  sigemptyset(&set);
+  if (sigaddset(&set, sig) < 0) return -1;
+  return sigprocmask(how, &set, nullptr);
+}
+}  // namespace
+
+MNP_EXPORT int sigsetmask(int mask) noexcept { return bsd_mask(SIG_SETMASK, mask); }
+MNP_EXPORT int sigblock(int mask) noexcept { return bsd_mask(SIG_BLOCK, mask); }
+MNP_EXPORT int siggetmask(void) noexcept {
+  sigset_t old;
+  if (sigprocmask(SIG_BLOCK, nullptr, &old) < 0) return -1;
+  return static_cast<int>(old.__val[0]);
+}
+MNP_EXPORT int sighold(int sig) noexcept { return one_signal(SIG_BLOCK, sig); }
+MNP_EXPORT int sigrelse(int sig) noexcept { return one_signal(SIG_UNBLOCK, sig); }
+
+MNP_EXPORT int sigignore(int sig) noexcept {
+  struct sigaction sa = {};
+  sa.sa_handler = SIG_IGN;
+  return sigaction(sig, &sa, nullptr);
+}
+
+// System V: SIG_HOLD blocks the signal; any other disposition is
+// installed (no flags, empty mask) and the signal unblocked. The result is
+// SIG_HOLD if the signal was blocked, else the previous disposition.
+MNP_EXPORT sighandler_t sigset(int sig, sighandler_t disp) noexcept {
+  sigset_t set, old;
+  sigemptyset(&set);
+  if (sigaddset(&set, sig) < 0) return SIG_ERR;
+  struct sigaction oact = {};
+  if (disp == SIG_HOLD) {
+    if (sigprocmask(SIG_BLOCK, &set, &old) < 0) return SIG_ERR;
+    if (sigismember(&old, sig)) return SIG_HOLD;
+    if (sigaction(sig, nullptr, &oact) < 0) return SIG_ERR;
+    return oact.sa_handler;
+  }
+  struct sigaction act = {};
+  act.sa_handler = disp;
+  if (sigaction(sig, &act, &oact) < 0) return SIG_ERR;
+  if (sigprocmask(SIG_UNBLOCK, &set, &old) < 0) return SIG_ERR;
+  return sigismember(&old, sig) ? SIG_HOLD : oact.sa_handler;
+}
+
+// sigsuspend with the mask made from the current one: without sig
+// (X/Open, is_sig) or the BSD mask word.
+MNP_EXPORT int __sigpause(int sig_or_mask, int is_sig) {
+  sigset_t set;
+  if (is_sig) {
+    if (sigprocmask(SIG_BLOCK, nullptr, &set) < 0 || sigdelset(&set, sig_or_mask) < 0) return -1;
+  } else {
+    sigemptyset(&set);
+    set.__val[0] = static_cast<unsigned int>(sig_or_mask);
+  }
+  return sigsuspend(&set);
+}
+// <signal.h> names __xpg_sigpause for sigpause here (_GNU_SOURCE): the
+// BSD entry is defined under its own symbol name.
+extern "C" int mnp_bsd_sigpause(int mask) __asm__("sigpause");
+MNP_EXPORT int mnp_bsd_sigpause(int mask) { return __sigpause(mask, 0); }
+MNP_EXPORT int __xpg_sigpause(int sig) { return __sigpause(sig, 1); }
+
 }  // extern "C"
 
 extern "C" {

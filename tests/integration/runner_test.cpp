@@ -1086,6 +1086,14 @@ TEST(SigPerG, StopWorldProcs2) { run_case(kStopWorld, 2); }
 // pthread_kill to a thread in sigwaitinfo, then sigtimedwait, for a signal it
 // blocks (tests/programs/sigwait_kill.c): each returns the signal, not the
 // runtime's EINTR.
+// The BSD and System V mask calls agree with sigprocmask
+// (tests/programs/sig_bsd_mask.c); "sh": dash's `wait` for a background job
+// after a foreground one (it hung, all signals blocked, before they were
+// interposed).
+TEST(SigPerG, BsdMaskProcs1) { run_case(simple({"sig_bsd_mask"}), 1); }
+TEST(SigPerG, BsdMaskProcs2) { run_case(simple({"sig_bsd_mask"}), 2); }
+TEST(SigPerG, BsdMaskDashWaitProcs1) { run_case(simple({"sig_bsd_mask", "sh"}), 1); }
+TEST(SigPerG, BsdMaskDashWaitProcs2) { run_case(simple({"sig_bsd_mask", "sh"}), 2); }
 TEST(SigPerG, SigwaitKillProcs1) { run_case(simple({"sigwait_kill"}), 1); }
 TEST(SigPerG, SigwaitKillProcs2) { run_case(simple({"sigwait_kill"}), 2); }
 TEST(SigPerG, Procs1) { run_case(simple({"sig_per_g"}), 1); }
