@@ -5,6 +5,7 @@
 #include <signal.h>
 
 #include "core/base.h"
+#include "core/preempt.h"
 #include "core/futex.h"
 
 namespace mnp {
@@ -56,6 +57,7 @@ void cancel_async_point(G* gp, ucontext_t* uc) {
   if (in_runtime_text(arch_uc_pc(uc))) return;
   // Every wrapped call the G is in must have a cleanup buffer.
   if (gp->syscall_depth != gp->cancel_handoff) return;
+  ret_hook_drop(gp, uc);  // the unwind must see the libc function's own return address
   cancel_unwind_from_handler(uc);
 }
 

@@ -305,6 +305,7 @@ void poke_serve(siginfo_t* si, void* ucv, RetHook* hook_out) {
     int saved_errno = errno;
     G* g = get_user_g();
     uint32_t ran = g ? g->handlers_run : 0;
+    if (g && sigpend_any()) ret_hook_drop(g, uc);  // a handler may unwind from here
     sigpend_run(ucv, &uc->uc_sigmask);
     // A handler run just before a poll-family wait of the few-threads path
     // enters the kernel, or while the kernel restarts it (woken for a

@@ -254,14 +254,25 @@ void preempt_check() {
   yield(true);  // takes the mark, and a P first if the G lost its own
 }
 
+namespace {
+// How far above a stack pointer a pending hook's slot is taken to be on
+// the same stack (and is read); beyond, or below it, the record is stale.
+constexpr uintptr_t kHookReach = 1 << 20;
+bool hook_slot_live(const G* g, uintptr_t sp) {
+  auto at = reinterpret_cast<uintptr_t>(g->ret_hook_slot);
+  return at >= sp && at - sp < kHookReach && *g->ret_hook_slot == reinterpret_cast<uintptr_t>(&mnp_ret_hook_stub);
+}
+}  // namespace
+
 bool ret_hook_install(G* g, const RetHook& hook, const ucontext_t* uc) {
   uintptr_t sp = arch_uc_sp(uc);
   auto stub = reinterpret_cast<uintptr_t>(&mnp_ret_hook_stub);
   if (g->ret_hook_ra != 0) {
-    // One at a time. Still to come if its slot, at or above this stack
+    // One at a time. Still to come if its slot, just above this stack
     // pointer, still sends a return to the stub; otherwise the frame was
-    // left another way (a longjmp past it) and the record is stale.
-    if (reinterpret_cast<uintptr_t>(g->ret_hook_slot) >= sp && *g->ret_hook_slot == stub) return false;
+    // left another way (a longjmp past it, a swapcontext to another stack,
+    // which may be gone: not read then) and the record is stale.
+    if (hook_slot_live(g, sp)) return false;
     g->ret_hook_ra = 0;
     g->ret_hook_slot = nullptr;
   }
@@ -273,6 +284,13 @@ bool ret_hook_install(G* g, const RetHook& hook, const ucontext_t* uc) {
   g->ret_hook_slot = hook.slot;
   *hook.slot = stub;
   return true;
+}
+
+void ret_hook_drop(G* g, const ucontext_t* uc) {
+  if (MNP_LIKELY(g->ret_hook_ra == 0)) return;
+  if (hook_slot_live(g, arch_uc_sp(uc))) *g->ret_hook_slot = g->ret_hook_ra;
+  g->ret_hook_ra = 0;
+  g->ret_hook_slot = nullptr;
 }
 
 }  // namespace mnp

@@ -63,6 +63,11 @@ Walk preempt_walk(const ucontext_t* uc, RetHook* hook);
 // changed, when another such return is still to come on g's stack or the
 // stack pointer is off g's own stack. From the poke handler, on g's M.
 bool ret_hook_install(G* g, const RetHook& hook, const ucontext_t* uc);
+// Before code that may unwind from the context uc of g (a program's
+// handler, an asynchronous cancellation): a hook still pending there gets
+// its function's own return address back, so an unwinder never meets the
+// stub's (whose frame would end the unwind). On g's own thread.
+void ret_hook_drop(G* g, const ucontext_t* uc);
 // Called from the signal handler at a safe point: the G goes to the back of
 // the global run queue and the M runs something else.
 void preempt_switch();

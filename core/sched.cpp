@@ -1285,11 +1285,16 @@ void preempt_switch() {
   M* mp = hold_m(gp);  // carried through the switch (switch_from_g)
   P* pp = mp->p;
   // A wired G with nothing else to run goes on: the way round through its
-  // M's sleep and another M would only cost two thread switches.
-  if (MNP_UNLIKELY(gp->lockedm != nullptr) && pp->runq.empty() &&
-      sched.runq_size.load(std::memory_order_relaxed) == 0) {
-    m_release(mp);
-    return;
+  // M's sleep and another M would only cost two thread switches. The P's
+  // due timers first, as yield runs them: their Gs are something else to
+  // run (a sleeper beside a wired G that computes never woke, and sysmon
+  // marked and signalled the G again every 20 µs for it).
+  if (MNP_UNLIKELY(gp->lockedm != nullptr)) {
+    if (MNP_UNLIKELY(pp->timers.when0.load(std::memory_order_relaxed) != kNever)) timers_run(pp, nanotime());
+    if (pp->runq.empty() && sched.runq_size.load(std::memory_order_relaxed) == 0) {
+      m_release(mp);
+      return;
+    }
   }
   SwitchArgs sa{gp, nullptr, nullptr, pp, mark == kPreemptWake && gp->lockedm == nullptr};
   bool inherit;
@@ -1399,10 +1404,12 @@ inline bool mutex_starved(G* gp) {
   P* pp = cm ? cm->p : nullptr;
   if (pp) {
     runq_put(pp, gp, next);
-    if (next && !cur->is_g0 && cur->m == cm && cur->preempt.load(std::memory_order_relaxed) == kPreemptNone &&
-        !cur->ks_rt.load(std::memory_order_relaxed) && gp->rt_rank == 0 &&
-        (cpu_stint_ns(cm, cur) >= kWakePreemptNs || mutex_starved(gp)))
-      cur->preempt.store(kPreemptWake, std::memory_order_relaxed);
+    // Not a wired waker: each yield of one hands its P to another M.
+    uint32_t none = kPreemptNone;
+    if (next && !cur->is_g0 && cur->m == cm && cur->lockedm == nullptr &&
+        cur->preempt.load(std::memory_order_relaxed) == kPreemptNone && !cur->ks_rt.load(std::memory_order_relaxed) &&
+        gp->rt_rank == 0 && (cpu_stint_ns(cm, cur) >= kWakePreemptNs || mutex_starved(gp)))
+      cur->preempt.compare_exchange_strong(none, kPreemptWake, std::memory_order_relaxed);  // not over sysmon's
   } else {
     LockGuard lk(sched.lock);
     globrunq_put_woken_locked(gp);
@@ -1750,6 +1757,8 @@ int newproc(const GSpec& spec, G** out) {
   gp->preempt.store(kPreemptNone, std::memory_order_relaxed);
   gp->in_call_mask = false;  // a reused G's last thread may have been cancelled inside a masked call
   gp->deep_walk.store(false, std::memory_order_relaxed);  // a reused G's was its last thread's
+  gp->ret_hook_ra = 0;                                    // and so was a return hook it left pending
+  gp->ret_hook_slot = nullptr;
   cpu_init_g(gp, nullptr);
   // Natively a thread starts with its creator's mask (or the attribute's),
   // and nothing pending.

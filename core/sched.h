@@ -307,6 +307,7 @@ struct P {
   uint32_t sysmon_sched = 0;              // sysmon: schedtick seen last round
   M* sysmon_m = nullptr;                  // sysmon: owner seen last round
   int64_t run_since = 0;                  // sysmon: when this schedtick was first seen
+  bool sysmon_wakeable = true;            // sysmon: its G may take a wake mark (wake_preempt_delay)
   int64_t poke_after = 0;                 // sysmon: no blocked-M signal before this
   int64_t poke_gap = 0;                   // sysmon: back-off between them, this tick
   int64_t still_since = 0;                // sysmon: since when its M's CPU clock stands still, or 0

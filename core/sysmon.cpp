@@ -246,15 +246,20 @@ bool detect_blocked(int64_t now) {
           if (preempt_enabled() && seccomp_seen(now)) preempt_off_under_seccomp();
           gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
           marked = true;
-        } else if (gp && !gp->is_g0 && timer_due && !gp->ks_rt.load(std::memory_order_relaxed) &&
+        } else if (gp && !gp->is_g0 && timer_due && !gp->ks_rt.load(std::memory_order_relaxed) && !gp->lockedm &&
                    (slice == kPreemptNs || now - pp->run_since >= kPreemptNs) &&
                    (gp->preempt.load(std::memory_order_relaxed) == kPreemptNone ||
                     gp->preempt.load(std::memory_order_relaxed) == kPreemptWakeAsync)) {
           // Again each round while the signal has not been taken (it found
           // the G in the runtime's code, which leaves the request as it is).
-          gp->preempt.store(preempt_enabled() ? kPreemptWakeAsync : kPreemptWake, std::memory_order_relaxed);
-          wake = true;
+          uint32_t was = gp->preempt.load(std::memory_order_relaxed);
+          wake = (was == kPreemptNone || was == kPreemptWakeAsync) &&
+                 gp->preempt.compare_exchange_strong(was, preempt_enabled() ? kPreemptWakeAsync : kPreemptWake,
+                                                     std::memory_order_relaxed);
         }
+        // The G there could take a wake mark (wake_preempt_delay).
+        pp->sysmon_wakeable = gp && !gp->is_g0 && !gp->lockedm && !gp->ks_rt.load(std::memory_order_relaxed) &&
+                              (slice == kPreemptNs || now - pp->run_since >= kPreemptNs);
         gmem_peek_end();
         if (marked) {
           if (preempt_enabled()) poke_m(mp, now);
@@ -341,10 +346,11 @@ bool poll_woken(int woken) {
     gmem_peek_begin();  // the G may exit and be unmapped meanwhile
     G* gp;
     int64_t ran = m_g_ran(mp, &gp);
+    uint32_t none = kPreemptNone;
     bool wake = ran >= kWakePreemptNs && (!gp->deep_walk.load(std::memory_order_relaxed) || ran >= kPreemptNs) &&
-                !gp->ks_rt.load(std::memory_order_relaxed) &&
-                gp->preempt.load(std::memory_order_relaxed) == kPreemptNone;
-    if (wake) gp->preempt.store(preempt_enabled() ? kPreemptWakeAsync : kPreemptWake, std::memory_order_relaxed);
+                !gp->ks_rt.load(std::memory_order_relaxed) && !gp->lockedm &&
+                gp->preempt.compare_exchange_strong(none, preempt_enabled() ? kPreemptWakeAsync : kPreemptWake,
+                                                    std::memory_order_relaxed);
     gmem_peek_end();
     if (!wake) continue;
     if (preempt_enabled()) poke_m(mp, now);
@@ -362,7 +368,7 @@ int64_t wake_preempt_delay(int64_t delay) {
   for (uint32_t i = 0; i < sched.nprocs; i++) {
     P* pp = &sched.allp[i];
     int64_t when = pp->timers.when0.load(std::memory_order_relaxed);
-    if (when == kNever || pp->status.load(std::memory_order_relaxed) != kPRunning) continue;
+    if (when == kNever || pp->status.load(std::memory_order_relaxed) != kPRunning || !pp->sysmon_wakeable) continue;
     at = std::min(at, std::max(when, pp->run_since + kWakePreemptNs));
   }
   if (at == kNever) return delay;
@@ -469,6 +475,10 @@ void* sysmon_main(void*) {
         int n = netpoll_block(ev, 64, nanotime() + std::min(ns, kPollSleepMaxNs));
         if (n < 0) raw_sleep_ns(ns);
         else if (n > 0) polled = poll_woken(netpoll_dispatch(ev, n));
+        // A P that went idle meanwhile found the poller's role taken and
+        // its M asleep without it: an M for it, which becomes the poller
+        // again if it finds nothing to run.
+        if (n >= 0 && sched.npidle.load(std::memory_order_relaxed) > 0 && netpoll_worth_polling()) wakep();
       } else {
         raw_sleep_ns(ns);
       }

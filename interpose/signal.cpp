@@ -60,6 +60,7 @@
 #include "core/cancel.h"
 #include "core/netpoll.h"
 #include "core/poke.h"
+#include "core/preempt.h"
 #include "core/sched.h"
 #include "core/sigpend.h"
 #include "interpose/blocking.h"
@@ -278,6 +279,8 @@ void trampoline(int sig, siginfo_t* si, void* uc) {
   // In a wrapped call the G has no P: the handler gets one (sched.h).
   int depth = g && runtime_up && !fault ? handler_begin(g) : 0;
   if (counted) g->handlers_run++;
+  // A handler may unwind or longjmp from here: not through the return hook.
+  if (counted) ret_hook_drop(g, ucp);
   if (r->flags & SA_SIGINFO) reinterpret_cast<void (*)(int, siginfo_t*, void*)>(r->handler)(sig, si, uc);
   else reinterpret_cast<void (*)(int)>(r->handler)(sig);
   if (depth) handler_end(g, depth);

@@ -18,10 +18,14 @@
         .hidden mnp_ret_hook_stub
         .type   mnp_ret_hook_stub, @function
         .p2align 4
-mnp_ret_hook_stub:
         .cfi_startproc
         .cfi_def_cfa %rsp, 0
         .cfi_undefined rip
+        /* An unwinder looks up the rule of a return address minus 1: this
+         * byte puts that address inside this function's rules, not in the
+         * end of whatever precedes it. */
+        nop
+mnp_ret_hook_stub:
         subq    $8, %rsp                /* the return address, below */
         .cfi_def_cfa_offset 8
         pushq   %rax
