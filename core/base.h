@@ -60,6 +60,13 @@ namespace mnp {
 enum : uint32_t { kRefusedNowaitIo = 1, kSeccompSeen = 2 };
 extern uint32_t g_refused_calls;
 inline bool runtime_call_refused(uint32_t what) { return __atomic_load_n(&g_refused_calls, __ATOMIC_RELAXED) & what; }
+// The program is installing a seccomp filter (prctl PR_SET_SECCOMP, the
+// seccomp call): what it allows is unknown, and one that kills (sshd's
+// sandbox) gives no trap to learn from, so the runtime's own unusual calls
+// stop now, as after a trap (kSeccompSeen, kRefusedNowaitIo).
+inline void seccomp_filter_coming() {
+  __atomic_fetch_or(&g_refused_calls, kSeccompSeen | kRefusedNowaitIo, __ATOMIC_RELAXED);
+}
 bool seccomp_refused_by_runtime(int sig, const siginfo_t* si, void* uc);
 bool seccomp_filter_seen();
 // Writes msg to stderr with a "mnpthread: " prefix; no allocation, no locks.

@@ -144,7 +144,13 @@ long write_all(const struct iovec* iov, int cnt, WriteSome write_some) {
 // end of the file or of the buffers, so the rest blocks, handed off. Only
 // that count: a file that refuses RWF_NOWAIT (procfs, tracefs: trace_pipe,
 // /proc/kmsg) went to the real call, whose short count is the answer.
-long read_g(int fd, const struct iovec* iov, int cnt) {
+//
+// plain: the program called read, whose real call is read, not readv
+// (sshd's seccomp sandbox allows read and kills readv: every login died).
+long read_g(int fd, const struct iovec* iov, int cnt, bool plain) {
+  auto real_call = [&](const struct iovec* it, int c) {
+    return plain && c == 1 ? real_read(fd, it->iov_base, it->iov_len) : real_readv(fd, it, c);
+  };
   bool nowait = false;  // the count came from the RWF_NOWAIT attempt
   long r = drive(
       fd, PollDir::kRead,
@@ -155,14 +161,23 @@ long read_g(int fd, const struct iovec* iov, int cnt) {
       },
       [&] {
         nowait = false;
-        return real_readv(fd, iov, cnt);
+        return real_call(iov, cnt);
       });
   if (r <= 0 || !nowait) return r;
   size_t want = 0;
   for (int i = 0; i < cnt; i++) want += iov[i].iov_len;
   if (static_cast<size_t>(r) >= want || !netpoll_fd_is_file(fd)) return r;
   return iov_finish(iov, cnt, static_cast<size_t>(r),
-                    [&](const struct iovec* it, int c) { return handoff([&] { return real_readv(fd, it, c); }); });
+                    [&](const struct iovec* it, int c) { return handoff([&] { return real_call(it, c); }); });
+}
+
+// writev and write for a G; plain as for read_g.
+long write_g(int fd, const struct iovec* iov, int cnt, bool plain) {
+  return write_all(iov, cnt, [&](const struct iovec* it, int c) {
+    return drive(
+        fd, PollDir::kWrite, [&] { return raw_writev_nowait(fd, it, c); },
+        [&] { return plain && c == 1 ? real_write(fd, it->iov_base, it->iov_len) : real_writev(fd, it, c); });
+  });
 }
 
 // The runtime's own fds (core/rtfd.h) do not exist as far as the program is
@@ -206,7 +221,7 @@ MNP_EXPORT ssize_t read(int fd, void* buf, size_t n) {
   if (!fd_caller_is_g()) return real_read(fd, buf, n);
   if (long r; signalfd_read(fd, buf, n, &r)) return r;
   struct iovec v = {buf, n};
-  return read_g(fd, &v, 1);
+  return read_g(fd, &v, 1, true);
 }
 
 // _FORTIFY_SOURCE (Debian's default) turns read, recv and recvfrom on a
@@ -218,21 +233,18 @@ MNP_EXPORT ssize_t __read_chk(int fd, void* buf, size_t n, size_t buflen) noexce
 
 MNP_EXPORT ssize_t readv(int fd, const struct iovec* iov, int cnt) {
   if (!fd_caller_is_g()) return real_readv(fd, iov, cnt);
-  return read_g(fd, iov, cnt);
+  return read_g(fd, iov, cnt, false);
 }
 
 MNP_EXPORT ssize_t writev(int fd, const struct iovec* iov, int cnt) {
   if (!fd_caller_is_g()) return real_writev(fd, iov, cnt);
-  return write_all(iov, cnt, [&](const struct iovec* it, int c) {
-    return drive(
-        fd, PollDir::kWrite, [&] { return raw_writev_nowait(fd, it, c); }, [&] { return real_writev(fd, it, c); });
-  });
+  return write_g(fd, iov, cnt, false);
 }
 
 MNP_EXPORT ssize_t write(int fd, const void* buf, size_t n) {
   if (!fd_caller_is_g()) return real_write(fd, buf, n);
   struct iovec v = {const_cast<void*>(buf), n};
-  return writev(fd, &v, 1);
+  return write_g(fd, &v, 1, true);
 }
 
 MNP_EXPORT ssize_t recvfrom(int fd, void* buf, size_t n, int flags, struct sockaddr* a, socklen_t* l) {

@@ -109,6 +109,7 @@ bool prctl_per_thread(int op) {
 
 // The wiring a prctl needs, for the wrapper and for syscall() alike.
 void wire_for_prctl(int op) {
+  if (op == PR_SET_SECCOMP) seccomp_filter_coming();
   if (prctl_per_thread(op)) wire_for_life(prctl_creds(op), !prctl_not_inherited(op));
 }
 
@@ -410,6 +411,7 @@ bool wire_syscall(long nr, const long* a, long* ret) {
       wire_for_prctl(static_cast<int>(a[0]));
       return false;
     case SYS_seccomp:
+      if (a[0] == SECCOMP_SET_MODE_STRICT || a[0] == SECCOMP_SET_MODE_FILTER) seccomp_filter_coming();
       if (seccomp_per_thread(a[0], a[1])) wire_for_life();
       return false;
     case SYS_io_uring_setup:

@@ -1051,6 +1051,11 @@ TEST(SigOnG, HandlerMaskProcs2) { run_case(simple({"handler_mask"}), 2); }
 // runtime does (pwritev2, preadv2, mincore), and the program's SIGSYS
 // handler ends the process (Firefox's sandbox; tests/programs/seccomp_trap.c).
 TEST(Seccomp, TrapsRuntimeCallsProcs1) { run_case(simple({"seccomp_trap"}), 1); }
+// A filter that kills on readv, writev, preadv2 and pwritev2 (sshd's
+// sandbox kills readv): the program's read and write work as natively
+// (tests/programs/seccomp_kill.c).
+TEST(Seccomp, KillFilterReadWriteProcs1) { run_case(simple({"seccomp_kill"}), 1); }
+TEST(Seccomp, KillFilterReadWriteProcs2) { run_case(simple({"seccomp_kill"}), 2); }
 TEST(Seccomp, TrapsRuntimeCallsProcs2) { run_case(simple({"seccomp_trap"}), 2); }
 // An io_uring only its creating thread may submit to, and a registered
 // ring fd: the G is wired (tests/programs/uring_issuer.c).
