@@ -727,7 +727,7 @@ MNP_EXPORT int __sigpause(int sig_or_mask, int is_sig) {
 }
 // <signal.h> names __xpg_sigpause for sigpause here (_GNU_SOURCE): the
 // BSD entry is defined under its own symbol name.
-extern "C" int mnp_bsd_sigpause(int mask) __asm__("sigpause");
+MNP_EXPORT int mnp_bsd_sigpause(int mask) __asm__("sigpause");
 MNP_EXPORT int mnp_bsd_sigpause(int mask) { return __sigpause(mask, 0); }
 MNP_EXPORT int __xpg_sigpause(int sig) { return __sigpause(sig, 1); }
 
