@@ -565,30 +565,12 @@ BENCHMARK(BM_SpinHandoff)->Arg(1)->Arg(4)->UseRealTime()->Unit(benchmark::kMicro
 
 constexpr useconds_t kBesideSleepUs = 1000;
 
-struct HogShared {
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> calls{0};  // getppid calls, summed at the end
-};
-
-void* sleep_hog(void* arg) {
-  auto* h = static_cast<HogShared*>(arg);
-  uint64_t x = 1, calls = 0;
-  while (!h->stop.load(std::memory_order_relaxed)) {
-    for (int i = 0; i < 2000; i++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    x += static_cast<uint64_t>(getppid());
-    calls++;
-  }
-  benchmark::DoNotOptimize(x);
-  h->calls.fetch_add(calls, std::memory_order_relaxed);
-  return nullptr;
-}
-
 void BM_SleepBesideHogs(benchmark::State& state) {
   int n = static_cast<int>(state.range(0));
-  HogShared shared;
+  Hogs shared;
   std::vector<pthread_t> threads;
   int made = 0;
-  if (int err = create_threads(threads, n, sleep_hog, &shared, &made); err != 0) {
+  if (int err = create_threads(threads, n, hog_main, &shared, &made); err != 0) {
     shared.stop.store(true);
     join_threads(threads, made);
     skip_with_errno(state, "pthread_create", err);
@@ -607,7 +589,7 @@ void BM_SleepBesideHogs(benchmark::State& state) {
     skip_wrong(state, "usleep calls returning 0", slept, rounds);
     return;
   }
-  if (shared.calls.load() == 0) {
+  if (shared.rounds.load() == 0) {
     skip_wrong(state, "hog rounds", 0, 1);
     return;
   }

@@ -521,22 +521,9 @@ BENCHMARK(BM_YieldForPipeReply)->UseRealTime()->Unit(benchmark::kMicrosecond);
 
 struct BesideHogs {
   int req[2], rep[2];
-  std::atomic<bool> stop{false};
-  std::atomic<uint64_t> hog_rounds{0};
+  Hogs hogs;
   int err = 0;
 };
-void* beside_hog(void* a) {
-  auto* b = static_cast<BesideHogs*>(a);
-  uint64_t x = 1, rounds = 0;
-  while (!b->stop.load(std::memory_order_relaxed)) {
-    for (int i = 0; i < 2000; i++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
-    x += static_cast<uint64_t>(getppid());
-    rounds++;
-  }
-  benchmark::DoNotOptimize(x);
-  b->hog_rounds.fetch_add(rounds, std::memory_order_relaxed);
-  return nullptr;
-}
 void* beside_echo(void* a) {
   auto* b = static_cast<BesideHogs*>(a);
   for (;;) {
@@ -559,7 +546,7 @@ void BM_PipeReplyBesideHogs(benchmark::State& state) {
   pthread_t echo;
   int made = 0;
   int e = pthread_create(&echo, nullptr, beside_echo, &b);
-  for (; e == 0 && made < n; made++) e = pthread_create(&hogs[static_cast<size_t>(made)], nullptr, beside_hog, &b);
+  for (; e == 0 && made < n; made++) e = pthread_create(&hogs[static_cast<size_t>(made)], nullptr, hog_main, &b.hogs);
   int64_t k = 0;
   bool wrong = false;
   Clock::time_point start = Clock::now();
@@ -575,7 +562,7 @@ void BM_PipeReplyBesideHogs(benchmark::State& state) {
     }
   }
   double ns = ns_since(start);
-  b.stop.store(true);
+  b.hogs.stop.store(true);
   for (int i = 0; i < made; i++) pthread_join(hogs[static_cast<size_t>(i)], nullptr);
   int64_t end = -1;
   write_full(b.req[1], &end, sizeof end);

@@ -5,7 +5,9 @@
 
 #include <benchmark/benchmark.h>
 #include <pthread.h>
+#include <unistd.h>
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstring>
@@ -85,5 +87,25 @@ struct Helper {
     running = false;
   }
 };
+
+// The computing threads of the *BesideHogs benchmarks: each round 2,000
+// steps of a generator, then getppid (a libc system call wrapper the shim
+// does not interpose), until `stop`; `rounds` sums the rounds at the end.
+struct Hogs {
+  std::atomic<bool> stop{false};
+  std::atomic<uint64_t> rounds{0};
+};
+inline void* hog_main(void* arg) {
+  auto* h = static_cast<Hogs*>(arg);
+  uint64_t x = 1, rounds = 0;
+  while (!h->stop.load(std::memory_order_relaxed)) {
+    for (int i = 0; i < 2000; i++) x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+    x += static_cast<uint64_t>(getppid());
+    rounds++;
+  }
+  benchmark::DoNotOptimize(x);
+  h->rounds.fetch_add(rounds, std::memory_order_relaxed);
+  return nullptr;
+}
 
 }  // namespace bench

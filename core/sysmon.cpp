@@ -466,10 +466,9 @@ void* sysmon_main(void*) {
       // out of Gs harvests the netpoller itself, and one whose Gs park and
       // ready each other soon does; sysmon's own harvest there cost an
       // echo server 40% of its rate: all_ps_computing) and Gs waiting on
-      // fds: nobody
-      // sleeps in the netpoller (only an M with nothing to run does), so
-      // sysmon does, for its sleep, and gives a P to the Gs of the fds
-      // that become ready.
+      // fds: nobody sleeps in the netpoller (only an M with nothing to run
+      // does), so sysmon does, for its sleep, and gives a P to the Gs of
+      // the fds that become ready.
       if (sched.npidle.load(std::memory_order_relaxed) == 0 && netpoll_worth_polling() && all_ps_computing()) {
         struct epoll_event ev[64];
         int n = netpoll_block(ev, 64, nanotime() + std::min(ns, kPollSleepMaxNs));
