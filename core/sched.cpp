@@ -1132,9 +1132,9 @@ G* next_local(P* pp, bool run_timers, bool slice_over, bool* inherit) {
   return runq_pop(&pp->runq, inherit);
 }
 
-// The slice-end request sysmon left on gp (sysmon.cpp), taken: true if
-// there was one. A plain load and store; a request lost to a race is made
-// again a millisecond later.
+// The mark left on gp (kPreempt*: sysmon's slice end, or a wake), taken:
+// what it was, kPreemptNone if none. A plain load and store; a slice end
+// lost to a race is requested again a millisecond later.
 inline uint32_t take_mark(G* gp) {
   uint32_t v = gp->preempt.load(std::memory_order_relaxed);
   if (MNP_LIKELY(!v)) return kPreemptNone;
