@@ -188,6 +188,15 @@ bool thread_stopped(long tid) {
   return close_paren[2] == 't' || close_paren[2] == 'T';
 }
 
+// Whether gp, running for `ran` ns, may take a wake mark (kPreemptWake*):
+// a user G, neither wired (each yield of one hands its P to another M) nor
+// real-time, and, if its last walk was deep, only after kPreemptNs (each
+// asynchronous stop costs it that walk).
+bool wake_markable(const G* gp, int64_t ran) {
+  return gp && !gp->is_g0 && !gp->lockedm && !gp->ks_rt.load(std::memory_order_relaxed) &&
+         (!gp->deep_walk.load(std::memory_order_relaxed) || ran >= kPreemptNs);
+}
+
 // Signals the M of every P that sits still with its M asleep in the kernel.
 bool detect_blocked(int64_t now) {
   bool any = false;
@@ -246,10 +255,7 @@ bool detect_blocked(int64_t now) {
           if (preempt_enabled() && seccomp_seen(now)) preempt_off_under_seccomp();
           gp->preempt.store(preempt_enabled() ? kPreemptAsync : kPreemptMarked, std::memory_order_relaxed);
           marked = true;
-        } else if (gp && !gp->is_g0 && timer_due && !gp->ks_rt.load(std::memory_order_relaxed) && !gp->lockedm &&
-                   (slice == kPreemptNs || now - pp->run_since >= kPreemptNs) &&
-                   (gp->preempt.load(std::memory_order_relaxed) == kPreemptNone ||
-                    gp->preempt.load(std::memory_order_relaxed) == kPreemptWakeAsync)) {
+        } else if (timer_due && wake_markable(gp, now - pp->run_since)) {
           // Again each round while the signal has not been taken (it found
           // the G in the runtime's code, which leaves the request as it is).
           uint32_t was = gp->preempt.load(std::memory_order_relaxed);
@@ -257,9 +263,7 @@ bool detect_blocked(int64_t now) {
                  gp->preempt.compare_exchange_strong(was, preempt_enabled() ? kPreemptWakeAsync : kPreemptWake,
                                                      std::memory_order_relaxed);
         }
-        // The G there could take a wake mark (wake_preempt_delay).
-        pp->sysmon_wakeable = gp && !gp->is_g0 && !gp->lockedm && !gp->ks_rt.load(std::memory_order_relaxed) &&
-                              (slice == kPreemptNs || now - pp->run_since >= kPreemptNs);
+        pp->sysmon_wakeable = wake_markable(gp, now - pp->run_since);  // for wake_preempt_delay
         gmem_peek_end();
         if (marked) {
           if (preempt_enabled()) poke_m(mp, now);
@@ -347,8 +351,7 @@ bool poll_woken(int woken) {
     G* gp;
     int64_t ran = m_g_ran(mp, &gp);
     uint32_t none = kPreemptNone;
-    bool wake = ran >= kWakePreemptNs && (!gp->deep_walk.load(std::memory_order_relaxed) || ran >= kPreemptNs) &&
-                !gp->ks_rt.load(std::memory_order_relaxed) && !gp->lockedm &&
+    bool wake = ran >= kWakePreemptNs && wake_markable(gp, ran) &&
                 gp->preempt.compare_exchange_strong(none, preempt_enabled() ? kPreemptWakeAsync : kPreemptWake,
                                                     std::memory_order_relaxed);
     gmem_peek_end();
