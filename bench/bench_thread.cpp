@@ -6,6 +6,9 @@
 //
 //   BM_CreateJoin              pthread_create + pthread_join of a thread that
 //                              returns at once, one thread at a time.
+//   BM_CreateJoinStack/KiB     BM_CreateJoin with pthread_attr_setstacksize
+//                              (1 MiB as Ruby and the JVM ask, 2 MiB as
+//                              Rust's std::thread does).
 //   BM_CreateJoinBurst10k      create 10,000 such threads, then join them all.
 //   BM_YieldPingPong           two threads hand a turn flag back and forth,
 //                              each waiting with
@@ -71,6 +74,33 @@ void BM_CreateJoin(benchmark::State& state) {
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(BM_CreateJoin)->UseRealTime();
+
+// BM_CreateJoinStack: the same with a stack size that is not the default
+// (glibc caches such stacks too, up to 40 MiB of them).
+void BM_CreateJoinStack(benchmark::State& state) {
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  int err = pthread_attr_setstacksize(&attr, static_cast<size_t>(state.range(0)) * 1024);
+  if (err != 0) skip_with_errno(state, "pthread_attr_setstacksize", err);
+  for (auto _ : state) {
+    if (err != 0) break;
+    pthread_t t;
+    err = pthread_create(&t, &attr, return_arg, &state);
+    if (err != 0) {
+      skip_with_errno(state, "pthread_create", err);
+      break;
+    }
+    void* result = nullptr;
+    err = pthread_join(t, &result);
+    if (err != 0 || result != &state) {
+      skip_with_errno(state, "pthread_join", err != 0 ? err : EINVAL);
+      break;
+    }
+  }
+  pthread_attr_destroy(&attr);
+  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
+}
+BENCHMARK(BM_CreateJoinStack)->Arg(1024)->Arg(2048)->UseRealTime();
 
 // ---------------------------------------------------------------------------
 // BM_CreateJoinBurst10k: 10,000 creates back to back, then 10,000 joins.

@@ -599,6 +599,11 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack, uint32_t tid) {
   return gp;
 }
 
+bool gmem_layout_matches(const G* gp, size_t stack_size, size_t guard) {
+  return gp->map_base && gp->stack_size == (stack_size & ~(size_t{tls_layout().static_align} - 1)) &&
+         gp->guard_size == round_up(guard, kPage);
+}
+
 // ---- deferred unmapping -----------------------------------------------------
 // Some code reads another M's curg and dereferences it without owning it
 // (sysmon's preemption mark, the signal kicks, the scheduler trace). The G

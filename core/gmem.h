@@ -32,6 +32,9 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack, uint32_t tid = 
 // The smallest stack size gmem_alloc takes (without a user stack): TLS, TCB,
 // G and 2 KiB; smaller requests get EINVAL, as glibc gives.
 size_t gmem_min_stack();
+// Whether gp (made by gmem_alloc with no user stack) has the layout that
+// gmem_alloc(stack_size, guard, nullptr) would make: it may stand for it.
+bool gmem_layout_matches(const G* gp, size_t stack_size, size_t guard);
 void gmem_free(G* gp);
 // gmem_free, except that the memory goes back at the next gmem_reclaim (a
 // caller freeing many calls that once, after them all: it coalesces

@@ -1595,6 +1595,108 @@ G* gfget() {
   return gp;
 }
 
+// Free Gs of other stack sizes (pthread_attr_setstacksize, setguardsize):
+// Ruby's and the JVM's threads ask for 1 MiB, Rust's std::thread for 2 MiB.
+// One global list for every size, searched for an exact layout: a
+// program uses a size or two, and the list is short. At most kSizedMax
+// Gs and kSizedBytesMax of mappings; past kSizedWarm a G's stack pages go
+// back to the kernel as it is put. sysmon frees what no create needed
+// for a period (gfree_scavenge), beyond kSizedKeep.
+constexpr int32_t kSizedMax = 64;
+constexpr size_t kSizedBytesMax = size_t{256} << 20;
+constexpr int32_t kSizedWarm = 16;
+constexpr int32_t kSizedKeep = 4;
+constinit size_t g_gfree_sized_bytes = 0;  // gfree_lock
+// Some G on the sized list has its stack pages (gfree_lock; read racily).
+constinit bool g_gfree_sized_warm = false;
+
+void gfput_sized(G* gp) {
+  casgstatus(gp, kGDead, kGIdle);
+  bool warm = sched.ngfree_sized < kSizedWarm;  // racy read: a hint
+  if (!warm) gmem_trim(gp);
+  {
+    LockGuard lk(sched.gfree_lock);
+    if (sched.ngfree_sized < kSizedMax && g_gfree_sized_bytes + gp->map_size <= kSizedBytesMax) {
+      g_gfree_sized_warm |= warm;
+      gp->schedlink = sched.gfree_sized;
+      sched.gfree_sized = gp;
+      sched.ngfree_sized++;
+      g_gfree_sized_bytes += gp->map_size;
+      return;
+    }
+  }
+  gmem_free_batched(gp);
+}
+
+G* gfget_sized(size_t stack_size, size_t guard) {
+  if (sched.ngfree_sized == 0) return nullptr;  // racy read: a miss is a fresh G
+  LockGuard lk(sched.gfree_lock);
+  for (G** link = &sched.gfree_sized; G* gp = *link; link = &gp->schedlink) {
+    if (!gmem_layout_matches(gp, stack_size, guard)) continue;
+    *link = gp->schedlink;
+    gp->schedlink = nullptr;
+    sched.ngfree_sized--;
+    g_gfree_sized_bytes -= gp->map_size;
+    if (sched.ngfree_sized < sched.gfree_sized_low) sched.gfree_sized_low = sched.ngfree_sized;
+    return gp;
+  }
+  return nullptr;
+}
+
+// Whether the scavenger has free Gs to look at again (racy reads).
+bool gfree_left() { return sched.ngfree > kScavengeKeep || sched.ngfree_sized > kSizedKeep || g_gfree_sized_warm; }
+
+// sysmon, each scavenge period: if some sized Gs lay unused for the whole
+// period (the fewest on the list meanwhile), frees them beyond kSizedKeep
+// and gives back the stack pages of those kept. Those no create took lie
+// at the cold end, the tail; the head, kept, holds the most recently put.
+// The kept ones are off the list while trimmed: no create can take one
+// meanwhile. True if some memory is still to give back (gmem_reclaim).
+bool gfree_sized_scavenge() {
+  G* list = nullptr;
+  int32_t keep = 0;
+  {
+    LockGuard lk(sched.gfree_lock);
+    int32_t idle = sched.gfree_sized_low;
+    sched.gfree_sized_low = sched.ngfree_sized;
+    if (idle == 0) return false;
+    keep = sched.ngfree_sized - (idle > kSizedKeep ? idle - kSizedKeep : 0);
+    list = sched.gfree_sized;
+    sched.gfree_sized = nullptr;
+    sched.ngfree_sized = 0;
+    g_gfree_sized_bytes = 0;
+    g_gfree_sized_warm = false;
+  }
+  G* kept = nullptr;
+  G** kept_tail = &kept;
+  int32_t nkept = 0;
+  size_t kept_bytes = 0;
+  bool freed = false;
+  while (list) {
+    G* gp = list;
+    list = gp->schedlink;
+    if (nkept < keep) {
+      gmem_trim(gp);
+      *kept_tail = gp;
+      kept_tail = &gp->schedlink;
+      nkept++;
+      kept_bytes += gp->map_size;
+    } else {
+      gmem_free_deferred(gp);
+      freed = true;
+    }
+  }
+  if (kept) {
+    LockGuard lk(sched.gfree_lock);
+    *kept_tail = sched.gfree_sized;
+    sched.gfree_sized = kept;
+    sched.ngfree_sized += nkept;
+    g_gfree_sized_bytes += kept_bytes;
+    sched.gfree_sized_low = sched.ngfree_sized;
+  }
+  return freed && gmem_reclaim();
+}
+
 // The P's owner, about to give the P up for lack of work.
 void gfree_idle_trim(P* pp) {
   if (pp->ngfree <= kPerPIdleKeep) return;
@@ -1726,9 +1828,11 @@ int newproc(const GSpec& spec, G** out) {
   const Config& cfg = config();
   size_t ss = spec.stack_size ? spec.stack_size : cfg.stack_size;
   size_t guard = spec.guard_size == static_cast<size_t>(-1) ? cfg.guard_size : spec.guard_size;
-  G* gp = nullptr;
-  bool cacheable = !spec.user_stack && ss == cfg.stack_size && guard == cfg.guard_size;
-  if (cacheable && (gp = gfget())) {
+  uint8_t kind = spec.user_stack                                   ? kGCacheNone
+                 : ss == cfg.stack_size && guard == cfg.guard_size ? kGCacheDefault
+                                                                   : kGCacheSized;
+  G* gp = kind == kGCacheDefault ? gfget() : kind == kGCacheSized ? gfget_sized(ss, guard) : nullptr;
+  if (gp) {
     // A new thread, a new id: a signal or call aimed at the id of the thread
     // that used this G before must not reach this one.
     gp->fake_tid = gmem_new_tid();
@@ -1740,7 +1844,7 @@ int newproc(const GSpec& spec, G** out) {
   } else {
     gp = gmem_alloc(ss, guard, spec.user_stack);
     if (!gp) return EAGAIN;
-    gp->cacheable = cacheable;
+    gp->cache_kind = kind;
   }
   gmem_set_tls_g(gp);
   gp->start_fn = spec.fn;
@@ -1788,12 +1892,13 @@ void newproc_start(G* gp) {
 
 bool gfree_scavenge(int64_t now) {
   if (g_scavenge_debt == 0) {
-    if (now - g_scavenge_last < kScavengeNs) return sched.ngfree > kScavengeKeep;
+    if (now - g_scavenge_last < kScavengeNs) return gfree_left();
     g_scavenge_last = now;
+    bool left = gfree_sized_scavenge();
     LockGuard lk(sched.gfree_lock);
     g_scavenge_debt = sched.gfree_low > kScavengeKeep ? sched.gfree_low - kScavengeKeep : 0;
     sched.gfree_low = sched.ngfree;
-    if (g_scavenge_debt == 0) return sched.ngfree > kScavengeKeep;
+    if (g_scavenge_debt == 0) return left || gfree_left();
   }
   // At most kScavengeBatch a round: sysmon has other work (retaking Ps,
   // preemption), and freeing costs 50-100 us a G here (TLB shootdowns).
@@ -1830,7 +1935,7 @@ bool gfree_scavenge(int64_t now) {
     if (g_scavenge_freed >= kScavengeTrimAfter) malloc_trim(0);
     g_scavenge_freed = 0;
   }
-  return g_scavenge_debt > 0 || sched.ngfree > kScavengeKeep;
+  return g_scavenge_debt > 0 || gfree_left();
 }
 
 void g_reap(G* gp) {
@@ -1853,8 +1958,10 @@ void g_reap(G* gp) {
     }
   }
   sigpend_forget(gp);  // one sent to it while it was exiting
-  if (gp->cacheable) {
+  if (gp->cache_kind == kGCacheDefault) {
     gfput(gp);
+  } else if (gp->cache_kind == kGCacheSized) {
+    gfput_sized(gp);
   } else {
     gmem_free(gp);
   }

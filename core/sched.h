@@ -87,6 +87,8 @@ constexpr uintptr_t kDetachedDone = 5;  // detached and finished: reaped; no lon
 // memory is still cached (tests/programs/errors.c): joined -> join and
 // detach ESRCH, tryjoin EBUSY; detached and finished -> EINVAL for all.
 
+enum : uint8_t { kGCacheNone, kGCacheDefault, kGCacheSized };
+
 struct G {
   Context ctx;  // written by mnp_ctx_switch only
   std::atomic<uint32_t> status{kGIdle};
@@ -106,7 +108,10 @@ struct G {
   bool user_stack = false;  // stack supplied by pthread_attr_setstack
   bool is_main = false;
   bool is_g0 = false;
-  bool cacheable = false;  // default-sized: may be reused after exit
+  // Where the G goes when reaped (sched.cpp, g_reap): a P's or the global
+  // free list (default-sized stack), the sized list (another size), or
+  // nowhere (the program's own stack: freed).
+  uint8_t cache_kind = 0;
   void* (*start_fn)(void*) = nullptr;
   void* start_arg = nullptr;
   void* result = nullptr;
@@ -511,6 +516,12 @@ struct Sched {
   G* gfree = nullptr;
   int32_t ngfree = 0;
   int32_t gfree_low = 0;
+  // Free Gs whose stack size or guard is not the default, any mix of
+  // sizes, most recently freed first (gfree_lock; gfree_sized_low as
+  // gfree_low).
+  G* gfree_sized = nullptr;
+  int32_t ngfree_sized = 0;
+  int32_t gfree_sized_low = 0;
   // All Ps, fixed at start.
   P* allp = nullptr;
   uint32_t nprocs = 0;

@@ -13,6 +13,13 @@
  *     write to the lowest and to the highest byte of the guard, and a
  *     runaway recursion, each kill the child with SIGSEGV. (Under mnpthread
  *     the minimum-size stack once had no working guard.)
+ *   - a stack that a thread of the same attributes used before: the same
+ *     size twice in a row gets the same stack the second time (glibc's
+ *     stack cache does that, and so does mnpthread's cache of Gs of other
+ *     sizes than the default); sizes and guards alternated each report
+ *     their own guard and a size from the requested one to 4 times that
+ *     (glibc hands out a cached stack up to 4 times too big); a reused
+ *     stack's guard still kills an overflow.
  *   - guard size 0: reported as 0.
  *   - pthread_attr_setstack: no guard, and pthread_getattr_np reports the
  *     program's own block exactly.
@@ -106,11 +113,14 @@ static int run_thread(size_t stack, size_t guard, int mode) {
   return pthread_join(t, NULL);
 }
 
-static const char* child_end(size_t stack, size_t guard, int mode) {
+/* reuse: a thread of the same attributes runs and ends first, so that the
+ * second gets its cached stack. */
+static const char* child_end(size_t stack, size_t guard, int mode, int reuse) {
   fflush(stdout);
   pid_t pid = fork();
   if (pid == 0) {
     alarm(10);
+    if (reuse) run_thread(stack, guard, kLook);
     run_thread(stack, guard, mode);
     _exit(0);
   }
@@ -139,10 +149,30 @@ static void sized(const char* name, size_t stack, size_t guard, int exact) {
   }
   printf("%s: reported guard == requested: %s\n", name, yesno(g_rep.guard == guard));
   if (guard) {
-    printf("%s: write to lowest guard byte: %s\n", name, child_end(stack, guard, kTouchGuardLow));
-    printf("%s: write to highest guard byte: %s\n", name, child_end(stack, guard, kTouchGuardHigh));
-    printf("%s: runaway recursion: %s\n", name, child_end(stack, guard, kRecurse));
+    printf("%s: write to lowest guard byte: %s\n", name, child_end(stack, guard, kTouchGuardLow, 0));
+    printf("%s: write to highest guard byte: %s\n", name, child_end(stack, guard, kTouchGuardHigh, 0));
+    printf("%s: runaway recursion: %s\n", name, child_end(stack, guard, kRecurse, 0));
   }
+}
+
+static void reused(void) {
+  const size_t sz = 768 * 1024;
+  int e1 = run_thread(sz, PAGE, kLook);
+  uintptr_t lo1 = g_rep.lo;
+  int e2 = run_thread(sz, PAGE, kLook);
+  printf("same size again: same stack: %s\n", yesno(e1 == 0 && e2 == 0 && g_rep.lo == lo1));
+  printf("same size again: sp inside: %s\n", yesno(g_rep.sp >= g_rep.lo && g_rep.sp < g_rep.hi));
+  int all = 1;
+  for (int i = 0; i < 6; i++) {
+    size_t stack = i % 3 == 2 ? 512 * 1024 : 256 * 1024;
+    size_t guard = (size_t)(1 + i % 2) * PAGE;
+    int e = run_thread(stack, guard, kLook);
+    all &= e == 0 && g_rep.ok && g_rep.guard == guard && g_rep.size >= stack && g_rep.size <= 4 * stack &&
+           g_rep.sp >= g_rep.lo && g_rep.sp < g_rep.hi;
+  }
+  printf("sizes and guards alternated: each reports its own: %s\n", yesno(all));
+  printf("reused stack: write to lowest guard byte: %s\n", child_end(sz, 2 * PAGE, kTouchGuardLow, 1));
+  printf("reused stack: runaway recursion: %s\n", child_end(sz, PAGE, kRecurse, 1));
 }
 
 int main(void) {
@@ -153,6 +183,7 @@ int main(void) {
   sized("64 KiB, 3-page guard", 64 * 1024, 3 * PAGE, 0);
   sized("min stack, 3-page guard", PTHREAD_STACK_MIN, 3 * PAGE, 0);
   sized("64 KiB, no guard", 64 * 1024, 0, 0);
+  reused();
 
   /* The program's own stack: reported exactly, no guard. */
   {
