@@ -60,9 +60,12 @@ struct FdState {
   std::atomic<uint32_t> rseq;
   std::atomic<uint32_t> wseq;
   Lock lock;
-  Entry* head;                    // (lock)
-  std::atomic<uint8_t> not_file;  // fstat said so (netpoll_fd_is_file); reset when the fd closes
+  Entry* head;                 // (lock)
+  std::atomic<uint8_t> known;  // kKnown* bits, what the fd is known to be; reset when the fd closes
 };
+// FdState::known: fstat said it is no file (netpoll_fd_is_file); the
+// kernel refused an RWF_NOWAIT read or write on it (netpoll_fd_refuses_nowait).
+enum : uint8_t { kKnownNotFile = 1, kKnownNoNowaitRead = 2, kKnownNoNowaitWrite = 4 };
 
 // Two-level table: fd >> 12 selects a lazily mapped chunk of 4096 states
 // (zeroed memory is a valid FdState).
@@ -472,7 +475,7 @@ int netpoll_wait(int fd, PollDir dir, uint32_t seen, int64_t deadline) {
 void netpoll_close(int fd) {
   FdState* s = state_if_any(fd);
   if (!s) return;
-  s->not_file.store(0, std::memory_order_relaxed);
+  s->known.store(0, std::memory_order_relaxed);
   bump_and_wake(s, kPollRead | kPollWrite);
 }
 
@@ -484,7 +487,7 @@ void netpoll_close_range(unsigned first, unsigned last) {
     for (int i = 0; i < kChunk; i++) {
       unsigned fd = (static_cast<unsigned>(k) << kChunkBits) + static_cast<unsigned>(i);
       if (fd < first || fd > last) continue;
-      c[i].not_file.store(0, std::memory_order_relaxed);
+      c[i].known.store(0, std::memory_order_relaxed);
       if (__atomic_load_n(&c[i].head, __ATOMIC_RELAXED)) bump_and_wake(&c[i], kPollRead | kPollWrite);
     }
   }
@@ -492,12 +495,23 @@ void netpoll_close_range(unsigned first, unsigned last) {
 
 bool netpoll_fd_is_file(int fd) {
   FdState* s = state(fd);
-  if (s && s->not_file.load(std::memory_order_relaxed)) return false;
+  if (s && (s->known.load(std::memory_order_relaxed) & kKnownNotFile)) return false;
   struct stat st;
   if (raw_syscall(SYS_fstat, fd, reinterpret_cast<long>(&st)) != 0) return false;
   bool file = S_ISREG(st.st_mode) || S_ISBLK(st.st_mode);
-  if (!file && s) s->not_file.store(1, std::memory_order_relaxed);
+  if (!file && s) s->known.fetch_or(kKnownNotFile, std::memory_order_relaxed);
   return file;
+}
+
+bool netpoll_fd_refuses_nowait(int fd, PollDir dir) {
+  FdState* s = state_if_any(fd);
+  uint8_t bit = dir == PollDir::kRead ? kKnownNoNowaitRead : kKnownNoNowaitWrite;
+  return s && (s->known.load(std::memory_order_relaxed) & bit);
+}
+
+void netpoll_fd_note_refuses_nowait(int fd, PollDir dir) {
+  if (FdState* s = state(fd))
+    s->known.fetch_or(dir == PollDir::kRead ? kKnownNoNowaitRead : kKnownNoNowaitWrite, std::memory_order_relaxed);
 }
 
 void netpoll_signal_arrived(int sig, bool restart) {

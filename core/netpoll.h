@@ -112,6 +112,13 @@ void netpoll_close_range(unsigned first, unsigned last);
 // once per fd that is none (sockets and pipes, read on hot paths): that
 // answer is kept until the fd is closed or replaced through the calls above.
 bool netpoll_fd_is_file(int fd);
+// Whether the kernel refused an RWF_NOWAIT read (or write) on fd since it
+// was last closed or replaced (an eventfd takes preadv2 with RWF_NOWAIT
+// and refuses pwritev2 with it): the caller skips the attempt, one system
+// call that would fail every time. The note is a hint: a file put on the
+// number behind the runtime's back only costs the attempt it skips.
+bool netpoll_fd_refuses_nowait(int fd, PollDir dir);
+void netpoll_fd_note_refuses_nowait(int fd, PollDir dir);
 // Gs parked on fd wake up and try again (a signalfd read, for a signal the
 // kernel does not know is pending: interpose/signalfd.cpp).
 inline void netpoll_kick_fd(int fd) { netpoll_close(fd); }

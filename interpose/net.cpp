@@ -91,13 +91,20 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
 
 // -ENOSYS once a seccomp filter refused them (core/base.h): drive then
 // hands the real call off.
+// -EOPNOTSUPP at once for an fd that refused the flag before (netpoll.h).
 long raw_readv_nowait(int fd, const struct iovec* iov, int n) {
   if (MNP_UNLIKELY(runtime_call_refused(kRefusedNowaitIo))) return -ENOSYS;
-  return raw_syscall6(SYS_preadv2, fd, reinterpret_cast<long>(iov), n, -1, -1, RWF_NOWAIT);
+  if (netpoll_fd_refuses_nowait(fd, PollDir::kRead)) return -EOPNOTSUPP;
+  long r = raw_syscall6(SYS_preadv2, fd, reinterpret_cast<long>(iov), n, -1, -1, RWF_NOWAIT);
+  if (r == -EOPNOTSUPP) netpoll_fd_note_refuses_nowait(fd, PollDir::kRead);
+  return r;
 }
 long raw_writev_nowait(int fd, const struct iovec* iov, int n) {
   if (MNP_UNLIKELY(runtime_call_refused(kRefusedNowaitIo))) return -ENOSYS;
-  return raw_syscall6(SYS_pwritev2, fd, reinterpret_cast<long>(iov), n, -1, -1, RWF_NOWAIT);
+  if (netpoll_fd_refuses_nowait(fd, PollDir::kWrite)) return -EOPNOTSUPP;
+  long r = raw_syscall6(SYS_pwritev2, fd, reinterpret_cast<long>(iov), n, -1, -1, RWF_NOWAIT);
+  if (r == -EOPNOTSUPP) netpoll_fd_note_refuses_nowait(fd, PollDir::kWrite);
+  return r;
 }
 
 // Goes on through the iovec array `done` bytes in: calls io on what is left

@@ -980,6 +980,11 @@ const Case kIoPipeReaders{{"io_pipe_readers"}, {}, 0, 30, [](const Run& native, 
                             expect_check(native, "compute_progress", "==", 1);
                             expect_check(shim, "compute_progress", "==", 1);
                           }};
+// Reads and writes of an eventfd by several threads, then a pipe on the same
+// fd number (the shim remembers per fd which calls refuse RWF_NOWAIT).
+TEST(Io, EventfdProcs1) { run_case(simple({"io_eventfd"}), 1); }
+TEST(Io, EventfdProcs2) { run_case(simple({"io_eventfd"}), 2); }
+
 TEST(IoPipeReaders, Procs1) { run_case(kIoPipeReaders, 1); }
 TEST(IoPipeReaders, Procs2) { run_case(kIoPipeReaders, 2); }
 
