@@ -15,6 +15,9 @@
 //   BM_Sleepers10k               10,000 threads each usleep(1000) ten times.
 //   BM_SemPingPong               two threads hand a turn back and forth with
 //                                two sem_t.
+//   BM_SemPingPongAltstack       BM_SemPingPong with a helper that first
+//                                enables an alternate signal stack, as
+//                                every Rust thread does.
 //   BM_FutexPingPong             the same with raw FUTEX_WAIT_PRIVATE /
 //                                FUTEX_WAKE_PRIVATE on two words.
 //   BM_SpinHandoff/N             the benchmark thread hands a unit of work
@@ -52,6 +55,7 @@
 #include <linux/futex.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <semaphore.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -397,12 +401,25 @@ void* sem_pong(void* arg) {
   }
 }
 
-void BM_SemPingPong(benchmark::State& state) {
+// The helper of BM_SemPingPongAltstack: an alternate signal stack first.
+void* sem_pong_altstack(void* arg) {
+  std::vector<char> alt(64 * 1024);
+  stack_t ss = {};
+  ss.ss_sp = alt.data();
+  ss.ss_size = alt.size();
+  if (sigaltstack(&ss, nullptr) != 0) return nullptr;
+  void* r = sem_pong(arg);
+  ss.ss_flags = SS_DISABLE;
+  sigaltstack(&ss, nullptr);
+  return r;
+}
+
+void sem_ping_pong(benchmark::State& state, void* (*pong)(void*)) {
   SemPingPong pp;
   sem_init(&pp.ping, 0, 0);
   sem_init(&pp.pong, 0, 0);
   Helper helper;
-  if (int err = helper.start(sem_pong, &pp); err != 0) {
+  if (int err = helper.start(pong, &pp); err != 0) {
     skip_with_errno(state, "pthread_create", err);
     return;
   }
@@ -432,7 +449,12 @@ void BM_SemPingPong(benchmark::State& state) {
   }
   report_per_op(state, ns, 2 * rounds);
 }
+
+void BM_SemPingPong(benchmark::State& state) { sem_ping_pong(state, sem_pong); }
 BENCHMARK(BM_SemPingPong)->UseRealTime();
+
+void BM_SemPingPongAltstack(benchmark::State& state) { sem_ping_pong(state, sem_pong_altstack); }
+BENCHMARK(BM_SemPingPongAltstack)->UseRealTime();
 
 // ---------------------------------------------------------------------------
 // BM_FutexPingPong: two words, ping and pong, each 0 (empty) or 1 (full);

@@ -371,8 +371,8 @@ void poke_serve(siginfo_t* si, void* ucv, RetHook* hook_out) {
     // seccomp filter that may trap them, a trap here, where every signal
     // is blocked, would end the process (core/base.h).
     if (preempt_off_under_seccomp()) return;
-    // On the G's alternate signal stack (poke_action) a switch from here
-    // would leave this frame on it: at a safe point the G goes on running
+    // On the G's alternate signal stack (poke_action), which may be small,
+    // no switch is made from here: at a safe point the G goes on running
     // without its P instead, as after a call no wrapper covers (sysmon's
     // next round hands the P to another M, and the G takes one back at its
     // next call into the runtime). Only at a safe point, as for a switch:
@@ -459,8 +459,8 @@ void poke_handler(int, siginfo_t* si, void* ucv) {
 struct sigaction poke_action() {
   struct sigaction sa = {};
   sa.sa_sigaction = poke_handler;
-  // SA_ONSTACK: a G that enabled an alternate signal stack of its own (it
-  // is then wired to its M, interpose/wire.cpp) may run code whose stack
+  // SA_ONSTACK: a G that enabled an alternate signal stack of its own (put
+  // on whatever M runs it, core/altstack.h) may run code whose stack
   // pointer is no stack: Erlang's JIT keeps each Erlang process's stack,
   // next to its heap, in %rsp, and its threads take every signal on their
   // alternate stacks. A frame pushed there at %rsp overwrote the heap
@@ -468,8 +468,8 @@ struct sigaction poke_action() {
   // Where no alternate stack is enabled the flag does nothing; one that
   // several threads enable is given to the kernel for one of them only
   // (interpose/wire.cpp, altstack_call). A preemption never switches away
-  // on an alternate stack (poke_serve): the frame would stay there, under
-  // the M's next signal.
+  // on an alternate stack (poke_serve): the scheduler's code would run on
+  // it, and it may be small (Rust's: about 8 KiB).
   sa.sa_flags = SA_SIGINFO | SA_RESTART | SA_ONSTACK;
   sigfillset(&sa.sa_mask);
   return sa;

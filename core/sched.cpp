@@ -57,6 +57,7 @@
 #include <new>
 #include <numeric>
 
+#include "core/altstack.h"
 #include "core/base.h"
 #include "core/cpuclock.h"
 #include "core/gmem.h"
@@ -141,23 +142,46 @@ inline void count_fs_write(M* mp, const Context* from, const Context* to) {
     mp->fs_writes.store(mp->fs_writes.load(std::memory_order_relaxed) + 1, std::memory_order_relaxed);
 }
 
-// A wired G that switches away on its own alternate signal stack (a handler
-// of the program's that parks: SBCL's threads wait for the end of a
-// collection in the handler of its stop signal) leaves live frames there,
-// the kernel's signal frame with the interrupted context at the top.
-// Natively the thread is still on that stack, and the kernel puts a nested
-// handler's frame below them; the M on g0 is not, so the kernel would take
-// the stack for free and write the next SA_ONSTACK frame (the runtime's
-// signal, the program's handlers) over them: SBCL found a stopped thread's
-// context overwritten ("garbage_collect: no SP known for thread") or hung.
-// So the M blocks signals from the switch until g0 has disabled that stack
-// (altstack_leave, m_loop), and again from its re-enabling until the G is
-// back on it and loads its own mask (altstack_return). glibc's 32 and 33
-// stay open: they have no SA_ONSTACK, and set*id waits for every thread.
+// Alternate signal stacks move with their G (core/altstack.h): a switch
+// puts the incoming G's on the thread, or none. A G that switches away on
+// its own (a handler of the program's that parks: SBCL's threads wait for
+// the end of a collection in the handler of its stop signal) leaves live
+// frames there, the kernel's signal frame with the interrupted context at
+// the top. Natively the thread is still on it, and the kernel puts a
+// nested handler's frame below them; a thread that has the stack but is
+// not on it takes it for free and writes the next SA_ONSTACK frame (the
+// runtime's signal, the program's handlers) over them: SBCL found a
+// stopped thread's context overwritten ("garbage_collect: no SP known for
+// thread") or hung. That is the M after such a G switched away, and the M
+// that puts the stack back before it switches to the G. (And the kernel
+// refuses to change the stack a thread runs on: EPERM.) So when the G that
+// leaves or the one that comes is on its alternate stack, the M blocks
+// signals from before the switch until the incoming side, on its own
+// stack, has put what it needs (altstack_settle) and the incoming G has
+// loaded its own mask. glibc's 32 and 33 stay open: they have no
+// SA_ONSTACK, and set*id waits for every thread.
 constexpr uint64_t kAltstackAwayMask = ~((uint64_t{1} << 31) | (uint64_t{1} << 32));
 
-inline bool on_own_altstack(const G* gp, uintptr_t sp) {
-  return gp->wired_altstack && !gp->altstack_virtual && sp >= gp->altstack_lo && sp < gp->altstack_hi;
+inline uintptr_t alt_lo_of(const G* g) { return g && g->own_altstack ? g->altstack_lo : 0; }
+inline uintptr_t alt_hi_of(const G* g) { return g && g->own_altstack ? g->altstack_hi : 0; }
+
+// Before a switch from the running G to next (null: g0), on the G's stack.
+// Before the G can be resumed elsewhere: it may take a signal on its own
+// stack there, which must not be this thread's too.
+inline void altstack_leave(M* mp, const G* next) {
+  if (MNP_LIKELY(altstack_fits(mp, alt_lo_of(next), alt_hi_of(next)))) return;
+  char here;
+  auto sp = reinterpret_cast<uintptr_t>(&here);
+  bool leaving_on_it = sp >= mp->alt_lo && sp < mp->alt_hi;
+  bool coming_on_it = next && next->ctx.sp >= alt_lo_of(next) && next->ctx.sp < alt_hi_of(next);
+  if (leaving_on_it || coming_on_it) m_set_kmask(mp, kAltstackAwayMask);
+  else altstack_put(mp, next);
+}
+
+// After a switch, on the side that runs now (gp: the G, null: g0), before
+// the G's own mask is loaded.
+inline void altstack_settle(M* mp, const G* gp) {
+  if (MNP_UNLIKELY(!altstack_fits(mp, alt_lo_of(gp), alt_hi_of(gp)))) altstack_put(mp, gp);
 }
 
 // Every switch away from a user G: the count goes up on this M and down on
@@ -170,10 +194,7 @@ inline bool on_own_altstack(const G* gp, uintptr_t sp) {
 // park_time: prev's G::park_time when it parks (the G dump's time waiting),
 // stamped with the cycle count the CPU clocks read anyway.
 inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* arg, int64_t* park_time) {
-  if (MNP_UNLIKELY(prev->wired_altstack)) {
-    char here;
-    if (on_own_altstack(prev, reinterpret_cast<uintptr_t>(&here))) m_set_kmask(mp, kAltstackAwayMask);
-  }
+  altstack_leave(mp, next);
   mcache_leave(prev, mp->p);  // first: the P may adopt prev's cache
   if (next) mcache_bind(next, mp->p);
   uint64_t tsc = park_time ? arch_cycles() : cpu_switch_tsc();
@@ -181,7 +202,8 @@ inline void switch_from_g(M* mp, G* prev, G* next, Context* to, CtxFn cb, void* 
   cpu_switch(mp, prev, next, tsc);
   count_fs_write(mp, &prev->ctx, to);
   mnp_ctx_switch(&prev->ctx, to, cb, arg);
-  g_load_kmask(prev);  // resumed, perhaps on another M (sigmask.cpp)
+  altstack_settle(prev->m, prev);  // resumed, perhaps on another M
+  g_load_kmask(prev);              // (sigmask.cpp)
   m_release(prev->m);
 }
 }  // namespace
@@ -974,35 +996,14 @@ void execute(M* mp, G* gp, bool inherit) {
   // on-top callback.
 }
 
-// On g0 of mp, whose wired G switched away on its alternate stack (see
-// switch_from_g): the kernel's alternate stack of this thread is disabled,
-// its settings kept in *saved. False if the G is not on that stack.
-bool altstack_leave(G* gp, stack_t* saved) {
-  if (!on_own_altstack(gp, gp->ctx.sp)) return false;
-  stack_t off = {};
-  off.ss_flags = SS_DISABLE;
-  return raw_syscall(SYS_sigaltstack, reinterpret_cast<long>(&off), reinterpret_cast<long>(saved)) == 0;
-}
-
-// Before the G is resumed on it: enabled again, with signals blocked until
-// the G loads its mask (switch_from_g, after the switch).
-void altstack_return(M* mp, const stack_t& saved) {
-  m_set_kmask(mp, kAltstackAwayMask);
-  constexpr int kSsAutodisarm = static_cast<int>(1U << 31);  // Linux's SS_AUTODISARM, not in glibc's headers
-  stack_t on = saved;
-  on.ss_flags &= kSsAutodisarm;
-  raw_syscall(SYS_sigaltstack, reinterpret_cast<long>(&on), 0);
-}
-
 void m_loop(M* mp) {
   for (;;) {
+    // On g0 after a G switched here (g0 of M0 is first entered so too).
+    altstack_settle(mp, nullptr);
     if (MNP_UNLIKELY(mp->lockedg || mp->nextg || mp->dying)) {
       if (mp->dying) mexit(mp);
       if (G* gp = mp->lockedg) {
-        stack_t alt;
-        bool away = altstack_leave(gp, &alt);
         stoplockedm(mp);
-        if (away) altstack_return(mp, alt);
         execute(mp, gp, false);
         continue;
       }
@@ -1710,6 +1711,7 @@ void gfree_idle_trim(P* pp) {
 __attribute__((no_sanitize("address"))) MNP_GBASE void g_trampoline(void* arg) {
   G* gp = static_cast<G*>(arg);
   tcb_thread_start_on_current();
+  altstack_settle(gp->m, gp);  // the last G's may be on this thread yet
   g_load_kmask(gp);
   m_release(gp->m);  // the switch that started it (switch_from_g, execute)
   // Scheduling attributes given at creation or set by another thread since
@@ -2015,15 +2017,17 @@ void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
     // with that M (mexit). The G memory may be reused: no wiring left on it.
     gp->lockedm = nullptr;
     gp->lockcount = 0;
-    gp->wired_for_life = gp->wired_altstack = gp->ks_wired = false;
-    gp->altstack_lo = gp->altstack_hi = 0;
+    gp->wired_for_life = gp->ks_wired = false;
     gp->wired_children = 0;
     mp->lockedg = nullptr;
     mp->dying = true;
   }
-  if (MNP_UNLIKELY(gp->altstack_virtual)) {  // an alternate stack in its view only (interpose/wire.cpp)
-    gp->altstack_virtual = false;
-    gp->altstack_lo = gp->altstack_hi = 0;
+  // Natively its alternate stack goes with the thread, and the program may
+  // free the memory once the thread is gone (Ruby does not disable it
+  // first): off this thread before the end is published.
+  if (MNP_UNLIKELY(gp->own_altstack || gp->altstack_virtual)) {
+    altstack_leave(mp, nullptr);
+    altstack_exit(gp);
   }
   // The joiner learns of the end now, before the last switch, so that one
   // parked on this P is readied into its next and gets the switch itself

@@ -255,12 +255,15 @@ struct G {
   // runs only on lockedm, and that M runs nothing else. All (self): set and
   // cleared by the G while it runs on that M.
   M* lockedm = nullptr;
-  uint32_t lockcount = 0;       // reasons held: wire_for_life (one), fork children, altstack
+  uint32_t lockcount = 0;       // reasons held: wire_for_life (one), fork children
   bool wired_for_life = false;  // kernel state that never goes back (ptrace, prctl, ...)
-  bool wired_altstack = false;  // a sigaltstack of its own is enabled
-  // That alternate stack, [lo, hi), once enabled with success: the kernel
-  // may run a handler on it on lockedm while this G is parked, so idle
-  // shrink (core/gmem.cpp) keeps its pages even below the saved stack pointer.
+  // Its alternate signal stack (core/altstack.h), [lo, hi), once enabled
+  // with success; own_altstack: given to the kernel, so every M that runs
+  // this G has it (with altstack_flags: SS_AUTODISARM or 0). A handler may
+  // be parked on it while the G waits, so idle shrink (core/gmem.cpp)
+  // keeps its pages even below the saved stack pointer. (self)
+  bool own_altstack = false;
+  int altstack_flags = 0;
   uintptr_t altstack_lo = 0, altstack_hi = 0;
   // That alternate stack is another live G's too, and was not given to the
   // kernel for this one (interpose/wire.cpp, altstack_call).
@@ -343,7 +346,10 @@ struct M {
   // A G popped by a direct G-to-G switch that is wired to another M: g0
   // hands this M's P to that M (m_loop). Owner.
   G* nextg = nullptr;
-  bool dying = false;      // its wired G exited: the kernel thread ends (m_loop)
+  bool dying = false;  // its wired G exited: the kernel thread ends (m_loop)
+  // The alternate signal stack its thread has, [alt_lo, alt_hi), or 0 and 0
+  // for none (core/altstack.h). Own thread only.
+  uintptr_t alt_lo = 0, alt_hi = 0;
   M* newmlink = nullptr;   // waiting for sysmon to start its thread (newm)
   M* schedlink = nullptr;  // idle list (Sched::lock)
   M* alllink = nullptr;    // all Ms, append-only

@@ -3,10 +3,11 @@
 //
 // The kernel keeps some state per task, not per process: who traces whom,
 // namespaces, capabilities, fs ids, personality, seccomp filters, the
-// comm name, the parent-death signal, the alternate signal stack, an
-// io_uring that only its creating task may submit to and registered ring
-// fds (made through syscall(): liburing's own system call instructions
-// are not seen). A G that
+// comm name, the parent-death signal, an io_uring that only its creating
+// task may submit to and registered ring fds (made through syscall():
+// liburing's own system call instructions are not seen). (The alternate
+// signal stack is per task too; it moves with its G instead, below and
+// core/altstack.h.) A G that
 // sets any of it and then runs on another M would lose it (and the M would
 // pass it on to every other G it runs). So the G is wired first (it runs
 // only on this M from then on, and the M runs only it) and, for state that
@@ -35,6 +36,7 @@
 
 #include <new>
 
+#include "core/altstack.h"
 #include "core/gmem.h"
 #include "core/sched.h"
 #include "interpose/real.h"
@@ -44,8 +46,6 @@ using namespace mnp;
 namespace {
 
 inline G* wiring_g() { return runtime_up ? get_user_g() : nullptr; }
-// Held by altstack_call (below), and reset in a fork child.
-Lock g_altstack_lock;
 
 // prctl options whose setting lives in the calling task (kernel/sys.c,
 // security/commoncap.c): the parent-death signal, the name, seccomp,
@@ -113,35 +113,6 @@ void wire_for_prctl(int op) {
   if (prctl_per_thread(op)) wire_for_life(prctl_creds(op), !prctl_not_inherited(op));
 }
 
-// sigaltstack: wired while an alternate stack of the G's own is enabled
-// (a handler with SA_ONSTACK must find it on whatever thread runs it, and
-// no other G's handler may land on it); unwired when it disables it. One
-// the initial thread enabled before the runtime was up (a constructor's,
-// ASan's) is the main G's: wire_adopt_start_altstack wires it at start-up,
-// or the Gs M0 runs would see it as theirs.
-void altstack_before(const stack_t* ss) {
-  G* gp = wiring_g();
-  if (!gp || !ss || (ss->ss_flags & SS_DISABLE) || gp->wired_altstack) return;
-  gp->wired_altstack = true;
-  wire_take();
-}
-void altstack_after(const stack_t* ss, bool ok) {
-  G* gp = wiring_g();
-  if (!gp || !ss || !gp->wired_altstack) return;
-  bool enable = !(ss->ss_flags & SS_DISABLE);
-  // Failed enable that we wired for (EINVAL, ENOMEM, EPERM on the stack):
-  // undone only if the G had none before — not knowable; stay wired.
-  if (enable && ok) {
-    gp->altstack_lo = reinterpret_cast<uintptr_t>(ss->ss_sp);
-    gp->altstack_hi = gp->altstack_lo + ss->ss_size;
-  }
-  if (!enable && ok) {
-    gp->wired_altstack = false;
-    gp->altstack_lo = gp->altstack_hi = 0;
-    wire_drop();
-  }
-}
-
 // A wait returned with a child gone for good: one fewer to stay wired for.
 void child_reaped() {
   G* gp = wiring_g();
@@ -186,7 +157,7 @@ extern "C" MNP_EXPORT pid_t fork() noexcept {
     int e = errno;
     if (pid == 0) {
       wire_after_fork_child(gp);
-      new (&g_altstack_lock) Lock();  // another thread may have held it
+      altstack_after_fork(gp);
     }
     wire_drop();
     errno = e;
@@ -273,28 +244,20 @@ extern "C" MNP_EXPORT int personality(unsigned long persona) noexcept {
 }
 
 namespace {
-// An alternate stack that several threads enable (varnishd gives every
-// thread the same one, for its crash report): natively harmless while
-// only fatal signals use it. The runtime's signal is SA_ONSTACK (its frame
-// must not land at a JIT's %rsp, core/poke.cpp), so the kernel would run
-// its handler on that one region on several Ms at once (varnishd's
-// workers died of SIGSEGV and failed asserts within seconds). So a G
-// that enables a stack another live G has given to the kernel keeps it
-// only in its own view (G::altstack_virtual): the program reads it back,
-// the kernel thread gets none, and handlers run on the G's own stack, as
-// the runtime's did before. Only the first G's handlers run on it.
+// sigaltstack on a G (core/altstack.h). The kernel's alternate stack is
+// per thread: one the G gives the kernel is put on every M that runs it
+// (G::own_altstack), and taken off when it switches away. An alternate
+// stack that several threads enable (varnishd gives every thread the same
+// one, for its crash report) is natively harmless while only fatal
+// signals use it. The runtime's signal is SA_ONSTACK (its frame must not
+// land at a JIT's %rsp, core/poke.cpp), so the kernel would run its
+// handler on that one region on several Ms at once (varnishd's workers
+// died of SIGSEGV and failed asserts within seconds). So a region is
+// given to the kernel for one live G only (altstack_claim); another G
+// that enables it keeps it in its own view (G::altstack_virtual): the
+// program reads it back, its threads get none, and handlers run on the
+// G's own stack.
 constexpr int kSsAutodisarm = static_cast<int>(1U << 31);  // linux/signal.h's SS_AUTODISARM
-
-bool given_to_kernel_by_other(G* self, uintptr_t sp) {
-  bool found = false;
-  gmem_peek_begin();  // another M's G may exit meanwhile
-  for (M* mp = sched.allm.load(std::memory_order_acquire); mp && !found; mp = mp->alllink) {
-    G* g = mp->lockedg;
-    found = g && g != self && g->wired_altstack && !g->altstack_virtual && g->altstack_lo == sp;
-  }
-  gmem_peek_end();
-  return found;
-}
 
 void fill_view(const G* gp, stack_t* out) {
   out->ss_sp = reinterpret_cast<void*>(gp->altstack_lo);
@@ -302,10 +265,29 @@ void fill_view(const G* gp, stack_t* out) {
   out->ss_flags = 0;  // the kernel never runs a handler on it for this G
 }
 
-// sigaltstack on a G: real(ss, old) is the libc function or the system
-// call (returning -1/errno either way). A stack kept in the G's view only
-// is no kernel state: that G is not wired for it, and its threads share
-// Ms as others do.
+// The G's record after the kernel took ss (or a disable) on mp's thread.
+void note_kernel_altstack(G* gp, M* mp, const stack_t* ss) {
+  if (gp->own_altstack && (ss->ss_flags & SS_DISABLE || reinterpret_cast<uintptr_t>(ss->ss_sp) != gp->altstack_lo))
+    altstack_unclaim(gp, gp->altstack_lo);
+  gp->altstack_virtual = false;
+  if (ss->ss_flags & SS_DISABLE) {
+    gp->own_altstack = false;
+    gp->altstack_lo = gp->altstack_hi = 0;
+    gp->altstack_flags = 0;
+  } else {
+    gp->own_altstack = true;
+    gp->altstack_lo = reinterpret_cast<uintptr_t>(ss->ss_sp);
+    gp->altstack_hi = gp->altstack_lo + ss->ss_size;
+    gp->altstack_flags = ss->ss_flags & kSsAutodisarm;
+  }
+  mp->alt_lo = gp->own_altstack ? gp->altstack_lo : 0;
+  mp->alt_hi = gp->own_altstack ? gp->altstack_hi : 0;
+}
+
+// real(ss, old) is the libc function or the system call (returning
+// -1/errno either way). Held on its M (m_lock_enter, core/futex.h) from
+// the call to the record: a handler of the program's that parks the G
+// meanwhile would move it to another M.
 template <typename Real>
 int altstack_call(const stack_t* ss, stack_t* old, Real real) {
   G* gp = wiring_g();
@@ -315,40 +297,26 @@ int altstack_call(const stack_t* ss, stack_t* old, Real real) {
     if (old) fill_view(gp, old);
     return 0;
   }
-  // An enable on M0 moves the G off it first (wire_leave_m0), before the
-  // lock: every Rust thread enables a stack before it names itself, and
-  // wired to M0 by the stack it could no longer leave it for the name.
-  if (!(ss->ss_flags & SS_DISABLE) && !gp->wired_altstack) wire_leave_m0(gp);
-  LockGuard lk(g_altstack_lock);
   bool enable = !(ss->ss_flags & SS_DISABLE);
-  bool share = enable && given_to_kernel_by_other(gp, reinterpret_cast<uintptr_t>(ss->ss_sp));
-  if (!share) {
-    if (!gp->altstack_virtual) {
-      altstack_before(ss);
-      int r = real(ss, old);
-      int e = errno;
-      altstack_after(ss, r == 0);
-      errno = e;
-      return r;
-    }
+  auto lo = reinterpret_cast<uintptr_t>(ss->ss_sp);
+  if (!enable || altstack_claim(gp, lo)) {
+    // A view-only stack is no kernel state: the kernel has none for this
+    // G, and the old one the program gets is the view.
+    bool was_virtual = gp->altstack_virtual;
     stack_t was;
-    fill_view(gp, &was);
-    if (enable) {  // out of the view, to the kernel (the view stays if it refuses)
-      altstack_before(ss);
-      int r = real(ss, nullptr);
-      int e = errno;
-      if (r == 0) gp->altstack_virtual = false;
-      altstack_after(ss, r == 0);
-      errno = e;
-      if (r != 0) return r;
-    } else {  // disabled: the kernel had none for this G
-      gp->altstack_virtual = false;
-      gp->altstack_lo = gp->altstack_hi = 0;
-    }
-    if (old) *old = was;
-    return 0;
+    if (was_virtual) fill_view(gp, &was);
+    m_lock_enter();
+    int r = real(ss, was_virtual ? nullptr : old);
+    int e = errno;
+    if (r == 0) note_kernel_altstack(gp, gp->m, ss);
+    else if (enable && !(gp->own_altstack && gp->altstack_lo == lo)) altstack_unclaim(gp, lo);
+    m_lock_exit();
+    if (r == 0 && was_virtual && old) *old = was;
+    errno = e;
+    return r;
   }
-  // Into the view, checked as the kernel checks.
+  // Another live G gave the kernel this region: into the view, checked as
+  // the kernel checks.
   if ((ss->ss_flags & ~kSsAutodisarm) != 0 || ss->ss_size < static_cast<size_t>(MINSIGSTKSZ)) {
     errno = (ss->ss_flags & ~kSsAutodisarm) != 0 ? EINVAL : ENOMEM;
     return -1;
@@ -359,16 +327,19 @@ int altstack_call(const stack_t* ss, stack_t* old, Real real) {
   } else if (real(nullptr, &was) != 0) {
     return -1;
   }
-  if (gp->wired_altstack) {
+  if (gp->own_altstack) {
     // Its own stack, given to the kernel before: taken back (EPERM while
-    // on it), and the wiring with it.
+    // on it).
     stack_t off = {nullptr, SS_DISABLE, 0};
-    if (real(&off, nullptr) != 0) return -1;
-    altstack_after(&off, true);
+    m_lock_enter();
+    int r = real(&off, nullptr);
+    if (r == 0) note_kernel_altstack(gp, gp->m, &off);
+    m_lock_exit();
+    if (r != 0) return -1;
   }
   gp->altstack_virtual = true;
-  gp->altstack_lo = reinterpret_cast<uintptr_t>(ss->ss_sp);
-  gp->altstack_hi = gp->altstack_lo + ss->ss_size;
+  gp->altstack_lo = lo;
+  gp->altstack_hi = lo + ss->ss_size;
   if (old) *old = was;
   return 0;
 }
@@ -442,14 +413,17 @@ void wire_note_wait(pid_t r, const int* status) {
   if (r > 0 && status && (WIFEXITED(*status) || WIFSIGNALED(*status))) child_reaped();
 }
 
+// One the initial thread enabled before the runtime was up (a
+// constructor's, ASan's) is the main G's, or the Gs M0 runs would see it
+// as theirs.
 void wire_adopt_start_altstack() {
   G* gp = wiring_g();
   stack_t ss;
   if (!gp || raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&ss)) != 0 || (ss.ss_flags & SS_DISABLE)) return;
-  gp->wired_altstack = true;
-  gp->altstack_lo = reinterpret_cast<uintptr_t>(ss.ss_sp);
-  gp->altstack_hi = gp->altstack_lo + ss.ss_size;
-  wire_take();
+  altstack_claim(gp, reinterpret_cast<uintptr_t>(ss.ss_sp));
+  m_lock_enter();
+  note_kernel_altstack(gp, gp->m, &ss);
+  m_lock_exit();
 }
 
 void wire_note_waitid(int r, const siginfo_t* si, int options) {

@@ -406,9 +406,11 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
      "libstdc++'s std::future waits and wakes with futex calls without FUTEX_PRIVATE_FLAG, which go to "
      "the kernel with the P handed off: its 8 std::async threads, a promise's setter and main may each "
      "be in one and keep its M"},
-    {"sync/sync_rust_sync", 10,
-     "Rust's standard library gives every thread an alternate signal stack, which wires it "
-     "(docs/ARCHITECTURE.md, \"Wiring\"): each of its up to 9 live threads keeps a kernel thread"},
+    {"sync/sync_rust_sync", 3,
+     "Rust's standard library gives every thread an alternate signal stack, where a preemption request "
+     "makes no switch: a thread poked while it spins runs on without its P, keeping its M, while another "
+     "M runs the P (7 at 2 Ps seen once on a loaded machine; until 2026-12-07 such a stack wired its "
+     "thread, and each of its up to 16 live threads kept a kernel thread)"},
     {"py_multiprocessing.py", 3,
      "each fork wires the forking thread until it has reaped its child, and the pools' helper threads "
      "wait in hand-off calls (pipe reads, waitpid) at once"},
@@ -420,8 +422,8 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
      "its tracer threads and the forking main thread are wired (docs/ARCHITECTURE.md, \"Wiring\"): each "
      "keeps a kernel thread of its own, and a wired G's every park hands its P to another M"},
     {"wire_state", 4,
-     "its threads that set per-thread kernel state (name, parent-death signal, altstack, unshare) are "
-     "wired, each to a kernel thread of its own"},
+     "its threads that set per-thread kernel state (name, parent-death signal, unshare) are wired, each "
+     "to a kernel thread of its own"},
     {"sched_kernel", 4,
      "its threads with a real-time policy, a CPU mask or a nice value are wired, each to a kernel thread "
      "that carries those attributes, while busy threads keep the P"},
@@ -435,9 +437,8 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
      "main forks its sender process, which wires main until it reaps it (docs/ARCHITECTURE.md, \"Wiring\"), "
      "and main's sigtimedwait then keeps that M in the kernel while another M runs the P"},
     {"altstack_rsp", 5,
-     "its 4 spinners enable alternate signal stacks, which wires each to a kernel thread of its own "
-     "(docs/ARCHITECTURE.md, \"Wiring\"); asked to yield on those stacks, they run on without their P "
-     "while another M runs it"},
+     "its 4 spinners enable alternate signal stacks, where a preemption request makes no switch: asked to "
+     "yield there, they run on without their P, each keeping its M, while another M runs the P"},
     {"sig_stop_world", 8,
      "its eight workers wait in sigsuspend at once, each a blocking system call on its M, as Boehm GC's "
      "threads do while the world is stopped"},

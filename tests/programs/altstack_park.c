@@ -2,8 +2,9 @@
  * alternate signal stack keeps that handler's frame, the interrupted
  * context at the top of the stack among it, while other signals arrive.
  *
- * The worker enables an alternate stack (under the shim it is then wired
- * to its kernel thread) and takes SIGUSR1 on it with SA_ONSTACK; the
+ * The worker enables an alternate stack (under the shim it moves with the
+ * thread from kernel thread to kernel thread) and takes SIGUSR1 on it with
+ * SA_ONSTACK; the
  * handler copies the interrupted context's registers, waits on a semaphore
  * (it parks there, as SBCL's threads wait in their stop-for-GC handler),
  * and compares them when it wakes. Meanwhile main, which blocks SIGUSR2,
