@@ -95,6 +95,19 @@ void raw_print(std::initializer_list<const char*> parts) {
 
 void raw_print(const char* msg) { raw_print({msg}); }
 
+// context.S: the FS base write of a switch (arch_prctl) did not succeed. A
+// filter that traps it (SECCOMP_RET_TRAP) with a SIGSYS handler of the
+// program's own, installed by the raw system call so that the runtime
+// never sees it, leaves any value in rax (Chromium's sandboxed children:
+// 158), one that refuses it EPERM; either way the next G would run on the
+// last one's TLS.
+extern "C" [[noreturn]] void mnp_fs_write_failed(long r) {
+  (void)r;
+  fatal(
+      "arch_prctl(ARCH_SET_FS) failed: a seccomp filter refuses it (Chromium's sandbox does), and switching "
+      "threads needs it on a CPU without FSGSBASE; run this program without mnpthread, or without its sandbox");
+}
+
 [[noreturn]] void fatal(const char* msg) {
   char buf[512];
   char* end = buf + sizeof buf - 1;

@@ -42,11 +42,13 @@ constexpr size_t kStack = 256 * 1024;  // as the runtime's other threads
 // code on the TCB reaches that module's TLS through __tls_get_addr, which
 // the runtime's own code never does.
 constexpr size_t kDtvSpare = 256;
-// glibc's, but that the kernel also writes the new thread's id into its
-// TCB itself (CLONE_CHILD_SETTID) where glibc's parent does: both ids are
-// in place before the thread runs.
+// Exactly glibc's pthread_create flags, the kernel writing the new
+// thread's id into its TCB (CLONE_PARENT_SETTID) before the thread runs:
+// a sandbox's seccomp filter allows clone with those flags only
+// (Chromium's killed every renderer and utility process, SIGSYS for the
+// extra CLONE_CHILD_SETTID, until 2026-12-07).
 constexpr unsigned long kCloneFlags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SYSVSEM | CLONE_SIGHAND | CLONE_THREAD |
-                                      CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID;
+                                      CLONE_SETTLS | CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID;
 
 // The static TLS block below a TCB as glibc sets it up for a new thread
 // (each start-up module's initial image at its offset, zeros elsewhere)
@@ -166,14 +168,17 @@ int mthread_create(M* mp, void (*entry)(void*)) {
   mp->kthread = t;
   // Born with every signal blocked, glibc's 32 and 33 included: the kernel
   // cannot pick it for a signal of the program's before it is an M, nor
-  // can a set*id broadcast reach it before mstart sets its mask. The
-  // kernel writes M::tid before the thread runs and before the lock is
-  // dropped, for the broadcast's m_by_tid.
+  // can a set*id broadcast reach it before mstart sets its mask. M::tid
+  // is written before the lock is dropped, for the broadcast's m_by_tid
+  // (and by the thread itself in mstart, whichever comes first).
   g_xid_lock.lock();
   sigset_t old;
   block_all(&old);
-  long r = mnp_clone_thread(kCloneFlags, reinterpret_cast<void*>(sp), &mp->tid, &kernel_tid(t), t->tcb);
-  if (r > 0) mp->xid_live = true;
+  long r = mnp_clone_thread(kCloneFlags, reinterpret_cast<void*>(sp), &kernel_tid(t), &kernel_tid(t), t->tcb);
+  if (r > 0) {
+    __atomic_store_n(&mp->tid, static_cast<int>(r), __ATOMIC_RELAXED);
+    mp->xid_live = true;
+  }
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&old), 0, 8);
   g_xid_lock.unlock();
   if (r < 0) {

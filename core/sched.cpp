@@ -438,7 +438,8 @@ void* mstart(void* arg) {
   mp->g0.tcb = reinterpret_cast<void*>(fs);
   mp->g0.ctx.fs = fs;
   mp->glibc_tcb = reinterpret_cast<void*>(fs);
-  if (!mthread_is_raw(mp)) mp->tid = raw_gettid();  // clone wrote a raw thread's
+  // Its creator writes a raw thread's too, after the clone (mthread.cpp).
+  __atomic_store_n(&mp->tid, raw_gettid(), __ATOMIC_RELAXED);
   // Every runtime thread is born with all signals blocked (the creator
   // blocks them around the clone); an M takes the mask newm chose. A
   // handler that arrives before this point is held back (m_hold above).

@@ -54,6 +54,8 @@ mnp_ctx_switch:
         movl    $0x1002, %edi           /* ARCH_SET_FS */
         movq    MNP_CTX_FS(%r12), %rsi
         syscall                         /* clobbers rax, rcx, r11 */
+        testq   %rax, %rax              /* refused (a seccomp filter): no way on */
+        jnz     4f
         movq    %r12, %rsi
         movq    %r13, %rdx
         movq    %r14, %rcx
@@ -72,8 +74,12 @@ mnp_ctx_switch:
         popq    %rbx
         popq    %rbp
         retq
+4:      movq    %rax, %rdi              /* still on from's stack and FS; rsp 16-aligned */
+        callq   mnp_fs_write_failed     /* never returns */
+        ud2
         .cfi_endproc
         .size   mnp_ctx_switch, .-mnp_ctx_switch
+        .hidden mnp_fs_write_failed
 
 /* First code of a fresh context: ctx_make stored entry in r13, arg in r12.
  * rsp is 16-aligned here (the frame above was popped by ret). */

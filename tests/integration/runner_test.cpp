@@ -374,6 +374,10 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"seccomp_trap", 4,
      "its filter traps the non-blocking reads and writes the runtime makes, so every read and write is a call "
      "handed off: each of its 4 echo threads may hold an M blocked in read, and main is wired (PR_SET_SECCOMP)"},
+    {"seccomp_clone", 4,
+     "its 4 threads each wait on a process-shared futex word, a call made in the kernel with the P handed "
+     "off (the waker may be another process), each keeping its M: which is the point, the runtime must make "
+     "kernel threads under the filter"},
     {"io_getaddrinfo", 100,
      "each of its 100 threads may be inside getaddrinfo (NSS) at once, a call that hands its P off at once"},
     {"malloc_cache", 4, "its 4 resolvers may be inside getaddrinfo (NSS) at once, a call that hands its P off at once"},
@@ -1062,6 +1066,16 @@ TEST(Seccomp, TrapsRuntimeCallsProcs1) { run_case(simple({"seccomp_trap"}), 1); 
 // (tests/programs/seccomp_kill.c).
 TEST(Seccomp, KillFilterReadWriteProcs1) { run_case(simple({"seccomp_kill"}), 1); }
 TEST(Seccomp, KillFilterReadWriteProcs2) { run_case(simple({"seccomp_kill"}), 2); }
+// A filter that lets threads be made only with glibc's clone flags, as
+// Chromium's sandbox does: the runtime's kernel threads pass it
+// (tests/programs/seccomp_clone.c).
+TEST(Seccomp, GlibcCloneFlagsOnlyProcs1) { run_case(simple({"seccomp_clone"}), 1); }
+TEST(Seccomp, GlibcCloneFlagsOnlyProcs2) { run_case(simple({"seccomp_clone"}), 2); }
+// A filter that refuses arch_prctl: the runtime stops with its message on a
+// CPU without FSGSBASE instead of running a thread on another's TLS
+// (tests/programs/seccomp_fs.c).
+TEST(Seccomp, ArchPrctlRefusedProcs1) { run_case(simple({"seccomp_fs"}), 1); }
+TEST(Seccomp, ArchPrctlRefusedProcs2) { run_case(simple({"seccomp_fs"}), 2); }
 TEST(Seccomp, TrapsRuntimeCallsProcs2) { run_case(simple({"seccomp_trap"}), 2); }
 // An io_uring only its creating thread may submit to, and a registered
 // ring fd: the G is wired (tests/programs/uring_issuer.c).

@@ -66,7 +66,7 @@ static void* pipe_writer(void* arg) {
 }
 
 static void* pipe_reader(void* arg) {
-  long* got = arg;  /* got[0]: bytes, got[1]: wrong bytes */
+  long* got = arg; /* got[0]: bytes, got[1]: wrong bytes */
   unsigned char buf[1000];
   while (got[0] < kPipeBytes) {
     ssize_t n = read(g_pipe[0], buf, sizeof buf);
