@@ -56,10 +56,11 @@ void* return_arg(void* arg) { return arg; }
 // a stack from glibc's cache and an exit/futex wake-up; under the shim it is
 // a G from the free list, a run-queue push and a park/ready pair.
 
-void BM_CreateJoin(benchmark::State& state) {
+// One create + join per iteration, with attr (null: the default).
+void create_join_loop(benchmark::State& state, const pthread_attr_t* attr) {
   for (auto _ : state) {
     pthread_t t;
-    int err = pthread_create(&t, nullptr, return_arg, &state);
+    int err = pthread_create(&t, attr, return_arg, &state);
     if (err != 0) {
       skip_with_errno(state, "pthread_create", err);
       break;
@@ -73,6 +74,8 @@ void BM_CreateJoin(benchmark::State& state) {
   }
   state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
+
+void BM_CreateJoin(benchmark::State& state) { create_join_loop(state, nullptr); }
 BENCHMARK(BM_CreateJoin)->UseRealTime();
 
 // BM_CreateJoinStack: the same with a stack size that is not the default
@@ -82,23 +85,8 @@ void BM_CreateJoinStack(benchmark::State& state) {
   pthread_attr_init(&attr);
   int err = pthread_attr_setstacksize(&attr, static_cast<size_t>(state.range(0)) * 1024);
   if (err != 0) skip_with_errno(state, "pthread_attr_setstacksize", err);
-  for (auto _ : state) {
-    if (err != 0) break;
-    pthread_t t;
-    err = pthread_create(&t, &attr, return_arg, &state);
-    if (err != 0) {
-      skip_with_errno(state, "pthread_create", err);
-      break;
-    }
-    void* result = nullptr;
-    err = pthread_join(t, &result);
-    if (err != 0 || result != &state) {
-      skip_with_errno(state, "pthread_join", err != 0 ? err : EINVAL);
-      break;
-    }
-  }
+  else create_join_loop(state, &attr);
   pthread_attr_destroy(&attr);
-  state.SetItemsProcessed(static_cast<int64_t>(state.iterations()));
 }
 BENCHMARK(BM_CreateJoinStack)->Arg(1024)->Arg(2048)->UseRealTime();
 

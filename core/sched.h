@@ -710,8 +710,6 @@ void sysmon_p_busy();
 // Wakes sysmon for a signal to deliver (netpoll_signal_arrived, sigpend):
 // async-signal-safe.
 void sysmon_wake_from_signal();
-// After a wrapped call failed with EINTR: true when the runtime's own
-// signal caused it (the caller retries), false when the program's did.
 // After a wrapped call's EINTR: true when the runtime's signal caused it
 // and no handler of the program's ran since handlers_before (G::handlers_run
 // before the call), so the call is made again; clears the flag.

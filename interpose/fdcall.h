@@ -13,6 +13,22 @@ namespace mnp {
 // The caller is a G (threads that are not call libc directly).
 inline bool fd_caller_is_g() { return runtime_up && get_user_g(); }
 
+// A zero-timeout poll the runtime makes for a call of the program's (the
+// look before accept, poll's first look, a signalfd's): an EINTR there
+// means a signal landed during it. The runtime's own (preemption, kicks)
+// must not end the program's call: accept once failed with EINTR, in 1 of
+// 6 runs of tests/programs/echo_server.c. One of the program's handlers
+// that ran may (natively a poll ends for it), so the look is made again
+// unless such a handler ran.
+template <typename Look>
+long look_again_on_eintr(Look look) {
+  uint32_t before = g_handlers_run();
+  for (;;) {
+    long r = look();
+    if (r != -EINTR || g_handlers_run() != before) return r;
+  }
+}
+
 // A raw system-call result (-errno on error) as libc returns it: -1 with
 // errno set.
 inline long raw_to_libc(long r) {

@@ -412,7 +412,7 @@ MNP_EXPORT int accept4(int fd, struct sockaddr* a, socklen_t* l, int flags) {
       fd, PollDir::kRead,
       [&]() -> long {
         struct pollfd p = {fd, POLLIN, 0};
-        long r = raw_syscall(SYS_poll, reinterpret_cast<long>(&p), 1, 0);
+        long r = look_again_on_eintr([&] { return raw_syscall(SYS_poll, reinterpret_cast<long>(&p), 1, 0); });
         if (r < 0) return r;
         if (r == 0) {
           // Nothing pending. Only a listening socket may wait for one:

@@ -143,7 +143,9 @@ long take_pending(G* g, int fd, uint64_t mask, struct signalfd_siginfo* out, siz
       // zero-timeout poll says is there.
       struct pollfd p = {fd, POLLIN, 0};
       struct timespec zero = {0, 0};
-      r = raw_syscall6(SYS_ppoll, reinterpret_cast<long>(&p), 1, reinterpret_cast<long>(&zero), 0, 0, 0);
+      r = look_again_on_eintr([&] {
+        return raw_syscall6(SYS_ppoll, reinterpret_cast<long>(&p), 1, reinterpret_cast<long>(&zero), 0, 0, 0);
+      });
       if (r > 0 && (p.revents & POLLIN)) r = raw_syscall6(SYS_readv, fd, reinterpret_cast<long>(&v), 1, 0, 0, 0);
       else if (r >= 0) r = -EAGAIN;
     }

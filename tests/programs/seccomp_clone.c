@@ -32,11 +32,12 @@ static volatile int g_waiting;
 static void* waiter(void* arg) {
   int i = (int)(long)arg;
   __atomic_add_fetch(&g_waiting, 1, __ATOMIC_SEQ_CST);
-  while (__atomic_load_n(&g_word[i], __ATOMIC_ACQUIRE) == 0) syscall(SYS_futex, &g_word[i], FUTEX_WAIT, 0, NULL, NULL, 0);
+  while (__atomic_load_n(&g_word[i], __ATOMIC_ACQUIRE) == 0)
+    syscall(SYS_futex, &g_word[i], FUTEX_WAIT, 0, NULL, NULL, 0);
   return (void*)(long)(i * 10);
 }
 
-#define GLIBC_THREAD_FLAGS                                                                               \
+#define GLIBC_THREAD_FLAGS                                                                           \
   (CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD | CLONE_SYSVSEM | CLONE_SETTLS | \
    CLONE_PARENT_SETTID | CLONE_CHILD_CLEARTID)
 
