@@ -12,10 +12,12 @@
 
 namespace mnp {
 
-void altstack_put(M* mp, const G* want) {
+void altstack_put(M* mp, const G* want, uintptr_t want_sp) {
+  constexpr int kSsAutodisarm = static_cast<int>(1U << 31);  // Linux's SS_AUTODISARM, not in glibc's headers
   stack_t ss = {};
   uintptr_t lo = 0, hi = 0;
-  if (want && want->own_altstack) {
+  if (want && want->own_altstack &&
+      !((want->altstack_flags & kSsAutodisarm) && want_sp >= want->altstack_lo && want_sp < want->altstack_hi)) {
     lo = want->altstack_lo;
     hi = want->altstack_hi;
     ss.ss_sp = reinterpret_cast<void*>(lo);
@@ -24,12 +26,18 @@ void altstack_put(M* mp, const G* want) {
   } else {
     ss.ss_flags = SS_DISABLE;
   }
-  // It took this stack before, on some thread: only EPERM (the thread is
-  // on its current one) could refuse it, and callers look first.
-  if (raw_syscall(SYS_sigaltstack, reinterpret_cast<long>(&ss), 0) == 0) {
-    mp->alt_lo = lo;
-    mp->alt_hi = hi;
+  // The kernel took this stack before, on some thread, but a seccomp
+  // filter installed since, or a larger signal frame allowed since (x86's
+  // AMX: ENOMEM for a small stack), may refuse it now: then none, rather
+  // than a stack that another thread may be given meanwhile.
+  if (raw_syscall(SYS_sigaltstack, reinterpret_cast<long>(&ss), 0) != 0) {
+    stack_t off = {nullptr, SS_DISABLE, 0};
+    if (lo == 0 || raw_syscall(SYS_sigaltstack, reinterpret_cast<long>(&off), 0) != 0)
+      fatal("sigaltstack refused while moving a thread's alternate signal stack between kernel threads");
+    lo = hi = 0;
   }
+  mp->alt_lo = lo;
+  mp->alt_hi = hi;
 }
 
 namespace {
@@ -46,7 +54,10 @@ constinit size_t g_cap = 0;    // a power of two, or 0
 constinit size_t g_used = 0;   // entries and tombstones
 constinit size_t g_count = 0;  // entries
 
-size_t slot_of(uintptr_t lo) { return static_cast<size_t>((lo >> 4) * 0x9E3779B97F4A7C15ULL) & (g_cap - 1); }
+// The product's high bits: the low ones are zero for page-aligned regions.
+size_t slot_of(uintptr_t lo) {
+  return static_cast<size_t>((lo * 0x9E3779B97F4A7C15ULL) >> (64 - __builtin_ctzll(g_cap)));
+}
 
 Claim* find_locked(uintptr_t lo) {
   if (!g_cap) return nullptr;

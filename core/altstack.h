@@ -23,9 +23,12 @@
 namespace mnp {
 
 // mp's thread (the caller's own) gets want's alternate stack: its own if
-// it gave the kernel one (G::own_altstack), else none. Not while the
-// thread runs on the stack it has (the kernel refuses: EPERM).
-void altstack_put(M* mp, const G* want);
+// it gave the kernel one (G::own_altstack), else none; none too while
+// want_sp (where want runs or will resume) is on a stack it enabled with
+// SS_AUTODISARM, which the kernel keeps disarmed while a handler runs
+// there. Not while the thread runs on the stack it has (the kernel
+// refuses: EPERM). A refusal puts none; one of that too ends the process.
+void altstack_put(M* mp, const G* want, uintptr_t want_sp);
 
 // Whether mp's thread already has what want needs.
 inline bool altstack_fits(const M* mp, uintptr_t lo, uintptr_t hi) { return mp->alt_lo == lo && mp->alt_hi == hi; }

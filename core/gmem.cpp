@@ -813,8 +813,8 @@ void gmem_trim(G* gp) {
 // a G parked inside a handler the kernel ran (G::in_handler: the handler
 // may be on a sigaltstack inside this very stack, above live frames of the
 // code it interrupted). Kept too: the pages of an alternate signal stack
-// the G enabled inside its own stack (G::altstack_lo: the kernel may run a
-// handler there, on the G's wired M, while the G waits). TCB and static
+// the G enabled inside its own stack (G::altstack_lo: a handler may be
+// parked there while the G waits). TCB and static
 // TLS are not compacted: other threads
 // may read and write a parked G's TLS through pointers (and the runtime
 // does, when dlopen initialises static TLS), so its pages must stay.
@@ -887,8 +887,8 @@ bool shrink_one(G* gp, int64_t* drop_ns) {
     if (sp > lo + kShrinkKeep && sp <= top) {
       uintptr_t hi = (sp - kShrinkKeep) & ~uintptr_t{kPage - 1};
       // An alternate signal stack the G enabled in its own stack, below
-      // the saved stack pointer (a frame that set it returned): the kernel
-      // may run a handler there on the G's wired M while the G is parked.
+      // the saved stack pointer (a frame that set it returned): a handler
+      // may be parked there.
       if (gp->altstack_hi > lo && gp->altstack_lo < hi) hi = gp->altstack_lo & ~uintptr_t{kPage - 1};
       lo = round_up(lo, kPage);
       if (hi > lo) {

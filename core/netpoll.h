@@ -115,8 +115,9 @@ bool netpoll_fd_is_file(int fd);
 // Whether the kernel refused an RWF_NOWAIT read (or write) on fd since it
 // was last closed or replaced (an eventfd takes preadv2 with RWF_NOWAIT
 // and refuses pwritev2 with it): the caller skips the attempt, one system
-// call that would fail every time. The note is a hint: a file put on the
-// number behind the runtime's back only costs the attempt it skips.
+// call that would fail every time. A file put on the number behind the
+// runtime's back (a close inside libc) inherits the note: its calls are
+// then made as real calls with the P handed off, correct but slower.
 bool netpoll_fd_refuses_nowait(int fd, PollDir dir);
 void netpoll_fd_note_refuses_nowait(int fd, PollDir dir);
 // Gs parked on fd wake up and try again (a signalfd read, for a signal the

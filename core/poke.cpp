@@ -379,12 +379,15 @@ void poke_serve(siginfo_t* si, void* ucv, RetHook* hook_out) {
     // code of libc's or the runtime's on the stack may count on keeping
     // the P; the walk then runs on g0's idle stack, as the alternate stack
     // may be small.
-    // Told by where this handler runs, within the alternate stack the
-    // kernel recorded in the context (a query would say "disabled" for one
-    // enabled with SS_AUTODISARM).
+    // Told by where this handler runs: within the alternate stack the
+    // kernel recorded in the context, or within the G's own (a poke nested
+    // in a handler on a stack enabled with SS_AUTODISARM, which the kernel
+    // disarmed: its context records none).
     char here;
     auto alt_lo = static_cast<char*>(uc->uc_stack.ss_sp);
-    bool on_alt = uc->uc_stack.ss_size != 0 && &here >= alt_lo && &here < alt_lo + uc->uc_stack.ss_size;
+    auto here_at = reinterpret_cast<uintptr_t>(&here);
+    bool on_alt = (uc->uc_stack.ss_size != 0 && &here >= alt_lo && &here < alt_lo + uc->uc_stack.ss_size) ||
+                  (gp->own_altstack && here_at >= gp->altstack_lo && here_at < gp->altstack_hi);
     int saved_errno = errno;
     // The walk (libunwind) calls open, read, write, sigprocmask and
     // syscall: with tls_g cleared, the shim's interposers take this thread

@@ -175,13 +175,15 @@ inline void altstack_leave(M* mp, const G* next) {
   bool leaving_on_it = sp >= mp->alt_lo && sp < mp->alt_hi;
   bool coming_on_it = next && next->ctx.sp >= alt_lo_of(next) && next->ctx.sp < alt_hi_of(next);
   if (leaving_on_it || coming_on_it) m_set_kmask(mp, kAltstackAwayMask);
-  else altstack_put(mp, next);
+  else altstack_put(mp, next, next ? next->ctx.sp : 0);
 }
 
 // After a switch, on the side that runs now (gp: the G, null: g0), before
 // the G's own mask is loaded.
 inline void altstack_settle(M* mp, const G* gp) {
-  if (MNP_UNLIKELY(!altstack_fits(mp, alt_lo_of(gp), alt_hi_of(gp)))) altstack_put(mp, gp);
+  if (MNP_LIKELY(altstack_fits(mp, alt_lo_of(gp), alt_hi_of(gp)))) return;
+  char here;
+  altstack_put(mp, gp, reinterpret_cast<uintptr_t>(&here));
 }
 
 // Every switch away from a user G: the count goes up on this M and down on
@@ -1156,6 +1158,15 @@ inline G* next_local_unwired(M* mp, G* gp, P* pp, bool run_timers, bool slice_ov
   G* next = next_local(pp, run_timers, slice_over, inherit);
   if (MNP_UNLIKELY(next != nullptr && next->lockedm != nullptr)) {
     mp->nextg = next;
+    return nullptr;
+  }
+  // Waiting on its own alternate stack (a handler that parked), which may
+  // be small (Rust's: about 8 KiB): a direct switch's commit callback would
+  // run there, below the handler's frames. By way of g0 instead, whose
+  // switch to it calls nothing: back to the P's next.
+  if (MNP_UNLIKELY(next != nullptr && next->own_altstack && next->ctx.sp >= next->altstack_lo &&
+                   next->ctx.sp < next->altstack_hi)) {
+    runq_put(pp, next, true);
     return nullptr;
   }
   return next;

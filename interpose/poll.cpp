@@ -211,10 +211,12 @@ long do_poll(struct pollfd* fds, nfds_t n, int64_t deadline, const sigset_t* mas
   SignalfdPoll sp;
   auto attempt = [&] {
     struct timespec zero = {0, 0};
-    long r = look_again_on_eintr([&] {
-      return raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n), reinterpret_cast<long>(&zero),
-                          0, 0, 0);
-    });
+    long r = look_again_on_eintr(
+        [&] {
+          return raw_syscall6(SYS_ppoll, reinterpret_cast<long>(fds), static_cast<long>(n),
+                              reinterpret_cast<long>(&zero), 0, 0, 0);
+        },
+        true);
     return r >= 0 ? signalfd_poll_merge(&sp, fds, n, r) : r;
   };
   // The kernel looks first: it validates fds (EFAULT) and n (EINVAL above

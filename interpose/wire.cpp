@@ -420,7 +420,7 @@ void wire_adopt_start_altstack() {
   G* gp = wiring_g();
   stack_t ss;
   if (!gp || raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&ss)) != 0 || (ss.ss_flags & SS_DISABLE)) return;
-  altstack_claim(gp, reinterpret_cast<uintptr_t>(ss.ss_sp));
+  if (!altstack_claim(gp, reinterpret_cast<uintptr_t>(ss.ss_sp))) return;  // no memory for the table: left alone
   m_lock_enter();
   note_kernel_altstack(gp, gp->m, &ss);
   m_lock_exit();

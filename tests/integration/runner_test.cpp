@@ -1383,6 +1383,8 @@ TEST(Wire, AltstackRspProcs2) { run_case(simple({"altstack_rsp"}), 2); }
 // (tests/programs/altstack_park.c; SBCL's "no SP known for thread").
 TEST(Wire, AltstackParkProcs1) { run_case(simple({"altstack_park"}), 1); }
 TEST(Wire, AltstackParkProcs2) { run_case(simple({"altstack_park"}), 2); }
+TEST(Wire, AltstackParkAutodisarmProcs1) { run_case(simple({"altstack_park", "autodisarm"}), 1); }
+TEST(Wire, AltstackParkAutodisarmProcs2) { run_case(simple({"altstack_park", "autodisarm"}), 2); }
 // Scheduling attributes reach the kernel (core/ksched.h): SCHED_FIFO from
 // the attribute, SCHED_RR set by the thread itself and by another, id 0,
 // a CPU mask, a nice value, each read from /proc/thread-self after parks;
