@@ -13,7 +13,6 @@
 namespace mnp {
 
 void altstack_put(M* mp, const G* want, uintptr_t want_sp) {
-  constexpr int kSsAutodisarm = static_cast<int>(1U << 31);  // Linux's SS_AUTODISARM, not in glibc's headers
   stack_t ss = {};
   uintptr_t lo = 0, hi = 0;
   if (want && want->own_altstack &&

@@ -22,6 +22,9 @@
 
 namespace mnp {
 
+// Linux's SS_AUTODISARM (linux/signal.h), which glibc's headers lack.
+constexpr int kSsAutodisarm = static_cast<int>(1U << 31);
+
 // mp's thread (the caller's own) gets want's alternate stack: its own if
 // it gave the kernel one (G::own_altstack), else none; none too while
 // want_sp (where want runs or will resume) is on a stack it enabled with

@@ -257,7 +257,6 @@ namespace {
 // that enables it keeps it in its own view (G::altstack_virtual): the
 // program reads it back, its threads get none, and handlers run on the
 // G's own stack.
-constexpr int kSsAutodisarm = static_cast<int>(1U << 31);  // linux/signal.h's SS_AUTODISARM
 
 void fill_view(const G* gp, stack_t* out) {
   out->ss_sp = reinterpret_cast<void*>(gp->altstack_lo);
