@@ -226,6 +226,7 @@ void cpu_switch(M* mp, G* prev, G* next, uint64_t tsc) {
     seq_end(prev);
   }
   if (next) {
+    if (tsc) mp->g_in_tsc.store(tsc, std::memory_order_relaxed);
     seq_begin(next);
     next->cpu_start.store(now, std::memory_order_relaxed);
     next->cpu_m.store(mp, std::memory_order_relaxed);

@@ -364,7 +364,7 @@ struct M {
   bool xid_live = false;                 // a set*id broadcast must reach it (mthread.cpp's lock)
   std::atomic<bool> xid_pending{false};  // such a broadcast's signal is on its way to it
   uint64_t rand = 0;
-  int64_t sysmon_cpu = -1;         // sysmon: thread CPU time seen last round
+  int64_t sysmon_cpu = -1;         // sysmon: thread CPU time seen last round (-1: not read)
   std::atomic<uint32_t> pokes{0};  // sysmon's signal sent to this M, not yet handled (0 or 1)
   int64_t poke_sent = 0;           // (sysmon) when it was sent (poke_m, sysmon.cpp)
   // Its own poke handler is walking the stack (own thread only, hence
@@ -379,6 +379,10 @@ struct M {
   bool cpu_valid = false;
   int64_t cpu_cal_ns = 0;
   uint64_t cpu_cal_tsc = 0;
+  // The TSC at its last switch to a user G (cpu_switch; 0: none, or the
+  // TSC is not used): written by the M, read by sysmon, to whom the wall
+  // time since then bounds the G's CPU time without a clock read.
+  std::atomic<uint64_t> g_in_tsc{0};
   // FS base writes made by this thread's context switches (each one an
   // arch_prctl system call without FSGSBASE): written by the M's own thread
   // only, read by the scheduler trace.

@@ -161,12 +161,13 @@ void poke_m(M* mp, int64_t now) {
   if (send_runtime_poke(mp->tid) < 0) mp->pokes.store(0, std::memory_order_relaxed);
 }
 
-// Whether kernel thread `tid` of this process is stopped (job-control stop
-// or ptrace stop): a signal cannot act on it until it is resumed, and under
-// a tracer each one costs the tracer a stop it did not ask for. Read from
-// /proc with raw calls (sysmon calls no interposed function); unknown
-// counts as not stopped.
-bool thread_stopped(long tid) {
+// The scheduler state of kernel thread `tid` of this process, as the
+// kernel reports it in /proc ('R' running or waiting for a CPU, 'S' asleep,
+// 'D' in an uninterruptible wait, 't'/'T' stopped by a tracer or by job
+// control), or 0 when it cannot be read. Read with raw calls (sysmon calls
+// no interposed function); three system calls, 4-5 us on the VM without
+// FSGSBASE.
+char thread_state(long tid) {
   char path[48];
   char* e = path + sizeof path - 1;
   char* p = fmt_str(path, e, "/proc/self/task/");
@@ -174,18 +175,18 @@ bool thread_stopped(long tid) {
   p = fmt_str(p, e, "/stat");
   *p = 0;
   long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>(path), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return false;
+  if (fd < 0) return 0;
   char buf[512];
   long got = raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
   raw_syscall(SYS_close, fd);
-  if (got <= 0) return false;
+  if (got <= 0) return 0;
   buf[got] = 0;
   // "tid (comm) S ...": the state follows the last ')' (comm may hold any byte).
   char* close_paren = nullptr;
   for (char* c = buf; *c; c++)
     if (*c == ')') close_paren = c;
-  if (!close_paren || close_paren[1] != ' ') return false;
-  return close_paren[2] == 't' || close_paren[2] == 'T';
+  if (!close_paren || close_paren[1] != ' ') return 0;
+  return close_paren[2];
 }
 
 // Whether gp, running for `ran` ns, may take a wake mark (kPreemptWake*):
@@ -215,11 +216,17 @@ bool detect_blocked(int64_t now) {
       pp->poke_gap = 0;
       pp->poke_after = 0;
       pp->still_since = 0;
-      mp->sysmon_cpu = thread_cpu_ns(mp->tid);
+      // Its clock is read from the next round on that finds the same
+      // tick: on a P whose Gs park and wake often (an event loop per
+      // thread), the tick moves nearly every round, and a reading here
+      // was half of sysmon's system calls (one clock read is a system
+      // call, 0.85 us on the VM without FSGSBASE). A blocked M is then
+      // found one round later.
+      mp->sysmon_cpu = -1;
       continue;
     }
     int64_t cpu = thread_cpu_ns(mp->tid);
-    if (cpu < 0 || cpu != mp->sysmon_cpu) {  // it is running: not blocked
+    if (cpu < 0 || cpu != mp->sysmon_cpu || mp->sysmon_cpu < 0) {  // it is running (or first read): not blocked
       mp->sysmon_cpu = cpu;
       pp->still_since = 0;
       // The same time slice for kPreemptNs: one G that makes no scheduling
@@ -286,9 +293,20 @@ bool detect_blocked(int64_t now) {
     if (now < pp->poke_after || !still_p_wanted(pp, now)) continue;
     pp->poke_gap = pp->poke_gap == 0 ? kSysmonMinNs : std::min(2 * pp->poke_gap, kPokeGapMaxNs);
     pp->poke_after = now + pp->poke_gap;
-    // Still standing after the doubling gaps: a stopped thread (SIGSTOP, a
-    // tracer's stop) cannot take the signal; skip it while it stays so.
-    if (pp->poke_gap == kPokeGapMaxNs && thread_stopped(mp->tid)) continue;
+    // Asked first, unless a seccomp filter could trap the open (sysmon
+    // blocks SIGSYS: the kernel would end the process): an M that only
+    // waits for a CPU ('R') is in no call, and the signal would find it
+    // outside one and do nothing but cost it a delivery and sysmon its
+    // shortest period. Under a load generator on the same two CPUs, that
+    // was nearly every still M (memcached under memcslap: a poke in one
+    // round of four, 5,000-7,000 rounds a second, sysmon 12-15% of a CPU).
+    // A stopped thread (SIGSTOP, a tracer's stop) cannot take the signal
+    // either, and under a tracer each one costs the tracer a stop it did
+    // not ask for. Both are asked again on the doubling gaps.
+    if (!seccomp_seen(now)) {
+      char st = thread_state(mp->tid);
+      if (st == 'R' || st == 't' || st == 'T') continue;
+    }
     poke_m(mp, now);
     any = true;
   }
@@ -305,11 +323,20 @@ constexpr int64_t kPollSleepMaxNs = 500 * 1000;
 // How long mp's G has run since it was switched in (its M's CPU clock
 // against the G's start on it: an estimate from above, so this errs
 // short), 0 for no G; gp: that G. Under gmem_peek (the G may exit).
-int64_t m_g_ran(M* mp, G** gp_out) {
-  int64_t cpu = thread_cpu_ns(mp->tid);
+// When the wall time since the M's last switch to a G is below `need`,
+// that time instead: the G cannot have run longer, and the clock read (a
+// system call) is saved; a switch racing with this read makes the bound
+// larger, never smaller.
+int64_t m_g_ran(M* mp, G** gp_out, int64_t need) {
   G* gp = mp->curg;
   *gp_out = gp;
-  if (!gp || gp->is_g0 || gp->cpu_m.load(std::memory_order_relaxed) != mp) return 0;
+  if (!gp || gp->is_g0) return 0;
+  if (uint64_t in = mp->g_in_tsc.load(std::memory_order_relaxed)) {
+    int64_t wall = tsc_span_ns(arch_cycles() - in);
+    if (wall >= 0 && wall < need) return wall;
+  }
+  int64_t cpu = thread_cpu_ns(mp->tid);
+  if (gp->cpu_m.load(std::memory_order_relaxed) != mp) return 0;
   return cpu - gp->cpu_start.load(std::memory_order_relaxed);
 }
 
@@ -327,7 +354,7 @@ bool all_ps_computing() {
     if (pp->status.load(std::memory_order_acquire) != kPRunning || !mp) return false;
     G* gp;
     gmem_peek_begin();
-    int64_t ran = m_g_ran(mp, &gp);
+    int64_t ran = m_g_ran(mp, &gp, kPollComputeNs);
     gmem_peek_end();
     if (ran < kPollComputeNs) return false;
   }
@@ -349,7 +376,7 @@ bool poll_woken(int woken) {
     if (pp->status.load(std::memory_order_acquire) != kPRunning || !mp) continue;
     gmem_peek_begin();  // the G may exit and be unmapped meanwhile
     G* gp;
-    int64_t ran = m_g_ran(mp, &gp);
+    int64_t ran = m_g_ran(mp, &gp, kWakePreemptNs);
     uint32_t none = kPreemptNone;
     bool wake = ran >= kWakePreemptNs && wake_markable(gp, ran) &&
                 gp->preempt.compare_exchange_strong(none, preempt_enabled() ? kPreemptWakeAsync : kPreemptWake,
