@@ -54,6 +54,9 @@ constexpr int kMaskRefreshValue = 0x4d4e5052;
 // si_value of sysmon's poke, a preemption request or a blocked-M look
 // ("MNPK"): only a signal so marked is the runtime's.
 constexpr int kPokeValue = 0x4d4e504b;
+// A tracer (gdb, strace) is attached to the process (sysmon asks /proc,
+// poke_set_traced).
+constinit std::atomic<bool> g_traced{false};
 // The runtime's signal (MNP_SIGNAL, or the one poke_signal_release moved
 // to). Read anywhere, changed only under g_sysmon_start_lock.
 constinit std::atomic<int> g_poke_signal{SIGURG};
@@ -593,6 +596,10 @@ bool exec_prepare() {
 }
 
 long send_runtime_poke(long tid) { return send_marked(tid, kPokeValue); }
+
+void poke_set_traced(bool traced) { g_traced.store(traced, std::memory_order_relaxed); }
+
+bool poke_traced() { return g_traced.load(std::memory_order_relaxed); }
 
 long send_runtime_marked(long tid, int value) { return send_marked(tid, value); }
 

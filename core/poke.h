@@ -34,6 +34,11 @@ long send_runtime_poke(long tid);
 // The same, as a request to that M's handler: SI_QUEUE from this process
 // carrying `value` (kSigpendKickValue and the like).
 long send_runtime_marked(long tid, int value);
+// Whether a tracer is attached to the process (TracerPid in /proc), as
+// sysmon last read it: preemption then signals less (sysmon.cpp,
+// kTracedSliceNs).
+void poke_set_traced(bool traced);
+bool poke_traced();
 // A G in a sigwait for sig in the kernel (on an M) is sent the sigwait kick
 // (kSigwaitKickValue): a slot for the process now waits for it.
 void poke_kick_sigwaiter(int sig);

@@ -319,6 +319,7 @@ struct P {
   int64_t poke_after = 0;                 // sysmon: no blocked-M signal before this
   int64_t poke_gap = 0;                   // sysmon: back-off between them, this tick
   int64_t still_since = 0;                // sysmon: since when its M's CPU clock stands still, or 0
+  int64_t over_cpu = -1;                  // sysmon: its M's CPU clock when its G went past its slice, or -1
   // glibc malloc's cache and arena for the Gs it runs (core/mcache.h).
   // Owner; mcache also whoever takes it from an M in a call (mcache_taken),
   // told by mcache_in_call (set by mark_in_syscall) that the G in the call
