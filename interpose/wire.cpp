@@ -107,9 +107,25 @@ bool prctl_per_thread(int op) {
   }
 }
 
+// Whether a seccomp request can put a filter (or strict mode) on: a
+// filter request without a program is refused by the kernel with EFAULT,
+// and libseccomp asks so to learn which flags the kernel knows (qemu does
+// at start-up, filters or not). Taken for a filter, it turned asynchronous
+// preemption off for good, and qemu's vCPU threads, which run generated
+// code and never call the runtime, kept both Ps from its main loop: the
+// guest never booted.
+bool seccomp_installs(long mode, long filter) {
+  return mode == SECCOMP_SET_MODE_STRICT || (mode == SECCOMP_SET_MODE_FILTER && filter != 0);
+}
+
 // The wiring a prctl needs, for the wrapper and for syscall() alike.
-void wire_for_prctl(int op) {
-  if (op == PR_SET_SECCOMP) seccomp_filter_coming();
+// PR_SET_SECCOMP takes the mode (SECCOMP_MODE_STRICT, _FILTER) and the
+// filter in arg2 and arg3.
+void wire_for_prctl(int op, unsigned long a2, unsigned long a3) {
+  if (op == PR_SET_SECCOMP) {
+    if (!(a2 == SECCOMP_MODE_STRICT || (a2 == SECCOMP_MODE_FILTER && a3 != 0))) return;
+    seccomp_filter_coming();
+  }
   if (prctl_per_thread(op)) wire_for_life(prctl_creds(op), !prctl_not_inherited(op));
 }
 
@@ -193,7 +209,7 @@ extern "C" MNP_EXPORT int prctl(int op, ...) noexcept {
   unsigned long a2 = va_arg(ap, unsigned long), a3 = va_arg(ap, unsigned long);
   unsigned long a4 = va_arg(ap, unsigned long), a5 = va_arg(ap, unsigned long);
   va_end(ap);
-  wire_for_prctl(op);
+  wire_for_prctl(op, a2, a3);
   return real_prctl(op, a2, a3, a4, a5);
 }
 
@@ -378,10 +394,11 @@ bool wire_syscall(long nr, const long* a, long* ret) {
       if (static_cast<unsigned long>(a[0]) != 0xffffffffUL) wire_for_life();
       return false;
     case SYS_prctl:
-      wire_for_prctl(static_cast<int>(a[0]));
+      wire_for_prctl(static_cast<int>(a[0]), static_cast<unsigned long>(a[1]), static_cast<unsigned long>(a[2]));
       return false;
     case SYS_seccomp:
-      if (a[0] == SECCOMP_SET_MODE_STRICT || a[0] == SECCOMP_SET_MODE_FILTER) seccomp_filter_coming();
+      if (!seccomp_installs(a[0], a[2])) return false;
+      seccomp_filter_coming();
       if (seccomp_per_thread(a[0], a[1])) wire_for_life();
       return false;
     case SYS_io_uring_setup:

@@ -14,12 +14,21 @@
  * (libc's wrapper, which the runtime does not interpose) every 2,000
  * steps: a loop that enters the kernel every few microseconds takes
  * nearly every signal on that call's way out, inside libc, where no G is
- * stopped; before the return hook the ticker's gaps grew to seconds. */
+ * stopped; before the return hook the ticker's gaps grew to seconds. With
+ * "seccomp-probe" main first asks the kernel, as libseccomp does, whether
+ * it knows a filter flag: a filter request without a filter (EFAULT, no
+ * filter installed), through seccomp(2) and through prctl. The runtime
+ * took such a request for a filter coming and turned asynchronous
+ * preemption off for good (qemu's vCPU threads then kept every P). */
+#include <errno.h>
+#include <linux/seccomp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -63,6 +72,11 @@ int main(int argc, char** argv) {
       _exit(0);
     }
     waitpid(c, NULL, 0);
+  } else if (argc > 1 && strcmp(argv[1], "seccomp-probe") == 0) {
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, NULL);
+    printf("seccomp probe: %ld %s\n", r, r < 0 && errno == EFAULT ? "EFAULT" : "other");
+    r = prctl(PR_SET_SECCOMP, SECCOMP_MODE_FILTER, NULL, 0, 0);
+    printf("prctl probe: %ld %s\n", r, r < 0 && errno == EFAULT ? "EFAULT" : "other");
   } else if (argc > 1) {
     usleep((useconds_t)atoi(argv[1]) * 1000);
   }
