@@ -76,6 +76,8 @@ void rtfd_yield(int fd) {
   if (!found) return;
   if (kind == RtfdKind::kOwned) {
     netpoll_relocate(fd);  // registers the copy, removes fd
+  } else if (kind == RtfdKind::kProbe) {
+    rtfd_remove(fd);  // its owner sees that before its next read
   } else {
     preempt_unwinder_lost();
     rtfd_remove(fd);

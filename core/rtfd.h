@@ -17,7 +17,10 @@
 
 namespace mnp {
 
-enum class RtfdKind { kOwned, kForeign };
+// kProbe: a /proc file sysmon keeps open to re-read (traced_check); when
+// the program takes its number it is simply given up, and sysmon opens
+// another when it next needs one.
+enum class RtfdKind { kOwned, kForeign, kProbe };
 
 void rtfd_add(int fd, RtfdKind kind);
 void rtfd_remove(int fd);

@@ -39,6 +39,7 @@
 #include "core/netpoll.h"
 #include "core/poke.h"
 #include "core/preempt.h"
+#include "core/rtfd.h"
 #include "core/sched.h"
 #include "core/sched_internal.h"
 #include "core/sema.h"
@@ -216,16 +217,25 @@ char thread_state(long tid) {
 // Whether a tracer is attached to the process (TracerPid in /proc/self/
 // status, the initial thread's), asked at most every 100 ms and handed to
 // the poke handler (poke_set_traced). Not while a seccomp filter could trap
-// the open (seccomp_seen).
+// the open (seccomp_seen). The file stays open near the top of the fd
+// range (core/rtfd.h, kProbe) and is re-read from offset 0: an open every
+// 100 ms would take the lowest free fd number for a moment each time,
+// which the program may be about to count on. Closed in a child of fork,
+// where /proc/self is another process.
+constinit int g_status_fd = -1;
 void traced_check(int64_t now) {
   static constinit int64_t next = 0;
   if (now < next || seccomp_seen(now)) return;
   next = now + 100 * 1000 * 1000;
-  long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/status"), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return;
+  if (g_status_fd >= 0 && !rtfd_is(g_status_fd)) g_status_fd = -1;  // the program took the number
+  if (g_status_fd < 0) {
+    long fd = raw_syscall(SYS_openat, AT_FDCWD, reinterpret_cast<long>("/proc/self/status"), O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return;
+    g_status_fd = rtfd_move_high(static_cast<int>(fd));
+    rtfd_add(g_status_fd, RtfdKind::kProbe);
+  }
   char buf[4096];
-  long got = raw_syscall(SYS_read, fd, reinterpret_cast<long>(buf), sizeof buf - 1);
-  raw_syscall(SYS_close, fd);
+  long got = raw_syscall6(SYS_pread64, g_status_fd, reinterpret_cast<long>(buf), sizeof buf - 1, 0, 0, 0);
   if (got <= 0) return;
   buf[got] = 0;
   static constexpr char kKey[] = "\nTracerPid:";
@@ -350,17 +360,17 @@ bool detect_blocked(int64_t now) {
     if (now < pp->poke_after || !still_p_wanted(pp, now)) continue;
     pp->poke_gap = pp->poke_gap == 0 ? kSysmonMinNs : std::min(2 * pp->poke_gap, kPokeGapMaxNs);
     pp->poke_after = now + pp->poke_gap;
-    // Asked first, unless a seccomp filter could trap the open (sysmon
-    // blocks SIGSYS: the kernel would end the process): an M that only
-    // waits for a CPU ('R') is in no call, and the signal would find it
-    // outside one and do nothing but cost it a delivery and sysmon its
-    // shortest period. Under a load generator on the same two CPUs, that
-    // was nearly every still M (memcached under memcslap: a poke in one
-    // round of four, 5,000-7,000 rounds a second, sysmon 12-15% of a CPU).
-    // A stopped thread (SIGSTOP, a tracer's stop) cannot take the signal
-    // either, and under a tracer each one costs the tracer a stop it did
-    // not ask for. Both are asked again on the doubling gaps.
-    if (!seccomp_seen(now)) {
+    // Still standing after the doubling gaps: its state from /proc, unless
+    // a seccomp filter could trap the open (sysmon blocks SIGSYS: the
+    // kernel would end the process). A stopped thread (SIGSTOP, a tracer's
+    // stop) cannot take the signal, and under a tracer each one costs the
+    // tracer a stop it did not ask for; one that only waits for a CPU
+    // ('R') is in no call, and the signal would find it outside one and do
+    // nothing. Asked only here, not before every signal: the open takes
+    // the lowest free fd number for a moment, which the program may be
+    // about to count on (asked before every signal, a test program's
+    // select on an fd it had just closed found a file there).
+    if (pp->poke_gap == kPokeGapMaxNs && !seccomp_seen(now)) {
       char st = thread_state(mp->tid);
       if (st == 'R' || st == 't' || st == 'T') continue;
     }
@@ -632,6 +642,12 @@ int sysmon_tid() { return g_sysmon_tid.load(std::memory_order_acquire); }
 
 void sysmon_after_fork() {
   poke_after_fork();
+  if (g_status_fd >= 0) {
+    rtfd_remove(g_status_fd);
+    raw_syscall(SYS_close, g_status_fd);
+    g_status_fd = -1;
+  }
+  poke_set_traced(false);
   g_sysmon_tid.store(0, std::memory_order_relaxed);
   g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
   g_sysmon_wake.store(0, std::memory_order_relaxed);
