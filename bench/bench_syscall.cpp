@@ -40,6 +40,13 @@
 //                           steps). ns_per_op is the round trip: how soon a
 //                           thread whose fd became ready gets a CPU back
 //                           from threads that compute.
+//   BM_PipePingPongThreads  two threads of this process pass one byte back
+//                           and forth through two pipes with blocking read
+//                           and write: ns_per_op is one round trip. With no
+//                           more threads than Ps the shim makes the real
+//                           calls (the few-threads path, core/sched.h
+//                           wait_few); BM_SocketpairPingPong (bench_proc)
+//                           is the same between two processes.
 //   BM_EchoServer/N         thread-per-connection TCP echo server on
 //                           127.0.0.1 and N client threads, each doing
 //                           kEchoRounds round trips of 64 bytes.
@@ -516,6 +523,64 @@ void BM_YieldForPipeReply(benchmark::State& state) {
   report_per_op(state, ns, static_cast<uint64_t>(k));
 }
 BENCHMARK(BM_YieldForPipeReply)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// ---- BM_PipePingPongThreads ---------------------------------------------------
+
+struct PingPong {
+  int ping[2];
+  int pong[2];
+  int err = 0;
+};
+void* ping_pong_echo(void* a) {
+  auto* p = static_cast<PingPong*>(a);
+  for (;;) {
+    unsigned char c;
+    ssize_t r = read(p->ping[0], &c, 1);
+    if (r == 0) return nullptr;  // the benchmark is done
+    if (r != 1 || write(p->pong[1], &c, 1) != 1) {
+      p->err = errno;
+      return nullptr;
+    }
+  }
+}
+void BM_PipePingPongThreads(benchmark::State& state) {
+  PingPong p;
+  if (pipe2(p.ping, O_CLOEXEC) != 0 || pipe2(p.pong, O_CLOEXEC) != 0) {
+    skip_with_errno(state, "pipe2", errno);
+    return;
+  }
+  pthread_t t;
+  if (int e = pthread_create(&t, nullptr, ping_pong_echo, &p); e != 0) {
+    skip_with_errno(state, "pthread_create", e);
+    return;
+  }
+  uint64_t rounds = 0, bad = 0;
+  Clock::time_point start = Clock::now();
+  for (auto _ : state) {
+    unsigned char c = static_cast<unsigned char>(rounds), back = 0;
+    if (write(p.ping[1], &c, 1) != 1 || read(p.pong[0], &back, 1) != 1 || back != c) {
+      bad++;
+      break;
+    }
+    rounds++;
+  }
+  double ns = ns_since(start);
+  close(p.ping[1]);
+  pthread_join(t, nullptr);
+  close(p.ping[0]);
+  close(p.pong[0]);
+  close(p.pong[1]);
+  if (p.err != 0) {
+    skip_with_errno(state, "echo thread", p.err);
+    return;
+  }
+  if (bad) {
+    skip_wrong(state, "round trips that came back right", rounds, rounds + bad);
+    return;
+  }
+  report_per_op(state, ns, rounds);
+}
+BENCHMARK(BM_PipePingPongThreads)->UseRealTime();
 
 // ---- BM_PipeReplyBesideHogs ---------------------------------------------------
 

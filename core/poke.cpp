@@ -325,7 +325,8 @@ void poke_serve(siginfo_t* si, void* ucv, RetHook* hook_out) {
     // signal an idle M then took, it found none for this thread and makes
     // the call again): natively the handler would have ended the call.
     // Returning into the `syscall` instruction would sleep through it.
-    if (g && g->handlers_run != ran && g->in_wait_call.load(std::memory_order_relaxed) && arch_uc_at_syscall(uc))
+    if (g && g->handlers_run != ran && g->in_wait_call.load(std::memory_order_relaxed) == kWaitCallPoll &&
+        arch_uc_at_syscall(uc))
       arch_uc_skip_syscall(uc, -EINTR);
     errno = saved_errno;
     return;
@@ -619,7 +620,10 @@ int poke_signal_number() { return g_poke_enabled ? poke_sig() : -1; }
 void poke_user_action(const struct sigaction* act, struct sigaction* old) {
   LockGuard lk(g_user_action_lock);
   if (old) *old = g_user_action;
-  if (act) g_user_action = *act;
+  if (act) {
+    g_user_action = *act;
+    sig_note_action(poke_sig(), act);
+  }
 }
 
 bool poke_signal_release(uint64_t avoid) {

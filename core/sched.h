@@ -233,10 +233,13 @@ struct G {
   // another thread sends it goes to its M with tgkill, and the kernel
   // interrupts the call as natively (sigpend.h).
   std::atomic<uint32_t> in_direct{0};
-  // Set while it makes the real call of the few-threads path (poll_like in
-  // interpose/poll.cpp; a poll, select or epoll wait): a handler sysmon's
-  // kick runs at that call's `syscall` instruction ends the call with
-  // EINTR (core/poke.cpp).
+  // Set while it makes the real call of the few-threads path: kWaitCallPoll
+  // (poll_like in interpose/poll.cpp; a poll, select or epoll wait): a
+  // handler sysmon's kick runs at that call's `syscall` instruction ends
+  // the call with EINTR (core/poke.cpp); kWaitCallRw (drive in
+  // interpose/net.cpp; a read, write or accept, made only while every
+  // handler of the program's has SA_RESTART): the kernel restarts it after
+  // the kick, as it would after the handler natively.
   std::atomic<uint32_t> in_wait_call{0};
   // CPU clock (core/cpuclock.h): CPU time used up to the last switch out,
   // the M's clock (estimate) when it was last switched in, and that M while
@@ -272,6 +275,8 @@ struct G {
 };
 
 constexpr uint8_t kSigRan = 1, kSigRanNoRestart = 2;
+// G::in_wait_call.
+constexpr uint32_t kWaitCallPoll = 1, kWaitCallRw = 2;
 
 // P status. Only kPSyscall is contended: its M is in a blocking call
 // (entersyscall) and sysmon (retake) or the M itself (entersyscall_block)
@@ -539,6 +544,9 @@ struct Sched {
   std::atomic<M*> allm{nullptr};
   // Live user Gs (created and not finished, main included).
   std::atomic<int64_t> ngsys_live{0};
+  // Of those, parked in a pthread_join without a time limit (join_park,
+  // interpose/thread.cpp): wait_few does not count them.
+  std::atomic<int64_t> njoining{0};
   std::atomic<uint64_t> goid_gen{0};
   std::atomic<uint32_t> tid_gen{0};
 };
@@ -788,12 +796,18 @@ inline bool queued_anywhere() {
 // its behalf (an FS write and two epoll_waits more per wait). It makes the
 // real call with its P on the idle list (entersyscall_wait): a G readied
 // meanwhile gets that P at once through wakep, as it would get an idle
-// CPU natively. Not for reads and writes (interpose/net.cpp): a program
-// signal that reaches such a call through the runtime's SA_RESTART kick
-// would restart it where the program's handler wanted EINTR; the poll
+// CPU natively. Reads, writes and accepts (interpose/net.cpp, drive) take
+// it only while every handler of the program's has SA_RESTART
+// (sig_handlers_restart): a program signal that reaches such a call
+// through the runtime's SA_RESTART kick is restarted after the handler,
+// which a handler without SA_RESTART would not have wanted; the poll
 // family ends with EINTR after any handler.
+// A G parked in pthread_join until another ends (the main thread that
+// started the workers, typically) is not counted: it needs no P before one
+// of them ends, which frees one.
 inline bool wait_few(G* gp) {
-  return sched.ngsys_live.load(std::memory_order_relaxed) <= static_cast<int64_t>(sched.nprocs) &&
+  return sched.ngsys_live.load(std::memory_order_relaxed) - sched.njoining.load(std::memory_order_relaxed) <=
+             static_cast<int64_t>(sched.nprocs) &&
          nothing_queued_for(gp) && gp->m->p->timers.when0.load(std::memory_order_relaxed) == kNever;
 }
 // Makes the direct path's call f() with gp marked (G::in_direct), so that

@@ -189,6 +189,24 @@ void sigpend_put(int sig, const siginfo_t* si, const SigAct& act) {
   if (mg && !g_blocks(mg, sig) && mg->status.load(std::memory_order_acquire) != kGDead) kick_running(mg, sig);
 }
 
+namespace {
+// Bit sig-1: the program's handler for sig lacks SA_RESTART.
+constinit std::atomic<uint64_t> g_norestart{0};
+}  // namespace
+
+void sig_note_action(int sig, const struct sigaction* act) {
+  if (sig < 1 || sig > 64) return;
+  uint64_t bit = bit_of(sig);
+  void* h = act ? ((act->sa_flags & SA_SIGINFO) ? reinterpret_cast<void*>(act->sa_sigaction)
+                                                : reinterpret_cast<void*>(act->sa_handler))
+                : nullptr;
+  bool handler = h && h != reinterpret_cast<void*>(SIG_DFL) && h != reinterpret_cast<void*>(SIG_IGN);
+  if (handler && !(act->sa_flags & SA_RESTART)) g_norestart.fetch_or(bit, std::memory_order_seq_cst);
+  else g_norestart.fetch_and(~bit, std::memory_order_seq_cst);
+}
+
+bool sig_handlers_restart() { return g_norestart.load(std::memory_order_seq_cst) == 0; }
+
 uint64_t sigpend_bits_for(G* g) {
   uint64_t b = 0;
   if (!sigpend_any()) return 0;

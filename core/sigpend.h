@@ -79,6 +79,12 @@ constexpr int kSigwaitKickValue = 0x4d4e5057;
 extern std::atomic<uint32_t> sigpend_count;  // slots kFilling or kReady
 
 inline bool sigpend_any() { return sigpend_count.load(std::memory_order_acquire) != 0; }
+// The program sets act (or the default, for null) as sig's action: the
+// runtime keeps which signals have a handler without SA_RESTART.
+void sig_note_action(int sig, const struct sigaction* act);
+// No handler of the program's lacks SA_RESTART (the few-threads path's
+// reads and writes: interpose/net.cpp, drive).
+bool sig_handlers_restart();
 
 // From a signal handler on g0: keeps sig for a G and wakes sysmon.
 // Async-signal-safe.

@@ -31,6 +31,7 @@
 #include "core/netpoll.h"
 #include "core/preempt.h"
 #include "core/rtfd.h"
+#include "core/sigpend.h"
 #include "interpose/fdcall.h"
 #include "core/sched.h"
 #include "interpose/proctask.h"
@@ -66,6 +67,22 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
   // The process's only G (wait_direct, core/sched.h): the real call, which
   // blocks or not as the fd's own flags say, in syscall state.
   if (G* g = get_user_g(); g && wait_direct(g)) return direct_call(g, [&] { return handoff(blocking); });
+  // The few-threads path (core/sched.h, wait_few): no more Gs than Ps, so
+  // parking would only have switched to g0, which would block in the
+  // netpoller on this G's behalf; the real call instead, its P idle
+  // meanwhile. Only while every handler of the program's has SA_RESTART
+  // (sig_handlers_restart): a signal an idle M takes reaches this G through
+  // sysmon's kick, whose own SA_RESTART has the kernel restart the call
+  // after the handler, which is then what the program's own flag asks. Two
+  // threads passing a byte through blocking pipes made about 24 system
+  // calls a round trip (an RWF_NOWAIT read, F_GETFL, SO_RCVTIMEO, an
+  // epoll_ctl, the wait, an FS base write), natively 4.
+  if (G* g = get_user_g(); g && wait_few(g) && sig_handlers_restart()) {
+    g->in_wait_call.store(kWaitCallRw, std::memory_order_relaxed);
+    long r = blocking_call<Enter::kWait>(blocking);
+    g->in_wait_call.store(0, std::memory_order_relaxed);
+    return r;
+  }
   std::atomic<uint32_t>* seq = netpoll_seq(fd, dir);
   if (!seq) return blocking();
   int64_t deadline = kUnset;

@@ -119,7 +119,7 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
       // the wait takes the count of handlers run from the call's start, as
       // a masked call's does, so that such a handler ends it too.
       const uint32_t ran = cm ? cm->ran : g->handlers_run;
-      g->in_wait_call.store(1, std::memory_order_relaxed);
+      g->in_wait_call.store(kWaitCallPoll, std::memory_order_relaxed);
       long r = blocking(deadline, Enter::kWait);
       g->in_wait_call.store(0, std::memory_order_relaxed);
       if (r != -EINTR) return r;

@@ -564,6 +564,7 @@ MNP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction*
       g_dfl_guarded.fetch_and(~bit, std::memory_order_acq_rel);
       g_ign_seen.fetch_and(~bit, std::memory_order_relaxed);
     }
+    sig_note_action(sig, act);
   }
   if (old) *old = prev;
   return 0;

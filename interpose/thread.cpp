@@ -99,7 +99,9 @@ void join_park(G* cur, G* t) {
     }
     // The exiter took the word and is about to ready us: take that wake-up.
   }
+  sched.njoining.fetch_add(1, std::memory_order_relaxed);
   park(kWaitJoin);
+  sched.njoining.fetch_sub(1, std::memory_order_relaxed);
   cancel_disarm(cur);
 }
 

@@ -997,6 +997,13 @@ const Case kIoPipeReaders{{"io_pipe_readers"}, {}, 0, 30, [](const Run& native, 
 // fd number (the shim remembers per fd which calls refuse RWF_NOWAIT).
 TEST(Io, EventfdProcs1) { run_case(simple({"io_eventfd"}), 1); }
 TEST(Io, EventfdProcs2) { run_case(simple({"io_eventfd"}), 2); }
+// Blocking reads and writes between two threads while main joins: at 2 Ps
+// the few-threads path makes them for real (core/sched.h, wait_few; only
+// while every program handler has SA_RESTART), an SA_RESTART handler run
+// through sysmon's kick restarts the read, one without it ends the read
+// with EINTR through the netpoller.
+TEST(Io, RwFewProcs1) { run_case(simple({"io_rw_few"}), 1); }
+TEST(Io, RwFewProcs2) { run_case(simple({"io_rw_few"}), 2); }
 
 TEST(IoPipeReaders, Procs1) { run_case(kIoPipeReaders, 1); }
 TEST(IoPipeReaders, Procs2) { run_case(kIoPipeReaders, 2); }
