@@ -318,15 +318,32 @@ void poke_serve(siginfo_t* si, void* ucv, RetHook* hook_out) {
     int saved_errno = errno;
     G* g = get_user_g();
     uint32_t ran = g ? g->handlers_run : 0;
+    // Read before the handlers: one may make a call of the few-threads
+    // path of its own, which sets and clears the flag.
+    uint32_t wait_call = g ? g->in_wait_call.load(std::memory_order_relaxed) : 0;
+    uint8_t sig_ran = 0;
+    if (g) {
+      sig_ran = g->sig_ran;
+      g->sig_ran = 0;
+    }
     if (g && sigpend_any()) ret_hook_drop(g, uc);  // a handler may unwind from here
     sigpend_run(ucv, &uc->uc_sigmask);
+    uint8_t ran_now = 0;
+    if (g) {
+      ran_now = g->sig_ran;
+      g->sig_ran |= sig_ran;
+    }
     // A handler run just before a poll-family wait of the few-threads path
     // enters the kernel, or while the kernel restarts it (woken for a
     // signal an idle M then took, it found none for this thread and makes
     // the call again): natively the handler would have ended the call.
-    // Returning into the `syscall` instruction would sleep through it.
-    if (g && g->handlers_run != ran && g->in_wait_call.load(std::memory_order_relaxed) == kWaitCallPoll &&
-        arch_uc_at_syscall(uc))
+    // Returning into the `syscall` instruction would sleep through it. A
+    // read or write of that path ends so only for a handler without
+    // SA_RESTART (one installed while the call was in progress, or past
+    // the sigaction interposer: sysv_signal, a raw rt_sigaction); after
+    // the others the kernel restarts it, as natively.
+    if (g && g->handlers_run != ran && arch_uc_at_syscall(uc) &&
+        (wait_call == kWaitCallPoll || (wait_call == kWaitCallRw && (ran_now & kSigRanNoRestart))))
       arch_uc_skip_syscall(uc, -EINTR);
     errno = saved_errno;
     return;

@@ -2343,6 +2343,7 @@ void after_fork_reset_sched(M* mp) {
     }
   }
   sched.ngsys_live.store(1, std::memory_order_relaxed);
+  sched.njoining.store(0, std::memory_order_relaxed);  // no joiner survived the fork
   sched.timer_m = nullptr;
   sched.timer_m_until.store(kNever, std::memory_order_relaxed);
   mthread_after_fork_child(mp);

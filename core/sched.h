@@ -544,8 +544,8 @@ struct Sched {
   std::atomic<M*> allm{nullptr};
   // Live user Gs (created and not finished, main included).
   std::atomic<int64_t> ngsys_live{0};
-  // Of those, parked in a pthread_join without a time limit (join_park,
-  // interpose/thread.cpp): wait_few does not count them.
+  // Of those, parked in a pthread_join (join_park, interpose/thread.cpp):
+  // wait_few does not count them.
   std::atomic<int64_t> njoining{0};
   std::atomic<uint64_t> goid_gen{0};
   std::atomic<uint32_t> tid_gen{0};

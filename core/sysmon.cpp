@@ -366,11 +366,13 @@ bool detect_blocked(int64_t now) {
     // stop) cannot take the signal, and under a tracer each one costs the
     // tracer a stop it did not ask for; one that only waits for a CPU
     // ('R') is in no call, and the signal would find it outside one and do
-    // nothing. Asked only here, not before every signal: the open takes
-    // the lowest free fd number for a moment, which the program may be
-    // about to count on (asked before every signal, a test program's
-    // select on an fd it had just closed found a file there).
-    if (pp->poke_gap == kPokeGapMaxNs && !seccomp_seen(now)) {
+    // nothing. Asked only here (and before every signal under a tracer,
+    // where a signal to a stopped thread costs gdb a double report: see
+    // kTracedSliceNs), not before every signal: the open takes the lowest
+    // free fd number for a moment, which the program may be about to count
+    // on (asked before every signal, a test program's select on an fd it
+    // had just closed found a file there).
+    if ((pp->poke_gap == kPokeGapMaxNs || poke_traced()) && !seccomp_seen(now)) {
       char st = thread_state(mp->tid);
       if (st == 'R' || st == 't' || st == 'T') continue;
     }
@@ -642,11 +644,11 @@ int sysmon_tid() { return g_sysmon_tid.load(std::memory_order_acquire); }
 
 void sysmon_after_fork() {
   poke_after_fork();
-  if (g_status_fd >= 0) {
+  if (g_status_fd >= 0 && rtfd_is(g_status_fd)) {  // not if the program took the number meanwhile
     rtfd_remove(g_status_fd);
     raw_syscall(SYS_close, g_status_fd);
-    g_status_fd = -1;
   }
+  g_status_fd = -1;
   poke_set_traced(false);
   g_sysmon_tid.store(0, std::memory_order_relaxed);
   g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);

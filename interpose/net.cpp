@@ -67,22 +67,6 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
   // The process's only G (wait_direct, core/sched.h): the real call, which
   // blocks or not as the fd's own flags say, in syscall state.
   if (G* g = get_user_g(); g && wait_direct(g)) return direct_call(g, [&] { return handoff(blocking); });
-  // The few-threads path (core/sched.h, wait_few): no more Gs than Ps, so
-  // parking would only have switched to g0, which would block in the
-  // netpoller on this G's behalf; the real call instead, its P idle
-  // meanwhile. Only while every handler of the program's has SA_RESTART
-  // (sig_handlers_restart): a signal an idle M takes reaches this G through
-  // sysmon's kick, whose own SA_RESTART has the kernel restart the call
-  // after the handler, which is then what the program's own flag asks. Two
-  // threads passing a byte through blocking pipes made about 24 system
-  // calls a round trip (an RWF_NOWAIT read, F_GETFL, SO_RCVTIMEO, an
-  // epoll_ctl, the wait, an FS base write), natively 4.
-  if (G* g = get_user_g(); g && wait_few(g) && sig_handlers_restart()) {
-    g->in_wait_call.store(kWaitCallRw, std::memory_order_relaxed);
-    long r = blocking_call<Enter::kWait>(blocking);
-    g->in_wait_call.store(0, std::memory_order_relaxed);
-    return r;
-  }
   std::atomic<uint32_t>* seq = netpoll_seq(fd, dir);
   if (!seq) return blocking();
   int64_t deadline = kUnset;
@@ -93,6 +77,25 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
     if (r != -EAGAIN) {
       preempt_check();  // the call is done: a slice that ended meanwhile ends here
       return raw_to_libc(r);
+    }
+    // The few-threads path (core/sched.h, wait_few): no more Gs than Ps, so
+    // parking would only switch to g0, which would block in the netpoller
+    // on this G's behalf; the real call instead, its P idle meanwhile
+    // (after the attempt, so that calls that would not block pay no
+    // bracket; on an O_NONBLOCK fd the real call gives the EAGAIN). Only
+    // while every handler of the program's has SA_RESTART
+    // (sig_handlers_restart): a signal an idle M takes reaches this G
+    // through sysmon's kick, whose own SA_RESTART has the kernel restart
+    // the call after the handler (the kick ends it with EINTR after a
+    // handler without the flag that the interposer did not see). Two
+    // threads passing a byte through blocking pipes made about 24 system
+    // calls a round trip this loop's way (an RWF_NOWAIT read, F_GETFL,
+    // SO_RCVTIMEO, an epoll_ctl, the wait, an FS base write), natively 4.
+    if (G* g = get_user_g(); g && wait_few(g) && sig_handlers_restart()) {
+      uint32_t outer = g->in_wait_call.exchange(kWaitCallRw, std::memory_order_relaxed);  // a handler's call in a call
+      long rr = blocking_call<Enter::kWait>(blocking);
+      g->in_wait_call.store(outer, std::memory_order_relaxed);
+      return rr;
     }
     // A regular file's EAGAIN is RWF_NOWAIT's (pages not cached): the
     // kernel ignores O_NONBLOCK there, so the read blocks (handed off below).

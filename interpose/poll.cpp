@@ -119,9 +119,10 @@ long poll_like(PollWant* want, int n, int64_t deadline, uint64_t blocked, bool d
       // the wait takes the count of handlers run from the call's start, as
       // a masked call's does, so that such a handler ends it too.
       const uint32_t ran = cm ? cm->ran : g->handlers_run;
-      g->in_wait_call.store(kWaitCallPoll, std::memory_order_relaxed);
+      uint32_t outer =
+          g->in_wait_call.exchange(kWaitCallPoll, std::memory_order_relaxed);  // a handler's call in a call
       long r = blocking(deadline, Enter::kWait);
-      g->in_wait_call.store(0, std::memory_order_relaxed);
+      g->in_wait_call.store(outer, std::memory_order_relaxed);
       if (r != -EINTR) return r;
       if (g->handlers_run == ran && sigpend_any()) sigpend_run(nullptr, nullptr);
       if (g->handlers_run != ran) return r;

@@ -17,7 +17,14 @@
  * 3. The same with a handler without SA_RESTART: the read fails with EINTR
  *    (the runtime parks such reads on the netpoller, which ends them with
  *    EINTR after the handler).
- * 4. A write into a full pipe blocks until the reader drains it; the byte
+ * 4. A reader blocked in read() while main (busy-waiting, so that no
+ *    timer sends the read to the netpoller) changes SIGUSR1's handler from
+ *    one with SA_RESTART to one without (sigaction; then siginterrupt) and
+ *    sends it with pthread_kill: natively the read fails with EINTR. The
+ *    runtime had made the read for real when it began, and sysmon's kick
+ *    restarted it after the handler: the reader stayed blocked (a
+ *    read-only review's repro, 2 runs of 6).
+ * 5. A write into a full pipe blocks until the reader drains it; the byte
  *    count arrives whole.
  * stdout: one line per part; a lost wake-up shows as the runner's timeout. */
 #include <errno.h>
@@ -29,6 +36,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "mnp_check.h"
@@ -134,11 +142,71 @@ static void interrupted_read(int restart) {
   close(quiet[0]);
   close(quiet[1]);
   if (restart)
-    printf("SA_RESTART read: result %ld errno %s byte %c after %s alarms\n", got[0], got[1] ? strerror((int)got[1]) : "-",
-           (int)got[2], atomic_load(&alarms) >= kAlarms ? "the" : "too few");
+    printf("SA_RESTART read: result %ld errno %s byte %c after %s alarms\n", got[0],
+           got[1] ? strerror((int)got[1]) : "-", (int)got[2], atomic_load(&alarms) >= kAlarms ? "the" : "too few");
   else
     printf("no SA_RESTART read: result %ld errno %s, handler ran: %s\n", got[0], got[1] ? strerror((int)got[1]) : "-",
            atomic_load(&alarms) > 0 ? "yes" : "no");
+}
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
+}
+static void spin_s(double s) {
+  double end = now_s() + s;
+  while (now_s() < end) {
+  }
+}
+
+static atomic_int usr1_ran, read_done;
+static void on_usr1(int sig) {
+  (void)sig;
+  atomic_fetch_add(&usr1_ran, 1);
+}
+static void* blocked_reader(void* arg) {
+  long* out = arg;
+  unsigned char c;
+  ssize_t r = read(quiet[0], &c, 1);
+  out[0] = r;
+  out[1] = r < 0 ? errno : 0;
+  atomic_store(&read_done, 1);
+  return NULL;
+}
+
+/* how: 0 sigaction without SA_RESTART, 1 siginterrupt. */
+static void handler_changed_during_read(int how) {
+  signal(SIGUSR1, on_usr1); /* SA_RESTART */
+  atomic_store(&usr1_ran, 0);
+  atomic_store(&read_done, 0);
+  if (pipe(quiet) != 0) exit(4);
+  long got[2] = {0, 0};
+  pthread_t r;
+  pthread_create(&r, NULL, blocked_reader, got);
+  spin_s(0.2);
+  if (how == 1) {
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wdeprecated-declarations"
+    siginterrupt(SIGUSR1, 1); /* what programs still call */
+#pragma GCC diagnostic pop
+  } else {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_usr1;
+    sigaction(SIGUSR1, &sa, NULL);
+  }
+  pthread_kill(r, SIGUSR1);
+  for (int i = 0; i < 100 && !atomic_load(&read_done); i++) spin_s(0.02);
+  int stuck = !atomic_load(&read_done);
+  if (stuck && write(quiet[1], "x", 1) != 1) exit(5);
+  pthread_join(r, NULL);
+  close(quiet[0]);
+  close(quiet[1]);
+  printf("handler changed during read (%s): %s, result %ld errno %s, handler ran %d\n",
+         how ? "siginterrupt" : "sigaction", stuck ? "still blocked after 2 s" : "ended", got[0],
+         got[1] ? strerror((int)got[1]) : "-", atomic_load(&usr1_ran));
+  signal(SIGUSR1, SIG_DFL);
 }
 
 static int bulk[2];
@@ -170,9 +238,11 @@ int main(void) {
   interrupted_read(1);
   interrupted_read(0);
 
-  /* Back to a handler with SA_RESTART: the write below may be made for
+  /* Back to a handler with SA_RESTART: reads and writes may be made for
    * real again. */
   signal(SIGALRM, on_alarm);
+  handler_changed_during_read(0);
+  handler_changed_during_read(1);
   if (pipe(bulk) != 0) return 1;
   long total = 0;
   pthread_t d;
