@@ -171,10 +171,14 @@ void keep_pending(G* target, int sig, siginfo_t* si, const SigAct& act) {
   // Untargeted: sigpend_put_for has sent the sigwait kick (poke_kick_sigwaiter).
 }
 
+// a names a handler (not SIG_DFL, SIG_IGN or none).
+bool has_handler(const struct sigaction& a) {
+  return (a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != nullptr : (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN);
+}
+
 void chain_to_user(int sig, siginfo_t* si, void* uc) {
   struct sigaction a = g_user_action;  // read without the lock: handler context
-  bool has =
-      (a.sa_flags & SA_SIGINFO) ? a.sa_sigaction != nullptr : (a.sa_handler != SIG_DFL && a.sa_handler != SIG_IGN);
+  bool has = has_handler(a);
   G* g = tls_g;
   SigAct act{reinterpret_cast<void*>(a.sa_sigaction), a.sa_flags, a.sa_mask};
   if (g && g->is_g0 && runtime_up) {
@@ -639,7 +643,7 @@ void poke_user_action(const struct sigaction* act, struct sigaction* old) {
   if (old) *old = g_user_action;
   if (act) {
     g_user_action = *act;
-    sig_note_action(poke_sig(), act);
+    sig_note_norestart(poke_sig(), has_handler(*act) && !(act->sa_flags & SA_RESTART));
   }
 }
 

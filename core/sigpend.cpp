@@ -194,15 +194,10 @@ namespace {
 constinit std::atomic<uint64_t> g_norestart{0};
 }  // namespace
 
-void sig_note_action(int sig, const struct sigaction* act) {
+void sig_note_norestart(int sig, bool norestart) {
   if (sig < 1 || sig > 64) return;
-  uint64_t bit = bit_of(sig);
-  void* h = act ? ((act->sa_flags & SA_SIGINFO) ? reinterpret_cast<void*>(act->sa_sigaction)
-                                                : reinterpret_cast<void*>(act->sa_handler))
-                : nullptr;
-  bool handler = h && h != reinterpret_cast<void*>(SIG_DFL) && h != reinterpret_cast<void*>(SIG_IGN);
-  if (handler && !(act->sa_flags & SA_RESTART)) g_norestart.fetch_or(bit, std::memory_order_seq_cst);
-  else g_norestart.fetch_and(~bit, std::memory_order_seq_cst);
+  if (norestart) g_norestart.fetch_or(bit_of(sig), std::memory_order_seq_cst);
+  else g_norestart.fetch_and(~bit_of(sig), std::memory_order_seq_cst);
 }
 
 bool sig_handlers_restart() { return g_norestart.load(std::memory_order_seq_cst) == 0; }

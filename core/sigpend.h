@@ -79,9 +79,9 @@ constexpr int kSigwaitKickValue = 0x4d4e5057;
 extern std::atomic<uint32_t> sigpend_count;  // slots kFilling or kReady
 
 inline bool sigpend_any() { return sigpend_count.load(std::memory_order_acquire) != 0; }
-// The program sets act (or the default, for null) as sig's action: the
-// runtime keeps which signals have a handler without SA_RESTART.
-void sig_note_action(int sig, const struct sigaction* act);
+// The program set sig's action: a handler without SA_RESTART (norestart),
+// or anything else. The runtime keeps which signals have such a handler.
+void sig_note_norestart(int sig, bool norestart);
 // No handler of the program's lacks SA_RESTART (the few-threads path's
 // reads and writes: interpose/net.cpp, drive).
 bool sig_handlers_restart();

@@ -564,7 +564,8 @@ MNP_EXPORT int sigaction(int sig, const struct sigaction* act, struct sigaction*
       g_dfl_guarded.fetch_and(~bit, std::memory_order_acq_rel);
       g_ign_seen.fetch_and(~bit, std::memory_order_relaxed);
     }
-    sig_note_action(sig, act);
+    bool handler = h != reinterpret_cast<void*>(SIG_DFL) && h != reinterpret_cast<void*>(SIG_IGN);
+    sig_note_norestart(sig, handler && !(act->sa_flags & SA_RESTART));
   }
   if (old) *old = prev;
   return 0;

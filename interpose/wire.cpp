@@ -123,7 +123,10 @@ bool seccomp_installs(long mode, long filter) {
 // filter in arg2 and arg3.
 void wire_for_prctl(int op, unsigned long a2, unsigned long a3) {
   if (op == PR_SET_SECCOMP) {
-    if (!(a2 == SECCOMP_MODE_STRICT || (a2 == SECCOMP_MODE_FILTER && a3 != 0))) return;
+    long mode = a2 == SECCOMP_MODE_STRICT   ? SECCOMP_SET_MODE_STRICT
+                : a2 == SECCOMP_MODE_FILTER ? SECCOMP_SET_MODE_FILTER
+                                            : -1;
+    if (!seccomp_installs(mode, static_cast<long>(a3))) return;
     seccomp_filter_coming();
   }
   if (prctl_per_thread(op)) wire_for_life(prctl_creds(op), !prctl_not_inherited(op));

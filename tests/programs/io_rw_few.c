@@ -36,7 +36,6 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "mnp_check.h"
@@ -149,14 +148,9 @@ static void interrupted_read(int restart) {
            atomic_load(&alarms) > 0 ? "yes" : "no");
 }
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec / 1e9;
-}
 static void spin_s(double s) {
-  double end = now_s() + s;
-  while (now_s() < end) {
+  double end = mnp_now() + s;
+  while (mnp_now() < end) {
   }
 }
 
