@@ -12,7 +12,8 @@
 //                unlimited).
 //   MNP_PREEMPT  0 turns asynchronous preemption off. Default 1.
 //   MNP_SIGNAL   the runtime's own signal. Default SIGURG.
-//   MNP_DEBUG    comma-separated schedtrace=MS, scheddetail=0|1, stackslabs=0|1.
+//   MNP_DEBUG    comma-separated schedtrace=MS, scheddetail=0|1, stackslabs=0|1,
+//                compact=N.
 #include <fcntl.h>
 #include <sched.h>
 #include <signal.h>
@@ -28,7 +29,8 @@
 namespace mnp {
 namespace {
 
-constinit Config g_config{1, 8u << 20, 4096, true, SIGURG, 0, false, true};
+constexpr uint32_t kCompactMinDefault = 64;
+constinit Config g_config{1, 8u << 20, 4096, true, SIGURG, 0, false, true, kCompactMinDefault};
 
 constexpr uint32_t kMaxProcs = 1024;
 
@@ -139,6 +141,8 @@ bool parse_debug(const char* v) {
       g_config.schedtrace_ms = static_cast<int64_t>(n);
     else if (have_num && key == 11 && !strncmp(v, "scheddetail", key) && n <= 1) g_config.scheddetail = n == 1;
     else if (have_num && key == 10 && !strncmp(v, "stackslabs", key) && n <= 1) g_config.stack_slabs = n == 1;
+    else if (have_num && key == 7 && !strncmp(v, "compact", key) && n < (1u << 31))
+      g_config.compact_min = static_cast<uint32_t>(n);
     else ok = false;
     v += len;
     if (*v == ',') v++;
@@ -157,7 +161,8 @@ constexpr Var kVars[] = {
     {"MNP_PREEMPT", parse_preempt, "want 0 or 1; preemption stays on"},
     {"MNP_SIGNAL", parse_signal, "want a signal number 1..64 other than SIGKILL, SIGSTOP, 32, 33; using SIGURG (23)"},
     {"MNP_DEBUG", parse_debug,
-     "known items are schedtrace=MS (MS > 0), scheddetail=0|1 and stackslabs=0|1; the others are ignored"},
+     "known items are schedtrace=MS (MS > 0), scheddetail=0|1, stackslabs=0|1 and compact=N; the others are "
+     "ignored"},
 };
 
 }  // namespace
@@ -188,6 +193,7 @@ void config_init() {
   g_config.schedtrace_ms = 0;
   g_config.scheddetail = false;
   g_config.stack_slabs = true;
+  g_config.compact_min = kCompactMinDefault;
 
   for (const Var& var : kVars)
     if (const char* v = getenv(var.name); v && !var.parse(v)) bad_value(var.name, v, var.want);

@@ -14,7 +14,9 @@
 
 #include "arch/x86_64/machine.h"
 #include "core/base.h"
+#include "core/compact.h"
 #include "core/futex.h"
+#include "core/poke.h"
 #include "core/tcb.h"
 
 namespace mnp {
@@ -292,6 +294,7 @@ struct Slab {
   uint32_t nslots, nfree;
   int cls;
   bool dying;         // being unmapped by slab_release_batch
+  bool uffd;          // registered for compaction (core/compact.h)
   Slab *prev, *next;  // the class's partial list (nfree > 0)
   uint64_t used[kSlabMaxSlots / 64];
   uint64_t guarded[kSlabMaxSlots / 64];  // the slot's guard is installed
@@ -414,7 +417,7 @@ Slab* slab_new_locked(SlabClass* c, int cls) {
 
 // A region of region bytes whose lowest guard bytes fault, from a slab; 0
 // when slabs cannot serve it (the caller maps one of its own).
-uintptr_t slab_alloc(size_t region, size_t guard, Slab** out) {
+uintptr_t slab_alloc(size_t region, size_t guard, Slab** out, bool* registered) {
   if (!config().stack_slabs || __atomic_load_n(&g_guard_mode, __ATOMIC_RELAXED) == kGuardNone) return 0;
   LockGuard lk(g_slab_lock);
   int cls = -1;
@@ -452,6 +455,7 @@ uintptr_t slab_alloc(size_t region, size_t guard, Slab** out) {
   s->used[slot / 64] |= bit;
   if (--s->nfree == 0) partial_unlink_locked(c, s);
   *out = s;
+  *registered = s->uffd;
   return s->base + slot * s->region;
 }
 
@@ -563,7 +567,15 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack, uint32_t tid) {
     guard = round_up(guard, kPage);
     if (stack_size < top_area + kMinRestStack) return nullptr;
     map_size = round_up(guard + stack_size, kPage);
-    base = slab_alloc(map_size, guard, &slab);
+    bool registered = false;
+    base = slab_alloc(map_size, guard, &slab, &registered);
+    // A slab registered for compaction has its missing pages filled by the
+    // handler thread, a round trip per page: the pages this G touches first
+    // (TLS, TCB, G and its first frames) are filled here, directly.
+    if (registered) {
+      uintptr_t hi = base + map_size;
+      compact_prefill(hi - round_up(top_area + kPage, kPage), hi);
+    }
     if (!base) {
       long r = map_anon(map_size);
       if (map_failed(r)) return nullptr;
@@ -862,8 +874,104 @@ void drop_if_resident(uintptr_t lo, uintptr_t hi) {
   }
 }
 
+// Compaction (core/compact.h). The walk collects the Gs it would compact
+// (parked a whole period, on a slab, top of stack small enough) without
+// claiming them; batch_flush sorts them by address and takes them run by
+// run: neighbouring regions of one slab share one write-protection and one
+// madvise (each a TLB shootdown), the dead stack between their ranges
+// included. Each G of a run is claimed as for a plain shrink (kShrinkBusy,
+// then still Waiting in the same park) with the run's id in
+// G::shrink_batch; once the run is over sysmon publishes the id in
+// g_batch_done and never touches those Gs again (their G struct may be among
+// the pages given back): a resumer that finds kShrinkBusy waits for that
+// instead of kShrinkDone. The list lives inside the walk's peek, so no
+// listed G's memory is given back before the flush.
+struct CompactItem {
+  G* gp;
+  int64_t park_time;
+  Slab* slab;
+  uintptr_t dead_lo;  // [dead_lo, lo) is dead: guard and stack below the saved stack pointer
+  uintptr_t lo, hi;   // what must survive: up to the region's end
+};
+constexpr int kCandMax = 4096;
+CompactItem* g_cands = nullptr;  // kCandMax items, mapped on first use (sysmon)
+constinit int g_ncands = 0;
+constinit uint64_t g_batch_id = 1;  // the next run's
+constinit std::atomic<uint64_t> g_batch_done{0};
+constinit uint32_t g_walk_candidates = 0;  // Gs parked a whole period, this walk and the last
+constinit uint32_t g_last_candidates = 0;
+
+// Claims gp for run id as shrink_one claims it; false if it was resumed
+// or parked again since the walk saw it.
+bool claim(const CompactItem& it, uint64_t id) {
+  G* gp = it.gp;
+  uint32_t none = kShrinkNone;
+  if (!gp->shrink.compare_exchange_strong(none, kShrinkBusy, std::memory_order_seq_cst)) return false;
+  if (gp->status.load(std::memory_order_seq_cst) != kGWaiting ||
+      __atomic_load_n(&gp->park_time, __ATOMIC_RELAXED) != it.park_time) {
+    gp->shrink.store(kShrinkNone, std::memory_order_seq_cst);
+    return false;
+  }
+  gp->shrink_batch = id;
+  return true;
+}
+
+void batch_flush() {
+  if (g_ncands == 0) return;
+  CompactItem* b = g_cands;
+  int n = g_ncands;
+  g_ncands = 0;
+  // Shell sort by address: up to kCandMax items, often already in runs.
+  for (int gap = n / 2; gap > 0; gap /= 2)
+    for (int i = gap; i < n; i++)
+      for (int j = i; j >= gap && b[j - gap].lo > b[j].lo; j -= gap) {
+        CompactItem t = b[j];
+        b[j] = b[j - gap];
+        b[j - gap] = t;
+      }
+  CompactRange rs[kCompactMaxRun];
+  for (int i = 0; i < n;) {
+    Slab* s = b[i].slab;
+    uint64_t id = g_batch_id++;
+    int m = 0;
+    uintptr_t run_lo = b[i].dead_lo, run_hi = 0;
+    int j = i;
+    for (; j < n && m < kCompactMaxRun; j++) {
+      if (m > 0 && (b[j].slab != s || b[j].dead_lo != run_hi)) break;
+      if (!claim(b[j], id)) {
+        j++;
+        break;  // its region is not dead: the run ends before it
+      }
+      rs[m++] = {b[j].lo, b[j].hi};
+      run_hi = b[j].hi;
+    }
+    if (m > 0) {
+      bool registered;
+      {
+        LockGuard lk(g_slab_lock);
+        if (!s->uffd) s->uffd = compact_register(s->base, s->nslots * s->region);
+        registered = s->uffd;
+      }
+      if (registered) compact_run(rs, m, run_lo, run_hi);
+    }
+    g_batch_done.store(id, std::memory_order_release);
+    i = j;
+  }
+}
+
+// Whether this walk compacts: enough Gs parked long (config().compact_min),
+// no tracer (a debugger stops the handler thread with the process), and
+// the kernel's userfaultfd at hand.
+bool compact_wanted() {
+  uint32_t min = config().compact_min;
+  if (min == 0 || poke_traced()) return false;
+  if (g_walk_candidates + g_last_candidates + compact_count() < min) return false;
+  return compact_ready();
+}
+
 // One G; true if it is parked and waits for a later look. Adds the time
-// spent giving pages back to *drop_ns.
+// spent giving pages back to *drop_ns. After it has put gp in the
+// compaction batch it does not touch gp again.
 bool shrink_one(G* gp, int64_t* drop_ns) {
   if (gp->is_g0 || gp->is_main || gp->user_stack || !gp->map_base) return false;
   if (gp->status.load(std::memory_order_acquire) != kGWaiting) return false;
@@ -872,6 +980,32 @@ bool shrink_one(G* gp, int64_t* drop_ns) {
   if (gp->shrink_seen != pt) {  // parked since the last look: look again next time
     gp->shrink_seen = pt;
     return true;
+  }
+  g_walk_candidates++;
+  // Compacted (batch_flush): the top of its stack, TLS, TCB and G, with the
+  // dead stack below dropped in the same run. Not with an alternate signal
+  // stack inside its own stack (not dead, though below the stack pointer),
+  // nor inside a handler the kernel ran (G::in_handler, below).
+  uintptr_t base = reinterpret_cast<uintptr_t>(gp->map_base), end = base + gp->map_size;
+  uintptr_t sp = gp->ctx.sp;
+  if (gp->slab && gp->in_handler == 0 && !(gp->altstack_hi > base && gp->altstack_lo < end) &&
+      sp > reinterpret_cast<uintptr_t>(gp->stack_lo) + kShrinkKeep && sp <= end &&
+      (end - ((sp - kShrinkKeep) & ~uintptr_t{kPage - 1})) / kPage <= kCompactMaxPages && compact_wanted()) {
+    if (!g_cands) {
+      long r = raw_syscall6(SYS_mmap, 0, kCandMax * sizeof(CompactItem), PROT_READ | PROT_WRITE,
+                            MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+      if (!map_failed(r)) g_cands = reinterpret_cast<CompactItem*>(r);
+    }
+    if (g_cands) {
+      g_cands[g_ncands++] = {gp, pt, static_cast<Slab*>(gp->slab), base, (sp - kShrinkKeep) & ~uintptr_t{kPage - 1},
+                             end};
+      if (g_ncands == kCandMax) {
+        int64_t t0 = nanotime();
+        batch_flush();
+        *drop_ns += nanotime() - t0;
+      }
+      return false;
+    }
   }
   uint32_t none = kShrinkNone;
   if (!gp->shrink.compare_exchange_strong(none, kShrinkBusy, std::memory_order_seq_cst)) return false;
@@ -883,7 +1017,6 @@ bool shrink_one(G* gp, int64_t* drop_ns) {
   if (gp->in_handler == 0) {
     uintptr_t lo = reinterpret_cast<uintptr_t>(gp->stack_lo);
     uintptr_t top = reinterpret_cast<uintptr_t>(gmem_stack_top(gp));
-    uintptr_t sp = gp->ctx.sp;
     if (sp > lo + kShrinkKeep && sp <= top) {
       uintptr_t hi = (sp - kShrinkKeep) & ~uintptr_t{kPage - 1};
       // An alternate signal stack the G enabled in its own stack, below
@@ -904,7 +1037,10 @@ bool shrink_one(G* gp, int64_t* drop_ns) {
 }  // namespace
 
 void gmem_resume_slow(G* gp) {
-  while (gp->shrink.load(std::memory_order_seq_cst) == kShrinkBusy) cpu_relax();
+  while (gp->shrink.load(std::memory_order_seq_cst) == kShrinkBusy &&
+         !(gp->shrink_batch && g_batch_done.load(std::memory_order_acquire) >= gp->shrink_batch))
+    cpu_relax();
+  gp->shrink_batch = 0;
   gp->shrink.store(kShrinkNone, std::memory_order_relaxed);
 }
 
@@ -918,6 +1054,11 @@ bool gmem_shrink_parked(int64_t now, uint64_t parks) {
     g_shrink_parks = parks;
     g_shrink_walk_pending = false;
     g_shrink_walk_ns = 0;
+    g_last_candidates = g_walk_candidates;
+    g_walk_candidates = 0;
+    // A debugger reads memory while it holds every thread stopped, the
+    // handler thread included: nothing stays compacted under one.
+    if (poke_traced()) compact_restore_all();
   }
   int64_t drop_ns = 0;
   bool done = true;
@@ -931,6 +1072,7 @@ bool gmem_shrink_parked(int64_t now, uint64_t parks) {
   for (size_t i = g_shrink_pos; i < cap; i++) {
     uintptr_t k = t->keys[i].load(std::memory_order_acquire);
     if (k == kEmpty || k == kTomb || (k & kNativeTag)) continue;
+    if (compact_holds(k + tcbo::kSize)) continue;  // touching it would bring it back
     g_shrink_walk_pending |= shrink_one(reinterpret_cast<G*>(k + tcbo::kSize), &drop_ns);
     // Giving pages back costs a TLB shootdown each (up to 1 ms here):
     // sysmon's other work must not wait for thousands; go on next round.
@@ -939,6 +1081,11 @@ bool gmem_shrink_parked(int64_t now, uint64_t parks) {
       done = false;
       break;
     }
+  }
+  {
+    int64_t t0 = nanotime();
+    batch_flush();
+    drop_ns += nanotime() - t0;
   }
   gmem_peek_end();
   // The walk's own cost sets the period (a million Gs: a walk every few

@@ -5,6 +5,7 @@
 #include <sys/resource.h>
 
 #include "core/base.h"
+#include "core/compact.h"
 #include "core/futex.h"
 #include "core/netpoll.h"
 #include "core/preempt.h"
@@ -75,7 +76,8 @@ void rtfd_yield(int fd) {
   }
   if (!found) return;
   if (kind == RtfdKind::kOwned) {
-    netpoll_relocate(fd);  // registers the copy, removes fd
+    if (compact_owns_fd(fd)) compact_relocate_fd(fd);
+    else netpoll_relocate(fd);  // registers the copy, removes fd
   } else if (kind == RtfdKind::kProbe) {
     rtfd_remove(fd);  // its owner sees that before its next read
   } else {

@@ -59,6 +59,7 @@
 
 #include "core/altstack.h"
 #include "core/base.h"
+#include "core/compact.h"
 #include "core/cpuclock.h"
 #include "core/gmem.h"
 #include "core/mcache.h"
@@ -2236,14 +2237,20 @@ namespace {
 // held them are gone.
 // Before fork: the forking G must hold a P (it may have lost it to sysmon's
 // detection while in uncovered code); the child then keeps exactly that P.
+// Compacted memory is put back first (core/compact.h: the child's copy
+// would read zeros there).
 void before_fork() {
   G* gp = get_user_g();
   if (runtime_up && gp && gp->syscall_depth == 0) ensure_p(gp);
+  compact_before_fork();
 }
+
+void after_fork_parent() { compact_after_fork_parent(); }
 
 void after_fork_reset_sched(M* mp);
 
 void after_fork_child() {
+  compact_after_fork_child();
   G* gp = tls_g;
   if (!runtime_up || !gp || !gp->m) return;
   M* mp = gp->m;
@@ -2350,7 +2357,7 @@ void after_fork_reset_sched(M* mp) {
 }
 }  // namespace
 
-void sched_install_fork_handlers() { pthread_atfork(before_fork, nullptr, after_fork_child); }
+void sched_install_fork_handlers() { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
 
 uint64_t stat_mcount() { return static_cast<uint64_t>(sched.mcount.load()); }
 

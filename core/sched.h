@@ -211,6 +211,10 @@ struct G {
   // the park_time it saw on its previous look.
   std::atomic<uint32_t> shrink{0};
   int64_t shrink_seen = 0;  // sysmon
+  // Compaction (core/compact.h): the batch whose end releases a resumer
+  // that finds shrink still kShrinkBusy (0: none; sysmon writes it before
+  // the batch, and never touches the G after).
+  uint64_t shrink_batch = 0;
   // The cancellable wait this G may sleep in, for pthread_cancel, and the
   // flag its canceller holds while it uses it (core/cancel.h).
   std::atomic<CancelWait*> cancel_wait{nullptr};
@@ -858,6 +862,7 @@ struct Config {
   int64_t schedtrace_ms;  // MNP_DEBUG schedtrace=MS; 0: off
   bool scheddetail;       // MNP_DEBUG scheddetail=1
   bool stack_slabs;       // MNP_DEBUG stackslabs=0 turns them off (core/gmem.cpp)
+  uint32_t compact_min;   // MNP_DEBUG compact=N: parked Gs before compaction starts; 0: never (core/compact.h)
 };
 const Config& config();
 void config_init();

@@ -32,6 +32,7 @@
 #include <algorithm>
 
 #include "core/base.h"
+#include "core/compact.h"
 #include "core/cpuclock.h"
 #include "core/gmem.h"
 #include "core/mcache.h"
@@ -589,7 +590,7 @@ void* sysmon_main(void*) {
     for (uint32_t i = 0; i < sched.nprocs; i++) parks += sched.allp[i].parks.load(std::memory_order_relaxed);
     if (!seccomp_seen(now)) mem_pending |= gmem_shrink_parked(now, parks);
     trace_tick(now);
-    if (poke_enabled()) traced_check(now);
+    if (poke_enabled() || compact_count() != 0) traced_check(now);
     bool busy = retake(now);
     netpoll_deliver_signals();
     // Not counted as work: a signal every G blocks stays pending, as in the

@@ -4,6 +4,7 @@
 #include <sys/mman.h>
 
 #include "core/base.h"
+#include "core/compact.h"
 #include "core/sched.h"
 #include "core/sched_internal.h"
 
@@ -13,8 +14,13 @@ namespace {
 
 constexpr uint32_t kArity = 4;
 
+// A Timer lives in its G's frame, and a long-parked G's frames may be
+// compacted (core/compact.h): writing the index there would bring the whole
+// G back (10,000 sleepers were all restored by the moves of a few inserts).
+// Its index is then left stale, and timer_del checks it against the heap.
 inline void place(TimerHeap* h, uint32_t i, TimerSlot s) {
   h->heap[i] = s;
+  if (MNP_UNLIKELY(compact_count() != 0) && compact_holds(reinterpret_cast<uintptr_t>(&s.t->index))) return;
   s.t->index = i;
 }
 
@@ -113,7 +119,11 @@ bool timer_del(Timer* t) {
   {
     LockGuard lk(h->lock);
     if (t->state.compare_exchange_strong(s, kTimerCancelled, std::memory_order_acq_rel)) {
-      remove_at_locked(h, t->index);
+      uint32_t i = t->index;  // stale if it moved while compacted (place)
+      if (i >= h->n || h->heap[i].t != t)
+        for (i = 0; h->heap[i].t != t; i++) {
+        }
+      remove_at_locked(h, i);
       return true;
     }
   }

@@ -446,6 +446,9 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"sig_stop_world", 8,
      "its eight workers wait in sigsuspend at once, each a blocking system call on its M, as Boehm GC's "
      "threads do while the world is stopped"},
+    {"compact_parked", 1,
+     "its 256 long-parked threads are compacted, and the userfaultfd's handler thread that brings their "
+     "pages back is a kernel thread of its own (core/compact.h)"},
     {"sched_fifo", 4,
      "its four SCHED_FIFO threads are wired, each to a kernel thread that carries its priority, and wait "
      "at the gate at once"},
@@ -1228,6 +1231,17 @@ const Case kIdleShrink{{"idle_shrink"}, {}, 0, 180, [](const Run& native, const 
                        }};
 TEST(GMem, IdleShrinkProcs1) { run_case(kIdleShrink, 1); }
 TEST(GMem, IdleShrinkProcs2) { run_case(kIdleShrink, 2); }
+// 256 long-parked Gs are compacted (core/compact.h: under one page each
+// where natively two stay), and keep every byte of frames and TLS that
+// two other threads read and write meanwhile, by stores and by read(2)
+// into them; a fork child reads them too.
+const Case kCompactParked{{"compact_parked"}, {}, 0, 120, [](const Run& native, const Run& shim, int) {
+                            expect_check(native, "kib_per_parked", ">=", 6000);  // thousandths of a KiB
+                            expect_check(shim, "kib_per_parked", "<", 4000);
+                            expect_check(shim, "kernel_writes", ">", 0);
+                          }};
+TEST(GMem, CompactParkedProcs1) { run_case(kCompactParked, 1); }
+TEST(GMem, CompactParkedProcs2) { run_case(kCompactParked, 2); }
 // A burst of 1,000 threads: RSS comes back within 4 MiB (polled up to
 // 40 s, a hang detector: sysmon must get some CPU; before: ~30 MiB stayed
 // for good), and a second burst works.
