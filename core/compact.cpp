@@ -14,17 +14,20 @@
 //   1. records made and their pages entered in the table as pending;
 //   2. the run write-protected (UFFDIO_WRITEPROTECT): a write from now on
 //      waits for the handler;
-//   3. each range read and encoded (a page that is missing, or swapped out,
-//      is filled or read back by the kernel: see the handler);
+//   3. each range's missing pages filled by sysmon itself (zeros,
+//      write-protected), then each range read and encoded (a swapped-out
+//      page is read back by the kernel);
 //   4. the records marked dropping, the run given back (MADV_DONTNEED);
 //   5. the records marked done.
-// The handler, for a fault on a page of a record not done, waits for step 5
-// (sysmon takes no lock the faulting thread may hold, and never touches a
-// page of the run outside step 3) — except for a read of a missing page
-// during step 3, which can only be sysmon's own read or a reader that
-// wants zeros anyway (the page was never there): that page gets zeros,
-// write-protected, at once. From step 4 on a missing page may be one this
-// run dropped, whose bytes only the record has. A fault on a
+// The handler, for a fault on a page of a record not done, waits for step 5:
+// sysmon never waits for the handler (it takes no lock a faulting thread
+// may hold, fills the missing pages it reads itself, and touches no page of
+// the run outside step 3) — except for a read of a missing page during
+// step 3, which can only be a reader that wants zeros anyway (the page was
+// never there): that page gets zeros, write-protected, at once. From step 4
+// on a missing page may be one this run dropped, whose bytes only the
+// record has. While it waits, every other fault of the process waits too
+// (one handler): a run takes milliseconds. A fault on a
 // page of a done record restores the record. A fault on a page of no
 // record is a fresh page of a registered slab (zeros) or a stale
 // write-protection (cleared).
@@ -208,6 +211,9 @@ bool grow_locked(size_t want) {
   g_used = 0;
   for (size_t i = 0; i < old_cap; i++)
     if (old[i].page) put_locked(old[i].page, old[i].rec);
+  // The pointer before the capacity, and readers load the capacity first:
+  // a reader that sees the new capacity sees the new table (never an old
+  // table probed with a bigger mask).
   g_slots_pub.store(g_slots, std::memory_order_release);
   g_cap_pub.store(g_cap, std::memory_order_release);
   // Retired, not unmapped: a reader may still be probing it.
@@ -294,9 +300,12 @@ void wake(uintptr_t lo, size_t len) {
 }
 
 // Copies len bytes of src to the missing pages at dst; pages already there
-// are left alone. Wakes the range's waiters.
-void fill(uintptr_t dst, const unsigned char* src, size_t len, bool wp) {
+// are left alone. Wakes the range's waiters. `must`: the bytes are a
+// compacted G's and exist nowhere else, so a page that cannot be put back
+// (no memory for a while) ends the process rather than read as zeros.
+void fill(uintptr_t dst, const unsigned char* src, size_t len, bool wp, bool must = true) {
   size_t off = 0;
+  int nomem = 0;
   while (off < len) {
     uffdio_copy c{};
     c.dst = dst + off;
@@ -308,7 +317,9 @@ void fill(uintptr_t dst, const unsigned char* src, size_t len, bool wp) {
     if (c.copy > 0) off += static_cast<size_t>(c.copy);
     else if (r == -EEXIST) off += kPage;  // that page is there already
     else if (r == -EAGAIN) continue;      // the address space changed meanwhile
-    else break;                           // the mapping is gone (ENOENT), or the process exits
+    else if (r == -ENOMEM && must && ++nomem < 10000) raw_sleep_ns(1000 * 1000);
+    else if (r == -ESRCH || r == -ENOENT || !must) break;  // the process exits, or a prefill
+    else fatal("compaction: a parked thread's pages cannot be put back (UFFDIO_COPY failed)");
   }
   wake(dst, len);
 }
@@ -340,12 +351,14 @@ void resolve(const uffd_msg& m, unsigned char* scratch) {
       continue;
     }
     if (r) {
+      // Out of the table, still counted (g_nrecs) until freed: the arena
+      // stays, and compact_restore_all waits for it.
       unlink_rec_locked(r);
-      g_nrecs.fetch_sub(1, std::memory_order_relaxed);
       g_lock.unlock();
       restore(r, scratch);
       g_lock.lock();
       free_rec_locked(r);
+      g_nrecs.fetch_sub(1, std::memory_order_relaxed);
       arena_release_if_empty_locked();
       g_lock.unlock();
       return;
@@ -448,7 +461,7 @@ bool compact_register(uintptr_t base, size_t len) {
 
 void compact_prefill(uintptr_t lo, uintptr_t hi) {
   if (hi - lo > sizeof g_zero) lo = hi - sizeof g_zero;
-  fill(lo, g_zero, hi - lo, false);
+  fill(lo, g_zero, hi - lo, false, false);
 }
 
 bool compact_run(const CompactRange* rs, int n, uintptr_t run_lo, uintptr_t run_hi) {
@@ -495,7 +508,11 @@ bool compact_run(const CompactRange* rs, int n, uintptr_t run_lo, uintptr_t run_
     write_protect(run_lo, run_hi, false);  // a part may have been protected
     return false;
   }
-  // 3. The blobs.
+  // 3. The blobs. Missing pages of the ranges are filled first (zeros,
+  // protected; pages there are left alone): sysmon's reads must never wait
+  // for the handler, which may itself be waiting for this run to end (a
+  // write into it came first).
+  for (int i = 0; i < n; i++) fill(rs[i].lo, g_zero, rs[i].hi - rs[i].lo, true, false);
   bool ok = true;
   for (int i = 0; i < n && ok; i++) {
     size_t bytes = encode(reinterpret_cast<const unsigned char*>(rs[i].lo), recs[i]->npages, scratch);
@@ -544,8 +561,8 @@ bool compact_holds(uintptr_t addr) {
       cpu_relax();
       continue;
     }
-    Slot* t = g_slots_pub.load(std::memory_order_acquire);
     size_t cap = g_cap_pub.load(std::memory_order_acquire);
+    Slot* t = g_slots_pub.load(std::memory_order_acquire);
     bool found = false;
     if (t)
       for (size_t i = static_cast<size_t>((page >> 12) * 0x9E3779B97F4A7C15ULL >> 20) & (cap - 1), n = 0; n < cap;
@@ -585,22 +602,23 @@ void compact_restore_all() {
     Rec* r = nullptr;
     {
       LockGuard lk(g_lock);
-      if (g_used == 0) return;
+      if (g_nrecs.load(std::memory_order_relaxed) == 0) return;  // none in the table, none being put back
       for (size_t n = 0; n < g_cap && !r; n++, pos = (pos + 1) & (g_cap - 1))
         if (g_slots[pos].page && g_slots[pos].rec->phase == kDone) r = g_slots[pos].rec;
       if (r) r->phase = kRestoring;
     }
     if (!r) {
       // A run sysmon is compacting (the fork prepare handler, with
-      // g_frozen set, waits for it to end), or another restorer's record.
+      // g_frozen set, waits for it to end), or a record the handler or
+      // another restorer is putting back.
       raw_syscall(SYS_sched_yield);
       continue;
     }
     restore(r, scratch);
     LockGuard lk(g_lock);
     unlink_rec_locked(r);
-    g_nrecs.fetch_sub(1, std::memory_order_relaxed);
     free_rec_locked(r);
+    g_nrecs.fetch_sub(1, std::memory_order_relaxed);
     arena_release_if_empty_locked();
   }
 }

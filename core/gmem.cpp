@@ -294,7 +294,7 @@ struct Slab {
   uint32_t nslots, nfree;
   int cls;
   bool dying;         // being unmapped by slab_release_batch
-  bool uffd;          // registered for compaction (core/compact.h)
+  uint32_t uffd_gen;  // == g_uffd_gen: registered with this process's userfaultfd (core/compact.h)
   Slab *prev, *next;  // the class's partial list (nfree > 0)
   uint64_t used[kSlabMaxSlots / 64];
   uint64_t guarded[kSlabMaxSlots / 64];  // the slot's guard is installed
@@ -314,6 +314,9 @@ constinit Lock g_slab_lock;
 constinit SlabClass g_classes[kSlabClasses];
 constinit Slab* g_slab_pool = nullptr;  // free descriptors (next)
 constinit uint32_t g_guard_mode = kGuardUnknown;
+// Bumped in a fork child: the parent's registrations are not the child's
+// (a userfaultfd does not follow a fork), so every slab counts as new.
+constinit uint32_t g_uffd_gen = 1;
 
 void report_map_limit(const char* why) {
   if (__atomic_exchange_n(&g_map_limit_reported, true, __ATOMIC_RELAXED)) return;
@@ -455,7 +458,7 @@ uintptr_t slab_alloc(size_t region, size_t guard, Slab** out, bool* registered) 
   s->used[slot / 64] |= bit;
   if (--s->nfree == 0) partial_unlink_locked(c, s);
   *out = s;
-  *registered = s->uffd;
+  *registered = s->uffd_gen == g_uffd_gen;
   return s->base + slot * s->region;
 }
 
@@ -725,6 +728,7 @@ void gmem_register_main(G* mg) { g_main = mg; }
 void gmem_after_fork(G* self) {
   new (&g_table_lock) Lock();
   new (&g_slab_lock) Lock();
+  g_uffd_gen++;
   // Peeks other threads had begun (sysmon's shrink walk among them) end
   // with them: left counted, nothing freed in the child would be given back.
   g_peekers.store(0, std::memory_order_relaxed);
@@ -826,10 +830,11 @@ void gmem_trim(G* gp) {
 // may be on a sigaltstack inside this very stack, above live frames of the
 // code it interrupted). Kept too: the pages of an alternate signal stack
 // the G enabled inside its own stack (G::altstack_lo: a handler may be
-// parked there while the G waits). TCB and static
-// TLS are not compacted: other threads
-// may read and write a parked G's TLS through pointers (and the runtime
-// does, when dlopen initialises static TLS), so its pages must stay.
+// parked there while the G waits). Frames, TCB and static TLS stay here;
+// where a userfaultfd serves faults, a G parked a whole period is compacted
+// instead (its live top copied out, the pages given back, any touch
+// bringing them back: batch_flush, core/compact.h), its dead stack dropped
+// with it.
 //
 // sysmon keeps a deadline while the last walk saw Gs to look at again or
 // some P parked a G since (P::parks): an idle process, whose sysmon sleeps
@@ -912,7 +917,7 @@ bool claim(const CompactItem& it, uint64_t id) {
     gp->shrink.store(kShrinkNone, std::memory_order_seq_cst);
     return false;
   }
-  gp->shrink_batch = id;
+  gp->shrink_batch.store(id, std::memory_order_relaxed);
   return true;
 }
 
@@ -949,8 +954,8 @@ void batch_flush() {
       bool registered;
       {
         LockGuard lk(g_slab_lock);
-        if (!s->uffd) s->uffd = compact_register(s->base, s->nslots * s->region);
-        registered = s->uffd;
+        if (s->uffd_gen != g_uffd_gen && compact_register(s->base, s->nslots * s->region)) s->uffd_gen = g_uffd_gen;
+        registered = s->uffd_gen == g_uffd_gen;
       }
       if (registered) compact_run(rs, m, run_lo, run_hi);
     }
@@ -1038,9 +1043,10 @@ bool shrink_one(G* gp, int64_t* drop_ns) {
 
 void gmem_resume_slow(G* gp) {
   while (gp->shrink.load(std::memory_order_seq_cst) == kShrinkBusy &&
-         !(gp->shrink_batch && g_batch_done.load(std::memory_order_acquire) >= gp->shrink_batch))
+         !(gp->shrink_batch.load(std::memory_order_relaxed) &&
+           g_batch_done.load(std::memory_order_acquire) >= gp->shrink_batch.load(std::memory_order_relaxed)))
     cpu_relax();
-  gp->shrink_batch = 0;
+  gp->shrink_batch.store(0, std::memory_order_relaxed);
   gp->shrink.store(kShrinkNone, std::memory_order_relaxed);
 }
 

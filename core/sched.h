@@ -214,7 +214,7 @@ struct G {
   // Compaction (core/compact.h): the batch whose end releases a resumer
   // that finds shrink still kShrinkBusy (0: none; sysmon writes it before
   // the batch, and never touches the G after).
-  uint64_t shrink_batch = 0;
+  std::atomic<uint64_t> shrink_batch{0};
   // The cancellable wait this G may sleep in, for pthread_cancel, and the
   // flag its canceller holds while it uses it (core/cancel.h).
   std::atomic<CancelWait*> cancel_wait{nullptr};

@@ -120,9 +120,13 @@ bool timer_del(Timer* t) {
     LockGuard lk(h->lock);
     if (t->state.compare_exchange_strong(s, kTimerCancelled, std::memory_order_acq_rel)) {
       uint32_t i = t->index;  // stale if it moved while compacted (place)
-      if (i >= h->n || h->heap[i].t != t)
-        for (i = 0; h->heap[i].t != t; i++) {
+      if (i >= h->n || h->heap[i].t != t) {
+        // O(n) under the lock: only for a Timer that moved while its G was
+        // compacted (its G then waited long already).
+        for (i = 0; i < h->n && h->heap[i].t != t; i++) {
         }
+        if (i == h->n) fatal("timer_del: a pending timer is not in its heap");
+      }
       remove_at_locked(h, i);
       return true;
     }
