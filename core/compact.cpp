@@ -623,21 +623,24 @@ void compact_restore_all() {
   }
 }
 
+namespace {
+// No new run starts while frozen (a run under way ends first).
+void set_frozen(bool on) {
+  stack_probe();
+  LockGuard lk(g_lock);
+  g_frozen = on;
+}
+}  // namespace
+
 void compact_before_fork() {
   if (g_state.load(std::memory_order_acquire) != kReady) return;
-  stack_probe();
-  {
-    LockGuard lk(g_lock);
-    g_frozen = true;
-  }
+  set_frozen(true);
   compact_restore_all();
 }
 
 void compact_after_fork_parent() {
   if (g_state.load(std::memory_order_acquire) != kReady) return;
-  stack_probe();
-  LockGuard lk(g_lock);
-  g_frozen = false;
+  set_frozen(false);
 }
 
 void compact_after_fork_child() {
@@ -664,10 +667,7 @@ void compact_relocate_fd(int fd) {
     // No number left: without the descriptor every compacted page would
     // read as zeros. Put them all back and compact no more.
     raw_print("the program takes every fd number: parked threads are no longer compacted");
-    {
-      LockGuard lk(g_lock);
-      g_frozen = true;
-    }
+    set_frozen(true);
     compact_restore_all();
     rtfd_remove(fd);
     g_fd.store(-1, std::memory_order_release);  // the handler thread ends
