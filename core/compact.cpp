@@ -11,7 +11,7 @@
 // range back (UFFDIO_COPY) and dropped the record.
 //
 // Compaction of a run, by sysmon (compact_run):
-//   1. records made and their pages entered in the table as pending;
+//   1. records made and their pages entered in the table (encoding);
 //   2. the run write-protected (UFFDIO_WRITEPROTECT): a write from now on
 //      waits for the handler;
 //   3. each range's missing pages filled by sysmon itself (zeros,
@@ -69,7 +69,7 @@ struct Rec {
   uintptr_t lo;
   uint32_t npages;
   uint8_t phase;
-  unsigned char* blob;  // null while pending
+  unsigned char* blob;  // null until encoded
   size_t blob_bytes;
 };
 
@@ -474,7 +474,7 @@ bool compact_run(const CompactRange* rs, int n, uintptr_t run_lo, uintptr_t run_
   Rec* recs[kCompactMaxRun];
   size_t pages = 0;
   for (int i = 0; i < n; i++) pages += (rs[i].hi - rs[i].lo) / kPage;
-  // 1. Records, pending.
+  // 1. Records, encoding.
   {
     LockGuard lk(g_lock);
     if (g_frozen || !grow_locked(pages)) return false;
