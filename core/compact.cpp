@@ -130,7 +130,13 @@ enum : uint32_t { kUnknown, kReady, kUnavailable };
 constinit std::atomic<uint32_t> g_state{kUnknown};
 constinit std::atomic<int> g_fd{-1};
 
-bool failed(long r) { return r < 0 && r > -4096; }
+// Private anonymous read-write memory of the runtime's own; null if the
+// kernel refuses. MAP_NORESERVE: pages are used only as they are touched.
+void* map_rw(size_t bytes) {
+  long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(bytes), PROT_READ | PROT_WRITE,
+                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return r < 0 && r > -4096 ? nullptr : reinterpret_cast<void*>(r);
+}
 
 // ---- arena ---------------------------------------------------------------------
 size_t class_of(size_t bytes) { return (bytes + kClass - 1) / kClass; }
@@ -143,14 +149,12 @@ void* arena_alloc_locked(size_t bytes) {
   }
   size_t sz = c * kClass;
   if (g_bump_end - g_bump < static_cast<ptrdiff_t>(sz)) {
-    long r = raw_syscall6(SYS_mmap, 0, kChunkBytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                          -1, 0);
-    if (failed(r)) return nullptr;
-    auto* ch = reinterpret_cast<Chunk*>(r);
+    auto* ch = static_cast<Chunk*>(map_rw(kChunkBytes));
+    if (!ch) return nullptr;
     ch->next = g_chunks;
     g_chunks = ch;
-    g_bump = reinterpret_cast<char*>(r) + kClass;
-    g_bump_end = reinterpret_cast<char*>(r) + kChunkBytes;
+    g_bump = reinterpret_cast<char*>(ch) + kClass;
+    g_bump_end = reinterpret_cast<char*>(ch) + kChunkBytes;
   }
   void* p = g_bump;
   g_bump += sz;
@@ -200,13 +204,12 @@ bool grow_locked(size_t want) {
   if (g_slots && (g_used + want) * 2 <= g_cap) return true;
   size_t cap = g_cap ? g_cap : 4096;
   while ((g_used + want) * 2 > cap) cap *= 2;
-  long r = raw_syscall6(SYS_mmap, 0, static_cast<long>(cap * sizeof(Slot)), PROT_READ | PROT_WRITE,
-                        MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-  if (failed(r)) return false;
+  auto* nt = static_cast<Slot*>(map_rw(cap * sizeof(Slot)));
+  if (!nt) return false;
   SeqWrite w;
   Slot* old = g_slots;
   size_t old_cap = g_cap;
-  g_slots = reinterpret_cast<Slot*>(r);
+  g_slots = nt;
   g_cap = cap;
   g_used = 0;
   for (size_t i = 0; i < old_cap; i++)
@@ -385,10 +388,8 @@ void* handler_main(void*) {
   // page, which only this thread can bring back).
   uint64_t all = ~uint64_t{0};
   raw_syscall(SYS_rt_sigprocmask, SIG_SETMASK, reinterpret_cast<long>(&all), 0, 8);
-  long r =
-      raw_syscall6(SYS_mmap, 0, kCompactMaxPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-  if (failed(r)) fatal("compaction: cannot map the handler's buffer");
-  auto* scratch = reinterpret_cast<unsigned char*>(r);
+  auto* scratch = static_cast<unsigned char*>(map_rw(kCompactMaxPages * kPage));
+  if (!scratch) fatal("compaction: cannot map the handler's buffer");
   uffd_msg msgs[32];
   for (;;) {
     int fd = g_fd.load(std::memory_order_acquire);
@@ -466,11 +467,7 @@ void compact_prefill(uintptr_t lo, uintptr_t hi) {
 
 bool compact_run(const CompactRange* rs, int n, uintptr_t run_lo, uintptr_t run_hi) {
   static constinit unsigned char* scratch = nullptr;  // sysmon's
-  if (!scratch) {
-    long r = raw_syscall6(SYS_mmap, 0, kMaxBlob, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (failed(r)) return false;
-    scratch = reinterpret_cast<unsigned char*>(r);
-  }
+  if (!scratch && !(scratch = static_cast<unsigned char*>(map_rw(kMaxBlob)))) return false;
   Rec* recs[kCompactMaxRun];
   size_t pages = 0;
   for (int i = 0; i < n; i++) pages += (rs[i].hi - rs[i].lo) / kPage;
@@ -587,12 +584,8 @@ void compact_restore_all() {
   static constinit Lock restore_lock;  // one scratch buffer
   static constinit unsigned char* scratch = nullptr;
   LockGuard rl(restore_lock);
-  if (!scratch) {
-    long r =
-        raw_syscall6(SYS_mmap, 0, kCompactMaxPages * kPage, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
-    if (failed(r)) fatal("compaction: cannot map a buffer to restore pages");
-    scratch = reinterpret_cast<unsigned char*>(r);
-  }
+  if (!scratch && !(scratch = static_cast<unsigned char*>(map_rw(kCompactMaxPages * kPage))))
+    fatal("compaction: cannot map a buffer to restore pages");
   // A record stays in the table, marked restoring, until its pages are
   // back: a fault on one of them meanwhile must wait (the handler would
   // otherwise take the page for a fresh one and give it zeros, which the
