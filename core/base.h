@@ -33,6 +33,17 @@
 // being spread between the tables (each first write to a page is a page
 // fault: about 13 us on the no-FSGSBASE VM).
 #define MNP_COLD_BSS __attribute__((section(".lbss.mnp")))
+// For code every process runs at start-up (or only there): the linker puts
+// .text.startup at the front of the text, so a process that never makes a
+// second thread maps the shim's code with one page fault instead of one per
+// 64 KiB the start-up code is spread over (docs/ARCHITECTURE.md,
+// "Start-up").
+#define MNP_STARTUP __attribute__((section(".text.startup")))
+// For variables every process writes at start-up: .data1 is gathered from
+// all objects into one place right before .bss, in the page the loader
+// already writes when it clears the end of the data segment, so they cost
+// one or two page faults in all instead of one per object they live in.
+#define MNP_START_DATA __attribute__((section(".data1")))
 
 // First byte of the object the runtime is linked into and end of its text
 // (set by the linker).
@@ -120,6 +131,16 @@ __attribute__((always_inline)) inline void san_unpoison_below(void* lo) {
 }
 
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
+
+// The set bits of x. Not __builtin_popcountll: without -mpopcnt that is a
+// call into libgcc's code at the end of the shim's text, one more page for a
+// process to fault in when start-up counts a mask ("Start-up").
+constexpr int bits_set(uint64_t x) {
+  x = x - ((x >> 1) & 0x5555555555555555ULL);
+  x = (x & 0x3333333333333333ULL) + ((x >> 2) & 0x3333333333333333ULL);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fULL;
+  return static_cast<int>((x * 0x0101010101010101ULL) >> 56);
+}
 
 // Sleeps ns nanoseconds in the kernel (nanosleep, no wrapper of the
 // shim's); an interruption just ends it early.

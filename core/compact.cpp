@@ -334,7 +334,7 @@ void restore(Rec* r, unsigned char* scratch) {
 }
 
 // Never written: its pages are the kernel's zero page, however many.
-alignas(kPage) constinit unsigned char g_zero[kCompactMaxPages * kPage] = {};
+alignas(kPage) MNP_COLD_BSS constinit unsigned char g_zero[kCompactMaxPages * kPage] = {};
 
 void resolve(const uffd_msg& m, unsigned char* scratch) {
   uintptr_t page = m.arg.pagefault.address & ~(kPage - 1);

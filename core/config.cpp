@@ -28,9 +28,12 @@
 
 namespace mnp {
 namespace {
-
 constexpr uint32_t kCompactMinDefault = 64;
-constinit Config g_config{1, 8u << 20, 4096, true, SIGURG, 0, false, true, kCompactMinDefault};
+}  // namespace
+
+MNP_START_DATA constinit Config g_config{1, 8u << 20, 4096, true, SIGURG, 0, false, true, kCompactMinDefault};
+
+namespace {
 
 constexpr uint32_t kMaxProcs = 1024;
 
@@ -167,14 +170,15 @@ constexpr Var kVars[] = {
 
 }  // namespace
 
-const Config& config() { return g_config; }
-
-void config_init() {
+MNP_STARTUP void config_init() {
   cpu_set_t set;
   CPU_ZERO(&set);  // the kernel writes only the bytes it knows about
   uint32_t cpus = 1;
   if (raw_syscall(SYS_sched_getaffinity, 0, sizeof set, reinterpret_cast<long>(&set)) > 0) {
-    int c = CPU_COUNT(&set);
+    // Counted here, not with CPU_COUNT: glibc's counter is one more page
+    // of its code for every process to fault in.
+    int c = 0;
+    for (unsigned long word : set.__bits) c += bits_set(word);
     if (c > 0) cpus = static_cast<uint32_t>(c);
   }
   if (uint32_t q = cgroup_cpu_limit(); q && q < cpus) cpus = q;

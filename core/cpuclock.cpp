@@ -246,7 +246,7 @@ int64_t cpu_stint_ns(M* mp, G* gp) {
   return m_cpu_now(mp, cpu_switch_tsc()) - gp->cpu_start.load(std::memory_order_relaxed);
 }
 
-void cpu_init_g(G* gp, M* running_on) {
+MNP_STARTUP void cpu_init_g(G* gp, M* running_on) {
   // The main G owns what its kernel thread used before the runtime started
   // (start from the thread clock's 0); a new G starts from nothing.
   seq_begin(gp);

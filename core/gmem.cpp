@@ -215,7 +215,7 @@ bool table_contains(uintptr_t key) {
   }
 }
 
-constinit G* g_main = nullptr;
+MNP_START_DATA constinit G* g_main = nullptr;
 
 }  // namespace
 
@@ -723,7 +723,7 @@ void* gmem_stack_top(G* gp) {
   return reinterpret_cast<void*>((tls_lo - 64) & ~uintptr_t{63});
 }
 
-void gmem_register_main(G* mg) { g_main = mg; }
+MNP_STARTUP void gmem_register_main(G* mg) { g_main = mg; }
 
 void gmem_after_fork(G* self) {
   new (&g_table_lock) Lock();

@@ -18,7 +18,7 @@ struct Defaults {
   int nice = 0;
   cpu_set_t mask{};
 };
-constinit Defaults g_def{};
+MNP_START_DATA constinit Defaults g_def{};
 
 long ptr(const void* p) { return reinterpret_cast<long>(p); }
 
@@ -32,7 +32,7 @@ enum : uint8_t { kStartNone, kStartArmed, kStartParked, kStartDone };
 
 }  // namespace
 
-void ksched_init() {
+MNP_STARTUP void ksched_init() {
   long pol = raw_syscall(SYS_sched_getscheduler, 0);
   if (pol >= 0) g_def.policy = static_cast<int>(pol & ~long{SCHED_RESET_ON_FORK});
   struct sched_param sp = {};
@@ -42,7 +42,7 @@ void ksched_init() {
   if (raw_syscall(SYS_sched_getaffinity, 0, sizeof g_def.mask, ptr(&g_def.mask)) <= 0) CPU_SET(0, &g_def.mask);
 }
 
-void ksched_reset(G* gp) {
+MNP_STARTUP void ksched_reset(G* gp) {
   gp->sched_policy = g_def.policy;
   gp->sched_priority = g_def.priority;
   gp->sched_nice = g_def.nice;

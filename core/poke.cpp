@@ -59,7 +59,7 @@ constexpr int kPokeValue = 0x4d4e504b;
 constinit std::atomic<bool> g_traced{false};
 // The runtime's signal (MNP_SIGNAL, or the one poke_signal_release moved
 // to). Read anywhere, changed only under g_sysmon_start_lock.
-constinit std::atomic<int> g_poke_signal{SIGURG};
+MNP_START_DATA constinit std::atomic<int> g_poke_signal{SIGURG};
 int poke_sig() { return g_poke_signal.load(std::memory_order_relaxed); }
 
 // exec and the runtime's signal. Signals pending at a thread survive
@@ -80,10 +80,10 @@ int poke_sig() { return g_poke_signal.load(std::memory_order_relaxed); }
 // never sent to it, so it has nothing to take either.
 constinit std::atomic<int> g_exec_pending{0};
 constinit std::atomic<int> g_poke_inflight{0};
-constinit std::atomic<long> g_own_pid{0};  // this process's pid (poke_init, poke_after_fork)
+MNP_START_DATA constinit std::atomic<long> g_own_pid{0};  // this process's pid (poke_init, poke_after_fork)
 // Its real uid at the same moments, for the siginfo of the runtime's own
 // signals (only the runtime's handler reads it).
-constinit std::atomic<long> g_own_uid{0};
+MNP_START_DATA constinit std::atomic<long> g_own_uid{0};
 
 // The pid a signal the runtime sent carries: this process's, cached (a
 // system call each, 0.85 us on the VM without FSGSBASE; a poke cost three
@@ -132,7 +132,7 @@ void sends_resume() { g_exec_pending.fetch_sub(1, std::memory_order_seq_cst); }
 // The program's action for the runtime's signal (SIG_DFL until it sets one).
 constinit struct sigaction g_user_action = {};
 using PokeUnwrapFn = void (*)(int, struct sigaction*);
-constinit PokeUnwrapFn g_poke_unwrap = nullptr;
+MNP_START_DATA constinit PokeUnwrapFn g_poke_unwrap = nullptr;
 constinit Lock g_user_action_lock;
 
 // The M whose G waits in sigwait/sigtimedwait for sig (G::sigwait_bits),
@@ -543,10 +543,10 @@ SigactionFn* libc_sigaction() { return reinterpret_cast<SigactionFn*>(dlvsym(RTL
 // A poke already queued on the old signal when it moves reaches the
 // program's action once (SIGURG's default discards it; a handler sees a
 // spurious SIGURG, as a program must expect from SIGURG anyway).
-constinit bool g_poke_moved = false;                 // (g_sysmon_start_lock)
+MNP_START_DATA constinit bool g_poke_moved = false;  // (g_sysmon_start_lock)
 constinit std::atomic<uint64_t> g_released_bits{0};  // signals the runtime gave back
 using PokeRewrapFn = void (*)(int, const struct sigaction*);
-constinit PokeRewrapFn g_poke_rewrap = nullptr;
+MNP_START_DATA constinit PokeRewrapFn g_poke_rewrap = nullptr;
 
 // In the refresh signal's handler on an M: the given-back signals its mask
 // should block now (its G's, or what every G blocks when it has none) are
@@ -594,7 +594,7 @@ constinit bool g_poke_installed = false;
 
 }  // namespace
 
-void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap = hook; }
+MNP_STARTUP void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap = hook; }
 
 bool exec_prepare() {
   if (raw_syscall(SYS_getpid) != g_own_pid.load(std::memory_order_relaxed)) return false;  // a vfork child
@@ -702,11 +702,11 @@ bool poke_signal_release(uint64_t avoid) {
   return true;
 }
 
-void set_poke_rewrap_hook(void (*hook)(int, const struct sigaction*)) { g_poke_rewrap = hook; }
+MNP_STARTUP void set_poke_rewrap_hook(void (*hook)(int, const struct sigaction*)) { g_poke_rewrap = hook; }
 
 bool poke_enabled() { return g_poke_enabled; }
 
-void poke_init() {
+MNP_STARTUP void poke_init() {
   g_own_pid.store(raw_syscall(SYS_getpid), std::memory_order_relaxed);
   g_own_uid.store(raw_syscall(SYS_getuid), std::memory_order_relaxed);
   if (!g_poke_moved) g_poke_signal.store(config().signal, std::memory_order_relaxed);

@@ -50,6 +50,10 @@
 
 extern "C" const char __start_mnp_gbase[] __attribute__((visibility("hidden")));
 extern "C" const char __stop_mnp_gbase[] __attribute__((visibility("hidden")));
+// The main G's base frame (arch/x86_64/start.S, in the shim only: null here
+// in the unit tests).
+extern "C" const char mnp_call_main[] __attribute__((weak, visibility("hidden")));
+extern "C" const char mnp_call_main_end[] __attribute__((weak, visibility("hidden")));
 
 namespace mnp {
 namespace {
@@ -61,8 +65,8 @@ struct Range {
 constexpr int kMaxRanges = 64;
 constinit Range g_ranges[kMaxRanges] = {};
 constinit int g_nranges = 0;
-constinit std::atomic<bool> g_enabled{false};  // set up and not turned off
-constinit bool g_wanted = false;               // MNP_PREEMPT
+constinit std::atomic<bool> g_enabled{false};    // set up and not turned off
+MNP_START_DATA constinit bool g_wanted = false;  // MNP_PREEMPT
 constinit std::atomic<bool> g_setup_done{false};
 
 constinit const Unwind* g_unw = nullptr;  // set by preempt_init
@@ -107,12 +111,13 @@ constinit Range g_phdr_iter = {};
 constinit bool g_callers_strict = false;
 
 bool in_base(uintptr_t pc) {
-  return pc >= reinterpret_cast<uintptr_t>(__start_mnp_gbase) && pc < reinterpret_cast<uintptr_t>(__stop_mnp_gbase);
+  return (pc >= reinterpret_cast<uintptr_t>(__start_mnp_gbase) && pc < reinterpret_cast<uintptr_t>(__stop_mnp_gbase)) ||
+         (pc >= reinterpret_cast<uintptr_t>(mnp_call_main) && pc < reinterpret_cast<uintptr_t>(mnp_call_main_end));
 }
 
 }  // namespace
 
-void preempt_init() { g_wanted = config().preempt; }
+MNP_STARTUP void preempt_init() { g_wanted = config().preempt; }
 
 void preempt_setup() {
   // Called by every pthread_create: a plain load first, the locked

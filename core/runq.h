@@ -8,8 +8,8 @@
 //          the slots *before* its CAS on head, so a CAS that fails means the
 //          copy may be stale and is discarded.
 // A slot read by a thief may be overwritten by the owner once head moves past
-// it, which only happens after the thief's CAS; hence slots are atomics read
-// relaxed and validated by the CAS.
+// it, which only happens after the thief's CAS; hence slots are read and
+// written atomically (relaxed) and the reads validated by the CAS.
 //
 // `next` holds the G readied most recently by the owner. It inherits the
 // remaining time slice (schedtick does not advance, sched.cpp execute), so a
@@ -31,7 +31,12 @@ struct RunQ {
   std::atomic<uint32_t> head{0};
   std::atomic<uint32_t> tail{0};
   std::atomic<G*> next{nullptr};
-  std::atomic<G*> slots[kRunqSize]{};
+  // Plain storage reached through slot(): with no initializer, a P made in
+  // fresh (zero) memory does not write its 2 KiB ring at start-up (a page
+  // fault per page; sched_init_main).
+  G* slots[kRunqSize];
+
+  std::atomic_ref<G*> slot(uint32_t i) { return std::atomic_ref<G*>(slots[i % kRunqSize]); }
 
   bool empty() const {
     // Consistent snapshot: head and tail, then next, then head again.
@@ -55,7 +60,7 @@ inline bool runq_push_tail(RunQ* q, G* gp) {
   uint32_t h = q->head.load(std::memory_order_acquire);
   uint32_t t = q->tail.load(std::memory_order_relaxed);
   if (t - h >= kRunqSize) return false;
-  q->slots[t % kRunqSize].store(gp, std::memory_order_relaxed);
+  q->slot(t).store(gp, std::memory_order_relaxed);
   q->tail.store(t + 1, std::memory_order_release);
   return true;
 }
@@ -67,7 +72,7 @@ inline uint32_t runq_take_half(RunQ* q, G** batch) {
   uint32_t t = q->tail.load(std::memory_order_relaxed);
   uint32_t n = (t - h) / 2;
   if (n != kRunqSize / 2) return 0;  // not full any more: a thief took some
-  for (uint32_t i = 0; i < n; i++) batch[i] = q->slots[(h + i) % kRunqSize].load(std::memory_order_relaxed);
+  for (uint32_t i = 0; i < n; i++) batch[i] = q->slot(h + i).load(std::memory_order_relaxed);
   if (!q->head.compare_exchange_strong(h, h + n, std::memory_order_release, std::memory_order_relaxed)) return 0;
   return n;
 }
@@ -78,7 +83,7 @@ inline G* runq_pop_ring(RunQ* q) {
     uint32_t h = q->head.load(std::memory_order_acquire);
     uint32_t t = q->tail.load(std::memory_order_relaxed);
     if (t == h) return nullptr;
-    G* gp = q->slots[h % kRunqSize].load(std::memory_order_relaxed);
+    G* gp = q->slot(h).load(std::memory_order_relaxed);
     if (q->head.compare_exchange_weak(h, h + 1, std::memory_order_release, std::memory_order_relaxed)) return gp;
   }
 }
@@ -113,7 +118,7 @@ inline uint32_t runq_grab(RunQ* src, G** batch, bool take_next) {
       return 0;
     }
     if (n > kRunqSize / 2) continue;  // h and t read at different moments
-    for (uint32_t i = 0; i < n; i++) batch[i] = src->slots[(h + i) % kRunqSize].load(std::memory_order_relaxed);
+    for (uint32_t i = 0; i < n; i++) batch[i] = src->slot(h + i).load(std::memory_order_relaxed);
     if (src->head.compare_exchange_weak(h, h + n, std::memory_order_release, std::memory_order_relaxed)) return n;
   }
 }

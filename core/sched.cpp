@@ -74,8 +74,8 @@
 
 namespace mnp {
 
-constinit Sched sched;
-constinit bool runtime_up = false;
+MNP_START_DATA constinit Sched sched;
+MNP_START_DATA constinit bool runtime_up = false;
 __thread G* tls_g = nullptr;
 __thread bool tls_vfork_child = false;
 __thread bool tls_unwinding = false;
@@ -99,7 +99,7 @@ inline M* m_of_thread() {
 }
 
 using SigKeepHook = void (*)(int, const siginfo_t*);
-constinit SigKeepHook g_sig_keep_hook = nullptr;
+MNP_START_DATA constinit SigKeepHook g_sig_keep_hook = nullptr;
 }  // namespace
 
 // The count dropped to 0: raise every held-back signal again, to this
@@ -226,11 +226,12 @@ constexpr int64_t kStealNextDelayNs = 3000;  // a victim's next must sit this lo
 constexpr int32_t kPerPFreeMax = 64;
 void gfree_idle_trim(P* pp);
 
-constinit M m0_storage;
-constinit G main_g_storage;
+MNP_START_DATA constinit M m0_storage;
+MNP_COLD_BSS constinit siginfo_t m0_sig_info[kMSigInfos] = {};
+MNP_START_DATA constinit G main_g_storage;
 using OsThreadCreate = int (*)(void* (*)(void*), void*);
-constinit OsThreadCreate os_thread_create = nullptr;
-constinit sigset_t g_start_mask = {};  // the initial thread's mask when the runtime started
+MNP_START_DATA constinit OsThreadCreate os_thread_create = nullptr;
+MNP_START_DATA constinit sigset_t g_start_mask = {};  // the initial thread's mask when the runtime started
 
 uint32_t fastrand(M* mp) {
   // xorshift64*; per-M state, no sharing.
@@ -370,7 +371,7 @@ void runq_put(P* pp, G* gp, bool next) {
 
 // ---- P and M lists (sched_internal.h) ---------------------------------------
 
-void pidleput_locked(P* pp) {
+MNP_STARTUP void pidleput_locked(P* pp) {
   CHECK(pp->runq.empty());
   CHECK(!pp->on_idle_list && pp->m == nullptr);
   pp->on_idle_list = true;
@@ -485,9 +486,12 @@ void m_thread_start(M* mp) {
 constinit std::atomic<M*> g_newm_pending{nullptr};
 
 M* allocm() {
-  long r = raw_syscall6(SYS_mmap, 0, sizeof(M), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  constexpr size_t kInfoOff = (sizeof(M) + alignof(siginfo_t) - 1) & ~(alignof(siginfo_t) - 1);
+  constexpr size_t kSize = kInfoOff + kMSigInfos * sizeof(siginfo_t);
+  long r = raw_syscall6(SYS_mmap, 0, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (r < 0 && r > -4096) fatal("cannot allocate an M");
   M* mp = new (reinterpret_cast<void*>(r)) M();
+  mp->sig_info = reinterpret_cast<siginfo_t*>(r + static_cast<long>(kInfoOff));
   mp->g0.is_g0 = true;
   mp->g0.m = mp;
   initgstatus(&mp->g0, kGRunning);  // published by the allm CAS below
@@ -1983,9 +1987,9 @@ void g_reap(G* gp) {
 }
 
 namespace {
-constinit GExitHook g_exit_hook = nullptr;
+MNP_START_DATA constinit GExitHook g_exit_hook = nullptr;
 }
-void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
+MNP_STARTUP void set_g_exit_hook(GExitHook hook) { g_exit_hook = hook; }
 
 [[noreturn]] void g_exit_current(void* result) {
   G* gp = tls_g;
@@ -2165,7 +2169,7 @@ void wire_after_fork_child(G* gp) {
   }
 }
 
-void set_sig_keep_hook(void (*hook)(int, const siginfo_t*)) { g_sig_keep_hook = hook; }
+MNP_STARTUP void set_sig_keep_hook(void (*hook)(int, const siginfo_t*)) { g_sig_keep_hook = hook; }
 
 bool m_signal_defer(int sig, siginfo_t** si, siginfo_t* buf) {
   M* mp = m_of_thread();
@@ -2357,13 +2361,21 @@ void after_fork_reset_sched(M* mp) {
 }
 }  // namespace
 
-void sched_install_fork_handlers() { pthread_atfork(before_fork, after_fork_parent, after_fork_child); }
+// libc's own entry, which is all pthread_atfork does: that wrapper is linked
+// into the shim from libc_nonshared.a at the end of its text, a page every
+// process would fault in at start-up for it alone.
+extern "C" int __register_atfork(void (*prepare)(), void (*parent)(), void (*child)(), void* dso);
+extern "C" void* __dso_handle MNP_HIDDEN;
+
+MNP_STARTUP void sched_install_fork_handlers() {
+  __register_atfork(before_fork, after_fork_parent, after_fork_child, __dso_handle);
+}
 
 uint64_t stat_mcount() { return static_cast<uint64_t>(sched.mcount.load()); }
 
-void set_os_thread_create(int (*fn)(void* (*)(void*), void*)) { os_thread_create = fn; }
+MNP_STARTUP void set_os_thread_create(int (*fn)(void* (*)(void*), void*)) { os_thread_create = fn; }
 
-bool sched_init_main() {
+MNP_STARTUP bool sched_init_main() {
   if (!tcb_runtime_init()) return false;
   arch_init();
   config_init();
@@ -2373,12 +2385,13 @@ bool sched_init_main() {
   if (r < 0 && r > -4096) return false;
   sched.allp = static_cast<P*>(reinterpret_cast<void*>(r));
   for (uint32_t i = 0; i < cfg.procs; i++) {
-    P* pp = new (&sched.allp[i]) P();
+    P* pp = new (&sched.allp[i]) P;  // default-initialised: the run ring stays unwritten (zero)
     pp->id = i;
   }
   // M0 is this (initial) kernel thread. The main G keeps the original stack
   // and TCB; M0's scheduler loop gets a fresh stack and TCB of its own.
   M* m0 = &m0_storage;
+  m0->sig_info = m0_sig_info;
   m0->g0.is_g0 = true;
   m0->g0.m = m0;
   initgstatus(&m0->g0, kGRunning);  // before runtime_up: no other thread knows it

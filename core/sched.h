@@ -311,7 +311,6 @@ struct P {
   // racily (relaxed __atomic_load_n, detect_blocked): a stale value only
   // delays its verdict by a round.
   uint32_t schedtick = 0;
-  RunQ runq;           // owner pushes; anyone steals; sysmon reads empty()
   G* gfree = nullptr;  // owner: free Gs with default-sized stacks
   int32_t ngfree = 0;
   TimerHeap timers;                       // its own lock; when0 read by anyone (handoffp)
@@ -336,6 +335,9 @@ struct P {
   void* mcache = nullptr;
   void* marena = nullptr;
   bool mcache_in_call = false;
+  // Last: its 2 KiB ring is not written when a P is made, so the start-up
+  // writes of every P's other fields share as few pages as they can.
+  RunQ runq;  // owner pushes; anyone steals; sysmon reads empty()
 };
 
 struct M {
@@ -408,8 +410,13 @@ struct M {
   volatile uint32_t locks = 0;          // Locks held
   volatile uint64_t sig_deferred = 0;   // bit per signal held back while locks > 0
   volatile uint64_t sig_redeliver = 0;  // raised again by this M; the handler gets sig_info
-  siginfo_t sig_info[65] = {};          // what the kernel gave for a held-back signal
+  // What the kernel gave for a held-back signal, by signal number: 65
+  // entries (8 KiB) kept beside the M, out of line so that M0's start-up
+  // writes share pages with the other start-up data (allocm; M0's:
+  // sched.cpp).
+  siginfo_t* sig_info = nullptr;
 };
+constexpr size_t kMSigInfos = 65;
 // Called from the trampoline of the program's handlers (interpose/signal.cpp)
 // on the thread the kernel chose. Returns true when the handler must not run
 // now: the thread is an M holding a runtime Lock; the signal is raised
@@ -864,7 +871,9 @@ struct Config {
   bool stack_slabs;       // MNP_DEBUG stackslabs=0 turns them off (core/gmem.cpp)
   uint32_t compact_min;   // MNP_DEBUG compact=N: parked Gs before compaction starts; 0: never (core/compact.h)
 };
-const Config& config();
+// Written only by config_init (core/config.cpp); read through config().
+extern Config g_config;
+inline const Config& config() { return g_config; }
 void config_init();
 // Sets up Ps, M0 and the main G on the calling (initial) thread. The caller
 // continues as the main G.

@@ -42,7 +42,7 @@ constinit std::atomic<uint64_t> g_kmask_open{0};
 constinit std::atomic<uint64_t> g_dfl_guarded{0};
 
 namespace {
-constinit std::atomic<int32_t> g_blockers[64];
+MNP_START_DATA constinit std::atomic<int32_t> g_blockers[64];
 
 // Signals no mask may hold back: glibc's two and the runtime's.
 uint64_t never_blocked() {
@@ -52,13 +52,13 @@ uint64_t never_blocked() {
 }
 
 // Blocked bits over every G (0: nothing blocked anywhere, the common case).
-constinit std::atomic<int64_t> g_blocked_any{0};
+MNP_START_DATA constinit std::atomic<int64_t> g_blocked_any{0};
 
 using AllBlockHook = void (*)(uint64_t);
-constinit AllBlockHook g_all_block_hook = nullptr;
+MNP_START_DATA constinit AllBlockHook g_all_block_hook = nullptr;
 
-void count(uint64_t bits, int d) {
-  if (bits) g_blocked_any.fetch_add(d * __builtin_popcountll(bits), std::memory_order_relaxed);
+MNP_STARTUP void count(uint64_t bits, int d) {
+  if (bits) g_blocked_any.fetch_add(d * bits_set(bits), std::memory_order_relaxed);
   while (bits) {
     int b = __builtin_ctzll(bits);
     bits &= bits - 1;
@@ -109,7 +109,7 @@ void m_set_kmask(M* mp, uint64_t k) {
   mp->kmask = k;
 }
 
-void g_sigmask_init(G* gp, const sigset_t* view) {
+MNP_STARTUP void g_sigmask_init(G* gp, const sigset_t* view) {
   store_view(gp, view);
   gp->sigwait_bits.store(0, std::memory_order_relaxed);
   gp->sigfd_mask.store(0, std::memory_order_relaxed);  // a canceled signalfd read leaves it set
@@ -180,7 +180,7 @@ void g_sigmask_drop(G* gp) {
   if (MNP_UNLIKELY(g_blocked_any.load(std::memory_order_relaxed) != 0) && g_all_block_hook) note_all_block(~had);
 }
 
-void set_all_block_hook(void (*hook)(uint64_t bits)) { g_all_block_hook = hook; }
+MNP_STARTUP void set_all_block_hook(void (*hook)(uint64_t bits)) { g_all_block_hook = hook; }
 
 bool sig_blocked_by_all_gs(int sig) {
   int64_t n = sched.ngsys_live.load(std::memory_order_relaxed);

@@ -45,7 +45,7 @@ inline uint64_t bit_of(int sig) { return kBit1 << (sig - 1); }
 bool standard(int sig) { return sig < SIGRTMIN; }
 
 using SigactHook = void (*)(int, SigAct*);
-constinit SigactHook g_sigact_hook = nullptr;
+MNP_START_DATA constinit SigactHook g_sigact_hook = nullptr;
 using PutHook = void (*)(int);
 constinit PutHook g_put_hook = nullptr;
 
@@ -246,7 +246,7 @@ void sigpend_forget(G* g) {
   }
 }
 
-void set_sigact_hook(void (*hook)(int, SigAct*)) { g_sigact_hook = hook; }
+MNP_STARTUP void set_sigact_hook(void (*hook)(int, SigAct*)) { g_sigact_hook = hook; }
 void set_sigpend_put_hook(void (*hook)(int)) { g_put_hook = hook; }
 
 void sigpend_run(void* uc, const sigset_t* blocked) {

@@ -55,7 +55,7 @@ namespace mnp {
 // wait, or a scheduler trace. The handler survives fork (the kernel's
 // action does); sysmon_up does not (the thread does not).
 constinit Lock g_sysmon_start_lock;
-constinit std::atomic<int32_t> g_sysmon_sleeping_long{0};
+MNP_START_DATA constinit std::atomic<int32_t> g_sysmon_sleeping_long{0};
 constinit std::atomic<bool> sysmon_up{false};
 
 namespace {
@@ -660,7 +660,7 @@ void sysmon_after_fork() {
   sysmon_up.store(false, std::memory_order_release);
 }
 
-void sysmon_init() {
+MNP_STARTUP void sysmon_init() {
   poke_init();
   preempt_init();
   trace_init();
@@ -688,7 +688,7 @@ void sysmon_wake_for_newm() {
 
 void sysmon_wake_from_signal() { sysmon_wake(); }
 
-void sysmon_p_busy() {
+MNP_STARTUP void sysmon_p_busy() {
   if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_seq_cst)) &&
       g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
     sysmon_wake();

@@ -45,13 +45,13 @@ struct KeyData {
   uintptr_t seq;
   void* data;
 };
-constinit KeyStruct* g_keys = nullptr;  // glibc's __pthread_keys[PTHREAD_KEYS_MAX]
+MNP_START_DATA constinit KeyStruct* g_keys = nullptr;  // glibc's __pthread_keys[PTHREAD_KEYS_MAX]
 
-constinit GlibcPrivate g_glibc{};
-constinit TlsLayout g_layout{};
+MNP_START_DATA constinit GlibcPrivate g_glibc{};
+MNP_START_DATA constinit TlsLayout g_layout{};
 // Header words every thread shares, captured from the main thread's TCB.
-constinit uintptr_t g_sysinfo = 0, g_stack_guard = 0, g_pointer_guard = 0;
-constinit uint32_t g_feature_1 = 0;
+MNP_START_DATA constinit uintptr_t g_sysinfo = 0, g_stack_guard = 0, g_pointer_guard = 0;
+MNP_START_DATA constinit uint32_t g_feature_1 = 0;
 
 // Malloc caches no P and no G has (core/mcache.h), for a P without one.
 constexpr int kSpareCaches = 256;
@@ -60,7 +60,7 @@ MNP_COLD_BSS constinit void* g_spare_tcache[kSpareCaches] = {};
 constinit int g_nspare = 0;
 
 template <typename F>
-bool resolve(F* out, void* handle, const char* name, const char* ver) {
+MNP_STARTUP bool resolve(F* out, void* handle, const char* name, const char* ver) {
   void* p = ver ? dlvsym(handle, name, ver) : dlsym(handle, name);
   if (!p) {
     raw_print({"glibc symbol ", name, " not found; this glibc is not supported, refusing to start"});
@@ -70,7 +70,7 @@ bool resolve(F* out, void* handle, const char* name, const char* ver) {
   return true;
 }
 
-bool check_descriptor(const char* name, uint32_t want_off) {
+MNP_STARTUP bool check_descriptor(const char* name, uint32_t want_off) {
   auto* d = static_cast<const uint32_t*>(dlvsym(RTLD_DEFAULT, name, "GLIBC_PRIVATE"));
   if (d && d[2] == want_off) return true;
   raw_print({"struct pthread layout mismatch at ", name, d ? " (offset differs)" : " (descriptor missing)",
@@ -78,7 +78,7 @@ bool check_descriptor(const char* name, uint32_t want_off) {
   return false;
 }
 
-bool check(bool ok, const char* what) {
+MNP_STARTUP bool check(bool ok, const char* what) {
   if (!ok) raw_print({"glibc thread layout check failed: ", what, "; refusing to start"});
   return ok;
 }
@@ -136,7 +136,7 @@ void free_dynamic_tls(void* tcb) {
 
 const TlsLayout& tls_layout() { return g_layout; }
 
-bool tcb_runtime_init() {
+MNP_STARTUP bool tcb_runtime_init() {
   const char* kPriv = "GLIBC_PRIVATE";
   void* resp = nullptr;
   if (!resolve(&g_glibc.dl_allocate_tls, RTLD_DEFAULT, "_dl_allocate_tls", kPriv) ||
@@ -195,7 +195,7 @@ bool tcb_runtime_init() {
   return true;
 }
 
-constinit ptrdiff_t g_tcache_off = 0, g_arena_off = 0;
+MNP_START_DATA constinit ptrdiff_t g_tcache_off = 0, g_arena_off = 0;
 
 bool tcb_init_fresh(void* tcb, void* stack_lo, size_t stack_size, size_t guard, uint32_t tid) {
   tcb_field<uintptr_t>(tcb, tcbo::kDtv) = 0;

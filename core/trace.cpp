@@ -27,8 +27,8 @@
 namespace mnp {
 namespace {
 
-constinit int64_t g_period_ns = 0;  // 0: no schedtrace
-constinit bool g_detail = false;
+MNP_START_DATA constinit int64_t g_period_ns = 0;  // 0: no schedtrace
+MNP_START_DATA constinit bool g_detail = false;
 constinit int64_t g_next = 0;
 constinit int64_t g_start = 0;
 constinit std::atomic<int> g_dump_requested{0};
@@ -175,7 +175,7 @@ void print_detail() {
 
 }  // namespace
 
-void trace_init() {
+MNP_STARTUP void trace_init() {
   g_period_ns = config().schedtrace_ms * 1000000;
   g_detail = config().scheddetail;
   if (!g_period_ns && !g_detail) return;  // no clock read: its first faults in the vDSO's pages
@@ -184,7 +184,7 @@ void trace_init() {
   unwind_get();
 }
 
-int64_t trace_period_ns() { return g_period_ns ? g_period_ns : kNever; }
+MNP_STARTUP int64_t trace_period_ns() { return g_period_ns ? g_period_ns : kNever; }
 
 void trace_request_dump() { g_dump_requested.store(1, std::memory_order_relaxed); }
 

@@ -31,8 +31,8 @@ using namespace mnp;
 
 namespace {
 
-constinit size_t g_off_tls_offset = 0;  // offsetof(struct link_map, l_tls_offset)
-constinit size_t g_off_tls_modid = 0;
+MNP_START_DATA constinit size_t g_off_tls_offset = 0;  // offsetof(struct link_map, l_tls_offset)
+MNP_START_DATA constinit size_t g_off_tls_modid = 0;
 constinit Lock g_dl_lock;
 
 struct Block {
@@ -43,7 +43,7 @@ struct Block {
 };
 
 // Offsets up to this one are the start-up modules' blocks.
-constinit ptrdiff_t g_startup_end = 0;
+MNP_START_DATA constinit ptrdiff_t g_startup_end = 0;
 // The other blocks every G has (g_dl_lock). Runtime memory, not malloc: a
 // program's allocator may itself dlopen.
 constinit Block* g_known = nullptr;
@@ -155,7 +155,7 @@ void forget_unloaded() {
 }  // namespace
 
 namespace mnp {
-void interpose_dl_init() {
+MNP_STARTUP void interpose_dl_init() {
   auto* d = static_cast<const uint32_t*>(dlvsym(RTLD_DEFAULT, "_thread_db_link_map_l_tls_offset", "GLIBC_PRIVATE"));
   auto* m = static_cast<const uint32_t*>(dlvsym(RTLD_DEFAULT, "_thread_db_link_map_l_tls_modid", "GLIBC_PRIVATE"));
   if (!d || !m || d[0] != 64 || m[0] != 64) {

@@ -285,7 +285,7 @@ int mutex_unlock_impl(pthread_mutex_t* mu, bool user) {
   return 0;
 }
 
-void interpose_mutex_init() { set_g_exit_hook(on_g_exit); }
+MNP_STARTUP void interpose_mutex_init() { set_g_exit_hook(on_g_exit); }
 
 }  // namespace mnp
 

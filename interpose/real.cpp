@@ -5,7 +5,7 @@
 #include <dlfcn.h>
 
 namespace mnp {
-void* real_sym(const char* name, const char* version) {
+MNP_STARTUP void* real_sym(const char* name, const char* version) {
   void* p = version ? dlvsym(RTLD_NEXT, name, version) : nullptr;
   if (!p) p = dlsym(RTLD_NEXT, name);
   if (!p) {
@@ -21,15 +21,21 @@ void* real_sym(const char* name, const char* version) {
 
 namespace {
 // The i-th of the NUL-separated strings in s.
-const char* nth(const char* s, unsigned i) {
-  for (; i > 0; i--) s += __builtin_strlen(s) + 1;
+MNP_STARTUP const char* nth(const char* s, unsigned i) {
+  for (; i > 0; i--)
+    while (*s++) {
+    }
   return s;
 }
 }  // namespace
 
-void* real_resolve(RealIndex i) {
+MNP_STARTUP void* real_lookup(RealIndex i) {
   const char* version = nth(kRealVersions, i);
-  void* p = real_sym(nth(kRealNames, i), *version ? version : nullptr);
+  return real_sym(nth(kRealNames, i), *version ? version : nullptr);
+}
+
+MNP_STARTUP void* real_resolve(RealIndex i) {
+  void* p = real_lookup(i);
   g_real_fn[i].store(p, std::memory_order_relaxed);
   return p;
 }

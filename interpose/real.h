@@ -125,6 +125,9 @@ inline constinit std::atomic<void*> g_real_fn[kRealCount] = {};
 
 // Looks symbol i up and stores it in g_real_fn[i].
 [[gnu::noinline, gnu::cold]] void* real_resolve(RealIndex i);  // real.cpp
+// Looks symbol i up without storing it, for a function called once per
+// process (the first write to g_real_fn's page is a page fault).
+void* real_lookup(RealIndex i);
 
 template <typename F>
 class Real {

@@ -504,7 +504,7 @@ void rewrap_released(int sig, const struct sigaction* act) { sigaction(sig, act,
 }  // namespace
 
 namespace mnp {
-void interpose_signal_init() {
+MNP_STARTUP void interpose_signal_init() {
   set_poke_rewrap_hook(rewrap_released);
   set_poke_unwrap_hook(unwrap_for_poke);
   set_sigact_hook(action_for);

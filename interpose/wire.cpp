@@ -435,7 +435,7 @@ void wire_note_wait(pid_t r, const int* status) {
 // One the initial thread enabled before the runtime was up (a
 // constructor's, ASan's) is the main G's, or the Gs M0 runs would see it
 // as theirs.
-void wire_adopt_start_altstack() {
+MNP_STARTUP void wire_adopt_start_altstack() {
   G* gp = wiring_g();
   stack_t ss;
   if (!gp || raw_syscall(SYS_sigaltstack, 0, reinterpret_cast<long>(&ss)) != 0 || (ss.ss_flags & SS_DISABLE)) return;

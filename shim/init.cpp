@@ -26,21 +26,21 @@ using namespace mnp;
 namespace {
 
 using MainFn = int(int, char**, char**);
-constinit MainFn* g_user_main = nullptr;
+MNP_START_DATA constinit MainFn* g_user_main = nullptr;
 // The main G's outermost cancellation buffer (mnp_main's frame).
-constinit __pthread_unwind_buf_t* g_main_cancel = nullptr;
+MNP_START_DATA constinit __pthread_unwind_buf_t* g_main_cancel = nullptr;
 
 // One-time set-up of the interposer families that need more than their
 // real functions (those are found lazily on first use, interpose/real.h).
 // Runs as the shim's ELF constructor; the program's libraries' constructors
 // may already have run and called interposers.
-__attribute__((constructor)) void shim_setup_families() {
+__attribute__((constructor)) MNP_STARTUP void shim_setup_families() {
   interpose_dl_init();
   interpose_mutex_init();
   interpose_signal_init();
 }
 
-void shim_start() {
+MNP_STARTUP void shim_start() {
   set_os_thread_create(real_runtime_thread_create);
   if (!sched_init_main()) {
     raw_print("refusing to start (see the line above); run the program without LD_PRELOAD");
@@ -58,7 +58,7 @@ void shim_start() {
 
 extern "C" [[noreturn]] void mnp_call_main(MainFn* main, int argc, char** argv, char** envp);
 
-MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
+MNP_STARTUP int mnp_main(int argc, char** argv, char** envp) {
   shim_start();
   // The main G's outermost cancellation buffer: pthread_exit from main
   // unwinds to here (not into glibc's start code, which would end M0's
@@ -88,18 +88,26 @@ MNP_GBASE int mnp_main(int argc, char** argv, char** envp) {
 // Where main's return goes (arch/x86_64/start.S), with the stack
 // pointer main's return left, which may be deeper than its caller's: what
 // glibc's start code does after main.
-extern "C" [[noreturn]] __attribute__((visibility("hidden"))) void mnp_main_returned(int result) {
+extern "C" [[noreturn]] MNP_HIDDEN MNP_STARTUP void mnp_main_returned(int result) {
   __pthread_unregister_cancel(g_main_cancel);
   exit(result);
 }
 
 extern "C" {
 
-MNP_EXPORT int __libc_start_main(MainFn* main, int argc, char** argv, void (*init)(), void (*fini)(),
-                                 void (*rtld_fini)(), void* stack_end) noexcept {
+MNP_EXPORT MNP_STARTUP int __libc_start_main(MainFn* main, int argc, char** argv, void (*init)(), void (*fini)(),
+                                             void (*rtld_fini)(), void* stack_end) noexcept {
   g_user_main = main;
-  return real___libc_start_main(mnp_main, argc, argv, init, fini, rtld_fini, stack_end);
+  // Not through real___libc_start_main: its first use would write
+  // g_real_fn's page, one more page fault for every process.
+  auto* start = reinterpret_cast<decltype(&__libc_start_main)>(real_lookup(kReal___libc_start_main));
+  return start(mnp_main, argc, argv, init, fini, rtld_fini, stack_end);
 }
+
+// The shim's DT_FINI (-fini in shim/meson.build). The linker's default,
+// _fini, does nothing either but sits after all of the text: one more page
+// fault at every process exit.
+MNP_HIDDEN MNP_STARTUP void mnp_fini() {}
 
 MNP_EXPORT const char* mnp_version(void) { return "0.1.0"; }
 MNP_EXPORT int mnp_procs(void) { return static_cast<int>(config().procs); }

@@ -14,11 +14,12 @@
 #endif
 
 #include "arch/x86_64/machine.h"
+#include "core/base.h"
 
 namespace mnp {
 
 extern "C" {
-__attribute__((visibility("hidden"))) int mnp_arch_use_wrfsbase = 0;
+MNP_HIDDEN MNP_START_DATA int mnp_arch_use_wrfsbase = 0;
 }
 
 namespace {
@@ -35,7 +36,7 @@ static_assert(sizeof(Frame) == MNP_CTX_FRAME);
 static_assert(offsetof(Frame, r13) == 24 && offsetof(Frame, r12) == 32);
 }  // namespace
 
-void arch_init() { mnp_arch_use_wrfsbase = (getauxval(AT_HWCAP2) & kHwcap2Fsgsbase) ? 1 : 0; }
+MNP_STARTUP void arch_init() { mnp_arch_use_wrfsbase = (getauxval(AT_HWCAP2) & kHwcap2Fsgsbase) ? 1 : 0; }
 
 #if MNP_ASAN
 namespace {

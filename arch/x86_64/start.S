@@ -12,10 +12,13 @@
  * The stack pointer, if moved, is below this frame (the program's dead
  * frames), so the call from there overwrites nothing live.
  *
- * In mnp_gbase: where a preemption's stack walk of the main G ends
- * (core/preempt.cpp).
+ * A preemption's stack walk of the main G ends here: [mnp_call_main,
+ * mnp_call_main_end) counts as a base frame as mnp_gbase does
+ * (core/preempt.cpp). It lives with the other start-up code, not in
+ * mnp_gbase, whose page of the shim's text is then not touched unless a
+ * second thread starts (docs/ARCHITECTURE.md, "Start-up").
  */
-        .section mnp_gbase,"ax",@progbits
+        .section .text.startup,"ax",@progbits
         .globl  mnp_call_main
         .hidden mnp_call_main
         .type   mnp_call_main, @function
@@ -41,5 +44,8 @@ mnp_call_main:
         ud2
         .cfi_endproc
         .size   mnp_call_main, .-mnp_call_main
+        .globl  mnp_call_main_end
+        .hidden mnp_call_main_end
+mnp_call_main_end:
 
         .section .note.GNU-stack,"",%progbits
