@@ -17,6 +17,17 @@
 //                           on a stack of its own and calls no interposer,
 //                           so under the shim the difference is the start-up
 //                           and exit of the runtime in the child alone.
+//   BM_SpawnTrueShimDelta   what the shim adds to a process's start-up and
+//                           exit, measured inside one run: posix_spawn of
+//                           /bin/true with and without the shim in the
+//                           child's LD_PRELOAD (build/shim next to this
+//                           binary, or MNP_BENCH_SHIM), alternating, so
+//                           both see the same machine. Reports delta_us
+//                           (median of the per-pair differences), the two
+//                           children's medians and their page faults
+//                           (scripts/bench-compare prints them). The
+//                           parent's own mode does not enter: compare the
+//                           native run's line with the shim run's.
 //   BM_SocketpairPingPong   two processes (this one and a copy of it started
 //                           with --pong-child) bounce one byte over a
 //                           socketpair; each waits in epoll_wait, then
@@ -40,10 +51,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdlib>
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "bench_util.h"
 
@@ -109,6 +122,74 @@ void BM_SpawnTrue(benchmark::State& state) {
   state.counters["child_minflt"] = benchmark::Counter(minflt, benchmark::Counter::kAvgIterations);
 }
 BENCHMARK(BM_SpawnTrue)->UseRealTime()->Unit(benchmark::kMicrosecond);
+
+// The shim for BM_SpawnTrueShimDelta: MNP_BENCH_SHIM, else build/shim's,
+// found from this binary's place in build/bench; empty if neither exists.
+std::string shim_path() {
+  if (const char* e = getenv("MNP_BENCH_SHIM"); e && *e) return e;
+  char self[4096];
+  ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  if (n <= 0) return {};
+  std::string dir(self, static_cast<size_t>(n));
+  dir.resize(dir.rfind('/'));
+  std::string p = dir + "/../shim/libmnpthread.so";
+  return access(p.c_str(), R_OK) == 0 ? p : std::string();
+}
+
+double median(std::vector<double> v) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+void BM_SpawnTrueShimDelta(benchmark::State& state) {
+  std::string shim = shim_path();
+  if (shim.empty()) {
+    state.SkipWithError("no build/shim/libmnpthread.so beside this binary and no MNP_BENCH_SHIM");
+    return;
+  }
+  // The two environments: this process's without LD_PRELOAD, and the same
+  // with LD_PRELOAD=shim.
+  std::vector<std::string> keep;
+  for (char** e = environ; *e; e++)
+    if (strncmp(*e, "LD_PRELOAD=", 11) != 0) keep.emplace_back(*e);
+  std::string preload = "LD_PRELOAD=" + shim;
+  std::vector<char*> plain, with_shim;
+  for (auto& v : keep) {
+    plain.push_back(v.data());
+    with_shim.push_back(v.data());
+  }
+  with_shim.push_back(preload.data());
+  plain.push_back(nullptr);
+  with_shim.push_back(nullptr);
+  char path[] = "/bin/true";
+  char* const argv[] = {path, nullptr};
+  std::vector<double> t_plain, t_shim, deltas;
+  double flt_plain = 0, flt_shim = 0;
+  for (auto _ : state) {
+    double us[2];
+    for (int k = 0; k < 2; k++) {
+      auto start = bench::Clock::now();
+      pid_t pid;
+      if (int e = posix_spawn(&pid, path, nullptr, nullptr, argv, k ? with_shim.data() : plain.data()); e != 0) {
+        bench::skip_with_errno(state, "posix_spawn", e);
+        return;
+      }
+      if (!reap_true(state, pid, k ? &flt_shim : &flt_plain)) return;
+      us[k] = bench::ns_since(start) / 1e3;
+    }
+    t_plain.push_back(us[0]);
+    t_shim.push_back(us[1]);
+    deltas.push_back(us[1] - us[0]);
+  }
+  state.SetItemsProcessed(state.iterations() * 2);
+  state.counters["delta_us"] = median(deltas);
+  state.counters["plain_us"] = median(t_plain);
+  state.counters["shim_us"] = median(t_shim);
+  state.counters["plain_minflt"] = benchmark::Counter(flt_plain, benchmark::Counter::kAvgIterations);
+  state.counters["shim_minflt"] = benchmark::Counter(flt_shim, benchmark::Counter::kAvgIterations);
+}
+BENCHMARK(BM_SpawnTrueShimDelta)->UseRealTime()->Unit(benchmark::kMicrosecond)->MinTime(2.0);
 
 // One side of the ping-pong: wait for fd to be readable, read one byte,
 // write it back (the child) or the next one (the parent). Returns the byte
