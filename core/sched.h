@@ -340,7 +340,10 @@ struct P {
   RunQ runq;  // owner pushes; anyone steals; sysmon reads empty()
 };
 
-struct M {
+// Cache-line aligned: M0 sits among the start-up data (MNP_START_DATA, read
+// on every interposed call), and its own thread writes `locks` and `curg`
+// all the time.
+struct alignas(64) M {
   G g0;                // scheduler context; g0.tcb is this M's TCB
   G* curg = nullptr;   // G running on this M (owner); sysmon and signal senders read it racily, inside
                        // gmem_peek_begin/end (gmem.cpp)
@@ -507,7 +510,10 @@ extern std::atomic<uint64_t> g_dfl_guarded;
 // In a child of fork: self is the only G.
 void sigmask_after_fork(G* self);
 
-struct Sched {
+// Cache-line aligned: it sits among the start-up data (MNP_START_DATA; e.g.
+// runtime_up, read on every interposed call) and every M writes its lock
+// and counters.
+struct alignas(64) Sched {
   Lock lock;
   // Global run queue (lock).
   G* runq_head = nullptr;

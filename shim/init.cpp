@@ -58,6 +58,13 @@ MNP_STARTUP void shim_start() {
 
 extern "C" [[noreturn]] void mnp_call_main(MainFn* main, int argc, char** argv, char** envp);
 
+// The main G's exit after pthread_exit from main: the base frame of what it
+// runs then (key and thread_local destructors, core/sched.cpp's
+// g_exit_current), in mnp_gbase as a preemption's stack walk needs; it
+// is not on the main G's stack before, mnp_call_main is (start-up keeps
+// off mnp_gbase's page: docs/ARCHITECTURE.md, "Start-up").
+[[noreturn]] MNP_GBASE void main_g_exit() { g_exit_current(tcb_field<void*>(main_g()->tcb, tcbo::kResult)); }
+
 MNP_STARTUP int mnp_main(int argc, char** argv, char** envp) {
   shim_start();
   // The main G's outermost cancellation buffer: pthread_exit from main
@@ -80,7 +87,7 @@ MNP_STARTUP int mnp_main(int argc, char** argv, char** envp) {
   }
   san_unpoison_below(lo);
 #endif
-  g_exit_current(tcb_field<void*>(main_g()->tcb, tcbo::kResult));
+  main_g_exit();
 }
 
 }  // namespace

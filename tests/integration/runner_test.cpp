@@ -657,6 +657,14 @@ TEST(Cancel, AsyncNestedProcs2) { run_case(bounded({"cancel_async_nested"}), 2);
 // Process exit paths.
 TEST(MainExit, Procs1) { run_case(simple({"main_exit"}), 1); }
 TEST(MainExit, Procs2) { run_case(simple({"main_exit"}), 2); }
+// The main G computing in a key destructor after pthread_exit, beside a
+// spinning G at one P: preempted like any G, not taken for one stuck in a
+// system call (its P handed to a new M; main_exit_preempt.c).
+const Case kMainExitPreempt{{"main_exit_preempt"}, {}, 0, 30, [](const Run& native, const Run& shim, int) {
+                              expect_check(native, "threads_grew", "==", 0);
+                              expect_check(shim, "threads_grew", "==", 0);
+                            }};
+TEST(MainExit, PreemptedInDestructorProcs1) { run_case(kMainExitPreempt, 1); }
 // Waits in program code a blocking libc call runs (wrapped_callout.c: a
 // fopencookie read function under fgets): mutex, condvar, pipe read,
 // sleep, yield; the same output as natively.
