@@ -124,8 +124,8 @@ void altstack_exit(G* g) {
   g->altstack_flags = 0;
 }
 
-void altstack_after_fork(G* self) {
-  new (&g_claim_lock) Lock();  // another thread may have held it
+MNP_STARTUP void altstack_after_fork(G* self) {
+  g_claim_lock.reset_in_child();  // another thread may have held it
   for (size_t i = 0; i < g_cap; i++)
     if (g_claims[i].lo > kTomb && g_claims[i].g != self) erase(&g_claims[i]);
 }

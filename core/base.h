@@ -11,6 +11,7 @@
 #include <sys/syscall.h>
 #include <time.h>
 
+#include <atomic>
 #include <cerrno>
 #include <cstddef>
 #include <cstdint>
@@ -131,6 +132,18 @@ __attribute__((always_inline)) inline void san_unpoison_below(void* lo) {
 }
 
 inline int raw_gettid() { return static_cast<int>(raw_syscall(SYS_gettid)); }
+
+// Sets a to v unless it holds v already. For a fork child's resets: most
+// fork children exec next, and a store to a page of the parent's is a
+// copy-on-write fault even when it writes what is there ("Start-up").
+template <typename T, typename V>
+inline void store_changed(std::atomic<T>& a, V v) {
+  if (a.load(std::memory_order_relaxed) != static_cast<T>(v)) a.store(static_cast<T>(v), std::memory_order_relaxed);
+}
+template <typename T, typename V>
+inline void store_changed(T& a, V v) {
+  if (a != static_cast<T>(v)) a = static_cast<T>(v);
+}
 
 // The set bits of x. Not __builtin_popcountll: without -mpopcnt that is a
 // call into libgcc's code at the end of the shim's text, one more page for a

@@ -625,22 +625,26 @@ void set_frozen(bool on) {
 }
 }  // namespace
 
-void compact_before_fork() {
+MNP_STARTUP void compact_before_fork() {
   if (g_state.load(std::memory_order_acquire) != kReady) return;
   set_frozen(true);
   compact_restore_all();
 }
 
-void compact_after_fork_parent() {
+MNP_STARTUP void compact_after_fork_parent() {
   if (g_state.load(std::memory_order_acquire) != kReady) return;
   set_frozen(false);
 }
 
-void compact_after_fork_child() {
+MNP_STARTUP void compact_after_fork_child() {
+  // Nothing to undo in a process that never compacted (its lock was never
+  // taken): most fork children exec next, and each write here would be a
+  // copy-on-write fault of a page of the parent's.
+  if (g_state.load(std::memory_order_relaxed) != kReady && g_fd.load(std::memory_order_relaxed) < 0) return;
   // The child's memory is plain (a userfaultfd does not follow a fork
   // without UFFD_FEATURE_EVENT_FORK) and every range was restored before
   // it; no handler thread exists here. Compaction starts afresh if needed.
-  new (&g_lock) Lock();
+  g_lock.reset_in_child();
   g_frozen = false;
   int fd = g_fd.load(std::memory_order_relaxed);
   if (fd >= 0) {

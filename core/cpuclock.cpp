@@ -234,7 +234,7 @@ void cpu_switch(M* mp, G* prev, G* next, uint64_t tsc) {
   }
 }
 
-void cpu_stale(M* mp) { mp->cpu_valid = false; }
+MNP_STARTUP void cpu_stale(M* mp) { mp->cpu_valid = false; }
 
 int64_t tsc_span_ns(uint64_t cycles) {
   uint64_t mult = g_cpu_tsc_mult.load(std::memory_order_acquire);

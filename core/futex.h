@@ -58,6 +58,12 @@ void m_lock_exit();
 class Lock {
  public:
   constexpr Lock() = default;
+  // In a fork child: frees the lock if a thread of the parent's, which
+  // does not exist here, held it. Writes nothing when it is free: most fork
+  // children exec next, and a write is a copy-on-write fault.
+  void reset_in_child() {
+    if (word_.load(std::memory_order_relaxed) != 0) word_.store(0, std::memory_order_relaxed);
+  }
   void lock() {
     m_lock_enter();
     uint32_t c = 0;

@@ -317,6 +317,7 @@ constinit uint32_t g_guard_mode = kGuardUnknown;
 // Bumped in a fork child: the parent's registrations are not the child's
 // (a userfaultfd does not follow a fork), so every slab counts as new.
 constinit uint32_t g_uffd_gen = 1;
+constinit bool g_uffd_any = false;  // some slab has the current uffd_gen
 
 void report_map_limit(const char* why) {
   if (__atomic_exchange_n(&g_map_limit_reported, true, __ATOMIC_RELAXED)) return;
@@ -725,15 +726,19 @@ void* gmem_stack_top(G* gp) {
 
 MNP_STARTUP void gmem_register_main(G* mg) { g_main = mg; }
 
-void gmem_after_fork(G* self) {
-  new (&g_table_lock) Lock();
-  new (&g_slab_lock) Lock();
-  g_uffd_gen++;
+MNP_STARTUP void gmem_after_fork(G* self) {
+  g_table_lock.reset_in_child();
+  g_slab_lock.reset_in_child();
+  // Slabs registered with the parent's userfaultfd are not with the child's.
+  if (g_uffd_any) {
+    g_uffd_gen++;
+    g_uffd_any = false;
+  }
   // Peeks other threads had begun (sysmon's shrink walk among them) end
   // with them: left counted, nothing freed in the child would be given back.
-  g_peekers.store(0, std::memory_order_relaxed);
-  g_tid_block.store(0, std::memory_order_relaxed);  // the parent goes on using its block
-  if (!g_tid_shared.load(std::memory_order_relaxed)) g_tid_init_done.store(false, std::memory_order_relaxed);  // reseed
+  store_changed(g_peekers, 0);
+  store_changed(g_tid_block, 0);  // the parent goes on using its block
+  if (!g_tid_shared.load(std::memory_order_relaxed)) store_changed(g_tid_init_done, false);  // reseed
   tcb_after_fork();
   // Only the forking thread exists in the child. Its handle, and those of
   // free Gs (kGIdle: cached for reuse, the child's own to hand out), stay;
@@ -744,7 +749,8 @@ void gmem_after_fork(G* self) {
   // cache.
   // No table: no G was ever made, and the child makes one with its first.
   Table* old = g_table.load(std::memory_order_relaxed);
-  g_used = g_live = 0;
+  store_changed(g_used, 0);
+  store_changed(g_live, 0);
   if (old) {
     Table* nt = table_new(old->cap);
     for (size_t i = 0; i < old->cap; i++) {
@@ -760,7 +766,7 @@ void gmem_after_fork(G* self) {
   }
   // A fork from another thread than main: main is gone, and this G is the
   // child's first thread (its id is the child's pid, like main's).
-  if (self && !self->is_g0) g_main = self;
+  if (self && !self->is_g0) store_changed(g_main, self);
 }
 
 namespace detail {
@@ -954,7 +960,10 @@ void batch_flush() {
       bool registered;
       {
         LockGuard lk(g_slab_lock);
-        if (s->uffd_gen != g_uffd_gen && compact_register(s->base, s->nslots * s->region)) s->uffd_gen = g_uffd_gen;
+        if (s->uffd_gen != g_uffd_gen && compact_register(s->base, s->nslots * s->region)) {
+          g_uffd_any = true;  // first: a fork child must not see the slab registered and this false
+          s->uffd_gen = g_uffd_gen;
+        }
         registered = s->uffd_gen == g_uffd_gen;
       }
       if (registered) compact_run(rs, m, run_lo, run_hi);

@@ -95,7 +95,7 @@ void mcache_reuse(G* gp) {
   if (g_tcache_off) gp->mcache_own = tcb_tcache(gp->tcb) != nullptr;
 }
 
-void mcache_after_fork(G* gp, P* pp) {
+MNP_STARTUP void mcache_after_fork(G* gp, P* pp) {
   if (!g_tcache_off) return;
   for (uint32_t i = 0; i < sched.nprocs; i++) sched.allp[i].mcache = nullptr;
   if (gp == nullptr) return;

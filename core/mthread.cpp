@@ -239,9 +239,9 @@ bool mthread_xid_serve() {
   return true;
 }
 
-void mthread_after_fork_child(M* survivor) {
-  new (&g_dead_lock) Lock();
-  new (&g_xid_lock) Lock();
+MNP_STARTUP void mthread_after_fork_child(M* survivor) {
+  g_dead_lock.reset_in_child();
+  g_xid_lock.reset_in_child();
   g_xid.left.store(0, std::memory_order_relaxed);
   // A broadcast of the parent's may have flagged the forking thread.
   survivor->xid_pending.store(false, std::memory_order_relaxed);

@@ -296,8 +296,8 @@ bool ensure_instance() {
 
 }  // namespace
 
-void netpoll_after_fork() {
-  new (&g_chunk_lock) Lock();
+MNP_STARTUP void netpoll_after_fork() {
+  g_chunk_lock.reset_in_child();
   for (int k = 0, end = g_chunks_end.load(std::memory_order_relaxed); k < end; k++) {
     FdState* c = g_chunks[k].load(std::memory_order_relaxed);
     if (!c) continue;
@@ -310,7 +310,7 @@ void netpoll_after_fork() {
   g_poller.store(0, std::memory_order_relaxed);
   g_poll_until.store(0, std::memory_order_relaxed);
   g_break_pending.store(0, std::memory_order_relaxed);
-  new (&g_fd_lock) Lock();
+  g_fd_lock.reset_in_child();
   // The parent's instance is shared with it: the child makes its own at its
   // first fd wait.
   g_opened.store(false, std::memory_order_relaxed);
@@ -653,7 +653,7 @@ void netpoll_deliver_signals() {
   }
 }
 
-void netpoll_signal_fork_child(G* self) {
+MNP_STARTUP void netpoll_signal_fork_child(G* self) {
   self->sleep_intr_busy.store(0, std::memory_order_relaxed);  // an interrupter may have been mid-way
   self->sleep_wait.store(nullptr, std::memory_order_relaxed);
   g_sig_main.store(self, std::memory_order_relaxed);
@@ -662,7 +662,7 @@ void netpoll_signal_fork_child(G* self) {
     g_sig_norestart[i].store(0, std::memory_order_relaxed);
     g_sig_restart[i].store(0, std::memory_order_relaxed);
   }
-  new (&g_sleep_lock) Lock();
+  g_sleep_lock.reset_in_child();
 }
 
 int netpoll_dispatch(const struct epoll_event* ev, int n) {

@@ -596,7 +596,7 @@ constinit bool g_poke_installed = false;
 
 MNP_STARTUP void set_poke_unwrap_hook(void (*hook)(int, struct sigaction*)) { g_poke_unwrap = hook; }
 
-bool exec_prepare() {
+MNP_STARTUP bool exec_prepare() {
   if (raw_syscall(SYS_getpid) != g_own_pid.load(std::memory_order_relaxed)) return false;  // a vfork child
   sends_pause();
   if (!g_poke_enabled) return true;
@@ -619,7 +619,7 @@ bool exec_prepare() {
 
 long send_runtime_poke(long tid) { return send_marked(tid, kPokeValue); }
 
-void poke_set_traced(bool traced) { g_traced.store(traced, std::memory_order_relaxed); }
+MNP_STARTUP void poke_set_traced(bool traced) { store_changed(g_traced, traced); }
 
 bool poke_traced() { return g_traced.load(std::memory_order_relaxed); }
 
@@ -630,7 +630,7 @@ void poke_kick_sigwaiter(int sig) {
   if (M* w = sigwaiter_m(sig)) send_marked(w->tid, kSigwaitKickValue);
 }
 
-void exec_abandon() { sends_resume(); }
+MNP_STARTUP void exec_abandon() { sends_resume(); }
 
 bool poke_signal_is(int sig) { return g_poke_enabled && sig == poke_sig(); }
 
@@ -712,14 +712,14 @@ MNP_STARTUP void poke_init() {
   if (!g_poke_moved) g_poke_signal.store(config().signal, std::memory_order_relaxed);
 }
 
-void poke_after_fork() {
+MNP_STARTUP void poke_after_fork() {
   // The child's only thread is the one that forked: a signal another
   // thread was sending, or an exec another thread was preparing, at the
   // moment of the fork is none of the child's. Left counted, the child's
   // exec_prepare waited for ever for a send that no thread would finish
   // (bash under the shim, spinning before its execve).
-  g_poke_inflight.store(0, std::memory_order_relaxed);
-  g_exec_pending.store(0, std::memory_order_relaxed);
+  store_changed(g_poke_inflight, 0);
+  store_changed(g_exec_pending, 0);
   g_own_pid.store(raw_syscall(SYS_getpid), std::memory_order_relaxed);
   g_own_uid.store(raw_syscall(SYS_getuid), std::memory_order_relaxed);
 }

@@ -2079,7 +2079,7 @@ void wire_take() {
   }
 }
 
-void wire_drop() {
+MNP_STARTUP void wire_drop() {
   G* gp = get_user_g();
   if (!gp || !runtime_up) return;
   if (gp->lockcount == 0) fatal("wire_drop: G is not wired");
@@ -2160,7 +2160,7 @@ void wire_for_life(bool creds, bool inherited) {
   wire_take();
 }
 
-void wire_after_fork_child(G* gp) {
+MNP_STARTUP void wire_after_fork_child(G* gp) {
   gp->lockcount -= gp->wired_children;
   gp->wired_children = 0;
   if (gp->lockcount == 0 && gp->lockedm) {
@@ -2243,17 +2243,17 @@ namespace {
 // detection while in uncovered code); the child then keeps exactly that P.
 // Compacted memory is put back first (core/compact.h: the child's copy
 // would read zeros there).
-void before_fork() {
+MNP_STARTUP void before_fork() {
   G* gp = get_user_g();
   if (runtime_up && gp && gp->syscall_depth == 0) ensure_p(gp);
   compact_before_fork();
 }
 
-void after_fork_parent() { compact_after_fork_parent(); }
+MNP_STARTUP void after_fork_parent() { compact_after_fork_parent(); }
 
 void after_fork_reset_sched(M* mp);
 
-void after_fork_child() {
+MNP_STARTUP void after_fork_child() {
   compact_after_fork_child();
   G* gp = tls_g;
   if (!runtime_up || !gp || !gp->m) return;
@@ -2314,8 +2314,8 @@ void after_fork_child() {
 // The scheduler's state in a fork child: only the forking M (mp) and its P
 // are left; every queue, idle list and timer of the parent's is forgotten.
 void after_fork_reset_sched(M* mp) {
-  new (&sched.lock) Lock();
-  new (&sched.gfree_lock) Lock();
+  sched.lock.reset_in_child();
+  sched.gfree_lock.reset_in_child();
   mp->alllink = nullptr;
   mp->spinning = false;
   mp->nextp = nullptr;
@@ -2344,7 +2344,7 @@ void after_fork_reset_sched(M* mp) {
     pp->on_idle_list = false;
     pp->link = nullptr;
     // Timers belong to Gs that do not exist in the child.
-    new (&pp->timers.lock) Lock();
+    pp->timers.lock.reset_in_child();
     pp->timers.n = 0;
     pp->timers.when0.store(kNever, std::memory_order_relaxed);
     pp->sysmon_m = nullptr;

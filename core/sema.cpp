@@ -67,7 +67,7 @@ MNP_COLD_BSS constinit Bucket g_buckets[kBuckets];
 // Set when a bucket is first used: a fork child of a process that never
 // waited has no bucket to reset (sema_after_fork), and need not fault in
 // their 16 KiB to find that out.
-constinit std::atomic<bool> g_buckets_used{false};
+MNP_START_DATA constinit std::atomic<bool> g_buckets_used{false};
 
 Bucket* bucket_of(const void* addr) {
   if (MNP_UNLIKELY(!g_buckets_used.load(std::memory_order_relaxed)))
@@ -457,10 +457,10 @@ int sema_requeue(const std::atomic<uint32_t>* from, const void* to, int nwake, i
   return total;
 }
 
-void sema_after_fork() {
+MNP_STARTUP void sema_after_fork() {
   if (!g_buckets_used.load(std::memory_order_relaxed)) return;
   for (auto& b : g_buckets) {
-    new (&b.lock) Lock();
+    b.lock.reset_in_child();
     b.head = b.tail = nullptr;
     b.kernel_waiters = 0;
     b.requeued_in.store(false, std::memory_order_relaxed);

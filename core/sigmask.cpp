@@ -216,7 +216,7 @@ void m_set_idle_kmask(M* mp) {
   else mp->kmask = k;
 }
 
-void sigmask_after_fork(G* self) {
+MNP_STARTUP void sigmask_after_fork(G* self) {
   g_blocked_any.store(0, std::memory_order_relaxed);
   for (auto& c : g_blockers) c.store(0, std::memory_order_relaxed);
   count(sigset_bits(&self->sigmask), 1);

@@ -398,7 +398,7 @@ int sig_send_to_g(G* t, int sig) {
   return 0;
 }
 
-void sigpend_after_fork() {
+MNP_STARTUP void sigpend_after_fork() {
   if (g_slots_used.load(std::memory_order_relaxed))
     for (auto& s : g_slots) s.state.store(kFree, std::memory_order_relaxed);
   sigpend_count.store(0, std::memory_order_relaxed);

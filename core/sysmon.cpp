@@ -56,7 +56,7 @@ namespace mnp {
 // action does); sysmon_up does not (the thread does not).
 constinit Lock g_sysmon_start_lock;
 MNP_START_DATA constinit std::atomic<int32_t> g_sysmon_sleeping_long{0};
-constinit std::atomic<bool> sysmon_up{false};
+MNP_START_DATA constinit std::atomic<bool> sysmon_up{false};
 
 namespace {
 
@@ -643,21 +643,21 @@ bool on_sysmon() {
 
 int sysmon_tid() { return g_sysmon_tid.load(std::memory_order_acquire); }
 
-void sysmon_after_fork() {
+MNP_STARTUP void sysmon_after_fork() {
   poke_after_fork();
   if (g_status_fd >= 0 && rtfd_is(g_status_fd)) {  // not if the program took the number meanwhile
     rtfd_remove(g_status_fd);
     raw_syscall(SYS_close, g_status_fd);
   }
-  g_status_fd = -1;
+  store_changed(g_status_fd, -1);
   poke_set_traced(false);
-  g_sysmon_tid.store(0, std::memory_order_relaxed);
-  g_sysmon_sleeping_long.store(0, std::memory_order_relaxed);
-  g_sysmon_wake.store(0, std::memory_order_relaxed);
-  new (&g_sysmon_start_lock) Lock();
+  store_changed(g_sysmon_tid, 0);
+  store_changed(g_sysmon_sleeping_long, 0);
+  store_changed(g_sysmon_wake, 0);
+  g_sysmon_start_lock.reset_in_child();
   // No thread survived: the child starts its own sysmon when it needs one
   // (sysmon_ensure). The signal action is inherited.
-  sysmon_up.store(false, std::memory_order_release);
+  if (sysmon_up.load(std::memory_order_relaxed)) sysmon_up.store(false, std::memory_order_release);
 }
 
 MNP_STARTUP void sysmon_init() {

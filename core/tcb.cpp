@@ -264,8 +264,8 @@ void tcb_thread_start_on_current() { g_glibc.ctype_init(); }
 // A thread of the parent's may have been half-way through the spare list:
 // the child forgets it (what it held is lost, as natively other threads'
 // caches are).
-void tcb_after_fork() {
-  new (&g_spare_lock) Lock();
+MNP_STARTUP void tcb_after_fork() {
+  g_spare_lock.reset_in_child();
   g_nspare = 0;
 }
 

@@ -58,19 +58,19 @@ void fill_list(char** argv, size_t n, const char* arg0, va_list ap) {
 
 extern "C" {
 
-MNP_EXPORT int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
+MNP_EXPORT MNP_STARTUP int execve(const char* path, char* const argv[], char* const envp[]) noexcept {
   return guarded([&] { return real_execve(path, argv, envp); });
 }
 
-MNP_EXPORT int execv(const char* path, char* const argv[]) noexcept {
+MNP_EXPORT MNP_STARTUP int execv(const char* path, char* const argv[]) noexcept {
   return guarded([&] { return real_execv(path, argv); });
 }
 
-MNP_EXPORT int execvp(const char* file, char* const argv[]) noexcept {
+MNP_EXPORT MNP_STARTUP int execvp(const char* file, char* const argv[]) noexcept {
   return guarded([&] { return real_execvp(file, argv); });
 }
 
-MNP_EXPORT int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
+MNP_EXPORT MNP_STARTUP int execvpe(const char* file, char* const argv[], char* const envp[]) noexcept {
   return guarded([&] { return real_execvpe(file, argv, envp); });
 }
 
@@ -78,7 +78,8 @@ MNP_EXPORT int fexecve(int fd, char* const argv[], char* const envp[]) noexcept 
   return guarded([&] { return real_fexecve(fd, argv, envp); });
 }
 
-MNP_EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* const envp[], int flags) noexcept {
+MNP_EXPORT MNP_STARTUP int execveat(int dirfd, const char* path, char* const argv[], char* const envp[],
+                                    int flags) noexcept {
   return guarded([&] { return real_execveat(dirfd, path, argv, envp, flags); });
 }
 
@@ -94,19 +95,19 @@ MNP_EXPORT int execveat(int dirfd, const char* path, char* const argv[], char* c
   va_start(ap, arg0);                                                            \
   fill_list(argv, n_, arg0, ap)
 
-MNP_EXPORT int execl(const char* path, const char* arg, ...) noexcept {
+MNP_EXPORT MNP_STARTUP int execl(const char* path, const char* arg, ...) noexcept {
   MNP_LIST_ARGV(argv, arg);
   va_end(ap);
   return execv(path, argv);
 }
 
-MNP_EXPORT int execlp(const char* file, const char* arg, ...) noexcept {
+MNP_EXPORT MNP_STARTUP int execlp(const char* file, const char* arg, ...) noexcept {
   MNP_LIST_ARGV(argv, arg);
   va_end(ap);
   return execvp(file, argv);
 }
 
-MNP_EXPORT int execle(const char* path, const char* arg, ...) noexcept {
+MNP_EXPORT MNP_STARTUP int execle(const char* path, const char* arg, ...) noexcept {
   MNP_LIST_ARGV(argv, arg);
   char* const* envp = va_arg(ap, char* const*);
   va_end(ap);

@@ -163,7 +163,7 @@ void find_exec_family() {
 }
 }  // namespace
 
-extern "C" MNP_EXPORT pid_t fork() noexcept {
+extern "C" MNP_EXPORT MNP_STARTUP pid_t fork() noexcept {
   find_exec_family();
   G* gp = wiring_g();
   if (!gp) return real_fork();
