@@ -34,16 +34,17 @@
 // being spread between the tables (each first write to a page is a page
 // fault: about 13 us on the no-FSGSBASE VM).
 #define MNP_COLD_BSS __attribute__((section(".lbss.mnp")))
-// For code every process runs at start-up (or only there): the linker puts
-// .text.startup at the front of the text, so a process that never makes a
-// second thread maps the shim's code with one page fault instead of one per
-// 64 KiB the start-up code is spread over (docs/ARCHITECTURE.md,
-// "Start-up").
+// For code every process runs at start-up or exit, and a fork child before
+// its exec: GNU ld puts .text.startup near the front of the text, with the
+// PLT, so such a process maps the shim's code with one page fault instead of
+// one per 64 KiB that code is spread over (docs/ARCHITECTURE.md, "Start-up",
+// step 6).
 #define MNP_STARTUP __attribute__((section(".text.startup")))
-// For variables every process writes at start-up: .data1 is gathered from
-// all objects into one place right before .bss, in the page the loader
-// already writes when it clears the end of the data segment, so they cost
-// one or two page faults in all instead of one per object they live in.
+// For variables start-up (or a fork child) writes or reads: .data1 is
+// gathered from all objects into one place right before .bss, in the page
+// the loader already writes when it clears the end of the data segment, so
+// they cost no page fault of their own. A variable written often by other
+// threads does not belong here, beside ones every call reads.
 #define MNP_START_DATA __attribute__((section(".data1")))
 
 // First byte of the object the runtime is linked into and end of its text

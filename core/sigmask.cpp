@@ -42,7 +42,9 @@ constinit std::atomic<uint64_t> g_kmask_open{0};
 constinit std::atomic<uint64_t> g_dfl_guarded{0};
 
 namespace {
-MNP_START_DATA constinit std::atomic<int32_t> g_blockers[64];
+// Both written by every thread that changes its mask: cache lines of their
+// own, apart from the start-up data every call reads (MNP_START_DATA).
+alignas(64) MNP_START_DATA constinit std::atomic<int32_t> g_blockers[64];
 
 // Signals no mask may hold back: glibc's two and the runtime's.
 uint64_t never_blocked() {
@@ -52,7 +54,7 @@ uint64_t never_blocked() {
 }
 
 // Blocked bits over every G (0: nothing blocked anywhere, the common case).
-MNP_START_DATA constinit std::atomic<int64_t> g_blocked_any{0};
+alignas(64) MNP_START_DATA constinit std::atomic<int64_t> g_blocked_any{0};
 
 using AllBlockHook = void (*)(uint64_t);
 MNP_START_DATA constinit AllBlockHook g_all_block_hook = nullptr;
