@@ -27,10 +27,8 @@
 #include "core/sched.h"
 
 namespace mnp {
-namespace {
-constexpr uint32_t kCompactMinDefault = 64;
-}  // namespace
 
+constexpr uint32_t kCompactMinDefault = 64;
 MNP_START_DATA constinit Config g_config{1, 8u << 20, 4096, true, SIGURG, 0, false, true, kCompactMinDefault};
 
 namespace {

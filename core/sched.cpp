@@ -486,12 +486,13 @@ void m_thread_start(M* mp) {
 constinit std::atomic<M*> g_newm_pending{nullptr};
 
 M* allocm() {
-  constexpr size_t kInfoOff = (sizeof(M) + alignof(siginfo_t) - 1) & ~(alignof(siginfo_t) - 1);
-  constexpr size_t kSize = kInfoOff + kMSigInfos * sizeof(siginfo_t);
+  // The siginfos right after the M (M is cache-line aligned, so they are too).
+  static_assert(sizeof(M) % alignof(siginfo_t) == 0);
+  constexpr size_t kSize = sizeof(M) + kMSigInfos * sizeof(siginfo_t);
   long r = raw_syscall6(SYS_mmap, 0, kSize, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
   if (r < 0 && r > -4096) fatal("cannot allocate an M");
   M* mp = new (reinterpret_cast<void*>(r)) M();
-  mp->sig_info = reinterpret_cast<siginfo_t*>(r + static_cast<long>(kInfoOff));
+  mp->sig_info = reinterpret_cast<siginfo_t*>(mp + 1);
   mp->g0.is_g0 = true;
   mp->g0.m = mp;
   initgstatus(&mp->g0, kGRunning);  // published by the allm CAS below
