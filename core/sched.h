@@ -723,6 +723,12 @@ void entersyscall();
 void entersyscall_block();
 void entersyscall_wait();
 void exitsyscall();
+// The same for a caller that has checked it is a user G of a running
+// runtime (tls_g, not g0, runtime_up): interpose/blocking.h's bracket.
+void entersyscall_g(G* gp);
+void entersyscall_block_g(G* gp);
+void entersyscall_wait_g(G* gp);
+void exitsyscall_g(G* gp);
 // A handler of the program's is about to run on gp, which may be inside a
 // wrapped call (the kernel or sysmon's kick interrupted the call): its P is
 // given up, yet the handler may wait like any G code (sem_wait, a contended

@@ -40,11 +40,12 @@ void handoffp(P* pp) {
   pidleput_locked(pp);
 }
 
+namespace {
 // What entersyscall does to the P and the G, also done by the signal handler
 // on behalf of a G found blocked in uncovered code. Only this M (or its own
 // signal handler, on this very thread) writes syscalltick: a plain
 // increment, no locked read-modify-write.
-void mark_in_syscall(M* mp, G* gp) {
+[[gnu::always_inline]] inline void mark(M* mp, G* gp) {
   P* pp = mp->p;
   uint32_t tick = pp->syscalltick.load(std::memory_order_relaxed) + 1;
   pp->syscalltick.store(tick, std::memory_order_relaxed);
@@ -56,27 +57,36 @@ void mark_in_syscall(M* mp, G* gp) {
   casgstatus(gp, kGRunning, kGSyscall);
   pp->status.store(kPSyscall, std::memory_order_release);
 }
+}  // namespace
+
+void mark_in_syscall(M* mp, G* gp) { mark(mp, gp); }
 
 namespace {
-// Marks gp (depth 0, holding a P) in a call of nesting depth `depth`. The
-// depth and the P's state change together with the M held (hold_m),
-// so a handler of the program's never finds one changed and not the other
-// (handler_begin reads the depth to decide whether to take the P back).
-void enter_marked(G* gp, int depth) {
+void sysmon_wake_if_long() {
+  if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_relaxed)) &&
+      g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
+    sysmon_wake();
+}
+
+// Marks gp (depth 0) in a call of nesting depth `depth`. The depth and the
+// P's state change together with the M held (hold_m), so a handler of the
+// program's never finds one changed and not the other (handler_begin reads
+// the depth to decide whether to take the P back). This is the slow path:
+// gp lost its P in code no wrapper covers and takes one back first, maybe
+// more than once.
+MNP_NOINLINE void enter_marked(G* gp, int depth) {
   for (;;) {
-    if (MNP_UNLIKELY(!gp->m->p)) exitsyscall_now(gp);  // lost it in uncovered code: take one back first
+    if (MNP_UNLIKELY(!gp->m->p)) exitsyscall_now(gp);
     M* mp = hold_m(gp);
     if (MNP_LIKELY(mp->p != nullptr)) {
       gp->syscall_depth = depth;
-      mark_in_syscall(mp, gp);
+      mark(mp, gp);
       m_release(mp);
       break;
     }
     m_release(mp);
   }
-  if (MNP_UNLIKELY(g_sysmon_sleeping_long.load(std::memory_order_relaxed)) &&
-      g_sysmon_sleeping_long.exchange(0, std::memory_order_acq_rel))
-    sysmon_wake();
+  sysmon_wake_if_long();
 }
 
 // exitsyscall_now with the M held by the caller (hold_m): released here, or
@@ -88,18 +98,47 @@ void exitsyscall_now_held(G* gp) {
   }
   exitsyscall_park(gp);
 }
+
+// What a P taken back by the fast path's CAS may need besides: the call
+// lasted a sysmon round (the M's CPU clock no longer follows wall time since
+// its base, cpuclock.cpp; shorter sleeps stay within the estimate's 1 ms),
+// or another M's G marked the P after a retake, whose call this M has just
+// taken it from, as a retake would (M::syscalltick).
+MNP_NOINLINE void exit_took_back(G* gp, M* mp, P* pp) {
+  if (pp->syscall_long.load(std::memory_order_relaxed)) {
+    pp->syscall_long.store(false, std::memory_order_relaxed);
+    cpu_stale(mp);
+  }
+  if (pp->syscalltick.load(std::memory_order_relaxed) != mp->syscalltick) mcache_took_back(gp, pp);
+}
 }  // namespace
 
 void entersyscall() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
+  entersyscall_g(gp);
+}
+
+// The whole of the usual case in one frame: no nesting, the P still held.
+// Wrapped calls that never block pay it twice per call (with exitsyscall_g),
+// so what is rare goes out of line.
+void entersyscall_g(G* gp) {
   gp->runtime_eintr.store(0, std::memory_order_relaxed);
   // A wrapped call inside another: the outer one already gave the P up.
-  if (gp->syscall_depth != 0) {
+  if (MNP_UNLIKELY(gp->syscall_depth != 0)) {
     gp->syscall_depth++;
     return;
   }
-  enter_marked(gp, 1);
+  M* mp = hold_m(gp);
+  if (MNP_UNLIKELY(mp->p == nullptr)) {  // lost it in uncovered code
+    m_release(mp);
+    enter_marked(gp, 1);
+    return;
+  }
+  gp->syscall_depth = 1;
+  mark(mp, gp);
+  m_release(mp);
+  sysmon_wake_if_long();
 }
 
 int handler_begin(G* gp) {
@@ -145,20 +184,28 @@ void give_p(G* gp, bool to_idle) {
 void entersyscall_block() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
+  entersyscall_block_g(gp);
+}
+
+void entersyscall_block_g(G* gp) {
   // The process's only G on its only M (sched.h, wait_direct): nothing
   // else could use the P, and handing it off started an M and sysmon for
   // nothing; a thread created meanwhile brings sysmon, which retakes it.
   // (setpriv's getpwnam did so at 1 P before it changed its credentials;
   // the two threads without them made glibc's setresgid abort.)
   bool alone = wait_direct(gp);
-  entersyscall();
+  entersyscall_g(gp);
   if (!alone && gp->syscall_depth == 1) give_p(gp, false);
 }
 
 void entersyscall_wait() {
   G* gp = tls_g;
   if (!gp || gp->is_g0 || !runtime_up) return;
-  entersyscall();
+  entersyscall_wait_g(gp);
+}
+
+void entersyscall_wait_g(G* gp) {
+  entersyscall_g(gp);
   if (gp->syscall_depth == 1) give_p(gp, true);
 }
 
@@ -175,14 +222,34 @@ bool syscall_eintr_was_ours(uint32_t handlers_before) {
 
 void exitsyscall() {
   G* gp = tls_g;
-  if (!gp || gp->is_g0 || !runtime_up || gp->syscall_depth == 0) return;  // entered before the runtime was up
-  if (gp->syscall_depth > 1) {
-    gp->syscall_depth--;
-    return;
+  if (!gp || gp->is_g0 || !runtime_up) return;
+  exitsyscall_g(gp);
+}
+
+// As entersyscall_g: the usual case (depth 1, the P not retaken) in one
+// frame, the CAS of exitsyscall_fast inline.
+void exitsyscall_g(G* gp) {
+  int depth = gp->syscall_depth;
+  if (MNP_UNLIKELY(depth != 1)) {
+    if (depth > 1) gp->syscall_depth = depth - 1;
+    return;  // 0: entered before the runtime was up
   }
-  hold_m(gp);  // as in enter_marked
+  M* mp = hold_m(gp);  // as in entersyscall_g
   gp->syscall_depth = 0;
-  exitsyscall_now_held(gp);
+  P* pp = mp->oldp;
+  uint32_t s = kPSyscall;
+  if (MNP_LIKELY(pp->status.compare_exchange_strong(s, kPRunning, std::memory_order_acq_rel))) {
+    mp->oldp = nullptr;
+    pp->m = mp;
+    mp->p = pp;
+    if (MNP_UNLIKELY(pp->syscall_long.load(std::memory_order_relaxed) ||
+                     pp->syscalltick.load(std::memory_order_relaxed) != mp->syscalltick))
+      exit_took_back(gp, mp, pp);
+    casgstatus(gp, kGSyscall, kGRunning);
+    m_release(mp);
+  } else {
+    exitsyscall_now_held(gp);  // retaken: exitsyscall_fast looks again
+  }
   // A slice that ended during the call ends on its way back.
   if (MNP_UNLIKELY(gp->preempt.load(std::memory_order_relaxed) != 0)) preempt_check();
 }
@@ -202,18 +269,9 @@ bool exitsyscall_fast(G* gp) {
   mp->oldp = nullptr;
   uint32_t s = kPSyscall;
   if (MNP_LIKELY(pp->status.compare_exchange_strong(s, kPRunning, std::memory_order_acq_rel))) {
-    // sysmon saw this call last a whole round: the M may have slept in the
-    // kernel, and its CPU clock no longer follows wall time since its base
-    // (cpuclock.cpp). Shorter sleeps stay within the estimate's 1 ms.
-    if (MNP_UNLIKELY(pp->syscall_long.load(std::memory_order_relaxed))) {
-      pp->syscall_long.store(false, std::memory_order_relaxed);
-      cpu_stale(mp);
-    }
     pp->m = mp;
     mp->p = pp;
-    // Retaken and then marked by another M's G meanwhile: this M has just
-    // taken it from that G's call, as a retake would.
-    if (MNP_UNLIKELY(pp->syscalltick.load(std::memory_order_relaxed) != mp->syscalltick)) mcache_took_back(gp, pp);
+    exit_took_back(gp, mp, pp);
     casgstatus(gp, kGSyscall, kGRunning);
     return true;
   }

@@ -28,6 +28,15 @@
 // again: at most once per such race (musl's __timedwait_cp, the model, has
 // absolute deadlines and so no such case).
 //
+// The calling G is read once, and errno's address once (the G's own TLS,
+// which goes with it to whichever M runs it); entersyscall_g and
+// exitsyscall_g do the usual case (no nesting, the P not retaken) each in
+// one frame, and the bracket itself is inlined into each interposer.
+// Measured under callgrind, getc from a memory stream with the process's
+// one G: 178 instructions per call more than natively, 244 before the G
+// was passed down (enter and exit were three nested calls each, and the
+// bracket a function of its own); the library's text got 8 KiB smaller.
+//
 // Rejected: a bracket per caller (there were six, and only one retried the
 // runtime's EINTR or kept errno across every exit path); an out-of-line
 // function taking a function pointer (the fast path is entersyscall's few
@@ -62,25 +71,29 @@ struct NoRetake {
 // instead of making the call again (sigwait: the signal a slot kept for it
 // meanwhile, interpose/signal.cpp).
 template <Enter kEnter = Enter::kSyscall, typename Call, typename Retake = NoRetake>
-inline auto blocking_call(const Call& call, const Retake& retake = {}) -> decltype(call()) {
+__attribute__((always_inline)) inline auto blocking_call(const Call& call, const Retake& retake = {})
+    -> decltype(call()) {
   using R = decltype(call());
-  const int e0 = errno;
+  G* gp = tls_g;
+  if (!gp || gp->is_g0 || !runtime_up) return call();  // no G to mark: nothing to bracket
+  int* const err = &errno;                             // the G's own errno: its TLS moves with it between Ms
+  const int e0 = *err;
   for (;;) {
     // Program handlers run on this G so far: one that runs during the call
     // makes its EINTR the program's (syscall_eintr_was_ours).
-    const uint32_t ran = g_handlers_run();
-    if constexpr (kEnter == Enter::kBlock) entersyscall_block();
-    else if constexpr (kEnter == Enter::kWait) entersyscall_wait();
-    else entersyscall();
-    R r = call_cancelable(call);
-    int e = errno;
-    exitsyscall();
-    errno = e;
+    const uint32_t ran = gp->handlers_run;
+    if constexpr (kEnter == Enter::kBlock) entersyscall_block_g(gp);
+    else if constexpr (kEnter == Enter::kWait) entersyscall_wait_g(gp);
+    else entersyscall_g(gp);
+    R r = call_cancelable(gp, call);
+    int e = *err;
+    exitsyscall_g(gp);
+    *err = e;
     if constexpr (std::is_pointer_v<R>) {
       return r;
     } else {
       if (MNP_LIKELY(r != static_cast<R>(-1) || e != EINTR) || !syscall_eintr_was_ours(ran)) return r;
-      errno = e0;
+      *err = e0;
       if constexpr (!std::is_same_v<Retake, NoRetake>)
         if (R got = retake()) return got;
     }

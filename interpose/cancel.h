@@ -31,10 +31,10 @@ void handoff_unwound(void*);  // cancel.cpp
 // _pthread_cleanup_push/_pop do (two PLT calls saved: about 2 ns per
 // call); tcb_runtime_init checks the field's offset against glibc's own
 // push before any G exists.
+// g: the caller, a user G.
 template <typename F>
-inline auto call_cancelable(const F& f) -> decltype(f()) {
-  G* g = get_user_g();
-  if (!g || g->syscall_depth == 0) return f();  // not handed off: nothing to undo
+inline auto call_cancelable(G* g, const F& f) -> decltype(f()) {
+  if (g->syscall_depth == 0) return f();  // not handed off: nothing to undo
   decltype(f()) r;
   _pthread_cleanup_buffer buf;
   buf.__routine = handoff_unwound;
