@@ -206,13 +206,10 @@ int drop_break(struct epoll_event* ev, int n, bool drain) {
   return out;
 }
 
-void wait_timeout(Timer* t) {
+G* wait_timeout(Timer* t) {
   auto* w = static_cast<Wait*>(t->arg);
   G* g = w->g;
-  if (decide(w, kTimedOut) == kParked) {
-    g->woke_by_timer.store(true, std::memory_order_relaxed);
-    ready(g, true);
-  }
+  return decide(w, kTimedOut) == kParked ? g : nullptr;
 }
 
 // pthread_cancel of the waiting G: decided like a timeout.

@@ -103,8 +103,9 @@ void unlink_locked(Bucket* b, Waiter* w) {
   w->next = w->prev = nullptr;
 }
 
-// Withdraws the waiter with outcome `to` unless a waker got it first.
-void withdraw(Waiter* w, uint32_t to) {
+// Withdraws the waiter with outcome `to` unless a waker got it first; returns
+// its G to ready when this call did, else null.
+G* withdraw(Waiter* w, uint32_t to) {
   for (;;) {
     Bucket* b = __atomic_load_n(&w->bucket, __ATOMIC_ACQUIRE);
     b->lock.lock();
@@ -120,20 +121,19 @@ void withdraw(Waiter* w, uint32_t to) {
       fire = claim_locked(w);
     }
     b->lock.unlock();
-    if (fire) {
-      g->woke_by_timer.store(true, std::memory_order_relaxed);
-      ready(g, true);
-    }
-    return;
+    return fire ? g : nullptr;
   }
 }
 
 // Timer of a timed wait.
-void wait_timeout(Timer* t) { withdraw(static_cast<Waiter*>(t->arg), kTimedOut); }
+G* wait_timeout(Timer* t) { return withdraw(static_cast<Waiter*>(t->arg), kTimedOut); }
 
 // pthread_cancel of the waiting G.
 void wait_cancel(CancelWait* cw) {
-  withdraw(reinterpret_cast<Waiter*>(reinterpret_cast<char*>(cw) - offsetof(Waiter, cw)), kCanceled);
+  if (G* g = withdraw(reinterpret_cast<Waiter*>(reinterpret_cast<char*>(cw) - offsetof(Waiter, cw)), kCanceled)) {
+    g->woke_by_timer.store(true, std::memory_order_relaxed);
+    ready(g, true);
+  }
 }
 
 int kernel_wait(Bucket* b, const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset,

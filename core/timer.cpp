@@ -76,14 +76,18 @@ void remove_at_locked(TimerHeap* h, uint32_t i) {
   h->when0.store(h->n ? h->heap[0].when : kNever, std::memory_order_release);
 }
 
+// Done before the G is readied: once running, the G's timer_del waits for
+// Done, and ready's wake-up of an M (a futex wake) may take this M off its
+// CPU for a while first; that G spun meanwhile (timer_del was 1.2% of
+// memcached's samples on 2 CPUs shared with its clients). The G cannot
+// run before it is readied, so its frame, which holds t, stays put.
 void fire(Timer* t) {
-  if (t->fn) {
-    t->fn(t);
-  } else {
-    t->g->woke_by_timer.store(true, std::memory_order_relaxed);
-    ready(t->g, true);
-  }
+  G* g = t->fn ? t->fn(t) : t->g;
   t->state.store(kTimerDone, std::memory_order_release);
+  if (g) {
+    g->woke_by_timer.store(true, std::memory_order_relaxed);
+    ready(g, true);
+  }
 }
 
 }  // namespace

@@ -36,13 +36,16 @@ struct G;
 struct P;
 struct Timer;
 
-using TimerFn = void (*)(Timer*);
+// A timer's action: decides the wait the timer ends and returns the G to
+// ready when it did, else null (a waker or cancel decided it first). The
+// firing M readies that G only after marking the timer done (fire).
+using TimerFn = G* (*)(Timer*);
 
 enum TimerState : uint32_t { kTimerIdle, kTimerPending, kTimerRunning, kTimerDone, kTimerCancelled };
 
 struct Timer {
   int64_t when = 0;
-  TimerFn fn = nullptr;  // null: ready(g)
+  TimerFn fn = nullptr;  // null: ready g
   G* g = nullptr;
   void* arg = nullptr;
   std::atomic<uint32_t> state{kTimerIdle};

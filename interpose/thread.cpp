@@ -59,14 +59,14 @@ constexpr int kAttrStackAddr = 0x8;
 static_assert(sizeof(pthread_attr_t) >= sizeof(AttrView));
 
 // Timer of a timed join: withdraws the joiner unless the thread exited first
-// (then the exiter wakes it). tm->arg = null tells the joiner it timed out.
-void join_timeout(Timer* tm) {
+// (then the exiter wakes it); returns the joiner to ready (timer.h). tm->arg
+// = null tells the joiner it timed out.
+G* join_timeout(Timer* tm) {
   G* target = static_cast<G*>(tm->arg);
   uintptr_t me = reinterpret_cast<uintptr_t>(tm->g);
-  if (target->join.compare_exchange_strong(me, kJoinable, std::memory_order_acq_rel)) {
-    tm->arg = nullptr;
-    ready(tm->g, true);
-  }
+  if (!target->join.compare_exchange_strong(me, kJoinable, std::memory_order_acq_rel)) return nullptr;
+  tm->arg = nullptr;
+  return tm->g;
 }
 
 // pthread_cancel of a G parked in a join: gives the join word back, as the

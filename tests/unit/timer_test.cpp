@@ -14,7 +14,10 @@ using namespace mnp;
 
 namespace {
 std::vector<int> fired;
-void record(Timer* t) { fired.push_back(static_cast<int>(reinterpret_cast<intptr_t>(t->arg))); }
+G* record(Timer* t) {
+  fired.push_back(static_cast<int>(reinterpret_cast<intptr_t>(t->arg)));
+  return nullptr;
+}
 
 struct OneP {
   P p;
