@@ -17,7 +17,7 @@
 // handler on first need (sysmon_ensure: a second G or M, a first park, a
 // first wiring for inherited state), so a one-thread process that never
 // waits has neither. It sleeps 20 us between rounds,
-// doubling up to 10 ms after 50 rounds with nothing to do, and entersyscall
+// doubling up to 10 ms after 50 rounds without a retake, and entersyscall
 // wakes it when it sleeps long, so a blocked call is noticed within ~20 us.
 //
 // Each round it also retakes the Ps of wrapped calls that outlast a round
@@ -534,7 +534,7 @@ void* sysmon_main(void*) {
   raw_syscall(SYS_rt_sigprocmask, SIG_BLOCK, reinterpret_cast<long>(&all), 0, 8);
   int64_t delay = kSysmonMinNs;
   int idle = 0;
-  bool follow_up = false;  // the last round readied Gs from the netpoller or signalled an M (below)
+  int follow_up = 0;  // rounds at the shortest period still owed (below)
   int64_t last_watch = 0;
   bool mem_pending = false;  // free Gs or parked stacks to give back (gmem, sched)
   for (;;) {
@@ -548,7 +548,7 @@ void* sysmon_main(void*) {
     // sleep without a deadline (a deadline-less idle process costs no CPU).
     // The store/load pairs with npidle's decrement and sysmon_p_busy's load.
     const auto nprocs = static_cast<int32_t>(sched.nprocs);
-    if (delay > kSysmonMinNs * 50 && sched.npidle.load(std::memory_order_relaxed) == nprocs) {
+    if (follow_up == 0 && delay > kSysmonMinNs * 50 && sched.npidle.load(std::memory_order_relaxed) == nprocs) {
       g_sysmon_sleeping_long.store(1, std::memory_order_seq_cst);
       // Gs waiting for fds with no M able to sleep in the netpoller (its
       // eventfd was given up, netpoll.cpp) need sysmon's 10 ms harvest.
@@ -562,7 +562,11 @@ void* sysmon_main(void*) {
       if (sched.npidle.load(std::memory_order_seq_cst) == nprocs) sysmon_sleep(ns);
       g_sysmon_sleeping_long.store(0, std::memory_order_seq_cst);
     } else {
-      int64_t ns = wake_preempt_delay(follow_up ? kSysmonMinNs : delay);
+      int64_t ns = wake_preempt_delay(follow_up > 0 ? kSysmonMinNs : delay);
+      // Every P busy and Gs waiting on fds: awake when the last harvest
+      // turns kPollStaleNs old, not up to a whole delay after.
+      if (sched.npidle.load(std::memory_order_relaxed) == 0 && netpoll_worth_polling())
+        ns = std::clamp(netpoll_last_poll() + kPollStaleNs - nanotime(), kSysmonMinNs, ns);
       // Every P busy with a G that has computed for a while (a P that runs
       // out of Gs harvests the netpoller itself, and one whose Gs park and
       // ready each other soon does; sysmon's own harvest there cost an
@@ -614,16 +618,16 @@ void* sysmon_main(void*) {
     }
     // Only a P taken from a call resets the back-off (as in Go's sysmon).
     // After Gs readied from the netpoller (they will soon wait on their
-    // fds again: sysmon may have to be back in epoll_wait for them) or an
-    // M signalled because its CPU clock stood still (if it was blocked in
-    // the kernel, its handler has marked its P as in a system call by the
-    // next round, and retake takes the P), one round at the shortest
-    // period follows, and the back-off goes on. Each used to reset it: on
-    // 2 CPUs shared by memcached's Ms and its clients an M waited for a
-    // CPU in one round of eight, fds became ready all the time, and sysmon
-    // ran 16,000 rounds a second at its shortest period, 15% of the
-    // process's CPU time.
-    follow_up = polled || poked;
+    // fds again: sysmon may have to be back in epoll_wait for them) one
+    // round at the shortest period follows; after an M signalled because
+    // its CPU clock stood still, two (if it was blocked in the kernel, its
+    // handler has marked its P as in a system call by the next round,
+    // which sees a new syscalltick, and the one after retakes the P); and
+    // the back-off goes on. Each used to reset it: on 2 CPUs shared by
+    // memcached's Ms and its clients an M waited for a CPU in one round of
+    // eight, fds became ready all the time, and sysmon ran 16,000 rounds a
+    // second at its shortest period, 15% of the process's CPU time.
+    follow_up = poked ? 2 : polled ? 1 : std::max(follow_up - 1, 0);
     if (busy) {
       idle = 0;
       delay = kSysmonMinNs;
