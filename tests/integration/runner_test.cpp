@@ -449,6 +449,10 @@ constexpr KthreadAllowance kKthreadAllowances[] = {
     {"compact_parked", 1,
      "its 256 long-parked threads are compacted, and the userfaultfd's handler thread that brings their "
      "pages back is a kernel thread of its own (core/compact.h)"},
+    {"io_poll_zero", 8,
+     "its 8 pollers spend nearly all their time in zero-timeout system calls while other threads wait for "
+     "a P: sysmon retakes a P found in a call at every round for 1 ms (kCallsHoldNs), and the M whose call "
+     "it was then waits idle (at most one per thread)"},
     {"sched_fifo", 4,
      "its four SCHED_FIFO threads are wired, each to a kernel thread that carries its priority, and wait "
      "at the gate at once"},
@@ -792,6 +796,13 @@ TEST(IoPselectMask, PollLoopsProcs2) { run_case(simple({"io_poll_loops"}), 2); }
 // of the few-threads path, at 1 P the netpoller's; io_poll_few.c).
 TEST(IoPselectMask, PollFewProcs1) { run_case(simple({"io_poll_few"}), 1); }
 TEST(IoPselectMask, PollFewProcs2) { run_case(simple({"io_poll_few"}), 2); }
+// Zero-timeout poll-family calls beside computing threads, whose slices
+// end by the runtime's signal: never EINTR without a program handler
+// (interpose/fdcall.h, poll_now; io_poll_zero.c). Many calls were made.
+const Case kPollZero{
+    {"io_poll_zero"}, {}, 0, 30, [](const Run&, const Run& shim, int) { expect_check(shim, "calls", ">=", 1000); }};
+TEST(IoPselectMask, PollZeroProcs1) { run_case(kPollZero, 1); }
+TEST(IoPselectMask, PollZeroProcs2) { run_case(kPollZero, 2); }
 
 // sigsuspend returns only after the handler of the signal that ended it
 // ran (lbzip2; sig_suspend_flag.c).
