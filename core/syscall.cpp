@@ -111,6 +111,17 @@ MNP_NOINLINE void exit_took_back(G* gp, M* mp, P* pp) {
   }
   if (pp->syscalltick.load(std::memory_order_relaxed) != mp->syscalltick) mcache_took_back(gp, pp);
 }
+
+// gp's M has just won its old P back (the kPSyscall -> kPRunning CAS).
+[[gnu::always_inline]] inline void took_p_back(G* gp, M* mp, P* pp) {
+  mp->oldp = nullptr;
+  pp->m = mp;
+  mp->p = pp;
+  if (MNP_UNLIKELY(pp->syscall_long.load(std::memory_order_relaxed) ||
+                   pp->syscalltick.load(std::memory_order_relaxed) != mp->syscalltick))
+    exit_took_back(gp, mp, pp);
+  casgstatus(gp, kGSyscall, kGRunning);
+}
 }  // namespace
 
 void entersyscall() {
@@ -239,13 +250,7 @@ void exitsyscall_g(G* gp) {
   P* pp = mp->oldp;
   uint32_t s = kPSyscall;
   if (MNP_LIKELY(pp->status.compare_exchange_strong(s, kPRunning, std::memory_order_acq_rel))) {
-    mp->oldp = nullptr;
-    pp->m = mp;
-    mp->p = pp;
-    if (MNP_UNLIKELY(pp->syscall_long.load(std::memory_order_relaxed) ||
-                     pp->syscalltick.load(std::memory_order_relaxed) != mp->syscalltick))
-      exit_took_back(gp, mp, pp);
-    casgstatus(gp, kGSyscall, kGRunning);
+    took_p_back(gp, mp, pp);
     m_release(mp);
   } else {
     exitsyscall_now_held(gp);  // retaken: exitsyscall_fast looks again
@@ -266,15 +271,12 @@ P* exitsyscallfast_pidle() {
 bool exitsyscall_fast(G* gp) {
   M* mp = gp->m;
   P* pp = mp->oldp;
-  mp->oldp = nullptr;
   uint32_t s = kPSyscall;
   if (MNP_LIKELY(pp->status.compare_exchange_strong(s, kPRunning, std::memory_order_acq_rel))) {
-    pp->m = mp;
-    mp->p = pp;
-    exit_took_back(gp, mp, pp);
-    casgstatus(gp, kGSyscall, kGRunning);
+    took_p_back(gp, mp, pp);
     return true;
   }
+  mp->oldp = nullptr;
   // Retaken: any idle P will do. The call lasted a sysmon round at least.
   cpu_stale(mp);
   mcache_lost_p(gp);
