@@ -52,12 +52,18 @@ static int call(int k) {
   FD_ZERO(&rs);
   FD_SET(g_pipe[0], &rs);
   switch (k) {
-    case 0: return poll(&pf, 1, 0);
-    case 1: return ppoll(&pf, 1, &ts0, NULL);
-    case 2: return select(g_pipe[0] + 1, &rs, NULL, NULL, &tv0);
-    case 3: return pselect(g_pipe[0] + 1, &rs, NULL, NULL, &ts0, &none);
-    case 4: return epoll_wait(g_epfd, &ev, 1, 0);
-    default: return epoll_pwait(g_epfd, &ev, 1, 0, &none);
+    case 0:
+      return poll(&pf, 1, 0);
+    case 1:
+      return ppoll(&pf, 1, &ts0, NULL);
+    case 2:
+      return select(g_pipe[0] + 1, &rs, NULL, NULL, &tv0);
+    case 3:
+      return pselect(g_pipe[0] + 1, &rs, NULL, NULL, &ts0, &none);
+    case 4:
+      return epoll_wait(g_epfd, &ev, 1, 0);
+    default:
+      return epoll_pwait(g_epfd, &ev, 1, 0, &none);
   }
 }
 
