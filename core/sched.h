@@ -590,6 +590,8 @@ inline G* get_user_g() {
   G* g = tls_g;
   return (g && !g->is_g0) ? g : nullptr;
 }
+// get_user_g once the runtime is up; null before.
+inline G* running_user_g() { return runtime_up ? get_user_g() : nullptr; }
 
 // The one way a visible G changes status (see GStatus): from `from` to
 // `to`; any other state found there is internal corruption, reported by

@@ -262,7 +262,7 @@ int sema_wait_once(G* g, const std::atomic<uint32_t>* addr, uint32_t val, int64_
 }  // namespace
 
 int sema_wait(const std::atomic<uint32_t>* addr, uint32_t val, int64_t deadline, uint32_t bitset, SemaWait how) {
-  G* g = runtime_up ? get_user_g() : nullptr;
+  G* g = running_user_g();
   for (;;) {
     int r = sema_wait_once(g, addr, val, deadline, bitset, how);
     if (r >= 0) return r;

@@ -125,8 +125,8 @@ MNP_NOINLINE void exit_took_back(G* gp, M* mp, P* pp) {
 }  // namespace
 
 void entersyscall() {
-  G* gp = tls_g;
-  if (!gp || gp->is_g0 || !runtime_up) return;
+  G* gp = running_user_g();
+  if (!gp) return;
   entersyscall_g(gp);
 }
 
@@ -193,8 +193,8 @@ void give_p(G* gp, bool to_idle) {
 }  // namespace
 
 void entersyscall_block() {
-  G* gp = tls_g;
-  if (!gp || gp->is_g0 || !runtime_up) return;
+  G* gp = running_user_g();
+  if (!gp) return;
   entersyscall_block_g(gp);
 }
 
@@ -210,8 +210,8 @@ void entersyscall_block_g(G* gp) {
 }
 
 void entersyscall_wait() {
-  G* gp = tls_g;
-  if (!gp || gp->is_g0 || !runtime_up) return;
+  G* gp = running_user_g();
+  if (!gp) return;
   entersyscall_wait_g(gp);
 }
 
@@ -232,8 +232,8 @@ bool syscall_eintr_was_ours(uint32_t handlers_before) {
 }
 
 void exitsyscall() {
-  G* gp = tls_g;
-  if (!gp || gp->is_g0 || !runtime_up) return;
+  G* gp = running_user_g();
+  if (!gp) return;
   exitsyscall_g(gp);
 }
 

@@ -74,9 +74,9 @@ template <Enter kEnter = Enter::kSyscall, typename Call, typename Retake = NoRet
 __attribute__((always_inline)) inline auto blocking_call(const Call& call, const Retake& retake = {})
     -> decltype(call()) {
   using R = decltype(call());
-  G* gp = tls_g;
-  if (!gp || gp->is_g0 || !runtime_up) return call();  // no G to mark: nothing to bracket
-  int* const err = &errno;                             // the G's own errno: its TLS moves with it between Ms
+  G* gp = running_user_g();
+  if (!gp) return call();   // no G to mark: nothing to bracket
+  int* const err = &errno;  // the G's own errno: its TLS moves with it between Ms
   const int e0 = *err;
   for (;;) {
     // Program handlers run on this G so far: one that runs during the call

@@ -87,7 +87,7 @@ MNP_EXPORT int clock_getres(clockid_t clk, struct timespec* res) noexcept {
 
 MNP_EXPORT int getrusage(int who, struct rusage* ru) noexcept {
   int r = real_getrusage(who, ru);
-  G* g = runtime_up ? get_user_g() : nullptr;
+  G* g = running_user_g();
   if (r != 0 || who != RUSAGE_THREAD || !g) return r;
   int64_t total = g_cpu_ns(g);
   int64_t mu = ru->ru_utime.tv_sec * 1000000LL + ru->ru_utime.tv_usec;

@@ -11,7 +11,7 @@
 namespace mnp {
 
 // The caller is a G (threads that are not call libc directly).
-inline bool fd_caller_is_g() { return runtime_up && get_user_g(); }
+inline bool fd_caller_is_g() { return running_user_g() != nullptr; }
 
 // A zero-timeout poll the runtime makes for a call of the program's (the
 // look before accept, poll's first look, a signalfd's): an EINTR there
@@ -31,22 +31,23 @@ long look_again_on_eintr(Look look, bool poll_of_program = false) {
   }
 }
 
-// A zero-timeout call of the poll family that the program made, made at
-// once (f() returns libc-style: -1 and errno). The runtime's own signal (a
-// slice's end, a kick) may still land during it, and the kernel never
-// restarts the poll family after a handler (signal(7)): such an EINTR,
-// with no handler of the program's run on this G meanwhile, is made again
-// with errno as on entry. Natively a zero-timeout poll fails with EINTR
-// only for a handler; a tester's 64 threads polling beside 2 computing
-// ones got 3-63 such EINTRs in 6 s at 1 P.
-template <typename F>
-int poll_now(F f) {
-  G* g = get_user_g();
+// A zero-timeout call of the poll family that the program made: the real
+// function f(a...) (libc-style: -1 and errno) at once, bracketed as a quick
+// system call (handoff). The runtime's own signal (a slice's end, a kick)
+// may still land during it, and the kernel never restarts the poll family
+// after a handler (signal(7)): such an EINTR, with no handler of the
+// program's run on this G meanwhile, is made again with errno as on entry.
+// Natively a zero-timeout poll fails with EINTR only for a handler; a
+// tester's 64 threads polling beside 2 computing ones got 3-63 such EINTRs
+// in 6 s at 1 P.
+template <typename F, typename... A>
+int poll_now(const F& f, A... a) {
+  G* g = running_user_g();
   const int e0 = errno;
   const uint32_t before = g ? g->handlers_run : 0;
   for (;;) {
-    int r = f();
-    if (r != -1 || errno != EINTR || !g || !runtime_up || g->handlers_run != before) return r;
+    int r = handoff(f, a...);
+    if (r != -1 || errno != EINTR || !g || g->handlers_run != before) return r;
     errno = e0;
   }
 }

@@ -377,13 +377,13 @@ long with_wait_mask(const sigset_t* mask, const F& wait) {
 extern "C" {
 
 MNP_EXPORT int poll(struct pollfd* fds, nfds_t n, int timeout) {
-  if (timeout == 0) return poll_now([&] { return handoff(real_poll, fds, n, 0); });
+  if (timeout == 0) return poll_now(real_poll, fds, n, 0);
   if (!fd_caller_is_g()) return real_poll(fds, n, timeout);
   return static_cast<int>(raw_to_libc(do_poll(fds, n, deadline_ms(timeout), nullptr, nullptr)));
 }
 
 MNP_EXPORT int ppoll(struct pollfd* fds, nfds_t n, const struct timespec* t, const sigset_t* mask) {
-  if (t && t->tv_sec == 0 && t->tv_nsec == 0) return poll_now([&] { return handoff(real_ppoll, fds, n, t, mask); });
+  if (t && t->tv_sec == 0 && t->tv_nsec == 0) return poll_now(real_ppoll, fds, n, t, mask);
   if (!fd_caller_is_g()) return real_ppoll(fds, n, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
   return static_cast<int>(
@@ -405,8 +405,7 @@ MNP_EXPORT int __ppoll_chk(struct pollfd* fds, nfds_t n, const struct timespec* 
 
 // Linux select writes the time not slept back into *timeout.
 MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval* tv) {
-  if (tv && tv->tv_sec == 0 && tv->tv_usec == 0)
-    return poll_now([&] { return handoff(real_select, nfds, r, w, e, tv); });
+  if (tv && tv->tv_sec == 0 && tv->tv_usec == 0) return poll_now(real_select, nfds, r, w, e, tv);
   if (!fd_caller_is_g()) return real_select(nfds, r, w, e, tv);
   if (nfds > FD_SETSIZE) return handoff(real_select, nfds, r, w, e, tv);
   if (tv && (tv->tv_sec < 0 || tv->tv_usec < 0)) return static_cast<int>(raw_to_libc(-EINVAL));
@@ -425,8 +424,7 @@ MNP_EXPORT int select(int nfds, fd_set* r, fd_set* w, fd_set* e, struct timeval*
 }
 
 MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct timespec* t, const sigset_t* mask) {
-  if (t && t->tv_sec == 0 && t->tv_nsec == 0)
-    return poll_now([&] { return handoff(real_pselect, nfds, r, w, e, t, mask); });
+  if (t && t->tv_sec == 0 && t->tv_nsec == 0) return poll_now(real_pselect, nfds, r, w, e, t, mask);
   if (!fd_caller_is_g()) return real_pselect(nfds, r, w, e, t, mask);
   if (nfds > FD_SETSIZE) return handoff(real_pselect, nfds, r, w, e, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
@@ -435,21 +433,20 @@ MNP_EXPORT int pselect(int nfds, fd_set* r, fd_set* w, fd_set* e, const struct t
 }
 
 MNP_EXPORT int epoll_wait(int epfd, struct epoll_event* ev, int max, int timeout) {
-  if (timeout == 0) return poll_now([&] { return handoff(real_epoll_wait, epfd, ev, max, 0); });
+  if (timeout == 0) return poll_now(real_epoll_wait, epfd, ev, max, 0);
   if (!fd_caller_is_g()) return real_epoll_wait(epfd, ev, max, timeout);
   return static_cast<int>(raw_to_libc(do_epoll(epfd, ev, max, deadline_ms(timeout), nullptr, nullptr)));
 }
 
 MNP_EXPORT int epoll_pwait(int epfd, struct epoll_event* ev, int max, int timeout, const sigset_t* mask) {
-  if (timeout == 0) return poll_now([&] { return handoff(real_epoll_pwait, epfd, ev, max, 0, mask); });
+  if (timeout == 0) return poll_now(real_epoll_pwait, epfd, ev, max, 0, mask);
   if (!fd_caller_is_g()) return real_epoll_pwait(epfd, ev, max, timeout, mask);
   return static_cast<int>(raw_to_libc(with_wait_mask(
       mask, [&](const CallMask* cm) { return do_epoll(epfd, ev, max, deadline_ms(timeout), mask, cm); })));
 }
 
 MNP_EXPORT int epoll_pwait2(int epfd, struct epoll_event* ev, int max, const struct timespec* t, const sigset_t* mask) {
-  if (t && t->tv_sec == 0 && t->tv_nsec == 0)
-    return poll_now([&] { return handoff(real_epoll_pwait2, epfd, ev, max, t, mask); });
+  if (t && t->tv_sec == 0 && t->tv_nsec == 0) return poll_now(real_epoll_pwait2, epfd, ev, max, t, mask);
   if (!fd_caller_is_g()) return real_epoll_pwait2(epfd, ev, max, t, mask);
   if (bad_timespec(t)) return static_cast<int>(raw_to_libc(-EINVAL));
   return static_cast<int>(raw_to_libc(

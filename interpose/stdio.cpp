@@ -21,7 +21,7 @@ using namespace mnp;
 extern "C" MNP_EXPORT void flockfile(FILE* fp) noexcept {
   // Inside a wrapped call (program code it runs) the G has no P to yield:
   // glibc's own wait, in the kernel, as the call's.
-  G* g = runtime_up ? get_user_g() : nullptr;
+  G* g = running_user_g();
   if (!g || g->syscall_depth != 0) return real_flockfile(fp);
   while (real_ftrylockfile(fp) != 0) {
     // Nothing else was runnable here: the owner runs on another M. Back off

@@ -23,7 +23,7 @@
 using namespace mnp;
 
 extern "C" MNP_HIDDEN void* mnp_vfork_before() {
-  G* g = runtime_up ? get_user_g() : nullptr;
+  G* g = running_user_g();
   if (g) entersyscall();
   tls_g = nullptr;
   tls_vfork_child = true;

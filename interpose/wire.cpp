@@ -45,7 +45,7 @@ using namespace mnp;
 
 namespace {
 
-inline G* wiring_g() { return runtime_up ? get_user_g() : nullptr; }
+inline G* wiring_g() { return running_user_g(); }
 
 // prctl options whose setting lives in the calling task (kernel/sys.c,
 // security/commoncap.c): the parent-death signal, the name, seccomp,
