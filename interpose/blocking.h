@@ -33,7 +33,7 @@
 // exitsyscall_g do the usual case (no nesting, the P not retaken) each in
 // one frame, and the bracket itself is inlined into each interposer.
 // Measured under callgrind, getc from a memory stream with the process's
-// one G: 178 instructions per call more than natively, 244 before the G
+// one G: 175 instructions per call more than natively, 244 before the G
 // was passed down (enter and exit were three nested calls each, and the
 // bracket a function of its own); the library's text got 8 KiB smaller.
 //
