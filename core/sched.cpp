@@ -27,10 +27,18 @@
 // the spinner is gone and the readier wakes someone. The last spinning M that
 // finds work wakes another (resetspinning), so a burst of work fans out.
 //
-// Departing from Go: a spinning M keeps looking for up to kSpinNs before it
-// sleeps. Creating or waking a thread then usually finds the spinner already
-// running, and the futex wake-up (a syscall on the readier's critical path)
-// is paid once per spin period instead of once per readied G.
+// Departing from Go: a spinning M keeps looking for up to Sched::spin_ns
+// (between kSpinMinNs and kSpinNs) before it sleeps. Creating or waking a
+// thread then usually finds the spinner already running, and the futex
+// wake-up (a syscall on the readier's critical path) is paid once per spin
+// period instead of once per readied G. The budget follows what spinning
+// has been paying (spin_paid, spin_failed): a spin that finds nothing and
+// spares no readier a wake-up (wakep) cuts it by a quarter; work that a spin finds, or that wakes an M within
+// kSpinNs of the start of a spin that gave up, raises it to twice that
+// wait. Event loops whose work comes from the netpoller, which a spinner
+// does not watch (memcached's workers: 2 spins in 3 found nothing), thus
+// spin kSpinMinNs, about one park and wake-up, and a burst of creates or
+// wake-ups keeps the long spin.
 //
 // Wiring (Go's LockOSThread; docs/ARCHITECTURE.md, "Wiring"). A G that left
 // state on its kernel thread runs only on that M, which runs nothing else:
@@ -221,7 +229,6 @@ void m_lock_exit() {
 
 namespace {
 
-constexpr int64_t kSpinNs = 50 * 1000;       // how long an idle M keeps looking
 constexpr int64_t kStealNextDelayNs = 3000;  // a victim's next must sit this long
 constexpr int32_t kPerPFreeMax = 64;
 void gfree_idle_trim(P* pp);
@@ -836,10 +843,23 @@ bool spin_worth_it(M* mp) {
   return mp->spinning || 2 * nspin < running;
 }
 
+// The spin budget (Sched::spin_ns, see the top of this file). Racy
+// read-modify-writes are fine: it is a hint.
+void spin_paid(int64_t waited) {
+  int64_t want = std::min(kSpinNs, 2 * waited);
+  if (want > sched.spin_ns.load(std::memory_order_relaxed)) sched.spin_ns.store(want, std::memory_order_relaxed);
+}
+
+void spin_failed() {
+  int64_t cur = sched.spin_ns.load(std::memory_order_relaxed);
+  sched.spin_ns.store(std::max(kSpinMinNs, cur - cur / 4), std::memory_order_relaxed);
+}
+
 // Returns a G to run; the M holds a P on return (possibly another one).
 // *inherit is set when the G was the P's next (it runs on in the current
 // time slice, see execute).
 G* find_runnable(M* mp, bool* inherit) {
+  int64_t spin_gaveup = 0;  // when a spin of this search that found nothing began
 top:
   P* pp = mp->p;
   *inherit = false;
@@ -871,15 +891,31 @@ top:
       sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
     }
     int64_t start = nanotime();
+    int64_t budget = sched.spin_ns.load(std::memory_order_relaxed);
+    if (sched.spin_spared_wake.load(std::memory_order_relaxed))
+      sched.spin_spared_wake.store(false, std::memory_order_relaxed);
     for (int round = 0;; round++) {
       int64_t now = nanotime();
-      if (G* gp = steal_work(mp, now - start > kStealNextDelayNs)) return gp;
-      if (G* gp = runq_pop(&pp->runq, inherit)) return gp;
-      if (sched.runq_size.load(std::memory_order_relaxed) > 0) {
+      G* gp = steal_work(mp, now - start > kStealNextDelayNs);
+      if (!gp) gp = runq_pop(&pp->runq, inherit);
+      if (!gp && sched.runq_size.load(std::memory_order_relaxed) > 0) {
         LockGuard lk(sched.lock);
-        if (G* gp = globrunq_get_locked(pp, 0)) return gp;
+        gp = globrunq_get_locked(pp, 0);
       }
-      if (round >= 4 && (now - start > kSpinNs || !spin_worth_it(mp))) break;
+      if (gp) {
+        spin_paid(now - start);
+        return gp;
+      }
+      if (round >= 1 && (now - start > budget || !spin_worth_it(mp))) {
+        // Found nothing, but a readier that saw it spinning did not wake
+        // an M (wakep): that paid as well (a pair handing a mutex back and
+        // forth on one P, 2 Ps: a futex wake per hand-off otherwise).
+        if (now - start > budget && !sched.spin_spared_wake.load(std::memory_order_relaxed)) {
+          spin_failed();
+          spin_gaveup = start;
+        }
+        break;
+      }
       for (int i = 0; i < 50; i++) cpu_relax();
     }
     if (netpoll_worth_polling() && netpoll_poll_now() > 0)
@@ -972,7 +1008,16 @@ top:
       mput_locked(mp);
     }
     mpark(mp, timers_earliest());
-    if (mp->p) goto top;
+    if (mp->p) {
+      // Woken to spin (wakep) soon after a spin gave up: a longer one
+      // would have found that work.
+      if (mp->spinning && spin_gaveup != 0) {
+        int64_t waited = nanotime() - spin_gaveup;
+        if (waited < kSpinNs) spin_paid(waited);
+      }
+      spin_gaveup = 0;
+      goto top;
+    }
     // Timed out without a P (all busy): fire what is due; the Gs go to the
     // global queue, where the busy Ps find them.
     int64_t now = nanotime();
@@ -1462,10 +1507,15 @@ void ready(G* gp, bool next) {
 
 void wakep() {
   if (sched.npidle.load(std::memory_order_seq_cst) == 0) return;
-  int32_t zero = 0;
-  if (sched.nmspinning.load(std::memory_order_seq_cst) != 0 ||
-      !sched.nmspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst))
+  if (sched.nmspinning.load(std::memory_order_seq_cst) != 0) {
+    // A spinner spared this wake-up: its spin paid (find_runnable). A
+    // store only when the word changes: readiers share its line.
+    if (!sched.spin_spared_wake.load(std::memory_order_relaxed))
+      sched.spin_spared_wake.store(true, std::memory_order_relaxed);
     return;
+  }
+  int32_t zero = 0;
+  if (!sched.nmspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
   startm(nullptr, true);
 }
 

@@ -513,6 +513,10 @@ void sigmask_after_fork(G* self);
 // Cache-line aligned: it sits among the start-up data (MNP_START_DATA; e.g.
 // runtime_up, read on every interposed call) and every M writes its lock
 // and counters.
+// How long a spinning M looks for work at most and at least (Sched::spin_ns).
+constexpr int64_t kSpinNs = 50 * 1000;
+constexpr int64_t kSpinMinNs = 5 * 1000;
+
 struct alignas(64) Sched {
   Lock lock;
   // Global run queue (lock).
@@ -540,6 +544,12 @@ struct alignas(64) Sched {
   int32_t nmidle = 0;
   std::atomic<int32_t> mcount{0};
   std::atomic<int32_t> nmspinning{0};
+  // How long a spinning M looks for work before it sleeps (find_runnable;
+  // adapts to whether spinning pays, see the top of sched.cpp). Any M.
+  std::atomic<int64_t> spin_ns{kSpinNs};
+  // A readier skipped its wake-up since a spin began (wakep): set by
+  // readiers, cleared by spinners. Any M.
+  std::atomic<bool> spin_spared_wake{false};
   // The idle M sleeping until the earliest timer, and until when (lock).
   M* timer_m = nullptr;
   std::atomic<int64_t> timer_m_until{INT64_MAX};
