@@ -29,8 +29,10 @@
 //                              made; natively pid_max stops it),
 //                              creates_per_s, and kib_per_thread: the RSS
 //                              growth per thread once they have been idle
-//                              for 1.5 s. The environment variable
-//                              BENCH_PARKED_N, if set, replaces N.
+//                              for 1.5 s. The environment variables
+//                              BENCH_PARKED_N and BENCH_PARKED_IDLE_MS, if
+//                              set, replace N and the 1.5 s (a million
+//                              threads take longer to compact).
 //
 //   BM_MallocMixed/N           N (1, 2, 64) threads, made inside the body
 //                              (so that under the shim they are Gs like a
@@ -204,6 +206,8 @@ void* wait_gate(void* arg) {
 void BM_ParkedMany(benchmark::State& state) {
   size_t n = static_cast<size_t>(state.range(0));
   if (const char* e = getenv("BENCH_PARKED_N")) n = strtoul(e, nullptr, 10);
+  long idle_ms = 1500;
+  if (const char* e = getenv("BENCH_PARKED_IDLE_MS")) idle_ms = strtol(e, nullptr, 10);
   std::vector<pthread_t> ts;
   pthread_attr_t attr;
   pthread_attr_init(&attr);
@@ -215,7 +219,7 @@ void BM_ParkedMany(benchmark::State& state) {
     Clock::time_point start = Clock::now();
     size_t made = create_all(ts, n, &attr, wait_gate, &g, &err);
     double create_ns = ns_since(start);
-    sleep_ms(1500);
+    sleep_ms(idle_ms);
     double idle = rss_kib();
     pthread_mutex_lock(&g.mu);
     g.open = true;

@@ -32,13 +32,16 @@
 // thread then usually finds the spinner already running, and the futex
 // wake-up (a syscall on the readier's critical path) is paid once per spin
 // period instead of once per readied G. The budget follows what spinning
-// has been paying (spin_paid, spin_failed): a spin that finds nothing and
-// spares no readier a wake-up (wakep) cuts it by a quarter; work that a spin finds, or that wakes an M within
-// kSpinNs of the start of a spin that gave up, raises it to twice that
-// wait. Event loops whose work comes from the netpoller, which a spinner
-// does not watch (memcached's workers: 2 spins in 3 found nothing), thus
-// spin kSpinMinNs, about one park and wake-up, and a burst of creates or
-// wake-ups keeps the long spin.
+// has been paying (spin_paid, spin_failed): a spin that runs its budget,
+// finds nothing and spares no readier a wake-up (wakep, while it spins)
+// cuts it by a quarter; a spin that finds work after
+// waiting w raises it to 2w (at most kSpinNs), and so does one that finds
+// work right after its M came back to spin within kSpinNs of the start of
+// a spin that gave up (spin_came_late): w is then that wait. Event loops
+// whose work comes from the netpoller, which a spinner does not watch
+// (memcached's workers: 3 spins in 5 found nothing), thus spin kSpinMinNs,
+// about one park and wake-up; bursts of creates or wake-ups and pairs that
+// hand a mutex back and forth on one P keep the long spin.
 //
 // Wiring (Go's LockOSThread; docs/ARCHITECTURE.md, "Wiring"). A G that left
 // state on its kernel thread runs only on that M, which runs nothing else:
@@ -855,11 +858,25 @@ void spin_failed() {
   sched.spin_ns.store(std::max(kSpinMinNs, cur - cur / 4), std::memory_order_relaxed);
 }
 
+// A spin of this search gave up (at *gaveup) and work seems to have come
+// after all: the M is back to spin (the re-check saw a queue, or wakep or
+// handoffp woke it). What came may be nothing another P could take (the
+// readier's own next, which its owner runs), so the wait counts only if
+// the next spin finds work (*late, find_runnable).
+void spin_came_late(int64_t* gaveup, int64_t* late) {
+  if (*gaveup != 0) {
+    int64_t waited = nanotime() - *gaveup;
+    if (waited < kSpinNs) *late = waited;
+  }
+  *gaveup = 0;
+}
+
 // Returns a G to run; the M holds a P on return (possibly another one).
 // *inherit is set when the G was the P's next (it runs on in the current
 // time slice, see execute).
 G* find_runnable(M* mp, bool* inherit) {
-  int64_t spin_gaveup = 0;  // when a spin of this search that found nothing began
+  int64_t spin_gaveup = 0;  // when this search's last spin, which ran its budget for nothing, began
+  int64_t late_wait = 0;    // how long before work seemed to come that spin began (spin_came_late)
 top:
   P* pp = mp->p;
   *inherit = false;
@@ -892,6 +909,8 @@ top:
     }
     int64_t start = nanotime();
     int64_t budget = sched.spin_ns.load(std::memory_order_relaxed);
+    int64_t owed = late_wait;  // this spin's find also proves that wait
+    late_wait = 0;
     if (sched.spin_spared_wake.load(std::memory_order_relaxed))
       sched.spin_spared_wake.store(false, std::memory_order_relaxed);
     for (int round = 0;; round++) {
@@ -903,13 +922,10 @@ top:
         gp = globrunq_get_locked(pp, 0);
       }
       if (gp) {
-        spin_paid(now - start);
+        spin_paid(std::max(now - start, owed));
         return gp;
       }
-      if (round >= 1 && (now - start > budget || !spin_worth_it(mp))) {
-        // Found nothing, but a readier that saw it spinning did not wake
-        // an M (wakep): that paid as well (a pair handing a mutex back and
-        // forth on one P, 2 Ps: a futex wake per hand-off otherwise).
+      if (round >= 4 && (now - start > budget || !spin_worth_it(mp))) {
         if (now - start > budget && !sched.spin_spared_wake.load(std::memory_order_relaxed)) {
           spin_failed();
           spin_gaveup = start;
@@ -968,6 +984,7 @@ top:
           acquirep(mp, p2);
           mp->spinning = true;
           sched.nmspinning.fetch_add(1, std::memory_order_seq_cst);
+          spin_came_late(&spin_gaveup, &late_wait);
           goto top;
         }
         if (!try_poll) mput_locked(mp);
@@ -1009,13 +1026,7 @@ top:
     }
     mpark(mp, timers_earliest());
     if (mp->p) {
-      // Woken to spin (wakep) soon after a spin gave up: a longer one
-      // would have found that work.
-      if (mp->spinning && spin_gaveup != 0) {
-        int64_t waited = nanotime() - spin_gaveup;
-        if (waited < kSpinNs) spin_paid(waited);
-      }
-      spin_gaveup = 0;
+      if (mp->spinning) spin_came_late(&spin_gaveup, &late_wait);  // woken to spin (wakep, handoffp)
       goto top;
     }
     // Timed out without a P (all busy): fire what is due; the Gs go to the
@@ -1506,14 +1517,17 @@ void ready(G* gp, bool next) {
 }
 
 void wakep() {
-  if (sched.npidle.load(std::memory_order_seq_cst) == 0) return;
+  // A spinner, which holds a P of its own, spares this wake-up: its spin
+  // paid although it may find nothing (find_runnable; a pair handing a
+  // mutex back and forth on one P). A store only when the flag changes:
+  // readiers share the line. Either load may come first (the protocol
+  // above: a readier that sees no spinner sees the P it left idle).
   if (sched.nmspinning.load(std::memory_order_seq_cst) != 0) {
-    // A spinner spared this wake-up: its spin paid (find_runnable). A
-    // store only when the word changes: readiers share its line.
     if (!sched.spin_spared_wake.load(std::memory_order_relaxed))
       sched.spin_spared_wake.store(true, std::memory_order_relaxed);
     return;
   }
+  if (sched.npidle.load(std::memory_order_seq_cst) == 0) return;
   int32_t zero = 0;
   if (!sched.nmspinning.compare_exchange_strong(zero, 1, std::memory_order_seq_cst)) return;
   startm(nullptr, true);

@@ -510,13 +510,13 @@ extern std::atomic<uint64_t> g_dfl_guarded;
 // In a child of fork: self is the only G.
 void sigmask_after_fork(G* self);
 
-// Cache-line aligned: it sits among the start-up data (MNP_START_DATA; e.g.
-// runtime_up, read on every interposed call) and every M writes its lock
-// and counters.
 // How long a spinning M looks for work at most and at least (Sched::spin_ns).
 constexpr int64_t kSpinNs = 50 * 1000;
 constexpr int64_t kSpinMinNs = 5 * 1000;
 
+// Cache-line aligned: it sits among the start-up data (MNP_START_DATA; e.g.
+// runtime_up, read on every interposed call) and every M writes its lock
+// and counters.
 struct alignas(64) Sched {
   Lock lock;
   // Global run queue (lock).
@@ -547,8 +547,9 @@ struct alignas(64) Sched {
   // How long a spinning M looks for work before it sleeps (find_runnable;
   // adapts to whether spinning pays, see the top of sched.cpp). Any M.
   std::atomic<int64_t> spin_ns{kSpinNs};
-  // A readier skipped its wake-up since a spin began (wakep): set by
-  // readiers, cleared by spinners. Any M.
+  // Set by a readier whose wake-up a spinning M spared (wakep), cleared
+  // when a spin begins: such a spin paid even if it found nothing. With
+  // several spinners it may be another's. Any M.
   std::atomic<bool> spin_spared_wake{false};
   // The idle M sleeping until the earliest timer, and until when (lock).
   M* timer_m = nullptr;
