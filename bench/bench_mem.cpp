@@ -129,7 +129,7 @@ void BM_SleepersRss(benchmark::State& state) {
     // Read while all of them sleep: the first wakes 1 s after t0. Read 900
     // ms after the last create instead, this read fell into the wake-ups
     // of the first ones under the shim, whose creates are fast and whose
-    // compacted threads come back at their wake-up (85 MiB instead of 18).
+    // compacted threads come back at their wake-up (88 MiB instead of 21).
     if (created < 900) sleep_ms(900 - created);
     double during = rss_kib();
     join_all(ts, made);

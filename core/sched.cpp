@@ -34,10 +34,10 @@
 // period instead of once per readied G. The budget follows what spinning
 // has been paying (spin_paid, spin_failed): a spin that runs its budget,
 // finds nothing and spares no readier a wake-up (wakep, while it spins)
-// cuts it by a quarter; a spin that finds work after
-// waiting w raises it to 2w (at most kSpinNs), and so does one that finds
-// work right after its M came back to spin within kSpinNs of the start of
-// a spin that gave up (spin_came_late): w is then that wait. Event loops
+// cuts it by a quarter; a spin that finds work after waiting w raises it
+// to 2w (at most kSpinNs), and so does one that finds work right after its
+// M came back to spin within kSpinNs of the start of a spin that gave up
+// (spin_came_late): w is then that wait. Event loops
 // whose work comes from the netpoller, which a spinner does not watch
 // (memcached's workers: 3 spins in 5 found nothing), thus spin kSpinMinNs,
 // about one park and wake-up; bursts of creates or wake-ups and pairs that
