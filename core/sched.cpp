@@ -37,11 +37,15 @@
 // cuts it by a quarter; a spin that finds work after waiting w raises it
 // to 2w (at most kSpinNs), and so does one that finds work right after its
 // M came back to spin within kSpinNs of the start of a spin that gave up
-// (spin_came_late): w is then that wait. Event loops
-// whose work comes from the netpoller, which a spinner does not watch
-// (memcached's workers: 3 spins in 5 found nothing), thus spin kSpinMinNs,
-// about one park and wake-up; bursts of creates or wake-ups and pairs that
-// hand a mutex back and forth on one P keep the long spin.
+// (spin_came_late): w is then that wait, as for the timer M woken by a
+// timer due within kSpinNs of the start of its failed spin that readies a
+// G. A spin also waits for a timer due before its budget (counted from the
+// spin's start) runs out, even once no P runs Gs. Event
+// loops whose work comes from the netpoller, which a spinner does not
+// watch (memcached's workers: 3 spins in 5 found nothing), thus spin
+// kSpinMinNs, about one park and wake-up; bursts of creates or wake-ups,
+// pairs that hand a mutex back and forth on one P and producers that sleep
+// a few tens of µs keep the long spin.
 //
 // Wiring (Go's LockOSThread; docs/ARCHITECTURE.md, "Wiring"). A G that left
 // state on its kernel thread runs only on that M, which runs nothing else:
@@ -830,12 +834,13 @@ bool any_runq_nonempty() {
 }
 
 // Whether an M with nothing to run should spin. Only other Ps running Gs
-// can make work for it (ready, newproc, timers they arm), so it spins only
-// while some other P is busy, and, as in Go, while the spinning Ms are
-// fewer than half of those (an M woken to spin, mp->spinning, was counted
-// by its waker and keeps spinning while anything is busy). A process with
-// one live G never spins: that G is parked, or running or queued where
-// its own M finds it.
+// can make work for it (ready, newproc, timers they arm), so it starts a
+// spin only while some other P is busy, and, as in Go, while the spinning
+// Ms are fewer than half of those (an M woken to spin, mp->spinning, was
+// counted by its waker and keeps spinning while anything is busy). A spin
+// under way also waits for a timer due within its budget (find_runnable).
+// A process with one live G never spins: that G is parked, or running or
+// queued where its own M finds it.
 bool spin_worth_it(M* mp) {
   if (sched.ngsys_live.load(std::memory_order_relaxed) <= 1) return false;
   // Other Ps whose Ms run Gs: neither idle, nor this one, nor spinning.
@@ -915,7 +920,12 @@ top:
       sched.spin_spared_wake.store(false, std::memory_order_relaxed);
     for (int round = 0;; round++) {
       int64_t now = nanotime();
-      G* gp = steal_work(mp, now - start > kStealNextDelayNs);
+      // This P's due timers too (steal_work runs the others'); what they
+      // ready runs first.
+      G* gp = nullptr;
+      if (pp->timers.when0.load(std::memory_order_relaxed) <= now && timers_run(pp, now) > 0)
+        gp = runq_pop(&pp->runq, inherit);
+      if (!gp) gp = steal_work(mp, now - start > kStealNextDelayNs);
       if (!gp) gp = runq_pop(&pp->runq, inherit);
       if (!gp && sched.runq_size.load(std::memory_order_relaxed) > 0) {
         LockGuard lk(sched.lock);
@@ -925,7 +935,11 @@ top:
         spin_paid(std::max(now - start, owed));
         return gp;
       }
-      if (round >= 4 && (now - start > budget || !spin_worth_it(mp))) {
+      // A timer due within the budget will ready a G: worth waiting for
+      // even when no other P runs Gs (a producer that sleeps 40 us between
+      // items; the timer M's sleep would add the kernel's timer slack, 50
+      // us by default).
+      if (round >= 4 && (now - start > budget || (!spin_worth_it(mp) && timers_earliest() > start + budget))) {
         if (now - start > budget && !sched.spin_spared_wake.load(std::memory_order_relaxed)) {
           spin_failed();
           spin_gaveup = start;
@@ -1018,17 +1032,32 @@ top:
         netpoll_dispatch(ev, n);
         int64_t now = nanotime();
         for (uint32_t i = 0; i < sched.nprocs; i++) timers_run(&sched.allp[i], now);
+        spin_gaveup = 0;
         if (mp->p) goto top;
       }
       // Every P busy (or another M polls): sleep like any idle M.
       LockGuard lk(sched.lock);
       mput_locked(mp);
     }
-    mpark(mp, timers_earliest());
+    int64_t until = timers_earliest();
+    mpark(mp, until);
     if (mp->p) {
-      if (mp->spinning) spin_came_late(&spin_gaveup, &late_wait);  // woken to spin (wakep, handoffp)
+      if (mp->spinning) {
+        spin_came_late(&spin_gaveup, &late_wait);  // woken to spin (wakep, handoffp)
+      } else if (spin_gaveup != 0 && until - spin_gaveup < kSpinNs) {
+        // The timer M, woken at a timer due soon after its spin gave up:
+        // if the timer readies a G, a spin that long would have found it.
+        // (A cancelled timeout fires nothing; a hand-off's wake-up before
+        // the deadline finds nothing due.)
+        int64_t now = nanotime();
+        int fired = 0;
+        for (uint32_t i = 0; i < sched.nprocs; i++) fired += timers_run(&sched.allp[i], now);
+        if (fired > 0) spin_paid(until - spin_gaveup);
+      }
+      spin_gaveup = 0;
       goto top;
     }
+    spin_gaveup = 0;
     // Timed out without a P (all busy): fire what is due; the Gs go to the
     // global queue, where the busy Ps find them.
     int64_t now = nanotime();
