@@ -40,12 +40,12 @@
 // (spin_came_late): w is then that wait, as for the timer M woken by a
 // timer due within kSpinNs of the start of its failed spin that readies a
 // G. A spin also waits for a timer due before its budget (counted from the
-// spin's start) runs out, even once no P runs Gs. Event
-// loops whose work comes from the netpoller, which a spinner does not
-// watch (memcached's workers: 3 spins in 5 found nothing), thus spin
-// kSpinMinNs, about one park and wake-up; bursts of creates or wake-ups,
-// pairs that hand a mutex back and forth on one P and producers that sleep
-// a few tens of µs keep the long spin.
+// spin's start) runs out, even once no P runs Gs. Event loops whose work
+// comes from the netpoller, which a spinner does not watch (memcached's
+// workers: 3 spins in 5 found nothing), thus spin kSpinMinNs, about one
+// park and wake-up; bursts of creates or wake-ups, pairs that hand a mutex
+// back and forth on one P and producers that sleep a few tens of µs keep
+// the long spin.
 //
 // Wiring (Go's LockOSThread; docs/ARCHITECTURE.md, "Wiring"). A G that left
 // state on its kernel thread runs only on that M, which runs nothing else:
