@@ -1030,8 +1030,7 @@ top:
         }
         if (p2) acquirep(mp, p2);
         netpoll_dispatch(ev, n);
-        int64_t now = nanotime();
-        for (uint32_t i = 0; i < sched.nprocs; i++) timers_run(&sched.allp[i], now);
+        timers_run_all(nanotime());
         spin_gaveup = 0;
         if (mp->p) goto top;
       }
@@ -1049,10 +1048,7 @@ top:
         // if the timer readies a G, a spin that long would have found it.
         // (A cancelled timeout fires nothing; a hand-off's wake-up before
         // the deadline finds nothing due.)
-        int64_t now = nanotime();
-        int fired = 0;
-        for (uint32_t i = 0; i < sched.nprocs; i++) fired += timers_run(&sched.allp[i], now);
-        if (fired > 0) spin_paid(until - spin_gaveup);
+        if (timers_run_all(nanotime()) > 0) spin_paid(until - spin_gaveup);
       }
       spin_gaveup = 0;
       goto top;
@@ -1060,8 +1056,7 @@ top:
     spin_gaveup = 0;
     // Timed out without a P (all busy): fire what is due; the Gs go to the
     // global queue, where the busy Ps find them.
-    int64_t now = nanotime();
-    for (uint32_t i = 0; i < sched.nprocs; i++) timers_run(&sched.allp[i], now);
+    timers_run_all(nanotime());
     try_poll = netpoll_worth_polling();
     if (!try_poll) {
       LockGuard lk(sched.lock);

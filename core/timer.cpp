@@ -174,6 +174,12 @@ int64_t timer_deadline_abs(clockid_t clk, const struct timespec* abstime) {
   return left > 0 ? mono + left : mono;
 }
 
+int timers_run_all(int64_t now) {
+  int fired = 0;
+  for (uint32_t i = 0; i < sched.nprocs; i++) fired += timers_run(&sched.allp[i], now);
+  return fired;
+}
+
 int64_t timers_earliest() {
   int64_t best = kNever;
   for (uint32_t i = 0; i < sched.nprocs; i++) {

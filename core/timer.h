@@ -74,6 +74,8 @@ void timer_add(Timer* t);
 bool timer_del(Timer* t);
 // Runs the expired timers of pp. Returns how many fired.
 int timers_run(P* pp, int64_t now);
+// The same for every P; returns how many fired in all.
+int timers_run_all(int64_t now);
 // Earliest deadline over all Ps, kNever if none.
 int64_t timers_earliest();
 
