@@ -77,12 +77,6 @@ double rss_kib() {
   return kib;
 }
 
-long mono_ms() {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void sleep_ms(long ms) {
   struct timespec ts = {ms / 1000, (ms % 1000) * 1000000};
   while (nanosleep(&ts, &ts) != 0 && errno == EINTR) {
@@ -123,9 +117,9 @@ void BM_SleepersRss(benchmark::State& state) {
     if (g_sleepers_base_kib < 0) g_sleepers_base_kib = rss_kib();
     double before = g_sleepers_base_kib;
     int err;
-    long t0 = mono_ms();
+    Clock::time_point start = Clock::now();
     size_t made = create_all(ts, n, nullptr, sleeper, reinterpret_cast<void*>(intptr_t{1000}), &err);
-    long created = mono_ms() - t0;
+    auto created = static_cast<long>(ns_since(start) / 1e6);
     // Read while all of them sleep: the first wakes 1 s after t0. Read 900
     // ms after the last create instead, this read fell into the wake-ups
     // of the first ones under the shim, whose creates are fast and whose
