@@ -690,7 +690,7 @@ int netpoll_poll_now() {
   return netpoll_dispatch(ev, drop_break(ev, static_cast<int>(n), false));
 }
 
-int netpoll_block(struct epoll_event* ev, int max, int64_t until_cap) {
+int netpoll_block(struct epoll_event* ev, int max, int64_t until_given) {
   int ep = g_epfd.load(std::memory_order_relaxed);
   if (ep < 0 || g_waiters.load(std::memory_order_seq_cst) == 0) return -1;
   if (g_breakfd < 0) return -1;  // nobody could interrupt it for a timer
@@ -700,7 +700,7 @@ int netpoll_block(struct epoll_event* ev, int max, int64_t until_cap) {
   // Claim first, then read the timers: a timer added after this read sees
   // the claim and interrupts us (netpoll_timer_added).
   std::atomic_thread_fence(std::memory_order_seq_cst);
-  int64_t until = std::min(timers_earliest(), until_cap);
+  int64_t until = until_given != kNever ? until_given : timers_earliest();
   g_poll_until.store(until, std::memory_order_seq_cst);
   long n;
   if (until == kNever) {
