@@ -112,6 +112,13 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
   G* cur = get_user_g();
   // A P before this G publishes itself as the joiner (sched.h, ensure_p).
   if (cur && runtime_up) ensure_p(cur);
+  // glibc's tryjoin looks at the thread id first: EBUSY while the thread
+  // runs, whoever asks (the thread itself, its joiner's joinee, a second
+  // joiner, the creator of a detached thread).
+  if (try_only) {
+    uintptr_t w = t->join.load(std::memory_order_acquire);
+    if (w != kExited && w != kJoined && w != kDetachedDone) return EBUSY;
+  }
   if (t == cur) return EDEADLK;
   if (cur && cur->join.load(std::memory_order_acquire) == reinterpret_cast<uintptr_t>(t)) return EDEADLK;
   for (;;) {

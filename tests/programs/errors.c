@@ -4,7 +4,8 @@
  *   join of self -> EDEADLK (main and another thread);
  *   join of a detached thread that is still running -> EINVAL;
  *   pthread_detach twice on a running thread -> 0 then EINVAL;
- *   pthread_tryjoin_np on a running thread -> EBUSY, once finished -> 0;
+ *   pthread_tryjoin_np on a running thread -> EBUSY (itself and a detached
+ *   one too: glibc looks at the thread id first), once finished -> 0;
  *   attr: stack size below PTHREAD_STACK_MIN -> EINVAL, invalid detach
  *   state -> EINVAL;
  *   pthread_attr_setstack with a malloc'd 256 KiB buffer: the thread runs
@@ -177,6 +178,8 @@ int main(void) {
 
   /* join of self */
   check_errno_name("join self (main)", pthread_join(pthread_self(), NULL), EDEADLK);
+  /* glibc's tryjoin looks at the thread id first: a running thread is EBUSY */
+  check_errno_name("tryjoin self (main)", pthread_tryjoin_np(pthread_self(), NULL), EBUSY);
   if (pthread_create(&t, NULL, join_self, NULL) != 0 || pthread_join(t, &res) != 0) return 1;
   check_errno_name("join self (thread)", (int)(intptr_t)res, EDEADLK);
 
@@ -188,6 +191,7 @@ int main(void) {
   pthread_attr_destroy(&attr);
   if (pthread_create(&detached_twice, NULL, pipe_parker, NULL) != 0) return 1;
   check_errno_name("join running detached thread", pthread_join(detached_by_attr, NULL), EINVAL);
+  check_errno_name("tryjoin running detached thread", pthread_tryjoin_np(detached_by_attr, NULL), EBUSY);
   check_errno_name("detach first", pthread_detach(detached_twice), 0);
   check_errno_name("detach second", pthread_detach(detached_twice), EINVAL);
   check_errno_name("join after detach", pthread_join(detached_twice, NULL), EINVAL);
@@ -209,6 +213,7 @@ int main(void) {
   check_errno_name("setstacksize minimum", pthread_attr_setstacksize(&attr, PTHREAD_STACK_MIN), 0);
   check_errno_name("setdetachstate invalid", pthread_attr_setdetachstate(&attr, 12345), EINVAL);
   pthread_attr_destroy(&attr);
+
 
   /* caller-supplied stack */
   {
