@@ -331,6 +331,20 @@ long map_anon(size_t bytes) {
 }
 bool map_failed(long r) { return r < 0 && r > -4096; }
 
+// Whether the kernel grants a stack of `bytes` mapped as glibc maps one:
+// accounted (no MAP_NORESERVE), so the overcommit policy decides, and with
+// the default heuristic a stack larger than RAM and swap together fails
+// (pthread_create: EAGAIN). Slabs are mapped MAP_NORESERVE and never ask:
+// a 1 TiB stack was granted. Nothing is touched, so the probe costs two
+// system calls; made only for stacks larger than a slab (kSlabTargetBytes).
+bool commit_would_pass(size_t bytes) {
+  long r =
+      raw_syscall6(SYS_mmap, 0, static_cast<long>(bytes), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (map_failed(r)) return false;
+  raw_syscall(SYS_munmap, r, static_cast<long>(bytes));
+  return true;
+}
+
 // Descriptors are carved from 64 KiB chunks as needed, so a process with one
 // slab touches one page of them, not the whole chunk.
 Slab* slab_desc_get_locked() {
@@ -571,6 +585,7 @@ G* gmem_alloc(size_t stack_size, size_t guard, void* user_stack, uint32_t tid) {
     guard = round_up(guard, kPage);
     if (stack_size < top_area + kMinRestStack) return nullptr;
     map_size = round_up(guard + stack_size, kPage);
+    if (map_size > kSlabTargetBytes && !commit_would_pass(map_size)) return nullptr;
     bool registered = false;
     base = slab_alloc(map_size, guard, &slab, &registered);
     // A slab registered for compaction has its missing pages filled by the
