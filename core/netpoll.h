@@ -146,13 +146,14 @@ int netpoll_poll_now();
 // number of events put in ev[0..max), or -1 at once, without blocking, when
 // it did not become the poller. The caller dispatches them after taking a P
 // if it can (so the woken Gs land on it), else without one. until
-// (CLOCK_MONOTONIC ns) instead of the earliest timer: sysmon's, which polls
-// while every P is busy and fires no timers (an idle M sleeps until the
-// earliest one and fires it; sysmon's wake-up for a running P's timer is
-// its own, wake_preempt_delay). Bounded by the timers, sysmon called
-// epoll_wait with a zero timeout again and again while a timer was due and
-// not yet fired (memcached: 7,600 such calls per 80,000 requests, each
-// followed by a round of thread-clock reads).
+// (CLOCK_MONOTONIC ns), unless kNever (INT64_MAX, the default), replaces
+// the earliest timer: sysmon gives its own, since it polls while every P is
+// busy and fires no timers (an idle M sleeps until the earliest one and
+// fires it; sysmon's wake-up for a running P's timer is its own,
+// wake_preempt_delay). Bounded by the timers, sysmon called epoll_wait
+// with a zero timeout again and again while a timer was due and not yet
+// fired (memcached: 7,600 such calls per 80,000 requests, each followed by
+// a round of thread-clock reads).
 int netpoll_block(struct epoll_event* ev, int max, int64_t until = INT64_MAX);
 // Readies the Gs of ev[0..n) (netpoll_block's events). Returns how many.
 int netpoll_dispatch(const struct epoll_event* ev, int n);

@@ -113,8 +113,8 @@ int join_g(G* t, void** ret, bool try_only, clockid_t clk, const struct timespec
   // A P before this G publishes itself as the joiner (sched.h, ensure_p).
   if (cur && runtime_up) ensure_p(cur);
   // glibc's tryjoin looks at the thread id first: EBUSY while the thread
-  // runs, whoever asks (the thread itself, its joiner's joinee, a second
-  // joiner, the creator of a detached thread).
+  // runs, whoever asks (the thread itself, a second joiner, the creator of
+  // a detached thread).
   if (try_only) {
     uintptr_t w = t->join.load(std::memory_order_acquire);
     if (w != kExited && w != kJoined && w != kDetachedDone) return EBUSY;
