@@ -157,39 +157,9 @@ uint32_t decide(Wait* w, uint32_t to) {
   return st;
 }
 
-// Arms fd in the epoll instance for what the waits linked on s want (under
-// s->lock, holding an entry). One-shot: the kernel reports the fd once and
-// then holds it back until it is armed again, so an fd that nobody waits
-// for (a connection whose G is busy reading it) wakes no poller. Registered
-// edge-triggered for both directions instead, 28% of the events harvested
-// under memcached (`-t 4`, memcslap, 160,000 requests) readied no G, and
-// there were twice as many; armed this way, 0.2%. The arming reports an fd
-// that is ready already, so whatever became ready after the waiter's
-// attempt is not missed. A number the instance does not know (the first
-// wait, or its file closed where the runtime did not see it and the number
-// reused) is added. The dispatch arms it again for the waits an event
-// left behind (bump_and_wake). Under the lock, so that the last arming's
-// mask covers every wait linked at that moment. Returns 0, EBADF (the
-// retry reports it) or EPERM (epoll cannot watch it).
-int arm_locked(FdState* s, int fd) {
-  uint32_t dirs = 0;
-  for (Entry* e = s->head; e; e = e->next) dirs |= e->dirs;
-  struct epoll_event ev = {};
-  ev.events = EPOLLONESHOT;
-  if (dirs & kPollRead) ev.events |= EPOLLIN | EPOLLRDHUP | EPOLLPRI;
-  if (dirs & kPollWrite) ev.events |= EPOLLOUT;
-  ev.data.u64 = static_cast<uint32_t>(fd);
-  int ep = g_epfd.load(std::memory_order_relaxed);
-  long r = raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_MOD, fd, reinterpret_cast<long>(&ev));
-  if (r == -ENOENT) r = raw_syscall(SYS_epoll_ctl, ep, EPOLL_CTL_ADD, fd, reinterpret_cast<long>(&ev));
-  if (r == 0 || r == -EEXIST) return 0;
-  return r == -EBADF ? EBADF : EPERM;
-}
-
-// Bumps fd's sequence words for `dirs` and wakes the waits that want them;
-// arms fd again (fd >= 0: an event of it) for the waits left. Returns how
-// many Gs it readied.
-int bump_and_wake(FdState* s, uint32_t dirs, int fd) {
+// Bumps fd's sequence words for `dirs` and wakes the waits that want them.
+// Returns how many Gs it readied.
+int bump_and_wake(FdState* s, uint32_t dirs) {
   if (dirs & kPollRead) s->rseq.fetch_add(1, std::memory_order_release);
   if (dirs & kPollWrite) s->wseq.fetch_add(1, std::memory_order_release);
   return ready_batched([&](G** woken, int, bool* more) {
@@ -208,7 +178,6 @@ int bump_and_wake(FdState* s, uint32_t dirs, int fd) {
       }
       e = next;
     }
-    if (!*more && fd >= 0 && s->head) arm_locked(s, fd);
     s->lock.unlock();
     return k;
   });
@@ -267,6 +236,18 @@ bool park_commit(G* g, void* arg) {
   if (w->call && g->handlers_run != w->call->ran) decide(w, kInterrupted);
   uint32_t st = kArming;
   return w->state.compare_exchange_strong(st, kParked, std::memory_order_acq_rel);
+}
+
+// Adds fd to the epoll instance (edge-triggered, both directions). Returns
+// 0, EBADF (the retry reports it) or EPERM (epoll cannot watch it).
+int register_fd(int fd) {
+  struct epoll_event ev = {};
+  ev.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLPRI | EPOLLET;
+  ev.data.u64 = static_cast<uint32_t>(fd);
+  long r = raw_syscall(SYS_epoll_ctl, g_epfd.load(std::memory_order_relaxed), EPOLL_CTL_ADD, fd,
+                       reinterpret_cast<long>(&ev));
+  if (r == 0 || r == -EEXIST) return 0;
+  return r == -EBADF ? EBADF : EPERM;
 }
 
 bool open_instance() {
@@ -382,24 +363,7 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
   for (int i = 0; i < n && !moved; i++) {
     if (want[i].fd < 0) continue;
     FdState* s = state(want[i].fd);
-    if (!s) {
-      result = EPERM;
-      break;
-    }
-    Entry* e = new (&ents[linked]) Entry;
-    e->w = &w;
-    e->dirs = want[i].dirs;
-    e->on.store(nullptr, std::memory_order_relaxed);
-    int reg = 0;
-    s->lock.lock();
-    moved = ((want[i].dirs & kPollRead) && s->rseq.load(std::memory_order_acquire) != want[i].rseen) ||
-            ((want[i].dirs & kPollWrite) && s->wseq.load(std::memory_order_acquire) != want[i].wseen);
-    if (!moved) {
-      link_locked(s, e);
-      reg = arm_locked(s, want[i].fd);
-      if (reg != 0) unlink_locked(s, e);
-    }
-    s->lock.unlock();
+    int reg = s ? register_fd(want[i].fd) : EPERM;
     if (reg == EPERM) {
       result = EPERM;
       break;
@@ -413,6 +377,15 @@ int netpoll_wait_any(PollWant* want, int n, int64_t deadline, Intr intr, uint64_
       moved = true;
       break;
     }
+    Entry* e = new (&ents[linked]) Entry;
+    e->w = &w;
+    e->dirs = want[i].dirs;
+    e->on.store(nullptr, std::memory_order_relaxed);
+    s->lock.lock();
+    moved = ((want[i].dirs & kPollRead) && s->rseq.load(std::memory_order_acquire) != want[i].rseen) ||
+            ((want[i].dirs & kPollWrite) && s->wseq.load(std::memory_order_acquire) != want[i].wseen);
+    if (!moved) link_locked(s, e);
+    s->lock.unlock();
     if (!moved) linked++;
   }
   // A moved fd or an error: claim the wait ourselves so nobody readies us.
@@ -500,7 +473,7 @@ void netpoll_close(int fd) {
   FdState* s = state_if_any(fd);
   if (!s) return;
   s->known.store(0, std::memory_order_relaxed);
-  bump_and_wake(s, kPollRead | kPollWrite, -1);
+  bump_and_wake(s, kPollRead | kPollWrite);
 }
 
 void netpoll_close_range(unsigned first, unsigned last) {
@@ -512,7 +485,7 @@ void netpoll_close_range(unsigned first, unsigned last) {
       unsigned fd = (static_cast<unsigned>(k) << kChunkBits) + static_cast<unsigned>(i);
       if (fd < first || fd > last) continue;
       c[i].known.store(0, std::memory_order_relaxed);
-      if (__atomic_load_n(&c[i].head, __ATOMIC_RELAXED)) bump_and_wake(&c[i], kPollRead | kPollWrite, -1);
+      if (__atomic_load_n(&c[i].head, __ATOMIC_RELAXED)) bump_and_wake(&c[i], kPollRead | kPollWrite);
     }
   }
 }
@@ -698,7 +671,7 @@ int netpoll_dispatch(const struct epoll_event* ev, int n) {
     uint32_t e = ev[i].events, dirs = 0;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) dirs |= kPollRead;
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) dirs |= kPollWrite;
-    woken += bump_and_wake(s, dirs, static_cast<int>(ev[i].data.u64));
+    woken += bump_and_wake(s, dirs);
   }
   return woken;
 }

@@ -9,9 +9,8 @@
 // park is never lost. One wait may cover several fds (poll, select): the G
 // links one entry per fd and the first fd to move wakes it.
 //
-// There is no poller thread. The epoll instance (each fd armed one-shot for
-// the directions its waiting Gs want, as each starts to wait) is read by
-// the scheduler, as Go does:
+// There is no poller thread. The epoll instance (edge-triggered, fds added
+// when a G first waits on them) is read by the scheduler, as Go does:
 //   - an M about to look for work elsewhere harvests ready fds without
 //     blocking, so the woken Gs land on its own P in batches;
 //   - an M with nothing to run, no P, and Gs waiting on fds blocks in

@@ -1026,10 +1026,9 @@ TEST(Io, EventfdProcs2) { run_case(simple({"io_eventfd"}), 2); }
 // with EINTR through the netpoller.
 TEST(Io, RwFewProcs1) { run_case(simple({"io_rw_few"}), 1); }
 TEST(Io, RwFewProcs2) { run_case(simple({"io_rw_few"}), 2); }
-// Netpoller waits, each arming its fd one-shot (core/netpoll.cpp,
-// arm_locked): a reader and a writer on one socket, a number reused after
-// a close the runtime did not see, four threads in epoll_wait on one
-// epoll fd.
+// Netpoller waits: a reader and a writer on one socket, a number reused
+// after a close the runtime did not see, four threads in epoll_wait on one
+// epoll fd (what a registration armed per wait must get right).
 TEST(Io, ArmProcs1) { run_case(simple({"io_arm"}), 1); }
 TEST(Io, ArmProcs2) { run_case(simple({"io_arm"}), 2); }
 

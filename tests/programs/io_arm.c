@@ -1,8 +1,8 @@
-/* io_arm — fd waits the runtime parks on its netpoller, where each wait
- * arms its fd one-shot for the directions its waiting threads want
- * (docs/ARCHITECTURE.md, "Blocking calls": the netpoller). Four idle
- * threads stay alive throughout, so that more threads live than Ps and the
- * waits below park on the netpoller rather than making the real call.
+/* io_arm — fd waits the runtime parks on its netpoller (docs/ARCHITECTURE.md,
+ * "Blocking calls"), in the shapes that a registration armed per wait must
+ * get right (one tried on 2026-12-08 and rejected). Four idle threads stay
+ * alive throughout, so that more threads live than Ps and the waits below
+ * park on the netpoller rather than making the real call.
  *
  * 1. One socket, two directions: a reader blocks in read() while a writer
  *    blocks in a 4 MiB write() on the same socket (the peer reads nothing
