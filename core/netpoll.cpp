@@ -1,6 +1,7 @@
 // core/netpoll.cpp — see netpoll.h.
 #include "core/netpoll.h"
 
+#include <poll.h>
 #include <sys/epoll.h>
 #include <sys/stat.h>
 #include <fcntl.h>
@@ -64,8 +65,9 @@ struct FdState {
   std::atomic<uint8_t> known;  // kKnown* bits, what the fd is known to be; reset when the fd closes
 };
 // FdState::known: fstat said it is no file (netpoll_fd_is_file); the
-// kernel refused an RWF_NOWAIT read or write on it (netpoll_fd_refuses_nowait).
-enum : uint8_t { kKnownNotFile = 1, kKnownNoNowaitRead = 2, kKnownNoNowaitWrite = 4 };
+// kernel refused an RWF_NOWAIT read or write on it (netpoll_fd_refuses_nowait);
+// the netpoller reported EPOLLRDHUP for it (netpoll_fd_read_shut).
+enum : uint8_t { kKnownNotFile = 1, kKnownNoNowaitRead = 2, kKnownNoNowaitWrite = 4, kKnownRdHup = 8 };
 
 // Two-level table: fd >> 12 selects a lazily mapped chunk of 4096 states
 // (zeroed memory is a valid FdState).
@@ -506,6 +508,15 @@ bool netpoll_fd_refuses_nowait(int fd, PollDir dir) {
   return s && (s->known.load(std::memory_order_relaxed) & bit);
 }
 
+bool netpoll_fd_read_shut(int fd) {
+  FdState* s = state_if_any(fd);
+  if (!s || !(s->known.load(std::memory_order_relaxed) & kKnownRdHup)) return false;
+  struct pollfd p = {fd, POLLRDHUP, 0};
+  if (raw_syscall(SYS_poll, reinterpret_cast<long>(&p), 1, 0) == 1 && (p.revents & POLLRDHUP)) return true;
+  s->known.fetch_and(static_cast<uint8_t>(~kKnownRdHup), std::memory_order_relaxed);
+  return false;
+}
+
 void netpoll_fd_note_refuses_nowait(int fd, PollDir dir) {
   if (FdState* s = state(fd))
     s->known.fetch_or(dir == PollDir::kRead ? kKnownNoNowaitRead : kKnownNoNowaitWrite, std::memory_order_relaxed);
@@ -671,6 +682,8 @@ int netpoll_dispatch(const struct epoll_event* ev, int n) {
     uint32_t e = ev[i].events, dirs = 0;
     if (e & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR | EPOLLPRI)) dirs |= kPollRead;
     if (e & (EPOLLOUT | EPOLLHUP | EPOLLERR)) dirs |= kPollWrite;
+    if (MNP_UNLIKELY(e & EPOLLRDHUP) && !(s->known.load(std::memory_order_relaxed) & kKnownRdHup))
+      s->known.fetch_or(kKnownRdHup, std::memory_order_relaxed);
     woken += bump_and_wake(s, dirs);
   }
   return woken;

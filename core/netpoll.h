@@ -120,6 +120,14 @@ bool netpoll_fd_is_file(int fd);
 // then made as real calls with the P handed off, correct but slower.
 bool netpoll_fd_refuses_nowait(int fd, PollDir dir);
 void netpoll_fd_note_refuses_nowait(int fd, PollDir dir);
+// Whether fd's reading side is shut (the kernel reports POLLRDHUP), asked
+// after a non-blocking read said EAGAIN: a datagram socket shut down for
+// reading (`shutdown(SHUT_RD)`, the usual way to wake a thread blocked in
+// its recv) says EAGAIN there, while the blocking call returns 0 at once.
+// A poll is made only once the netpoller has reported EPOLLRDHUP for fd
+// (a hint kept until fd is closed; one a close the runtime did not see left
+// behind costs that poll once and is dropped).
+bool netpoll_fd_read_shut(int fd);
 // Gs parked on fd wake up and try again (a signalfd read, for a signal the
 // kernel does not know is pending: interpose/signalfd.cpp).
 inline void netpoll_kick_fd(int fd) { netpoll_close(fd); }

@@ -100,6 +100,12 @@ long drive(int fd, PollDir dir, Attempt attempt, Blocking blocking) {
     // A regular file's EAGAIN is RWF_NOWAIT's (pages not cached): the
     // kernel ignores O_NONBLOCK there, so the read blocks (handed off below).
     if (program_nonblocking(fd) && !netpoll_fd_is_file(fd)) return raw_to_libc(-EAGAIN);
+    // Reading shut down (a datagram socket's EAGAIN there is the
+    // non-blocking call's): the real call, whose answer the kernel gives
+    // at once (0 from a recv, with its address length, EINVAL from an
+    // accept on a unix listener), rather than a wait for data that cannot
+    // come.
+    if (dir == PollDir::kRead && netpoll_fd_read_shut(fd)) return handoff(blocking);
     if (deadline == kUnset) deadline = socket_deadline(fd, dir);
     int w = netpoll_wait(fd, dir, seen, deadline);
     if (w == EPERM) return handoff(blocking);

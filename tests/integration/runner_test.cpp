@@ -1028,7 +1028,8 @@ TEST(Io, RwFewProcs1) { run_case(simple({"io_rw_few"}), 1); }
 TEST(Io, RwFewProcs2) { run_case(simple({"io_rw_few"}), 2); }
 // Netpoller waits: a reader and a writer on one socket, a number reused
 // after a close the runtime did not see, four threads in epoll_wait on one
-// epoll fd (what a registration armed per wait must get right).
+// epoll fd (what a registration armed per wait must get right), and
+// datagram sockets shut down for reading under a blocked recv.
 TEST(Io, ArmProcs1) { run_case(simple({"io_arm"}), 1); }
 TEST(Io, ArmProcs2) { run_case(simple({"io_arm"}), 2); }
 

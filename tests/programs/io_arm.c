@@ -16,6 +16,12 @@
  * 3. Four threads in epoll_wait on one epoll fd holding a non-blocking
  *    pipe: each takes one of four bytes written one at a time (a wake-up
  *    that finds the byte taken waits again and must be woken again).
+ * 4. Datagram sockets shut down for reading (UDP, and a unix datagram
+ *    socketpair): a thread blocked in recv() is woken by shutdown(SHUT_RD)
+ *    from main, the usual way to stop a receiving thread, and natively its
+ *    recv returns 0 (a non-blocking recv says EAGAIN there, so the runtime
+ *    used to wait for data that could not come); a recvfrom made after the
+ *    shutdown returns 0 at once, with address length 0.
  * stdout: one line per part; a lost wake-up shows as the runner's timeout. */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -175,6 +182,43 @@ static void shared_epoll(void) {
   close(ep_pipe[1]);
 }
 
+static int dgram_fd;
+
+static void* dgram_reader(void* arg) {
+  (void)arg;
+  char b[16];
+  return (void*)(long)recv(dgram_fd, b, sizeof b, 0);
+}
+
+static void shut_datagram(const char* what, int fd) {
+  dgram_fd = fd;
+  pthread_t t;
+  if (pthread_create(&t, NULL, dgram_reader, NULL) != 0) die("pthread_create");
+  usleep(50 * 1000);      // blocked by now
+  shutdown(fd, SHUT_RD);  // an unconnected UDP socket says ENOTCONN, and still wakes the reader
+  void* got;
+  pthread_join(t, &got);
+  char b[16];
+  struct sockaddr_storage from;
+  socklen_t len = sizeof from;
+  ssize_t again = recvfrom(fd, b, sizeof b, 0, (struct sockaddr*)&from, &len);
+  printf("%s shut for reading: blocked recv %ld, recvfrom after %zd, address length %u\n", what, (long)got, again,
+         (unsigned)len);
+}
+
+static void shut_datagrams(void) {
+  int u = socket(AF_INET, SOCK_DGRAM, 0);
+  struct sockaddr_in a = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001)};
+  if (u < 0 || bind(u, (struct sockaddr*)&a, sizeof a) != 0) die("udp socket");
+  shut_datagram("udp", u);
+  close(u);
+  int sp[2];
+  if (socketpair(AF_UNIX, SOCK_DGRAM, 0, sp) != 0) die("socketpair");
+  shut_datagram("unix datagram", sp[0]);
+  close(sp[0]);
+  close(sp[1]);
+}
+
 int main(void) {
   mnp_report_shim();
   pthread_t idlers[kIdle];
@@ -183,6 +227,7 @@ int main(void) {
   two_directions();
   reused_number();
   shared_epoll();
+  shut_datagrams();
   pthread_mutex_lock(&idle_mu);
   idle_done = 1;
   pthread_cond_broadcast(&idle_cv);
